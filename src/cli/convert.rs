@@ -1,0 +1,120 @@
+//! `blockwise convert SRC DST`: copy a dataset into another format, streaming.
+//!
+//! ```text
+//! blockwise convert SRC DST [--to FORMAT] [--chunks 1000,1000|auto]
+//!     [--compression zstd[:LEVEL]|lz4|none] [--blocksize 64MiB] [--row-group-size N]
+//!     [--columns a,b] [--dtype col=TYPE]... [--delimiter ,] [--overwrite]
+//!     [--memory-limit 2GiB] [--threads N] [--no-progress] [--stats]
+//! ```
+//!
+//! Tables (csv, parquet, ipc) convert to tables in every direction; arrays (npy, npy
+//! stack, zarr) to arrays; numeric columns of a table to a 2-D array; a 1-D or 2-D
+//! array to a table with columns `c0, c1, …`. The output is written under a
+//! temporary name and renamed at the end.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use super::common::{parse_bytes, JobArgs};
+use crate::convert::{convert, ChunkSpec, Compression, ConvertOptions};
+use crate::error::{Error, Result};
+use crate::exec::CancelToken;
+use crate::storage::frame::FrameReadOptions;
+use crate::storage::{parse_type_name, Format};
+
+/// Convert a dataset to another format
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Input: a file or a directory (Zarr array, npy stack, Parquet parts)
+    src: PathBuf,
+    /// Output path
+    dst: PathBuf,
+    /// Output format: csv, parquet, ipc, npy, npy-stack, zarr [default: from DST's extension]
+    #[arg(long)]
+    to: Option<String>,
+    /// Output chunk shape, e.g. 1000,1000, or auto (about 64 MiB a chunk)
+    #[arg(long)]
+    chunks: Option<String>,
+    /// Output compression: zstd[:LEVEL], lz4 (ipc) or none [default: zstd:3 for parquet and zarr]
+    #[arg(long)]
+    compression: Option<String>,
+    /// Bytes per CSV partition read in parallel
+    #[arg(long, value_parser = parse_bytes, default_value = "64MiB")]
+    blocksize: u64,
+    /// Rows per Parquet row group [default: 1048576]
+    #[arg(long)]
+    row_group_size: Option<usize>,
+    /// Read only these columns, in this order (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    /// Force a CSV column's type, e.g. --dtype price=float64 (repeatable)
+    #[arg(long = "dtype", value_name = "COL=TYPE")]
+    dtypes: Vec<String>,
+    /// CSV field delimiter (one character; `\t` for tabs)
+    #[arg(long, default_value = ",")]
+    delimiter: String,
+    /// Replace DST if it exists
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+/// Parses a delimiter argument: one byte, or `\t`.
+pub fn parse_delimiter(text: &str) -> Result<u8> {
+    match text {
+        "\\t" | "tab" => Ok(b'\t'),
+        t if t.len() == 1 => Ok(t.as_bytes()[0]),
+        _ => Err(Error::Usage(format!(
+            "--delimiter {text:?} must be one character"
+        ))),
+    }
+}
+
+/// Parses the `--dtype COL=TYPE` list.
+pub fn parse_dtypes(items: &[String]) -> Result<Vec<(String, arrow::datatypes::DataType)>> {
+    items
+        .iter()
+        .map(|item| {
+            let (col, ty) = item.split_once('=').ok_or_else(|| {
+                Error::Usage(format!(
+                    "--dtype {item:?}: write COLUMN=TYPE, e.g. price=float64"
+                ))
+            })?;
+            Ok((col.to_string(), parse_type_name(ty)?))
+        })
+        .collect()
+}
+
+pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
+    let started = Instant::now();
+    let mut read = FrameReadOptions::default()
+        .with_blocksize(args.blocksize)
+        .with_delimiter(parse_delimiter(&args.delimiter)?);
+    read.columns = args.columns.clone();
+    read.dtypes = parse_dtypes(&args.dtypes)?;
+    let options = ConvertOptions {
+        to: args.to.as_deref().map(Format::parse).transpose()?,
+        chunks: args.chunks.as_deref().map(ChunkSpec::parse).transpose()?,
+        compression: args
+            .compression
+            .as_deref()
+            .map(Compression::parse)
+            .transpose()?,
+        read,
+        row_group_rows: args.row_group_size,
+        overwrite: args.overwrite,
+    };
+    if options.row_group_rows == Some(0) {
+        return Err(Error::Usage("--row-group-size must be at least 1".into()));
+    }
+    let ctx = args.job.context(cancel)?;
+    let report = convert(&args.src, &args.dst, &options, &ctx)?;
+    args.job.report(
+        &ctx,
+        started,
+        serde_json::json!({"from": report.from.name(), "to": report.to.name(), "rows": report.rows}),
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,304 @@
+//! Table to 2-D array: numeric columns, cast to one common dtype, become the columns
+//! of a rows × columns array. Rows are gathered into row blocks of one chunk height
+//! and written as whole chunks; the row count is set when the table ends.
+
+use std::path::Path;
+
+use arrow::array::{Array, ArrayRef};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+
+use super::{sinks, ChunkSpec, ConvertOptions, AUTO_CHUNK_BYTES};
+use crate::error::{Error, Result};
+use crate::exec::{for_each_ordered, JobContext, JobStats};
+use crate::grid::{copy_region, Subset};
+use crate::storage::array::{ArraySink, DType};
+use crate::storage::{open_frame, type_name, Format};
+
+/// Placeholder length of the first axis while the row count is unknown; large
+/// enough for any table, small enough that chunk arithmetic cannot overflow.
+const UNKNOWN_ROWS: u64 = 1 << 48;
+
+/// Converts the table at `src` into a 2-D `to` array at `dst`; returns the row count.
+pub(super) fn run(
+    src: &Path,
+    from: Format,
+    dst: &Path,
+    to: Format,
+    options: &ConvertOptions,
+    ctx: &JobContext,
+) -> Result<u64> {
+    let mut read = options.read.clone();
+    let schema = open_frame(src, from, &read)?.schema();
+    let columns: Vec<String> = match &read.columns {
+        Some(cols) => cols.clone(),
+        None => schema
+            .fields()
+            .iter()
+            .filter(|f| dtype_of(f.data_type()).is_some())
+            .map(|f| f.name().clone())
+            .collect(),
+    };
+    if columns.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} has no numeric columns to put in an array",
+            src.display()
+        )));
+    }
+    read.columns = Some(columns.clone());
+    let source = open_frame(src, from, &read)?;
+    let mut dtypes = Vec::new();
+    for field in source.schema().fields() {
+        dtypes.push(dtype_of(field.data_type()).ok_or_else(|| {
+            Error::Usage(format!(
+                "column {:?} is {}, not numeric; pick numeric columns with --columns",
+                field.name(),
+                type_name(field.data_type())
+            ))
+        })?);
+    }
+    let dtype = common_dtype(&dtypes);
+    let ncols = columns.len() as u64;
+    let item = dtype.size() as u64;
+    let chunk_shape = match &options.chunks {
+        Some(ChunkSpec::Shape(s)) => s.clone(),
+        _ => vec![(AUTO_CHUNK_BYTES / (ncols * item)).max(1), ncols],
+    };
+    if chunk_shape.len() != 2 {
+        return Err(Error::Usage(format!(
+            "--chunks must have 2 dimensions (rows, columns), not {}",
+            chunk_shape.len()
+        )));
+    }
+    let sink = sinks::array_sink(
+        to,
+        dst,
+        dtype,
+        &[UNKNOWN_ROWS, ncols],
+        &chunk_shape,
+        options,
+        true,
+    )?;
+    let mut blocks = RowBlocks::new(&*sink, dtype, ncols, chunk_shape[0]);
+    let total: u64 = (0..source.num_partitions())
+        .map(|i| source.partition_bytes(i))
+        .sum();
+    ctx.progress.start(total, true, "converting");
+    for_each_ordered(
+        source.num_partitions(),
+        ctx.threads,
+        ctx.threads + 1,
+        &ctx.cancel,
+        |i, emit| {
+            for batch in source.read_partition(i)? {
+                emit(batch?)?;
+            }
+            let bytes = source.partition_bytes(i);
+            JobStats::add(&ctx.stats.read_bytes, bytes);
+            JobStats::add(&ctx.stats.tasks, 1);
+            ctx.progress.advance(bytes);
+            Ok(())
+        },
+        |_, batch| blocks.push(&batch, &columns),
+    )?;
+    let rows = blocks.finish()?;
+    sink.finish(Some(rows))?;
+    Ok(rows)
+}
+
+/// The array dtype of a numeric or bool column type.
+fn dtype_of(t: &DataType) -> Option<DType> {
+    Some(match t {
+        DataType::Boolean => DType::Bool,
+        DataType::Int8 => DType::Int8,
+        DataType::Int16 => DType::Int16,
+        DataType::Int32 => DType::Int32,
+        DataType::Int64 => DType::Int64,
+        DataType::UInt8 => DType::UInt8,
+        DataType::UInt16 => DType::UInt16,
+        DataType::UInt32 => DType::UInt32,
+        DataType::UInt64 => DType::UInt64,
+        DataType::Float16 => DType::Float16,
+        DataType::Float32 => DType::Float32,
+        DataType::Float64 => DType::Float64,
+        DataType::Dictionary(_, v) => return dtype_of(v),
+        _ => return None,
+    })
+}
+
+/// One dtype for all columns: their own when they agree; float64 when any is a
+/// float; uint64 when all are unsigned; int64 otherwise.
+fn common_dtype(dtypes: &[DType]) -> DType {
+    let first = dtypes[0];
+    if dtypes.iter().all(|&d| d == first) {
+        return first;
+    }
+    let is_float = |d: &DType| matches!(d, DType::Float16 | DType::Float32 | DType::Float64);
+    let is_unsigned = |d: &DType| {
+        matches!(
+            d,
+            DType::UInt8 | DType::UInt16 | DType::UInt32 | DType::UInt64
+        )
+    };
+    if dtypes.iter().any(is_float) {
+        DType::Float64
+    } else if dtypes.iter().all(is_unsigned) {
+        DType::UInt64
+    } else {
+        DType::Int64
+    }
+}
+
+/// The Arrow type a column is cast to before its bytes are copied: bools become
+/// one byte each, as numpy stores them.
+fn arrow_type(dtype: DType) -> DataType {
+    match dtype {
+        DType::Bool | DType::UInt8 => DataType::UInt8,
+        DType::Int8 => DataType::Int8,
+        DType::Int16 => DataType::Int16,
+        DType::Int32 => DataType::Int32,
+        DType::Int64 => DataType::Int64,
+        DType::UInt16 => DataType::UInt16,
+        DType::UInt32 => DataType::UInt32,
+        DType::UInt64 => DataType::UInt64,
+        DType::Float16 => DataType::Float16,
+        DType::Float32 => DataType::Float32,
+        DType::Float64 | DType::Complex64 | DType::Complex128 => DataType::Float64,
+    }
+}
+
+/// Gathers rows into a row-major block one chunk tall and writes it out as chunks.
+struct RowBlocks<'a> {
+    sink: &'a dyn ArraySink,
+    dtype: DType,
+    ncols: u64,
+    block_rows: u64,
+    block: Vec<u8>,
+    filled: u64,
+    block_index: u64,
+    rows: u64,
+}
+
+impl<'a> RowBlocks<'a> {
+    fn new(sink: &'a dyn ArraySink, dtype: DType, ncols: u64, block_rows: u64) -> Self {
+        let block = vec![0u8; (block_rows * ncols) as usize * dtype.size()];
+        RowBlocks {
+            sink,
+            dtype,
+            ncols,
+            block_rows,
+            block,
+            filled: 0,
+            block_index: 0,
+            rows: 0,
+        }
+    }
+
+    fn push(&mut self, batch: &RecordBatch, names: &[String]) -> Result<()> {
+        let target = arrow_type(self.dtype);
+        let item = self.dtype.size();
+        let mut cast_columns: Vec<ArrayRef> = Vec::with_capacity(names.len());
+        for (j, column) in batch.columns().iter().enumerate() {
+            if column.null_count() > 0
+                && !matches!(self.dtype, DType::Float16 | DType::Float32 | DType::Float64)
+            {
+                return Err(Error::Usage(format!(
+                    "column {:?} has nulls, which a {} array cannot hold; cast it with --dtype {}=float64",
+                    names[j], self.dtype, names[j]
+                )));
+            }
+            cast_columns.push(cast(column, &target)?);
+        }
+        let mut offset = 0usize;
+        while offset < batch.num_rows() {
+            let take = ((self.block_rows - self.filled) as usize).min(batch.num_rows() - offset);
+            for (j, column) in cast_columns.iter().enumerate() {
+                let data = column.to_data();
+                let values = &data.buffers()[0].as_slice()[(data.offset() + offset) * item..];
+                for r in 0..take {
+                    let dst = (((self.filled + r as u64) * self.ncols + j as u64) as usize) * item;
+                    if column.is_null(offset + r) {
+                        self.block[dst..dst + item].copy_from_slice(&nan_bytes(self.dtype));
+                    } else {
+                        self.block[dst..dst + item]
+                            .copy_from_slice(&values[r * item..(r + 1) * item]);
+                    }
+                }
+            }
+            self.filled += take as u64;
+            offset += take;
+            if self.filled == self.block_rows {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the block as the chunks of one chunk row, padding unfilled rows with
+    /// zeros (the fill value).
+    fn flush(&mut self) -> Result<()> {
+        if self.filled == 0 {
+            return Ok(());
+        }
+        let chunk_shape = self.sink.grid().max_chunk_shape();
+        let block_shape = [self.block_rows, self.ncols];
+        let item = self.dtype.size();
+        let zero_from = (self.filled * self.ncols) as usize * item;
+        self.block[zero_from..].fill(0);
+        let col_chunks = self.ncols.div_ceil(chunk_shape[1]);
+        for c in 0..col_chunks {
+            let col_start = c * chunk_shape[1];
+            let width = chunk_shape[1].min(self.ncols - col_start);
+            if col_chunks == 1 {
+                self.sink.write_chunk(&[self.block_index, 0], &self.block)?;
+            } else {
+                let mut chunk = vec![0u8; (self.block_rows * chunk_shape[1]) as usize * item];
+                let region = Subset::new(vec![0, col_start], vec![self.block_rows, width]);
+                copy_region(
+                    &self.block,
+                    &block_shape,
+                    &region,
+                    &mut chunk,
+                    &[self.block_rows, chunk_shape[1]],
+                    &[0, 0],
+                    item,
+                );
+                self.sink.write_chunk(&[self.block_index, c], &chunk)?;
+            }
+        }
+        self.rows += self.filled;
+        self.filled = 0;
+        self.block_index += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        self.flush()?;
+        Ok(self.rows)
+    }
+}
+
+fn nan_bytes(dtype: DType) -> Vec<u8> {
+    match dtype {
+        DType::Float16 => 0x7e00u16.to_ne_bytes().to_vec(),
+        DType::Float32 => f32::NAN.to_ne_bytes().to_vec(),
+        _ => f64::NAN.to_ne_bytes().to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_dtype_rules() {
+        assert_eq!(common_dtype(&[DType::Int32, DType::Int32]), DType::Int32);
+        assert_eq!(
+            common_dtype(&[DType::Int32, DType::Float32]),
+            DType::Float64
+        );
+        assert_eq!(common_dtype(&[DType::UInt8, DType::UInt32]), DType::UInt64);
+        assert_eq!(common_dtype(&[DType::Bool, DType::Int8]), DType::Int64);
+    }
+}

@@ -1,0 +1,100 @@
+//! Converting a dataset from one format to another, streaming, in bounded memory.
+//!
+//! Four routes, chosen by the kinds of source and destination: table to table,
+//! array to array, table to a 2-D array, and a 1-D or 2-D array to a table. Every
+//! route writes into an [`AtomicOutput`], so the destination appears complete or
+//! not at all.
+
+mod array_to_array;
+mod array_to_frame;
+mod frame_to_array;
+mod frame_to_frame;
+mod options;
+mod sinks;
+
+use std::path::Path;
+
+pub use self::options::{ChunkSpec, Compression, ConvertOptions};
+use crate::error::{Error, Result};
+use crate::exec::{JobContext, JobStats};
+use crate::storage::atomic::AtomicOutput;
+use crate::storage::{detect, Format, Kind};
+
+/// Target size of a chunk chosen by `--chunks auto` or by default.
+pub const AUTO_CHUNK_BYTES: u64 = 64 << 20;
+
+/// What a conversion did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertReport {
+    /// Format read.
+    pub from: Format,
+    /// Format written.
+    pub to: Format,
+    /// Rows written (tables) or length of the first axis (arrays).
+    pub rows: u64,
+    /// Bytes the output takes on disk.
+    pub written_bytes: u64,
+}
+
+/// Converts `src` to `dst`.
+///
+/// # Errors
+/// Any error of the formats involved; [`Error::OutputExists`] when `dst` exists and
+/// `options.overwrite` is false; [`Error::Cancelled`]. On error nothing is left at
+/// `dst` (an old `dst` is untouched).
+pub fn convert(
+    src: &Path,
+    dst: &Path,
+    options: &ConvertOptions,
+    ctx: &JobContext,
+) -> Result<ConvertReport> {
+    let from = detect(src)?;
+    let to = match options.to {
+        Some(f) => f,
+        None => Format::from_extension(dst).ok_or_else(|| Error::UnknownFormat {
+            path: dst.to_path_buf(),
+            hint: "pass --to FORMAT (csv, parquet, ipc, npy, npy-stack, zarr) or use an extension"
+                .into(),
+        })?,
+    };
+    if std::fs::canonicalize(src).ok() == std::fs::canonicalize(dst).ok() {
+        return Err(Error::Usage(format!(
+            "{} is both the input and the output",
+            src.display()
+        )));
+    }
+    let out = AtomicOutput::new(dst, options.overwrite)?;
+    let rows = ctx.install(|| match (from.kind(), to.kind()) {
+        (Kind::Frame, Kind::Frame) => frame_to_frame::run(src, from, out.path(), to, options, ctx),
+        (Kind::Array, Kind::Array) => array_to_array::run(src, from, out.path(), to, options, ctx),
+        (Kind::Frame, Kind::Array) => frame_to_array::run(src, from, out.path(), to, options, ctx),
+        (Kind::Array, Kind::Frame) => array_to_frame::run(src, from, out.path(), to, options, ctx),
+    })?;
+    ctx.cancel.check()?;
+    let written_bytes = disk_usage(out.path());
+    out.commit()?;
+    JobStats::add(&ctx.stats.written_bytes, written_bytes);
+    ctx.progress.finish();
+    Ok(ConvertReport {
+        from,
+        to,
+        rows,
+        written_bytes,
+    })
+}
+
+/// Bytes of the files under `path` (a file or a directory tree).
+pub fn disk_usage(path: &Path) -> u64 {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| disk_usage(&e.path()))
+                    .sum()
+            })
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}

@@ -1,0 +1,244 @@
+//! The one error type of blockwise.
+//!
+//! Every variant carries the values a user needs to fix the problem: the path, the
+//! line and column, what was expected and what was found. Messages are built by
+//! `Display` from those fields, never assembled as strings in the middle of code.
+//!
+//! Errors fall in three classes, which decide the CLI's exit code (see
+//! [`Error::exit_code`]): problems with the user's input or request (2), a job
+//! that did not fit its memory limit (3), a cancelled job (130), and internal
+//! failures (1).
+
+use std::path::{Path, PathBuf};
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in blockwise.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An input path does not exist.
+    #[error("{path}: no such file or directory")]
+    NotFound {
+        /// The missing path.
+        path: PathBuf,
+    },
+
+    /// The output already exists and `--overwrite` was not given.
+    #[error("{path} already exists; pass --overwrite to replace it")]
+    OutputExists {
+        /// The existing output.
+        path: PathBuf,
+    },
+
+    /// The format of a path could not be told from its name or contents.
+    #[error("{path}: cannot tell the format from the name or contents; {hint}")]
+    UnknownFormat {
+        /// The path whose format is unknown.
+        path: PathBuf,
+        /// What the user can do about it.
+        hint: String,
+    },
+
+    /// A CSV row has more or fewer fields than the header.
+    #[error("{path}: line {line}: expected {expected} fields (as in the header), found {found}")]
+    CsvFieldCount {
+        /// The CSV file.
+        path: PathBuf,
+        /// 1-based line where the row starts (the header is line 1).
+        line: u64,
+        /// Number of fields in the header.
+        expected: usize,
+        /// Number of fields in this row.
+        found: usize,
+    },
+
+    /// A CSV value does not parse as its column's type.
+    #[error(
+        "{path}: line {line}, column {column:?}: value {value:?} is not a valid {expected}{hint}"
+    )]
+    CsvValue {
+        /// The CSV file.
+        path: PathBuf,
+        /// 1-based line where the row starts.
+        line: u64,
+        /// Column name.
+        column: String,
+        /// The offending value.
+        value: String,
+        /// The column's type.
+        expected: String,
+        /// Advice, starting with "; " (or empty).
+        hint: String,
+    },
+
+    /// A file is malformed: a corrupt header, a truncated file, bad metadata.
+    #[error("{path}: {format} file is corrupt or truncated: {detail}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The format it claims to be ("parquet", "npy", ...).
+        format: &'static str,
+        /// What is wrong, as the underlying reader reported it.
+        detail: String,
+    },
+
+    /// The input uses a feature blockwise does not read (a codec, a dtype, an encoding).
+    #[error("{path}: unsupported {what} {found:?}{supported}")]
+    Unsupported {
+        /// The input.
+        path: PathBuf,
+        /// What kind of thing: "codec", "dtype", "npy dtype", ...
+        what: &'static str,
+        /// The value found.
+        found: String,
+        /// Advice, starting with "; " (or empty).
+        supported: String,
+    },
+
+    /// The user's request is invalid (bad flag value, an impossible conversion).
+    #[error("{0}")]
+    Usage(String),
+
+    /// A `--dtype`, `--columns` or similar option names a column that does not exist.
+    #[error("{path}: no column named {column:?}; the columns are {available}")]
+    NoSuchColumn {
+        /// The input.
+        path: PathBuf,
+        /// The requested column.
+        column: String,
+        /// The available column names, comma-separated.
+        available: String,
+    },
+
+    /// The disk holding `path` is full (or the file size limit was hit).
+    #[error("{path}: no space left on device; nothing was written")]
+    DiskFull {
+        /// The file being written.
+        path: PathBuf,
+    },
+
+    /// A reservation did not fit in the memory pool.
+    #[error(
+        "memory limit: {consumer} asked for {requested} more bytes with {reserved} of {limit} \
+         already reserved; top consumers: {top}. Raise --memory-limit or use smaller \
+         chunks or blocks"
+    )]
+    MemoryLimit {
+        /// Who asked.
+        consumer: String,
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes reserved at the time.
+        reserved: u64,
+        /// The pool's limit.
+        limit: u64,
+        /// The largest consumers and their bytes.
+        top: String,
+    },
+
+    /// The job was cancelled (Ctrl-C or a cancel request).
+    #[error("cancelled; no output was written")]
+    Cancelled,
+
+    /// Any other I/O error, with the path it happened on.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// An error from Arrow while processing data (not attributable to one input).
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// A bug or an invariant that did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on, recognising a full disk.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        let path = path.as_ref().to_path_buf();
+        match source.raw_os_error() {
+            // ENOSPC, EDQUOT, EFBIG: the data did not fit where it was going.
+            Some(28) | Some(122) | Some(27) => Error::DiskFull { path },
+            _ if source.kind() == std::io::ErrorKind::NotFound => Error::NotFound { path },
+            _ => Error::Io { path, source },
+        }
+    }
+
+    /// Builds a [`Error::Corrupt`] for `path` in `format` with the given detail.
+    pub fn corrupt(path: impl AsRef<Path>, format: &'static str, detail: impl ToString) -> Self {
+        Error::Corrupt {
+            path: path.as_ref().to_path_buf(),
+            format,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// The exit code the CLI uses for this error: 2 for bad input or a bad request,
+    /// 130 for a cancelled job, 1 for internal errors.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NotFound { .. }
+            | Error::OutputExists { .. }
+            | Error::UnknownFormat { .. }
+            | Error::CsvFieldCount { .. }
+            | Error::CsvValue { .. }
+            | Error::Corrupt { .. }
+            | Error::Unsupported { .. }
+            | Error::Usage(_)
+            | Error::NoSuchColumn { .. }
+            | Error::DiskFull { .. } => 2,
+            Error::MemoryLimit { .. } => 3,
+            Error::Cancelled => 130,
+            Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
+        }
+    }
+}
+
+/// Attaches a path to I/O results: `file.read(..).at(path)?`.
+pub trait IoResultExt<T> {
+    /// Converts an I/O error into [`Error::io`] for `path`.
+    fn at(self, path: impl AsRef<Path>) -> Result<T>;
+}
+
+impl<T> IoResultExt<T> for std::io::Result<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_disk_is_recognised_and_is_a_user_error() {
+        let e = Error::io("/x/out.parquet", std::io::Error::from_raw_os_error(28));
+        assert!(matches!(e, Error::DiskFull { .. }));
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("no space left"));
+    }
+
+    #[test]
+    fn csv_value_message_names_line_column_and_value() {
+        let e = Error::CsvValue {
+            path: "a.csv".into(),
+            line: 3002,
+            column: "b".into(),
+            value: "12x".into(),
+            expected: "int64".into(),
+            hint: String::new(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "a.csv: line 3002, column \"b\": value \"12x\" is not a valid int64"
+        );
+    }
+}

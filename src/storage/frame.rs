@@ -1,0 +1,123 @@
+//! What every table format shares: read options, and the source and sink traits each
+//! format implements.
+//!
+//! A source is cut into partitions (CSV byte ranges, Parquet row groups, IPC
+//! batches) that can be read independently and in parallel; each partition yields
+//! Arrow record batches in order. A sink takes batches in order.
+
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+
+use crate::error::Result;
+
+/// Default size of a CSV partition, as Dask's `read_csv(blocksize=...)`.
+pub const DEFAULT_BLOCKSIZE: u64 = 64 << 20;
+/// Default number of rows per record batch.
+pub const DEFAULT_BATCH_ROWS: usize = 64 * 1024;
+
+/// How to read a table: which columns, which types, how to cut it.
+#[derive(Debug, Clone)]
+pub struct FrameReadOptions {
+    /// Read only these columns, in this order (all when `None`).
+    pub columns: Option<Vec<String>>,
+    /// Types forced for named columns instead of inferring them (CSV).
+    pub dtypes: Vec<(String, DataType)>,
+    /// Field delimiter (CSV).
+    pub delimiter: u8,
+    /// Target bytes per partition (CSV).
+    pub blocksize: u64,
+    /// Rows per record batch.
+    pub batch_rows: usize,
+    /// Rows sampled to infer CSV column types.
+    pub infer_rows: usize,
+    /// Read only these row groups (Parquet).
+    pub row_groups: Option<Vec<usize>>,
+}
+
+impl Default for FrameReadOptions {
+    fn default() -> Self {
+        FrameReadOptions {
+            columns: None,
+            dtypes: Vec::new(),
+            delimiter: b',',
+            blocksize: DEFAULT_BLOCKSIZE,
+            batch_rows: DEFAULT_BATCH_ROWS,
+            infer_rows: 1000,
+            row_groups: None,
+        }
+    }
+}
+
+impl FrameReadOptions {
+    /// Reads only `columns`.
+    pub fn with_columns(mut self, columns: Vec<String>) -> Self {
+        self.columns = Some(columns);
+        self
+    }
+
+    /// Forces the type of a column.
+    pub fn with_dtype(mut self, column: impl Into<String>, dtype: DataType) -> Self {
+        self.dtypes.push((column.into(), dtype));
+        self
+    }
+
+    /// Sets the CSV delimiter.
+    pub fn with_delimiter(mut self, delimiter: u8) -> Self {
+        self.delimiter = delimiter;
+        self
+    }
+
+    /// Sets the target partition size in bytes.
+    pub fn with_blocksize(mut self, blocksize: u64) -> Self {
+        self.blocksize = blocksize.max(1);
+        self
+    }
+}
+
+/// An iterator over one partition's record batches.
+pub type BatchIter<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + Send + 'a>;
+
+/// A readable table in some format.
+pub trait FrameSource: Send + Sync {
+    /// The format's name, as `info` reports it ("csv", "parquet", "ipc").
+    fn format(&self) -> &'static str;
+
+    /// The schema of the batches this source yields (after projection).
+    fn schema(&self) -> SchemaRef;
+
+    /// Number of partitions.
+    fn num_partitions(&self) -> usize;
+
+    /// Number of rows, when the format records it (Parquet, IPC); `None` for CSV.
+    fn num_rows(&self) -> Option<u64>;
+
+    /// Bytes of input the partition covers (for progress and statistics).
+    fn partition_bytes(&self, partition: usize) -> u64;
+
+    /// Reads partition `partition`'s batches in order.
+    ///
+    /// # Errors
+    /// The iterator yields an error for data that cannot be read or decoded; opening
+    /// the partition fails when its file cannot be opened.
+    fn read_partition(&self, partition: usize) -> Result<BatchIter<'_>>;
+
+    /// Extra facts for `info` (row groups, ...), as key and JSON value.
+    fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
+}
+
+/// A writable table in some format. Batches arrive in order from one thread.
+pub trait FrameSink: Send {
+    /// Appends a batch.
+    ///
+    /// # Errors
+    /// When the data cannot be encoded or written.
+    fn write(&mut self, batch: &RecordBatch) -> Result<()>;
+
+    /// Completes the file (footer, flush, sync).
+    ///
+    /// # Errors
+    /// When the data cannot be written.
+    fn finish(self: Box<Self>) -> Result<()>;
+}

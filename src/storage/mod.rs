@@ -1,0 +1,268 @@
+//! Storage: one module per format, the traits they share, and telling a path's
+//! format from its name or contents.
+
+pub mod array;
+pub mod atomic;
+pub mod csv;
+pub mod describe;
+pub mod frame;
+pub mod ipc;
+pub mod npy;
+pub mod npy_stack;
+pub mod parquet;
+pub mod zarr;
+
+use std::path::Path;
+
+use arrow::datatypes::DataType;
+
+use self::array::ArraySource;
+use self::frame::{FrameReadOptions, FrameSource};
+use crate::error::{Error, Result};
+
+/// Whether a dataset is a table or an n-dimensional array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Rows and named, typed columns.
+    Frame,
+    /// An n-dimensional array of one dtype.
+    Array,
+}
+
+/// A storage format blockwise reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma- (or otherwise) separated values.
+    Csv,
+    /// Apache Parquet (a file or a directory of parts).
+    Parquet,
+    /// Arrow IPC file (`.arrow`, `.feather` v2).
+    Ipc,
+    /// A numpy `.npy` file.
+    Npy,
+    /// A Dask npy stack directory.
+    NpyStack,
+    /// A Zarr array (v3 written, v2 and v3 read).
+    Zarr,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 6] = [
+        Format::Csv,
+        Format::Parquet,
+        Format::Ipc,
+        Format::Npy,
+        Format::NpyStack,
+        Format::Zarr,
+    ];
+
+    /// The name used by `--to` and `info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Parquet => "parquet",
+            Format::Ipc => "ipc",
+            Format::Npy => "npy",
+            Format::NpyStack => "npy-stack",
+            Format::Zarr => "zarr",
+        }
+    }
+
+    /// Parses a `--to` value; a few common aliases are accepted.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] listing the formats.
+    pub fn parse(name: &str) -> Result<Format> {
+        let f = match name.to_ascii_lowercase().as_str() {
+            "csv" => Format::Csv,
+            "parquet" | "pq" => Format::Parquet,
+            "ipc" | "arrow" | "feather" => Format::Ipc,
+            "npy" => Format::Npy,
+            "npy-stack" | "npy_stack" | "npystack" => Format::NpyStack,
+            "zarr" => Format::Zarr,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "unknown format {name:?}; the formats are {}",
+                    Format::ALL.map(Format::name).join(", ")
+                )))
+            }
+        };
+        Ok(f)
+    }
+
+    /// Table or array.
+    pub fn kind(self) -> Kind {
+        match self {
+            Format::Csv | Format::Parquet | Format::Ipc => Kind::Frame,
+            Format::Npy | Format::NpyStack | Format::Zarr => Kind::Array,
+        }
+    }
+
+    /// The format a file name's extension says, if any.
+    pub fn from_extension(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "csv" | "tsv" | "txt" => Format::Csv,
+            "parquet" | "pq" | "parq" => Format::Parquet,
+            "arrow" | "feather" | "ipc" => Format::Ipc,
+            "npy" => Format::Npy,
+            "zarr" => Format::Zarr,
+            _ => return None,
+        })
+    }
+}
+
+/// Tells the format of an existing path from its contents, then its name.
+///
+/// # Errors
+/// [`Error::NotFound`]; [`Error::UnknownFormat`] when nothing tells.
+pub fn detect(path: &Path) -> Result<Format> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        if zarr::is_zarr(path) {
+            return Ok(Format::Zarr);
+        }
+        if npy_stack::is_npy_stack(path) {
+            return Ok(Format::NpyStack);
+        }
+        if !parquet::list_parts(path)?.is_empty() {
+            return Ok(Format::Parquet);
+        }
+        return Err(Error::UnknownFormat {
+            path: path.to_path_buf(),
+            hint: "a directory must hold zarr.json or .zarray (Zarr), info (npy stack) or .parquet parts".into(),
+        });
+    }
+    let mut head = [0u8; 8];
+    let n = std::io::Read::read(
+        &mut std::fs::File::open(path).map_err(|e| Error::io(path, e))?,
+        &mut head,
+    )
+    .map_err(|e| Error::io(path, e))?;
+    let head = &head[..n];
+    if head.starts_with(b"PAR1") {
+        return Ok(Format::Parquet);
+    }
+    if head.starts_with(b"ARROW1") {
+        return Ok(Format::Ipc);
+    }
+    if head.starts_with(b"\x93NUMPY") {
+        return Ok(Format::Npy);
+    }
+    Format::from_extension(path).ok_or_else(|| Error::UnknownFormat {
+        path: path.to_path_buf(),
+        hint: format!(
+            "pass --to or use an extension: {}",
+            "csv, parquet, arrow, feather, npy, zarr"
+        ),
+    })
+}
+
+/// Opens a table for reading.
+///
+/// # Errors
+/// The format's open errors; [`Error::Usage`] when `format` is an array format.
+pub fn open_frame(
+    path: &Path,
+    format: Format,
+    options: &FrameReadOptions,
+) -> Result<Box<dyn FrameSource>> {
+    Ok(match format {
+        Format::Csv => Box::new(csv::CsvSource::open(path, options)?),
+        Format::Parquet => Box::new(parquet::ParquetSource::open(path, options)?),
+        Format::Ipc => Box::new(ipc::IpcSource::open(path, options)?),
+        other => {
+            return Err(Error::Usage(format!(
+                "{} is an array format, not a table format",
+                other.name()
+            )))
+        }
+    })
+}
+
+/// Opens an array for reading.
+///
+/// # Errors
+/// The format's open errors; [`Error::Usage`] when `format` is a table format.
+pub fn open_array(path: &Path, format: Format) -> Result<Box<dyn ArraySource>> {
+    Ok(match format {
+        Format::Npy => Box::new(npy::NpySource::open(path)?),
+        Format::NpyStack => Box::new(npy_stack::NpyStackSource::open(path)?),
+        Format::Zarr => Box::new(zarr::ZarrSource::open(path)?),
+        other => {
+            return Err(Error::Usage(format!(
+                "{} is a table format, not an array format",
+                other.name()
+            )))
+        }
+    })
+}
+
+/// The name blockwise uses for an Arrow type in messages, `info` and `--dtype`.
+pub fn type_name(dtype: &DataType) -> String {
+    match dtype {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "utf8".into(),
+        DataType::Boolean => "bool".into(),
+        DataType::Int8 => "int8".into(),
+        DataType::Int16 => "int16".into(),
+        DataType::Int32 => "int32".into(),
+        DataType::Int64 => "int64".into(),
+        DataType::UInt8 => "uint8".into(),
+        DataType::UInt16 => "uint16".into(),
+        DataType::UInt32 => "uint32".into(),
+        DataType::UInt64 => "uint64".into(),
+        DataType::Float16 => "float16".into(),
+        DataType::Float32 => "float32".into(),
+        DataType::Float64 => "float64".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Timestamp(unit, None) => format!("timestamp[{}]", unit_name(unit)),
+        DataType::Timestamp(unit, Some(tz)) => format!("timestamp[{}, {tz}]", unit_name(unit)),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
+        DataType::Dictionary(_, value) => type_name(value),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+fn unit_name(unit: &arrow::datatypes::TimeUnit) -> &'static str {
+    use arrow::datatypes::TimeUnit::*;
+    match unit {
+        Second => "s",
+        Millisecond => "ms",
+        Microsecond => "us",
+        Nanosecond => "ns",
+    }
+}
+
+/// Parses a `--dtype` type name: the names [`type_name`] prints, plus a few aliases.
+///
+/// # Errors
+/// [`Error::Usage`] listing the names.
+pub fn parse_type_name(name: &str) -> Result<DataType> {
+    use arrow::datatypes::TimeUnit;
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "utf8" | "str" | "string" | "text" | "varchar" => DataType::Utf8,
+        "bool" | "boolean" => DataType::Boolean,
+        "int8" => DataType::Int8,
+        "int16" => DataType::Int16,
+        "int32" => DataType::Int32,
+        "int64" | "int" => DataType::Int64,
+        "uint8" => DataType::UInt8,
+        "uint16" => DataType::UInt16,
+        "uint32" => DataType::UInt32,
+        "uint64" => DataType::UInt64,
+        "float32" => DataType::Float32,
+        "float64" | "float" | "double" => DataType::Float64,
+        "date" | "date32" => DataType::Date32,
+        "timestamp" | "datetime" | "timestamp[us]" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        "timestamp[ms]" => DataType::Timestamp(TimeUnit::Millisecond, None),
+        "timestamp[s]" => DataType::Timestamp(TimeUnit::Second, None),
+        "timestamp[ns]" => DataType::Timestamp(TimeUnit::Nanosecond, None),
+        _ => {
+            return Err(Error::Usage(format!(
+                "unknown type {name:?}; use one of utf8, bool, int8, int16, int32, int64, uint8, uint16, \
+                 uint32, uint64, float32, float64, date, timestamp"
+            )))
+        }
+    })
+}

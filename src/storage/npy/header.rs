@@ -1,0 +1,254 @@
+//! The `.npy` header: magic, version, and the Python-literal dict that holds
+//! `descr`, `fortran_order` and `shape`.
+//!
+//! Format facts (numpy's `format.py` documents them): the file starts with
+//! `\x93NUMPY`, a major and minor version byte, then the header length as a
+//! little-endian u16 (version 1) or u32 (versions 2 and 3), then the header text,
+//! padded with spaces and ended by `\n` so the data starts at a multiple of 64.
+
+use crate::storage::array::DType;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+/// Data start alignment numpy uses since 1.x.
+const ALIGN: usize = 64;
+
+/// Byte order of the stored elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteOrder {
+    /// Least significant byte first (`<`).
+    Little,
+    /// Most significant byte first (`>`).
+    Big,
+}
+
+impl ByteOrder {
+    /// The order of this machine.
+    pub const NATIVE: ByteOrder = if cfg!(target_endian = "little") {
+        ByteOrder::Little
+    } else {
+        ByteOrder::Big
+    };
+}
+
+/// A parsed `.npy` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyHeader {
+    /// Element type.
+    pub dtype: DType,
+    /// Byte order of the stored elements.
+    pub order: ByteOrder,
+    /// True when the data is in Fortran (column-major) order.
+    pub fortran_order: bool,
+    /// Array shape.
+    pub shape: Vec<u64>,
+    /// Offset of the first data byte.
+    pub data_offset: usize,
+}
+
+/// Parses the header at the start of `bytes`; the error is a sentence saying what is
+/// wrong, for the caller to attach the path to.
+pub fn parse(bytes: &[u8]) -> Result<NpyHeader, String> {
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err("does not start with the .npy magic \\x93NUMPY".into());
+    }
+    let major = bytes[6];
+    let (len, start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err("header length is cut off".into());
+            }
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
+        }
+        v => return Err(format!("unknown .npy format version {v}")),
+    };
+    let end = start + len;
+    if bytes.len() < end {
+        return Err(format!(
+            "header claims {len} bytes but the file has only {} after the preamble",
+            bytes.len() - start
+        ));
+    }
+    let text = std::str::from_utf8(&bytes[start..end])
+        .map_err(|_| "header is not valid text".to_string())?;
+    let dict = text.trim_end_matches(['\n', ' ', '\0']).trim();
+    let descr = dict_value(dict, "descr")?;
+    let fortran = dict_value(dict, "fortran_order")?;
+    let shape = dict_value(dict, "shape")?;
+
+    let descr = unquote(descr).ok_or_else(|| format!("descr {descr} is not a string"))?;
+    let (order, code) = match descr.as_bytes().first() {
+        Some(b'<') => (ByteOrder::Little, &descr[1..]),
+        Some(b'>') => (ByteOrder::Big, &descr[1..]),
+        Some(b'|') | Some(b'=') => (ByteOrder::NATIVE, &descr[1..]),
+        _ => (ByteOrder::NATIVE, descr),
+    };
+    let dtype = DType::from_numpy_code(code).ok_or_else(|| format!("dtype {descr:?}"))?;
+    let fortran_order = match fortran {
+        "True" => true,
+        "False" => false,
+        other => {
+            return Err(format!(
+                "fortran_order is {other:?}, expected True or False"
+            ))
+        }
+    };
+    let shape = parse_shape(shape)?;
+    Ok(NpyHeader {
+        dtype,
+        order,
+        fortran_order,
+        shape,
+        data_offset: end,
+    })
+}
+
+/// True when a parse error is about the dtype rather than a broken header.
+pub fn is_dtype_error(message: &str) -> bool {
+    message.starts_with("dtype ")
+}
+
+/// Finds `'key': value` in a dict literal and returns the value text.
+fn dict_value<'a>(dict: &'a str, key: &str) -> Result<&'a str, String> {
+    let inner = dict
+        .strip_prefix('{')
+        .and_then(|d| d.strip_suffix('}'))
+        .ok_or_else(|| "header is not a {...} dict".to_string())?;
+    for quote in ['\'', '"'] {
+        let needle = format!("{quote}{key}{quote}");
+        if let Some(pos) = inner.find(&needle) {
+            let rest = inner[pos + needle.len()..].trim_start();
+            let rest = rest
+                .strip_prefix(':')
+                .ok_or_else(|| format!("no ':' after {key:?} in the header"))?
+                .trim_start();
+            // The value ends at the first top-level comma.
+            let mut depth = 0i32;
+            for (i, c) in rest.char_indices() {
+                match c {
+                    '(' | '[' => depth += 1,
+                    ')' | ']' => depth -= 1,
+                    ',' if depth == 0 => return Ok(rest[..i].trim()),
+                    _ => {}
+                }
+            }
+            return Ok(rest.trim());
+        }
+    }
+    Err(format!("header has no {key:?} key"))
+}
+
+fn unquote(s: &str) -> Option<&str> {
+    let s = s.trim();
+    for q in ['\'', '"'] {
+        if let Some(inner) = s.strip_prefix(q).and_then(|s| s.strip_suffix(q)) {
+            return Some(inner);
+        }
+    }
+    None
+}
+
+fn parse_shape(s: &str) -> Result<Vec<u64>, String> {
+    let inner = s
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| format!("shape {s} is not a tuple"))?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.trim_end_matches('L')
+                .parse::<u64>()
+                .map_err(|_| format!("shape entry {p:?} is not a non-negative integer"))
+        })
+        .collect()
+}
+
+/// Encodes a version-1 header for a C-order little-endian array.
+///
+/// `reserve_rows` pads the header so that a later rewrite with any first-axis length
+/// up to `u64::MAX` keeps the same length: the data offset never moves.
+pub fn encode(dtype: DType, shape: &[u64], reserve_rows: bool) -> Vec<u8> {
+    let order = if dtype.size() == 1 { '|' } else { '<' };
+    let shape_text = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let dict = format!(
+        "{{'descr': '{order}{}', 'fortran_order': False, 'shape': {shape_text}, }}",
+        dtype.numpy_code()
+    );
+    let slack = if reserve_rows { 20 } else { 0 };
+    let unpadded = MAGIC.len() + 4 + dict.len() + slack + 1;
+    let total = unpadded.div_ceil(ALIGN) * ALIGN;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&((total - 10) as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(total - 1, b' ');
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_alignment() {
+        for shape in [vec![37, 23], vec![1000], vec![5, 7, 9], vec![]] {
+            let h = encode(DType::Float64, &shape, false);
+            assert_eq!(h.len() % 64, 0);
+            let p = parse(&h).unwrap();
+            assert_eq!(p.shape, shape);
+            assert_eq!(p.dtype, DType::Float64);
+            assert_eq!(p.data_offset, h.len());
+        }
+    }
+
+    #[test]
+    fn reserved_header_keeps_its_length() {
+        let a = encode(DType::Int32, &[0, 3], true);
+        let b = encode(DType::Int32, &[u64::MAX, 3], true);
+        assert_eq!(a.len(), b.len());
+        assert_eq!(parse(&b).unwrap().shape, vec![u64::MAX, 3]);
+    }
+
+    #[test]
+    fn numpy_style_headers_parse() {
+        let mut f = b"\x93NUMPY\x01\x00".to_vec();
+        let text = "{'descr': '>i4', 'fortran_order': True, 'shape': (3, 2), }    \n";
+        f.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        f.extend_from_slice(text.as_bytes());
+        let h = parse(&f).unwrap();
+        assert_eq!(h.order, ByteOrder::Big);
+        assert!(h.fortran_order);
+        assert_eq!(h.dtype, DType::Int32);
+    }
+
+    #[test]
+    fn broken_headers_say_why() {
+        assert!(parse(b"garbage").unwrap_err().contains("magic"));
+        let mut f = b"\x93NUMPY\x01\x00".to_vec();
+        f.extend_from_slice(&200u16.to_le_bytes());
+        f.extend_from_slice(b"{'descr': '<f8'");
+        assert!(parse(&f).unwrap_err().contains("header claims 200 bytes"));
+        let mut f = b"\x93NUMPY\x01\x00".to_vec();
+        let text = "{'descr': '<U8', 'fortran_order': False, 'shape': (3,), }\n";
+        f.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        f.extend_from_slice(text.as_bytes());
+        assert!(is_dtype_error(&parse(&f).unwrap_err()));
+    }
+}

@@ -1,0 +1,307 @@
+//! `.npy` files: read through a memory map (no copy until a subset is asked for),
+//! written with positioned writes so chunks can land from several threads at once.
+//!
+//! Every numeric dtype and bool, both byte orders and both memory orders are read;
+//! files are written C-order, little-endian, format version 1.
+
+pub mod header;
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use self::header::{ByteOrder, NpyHeader};
+use crate::error::{Error, IoResultExt, Result};
+use crate::grid::{copy_region, ChunkGrid, Subset};
+use crate::storage::array::{swap_bytes, ArrayMeta, ArraySink, ArraySource, DType};
+
+/// A `.npy` file opened for reading.
+pub struct NpySource {
+    path: PathBuf,
+    map: Mmap,
+    header: NpyHeader,
+    meta: ArrayMeta,
+}
+
+impl NpySource {
+    /// Opens and validates `path`: the header must parse and the data must be whole.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Corrupt`] for a broken header or truncated data,
+    /// [`Error::Unsupported`] for a dtype blockwise does not handle (strings, records).
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).at(path)?;
+        // SAFETY: the map is read-only; a file truncated underneath us by another
+        // process would fault, which is the accepted contract of memory-mapped input
+        // (numpy's mmap_mode and Arrow's memory-mapped files make the same one).
+        let map = unsafe { Mmap::map(&file) }.at(path)?;
+        let header = header::parse(&map).map_err(|detail| {
+            if header::is_dtype_error(&detail) {
+                Error::Unsupported {
+                    path: path.to_path_buf(),
+                    what: "npy dtype",
+                    found: detail.trim_start_matches("dtype ").to_string(),
+                    supported: "; blockwise reads bool, integer, float and complex arrays".into(),
+                }
+            } else {
+                Error::corrupt(path, "npy", detail)
+            }
+        })?;
+        let nbytes = crate::grid::num_elements(&header.shape) * header.dtype.size() as u64;
+        let available = (map.len() - header.data_offset) as u64;
+        if available < nbytes {
+            return Err(Error::corrupt(
+                path,
+                "npy",
+                format!(
+                    "shape {:?} needs {nbytes} data bytes, the file has {available}",
+                    header.shape
+                ),
+            ));
+        }
+        let grid = ChunkGrid::regular(
+            &header.shape,
+            &header.shape.iter().map(|&n| n.max(1)).collect::<Vec<_>>(),
+        )?;
+        let meta = ArrayMeta {
+            dtype: header.dtype,
+            grid,
+            compression: "none".into(),
+        };
+        Ok(NpySource {
+            path: path.to_path_buf(),
+            map,
+            header,
+            meta,
+        })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &NpyHeader {
+        &self.header
+    }
+
+    /// The path this source reads.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.map[self.header.data_offset..]
+    }
+}
+
+impl ArraySource for NpySource {
+    fn format(&self) -> &'static str {
+        "npy"
+    }
+
+    fn meta(&self) -> &ArrayMeta {
+        &self.meta
+    }
+
+    fn read(&self, subset: &Subset) -> Result<Vec<u8>> {
+        let item = self.header.dtype.size();
+        let mut out = vec![0u8; subset.num_elements() as usize * item];
+        let shape = &self.header.shape;
+        if self.header.fortran_order {
+            // Fortran order is C order of the reversed shape: read the reversed region,
+            // then reverse its axes.
+            let rev = |v: &[u64]| v.iter().rev().copied().collect::<Vec<_>>();
+            let region = Subset::new(rev(subset.start()), rev(subset.shape()));
+            let mut transposed = vec![0u8; out.len()];
+            let zero = vec![0; shape.len()];
+            copy_region(
+                self.data(),
+                &rev(shape),
+                &region,
+                &mut transposed,
+                region.shape(),
+                &zero,
+                item,
+            );
+            reverse_axes(&transposed, region.shape(), &mut out, item);
+        } else {
+            let zero = vec![0; shape.len()];
+            copy_region(
+                self.data(),
+                shape,
+                subset,
+                &mut out,
+                subset.shape(),
+                &zero,
+                item,
+            );
+        }
+        if self.header.order != ByteOrder::NATIVE {
+            swap_bytes(&mut out, self.header.dtype.component_size());
+        }
+        Ok(out)
+    }
+
+    fn release(&self, subset: &Subset) {
+        if self.header.fortran_order || self.header.shape.is_empty() {
+            return;
+        }
+        // Whole rows of a C-order file are one byte range; drop its pages from our
+        // resident set so a long conversion does not grow RSS to the file's size.
+        let row_bytes: u64 =
+            self.header.shape[1..].iter().product::<u64>() * self.header.dtype.size() as u64;
+        let page = 4096u64;
+        let lo = self.header.data_offset as u64 + subset.start()[0] * row_bytes;
+        let hi = lo + subset.shape()[0] * row_bytes;
+        let (lo, hi) = (lo.div_ceil(page) * page, hi / page * page);
+        if hi > lo {
+            // SAFETY: the mapping is read-only and file-backed; dropped pages are read
+            // back from the file if touched again, so no data can be lost.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    lo as usize,
+                    (hi - lo) as usize,
+                )
+            };
+        }
+    }
+}
+
+/// Writes `src` (C order, `shape`) into `dst` with its axes reversed (a full
+/// transpose), as Fortran-order data needs.
+fn reverse_axes(src: &[u8], shape: &[u64], dst: &mut [u8], item: usize) {
+    let rank = shape.len();
+    if rank < 2 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let out_shape: Vec<u64> = shape.iter().rev().copied().collect();
+    let mut src_strides = vec![1u64; rank];
+    for axis in (0..rank - 1).rev() {
+        src_strides[axis] = src_strides[axis + 1] * shape[axis + 1];
+    }
+    for (flat, idx) in crate::grid::indices_c_order(&out_shape).enumerate() {
+        // Output axis k is input axis rank-1-k.
+        let off: u64 = idx
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| i * src_strides[rank - 1 - k])
+            .sum();
+        let (s, d) = (off as usize * item, flat * item);
+        dst[d..d + item].copy_from_slice(&src[s..s + item]);
+    }
+}
+
+/// A `.npy` file being written: C order, little-endian, chunks of whole rows.
+pub struct NpySink {
+    path: PathBuf,
+    file: File,
+    dtype: DType,
+    shape: Vec<u64>,
+    grid: ChunkGrid,
+    data_offset: u64,
+    row_bytes: u64,
+}
+
+impl NpySink {
+    /// Creates `path` for an array of `shape` written in blocks of `chunk_rows` rows.
+    /// When `rows_unknown`, the first axis is set by `finish`.
+    ///
+    /// # Errors
+    /// When the file cannot be created.
+    pub fn create(
+        path: &Path,
+        dtype: DType,
+        shape: &[u64],
+        chunk_rows: u64,
+        rows_unknown: bool,
+    ) -> Result<Self> {
+        if dtype.size() > 1 && cfg!(target_endian = "big") {
+            return Err(Error::Internal(
+                "npy writing assumes a little-endian machine".into(),
+            ));
+        }
+        let header = header::encode(dtype, shape, rows_unknown);
+        let file = File::create(path).at(path)?;
+        file.write_all_at(&header, 0).at(path)?;
+        let row_bytes =
+            shape.get(1..).map_or(1, |s| s.iter().product::<u64>()) * dtype.size() as u64;
+        let mut chunk_shape = shape.to_vec();
+        if let Some(first) = chunk_shape.first_mut() {
+            *first = chunk_rows.max(1);
+        }
+        let chunk_shape: Vec<u64> = chunk_shape.iter().map(|&c| c.max(1)).collect();
+        let grid = ChunkGrid::regular(shape, &chunk_shape)?;
+        Ok(NpySink {
+            path: path.to_path_buf(),
+            file,
+            dtype,
+            shape: shape.to_vec(),
+            grid,
+            data_offset: header.len() as u64,
+            row_bytes,
+        })
+    }
+}
+
+impl ArraySink for NpySink {
+    fn grid(&self) -> &ChunkGrid {
+        &self.grid
+    }
+
+    fn write_chunk(&self, index: &[u64], data: &[u8]) -> Result<()> {
+        let start_row = index.first().map_or(0, |&i| self.grid.axes()[0].span(i).0);
+        let offset = self.data_offset + start_row * self.row_bytes;
+        self.file.write_all_at(data, offset).at(&self.path)
+    }
+
+    fn finish(self: Box<Self>, rows: Option<u64>) -> Result<()> {
+        let mut shape = self.shape.clone();
+        if let (Some(rows), Some(first)) = (rows, shape.first_mut()) {
+            *first = rows;
+            let header = header::encode(self.dtype, &shape, true);
+            debug_assert_eq!(header.len() as u64, self.data_offset);
+            self.file.write_all_at(&header, 0).at(&self.path)?;
+        }
+        let total = self.data_offset + crate::grid::num_elements(&shape) * self.dtype.size() as u64;
+        self.file.set_len(total).at(&self.path)?;
+        self.file.sync_all().at(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_axes_transposes() {
+        // 2x3 C-order [[0,1,2],[3,4,5]] -> 3x2 [[0,3],[1,4],[2,5]]
+        let src: Vec<u8> = (0..6).collect();
+        let mut dst = vec![0u8; 6];
+        reverse_axes(&src, &[2, 3], &mut dst, 1);
+        assert_eq!(dst, vec![0, 3, 1, 4, 2, 5]);
+    }
+
+    #[test]
+    fn write_then_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        let sink = NpySink::create(&path, DType::Int16, &[5, 3], 2, false).unwrap();
+        let sink: Box<dyn ArraySink> = Box::new(sink);
+        for index in sink.grid().chunk_indices() {
+            let sub = sink.grid().chunk_subset(&index);
+            let data: Vec<u8> = (0..sub.num_elements())
+                .flat_map(|k| ((sub.start()[0] * 3 + k) as i16).to_ne_bytes())
+                .collect();
+            sink.write_chunk(&index, &data).unwrap();
+        }
+        sink.finish(None).unwrap();
+        let src = NpySource::open(&path).unwrap();
+        let all = src.read(&Subset::full(&[5, 3])).unwrap();
+        let values: Vec<i16> = all
+            .chunks(2)
+            .map(|b| i16::from_ne_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(values, (0..15).collect::<Vec<i16>>());
+    }
+}

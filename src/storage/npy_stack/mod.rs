@@ -1,0 +1,276 @@
+//! npy stacks: the directory layout of `dask.array.to_npy_stack`.
+//!
+//! A stack is a directory holding `0.npy … N.npy`, one file per chunk along one
+//! `axis`, and an `info` file: a pickled dict `{"chunks", "dtype", "axis"}`. Chunks
+//! along the other axes are whole. Reading takes the chunking from `info` and the
+//! dtype from each file's own header; writing emits the same pickle Dask does, so
+//! `dask.array.from_npy_stack` reads what we write.
+
+pub mod pickle;
+
+use std::path::{Path, PathBuf};
+
+use self::pickle::Value;
+use crate::error::{Error, IoResultExt, Result};
+use crate::grid::{copy_region, AxisChunks, ChunkGrid, Subset};
+use crate::storage::array::{ArrayMeta, ArraySink, ArraySource, DType};
+use crate::storage::npy::{NpySink, NpySource};
+
+/// True when `dir` looks like an npy stack (it holds an `info` file).
+pub fn is_npy_stack(dir: &Path) -> bool {
+    dir.join("info").is_file()
+}
+
+/// An npy stack opened for reading.
+pub struct NpyStackSource {
+    parts: Vec<NpySource>,
+    axis: usize,
+    meta: ArrayMeta,
+}
+
+impl NpyStackSource {
+    /// Opens the stack in `dir`, checking that every part agrees with `info`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when `info` does not decode or a part's shape or dtype
+    /// disagrees with it; the errors of [`NpySource::open`] for each part.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let info_path = dir.join("info");
+        let bytes = std::fs::read(&info_path).at(&info_path)?;
+        let bad = |detail: String| Error::corrupt(&info_path, "npy stack info", detail);
+        let info = pickle::load(&bytes).map_err(bad)?;
+        let axis = match info.get("axis") {
+            Some(Value::Int(a)) if *a >= 0 => *a as usize,
+            other => {
+                return Err(bad(format!(
+                    "'axis' is {other:?}, expected a non-negative int"
+                )))
+            }
+        };
+        let chunks: Vec<Vec<u64>> = match info.get("chunks") {
+            Some(Value::Seq(axes)) => axes
+                .iter()
+                .map(|a| match a {
+                    Value::Seq(sizes) => sizes
+                        .iter()
+                        .map(|s| match s {
+                            Value::Int(n) if *n >= 0 => Ok(*n as u64),
+                            other => Err(bad(format!(
+                                "chunk size {other:?} is not a non-negative int"
+                            ))),
+                        })
+                        .collect(),
+                    other => Err(bad(format!("chunks entry {other:?} is not a tuple"))),
+                })
+                .collect::<Result<_>>()?,
+            other => {
+                return Err(bad(format!(
+                    "'chunks' is {other:?}, expected a tuple of tuples"
+                )))
+            }
+        };
+        if axis >= chunks.len() {
+            return Err(bad(format!(
+                "axis {axis} is out of range for {} dimensions",
+                chunks.len()
+            )));
+        }
+        let shape: Vec<u64> = chunks.iter().map(|a| a.iter().sum()).collect();
+        let mut parts = Vec::with_capacity(chunks[axis].len());
+        let mut dtype = None;
+        for (i, &len) in chunks[axis].iter().enumerate() {
+            let part = NpySource::open(&dir.join(format!("{i}.npy")))?;
+            let mut expected = shape.clone();
+            expected[axis] = len;
+            if part.header().shape != expected {
+                return Err(Error::corrupt(
+                    part.path(),
+                    "npy stack part",
+                    format!(
+                        "shape {:?} does not match {expected:?} from info",
+                        part.header().shape
+                    ),
+                ));
+            }
+            if *dtype.get_or_insert(part.header().dtype) != part.header().dtype {
+                return Err(Error::corrupt(
+                    part.path(),
+                    "npy stack part",
+                    format!(
+                        "dtype {} differs from the first part's",
+                        part.header().dtype
+                    ),
+                ));
+            }
+            parts.push(part);
+        }
+        let dtype = dtype.unwrap_or_else(|| dtype_from_info(&info).unwrap_or(DType::Float64));
+        let axes = chunks
+            .iter()
+            .enumerate()
+            .map(|(a, sizes)| {
+                if a == axis {
+                    AxisChunks::Irregular(sizes.clone())
+                } else {
+                    AxisChunks::Regular {
+                        size: shape[a].max(1),
+                        len: shape[a],
+                    }
+                }
+            })
+            .collect();
+        let meta = ArrayMeta {
+            dtype,
+            grid: ChunkGrid::from_axes(axes),
+            compression: "none".into(),
+        };
+        Ok(NpyStackSource { parts, axis, meta })
+    }
+}
+
+/// The dtype named in `info` (used only for a stack with no parts).
+fn dtype_from_info(info: &Value) -> Option<DType> {
+    match info.get("dtype")? {
+        Value::Object { args, .. } => match args.first()? {
+            Value::Str(code) => {
+                DType::from_numpy_code(code.trim_start_matches(['<', '>', '|', '=']))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl ArraySource for NpyStackSource {
+    fn format(&self) -> &'static str {
+        "npy-stack"
+    }
+
+    fn meta(&self) -> &ArrayMeta {
+        &self.meta
+    }
+
+    fn read(&self, subset: &Subset) -> Result<Vec<u8>> {
+        let item = self.meta.dtype.size();
+        let along = &self.meta.grid.axes()[self.axis];
+        let parts = along.overlapping(subset.start()[self.axis], subset.shape()[self.axis]);
+        if parts.end - parts.start == 1 {
+            // The common case: the subset lies in one part; read it directly.
+            let (offset, _) = along.span(parts.start);
+            let mut local = subset.start().to_vec();
+            local[self.axis] -= offset;
+            return self.parts[parts.start as usize]
+                .read(&Subset::new(local, subset.shape().to_vec()));
+        }
+        let mut out = vec![0u8; subset.num_elements() as usize * item];
+        for p in parts {
+            let part_region = self.meta.grid.chunk_subset(&{
+                let mut idx = vec![0; subset.start().len()];
+                idx[self.axis] = p;
+                idx
+            });
+            let Some(overlap) = subset.intersect(&part_region) else {
+                continue;
+            };
+            let data = self.parts[p as usize].read(&overlap.relative_to(part_region.start()))?;
+            let at = overlap.relative_to(subset.start());
+            let whole = Subset::full(overlap.shape());
+            copy_region(
+                &data,
+                overlap.shape(),
+                &whole,
+                &mut out,
+                subset.shape(),
+                at.start(),
+                item,
+            );
+        }
+        Ok(out)
+    }
+
+    fn release(&self, subset: &Subset) {
+        let along = &self.meta.grid.axes()[self.axis];
+        for p in along.overlapping(subset.start()[self.axis], subset.shape()[self.axis]) {
+            let mut shape = self.meta.shape();
+            shape[self.axis] = along.span(p).1;
+            self.parts[p as usize].release(&Subset::full(&shape));
+        }
+    }
+}
+
+/// An npy stack being written: one `.npy` per chunk along `axis`, then `info`.
+pub struct NpyStackSink {
+    dir: PathBuf,
+    dtype: DType,
+    axis: usize,
+    grid: ChunkGrid,
+}
+
+impl NpyStackSink {
+    /// Creates the directory `dir` for an array of `shape` cut along `axis` into
+    /// chunks of `chunk_len` (the last may be shorter).
+    ///
+    /// # Errors
+    /// When the directory cannot be created or `axis` is out of range.
+    pub fn create(
+        dir: &Path,
+        dtype: DType,
+        shape: &[u64],
+        axis: usize,
+        chunk_len: u64,
+    ) -> Result<Self> {
+        if axis >= shape.len().max(1) {
+            return Err(Error::Usage(format!(
+                "npy stack axis {axis} is out of range for {} dimensions",
+                shape.len()
+            )));
+        }
+        std::fs::create_dir(dir).at(dir)?;
+        let axes = shape
+            .iter()
+            .enumerate()
+            .map(|(a, &len)| {
+                let size = if a == axis {
+                    chunk_len.max(1)
+                } else {
+                    len.max(1)
+                };
+                AxisChunks::Regular { size, len }
+            })
+            .collect();
+        Ok(NpyStackSink {
+            dir: dir.to_path_buf(),
+            dtype,
+            axis,
+            grid: ChunkGrid::from_axes(axes),
+        })
+    }
+}
+
+impl ArraySink for NpyStackSink {
+    fn grid(&self) -> &ChunkGrid {
+        &self.grid
+    }
+
+    fn write_chunk(&self, index: &[u64], data: &[u8]) -> Result<()> {
+        let region = self.grid.chunk_subset(index);
+        let path = self.dir.join(format!("{}.npy", index[self.axis]));
+        let rows = region.shape().first().copied().unwrap_or(1);
+        let part = NpySink::create(&path, self.dtype, region.shape(), rows, false)?;
+        part.write_chunk(&vec![0; region.shape().len()], data)?;
+        Box::new(part).finish(None)
+    }
+
+    fn finish(self: Box<Self>, rows: Option<u64>) -> Result<()> {
+        if rows.is_some() {
+            return Err(Error::Internal(
+                "npy stacks need their shape up front".into(),
+            ));
+        }
+        let chunks: Vec<Vec<u64>> = self.grid.axes().iter().map(AxisChunks::sizes).collect();
+        let order = if self.dtype.size() == 1 { '|' } else { '<' };
+        let bytes = pickle::dump_info(&chunks, self.dtype.numpy_code(), order, self.axis);
+        let path = self.dir.join("info");
+        std::fs::write(&path, bytes).at(&path)
+    }
+}
