@@ -223,14 +223,29 @@ impl FrameSource for ParquetSource {
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, part.meta.clone())
                 .with_row_groups(vec![rg])
                 .with_batch_size(self.batch_rows);
+        // The reader yields projected columns in file order; put them back in the
+        // order the user asked for.
+        let mut reorder = None;
         if let Some(cols) = &self.projection {
-            let mask = ProjectionMask::roots(part.meta.parquet_schema(), cols.iter().copied());
+            let mut in_file = cols.clone();
+            in_file.sort_unstable();
+            in_file.dedup();
+            let mask = ProjectionMask::roots(part.meta.parquet_schema(), in_file.iter().copied());
             builder = builder.with_projection(mask);
+            let order: Vec<usize> = cols
+                .iter()
+                .map(|c| in_file.binary_search(c).unwrap_or(0))
+                .collect();
+            reorder = Some(order);
         }
         let reader = builder.build().map_err(|e| parquet_error(&part.path, e))?;
         let path = part.path.clone();
         Ok(Box::new(reader.map(move |b| {
-            b.map_err(|e| Error::corrupt(&path, "parquet", e))
+            let batch = b.map_err(|e| Error::corrupt(&path, "parquet", e))?;
+            match &reorder {
+                Some(order) => Ok(batch.project(order)?),
+                None => Ok(batch),
+            }
         })))
     }
 

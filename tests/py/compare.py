@@ -160,6 +160,10 @@ def unify(a, b, ignore_types: bool):
             a = a.cast(pa.timestamp(unit, ta.tz if ta.tz == tb.tz else None))
             b = b.cast(pa.timestamp(unit, ta.tz if ta.tz == tb.tz else None))
             ta, tb = a.type, b.type
+    if ignore_types and pt.is_floating(ta) and pt.is_floating(tb):
+        # Text formats disagree on NaN: pyarrow's CSV reader reads "NaN" as null.
+        a = pc.if_else(pc.is_nan(a), pa.scalar(None, ta), a)
+        b = pc.if_else(pc.is_nan(b), pa.scalar(None, tb), b)
     if ta == tb:
         return a, b, None
     if not ignore_types:
@@ -168,8 +172,19 @@ def unify(a, b, ignore_types: bool):
     def numeric(t):
         return pt.is_integer(t) or pt.is_floating(t) or pt.is_decimal(t)
 
+    if pt.is_integer(ta) and pt.is_integer(tb):
+        # Exact for every width, unlike float64 past 2**53.
+        return a.cast(pa.string()), b.cast(pa.string()), None
+    if (pt.is_decimal(ta) and pt.is_floating(tb)) or (pt.is_floating(ta) and pt.is_decimal(tb)):
+        # Through text: a decimal's nearest float is what its digits parse to.
+        to_float = lambda x: x.cast(pa.string()).cast(pa.float64()) if pt.is_decimal(x.type) else x.cast(pa.float64())
+        return to_float(a), to_float(b), None
+    if {ta, tb} == {pa.float32(), pa.float64()}:
+        # A float32 printed as text reads back as the float64 nearest its shortest
+        # decimal form; compare at float32 precision.
+        return a.cast(pa.float32(), safe=False), b.cast(pa.float32(), safe=False), None
     if numeric(ta) and numeric(tb):
-        return a.cast(pa.float64()), b.cast(pa.float64()), None
+        return a.cast(pa.float64(), safe=False), b.cast(pa.float64(), safe=False), None
     if pt.is_null(ta):
         return a.cast(tb), b, None
     if pt.is_null(tb):
@@ -410,7 +425,7 @@ def cmd_frame_array(args) -> int:
     else:
         cols = [f.name for f in t.schema
                 if pt.is_integer(normalize_type(f.type)) or pt.is_floating(normalize_type(f.type))
-                or pt.is_decimal(normalize_type(f.type))]
+                or pt.is_decimal(normalize_type(f.type)) or pt.is_boolean(normalize_type(f.type))]
         if not cols:
             print(f"{args.a} has no numeric columns", file=sys.stderr)
             return 1
@@ -421,6 +436,8 @@ def cmd_frame_array(args) -> int:
         try:
             import pyarrow as pa
 
+            if pt.is_boolean(col.type):
+                col = col.cast(pa.uint8())
             col = col.cast(pa.float64())
         except Exception as e:  # noqa: BLE001
             print(f"column {c!r} ({col.type}) cannot be cast to float64: {e}", file=sys.stderr)

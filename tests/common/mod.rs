@@ -1,0 +1,119 @@
+//! Helpers shared by the integration tests: the binary, the fixtures, the reference
+//! Python environment (numpy, pyarrow, zarr-python, dask) and its comparison script.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixture path, relative to `fixtures/`.
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join("fixtures").join(rel)
+}
+
+/// Runs `blockwise` with `args`.
+pub fn blockwise<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(env!("CARGO_BIN_EXE_blockwise"))
+        .args(args)
+        .env_remove("BLOCKWISE_MEMORY_LIMIT")
+        .output()
+        .expect("run blockwise")
+}
+
+/// Runs `blockwise` and asserts it succeeded.
+pub fn blockwise_ok<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = blockwise(args);
+    assert!(
+        out.status.success(),
+        "blockwise failed ({:?}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The reference Python: `$BLOCKWISE_PYTHON`, else `.venv/bin/python`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("BLOCKWISE_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the interop tests need the reference Python environment: run scripts/test.sh, which creates .venv"
+    );
+    venv
+}
+
+/// Runs `tests/py/compare.py MODE A B EXTRA...` and asserts the data are equal.
+pub fn assert_same(mode: &str, a: &Path, b: &Path, extra: &[&str]) {
+    let out = Command::new(python())
+        .arg(root().join("tests/py/compare.py"))
+        .arg(mode)
+        .arg(a)
+        .arg(b)
+        .args(extra)
+        .output()
+        .expect("run compare.py");
+    assert!(
+        out.status.success(),
+        "{mode} {} vs {} differ:\n{}{}",
+        a.display(),
+        b.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a Python snippet with the reference environment; returns its stdout.
+pub fn python_eval(code: &str) -> String {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Names of the entries of `dir`.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `blockwise convert SRC DST EXTRA...` and asserts it succeeded.
+pub fn convert_ok(src: &Path, dst: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<std::ffi::OsString> = vec!["convert".into(), src.into(), dst.into()];
+    args.extend(extra.iter().map(Into::into));
+    blockwise_ok(args)
+}

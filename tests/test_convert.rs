@@ -1,0 +1,287 @@
+//! `blockwise convert`: round trips through every pair of formats, checked by the
+//! reference libraries (pyarrow, numpy, zarr-python, dask) reading what we wrote.
+
+mod common;
+
+use common::{assert_same, blockwise_ok, fixture};
+
+/// Table fixtures and what each should read as (a file the reference library wrote).
+const FRAMES: &[(&str, &str)] = &[
+    ("csv/basic.csv", "csv/basic.parquet"),
+    ("csv/quoted.csv", "csv/quoted.parquet"),
+    (
+        "parquet/pyarrow_types.parquet",
+        "parquet/pyarrow_types.parquet",
+    ),
+    ("parquet/duckdb.parquet", "parquet/duckdb.parquet"),
+    ("parquet/polars.parquet", "parquet/polars.parquet"),
+    ("parquet/parts", "parquet/parts"),
+    ("ipc/table.arrow", "ipc/table.arrow"),
+    ("ipc/table.feather", "ipc/table.feather"),
+];
+
+#[test]
+fn every_table_converts_to_every_table_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for (src, expected) in FRAMES {
+        for ext in ["parquet", "arrow", "csv"] {
+            let name = src.replace(['/', '.'], "_");
+            let out = dir.path().join(format!("{name}.{ext}"));
+            common::convert_ok(&fixture(src), &out, &["--no-progress"]);
+            // CSV keeps no types: compare values, not types, after a trip through it.
+            let extra: &[&str] = if ext == "csv" {
+                &["--ignore-types"]
+            } else {
+                &[]
+            };
+            assert_same("frame", &fixture(expected), &out, extra);
+        }
+    }
+}
+
+#[test]
+fn csv_splits_into_many_partitions_across_quoted_newlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("q.parquet");
+    for blocksize in ["4KiB", "777", "64MiB"] {
+        blockwise_ok([
+            "convert".as_ref(),
+            fixture("csv/big_quoted.csv").as_os_str(),
+            out.as_os_str(),
+            "--blocksize".as_ref(),
+            blocksize.as_ref(),
+            "--overwrite".as_ref(),
+        ]);
+        assert_same("frame", &fixture("csv/big_quoted.parquet"), &out, &[]);
+    }
+}
+
+#[test]
+fn csv_delimiter_projection_and_forced_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.parquet");
+    blockwise_ok([
+        "convert".as_ref(),
+        fixture("csv/semicolon.csv").as_os_str(),
+        out.as_os_str(),
+        "--delimiter".as_ref(),
+        ";".as_ref(),
+    ]);
+    assert_same("frame", &fixture("csv/semicolon.parquet"), &out, &[]);
+
+    let out = dir.path().join("p.parquet");
+    blockwise_ok([
+        "convert".as_ref(),
+        fixture("csv/basic.csv").as_os_str(),
+        out.as_os_str(),
+        "--columns".as_ref(),
+        "x,id".as_ref(),
+        "--dtype".as_ref(),
+        "id=float64".as_ref(),
+    ]);
+    let schema = common::python_eval(&format!(
+        "import pyarrow.parquet as pq; t = pq.read_table({:?}); print(t.schema.names, [str(x) for x in t.schema.types])",
+        out
+    ));
+    assert_eq!(schema.trim(), "['x', 'id'] ['double', 'double']");
+    assert_same(
+        "frame",
+        &fixture("csv/basic.parquet"),
+        &out,
+        &["--columns", "x,id", "--ignore-types"],
+    );
+}
+
+#[test]
+fn parquet_row_groups_and_compression_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rg.parquet");
+    blockwise_ok([
+        "convert".as_ref(),
+        fixture("parquet/pyarrow_types.parquet").as_os_str(),
+        out.as_os_str(),
+        "--row-group-size".as_ref(),
+        "128".as_ref(),
+        "--compression".as_ref(),
+        "zstd:7".as_ref(),
+    ]);
+    let meta = common::python_eval(&format!(
+        "import pyarrow.parquet as pq; m = pq.ParquetFile({:?}).metadata; \
+         print(m.num_row_groups, m.row_group(0).num_rows, m.row_group(0).column(0).compression)",
+        out
+    ));
+    assert_eq!(meta.trim(), "8 128 ZSTD");
+    assert_same(
+        "frame",
+        &fixture("parquet/pyarrow_types.parquet"),
+        &out,
+        &[],
+    );
+}
+
+const NPY: &[&str] = &[
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    "big_endian_i4",
+    "big_endian_f8",
+    "fortran_f8",
+    "c3d_i2",
+    "vec_f8",
+];
+
+#[test]
+fn every_npy_converts_to_every_array_format() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in NPY {
+        let src = fixture(&format!("npy/{name}.npy"));
+        for (ext, extra) in [
+            ("zarr", vec!["--chunks", "auto"]),
+            ("npy", vec![]),
+            ("stack", vec!["--to", "npy-stack"]),
+        ] {
+            let out = dir.path().join(format!("{name}.{ext}"));
+            let mut args = vec![
+                "convert".into(),
+                src.clone().into_os_string(),
+                out.clone().into_os_string(),
+            ];
+            args.extend(extra.iter().map(Into::into));
+            blockwise_ok(args);
+            assert_same("array", &src, &out, &[]);
+        }
+    }
+}
+
+#[test]
+fn zarr_and_npy_stacks_convert_to_every_array_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = [
+        ("zarr/v3_zstd.zarr", "zarr/v3_zstd.npy"),
+        ("zarr/v3_missing.zarr", "zarr/v3_missing.npy"),
+        ("zarr/v2_blosc.zarr", "zarr/v2_blosc.npy"),
+        ("zarr/v2_zstd.zarr", "zarr/v2_zstd.npy"),
+        ("npy_stack/axis0", "npy_stack/axis0.npy"),
+        ("npy_stack/axis1", "npy_stack/axis1.npy"),
+    ];
+    for (src, expected) in sources {
+        for (ext, extra) in [
+            ("zarr", vec![]),
+            ("rechunked.zarr", vec!["--chunks", "7,11"]),
+            ("raw.zarr", vec!["--compression", "none"]),
+            ("npy", vec![]),
+            ("stack", vec!["--to", "npy-stack", "--chunks", "13,5"]),
+        ] {
+            let out = dir.path().join(format!("{}.{ext}", src.replace('/', "_")));
+            let mut args = vec![
+                "convert".into(),
+                fixture(src).into_os_string(),
+                out.clone().into_os_string(),
+            ];
+            if src.contains("v2_zstd") && extra.contains(&"7,11") {
+                // A 1-D array takes a 1-D chunk shape.
+                args.extend(["--chunks", "77"].map(Into::into));
+            } else if src.contains("v2_zstd") && extra.contains(&"13,5") {
+                args.extend(["--to", "npy-stack", "--chunks", "130"].map(Into::into));
+            } else {
+                args.extend(extra.iter().map(Into::into));
+            }
+            blockwise_ok(args);
+            assert_same("array", &fixture(expected), &out, &[]);
+        }
+    }
+}
+
+#[test]
+fn written_zarr_is_v3_with_zstd_as_zarr_python_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.zarr");
+    blockwise_ok([
+        "convert".as_ref(),
+        fixture("npy/float32.npy").as_os_str(),
+        out.as_os_str(),
+        "--chunks".as_ref(),
+        "10,10".as_ref(),
+    ]);
+    let meta = common::python_eval(&format!(
+        "import zarr; a = zarr.open_array({:?}, mode='r'); \
+         print(a.metadata.zarr_format, a.chunks, [type(c).__name__ for c in a.compressors])",
+        out
+    ));
+    assert_eq!(meta.trim(), "3 (10, 10) ['ZstdCodec']");
+}
+
+#[test]
+fn arrays_and_tables_convert_into_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, table_ext, array_ext) in [
+        ("float64", "parquet", "zarr"),
+        ("int32", "csv", "npy"),
+        ("uint16", "arrow", "zarr"),
+        ("vec_f8", "parquet", "npy"),
+        ("bool", "parquet", "zarr"),
+    ] {
+        let src = fixture(&format!("npy/{name}.npy"));
+        let table = dir.path().join(format!("{name}.{table_ext}"));
+        let back = dir.path().join(format!("{name}.back.{array_ext}"));
+        blockwise_ok(["convert".as_ref(), src.as_os_str(), table.as_os_str()]);
+        let extra: &[&str] = if table_ext == "csv" {
+            &["--ignore-dtype"]
+        } else {
+            &[]
+        };
+        assert_same("frame-array", &table, &src, &[]);
+        let mut args = vec![
+            "convert".into(),
+            table.clone().into_os_string(),
+            back.clone().into_os_string(),
+        ];
+        args.extend(["--chunks", if name == "vec_f8" { "64,1" } else { "8,5" }].map(Into::into));
+        blockwise_ok(args);
+        if name == "vec_f8" {
+            // A 1-D array comes back as one column: shape (n, 1).
+            let n = common::python_eval(&format!(
+                "import numpy as np; print(np.load({:?}).shape)",
+                back
+            ));
+            assert_eq!(n.trim(), "(1000, 1)");
+        } else {
+            assert_same("array", &src, &back, extra);
+        }
+    }
+}
+
+#[test]
+fn table_columns_with_mixed_types_become_one_float64_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.zarr");
+    blockwise_ok([
+        "convert".as_ref(),
+        fixture("parquet/pyarrow_types.parquet").as_os_str(),
+        out.as_os_str(),
+        "--columns".as_ref(),
+        "f64,f32".as_ref(),
+    ]);
+    assert_same(
+        "frame-array",
+        &fixture("parquet/pyarrow_types.parquet"),
+        &out,
+        &["--columns", "f64,f32"],
+    );
+    let dtype = common::python_eval(&format!(
+        "import zarr; print(zarr.open_array({:?}, mode='r').dtype)",
+        out
+    ));
+    assert_eq!(dtype.trim(), "float64");
+}
