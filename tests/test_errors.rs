@@ -230,7 +230,7 @@ fn full_disk_is_reported_and_leaves_nothing() {
     } else {
         // Without root: a file size limit makes writes fail the same way (EFBIG), with
         // SIGXFSZ ignored so the write returns an error instead of killing us.
-        let script = format!("trap '' XFSZ; ulimit -f 64; exec \"$0\" \"$@\"");
+        let script = "trap '' XFSZ; ulimit -f 64; exec \"$0\" \"$@\"";
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(script)

@@ -68,7 +68,7 @@ impl MemoryPool {
 
     fn top_consumers(s: &State) -> String {
         let mut all: Vec<_> = s.consumers.values().filter(|(_, b)| *b > 0).collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1));
+        all.sort_by_key(|c| std::cmp::Reverse(c.1));
         let top: Vec<String> = all
             .iter()
             .take(3)

@@ -153,7 +153,7 @@ pub fn load(bytes: &[u8]) -> Result<Value, String> {
                 let n = le(take(&mut pos, 4)?) as usize;
                 stack.push(Value::Bytes(take(&mut pos, n)?.to_vec()));
             }
-            0x85 | 0x86 | 0x87 => {
+            0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
                 if stack.len() < n {
                     return Err("pickle stack underflow".into());
