@@ -22,7 +22,13 @@ fn interrupt_removes_partial_output() {
     std::fs::create_dir(&out_dir).unwrap();
     let dst = out_dir.join("big.parquet");
     let mut child = Command::new(env!("CARGO_BIN_EXE_blockwise"))
-        .args(["convert".as_ref(), src.as_os_str(), dst.as_os_str(), "--threads".as_ref(), "1".as_ref()])
+        .args([
+            "convert".as_ref(),
+            src.as_os_str(),
+            dst.as_os_str(),
+            "--threads".as_ref(),
+            "1".as_ref(),
+        ])
         .args(["--blocksize", "1MiB"])
         .stderr(Stdio::piped())
         .spawn()
@@ -30,16 +36,31 @@ fn interrupt_removes_partial_output() {
     // Wait until the temporary output exists, so the signal lands mid-write.
     let started = Instant::now();
     while common::entries(&out_dir).is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(60), "no temporary output appeared");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no temporary output appeared"
+        );
         if child.try_wait().unwrap().is_some() {
             panic!("conversion finished before it could be interrupted; make the input larger");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
-    assert!(common::entries(&out_dir).is_empty(), "left behind: {:?}", common::entries(&out_dir));
+    assert!(
+        common::entries(&out_dir).is_empty(),
+        "left behind: {:?}",
+        common::entries(&out_dir)
+    );
 }

@@ -15,7 +15,7 @@ use super::CancelToken;
 use crate::error::{Error, Result};
 
 /// Items buffered per partition between its producer and the consumer.
-const CAPACITY: usize = 2;
+const CAPACITY: usize = 4;
 
 /// Runs `produce(i, emit)` for every partition `i` in `0..n` on `workers` threads,
 /// and `consume(i, item)` on the calling thread for every emitted item, in order of

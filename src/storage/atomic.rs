@@ -2,6 +2,11 @@
 //! into place at the end, so a failure or Ctrl-C never leaves half a file and never
 //! touches an existing output.
 //!
+//! Outputs are not fsynced: the guarantee is against the process failing (an error,
+//! Ctrl-C, a kill), as with DuckDB's and Polars' outputs; an fsync of every output
+//! would cost a conversion a sixth of its time, and a power loss can still lose the
+//! most recent writes.
+//!
 //! Temporary paths are also registered process-wide, so the Ctrl-C handler can
 //! remove them if the process must exit before the owners' destructors run.
 

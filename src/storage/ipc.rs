@@ -207,9 +207,9 @@ impl FrameSink for IpcSink {
             .writer
             .into_inner()
             .map_err(|e| corrupt(&self.path, e))?;
-        let file = inner
+        inner
             .into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
-        file.sync_all().at(&self.path)
+        Ok(())
     }
 }

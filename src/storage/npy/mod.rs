@@ -264,8 +264,7 @@ impl ArraySink for NpySink {
             self.file.write_all_at(&header, 0).at(&self.path)?;
         }
         let total = self.data_offset + crate::grid::num_elements(&shape) * self.dtype.size() as u64;
-        self.file.set_len(total).at(&self.path)?;
-        self.file.sync_all().at(&self.path)
+        self.file.set_len(total).at(&self.path)
     }
 }
 

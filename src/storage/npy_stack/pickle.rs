@@ -418,6 +418,22 @@ mod tests {
     }
 
     #[test]
+    fn dumped_info_is_byte_identical_to_what_dask_writes() {
+        // fixtures/npy_stack/axis0/info and axis1/info, written by dask.array.to_npy_stack.
+        for (chunks, code, axis, fixture) in [
+            (vec![vec![30, 30, 30, 10], vec![30]], "f8", 0, "axis0"),
+            (vec![vec![20], vec![10, 25, 15]], "i4", 1, "axis1"),
+        ] {
+            let path = format!(
+                "{}/fixtures/npy_stack/{fixture}/info",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let expected = std::fs::read(path).unwrap();
+            assert_eq!(dump_info(&chunks, code, '<', axis), expected, "{fixture}");
+        }
+    }
+
+    #[test]
     fn truncated_pickle_is_an_error() {
         let bytes = dump_info(&[vec![1]], "i4", '<', 0);
         assert!(load(&bytes[..bytes.len() - 5]).is_err());
