@@ -11,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::{sinks, ChunkSpec, ConvertOptions, AUTO_CHUNK_BYTES};
 use crate::error::{Error, Result};
-use crate::exec::{for_each_ordered, JobContext, JobStats};
+use crate::exec::JobContext;
 use crate::grid::{copy_region, Subset};
 use crate::storage::array::{ArraySink, DType};
 use crate::storage::{open_frame, type_name, Format};
@@ -81,27 +81,7 @@ pub(super) fn run(
         true,
     )?;
     let mut blocks = RowBlocks::new(&*sink, dtype, ncols, chunk_shape[0]);
-    let total: u64 = (0..source.num_partitions())
-        .map(|i| source.partition_bytes(i))
-        .sum();
-    ctx.progress.start(total, true, "converting");
-    for_each_ordered(
-        source.num_partitions(),
-        ctx.threads,
-        ctx.threads + 1,
-        &ctx.cancel,
-        |i, emit| {
-            for batch in source.read_partition(i)? {
-                emit(batch?)?;
-            }
-            let bytes = source.partition_bytes(i);
-            JobStats::add(&ctx.stats.read_bytes, bytes);
-            JobStats::add(&ctx.stats.tasks, 1);
-            ctx.progress.advance(bytes);
-            Ok(())
-        },
-        |_, batch| blocks.push(&batch, &columns),
-    )?;
+    super::stream_frame(source.as_ref(), ctx, |batch| blocks.push(&batch, &columns))?;
     let rows = blocks.finish()?;
     sink.finish(Some(rows))?;
     Ok(rows)

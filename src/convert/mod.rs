@@ -16,8 +16,11 @@ use std::path::Path;
 
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
 use crate::error::{Error, Result};
-use crate::exec::{JobContext, JobStats};
+use arrow::record_batch::RecordBatch;
+
+use crate::exec::{for_each_ordered, JobContext, JobStats};
 use crate::storage::atomic::AtomicOutput;
+use crate::storage::frame::FrameSource;
 use crate::storage::{detect, Format, Kind};
 
 /// Target size of a chunk chosen by `--chunks auto` or by default.
@@ -81,6 +84,35 @@ pub fn convert(
         rows,
         written_bytes,
     })
+}
+
+/// Streams every batch of `source` to `consume` in order, decoding partitions on
+/// the job's threads, counting bytes read and showing progress.
+fn stream_frame(
+    source: &dyn FrameSource,
+    ctx: &JobContext,
+    mut consume: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let n = source.num_partitions();
+    let total: u64 = (0..n).map(|i| source.partition_bytes(i)).sum();
+    ctx.progress.start(total, true, "converting");
+    for_each_ordered(
+        n,
+        ctx.threads,
+        ctx.threads + 1,
+        &ctx.cancel,
+        |i, emit| {
+            for batch in source.read_partition(i)? {
+                emit(batch?)?;
+            }
+            let bytes = source.partition_bytes(i);
+            JobStats::add(&ctx.stats.read_bytes, bytes);
+            JobStats::add(&ctx.stats.tasks, 1);
+            ctx.progress.advance(bytes);
+            Ok(())
+        },
+        |_, batch| consume(batch),
+    )
 }
 
 /// Bytes of the files under `path` (a file or a directory tree).

@@ -5,10 +5,13 @@
 //! batches) that can be read independently and in parallel; each partition yields
 //! Arrow record batches in order. A sink takes batches in order.
 
-use arrow::datatypes::{DataType, SchemaRef};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Default size of a CSV partition, as Dask's `read_csv(blocksize=...)`.
 pub const DEFAULT_BLOCKSIZE: u64 = 64 << 20;
@@ -120,4 +123,44 @@ pub trait FrameSink: Send {
     /// # Errors
     /// When the data cannot be written.
     fn finish(self: Box<Self>) -> Result<()>;
+}
+
+/// The index of column `name` in `schema`.
+///
+/// # Errors
+/// [`Error::NoSuchColumn`] listing the columns of `path`.
+pub fn column_index(path: &Path, schema: &Schema, name: &str) -> Result<usize> {
+    schema.index_of(name).map_err(|_| Error::NoSuchColumn {
+        path: path.to_path_buf(),
+        column: name.to_string(),
+        available: schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Resolves a `--columns` projection against `full`: the column indices (or `None`
+/// for all columns) and the projected schema, in the order asked for.
+///
+/// # Errors
+/// [`Error::NoSuchColumn`] for a name not in `full`.
+pub fn project(
+    path: &Path,
+    full: &SchemaRef,
+    columns: Option<&[String]>,
+) -> Result<(Option<Vec<usize>>, SchemaRef)> {
+    match columns {
+        None => Ok((None, full.clone())),
+        Some(cols) => {
+            let indices = cols
+                .iter()
+                .map(|c| column_index(path, full, c))
+                .collect::<Result<Vec<_>>>()?;
+            let schema = Arc::new(full.project(&indices)?);
+            Ok((Some(indices), schema))
+        }
+    }
 }

@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
@@ -14,7 +13,7 @@ use arrow::ipc::CompressionType;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, IoResultExt, Result};
-use crate::storage::frame::{BatchIter, FrameReadOptions, FrameSink, FrameSource};
+use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSink, FrameSource};
 
 const FILE_MAGIC: &[u8] = b"ARROW1";
 
@@ -58,29 +57,7 @@ impl IpcSource {
             let rows = count_rows(path)?;
             (schema, n, Some(rows))
         };
-        let projection = match &options.columns {
-            Some(cols) => Some(
-                cols.iter()
-                    .map(|c| {
-                        full.index_of(c).map_err(|_| Error::NoSuchColumn {
-                            path: path.to_path_buf(),
-                            column: c.clone(),
-                            available: full
-                                .fields()
-                                .iter()
-                                .map(|f| f.name().as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            ),
-            None => None,
-        };
-        let schema = match &projection {
-            Some(p) => Arc::new(full.project(p)?),
-            None => full,
-        };
+        let (projection, schema) = project(path, &full, options.columns.as_deref())?;
         Ok(IpcSource {
             path: path.to_path_buf(),
             stream,

@@ -9,7 +9,6 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -28,7 +27,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, IoResultExt, Result};
 use crate::memory::{MemoryPool, Reservation};
-use crate::storage::frame::{BatchIter, FrameReadOptions, FrameSink, FrameSource};
+use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSink, FrameSource};
 
 /// The row-group row limit used when none is given (pyarrow's default).
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
@@ -130,29 +129,7 @@ impl ParquetSource {
             files.push(PartFile { path: p, meta });
         }
         let full = files[0].meta.schema().clone();
-        let projection = match &options.columns {
-            Some(cols) => Some(
-                cols.iter()
-                    .map(|c| {
-                        full.index_of(c).map_err(|_| Error::NoSuchColumn {
-                            path: path.to_path_buf(),
-                            column: c.clone(),
-                            available: full
-                                .fields()
-                                .iter()
-                                .map(|f| f.name().as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            ),
-            None => None,
-        };
-        let schema = match &projection {
-            Some(p) => Arc::new(full.project(p)?),
-            None => full,
-        };
+        let (projection, schema) = project(path, &full, options.columns.as_deref())?;
         let mut partitions = Vec::new();
         for (f, file) in files.iter().enumerate() {
             for rg in 0..file.meta.metadata().num_row_groups() {

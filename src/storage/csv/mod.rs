@@ -19,7 +19,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 pub use self::writer::CsvSink;
 use crate::error::{Error, IoResultExt, Result};
-use crate::storage::frame::{BatchIter, FrameReadOptions, FrameSource};
+use crate::storage::frame::{column_index, BatchIter, FrameReadOptions, FrameSource};
 
 /// A CSV file opened for reading.
 pub struct CsvSource {
@@ -83,19 +83,6 @@ impl CsvSource {
             .with_projection(self.projection.clone())
             .build_decoder()
     }
-}
-
-fn column_index(path: &Path, schema: &Schema, name: &str) -> Result<usize> {
-    schema.index_of(name).map_err(|_| Error::NoSuchColumn {
-        path: path.to_path_buf(),
-        column: name.to_string(),
-        available: schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
 }
 
 /// Infers column types from the first rows. All-empty columns become utf8; timestamps
