@@ -12,8 +12,10 @@ same way for all of them:
   RSS of all live processes in the tree.
 
 Each tool runs once as a warm-up (page cache warm, binaries and Python modules
-loaded), then ``N`` times (env ``BENCH_N``, default 3); the table shows the
-median wall time and the largest peak RSS of the measured runs.  The page cache
+loaded), then all tools run round-robin ``N`` times (env ``BENCH_N``, default 3),
+so background load on a shared machine spreads over all of them; the table shows
+the median and minimum wall time, the largest peak RSS of the measured runs and
+the median CPU time (user + system).  The page cache
 is never dropped (it can't be, without root on a shared machine), so all
 figures are warm-cache figures.
 
@@ -160,6 +162,10 @@ class Result:
         return statistics.median(r.wall_s for r in self.runs)
 
     @property
+    def min_wall_s(self) -> float:
+        return min(r.wall_s for r in self.runs)
+
+    @property
     def peak_rss_mb(self) -> float:
         return max(r.peak_rss_bytes for r in self.runs) / 1e6
 
@@ -172,49 +178,66 @@ class Result:
         return self.error is None and bool(self.runs)
 
 
-def bench(name: str, cmd: list[str], n: int | None = None, warmup: int = 1,
-          before=None, env: dict | None = None) -> Result:
-    """Run ``cmd`` ``warmup`` + ``n`` times; ``before()`` is called before each run
-    (e.g. to delete the previous output). Stops at the first failure."""
+def _run_and_log(res: Result, cmd: list[str], tag: str, before, env) -> bool:
+    if before is not None:
+        before()
+    r = run_once(cmd, env)
+    line = (f"   {res.name} {tag}: {r.wall_s:7.2f} s  {r.peak_rss_bytes / 1e6:8.1f} MB"
+            f"  cpu {r.cpu_s:6.2f} s ({r.cpu_s / max(r.wall_s, 1e-9):.0%})  load {os.getloadavg()[0]:.1f}")
+    if r.stats:
+        line += "  stats=" + json.dumps({k: r.stats[k] for k in
+                                         ("wall_s", "peak_rss_bytes", "read_bytes", "written_bytes")
+                                         if k in r.stats})
+    print(line, flush=True)
+    if r.returncode != 0:
+        res.error = f"exit {r.returncode}: {r.stderr.strip()[-2000:]}"
+        print(f"   FAILED {res.error}", flush=True)
+        return False
+    if tag != "warm-up":
+        res.runs.append(r)
+    return True
+
+
+def bench(cases: list[tuple], n: int | None = None, env: dict | None = None) -> list[Result]:
+    """Benchmark ``cases`` = [(name, cmd, before), ...] (``before()`` runs before
+    each run, e.g. to delete the previous output; may be None).
+
+    Each tool runs once as a warm-up, then the tools run round-robin ``n`` times
+    (round 1: every tool, round 2: every tool, ...), so that load from other
+    processes on a shared machine spreads over all tools rather than hitting one.
+    A tool that fails is dropped from later rounds."""
     n = repeats() if n is None else n
-    res = Result(name)
-    print(f"-- {name}: {' '.join(cmd) if cmd[0] != PYTHON else 'python -c ...'}", flush=True)
-    for i in range(warmup + n):
-        if before is not None:
-            before()
-        r = run_once(cmd, env)
-        tag = "warm-up" if i < warmup else f"run {i - warmup + 1}/{n}"
-        line = (f"   {tag}: {r.wall_s:7.2f} s  {r.peak_rss_bytes / 1e6:8.1f} MB"
-                f"  cpu {r.cpu_s:6.2f} s ({r.cpu_s / max(r.wall_s, 1e-9):.0%})")
-        if r.stats:
-            line += "  stats=" + json.dumps({k: r.stats[k] for k in
-                                             ("wall_s", "peak_rss_bytes", "read_bytes", "written_bytes")
-                                             if k in r.stats})
-        print(line, flush=True)
-        if r.returncode != 0:
-            res.error = f"exit {r.returncode}: {r.stderr.strip()[-2000:]}"
-            print(f"   FAILED {res.error}", flush=True)
-            return res
-        if i >= warmup:
-            res.runs.append(r)
-    return res
+    results = []
+    for name, cmd, before in cases:
+        res = Result(name)
+        shown = " ".join(cmd) if cmd[0] != PYTHON else "python -c ..."
+        print(f"-- {name}: {shown}", flush=True)
+        _run_and_log(res, cmd, "warm-up", before, env)
+        results.append(res)
+    for i in range(n):
+        for (name, cmd, before), res in zip(cases, results):
+            if res.error is None:
+                _run_and_log(res, cmd, f"run {i + 1}/{n}", before, env)
+    return results
 
 
 def print_table(title: str, results: list[Result], baseline: str = "blockwise") -> str:
     """Print (and return, as Markdown) a table of median wall time, peak RSS and
     the ratio blockwise time / tool time (< 1 means blockwise is faster)."""
     base = next((r for r in results if r.name == baseline and r.ok), None)
-    rows = ["| tool | median wall s | peak RSS MB | CPU s (util) | blockwise time / tool time | blockwise RSS / tool RSS |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = ["| tool | median wall s | min wall s | peak RSS MB | CPU s (util) | blockwise time / tool time | blockwise RSS / tool RSS |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         if not r.ok:
-            rows.append(f"| {r.name} | FAILED | | | | |")
+            rows.append(f"| {r.name} | FAILED | | | | | |")
             continue
         t_ratio = f"{base.wall_s / r.wall_s:.2f}" if base else "n/a"
         m_ratio = f"{base.peak_rss_mb / r.peak_rss_mb:.2f}" if base else "n/a"
         util = f"{r.cpu_s:.1f} ({r.cpu_s / r.wall_s:.0%})"
-        rows.append(f"| {r.name} | {r.wall_s:.2f} | {r.peak_rss_mb:.0f} | {util} | {t_ratio} | {m_ratio} |")
-    text = f"\n### {title} (median of {repeats()}, after 1 warm-up)\n\n" + "\n".join(rows) + "\n"
+        rows.append(f"| {r.name} | {r.wall_s:.2f} | {r.min_wall_s:.2f} | {r.peak_rss_mb:.0f} | {util} "
+                    f"| {t_ratio} | {m_ratio} |")
+    text = (f"\n### {title}\n\n{repeats()} interleaved runs after 1 warm-up; ratios use medians; "
+            f"peak RSS = largest of the runs; CPU = median user+sys (util = CPU / wall).\n\n") + "\n".join(rows) + "\n"
     print(text, flush=True)
     for r in results:
         if r.error:

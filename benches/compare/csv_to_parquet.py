@@ -133,9 +133,7 @@ def main() -> int:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c[0] in keep]
 
-    results = []
-    for name, cmd, dst in cases:
-        results.append(common.bench(name, cmd, before=lambda d=dst: common.remove(d)))
+    results = common.bench([(name, cmd, lambda d=dst: common.remove(d)) for name, cmd, dst in cases])
 
     ok = True
     names = {name: dst for name, _, dst in cases}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Zarr v3 write and read: blockwise vs zarr-python 3 on a 2 GiB float64 array.
 
-    .venv/bin/python benches/compare/zarr_rw.py [--mmap] [--side 16384] [--regenerate]
+    .venv/bin/python benches/compare/zarr_rw.py [--mmap] [--extra] [--side 16384] [--regenerate]
 
 Data: a (16384, 16384) float64 .npy (2 GiB): a sum of sines plus a little noise,
 quantised to multiples of 2**-10 so zstd finds something to compress.
@@ -147,6 +147,8 @@ def main() -> int:
     ap.add_argument("--side", type=int, default=int(os.environ.get("BENCH_SIDE", "16384")))
     ap.add_argument("--mmap", action="store_true", help="zarr-python peers slice numpy memmaps")
     ap.add_argument("--regenerate", action="store_true")
+    ap.add_argument("--extra", action="store_true",
+                    help="add diagnostic blockwise rows (--threads 1, --compression none)")
     args = ap.parse_args()
 
     import numpy as np
@@ -163,13 +165,18 @@ def main() -> int:
     gib = src.stat().st_size / 2**30
 
     # (a) write
-    write = [
-        common.bench("blockwise", [bw, "convert", str(src), str(bw_zarr), "--chunks", f"{CHUNK},{CHUNK}",
-                                   "--compression", "zstd:3", "--no-progress", "--overwrite", "--stats"],
-                     before=lambda: common.remove(bw_zarr)),
-        common.bench("zarr-python", zarr_write_code(src, zp_zarr, args.mmap),
-                     before=lambda: common.remove(zp_zarr)),
-    ]
+    bw_write = [bw, "convert", str(src), str(bw_zarr), "--chunks", f"{CHUNK},{CHUNK}",
+                "--no-progress", "--overwrite", "--stats"]
+    cases = [("blockwise", bw_write + ["--compression", "zstd:3"], lambda: common.remove(bw_zarr)),
+             ("zarr-python", zarr_write_code(src, zp_zarr, args.mmap), lambda: common.remove(zp_zarr))]
+    if args.extra:
+        cases += [("blockwise --threads 1", bw_write + ["--compression", "zstd:3", "--threads", "1"],
+                   lambda: common.remove(bw_zarr)),
+                  ("blockwise --compression none", bw_write + ["--compression", "none"],
+                   lambda: common.remove(bw_zarr))]
+    write = common.bench(cases)
+    if args.extra:  # the last run wrote --compression none: rewrite the zstd:3 array for the checks
+        common.bench([cases[0]], n=0)
     ok = all(r.ok for r in write)
     rng = np.random.default_rng(1)
     ref = np.load(src, mmap_mode="r")
@@ -183,11 +190,12 @@ def main() -> int:
 
     # (b) read: both read the zarr-python array (fall back to blockwise's)
     rsrc = zp_zarr if write[1].ok else bw_zarr
-    read = [
-        common.bench("blockwise", [bw, "convert", str(rsrc), str(bw_npy), "--no-progress", "--overwrite", "--stats"],
-                     before=lambda: common.remove(bw_npy)),
-        common.bench("zarr-python", zarr_read_code(rsrc, zp_npy, args.mmap), before=lambda: common.remove(zp_npy)),
-    ]
+    bw_read = [bw, "convert", str(rsrc), str(bw_npy), "--no-progress", "--overwrite", "--stats"]
+    cases = [("blockwise", bw_read, lambda: common.remove(bw_npy)),
+             ("zarr-python", zarr_read_code(rsrc, zp_npy, args.mmap), lambda: common.remove(zp_npy))]
+    if args.extra:
+        cases.append(("blockwise --threads 1", bw_read + ["--threads", "1"], lambda: common.remove(bw_npy)))
+    read = common.bench(cases)
     ok &= all(r.ok for r in read)
     if read[0].ok:
         ok &= compare("blockwise read vs source", np.load(bw_npy, mmap_mode="r"), ref, args.side, rng)

@@ -18,11 +18,19 @@ pub(super) fn run(
 ) -> Result<u64> {
     let source = open_frame(src, from, &options.read)?;
     let mut sink = sinks::frame_sink(to, dst, source.schema(), options, ctx)?;
-    let mut rows = 0u64;
-    super::stream_frame(source.as_ref(), ctx, |batch| {
-        rows += batch.num_rows() as u64;
-        sink.write(&batch)
-    })?;
+    let rows = match sink.partition_encoder() {
+        Some(encoder) => super::stream_encoded(source.as_ref(), encoder.as_ref(), ctx, |piece| {
+            sink.write_encoded(piece)
+        })?,
+        None => {
+            let mut rows = 0u64;
+            super::stream_frame(source.as_ref(), ctx, |batch| {
+                rows += batch.num_rows() as u64;
+                sink.write(&batch)
+            })?;
+            rows
+        }
+    };
     sink.finish()?;
     Ok(rows)
 }

@@ -12,7 +12,9 @@ mod frame_to_frame;
 mod options;
 mod sinks;
 
+use std::any::Any;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
 use crate::error::{Error, Result};
@@ -20,7 +22,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::exec::{for_each_ordered, JobContext, JobStats};
 use crate::storage::atomic::AtomicOutput;
-use crate::storage::frame::FrameSource;
+use crate::storage::frame::{FrameSource, PartitionEncoder};
 use crate::storage::{detect, Format, Kind};
 
 /// Target size of a chunk chosen by `--chunks auto` or by default.
@@ -91,7 +93,50 @@ pub fn convert(
 fn stream_frame(
     source: &dyn FrameSource,
     ctx: &JobContext,
-    mut consume: impl FnMut(RecordBatch) -> Result<()>,
+    consume: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    stream_partitions(
+        source,
+        ctx,
+        |i, emit| {
+            for batch in source.read_partition(i)? {
+                emit(batch?)?;
+            }
+            Ok(())
+        },
+        consume,
+    )
+}
+
+/// Like [`stream_frame`], but each partition is also encoded by `encoder` on its
+/// decoding thread; the encoded pieces reach `consume` in order. Returns the rows.
+fn stream_encoded(
+    source: &dyn FrameSource,
+    encoder: &dyn PartitionEncoder,
+    ctx: &JobContext,
+    consume: impl FnMut(Box<dyn Any + Send>) -> Result<()>,
+) -> Result<u64> {
+    let rows = AtomicU64::new(0);
+    stream_partitions(
+        source,
+        ctx,
+        |i, emit| {
+            let n = encoder.encode_partition(source.read_partition(i)?, emit)?;
+            rows.fetch_add(n, Ordering::Relaxed);
+            Ok(())
+        },
+        consume,
+    )?;
+    Ok(rows.into_inner())
+}
+
+/// Runs `produce` for every partition of `source` on the job's threads and hands
+/// what it emits to `consume` in order, with progress and read statistics.
+fn stream_partitions<T: Send>(
+    source: &dyn FrameSource,
+    ctx: &JobContext,
+    produce: impl Fn(usize, &mut dyn FnMut(T) -> Result<()>) -> Result<()> + Sync,
+    mut consume: impl FnMut(T) -> Result<()>,
 ) -> Result<()> {
     let n = source.num_partitions();
     let total: u64 = (0..n).map(|i| source.partition_bytes(i)).sum();
@@ -102,16 +147,14 @@ fn stream_frame(
         ctx.threads + 1,
         &ctx.cancel,
         |i, emit| {
-            for batch in source.read_partition(i)? {
-                emit(batch?)?;
-            }
+            produce(i, emit)?;
             let bytes = source.partition_bytes(i);
             JobStats::add(&ctx.stats.read_bytes, bytes);
             JobStats::add(&ctx.stats.tasks, 1);
             ctx.progress.advance(bytes);
             Ok(())
         },
-        |_, batch| consume(batch),
+        |_, item| consume(item),
     )
 }
 

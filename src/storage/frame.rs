@@ -5,6 +5,7 @@
 //! batches) that can be read independently and in parallel; each partition yields
 //! Arrow record batches in order. A sink takes batches in order.
 
+use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -118,11 +119,42 @@ pub trait FrameSink: Send {
     /// When the data cannot be encoded or written.
     fn write(&mut self, batch: &RecordBatch) -> Result<()>;
 
-    /// Completes the file (footer, flush, sync).
+    /// Completes the file (footer, flush).
     ///
     /// # Errors
     /// When the data cannot be written.
     fn finish(self: Box<Self>) -> Result<()>;
+
+    /// An encoder that does this format's encoding work on the threads that decode
+    /// the input, for formats where that work is heavy (Parquet). Its pieces must
+    /// then reach [`FrameSink::write_encoded`] in partition order. `None` (the
+    /// default) means batches go through [`FrameSink::write`].
+    fn partition_encoder(&self) -> Option<Arc<dyn PartitionEncoder>> {
+        None
+    }
+
+    /// Appends a piece made by this sink's [`FrameSink::partition_encoder`].
+    ///
+    /// # Errors
+    /// When the data cannot be written, or the piece is not this sink's.
+    fn write_encoded(&mut self, _piece: Box<dyn Any + Send>) -> Result<()> {
+        Err(Error::Internal(
+            "this sink encodes nothing in parallel".into(),
+        ))
+    }
+}
+
+/// Encodes one partition's batches into a sink's pieces, on any thread.
+pub trait PartitionEncoder: Send + Sync {
+    /// Encodes `batches`, handing each finished piece to `emit`; returns the rows.
+    ///
+    /// # Errors
+    /// The batches' errors, encoding errors, and `emit`'s.
+    fn encode_partition(
+        &self,
+        batches: BatchIter<'_>,
+        emit: &mut dyn FnMut(Box<dyn Any + Send>) -> Result<()>,
+    ) -> Result<u64>;
 }
 
 /// The index of column `name` in `schema`.

@@ -6,33 +6,21 @@
 //! open row group and appends the column chunks in order, so a wide table keeps both
 //! cores busy while the output stays what a sequential writer would produce.
 
+mod writer;
+
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use parquet::arrow::arrow_writer::{
-    compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
-};
-use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
-use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
-use rayon::prelude::*;
 
+pub use self::writer::{ParquetSink, ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS, ROW_GROUP_BYTES};
 use crate::error::{Error, IoResultExt, Result};
-use crate::memory::{MemoryPool, Reservation};
-use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSink, FrameSource};
-
-/// The row-group row limit used when none is given (pyarrow's default).
-pub const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
-/// Row groups are also cut at this many buffered bytes, so wide rows stay bounded.
-pub const ROW_GROUP_BYTES: usize = 128 << 20;
+use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSource};
 
 struct PartFile {
     path: PathBuf,
@@ -83,6 +71,7 @@ fn natural_key(name: &str) -> Vec<(String, u64)> {
     key
 }
 
+/// Maps a parquet error on `path`, keeping an I/O cause (a full disk) recognisable.
 fn parquet_error(path: &Path, e: ParquetError) -> Error {
     match e {
         ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
@@ -231,170 +220,5 @@ impl FrameSource for ParquetSource {
             ("files", self.files.len().into()),
             ("row_groups", self.partitions.len().into()),
         ]
-    }
-}
-
-/// How to write Parquet.
-#[derive(Debug, Clone, Copy)]
-pub struct ParquetWriteOptions {
-    /// zstd level, or `None` for no compression.
-    pub zstd_level: Option<i32>,
-    /// Rows per row group at most.
-    pub row_group_rows: usize,
-}
-
-impl Default for ParquetWriteOptions {
-    fn default() -> Self {
-        ParquetWriteOptions {
-            zstd_level: Some(3),
-            row_group_rows: DEFAULT_ROW_GROUP_ROWS,
-        }
-    }
-}
-
-/// A Parquet file being written.
-///
-/// Each incoming batch is encoded straight into the open row group's column writers
-/// (one column per task), so what is buffered is encoded pages, not Arrow arrays.
-pub struct ParquetSink {
-    path: PathBuf,
-    schema: SchemaRef,
-    writer: SerializedFileWriter<BufWriter<File>>,
-    factory: ArrowRowGroupWriterFactory,
-    row_group_rows: usize,
-    columns: Option<Vec<ArrowColumnWriter>>,
-    rows: usize,
-    reservation: Option<Reservation>,
-}
-
-impl ParquetSink {
-    /// Creates `path` for rows of `schema`.
-    ///
-    /// # Errors
-    /// When the file cannot be created or the options are invalid.
-    pub fn create(path: &Path, schema: SchemaRef, options: ParquetWriteOptions) -> Result<Self> {
-        let compression = match options.zstd_level {
-            Some(level) => Compression::ZSTD(
-                ZstdLevel::try_new(level)
-                    .map_err(|e| Error::Usage(format!("--compression: {e}")))?,
-            ),
-            None => Compression::UNCOMPRESSED,
-        };
-        let props = WriterProperties::builder()
-            .set_compression(compression)
-            .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
-            .build();
-        let file = File::create(path).at(path)?;
-        let writer = ArrowWriter::try_new(
-            BufWriter::with_capacity(1 << 20, file),
-            schema.clone(),
-            Some(props),
-        )
-        .map_err(|e| parquet_error(path, e))?;
-        let (writer, factory) = writer
-            .into_serialized_writer()
-            .map_err(|e| parquet_error(path, e))?;
-        Ok(ParquetSink {
-            path: path.to_path_buf(),
-            schema,
-            writer,
-            factory,
-            row_group_rows: options.row_group_rows.max(1),
-            columns: None,
-            rows: 0,
-            reservation: None,
-        })
-    }
-
-    /// Accounts the buffered row group against `pool`.
-    pub fn with_memory_pool(mut self, pool: &MemoryPool) -> Self {
-        self.reservation = Some(pool.reserve("parquet writer"));
-        self
-    }
-
-    fn encode(&mut self, batch: &RecordBatch) -> Result<()> {
-        let path = &self.path;
-        if self.columns.is_none() {
-            let index = self.writer.flushed_row_groups().len();
-            self.columns = Some(
-                self.factory
-                    .create_column_writers(index)
-                    .map_err(|e| parquet_error(path, e))?,
-            );
-        }
-        let mut leaves = Vec::new();
-        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
-            leaves.extend(compute_leaves(field, column).map_err(|e| parquet_error(path, e))?);
-        }
-        let columns = self
-            .columns
-            .as_mut()
-            .ok_or_else(|| Error::Internal("no open row group".into()))?;
-        columns
-            .par_iter_mut()
-            .zip(leaves.into_par_iter())
-            .try_for_each(|(w, leaf)| w.write(&leaf))
-            .map_err(|e| parquet_error(path, e))?;
-        self.rows += batch.num_rows();
-        let buffered: usize = columns.iter().map(ArrowColumnWriter::memory_size).sum();
-        if let Some(r) = &mut self.reservation {
-            r.resize(buffered as u64);
-        }
-        if self.rows >= self.row_group_rows || buffered >= ROW_GROUP_BYTES {
-            self.close_row_group()?;
-        }
-        Ok(())
-    }
-
-    fn close_row_group(&mut self) -> Result<()> {
-        let Some(columns) = self.columns.take() else {
-            return Ok(());
-        };
-        let path = &self.path;
-        let chunks: Vec<ArrowColumnChunk> = columns
-            .into_par_iter()
-            .map(ArrowColumnWriter::close)
-            .collect::<std::result::Result<_, ParquetError>>()
-            .map_err(|e| parquet_error(path, e))?;
-        let mut group = self
-            .writer
-            .next_row_group()
-            .map_err(|e| parquet_error(path, e))?;
-        for chunk in chunks {
-            chunk
-                .append_to_row_group(&mut group)
-                .map_err(|e| parquet_error(path, e))?;
-        }
-        group.close().map_err(|e| parquet_error(path, e))?;
-        self.rows = 0;
-        if let Some(r) = &mut self.reservation {
-            r.resize(0);
-        }
-        Ok(())
-    }
-}
-
-impl FrameSink for ParquetSink {
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let take = (self.row_group_rows - self.rows).min(batch.num_rows() - offset);
-            self.encode(&batch.slice(offset, take))?;
-            offset += take;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        self.close_row_group()?;
-        let path = self.path.clone();
-        let inner = self
-            .writer
-            .into_inner()
-            .map_err(|e| parquet_error(&path, e))?;
-        inner
-            .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        Ok(())
     }
 }
