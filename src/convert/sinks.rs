@@ -49,7 +49,9 @@ pub(super) fn frame_sink(
                 zstd_level,
                 row_group_rows: options.row_group_rows.unwrap_or(DEFAULT_ROW_GROUP_ROWS),
             };
-            Box::new(ParquetSink::create(path, schema, opts)?.with_memory_pool(&ctx.pool))
+            Box::new(
+                ParquetSink::create(path, schema, opts)?.with_memory_pool(&ctx.pool, ctx.threads),
+            )
         }
         Format::Ipc => {
             let compression = match options.compression {

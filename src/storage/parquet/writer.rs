@@ -61,6 +61,10 @@ struct Shared {
     schema: SchemaRef,
     factory: ArrowRowGroupWriterFactory,
     row_group_rows: usize,
+    /// Encoded bytes a row group may buffer before it is closed.
+    row_group_bytes: usize,
+    /// Where buffered row groups are accounted, if anywhere.
+    pool: Option<MemoryPool>,
 }
 
 /// A finished row group: its column chunks, ready to append.
@@ -109,7 +113,7 @@ impl Shared {
     }
 
     fn is_full(&self, group: &OpenRowGroup) -> bool {
-        group.rows >= self.row_group_rows || buffered(group) >= ROW_GROUP_BYTES
+        group.rows >= self.row_group_rows || buffered(group) >= self.row_group_bytes
     }
 
     fn close(&self, group: OpenRowGroup, parallel: bool) -> Result<EncodedRowGroup> {
@@ -173,6 +177,10 @@ impl PartitionEncoder for Shared {
         batches: BatchIter<'_>,
         emit: &mut dyn FnMut(Box<dyn Any + Send>) -> Result<()>,
     ) -> Result<u64> {
+        let mut reservation = self
+            .pool
+            .as_ref()
+            .map(|p| p.reserve("parquet row group encoder"));
         let mut open = None;
         let mut rows = 0u64;
         let mut done = |group: EncodedRowGroup| emit(Box::new(group));
@@ -180,6 +188,9 @@ impl PartitionEncoder for Shared {
             let batch = batch?;
             rows += batch.num_rows() as u64;
             self.push(&mut open, &batch, false, &mut done)?;
+            if let Some(r) = &mut reservation {
+                r.resize(open.as_ref().map_or(0, buffered) as u64);
+            }
         }
         if let Some(group) = open {
             done(self.close(group, false)?)?;
@@ -228,6 +239,8 @@ impl ParquetSink {
             schema,
             factory,
             row_group_rows: options.row_group_rows.max(1),
+            row_group_bytes: ROW_GROUP_BYTES,
+            pool: None,
         };
         Ok(ParquetSink {
             shared: Arc::new(shared),
@@ -237,8 +250,14 @@ impl ParquetSink {
         })
     }
 
-    /// Accounts the row group buffered on the writing thread against `pool`.
-    pub fn with_memory_pool(mut self, pool: &MemoryPool) -> Self {
+    /// Accounts buffered row groups against `pool`, and caps each so that `encoders`
+    /// of them (one per encoding thread) plus what is in flight fit its limit.
+    pub fn with_memory_pool(mut self, pool: &MemoryPool, encoders: usize) -> Self {
+        let cap = (pool.limit() / (4 * (encoders as u64 + 1))) as usize;
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.row_group_bytes = cap.clamp(1 << 20, ROW_GROUP_BYTES);
+            shared.pool = Some(pool.clone());
+        }
         self.reservation = Some(pool.reserve("parquet writer"));
         self
     }
