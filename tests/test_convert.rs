@@ -290,3 +290,30 @@ fn table_columns_with_mixed_types_become_one_float64_array() {
     ));
     assert_eq!(dtype.trim(), "float64");
 }
+
+#[test]
+fn conversion_under_a_small_memory_limit_stays_within_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("small.parquet");
+    let limit: u64 = 4 << 20;
+    let run = common::convert_ok(
+        &fixture("csv/big_quoted.csv"),
+        &out,
+        &[
+            "--memory-limit",
+            "4MiB",
+            "--blocksize",
+            "64KiB",
+            "--row-group-size",
+            "100000",
+            "--stats",
+        ],
+    );
+    assert_same("frame", &fixture("csv/big_quoted.parquet"), &out, &[]);
+    let stats: serde_json::Value = serde_json::from_slice(&run.stderr).unwrap();
+    let peak = stats["peak_reserved_bytes"].as_u64().unwrap();
+    assert!(
+        peak > 0 && peak <= limit,
+        "peak reserved {peak} vs limit {limit}"
+    );
+}

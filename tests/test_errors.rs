@@ -248,3 +248,19 @@ fn full_disk_is_reported_and_leaves_nothing() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_memory_limit_smaller_than_one_chunk_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("a.zarr");
+    let out = blockwise([
+        "convert".as_ref(),
+        fixture("npy/float64.npy").as_os_str(),
+        dst.as_os_str(),
+        "--memory-limit".as_ref(),
+        "1KiB".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("memory limit"), "{}", stderr(&out));
+    assert!(entries(dir.path()).is_empty());
+}
