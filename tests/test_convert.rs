@@ -317,3 +317,23 @@ fn conversion_under_a_small_memory_limit_stays_within_it() {
         "peak reserved {peak} vs limit {limit}"
     );
 }
+
+#[test]
+fn parquet_row_group_selection_reads_only_those_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sel.arrow");
+    common::convert_ok(
+        &fixture("parquet/pyarrow_types.parquet"),
+        &out,
+        &["--row-groups", "1,3", "--columns", "i64,str"],
+    );
+    let expected = dir.path().join("expected.parquet");
+    common::python_eval(&format!(
+        "import pyarrow as pa, pyarrow.parquet as pq; f = pq.ParquetFile({:?}); \
+         pq.write_table(pa.concat_tables([f.read_row_group(1, columns=['i64', 'str']), \
+         f.read_row_group(3, columns=['i64', 'str'])]), {:?})",
+        fixture("parquet/pyarrow_types.parquet"),
+        expected
+    ));
+    assert_same("frame", &expected, &out, &[]);
+}

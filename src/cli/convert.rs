@@ -3,7 +3,7 @@
 //! ```text
 //! blockwise convert SRC DST [--to FORMAT] [--chunks 1000,1000|auto]
 //!     [--compression zstd[:LEVEL]|lz4|none] [--blocksize 64MiB] [--row-group-size N]
-//!     [--columns a,b] [--dtype col=TYPE]... [--delimiter ,] [--overwrite]
+//!     [--columns a,b] [--row-groups 0,2] [--dtype col=TYPE]... [--delimiter ,] [--overwrite]
 //!     [--memory-limit 2GiB] [--threads N] [--no-progress] [--stats]
 //! ```
 //!
@@ -48,6 +48,10 @@ pub struct Args {
     /// Read only these columns, in this order (comma-separated)
     #[arg(long, value_delimiter = ',')]
     columns: Option<Vec<String>>,
+    /// Read only these Parquet row groups (comma-separated indices, counted across the
+    /// parts of a directory)
+    #[arg(long, value_delimiter = ',')]
+    row_groups: Option<Vec<usize>>,
     /// Force a CSV column's type, e.g. --dtype price=float64 (repeatable)
     #[arg(long = "dtype", value_name = "COL=TYPE")]
     dtypes: Vec<String>,
@@ -94,6 +98,7 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
         .with_delimiter(parse_delimiter(&args.delimiter)?);
     read.columns = args.columns.clone();
     read.dtypes = parse_dtypes(&args.dtypes)?;
+    read.row_groups = args.row_groups.clone();
     let options = ConvertOptions {
         to: args.to.as_deref().map(Format::parse).transpose()?,
         chunks: args.chunks.as_deref().map(ChunkSpec::parse).transpose()?,

@@ -28,6 +28,7 @@ pub(super) fn run(
     let chunk_shape = output_chunks(&meta, options.chunks.as_ref(), from);
     let sink = sinks::array_sink(to, dst, meta.dtype, &shape, &chunk_shape, options, false)?;
     let indices: Vec<Vec<u64>> = sink.grid().chunk_indices().collect();
+    let grid_shape = sink.grid().grid_shape();
 
     // Each task holds its output chunk and, at worst, as much again of decoded input.
     let chunk_bytes =
@@ -51,7 +52,16 @@ pub(super) fn run(
         let region = sink.grid().chunk_subset(index);
         let data = source.read(&region)?;
         sink.write_chunk(index, &data)?;
-        source.release(&region);
+        // Chunks run in C order, so the last chunk of a band of rows is the time to let
+        // a memory-mapped source drop that band; earlier would re-read it.
+        if index
+            .iter()
+            .zip(&grid_shape)
+            .skip(1)
+            .all(|(&i, &n)| i + 1 == n)
+        {
+            source.release(&region);
+        }
         JobStats::add(&ctx.stats.read_bytes, data.len() as u64);
         JobStats::add(&ctx.stats.tasks, 1);
         ctx.progress.advance(1);
