@@ -13,6 +13,7 @@ use super::{sinks, ChunkSpec, ConvertOptions, AUTO_CHUNK_BYTES};
 use crate::error::{Error, Result};
 use crate::exec::JobContext;
 use crate::grid::{copy_region, Subset};
+use crate::memory::{MemoryPool, Reservation};
 use crate::storage::array::{ArraySink, DType};
 use crate::storage::{open_frame, type_name, Format};
 
@@ -80,7 +81,7 @@ pub(super) fn run(
         options,
         true,
     )?;
-    let mut blocks = RowBlocks::new(&*sink, dtype, ncols, chunk_shape[0]);
+    let mut blocks = RowBlocks::new(&*sink, dtype, ncols, chunk_shape[0], &ctx.pool)?;
     super::stream_frame(source.as_ref(), ctx, |batch| blocks.push(&batch, &columns))?;
     let rows = blocks.finish()?;
     sink.finish(Some(rows))?;
@@ -150,6 +151,7 @@ fn arrow_type(dtype: DType) -> DataType {
 
 /// Gathers rows into a row-major block one chunk tall and writes it out as chunks.
 struct RowBlocks<'a> {
+    _reservation: Reservation,
     sink: &'a dyn ArraySink,
     dtype: DType,
     ncols: u64,
@@ -161,9 +163,20 @@ struct RowBlocks<'a> {
 }
 
 impl<'a> RowBlocks<'a> {
-    fn new(sink: &'a dyn ArraySink, dtype: DType, ncols: u64, block_rows: u64) -> Self {
-        let block = vec![0u8; (block_rows * ncols) as usize * dtype.size()];
-        RowBlocks {
+    /// A block buffer of `block_rows` rows, reserved from `pool` before it is allocated.
+    fn new(
+        sink: &'a dyn ArraySink,
+        dtype: DType,
+        ncols: u64,
+        block_rows: u64,
+        pool: &MemoryPool,
+    ) -> Result<Self> {
+        let bytes = (block_rows * ncols) as usize * dtype.size();
+        let mut reservation = pool.reserve("row block of an array chunk");
+        reservation.try_grow(bytes as u64)?;
+        let block = vec![0u8; bytes];
+        Ok(RowBlocks {
+            _reservation: reservation,
             sink,
             dtype,
             ncols,
@@ -172,7 +185,7 @@ impl<'a> RowBlocks<'a> {
             filled: 0,
             block_index: 0,
             rows: 0,
-        }
+        })
     }
 
     fn push(&mut self, batch: &RecordBatch, names: &[String]) -> Result<()> {
