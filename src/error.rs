@@ -138,6 +138,41 @@ pub enum Error {
         top: String,
     },
 
+    /// Spilling would pass the spill directory's disk quota.
+    #[error(
+        "spill quota: writing {requested} more bytes to {dir} would pass the quota of {quota} bytes \
+         ({used} used); free space there, point --spill-dir elsewhere, or raise the memory limit"
+    )]
+    SpillQuota {
+        /// The spill directory.
+        dir: PathBuf,
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes already spilled there.
+        used: u64,
+        /// The quota.
+        quota: u64,
+    },
+
+    /// Process memory passed the terminate threshold; the job was cancelled cleanly.
+    #[error(
+        "memory: the process used {rss} bytes, past the terminate threshold of {threshold} bytes \
+         ({fraction} of the {limit}-byte limit); the job was cancelled and its outputs removed. \
+         Top consumers: {top}"
+    )]
+    MemoryTerminated {
+        /// Resident set size when the threshold was crossed.
+        rss: u64,
+        /// The threshold in bytes.
+        threshold: u64,
+        /// The threshold as a fraction of the limit.
+        fraction: f64,
+        /// The memory limit.
+        limit: u64,
+        /// The largest consumers and their bytes.
+        top: String,
+    },
+
     /// The job was cancelled (Ctrl-C or a cancel request).
     #[error("cancelled; no output was written")]
     Cancelled,
@@ -194,8 +229,9 @@ impl Error {
             | Error::Unsupported { .. }
             | Error::Usage(_)
             | Error::NoSuchColumn { .. }
-            | Error::DiskFull { .. } => 2,
-            Error::MemoryLimit { .. } => 3,
+            | Error::DiskFull { .. }
+            | Error::SpillQuota { .. } => 2,
+            Error::MemoryLimit { .. } | Error::MemoryTerminated { .. } => 3,
             Error::Cancelled => 130,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
         }

@@ -1,0 +1,1 @@
+//! Placeholder: the spill directory manager (being written).

@@ -1,0 +1,1 @@
+//! Placeholder: the spill store (being written).
