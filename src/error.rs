@@ -138,6 +138,23 @@ pub enum Error {
         top: String,
     },
 
+    /// A plan's largest task cannot fit the memory limit; refused before it runs.
+    #[error(
+        "plan refused before running: a {op} task needs about {projected} bytes at its peak, \
+         more than half of the {limit}-byte memory limit; {}",
+        suggest_unit(*suggested_unit_bytes)
+    )]
+    PlanTooLarge {
+        /// The operation of the largest task.
+        op: String,
+        /// Its projected peak bytes.
+        projected: u64,
+        /// The memory limit.
+        limit: u64,
+        /// A unit of work (chunk or partition) size in bytes that would fit; 0 if unknown.
+        suggested_unit_bytes: u64,
+    },
+
     /// Spilling would pass the spill directory's disk quota.
     #[error(
         "spill quota: writing {requested} more bytes to {dir} would pass the quota of {quota} bytes \
@@ -195,6 +212,14 @@ pub enum Error {
     Internal(String),
 }
 
+fn suggest_unit(bytes: u64) -> String {
+    if bytes == 0 {
+        "raise --memory-limit".into()
+    } else {
+        format!("use chunks or blocks of at most {bytes} bytes, or raise --memory-limit")
+    }
+}
+
 impl Error {
     /// Wraps an I/O error with the path it happened on, recognising a full disk.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
@@ -231,7 +256,9 @@ impl Error {
             | Error::NoSuchColumn { .. }
             | Error::DiskFull { .. }
             | Error::SpillQuota { .. } => 2,
-            Error::MemoryLimit { .. } | Error::MemoryTerminated { .. } => 3,
+            Error::MemoryLimit { .. }
+            | Error::MemoryTerminated { .. }
+            | Error::PlanTooLarge { .. } => 3,
             Error::Cancelled => 130,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
         }

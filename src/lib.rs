@@ -27,6 +27,7 @@ pub mod error;
 pub mod exec;
 pub mod grid;
 pub mod memory;
+pub mod plan;
 pub mod storage;
 
 pub use error::{Error, Result};

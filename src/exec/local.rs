@@ -1,0 +1,382 @@
+//! The local executor: runs a plan's tasks on a fixed set of worker threads, each
+//! task as soon as its dependencies are done.
+//!
+//! Ready tasks are ordered so that work which releases memory (writes, merges,
+//! finished reductions) starts before work which loads more: loading never runs far
+//! ahead of consuming, which is Dask's "root task overproduction" failure. The memory
+//! gate is asked at every task boundary whether a new task may start (pause) and
+//! whether the job must stop (terminate). The first error cancels the job: no new
+//! task starts, and running tasks see the cancel token at their next chunk boundary.
+
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::CancelToken;
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Task, TaskId, TaskKind};
+
+/// Something that happened while a plan ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A task started.
+    TaskStarted(TaskId),
+    /// A task finished successfully.
+    TaskFinished(TaskId),
+    /// A task read this many bytes of input.
+    BytesRead(u64),
+    /// A task wrote this many bytes of output.
+    BytesWritten(u64),
+    /// This many bytes were spilled to disk.
+    BytesSpilled(u64),
+}
+
+/// Receives events as they happen (the progress bar, `--stats`, tests).
+pub trait Observer: Send + Sync {
+    /// Called from whichever thread the event happened on.
+    fn on_event(&self, event: &Event);
+}
+
+/// What the memory monitor says at a task boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// New tasks may start.
+    Run,
+    /// No new task may start while others are running.
+    Pause,
+}
+
+/// The executor's view of the memory monitor: asked at every task boundary.
+pub trait MemoryGate: Send + Sync {
+    /// Whether new tasks may start; an error (terminate) stops the job.
+    ///
+    /// # Errors
+    /// When the job must stop to keep the process alive.
+    fn admit(&self) -> Result<Admission>;
+}
+
+/// What a running task may use: the cancel token, and a way to report bytes.
+pub struct TaskContext<'a> {
+    /// Checked by long tasks at chunk boundaries.
+    pub cancel: &'a CancelToken,
+    observers: &'a [Arc<dyn Observer>],
+}
+
+impl TaskContext<'_> {
+    /// Reports an event to the observers.
+    pub fn emit(&self, event: Event) {
+        for o in self.observers {
+            o.on_event(&event);
+        }
+    }
+}
+
+/// Totals of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// Tasks that ran to completion.
+    pub tasks: u64,
+    /// Milliseconds during which the memory gate held new tasks back.
+    pub paused_ms: u64,
+}
+
+/// Runs plans on local threads.
+pub struct LocalExecutor {
+    threads: usize,
+    cancel: CancelToken,
+    gate: Option<Arc<dyn MemoryGate>>,
+    observers: Vec<Arc<dyn Observer>>,
+}
+
+/// Ready-queue entry: releasing work first, then compute, then loads; lower ids first.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Ready {
+    kind: TaskKind,
+    order: std::cmp::Reverse<TaskId>,
+}
+
+struct State {
+    ready: BinaryHeap<Ready>,
+    waiting: Vec<u32>,
+    running: usize,
+    done: usize,
+    error: Option<Error>,
+    paused_since: Option<Instant>,
+    paused: Duration,
+}
+
+impl LocalExecutor {
+    /// An executor with `threads` workers.
+    pub fn new(threads: usize, cancel: CancelToken) -> Self {
+        LocalExecutor {
+            threads: threads.max(1),
+            cancel,
+            gate: None,
+            observers: Vec::new(),
+        }
+    }
+
+    /// Asks `gate` at every task boundary whether tasks may start.
+    pub fn with_gate(mut self, gate: Arc<dyn MemoryGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// Sends events to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Runs every task of `plan` with `run_task`, respecting dependencies.
+    ///
+    /// # Errors
+    /// The first task error, the memory gate's error, or [`Error::Cancelled`]; the
+    /// plan's own validation errors.
+    pub fn run<F>(&self, plan: &Plan, run_task: F) -> Result<RunReport>
+    where
+        F: Fn(&Task, &TaskContext<'_>) -> Result<()> + Sync,
+    {
+        plan.validate()?;
+        let n = plan.tasks.len();
+        let dependents = plan.dependents();
+        let waiting: Vec<u32> = plan.tasks.iter().map(|t| t.deps.len() as u32).collect();
+        let ready = plan
+            .tasks
+            .iter()
+            .filter(|t| t.deps.is_empty())
+            .map(|t| Ready {
+                kind: t.kind,
+                order: std::cmp::Reverse(t.id),
+            })
+            .collect();
+        let state = Mutex::new(State {
+            ready,
+            waiting,
+            running: 0,
+            done: 0,
+            error: None,
+            paused_since: None,
+            paused: Duration::ZERO,
+        });
+        let wake = Condvar::new();
+        let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+
+        std::thread::scope(|scope| {
+            for _ in 0..self.threads.min(n.max(1)) {
+                scope.spawn(|| loop {
+                    // Pick the next task, or leave when there is nothing more to do.
+                    let id = {
+                        let mut s = lock();
+                        loop {
+                            if s.error.is_none() {
+                                if let Err(e) = self.cancel.check() {
+                                    s.error = Some(e);
+                                }
+                            }
+                            if s.error.is_some() || s.done == n {
+                                wake.notify_all();
+                                return;
+                            }
+                            if !s.ready.is_empty() {
+                                match self.admission(&mut s) {
+                                    Ok(Admission::Run) => break,
+                                    Ok(Admission::Pause) if s.running == 0 => {
+                                        // Nothing runs that could free memory: start one
+                                        // task alone rather than wait forever.
+                                        break;
+                                    }
+                                    Ok(Admission::Pause) => {}
+                                    Err(e) => {
+                                        s.error = Some(e);
+                                        self.cancel.cancel();
+                                        continue;
+                                    }
+                                }
+                                s = wake
+                                    .wait_timeout(s, Duration::from_millis(5))
+                                    .map_or_else(|e| e.into_inner().0, |r| r.0);
+                            } else {
+                                s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                            }
+                        }
+                        let Some(next) = s.ready.pop() else { continue };
+                        s.running += 1;
+                        next.order.0
+                    };
+
+                    let task = &plan.tasks[id as usize];
+                    let ctx = TaskContext {
+                        cancel: &self.cancel,
+                        observers: &self.observers,
+                    };
+                    ctx.emit(Event::TaskStarted(id));
+                    let result = run_task(task, &ctx);
+                    if result.is_ok() {
+                        ctx.emit(Event::TaskFinished(id));
+                    }
+
+                    let mut s = lock();
+                    s.running -= 1;
+                    match result {
+                        Ok(()) => {
+                            s.done += 1;
+                            for &d in &dependents[id as usize] {
+                                s.waiting[d as usize] -= 1;
+                                if s.waiting[d as usize] == 0 {
+                                    let kind = plan.tasks[d as usize].kind;
+                                    s.ready.push(Ready {
+                                        kind,
+                                        order: std::cmp::Reverse(d),
+                                    });
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            if s.error.is_none() {
+                                s.error = Some(e);
+                            }
+                            self.cancel.cancel();
+                        }
+                    }
+                    drop(s);
+                    wake.notify_all();
+                });
+            }
+        });
+
+        let s = state.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = s.error {
+            return Err(e);
+        }
+        Ok(RunReport {
+            tasks: s.done as u64,
+            paused_ms: s.paused.as_millis() as u64,
+        })
+    }
+
+    /// Asks the gate, and keeps the paused-time account.
+    fn admission(&self, s: &mut State) -> Result<Admission> {
+        let Some(gate) = &self.gate else {
+            return Ok(Admission::Run);
+        };
+        let answer = gate.admit()?;
+        match (answer, s.paused_since) {
+            (Admission::Pause, None) => s.paused_since = Some(Instant::now()),
+            (Admission::Run, Some(since)) => {
+                s.paused += since.elapsed();
+                s.paused_since = None;
+            }
+            _ => {}
+        }
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{DataRef, OpSpec};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn plan(specs: &[(TaskKind, Vec<TaskId>)]) -> Plan {
+        let mut p = Plan::new();
+        for (kind, deps) in specs {
+            p.push(Task {
+                id: 0,
+                op: OpSpec::new("noop", serde_json::Value::Null),
+                inputs: vec![],
+                output: DataRef::Whole {
+                    dataset: "x".into(),
+                },
+                deps: deps.clone(),
+                memory_bytes: 0,
+                unit_bytes: 0,
+                kind: *kind,
+            });
+        }
+        p
+    }
+
+    #[test]
+    fn dependencies_run_first_and_every_task_runs_once() {
+        // A diamond: 0 -> {1, 2} -> 3.
+        let p = plan(&[
+            (TaskKind::Load, vec![]),
+            (TaskKind::Compute, vec![0]),
+            (TaskKind::Compute, vec![0]),
+            (TaskKind::Release, vec![1, 2]),
+        ]);
+        let order = Mutex::new(Vec::new());
+        let report = LocalExecutor::new(2, CancelToken::new())
+            .run(&p, |t, _| {
+                order.lock().unwrap().push(t.id);
+                Ok(())
+            })
+            .unwrap();
+        let order = order.into_inner().unwrap();
+        assert_eq!(report.tasks, 4);
+        assert_eq!(order.len(), 4);
+        assert_eq!(order[0], 0);
+        assert_eq!(order[3], 3);
+    }
+
+    #[test]
+    fn releasing_tasks_go_before_new_loads() {
+        // Loads 0..4, each followed by a write that depends on it. With one thread a
+        // write must run as soon as its load is done, before the next load.
+        let mut specs = Vec::new();
+        for i in 0..4 {
+            specs.push((TaskKind::Load, vec![]));
+            specs.push((TaskKind::Release, vec![2 * i]));
+        }
+        let p = plan(&specs);
+        let order = Mutex::new(Vec::new());
+        LocalExecutor::new(1, CancelToken::new())
+            .run(&p, |t, _| {
+                order.lock().unwrap().push(t.kind);
+                Ok(())
+            })
+            .unwrap();
+        let kinds = order.into_inner().unwrap();
+        let expected: Vec<TaskKind> = (0..4)
+            .flat_map(|_| [TaskKind::Load, TaskKind::Release])
+            .collect();
+        assert_eq!(kinds, expected);
+    }
+
+    #[test]
+    fn the_first_error_stops_the_job() {
+        let p = plan(&vec![(TaskKind::Load, vec![]); 100]);
+        let ran = AtomicUsize::new(0);
+        let err = LocalExecutor::new(2, CancelToken::new())
+            .run(&p, |t, _| {
+                ran.fetch_add(1, Ordering::SeqCst);
+                if t.id == 3 {
+                    Err(Error::Usage("task 3 failed".into()))
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert_eq!(err.to_string(), "task 3 failed");
+        assert!(ran.load(Ordering::SeqCst) < 100);
+    }
+
+    #[test]
+    fn cancelling_stops_new_tasks() {
+        let p = plan(&vec![(TaskKind::Load, vec![]); 1000]);
+        let cancel = CancelToken::new();
+        let ran = AtomicUsize::new(0);
+        let err = LocalExecutor::new(2, cancel.clone())
+            .run(&p, |_, _| {
+                if ran.fetch_add(1, Ordering::SeqCst) == 10 {
+                    cancel.cancel();
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Cancelled));
+        assert!(ran.load(Ordering::SeqCst) < 20);
+    }
+}

@@ -1,0 +1,15 @@
+//! Plans: graphs of chunk tasks, their serialization, and the memory projection that
+//! refuses a plan before it runs when one of its tasks cannot fit the budget.
+//!
+//! A plan is data (see `formats/plan-v1.md`): every task names its operation and
+//! parameters, the chunks or partitions it reads, the one output it publishes, the
+//! tasks it waits for, and the memory it may use at its peak. Nothing here runs a
+//! task; `exec` does.
+
+mod graph;
+mod projection;
+mod task;
+
+pub use graph::{Dataset, DatasetRole, Plan, PLAN_FORMAT_VERSION};
+pub use projection::check_memory;
+pub use task::{DataRef, OpSpec, Task, TaskId, TaskKind};
