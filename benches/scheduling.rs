@@ -14,16 +14,26 @@ fn plan(n: u32, chained_every: u32) -> Plan {
     for i in 0..n {
         // Every `chained_every`-th task waits for the one before it, so the
         // dependency bookkeeping is exercised too.
-        let deps = if chained_every > 0 && i % chained_every == 1 { vec![i - 1] } else { vec![] };
+        let deps = if chained_every > 0 && i % chained_every == 1 {
+            vec![i - 1]
+        } else {
+            vec![]
+        };
         p.push(Task {
             id: 0,
             op: OpSpec::new("noop", serde_json::Value::Null),
             inputs: vec![],
-            output: DataRef::Whole { dataset: "x".into() },
+            output: DataRef::Whole {
+                dataset: "x".into(),
+            },
             deps,
             memory_bytes: 0,
             unit_bytes: 0,
-            kind: if i % 2 == 0 { TaskKind::Load } else { TaskKind::Release },
+            kind: if i % 2 == 0 {
+                TaskKind::Load
+            } else {
+                TaskKind::Release
+            },
         });
     }
     p
@@ -31,15 +41,24 @@ fn plan(n: u32, chained_every: u32) -> Plan {
 
 fn main() {
     let n = 100_000;
-    for (label, chained_every, threads) in [("independent", 0, 2), ("half chained", 2, 2), ("independent, 1 thread", 0, 1)] {
+    for (label, chained_every, threads) in [
+        ("independent", 0, 2),
+        ("half chained", 2, 2),
+        ("independent, 1 thread", 0, 1),
+    ] {
         let p = plan(n, chained_every);
         let mut best = f64::MAX;
         for _ in 0..5 {
             let start = Instant::now();
-            let report = LocalExecutor::new(threads, CancelToken::new()).run(&p, |_, _| Ok(())).expect("run");
+            let report = LocalExecutor::new(threads, CancelToken::new())
+                .run(&p, |_, _| Ok(()))
+                .expect("run");
             assert_eq!(report.tasks, n as u64);
             best = best.min(start.elapsed().as_secs_f64());
         }
-        println!("{label:>24}: {n} tasks in {best:.3} s = {:.2} µs a task (best of 5)", best * 1e6 / n as f64);
+        println!(
+            "{label:>24}: {n} tasks in {best:.3} s = {:.2} µs a task (best of 5)",
+            best * 1e6 / n as f64
+        );
     }
 }

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let _ = ctrlc::set_handler(move || {
         if handler_token.is_cancelled() {
             remove_all_temps();
+            blockwise::memory::remove_all_spill_dirs();
             std::process::exit(130);
         }
         handler_token.cancel();

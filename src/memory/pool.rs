@@ -66,7 +66,12 @@ impl MemoryPool {
         lock(&self.state)
     }
 
-    fn top_consumers(s: &State) -> String {
+    /// The three largest consumers and their bytes, e.g. "sort 12.0 MiB, parquet writer 3.0 MiB".
+    pub fn top_consumers(&self) -> String {
+        Self::top_of(&self.lock())
+    }
+
+    fn top_of(s: &State) -> String {
         let mut all: Vec<_> = s.consumers.values().filter(|(_, b)| *b > 0).collect();
         all.sort_by_key(|c| std::cmp::Reverse(c.1));
         let top: Vec<String> = all
@@ -113,7 +118,7 @@ impl Reservation {
                 requested: bytes,
                 reserved: s.reserved,
                 limit: self.pool.limit,
-                top: MemoryPool::top_consumers(&s),
+                top: MemoryPool::top_of(&s),
             });
         }
         apply(&mut s, self.id, &mut self.bytes, bytes as i64);

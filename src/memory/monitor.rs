@@ -1,0 +1,453 @@
+//! The threshold monitor: the four memory thresholds of DESIGN.md, applied at task
+//! boundaries and at most every 50 ms in between.
+//!
+//! | threshold | measured on | action |
+//! |---|---|---|
+//! | target (0.60) | reserved bytes | spill least recently used spillable blocks |
+//! | spill (0.70) | process RSS | the same, driven by RSS |
+//! | pause (0.80) | process RSS | no new task starts beside running ones |
+//! | terminate (0.95) | process RSS | the job is cancelled cleanly |
+//!
+//! RSS is read through a seam ([`MemoryMonitor::with_rss_source`]) so tests can drive
+//! every threshold without allocating gigabytes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::spill::{SpillStore, Spillable};
+use super::{current_rss_bytes, MemoryPool};
+use crate::error::{Error, Result};
+use crate::exec::{Admission, MemoryGate};
+
+/// How often RSS is sampled between task boundaries, at most.
+const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The four thresholds, as fractions of the memory limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    /// Reserved bytes above which spillable blocks are spilled.
+    pub target: f64,
+    /// RSS above which spillable blocks are spilled.
+    pub spill: f64,
+    /// RSS above which no new task starts.
+    pub pause: f64,
+    /// RSS at which the job is cancelled.
+    pub terminate: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            target: 0.60,
+            spill: 0.70,
+            pause: 0.80,
+            terminate: 0.95,
+        }
+    }
+}
+
+impl Thresholds {
+    /// These thresholds with any `BLOCKWISE_MEMORY_TARGET`, `_SPILL`, `_PAUSE` or
+    /// `_TERMINATE` environment variable applied.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a value that is not a fraction, or thresholds out of order.
+    pub fn with_env(mut self) -> Result<Self> {
+        for (name, field) in [
+            ("BLOCKWISE_MEMORY_TARGET", &mut self.target),
+            ("BLOCKWISE_MEMORY_SPILL", &mut self.spill),
+            ("BLOCKWISE_MEMORY_PAUSE", &mut self.pause),
+            ("BLOCKWISE_MEMORY_TERMINATE", &mut self.terminate),
+        ] {
+            if let Ok(text) = std::env::var(name) {
+                *field = text.trim().parse().map_err(|_| {
+                    Error::Usage(format!("{name}={text:?} is not a fraction like 0.7"))
+                })?;
+            }
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks that each threshold is in (0, 1] and that spill ≤ pause ≤ terminate.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the offending values.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("target", self.target),
+            ("spill", self.spill),
+            ("pause", self.pause),
+            ("terminate", self.terminate),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(Error::Usage(format!(
+                    "memory {name} threshold {v} must be a fraction in (0, 1]"
+                )));
+            }
+        }
+        if !(self.spill <= self.pause && self.pause <= self.terminate) {
+            return Err(Error::Usage(format!(
+                "memory thresholds must satisfy spill ≤ pause ≤ terminate; got {} ≤ {} ≤ {}",
+                self.spill, self.pause, self.terminate
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the process RSS in bytes.
+pub type RssSource = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+struct Entry {
+    id: u64,
+    item: Weak<Mutex<dyn Spillable>>,
+    last_used: u64,
+}
+
+/// Watches memory and applies the thresholds.
+pub struct MemoryMonitor {
+    pool: MemoryPool,
+    thresholds: Thresholds,
+    rss: RssSource,
+    store: Option<SpillStore>,
+    entries: Mutex<Vec<Entry>>,
+    clock: AtomicU64,
+    last_sample: Mutex<Option<(Instant, u64)>>,
+    spilled_bytes: AtomicU64,
+}
+
+impl MemoryMonitor {
+    /// A monitor of `pool` with `thresholds`, reading this process's RSS.
+    pub fn new(pool: MemoryPool, thresholds: Thresholds) -> Self {
+        MemoryMonitor {
+            pool,
+            thresholds,
+            rss: Arc::new(current_rss_bytes),
+            store: None,
+            entries: Mutex::new(Vec::new()),
+            clock: AtomicU64::new(0),
+            last_sample: Mutex::new(None),
+            spilled_bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Reads RSS from `source` instead of `/proc/self/statm` (the seam tests use).
+    pub fn with_rss_source(mut self, source: RssSource) -> Self {
+        self.rss = source;
+        self
+    }
+
+    /// Spills through `store` when a spill threshold is passed.
+    pub fn with_spill_store(mut self, store: SpillStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The thresholds in force.
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// Bytes this monitor has spilled.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Makes `item` a candidate for spilling; returns its id for [`Self::touch`]. The
+    /// monitor holds it weakly: dropping the item unregisters it.
+    pub fn register(&self, item: &Arc<Mutex<dyn Spillable>>) -> u64 {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|e| e.item.strong_count() > 0);
+        let id = self.clock.fetch_add(1, Ordering::Relaxed);
+        entries.push(Entry {
+            id,
+            item: Arc::downgrade(item),
+            last_used: id,
+        });
+        id
+    }
+
+    /// Marks item `id` as just used, so it is spilled after older ones.
+    pub fn touch(&self, id: u64) {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = entries.iter_mut().find(|e| e.id == id) {
+            e.last_used = now;
+        }
+    }
+
+    /// Process RSS: a fresh reading when `fresh` or when the last one is older than
+    /// 50 ms, else the last one.
+    pub fn rss(&self, fresh: bool) -> u64 {
+        let mut last = self.last_sample.lock().unwrap_or_else(|e| e.into_inner());
+        match *last {
+            Some((at, value)) if !fresh && at.elapsed() < SAMPLE_INTERVAL => value,
+            _ => {
+                let value = (self.rss)();
+                *last = Some((Instant::now(), value));
+                value
+            }
+        }
+    }
+
+    /// Applies the thresholds now: spills if past target or spill, and says whether
+    /// new tasks may start.
+    ///
+    /// # Errors
+    /// [`Error::MemoryTerminated`] past the terminate threshold; spill errors.
+    pub fn check(&self) -> Result<Admission> {
+        let limit = self.pool.limit() as f64;
+        let over_target =
+            |pool: &MemoryPool| pool.reserved() as f64 > self.thresholds.target * limit;
+        let mut rss = self.rss(true);
+        if rss as f64 >= self.thresholds.terminate * limit {
+            return Err(self.terminated(rss));
+        }
+        while over_target(&self.pool) || rss as f64 > self.thresholds.spill * limit {
+            if self.spill_least_recently_used()? == 0 {
+                break;
+            }
+            rss = self.rss(true);
+        }
+        if rss as f64 >= self.thresholds.terminate * limit {
+            return Err(self.terminated(rss));
+        }
+        Ok(if rss as f64 > self.thresholds.pause * limit {
+            Admission::Pause
+        } else {
+            Admission::Run
+        })
+    }
+
+    fn terminated(&self, rss: u64) -> Error {
+        Error::MemoryTerminated {
+            rss,
+            threshold: (self.thresholds.terminate * self.pool.limit() as f64) as u64,
+            fraction: self.thresholds.terminate,
+            limit: self.pool.limit(),
+            top: self.pool.top_consumers(),
+        }
+    }
+
+    /// Spills the least recently used item that is not spilled yet; returns the bytes
+    /// it freed (0 when nothing is left to spill).
+    fn spill_least_recently_used(&self) -> Result<u64> {
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
+        let mut candidates: Vec<(u64, Arc<Mutex<dyn Spillable>>)> = {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            entries.retain(|e| e.item.strong_count() > 0);
+            entries
+                .iter()
+                .filter_map(|e| Some((e.last_used, e.item.upgrade()?)))
+                .collect()
+        };
+        candidates.sort_by_key(|(used, _)| *used);
+        for (_, item) in candidates {
+            // An item busy in a task is skipped rather than waited for.
+            let Ok(mut guard) = item.try_lock() else {
+                continue;
+            };
+            if guard.is_spilled() {
+                continue;
+            }
+            let freed = guard.spill(store)?;
+            if freed > 0 {
+                self.spilled_bytes.fetch_add(freed, Ordering::Relaxed);
+                return Ok(freed);
+            }
+        }
+        Ok(0)
+    }
+}
+
+impl MemoryGate for MemoryMonitor {
+    fn admit(&self) -> Result<Admission> {
+        self.check()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::{CancelToken, LocalExecutor};
+    use crate::memory::{DiskManager, SpillCompression, SpillableChunk};
+    use crate::plan::{DataRef, OpSpec, Plan, Task, TaskKind};
+
+    /// A monitor over a 1000-byte limit whose RSS reading is `rss`.
+    fn monitor(rss: &Arc<AtomicU64>, dir: &std::path::Path) -> (MemoryMonitor, SpillStore) {
+        let disk = DiskManager::new(dir, None).unwrap();
+        let store = SpillStore::new(disk, SpillCompression::Zstd(1));
+        let reading = rss.clone();
+        let m = MemoryMonitor::new(MemoryPool::new(1000), Thresholds::default())
+            .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst)))
+            .with_spill_store(store.clone());
+        (m, store)
+    }
+
+    fn chunk(fill: u8) -> Arc<Mutex<dyn Spillable>> {
+        Arc::new(Mutex::new(SpillableChunk::new(vec![fill; 100])))
+    }
+
+    #[test]
+    fn spill_threshold_spills_least_recently_used_first_and_reads_back_identical_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let rss = Arc::new(AtomicU64::new(100));
+        let (m, store) = monitor(&rss, dir.path());
+        let b_data = Arc::new(Mutex::new(SpillableChunk::new(vec![2; 100])));
+        let (a, b): (_, Arc<Mutex<dyn Spillable>>) = (chunk(1), b_data.clone());
+        let (ida, _idb) = (m.register(&a), m.register(&b));
+        m.touch(ida); // `b` is now the least recently used
+        assert_eq!(m.check().unwrap(), Admission::Run);
+        assert!(!b.lock().unwrap().is_spilled());
+
+        // Above spill (0.70), below pause: one block goes to disk per reading, until
+        // RSS falls; here RSS falls after the first spill.
+        rss.store(750, Ordering::SeqCst);
+        let reading = rss.clone();
+        let m = m.with_rss_source(Arc::new(move || reading.swap(100, Ordering::SeqCst)));
+        assert_eq!(m.check().unwrap(), Admission::Run);
+        assert!(b.lock().unwrap().is_spilled() && !a.lock().unwrap().is_spilled());
+        assert_eq!(m.spilled_bytes(), 100);
+        assert_eq!(store.spill_files(), 1);
+
+        let mut back = b_data.lock().unwrap();
+        back.unspill(&store).unwrap();
+        assert_eq!(back.data().unwrap(), &[2u8; 100][..]);
+    }
+
+    #[test]
+    fn target_threshold_is_measured_on_reserved_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let rss = Arc::new(AtomicU64::new(0));
+        let (m, _store) = monitor(&rss, dir.path());
+        let item = chunk(7);
+        m.register(&item);
+        let mut held = m.pool.reserve("sort");
+        held.grow(650); // above target (0.60) of 1000, RSS low
+        m.check().unwrap();
+        assert!(item.lock().unwrap().is_spilled());
+    }
+
+    #[test]
+    fn pause_starts_no_task_while_above_and_resumes_below() {
+        let rss = Arc::new(AtomicU64::new(0));
+        let reading = rss.clone();
+        let m = Arc::new(
+            MemoryMonitor::new(MemoryPool::new(1000), Thresholds::default())
+                .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst))),
+        );
+        let mut plan = Plan::new();
+        for _ in 0..6 {
+            plan.push(Task {
+                id: 0,
+                op: OpSpec::new("noop", serde_json::Value::Null),
+                inputs: vec![],
+                output: DataRef::Whole {
+                    dataset: "x".into(),
+                },
+                deps: vec![],
+                memory_bytes: 0,
+                unit_bytes: 0,
+                kind: TaskKind::Load,
+            });
+        }
+        let log = Mutex::new(Vec::new());
+        let report = LocalExecutor::new(2, CancelToken::new())
+            .with_gate(m.clone())
+            .run(&plan, |t, _| {
+                if t.id == 0 {
+                    // Memory rises past pause while this task runs, then falls.
+                    rss.store(850, Ordering::SeqCst);
+                    log.lock().unwrap().push(("pause", t.id));
+                    std::thread::sleep(Duration::from_millis(60));
+                    log.lock().unwrap().push(("resume", t.id));
+                    rss.store(100, Ordering::SeqCst);
+                } else {
+                    log.lock().unwrap().push(("start", t.id));
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(report.tasks, 6);
+        let log = log.into_inner().unwrap();
+        let paused_at = log.iter().position(|e| e.0 == "pause").unwrap();
+        let resumed_at = log.iter().position(|e| e.0 == "resume").unwrap();
+        // Nothing started between the rise and the fall (task 1 may have started
+        // before task 0 raised memory, on the other thread).
+        assert!(
+            log[paused_at + 1..resumed_at]
+                .iter()
+                .all(|e| e.0 != "start"),
+            "a task started while paused: {log:?}"
+        );
+        assert!(report.paused_ms >= 20, "paused {} ms", report.paused_ms);
+    }
+
+    #[test]
+    fn terminate_cancels_the_job_names_consumers_and_leaves_the_process_alive() {
+        let rss = Arc::new(AtomicU64::new(0));
+        let reading = rss.clone();
+        let pool = MemoryPool::new(1000);
+        let mut held = pool.reserve("hash aggregate");
+        held.grow(300);
+        let m = Arc::new(
+            MemoryMonitor::new(pool, Thresholds::default())
+                .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst))),
+        );
+        let mut plan = Plan::new();
+        for _ in 0..50 {
+            plan.push(Task {
+                id: 0,
+                op: OpSpec::new("noop", serde_json::Value::Null),
+                inputs: vec![],
+                output: DataRef::Whole {
+                    dataset: "x".into(),
+                },
+                deps: vec![],
+                memory_bytes: 0,
+                unit_bytes: 0,
+                kind: TaskKind::Load,
+            });
+        }
+        let cancel = CancelToken::new();
+        let ran = AtomicU64::new(0);
+        let err = LocalExecutor::new(2, cancel.clone())
+            .with_gate(m)
+            .run(&plan, |_, _| {
+                if ran.fetch_add(1, Ordering::SeqCst) == 3 {
+                    rss.store(960, Ordering::SeqCst);
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::MemoryTerminated { .. }), "{err}");
+        assert!(err.to_string().contains("hash aggregate 300 B"), "{err}");
+        assert_eq!(err.exit_code(), 3);
+        assert!(cancel.is_cancelled());
+        assert!(ran.load(Ordering::SeqCst) < 50);
+    }
+
+    #[test]
+    fn thresholds_come_from_the_environment_and_are_validated() {
+        assert!(Thresholds::default().validate().is_ok());
+        let bad = Thresholds {
+            pause: 0.5,
+            ..Thresholds::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("spill ≤ pause"));
+        assert!(Thresholds {
+            target: 1.5,
+            ..Thresholds::default()
+        }
+        .validate()
+        .is_err());
+    }
+}
