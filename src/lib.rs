@@ -13,7 +13,7 @@
 //!     "table.csv".as_ref(),
 //!     "table.parquet".as_ref(),
 //!     &ConvertOptions::default(),
-//!     &JobContext::default(),
+//!     &JobContext::with_defaults()?,
 //! )?;
 //! println!("{} rows", report.rows);
 //! # Ok::<(), blockwise::Error>(())

@@ -337,3 +337,59 @@ fn parquet_row_group_selection_reads_only_those_groups() {
     ));
     assert_same("frame", &expected, &out, &[]);
 }
+
+#[test]
+fn rechunk_tall_skinny_to_short_fat_in_stages_under_a_tenth_of_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("a.npy");
+    common::python_eval(&format!(
+        "import numpy as np; np.save({:?}, np.random.default_rng(1).standard_normal((400, 400)))",
+        npy
+    ));
+    let tall = dir.path().join("tall.zarr");
+    common::convert_ok(&npy, &tall, &["--chunks", "400,5"]);
+    // 1.28 MB of data, a 128 KB limit: no task may hold a whole source column band
+    // and a whole target row band at once, so it must go through an intermediate.
+    let wide = dir.path().join("wide.zarr");
+    let run = common::convert_ok(
+        &tall,
+        &wide,
+        &[
+            "--chunks",
+            "5,400",
+            "--memory-limit",
+            "128000",
+            "--threads",
+            "1",
+            "--stats",
+            // A process's own few MB of RSS dwarf a 128 KB limit: this test is about
+            // the reservations and the plan, so the RSS thresholds are off.
+            "--memory-spill",
+            "off",
+            "--memory-pause",
+            "off",
+            "--memory-terminate",
+            "off",
+        ],
+    );
+    assert_same("array", &npy, &wide, &[]);
+    let stats: serde_json::Value = serde_json::from_slice(&run.stderr).unwrap();
+    assert!(
+        stats["spilled_bytes"].as_u64().unwrap() >= 400 * 400 * 8,
+        "{stats}"
+    );
+    assert!(
+        stats["peak_reserved_bytes"].as_u64().unwrap() <= 128_000,
+        "{stats}"
+    );
+    let chunks = common::python_eval(&format!(
+        "import zarr; print(zarr.open_array({:?}, mode='r').chunks)",
+        wide
+    ));
+    assert_eq!(chunks.trim(), "(5, 400)");
+    // Nothing is left in the spill directory's parent but what the test made.
+    assert_eq!(
+        common::entries(dir.path()),
+        vec!["a.npy", "tall.zarr", "wide.zarr"]
+    );
+}

@@ -5,15 +5,37 @@ use std::time::Instant;
 use clap::Args;
 
 use crate::error::{Error, Result};
-use crate::exec::{CancelToken, JobContext, JobStats, Progress};
-use crate::memory::{default_memory_limit, peak_rss_bytes, MemoryPool};
+use std::path::PathBuf;
 
-/// `--memory-limit`, `--threads`, `--no-progress`, `--stats`.
+use crate::exec::{CancelToken, JobContext, JobOptions, JobStats};
+use crate::memory::{
+    default_memory_limit, parse_threshold, peak_rss_bytes, SpillCompression, Thresholds,
+};
+
+/// `--memory-*`, `--spill-*`, `--threads`, `--no-progress`, `--stats`.
 #[derive(Debug, Clone, Args)]
 pub struct JobArgs {
     /// Memory budget, e.g. 2GiB or 512MB [default: 80% of physical memory; env BLOCKWISE_MEMORY_LIMIT]
     #[arg(long, value_parser = parse_bytes)]
     pub memory_limit: Option<u64>,
+    /// Reserved-bytes fraction of the limit above which blocks spill, or off [default: 0.60; env BLOCKWISE_MEMORY_TARGET]
+    #[arg(long, value_parser = parse_threshold)]
+    pub memory_target: Option<f64>,
+    /// RSS fraction of the limit above which blocks spill, or off [default: 0.70; env BLOCKWISE_MEMORY_SPILL]
+    #[arg(long, value_parser = parse_threshold)]
+    pub memory_spill: Option<f64>,
+    /// RSS fraction of the limit above which no new task starts, or off [default: 0.80; env BLOCKWISE_MEMORY_PAUSE]
+    #[arg(long, value_parser = parse_threshold)]
+    pub memory_pause: Option<f64>,
+    /// RSS fraction of the limit at which the job is cancelled, or off [default: 0.95; env BLOCKWISE_MEMORY_TERMINATE]
+    #[arg(long, value_parser = parse_threshold)]
+    pub memory_terminate: Option<f64>,
+    /// Directory for spill files [default: the system temp dir]
+    #[arg(long)]
+    pub spill_dir: Option<PathBuf>,
+    /// Spill compression: none or zstd[:LEVEL] [default: zstd:1]
+    #[arg(long)]
+    pub spill_compression: Option<String>,
     /// Worker threads [default: all cores]
     #[arg(long)]
     pub threads: Option<usize>,
@@ -26,12 +48,13 @@ pub struct JobArgs {
 }
 
 impl JobArgs {
-    /// The job context these options describe.
+    /// The job context these options describe (flags first, then `BLOCKWISE_*`
+    /// environment variables, then defaults).
     ///
     /// # Errors
-    /// [`Error::Usage`] for a bad `BLOCKWISE_MEMORY_LIMIT`.
+    /// [`Error::Usage`] for bad values; a spill directory that cannot be created.
     pub fn context(&self, cancel: CancelToken) -> Result<JobContext> {
-        let limit = match self.memory_limit {
+        let memory_limit = match self.memory_limit {
             Some(l) => l,
             None => match std::env::var("BLOCKWISE_MEMORY_LIMIT") {
                 Ok(v) => parse_bytes(&v)
@@ -39,19 +62,37 @@ impl JobArgs {
                 Err(_) => default_memory_limit(),
             },
         };
-        let threads = self
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        if threads == 0 {
-            return Err(Error::Usage("--threads must be at least 1".into()));
+        let mut options = JobOptions {
+            memory_limit,
+            ..JobOptions::default()
+        };
+        let mut thresholds = Thresholds::default().with_env()?;
+        for (flag, field) in [
+            (self.memory_target, &mut thresholds.target),
+            (self.memory_spill, &mut thresholds.spill),
+            (self.memory_pause, &mut thresholds.pause),
+            (self.memory_terminate, &mut thresholds.terminate),
+        ] {
+            if let Some(v) = flag {
+                *field = v;
+            }
         }
-        Ok(JobContext {
-            threads,
-            pool: MemoryPool::new(limit),
-            cancel,
-            progress: Progress::new(!self.no_progress),
-            stats: Default::default(),
-        })
+        options.thresholds = thresholds;
+        if let Some(threads) = self.threads {
+            if threads == 0 {
+                return Err(Error::Usage("--threads must be at least 1".into()));
+            }
+            options.threads = threads;
+        }
+        if let Some(dir) = &self.spill_dir {
+            options.spill_dir = dir.clone();
+        }
+        if let Some(text) = &self.spill_compression {
+            options.spill_compression = SpillCompression::parse(text)
+                .map_err(|e| Error::Usage(format!("--spill-compression: {e}")))?;
+        }
+        options.progress = !self.no_progress;
+        JobContext::new(&options, cancel)
     }
 
     /// Prints the `--stats` JSON line on stderr when asked for.
@@ -66,6 +107,9 @@ impl JobArgs {
             "read_bytes": JobStats::get(&ctx.stats.read_bytes),
             "written_bytes": JobStats::get(&ctx.stats.written_bytes),
             "tasks": JobStats::get(&ctx.stats.tasks),
+            "spilled_bytes": ctx.spill.spilled_bytes() + JobStats::get(&ctx.stats.spilled_bytes),
+            "spill_files": ctx.spill.spill_files(),
+            "paused_ms": JobStats::get(&ctx.stats.paused_ms),
             "threads": ctx.threads,
             "memory_limit_bytes": ctx.pool.limit(),
         });

@@ -1,16 +1,40 @@
-//! Array to array: one task per output chunk, each reading the region it covers
-//! from the source; tasks run in parallel, as many as the memory limit allows.
+//! Array to array, as a plan: one task per block of a stage (see
+//! [`crate::grid::rechunk`]). A rechunk whose blocks do not fit the memory budget
+//! goes through intermediate Zarr arrays in the spill directory, each stage's tasks
+//! depending only on the tasks of the previous stage that wrote what they read.
 
-use std::path::Path;
-
-use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use super::{sinks, ChunkSpec, ConvertOptions, AUTO_CHUNK_BYTES};
 use crate::error::{Error, Result};
-use crate::exec::{JobContext, JobStats};
-use crate::grid::auto_chunks;
-use crate::storage::array::ArrayMeta;
+use crate::exec::{Event, JobContext, JobStats};
+use crate::grid::rechunk::{plan_stages, stage_block, stage_task_bytes};
+use crate::grid::{auto_chunks, copy_region, indices_c_order, num_elements, ChunkGrid, Subset};
+use crate::plan::{check_memory, DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
+use crate::storage::array::{ArrayMeta, ArraySink, ArraySource, DType};
+use crate::storage::atomic::remove_path;
+use crate::storage::zarr::{ZarrCompression, ZarrSink, ZarrSource};
 use crate::storage::{open_array, Format};
+
+/// One stage: read blocks from `input`, write chunks to `sink`.
+struct Stage {
+    blocks: ChunkGrid,
+    sink: Box<dyn ArraySink>,
+    /// Where the next stage reads this stage's output, for intermediates.
+    path: Option<PathBuf>,
+}
+
+/// Removes intermediate arrays when the conversion ends, however it ends.
+struct Intermediates(Vec<PathBuf>);
+
+impl Drop for Intermediates {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            remove_path(p);
+        }
+    }
+}
 
 /// Converts the array at `src` into a new `to` array at `dst`; returns the length of
 /// its first axis.
@@ -25,59 +49,282 @@ pub(super) fn run(
     let source = open_array(src, from)?;
     let meta = source.meta().clone();
     let shape = meta.shape();
+    let item = meta.dtype.size() as u64;
     let chunk_shape = output_chunks(&meta, options.chunks.as_ref(), from);
     let sink = sinks::array_sink(to, dst, meta.dtype, &shape, &chunk_shape, options, false)?;
-    let indices: Vec<Vec<u64>> = sink.grid().chunk_indices().collect();
-    let grid_shape = sink.grid().grid_shape();
-
-    // Each task holds its output chunk and, at worst, as much again of decoded input.
-    let chunk_bytes =
-        crate::grid::num_elements(&sink.grid().max_chunk_shape()) * meta.dtype.size() as u64;
-    let per_task = 2 * chunk_bytes;
-    let parallel = (ctx.pool.limit() / per_task.max(1)).min(ctx.threads as u64) as usize;
-    if parallel == 0 {
-        return Err(Error::MemoryLimit {
-            consumer: format!("a {}-byte chunk of the output", chunk_bytes),
-            requested: per_task,
-            reserved: 0,
-            limit: ctx.pool.limit(),
-            top: "none".into(),
-        });
-    }
-    ctx.progress.start(indices.len() as u64, false, "chunks");
-    let task = |index: &Vec<u64>| -> Result<()> {
-        ctx.cancel.check()?;
-        let mut reservation = ctx.pool.reserve("array chunk");
-        reservation.grow(per_task);
-        let region = sink.grid().chunk_subset(index);
-        let data = source.read(&region)?;
-        sink.write_chunk(index, &data)?;
-        // Chunks run in C order, so the last chunk of a band of rows is the time to let
-        // a memory-mapped source drop that band; earlier would re-read it.
-        if index
+    let target = sink
+        .grid()
+        .max_chunk_shape()
+        .iter()
+        .map(|&c| c.max(1))
+        .collect::<Vec<_>>();
+    // Memory-mapped formats read any region at the cost of its bytes: their "chunks"
+    // impose nothing. Zarr reads whole chunks, so blocks must align to them.
+    let read_chunks = match from {
+        Format::Zarr => meta
+            .grid
+            .max_chunk_shape()
             .iter()
-            .zip(&grid_shape)
-            .skip(1)
-            .all(|(&i, &n)| i + 1 == n)
-        {
+            .map(|&c| c.max(1))
+            .collect(),
+        _ => target.clone(),
+    };
+    // Tasks run `threads` at a time; together they may use half the limit.
+    let budget = ctx.pool.limit() / (2 * ctx.threads as u64).max(1);
+    let path = plan_stages(&shape, &read_chunks, &target, item, budget).ok_or_else(|| {
+        let direct = stage_task_bytes(&shape, &read_chunks, &target, item);
+        Error::PlanTooLarge {
+            op: "rechunk".into(),
+            projected: direct,
+            limit: ctx.pool.limit(),
+            suggested_unit_bytes: budget / 4,
+        }
+    })?;
+
+    let mut intermediates = Intermediates(Vec::new());
+    let mut stages = Vec::with_capacity(path.len() - 1);
+    for (k, pair) in path.windows(2).enumerate() {
+        let last = k + 2 == path.len();
+        let block = stage_block(&shape, &pair[0], &pair[1]);
+        let blocks = ChunkGrid::regular(&shape, &block)?;
+        if last {
+            stages.push(Stage {
+                blocks,
+                sink: Box::new(NullSink) as Box<dyn ArraySink>,
+                path: None,
+            });
+        } else {
+            let p = ctx.spill.disk().new_path("rechunk").with_extension("zarr");
+            intermediates.0.push(p.clone());
+            let z = ZarrSink::create(
+                &p,
+                meta.dtype,
+                &shape,
+                &pair[1],
+                intermediate_compression(ctx),
+            )?;
+            z.store_metadata()?;
+            stages.push(Stage {
+                blocks,
+                sink: Box::new(z),
+                path: Some(p),
+            });
+        }
+    }
+    if let Some(last) = stages.last_mut() {
+        last.sink = sink;
+    }
+
+    let (plan, work) = build_plan(src, dst, &stages, &meta, item);
+    check_memory(&plan, ctx.pool.limit())?;
+    let inputs: Vec<OnceLock<Result<Arc<dyn ArraySource>>>> =
+        (0..stages.len()).map(|_| OnceLock::new()).collect();
+    let source: Arc<dyn ArraySource> = Arc::from(source);
+    let input = |k: usize| -> Result<Arc<dyn ArraySource>> {
+        if k == 0 {
+            return Ok(source.clone());
+        }
+        let opened = inputs[k].get_or_init(|| {
+            let p = stages[k - 1]
+                .path
+                .as_ref()
+                .ok_or_else(|| Error::Internal("stage has no input".into()))?;
+            Ok(Arc::new(ZarrSource::open(p)?) as Arc<dyn ArraySource>)
+        });
+        match opened {
+            Ok(s) => Ok(s.clone()),
+            Err(e) => Err(Error::Internal(format!("intermediate array: {e}"))),
+        }
+    };
+
+    ctx.progress
+        .start(plan.tasks.len() as u64, false, "chunk tasks");
+    let report = ctx.executor().run(&plan, |task, tctx| {
+        let (k, ref block) = work[task.id as usize];
+        let stage = &stages[k];
+        let mut reservation = ctx.pool.reserve("rechunk block");
+        reservation.grow(task.memory_bytes);
+        let region = stage.blocks.chunk_subset(block);
+        let data = input(k)?.read(&region)?;
+        tctx.emit(Event::BytesRead(data.len() as u64));
+        write_block(stage.sink.as_ref(), &region, &data, meta.dtype, tctx.cancel)?;
+        if stage.path.is_some() {
+            // Intermediate stages are the rechunk's spill.
+            JobStats::add(&ctx.stats.spilled_bytes, data.len() as u64);
+        }
+        if k == 0 && region.shape().get(1..) == shape.get(1..) {
             source.release(&region);
         }
-        JobStats::add(&ctx.stats.read_bytes, data.len() as u64);
-        JobStats::add(&ctx.stats.tasks, 1);
-        ctx.progress.advance(1);
         Ok(())
-    };
-    if parallel >= ctx.threads {
-        indices.par_iter().try_for_each(task)?;
-    } else {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(parallel)
-            .build()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        pool.install(|| indices.par_iter().try_for_each(task))?;
+    })?;
+    JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
+    for stage in stages {
+        stage.sink.finish(None)?;
     }
-    sink.finish(None)?;
+    drop(intermediates);
     Ok(shape.first().copied().unwrap_or(1))
+}
+
+fn intermediate_compression(ctx: &JobContext) -> ZarrCompression {
+    match ctx.spill.compression() {
+        crate::memory::SpillCompression::None => ZarrCompression::None,
+        crate::memory::SpillCompression::Zstd(l) => ZarrCompression::Zstd(l),
+    }
+}
+
+/// The plan: one `copy_block` task per block per stage, and for each task the stage
+/// and block it copies.
+fn build_plan(
+    src: &Path,
+    dst: &Path,
+    stages: &[Stage],
+    meta: &ArrayMeta,
+    item: u64,
+) -> (Plan, Vec<(usize, Vec<u64>)>) {
+    let mut plan = Plan::new();
+    let name = |k: usize| {
+        if k == 0 {
+            "src".to_string()
+        } else {
+            format!("stage{k}")
+        }
+    };
+    plan.datasets.push(Dataset {
+        id: "src".into(),
+        path: src.display().to_string(),
+        format: "array".into(),
+        role: DatasetRole::Input,
+    });
+    for (k, stage) in stages.iter().enumerate() {
+        let (id, path, role) = match &stage.path {
+            Some(p) => (
+                name(k + 1),
+                p.display().to_string(),
+                DatasetRole::Intermediate,
+            ),
+            None => (
+                "dst".to_string(),
+                dst.display().to_string(),
+                DatasetRole::Output,
+            ),
+        };
+        plan.datasets.push(Dataset {
+            id,
+            path,
+            format: "zarr".into(),
+            role,
+        });
+    }
+    let mut work = Vec::new();
+    let mut first_id = Vec::with_capacity(stages.len());
+    for (k, stage) in stages.iter().enumerate() {
+        first_id.push(plan.tasks.len() as u32);
+        let block_bytes = num_elements(&stage.blocks.max_chunk_shape()) * item;
+        let chunk_bytes = num_elements(&stage.sink.grid().max_chunk_shape()) * item;
+        let out_name = if stage.path.is_some() {
+            name(k + 1)
+        } else {
+            "dst".into()
+        };
+        for index in stage.blocks.chunk_indices() {
+            let region = stage.blocks.chunk_subset(&index);
+            let deps = if k == 0 {
+                Vec::new()
+            } else {
+                // The previous stage's blocks that wrote any part of this region.
+                let prev = &stages[k - 1].blocks;
+                let ranges = prev.overlapping(&region);
+                let extents: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+                let grid = prev.grid_shape();
+                indices_c_order(&extents)
+                    .map(|offset| {
+                        let flat = offset
+                            .iter()
+                            .zip(&ranges)
+                            .zip(&grid)
+                            .fold(0u64, |acc, ((o, r), g)| acc * g + r.start + o);
+                        first_id[k - 1] + flat as u32
+                    })
+                    .collect()
+            };
+            plan.push(Task {
+                id: 0,
+                op: OpSpec::new(
+                    "copy_block",
+                    serde_json::json!({"stage": k, "block": index, "dtype": meta.dtype.name()}),
+                ),
+                inputs: vec![DataRef::Chunk {
+                    dataset: name(k),
+                    key: index.clone(),
+                }],
+                output: DataRef::Chunk {
+                    dataset: out_name.clone(),
+                    key: index.clone(),
+                },
+                deps,
+                memory_bytes: 2 * block_bytes,
+                unit_bytes: chunk_bytes,
+                kind: TaskKind::Release,
+            });
+            work.push((k, index));
+        }
+    }
+    (plan, work)
+}
+
+/// Writes the sink chunks inside `region` (which is aligned to them) out of `data`.
+fn write_block(
+    sink: &dyn ArraySink,
+    region: &Subset,
+    data: &[u8],
+    dtype: DType,
+    cancel: &crate::exec::CancelToken,
+) -> Result<()> {
+    let item = dtype.size();
+    let ranges = sink.grid().overlapping(region);
+    let extents: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+    for offset in indices_c_order(&extents) {
+        cancel.check()?;
+        let index: Vec<u64> = offset
+            .iter()
+            .zip(&ranges)
+            .map(|(o, r)| r.start + o)
+            .collect();
+        let chunk = sink.grid().chunk_subset(&index);
+        if &chunk == region {
+            sink.write_chunk(&index, data)?;
+            continue;
+        }
+        let mut buf = vec![0u8; chunk.num_elements() as usize * item];
+        let zero = vec![0; chunk.shape().len()];
+        copy_region(
+            data,
+            region.shape(),
+            &chunk.relative_to(region.start()),
+            &mut buf,
+            chunk.shape(),
+            &zero,
+            item,
+        );
+        sink.write_chunk(&index, &buf)?;
+    }
+    Ok(())
+}
+
+/// Stands in for the last stage's sink until it is moved in.
+struct NullSink;
+
+impl ArraySink for NullSink {
+    fn grid(&self) -> &ChunkGrid {
+        static EMPTY: OnceLock<ChunkGrid> = OnceLock::new();
+        EMPTY.get_or_init(|| ChunkGrid::from_axes(Vec::new()))
+    }
+    fn write_chunk(&self, _: &[u64], _: &[u8]) -> Result<()> {
+        Err(Error::Internal("write to a placeholder sink".into()))
+    }
+    fn finish(self: Box<Self>, _: Option<u64>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The output chunk shape: as asked, or the source's own chunks when it has a

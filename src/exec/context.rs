@@ -1,11 +1,16 @@
-//! What every job carries: its thread count, memory pool, cancellation flag,
-//! progress bar and statistics.
+//! What every job carries: its thread count, memory pool and monitor, spill store,
+//! cancellation flag, progress bar and statistics.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{CancelToken, Progress};
-use crate::memory::MemoryPool;
+use super::{CancelToken, Event, Observer, Progress};
+use crate::error::Result;
+use crate::memory::{
+    current_rss_bytes, default_memory_limit, DiskManager, MemoryMonitor, MemoryPool,
+    SpillCompression, SpillStore, Thresholds,
+};
 
 /// Counters a job accumulates; read at the end for `--stats`.
 #[derive(Debug, Default)]
@@ -14,8 +19,13 @@ pub struct JobStats {
     pub read_bytes: AtomicU64,
     /// Bytes written to outputs.
     pub written_bytes: AtomicU64,
-    /// Units of work (partitions or chunks) completed.
+    /// Units of work (tasks, partitions or chunks) completed.
     pub tasks: AtomicU64,
+    /// Milliseconds new tasks were held back by the pause threshold.
+    pub paused_ms: AtomicU64,
+    /// Bytes written to intermediate datasets in the spill directory (staged
+    /// rechunks); the spill store counts its own.
+    pub spilled_bytes: AtomicU64,
 }
 
 impl JobStats {
@@ -30,13 +40,61 @@ impl JobStats {
     }
 }
 
-/// The environment a job runs in.
+impl Observer for JobStats {
+    fn on_event(&self, event: &Event) {
+        match event {
+            Event::TaskFinished(_) => JobStats::add(&self.tasks, 1),
+            Event::BytesRead(n) => JobStats::add(&self.read_bytes, *n),
+            Event::BytesWritten(n) => JobStats::add(&self.written_bytes, *n),
+            Event::TaskStarted(_) | Event::BytesSpilled(_) => {}
+        }
+    }
+}
+
+/// How to set up a job; every field has the documented default.
 #[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// Worker threads (default: all cores).
+    pub threads: usize,
+    /// Memory limit in bytes (default: 80% of physical or cgroup memory).
+    pub memory_limit: u64,
+    /// The four memory thresholds.
+    pub thresholds: Thresholds,
+    /// Where spill files go (default: the system temp dir).
+    pub spill_dir: PathBuf,
+    /// How spill files are compressed (default: zstd level 1).
+    pub spill_compression: SpillCompression,
+    /// Spill disk quota in bytes (default: 90% of the free space in `spill_dir`).
+    pub spill_quota: Option<u64>,
+    /// Show a progress bar when stderr is a terminal.
+    pub progress: bool,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            memory_limit: default_memory_limit(),
+            thresholds: Thresholds::default(),
+            spill_dir: std::env::temp_dir(),
+            spill_compression: SpillCompression::default(),
+            spill_quota: None,
+            progress: false,
+        }
+    }
+}
+
+/// The environment a job runs in.
+#[derive(Clone)]
 pub struct JobContext {
     /// Worker threads.
     pub threads: usize,
     /// The memory budget.
     pub pool: MemoryPool,
+    /// Applies the thresholds; the executor asks it at task boundaries.
+    pub monitor: Arc<MemoryMonitor>,
+    /// Where blocking operators spill.
+    pub spill: SpillStore,
     /// Set to stop the job at the next chunk boundary.
     pub cancel: CancelToken,
     /// The progress display.
@@ -45,16 +103,46 @@ pub struct JobContext {
     pub stats: Arc<JobStats>,
 }
 
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("threads", &self.threads)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
 impl JobContext {
-    /// A context with `threads` workers and a `memory_limit`-byte pool, no progress bar.
-    pub fn new(threads: usize, memory_limit: u64) -> Self {
-        JobContext {
-            threads: threads.max(1),
-            pool: MemoryPool::new(memory_limit),
-            cancel: CancelToken::new(),
-            progress: Progress::hidden(),
+    /// Sets up a job: the pool, the monitor, and a fresh spill directory (removed
+    /// when the last clone of the context is dropped).
+    ///
+    /// # Errors
+    /// Invalid thresholds; a spill directory that cannot be created.
+    pub fn new(options: &JobOptions, cancel: CancelToken) -> Result<Self> {
+        options.thresholds.validate()?;
+        let pool = MemoryPool::new(options.memory_limit);
+        let disk = DiskManager::new(&options.spill_dir, options.spill_quota)?;
+        let spill = SpillStore::new(disk, options.spill_compression);
+        let monitor = MemoryMonitor::new(pool.clone(), options.thresholds)
+            .with_spill_store(spill.clone())
+            .with_baseline(current_rss_bytes());
+        Ok(JobContext {
+            threads: options.threads.max(1),
+            pool,
+            monitor: Arc::new(monitor),
+            spill,
+            cancel,
+            progress: Progress::new(options.progress),
             stats: Arc::default(),
-        }
+        })
+    }
+
+    /// A job with the default options.
+    ///
+    /// # Errors
+    /// As [`JobContext::new`].
+    pub fn with_defaults() -> Result<Self> {
+        Self::new(&JobOptions::default(), CancelToken::new())
     }
 
     /// Runs `f` on a rayon pool of this job's size.
@@ -72,11 +160,13 @@ impl JobContext {
             .map_err(|e| crate::Error::Internal(e.to_string()))?;
         pool.install(f)
     }
-}
 
-impl Default for JobContext {
-    fn default() -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        JobContext::new(threads, crate::memory::default_memory_limit())
+    /// The executor for this job: its threads, its cancel token, its memory monitor
+    /// as the gate, and its statistics as an observer.
+    pub fn executor(&self) -> super::LocalExecutor {
+        super::LocalExecutor::new(self.threads, self.cancel.clone())
+            .with_gate(self.monitor.clone())
+            .with_observer(self.stats.clone())
+            .with_observer(Arc::new(self.progress.clone()))
     }
 }

@@ -12,7 +12,7 @@ mod ordered;
 mod progress;
 
 pub use cancel::CancelToken;
-pub use context::{JobContext, JobStats};
+pub use context::{JobContext, JobOptions, JobStats};
 pub use local::{Admission, Event, LocalExecutor, MemoryGate, Observer, RunReport, TaskContext};
 pub use ordered::for_each_ordered;
 pub use progress::Progress;

@@ -52,3 +52,11 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 }
+
+impl super::Observer for Progress {
+    fn on_event(&self, event: &super::Event) {
+        if let super::Event::TaskFinished(_) = event {
+            self.advance(1);
+        }
+    }
+}

@@ -6,6 +6,7 @@
 
 mod auto;
 mod chunk_grid;
+pub mod rechunk;
 mod subset;
 
 pub use auto::auto_chunks;

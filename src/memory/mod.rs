@@ -9,7 +9,7 @@ mod rss;
 pub mod spill;
 
 pub use disk::{remove_all_spill_dirs, DiskManager};
-pub use monitor::{MemoryMonitor, RssSource, Thresholds};
+pub use monitor::{parse_threshold, MemoryMonitor, RssSource, Thresholds};
 pub use pool::{human_bytes, MemoryPool, Reservation};
 pub use rss::{current_rss_bytes, peak_rss_bytes, physical_memory_bytes};
 pub use spill::{

@@ -8,7 +8,10 @@
 //! | pause (0.80) | process RSS | no new task starts beside running ones |
 //! | terminate (0.95) | process RSS | the job is cancelled cleanly |
 //!
-//! RSS is read through a seam ([`MemoryMonitor::with_rss_source`]) so tests can drive
+//! RSS is counted from a baseline taken when the job starts ([`MemoryMonitor::with_baseline`]):
+//! what the job added to the process, so that a host process's own memory (a Python
+//! interpreter embedding blockwise, a Dask worker) does not count against the job's
+//! limit. RSS is read through a seam ([`MemoryMonitor::with_rss_source`]) so tests can drive
 //! every threshold without allocating gigabytes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +26,8 @@ use crate::exec::{Admission, MemoryGate};
 /// How often RSS is sampled between task boundaries, at most.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 
-/// The four thresholds, as fractions of the memory limit.
+/// The four thresholds, as fractions of the memory limit. A threshold can be turned
+/// off (as Dask's `memory.terminate: false`): it is then infinite.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     /// Reserved bytes above which spillable blocks are spilled.
@@ -61,16 +65,16 @@ impl Thresholds {
             ("BLOCKWISE_MEMORY_TERMINATE", &mut self.terminate),
         ] {
             if let Ok(text) = std::env::var(name) {
-                *field = text.trim().parse().map_err(|_| {
-                    Error::Usage(format!("{name}={text:?} is not a fraction like 0.7"))
-                })?;
+                *field =
+                    parse_threshold(&text).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
             }
         }
         self.validate()?;
         Ok(self)
     }
 
-    /// Checks that each threshold is in (0, 1] and that spill ≤ pause ≤ terminate.
+    /// Checks that each threshold is in (0, 1] or off, and that spill ≤ pause ≤
+    /// terminate.
     ///
     /// # Errors
     /// [`Error::Usage`] naming the offending values.
@@ -81,7 +85,7 @@ impl Thresholds {
             ("pause", self.pause),
             ("terminate", self.terminate),
         ] {
-            if !(v > 0.0 && v <= 1.0) {
+            if !(v > 0.0 && v <= 1.0 || v == f64::INFINITY) {
                 return Err(Error::Usage(format!(
                     "memory {name} threshold {v} must be a fraction in (0, 1]"
                 )));
@@ -94,6 +98,19 @@ impl Thresholds {
             )));
         }
         Ok(())
+    }
+}
+
+/// Parses a threshold: a fraction in (0, 1], or `off` / `false` to turn it off.
+///
+/// # Errors
+/// A message naming the value.
+pub fn parse_threshold(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "off" | "false" | "none" => Ok(f64::INFINITY),
+        t => t
+            .parse::<f64>()
+            .map_err(|_| format!("{text:?} is not a fraction like 0.7, or off")),
     }
 }
 
@@ -116,6 +133,7 @@ pub struct MemoryMonitor {
     clock: AtomicU64,
     last_sample: Mutex<Option<(Instant, u64)>>,
     spilled_bytes: AtomicU64,
+    baseline: u64,
 }
 
 impl MemoryMonitor {
@@ -130,7 +148,14 @@ impl MemoryMonitor {
             clock: AtomicU64::new(0),
             last_sample: Mutex::new(None),
             spilled_bytes: AtomicU64::new(0),
+            baseline: 0,
         }
+    }
+
+    /// Counts RSS above `bytes` (the process's RSS when the job started).
+    pub fn with_baseline(mut self, bytes: u64) -> Self {
+        self.baseline = bytes;
+        self
     }
 
     /// Reads RSS from `source` instead of `/proc/self/statm` (the seam tests use).
@@ -178,14 +203,14 @@ impl MemoryMonitor {
         }
     }
 
-    /// Process RSS: a fresh reading when `fresh` or when the last one is older than
-    /// 50 ms, else the last one.
+    /// The job's RSS (process RSS above the baseline): a fresh reading when `fresh`
+    /// or when the last one is older than 50 ms, else the last one.
     pub fn rss(&self, fresh: bool) -> u64 {
         let mut last = self.last_sample.lock().unwrap_or_else(|e| e.into_inner());
         match *last {
             Some((at, value)) if !fresh && at.elapsed() < SAMPLE_INTERVAL => value,
             _ => {
-                let value = (self.rss)();
+                let value = (self.rss)().saturating_sub(self.baseline);
                 *last = Some((Instant::now(), value));
                 value
             }

@@ -248,6 +248,19 @@ impl ZarrSink {
     }
 }
 
+impl ZarrSink {
+    /// Stores the array metadata now, so readers can open the array while chunks are
+    /// still being written (an intermediate array of a staged rechunk).
+    ///
+    /// # Errors
+    /// When the metadata cannot be written.
+    pub fn store_metadata(&self) -> Result<()> {
+        self.array
+            .store_metadata()
+            .map_err(|e| storage_error(&self.path, e))
+    }
+}
+
 impl ArraySink for ZarrSink {
     fn grid(&self) -> &ChunkGrid {
         &self.grid
