@@ -25,6 +25,7 @@ pub mod cli;
 pub mod convert;
 pub mod error;
 pub mod exec;
+pub mod frame;
 pub mod grid;
 pub mod memory;
 pub mod plan;

@@ -58,6 +58,9 @@ pub struct Args {
     /// CSV field delimiter (one character; `\t` for tabs)
     #[arg(long, default_value = ",")]
     delimiter: String,
+    /// Sort a table: col[:desc][,col2[:asc]...] (spills sorted runs when memory is short)
+    #[arg(long)]
+    sort_by: Option<String>,
     /// Replace DST if it exists
     #[arg(long)]
     overwrite: bool,
@@ -110,6 +113,11 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
         read,
         row_group_rows: args.row_group_size,
         overwrite: args.overwrite,
+        sort_by: args
+            .sort_by
+            .as_deref()
+            .map(crate::frame::ops::sort::parse_sort_keys)
+            .transpose()?,
     };
     if options.row_group_rows == Some(0) {
         return Err(Error::Usage("--row-group-size must be at least 1".into()));

@@ -16,6 +16,9 @@ pub(super) fn run(
     options: &ConvertOptions,
     ctx: &JobContext,
 ) -> Result<u64> {
+    if let Some(keys) = &options.sort_by {
+        return super::sort::run(src, from, dst, to, keys, options, ctx);
+    }
     let source = open_frame(src, from, &options.read)?;
     let mut sink = sinks::frame_sink(to, dst, source.schema(), options, ctx)?;
     let rows = match sink.partition_encoder() {

@@ -11,6 +11,7 @@ mod frame_to_array;
 mod frame_to_frame;
 mod options;
 mod sinks;
+mod sort;
 
 use std::any::Any;
 use std::path::Path;
@@ -67,6 +68,11 @@ pub fn convert(
             "{} is both the input and the output",
             src.display()
         )));
+    }
+    if options.sort_by.is_some() && (from.kind(), to.kind()) != (Kind::Frame, Kind::Frame) {
+        return Err(Error::Usage(
+            "--sort-by sorts tables; both SRC and DST must be tables".into(),
+        ));
     }
     let out = AtomicOutput::new(dst, options.overwrite)?;
     let rows = ctx.install(|| match (from.kind(), to.kind()) {

@@ -90,6 +90,9 @@ pub struct ConvertOptions {
     pub row_group_rows: Option<usize>,
     /// Replace an existing destination.
     pub overwrite: bool,
+    /// Sort a table by these keys (an external merge sort that spills when the
+    /// memory limit is short).
+    pub sort_by: Option<Vec<crate::frame::ops::sort::SortKey>>,
 }
 
 #[cfg(test)]

@@ -50,10 +50,7 @@ impl SpillStore {
             )));
         }
         let options = self.ipc_options()?;
-        let uncompressed = batches
-            .iter()
-            .map(|b| b.get_array_memory_size() as u64)
-            .sum();
+        let uncompressed = batches.iter().map(sliced_bytes).sum();
         let (kind, ext) = if schema
             .fields()
             .iter()
@@ -207,7 +204,13 @@ impl SpillBatchReader {
                 while let Some(block) = blocks.get(*next) {
                     *next += 1;
                     let data = block_data(&self.buffer, block)?;
-                    if let Some(batch) = decoder.read_record_batch(block, &data)? {
+                    let batch = decoder.read_record_batch(block, &data)?;
+                    release_pages(
+                        &self.buffer,
+                        block.offset() as usize,
+                        block.metaDataLength() as usize + block.bodyLength() as usize,
+                    );
+                    if let Some(batch) = batch {
                         return Ok(Some(batch));
                     }
                 }
@@ -324,6 +327,38 @@ fn mmap_buffer(path: &Path) -> Result<Buffer> {
     // SAFETY: `ptr` points at `len` readable bytes owned by `map`, which the buffer
     // keeps alive; the bytes do not change (see `map_file`).
     Ok(unsafe { Buffer::from_custom_allocation(ptr, len, map) })
+}
+
+/// Bytes of a batch's data within its slice: a slice of a large batch counts only
+/// its own rows, unlike `get_array_memory_size`, which counts whole buffers.
+fn sliced_bytes(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+        })
+        .sum()
+}
+
+/// Lets the kernel drop the pages of a consumed range of the map from our resident
+/// set. The mapping is a read-only file mapping, so pages touched again are read back
+/// from the file: nothing can be lost, and a long merge no longer grows RSS by the
+/// size of everything it has read.
+fn release_pages(buffer: &Buffer, offset: usize, len: usize) {
+    const PAGE: usize = 4096;
+    let base = buffer.as_ptr() as usize;
+    let start = (base + offset).div_ceil(PAGE) * PAGE;
+    let end = (base + offset + len) / PAGE * PAGE;
+    if end > start {
+        // SAFETY: the range lies inside the live mapping `buffer` owns; MADV_DONTNEED
+        // on a read-only file mapping only discards pages the kernel can re-read.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
 }
 
 fn arrow_write_error(path: &Path, e: ArrowError) -> Error {

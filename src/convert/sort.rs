@@ -1,0 +1,138 @@
+//! Table to table, sorted (`--sort-by`): an external merge sort run as a plan. One
+//! `sort_run` task per input partition turns it into sorted runs (spilled when the
+//! budget is short); one `merge_runs` task, which depends on all of them, streams the
+//! k-way merge into the output.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::{sinks, ConvertOptions};
+use crate::error::{Error, Result};
+use crate::exec::{Event, JobContext, JobStats};
+use crate::frame::ops::sort::{ExternalSort, Run, SortKey};
+use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
+use crate::storage::{open_frame, Format};
+
+/// Converts the table at `src` into a new `to` file at `dst`, sorted by `keys`;
+/// returns the row count.
+pub(super) fn run(
+    src: &Path,
+    from: Format,
+    dst: &Path,
+    to: Format,
+    keys: &[SortKey],
+    options: &ConvertOptions,
+    ctx: &JobContext,
+) -> Result<u64> {
+    let source = open_frame(src, from, &options.read)?;
+    let schema = source.schema();
+    // Runs being built on every thread may hold half the limit together.
+    let run_bytes = ctx.pool.limit() / (2 * ctx.threads as u64).max(1);
+    let sorter = ExternalSort::new(
+        schema.clone(),
+        keys,
+        ctx.pool.clone(),
+        ctx.spill.clone(),
+        run_bytes,
+    )?;
+    let sink = Mutex::new(Some(sinks::frame_sink(to, dst, schema, options, ctx)?));
+    let n = source.num_partitions();
+
+    let mut plan = Plan::new();
+    plan.datasets = vec![
+        Dataset {
+            id: "src".into(),
+            path: src.display().to_string(),
+            format: from.name().into(),
+            role: DatasetRole::Input,
+        },
+        Dataset {
+            id: "runs".into(),
+            path: ctx.spill.disk().dir().display().to_string(),
+            format: "spill".into(),
+            role: DatasetRole::Intermediate,
+        },
+        Dataset {
+            id: "dst".into(),
+            path: dst.display().to_string(),
+            format: to.name().into(),
+            role: DatasetRole::Output,
+        },
+    ];
+    let keys_json: Vec<_> = keys
+        .iter()
+        .map(|k| serde_json::json!({"column": k.column, "descending": k.descending}))
+        .collect();
+    for i in 0..n {
+        plan.push(Task {
+            id: 0,
+            op: OpSpec::new("sort_run", serde_json::json!({"keys": keys_json})),
+            inputs: vec![DataRef::Partition {
+                dataset: "src".into(),
+                index: i as u64,
+            }],
+            output: DataRef::Partition {
+                dataset: "runs".into(),
+                index: i as u64,
+            },
+            deps: vec![],
+            memory_bytes: run_bytes,
+            unit_bytes: source.partition_bytes(i),
+            kind: TaskKind::Load,
+        });
+    }
+    plan.push(Task {
+        id: 0,
+        op: OpSpec::new("merge_runs", serde_json::json!({"keys": keys_json})),
+        inputs: (0..n)
+            .map(|i| DataRef::Partition {
+                dataset: "runs".into(),
+                index: i as u64,
+            })
+            .collect(),
+        output: DataRef::Whole {
+            dataset: "dst".into(),
+        },
+        deps: (0..n as u32).collect(),
+        memory_bytes: 0,
+        unit_bytes: 0,
+        kind: TaskKind::Release,
+    });
+
+    let runs: Vec<Mutex<Vec<Run>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
+    let rows = Mutex::new(0u64);
+    ctx.progress
+        .start(plan.tasks.len() as u64, false, "sort tasks");
+    let report = ctx.executor().run(&plan, |task, tctx| {
+        if (task.id as usize) < n {
+            let i = task.id as usize;
+            let made = sorter.make_runs(source.read_partition(i)?, n == 1)?;
+            tctx.emit(Event::BytesRead(source.partition_bytes(i)));
+            *runs[i].lock().unwrap_or_else(|e| e.into_inner()) = made;
+            return Ok(());
+        }
+        let all: Vec<Run> = runs
+            .iter()
+            .flat_map(|r| std::mem::take(&mut *r.lock().unwrap_or_else(|e| e.into_inner())))
+            .collect();
+        let mut guard = sink.lock().unwrap_or_else(|e| e.into_inner());
+        let out = guard
+            .as_mut()
+            .ok_or_else(|| Error::Internal("sort output already finished".into()))?;
+        let mut count = 0u64;
+        sorter.merge(all, |batch| {
+            tctx.cancel.check()?;
+            count += batch.num_rows() as u64;
+            out.write(&batch)
+        })?;
+        *rows.lock().unwrap_or_else(|e| e.into_inner()) = count;
+        Ok(())
+    })?;
+    JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
+    let sink = sink
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .ok_or_else(|| Error::Internal("no sort output".into()))?;
+    sink.finish()?;
+    Ok(rows.into_inner().unwrap_or_else(|e| e.into_inner()))
+}

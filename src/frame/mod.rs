@@ -1,0 +1,5 @@
+//! Frames: operators over streams of Arrow record batches, one operator a file in
+//! `ops/`. The lazy `Frame` API comes with the frame issue; the operators the
+//! execution core needs live here already.
+
+pub mod ops;

@@ -1,0 +1,3 @@
+//! Streaming and blocking operators over record batches.
+
+pub mod sort;
