@@ -393,3 +393,61 @@ fn rechunk_tall_skinny_to_short_fat_in_stages_under_a_tenth_of_the_data() {
         vec!["a.npy", "tall.zarr", "wide.zarr"]
     );
 }
+
+#[test]
+fn sort_under_a_tenth_of_the_data_spills_and_matches_a_stable_sort() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    let expected = dir.path().join("expected.parquet");
+    common::python_eval(&format!(
+        "import numpy as np, pyarrow as pa, pyarrow.csv as pc, pyarrow.parquet as pq\n\
+         rng = np.random.default_rng(3); n = 50_000\n\
+         x = rng.integers(0, 500, n).astype(float) / 4; x[rng.random(n) < 0.05] = np.nan\n\
+         t = pa.table({{'id': np.arange(n), 'x': pa.array(x, from_pandas=True), \
+                        'name': [f'row{{i % 977}}' for i in range(n)]}})\n\
+         pc.write_csv(t, {:?})\n\
+         t = pc.read_csv({:?})\n\
+         idx = t.sort_by([('x', 'descending'), ('name', 'ascending')], null_placement='at_end')\n\
+         pq.write_table(idx, {:?})",
+        csv, csv, expected
+    ));
+    let limit = std::fs::metadata(&csv).unwrap().len() / 10;
+    for threads in ["1", "2"] {
+        let out = dir.path().join(format!("sorted{threads}.parquet"));
+        let run = common::convert_ok(
+            &csv,
+            &out,
+            &[
+                "--sort-by",
+                "x:desc,name",
+                "--memory-limit",
+                &limit.to_string(),
+                "--threads",
+                threads,
+                "--stats",
+                "--memory-spill",
+                "off",
+                "--memory-pause",
+                "off",
+                "--memory-terminate",
+                "off",
+            ],
+        );
+        assert_same("frame", &expected, &out, &[]);
+        let stats: serde_json::Value = serde_json::from_slice(&run.stderr).unwrap();
+        assert!(stats["spilled_bytes"].as_u64().unwrap() > 0, "{stats}");
+        assert!(stats["spill_files"].as_u64().unwrap() > 1, "{stats}");
+        assert!(
+            stats["peak_reserved_bytes"].as_u64().unwrap() <= limit,
+            "{stats} vs {limit}"
+        );
+    }
+    // Without a budget: the same output, from one in-memory run.
+    let out = dir.path().join("unbudgeted.parquet");
+    common::convert_ok(
+        &csv,
+        &out,
+        &["--sort-by", "x:desc,name", "--blocksize", "1GiB"],
+    );
+    assert_same("frame", &expected, &out, &[]);
+}

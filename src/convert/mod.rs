@@ -74,6 +74,13 @@ pub fn convert(
             "--sort-by sorts tables; both SRC and DST must be tables".into(),
         ));
     }
+    // Batches scale down with a small memory limit, so a few of them always fit.
+    let mut options = options.clone();
+    options.read.batch_rows = options
+        .read
+        .batch_rows
+        .min((ctx.pool.limit() / 4096).clamp(1024, 65536) as usize);
+    let options = &options;
     let out = AtomicOutput::new(dst, options.overwrite)?;
     let rows = ctx.install(|| match (from.kind(), to.kind()) {
         (Kind::Frame, Kind::Frame) => frame_to_frame::run(src, from, out.path(), to, options, ctx),

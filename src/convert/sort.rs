@@ -34,7 +34,8 @@ pub(super) fn run(
         ctx.pool.clone(),
         ctx.spill.clone(),
         run_bytes,
-    )?;
+    )?
+    .with_batch_rows(options.read.batch_rows);
     let sink = Mutex::new(Some(sinks::frame_sink(to, dst, schema, options, ctx)?));
     let n = source.num_partitions();
 

@@ -255,7 +255,7 @@ impl ParquetSink {
     pub fn with_memory_pool(mut self, pool: &MemoryPool, encoders: usize) -> Self {
         let cap = (pool.limit() / (4 * (encoders as u64 + 1))) as usize;
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.row_group_bytes = cap.clamp(1 << 20, ROW_GROUP_BYTES);
+            shared.row_group_bytes = cap.clamp(4096, ROW_GROUP_BYTES);
             shared.pool = Some(pool.clone());
         }
         self.reservation = Some(pool.reserve("parquet writer"));
