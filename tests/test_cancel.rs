@@ -1,5 +1,5 @@
-//! Ctrl-C during a conversion: the process stops, exits 130, and leaves no output
-//! and no temporary file.
+//! Ctrl-C during a conversion: the process stops, exits 130, and leaves no output,
+//! no temporary file and no spill file.
 
 mod common;
 
@@ -9,6 +9,18 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn interrupt_removes_partial_output() {
+    interrupt(&[]);
+}
+
+#[test]
+fn interrupt_during_a_spilling_sort_leaves_no_spill_files() {
+    interrupt(&["--sort-by", "c"]);
+}
+
+/// Starts a conversion of a generated CSV with `extra` flags, interrupts it once its
+/// temporary output exists, and checks the exit code and that neither the output
+/// directory nor the spill directory holds anything.
+fn interrupt(extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("big.csv");
     {
@@ -18,6 +30,8 @@ fn interrupt_removes_partial_output() {
             writeln!(f, "{i},{},text number {i},{}.25", i * 7, i % 1000).unwrap();
         }
     }
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
     let out_dir = dir.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
     let dst = out_dir.join("big.parquet");
@@ -30,6 +44,9 @@ fn interrupt_removes_partial_output() {
             "1".as_ref(),
         ])
         .args(["--blocksize", "1MiB"])
+        .args(extra)
+        .arg("--spill-dir")
+        .arg(&spill)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -62,5 +79,10 @@ fn interrupt_removes_partial_output() {
         common::entries(&out_dir).is_empty(),
         "left behind: {:?}",
         common::entries(&out_dir)
+    );
+    assert!(
+        common::entries(&spill).is_empty(),
+        "spill left behind: {:?}",
+        common::entries(&spill)
     );
 }
