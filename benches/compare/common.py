@@ -42,6 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 TIME_BIN = "/usr/bin/time"
+# Keys of blockwise's --stats JSON echoed in the run log (a script may extend the list).
+STATS_KEYS = ["wall_s", "peak_rss_bytes", "read_bytes", "written_bytes"]
 
 
 def blockwise_bin() -> str:
@@ -185,9 +187,7 @@ def _run_and_log(res: Result, cmd: list[str], tag: str, before, env) -> bool:
     line = (f"   {res.name} {tag}: {r.wall_s:7.2f} s  {r.peak_rss_bytes / 1e6:8.1f} MB"
             f"  cpu {r.cpu_s:6.2f} s ({r.cpu_s / max(r.wall_s, 1e-9):.0%})  load {os.getloadavg()[0]:.1f}")
     if r.stats:
-        line += "  stats=" + json.dumps({k: r.stats[k] for k in
-                                         ("wall_s", "peak_rss_bytes", "read_bytes", "written_bytes")
-                                         if k in r.stats})
+        line += "  stats=" + json.dumps({k: r.stats[k] for k in STATS_KEYS if k in r.stats})
     print(line, flush=True)
     if r.returncode != 0:
         res.error = f"exit {r.returncode}: {r.stderr.strip()[-2000:]}"
