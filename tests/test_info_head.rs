@@ -141,6 +141,9 @@ fn stats_line_has_the_documented_keys() {
         "written_bytes",
         "tasks",
         "peak_reserved_bytes",
+        "spilled_bytes",
+        "spill_files",
+        "paused_ms",
     ] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
