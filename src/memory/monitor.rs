@@ -246,6 +246,24 @@ impl MemoryMonitor {
         })
     }
 
+    /// Grows `reservation` by `bytes`, spilling least recently used blocks first if
+    /// the pool has no room: the way an operator asks for memory it must have.
+    ///
+    /// # Errors
+    /// [`Error::MemoryLimit`] when nothing is left to spill and it still does not fit.
+    pub fn grow_or_spill(&self, reservation: &mut super::Reservation, bytes: u64) -> Result<()> {
+        loop {
+            match reservation.try_grow(bytes) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    if self.spill_least_recently_used()? == 0 {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
     fn terminated(&self, rss: u64) -> Error {
         Error::MemoryTerminated {
             rss,
@@ -474,5 +492,154 @@ mod tests {
         }
         .validate()
         .is_err());
+    }
+}
+
+/// Model-based test: random plans of spillable work under tiny budgets give exactly
+/// what the same plans give with no budget, and reserved bytes never pass the limit.
+#[cfg(test)]
+mod model {
+    use super::*;
+    use crate::exec::{CancelToken, LocalExecutor};
+    use crate::memory::{DiskManager, Reservation, SpillCompression, SpillableChunk};
+    use crate::plan::{DataRef, OpSpec, Plan, Task, TaskKind};
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// A task output: a chunk whose reservation follows it to disk and back.
+    struct Output {
+        chunk: SpillableChunk,
+        held: Reservation,
+    }
+
+    impl Spillable for Output {
+        fn estimated_bytes(&self) -> u64 {
+            self.chunk.estimated_bytes()
+        }
+        fn is_spilled(&self) -> bool {
+            self.chunk.is_spilled()
+        }
+        fn spill(&mut self, store: &SpillStore) -> Result<u64> {
+            let freed = self.chunk.spill(store)?;
+            self.held.shrink(freed);
+            Ok(freed)
+        }
+        fn unspill(&mut self, store: &SpillStore) -> Result<()> {
+            self.held.grow(self.chunk.len());
+            self.chunk.unspill(store)
+        }
+    }
+
+    /// Task `i` makes `sizes[i]` bytes from its seed and the bytes of its inputs.
+    fn run(sizes: &[usize], deps: &[Vec<u32>], limit: u64, threads: usize) -> (Vec<u64>, u64, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpillStore::new(
+            DiskManager::new(dir.path(), None).unwrap(),
+            SpillCompression::Zstd(1),
+        );
+        let pool = MemoryPool::new(limit);
+        let monitor = Arc::new(
+            MemoryMonitor::new(pool.clone(), Thresholds::default())
+                .with_rss_source(Arc::new(|| 0))
+                .with_spill_store(store.clone()),
+        );
+        let mut plan = Plan::new();
+        for d in deps {
+            plan.push(Task {
+                id: 0,
+                op: OpSpec::new("mix", serde_json::Value::Null),
+                inputs: vec![],
+                output: DataRef::Whole {
+                    dataset: "x".into(),
+                },
+                deps: d.clone(),
+                memory_bytes: 0,
+                unit_bytes: 0,
+                kind: TaskKind::Compute,
+            });
+        }
+        let outputs: Mutex<HashMap<u32, Arc<Mutex<Output>>>> = Mutex::new(HashMap::new());
+        let sums: Vec<AtomicU64> = sizes.iter().map(|_| AtomicU64::new(0)).collect();
+        LocalExecutor::new(threads, CancelToken::new())
+            .with_gate(monitor.clone())
+            .run(&plan, |task, _| {
+                let mut acc: u64 = task.id as u64 * 7919;
+                for d in &task.deps {
+                    let out = outputs.lock().unwrap()[d].clone();
+                    let mut out = out.lock().unwrap();
+                    if out.is_spilled() {
+                        // Reading back needs its bytes again: make room first.
+                        let len = out.chunk.len();
+                        let mut tmp = pool.reserve("read back");
+                        monitor.grow_or_spill(&mut tmp, len)?;
+                        drop(tmp);
+                        out.unspill(&store)?;
+                    }
+                    acc = out
+                        .chunk
+                        .data()?
+                        .iter()
+                        .fold(acc, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64));
+                }
+                let size = sizes[task.id as usize];
+                let mut held = pool.reserve(format!("output {}", task.id));
+                monitor.grow_or_spill(&mut held, size as u64)?;
+                let data: Vec<u8> = (0..size)
+                    .map(|k| (acc.wrapping_add(k as u64) % 251) as u8)
+                    .collect();
+                sums[task.id as usize].store(acc, Ordering::SeqCst);
+                let out: Arc<Mutex<Output>> = Arc::new(Mutex::new(Output {
+                    chunk: SpillableChunk::new(data),
+                    held,
+                }));
+                let as_spillable: Arc<Mutex<dyn Spillable>> = out.clone();
+                monitor.register(&as_spillable);
+                outputs.lock().unwrap().insert(task.id, out);
+                Ok(())
+            })
+            .unwrap();
+        let sums = sums.iter().map(|s| s.load(Ordering::SeqCst)).collect();
+        (sums, pool.peak_reserved(), store.spilled_bytes())
+    }
+
+    fn plans() -> impl Strategy<Value = (Vec<usize>, Vec<Vec<u32>>)> {
+        (1usize..25).prop_flat_map(|n| {
+            let sizes = proptest::collection::vec(1usize..3000, n);
+            let deps = (0..n)
+                .map(|i| {
+                    proptest::collection::vec(0..i.max(1) as u32, if i == 0 { 0..1 } else { 0..4 })
+                })
+                .collect::<Vec<_>>();
+            (sizes, deps).prop_map(|(sizes, deps)| {
+                let deps = deps
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut d)| {
+                        d.retain(|&x| (x as usize) < i);
+                        d.sort_unstable();
+                        d.dedup();
+                        d
+                    })
+                    .collect();
+                (sizes, deps)
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn tiny_budgets_change_nothing_but_where_bytes_live((sizes, deps) in plans(), threads in 1usize..3) {
+            // Room for a task's inputs and output at once, and not much more.
+            let limit = (3 * 3000 + 4 * 3000) as u64;
+            let (budgeted, peak, spilled) = run(&sizes, &deps, limit, threads);
+            let (free, _, _) = run(&sizes, &deps, u64::MAX / 4, threads);
+            prop_assert_eq!(budgeted, free);
+            prop_assert!(peak <= limit, "peak {} > limit {}", peak, limit);
+            // Every output is kept to the end: more than the limit must have spilled.
+            if sizes.iter().sum::<usize>() as u64 > limit {
+                prop_assert!(spilled > 0);
+            }
+        }
     }
 }
