@@ -6,12 +6,18 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use arrow::compute::concat_batches;
+use arrow::record_batch::RecordBatch;
+
 use super::{sinks, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::exec::{Event, JobContext, JobStats};
 use crate::frame::ops::sort::{ExternalSort, Run, SortKey};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
 use crate::storage::{open_frame, Format};
+
+/// Rows per batch handed to the output writer.
+const OUTPUT_BATCH_ROWS: usize = 65_536;
 
 /// Converts the table at `src` into a new `to` file at `dst`, sorted by `keys`;
 /// returns the row count.
@@ -36,7 +42,13 @@ pub(super) fn run(
         run_bytes,
     )?
     .with_batch_rows(options.read.batch_rows);
-    let sink = Mutex::new(Some(sinks::frame_sink(to, dst, schema, options, ctx)?));
+    let sink = Mutex::new(Some(sinks::frame_sink(
+        to,
+        dst,
+        schema.clone(),
+        options,
+        ctx,
+    )?));
     let n = source.num_partitions();
 
     let mut plan = Plan::new();
@@ -100,6 +112,10 @@ pub(super) fn run(
         kind: TaskKind::Release,
     });
 
+    // Keep sorted runs in memory when the whole input, decoded and sorted, fits
+    // comfortably; spill only when it does not.
+    let input_bytes: u64 = (0..n).map(|i| source.partition_bytes(i)).sum();
+    let in_memory = n == 1 || input_bytes.saturating_mul(4) < ctx.pool.limit() / 2;
     let runs: Vec<Mutex<Vec<Run>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
     let rows = Mutex::new(0u64);
     ctx.progress
@@ -107,7 +123,7 @@ pub(super) fn run(
     let report = ctx.executor().run(&plan, |task, tctx| {
         if (task.id as usize) < n {
             let i = task.id as usize;
-            let made = sorter.make_runs(source.read_partition(i)?, n == 1)?;
+            let made = sorter.make_runs(source.read_partition(i)?, in_memory)?;
             tctx.emit(Event::BytesRead(source.partition_bytes(i)));
             *runs[i].lock().unwrap_or_else(|e| e.into_inner()) = made;
             return Ok(());
@@ -120,11 +136,42 @@ pub(super) fn run(
         let out = guard
             .as_mut()
             .ok_or_else(|| Error::Internal("sort output already finished".into()))?;
+        // The merge is one thread's work; encoding the output (Parquet especially)
+        // runs on another, fed through a short queue.
         let mut count = 0u64;
-        sorter.merge(all, |batch| {
-            tctx.cancel.check()?;
-            count += batch.num_rows() as u64;
-            out.write(&batch)
+        let schema = &schema;
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
+            let writer = scope.spawn(move || -> Result<()> {
+                // Merged batches are small; encoders do better with larger ones.
+                let mut pending: Vec<RecordBatch> = Vec::new();
+                let mut pending_rows = 0usize;
+                for batch in rx {
+                    pending_rows += batch.num_rows();
+                    pending.push(batch);
+                    if pending_rows >= OUTPUT_BATCH_ROWS {
+                        out.write(&concat_batches(schema, &pending)?)?;
+                        pending.clear();
+                        pending_rows = 0;
+                    }
+                }
+                if !pending.is_empty() {
+                    out.write(&concat_batches(schema, &pending)?)?;
+                }
+                Ok(())
+            });
+            let merged = sorter.merge(all, |batch| {
+                tctx.cancel.check()?;
+                count += batch.num_rows() as u64;
+                tx.send(batch).map_err(|_| Error::Cancelled)
+            });
+            drop(tx);
+            let written = writer
+                .join()
+                .map_err(|_| Error::Internal("sort output writer panicked".into()))?;
+            // A writer error closes the queue, which the merge sees as a cancel:
+            // report the writer's error, the cause.
+            written.and(merged)
         })?;
         *rows.lock().unwrap_or_else(|e| e.into_inner()) = count;
         Ok(())

@@ -205,11 +205,18 @@ impl SpillBatchReader {
                     *next += 1;
                     let data = block_data(&self.buffer, block)?;
                     let batch = decoder.read_record_batch(block, &data)?;
-                    release_pages(
-                        &self.buffer,
-                        block.offset() as usize,
-                        block.metaDataLength() as usize + block.bodyLength() as usize,
-                    );
+                    // Uncompressed batches point into the map, and a reader's caller
+                    // may still hold the previous batch or two: release the block
+                    // read two steps ago. (Compressed batches are copies; their blocks
+                    // could go at once, but one rule serves both.)
+                    if *next >= 3 {
+                        let old = &blocks[*next - 3];
+                        release_pages(
+                            &self.buffer,
+                            old.offset() as usize,
+                            old.metaDataLength() as usize + old.bodyLength() as usize,
+                        );
+                    }
                     if let Some(batch) = batch {
                         return Ok(Some(batch));
                     }

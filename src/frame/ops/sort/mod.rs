@@ -15,9 +15,12 @@ use std::cmp::Ordering;
 
 use arrow::array::ArrayRef;
 use arrow::compute::{interleave_record_batch, SortOptions};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, SortField};
+
+mod keys;
+use self::keys::{BatchKeys, KeyEncoder};
 
 use crate::error::{Error, Result};
 use crate::memory::{MemoryPool, SpillBatchReader, SpillFile, SpillStore};
@@ -75,6 +78,8 @@ pub struct Run {
     data: RunData,
     rows: usize,
     bytes: u64,
+    /// What an in-memory run holds of the pool.
+    _held: Option<crate::memory::Reservation>,
 }
 
 enum RunData {
@@ -88,6 +93,7 @@ impl Run {
             data: RunData::Spilled(files),
             rows,
             bytes,
+            _held: None,
         }
     }
 }
@@ -96,7 +102,7 @@ impl Run {
 pub struct ExternalSort {
     schema: SchemaRef,
     columns: Vec<usize>,
-    converter: RowConverter,
+    keys: KeyEncoder,
     pool: MemoryPool,
     store: SpillStore,
     run_bytes: u64,
@@ -142,11 +148,16 @@ impl ExternalSort {
                 options,
             ));
         }
-        let converter = RowConverter::new(fields)?;
+        let types: Vec<DataType> = columns
+            .iter()
+            .map(|&i| schema.field(i).data_type().clone())
+            .collect();
+        let descending = keys.first().is_some_and(|k| k.descending);
+        let keys = KeyEncoder::new(&types, descending, RowConverter::new(fields)?);
         Ok(ExternalSort {
             schema,
             columns,
-            converter,
+            keys,
             pool,
             store,
             run_bytes: run_bytes.max(1),
@@ -161,13 +172,13 @@ impl ExternalSort {
         self
     }
 
-    fn key_rows(&self, batch: &RecordBatch) -> Result<Rows> {
+    fn key_rows(&self, batch: &RecordBatch) -> Result<BatchKeys> {
         let cols: Vec<ArrayRef> = self
             .columns
             .iter()
             .map(|&i| batch.column(i).clone())
             .collect();
-        Ok(self.converter.convert_columns(&cols)?)
+        self.keys.encode(&cols)
     }
 
     /// Sorts `batches` (stable) into one batch, gathering rows straight from the
@@ -176,7 +187,7 @@ impl ExternalSort {
         if batches.is_empty() {
             return Ok(RecordBatch::new_empty(self.schema.clone()));
         }
-        let rows: Vec<Rows> = batches
+        let rows: Vec<BatchKeys> = batches
             .iter()
             .map(|b| self.key_rows(b))
             .collect::<Result<_>>()?;
@@ -185,8 +196,9 @@ impl ExternalSort {
             .enumerate()
             .flat_map(|(i, b)| (0..b.num_rows()).map(move |r| (i, r)))
             .collect();
-        // `sort_by` is stable, and `order` starts in input order: ties keep it.
-        order.sort_by(|a, b| rows[a.0].row(a.1).cmp(&rows[b.0].row(b.1)));
+        // Ties are broken by input position, so the sort is stable even unstably
+        // sorted (which is faster).
+        order.sort_unstable_by(|a, b| rows[a.0].cmp_at(a.1, &rows[b.0], b.1).then(a.cmp(b)));
         let refs: Vec<&RecordBatch> = batches.iter().collect();
         Ok(interleave_record_batch(&refs, &order)?)
     }
@@ -227,7 +239,9 @@ impl ExternalSort {
                     data: RunData::Memory(vec![sorted]),
                     rows,
                     bytes,
+                    _held: Some(held),
                 });
+                return Ok(runs);
             } else {
                 runs.push(self.spill_sorted(buffer)?);
             }
@@ -265,7 +279,7 @@ impl ExternalSort {
         {
             if let Some(file) = files.first() {
                 if let Some(batch) = self.store.batch_reader(file)?.next() {
-                    batch_bytes = batch?.get_array_memory_size() as u64;
+                    batch_bytes = batch_memory(&batch?);
                 }
             }
         }
@@ -357,14 +371,14 @@ impl ExternalSort {
                 }
             };
             if let Some(c) = Cursor::new(source, self)? {
-                held.grow(c.batch.get_array_memory_size() as u64);
+                held.grow(batch_memory(&c.batch));
                 cursors.push(c);
             }
         }
         // A binary heap of cursor indices, ordered by their current row; ties go to
         // the earlier run, which keeps the sort stable.
         let less = |cursors: &[Cursor], a: usize, b: usize| -> bool {
-            match cursors[a].current().cmp(&cursors[b].current()) {
+            match cursors[a].cmp(&cursors[b]) {
                 Ordering::Less => true,
                 Ordering::Greater => false,
                 Ordering::Equal => a < b,
@@ -410,6 +424,21 @@ impl ExternalSort {
     }
 }
 
+/// Memory a batch holds of its own: its slice of each buffer. Batches read from an
+/// uncompressed spill file point into the file's memory map, whose whole size
+/// `get_array_memory_size` would count for every one of them.
+fn batch_memory(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+        })
+        .sum()
+}
+
 fn sift_down(
     heap: &mut [usize],
     mut i: usize,
@@ -451,7 +480,7 @@ impl Iterator for SpilledRun {
 struct Cursor {
     source: Box<dyn Iterator<Item = Result<RecordBatch>>>,
     batch: RecordBatch,
-    rows: Rows,
+    rows: BatchKeys,
     pos: usize,
     /// Set when `advance` moved to a new batch.
     fresh: bool,
@@ -482,8 +511,9 @@ impl Cursor {
         }
     }
 
-    fn current(&self) -> arrow::row::Row<'_> {
-        self.rows.row(self.pos)
+    /// Compares this cursor's current row with `other`'s.
+    fn cmp(&self, other: &Cursor) -> Ordering {
+        self.rows.cmp_at(self.pos, &other.rows, other.pos)
     }
 
     /// Moves to the next row; false when the run is exhausted.
