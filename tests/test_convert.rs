@@ -355,22 +355,18 @@ fn rechunk_tall_skinny_to_short_fat_in_stages_under_a_tenth_of_the_data() {
         &tall,
         &wide,
         &[
-            "--chunks",
-            "5,400",
-            "--memory-limit",
-            "128000",
-            "--threads",
-            "1",
-            "--stats",
-            // A process's own few MB of RSS dwarf a 128 KB limit: this test is about
-            // the reservations and the plan, so the RSS thresholds are off.
-            "--memory-spill",
-            "off",
-            "--memory-pause",
-            "off",
-            "--memory-terminate",
-            "off",
-        ],
+            &[
+                "--chunks",
+                "5,400",
+                "--memory-limit",
+                "128000",
+                "--threads",
+                "1",
+                "--stats",
+            ][..],
+            &common::RSS_THRESHOLDS_OFF,
+        ]
+        .concat(),
     );
     assert_same("array", &npy, &wide, &[]);
     let stats: serde_json::Value = serde_json::from_slice(&run.stderr).unwrap();
@@ -418,20 +414,18 @@ fn sort_under_a_tenth_of_the_data_spills_and_matches_a_stable_sort() {
             &csv,
             &out,
             &[
-                "--sort-by",
-                "x:desc,name",
-                "--memory-limit",
-                &limit.to_string(),
-                "--threads",
-                threads,
-                "--stats",
-                "--memory-spill",
-                "off",
-                "--memory-pause",
-                "off",
-                "--memory-terminate",
-                "off",
-            ],
+                &[
+                    "--sort-by",
+                    "x:desc,name",
+                    "--memory-limit",
+                    &limit.to_string(),
+                    "--threads",
+                    threads,
+                    "--stats",
+                ][..],
+                &common::RSS_THRESHOLDS_OFF,
+            ]
+            .concat(),
         );
         assert_same("frame", &expected, &out, &[]);
         let stats: serde_json::Value = serde_json::from_slice(&run.stderr).unwrap();

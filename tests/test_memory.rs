@@ -49,16 +49,8 @@ fn a_plan_too_large_is_refused_with_a_chunk_size_that_fits() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no suggested size in: {err}"));
     let rows = (bytes / (400 * 8)).max(1);
-    // (RSS thresholds off: a process's own few MB would dwarf a 1 MB limit.)
     let chunks = format!("{rows},400");
-    let off = [
-        "--memory-spill",
-        "off",
-        "--memory-pause",
-        "off",
-        "--memory-terminate",
-        "off",
-    ];
+    let off = common::RSS_THRESHOLDS_OFF;
     let mut args = vec![
         "--chunks",
         &chunks,
@@ -93,17 +85,10 @@ fn the_spill_directory_is_empty_after_success_and_failure() {
     args.extend(spill_args(
         &spill,
         &[
-            "--sort-by",
-            "id",
-            "--memory-limit",
-            "200KB",
-            "--memory-spill",
-            "off",
-            "--memory-pause",
-            "off",
-            "--memory-terminate",
-            "off",
-        ],
+            &["--sort-by", "id", "--memory-limit", "200KB"][..],
+            &common::RSS_THRESHOLDS_OFF,
+        ]
+        .concat(),
     ));
     let out = blockwise(&args);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -17,6 +17,22 @@ pub use spill::{
     SpillableChunk,
 };
 
+/// Memory a record batch holds of its own: its slice of each buffer. A slice of a
+/// large batch counts only its rows, and a batch read zero-copy from a memory-mapped
+/// file counts only its bytes, where `get_array_memory_size` would count the whole
+/// underlying buffer (or map) for each of them.
+pub fn batch_memory(batch: &arrow::record_batch::RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+        })
+        .sum()
+}
+
 /// The default memory limit: 80% of physical memory (or of the cgroup limit).
 pub fn default_memory_limit() -> u64 {
     physical_memory_bytes() / 10 * 8

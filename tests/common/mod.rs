@@ -117,3 +117,15 @@ pub fn convert_ok(src: &Path, dst: &Path, extra: &[&str]) -> Output {
     args.extend(extra.iter().map(Into::into));
     blockwise_ok(args)
 }
+
+/// Flags that turn the RSS thresholds off: a test process's own few MB of RSS dwarf
+/// the tiny limits that tests use to make operators spill, and these tests are about
+/// reservations and plans.
+pub const RSS_THRESHOLDS_OFF: [&str; 6] = [
+    "--memory-spill",
+    "off",
+    "--memory-pause",
+    "off",
+    "--memory-terminate",
+    "off",
+];

@@ -50,7 +50,7 @@ impl SpillStore {
             )));
         }
         let options = self.ipc_options()?;
-        let uncompressed = batches.iter().map(sliced_bytes).sum();
+        let uncompressed = batches.iter().map(crate::memory::batch_memory).sum();
         let (kind, ext) = if schema
             .fields()
             .iter()
@@ -334,20 +334,6 @@ fn mmap_buffer(path: &Path) -> Result<Buffer> {
     // SAFETY: `ptr` points at `len` readable bytes owned by `map`, which the buffer
     // keeps alive; the bytes do not change (see `map_file`).
     Ok(unsafe { Buffer::from_custom_allocation(ptr, len, map) })
-}
-
-/// Bytes of a batch's data within its slice: a slice of a large batch counts only
-/// its own rows, unlike `get_array_memory_size`, which counts whole buffers.
-fn sliced_bytes(batch: &RecordBatch) -> u64 {
-    batch
-        .columns()
-        .iter()
-        .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
-        })
-        .sum()
 }
 
 /// Lets the kernel drop the pages of a consumed range of the map from our resident

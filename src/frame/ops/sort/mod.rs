@@ -279,7 +279,7 @@ impl ExternalSort {
         {
             if let Some(file) = files.first() {
                 if let Some(batch) = self.store.batch_reader(file)?.next() {
-                    batch_bytes = batch_memory(&batch?);
+                    batch_bytes = crate::memory::batch_memory(&batch?);
                 }
             }
         }
@@ -371,7 +371,7 @@ impl ExternalSort {
                 }
             };
             if let Some(c) = Cursor::new(source, self)? {
-                held.grow(batch_memory(&c.batch));
+                held.grow(crate::memory::batch_memory(&c.batch));
                 cursors.push(c);
             }
         }
@@ -422,21 +422,6 @@ impl ExternalSort {
         }
         Ok(())
     }
-}
-
-/// Memory a batch holds of its own: its slice of each buffer. Batches read from an
-/// uncompressed spill file point into the file's memory map, whose whole size
-/// `get_array_memory_size` would count for every one of them.
-fn batch_memory(batch: &RecordBatch) -> u64 {
-    batch
-        .columns()
-        .iter()
-        .map(|c| {
-            c.to_data()
-                .get_slice_memory_size()
-                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
-        })
-        .sum()
 }
 
 fn sift_down(
