@@ -162,87 +162,124 @@ impl LocalExecutor {
         let wake = Condvar::new();
         let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
 
+        let finished = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|scope| {
-            for _ in 0..self.threads.min(n.max(1)) {
-                scope.spawn(|| loop {
-                    // Pick the next task, or leave when there is nothing more to do.
-                    let id = {
-                        let mut s = lock();
-                        loop {
-                            if s.error.is_none() {
-                                if let Err(e) = self.cancel.check() {
-                                    s.error = Some(e);
-                                }
-                            }
-                            if s.error.is_some() || s.done == n {
-                                wake.notify_all();
-                                return;
-                            }
-                            if !s.ready.is_empty() {
-                                match self.admission(&mut s) {
-                                    Ok(Admission::Run) => break,
-                                    Ok(Admission::Pause) if s.running == 0 => {
-                                        // Nothing runs that could free memory: start one
-                                        // task alone rather than wait forever.
-                                        break;
-                                    }
-                                    Ok(Admission::Pause) => {}
-                                    Err(e) => {
-                                        s.error = Some(e);
-                                        self.cancel.cancel();
-                                        continue;
-                                    }
-                                }
-                                s = wake
-                                    .wait_timeout(s, Duration::from_millis(5))
-                                    .map_or_else(|e| e.into_inner().0, |r| r.0);
-                            } else {
-                                s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
-                            }
+            // Between task boundaries, the gate is still asked every 50 ms, so a task
+            // that runs long cannot carry the process past the terminate threshold
+            // (the gate also spills while it is asked).
+            if let Some(gate) = &self.gate {
+                let (state, finished, wake) = (&state, &finished, &wake);
+                scope.spawn(move || loop {
+                    {
+                        let s = state.lock().unwrap_or_else(|e| e.into_inner());
+                        if s.error.is_some() || s.done == n {
+                            return;
                         }
-                        let Some(next) = s.ready.pop() else { continue };
-                        s.running += 1;
-                        next.order.0
-                    };
-
-                    let task = &plan.tasks[id as usize];
-                    let ctx = TaskContext {
-                        cancel: &self.cancel,
-                        observers: &self.observers,
-                    };
-                    ctx.emit(Event::TaskStarted(id));
-                    let result = run_task(task, &ctx);
-                    if result.is_ok() {
-                        ctx.emit(Event::TaskFinished(id));
+                        // Workers notify on every task end, so the last one wakes us.
+                        let _ = wake.wait_timeout(s, Duration::from_millis(50));
                     }
-
-                    let mut s = lock();
-                    s.running -= 1;
-                    match result {
-                        Ok(()) => {
-                            s.done += 1;
-                            for &d in &dependents[id as usize] {
-                                s.waiting[d as usize] -= 1;
-                                if s.waiting[d as usize] == 0 {
-                                    let kind = plan.tasks[d as usize].kind;
-                                    s.ready.push(Ready {
-                                        kind,
-                                        order: std::cmp::Reverse(d),
-                                    });
-                                }
-                            }
-                        }
-                        Err(e) => {
+                    if finished.load(std::sync::atomic::Ordering::Acquire) {
+                        return;
+                    }
+                    {
+                        if let Err(e) = gate.admit() {
+                            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
                             if s.error.is_none() {
                                 s.error = Some(e);
                             }
                             self.cancel.cancel();
+                            wake.notify_all();
+                            return;
                         }
                     }
-                    drop(s);
-                    wake.notify_all();
                 });
             }
+            let workers: Vec<_> = (0..self.threads.min(n.max(1)))
+                .map(|_| {
+                    scope.spawn(|| loop {
+                        // Pick the next task, or leave when there is nothing more to do.
+                        let id = {
+                            let mut s = lock();
+                            loop {
+                                if s.error.is_none() {
+                                    if let Err(e) = self.cancel.check() {
+                                        s.error = Some(e);
+                                    }
+                                }
+                                if s.error.is_some() || s.done == n {
+                                    wake.notify_all();
+                                    return;
+                                }
+                                if !s.ready.is_empty() {
+                                    match self.admission(&mut s) {
+                                        Ok(Admission::Run) => break,
+                                        Ok(Admission::Pause) if s.running == 0 => {
+                                            // Nothing runs that could free memory: start one
+                                            // task alone rather than wait forever.
+                                            break;
+                                        }
+                                        Ok(Admission::Pause) => {}
+                                        Err(e) => {
+                                            s.error = Some(e);
+                                            self.cancel.cancel();
+                                            continue;
+                                        }
+                                    }
+                                    s = wake
+                                        .wait_timeout(s, Duration::from_millis(5))
+                                        .map_or_else(|e| e.into_inner().0, |r| r.0);
+                                } else {
+                                    s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                                }
+                            }
+                            let Some(next) = s.ready.pop() else { continue };
+                            s.running += 1;
+                            next.order.0
+                        };
+
+                        let task = &plan.tasks[id as usize];
+                        let ctx = TaskContext {
+                            cancel: &self.cancel,
+                            observers: &self.observers,
+                        };
+                        ctx.emit(Event::TaskStarted(id));
+                        let result = run_task(task, &ctx);
+                        if result.is_ok() {
+                            ctx.emit(Event::TaskFinished(id));
+                        }
+
+                        let mut s = lock();
+                        s.running -= 1;
+                        match result {
+                            Ok(()) => {
+                                s.done += 1;
+                                for &d in &dependents[id as usize] {
+                                    s.waiting[d as usize] -= 1;
+                                    if s.waiting[d as usize] == 0 {
+                                        let kind = plan.tasks[d as usize].kind;
+                                        s.ready.push(Ready {
+                                            kind,
+                                            order: std::cmp::Reverse(d),
+                                        });
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                if s.error.is_none() {
+                                    s.error = Some(e);
+                                }
+                                self.cancel.cancel();
+                            }
+                        }
+                        drop(s);
+                        wake.notify_all();
+                    })
+                })
+                .collect();
+            for w in workers {
+                let _ = w.join();
+            }
+            finished.store(true, std::sync::atomic::Ordering::Release);
         });
 
         let s = state.into_inner().unwrap_or_else(|e| e.into_inner());

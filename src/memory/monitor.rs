@@ -475,6 +475,48 @@ mod tests {
     }
 
     #[test]
+    fn terminate_reaches_a_task_that_runs_long() {
+        let rss = Arc::new(AtomicU64::new(0));
+        let reading = rss.clone();
+        let m = Arc::new(
+            MemoryMonitor::new(MemoryPool::new(1000), Thresholds::default())
+                .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst))),
+        );
+        let mut plan = Plan::new();
+        plan.push(Task {
+            id: 0,
+            op: OpSpec::new("long", serde_json::Value::Null),
+            inputs: vec![],
+            output: DataRef::Whole {
+                dataset: "x".into(),
+            },
+            deps: vec![],
+            memory_bytes: 0,
+            unit_bytes: 0,
+            kind: TaskKind::Load,
+        });
+        let started = Instant::now();
+        let err = LocalExecutor::new(1, CancelToken::new())
+            .with_gate(m)
+            .run(&plan, |_, ctx| {
+                // Memory climbs inside the one task; only the 50 ms watch can see it.
+                rss.store(990, Ordering::SeqCst);
+                while started.elapsed() < Duration::from_secs(5) {
+                    ctx.cancel.check()?;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::MemoryTerminated { .. }), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
     fn thresholds_come_from_the_environment_and_are_validated() {
         assert!(Thresholds::default().validate().is_ok());
         let bad = Thresholds {

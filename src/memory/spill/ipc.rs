@@ -98,6 +98,16 @@ impl SpillStore {
     /// As [`SpillStore::read_batches`]; the iterator yields [`Error::Corrupt`] for a
     /// damaged batch.
     pub fn batch_reader(&self, file: &SpillFile) -> Result<SpillBatchReader> {
+        self.batch_reader_from(file, 0)
+    }
+
+    /// Like [`SpillStore::batch_reader`], starting at batch `first` (a file written
+    /// in the IPC file format seeks there through its footer; a stream file, written
+    /// for dictionary columns, is read from the start).
+    ///
+    /// # Errors
+    /// As [`SpillStore::batch_reader`].
+    pub fn batch_reader_from(&self, file: &SpillFile, first: usize) -> Result<SpillBatchReader> {
         let path = file.path.clone();
         let buffer = mmap_buffer(&path)?;
         let corrupt = |detail: &dyn fmt::Display| Error::corrupt(&path, FORMAT_NAME, detail);
@@ -107,8 +117,8 @@ impl SpillStore {
                 ReaderState::File {
                     schema,
                     decoder,
+                    next: first.min(blocks.len()),
                     blocks,
-                    next: 0,
                 }
             }
             SpillKind::IpcStream => ReaderState::Stream {
