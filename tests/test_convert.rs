@@ -444,4 +444,32 @@ fn sort_under_a_tenth_of_the_data_spills_and_matches_a_stable_sort() {
         &["--sort-by", "x:desc,name", "--blocksize", "1GiB"],
     );
     assert_same("frame", &expected, &out, &[]);
+
+    // One fixed-width key: the merge is cut into key ranges merged on both threads.
+    let expected_x = dir.path().join("expected_x.parquet");
+    common::python_eval(&format!(
+        "import pyarrow.csv as pc, pyarrow.parquet as pq\n\
+         t = pc.read_csv({:?})\n\
+         pq.write_table(t.sort_by([('x', 'descending')], null_placement='at_end'), {:?})",
+        csv, expected_x
+    ));
+    let out = dir.path().join("by_x.parquet");
+    // 4 MB: small enough to spill every run, large enough to merge them in one pass.
+    let args = [
+        &[
+            "--sort-by",
+            "x:desc",
+            "--memory-limit",
+            "4MB",
+            "--blocksize",
+            "64KiB",
+            "--stats",
+        ][..],
+        &common::RSS_THRESHOLDS_OFF,
+    ]
+    .concat();
+    let run = common::convert_ok(&csv, &out, &args);
+    assert_same("frame", &expected_x, &out, &[]);
+    let stats: serde_json::Value = serde_json::from_slice(&run.stderr).unwrap();
+    assert!(stats["spill_files"].as_u64().unwrap() > 1, "{stats}");
 }

@@ -42,13 +42,9 @@ pub(super) fn run(
         run_bytes,
     )?
     .with_batch_rows(options.read.batch_rows);
-    let sink = Mutex::new(Some(sinks::frame_sink(
-        to,
-        dst,
-        schema.clone(),
-        options,
-        ctx,
-    )?));
+    let sink = sinks::frame_sink(to, dst, schema.clone(), options, ctx)?;
+    let encoder = sink.partition_encoder();
+    let sink = Mutex::new(Some(sink));
     let n = source.num_partitions();
 
     let mut plan = Plan::new();
@@ -136,8 +132,30 @@ pub(super) fn run(
         let out = guard
             .as_mut()
             .ok_or_else(|| Error::Internal("sort output already finished".into()))?;
-        // The merge is one thread's work; encoding the output (Parquet especially)
-        // runs on another, fed through a short queue.
+        // With a sink that encodes in parallel (Parquet) and runs that can be cut at
+        // sampled keys, key ranges merge and encode on every thread, and their row
+        // groups are appended in key order.
+        let ranges = sorter.split(&all, ctx.threads)?;
+        if let (Some(encoder), true) = (&encoder, ranges.len() > 1) {
+            let merged_rows = std::sync::atomic::AtomicU64::new(0);
+            crate::exec::for_each_ordered(
+                ranges.len(),
+                ctx.threads,
+                ranges.len(),
+                tctx.cancel,
+                |p, emit| {
+                    let stream = sorter.merge_range(&all, &ranges[p])?;
+                    let n = encoder.encode_partition(Box::new(stream), emit)?;
+                    merged_rows.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                },
+                |_, piece| out.write_encoded(piece),
+            )?;
+            *rows.lock().unwrap_or_else(|e| e.into_inner()) = merged_rows.into_inner();
+            return Ok(());
+        }
+        // Otherwise the merge is one thread's work; encoding the output runs on
+        // another, fed through a short queue.
         let mut count = 0u64;
         let schema = &schema;
         std::thread::scope(|scope| -> Result<()> {

@@ -17,6 +17,9 @@ use arrow::row::{RowConverter, Rows};
 
 use crate::error::Result;
 
+/// A fixed-width key: a null flag (1 sorts last) and an order-preserving u64.
+pub type Key = (u8, u64);
+
 /// How a sort turns key columns into comparable keys.
 pub(super) enum KeyEncoder {
     /// One primitive column: `(null, order-preserving u64)` per row.
@@ -28,7 +31,7 @@ pub(super) enum KeyEncoder {
 /// The keys of one batch.
 pub(super) enum BatchKeys {
     /// Null flag (1 sorts last) and the value mapped to an order-preserving u64.
-    Fixed(Vec<(u8, u64)>),
+    Fixed(Vec<Key>),
     /// Row-format bytes.
     Rows(Rows),
 }
@@ -55,6 +58,15 @@ impl KeyEncoder {
 }
 
 impl BatchKeys {
+    /// Row `i`'s fixed-width key, if these are fixed-width keys.
+    #[inline]
+    pub(super) fn fixed_at(&self, i: usize) -> Option<Key> {
+        match self {
+            BatchKeys::Fixed(k) => k.get(i).copied(),
+            BatchKeys::Rows(_) => None,
+        }
+    }
+
     /// Compares row `i` of these keys with row `j` of `other` (same encoder).
     #[inline]
     pub(super) fn cmp_at(&self, i: usize, other: &BatchKeys, j: usize) -> Ordering {

@@ -11,8 +11,6 @@
 //! are numbered in input order and ties between runs go to the earlier one). Nulls
 //! sort last, ascending or descending, as DuckDB does.
 
-use std::cmp::Ordering;
-
 use arrow::array::ArrayRef;
 use arrow::compute::{interleave_record_batch, SortOptions};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -20,10 +18,13 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 
 mod keys;
+mod merge;
+pub use self::keys::Key;
 use self::keys::{BatchKeys, KeyEncoder};
+pub use self::merge::{KeyRange, MergeStream};
 
 use crate::error::{Error, Result};
-use crate::memory::{MemoryPool, SpillBatchReader, SpillFile, SpillStore};
+use crate::memory::{MemoryPool, SpillFile, SpillStore};
 
 /// Rows per batch written to a run and per merged output batch, unless the input's
 /// batches are smaller: small enough that a merge of hundreds of runs holds little,
@@ -78,6 +79,9 @@ pub struct Run {
     data: RunData,
     rows: usize,
     bytes: u64,
+    /// The key of the first row of each batch (one fixed-width key column only),
+    /// to split a merge into key ranges and to seek into a run.
+    fences: Vec<Key>,
     /// What an in-memory run holds of the pool.
     _held: Option<crate::memory::Reservation>,
 }
@@ -88,11 +92,12 @@ enum RunData {
 }
 
 impl Run {
-    fn spilled(files: Vec<SpillFile>, rows: usize, bytes: u64) -> Self {
+    fn spilled(files: Vec<SpillFile>, rows: usize, bytes: u64, fences: Vec<Key>) -> Self {
         Run {
             data: RunData::Spilled(files),
             rows,
             bytes,
+            fences,
             _held: None,
         }
     }
@@ -235,10 +240,12 @@ impl ExternalSort {
             if keep_in_memory && runs.is_empty() {
                 let sorted = self.sort_batches(&buffer)?;
                 let (rows, bytes) = (sorted.num_rows(), sorted.get_array_memory_size() as u64);
+                let fences = self.fences(&sorted)?;
                 runs.push(Run {
-                    data: RunData::Memory(vec![sorted]),
+                    data: RunData::Memory(self.slices(&sorted)),
                     rows,
                     bytes,
+                    fences,
                     _held: Some(held),
                 });
                 return Ok(runs);
@@ -254,9 +261,18 @@ impl ExternalSort {
         drop(buffer);
         let rows = sorted.num_rows();
         let pieces = self.slices(&sorted);
+        let fences = self.fences(&sorted)?;
         let file = self.store.write_batches(&self.schema, &pieces)?;
         let bytes = file.uncompressed_bytes();
-        Ok(Run::spilled(vec![file], rows, bytes))
+        Ok(Run::spilled(vec![file], rows, bytes, fences))
+    }
+
+    /// The first key of each `batch_rows` slice of a sorted batch (fixed keys only).
+    fn fences(&self, sorted: &RecordBatch) -> Result<Vec<Key>> {
+        match self.key_rows(sorted)? {
+            BatchKeys::Fixed(keys) => Ok(keys.iter().step_by(self.batch_rows).copied().collect()),
+            BatchKeys::Rows(_) => Ok(Vec::new()),
+        }
     }
 
     fn slices(&self, batch: &RecordBatch) -> Vec<RecordBatch> {
@@ -340,7 +356,7 @@ impl ExternalSort {
         if !pending.is_empty() {
             files.push(self.store.write_batches(&self.schema, &pending)?);
         }
-        Ok(Run::spilled(files, rows, bytes))
+        Ok(Run::spilled(files, rows, bytes, Vec::new()))
     }
 
     /// One k-way merge of `runs` into `emit`.
@@ -349,179 +365,55 @@ impl ExternalSort {
         runs: Vec<Run>,
         mut emit: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let mut held = self.pool.reserve("sort merge");
-        let mut cursors = Vec::with_capacity(runs.len());
-        for run in runs {
-            let source: Box<dyn Iterator<Item = Result<RecordBatch>>> = match run.data {
-                RunData::Memory(batches) => {
-                    let pieces: Vec<RecordBatch> =
-                        batches.iter().flat_map(|b| self.slices(b)).collect();
-                    Box::new(pieces.into_iter().map(Ok))
-                }
-                RunData::Spilled(files) => {
-                    let mut readers = Vec::with_capacity(files.len());
-                    for file in &files {
-                        readers.push(self.store.batch_reader(file)?);
-                    }
-                    // The files are removed when the readers are done with them.
-                    Box::new(SpilledRun {
-                        readers: readers.into_iter().flatten(),
-                        _files: files,
-                    })
-                }
-            };
-            if let Some(c) = Cursor::new(source, self)? {
-                held.grow(crate::memory::batch_memory(&c.batch));
-                cursors.push(c);
-            }
-        }
-        // A binary heap of cursor indices, ordered by their current row; ties go to
-        // the earlier run, which keeps the sort stable.
-        let less = |cursors: &[Cursor], a: usize, b: usize| -> bool {
-            match cursors[a].cmp(&cursors[b]) {
-                Ordering::Less => true,
-                Ordering::Greater => false,
-                Ordering::Equal => a < b,
-            }
-        };
-        let mut heap: Vec<usize> = (0..cursors.len()).collect();
-        for i in (0..heap.len() / 2).rev() {
-            sift_down(&mut heap, i, &cursors, &less);
-        }
-        // Output rows are gathered as (batch slot, row) pairs over the batches the
-        // cursors held while they were taken, then interleaved in one pass.
-        let mut slots: Vec<RecordBatch> = Vec::new();
-        let mut slot_of: Vec<usize> = vec![usize::MAX; cursors.len()];
-        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(self.batch_rows);
-        while let Some(&top) = heap.first() {
-            if slot_of[top] == usize::MAX {
-                slot_of[top] = slots.len();
-                slots.push(cursors[top].batch.clone());
-            }
-            picks.push((slot_of[top], cursors[top].pos));
-            let more = cursors[top].advance(self)?;
-            if cursors[top].fresh {
-                slot_of[top] = usize::MAX;
-                cursors[top].fresh = false;
-            }
-            if !more {
-                let last = heap.len() - 1;
-                heap.swap(0, last);
-                heap.pop();
-            }
-            if !heap.is_empty() {
-                sift_down(&mut heap, 0, &cursors, &less);
-            }
-            if picks.len() == self.batch_rows || heap.is_empty() {
-                let refs: Vec<&RecordBatch> = slots.iter().collect();
-                emit(interleave_record_batch(&refs, &picks)?)?;
-                picks.clear();
-                slots.clear();
-                slot_of.iter_mut().for_each(|s| *s = usize::MAX);
-            }
+        for batch in MergeStream::new(self, &runs, None, None)? {
+            emit(batch?)?;
         }
         Ok(())
     }
-}
 
-fn sift_down(
-    heap: &mut [usize],
-    mut i: usize,
-    cursors: &[Cursor],
-    less: &impl Fn(&[Cursor], usize, usize) -> bool,
-) {
-    loop {
-        let (l, r) = (2 * i + 1, 2 * i + 2);
-        let mut best = i;
-        if l < heap.len() && less(cursors, heap[l], heap[best]) {
-            best = l;
+    /// Key ranges that split the merge of `runs` into `parts` independent merges of
+    /// about equal size, cut at keys sampled from the runs' batch boundaries. One
+    /// unbounded range when the runs carry no samples (keys other than one
+    /// fixed-width column) or when they are too many to hold open per range.
+    pub fn split(&self, runs: &[Run], parts: usize) -> Result<Vec<KeyRange>> {
+        let whole = vec![KeyRange {
+            lower: None,
+            upper: None,
+        }];
+        if parts < 2
+            || runs.len() > self.fan_in(runs)?
+            || runs.iter().any(|r| r.rows > 0 && r.fences.is_empty())
+        {
+            return Ok(whole);
         }
-        if r < heap.len() && less(cursors, heap[r], heap[best]) {
-            best = r;
+        let mut fences: Vec<Key> = runs.iter().flat_map(|r| r.fences.iter().copied()).collect();
+        fences.sort_unstable();
+        let mut splitters: Vec<Key> = (1..parts)
+            .map(|p| fences[p * fences.len() / parts])
+            .collect();
+        splitters.dedup();
+        if splitters.is_empty() {
+            return Ok(whole);
         }
-        if best == i {
-            return;
+        let mut ranges = Vec::with_capacity(splitters.len() + 1);
+        let mut lower = None;
+        for s in splitters {
+            ranges.push(KeyRange {
+                lower,
+                upper: Some(s),
+            });
+            lower = Some(s);
         }
-        heap.swap(i, best);
-        i = best;
-    }
-}
-
-/// A spilled run's batches, file after file; owns the files so they are removed
-/// when the run has been read.
-struct SpilledRun {
-    readers: std::iter::Flatten<std::vec::IntoIter<SpillBatchReader>>,
-    _files: Vec<SpillFile>,
-}
-
-impl Iterator for SpilledRun {
-    type Item = Result<RecordBatch>;
-    fn next(&mut self) -> Option<Self::Item> {
-        self.readers.next()
-    }
-}
-
-/// A position in one run: its current batch, that batch's key rows, the row.
-struct Cursor {
-    source: Box<dyn Iterator<Item = Result<RecordBatch>>>,
-    batch: RecordBatch,
-    rows: BatchKeys,
-    pos: usize,
-    /// Set when `advance` moved to a new batch.
-    fresh: bool,
-}
-
-impl Cursor {
-    fn new(
-        mut source: Box<dyn Iterator<Item = Result<RecordBatch>>>,
-        sort: &ExternalSort,
-    ) -> Result<Option<Self>> {
-        loop {
-            match source.next() {
-                None => return Ok(None),
-                Some(batch) => {
-                    let batch = batch?;
-                    if batch.num_rows() > 0 {
-                        let rows = sort.key_rows(&batch)?;
-                        return Ok(Some(Cursor {
-                            source,
-                            batch,
-                            rows,
-                            pos: 0,
-                            fresh: false,
-                        }));
-                    }
-                }
-            }
-        }
+        ranges.push(KeyRange { lower, upper: None });
+        Ok(ranges)
     }
 
-    /// Compares this cursor's current row with `other`'s.
-    fn cmp(&self, other: &Cursor) -> Ordering {
-        self.rows.cmp_at(self.pos, &other.rows, other.pos)
-    }
-
-    /// Moves to the next row; false when the run is exhausted.
-    fn advance(&mut self, sort: &ExternalSort) -> Result<bool> {
-        self.pos += 1;
-        if self.pos < self.batch.num_rows() {
-            return Ok(true);
-        }
-        loop {
-            match self.source.next() {
-                None => return Ok(false),
-                Some(batch) => {
-                    let batch = batch?;
-                    if batch.num_rows() > 0 {
-                        self.rows = sort.key_rows(&batch)?;
-                        self.batch = batch;
-                        self.pos = 0;
-                        self.fresh = true;
-                        return Ok(true);
-                    }
-                }
-            }
-        }
+    /// The merged rows of `runs` whose keys fall in `range`, in batches.
+    ///
+    /// # Errors
+    /// Read errors of spilled runs.
+    pub fn merge_range<'a>(&'a self, runs: &'a [Run], range: &KeyRange) -> Result<MergeStream<'a>> {
+        MergeStream::new(self, runs, range.lower, range.upper)
     }
 }
 
@@ -592,20 +484,32 @@ mod tests {
                     .unwrap(),
             );
         }
+        let push = |out: &mut Vec<(Option<i64>, usize)>, b: &RecordBatch| {
+            let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let v = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+            for i in 0..b.num_rows() {
+                out.push((
+                    k.is_valid(i).then(|| k.value(i)),
+                    v.value(i).parse::<usize>().unwrap(),
+                ));
+            }
+        };
+        // Split into key ranges merged one by one: concatenated, they must give
+        // exactly the single merge.
+        let mut by_ranges = Vec::new();
+        for range in sorter.split(&runs, 3).unwrap() {
+            for b in sorter.merge_range(&runs, &range).unwrap() {
+                push(&mut by_ranges, &b.unwrap());
+            }
+        }
         let mut out = Vec::new();
         sorter
             .merge(runs, |b| {
-                let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-                let v = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
-                for i in 0..b.num_rows() {
-                    out.push((
-                        k.is_valid(i).then(|| k.value(i)),
-                        v.value(i).parse::<usize>().unwrap(),
-                    ));
-                }
+                push(&mut out, &b);
                 Ok(())
             })
             .unwrap();
+        assert_eq!(by_ranges, out, "key-range merges differ from one merge");
         (out, store.spilled_bytes(), pool.peak_reserved())
     }
 
