@@ -135,13 +135,16 @@ pub(super) fn run(
         // With a sink that encodes in parallel (Parquet) and runs that can be cut at
         // sampled keys, key ranges merge and encode on every thread, and their row
         // groups are appended in key order.
-        let ranges = sorter.split(&all, ctx.threads)?;
+        // Several ranges a thread: a range waiting for its turn holds its finished
+        // output, so small ranges keep that small while both threads stay busy.
+        let ranges = sorter.split(&all, 4 * ctx.threads)?;
         if let (Some(encoder), true) = (&encoder, ranges.len() > 1) {
             let merged_rows = std::sync::atomic::AtomicU64::new(0);
-            crate::exec::for_each_ordered(
+            crate::exec::for_each_ordered_with(
                 ranges.len(),
                 ctx.threads,
-                ranges.len(),
+                ctx.threads,
+                1,
                 tctx.cancel,
                 |p, emit| {
                     let stream = sorter.merge_range(&all, &ranges[p])?;

@@ -32,6 +32,28 @@ pub fn for_each_ordered<T, P, C>(
     window: usize,
     cancel: &CancelToken,
     produce: P,
+    consume: C,
+) -> Result<()>
+where
+    T: Send,
+    P: Fn(usize, &mut dyn FnMut(T) -> Result<()>) -> Result<()> + Sync,
+    C: FnMut(usize, T) -> Result<()>,
+{
+    for_each_ordered_with(n, workers, window, CAPACITY, cancel, produce, consume)
+}
+
+/// [`for_each_ordered`] with `capacity` items buffered per partition: 1 for large
+/// items (encoded row groups), so a partition waiting its turn holds little.
+///
+/// # Errors
+/// As [`for_each_ordered`].
+pub fn for_each_ordered_with<T, P, C>(
+    n: usize,
+    workers: usize,
+    window: usize,
+    capacity: usize,
+    cancel: &CancelToken,
+    produce: P,
     mut consume: C,
 ) -> Result<()>
 where
@@ -43,7 +65,7 @@ where
     let mut senders: Vec<Mutex<Option<SyncSender<Result<T>>>>> = Vec::with_capacity(n);
     let mut receivers: Vec<Receiver<Result<T>>> = Vec::with_capacity(n);
     for _ in 0..n {
-        let (tx, rx) = sync_channel(CAPACITY);
+        let (tx, rx) = sync_channel(capacity.max(1));
         senders.push(Mutex::new(Some(tx)));
         receivers.push(rx);
     }

@@ -114,6 +114,17 @@ pub fn parse_threshold(text: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// Returns memory the allocator holds but no one uses to the operating system
+/// (glibc's `malloc_trim`; elsewhere nothing to do).
+pub fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it has no
+    // preconditions and no effect on live allocations.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Reads the process RSS in bytes.
 pub type RssSource = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -134,6 +145,7 @@ pub struct MemoryMonitor {
     last_sample: Mutex<Option<(Instant, u64)>>,
     spilled_bytes: AtomicU64,
     baseline: u64,
+    last_trim: Mutex<Option<Instant>>,
 }
 
 impl MemoryMonitor {
@@ -149,6 +161,7 @@ impl MemoryMonitor {
             last_sample: Mutex::new(None),
             spilled_bytes: AtomicU64::new(0),
             baseline: 0,
+            last_trim: Mutex::new(None),
         }
     }
 
@@ -230,6 +243,12 @@ impl MemoryMonitor {
         if rss as f64 >= self.thresholds.terminate * limit {
             return Err(self.terminated(rss));
         }
+        if rss as f64 > self.thresholds.spill * limit && self.may_trim() {
+            // Memory the pool cannot see is often the allocator holding freed pages;
+            // hand them back before spilling anything.
+            release_free_heap();
+            rss = self.rss(true);
+        }
         while over_target(&self.pool) || rss as f64 > self.thresholds.spill * limit {
             if self.spill_least_recently_used()? == 0 {
                 break;
@@ -260,6 +279,19 @@ impl MemoryMonitor {
                         return Err(e);
                     }
                 }
+            }
+        }
+    }
+
+    /// Trimming the heap walks it and makes later allocations fault pages in again:
+    /// at most once a second.
+    fn may_trim(&self) -> bool {
+        let mut last = self.last_trim.lock().unwrap_or_else(|e| e.into_inner());
+        match *last {
+            Some(at) if at.elapsed() < Duration::from_secs(1) => false,
+            _ => {
+                *last = Some(Instant::now());
+                true
             }
         }
     }
@@ -348,10 +380,16 @@ mod tests {
         assert!(!b.lock().unwrap().is_spilled());
 
         // Above spill (0.70), below pause: one block goes to disk per reading, until
-        // RSS falls; here RSS falls after the first spill.
-        rss.store(750, Ordering::SeqCst);
-        let reading = rss.clone();
-        let m = m.with_rss_source(Arc::new(move || reading.swap(100, Ordering::SeqCst)));
+        // RSS falls; here RSS stays up through the heap trim (the first two
+        // readings) and falls after the first spill.
+        let readings = Arc::new(AtomicU64::new(0));
+        let m = m.with_rss_source(Arc::new(move || {
+            if readings.fetch_add(1, Ordering::SeqCst) < 2 {
+                750
+            } else {
+                100
+            }
+        }));
         assert_eq!(m.check().unwrap(), Admission::Run);
         assert!(b.lock().unwrap().is_spilled() && !a.lock().unwrap().is_spilled());
         assert_eq!(m.spilled_bytes(), 100);

@@ -131,6 +131,7 @@ impl SpillStore {
             path,
             buffer,
             state,
+            zero_copy: self.inner.compression == SpillCompression::None,
         })
     }
 
@@ -179,6 +180,8 @@ pub struct SpillBatchReader {
     path: PathBuf,
     buffer: Buffer,
     state: ReaderState,
+    /// Batches point into the map (the file is uncompressed).
+    zero_copy: bool,
 }
 
 #[derive(Debug)]
@@ -217,10 +220,11 @@ impl SpillBatchReader {
                     let batch = decoder.read_record_batch(block, &data)?;
                     // Uncompressed batches point into the map, and a reader's caller
                     // may still hold the previous batch or two: release the block
-                    // read two steps ago. (Compressed batches are copies; their blocks
-                    // could go at once, but one rule serves both.)
-                    if *next >= 3 {
-                        let old = &blocks[*next - 3];
+                    // read two steps ago. Compressed batches are copies: their block
+                    // goes at once.
+                    let lag = if self.zero_copy { 2 } else { 0 };
+                    if *next > lag {
+                        let old = &blocks[*next - 1 - lag];
                         release_pages(
                             &self.buffer,
                             old.offset() as usize,
