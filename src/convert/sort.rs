@@ -14,7 +14,12 @@ use crate::error::{Error, Result};
 use crate::exec::{Event, JobContext, JobStats};
 use crate::frame::ops::sort::{ExternalSort, Run, SortKey};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
+use crate::storage::parquet::ROW_GROUP_BYTES;
 use crate::storage::{open_frame, Format};
+
+/// Key ranges a thread, when the merge is split: a range waiting for its turn holds
+/// its finished output, so small ranges keep that small while every thread works.
+const RANGES_PER_THREAD: usize = 4;
 
 /// Rows per batch handed to the output writer.
 const OUTPUT_BATCH_ROWS: usize = 65_536;
@@ -135,10 +140,16 @@ pub(super) fn run(
         // With a sink that encodes in parallel (Parquet) and runs that can be cut at
         // sampled keys, key ranges merge and encode on every thread, and their row
         // groups are appended in key order.
-        // Several ranges a thread: a range waiting for its turn holds its finished
-        // output, so small ranges keep that small while both threads stay busy.
-        let ranges = sorter.split(&all, 4 * ctx.threads)?;
-        if let (Some(encoder), true) = (&encoder, ranges.len() > 1) {
+        // Merging ranges in parallel holds, per thread, every run's current batch, an
+        // open row group and a finished one: only when that fits a third of the limit.
+        let ranges = sorter.split(&all, RANGES_PER_THREAD * ctx.threads)?;
+        let row_group_cap =
+            (ctx.pool.limit() / (4 * (ctx.threads as u64 + 1))).min(ROW_GROUP_BYTES as u64);
+        let parallel_bytes = ctx.threads as u64 * (sorter.merge_bytes(&all)? + 2 * row_group_cap);
+        if let (Some(encoder), true) = (
+            &encoder,
+            ranges.len() > 1 && parallel_bytes <= ctx.pool.limit() / 3,
+        ) {
             let merged_rows = std::sync::atomic::AtomicU64::new(0);
             crate::exec::for_each_ordered_with(
                 ranges.len(),

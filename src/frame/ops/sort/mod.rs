@@ -307,6 +307,17 @@ impl ExternalSort {
         Ok(((self.run_bytes / (2 * per_run)) as usize).max(2))
     }
 
+    /// Bytes one merge of `runs` holds: one batch per run.
+    ///
+    /// # Errors
+    /// Read errors of the first spilled run (its first batch is measured).
+    pub fn merge_bytes(&self, runs: &[Run]) -> Result<u64> {
+        let fan_in = self.fan_in(runs)? as u64;
+        // fan_in = run_bytes / (2 * per_run), so per_run is recovered from it.
+        let per_run = self.run_bytes / (2 * fan_in.max(1));
+        Ok(per_run * runs.len() as u64)
+    }
+
     /// Merges `runs` (in input order) and hands the sorted output to `emit` in
     /// batches. When there are more runs than fit in memory at once, consecutive
     /// groups are merged into longer spilled runs first (which keeps the sort stable).
