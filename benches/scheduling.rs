@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use blockwise::exec::{CancelToken, LocalExecutor};
-use blockwise::plan::{DataRef, OpSpec, Plan, Task, TaskKind};
+use blockwise::plan::{Plan, Task, TaskKind};
 
 fn plan(n: u32, chained_every: u32) -> Plan {
     let mut p = Plan::new();
@@ -19,22 +19,12 @@ fn plan(n: u32, chained_every: u32) -> Plan {
         } else {
             vec![]
         };
-        p.push(Task {
-            id: 0,
-            op: OpSpec::new("noop", serde_json::Value::Null),
-            inputs: vec![],
-            output: DataRef::Whole {
-                dataset: "x".into(),
-            },
-            deps,
-            memory_bytes: 0,
-            unit_bytes: 0,
-            kind: if i % 2 == 0 {
-                TaskKind::Load
-            } else {
-                TaskKind::Release
-            },
-        });
+        let kind = if i % 2 == 0 {
+            TaskKind::Load
+        } else {
+            TaskKind::Release
+        };
+        p.push(Task::placeholder("noop", kind, deps));
     }
     p
 }

@@ -313,24 +313,12 @@ impl LocalExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{DataRef, OpSpec};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn plan(specs: &[(TaskKind, Vec<TaskId>)]) -> Plan {
         let mut p = Plan::new();
         for (kind, deps) in specs {
-            p.push(Task {
-                id: 0,
-                op: OpSpec::new("noop", serde_json::Value::Null),
-                inputs: vec![],
-                output: DataRef::Whole {
-                    dataset: "x".into(),
-                },
-                deps: deps.clone(),
-                memory_bytes: 0,
-                unit_bytes: 0,
-                kind: *kind,
-            });
+            p.push(Task::placeholder("noop", *kind, deps.clone()));
         }
         p
     }

@@ -350,7 +350,7 @@ mod tests {
     use super::*;
     use crate::exec::{CancelToken, LocalExecutor};
     use crate::memory::{DiskManager, SpillCompression, SpillableChunk};
-    use crate::plan::{DataRef, OpSpec, Plan, Task, TaskKind};
+    use crate::plan::{Plan, Task, TaskKind};
 
     /// A monitor over a 1000-byte limit whose RSS reading is `rss`.
     fn monitor(rss: &Arc<AtomicU64>, dir: &std::path::Path) -> (MemoryMonitor, SpillStore) {
@@ -423,18 +423,7 @@ mod tests {
         );
         let mut plan = Plan::new();
         for _ in 0..6 {
-            plan.push(Task {
-                id: 0,
-                op: OpSpec::new("noop", serde_json::Value::Null),
-                inputs: vec![],
-                output: DataRef::Whole {
-                    dataset: "x".into(),
-                },
-                deps: vec![],
-                memory_bytes: 0,
-                unit_bytes: 0,
-                kind: TaskKind::Load,
-            });
+            plan.push(Task::placeholder("noop", TaskKind::Load, vec![]));
         }
         let log = Mutex::new(Vec::new());
         let report = LocalExecutor::new(2, CancelToken::new())
@@ -481,18 +470,7 @@ mod tests {
         );
         let mut plan = Plan::new();
         for _ in 0..50 {
-            plan.push(Task {
-                id: 0,
-                op: OpSpec::new("noop", serde_json::Value::Null),
-                inputs: vec![],
-                output: DataRef::Whole {
-                    dataset: "x".into(),
-                },
-                deps: vec![],
-                memory_bytes: 0,
-                unit_bytes: 0,
-                kind: TaskKind::Load,
-            });
+            plan.push(Task::placeholder("noop", TaskKind::Load, vec![]));
         }
         let cancel = CancelToken::new();
         let ran = AtomicU64::new(0);
@@ -521,18 +499,7 @@ mod tests {
                 .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst))),
         );
         let mut plan = Plan::new();
-        plan.push(Task {
-            id: 0,
-            op: OpSpec::new("long", serde_json::Value::Null),
-            inputs: vec![],
-            output: DataRef::Whole {
-                dataset: "x".into(),
-            },
-            deps: vec![],
-            memory_bytes: 0,
-            unit_bytes: 0,
-            kind: TaskKind::Load,
-        });
+        plan.push(Task::placeholder("long", TaskKind::Load, vec![]));
         let started = Instant::now();
         let err = LocalExecutor::new(1, CancelToken::new())
             .with_gate(m)
@@ -582,7 +549,7 @@ mod model {
     use super::*;
     use crate::exec::{CancelToken, LocalExecutor};
     use crate::memory::{DiskManager, Reservation, SpillCompression, SpillableChunk};
-    use crate::plan::{DataRef, OpSpec, Plan, Task, TaskKind};
+    use crate::plan::{Plan, Task, TaskKind};
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -625,18 +592,7 @@ mod model {
         );
         let mut plan = Plan::new();
         for d in deps {
-            plan.push(Task {
-                id: 0,
-                op: OpSpec::new("mix", serde_json::Value::Null),
-                inputs: vec![],
-                output: DataRef::Whole {
-                    dataset: "x".into(),
-                },
-                deps: d.clone(),
-                memory_bytes: 0,
-                unit_bytes: 0,
-                kind: TaskKind::Compute,
-            });
+            plan.push(Task::placeholder("mix", TaskKind::Compute, d.clone()));
         }
         let outputs: Mutex<HashMap<u32, Arc<Mutex<Output>>>> = Mutex::new(HashMap::new());
         let sums: Vec<AtomicU64> = sizes.iter().map(|_| AtomicU64::new(0)).collect();

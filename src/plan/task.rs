@@ -91,3 +91,35 @@ pub struct Task {
     /// Load, compute or release.
     pub kind: TaskKind,
 }
+
+impl Task {
+    /// A task of `kind` running `op` into `output`, with no inputs, no dependencies
+    /// and no projected memory yet; `Plan::push` sets its id.
+    pub fn new(op: OpSpec, output: DataRef, kind: TaskKind) -> Self {
+        Task {
+            id: 0,
+            op,
+            inputs: Vec::new(),
+            output,
+            deps: Vec::new(),
+            memory_bytes: 0,
+            unit_bytes: 0,
+            kind,
+        }
+    }
+
+    /// An operation named `name` with no parameters, writing a dataset `"x"`: the
+    /// filler tasks of tests and benchmarks, where only the graph matters.
+    pub fn placeholder(name: &str, kind: TaskKind, deps: Vec<TaskId>) -> Self {
+        Task {
+            deps,
+            ..Task::new(
+                OpSpec::new(name, serde_json::Value::Null),
+                DataRef::Whole {
+                    dataset: "x".into(),
+                },
+                kind,
+            )
+        }
+    }
+}
