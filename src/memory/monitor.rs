@@ -363,6 +363,15 @@ mod tests {
         (m, store)
     }
 
+    /// A monitor of `pool` whose RSS reading is the returned cell.
+    fn watched(pool: MemoryPool) -> (Arc<AtomicU64>, Arc<MemoryMonitor>) {
+        let rss = Arc::new(AtomicU64::new(0));
+        let reading = rss.clone();
+        let m = MemoryMonitor::new(pool, Thresholds::default())
+            .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst)));
+        (rss, Arc::new(m))
+    }
+
     fn chunk(fill: u8) -> Arc<Mutex<dyn Spillable>> {
         Arc::new(Mutex::new(SpillableChunk::new(vec![fill; 100])))
     }
@@ -415,12 +424,7 @@ mod tests {
 
     #[test]
     fn pause_starts_no_task_while_above_and_resumes_below() {
-        let rss = Arc::new(AtomicU64::new(0));
-        let reading = rss.clone();
-        let m = Arc::new(
-            MemoryMonitor::new(MemoryPool::new(1000), Thresholds::default())
-                .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst))),
-        );
+        let (rss, m) = watched(MemoryPool::new(1000));
         let mut plan = Plan::new();
         for _ in 0..6 {
             plan.push(Task::placeholder("noop", TaskKind::Load, vec![]));
@@ -459,15 +463,10 @@ mod tests {
 
     #[test]
     fn terminate_cancels_the_job_names_consumers_and_leaves_the_process_alive() {
-        let rss = Arc::new(AtomicU64::new(0));
-        let reading = rss.clone();
         let pool = MemoryPool::new(1000);
         let mut held = pool.reserve("hash aggregate");
         held.grow(300);
-        let m = Arc::new(
-            MemoryMonitor::new(pool, Thresholds::default())
-                .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst))),
-        );
+        let (rss, m) = watched(pool);
         let mut plan = Plan::new();
         for _ in 0..50 {
             plan.push(Task::placeholder("noop", TaskKind::Load, vec![]));
@@ -492,12 +491,7 @@ mod tests {
 
     #[test]
     fn terminate_reaches_a_task_that_runs_long() {
-        let rss = Arc::new(AtomicU64::new(0));
-        let reading = rss.clone();
-        let m = Arc::new(
-            MemoryMonitor::new(MemoryPool::new(1000), Thresholds::default())
-                .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst))),
-        );
+        let (rss, m) = watched(MemoryPool::new(1000));
         let mut plan = Plan::new();
         plan.push(Task::placeholder("long", TaskKind::Load, vec![]));
         let started = Instant::now();
