@@ -41,6 +41,7 @@ fn main() {
         for _ in 0..5 {
             let start = Instant::now();
             let report = LocalExecutor::new(threads, CancelToken::new())
+                .unwrap()
                 .run(&p, |_, _| Ok(()))
                 .expect("run");
             assert_eq!(report.tasks, n as u64);

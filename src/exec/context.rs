@@ -89,6 +89,8 @@ impl Default for JobOptions {
 pub struct JobContext {
     /// Worker threads.
     pub threads: usize,
+    /// The job's thread pool: the executor's tasks and every parallel loop run here.
+    pub workers: Arc<rayon::ThreadPool>,
     /// The memory budget.
     pub pool: MemoryPool,
     /// Applies the thresholds; the executor asks it at task boundaries.
@@ -128,6 +130,7 @@ impl JobContext {
             .with_baseline(current_rss_bytes());
         Ok(JobContext {
             threads: options.threads.max(1),
+            workers: super::thread_pool(options.threads)?,
             pool,
             monitor: Arc::new(monitor),
             spill,
@@ -145,26 +148,21 @@ impl JobContext {
         Self::new(&JobOptions::default(), CancelToken::new())
     }
 
-    /// Runs `f` on a rayon pool of this job's size.
+    /// Runs `f` on the job's thread pool, so its parallel loops use the job's threads.
     ///
     /// # Errors
-    /// [`crate::Error::Internal`] when the pool cannot be built, or `f`'s error.
+    /// `f`'s error.
     pub fn install<T: Send>(
         &self,
         f: impl FnOnce() -> crate::Result<T> + Send,
     ) -> crate::Result<T> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(self.threads)
-            .thread_name(|i| format!("blockwise-{i}"))
-            .build()
-            .map_err(|e| crate::Error::Internal(e.to_string()))?;
-        pool.install(f)
+        self.workers.install(f)
     }
 
     /// The executor for this job: its threads, its cancel token, its memory monitor
     /// as the gate, and its statistics as an observer.
     pub fn executor(&self) -> super::LocalExecutor {
-        super::LocalExecutor::new(self.threads, self.cancel.clone())
+        super::LocalExecutor::on_pool(self.workers.clone(), self.cancel.clone())
             .with_gate(self.monitor.clone())
             .with_observer(self.stats.clone())
             .with_observer(Arc::new(self.progress.clone()))

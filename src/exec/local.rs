@@ -1,20 +1,45 @@
-//! The local executor: runs a plan's tasks on a fixed set of worker threads, each
-//! task as soon as its dependencies are done.
+//! The local executor: runs a plan's tasks on a rayon thread pool, each task as soon
+//! as its dependencies are done.
 //!
 //! Ready tasks are ordered so that work which releases memory (writes, merges,
 //! finished reductions) starts before work which loads more: loading never runs far
-//! ahead of consuming, which is Dask's "root task overproduction" failure. The memory
-//! gate is asked at every task boundary whether a new task may start (pause) and
-//! whether the job must stop (terminate). The first error cancels the job: no new
-//! task starts, and running tasks see the cancel token at their next chunk boundary.
+//! ahead of consuming, which is Dask's "root task overproduction" failure. Rayon has
+//! no priorities, so the pool does not queue tasks itself: one long-lived worker loop
+//! a pool thread takes the best ready task from a shared heap each time it is free.
+//! That also bounds the tasks running at once to the pool's size, which the plan's
+//! memory projection counts on, while rayon's work stealing still spreads a task's
+//! own parallel loops over the pool (an idle worker loop helps with them).
+//!
+//! The memory gate is asked at every task boundary whether a new task may start
+//! (pause) and whether the job must stop (terminate). The first error cancels the
+//! job: no new task starts, and running tasks see the cancel token at their next
+//! chunk boundary.
 
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::CancelToken;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Task, TaskId, TaskKind};
+
+/// How long an idle worker sleeps before looking for stolen work again; task ends
+/// wake it sooner.
+const IDLE_WAIT: Duration = Duration::from_millis(2);
+
+/// A rayon pool of `threads` threads named `blockwise-N`.
+///
+/// # Errors
+/// [`Error::Internal`] when the operating system refuses the threads.
+pub fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("blockwise-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| Error::Internal(format!("cannot start {threads} threads: {e}")))
+}
 
 /// Something that happened while a plan ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,9 +105,9 @@ pub struct RunReport {
     pub paused_ms: u64,
 }
 
-/// Runs plans on local threads.
+/// Runs plans on a rayon thread pool.
 pub struct LocalExecutor {
-    threads: usize,
+    pool: Arc<rayon::ThreadPool>,
     cancel: CancelToken,
     gate: Option<Arc<dyn MemoryGate>>,
     observers: Vec<Arc<dyn Observer>>,
@@ -106,10 +131,18 @@ struct State {
 }
 
 impl LocalExecutor {
-    /// An executor with `threads` workers.
-    pub fn new(threads: usize, cancel: CancelToken) -> Self {
+    /// An executor on a new pool of `threads` threads.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when the operating system refuses the threads.
+    pub fn new(threads: usize, cancel: CancelToken) -> Result<Self> {
+        Ok(Self::on_pool(thread_pool(threads)?, cancel))
+    }
+
+    /// An executor on an existing pool (a job's, shared with its other parallel work).
+    pub fn on_pool(pool: Arc<rayon::ThreadPool>, cancel: CancelToken) -> Self {
         LocalExecutor {
-            threads: threads.max(1),
+            pool,
             cancel,
             gate: None,
             observers: Vec::new(),
@@ -162,11 +195,95 @@ impl LocalExecutor {
         let wake = Condvar::new();
         let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
 
-        let finished = std::sync::atomic::AtomicBool::new(false);
+        let finished = AtomicBool::new(false);
+        let worker = || loop {
+            // Pick the next task, or leave when there is nothing more to do.
+            let id = {
+                let mut s = lock();
+                loop {
+                    if s.error.is_none() {
+                        if let Err(e) = self.cancel.check() {
+                            s.error = Some(e);
+                        }
+                    }
+                    if s.error.is_some() || s.done == n {
+                        wake.notify_all();
+                        return;
+                    }
+                    if !s.ready.is_empty() {
+                        match self.admission(&mut s) {
+                            Ok(Admission::Run) => break,
+                            // Nothing runs that could free memory: start one task
+                            // alone rather than wait forever.
+                            Ok(Admission::Pause) if s.running == 0 => break,
+                            Ok(Admission::Pause) => {}
+                            Err(e) => {
+                                s.error = Some(e);
+                                self.cancel.cancel();
+                                continue;
+                            }
+                        }
+                    }
+                    // Idle: help with the running tasks' parallel loops, or sleep
+                    // until a task ends (briefly, since stolen work arrives unseen).
+                    drop(s);
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        let s = lock();
+                        drop(
+                            wake.wait_timeout(s, IDLE_WAIT)
+                                .unwrap_or_else(|e| e.into_inner()),
+                        );
+                    }
+                    s = lock();
+                }
+                let Some(next) = s.ready.pop() else { continue };
+                s.running += 1;
+                next.order.0
+            };
+
+            let task = &plan.tasks[id as usize];
+            let ctx = TaskContext {
+                cancel: &self.cancel,
+                observers: &self.observers,
+            };
+            ctx.emit(Event::TaskStarted(id));
+            let result = run_task(task, &ctx);
+            if result.is_ok() {
+                ctx.emit(Event::TaskFinished(id));
+            }
+
+            let mut s = lock();
+            s.running -= 1;
+            match result {
+                Ok(()) => {
+                    s.done += 1;
+                    for &d in &dependents[id as usize] {
+                        s.waiting[d as usize] -= 1;
+                        if s.waiting[d as usize] == 0 {
+                            let kind = plan.tasks[d as usize].kind;
+                            s.ready.push(Ready {
+                                kind,
+                                order: std::cmp::Reverse(d),
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    if s.error.is_none() {
+                        s.error = Some(e);
+                    }
+                    self.cancel.cancel();
+                }
+            }
+            drop(s);
+            wake.notify_all();
+        };
+
         std::thread::scope(|scope| {
             // Between task boundaries, the gate is still asked every 50 ms, so a task
             // that runs long cannot carry the process past the terminate threshold
-            // (the gate also spills while it is asked).
+            // (the gate also spills while it is asked). This watcher is not task
+            // work, so it has its own thread rather than a pool thread.
             if let Some(gate) = &self.gate {
                 let (state, finished, wake) = (&state, &finished, &wake);
                 scope.spawn(move || loop {
@@ -178,108 +295,30 @@ impl LocalExecutor {
                         // Workers notify on every task end, so the last one wakes us.
                         let _ = wake.wait_timeout(s, Duration::from_millis(50));
                     }
-                    if finished.load(std::sync::atomic::Ordering::Acquire) {
+                    if finished.load(Ordering::Acquire) {
                         return;
                     }
-                    {
-                        if let Err(e) = gate.admit() {
-                            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-                            if s.error.is_none() {
-                                s.error = Some(e);
-                            }
-                            self.cancel.cancel();
-                            wake.notify_all();
-                            return;
+                    if let Err(e) = gate.admit() {
+                        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                        if s.error.is_none() {
+                            s.error = Some(e);
                         }
+                        self.cancel.cancel();
+                        wake.notify_all();
+                        return;
                     }
                 });
             }
-            let workers: Vec<_> = (0..self.threads.min(n.max(1)))
-                .map(|_| {
-                    scope.spawn(|| loop {
-                        // Pick the next task, or leave when there is nothing more to do.
-                        let id = {
-                            let mut s = lock();
-                            loop {
-                                if s.error.is_none() {
-                                    if let Err(e) = self.cancel.check() {
-                                        s.error = Some(e);
-                                    }
-                                }
-                                if s.error.is_some() || s.done == n {
-                                    wake.notify_all();
-                                    return;
-                                }
-                                if !s.ready.is_empty() {
-                                    match self.admission(&mut s) {
-                                        Ok(Admission::Run) => break,
-                                        Ok(Admission::Pause) if s.running == 0 => {
-                                            // Nothing runs that could free memory: start one
-                                            // task alone rather than wait forever.
-                                            break;
-                                        }
-                                        Ok(Admission::Pause) => {}
-                                        Err(e) => {
-                                            s.error = Some(e);
-                                            self.cancel.cancel();
-                                            continue;
-                                        }
-                                    }
-                                    s = wake
-                                        .wait_timeout(s, Duration::from_millis(5))
-                                        .map_or_else(|e| e.into_inner().0, |r| r.0);
-                                } else {
-                                    s = wake.wait(s).unwrap_or_else(|e| e.into_inner());
-                                }
-                            }
-                            let Some(next) = s.ready.pop() else { continue };
-                            s.running += 1;
-                            next.order.0
-                        };
-
-                        let task = &plan.tasks[id as usize];
-                        let ctx = TaskContext {
-                            cancel: &self.cancel,
-                            observers: &self.observers,
-                        };
-                        ctx.emit(Event::TaskStarted(id));
-                        let result = run_task(task, &ctx);
-                        if result.is_ok() {
-                            ctx.emit(Event::TaskFinished(id));
-                        }
-
-                        let mut s = lock();
-                        s.running -= 1;
-                        match result {
-                            Ok(()) => {
-                                s.done += 1;
-                                for &d in &dependents[id as usize] {
-                                    s.waiting[d as usize] -= 1;
-                                    if s.waiting[d as usize] == 0 {
-                                        let kind = plan.tasks[d as usize].kind;
-                                        s.ready.push(Ready {
-                                            kind,
-                                            order: std::cmp::Reverse(d),
-                                        });
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                if s.error.is_none() {
-                                    s.error = Some(e);
-                                }
-                                self.cancel.cancel();
-                            }
-                        }
-                        drop(s);
-                        wake.notify_all();
-                    })
-                })
-                .collect();
-            for w in workers {
-                let _ = w.join();
-            }
-            finished.store(true, std::sync::atomic::Ordering::Release);
+            // `in_place_scope` waits on the calling thread, which runs pool work
+            // meanwhile when it is one of the pool's own threads.
+            let loops = self.pool.current_num_threads().min(n.max(1));
+            self.pool.in_place_scope(|pool_scope| {
+                for _ in 0..loops {
+                    pool_scope.spawn(|_| worker());
+                }
+            });
+            finished.store(true, Ordering::Release);
+            wake.notify_all();
         });
 
         let s = state.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -313,7 +352,7 @@ impl LocalExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     fn plan(specs: &[(TaskKind, Vec<TaskId>)]) -> Plan {
         let mut p = Plan::new();
@@ -334,6 +373,7 @@ mod tests {
         ]);
         let order = Mutex::new(Vec::new());
         let report = LocalExecutor::new(2, CancelToken::new())
+            .unwrap()
             .run(&p, |t, _| {
                 order.lock().unwrap().push(t.id);
                 Ok(())
@@ -358,6 +398,7 @@ mod tests {
         let p = plan(&specs);
         let order = Mutex::new(Vec::new());
         LocalExecutor::new(1, CancelToken::new())
+            .unwrap()
             .run(&p, |t, _| {
                 order.lock().unwrap().push(t.kind);
                 Ok(())
@@ -375,6 +416,7 @@ mod tests {
         let p = plan(&vec![(TaskKind::Load, vec![]); 100]);
         let ran = AtomicUsize::new(0);
         let err = LocalExecutor::new(2, CancelToken::new())
+            .unwrap()
             .run(&p, |t, _| {
                 ran.fetch_add(1, Ordering::SeqCst);
                 if t.id == 3 {
@@ -394,6 +436,7 @@ mod tests {
         let cancel = CancelToken::new();
         let ran = AtomicUsize::new(0);
         let err = LocalExecutor::new(2, cancel.clone())
+            .unwrap()
             .run(&p, |_, _| {
                 if ran.fetch_add(1, Ordering::SeqCst) == 10 {
                     cancel.cancel();

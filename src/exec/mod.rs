@@ -13,6 +13,8 @@ mod progress;
 
 pub use cancel::CancelToken;
 pub use context::{JobContext, JobOptions, JobStats};
-pub use local::{Admission, Event, LocalExecutor, MemoryGate, Observer, RunReport, TaskContext};
+pub use local::{
+    thread_pool, Admission, Event, LocalExecutor, MemoryGate, Observer, RunReport, TaskContext,
+};
 pub use ordered::{for_each_ordered, for_each_ordered_with};
 pub use progress::Progress;

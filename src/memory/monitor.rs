@@ -431,6 +431,7 @@ mod tests {
         }
         let log = Mutex::new(Vec::new());
         let report = LocalExecutor::new(2, CancelToken::new())
+            .unwrap()
             .with_gate(m.clone())
             .run(&plan, |t, _| {
                 if t.id == 0 {
@@ -474,6 +475,7 @@ mod tests {
         let cancel = CancelToken::new();
         let ran = AtomicU64::new(0);
         let err = LocalExecutor::new(2, cancel.clone())
+            .unwrap()
             .with_gate(m)
             .run(&plan, |_, _| {
                 if ran.fetch_add(1, Ordering::SeqCst) == 3 {
@@ -496,6 +498,7 @@ mod tests {
         plan.push(Task::placeholder("long", TaskKind::Load, vec![]));
         let started = Instant::now();
         let err = LocalExecutor::new(1, CancelToken::new())
+            .unwrap()
             .with_gate(m)
             .run(&plan, |_, ctx| {
                 // Memory climbs inside the one task; only the 50 ms watch can see it.
@@ -591,6 +594,7 @@ mod model {
         let outputs: Mutex<HashMap<u32, Arc<Mutex<Output>>>> = Mutex::new(HashMap::new());
         let sums: Vec<AtomicU64> = sizes.iter().map(|_| AtomicU64::new(0)).collect();
         LocalExecutor::new(threads, CancelToken::new())
+            .unwrap()
             .with_gate(monitor.clone())
             .run(&plan, |task, _| {
                 let mut acc: u64 = task.id as u64 * 7919;
