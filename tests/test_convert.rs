@@ -300,14 +300,18 @@ fn conversion_under_a_small_memory_limit_stays_within_it() {
         &fixture("csv/big_quoted.csv"),
         &out,
         &[
-            "--memory-limit",
-            "4MiB",
-            "--blocksize",
-            "64KiB",
-            "--row-group-size",
-            "100000",
-            "--stats",
-        ],
+            &[
+                "--memory-limit",
+                "4MiB",
+                "--blocksize",
+                "64KiB",
+                "--row-group-size",
+                "100000",
+                "--stats",
+            ][..],
+            &common::RSS_THRESHOLDS_OFF,
+        ]
+        .concat(),
     );
     assert_same("frame", &fixture("csv/big_quoted.parquet"), &out, &[]);
     let stats: serde_json::Value = serde_json::from_slice(&run.stderr).unwrap();

@@ -11,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::{sinks, ConvertOptions};
 use crate::error::{Error, Result};
-use crate::exec::{for_each_ordered, JobContext, JobStats};
+use crate::exec::JobContext;
 use crate::grid::Subset;
 use crate::storage::array::DType;
 use crate::storage::{open_array, Format};
@@ -69,12 +69,16 @@ pub(super) fn run(
         target
     };
     let nblocks = rows.div_ceil(block_rows) as usize;
-    ctx.progress.start(nblocks as u64, false, "row blocks");
-    for_each_ordered(
-        nblocks,
-        ctx.threads,
-        ctx.threads + 1,
-        &ctx.cancel,
+    let block_bytes = block_rows * ncols * item;
+    let units: Vec<u64> = (0..nblocks as u64)
+        .map(|i| block_bytes.min((rows - i * block_rows) * ncols * item))
+        .collect();
+    super::stream_partitions(
+        &super::Route::new(src, from, dst, to),
+        "read_row_block",
+        &units,
+        ctx,
+        |batch: &RecordBatch| batch.get_array_memory_size() as u64,
         |i, emit| {
             let start = i as u64 * block_rows;
             let n = block_rows.min(rows - start);
@@ -85,8 +89,6 @@ pub(super) fn run(
             };
             let data = source.read(&region)?;
             source.release(&region);
-            JobStats::add(&ctx.stats.read_bytes, data.len() as u64);
-            JobStats::add(&ctx.stats.tasks, 1);
             let columns = (0..ncols as usize)
                 .map(|j| {
                     column(
@@ -99,11 +101,9 @@ pub(super) fn run(
                     )
                 })
                 .collect::<Result<Vec<_>>>()?;
-            emit(RecordBatch::try_new(schema.clone(), columns)?)?;
-            ctx.progress.advance(1);
-            Ok(())
+            emit(RecordBatch::try_new(schema.clone(), columns)?)
         },
-        |_, batch| sink.write(&batch),
+        |batch| sink.write(&batch),
     )?;
     sink.finish()?;
     Ok(rows)

@@ -82,7 +82,10 @@ pub(super) fn run(
         true,
     )?;
     let mut blocks = RowBlocks::new(&*sink, dtype, ncols, chunk_shape[0], &ctx.pool)?;
-    super::stream_frame(source.as_ref(), ctx, |batch| blocks.push(&batch, &columns))?;
+    let route = super::Route::new(src, from, dst, to);
+    super::stream_frame(source.as_ref(), &route, ctx, |batch| {
+        blocks.push(&batch, &columns)
+    })?;
     let rows = blocks.finish()?;
     sink.finish(Some(rows))?;
     Ok(rows)

@@ -1,4 +1,5 @@
-//! Table to table: partitions are decoded in parallel and written in order.
+//! Table to table: partitions are decoded (and encoded, for formats whose sink can)
+//! in parallel and written in order, as a plan of per-partition tasks.
 
 use std::path::Path;
 
@@ -21,13 +22,16 @@ pub(super) fn run(
     }
     let source = open_frame(src, from, &options.read)?;
     let mut sink = sinks::frame_sink(to, dst, source.schema(), options, ctx)?;
+    let route = super::Route::new(src, from, dst, to);
     let rows = match sink.partition_encoder() {
-        Some(encoder) => super::stream_encoded(source.as_ref(), encoder.as_ref(), ctx, |piece| {
-            sink.write_encoded(piece)
-        })?,
+        Some(encoder) => {
+            super::stream_encoded(source.as_ref(), encoder.as_ref(), &route, ctx, |piece| {
+                sink.write_encoded(piece)
+            })?
+        }
         None => {
             let mut rows = 0u64;
-            super::stream_frame(source.as_ref(), ctx, |batch| {
+            super::stream_frame(source.as_ref(), &route, ctx, |batch| {
                 rows += batch.num_rows() as u64;
                 sink.write(&batch)
             })?;

@@ -13,21 +13,28 @@ mod options;
 mod sinks;
 mod sort;
 
-use std::any::Any;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
 use crate::error::{Error, Result};
 use arrow::record_batch::RecordBatch;
 
-use crate::exec::{for_each_ordered, JobContext, JobStats};
+use crate::exec::{Event, JobContext, JobStats};
+use crate::memory::Reservation;
+use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
 use crate::storage::atomic::AtomicOutput;
-use crate::storage::frame::{FrameSource, PartitionEncoder};
+use crate::storage::frame::{EncodedPiece, FrameSource, PartitionEncoder};
 use crate::storage::{detect, Format, Kind};
 
 /// Target size of a chunk chosen by `--chunks auto` or by default.
 pub const AUTO_CHUNK_BYTES: u64 = 64 << 20;
+
+/// Largest CSV partition a streaming conversion reads as one task. Measured on the
+/// 510 MB db-benchmark CSV, 2 threads: 64 MiB partitions held 230–320 MB and wrote
+/// Arrow IPC in 2.8 s; 16 MiB ones held about 100 MB and took 1.1 s.
+const STREAM_PARTITION_BYTES: u64 = 16 << 20;
 
 /// What a conversion did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,12 +81,25 @@ pub fn convert(
             "--sort-by sorts tables; both SRC and DST must be tables".into(),
         ));
     }
-    // Batches scale down with a small memory limit, so a few of them always fit.
+    // Batches scale down with a small memory limit, so that a few always fit. CSV
+    // partitions are what a conversion holds between reading and writing them (two a
+    // thread, each about its input's size, with the decoded batches beside it): at
+    // most 16 MiB, where writing keeps up with reading best, and less under a small
+    // limit.
     let mut options = options.clone();
     options.read.batch_rows = options
         .read
         .batch_rows
         .min((ctx.pool.limit() / 4096).clamp(1024, 65536) as usize);
+    // (A sort holds sorted runs instead, which it sizes itself: smaller partitions
+    // would only make more of them to merge.)
+    if options.sort_by.is_none() {
+        options.read.blocksize = options
+            .read
+            .blocksize
+            .min(STREAM_PARTITION_BYTES)
+            .min((ctx.pool.limit() / (8 * (ctx.threads as u64 + 1))).max(1 << 20));
+    }
     let options = &options;
     let out = AtomicOutput::new(dst, options.overwrite)?;
     let rows = ctx.install(|| match (from.kind(), to.kind()) {
@@ -101,16 +121,37 @@ pub fn convert(
     })
 }
 
-/// Streams every batch of `source` to `consume` in order, decoding partitions on
-/// the job's threads, counting bytes read and showing progress.
+/// The input and output of a conversion, as its plans name them.
+pub(crate) struct Route {
+    /// The dataset read, id `"src"`.
+    pub src: Dataset,
+    /// The dataset written, id `"dst"`.
+    pub dst: Dataset,
+}
+
+impl Route {
+    /// `src` in format `from`, converted into `dst` in format `to`.
+    pub fn new(src: &Path, from: Format, dst: &Path, to: Format) -> Self {
+        Route {
+            src: Dataset::new("src", src.display(), from.name(), DatasetRole::Input),
+            dst: Dataset::new("dst", dst.display(), to.name(), DatasetRole::Output),
+        }
+    }
+}
+
+/// Streams every batch of `source` to `consume` in order (see [`stream_partitions`]).
 fn stream_frame(
     source: &dyn FrameSource,
+    route: &Route,
     ctx: &JobContext,
-    consume: impl FnMut(RecordBatch) -> Result<()>,
+    consume: impl FnMut(RecordBatch) -> Result<()> + Send,
 ) -> Result<()> {
     stream_partitions(
-        source,
+        route,
+        "read_partition",
+        &partition_sizes(source),
         ctx,
+        |batch: &RecordBatch| batch.get_array_memory_size() as u64,
         |i, emit| {
             for batch in source.read_partition(i)? {
                 emit(batch?)?;
@@ -121,18 +162,22 @@ fn stream_frame(
     )
 }
 
-/// Like [`stream_frame`], but each partition is also encoded by `encoder` on its
-/// decoding thread; the encoded pieces reach `consume` in order. Returns the rows.
+/// Like [`stream_frame`], but each partition is also encoded by `encoder` as it is
+/// read; the encoded pieces reach `consume` in order. Returns the rows.
 fn stream_encoded(
     source: &dyn FrameSource,
     encoder: &dyn PartitionEncoder,
+    route: &Route,
     ctx: &JobContext,
-    consume: impl FnMut(Box<dyn Any + Send>) -> Result<()>,
+    consume: impl FnMut(EncodedPiece) -> Result<()> + Send,
 ) -> Result<u64> {
     let rows = AtomicU64::new(0);
     stream_partitions(
-        source,
+        route,
+        "encode_partition",
+        &partition_sizes(source),
         ctx,
+        |piece: &EncodedPiece| piece.bytes,
         |i, emit| {
             let n = encoder.encode_partition(source.read_partition(i)?, emit)?;
             rows.fetch_add(n, Ordering::Relaxed);
@@ -143,32 +188,130 @@ fn stream_encoded(
     Ok(rows.into_inner())
 }
 
-/// Runs `produce` for every partition of `source` on the job's threads and hands
-/// what it emits to `consume` in order, with progress and read statistics.
+/// Bytes of input each partition of `source` covers.
+fn partition_sizes(source: &dyn FrameSource) -> Vec<u64> {
+    (0..source.num_partitions())
+        .map(|i| source.partition_bytes(i))
+        .collect()
+}
+
+/// One partition's output, waiting for its turn to be written, with the memory it
+/// holds reserved.
+struct Held<T> {
+    items: Vec<T>,
+    _reservation: Reservation,
+}
+
+/// Runs an ordered stream as a plan on the job's executor: `produce` makes
+/// partition `i`'s items (reading, decoding, encoding; `units[i]` bytes of input),
+/// and `consume` takes them in partition order (appending to the output).
+///
+/// Each partition is two tasks: `produce_op` (a load) and `append_partition` (a
+/// release), which depends on its partition's producer and on the append before
+/// it. Producer `i` also depends on append `i - window`, so at most `window`
+/// partitions are read but not yet written: loading never runs ahead of writing,
+/// whatever order the producers finish in, and the appends, which release memory,
+/// run as soon as they can. The items a partition holds while it waits are reserved
+/// on the memory pool (`size_of` each).
 fn stream_partitions<T: Send>(
-    source: &dyn FrameSource,
+    route: &Route,
+    produce_op: &str,
+    units: &[u64],
     ctx: &JobContext,
+    size_of: impl Fn(&T) -> u64 + Sync,
     produce: impl Fn(usize, &mut dyn FnMut(T) -> Result<()>) -> Result<()> + Sync,
-    mut consume: impl FnMut(T) -> Result<()>,
+    consume: impl FnMut(T) -> Result<()> + Send,
 ) -> Result<()> {
-    let n = source.num_partitions();
-    let total: u64 = (0..n).map(|i| source.partition_bytes(i)).sum();
-    ctx.progress.start(total, true, "converting");
-    for_each_ordered(
-        n,
-        ctx.threads,
-        ctx.threads + 1,
-        &ctx.cancel,
-        |i, emit| {
-            produce(i, emit)?;
-            let bytes = source.partition_bytes(i);
-            JobStats::add(&ctx.stats.read_bytes, bytes);
-            JobStats::add(&ctx.stats.tasks, 1);
-            ctx.progress.advance(bytes);
-            Ok(())
-        },
-        |_, item| consume(item),
-    )
+    let n = units.len();
+    let window = ctx.threads + 1;
+    let plan = stream_plan(route, produce_op, units, window);
+    let held: Vec<Mutex<Option<Held<T>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let consume = Mutex::new(consume);
+    let take =
+        |slot: &Mutex<Option<Held<T>>>| slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    ctx.progress.start(units.iter().sum(), true, "converting");
+    let report = ctx.executor().run(&plan, |task, tctx| {
+        let i = task.id as usize / 2;
+        if task.kind == TaskKind::Load {
+            let mut reservation = ctx.pool.reserve(format!("{produce_op} {i}"));
+            let mut items = Vec::new();
+            produce(i, &mut |item| {
+                tctx.cancel.check()?;
+                ctx.monitor
+                    .grow_or_spill(&mut reservation, size_of(&item))?;
+                items.push(item);
+                Ok(())
+            })?;
+            tctx.emit(Event::BytesRead(units[i]));
+            ctx.progress.advance(units[i]);
+            *held[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(Held {
+                items,
+                _reservation: reservation,
+            });
+            return Ok(());
+        }
+        let part = take(&held[i]).ok_or_else(|| {
+            Error::Internal(format!("partition {i} was appended before it was read"))
+        })?;
+        let mut consume = consume.lock().unwrap_or_else(|e| e.into_inner());
+        for item in part.items {
+            tctx.cancel.check()?;
+            (*consume)(item)?;
+        }
+        Ok(())
+    })?;
+    JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
+    Ok(())
+}
+
+/// The plan of an ordered stream of `units.len()` partitions (see
+/// [`stream_partitions`]): producer `i` is task `2i`, its append task `2i + 1`.
+fn stream_plan(route: &Route, produce_op: &str, units: &[u64], window: usize) -> Plan {
+    let mut plan = Plan::new();
+    plan.datasets = vec![
+        route.src.clone(),
+        Dataset::new("parts", "memory", "batches", DatasetRole::Intermediate),
+        route.dst.clone(),
+    ];
+    let part = |i: usize, dataset: &str| DataRef::Partition {
+        dataset: dataset.into(),
+        index: i as u64,
+    };
+    for (i, &unit) in units.iter().enumerate() {
+        let produce = (2 * i) as TaskId;
+        plan.push(Task {
+            inputs: vec![part(i, "src")],
+            // The append `window` partitions back must be done first.
+            deps: i
+                .checked_sub(window)
+                .map(|back| vec![(2 * back + 1) as TaskId])
+                .unwrap_or_default(),
+            // A partition's output is about as large as its input.
+            memory_bytes: unit,
+            unit_bytes: unit,
+            ..Task::new(
+                OpSpec::new(produce_op, serde_json::Value::Null),
+                part(i, "parts"),
+                TaskKind::Load,
+            )
+        });
+        let mut deps = vec![produce];
+        if i > 0 {
+            deps.push(produce - 1);
+        }
+        plan.push(Task {
+            inputs: vec![part(i, "parts")],
+            deps,
+            ..Task::new(
+                OpSpec::new("append_partition", serde_json::Value::Null),
+                DataRef::Whole {
+                    dataset: "dst".into(),
+                },
+                TaskKind::Release,
+            )
+        });
+    }
+    plan
 }
 
 /// Bytes of the files under `path` (a file or a directory tree).

@@ -53,25 +53,16 @@ pub(super) fn run(
     let n = source.num_partitions();
 
     let mut plan = Plan::new();
+    let route = super::Route::new(src, from, dst, to);
     plan.datasets = vec![
-        Dataset {
-            id: "src".into(),
-            path: src.display().to_string(),
-            format: from.name().into(),
-            role: DatasetRole::Input,
-        },
-        Dataset {
-            id: "runs".into(),
-            path: ctx.spill.disk().dir().display().to_string(),
-            format: "spill".into(),
-            role: DatasetRole::Intermediate,
-        },
-        Dataset {
-            id: "dst".into(),
-            path: dst.display().to_string(),
-            format: to.name().into(),
-            role: DatasetRole::Output,
-        },
+        route.src,
+        Dataset::new(
+            "runs",
+            ctx.spill.disk().dir().display(),
+            "spill",
+            DatasetRole::Intermediate,
+        ),
+        route.dst,
     ];
     let keys_json: Vec<_> = keys
         .iter()

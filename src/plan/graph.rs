@@ -35,6 +35,23 @@ pub struct Dataset {
     pub role: DatasetRole,
 }
 
+impl Dataset {
+    /// A dataset named `id`, stored at `path` in `format`.
+    pub fn new(
+        id: impl Into<String>,
+        path: impl std::fmt::Display,
+        format: impl Into<String>,
+        role: DatasetRole,
+    ) -> Self {
+        Dataset {
+            id: id.into(),
+            path: path.to_string(),
+            format: format.into(),
+            role,
+        }
+    }
+}
+
 /// A graph of chunk tasks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {

@@ -137,11 +137,21 @@ pub trait FrameSink: Send {
     ///
     /// # Errors
     /// When the data cannot be written, or the piece is not this sink's.
-    fn write_encoded(&mut self, _piece: Box<dyn Any + Send>) -> Result<()> {
+    fn write_encoded(&mut self, _piece: EncodedPiece) -> Result<()> {
         Err(Error::Internal(
             "this sink encodes nothing in parallel".into(),
         ))
     }
+}
+
+/// A piece of a sink's output encoded by its [`PartitionEncoder`]: opaque to
+/// everyone but the sink, with the bytes it holds so that whoever keeps it waiting
+/// can reserve them.
+pub struct EncodedPiece {
+    /// Bytes the piece holds in memory.
+    pub bytes: u64,
+    /// The sink's own encoded data.
+    pub data: Box<dyn Any + Send>,
 }
 
 /// Encodes one partition's batches into a sink's pieces, on any thread.
@@ -153,7 +163,7 @@ pub trait PartitionEncoder: Send + Sync {
     fn encode_partition(
         &self,
         batches: BatchIter<'_>,
-        emit: &mut dyn FnMut(Box<dyn Any + Send>) -> Result<()>,
+        emit: &mut dyn FnMut(EncodedPiece) -> Result<()>,
     ) -> Result<u64>;
 }
 

@@ -4,90 +4,133 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use arrow::csv::{Writer, WriterBuilder};
+use arrow::csv::WriterBuilder;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, IoResultExt, Result};
-use crate::storage::frame::FrameSink;
+use crate::storage::frame::{BatchIter, EncodedPiece, FrameSink, PartitionEncoder};
 
 /// A CSV file being written.
+///
+/// The header is written when the file is created, so a table with no rows still
+/// has one; each batch is formatted into text by [`CsvEncoder`], on the sink's
+/// thread or, through the sink's partition encoder, on the threads that decode the
+/// input, where formatting numbers and dates is most of the work.
 pub struct CsvSink {
     path: PathBuf,
-    schema: SchemaRef,
+    encoder: Arc<CsvEncoder>,
+    out: Option<BufWriter<File>>,
+}
+
+/// Formats batches as CSV text without a header.
+pub struct CsvEncoder {
     delimiter: u8,
-    writer: Option<Writer<BufWriter<File>>>,
-    wrote_batch: bool,
+}
+
+impl CsvEncoder {
+    /// The text of `batch`'s rows.
+    ///
+    /// # Errors
+    /// When a value cannot be formatted.
+    fn encode(&self, batch: &RecordBatch) -> Result<Vec<u8>> {
+        // Formatted text is about as large as the decoded numbers it came from.
+        let mut text = Vec::with_capacity(batch.get_array_memory_size());
+        WriterBuilder::new()
+            .with_header(false)
+            .with_delimiter(self.delimiter)
+            .build(&mut text)
+            .write(batch)?;
+        Ok(text)
+    }
+}
+
+impl PartitionEncoder for CsvEncoder {
+    fn encode_partition(
+        &self,
+        batches: BatchIter<'_>,
+        emit: &mut dyn FnMut(EncodedPiece) -> Result<()>,
+    ) -> Result<u64> {
+        let mut rows = 0u64;
+        for batch in batches {
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            let text = self.encode(&batch)?;
+            emit(EncodedPiece {
+                bytes: text.capacity() as u64,
+                data: Box::new(text),
+            })?;
+        }
+        Ok(rows)
+    }
 }
 
 impl CsvSink {
-    /// Creates `path` for rows of `schema`.
+    /// Creates `path` for rows of `schema`, and writes the header.
     ///
     /// # Errors
-    /// When the file cannot be created.
+    /// When the file cannot be created or written.
     pub fn create(path: &Path, schema: SchemaRef, delimiter: u8) -> Result<Self> {
         let file = File::create(path).at(path)?;
-        let writer = WriterBuilder::new()
-            .with_header(true)
-            .with_delimiter(delimiter)
-            .build(BufWriter::with_capacity(1 << 20, file));
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let header: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| quote(f.name(), delimiter))
+            .collect();
+        let separator = (delimiter as char).to_string();
+        writeln!(out, "{}", header.join(&separator)).at(path)?;
         Ok(CsvSink {
             path: path.to_path_buf(),
-            schema,
-            delimiter,
-            writer: Some(writer),
-            wrote_batch: false,
+            encoder: Arc::new(CsvEncoder { delimiter }),
+            out: Some(out),
         })
     }
 
-    fn map(&self, e: arrow::error::ArrowError) -> Error {
-        match e {
-            arrow::error::ArrowError::IoError(_, io) => Error::io(&self.path, io),
-            other => Error::Arrow(other),
-        }
+    fn append(&mut self, text: &[u8]) -> Result<()> {
+        self.out
+            .as_mut()
+            .ok_or_else(|| Error::Internal("csv sink used after finish".into()))?
+            .write_all(text)
+            .at(&self.path)
     }
 }
 
 impl FrameSink for CsvSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let writer = self
-            .writer
-            .as_mut()
-            .ok_or_else(|| Error::Internal("csv sink used after finish".into()))?;
-        let result = writer.write(batch);
-        self.wrote_batch = true;
-        result.map_err(|e| self.map(e))
+        let text = self.encoder.encode(batch)?;
+        self.append(&text)
+    }
+
+    fn partition_encoder(&self) -> Option<Arc<dyn PartitionEncoder>> {
+        Some(self.encoder.clone())
+    }
+
+    fn write_encoded(&mut self, piece: EncodedPiece) -> Result<()> {
+        let text = piece
+            .data
+            .downcast::<Vec<u8>>()
+            .map_err(|_| Error::Internal("csv sink was handed another format's data".into()))?;
+        self.append(&text)
     }
 
     fn finish(mut self: Box<Self>) -> Result<()> {
-        let writer = self
-            .writer
+        let mut out = self
+            .out
             .take()
             .ok_or_else(|| Error::Internal("csv sink finished twice".into()))?;
-        let mut inner = writer.into_inner();
-        if !self.wrote_batch {
-            // Arrow writes the header with the first batch; a table with no rows
-            // still gets one.
-            let delimiter = (self.delimiter as char).to_string();
-            let header: Vec<String> = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| quote(f.name()))
-                .collect();
-            writeln!(inner, "{}", header.join(&delimiter)).at(&self.path)?;
-        }
-        inner.flush().at(&self.path)?;
-        inner
-            .into_inner()
+        out.flush().at(&self.path)?;
+        out.into_inner()
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
         Ok(())
     }
 }
 
-fn quote(name: &str) -> String {
-    if name.contains([',', '"', '\n', '\r', ';', '\t']) {
+/// A header field, quoted when it holds the delimiter, a quote or a line break.
+fn quote(name: &str, delimiter: u8) -> String {
+    if name.contains([delimiter as char, '"', '\n', '\r']) {
         format!("\"{}\"", name.replace('"', "\"\""))
     } else {
         name.to_string()

@@ -9,7 +9,6 @@
 //!   chunks in partition order. Encoding is then as parallel as decoding; row groups
 //!   end at `row_group_rows` or at the end of a partition, whichever comes first.
 
-use std::any::Any;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -30,7 +29,7 @@ use rayon::prelude::*;
 use super::parquet_error;
 use crate::error::{Error, IoResultExt, Result};
 use crate::memory::{MemoryPool, Reservation};
-use crate::storage::frame::{BatchIter, FrameSink, PartitionEncoder};
+use crate::storage::frame::{BatchIter, EncodedPiece, FrameSink, PartitionEncoder};
 
 /// The row-group row limit used when none is given (pyarrow's default).
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
@@ -70,6 +69,13 @@ struct Shared {
 /// A finished row group: its column chunks, ready to append.
 struct EncodedRowGroup {
     chunks: Vec<ArrowColumnChunk>,
+}
+
+impl EncodedRowGroup {
+    /// Bytes of encoded pages the group holds.
+    fn bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.close().bytes_written).sum()
+    }
 }
 
 /// A row group being encoded.
@@ -175,7 +181,7 @@ impl PartitionEncoder for Shared {
     fn encode_partition(
         &self,
         batches: BatchIter<'_>,
-        emit: &mut dyn FnMut(Box<dyn Any + Send>) -> Result<()>,
+        emit: &mut dyn FnMut(EncodedPiece) -> Result<()>,
     ) -> Result<u64> {
         let mut reservation = self
             .pool
@@ -183,7 +189,12 @@ impl PartitionEncoder for Shared {
             .map(|p| p.reserve("parquet row group encoder"));
         let mut open = None;
         let mut rows = 0u64;
-        let mut done = |group: EncodedRowGroup| emit(Box::new(group));
+        let mut done = |group: EncodedRowGroup| {
+            emit(EncodedPiece {
+                bytes: group.bytes(),
+                data: Box::new(group),
+            })
+        };
         for batch in batches {
             let batch = batch?;
             rows += batch.num_rows() as u64;
@@ -301,8 +312,9 @@ impl FrameSink for ParquetSink {
         Some(self.shared.clone())
     }
 
-    fn write_encoded(&mut self, piece: Box<dyn Any + Send>) -> Result<()> {
+    fn write_encoded(&mut self, piece: EncodedPiece) -> Result<()> {
         let group = piece
+            .data
             .downcast::<EncodedRowGroup>()
             .map_err(|_| Error::Internal("parquet sink was handed another format's data".into()))?;
         self.append(*group)
