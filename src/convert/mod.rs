@@ -270,7 +270,7 @@ fn stream_plan(route: &Route, produce_op: &str, units: &[u64], window: usize) ->
     let mut plan = Plan::new();
     plan.datasets = vec![
         route.src.clone(),
-        Dataset::new("parts", "memory", "batches", DatasetRole::Intermediate),
+        Dataset::new("parts", "memory", "memory", DatasetRole::Intermediate),
         route.dst.clone(),
     ];
     let part = |i: usize, dataset: &str| DataRef::Partition {

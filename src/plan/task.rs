@@ -9,7 +9,7 @@ pub type TaskId = u32;
 /// newer blockwise refuses what it does not understand instead of guessing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpSpec {
-    /// The operation's name, e.g. `"copy_chunk"` or `"sort_run"`.
+    /// The operation's name, e.g. `"copy_block"` or `"sort_run"`.
     pub name: String,
     /// The version of the operation's parameters.
     pub version: u32,
