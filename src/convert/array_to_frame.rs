@@ -52,7 +52,7 @@ pub(super) fn run(
             .map(|j| Field::new(format!("c{j}"), column_type.clone(), false))
             .collect::<Vec<_>>(),
     ));
-    let mut sink = sinks::frame_sink(to, dst, schema.clone(), options, ctx)?;
+    let mut sink = sinks::frame_sink(to, dst, schema.clone(), options, ctx, ctx.threads + 1)?;
     let item = meta.dtype.size() as u64;
     // Whole source chunks per block where they are small, so each chunk is decoded once.
     let chunk_rows = meta

@@ -21,7 +21,7 @@ pub(super) fn run(
         return super::sort::run(src, from, dst, to, keys, options, ctx);
     }
     let source = open_frame(src, from, &options.read)?;
-    let mut sink = sinks::frame_sink(to, dst, source.schema(), options, ctx)?;
+    let mut sink = sinks::frame_sink(to, dst, source.schema(), options, ctx, ctx.threads + 1)?;
     let route = super::Route::new(src, from, dst, to);
     let rows = match sink.partition_encoder() {
         Some(encoder) => {

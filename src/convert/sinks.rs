@@ -17,13 +17,16 @@ use crate::storage::parquet::{ParquetSink, ParquetWriteOptions, DEFAULT_ROW_GROU
 use crate::storage::zarr::{ZarrCompression, ZarrSink};
 use crate::storage::Format;
 
-/// Creates a table writer for `format` at `path`.
+/// Creates a table writer for `format` at `path`. Up to `held_row_groups` Parquet
+/// row groups may be in memory at once (being encoded or waiting to be written),
+/// which sizes each.
 pub(super) fn frame_sink(
     format: Format,
     path: &Path,
     schema: SchemaRef,
     options: &ConvertOptions,
     ctx: &JobContext,
+    held_row_groups: usize,
 ) -> Result<Box<dyn FrameSink>> {
     Ok(match format {
         Format::Csv => {
@@ -50,7 +53,8 @@ pub(super) fn frame_sink(
                 row_group_rows: options.row_group_rows.unwrap_or(DEFAULT_ROW_GROUP_ROWS),
             };
             Box::new(
-                ParquetSink::create(path, schema, opts)?.with_memory_pool(&ctx.pool, ctx.threads),
+                ParquetSink::create(path, schema, opts)?
+                    .with_memory_pool(&ctx.pool, held_row_groups),
             )
         }
         Format::Ipc => {

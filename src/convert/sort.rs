@@ -1,25 +1,43 @@
-//! Table to table, sorted (`--sort-by`): an external merge sort run as a plan. One
-//! `sort_run` task per input partition turns it into sorted runs (spilled when the
-//! budget is short); one `merge_runs` task, which depends on all of them, streams the
-//! k-way merge into the output.
+//! Table to table, sorted (`--sort-by`): an external merge sort run as a plan.
+//!
+//! - `sort_run` (one a partition) turns a partition into sorted runs, spilled when
+//!   the budget is short.
+//! - `merge_range` (a few a thread) merges the rows of every run whose keys fall in
+//!   one key range and encodes them for the output. The ranges are cut once all runs
+//!   exist, at keys sampled from them; when they cannot be cut (keys of several
+//!   columns or of variable width), or merging several at once would not fit the
+//!   budget, the first range is the whole merge, streamed to the output, and the
+//!   others have nothing to do.
+//! - `append_range` (one a range, chained) writes a range's output after the range
+//!   before it. `merge_range` `p` also depends on `append_range` `p - window`, so
+//!   only a few ranges are merged ahead of the writer.
+//!
+//! A range whose predecessors are all written streams its output straight into the
+//! file; the others hold theirs, reserved, while the budget allows, then wait for
+//! their turn. Whoever holds the writer writes every finished range that is next in
+//! line, so a waiting range never waits for an append task that has no thread.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 
-use super::{sinks, ConvertOptions};
+use super::{sinks, ConvertOptions, Route};
 use crate::error::{Error, Result};
-use crate::exec::{Event, JobContext, JobStats};
-use crate::frame::ops::sort::{ExternalSort, Run, SortKey};
-use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
+use crate::exec::{Event, JobContext, JobStats, TaskContext};
+use crate::frame::ops::sort::{ExternalSort, KeyRange, Run, SortKey};
+use crate::memory::Reservation;
+use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
+use crate::storage::frame::{EncodedPiece, FrameSink, PartitionEncoder};
 use crate::storage::parquet::ROW_GROUP_BYTES;
 use crate::storage::{open_frame, Format};
 
-/// Key ranges a thread, when the merge is split: a range waiting for its turn holds
-/// its finished output, so small ranges keep that small while every thread works.
-const RANGES_PER_THREAD: usize = 4;
+/// Key ranges a thread: a range waiting for its turn holds its encoded output, so
+/// small ranges keep that small while every thread works.
+const RANGES_PER_THREAD: usize = 8;
 
 /// Rows per batch handed to the output writer.
 const OUTPUT_BATCH_ROWS: usize = 65_536;
@@ -47,163 +65,415 @@ pub(super) fn run(
         run_bytes,
     )?
     .with_batch_rows(options.read.batch_rows);
-    let sink = sinks::frame_sink(to, dst, schema.clone(), options, ctx)?;
+    // In memory at once: a row group being encoded on every thread, and the one
+    // being written.
+    let held_row_groups = ctx.threads + 1;
+    let row_group_cap =
+        (ctx.pool.limit() / (4 * held_row_groups as u64)).min(ROW_GROUP_BYTES as u64);
+    let sink = sinks::frame_sink(to, dst, schema.clone(), options, ctx, held_row_groups)?;
     let encoder = sink.partition_encoder();
-    let sink = Mutex::new(Some(sink));
     let n = source.num_partitions();
+    let ranges = RANGES_PER_THREAD * ctx.threads;
+    let units: Vec<u64> = (0..n).map(|i| source.partition_bytes(i)).collect();
+    let plan = sort_plan(
+        &Route::new(src, from, dst, to),
+        keys,
+        &units,
+        run_bytes,
+        ranges,
+        ctx,
+    );
 
+    // Keep sorted runs in memory when the whole input, decoded and sorted, fits
+    // comfortably; spill only when it does not.
+    let input_bytes: u64 = units.iter().sum();
+    let in_memory = n == 1 || input_bytes.saturating_mul(4) < ctx.pool.limit() / 2;
+    let made: Vec<Mutex<Vec<Run>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
+    let merge: Mutex<Option<Arc<Merge>>> = Mutex::new(None);
+    let writer = Writer::new(sink, ranges);
+    let rows = AtomicU64::new(0);
+    ctx.progress
+        .start(plan.tasks.len() as u64, false, "sort tasks");
+    let report = ctx.executor().run(&plan, |task, tctx| {
+        let id = task.id as usize;
+        if id < n {
+            let runs = sorter.make_runs(source.read_partition(id)?, in_memory)?;
+            tctx.emit(Event::BytesRead(units[id]));
+            *lock(&made[id]) = runs;
+            ctx.progress.advance(1);
+            return Ok(());
+        }
+        let p = (id - n) / 2;
+        if task.kind == TaskKind::Release {
+            // append_range: whatever is next in line and finished goes out now.
+            writer.lock().advance()?;
+            writer.turn.notify_all();
+            ctx.progress.advance(1);
+            return Ok(());
+        }
+        // The first merge task to run cuts the key ranges, once every run exists.
+        let merge = {
+            let mut slot = lock(&merge);
+            match &*slot {
+                Some(m) => m.clone(),
+                None => {
+                    let runs: Vec<Run> = made
+                        .iter()
+                        .flat_map(|r| std::mem::take(&mut *lock(r)))
+                        .collect();
+                    let m =
+                        Merge::new(&sorter, runs, ranges, encoder.is_some(), row_group_cap, ctx)?;
+                    slot.insert(Arc::new(m)).clone()
+                }
+            }
+        };
+        let merge = merge.as_ref();
+        let result = match (merge.ranges.get(p), &encoder) {
+            (None, _) => writer.lock().finish_range(p, Vec::new(), None),
+            (Some(range), Some(encoder)) if merge.ranges.len() > 1 => merge_range(
+                &sorter,
+                merge,
+                range,
+                p,
+                encoder.as_ref(),
+                &writer,
+                &rows,
+                ctx,
+                tctx,
+            ),
+            (Some(_), _) => {
+                let mut out = writer.lock();
+                let sink = out
+                    .sink
+                    .as_mut()
+                    .ok_or_else(|| Error::Internal("sort output already finished".into()))?;
+                let merged = merge_all(&sorter, merge.take_runs()?, sink.as_mut(), tctx)?;
+                rows.fetch_add(merged, Ordering::Relaxed);
+                out.finish_range(p, Vec::new(), None)
+            }
+        };
+        writer.turn.notify_all();
+        ctx.progress.advance(1);
+        result
+    })?;
+    JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
+    let mut out = writer.lock();
+    out.advance()?;
+    let sink = out
+        .sink
+        .take()
+        .ok_or_else(|| Error::Internal("no sort output".into()))?;
+    drop(out);
+    sink.finish()?;
+    Ok(rows.into_inner())
+}
+
+/// The plan: `sort_run` `i` is task `i`; `merge_range` `p` is task `n + 2p` and its
+/// `append_range` task `n + 2p + 1`.
+fn sort_plan(
+    route: &Route,
+    keys: &[SortKey],
+    units: &[u64],
+    run_bytes: u64,
+    ranges: usize,
+    ctx: &JobContext,
+) -> Plan {
+    let n = units.len();
+    let window = ctx.threads + 1;
     let mut plan = Plan::new();
-    let route = super::Route::new(src, from, dst, to);
     plan.datasets = vec![
-        route.src,
+        route.src.clone(),
         Dataset::new(
             "runs",
             ctx.spill.disk().dir().display(),
             "spill",
             DatasetRole::Intermediate,
         ),
-        route.dst,
+        Dataset::new("ranges", "memory", "memory", DatasetRole::Intermediate),
+        route.dst.clone(),
     ];
     let keys_json: Vec<_> = keys
         .iter()
         .map(|k| serde_json::json!({"column": k.column, "descending": k.descending}))
         .collect();
-    for i in 0..n {
+    let part = |dataset: &str, i: usize| DataRef::Partition {
+        dataset: dataset.into(),
+        index: i as u64,
+    };
+    for (i, &unit) in units.iter().enumerate() {
         plan.push(Task {
-            id: 0,
-            op: OpSpec::new("sort_run", serde_json::json!({"keys": keys_json})),
-            inputs: vec![DataRef::Partition {
-                dataset: "src".into(),
-                index: i as u64,
-            }],
-            output: DataRef::Partition {
-                dataset: "runs".into(),
-                index: i as u64,
-            },
-            deps: vec![],
+            inputs: vec![part("src", i)],
             memory_bytes: run_bytes,
-            unit_bytes: source.partition_bytes(i),
-            kind: TaskKind::Load,
+            unit_bytes: unit,
+            ..Task::new(
+                OpSpec::new("sort_run", serde_json::json!({"keys": keys_json})),
+                part("runs", i),
+                TaskKind::Load,
+            )
         });
     }
-    plan.push(Task {
-        id: 0,
-        op: OpSpec::new("merge_runs", serde_json::json!({"keys": keys_json})),
-        inputs: (0..n)
-            .map(|i| DataRef::Partition {
-                dataset: "runs".into(),
-                index: i as u64,
-            })
-            .collect(),
-        output: DataRef::Whole {
-            dataset: "dst".into(),
-        },
-        deps: (0..n as u32).collect(),
-        memory_bytes: 0,
-        unit_bytes: 0,
-        kind: TaskKind::Release,
-    });
-
-    // Keep sorted runs in memory when the whole input, decoded and sorted, fits
-    // comfortably; spill only when it does not.
-    let input_bytes: u64 = (0..n).map(|i| source.partition_bytes(i)).sum();
-    let in_memory = n == 1 || input_bytes.saturating_mul(4) < ctx.pool.limit() / 2;
-    let runs: Vec<Mutex<Vec<Run>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
-    let rows = Mutex::new(0u64);
-    ctx.progress
-        .start(plan.tasks.len() as u64, false, "sort tasks");
-    let report = ctx.executor().run(&plan, |task, tctx| {
-        if (task.id as usize) < n {
-            let i = task.id as usize;
-            let made = sorter.make_runs(source.read_partition(i)?, in_memory)?;
-            tctx.emit(Event::BytesRead(source.partition_bytes(i)));
-            *runs[i].lock().unwrap_or_else(|e| e.into_inner()) = made;
-            return Ok(());
+    for p in 0..ranges {
+        let merge = (n + 2 * p) as TaskId;
+        let mut deps: Vec<TaskId> = (0..n as TaskId).collect();
+        if p >= window {
+            deps.push(merge - 2 * window as TaskId + 1);
         }
-        let all: Vec<Run> = runs
-            .iter()
-            .flat_map(|r| std::mem::take(&mut *r.lock().unwrap_or_else(|e| e.into_inner())))
-            .collect();
-        let mut guard = sink.lock().unwrap_or_else(|e| e.into_inner());
-        let out = guard
-            .as_mut()
-            .ok_or_else(|| Error::Internal("sort output already finished".into()))?;
-        // With a sink that encodes in parallel (Parquet) and runs that can be cut at
-        // sampled keys, key ranges merge and encode on every thread, and their row
-        // groups are appended in key order.
-        // Merging ranges in parallel holds, per thread, every run's current batch, an
-        // open row group and a finished one: only when that fits a third of the limit.
-        let ranges = sorter.split(&all, RANGES_PER_THREAD * ctx.threads)?;
-        let row_group_cap =
-            (ctx.pool.limit() / (4 * (ctx.threads as u64 + 1))).min(ROW_GROUP_BYTES as u64);
-        let parallel_bytes = ctx.threads as u64 * (sorter.merge_bytes(&all)? + 2 * row_group_cap);
-        if let (Some(encoder), true) = (
-            &encoder,
-            ranges.len() > 1 && parallel_bytes <= ctx.pool.limit() / 3,
-        ) {
-            let merged_rows = std::sync::atomic::AtomicU64::new(0);
-            crate::exec::for_each_ordered_with(
-                ranges.len(),
-                ctx.threads,
-                ctx.threads,
-                1,
-                tctx.cancel,
-                |p, emit| {
-                    let stream = sorter.merge_range(&all, &ranges[p])?;
-                    let n = encoder.encode_partition(Box::new(stream), emit)?;
-                    merged_rows.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                    Ok(())
+        plan.push(Task {
+            inputs: (0..n).map(|i| part("runs", i)).collect(),
+            deps,
+            ..Task::new(
+                OpSpec::new(
+                    "merge_range",
+                    serde_json::json!({"keys": keys_json, "range": p, "ranges": ranges}),
+                ),
+                part("ranges", p),
+                TaskKind::Compute,
+            )
+        });
+        let mut deps = vec![merge];
+        if p > 0 {
+            deps.push(merge - 1);
+        }
+        plan.push(Task {
+            inputs: vec![part("ranges", p)],
+            deps,
+            ..Task::new(
+                OpSpec::new("append_range", serde_json::json!({"range": p})),
+                DataRef::Whole {
+                    dataset: "dst".into(),
                 },
-                |_, piece| out.write_encoded(piece),
-            )?;
-            *rows.lock().unwrap_or_else(|e| e.into_inner()) = merged_rows.into_inner();
-            return Ok(());
+                TaskKind::Release,
+            )
+        });
+    }
+    plan
+}
+
+/// The runs of the whole input and the key ranges their merge is cut into.
+struct Merge {
+    runs: Mutex<Option<Arc<Vec<Run>>>>,
+    ranges: Vec<KeyRange>,
+    /// Bytes ranges may hold while they wait for their turn, all together.
+    hold_budget: u64,
+}
+
+impl Merge {
+    /// Cuts `runs` into up to `parts` key ranges, or one range (the whole merge) when
+    /// they cannot be cut or when merging on every thread would not fit a third of
+    /// the limit: every thread then holds a batch of every run and a row group.
+    fn new(
+        sorter: &ExternalSort,
+        runs: Vec<Run>,
+        parts: usize,
+        can_encode: bool,
+        row_group_cap: u64,
+        ctx: &JobContext,
+    ) -> Result<Self> {
+        let mut ranges = sorter.split(&runs, if can_encode { parts } else { 1 })?;
+        let parallel_bytes = ctx.threads as u64 * (sorter.merge_bytes(&runs)? + row_group_cap);
+        if parallel_bytes > ctx.pool.limit() / 3 {
+            ranges.truncate(1);
+            ranges[0] = KeyRange {
+                lower: None,
+                upper: None,
+            };
         }
-        // Otherwise the merge is one thread's work; encoding the output runs on
-        // another, fed through a short queue.
-        let mut count = 0u64;
-        let schema = &schema;
-        std::thread::scope(|scope| -> Result<()> {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
-            let writer = scope.spawn(move || -> Result<()> {
-                // Merged batches are small; encoders do better with larger ones.
-                let mut pending: Vec<RecordBatch> = Vec::new();
-                let mut pending_rows = 0usize;
-                for batch in rx {
-                    pending_rows += batch.num_rows();
-                    pending.push(batch);
-                    if pending_rows >= OUTPUT_BATCH_ROWS {
-                        out.write(&concat_batches(schema, &pending)?)?;
-                        pending.clear();
-                        pending_rows = 0;
-                    }
+        Ok(Merge {
+            runs: Mutex::new(Some(Arc::new(runs))),
+            ranges,
+            hold_budget: ctx.pool.limit() / 6,
+        })
+    }
+
+    /// The runs, shared by the range merges.
+    fn shared_runs(&self) -> Result<Arc<Vec<Run>>> {
+        lock(&self.runs)
+            .clone()
+            .ok_or_else(|| Error::Internal("sorted runs already merged".into()))
+    }
+
+    /// The runs, for the one merge of everything (which may merge them in passes).
+    fn take_runs(&self) -> Result<Vec<Run>> {
+        lock(&self.runs)
+            .take()
+            .map(Arc::try_unwrap)
+            .transpose()
+            .map_err(|_| Error::Internal("sorted runs are still shared".into()))
+            .map(Option::unwrap_or_default)
+    }
+}
+
+/// Merges the runs' rows in `range` (range `p`) and encodes them: straight into the
+/// output when every range before it is written, else held (reserved, within the
+/// merge's hold budget) or, when that is spent, after waiting for its turn.
+#[allow(clippy::too_many_arguments)]
+fn merge_range(
+    sorter: &ExternalSort,
+    merge: &Merge,
+    range: &KeyRange,
+    p: usize,
+    encoder: &dyn PartitionEncoder,
+    writer: &Writer,
+    rows: &AtomicU64,
+    ctx: &JobContext,
+    tctx: &TaskContext<'_>,
+) -> Result<()> {
+    let runs = merge.shared_runs()?;
+    let stream = sorter.merge_range(&runs, range)?;
+    let mut held: Vec<EncodedPiece> = Vec::new();
+    let mut reservation = ctx.pool.reserve(format!("sorted range {p}"));
+    let merged = encoder.encode_partition(Box::new(stream), &mut |piece| {
+        let mut out = writer.lock();
+        loop {
+            tctx.cancel.check()?;
+            out.advance()?;
+            if out.next == p {
+                for earlier in held.drain(..) {
+                    out.write(earlier)?;
                 }
-                if !pending.is_empty() {
-                    out.write(&concat_batches(schema, &pending)?)?;
-                }
-                Ok(())
-            });
-            let merged = sorter.merge(all, |batch| {
-                tctx.cancel.check()?;
-                count += batch.num_rows() as u64;
-                tx.send(batch).map_err(|_| Error::Cancelled)
-            });
-            drop(tx);
-            let written = writer
-                .join()
-                .map_err(|_| Error::Internal("sort output writer panicked".into()))?;
-            // A writer error closes the queue, which the merge sees as a cancel:
-            // report the writer's error, the cause.
-            written.and(merged)
-        })?;
-        *rows.lock().unwrap_or_else(|e| e.into_inner()) = count;
-        Ok(())
+                out.held_bytes -= reservation.size();
+                reservation.resize(0);
+                return out.write(piece);
+            }
+            if out.held_bytes + piece.bytes <= merge.hold_budget
+                && reservation.try_grow(piece.bytes).is_ok()
+            {
+                out.held_bytes += piece.bytes;
+                held.push(piece);
+                return Ok(());
+            }
+            // Nothing to write and no room to hold: the ranges before this one are
+            // being merged on other threads. Wait for one of them to finish.
+            out = writer
+                .turn
+                .wait_timeout(out, Duration::from_millis(10))
+                .map_or_else(|e| e.into_inner().0, |r| r.0);
+        }
     })?;
-    JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
-    let sink = sink
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .ok_or_else(|| Error::Internal("no sort output".into()))?;
-    sink.finish()?;
-    Ok(rows.into_inner().unwrap_or_else(|e| e.into_inner()))
+    rows.fetch_add(merged, Ordering::Relaxed);
+    writer.lock().finish_range(p, held, Some(reservation))
+}
+
+/// Merges every run into `sink` on this thread, encoding on another, fed through a
+/// short queue; returns the rows.
+fn merge_all(
+    sorter: &ExternalSort,
+    runs: Vec<Run>,
+    sink: &mut dyn FrameSink,
+    tctx: &TaskContext<'_>,
+) -> Result<u64> {
+    let schema = sorter.schema().clone();
+    let mut count = 0u64;
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
+        let writer = scope.spawn(move || -> Result<()> {
+            // Merged batches are small; encoders do better with larger ones.
+            let mut pending: Vec<RecordBatch> = Vec::new();
+            let mut pending_rows = 0usize;
+            for batch in rx {
+                pending_rows += batch.num_rows();
+                pending.push(batch);
+                if pending_rows >= OUTPUT_BATCH_ROWS {
+                    sink.write(&concat_batches(&schema, &pending)?)?;
+                    pending.clear();
+                    pending_rows = 0;
+                }
+            }
+            if !pending.is_empty() {
+                sink.write(&concat_batches(&schema, &pending)?)?;
+            }
+            Ok(())
+        });
+        let merged = sorter.merge(runs, |batch| {
+            tctx.cancel.check()?;
+            count += batch.num_rows() as u64;
+            tx.send(batch).map_err(|_| Error::Cancelled)
+        });
+        drop(tx);
+        let written = writer
+            .join()
+            .map_err(|_| Error::Internal("sort output writer panicked".into()))?;
+        // A writer error closes the queue, which the merge sees as a cancel: report
+        // the writer's error, the cause.
+        written.and(merged)
+    })?;
+    Ok(count)
+}
+
+/// The output, written range by range in key order.
+struct Writer {
+    state: Mutex<Output>,
+    /// Notified whenever a range finishes or is written.
+    turn: Condvar,
+}
+
+struct Output {
+    sink: Option<Box<dyn FrameSink>>,
+    /// The next range to write.
+    next: usize,
+    /// Finished ranges not yet written: their pieces and what those hold.
+    finished: Vec<Option<(Vec<EncodedPiece>, Option<Reservation>)>>,
+    /// Bytes every waiting range holds.
+    held_bytes: u64,
+}
+
+impl Writer {
+    fn new(sink: Box<dyn FrameSink>, ranges: usize) -> Self {
+        Writer {
+            state: Mutex::new(Output {
+                sink: Some(sink),
+                next: 0,
+                finished: (0..ranges).map(|_| None).collect(),
+                held_bytes: 0,
+            }),
+            turn: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Output> {
+        lock(&self.state)
+    }
+}
+
+impl Output {
+    fn write(&mut self, piece: EncodedPiece) -> Result<()> {
+        self.sink
+            .as_mut()
+            .ok_or_else(|| Error::Internal("sort output already finished".into()))?
+            .write_encoded(piece)
+    }
+
+    /// Writes every finished range that is next in line.
+    fn advance(&mut self) -> Result<()> {
+        while let Some(slot) = self.finished.get_mut(self.next) {
+            let Some((pieces, reservation)) = slot.take() else {
+                break;
+            };
+            for piece in pieces {
+                self.write(piece)?;
+            }
+            self.held_bytes -= reservation.as_ref().map_or(0, Reservation::size);
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// Records range `p` as merged, with the pieces it still holds.
+    fn finish_range(
+        &mut self,
+        p: usize,
+        pieces: Vec<EncodedPiece>,
+        reservation: Option<Reservation>,
+    ) -> Result<()> {
+        let slot = self
+            .finished
+            .get_mut(p)
+            .ok_or_else(|| Error::Internal(format!("no key range {p}")))?;
+        *slot = Some((pieces, reservation));
+        self.advance()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

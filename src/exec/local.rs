@@ -247,7 +247,10 @@ impl LocalExecutor {
                 observers: &self.observers,
             };
             ctx.emit(Event::TaskStarted(id));
-            let result = run_task(task, &ctx);
+            // A panicking task must not leave the others waiting for it forever.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_task(task, &ctx)))
+                    .unwrap_or_else(|panic| Err(panicked(task, panic.as_ref())));
             if result.is_ok() {
                 ctx.emit(Event::TaskFinished(id));
             }
@@ -349,6 +352,19 @@ impl LocalExecutor {
     }
 }
 
+/// The error of a task that panicked, with the panic's message.
+fn panicked(task: &Task, panic: &(dyn std::any::Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    Error::Internal(format!(
+        "task {} ({}) panicked: {message}",
+        task.id, task.op.name
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +444,26 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.to_string(), "task 3 failed");
         assert!(ran.load(Ordering::SeqCst) < 100);
+    }
+
+    #[test]
+    fn a_panicking_task_fails_the_job_instead_of_hanging_it() {
+        let p = plan(&vec![(TaskKind::Load, vec![]); 20]);
+        let err = LocalExecutor::new(2, CancelToken::new())
+            .unwrap()
+            .run(&p, |t, _| {
+                if t.id == 5 {
+                    panic!("bad index");
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Internal(_)));
+        assert!(
+            err.to_string()
+                .contains("task 5 (noop) panicked: bad index"),
+            "{err}"
+        );
     }
 
     #[test]

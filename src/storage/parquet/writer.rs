@@ -261,10 +261,10 @@ impl ParquetSink {
         })
     }
 
-    /// Accounts buffered row groups against `pool`, and caps each so that `encoders`
-    /// of them (one per encoding thread) plus what is in flight fit its limit.
-    pub fn with_memory_pool(mut self, pool: &MemoryPool, encoders: usize) -> Self {
-        let cap = (pool.limit() / (4 * (encoders as u64 + 1))) as usize;
+    /// Accounts buffered row groups against `pool`, and caps each so that `held` of
+    /// them (open or finished, on every thread) fit a quarter of its limit.
+    pub fn with_memory_pool(mut self, pool: &MemoryPool, held: usize) -> Self {
+        let cap = (pool.limit() / (4 * held.max(1) as u64)) as usize;
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.row_group_bytes = cap.clamp(4096, ROW_GROUP_BYTES);
             shared.pool = Some(pool.clone());

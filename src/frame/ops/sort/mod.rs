@@ -170,6 +170,11 @@ impl ExternalSort {
         })
     }
 
+    /// The schema of the rows sorted.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
     /// Writes runs and merged output in batches of at most `rows` rows (the input's
     /// batch size, when memory is tight).
     pub fn with_batch_rows(mut self, rows: usize) -> Self {
@@ -196,6 +201,33 @@ impl ExternalSort {
             .iter()
             .map(|b| self.key_rows(b))
             .collect::<Result<_>>()?;
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        if let Some(fixed) = rows
+            .iter()
+            .map(|r| match r {
+                BatchKeys::Fixed(keys) => Some(keys),
+                BatchKeys::Rows(_) => None,
+            })
+            .collect::<Option<Vec<_>>>()
+        {
+            // One fixed-width key: sort the keys themselves beside their positions,
+            // which is several times faster than comparing through the batches.
+            let mut order: Vec<(Key, u32, u32)> = fixed
+                .iter()
+                .enumerate()
+                .flat_map(|(b, keys)| {
+                    keys.iter()
+                        .enumerate()
+                        .map(move |(r, k)| (*k, b as u32, r as u32))
+                })
+                .collect();
+            order.sort_unstable();
+            let picks: Vec<(usize, usize)> = order
+                .into_iter()
+                .map(|(_, b, r)| (b as usize, r as usize))
+                .collect();
+            return Ok(interleave_record_batch(&refs, &picks)?);
+        }
         let mut order: Vec<(usize, usize)> = batches
             .iter()
             .enumerate()
@@ -204,7 +236,6 @@ impl ExternalSort {
         // Ties are broken by input position, so the sort is stable even unstably
         // sorted (which is faster).
         order.sort_unstable_by(|a, b| rows[a.0].cmp_at(a.1, &rows[b.0], b.1).then(a.cmp(b)));
-        let refs: Vec<&RecordBatch> = batches.iter().collect();
         Ok(interleave_record_batch(&refs, &order)?)
     }
 
@@ -398,6 +429,9 @@ impl ExternalSort {
             return Ok(whole);
         }
         let mut fences: Vec<Key> = runs.iter().flat_map(|r| r.fences.iter().copied()).collect();
+        if fences.is_empty() {
+            return Ok(whole);
+        }
         fences.sort_unstable();
         let mut splitters: Vec<Key> = (1..parts)
             .map(|p| fences[p * fences.len() / parts])
