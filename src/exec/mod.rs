@@ -1,14 +1,10 @@
-//! Executors: running a job's work on the local threads, with cancellation, progress
-//! and statistics.
-//!
-//! This session's executor streams partitions through an ordered pipeline and maps
-//! chunk tasks over a thread pool; the task-graph executor of DESIGN.md builds on
-//! these pieces.
+//! Executors: running a plan's tasks on the local thread pool, with the memory gate,
+//! cancellation, progress and statistics. Every conversion, sort and rechunk is a
+//! plan run here.
 
 mod cancel;
 mod context;
 mod local;
-mod ordered;
 mod progress;
 
 pub use cancel::CancelToken;
@@ -16,5 +12,4 @@ pub use context::{JobContext, JobOptions, JobStats};
 pub use local::{
     thread_pool, Admission, Event, LocalExecutor, MemoryGate, Observer, RunReport, TaskContext,
 };
-pub use ordered::{for_each_ordered, for_each_ordered_with};
 pub use progress::Progress;
