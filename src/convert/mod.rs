@@ -10,20 +10,22 @@ mod array_to_frame;
 mod frame_to_array;
 mod frame_to_frame;
 mod options;
+mod ordered;
 mod sinks;
 mod sort;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
+use self::ordered::OrderedWriter;
 use crate::error::{Error, Result};
 use arrow::record_batch::RecordBatch;
 
 use crate::exec::{Event, JobContext, JobStats};
-use crate::memory::Reservation;
-use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
+use crate::plan::{
+    check_memory, DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind,
+};
 use crate::storage::atomic::AtomicOutput;
 use crate::storage::frame::{EncodedPiece, FrameSource, PartitionEncoder};
 use crate::storage::{detect, Format, Kind};
@@ -195,72 +197,53 @@ fn partition_sizes(source: &dyn FrameSource) -> Vec<u64> {
         .collect()
 }
 
-/// One partition's output, waiting for its turn to be written, with the memory it
-/// holds reserved.
-struct Held<T> {
-    items: Vec<T>,
-    _reservation: Reservation,
-}
-
 /// Runs an ordered stream as a plan on the job's executor: `produce` makes
 /// partition `i`'s items (reading, decoding, encoding; `units[i]` bytes of input),
 /// and `consume` takes them in partition order (appending to the output).
 ///
 /// Each partition is two tasks: `produce_op` (a load) and `append_partition` (a
 /// release), which depends on its partition's producer and on the append before
-/// it. Producer `i` also depends on append `i - window`, so at most `window`
-/// partitions are read but not yet written: loading never runs ahead of writing,
-/// whatever order the producers finish in, and the appends, which release memory,
-/// run as soon as they can. The items a partition holds while it waits are reserved
-/// on the memory pool (`size_of` each).
-fn stream_partitions<T: Send>(
+/// it. Producer `i` also depends on append `i - window`, so only a few partitions are
+/// read ahead of the writer. A partition whose predecessors are written streams its
+/// items straight into the output; the others hold theirs (`size_of` each, reserved
+/// on the pool, a sixth of the limit in all) or wait (see [`OrderedWriter`]).
+fn stream_partitions<T: Send, C: FnMut(T) -> Result<()> + Send>(
     route: &Route,
     produce_op: &str,
     units: &[u64],
     ctx: &JobContext,
     size_of: impl Fn(&T) -> u64 + Sync,
     produce: impl Fn(usize, &mut dyn FnMut(T) -> Result<()>) -> Result<()> + Sync,
-    consume: impl FnMut(T) -> Result<()> + Send,
+    consume: C,
 ) -> Result<()> {
     let n = units.len();
     let window = ctx.threads + 1;
     let plan = stream_plan(route, produce_op, units, window);
-    let held: Vec<Mutex<Option<Held<T>>>> = (0..n).map(|_| Mutex::new(None)).collect();
-    let consume = Mutex::new(consume);
-    let take =
-        |slot: &Mutex<Option<Held<T>>>| slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    check_memory(&plan, ctx.pool.limit())?;
+    let writer = OrderedWriter::new(
+        consume,
+        |consume: &mut C, item: T| consume(item),
+        n,
+        ctx.pool.limit() / 6,
+    );
     ctx.progress.start(units.iter().sum(), true, "converting");
     let report = ctx.executor().run(&plan, |task, tctx| {
         let i = task.id as usize / 2;
-        if task.kind == TaskKind::Load {
-            let mut reservation = ctx.pool.reserve(format!("{produce_op} {i}"));
-            let mut items = Vec::new();
-            produce(i, &mut |item| {
-                tctx.cancel.check()?;
-                ctx.monitor
-                    .grow_or_spill(&mut reservation, size_of(&item))?;
-                items.push(item);
-                Ok(())
-            })?;
-            tctx.emit(Event::BytesRead(units[i]));
-            ctx.progress.advance(units[i]);
-            *held[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(Held {
-                items,
-                _reservation: reservation,
-            });
-            return Ok(());
+        if task.kind == TaskKind::Release {
+            return writer.advance();
         }
-        let part = take(&held[i]).ok_or_else(|| {
-            Error::Internal(format!("partition {i} was appended before it was read"))
+        let mut part = writer.part(i, &ctx.pool, format!("{produce_op} {i}"));
+        produce(i, &mut |item| {
+            let bytes = size_of(&item);
+            part.emit(item, bytes, tctx.cancel)
         })?;
-        let mut consume = consume.lock().unwrap_or_else(|e| e.into_inner());
-        for item in part.items {
-            tctx.cancel.check()?;
-            (*consume)(item)?;
-        }
+        part.finish()?;
+        tctx.emit(Event::BytesRead(units[i]));
+        ctx.progress.advance(units[i]);
         Ok(())
     })?;
     JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
+    writer.into_sink()?;
     Ok(())
 }
 

@@ -13,25 +13,22 @@
 //!   only a few ranges are merged ahead of the writer.
 //!
 //! A range whose predecessors are all written streams its output straight into the
-//! file; the others hold theirs, reserved, while the budget allows, then wait for
-//! their turn. Whoever holds the writer writes every finished range that is next in
-//! line, so a waiting range never waits for an append task that has no thread.
+//! file; the others hold theirs or wait for their turn (see [`OrderedWriter`]).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
 
+use super::ordered::OrderedWriter;
 use super::{sinks, ConvertOptions, Route};
 use crate::error::{Error, Result};
 use crate::exec::{Event, JobContext, JobStats, TaskContext};
 use crate::frame::ops::sort::{ExternalSort, KeyRange, Run, SortKey};
-use crate::memory::Reservation;
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
-use crate::storage::frame::{EncodedPiece, FrameSink, PartitionEncoder};
+use crate::storage::frame::FrameSink;
 use crate::storage::parquet::ROW_GROUP_BYTES;
 use crate::storage::{open_frame, Format};
 
@@ -90,7 +87,12 @@ pub(super) fn run(
     let in_memory = n == 1 || input_bytes.saturating_mul(4) < ctx.pool.limit() / 2;
     let made: Vec<Mutex<Vec<Run>>> = (0..n).map(|_| Mutex::new(Vec::new())).collect();
     let merge: Mutex<Option<Arc<Merge>>> = Mutex::new(None);
-    let writer = Writer::new(sink, ranges);
+    let writer = OrderedWriter::new(
+        sink,
+        |sink: &mut Box<dyn FrameSink>, piece| sink.write_encoded(piece),
+        ranges,
+        ctx.pool.limit() / 6,
+    );
     let rows = AtomicU64::new(0);
     ctx.progress
         .start(plan.tasks.len() as u64, false, "sort tasks");
@@ -106,10 +108,8 @@ pub(super) fn run(
         let p = (id - n) / 2;
         if task.kind == TaskKind::Release {
             // append_range: whatever is next in line and finished goes out now.
-            writer.lock().advance()?;
-            writer.turn.notify_all();
             ctx.progress.advance(1);
-            return Ok(());
+            return writer.advance();
         }
         // The first merge task to run cuts the key ranges, once every run exists.
         let merge = {
@@ -129,42 +129,33 @@ pub(super) fn run(
         };
         let merge = merge.as_ref();
         let result = match (merge.ranges.get(p), &encoder) {
-            (None, _) => writer.lock().finish_range(p, Vec::new(), None),
-            (Some(range), Some(encoder)) if merge.ranges.len() > 1 => merge_range(
-                &sorter,
-                merge,
-                range,
-                p,
-                encoder.as_ref(),
-                &writer,
-                &rows,
-                ctx,
-                tctx,
-            ),
-            (Some(_), _) => {
-                let mut out = writer.lock();
-                let sink = out
-                    .sink
-                    .as_mut()
-                    .ok_or_else(|| Error::Internal("sort output already finished".into()))?;
-                let merged = merge_all(&sorter, merge.take_runs()?, sink.as_mut(), tctx)?;
+            (None, _) => writer.skip(p),
+            (Some(range), Some(encoder)) if merge.ranges.len() > 1 => {
+                let runs = merge.shared_runs()?;
+                let mut part = writer.part(p, &ctx.pool, format!("sorted range {p}"));
+                let merged = encoder.encode_partition(
+                    Box::new(sorter.merge_range(&runs, range)?),
+                    &mut |piece| {
+                        let bytes = piece.bytes;
+                        part.emit(piece, bytes, tctx.cancel)
+                    },
+                )?;
                 rows.fetch_add(merged, Ordering::Relaxed);
-                out.finish_range(p, Vec::new(), None)
+                part.finish()
+            }
+            (Some(_), _) => {
+                let merged = writer.with_sink(p, |sink| {
+                    merge_all(&sorter, merge.take_runs()?, sink.as_mut(), tctx)
+                })?;
+                rows.fetch_add(merged, Ordering::Relaxed);
+                Ok(())
             }
         };
-        writer.turn.notify_all();
         ctx.progress.advance(1);
         result
     })?;
     JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
-    let mut out = writer.lock();
-    out.advance()?;
-    let sink = out
-        .sink
-        .take()
-        .ok_or_else(|| Error::Internal("no sort output".into()))?;
-    drop(out);
-    sink.finish()?;
+    writer.into_sink()?.finish()?;
     Ok(rows.into_inner())
 }
 
@@ -253,8 +244,6 @@ fn sort_plan(
 struct Merge {
     runs: Mutex<Option<Arc<Vec<Run>>>>,
     ranges: Vec<KeyRange>,
-    /// Bytes ranges may hold while they wait for their turn, all together.
-    hold_budget: u64,
 }
 
 impl Merge {
@@ -281,7 +270,6 @@ impl Merge {
         Ok(Merge {
             runs: Mutex::new(Some(Arc::new(runs))),
             ranges,
-            hold_budget: ctx.pool.limit() / 6,
         })
     }
 
@@ -301,57 +289,6 @@ impl Merge {
             .map_err(|_| Error::Internal("sorted runs are still shared".into()))
             .map(Option::unwrap_or_default)
     }
-}
-
-/// Merges the runs' rows in `range` (range `p`) and encodes them: straight into the
-/// output when every range before it is written, else held (reserved, within the
-/// merge's hold budget) or, when that is spent, after waiting for its turn.
-#[allow(clippy::too_many_arguments)]
-fn merge_range(
-    sorter: &ExternalSort,
-    merge: &Merge,
-    range: &KeyRange,
-    p: usize,
-    encoder: &dyn PartitionEncoder,
-    writer: &Writer,
-    rows: &AtomicU64,
-    ctx: &JobContext,
-    tctx: &TaskContext<'_>,
-) -> Result<()> {
-    let runs = merge.shared_runs()?;
-    let stream = sorter.merge_range(&runs, range)?;
-    let mut held: Vec<EncodedPiece> = Vec::new();
-    let mut reservation = ctx.pool.reserve(format!("sorted range {p}"));
-    let merged = encoder.encode_partition(Box::new(stream), &mut |piece| {
-        let mut out = writer.lock();
-        loop {
-            tctx.cancel.check()?;
-            out.advance()?;
-            if out.next == p {
-                for earlier in held.drain(..) {
-                    out.write(earlier)?;
-                }
-                out.held_bytes -= reservation.size();
-                reservation.resize(0);
-                return out.write(piece);
-            }
-            if out.held_bytes + piece.bytes <= merge.hold_budget
-                && reservation.try_grow(piece.bytes).is_ok()
-            {
-                out.held_bytes += piece.bytes;
-                held.push(piece);
-                return Ok(());
-            }
-            // Nothing to write and no room to hold: the ranges before this one are
-            // being merged on other threads. Wait for one of them to finish.
-            out = writer
-                .turn
-                .wait_timeout(out, Duration::from_millis(10))
-                .map_or_else(|e| e.into_inner().0, |r| r.0);
-        }
-    })?;
-    rows.fetch_add(merged, Ordering::Relaxed);
-    writer.lock().finish_range(p, held, Some(reservation))
 }
 
 /// Merges every run into `sink` on this thread, encoding on another, fed through a
@@ -398,80 +335,6 @@ fn merge_all(
         written.and(merged)
     })?;
     Ok(count)
-}
-
-/// The output, written range by range in key order.
-struct Writer {
-    state: Mutex<Output>,
-    /// Notified whenever a range finishes or is written.
-    turn: Condvar,
-}
-
-struct Output {
-    sink: Option<Box<dyn FrameSink>>,
-    /// The next range to write.
-    next: usize,
-    /// Finished ranges not yet written: their pieces and what those hold.
-    finished: Vec<Option<(Vec<EncodedPiece>, Option<Reservation>)>>,
-    /// Bytes every waiting range holds.
-    held_bytes: u64,
-}
-
-impl Writer {
-    fn new(sink: Box<dyn FrameSink>, ranges: usize) -> Self {
-        Writer {
-            state: Mutex::new(Output {
-                sink: Some(sink),
-                next: 0,
-                finished: (0..ranges).map(|_| None).collect(),
-                held_bytes: 0,
-            }),
-            turn: Condvar::new(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Output> {
-        lock(&self.state)
-    }
-}
-
-impl Output {
-    fn write(&mut self, piece: EncodedPiece) -> Result<()> {
-        self.sink
-            .as_mut()
-            .ok_or_else(|| Error::Internal("sort output already finished".into()))?
-            .write_encoded(piece)
-    }
-
-    /// Writes every finished range that is next in line.
-    fn advance(&mut self) -> Result<()> {
-        while let Some(slot) = self.finished.get_mut(self.next) {
-            let Some((pieces, reservation)) = slot.take() else {
-                break;
-            };
-            for piece in pieces {
-                self.write(piece)?;
-            }
-            self.held_bytes -= reservation.as_ref().map_or(0, Reservation::size);
-            self.next += 1;
-        }
-        Ok(())
-    }
-
-    /// Records range `p` as merged, with the pieces it still holds.
-    fn finish_range(
-        &mut self,
-        p: usize,
-        pieces: Vec<EncodedPiece>,
-        reservation: Option<Reservation>,
-    ) -> Result<()> {
-        let slot = self
-            .finished
-            .get_mut(p)
-            .ok_or_else(|| Error::Internal(format!("no key range {p}")))?;
-        *slot = Some((pieces, reservation));
-        self.advance()
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
