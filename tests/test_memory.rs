@@ -117,3 +117,29 @@ fn the_spill_directory_is_empty_after_success_and_failure() {
     );
     assert!(!dir.path().join("f.parquet").exists());
 }
+
+#[test]
+fn a_table_whose_partitions_cannot_fit_is_refused_before_writing() {
+    // One 112 KB row group: reading it needs about that much, over half of 100 KB.
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("out.csv");
+    let out = blockwise([
+        "convert".as_ref(),
+        fixture("csv/big_quoted.parquet").as_os_str(),
+        dst.as_os_str(),
+        "--memory-limit".as_ref(),
+        "100KB".as_ref(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("plan refused before running") && err.contains("encode_partition"),
+        "{err}"
+    );
+    assert!(!dst.exists());
+    assert_eq!(
+        entries(dir.path()),
+        vec![] as Vec<String>,
+        "nothing left behind"
+    );
+}
