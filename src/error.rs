@@ -194,6 +194,101 @@ pub enum Error {
     #[error("cancelled; no output was written")]
     Cancelled,
 
+    /// An option's value is out of range or does not apply to this job.
+    #[error("{option} {value:?}: {reason}")]
+    InvalidOption {
+        /// The option, as the user spells it (`--threads`, `--chunks`, ...).
+        option: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
+
+    /// A size computed from a file's metadata overflows or exceeds what the file holds.
+    #[error("{path}: {what} {shape} needs {needed} bytes, but {present}")]
+    SizeMismatch {
+        /// The file or dataset.
+        path: PathBuf,
+        /// What the size describes ("shape", "chunk shape", "column chunk", ...).
+        what: &'static str,
+        /// The shape or length as the metadata states it, e.g. `[1000, 1000]`.
+        shape: String,
+        /// The bytes it needs, or "more than 2^64" when the product overflows.
+        needed: String,
+        /// What is there, e.g. "the file holds 4096".
+        present: String,
+    },
+
+    /// A quoted CSV field is never closed.
+    #[error(
+        "{path}: line {line}: a quoted field opens here and is never closed \
+         (an unterminated quote)"
+    )]
+    UnterminatedQuote {
+        /// The CSV file.
+        path: PathBuf,
+        /// 1-based line where the quote opens.
+        line: u64,
+    },
+
+    /// A column's type cannot be stored in the output format.
+    #[error("column {column:?} has type {dtype}, which {format} output cannot hold{hint}")]
+    UnsupportedColumn {
+        /// The column.
+        column: String,
+        /// Its type, as `info` names it.
+        dtype: String,
+        /// The output format.
+        format: &'static str,
+        /// Advice, starting with "; " (or empty).
+        hint: String,
+    },
+
+    /// The output would overwrite, contain or sit inside the input.
+    #[error("{dst} {relation} the input {src}; choose a destination outside it")]
+    OverlapsInput {
+        /// The input.
+        src: PathBuf,
+        /// The requested output.
+        dst: PathBuf,
+        /// "is", "contains" or "is inside".
+        relation: &'static str,
+    },
+
+    /// An existing path may not be replaced, even when asked.
+    #[error("{path} is {what}; blockwise replaces only a file or a dataset it writes, not this")]
+    WillNotReplace {
+        /// The existing path.
+        path: PathBuf,
+        /// What it is: "a FIFO", "a device", "a symbolic link", "a directory that is
+        /// not a dataset (a Zarr array, a Parquet directory or an npy stack)".
+        what: String,
+    },
+
+    /// A path is used as a directory but a component is a file.
+    #[error("{path}: is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// Permission to read or write a path was denied.
+    #[error("{path}: permission denied")]
+    PermissionDenied {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// The job was stopped by a signal (SIGINT, SIGTERM, SIGHUP).
+    #[error("interrupted by {signal}; no output was written")]
+    Interrupted {
+        /// The signal's name.
+        signal: &'static str,
+        /// The exit code the CLI uses (128 + the signal's number).
+        code: u8,
+    },
+
     /// Any other I/O error, with the path it happened on.
     #[error("{path}: {source}")]
     Io {
@@ -227,6 +322,10 @@ impl Error {
         match source.raw_os_error() {
             // ENOSPC, EDQUOT, EFBIG: the data did not fit where it was going.
             Some(28) | Some(122) | Some(27) => Error::DiskFull { path },
+            // ENOTDIR: a component of the path is a file.
+            Some(20) => Error::NotADirectory { path },
+            // EACCES, EPERM, EROFS: the user can fix the permissions or pick another place.
+            Some(13) | Some(1) | Some(30) => Error::PermissionDenied { path },
             _ if source.kind() == std::io::ErrorKind::NotFound => Error::NotFound { path },
             _ => Error::Io { path, source },
         }
@@ -255,11 +354,20 @@ impl Error {
             | Error::Usage(_)
             | Error::NoSuchColumn { .. }
             | Error::DiskFull { .. }
-            | Error::SpillQuota { .. } => 2,
+            | Error::SpillQuota { .. }
+            | Error::InvalidOption { .. }
+            | Error::SizeMismatch { .. }
+            | Error::UnterminatedQuote { .. }
+            | Error::UnsupportedColumn { .. }
+            | Error::OverlapsInput { .. }
+            | Error::WillNotReplace { .. }
+            | Error::NotADirectory { .. }
+            | Error::PermissionDenied { .. } => 2,
             Error::MemoryLimit { .. }
             | Error::MemoryTerminated { .. }
             | Error::PlanTooLarge { .. } => 3,
             Error::Cancelled => 130,
+            Error::Interrupted { code, .. } => *code,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
         }
     }
