@@ -289,6 +289,18 @@ pub enum Error {
         code: u8,
     },
 
+    /// A destination ends with a slash, naming a directory, but the output is one file.
+    #[error(
+        "{path}: the trailing slash names a directory, but {format} output is a single file; \
+         remove the slash"
+    )]
+    TrailingSlash {
+        /// The destination as given.
+        path: PathBuf,
+        /// The output format.
+        format: &'static str,
+    },
+
     /// Any other I/O error, with the path it happened on.
     #[error("{path}: {source}")]
     Io {
@@ -368,6 +380,7 @@ impl Error {
             | Error::PlanTooLarge { .. } => 3,
             Error::Cancelled => 130,
             Error::Interrupted { code, .. } => *code,
+            Error::TrailingSlash { .. } => 2,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
         }
     }

@@ -26,7 +26,7 @@ use crate::exec::{Event, JobContext, JobStats};
 use crate::plan::{
     check_memory, DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind,
 };
-use crate::storage::atomic::AtomicOutput;
+use crate::storage::atomic::{AtomicOutput, OutputSpec};
 use crate::storage::frame::{EncodedPiece, FrameSource, PartitionEncoder};
 use crate::storage::{detect, Format, Kind};
 
@@ -49,14 +49,20 @@ pub struct ConvertReport {
     pub rows: u64,
     /// Bytes the output takes on disk.
     pub written_bytes: u64,
+    /// Bytes of stale temporaries, left in the destination's directory by earlier
+    /// runs that were killed, removed before writing.
+    pub reclaimed_bytes: u64,
 }
 
 /// Converts `src` to `dst`.
 ///
 /// # Errors
-/// Any error of the formats involved; [`Error::OutputExists`] when `dst` exists and
-/// `options.overwrite` is false; [`Error::Cancelled`]. On error nothing is left at
-/// `dst` (an old `dst` is untouched).
+/// Any error of the formats involved; the destination checks of
+/// [`AtomicOutput::new`] ([`Error::OverlapsInput`], [`Error::WillNotReplace`],
+/// [`Error::OutputExists`] when `dst` exists and `options.overwrite` is false, ...),
+/// made before anything is written; [`Error::OutputExists`] also when `dst` appeared
+/// during the run; [`Error::Cancelled`] or [`Error::Interrupted`]. On error nothing
+/// is left at `dst` (an old `dst` is untouched).
 pub fn convert(
     src: &Path,
     dst: &Path,
@@ -72,12 +78,6 @@ pub fn convert(
                 .into(),
         })?,
     };
-    if std::fs::canonicalize(src).ok() == std::fs::canonicalize(dst).ok() {
-        return Err(Error::Usage(format!(
-            "{} is both the input and the output",
-            src.display()
-        )));
-    }
     if options.sort_by.is_some() && (from.kind(), to.kind()) != (Kind::Frame, Kind::Frame) {
         return Err(Error::Usage(
             "--sort-by sorts tables; both SRC and DST must be tables".into(),
@@ -103,7 +103,17 @@ pub fn convert(
             .min((ctx.pool.limit() / (8 * (ctx.threads as u64 + 1))).max(1 << 20));
     }
     let options = &options;
-    let out = AtomicOutput::new(dst, options.overwrite)?;
+    // Every check on the destination (overlap with the source, what may be
+    // replaced, its directory) is made here, before anything is written.
+    let out = AtomicOutput::new(
+        dst,
+        &OutputSpec {
+            format: to.name(),
+            single_file: !matches!(to, Format::NpyStack | Format::Zarr),
+            overwrite: options.overwrite,
+            inputs: &[src],
+        },
+    )?;
     let rows = ctx.install(|| match (from.kind(), to.kind()) {
         (Kind::Frame, Kind::Frame) => frame_to_frame::run(src, from, out.path(), to, options, ctx),
         (Kind::Array, Kind::Array) => array_to_array::run(src, from, out.path(), to, options, ctx),
@@ -112,6 +122,7 @@ pub fn convert(
     })?;
     ctx.cancel.check()?;
     let written_bytes = disk_usage(out.path());
+    let reclaimed_bytes = out.reclaimed().bytes;
     out.commit()?;
     JobStats::add(&ctx.stats.written_bytes, written_bytes);
     ctx.progress.finish();
@@ -120,6 +131,7 @@ pub fn convert(
         to,
         rows,
         written_bytes,
+        reclaimed_bytes,
     })
 }
 

@@ -7,7 +7,7 @@ mod context;
 mod local;
 mod progress;
 
-pub use cancel::CancelToken;
+pub use cancel::{interrupted, CancelToken};
 pub use context::{JobContext, JobOptions, JobStats};
 pub use local::{
     thread_pool, Admission, Event, LocalExecutor, MemoryGate, Observer, RunReport, TaskContext,
