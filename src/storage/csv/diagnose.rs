@@ -9,13 +9,8 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 
-use arrow::array::{Array, StringArray};
-use arrow::compute::{cast_with_options, CastOptions};
-use arrow::datatypes::DataType;
-
-use super::CsvSource;
+use super::{infer, scan, CsvSource};
 use crate::error::Error;
 
 /// The precise error for a decode failure in `range`, or a [`Error::Corrupt`]
@@ -31,7 +26,7 @@ pub(super) fn locate(source: &CsvSource, range: (u64, u64), decoder_message: &st
 fn find_first_bad_record(source: &CsvSource, range: (u64, u64)) -> Result<Option<Error>, Error> {
     let path = &source.path;
     let io = |e| Error::io(path, e);
-    let first_line = 1 + count_newlines(path, range.0)?;
+    let first_line = scan::line_of(path, range.0)?;
     let mut file = File::open(path).map_err(io)?;
     file.seek(SeekFrom::Start(range.0)).map_err(io)?;
     let mut reader = csv::ReaderBuilder::new()
@@ -60,7 +55,7 @@ fn find_first_bad_record(source: &CsvSource, range: (u64, u64)) -> Result<Option
         }
         for (field, value) in fields.iter().zip(record.iter()) {
             let text = String::from_utf8_lossy(value);
-            if !parses_as(&text, field.data_type()) {
+            if !text.is_empty() && !infer::accepts(field.data_type(), &text) {
                 let forced = source.options.dtypes.iter().any(|(n, _)| n == field.name());
                 let hint = if forced {
                     String::new()
@@ -85,57 +80,33 @@ fn find_first_bad_record(source: &CsvSource, range: (u64, u64)) -> Result<Option
     }
 }
 
-/// Whether the decoder accepts `text` as a value of `dtype` (empty is null).
-fn parses_as(text: &str, dtype: &DataType) -> bool {
-    if text.is_empty() {
-        return true;
-    }
-    match dtype {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => true,
-        // The decoder accepts exactly true/false in any case; a cast would take more.
-        DataType::Boolean => {
-            text.eq_ignore_ascii_case("true") || text.eq_ignore_ascii_case("false")
-        }
-        other => {
-            let one = StringArray::from(vec![text]);
-            let opts = CastOptions {
-                safe: false,
-                ..Default::default()
-            };
-            cast_with_options(&one, other, &opts).is_ok_and(|a| a.null_count() == 0)
-        }
-    }
-}
-
-/// Number of `\n` bytes before `offset`.
-fn count_newlines(path: &std::path::Path, offset: u64) -> Result<u64, Error> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut pos, mut count) = (0u64, 0u64);
-    while pos < offset {
-        let n = ((offset - pos) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], pos)
-            .map_err(|e| Error::io(path, e))?;
-        count += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-        pos += n as u64;
-    }
-    Ok(count)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::frame::{FrameReadOptions, FrameSource};
 
     #[test]
-    fn type_checks_match_the_decoder() {
-        assert!(parses_as("12", &DataType::Int64));
-        assert!(!parses_as("12x", &DataType::Int64));
-        assert!(!parses_as("1.5", &DataType::Int64));
-        assert!(parses_as("1.5", &DataType::Float64));
-        assert!(parses_as("TRUE", &DataType::Boolean));
-        assert!(!parses_as("yes", &DataType::Boolean));
-        assert!(parses_as("2024-01-31", &DataType::Date32));
-        assert!(!parses_as("2024-13-31", &DataType::Date32));
-        assert!(parses_as("", &DataType::Int64));
+    fn a_bad_value_is_named_with_its_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.csv");
+        // Forced int64: "12x" on line 4 cannot parse; " 7 " can (spaces trimmed).
+        std::fs::write(&p, "a,b\n1,\" 7 \"\n2,\"x\ny\"\n12x,3\n").unwrap();
+        let options =
+            FrameReadOptions::default().with_dtype("a", arrow::datatypes::DataType::Int64);
+        let source = CsvSource::open(&p, &options).unwrap();
+        let err = source
+            .read_partition(0)
+            .unwrap()
+            .find_map(|b| b.err())
+            .unwrap();
+        match err {
+            Error::CsvValue {
+                line,
+                column,
+                value,
+                ..
+            } => assert_eq!((line, column.as_str(), value.as_str()), (5, "a", "12x")),
+            other => panic!("{other}"),
+        }
     }
 }

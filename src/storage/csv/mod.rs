@@ -6,20 +6,64 @@
 //! to row starts (see [`split`]) that are decoded in parallel.
 
 mod diagnose;
+mod header;
+mod infer;
 mod reader;
+mod scan;
 pub mod split;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::csv::reader::{Decoder, Format};
-use arrow::csv::ReaderBuilder;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 pub use self::writer::CsvSink;
-use crate::error::{Error, IoResultExt, Result};
+use crate::error::{IoResultExt, Result};
 use crate::storage::frame::{column_index, BatchIter, FrameReadOptions, FrameSource};
+
+/// Bytes of CSV text a batch holds at most (a single longer row excepted).
+const MAX_BATCH_BYTES: usize = 8 << 20;
+/// Bytes of CSV text a batch may hold at least, however small `batch_rows` is.
+const MIN_BATCH_BYTES: usize = 256 << 10;
+/// What a batch costs per row and column beyond its text: Arrow's decoder reserves
+/// an 8-byte field offset and 8 bytes of text for every row and every column of a
+/// batch before it sees any data, and the arrays it builds take about 8 more.
+const BYTES_PER_VALUE: usize = 24;
+
+/// How much one batch may hold: the rows and the bytes of text, whichever is
+/// reached first.
+///
+/// The memory pool does not reach a source (sources are opened by plans that
+/// reserve per partition); the bound is by construction instead: a batch holds at
+/// most `bytes` of text plus `rows` × columns × [`BYTES_PER_VALUE`], a few MB,
+/// whatever the width of the rows. A fixed row count would not do: at 65,536 rows a
+/// 50,000-column file would ask Arrow's decoder for 26 GB up front.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchBudget {
+    /// Most rows in a batch.
+    pub rows: usize,
+    /// Most bytes of text in a batch.
+    pub bytes: usize,
+}
+
+impl BatchBudget {
+    /// The budget for rows of `columns` columns, given the caller's `batch_rows`
+    /// (which the conversion sets from the memory limit): bytes scale with it, 128
+    /// bytes a row, within [`MIN_BATCH_BYTES`] and [`MAX_BATCH_BYTES`]; rows are as
+    /// many as fit in those bytes at [`BYTES_PER_VALUE`] a value.
+    pub(crate) fn new(batch_rows: usize, columns: usize) -> Self {
+        let batch_rows = batch_rows.max(1);
+        let bytes = batch_rows
+            .saturating_mul(128)
+            .clamp(MIN_BATCH_BYTES, MAX_BATCH_BYTES);
+        let per_row = columns.max(1).saturating_mul(BYTES_PER_VALUE);
+        BatchBudget {
+            rows: (bytes / per_row).clamp(1, batch_rows),
+            bytes,
+        }
+    }
+}
 
 /// A CSV file opened for reading.
 pub struct CsvSource {
@@ -27,25 +71,54 @@ pub struct CsvSource {
     options: FrameReadOptions,
     /// Every column, with its inferred or forced type.
     full_schema: SchemaRef,
+    /// What Arrow's decoder is asked for: `full_schema`, with text for the types
+    /// [`infer::convert`] parses itself.
+    decode_schema: SchemaRef,
+    /// Every column as text, for the slow path.
+    text_schema: SchemaRef,
     /// Indices of the columns read, in output order.
     projection: Vec<usize>,
     schema: SchemaRef,
     ranges: Vec<(u64, u64)>,
+    budget: BatchBudget,
 }
 
 impl CsvSource {
-    /// Opens `path`: reads the header, infers the types from the first
-    /// `options.infer_rows` rows, applies forced types and the projection, and cuts
-    /// the file into ranges of about `options.blocksize` bytes.
+    /// Opens `path`: reads the header, cuts the file into ranges of about
+    /// `options.blocksize` bytes at row starts, infers the types from the first
+    /// `options.infer_rows` rows, and applies forced types and the projection.
     ///
     /// # Errors
-    /// [`Error::NotFound`]; [`Error::NoSuchColumn`] for a forced type or projected
-    /// column that is not in the header; [`Error::CsvFieldCount`] when a sampled row
-    /// has the wrong number of fields.
+    /// [`Error::NotFound`](crate::error::Error::NotFound);
+    /// [`Error::Corrupt`](crate::error::Error::Corrupt) for a file with no header;
+    /// [`Error::Unsupported`](crate::error::Error::Unsupported) for UTF-16;
+    /// [`Error::UnterminatedQuote`](crate::error::Error::UnterminatedQuote) for a
+    /// quote never closed (here when the file spans several ranges or the sample
+    /// reaches its end; otherwise when the range is read);
+    /// [`Error::NoSuchColumn`](crate::error::Error::NoSuchColumn) for a forced type
+    /// or projected column that is not in the header;
+    /// [`Error::CsvFieldCount`](crate::error::Error::CsvFieldCount) when a sampled
+    /// row has the wrong number of fields.
     pub fn open(path: &Path, options: &FrameReadOptions) -> Result<Self> {
         let len = std::fs::metadata(path).at(path)?.len();
-        let (data_start, names) = split::read_header(path, options.delimiter)?;
-        let mut full_schema = infer_schema(path, options, &names)?;
+        let header = header::read_header(path, len, options.delimiter)?;
+        // Splitting first: it proves every quote closes before a sample is parsed.
+        let ranges = split::split_ranges(
+            path,
+            header.data_start,
+            len,
+            options.blocksize,
+            options.delimiter,
+            b'"',
+        )?;
+        let mut full_schema = infer::infer_schema(
+            path,
+            len,
+            header.data_start,
+            options.delimiter,
+            &header.names,
+            options.infer_rows,
+        )?;
         for (name, dtype) in &options.dtypes {
             let i = column_index(path, &full_schema, name)?;
             let mut fields: Vec<Field> = full_schema
@@ -64,90 +137,35 @@ impl CsvSource {
             None => (0..full_schema.fields().len()).collect(),
         };
         let schema = Arc::new(full_schema.project(&projection)?);
-        let ranges = split::split_ranges(path, data_start, len, options.blocksize, b'"')?;
+        let with_types = |text: &dyn Fn(&DataType) -> bool| {
+            Arc::new(Schema::new(
+                full_schema
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        if text(f.data_type()) {
+                            Field::new(f.name(), DataType::Utf8, true)
+                        } else {
+                            f.as_ref().clone()
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let decode_schema = with_types(&infer::decoded_as_text);
+        let text_schema = with_types(&|_| true);
+        let budget = BatchBudget::new(options.batch_rows, full_schema.fields().len());
         Ok(CsvSource {
             path: path.to_path_buf(),
             options: options.clone(),
             full_schema: Arc::new(full_schema),
+            decode_schema,
+            text_schema,
             projection,
             schema,
             ranges,
+            budget,
         })
-    }
-
-    fn decoder(&self) -> Decoder {
-        ReaderBuilder::new(self.full_schema.clone())
-            .with_header(false)
-            .with_delimiter(self.options.delimiter)
-            .with_batch_size(self.options.batch_rows)
-            .with_projection(self.projection.clone())
-            .build_decoder()
-    }
-}
-
-/// Infers column types from the first rows. All-empty columns become utf8; timestamps
-/// are read at microsecond precision whatever precision the sample showed, so a later
-/// value with more fractional digits still parses.
-fn infer_schema(path: &Path, options: &FrameReadOptions, names: &[String]) -> Result<Schema> {
-    let file = std::fs::File::open(path).at(path)?;
-    let format = Format::default()
-        .with_header(true)
-        .with_delimiter(options.delimiter);
-    let (inferred, _) =
-        match format.infer_schema(std::io::BufReader::new(file), Some(options.infer_rows)) {
-            Ok(r) => r,
-            Err(e) => return Err(sample_error(path, options, names.len(), e)),
-        };
-    let fields: Vec<Field> = inferred
-        .fields()
-        .iter()
-        .zip(names)
-        .map(|(f, name)| {
-            let dtype = match f.data_type() {
-                DataType::Null => DataType::Utf8,
-                DataType::Timestamp(_, tz) => {
-                    DataType::Timestamp(TimeUnit::Microsecond, tz.clone())
-                }
-                other => other.clone(),
-            };
-            Field::new(name, dtype, true)
-        })
-        .collect();
-    Ok(Schema::new(fields))
-}
-
-/// An inference failure is a row of the wrong length in the sample: find it exactly.
-fn sample_error(
-    path: &Path,
-    options: &FrameReadOptions,
-    columns: usize,
-    e: arrow::error::ArrowError,
-) -> Error {
-    let mut reader = match csv::ReaderBuilder::new()
-        .delimiter(options.delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_path(path)
-    {
-        Ok(r) => r,
-        Err(err) => return split::csv_error(path, err),
-    };
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let line = reader.position().line();
-        match reader.read_byte_record(&mut record) {
-            Ok(true) if record.len() != columns => {
-                return Error::CsvFieldCount {
-                    path: path.to_path_buf(),
-                    line,
-                    expected: columns,
-                    found: record.len(),
-                }
-            }
-            Ok(true) => {}
-            Ok(false) => return Error::corrupt(path, "csv", e),
-            Err(err) => return split::csv_error(path, err),
-        }
     }
 }
 

@@ -1,138 +1,177 @@
 //! Cutting a CSV file into byte ranges that each start at a row start.
 //!
 //! A naive split (seek, skip to the next newline) breaks on newlines inside quoted
-//! fields; Dask documents that its `blocksize` splitting has that flaw. We resolve it
-//! exactly: with RFC 4180 quoting (`"` opens and closes, `""` is an escaped quote),
-//! a position is inside a quoted field exactly when an odd number of quote bytes
-//! precede it since the data start. Counting quotes is a memchr pass that runs per
-//! block in parallel; a prefix sum of parities then tells the quote state at each
-//! block start, and a short forward scan finds the first newline outside quotes.
+//! fields; Dask documents that its `blocksize` splitting has that flaw. Counting
+//! quote parity is not exact either: a quote in the middle of an unquoted field
+//! (`5" tall`) is a literal byte. We resolve it exactly with the parser's own state
+//! machine ([`super::scan`]), in parallel: each block is scanned from each of the
+//! four states it could start in (the runs merge as soon as they agree, which is
+//! within a few bytes on almost any data), recording the state it ends in and its
+//! first row terminator. Chaining the blocks in order then picks the true state at
+//! every block start, the first row start after it, and whether the file ends
+//! inside a quoted field, which is an [`Error::UnterminatedQuote`] naming the line
+//! where that field opened. So a file with an unclosed quote is refused before any
+//! range is read, instead of its rest being swallowed into one field.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::error::{IoResultExt, Result};
+use super::scan::{self, RowScanner, State};
+use crate::error::{Error, IoResultExt, Result};
 
 const SCAN: usize = 1 << 20;
 
+/// What scanning one block does, for each state it may start in (indexed by
+/// [`State::index`]).
+struct BlockSummary {
+    /// The state after the block's last byte.
+    exit: [State; 4],
+    /// File offset of the first row terminator outside quotes.
+    first_terminator: [Option<u64>; 4],
+    /// File offset of the last quote that opened a quoted field.
+    last_open: [Option<u64>; 4],
+}
+
 /// Byte ranges `[start, end)` covering `[data_start, len)`, each starting at a row
 /// start, each about `blocksize` bytes (a row longer than a block makes its range
-/// longer).
+/// longer). A file that fits one block is one range, not scanned here: its reader
+/// sees the whole range and reports an unclosed quote itself.
 ///
 /// # Errors
-/// When the file cannot be read.
+/// [`Error::UnterminatedQuote`] when the file ends inside a quoted field; I/O
+/// errors.
 pub fn split_ranges(
     path: &Path,
     data_start: u64,
     len: u64,
     blocksize: u64,
+    delimiter: u8,
     quote: u8,
 ) -> Result<Vec<(u64, u64)>> {
     if data_start >= len {
         return Ok(Vec::new());
     }
-    let blocks: Vec<(u64, u64)> = (data_start..len)
-        .step_by(blocksize.max(1) as usize)
-        .map(|s| (s, (s + blocksize).min(len)))
-        .collect();
-    if blocks.len() == 1 {
-        return Ok(blocks);
+    let blocksize = blocksize.max(1);
+    if len - data_start <= blocksize {
+        return Ok(vec![(data_start, len)]);
     }
+    let blocks: Vec<(u64, u64)> = (0..(len - data_start).div_ceil(blocksize))
+        .map(|k| {
+            let s = data_start + k * blocksize;
+            (s, s.saturating_add(blocksize).min(len))
+        })
+        .collect();
     let file = File::open(path).at(path)?;
-    // Quote parity of each block, then the quote state at each block's start.
-    let parities: Vec<bool> = blocks
+    let summaries: Vec<BlockSummary> = blocks
         .par_iter()
-        .map(|&(s, e)| count_quotes(&file, s, e, quote).map(|n| n % 2 == 1))
+        .map(|&(s, e)| summarize(&file, s, e, delimiter, quote))
         .collect::<std::io::Result<_>>()
         .at(path)?;
-    let mut inside = false;
+    let mut state = State::FieldStart;
+    let mut open = None;
     let mut starts = vec![data_start];
-    for (k, &(block_start, _)) in blocks.iter().enumerate().skip(1) {
-        inside ^= parities[k - 1];
-        let row_start = next_row_start(&file, block_start, len, inside, quote).at(path)?;
-        if row_start > *starts.last().unwrap_or(&0) && row_start < len {
-            starts.push(row_start);
+    for (k, summary) in summaries.iter().enumerate() {
+        let i = state.index();
+        if k > 0 {
+            if let Some(t) = summary.first_terminator[i] {
+                let row_start = t + 1;
+                if row_start > *starts.last().unwrap_or(&0) && row_start < len {
+                    starts.push(row_start);
+                }
+            }
         }
+        if summary.last_open[i].is_some() {
+            open = summary.last_open[i];
+        }
+        state = summary.exit[i];
+    }
+    if state == State::Quoted {
+        return Err(scan::unterminated(path, open));
     }
     let mut ranges: Vec<(u64, u64)> = starts.windows(2).map(|w| (w[0], w[1])).collect();
     ranges.push((*starts.last().unwrap_or(&data_start), len));
     Ok(ranges)
 }
 
-fn count_quotes(file: &File, start: u64, end: u64, quote: u8) -> std::io::Result<u64> {
+/// Scans `[start, end)` once, following a run per distinct state.
+fn summarize(
+    file: &File,
+    start: u64,
+    end: u64,
+    delimiter: u8,
+    quote: u8,
+) -> std::io::Result<BlockSummary> {
+    let mut summary = BlockSummary {
+        exit: State::ALL,
+        first_terminator: [None; 4],
+        last_open: [None; 4],
+    };
+    // Each run: a scanner and the start states it stands for.
+    let mut runs: Vec<(RowScanner, Vec<usize>)> = State::ALL
+        .iter()
+        .map(|&s| (RowScanner::with_state(delimiter, quote, s), vec![s.index()]))
+        .collect();
     let mut buf = vec![0u8; SCAN];
     let mut pos = start;
-    let mut count = 0u64;
     while pos < end {
         let n = ((end - pos) as usize).min(SCAN);
         file.read_exact_at(&mut buf[..n], pos)?;
-        count += memchr::memchr_iter(quote, &buf[..n]).count() as u64;
-        pos += n as u64;
-    }
-    Ok(count)
-}
-
-/// The first position after a newline outside quotes at or after `from`, given
-/// whether `from` is inside a quoted field; `len` when there is none.
-fn next_row_start(
-    file: &File,
-    from: u64,
-    len: u64,
-    mut inside: bool,
-    quote: u8,
-) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut pos = from;
-    while pos < len {
-        let n = ((len - pos) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], pos)?;
-        for i in memchr::memchr2_iter(quote, b'\n', &buf[..n]) {
-            if buf[i] == quote {
-                inside = !inside;
-            } else if !inside {
-                return Ok(pos + i as u64 + 1);
+        for (scanner, entries) in &mut runs {
+            let mut from = 0;
+            // Look for row terminators until every start state of this run has its
+            // first one; after that only quotes matter.
+            while entries
+                .iter()
+                .any(|&e| summary.first_terminator[e].is_none())
+            {
+                match scanner.next_terminator(&buf[..n], from, pos) {
+                    Some(p) => {
+                        for &e in entries.iter() {
+                            summary.first_terminator[e].get_or_insert(pos + p as u64);
+                        }
+                        from = p + 1;
+                    }
+                    None => {
+                        from = n;
+                        break;
+                    }
+                }
+            }
+            scanner.advance(&buf[..n], from, pos);
+            if let Some(open) = scanner.open_at.take() {
+                for &e in entries.iter() {
+                    summary.last_open[e] = Some(open);
+                }
             }
         }
+        // Runs in the same state behave alike from here on: merge them.
+        let mut merged: Vec<(RowScanner, Vec<usize>)> = Vec::with_capacity(runs.len());
+        for (scanner, entries) in runs {
+            match merged.iter_mut().find(|(m, _)| m.state == scanner.state) {
+                Some((_, into)) => into.extend(entries),
+                None => merged.push((scanner, entries)),
+            }
+        }
+        runs = merged;
         pos += n as u64;
     }
-    Ok(len)
-}
-
-/// The byte offset just after the header record (which may itself hold quoted
-/// newlines), and the header's field names.
-///
-/// # Errors
-/// When the file cannot be read or has no header row.
-pub fn read_header(path: &Path, delimiter: u8) -> Result<(u64, Vec<String>)> {
-    let file = File::open(path).at(path)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(file.take(u64::MAX));
-    let mut record = csv::ByteRecord::new();
-    let found = reader
-        .read_byte_record(&mut record)
-        .map_err(|e| csv_error(path, e))?;
-    if !found {
-        return Ok((0, Vec::new()));
+    for (scanner, entries) in &runs {
+        for &e in entries {
+            summary.exit[e] = scanner.state;
+        }
     }
-    let names = record
-        .iter()
-        .map(|f| String::from_utf8_lossy(f).into_owned())
-        .collect();
-    Ok((reader.position().byte(), names))
+    Ok(summary)
 }
 
 /// Converts a `csv` crate error into ours, keeping its I/O cause.
-pub fn csv_error(path: &Path, e: csv::Error) -> crate::error::Error {
+pub fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let message = e.to_string();
     match e.into_kind() {
-        csv::ErrorKind::Io(io) => crate::error::Error::io(path, io),
-        other => crate::error::Error::corrupt(path, "csv", format!("{other:?}")),
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        _ => Error::corrupt(path, "csv", message),
     }
 }
 
@@ -140,27 +179,29 @@ pub fn csv_error(path: &Path, e: csv::Error) -> crate::error::Error {
 mod tests {
     use super::*;
 
-    fn ranges_of(text: &str, blocksize: u64) -> Vec<String> {
+    fn split(text: &str, blocksize: u64) -> Result<Vec<String>> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.csv");
         std::fs::write(&p, text).unwrap();
-        let (start, _) = read_header(&p, b',').unwrap();
-        split_ranges(&p, start, text.len() as u64, blocksize, b'"')
-            .unwrap()
-            .into_iter()
-            .map(|(s, e)| text[s as usize..e as usize].to_string())
-            .collect()
+        let h = super::super::header::read_header(&p, text.len() as u64, b',').unwrap();
+        Ok(
+            split_ranges(&p, h.data_start, text.len() as u64, blocksize, b',', b'"')?
+                .into_iter()
+                .map(|(s, e)| text[s as usize..e as usize].to_string())
+                .collect(),
+        )
     }
 
     #[test]
     fn splits_land_on_row_starts_outside_quotes() {
-        let text = "a,b\n1,\"x\ny\nz\"\n2,\"p,\"\"q\"\"\n\"\n3,r\n";
+        // Quoted newlines, escaped quotes, and a literal quote mid-field.
+        let text = "a,b\n1,\"x\ny\nz\"\n2,\"p,\"\"q\"\"\n\"\n3,5\" r\n4,\"s\ns\"\n";
         for bs in 1..text.len() as u64 {
-            let parts = ranges_of(text, bs);
+            let parts = split(text, bs).unwrap();
             assert_eq!(parts.concat(), text["a,b\n".len()..], "blocksize {bs}");
             for p in &parts {
                 assert!(
-                    p.starts_with('1') || p.starts_with('2') || p.starts_with('3'),
+                    ['1', '2', '3', '4'].iter().any(|c| p.starts_with(*c)),
                     "bs {bs}: {parts:?}"
                 );
             }
@@ -168,12 +209,15 @@ mod tests {
     }
 
     #[test]
-    fn header_with_quoted_newline() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("h.csv");
-        std::fs::write(&p, "\"a\nb\",c\n1,2\n").unwrap();
-        let (end, names) = read_header(&p, b',').unwrap();
-        assert_eq!(end, 8);
-        assert_eq!(names, vec!["a\nb", "c"]);
+    fn an_unclosed_quote_names_its_line_whatever_the_blocksize() {
+        let text = "a,b\n1,x\n2,\"y\n3,z\n4,w\n";
+        for bs in 1..(text.len() as u64 - 4) {
+            match split(text, bs) {
+                Err(Error::UnterminatedQuote { line, .. }) => assert_eq!(line, 3, "bs {bs}"),
+                other => panic!("bs {bs}: {other:?}"),
+            }
+        }
+        // Closed on the last byte: fine.
+        assert!(split("a,b\n1,\"x\n\"", 2).is_ok());
     }
 }
