@@ -16,7 +16,7 @@ use crate::memory::{
 #[derive(Debug, Clone, Args)]
 pub struct JobArgs {
     /// Memory budget, e.g. 2GiB or 512MB [default: 80% of physical memory; env BLOCKWISE_MEMORY_LIMIT]
-    #[arg(long, value_parser = parse_bytes)]
+    #[arg(long, value_parser = parse_memory_limit)]
     pub memory_limit: Option<u64>,
     /// Reserved-bytes fraction of the limit above which blocks spill, or off [default: 0.60; env BLOCKWISE_MEMORY_TARGET]
     #[arg(long, value_parser = parse_threshold)]
@@ -37,7 +37,7 @@ pub struct JobArgs {
     #[arg(long)]
     pub spill_compression: Option<String>,
     /// Worker threads [default: all cores]
-    #[arg(long)]
+    #[arg(long, value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Never show a progress bar
     #[arg(long)]
@@ -57,8 +57,7 @@ impl JobArgs {
         let memory_limit = match self.memory_limit {
             Some(l) => l,
             None => match std::env::var("BLOCKWISE_MEMORY_LIMIT") {
-                Ok(v) => parse_bytes(&v)
-                    .map_err(|e| Error::Usage(format!("BLOCKWISE_MEMORY_LIMIT: {e}")))?,
+                Ok(v) => size_option("BLOCKWISE_MEMORY_LIMIT", &v)?,
                 Err(_) => default_memory_limit(),
             },
         };
@@ -79,9 +78,6 @@ impl JobArgs {
         }
         options.thresholds = thresholds;
         if let Some(threads) = self.threads {
-            if threads == 0 {
-                return Err(Error::Usage("--threads must be at least 1".into()));
-            }
             options.threads = threads;
         }
         if let Some(dir) = &self.spill_dir {
@@ -120,10 +116,15 @@ impl JobArgs {
     }
 }
 
-/// Parses a byte size: `1024`, `64KiB`, `256MiB`, `2GiB`, `1.5GB`, `512M`.
+/// Most worker threads `--threads` accepts: far past any core count, and short of
+/// what would exhaust the process's thread and stack limits.
+const MAX_THREADS: usize = 1024;
+
+/// Parses a byte size: `1024`, `64KiB`, `256MiB`, `2GiB`, `1.5GB`, `512M`. Zero, a
+/// negative or non-finite number, and a size past 2^64 bytes are refused.
 ///
 /// # Errors
-/// A message naming the value and the accepted forms.
+/// What is wrong and the accepted forms, as a reason for [`Error::InvalidOption`].
 pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
     let t = text.trim();
     let split = t
@@ -132,7 +133,7 @@ pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
     let (number, unit) = t.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a size like 512MiB or 2GB"))?;
+        .map_err(|_| "not a size; write e.g. 512MiB or 2GB".to_string())?;
     let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -145,11 +146,133 @@ pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
         "tib" => 1 << 40,
         _ => {
             return Err(format!(
-                "{text:?}: unknown unit {unit:?}; use B, KB, KiB, MB, MiB, GB, GiB, TB or TiB"
+                "unknown unit \"{}\"; use B, KB, KiB, MB, MiB, GB, GiB, TB or TiB",
+                unit.trim()
             ))
         }
     };
-    Ok((value * scale as f64) as u64)
+    let bytes = value * scale as f64;
+    // `as u64` would saturate a huge value and turn NaN into 0: check first.
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err("is larger than 2^64 bytes".into());
+    }
+    let bytes = bytes as u64;
+    if bytes == 0 {
+        return Err("must be at least 1 byte".into());
+    }
+    Ok(bytes)
+}
+
+/// [`parse_bytes`] for the option (or environment variable) `option`.
+///
+/// # Errors
+/// [`Error::InvalidOption`] naming `option`.
+pub fn size_option(option: &'static str, text: &str) -> Result<u64> {
+    parse_bytes(text).map_err(|reason| Error::InvalidOption {
+        option,
+        value: text.to_string(),
+        reason,
+    })
+}
+
+/// Parses `--memory-limit`.
+///
+/// # Errors
+/// [`Error::InvalidOption`].
+pub fn parse_memory_limit(text: &str) -> Result<u64> {
+    size_option("--memory-limit", text)
+}
+
+/// Parses `--blocksize`.
+///
+/// # Errors
+/// [`Error::InvalidOption`].
+pub fn parse_blocksize(text: &str) -> Result<u64> {
+    size_option("--blocksize", text)
+}
+
+/// Parses a count that must be at least 1 (and at most `max`).
+fn count_option(option: &'static str, text: &str, max: usize) -> Result<usize> {
+    let invalid = |reason: String| Error::InvalidOption {
+        option,
+        value: text.to_string(),
+        reason,
+    };
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err(invalid("must be at least 1".into())),
+        Ok(n) if n > max as u64 => Err(invalid(format!("must be at most {max}"))),
+        Ok(n) => Ok(n as usize),
+        Err(_) => Err(invalid("is not a whole number".into())),
+    }
+}
+
+/// Parses `--threads`: 1 to 1024.
+///
+/// # Errors
+/// [`Error::InvalidOption`].
+pub fn parse_threads(text: &str) -> Result<usize> {
+    count_option("--threads", text, MAX_THREADS)
+}
+
+/// Parses `--row-group-size`: rows per Parquet row group, at least 1.
+///
+/// # Errors
+/// [`Error::InvalidOption`].
+pub fn parse_row_group_size(text: &str) -> Result<usize> {
+    count_option("--row-group-size", text, i64::MAX as usize)
+}
+
+/// Parses `--delimiter`: one ASCII character, or `\t` / `tab` for a tab. A
+/// newline, a carriage return, the quote character `"` and other control
+/// characters are refused: they would make every row ambiguous.
+///
+/// # Errors
+/// [`Error::InvalidOption`] saying which rule the value breaks.
+pub fn parse_delimiter(text: &str) -> Result<u8> {
+    let invalid = |reason: &str| Error::InvalidOption {
+        option: "--delimiter",
+        value: text.to_string(),
+        reason: reason.into(),
+    };
+    let byte = match text {
+        "\\t" | "tab" => return Ok(b'\t'),
+        "" => return Err(invalid("is empty; give one character, e.g. , or ; or \\t")),
+        t if t.chars().count() > 1 => return Err(invalid("must be one character (\\t for a tab)")),
+        t if !t.is_ascii() => return Err(invalid("must be an ASCII character")),
+        t => t.as_bytes()[0],
+    };
+    match byte {
+        b'\n' | b'\r' => Err(invalid("a line break cannot separate fields")),
+        b'"' => Err(invalid("the quote character cannot separate fields")),
+        b'\t' => Ok(b'\t'),
+        b if b.is_ascii_control() => Err(invalid("must be a printable character or \\t")),
+        b => Ok(b),
+    }
+}
+
+/// Adds to an unknown-format error on the input `src` that `--from` names its
+/// format (a library error names no flag; the command line adds that).
+pub fn with_from_hint(e: Error, src: &std::path::Path) -> Error {
+    match e {
+        Error::UnknownFormat { path, hint } if path == src && !path.is_dir() => {
+            let _ = hint;
+            Error::UnknownFormat {
+                path,
+                hint: format!(
+                    "pass --from FORMAT to name the input's format ({}; --to names the \
+                     output's), or give it an extension",
+                    crate::storage::Format::ALL
+                        .map(crate::storage::Format::name)
+                        .join(", ")
+                ),
+            }
+        }
+        Error::UnknownFormat { path, hint } if path == src => Error::UnknownFormat {
+            path,
+            hint: format!("{hint}; or pass --from FORMAT to name the input's format"),
+        },
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -164,5 +287,61 @@ mod tests {
         assert_eq!(parse_bytes("4096").unwrap(), 4096);
         assert!(parse_bytes("lots").is_err());
         assert!(parse_bytes("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn hostile_sizes_are_refused() {
+        for bad in [
+            "0",
+            "0GB",
+            "-1",
+            "1e99GB",
+            "NaN",
+            "inf",
+            "",
+            "99999999999999999999TB",
+            ".",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad} was accepted");
+        }
+        let e = parse_memory_limit("0").unwrap_err();
+        assert!(matches!(
+            e,
+            Error::InvalidOption {
+                option: "--memory-limit",
+                ..
+            }
+        ));
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn counts_must_be_positive() {
+        assert!(parse_threads("0").is_err());
+        assert!(parse_threads("-3").is_err());
+        assert!(parse_threads("100000").is_err());
+        assert_eq!(parse_threads("4").unwrap(), 4);
+        assert!(parse_row_group_size("0").is_err());
+        assert_eq!(parse_row_group_size("10").unwrap(), 10);
+    }
+
+    #[test]
+    fn delimiters_are_one_safe_ascii_character() {
+        assert_eq!(parse_delimiter(";").unwrap(), b';');
+        assert_eq!(parse_delimiter("\\t").unwrap(), b'\t');
+        assert_eq!(parse_delimiter("\t").unwrap(), b'\t');
+        for bad in ["", ";;", "é", "\n", "\r", "\"", "\u{0}"] {
+            let e = parse_delimiter(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidOption {
+                        option: "--delimiter",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+        }
     }
 }

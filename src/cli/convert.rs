@@ -1,7 +1,7 @@
 //! `blockwise convert SRC DST`: copy a dataset into another format, streaming.
 //!
 //! ```text
-//! blockwise convert SRC DST [--to FORMAT] [--chunks 1000,1000|auto]
+//! blockwise convert SRC DST [--from FORMAT] [--to FORMAT] [--chunks 1000,1000|auto]
 //!     [--compression zstd[:LEVEL]|lz4|none] [--blocksize 64MiB] [--row-group-size N]
 //!     [--columns a,b] [--row-groups 0,2] [--dtype col=TYPE]... [--delimiter ,] [--overwrite]
 //!     [--memory-limit 2GiB] [--threads N] [--no-progress] [--stats]
@@ -11,12 +11,17 @@
 //! stack, zarr) to arrays; numeric columns of a table to a 2-D array; a 1-D or 2-D
 //! array to a table with columns `c0, c1, …`. The output is written under a
 //! temporary name and renamed at the end.
+//!
+//! Every option's value is checked as it is parsed (sizes and counts at least 1, a
+//! delimiter one printable ASCII character), and an option that does not apply to
+//! the formats converted is refused rather than ignored.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::common::{parse_bytes, JobArgs};
+pub use super::common::parse_delimiter;
+use super::common::{parse_blocksize, parse_row_group_size, with_from_hint, JobArgs};
 use crate::convert::{convert, ChunkSpec, Compression, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::exec::CancelToken;
@@ -30,6 +35,9 @@ pub struct Args {
     src: PathBuf,
     /// Output path
     dst: PathBuf,
+    /// Input format: csv, parquet, ipc, npy, npy-stack, zarr [default: from SRC's contents and extension]
+    #[arg(long)]
+    from: Option<String>,
     /// Output format: csv, parquet, ipc, npy, npy-stack, zarr [default: from DST's extension]
     #[arg(long)]
     to: Option<String>,
@@ -40,10 +48,10 @@ pub struct Args {
     #[arg(long)]
     compression: Option<String>,
     /// Bytes per CSV partition read in parallel
-    #[arg(long, value_parser = parse_bytes, default_value = "64MiB")]
+    #[arg(long, value_parser = parse_blocksize, default_value = "64MiB")]
     blocksize: u64,
     /// Rows per Parquet row group [default: 1048576]
-    #[arg(long)]
+    #[arg(long, value_parser = parse_row_group_size)]
     row_group_size: Option<usize>,
     /// Read only these columns, in this order (comma-separated)
     #[arg(long, value_delimiter = ',')]
@@ -55,9 +63,9 @@ pub struct Args {
     /// Force a CSV column's type, e.g. --dtype price=float64 (repeatable)
     #[arg(long = "dtype", value_name = "COL=TYPE")]
     dtypes: Vec<String>,
-    /// CSV field delimiter (one character; `\t` for tabs)
-    #[arg(long, default_value = ",")]
-    delimiter: String,
+    /// CSV field delimiter (one character; `\t` for tabs) [default: ,]
+    #[arg(long, value_parser = parse_delimiter)]
+    delimiter: Option<u8>,
     /// Sort a table: col[:desc][,col2[:asc]...] (spills sorted runs when memory is short)
     #[arg(long)]
     sort_by: Option<String>,
@@ -66,17 +74,6 @@ pub struct Args {
     overwrite: bool,
     #[command(flatten)]
     job: JobArgs,
-}
-
-/// Parses a delimiter argument: one byte, or `\t`.
-pub fn parse_delimiter(text: &str) -> Result<u8> {
-    match text {
-        "\\t" | "tab" => Ok(b'\t'),
-        t if t.len() == 1 => Ok(t.as_bytes()[0]),
-        _ => Err(Error::Usage(format!(
-            "--delimiter {text:?} must be one character"
-        ))),
-    }
 }
 
 /// Parses the `--dtype COL=TYPE` list.
@@ -98,11 +95,12 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let started = Instant::now();
     let mut read = FrameReadOptions::default()
         .with_blocksize(args.blocksize)
-        .with_delimiter(parse_delimiter(&args.delimiter)?);
+        .with_delimiter(args.delimiter.unwrap_or(b','));
     read.columns = args.columns.clone();
     read.dtypes = parse_dtypes(&args.dtypes)?;
     read.row_groups = args.row_groups.clone();
     let options = ConvertOptions {
+        from: args.from.as_deref().map(Format::parse).transpose()?,
         to: args.to.as_deref().map(Format::parse).transpose()?,
         chunks: args.chunks.as_deref().map(ChunkSpec::parse).transpose()?,
         compression: args
@@ -119,11 +117,9 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
             .map(crate::frame::ops::sort::parse_sort_keys)
             .transpose()?,
     };
-    if options.row_group_rows == Some(0) {
-        return Err(Error::Usage("--row-group-size must be at least 1".into()));
-    }
     let ctx = args.job.context(cancel)?;
-    let report = convert(&args.src, &args.dst, &options, &ctx)?;
+    let report =
+        convert(&args.src, &args.dst, &options, &ctx).map_err(|e| with_from_hint(e, &args.src))?;
     if report.reclaimed_bytes > 0 {
         eprintln!(
             "blockwise: reclaimed {} bytes of temporary outputs left by earlier runs that were killed",

@@ -1,7 +1,7 @@
 //! `blockwise info PATH [--json]`: what a dataset is, from its metadata.
 //!
 //! ```text
-//! blockwise info PATH [--json] [--delimiter ,]
+//! blockwise info PATH [--json] [--from FORMAT] [--delimiter ,]
 //! ```
 //!
 //! Arrays: kind, format, shape, dtype, chunks, number of chunks, bytes, codec.
@@ -12,10 +12,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::convert::parse_delimiter;
+use super::common::{parse_delimiter, with_from_hint};
 use crate::error::Result;
-use crate::storage::describe::describe;
+use crate::storage::describe::{describe, describe_as};
 use crate::storage::frame::FrameReadOptions;
+use crate::storage::Format;
 
 /// Describe a dataset
 #[derive(Debug, clap::Args)]
@@ -25,14 +26,20 @@ pub struct Args {
     /// Print one JSON object
     #[arg(long)]
     json: bool,
+    /// The dataset's format: csv, parquet, ipc, npy, npy-stack, zarr [default: from its contents and extension]
+    #[arg(long)]
+    from: Option<String>,
     /// CSV field delimiter
-    #[arg(long, default_value = ",")]
-    delimiter: String,
+    #[arg(long, value_parser = parse_delimiter, default_value = ",")]
+    delimiter: u8,
 }
 
 pub(super) fn run(args: Args) -> Result<ExitCode> {
-    let read = FrameReadOptions::default().with_delimiter(parse_delimiter(&args.delimiter)?);
-    let info = describe(&args.path, &read)?;
+    let read = FrameReadOptions::default().with_delimiter(args.delimiter);
+    let info = match args.from.as_deref().map(Format::parse).transpose()? {
+        Some(format) => describe_as(&args.path, format, &read)?,
+        None => describe(&args.path, &read).map_err(|e| with_from_hint(e, &args.path))?,
+    };
     let mut out = std::io::stdout().lock();
     let text = if args.json {
         format!("{info}\n")

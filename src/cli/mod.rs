@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exec::CancelToken;
 
 /// blockwise: convert and inspect chunked arrays and tables larger than memory.
@@ -35,10 +35,35 @@ enum Command {
 /// # Errors
 /// The subcommand's error; the caller prints it and picks the exit code.
 pub fn run(cancel: CancelToken) -> Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A value our parsers refused is reported like any other error (our message,
+        // exit 2); everything else (help, version, unknown flags) is clap's.
+        Err(e) => match option_error(&e) {
+            Some(ours) => return Err(ours),
+            None => e.exit(),
+        },
+    };
     match cli.command {
         Command::Convert(args) => convert::run(args, cancel),
         Command::Info(args) => info::run(args),
         Command::Head(args) => head::run(args),
+    }
+}
+
+/// The [`Error::InvalidOption`] a value parser returned, out of clap's error.
+fn option_error(e: &clap::Error) -> Option<Error> {
+    match std::error::Error::source(e)?.downcast_ref::<Error>()? {
+        Error::InvalidOption {
+            option,
+            value,
+            reason,
+        } => Some(Error::InvalidOption {
+            option,
+            value: value.clone(),
+            reason: reason.clone(),
+        }),
+        Error::Usage(text) => Some(Error::Usage(text.clone())),
+        _ => None,
     }
 }

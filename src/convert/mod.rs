@@ -69,7 +69,7 @@ pub fn convert(
     options: &ConvertOptions,
     ctx: &JobContext,
 ) -> Result<ConvertReport> {
-    let from = detect(src)?;
+    let from = options.from.map_or_else(|| detect(src), Ok)?;
     let to = match options.to {
         Some(f) => f,
         None => Format::from_extension(dst).ok_or_else(|| Error::UnknownFormat {
@@ -78,6 +78,7 @@ pub fn convert(
                 .into(),
         })?,
     };
+    options.check_applies(from, to)?;
     if options.sort_by.is_some() && (from.kind(), to.kind()) != (Kind::Frame, Kind::Frame) {
         return Err(Error::Usage(
             "--sort-by sorts tables; both SRC and DST must be tables".into(),

@@ -77,6 +77,8 @@ impl Compression {
 /// Everything `convert` can be told.
 #[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {
+    /// Input format; told from the source's contents and name when `None`.
+    pub from: Option<Format>,
     /// Output format; from the destination's extension when `None`.
     pub to: Option<Format>,
     /// Output chunking (arrays).
@@ -93,6 +95,114 @@ pub struct ConvertOptions {
     /// Sort a table by these keys (an external merge sort that spills when the
     /// memory limit is short).
     pub sort_by: Option<Vec<crate::frame::ops::sort::SortKey>>,
+}
+
+impl ConvertOptions {
+    /// Refuses options that do nothing for a conversion from `from` to `to`, so that
+    /// a mistyped command fails instead of silently doing something else.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] naming the option and why it does not apply.
+    pub fn check_applies(&self, from: Format, to: Format) -> Result<()> {
+        use crate::storage::Kind;
+        let refuse = |option: &'static str, value: String, reason: String| {
+            Err(Error::InvalidOption {
+                option,
+                value,
+                reason,
+            })
+        };
+        if let Some(chunks) = &self.chunks {
+            if to.kind() == Kind::Frame {
+                let value = match chunks {
+                    ChunkSpec::Auto => "auto".to_string(),
+                    ChunkSpec::Shape(s) => join(s),
+                };
+                return refuse(
+                    "--chunks",
+                    value,
+                    format!("chunks shape arrays; {} output is a table", to.name()),
+                );
+            }
+        }
+        if let Some(groups) = &self.read.row_groups {
+            if from != Format::Parquet {
+                return refuse(
+                    "--row-groups",
+                    join(groups),
+                    format!("row groups are Parquet's; the input is {}", from.name()),
+                );
+            }
+        }
+        if let Some((column, dtype)) = self.read.dtypes.first() {
+            if from != Format::Csv {
+                return refuse(
+                    "--dtype",
+                    format!("{column}={}", crate::storage::type_name(dtype)),
+                    format!(
+                        "types are forced on CSV input only; {} input has its own types",
+                        from.name()
+                    ),
+                );
+            }
+        }
+        if self.read.delimiter != b',' && from != Format::Csv && to != Format::Csv {
+            return refuse(
+                "--delimiter",
+                (self.read.delimiter as char).to_string(),
+                format!(
+                    "neither the input ({}) nor the output ({}) is CSV",
+                    from.name(),
+                    to.name()
+                ),
+            );
+        }
+        if let Some(rows) = self.row_group_rows {
+            if to != Format::Parquet {
+                return refuse(
+                    "--row-group-size",
+                    rows.to_string(),
+                    format!("row groups are Parquet's; the output is {}", to.name()),
+                );
+            }
+        }
+        if let Some(keys) = &self.sort_by {
+            if (from.kind(), to.kind()) != (Kind::Frame, Kind::Frame) {
+                let value = keys
+                    .iter()
+                    .map(|k| k.column.clone())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                return refuse(
+                    "--sort-by",
+                    value,
+                    "sorts tables; both the input and the output must be tables".into(),
+                );
+            }
+        }
+        if let Some(columns) = &self.read.columns {
+            if from.kind() == Kind::Array {
+                return refuse(
+                    "--columns",
+                    columns.join(","),
+                    format!(
+                        "columns select from tables; {} input is an array",
+                        from.name()
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[1, 2]` as `1,2`, the way the option is written.
+fn join<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]

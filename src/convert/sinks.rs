@@ -28,6 +28,7 @@ pub(super) fn frame_sink(
     ctx: &JobContext,
     held_row_groups: usize,
 ) -> Result<Box<dyn FrameSink>> {
+    super::frame_to_frame::check_output_holds(format, &schema)?;
     Ok(match format {
         Format::Csv => {
             if options.compression.is_some_and(|c| c != Compression::None) {

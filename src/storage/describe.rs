@@ -16,7 +16,14 @@ use crate::error::Result;
 /// # Errors
 /// The errors of detecting and opening the dataset.
 pub fn describe(path: &Path, read: &FrameReadOptions) -> Result<Value> {
-    let format = detect(path)?;
+    describe_as(path, detect(path)?, read)
+}
+
+/// Like [`describe`], for a dataset whose format is known (`info --from`).
+///
+/// # Errors
+/// The errors of opening the dataset as `format`.
+pub fn describe_as(path: &Path, format: super::Format, read: &FrameReadOptions) -> Result<Value> {
     let mut out = Map::new();
     match format.kind() {
         Kind::Array => {

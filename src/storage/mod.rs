@@ -113,6 +113,9 @@ impl Format {
     }
 }
 
+/// The formats a source can be named with, for messages.
+const FORMAT_NAMES: &str = "csv, parquet, ipc, npy, npy-stack, zarr";
+
 /// Tells the format of an existing path from its contents, then its name.
 ///
 /// # Errors
@@ -131,7 +134,9 @@ pub fn detect(path: &Path) -> Result<Format> {
         }
         return Err(Error::UnknownFormat {
             path: path.to_path_buf(),
-            hint: "a directory must hold zarr.json or .zarray (Zarr), info (npy stack) or .parquet parts".into(),
+            hint: "a directory must hold zarr.json or .zarray (Zarr), info (npy stack) or \
+                   .parquet parts (Hive key=value subdirectories included)"
+                .into(),
         });
     }
     let mut head = [0u8; 8];
@@ -144,7 +149,13 @@ pub fn detect(path: &Path) -> Result<Format> {
     if head.starts_with(b"PAR1") {
         return Ok(Format::Parquet);
     }
-    if head.starts_with(b"ARROW1") {
+    // Feather v1 is told apart here so that the IPC reader can say what it is and
+    // how to rewrite it, whatever the file is called.
+    if head.starts_with(b"ARROW1") || head.starts_with(ipc::FEATHER_V1_MAGIC) {
+        return Ok(Format::Ipc);
+    }
+    // An Arrow IPC stream starts with a message: the continuation marker.
+    if head.starts_with(&[0xff, 0xff, 0xff, 0xff]) && n == 8 {
         return Ok(Format::Ipc);
     }
     if head.starts_with(b"\x93NUMPY") {
@@ -153,10 +164,106 @@ pub fn detect(path: &Path) -> Result<Format> {
     Format::from_extension(path).ok_or_else(|| Error::UnknownFormat {
         path: path.to_path_buf(),
         hint: format!(
-            "pass --to or use an extension: {}",
-            "csv, parquet, arrow, feather, npy, zarr"
+            "name the source's format ({FORMAT_NAMES}) or give it an extension \
+             (.csv, .parquet, .arrow, .feather, .npy, .zarr)"
         ),
     })
+}
+
+/// Column names made unique: the first of equal names keeps it, the next become
+/// `a_1`, `a_2`, ... (skipping names already taken), so that a table with duplicate
+/// names (pyarrow writes them; so do spreadsheets' CSV) reads and writes cleanly.
+pub fn unique_column_names(names: &[String]) -> Vec<String> {
+    use std::collections::HashSet;
+    let original: HashSet<&str> = names.iter().map(String::as_str).collect();
+    let mut taken: HashSet<String> = HashSet::with_capacity(names.len());
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let mut unique = name.clone();
+        if taken.contains(&unique) {
+            // A later column literally named `a_1` keeps its name: skip such names.
+            let mut k = 1u64;
+            loop {
+                let candidate = format!("{name}_{k}");
+                if !taken.contains(&candidate) && !original.contains(candidate.as_str()) {
+                    unique = candidate;
+                    break;
+                }
+                k += 1;
+            }
+        }
+        taken.insert(unique.clone());
+        out.push(unique);
+    }
+    out
+}
+
+/// The schema with its field names made unique by [`unique_column_names`], or
+/// `None` when they already are.
+pub fn unique_schema(schema: &arrow::datatypes::Schema) -> Option<arrow::datatypes::SchemaRef> {
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let unique = unique_column_names(&names);
+    if unique == names {
+        return None;
+    }
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .zip(unique)
+        .map(|(f, name)| f.as_ref().clone().with_name(name))
+        .collect();
+    Some(std::sync::Arc::new(
+        arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone()),
+    ))
+}
+
+thread_local! {
+    /// How many [`guard_decoder`] calls this thread is inside.
+    static GUARDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `decode`, a call into a third-party decoder (arrow, parquet) on bytes from a
+/// file, turning a panic into [`Error::Corrupt`].
+///
+/// Those decoders check most of what a file claims, but some corrupt offsets still
+/// reach an `assert!`. A file must never crash the process, so every such call goes
+/// through here. The panic's own report is silenced on this thread while inside (the
+/// error says it instead); panics elsewhere are reported as before.
+///
+/// # Errors
+/// `decode`'s error, or [`Error::Corrupt`] naming `path`, `format` and the panic.
+pub fn guard_decoder<T>(
+    path: &Path,
+    format: &'static str,
+    decode: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(|g| g.get()) == 0 {
+                previous(info);
+            }
+        }));
+    });
+    GUARDED.with(|g| g.set(g.get() + 1));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+    GUARDED.with(|g| g.set(g.get().saturating_sub(1)));
+    match outcome {
+        Ok(result) => result,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("the decoder failed");
+            Err(Error::corrupt(
+                path,
+                format,
+                format!("invalid data ({what})"),
+            ))
+        }
+    }
 }
 
 /// Opens a table for reading.
@@ -220,6 +327,42 @@ pub fn type_name(dtype: &DataType) -> String {
         DataType::Timestamp(unit, Some(tz)) => format!("timestamp[{}, {tz}]", unit_name(unit)),
         DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("decimal({p},{s})"),
         DataType::Dictionary(_, value) => type_name(value),
+        // Nested types as pyarrow prints them: list<int64>, struct<a: int64, b: utf8>.
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::ListView(item)
+        | DataType::LargeListView(item) => format!("list<{}>", type_name(item.data_type())),
+        DataType::FixedSizeList(item, n) => {
+            format!("fixed_size_list<{}>[{n}]", type_name(item.data_type()))
+        }
+        DataType::Struct(fields) => format!(
+            "struct<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), type_name(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "map<{}, {}>",
+                type_name(kv[0].data_type()),
+                type_name(kv[1].data_type())
+            ),
+            other => format!("map<{}>", type_name(other)),
+        },
+        DataType::Union(fields, _) => format!(
+            "union<{}>",
+            fields
+                .iter()
+                .map(|(_, f)| format!("{}: {}", f.name(), type_name(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        DataType::RunEndEncoded(_, values) => type_name(values.data_type()),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
+        DataType::FixedSizeBinary(n) => format!("fixed_size_binary[{n}]"),
+        DataType::Null => "null".into(),
         other => other.to_string().to_lowercase(),
     }
 }
@@ -265,4 +408,48 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
             )))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn duplicate_names_get_suffixes() {
+        assert_eq!(
+            unique_column_names(&names(&["a", "b", "a", "a"])),
+            names(&["a", "b", "a_1", "a_2"])
+        );
+        // A literal `a_1` later on keeps its name.
+        assert_eq!(
+            unique_column_names(&names(&["a", "a", "a_1"])),
+            names(&["a", "a_2", "a_1"])
+        );
+        assert_eq!(unique_column_names(&names(&["x", "y"])), names(&["x", "y"]));
+    }
+
+    #[test]
+    fn a_decoder_panic_is_a_corrupt_error() {
+        let e = guard_decoder(Path::new("f.arrow"), "arrow ipc", || -> Result<()> {
+            panic!("slice out of bounds")
+        })
+        .unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }));
+        assert!(e.to_string().contains("slice out of bounds"));
+    }
+
+    #[test]
+    fn nested_types_are_named_like_pyarrow() {
+        use arrow::datatypes::Field;
+        let list = DataType::List(std::sync::Arc::new(Field::new(
+            "item",
+            DataType::Int64,
+            true,
+        )));
+        assert_eq!(type_name(&list), "list<int64>");
+    }
 }

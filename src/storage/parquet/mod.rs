@@ -10,8 +10,11 @@ mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{new_null_array, ArrayRef, Int32Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -21,10 +24,25 @@ use parquet::errors::ParquetError;
 pub use self::writer::{ParquetSink, ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS, ROW_GROUP_BYTES};
 use crate::error::{Error, IoResultExt, Result};
 use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSource};
+use crate::storage::{guard_decoder, unique_schema};
+
+/// The value a Hive partition directory holds for a null key (Spark, pyarrow).
+const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
+/// Deepest directory nesting searched for parts.
+const MAX_DEPTH: usize = 64;
 
 struct PartFile {
     path: PathBuf,
     meta: ArrowReaderMetadata,
+    /// The Hive partition values of the part (`key=value` directories), one per key;
+    /// `None` for a null value.
+    values: Vec<Option<String>>,
+}
+
+/// A Hive partition key: a column whose value a part's directory names.
+struct PartitionKey {
+    name: String,
+    dtype: DataType,
 }
 
 /// A Parquet file or directory of parts, opened for reading.
@@ -35,18 +53,107 @@ pub struct ParquetSource {
     projection: Option<Vec<usize>>,
     schema: SchemaRef,
     batch_rows: usize,
+    /// Columns stored in the files; the partition keys follow them.
+    file_columns: usize,
+    keys: Vec<PartitionKey>,
+    /// Whether batches must be rebuilt (columns renamed, reordered or added) rather
+    /// than passed on as the reader yields them.
+    rebuild: bool,
 }
 
-/// Lists the part files of a directory dataset: `*.parquet` files, sorted by name
-/// with numbers compared as numbers (`part-2` before `part-10`).
+/// Lists the part files of a directory dataset: `*.parquet` files, in it and in its
+/// subdirectories (Hive partitions `key=value/`, at any depth), sorted by path with
+/// numbers compared as numbers (`part-2` before `part-10`). Names starting with `.`
+/// or `_` (`_SUCCESS`, `_metadata`) are skipped, as pyarrow and Spark skip them.
+///
+/// # Errors
+/// When a directory cannot be read.
 pub fn list_parts(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
-        .at(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "parquet" || x == "parq"))
-        .collect();
-    parts.sort_by_key(|p| natural_key(&p.file_name().unwrap_or_default().to_string_lossy()));
+    let mut parts = Vec::new();
+    collect_parts(dir, 0, &mut parts)?;
+    parts.sort_by_key(|p| {
+        p.strip_prefix(dir)
+            .unwrap_or(p)
+            .components()
+            .map(|c| natural_key(&c.as_os_str().to_string_lossy()))
+            .collect::<Vec<_>>()
+    });
     Ok(parts)
+}
+
+fn collect_parts(dir: &Path, depth: usize, parts: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let path = entry.path();
+        // A symbolic link to a directory is not followed (it could loop).
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir {
+            if depth < MAX_DEPTH {
+                collect_parts(&path, depth + 1, parts)?;
+            }
+        } else if path.is_file()
+            && path
+                .extension()
+                .is_some_and(|x| x == "parquet" || x == "parq")
+        {
+            parts.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The `key=value` directories between `root` and `part`, values percent-decoded
+/// (pyarrow writes `a b` as `a%20b`).
+fn hive_pairs(root: &Path, part: &Path) -> Vec<(String, String)> {
+    let relative = part.strip_prefix(root).unwrap_or(part);
+    let Some(parent) = relative.parent() else {
+        return Vec::new();
+    };
+    parent
+        .components()
+        .filter_map(|c| {
+            let text = c.as_os_str().to_str()?;
+            let (key, value) = text.split_once('=')?;
+            (!key.is_empty()).then(|| (percent_decode(key), percent_decode(value)))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes; anything else (and a bad escape) is kept as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The type pyarrow infers for a partition key: int32 when every value is an
+/// integer that fits, int64 when they fit that, else utf8.
+fn infer_key_type<'a>(values: impl Iterator<Item = &'a str> + Clone) -> DataType {
+    if values.clone().all(|v| v.parse::<i32>().is_ok()) {
+        DataType::Int32
+    } else if values.clone().all(|v| v.parse::<i64>().is_ok()) {
+        DataType::Int64
+    } else {
+        DataType::Utf8
+    }
 }
 
 fn natural_key(name: &str) -> Vec<(String, u64)> {
@@ -82,14 +189,55 @@ fn parquet_error(path: &Path, e: ParquetError) -> Error {
     }
 }
 
+/// Checks what the footer says against the file: every column chunk lies inside
+/// the file and every count is non-negative. The reader allocates a column chunk's
+/// stated length before reading it, so a lie there must stop here.
+fn check_footer(path: &Path, meta: &ArrowReaderMetadata, len: u64) -> Result<()> {
+    let bad = |detail: String| Error::corrupt(path, "parquet", detail);
+    let mut rows = 0u64;
+    for (g, group) in meta.metadata().row_groups().iter().enumerate() {
+        let n = u64::try_from(group.num_rows())
+            .map_err(|_| bad(format!("row group {g} has {} rows", group.num_rows())))?;
+        rows = rows
+            .checked_add(n)
+            .ok_or_else(|| bad("the row groups' row counts overflow".into()))?;
+        for (c, column) in group.columns().iter().enumerate() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            let size = column.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(size).ok())
+                .and_then(|(s, n)| s.checked_add(n));
+            if end.is_none_or(|end| end > len) {
+                return Err(Error::SizeMismatch {
+                    path: path.to_path_buf(),
+                    what: "column chunk",
+                    shape: format!("{c} of row group {g} (offset {start}, {size} bytes)"),
+                    needed: match end {
+                        Some(end) => end.to_string(),
+                        None => "an impossible number of".into(),
+                    },
+                    present: format!("the file holds {len}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 impl ParquetSource {
     /// Opens a file or a directory of parts, reading only footers.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] for a truncated or invalid file; [`Error::Usage`] when the
-    /// parts of a directory have different schemas; [`Error::NoSuchColumn`].
+    /// [`Error::Corrupt`] for a truncated or invalid file; [`Error::SizeMismatch`]
+    /// for a column chunk past the end of its file; [`Error::Usage`] when the parts
+    /// of a directory have different schemas or partition keys;
+    /// [`Error::NoSuchColumn`].
     pub fn open(path: &Path, options: &FrameReadOptions) -> Result<Self> {
-        let paths = if path.is_dir() {
+        let is_dir = path.is_dir();
+        let paths = if is_dir {
             list_parts(path)?
         } else {
             vec![path.to_path_buf()]
@@ -100,13 +248,17 @@ impl ParquetSource {
                 hint: "the directory holds no .parquet files".into(),
             });
         }
-        let mut files = Vec::with_capacity(paths.len());
+        let mut files: Vec<PartFile> = Vec::with_capacity(paths.len());
+        let mut key_names: Option<Vec<String>> = None;
         for p in paths {
             let file = File::open(&p).at(&p)?;
-            let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-                .map_err(|e| parquet_error(&p, e))?;
+            let len = file.metadata().at(&p)?.len();
+            let meta = guard_decoder(&p, "parquet", || {
+                ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+                    .map_err(|e| parquet_error(&p, e))
+            })?;
+            check_footer(&p, &meta, len)?;
             if let Some(first) = files.first() {
-                let first: &PartFile = first;
                 if first.meta.schema().fields() != meta.schema().fields() {
                     return Err(Error::Usage(format!(
                         "{}: its schema differs from {}'s; every part of a dataset must share one schema",
@@ -115,9 +267,65 @@ impl ParquetSource {
                     )));
                 }
             }
-            files.push(PartFile { path: p, meta });
+            let pairs = if is_dir {
+                hive_pairs(path, &p)
+            } else {
+                Vec::new()
+            };
+            let names: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
+            match &key_names {
+                None => key_names = Some(names),
+                Some(expected) if *expected != names => {
+                    return Err(Error::Usage(format!(
+                        "{}: its partition directories ({}) differ from {}'s ({}); every part \
+                         of a Hive-partitioned dataset must have the same keys",
+                        p.display(),
+                        names.join("/"),
+                        files
+                            .first()
+                            .map_or(String::new(), |f| f.path.display().to_string()),
+                        expected.join("/")
+                    )));
+                }
+                Some(_) => {}
+            }
+            let values = pairs
+                .into_iter()
+                .map(|(_, v)| (v != HIVE_NULL).then_some(v))
+                .collect();
+            files.push(PartFile {
+                path: p,
+                meta,
+                values,
+            });
         }
-        let full = files[0].meta.schema().clone();
+        let file_schema = files[0].meta.schema().clone();
+        let file_columns = file_schema.fields().len();
+        let keys: Vec<PartitionKey> = key_names
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(k, name)| {
+                let values = files.iter().filter_map(|f| f.values[k].as_deref());
+                PartitionKey {
+                    name,
+                    dtype: infer_key_type(values),
+                }
+            })
+            .collect();
+        let mut fields: Vec<Arc<Field>> = file_schema.fields().iter().cloned().collect();
+        fields.extend(
+            keys.iter()
+                .map(|k| Arc::new(Field::new(k.name.clone(), k.dtype.clone(), true))),
+        );
+        let full = Arc::new(Schema::new_with_metadata(
+            fields,
+            file_schema.metadata().clone(),
+        ));
+        let (full, renamed) = match unique_schema(&full) {
+            Some(unique) => (unique, true),
+            None => (full, false),
+        };
         let (projection, schema) = project(path, &full, options.columns.as_deref())?;
         let mut partitions = Vec::new();
         for (f, file) in files.iter().enumerate() {
@@ -135,12 +343,43 @@ impl ParquetSource {
             }
             partitions = groups.iter().map(|&g| partitions[g]).collect();
         }
+        let rebuild = renamed || !keys.is_empty() || projection.is_some();
         Ok(ParquetSource {
             files,
             partitions,
             projection,
             schema,
             batch_rows: options.batch_rows,
+            file_columns,
+            keys,
+            rebuild,
+        })
+    }
+
+    /// A column of `rows` copies of part `file`'s value for partition key `key`.
+    fn key_column(&self, file: usize, key: usize, rows: usize) -> Result<ArrayRef> {
+        let k = &self.keys[key];
+        let Some(value) = self.files[file].values[key].as_deref() else {
+            return Ok(new_null_array(&k.dtype, rows));
+        };
+        let bad = || {
+            Error::Internal(format!(
+                "partition value \"{value}\" of key {} does not parse as its type",
+                k.name
+            ))
+        };
+        Ok(match k.dtype {
+            DataType::Int32 => Arc::new(Int32Array::from_value(
+                value.parse().map_err(|_| bad())?,
+                rows,
+            )),
+            DataType::Int64 => Arc::new(Int64Array::from_value(
+                value.parse().map_err(|_| bad())?,
+                rows,
+            )),
+            _ => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                value, rows,
+            ))),
         })
     }
 }
@@ -174,6 +413,7 @@ impl FrameSource for ParquetSource {
             // Only the projected columns' chunks are read (flat schemas: one leaf each).
             Some(cols) if cols.len() < group.num_columns() => cols
                 .iter()
+                .filter(|&&c| c < self.file_columns)
                 .filter_map(|&c| group.columns().get(c))
                 .map(|c| c.compressed_size() as u64)
                 .sum(),
@@ -189,36 +429,100 @@ impl FrameSource for ParquetSource {
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, part.meta.clone())
                 .with_row_groups(vec![rg])
                 .with_batch_size(self.batch_rows);
-        // The reader yields projected columns in file order; put them back in the
-        // order the user asked for.
-        let mut reorder = None;
-        if let Some(cols) = &self.projection {
-            let mut in_file = cols.clone();
-            in_file.sort_unstable();
-            in_file.dedup();
+        // The output columns, as indices into the full schema (file columns, then
+        // partition keys).
+        let wanted: Vec<usize> = match &self.projection {
+            Some(cols) => cols.clone(),
+            None => (0..self.file_columns + self.keys.len()).collect(),
+        };
+        // The reader yields the file columns read in file order.
+        let mut in_file: Vec<usize> = wanted
+            .iter()
+            .copied()
+            .filter(|&c| c < self.file_columns)
+            .collect();
+        in_file.sort_unstable();
+        in_file.dedup();
+        if in_file.len() < self.file_columns {
             let mask = ProjectionMask::roots(part.meta.parquet_schema(), in_file.iter().copied());
             builder = builder.with_projection(mask);
-            let order: Vec<usize> = cols
-                .iter()
-                .map(|c| in_file.binary_search(c).unwrap_or(0))
-                .collect();
-            reorder = Some(order);
         }
-        let reader = builder.build().map_err(|e| parquet_error(&part.path, e))?;
+        let reader = guard_decoder(&part.path, "parquet", || {
+            builder.build().map_err(|e| parquet_error(&part.path, e))
+        })?;
         let path = part.path.clone();
-        Ok(Box::new(reader.map(move |b| {
-            let batch = b.map_err(|e| Error::corrupt(&path, "parquet", e))?;
-            match &reorder {
-                Some(order) => Ok(batch.project(order)?),
-                None => Ok(batch),
+        let mut reader = reader;
+        let mut failed = false;
+        Ok(Box::new(std::iter::from_fn(move || {
+            if failed {
+                return None;
             }
+            let next = guard_decoder(&path, "parquet", || {
+                reader
+                    .next()
+                    .transpose()
+                    .map_err(|e| Error::corrupt(&path, "parquet", e))
+            })
+            .transpose()?
+            .and_then(|batch| {
+                if !self.rebuild {
+                    return Ok(batch);
+                }
+                let rows = batch.num_rows();
+                let columns = wanted
+                    .iter()
+                    .map(|&c| match in_file.binary_search(&c) {
+                        Ok(i) if c < self.file_columns => Ok(batch.column(i).clone()),
+                        _ => self.key_column(f, c - self.file_columns, rows),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let options = RecordBatchOptions::new().with_row_count(Some(rows));
+                Ok(RecordBatch::try_new_with_options(
+                    self.schema.clone(),
+                    columns,
+                    &options,
+                )?)
+            });
+            failed = next.is_err();
+            Some(next)
         })))
     }
 
     fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
-        vec![
+        let mut details = vec![
             ("files", self.files.len().into()),
             ("row_groups", self.partitions.len().into()),
-        ]
+        ];
+        if !self.keys.is_empty() {
+            let names: Vec<String> = self.keys.iter().map(|k| k.name.clone()).collect();
+            details.push(("partition_keys", names.into()));
+        }
+        details
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_values_decode_and_infer_like_pyarrow() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("c%2Fd"), "c/d");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(infer_key_type(["1", "-2"].into_iter()), DataType::Int32);
+        assert_eq!(infer_key_type(["3000000000"].into_iter()), DataType::Int64);
+        assert_eq!(infer_key_type(["1", "x"].into_iter()), DataType::Utf8);
+        let pairs = hive_pairs(
+            Path::new("/d"),
+            Path::new("/d/year=2020/city=a%20b/p.parquet"),
+        );
+        assert_eq!(
+            pairs,
+            vec![
+                ("year".into(), "2020".into()),
+                ("city".into(), "a b".into())
+            ]
+        );
     }
 }
