@@ -74,7 +74,7 @@ fn interrupt(extra: &[&str]) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cancelled"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted by SIGINT"));
     assert!(
         common::entries(&out_dir).is_empty(),
         "left behind: {:?}",

@@ -103,6 +103,9 @@ impl AtomicOutput {
         // Before looking at `dst`: reclaiming may put back an old output there.
         let reclaimed = reclaim_stale_temps(&parent);
         check_existing(dst, spec.overwrite)?;
+        // After the checks above, so that a device or FIFO in a directory the user
+        // cannot write (`/dev`) is named for what it is.
+        check_writable(&parent)?;
         let temp_path = parent.join(temp_name(&name, "tmp"));
         LIVE_TEMPS
             .lock()
@@ -220,7 +223,7 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// The output's directory must exist, be a directory and be writable.
+/// The output's directory must exist and be a directory.
 fn check_parent(parent: &Path) -> Result<()> {
     match std::fs::metadata(parent) {
         Ok(m) if m.is_dir() => {}
@@ -242,6 +245,11 @@ fn check_parent(parent: &Path) -> Result<()> {
         }
         Err(e) => return Err(Error::io(parent, e)),
     }
+    Ok(())
+}
+
+/// The output's directory must be writable (`EACCES`, `EROFS`: permission denied).
+fn check_writable(parent: &Path) -> Result<()> {
     let c_parent = c_path(parent).map_err(|e| Error::io(parent, e))?;
     // SAFETY: `c_parent` is a valid NUL-terminated string that outlives the call.
     if unsafe { libc::access(c_parent.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
