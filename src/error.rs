@@ -289,6 +289,17 @@ pub enum Error {
         code: u8,
     },
 
+    /// A Zarr path is a group, not an array.
+    #[error("{path} is a Zarr group holding arrays {arrays}; pass one of them, e.g. {example}")]
+    ZarrGroup {
+        /// The group.
+        path: PathBuf,
+        /// Its arrays, comma-separated, as paths relative to the group.
+        arrays: String,
+        /// The path of its first array.
+        example: PathBuf,
+    },
+
     /// A destination ends with a slash, naming a directory, but the output is one file.
     #[error(
         "{path}: the trailing slash names a directory, but {format} output is a single file; \
@@ -380,6 +391,7 @@ impl Error {
             | Error::PlanTooLarge { .. } => 3,
             Error::Cancelled => 130,
             Error::Interrupted { code, .. } => *code,
+            Error::ZarrGroup { .. } => 2,
             Error::TrailingSlash { .. } => 2,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
         }

@@ -8,8 +8,9 @@ use std::sync::{Arc, OnceLock};
 
 use super::{sinks, ChunkSpec, ConvertOptions, AUTO_CHUNK_BYTES};
 use crate::error::{Error, Result};
-use crate::exec::{Event, JobContext, JobStats};
+use crate::exec::{Event, JobContext, JobStats, Observer};
 use crate::grid::rechunk::{plan_stages, stage_block, stage_task_bytes};
+use crate::grid::size::many_files;
 use crate::grid::{auto_chunks, copy_region, indices_c_order, num_elements, ChunkGrid, Subset};
 use crate::plan::{check_memory, DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
 use crate::storage::array::{ArrayMeta, ArraySink, ArraySource, DType};
@@ -58,6 +59,14 @@ pub(super) fn run(
         .iter()
         .map(|&c| c.max(1))
         .collect::<Vec<_>>();
+    let files = match to {
+        Format::Zarr => sink.grid().num_chunks(),
+        Format::NpyStack => sink.grid().grid_shape().first().copied().unwrap_or(1),
+        _ => 1,
+    };
+    if let Some(warning) = many_files(files, &target) {
+        ctx.progress.on_event(&Event::Warning(warning.to_string()));
+    }
     // Memory-mapped formats read any region at the cost of its bytes: their "chunks"
     // impose nothing. Zarr reads whole chunks, so blocks must align to them.
     let read_chunks = match from {
@@ -115,6 +124,7 @@ pub(super) fn run(
         last.sink = sink;
     }
 
+    check_task_count(&stages, &target, ctx.pool.limit())?;
     let (plan, work) = build_plan(src, dst, &stages, &meta, item);
     check_memory(&plan, ctx.pool.limit())?;
     let inputs: Vec<OnceLock<Result<Arc<dyn ArraySource>>>> =
@@ -163,6 +173,36 @@ pub(super) fn run(
     }
     drop(intermediates);
     Ok(shape.first().copied().unwrap_or(1))
+}
+
+/// Bytes a plan holds for each task it lists (its operation, parameters, inputs,
+/// output and edges), measured at a few hundred and rounded up.
+const PLAN_BYTES_PER_TASK: u64 = 1024;
+
+/// Refuses a plan with more tasks than its ids can number, or than the memory limit
+/// can list: a chunk shape of 1 on a large array would otherwise build a plan of
+/// billions of tasks before the first one runs.
+fn check_task_count(stages: &[Stage], target: &[u64], limit: u64) -> Result<()> {
+    let tasks = stages
+        .iter()
+        .fold(0u64, |acc, s| acc.saturating_add(s.blocks.num_chunks()));
+    let plan_bytes = tasks.saturating_mul(PLAN_BYTES_PER_TASK);
+    if tasks <= u32::MAX as u64 && plan_bytes <= limit / 2 {
+        return Ok(());
+    }
+    Err(Error::InvalidOption {
+        option: "--chunks",
+        value: target
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        reason: format!(
+            "these chunks cut the array into {tasks} blocks, whose plan would need about \
+             {plan_bytes} bytes, more than half the {limit}-byte memory limit (or more than \
+             2^32 tasks); choose larger chunks"
+        ),
+    })
 }
 
 fn intermediate_compression(ctx: &JobContext) -> ZarrCompression {

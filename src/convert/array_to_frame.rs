@@ -36,8 +36,10 @@ pub(super) fn run(
         [n, m] => (*n, *m),
         other => {
             return Err(Error::Usage(format!(
-                "only 1-D and 2-D arrays convert to tables; {} has shape {other:?}",
-                src.display()
+                "only 1-D and 2-D arrays convert to tables; {} has shape {} ({} dimensions)",
+                src.display(),
+                crate::grid::shape_text(other),
+                other.len()
             )))
         }
     };

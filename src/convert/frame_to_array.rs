@@ -67,11 +67,21 @@ pub(super) fn run(
         _ => vec![(AUTO_CHUNK_BYTES / (ncols * item)).max(1), ncols],
     };
     if chunk_shape.len() != 2 {
-        return Err(Error::Usage(format!(
-            "--chunks must have 2 dimensions (rows, columns), not {}",
-            chunk_shape.len()
-        )));
+        return Err(Error::InvalidOption {
+            option: "--chunks",
+            value: chunk_shape
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            reason: format!(
+                "a table becomes a 2-D array (rows, columns), so give 2 sizes, not {}",
+                chunk_shape.len()
+            ),
+        });
     }
+    // Columns beyond the table's are clamped, as zarr-python clamps chunks.
+    let chunk_shape = vec![chunk_shape[0].max(1), chunk_shape[1].clamp(1, ncols.max(1))];
     let sink = sinks::array_sink(
         to,
         dst,
@@ -114,7 +124,9 @@ fn dtype_of(t: &DataType) -> Option<DType> {
 /// One dtype for all columns: their own when they agree; float64 when any is a
 /// float; uint64 when all are unsigned; int64 otherwise.
 fn common_dtype(dtypes: &[DType]) -> DType {
-    let first = dtypes[0];
+    let Some(&first) = dtypes.first() else {
+        return DType::Float64;
+    };
     if dtypes.iter().all(|&d| d == first) {
         return first;
     }
@@ -174,10 +186,21 @@ impl<'a> RowBlocks<'a> {
         block_rows: u64,
         pool: &MemoryPool,
     ) -> Result<Self> {
-        let bytes = (block_rows * ncols) as usize * dtype.size();
+        // The chunk height comes from the user: its byte size is checked, reserved on
+        // the pool, then allocated fallibly.
+        let bytes = crate::grid::checked_nbytes(&[block_rows, ncols], dtype.size() as u64)
+            .ok_or_else(|| Error::InvalidOption {
+                option: "--chunks",
+                value: format!("{block_rows},{ncols}"),
+                reason: "a chunk that large does not fit in 64 bits".into(),
+            })?;
         let mut reservation = pool.reserve("row block of an array chunk");
-        reservation.try_grow(bytes as u64)?;
-        let block = vec![0u8; bytes];
+        reservation.try_grow(bytes)?;
+        let block = crate::grid::size::alloc_zeroed(
+            std::path::Path::new("row block"),
+            &[block_rows, ncols],
+            dtype.size() as u64,
+        )?;
         Ok(RowBlocks {
             _reservation: reservation,
             sink,

@@ -7,6 +7,7 @@ use arrow::datatypes::SchemaRef;
 use super::{Compression, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::exec::JobContext;
+use crate::grid::shape_text;
 use crate::storage::array::{ArraySink, DType};
 use crate::storage::csv::CsvSink;
 use crate::storage::frame::FrameSink;
@@ -92,12 +93,20 @@ pub(super) fn array_sink(
     rows_unknown: bool,
 ) -> Result<Box<dyn ArraySink>> {
     if chunk_shape.len() != shape.len() {
-        return Err(Error::Usage(format!(
-            "--chunks has {} dimensions but the array has {} (shape {shape:?})",
-            chunk_shape.len(),
-            shape.len()
-        )));
+        return Err(Error::InvalidOption {
+            option: "--chunks",
+            value: chunk_text(chunk_shape),
+            reason: format!(
+                "it has {} dimensions but the array has {} (shape {}); give one size per axis",
+                chunk_shape.len(),
+                shape.len(),
+                shape_text(shape)
+            ),
+        });
     }
+    // A chunk longer than its axis is clamped to the axis, as zarr-python does: the
+    // array is the same, and no chunk buffer is larger than the array itself.
+    let chunk_shape = &clamp_chunks(shape, chunk_shape);
     let compression = options.compression.unwrap_or(Compression::Zstd(3));
     Ok(match format {
         Format::Zarr => {
@@ -111,6 +120,13 @@ pub(super) fn array_sink(
                 }
             };
             Box::new(ZarrSink::create(path, dtype, shape, chunk_shape, c)?)
+        }
+        Format::NpyStack if shape.is_empty() => {
+            return Err(Error::Usage(
+                "an npy stack cannot hold a zero-dimensional array (it is cut into files along \
+                 an axis); convert to npy or zarr instead"
+                    .into(),
+            ))
         }
         Format::Npy | Format::NpyStack
             if options.compression.is_some_and(|c| c != Compression::None) =>
@@ -148,4 +164,53 @@ pub(super) fn array_sink(
             )))
         }
     })
+}
+
+/// Each chunk size clamped to its axis (at least 1, for axes of length zero).
+fn clamp_chunks(shape: &[u64], chunk_shape: &[u64]) -> Vec<u64> {
+    shape
+        .iter()
+        .zip(chunk_shape)
+        .map(|(&len, &c)| c.min(len.max(1)).max(1))
+        .collect()
+}
+
+/// A chunk shape as `--chunks` spells it: `100,100`.
+fn chunk_text(chunk_shape: &[u64]) -> String {
+    let parts: Vec<String> = chunk_shape.iter().map(u64::to_string).collect();
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod array_sink_tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_clamped_to_the_shape() {
+        assert_eq!(clamp_chunks(&[10, 0, 5], &[100, 3, 5]), vec![10, 1, 5]);
+        assert_eq!(chunk_text(&[3, 4]), "3,4");
+    }
+
+    #[test]
+    fn chunks_of_the_wrong_rank_name_the_option() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = match array_sink(
+            Format::Zarr,
+            &dir.path().join("a.zarr"),
+            DType::Int8,
+            &[4, 6],
+            &[2, 2, 2],
+            &ConvertOptions::default(),
+            false,
+        ) {
+            Err(e) => e,
+            Ok(_) => panic!("accepted"),
+        };
+        let text = e.to_string();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            text.contains("--chunks") && text.contains("[4, 6]"),
+            "{text}"
+        );
+    }
 }

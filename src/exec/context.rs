@@ -46,7 +46,7 @@ impl Observer for JobStats {
             Event::TaskFinished(_) => JobStats::add(&self.tasks, 1),
             Event::BytesRead(n) => JobStats::add(&self.read_bytes, *n),
             Event::BytesWritten(n) => JobStats::add(&self.written_bytes, *n),
-            Event::TaskStarted(_) | Event::BytesSpilled(_) => {}
+            Event::TaskStarted(_) | Event::BytesSpilled(_) | Event::Warning(_) => {}
         }
     }
 }

@@ -54,6 +54,9 @@ pub enum Event {
     BytesWritten(u64),
     /// This many bytes were spilled to disk.
     BytesSpilled(u64),
+    /// Something the user should know that does not stop the job (e.g. an output of
+    /// more than a million chunk files); front ends print it.
+    Warning(String),
 }
 
 /// Receives events as they happen (the progress bar, `--stats`, tests).

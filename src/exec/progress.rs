@@ -55,8 +55,13 @@ impl Progress {
 
 impl super::Observer for Progress {
     fn on_event(&self, event: &super::Event) {
-        if let super::Event::TaskFinished(_) = event {
-            self.advance(1);
+        match event {
+            super::Event::TaskFinished(_) => self.advance(1),
+            // Warnings go to stderr whether or not the bar is drawn, above it if it is.
+            super::Event::Warning(text) => self
+                .bar
+                .suspend(|| eprintln!("blockwise: warning: {text}")),
+            _ => {}
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Chunk grids: how an array's shape is cut into chunks along each axis.
 
-use super::{indices_c_order, Subset};
+use super::{indices_c_order, shape_text, Subset};
 use crate::error::{Error, Result};
 
 /// How one axis of length `len` is cut into chunks.
@@ -22,7 +22,8 @@ impl AxisChunks {
     pub fn len(&self) -> u64 {
         match self {
             AxisChunks::Regular { len, .. } => *len,
-            AxisChunks::Irregular(sizes) => sizes.iter().sum(),
+            // Saturating: sizes from a file are checked when it is opened.
+            AxisChunks::Irregular(sizes) => sizes.iter().fold(0u64, |a, &s| a.saturating_add(s)),
         }
     }
 
@@ -43,12 +44,13 @@ impl AxisChunks {
     pub fn span(&self, i: u64) -> (u64, u64) {
         match self {
             AxisChunks::Regular { size, len } => {
-                let start = i * size;
+                let start = i.saturating_mul(*size);
                 (start, (*size).min(len.saturating_sub(start)))
             }
             AxisChunks::Irregular(sizes) => {
-                let start = sizes[..i as usize].iter().sum();
-                (start, sizes[i as usize])
+                let i = (i as usize).min(sizes.len());
+                let start = sizes[..i].iter().sum();
+                (start, sizes.get(i).copied().unwrap_or(0))
             }
         }
     }
@@ -104,14 +106,17 @@ impl ChunkGrid {
     pub fn regular(shape: &[u64], chunk_shape: &[u64]) -> Result<Self> {
         if shape.len() != chunk_shape.len() {
             return Err(Error::Usage(format!(
-                "chunk shape {chunk_shape:?} has {} dimensions but the array has {} (shape {shape:?})",
+                "chunk shape {} has {} dimensions but the array has {} (shape {})",
+                shape_text(chunk_shape),
                 chunk_shape.len(),
-                shape.len()
+                shape.len(),
+                shape_text(shape)
             )));
         }
         if let Some(axis) = chunk_shape.iter().position(|&c| c == 0) {
             return Err(Error::Usage(format!(
-                "chunk size along axis {axis} is zero in {chunk_shape:?}; chunk sizes must be at least 1"
+                "chunk size along axis {axis} is zero in {}; chunk sizes must be at least 1",
+                shape_text(chunk_shape)
             )));
         }
         Ok(ChunkGrid {
@@ -143,9 +148,10 @@ impl ChunkGrid {
         self.axes.iter().map(AxisChunks::count).collect()
     }
 
-    /// Total number of chunks.
+    /// Total number of chunks (saturating; readers check it with
+    /// [`super::size::require_chunk_count`]).
     pub fn num_chunks(&self) -> u64 {
-        self.grid_shape().iter().product()
+        super::num_elements(&self.grid_shape())
     }
 
     /// The shape of the largest chunk (the regular chunk shape, clipped to the array).
@@ -175,10 +181,9 @@ impl ChunkGrid {
         Subset::new(start, shape)
     }
 
-    /// Every chunk index, in C order.
+    /// Every chunk index, in C order, lazily.
     pub fn chunk_indices(&self) -> impl Iterator<Item = Vec<u64>> {
-        let extents = self.grid_shape();
-        indices_c_order(&extents).collect::<Vec<_>>().into_iter()
+        indices_c_order(&self.grid_shape())
     }
 
     /// The chunks overlapping `subset`, as per-axis ranges of chunk indices.

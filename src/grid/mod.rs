@@ -7,22 +7,30 @@
 mod auto;
 mod chunk_grid;
 pub mod rechunk;
+pub mod size;
 mod subset;
 
 pub use auto::auto_chunks;
 pub use chunk_grid::{AxisChunks, ChunkGrid};
+pub use size::{checked_nbytes, checked_num_elements, shape_text};
 pub use subset::{copy_region, Subset};
 
-/// Number of elements in an array of `shape` (1 for a scalar).
+/// Number of elements in an array of `shape` (1 for a scalar), saturating at
+/// `u64::MAX`.
+///
+/// Shapes read from files are checked with [`size`]'s helpers when they are
+/// opened, so the product of a valid shape never saturates; saturating (rather than
+/// wrapping or panicking) keeps an unchecked caller from ever seeing a small size.
 pub fn num_elements(shape: &[u64]) -> u64 {
-    shape.iter().product()
+    checked_num_elements(shape).unwrap_or(u64::MAX)
 }
 
 /// Iterates over every index of an n-dimensional grid of `extents`, in C order
 /// (last axis fastest). Yields nothing when any extent is zero; one empty index for
-/// zero dimensions.
-pub fn indices_c_order(extents: &[u64]) -> impl Iterator<Item = Vec<u64>> + '_ {
-    let total: u64 = extents.iter().product();
+/// zero dimensions. Lazy: nothing is allocated for indices not yet reached.
+pub fn indices_c_order(extents: &[u64]) -> impl Iterator<Item = Vec<u64>> + 'static {
+    let extents = extents.to_vec();
+    let total = num_elements(&extents);
     (0..total).map(move |mut flat| {
         let mut index = vec![0; extents.len()];
         for axis in (0..extents.len()).rev() {

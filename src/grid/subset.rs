@@ -45,6 +45,17 @@ impl Subset {
             .collect()
     }
 
+    /// True when the region has the rank of `shape` and lies inside it.
+    pub fn fits_in(&self, shape: &[u64]) -> bool {
+        self.start.len() == shape.len()
+            && self
+                .start
+                .iter()
+                .zip(&self.shape)
+                .zip(shape)
+                .all(|((&s, &n), &len)| s.checked_add(n).is_some_and(|end| end <= len))
+    }
+
     /// Number of elements in the region.
     pub fn num_elements(&self) -> u64 {
         self.shape.iter().product()

@@ -158,9 +158,10 @@ impl ArrayMeta {
         self.grid.shape()
     }
 
-    /// Uncompressed size in bytes.
+    /// Uncompressed size in bytes. Readers check at open that it fits in 64 bits
+    /// (see [`crate::grid::size`]); it saturates rather than wrap if one did not.
     pub fn nbytes(&self) -> u64 {
-        crate::grid::num_elements(&self.shape()) * self.dtype.size() as u64
+        crate::grid::checked_nbytes(&self.shape(), self.dtype.size() as u64).unwrap_or(u64::MAX)
     }
 }
 

@@ -45,33 +45,62 @@ pub struct NpyHeader {
     pub data_offset: usize,
 }
 
-/// Parses the header at the start of `bytes`; the error is a sentence saying what is
-/// wrong, for the caller to attach the path to.
-pub fn parse(bytes: &[u8]) -> Result<NpyHeader, String> {
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+/// Why a header could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The header is malformed; the sentence says how.
+    Corrupt(String),
+    /// The header is well formed but its dtype is not one blockwise reads.
+    UnsupportedDtype {
+        /// The `descr` as the header spells it, e.g. `|S3` or `[('a', '<i4')]`.
+        descr: String,
+        /// What kind of dtype it is, in numpy's words.
+        why: String,
+    },
+}
+
+impl From<String> for HeaderError {
+    fn from(s: String) -> Self {
+        HeaderError::Corrupt(s)
+    }
+}
+
+impl From<&str> for HeaderError {
+    fn from(s: &str) -> Self {
+        HeaderError::Corrupt(s.to_string())
+    }
+}
+
+/// Parses the header at the start of `bytes`; the error says what is wrong, for the
+/// caller to attach the path to.
+///
+/// # Errors
+/// [`HeaderError::Corrupt`] for a malformed header, [`HeaderError::UnsupportedDtype`]
+/// for a string, structured, object or other non-numeric dtype.
+pub fn parse(bytes: &[u8]) -> Result<NpyHeader, HeaderError> {
+    if bytes.len() < 10 || !bytes.starts_with(MAGIC) {
         return Err("does not start with the .npy magic \\x93NUMPY".into());
     }
     let major = bytes[6];
     let (len, start) = match major {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
         2 | 3 => {
-            if bytes.len() < 12 {
+            let Some(&[a, b, c, d]) = bytes.get(8..12) else {
                 return Err("header length is cut off".into());
-            }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            )
+            };
+            (u32::from_le_bytes([a, b, c, d]) as usize, 12)
         }
-        v => return Err(format!("unknown .npy format version {v}")),
+        v => return Err(format!("unknown .npy format version {v}").into()),
     };
-    let end = start + len;
-    if bytes.len() < end {
-        return Err(format!(
-            "header claims {len} bytes but the file has only {} after the preamble",
-            bytes.len() - start
-        ));
-    }
+    let end = start
+        .checked_add(len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| {
+            format!(
+                "header claims {len} bytes but the file has only {} after the preamble",
+                bytes.len() - start.min(bytes.len())
+            )
+        })?;
     let text = std::str::from_utf8(&bytes[start..end])
         .map_err(|_| "header is not valid text".to_string())?;
     let dict = text.trim_end_matches(['\n', ' ', '\0']).trim();
@@ -79,6 +108,12 @@ pub fn parse(bytes: &[u8]) -> Result<NpyHeader, String> {
     let fortran = dict_value(dict, "fortran_order")?;
     let shape = dict_value(dict, "shape")?;
 
+    if descr.starts_with('[') {
+        return Err(HeaderError::UnsupportedDtype {
+            descr: descr.to_string(),
+            why: structured_description(descr),
+        });
+    }
     let descr = unquote(descr).ok_or_else(|| format!("descr {descr} is not a string"))?;
     let (order, code) = match descr.as_bytes().first() {
         Some(b'<') => (ByteOrder::Little, &descr[1..]),
@@ -86,14 +121,15 @@ pub fn parse(bytes: &[u8]) -> Result<NpyHeader, String> {
         Some(b'|') | Some(b'=') => (ByteOrder::NATIVE, &descr[1..]),
         _ => (ByteOrder::NATIVE, descr),
     };
-    let dtype = DType::from_numpy_code(code).ok_or_else(|| format!("dtype {descr:?}"))?;
+    let dtype = DType::from_numpy_code(code).ok_or_else(|| HeaderError::UnsupportedDtype {
+        descr: descr.to_string(),
+        why: kind_of_code(code).to_string(),
+    })?;
     let fortran_order = match fortran {
         "True" => true,
         "False" => false,
         other => {
-            return Err(format!(
-                "fortran_order is {other:?}, expected True or False"
-            ))
+            return Err(format!("fortran_order is {other}, expected True or False").into());
         }
     };
     let shape = parse_shape(shape)?;
@@ -106,9 +142,57 @@ pub fn parse(bytes: &[u8]) -> Result<NpyHeader, String> {
     })
 }
 
-/// True when a parse error is about the dtype rather than a broken header.
-pub fn is_dtype_error(message: &str) -> bool {
-    message.starts_with("dtype ")
+/// What kind of numpy dtype a type code (without byte order) is, for a message.
+fn kind_of_code(code: &str) -> &'static str {
+    match code.as_bytes().first() {
+        Some(b'S') | Some(b'a') => {
+            "a fixed-width bytes string dtype; string dtypes are not supported for arrays"
+        }
+        Some(b'U') => {
+            "a fixed-width unicode string dtype; string dtypes are not supported for arrays"
+        }
+        Some(b'O') => "an object dtype (Python objects), which has no fixed binary layout",
+        Some(b'V') => "a raw void dtype, which has no element type",
+        Some(b'M') | Some(b'm') => "a datetime or timedelta dtype, not supported for arrays",
+        _ => "not a numpy dtype blockwise knows",
+    }
+}
+
+/// "a structured dtype with fields a (<i4), b (<f8)" from a descr list such as
+/// `[('a', '<i4'), ('b', '<f8')]`.
+fn structured_description(descr: &str) -> String {
+    let mut fields = Vec::new();
+    // Each field is a tuple `('name', 'type'...)`; read the first two quoted strings
+    // of each top-level tuple. Nested structured fields are named by their name only.
+    let inner = descr.trim_start_matches('[').trim_end_matches(']');
+    for tuple in inner.split("),") {
+        let quoted: Vec<&str> = tuple
+            .split(['\'', '"'])
+            .skip(1)
+            .step_by(2)
+            .take(2)
+            .collect();
+        match quoted.as_slice() {
+            [name, ty] => fields.push(format!("{name} ({ty})")),
+            [name] => fields.push(name.to_string()),
+            _ => {}
+        }
+        if fields.len() == 20 {
+            fields.push("...".into());
+            break;
+        }
+    }
+    if fields.is_empty() {
+        "a structured dtype (a record with named fields); structured dtypes are not supported \
+         for arrays"
+            .into()
+    } else {
+        format!(
+            "a structured dtype with fields {}; structured dtypes are not supported for arrays: \
+             save each field as its own array",
+            fields.join(", ")
+        )
+    }
 }
 
 /// Finds `'key': value` in a dict literal and returns the value text.
@@ -123,7 +207,7 @@ fn dict_value<'a>(dict: &'a str, key: &str) -> Result<&'a str, String> {
             let rest = inner[pos + needle.len()..].trim_start();
             let rest = rest
                 .strip_prefix(':')
-                .ok_or_else(|| format!("no ':' after {key:?} in the header"))?
+                .ok_or_else(|| format!("no ':' after '{key}' in the header"))?
                 .trim_start();
             // The value ends at the first top-level comma.
             let mut depth = 0i32;
@@ -138,7 +222,7 @@ fn dict_value<'a>(dict: &'a str, key: &str) -> Result<&'a str, String> {
             return Ok(rest.trim());
         }
     }
-    Err(format!("header has no {key:?} key"))
+    Err(format!("header has no '{key}' key"))
 }
 
 fn unquote(s: &str) -> Option<&str> {
@@ -163,7 +247,7 @@ fn parse_shape(s: &str) -> Result<Vec<u64>, String> {
         .map(|p| {
             p.trim_end_matches('L')
                 .parse::<u64>()
-                .map_err(|_| format!("shape entry {p:?} is not a non-negative integer"))
+                .map_err(|_| format!("shape entry {p} is not a non-negative integer"))
         })
         .collect()
 }
@@ -240,15 +324,39 @@ mod tests {
 
     #[test]
     fn broken_headers_say_why() {
-        assert!(parse(b"garbage").unwrap_err().contains("magic"));
+        let corrupt = |e: HeaderError| match e {
+            HeaderError::Corrupt(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert!(corrupt(parse(b"garbage").unwrap_err()).contains("magic"));
         let mut f = b"\x93NUMPY\x01\x00".to_vec();
         f.extend_from_slice(&200u16.to_le_bytes());
         f.extend_from_slice(b"{'descr': '<f8'");
-        assert!(parse(&f).unwrap_err().contains("header claims 200 bytes"));
+        assert!(corrupt(parse(&f).unwrap_err()).contains("header claims 200 bytes"));
         let mut f = b"\x93NUMPY\x01\x00".to_vec();
         let text = "{'descr': '<U8', 'fortran_order': False, 'shape': (3,), }\n";
         f.extend_from_slice(&(text.len() as u16).to_le_bytes());
         f.extend_from_slice(text.as_bytes());
-        assert!(is_dtype_error(&parse(&f).unwrap_err()));
+        let HeaderError::UnsupportedDtype { descr, why } = parse(&f).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(descr, "<U8");
+        assert!(why.contains("string dtype"), "{why}");
+    }
+
+    #[test]
+    fn structured_dtypes_name_their_fields() {
+        let mut f = b"\x93NUMPY\x01\x00".to_vec();
+        let text =
+            "{'descr': [('a', '<i4'), ('b', '<f8')], 'fortran_order': False, 'shape': (3,), }\n";
+        f.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        f.extend_from_slice(text.as_bytes());
+        let HeaderError::UnsupportedDtype { why, .. } = parse(&f).unwrap_err() else {
+            panic!()
+        };
+        assert!(
+            why.contains("structured dtype with fields a (<i4), b (<f8)"),
+            "{why}"
+        );
     }
 }

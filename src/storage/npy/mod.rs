@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use self::header::{ByteOrder, NpyHeader};
+use self::header::{ByteOrder, HeaderError, NpyHeader};
 use crate::error::{Error, IoResultExt, Result};
-use crate::grid::{copy_region, ChunkGrid, Subset};
+use crate::grid::size::{alloc_zeroed, require_bytes};
+use crate::grid::{copy_region, shape_text, ChunkGrid, Subset};
 use crate::storage::array::{swap_bytes, ArrayMeta, ArraySink, ArraySource, DType};
 
 /// A `.npy` file opened for reading.
@@ -29,38 +30,37 @@ impl NpySource {
     /// Opens and validates `path`: the header must parse and the data must be whole.
     ///
     /// # Errors
-    /// [`Error::NotFound`], [`Error::Corrupt`] for a broken header or truncated data,
-    /// [`Error::Unsupported`] for a dtype blockwise does not handle (strings, records).
+    /// [`Error::NotFound`], [`Error::Corrupt`] for a broken header,
+    /// [`Error::SizeMismatch`] for a shape the file cannot hold (truncated data or an
+    /// overflowing shape), [`Error::Unsupported`] for a dtype blockwise does not
+    /// handle (strings, records).
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).at(path)?;
         // SAFETY: the map is read-only; a file truncated underneath us by another
         // process would fault, which is the accepted contract of memory-mapped input
         // (numpy's mmap_mode and Arrow's memory-mapped files make the same one).
         let map = unsafe { Mmap::map(&file) }.at(path)?;
-        let header = header::parse(&map).map_err(|detail| {
-            if header::is_dtype_error(&detail) {
-                Error::Unsupported {
-                    path: path.to_path_buf(),
-                    what: "npy dtype",
-                    found: detail.trim_start_matches("dtype ").to_string(),
-                    supported: "; blockwise reads bool, integer, float and complex arrays".into(),
-                }
-            } else {
-                Error::corrupt(path, "npy", detail)
-            }
-        })?;
-        let nbytes = crate::grid::num_elements(&header.shape) * header.dtype.size() as u64;
-        let available = (map.len() - header.data_offset) as u64;
-        if available < nbytes {
-            return Err(Error::corrupt(
-                path,
-                "npy",
-                format!(
-                    "shape {:?} needs {nbytes} data bytes, the file has {available}",
-                    header.shape
+        let header = header::parse(&map).map_err(|e| match e {
+            HeaderError::Corrupt(detail) => Error::corrupt(path, "npy", detail),
+            HeaderError::UnsupportedDtype { descr, why } => Error::Unsupported {
+                path: path.to_path_buf(),
+                what: "npy dtype",
+                found: descr,
+                supported: format!(
+                    "; it is {why}; blockwise reads bool, integer, float and complex arrays"
                 ),
-            ));
-        }
+            },
+        })?;
+        // The shape is untrusted: its byte size must fit in 64 bits and in the bytes
+        // that follow the header, before anything reads the data.
+        let available = (map.len() - header.data_offset) as u64;
+        require_bytes(
+            path,
+            "shape",
+            &header.shape,
+            header.dtype.size() as u64,
+            available,
+        )?;
         let grid = ChunkGrid::regular(
             &header.shape,
             &header.shape.iter().map(|&n| n.max(1)).collect::<Vec<_>>(),
@@ -104,14 +104,22 @@ impl ArraySource for NpySource {
 
     fn read(&self, subset: &Subset) -> Result<Vec<u8>> {
         let item = self.header.dtype.size();
-        let mut out = vec![0u8; subset.num_elements() as usize * item];
         let shape = &self.header.shape;
+        if !subset.fits_in(shape) {
+            return Err(Error::Internal(format!(
+                "read of {} at {} outside the array's shape {}",
+                shape_text(subset.shape()),
+                shape_text(subset.start()),
+                shape_text(shape)
+            )));
+        }
+        let mut out = alloc_zeroed(&self.path, subset.shape(), item as u64)?;
         if self.header.fortran_order {
             // Fortran order is C order of the reversed shape: read the reversed region,
             // then reverse its axes.
             let rev = |v: &[u64]| v.iter().rev().copied().collect::<Vec<_>>();
             let region = Subset::new(rev(subset.start()), rev(subset.shape()));
-            let mut transposed = vec![0u8; out.len()];
+            let mut transposed = alloc_zeroed(&self.path, subset.shape(), item as u64)?;
             let zero = vec![0; shape.len()];
             copy_region(
                 self.data(),
@@ -150,8 +158,11 @@ impl ArraySource for NpySource {
         let row_bytes: u64 =
             self.header.shape[1..].iter().product::<u64>() * self.header.dtype.size() as u64;
         let page = 4096u64;
-        let lo = self.header.data_offset as u64 + subset.start()[0] * row_bytes;
-        let hi = lo + subset.shape()[0] * row_bytes;
+        let (Some(&first), Some(&rows)) = (subset.start().first(), subset.shape().first()) else {
+            return;
+        };
+        let lo = self.header.data_offset as u64 + first * row_bytes;
+        let hi = lo + rows * row_bytes;
         let (lo, hi) = (lo.div_ceil(page) * page, hi / page * page);
         if hi > lo {
             // SAFETY: the mapping is read-only and file-backed; dropped pages are read

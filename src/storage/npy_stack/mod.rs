@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use self::pickle::Value;
 use crate::error::{Error, IoResultExt, Result};
-use crate::grid::{copy_region, AxisChunks, ChunkGrid, Subset};
+use crate::grid::size::{alloc_zeroed, nbytes_or_error};
+use crate::grid::{copy_region, shape_text, AxisChunks, ChunkGrid, Subset};
 use crate::storage::array::{ArrayMeta, ArraySink, ArraySource, DType};
 use crate::storage::npy::{NpySink, NpySource};
 
@@ -23,6 +24,7 @@ pub fn is_npy_stack(dir: &Path) -> bool {
 
 /// An npy stack opened for reading.
 pub struct NpyStackSource {
+    dir: PathBuf,
     parts: Vec<NpySource>,
     axis: usize,
     meta: ArrayMeta,
@@ -36,14 +38,31 @@ impl NpyStackSource {
     /// disagrees with it; the errors of [`NpySource::open`] for each part.
     pub fn open(dir: &Path) -> Result<Self> {
         let info_path = dir.join("info");
-        let bytes = std::fs::read(&info_path).at(&info_path)?;
+        let size = std::fs::metadata(&info_path).at(&info_path)?.len();
         let bad = |detail: String| Error::corrupt(&info_path, "npy stack info", detail);
+        if size > pickle::MAX_PICKLE_BYTES as u64 {
+            return Err(bad(format!(
+                "info is {size} bytes, more than the {} an npy-stack info can be",
+                pickle::MAX_PICKLE_BYTES
+            )));
+        }
+        let bytes = std::fs::read(&info_path).at(&info_path)?;
         let info = pickle::load(&bytes).map_err(bad)?;
+        if !matches!(info, Value::Dict(_)) {
+            return Err(bad(format!(
+                "info holds {} ({}), not the dict with chunks, dtype and axis that \
+                 dask.array.to_npy_stack writes",
+                info.kind(),
+                info.describe()
+            )));
+        }
+        let describe = |v: Option<&Value>| v.map_or_else(|| "missing".into(), Value::describe);
         let axis = match info.get("axis") {
-            Some(Value::Int(a)) if *a >= 0 => *a as usize,
+            Some(Value::Int(a)) if *a >= 0 => *a as u64,
             other => {
                 return Err(bad(format!(
-                    "'axis' is {other:?}, expected a non-negative int"
+                    "'axis' is {}, expected a non-negative int",
+                    describe(other)
                 )))
             }
         };
@@ -56,29 +75,48 @@ impl NpyStackSource {
                         .map(|s| match s {
                             Value::Int(n) if *n >= 0 => Ok(*n as u64),
                             other => Err(bad(format!(
-                                "chunk size {other:?} is not a non-negative int"
+                                "chunk size {} is not a non-negative int",
+                                other.describe()
                             ))),
                         })
                         .collect(),
-                    other => Err(bad(format!("chunks entry {other:?} is not a tuple"))),
+                    other => Err(bad(format!(
+                        "chunks entry {} is not a tuple of sizes",
+                        other.describe()
+                    ))),
                 })
                 .collect::<Result<_>>()?,
             other => {
                 return Err(bad(format!(
-                    "'chunks' is {other:?}, expected a tuple of tuples"
+                    "'chunks' is {}, expected a tuple of tuples",
+                    describe(other)
                 )))
             }
         };
-        if axis >= chunks.len() {
+        let Some(along) = usize::try_from(axis).ok().and_then(|a| chunks.get(a)) else {
             return Err(bad(format!(
                 "axis {axis} is out of range for {} dimensions",
                 chunks.len()
             )));
+        };
+        let axis = axis as usize;
+        // Every size is untrusted: the axis lengths are checked sums, and the whole
+        // shape's byte size must fit in 64 bits (each part's header is then checked
+        // against its own file).
+        let mut shape = Vec::with_capacity(chunks.len());
+        for sizes in &chunks {
+            let len = sizes
+                .iter()
+                .try_fold(0u64, |acc, &n| acc.checked_add(n))
+                .ok_or_else(|| {
+                    bad("the chunk sizes of an axis add up to more than 2^64".to_string())
+                })?;
+            shape.push(len);
         }
-        let shape: Vec<u64> = chunks.iter().map(|a| a.iter().sum()).collect();
-        let mut parts = Vec::with_capacity(chunks[axis].len());
+        nbytes_or_error(&info_path, "shape", &shape, 1)?;
+        let mut parts = Vec::with_capacity(along.len().min(1 << 16));
         let mut dtype = None;
-        for (i, &len) in chunks[axis].iter().enumerate() {
+        for (i, &len) in along.iter().enumerate() {
             let part = NpySource::open(&dir.join(format!("{i}.npy")))?;
             let mut expected = shape.clone();
             expected[axis] = len;
@@ -87,8 +125,9 @@ impl NpyStackSource {
                     part.path(),
                     "npy stack part",
                     format!(
-                        "shape {:?} does not match {expected:?} from info",
-                        part.header().shape
+                        "shape {} does not match {} from info",
+                        shape_text(&part.header().shape),
+                        shape_text(&expected)
                     ),
                 ));
             }
@@ -105,6 +144,7 @@ impl NpyStackSource {
             parts.push(part);
         }
         let dtype = dtype.unwrap_or_else(|| dtype_from_info(&info).unwrap_or(DType::Float64));
+        nbytes_or_error(&info_path, "shape", &shape, dtype.size() as u64)?;
         let axes = chunks
             .iter()
             .enumerate()
@@ -124,7 +164,19 @@ impl NpyStackSource {
             grid: ChunkGrid::from_axes(axes),
             compression: "none".into(),
         };
-        Ok(NpyStackSource { parts, axis, meta })
+        Ok(NpyStackSource {
+            dir: dir.to_path_buf(),
+            parts,
+            axis,
+            meta,
+        })
+    }
+}
+
+impl NpyStackSource {
+    /// The stack's `info` file, which names the stack in messages.
+    fn info_path(&self) -> PathBuf {
+        self.dir.join("info")
     }
 }
 
@@ -152,6 +204,13 @@ impl ArraySource for NpyStackSource {
 
     fn read(&self, subset: &Subset) -> Result<Vec<u8>> {
         let item = self.meta.dtype.size();
+        if !subset.fits_in(&self.meta.shape()) {
+            return Err(Error::Internal(format!(
+                "read of {} outside the stack's shape {}",
+                shape_text(subset.shape()),
+                shape_text(&self.meta.shape())
+            )));
+        }
         let along = &self.meta.grid.axes()[self.axis];
         let parts = along.overlapping(subset.start()[self.axis], subset.shape()[self.axis]);
         if parts.end - parts.start == 1 {
@@ -162,7 +221,7 @@ impl ArraySource for NpyStackSource {
             return self.parts[parts.start as usize]
                 .read(&Subset::new(local, subset.shape().to_vec()));
         }
-        let mut out = vec![0u8; subset.num_elements() as usize * item];
+        let mut out = alloc_zeroed(&self.info_path(), subset.shape(), item as u64)?;
         for p in parts {
             let part_region = self.meta.grid.chunk_subset(&{
                 let mut idx = vec![0; subset.start().len()];
@@ -219,7 +278,15 @@ impl NpyStackSink {
         axis: usize,
         chunk_len: u64,
     ) -> Result<Self> {
-        if axis >= shape.len().max(1) {
+        if shape.is_empty() {
+            // A stack is cut along an axis; a scalar has none.
+            return Err(Error::Usage(
+                "an npy stack cannot hold a zero-dimensional array (it is cut into files \
+                 along an axis); convert to npy or zarr instead"
+                    .into(),
+            ));
+        }
+        if axis >= shape.len() {
             return Err(Error::Usage(format!(
                 "npy stack axis {axis} is out of range for {} dimensions",
                 shape.len()
@@ -254,7 +321,10 @@ impl ArraySink for NpyStackSink {
 
     fn write_chunk(&self, index: &[u64], data: &[u8]) -> Result<()> {
         let region = self.grid.chunk_subset(index);
-        let path = self.dir.join(format!("{}.npy", index[self.axis]));
+        let part = index
+            .get(self.axis)
+            .ok_or_else(|| Error::Internal("chunk index lacks the stack's axis".into()))?;
+        let path = self.dir.join(format!("{part}.npy"));
         let rows = region.shape().first().copied().unwrap_or(1);
         let part = NpySink::create(&path, self.dtype, region.shape(), rows, false)?;
         part.write_chunk(&vec![0; region.shape().len()], data)?;

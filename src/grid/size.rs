@@ -1,0 +1,231 @@
+//! Sizes computed from untrusted metadata: element counts and byte sizes of shapes,
+//! in checked arithmetic, and the comparison with what a file or a reader can hold.
+//!
+//! Every reader takes its shapes from a file it does not trust (an `.npy` header, a
+//! Zarr `zarr.json`, an npy-stack `info` pickle). Each size goes through these
+//! helpers before anything is allocated or mapped, so an overflowing or lying shape
+//! becomes [`Error::SizeMismatch`] instead of a wrapped product, an abort on a huge
+//! allocation, or a panic.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The largest decoded chunk a reader accepts, in bytes (4 GiB).
+///
+/// A chunk is decoded whole into memory, so a chunk shape from metadata is a
+/// request for that much memory at once. Blosc, the most common Zarr compressor,
+/// cannot hold a buffer of 2 GiB or more, and no Zarr writer chooses chunks this
+/// large by default; a larger chunk is refused when the array is opened rather than
+/// when the allocation fails.
+pub const MAX_CHUNK_BYTES: u64 = 1 << 32;
+
+/// The largest number of chunks an array may have (2^32).
+///
+/// Every chunk of a conversion is at least one task and one entry of its plan, whose
+/// ids are 32 bits; an array with more chunks than that cannot be planned.
+pub const MAX_CHUNKS: u64 = 1 << 32;
+
+/// More output files than this draws a warning: file systems, backups and `ls` slow
+/// down past a million files in one tree.
+pub const MANY_FILES: u64 = 1_000_000;
+
+/// A warning that an output will be written as very many files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManyFiles {
+    /// How many files the output will have.
+    pub files: u64,
+    /// The output's chunk shape.
+    pub chunk_shape: Vec<u64>,
+}
+
+impl std::fmt::Display for ManyFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the output will be {} files (chunk shape {}), more than {MANY_FILES}; \
+             larger chunks make fewer files",
+            self.files,
+            shape_text(&self.chunk_shape)
+        )
+    }
+}
+
+/// The warning for an output of `files` files, if they are more than [`MANY_FILES`].
+pub fn many_files(files: u64, chunk_shape: &[u64]) -> Option<ManyFiles> {
+    (files > MANY_FILES).then(|| ManyFiles {
+        files,
+        chunk_shape: chunk_shape.to_vec(),
+    })
+}
+
+/// Number of elements of `shape` (1 for a scalar), or `None` when the product does
+/// not fit in 64 bits.
+pub fn checked_num_elements(shape: &[u64]) -> Option<u64> {
+    shape.iter().try_fold(1u64, |acc, &n| acc.checked_mul(n))
+}
+
+/// Bytes of an array of `shape` with `item`-byte elements, or `None` on overflow.
+pub fn checked_nbytes(shape: &[u64], item: u64) -> Option<u64> {
+    checked_num_elements(shape)?.checked_mul(item)
+}
+
+/// A shape as a user reads it: `[1000, 1000]`, `[]` for a scalar.
+pub fn shape_text(shape: &[u64]) -> String {
+    let parts: Vec<String> = shape.iter().map(u64::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// The words for a byte count that does not fit in 64 bits, or the count.
+fn needed_text(needed: Option<u64>) -> String {
+    match needed {
+        Some(n) => n.to_string(),
+        None => "more than 2^64".into(),
+    }
+}
+
+/// The bytes of `shape` with `item`-byte elements, checked: an overflowing product
+/// is [`Error::SizeMismatch`] naming `what` (e.g. "shape") at `path`.
+///
+/// # Errors
+/// [`Error::SizeMismatch`] when the byte size does not fit in 64 bits.
+pub fn nbytes_or_error(path: &Path, what: &'static str, shape: &[u64], item: u64) -> Result<u64> {
+    checked_nbytes(shape, item).ok_or_else(|| Error::SizeMismatch {
+        path: path.to_path_buf(),
+        what,
+        shape: shape_text(shape),
+        needed: needed_text(None),
+        present: "no array can be that large".into(),
+    })
+}
+
+/// Checks that `shape` with `item`-byte elements fits in the `present` bytes a file
+/// holds after its header; returns the bytes needed.
+///
+/// # Errors
+/// [`Error::SizeMismatch`] naming the shape, the bytes it needs (or "more than
+/// 2^64") and the bytes the file holds.
+pub fn require_bytes(
+    path: &Path,
+    what: &'static str,
+    shape: &[u64],
+    item: u64,
+    present: u64,
+) -> Result<u64> {
+    match checked_nbytes(shape, item) {
+        Some(needed) if needed <= present => Ok(needed),
+        needed => Err(Error::SizeMismatch {
+            path: path.to_path_buf(),
+            what,
+            shape: shape_text(shape),
+            needed: needed_text(needed),
+            present: format!("the file holds {present} data bytes"),
+        }),
+    }
+}
+
+/// Checks that a chunk of `chunk_shape` with `item`-byte elements is at most
+/// [`MAX_CHUNK_BYTES`]; returns its bytes.
+///
+/// # Errors
+/// [`Error::SizeMismatch`] naming the chunk shape and its bytes.
+pub fn require_chunk_bytes(path: &Path, chunk_shape: &[u64], item: u64) -> Result<u64> {
+    match checked_nbytes(chunk_shape, item) {
+        Some(n) if n <= MAX_CHUNK_BYTES => Ok(n),
+        needed => Err(Error::SizeMismatch {
+            path: path.to_path_buf(),
+            what: "chunk shape",
+            shape: shape_text(chunk_shape),
+            needed: needed_text(needed),
+            present: format!(
+                "blockwise decodes chunks of at most {MAX_CHUNK_BYTES} bytes (4 GiB); \
+                 rechunk the array with smaller chunks"
+            ),
+        }),
+    }
+}
+
+/// Checks that a grid of `grid_shape` chunks has at most [`MAX_CHUNKS`]; returns the
+/// count.
+///
+/// # Errors
+/// [`Error::Unsupported`] naming the number of chunks and the grid.
+pub fn require_chunk_count(path: &Path, grid_shape: &[u64]) -> Result<u64> {
+    match checked_num_elements(grid_shape) {
+        Some(n) if n <= MAX_CHUNKS => Ok(n),
+        n => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "number of chunks",
+            found: format!(
+                "{} (a grid of {})",
+                n.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string()),
+                shape_text(grid_shape)
+            ),
+            supported: format!("; blockwise handles at most {MAX_CHUNKS} chunks an array"),
+        }),
+    }
+}
+
+/// A zeroed buffer for a region of `shape` with `item`-byte elements, allocated
+/// fallibly: a size that overflows or that the allocator refuses is an error, never
+/// an abort.
+///
+/// # Errors
+/// [`Error::SizeMismatch`] naming the region's shape and bytes.
+// `vec![0; n]` would abort when the allocation fails; reserving first is the point.
+#[allow(clippy::slow_vector_initialization)]
+pub fn alloc_zeroed(path: &Path, shape: &[u64], item: u64) -> Result<Vec<u8>> {
+    let bytes = checked_nbytes(shape, item).and_then(|n| usize::try_from(n).ok());
+    let mut buf = Vec::new();
+    match bytes {
+        Some(n) if buf.try_reserve_exact(n).is_ok() => {
+            buf.resize(n, 0);
+            Ok(buf)
+        }
+        _ => Err(Error::SizeMismatch {
+            path: path.to_path_buf(),
+            what: "region",
+            shape: shape_text(shape),
+            needed: needed_text(checked_nbytes(shape, item)),
+            present: "that much memory could not be allocated".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn products_are_checked() {
+        assert_eq!(checked_num_elements(&[]), Some(1));
+        assert_eq!(checked_num_elements(&[3, 0, u64::MAX]), Some(0));
+        assert_eq!(checked_nbytes(&[1 << 62], 8), None);
+        assert_eq!(checked_nbytes(&[2, 3], 8), Some(48));
+        assert_eq!(shape_text(&[2, 3]), "[2, 3]");
+        assert_eq!(shape_text(&[]), "[]");
+    }
+
+    #[test]
+    fn a_shape_the_file_cannot_hold_names_both_sizes() {
+        let e = require_bytes(Path::new("a.npy"), "shape", &[10, 10], 8, 100).unwrap_err();
+        let text = e.to_string();
+        assert_eq!(e.exit_code(), 2);
+        assert!(text.contains("[10, 10]") && text.contains("800") && text.contains("100"));
+        let e =
+            require_bytes(Path::new("a.npy"), "shape", &[1 << 40, 1 << 40], 8, 100).unwrap_err();
+        assert!(e.to_string().contains("more than 2^64"), "{e}");
+        assert_eq!(
+            require_bytes(Path::new("a"), "shape", &[2], 4, 8).unwrap(),
+            8
+        );
+    }
+
+    #[test]
+    fn huge_chunks_and_grids_are_refused() {
+        assert!(require_chunk_bytes(Path::new("z"), &[1 << 30], 8).is_err());
+        assert!(require_chunk_bytes(Path::new("z"), &[1 << 20], 8).is_ok());
+        assert!(require_chunk_count(Path::new("z"), &[1 << 40]).is_err());
+        assert_eq!(require_chunk_count(Path::new("z"), &[5]).unwrap(), 5);
+    }
+}
