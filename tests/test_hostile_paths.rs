@@ -127,13 +127,17 @@ fn directory_that_is_not_a_dataset_is_never_replaced() {
         &["--to", "parquet", "--overwrite"],
     ] {
         let out = convert(&src, &notes, extra);
-        refused(&out, &["not a dataset", "notes"], dir.path());
+        refused(
+            &out,
+            &["a directory that is not a Zarr array", "notes"],
+            dir.path(),
+        );
         assert!(!stderr(&out).contains("--overwrite"), "{}", stderr(&out));
     }
     // A Parquet directory with something else in it, and a Zarr group.
     std::fs::write(notes.join("part-0.parquet"), "x").unwrap();
     let out = convert(&src, &notes, &["--to", "parquet", "--overwrite"]);
-    refused(&out, &["not a dataset"], dir.path());
+    refused(&out, &["a directory that is not a Zarr array"], dir.path());
     let group = dir.path().join("g.zarr");
     std::fs::create_dir(&group).unwrap();
     std::fs::write(
@@ -142,7 +146,7 @@ fn directory_that_is_not_a_dataset_is_never_replaced() {
     )
     .unwrap();
     let out = convert(&src, &group, &["--overwrite"]);
-    refused(&out, &["not a dataset"], dir.path());
+    refused(&out, &["a directory that is not a Zarr array"], dir.path());
     assert_eq!(entries(&notes), vec!["part-0.parquet", "todo.txt"]);
     assert_eq!(entries(&group), vec!["zarr.json"]);
 }

@@ -12,9 +12,11 @@
 //!   (`renameat2` with `RENAME_NOREPLACE`), and a replaced output is swapped out
 //!   only once the new one is complete (`RENAME_EXCHANGE`).
 //!
-//! Temporary names are `.NAME.blockwise-tmp-PID-N` (and `-old-` for an output being
-//! replaced); those of processes that no longer exist are reclaimed by the next
-//! output into the same directory (see [`reclaim_stale_temps`]).
+//! Temporary names are `.NAME.blockwise-tmp-PID-N-HOST` (and `-old-` for an output
+//! being replaced; HOST is a hash of the host name, since directories on a shared
+//! filesystem hold temporaries of processes on other machines, whose PIDs mean
+//! nothing here); those of this host's processes that no longer exist are reclaimed
+//! by the next output into the same directory (see [`reclaim_stale_temps`]).
 //!
 //! Outputs are not fsynced: the guarantee is against the process failing (an error,
 //! Ctrl-C, a kill), as with DuckDB's and Polars' outputs; an fsync of every output
@@ -313,8 +315,7 @@ fn classify(path: &Path) -> Result<Existing> {
         if is_dataset_dir(path) {
             return Ok(Existing::Replaceable);
         }
-        "a directory that is not a dataset blockwise writes (a Zarr array, a Parquet \
-         directory or an npy stack)"
+        "a directory that is not a Zarr array, a Parquet directory or an npy stack"
     } else if ft.is_symlink() {
         "a symbolic link"
     } else if ft.is_fifo() {
@@ -411,12 +412,48 @@ fn is_zarr_array(dir: &Path) -> bool {
 
 fn temp_name(name: &str, kind: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(".{name}.blockwise-{kind}-{}-{n}", std::process::id())
+    format!(
+        ".{name}.blockwise-{kind}-{}-{n}-{}",
+        std::process::id(),
+        host_tag()
+    )
 }
 
-/// A temporary name parsed: the output's name, whether it is an old output moved
-/// aside (`-old-`) rather than a new one being written (`-tmp-`), and the writer's PID.
-fn parse_temp_name(name: &str) -> Option<(&str, bool, u32)> {
+/// This machine's tag in temporary names: 16 hex digits of an FNV-1a hash of the
+/// host name (a host name may hold any character; the tag is safe in a file name).
+fn host_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: `buf` is writable for its length; the name is NUL-terminated when
+        // it fits, and an error leaves it zeroed.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let len = if rc == 0 {
+            buf.iter().position(|&b| b == 0).unwrap_or(buf.len())
+        } else {
+            0
+        };
+        let hash = buf[..len].iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    })
+}
+
+/// A temporary name, parsed.
+#[derive(Debug, PartialEq, Eq)]
+struct TempName<'a> {
+    /// The output's name.
+    output: &'a str,
+    /// An old output moved aside (`-old-`) rather than a new one being written.
+    old: bool,
+    /// The writer's PID.
+    pid: u32,
+    /// The writer's host tag (absent in names written before tags existed).
+    host: Option<&'a str>,
+}
+
+fn parse_temp_name(name: &str) -> Option<TempName<'_>> {
     let rest = name.strip_prefix('.')?;
     let at = rest.rfind(".blockwise-")?;
     let (output, tail) = (&rest[..at], &rest[at + ".blockwise-".len()..]);
@@ -425,12 +462,22 @@ fn parse_temp_name(name: &str) -> Option<(&str, bool, u32)> {
     } else {
         (true, tail.strip_prefix("old-")?)
     };
-    let (pid, n) = tail.split_once('-')?;
+    let mut fields = tail.split('-');
+    let (pid, n, host) = (fields.next()?, fields.next()?, fields.next());
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if output.is_empty() || !digits(pid) || !digits(n) {
+    let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if output.is_empty() || !digits(pid) || !digits(n) || fields.next().is_some() {
         return None;
     }
-    Some((output, old, pid.parse().ok()?))
+    if host.is_some_and(|h| !hex(h)) {
+        return None;
+    }
+    Some(TempName {
+        output,
+        old,
+        pid: pid.parse().ok()?,
+        host,
+    })
 }
 
 /// False only when no process `pid` exists. A process of another user (`EPERM`)
@@ -465,12 +512,14 @@ pub fn reclaim_stale_temps(dir: &Path) -> Reclaimed {
     let own = std::process::id();
     for entry in entries.filter_map(|e| e.ok()) {
         let file_name = entry.file_name();
-        let Some((output, old, pid)) = file_name.to_str().and_then(parse_temp_name) else {
+        let Some(temp) = file_name.to_str().and_then(parse_temp_name) else {
             continue;
         };
-        if pid == own || process_alive(pid) {
+        let other_host = temp.host.is_some_and(|h| h != host_tag());
+        if other_host || temp.pid == own || process_alive(temp.pid) {
             continue;
         }
+        let TempName { output, old, .. } = temp;
         let path = entry.path();
         if old {
             let original = dir.join(output);
@@ -746,13 +795,31 @@ mod tests {
 
     #[test]
     fn temp_names_parse() {
+        let name = temp_name("out.csv", "tmp");
+        let parsed = parse_temp_name(&name).unwrap();
+        assert_eq!((parsed.output, parsed.old), ("out.csv", false));
         assert_eq!(
-            parse_temp_name(".out.csv.blockwise-tmp-123-4"),
-            Some(("out.csv", false, 123))
+            (parsed.pid, parsed.host),
+            (std::process::id(), Some(host_tag()))
         );
         assert_eq!(
+            parse_temp_name(".out.csv.blockwise-tmp-123-4"),
+            Some(TempName {
+                output: "out.csv",
+                old: false,
+                pid: 123,
+                host: None
+            })
+        );
+        assert_eq!(parse_temp_name(".o.blockwise-tmp-1-4-xyz"), None);
+        assert_eq!(
             parse_temp_name(".a.blockwise-x.blockwise-old-7-0"),
-            Some(("a.blockwise-x", true, 7))
+            Some(TempName {
+                output: "a.blockwise-x",
+                old: true,
+                pid: 7,
+                host: None
+            })
         );
         assert_eq!(parse_temp_name(".out.csv.blockwise-tmp-12x-4"), None);
         assert_eq!(parse_temp_name("out.csv.blockwise-tmp-1-4"), None);
@@ -766,7 +833,8 @@ mod tests {
         let dead = 1 << 23;
         let live = std::process::id();
         std::fs::write(
-            dir.path().join(format!(".a.csv.blockwise-tmp-{dead}-0")),
+            dir.path()
+                .join(format!(".a.csv.blockwise-tmp-{dead}-0-{}", host_tag())),
             "12345",
         )
         .unwrap();
@@ -778,6 +846,13 @@ mod tests {
         std::fs::write(
             dir.path().join(format!(".c.csv.blockwise-old-{dead}-1")),
             "old",
+        )
+        .unwrap();
+        // Another machine's process, on a shared filesystem: its PID means nothing here.
+        std::fs::write(
+            dir.path()
+                .join(format!(".d.csv.blockwise-tmp-{dead}-0-0123456789abcdef")),
+            "x",
         )
         .unwrap();
         std::fs::write(dir.path().join("keep.csv"), "k").unwrap();
@@ -794,7 +869,7 @@ mod tests {
             std::fs::read_to_string(dir.path().join("c.csv")).unwrap(),
             "old"
         );
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
     }
 
     #[test]
