@@ -6,7 +6,7 @@
 //! ```
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use arrow::record_batch::RecordBatch;
@@ -14,9 +14,20 @@ use arrow::record_batch::RecordBatch;
 use super::convert::parse_delimiter;
 use crate::error::{Error, Result};
 use crate::grid::Subset;
-use crate::storage::array::DType;
-use crate::storage::frame::FrameReadOptions;
+use crate::storage::array::{ArraySource, DType};
+use crate::storage::frame::{FrameReadOptions, FrameSource};
 use crate::storage::{detect, open_array, open_frame, Kind};
+
+/// Values shown per array row; the rest are counted.
+const SHOWN: u64 = 20;
+/// Most table cells formatted at once: `head` prints as it reads, in pieces of at
+/// most this many cells (and at most [`PRINT_ROWS`] rows), so its memory does not
+/// grow with `-n`.
+const PRINT_CELLS: usize = 1 << 20;
+/// Most table rows formatted at once.
+const PRINT_ROWS: usize = 4096;
+/// Most bytes of array data read at once.
+const SLAB_BYTES: u64 = 4 << 20;
 
 /// Show the first rows of a dataset
 #[derive(Debug, clap::Args)]
@@ -31,60 +42,188 @@ pub struct Args {
     delimiter: String,
 }
 
+/// Where `head` prints; a reader that went away (a closed pipe) ends the output
+/// early and successfully, as `head` and `xsv` do.
+struct Out<W: Write> {
+    w: W,
+    closed: bool,
+}
+
+impl<W: Write> Out<W> {
+    fn print(&mut self, text: &str) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.w.write_all(text.as_bytes()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            Err(e) => Err(Error::io(Path::new("<stdout>"), e)),
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.w.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other.map_err(|e| Error::io(Path::new("<stdout>"), e)),
+        }
+    }
+}
+
 pub(super) fn run(args: Args) -> Result<ExitCode> {
     let format = detect(&args.path)?;
-    let text = match format.kind() {
+    let mut out = Out {
+        w: std::io::BufWriter::new(std::io::stdout().lock()),
+        closed: false,
+    };
+    match format.kind() {
         Kind::Frame => {
-            let read =
-                FrameReadOptions::default().with_delimiter(parse_delimiter(&args.delimiter)?);
+            // One range for the whole of a CSV file: only what is printed is read
+            // (no scan of the file to cut it into partitions), and batches no
+            // larger than what is printed.
+            let mut read = FrameReadOptions::default()
+                .with_delimiter(parse_delimiter(&args.delimiter)?)
+                .with_blocksize(u64::MAX);
+            read.batch_rows = args.n.clamp(1, PRINT_ROWS);
             let source = open_frame(&args.path, format, &read)?;
-            let mut batches: Vec<RecordBatch> = Vec::new();
-            let mut rows = 0;
-            'parts: for p in 0..source.num_partitions() {
-                for batch in source.read_partition(p)? {
-                    let batch = batch?;
-                    let take = (args.n - rows).min(batch.num_rows());
-                    batches.push(batch.slice(0, take));
-                    rows += take;
-                    if rows >= args.n {
-                        break 'parts;
-                    }
-                }
-            }
-            if batches.is_empty() {
-                batches.push(RecordBatch::new_empty(source.schema()));
-            }
-            format!(
-                "{}\n",
-                arrow::util::pretty::pretty_format_batches(&batches)?
-            )
+            print_table(source.as_ref(), args.n, &mut out)?;
         }
         Kind::Array => {
             let source = open_array(&args.path, format)?;
-            let shape = source.meta().shape();
-            let dtype = source.meta().dtype;
-            let rows = shape.first().copied().unwrap_or(1).min(args.n as u64);
-            let mut region_shape = shape.clone();
-            if let Some(first) = region_shape.first_mut() {
-                *first = rows;
-            }
-            let data = source.read(&Subset::new(vec![0; shape.len()], region_shape))?;
-            let per_row = shape.get(1..).map_or(1, |s| s.iter().product::<u64>()) as usize;
-            let values = format_values(&data, dtype)?;
-            let mut s = format!("# shape {shape:?} dtype {dtype}\n");
-            for row in values.chunks(per_row.max(1)) {
-                let shown: Vec<&str> = row.iter().take(20).map(String::as_str).collect();
-                s.push_str(&shown.join(" "));
-                if row.len() > 20 {
-                    s.push_str(&format!(" … ({} more)", row.len() - 20));
-                }
-                s.push('\n');
-            }
-            s
+            print_array(source.as_ref(), args.n as u64, &mut out)?;
         }
-    };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the first `n` rows of `source` as a table, piece by piece, reading no
+/// partition past the one that holds the last row printed.
+fn print_table<W: Write>(source: &dyn FrameSource, n: usize, out: &mut Out<W>) -> Result<()> {
+    let columns = source.schema().fields().len().max(1);
+    let piece_rows = (PRINT_CELLS / columns).clamp(1, PRINT_ROWS);
+    let mut piece: Vec<RecordBatch> = Vec::new();
+    let mut piece_len = 0;
+    let mut printed_header = false;
+    let mut rows = 0;
+    'parts: for p in 0..source.num_partitions() {
+        if rows >= n || out.closed {
+            break;
+        }
+        for batch in source.read_partition(p)? {
+            let batch = batch?;
+            let mut offset = 0;
+            while offset < batch.num_rows() && rows < n {
+                let take = (n - rows)
+                    .min(batch.num_rows() - offset)
+                    .min(piece_rows - piece_len);
+                piece.push(batch.slice(offset, take));
+                offset += take;
+                rows += take;
+                piece_len += take;
+                if piece_len == piece_rows {
+                    print_piece(&piece, &mut printed_header, out)?;
+                    piece.clear();
+                    piece_len = 0;
+                }
+            }
+            if rows >= n || out.closed {
+                break 'parts;
+            }
+        }
+    }
+    if !piece.is_empty() || !printed_header {
+        if piece.is_empty() {
+            piece.push(RecordBatch::new_empty(source.schema()));
+        }
+        print_piece(&piece, &mut printed_header, out)?;
+    }
+    Ok(())
+}
+
+/// Prints batches as table rows: the first piece with the table's header, later
+/// ones without (each closes with a border line).
+fn print_piece<W: Write>(
+    piece: &[RecordBatch],
+    printed_header: &mut bool,
+    out: &mut Out<W>,
+) -> Result<()> {
+    let text = arrow::util::pretty::pretty_format_batches(piece)?.to_string();
+    if *printed_header {
+        // Border, names, border: the header is already on screen.
+        let body = text.splitn(4, '\n').nth(3).unwrap_or("");
+        out.print(body)?;
+    } else {
+        out.print(&text)?;
+        *printed_header = true;
+    }
+    out.print("\n")
+}
+
+/// Prints the first `n` entries along the first axis: for each, its first
+/// [`SHOWN`] values (in C order) and how many more there are. Only those values are
+/// read, in slabs of at most [`SLAB_BYTES`].
+fn print_array<W: Write>(source: &dyn ArraySource, n: u64, out: &mut Out<W>) -> Result<()> {
+    let shape = source.meta().shape();
+    let dtype = source.meta().dtype;
+    out.print(&format!("# shape {shape:?} dtype {dtype}\n"))?;
+    if shape.is_empty() {
+        let data = source.read(&Subset::new(Vec::new(), Vec::new()))?;
+        return out.print(&format!("{}\n", format_values(&data, dtype)?.join(" ")));
+    }
+    let per_row = shape[1..]
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .unwrap_or(u64::MAX);
+    if per_row == 0 {
+        return Ok(());
+    }
+    // The box at the start of a row that holds its first SHOWN values: trailing
+    // axes whole while they hold fewer, then as much of the next axis as needed.
+    let mut block = vec![1u64; shape.len()];
+    let mut covered = 1u64;
+    for axis in (1..shape.len()).rev() {
+        if covered >= SHOWN {
+            break;
+        }
+        let need = SHOWN.div_ceil(covered);
+        block[axis] = shape[axis].min(need);
+        covered = covered.saturating_mul(block[axis]);
+    }
+    let box_values = block[1..].iter().product::<u64>().max(1);
+    let row_bytes = box_values * dtype.size() as u64;
+    let slab_rows = (SLAB_BYTES / row_bytes).max(1);
+    let rows = shape[0].min(n);
+    let shown = per_row.min(SHOWN) as usize;
+    let mut r = 0;
+    while r < rows && !out.closed {
+        let k = slab_rows.min(rows - r);
+        let mut start = vec![0u64; shape.len()];
+        start[0] = r;
+        let mut extent = block.clone();
+        extent[0] = k;
+        let data = source.read(&Subset::new(start, extent))?;
+        let values = format_values(&data, dtype)?;
+        let mut text = String::new();
+        for row in values.chunks(box_values as usize) {
+            text.push_str(&row[..shown.min(row.len())].join(" "));
+            if per_row > SHOWN {
+                text.push_str(&format!(" … ({} more)", per_row - SHOWN));
+            }
+            text.push('\n');
+        }
+        out.print(&text)?;
+        r += k;
+    }
+    Ok(())
 }
 
 /// Formats native-endian elements as numpy prints them (bools as True/False).
