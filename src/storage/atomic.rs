@@ -253,8 +253,11 @@ fn check_parent(parent: &Path) -> Result<()> {
 /// The output's directory must be writable (`EACCES`, `EROFS`: permission denied).
 fn check_writable(parent: &Path) -> Result<()> {
     let c_parent = c_path(parent).map_err(|e| Error::io(parent, e))?;
+    let mode = libc::W_OK | libc::X_OK;
+    // The effective IDs (AT_EACCESS) are the ones that will create the files.
     // SAFETY: `c_parent` is a valid NUL-terminated string that outlives the call.
-    if unsafe { libc::access(c_parent.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+    let rc = unsafe { libc::faccessat(libc::AT_FDCWD, c_parent.as_ptr(), mode, libc::AT_EACCESS) };
+    if rc != 0 {
         return Err(Error::io(parent, io::Error::last_os_error()));
     }
     Ok(())
