@@ -24,6 +24,11 @@ struct Run {
 /// Starts converting a generated CSV (about 45 MB) with `extra` flags and returns
 /// once its temporary output exists, so that a signal lands mid-write.
 fn start(extra: &[&str]) -> Run {
+    start_with(extra, None)
+}
+
+/// [`start`], with `old` written at the destination first when given.
+fn start_with(extra: &[&str], old: Option<&str>) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("big.csv");
     {
@@ -37,6 +42,9 @@ fn start(extra: &[&str]) -> Run {
     std::fs::create_dir(&spill).unwrap();
     let out_dir = dir.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
+    if let Some(old) = old {
+        std::fs::write(out_dir.join("big.parquet"), old).unwrap();
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_blockwise"))
         .arg("convert")
         .arg(&src)
@@ -51,7 +59,10 @@ fn start(extra: &[&str]) -> Run {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while entries(&out_dir).is_empty() {
+    while !entries(&out_dir)
+        .iter()
+        .any(|n| n.contains(".blockwise-tmp-"))
+    {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "no temporary output appeared"
@@ -200,6 +211,21 @@ fn temporaries_of_a_live_process_are_not_reclaimed() {
     send(&run.child, "INT");
     std::fs::remove_file(run.out_dir.join("small.parquet")).unwrap();
     stopped_cleanly(run, 130, "interrupted by SIGINT");
+}
+
+#[test]
+fn sigterm_during_an_overwrite_keeps_the_old_output() {
+    let run = start_with(&["--overwrite"], Some("old output"));
+    send(&run.child, "TERM");
+    let out_dir = run.out_dir.clone();
+    let out = run.child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert_eq!(entries(&out_dir), vec!["big.parquet"]);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("big.parquet")).unwrap(),
+        "old output"
+    );
+    drop(run._dir);
 }
 
 /// Bytes of the files under `dir`.
