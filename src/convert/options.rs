@@ -17,7 +17,7 @@ impl ChunkSpec {
     /// Parses `auto` or `1000,1000`.
     ///
     /// # Errors
-    /// [`Error::Usage`] for anything else.
+    /// [`Error::InvalidOption`] naming `--chunks` for anything else.
     pub fn parse(text: &str) -> Result<Self> {
         if text.eq_ignore_ascii_case("auto") {
             return Ok(ChunkSpec::Auto);
@@ -25,9 +25,15 @@ impl ChunkSpec {
         text.split(',')
             .map(|p| match p.trim().parse::<u64>() {
                 Ok(n) if n > 0 => Ok(n),
-                _ => Err(Error::Usage(format!(
-                    "--chunks {text:?}: {p:?} is not a positive integer; write e.g. 1000,1000 or auto"
-                ))),
+                _ => Err(Error::InvalidOption {
+                    option: "--chunks",
+                    value: text.to_string(),
+                    reason: format!(
+                        "'{}' is not a positive integer; write one size per axis, e.g. \
+                         1000,1000, or auto",
+                        p.trim()
+                    ),
+                }),
             })
             .collect::<Result<Vec<_>>>()
             .map(ChunkSpec::Shape)

@@ -228,4 +228,15 @@ mod tests {
         assert!(require_chunk_count(Path::new("z"), &[1 << 40]).is_err());
         assert_eq!(require_chunk_count(Path::new("z"), &[5]).unwrap(), 5);
     }
+
+    #[test]
+    fn a_million_files_is_fine_one_more_is_a_warning() {
+        assert_eq!(many_files(MANY_FILES, &[1]), None);
+        let w = many_files(MANY_FILES + 1, &[1, 1]).unwrap();
+        let text = w.to_string();
+        assert!(
+            text.contains("1000001 files") && text.contains("[1, 1]"),
+            "{text}"
+        );
+    }
 }
