@@ -16,7 +16,7 @@ use crate::memory::{
 #[derive(Debug, Clone, Args)]
 pub struct JobArgs {
     /// Memory budget, e.g. 2GiB or 512MB [default: 80% of physical memory; env BLOCKWISE_MEMORY_LIMIT]
-    #[arg(long, value_parser = parse_memory_limit)]
+    #[arg(long, value_parser = parse_memory_limit, allow_negative_numbers = true)]
     pub memory_limit: Option<u64>,
     /// Reserved-bytes fraction of the limit above which blocks spill, or off [default: 0.60; env BLOCKWISE_MEMORY_TARGET]
     #[arg(long, value_parser = parse_threshold)]
@@ -37,7 +37,7 @@ pub struct JobArgs {
     #[arg(long)]
     pub spill_compression: Option<String>,
     /// Worker threads [default: all cores]
-    #[arg(long, value_parser = parse_threads)]
+    #[arg(long, value_parser = parse_threads, allow_negative_numbers = true)]
     pub threads: Option<usize>,
     /// Never show a progress bar
     #[arg(long)]

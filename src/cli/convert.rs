@@ -51,7 +51,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_blocksize, default_value = "64MiB")]
     blocksize: u64,
     /// Rows per Parquet row group [default: 1048576]
-    #[arg(long, value_parser = parse_row_group_size)]
+    #[arg(long, value_parser = parse_row_group_size, allow_negative_numbers = true)]
     row_group_size: Option<usize>,
     /// Read only these columns, in this order (comma-separated)
     #[arg(long, value_delimiter = ',')]

@@ -46,7 +46,9 @@ pub struct IpcSource {
 
 fn corrupt(path: &Path, e: ArrowError) -> Error {
     match e {
-        ArrowError::IoError(_, io) => Error::io(path, io),
+        // A decompressor reports bad data as an I/O error without an OS error code:
+        // that is the file's fault, not the disk's.
+        ArrowError::IoError(_, io) if io.raw_os_error().is_some() => Error::io(path, io),
         other => Error::corrupt(path, "arrow ipc", other),
     }
 }
@@ -80,10 +82,12 @@ impl IpcSource {
         let stream = got < FILE_MAGIC.len() || magic != FILE_MAGIC;
         let file = File::open(path).at(path)?;
         let (full, batches, rows): (SchemaRef, usize, Option<u64>) = if stream {
+            let layout = check_stream(path, &file, len)?;
             let reader = guard_decoder(path, "arrow ipc", || {
                 StreamReader::try_new(BufReader::new(file), None).map_err(|e| corrupt(path, e))
             })?;
-            (reader.schema(), 1, None)
+            // A stream is read front to back: one partition, however many batches.
+            (reader.schema(), 1, Some(layout.rows))
         } else {
             let layout = check_file(path, &file, len)?;
             let reader = guard_decoder(path, "arrow ipc", || {
@@ -184,7 +188,7 @@ fn check_file(path: &Path, file: &File, len: u64) -> Result<FileLayout> {
         .map(|b| (b, false))
         .chain(batches.map(|b| (b, true)))
     {
-        let rows = check_block(path, file, &block, data_end)?;
+        let rows = check_block(path, file, block, data_end)?;
         if is_batch {
             layout.batches += 1;
             layout.rows = layout
@@ -238,6 +242,27 @@ fn check_block(path: &Path, file: &File, block: &arrow::ipc::Block, data_end: u6
                 format!("{}: its message claims {stated} bytes", describe()),
             )
         })?;
+    let rows = check_message(path, file, message, offset + meta_len, body_len, &describe)?;
+    rows.ok_or_else(|| {
+        bad(
+            path,
+            format!("{}: not a record batch or dictionary message", describe()),
+        )
+    })
+}
+
+/// Checks one message (its flatbuffer `message`, its body at `body_start` of
+/// `body_len` bytes): every buffer lies in the body, and no compressed buffer claims
+/// more than its codec could expand it to. Returns the rows of a record batch or
+/// dictionary batch, `None` for other messages (a schema).
+fn check_message(
+    path: &Path,
+    file: &File,
+    message: &[u8],
+    body_start: u64,
+    body_len: u64,
+    describe: &dyn Fn() -> String,
+) -> Result<Option<u64>> {
     let message = arrow::ipc::root_as_message(message)
         .map_err(|e| bad(path, format!("{}: invalid message ({e})", describe())))?;
     let batch = match (
@@ -248,17 +273,11 @@ fn check_block(path: &Path, file: &File, block: &arrow::ipc::Block, data_end: u6
         (None, Some(dict)) => dict
             .data()
             .ok_or_else(|| bad(path, format!("{}: a dictionary without data", describe())))?,
-        (None, None) => {
-            return Err(bad(
-                path,
-                format!("{}: not a record batch or dictionary message", describe()),
-            ))
-        }
+        (None, None) => return Ok(None),
     };
     let rows = u64::try_from(batch.length())
         .map_err(|_| bad(path, format!("{}: {} rows", describe(), batch.length())))?;
     let compressed = batch.compression().is_some();
-    let body_start = offset + meta_len;
     for buffer in batch.buffers().into_iter().flatten() {
         let (b_off, b_len) = (buffer.offset(), buffer.length());
         let range = u64::try_from(b_off)
@@ -292,7 +311,76 @@ fn check_block(path: &Path, file: &File, block: &arrow::ipc::Block, data_end: u6
             }
         }
     }
-    Ok(rows)
+    Ok(Some(rows))
+}
+
+/// Walks the messages of an IPC stream, checking each as [`check_message`] does and
+/// that each body lies inside the file. Returns the batches and rows.
+fn check_stream(path: &Path, file: &File, len: u64) -> Result<FileLayout> {
+    let mut layout = FileLayout {
+        batches: 0,
+        rows: 0,
+    };
+    let mut at = 0u64;
+    loop {
+        let mut word = [0u8; 4];
+        if at + 4 > len {
+            break;
+        }
+        file.read_exact_at(&mut word, at).at(path)?;
+        let mut header = at + 4;
+        if word == [0xff; 4] {
+            if header + 4 > len {
+                break;
+            }
+            file.read_exact_at(&mut word, header).at(path)?;
+            header += 4;
+        }
+        let stated = i32::from_le_bytes(word);
+        if stated == 0 {
+            break; // the end-of-stream marker
+        }
+        let describe = || format!("the message at offset {at}");
+        let meta_len = u64::try_from(stated)
+            .ok()
+            .filter(|&m| header.checked_add(m).is_some_and(|end| end <= len))
+            .ok_or_else(|| {
+                bad(
+                    path,
+                    format!(
+                        "{}: its header claims {stated} bytes, past the end of the file ({len} bytes)",
+                        describe()
+                    ),
+                )
+            })?;
+        let mut meta = vec![0u8; meta_len as usize];
+        file.read_exact_at(&mut meta, header).at(path)?;
+        let body_start = header + meta_len;
+        let body_len = arrow::ipc::root_as_message(&meta)
+            .map_err(|e| bad(path, format!("{}: invalid message ({e})", describe())))?
+            .bodyLength();
+        let body_len = u64::try_from(body_len)
+            .ok()
+            .filter(|&b| body_start.checked_add(b).is_some_and(|end| end <= len))
+            .ok_or_else(|| {
+                bad(
+                    path,
+                    format!(
+                        "{}: its body of {body_len} bytes runs past the end of the file ({len} bytes)",
+                        describe()
+                    ),
+                )
+            })?;
+        if let Some(rows) = check_message(path, file, &meta, body_start, body_len, &describe)? {
+            layout.batches += 1;
+            layout.rows = layout
+                .rows
+                .checked_add(rows)
+                .ok_or_else(|| bad(path, "the batches' row counts overflow"))?;
+        }
+        at = body_start + body_len;
+    }
+    Ok(layout)
 }
 
 impl FrameSource for IpcSource {
