@@ -1,0 +1,250 @@
+//! Temporary names (`.NAME.blockwise-tmp-PID-N-HOST`, `-old-` for an output moved
+//! aside), and reclaiming those that processes killed or crashed left behind.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::remove_path;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Stale temporaries removed from an output's directory (see [`reclaim_stale_temps`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Temporaries removed.
+    pub entries: u64,
+    /// Bytes they held.
+    pub bytes: u64,
+    /// Old outputs put back at their name, because a replacement stopped after
+    /// moving them aside and before the new output took their place.
+    pub restored: u64,
+}
+
+pub(super) fn temp_name(name: &str, kind: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        ".{name}.blockwise-{kind}-{}-{n}-{}",
+        std::process::id(),
+        host_tag()
+    )
+}
+
+/// This machine's tag in temporary names: 16 hex digits of an FNV-1a hash of the
+/// host name (a host name may hold any character; the tag is safe in a file name).
+fn host_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: `buf` is writable for its length; the name is NUL-terminated when
+        // it fits, and an error leaves it zeroed.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let len = if rc == 0 {
+            buf.iter().position(|&b| b == 0).unwrap_or(buf.len())
+        } else {
+            0
+        };
+        let hash = buf[..len].iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    })
+}
+
+/// A temporary name, parsed.
+#[derive(Debug, PartialEq, Eq)]
+struct TempName<'a> {
+    /// The output's name.
+    output: &'a str,
+    /// An old output moved aside (`-old-`) rather than a new one being written.
+    old: bool,
+    /// The writer's PID.
+    pid: u32,
+    /// The writer's host tag (absent in names written before tags existed).
+    host: Option<&'a str>,
+}
+
+fn parse_temp_name(name: &str) -> Option<TempName<'_>> {
+    let rest = name.strip_prefix('.')?;
+    let at = rest.rfind(".blockwise-")?;
+    let (output, tail) = (&rest[..at], &rest[at + ".blockwise-".len()..]);
+    let (old, tail) = if let Some(t) = tail.strip_prefix("tmp-") {
+        (false, t)
+    } else {
+        (true, tail.strip_prefix("old-")?)
+    };
+    let mut fields = tail.split('-');
+    let (pid, n, host) = (fields.next()?, fields.next()?, fields.next());
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    if output.is_empty() || !digits(pid) || !digits(n) || fields.next().is_some() {
+        return None;
+    }
+    if host.is_some_and(|h| !hex(h)) {
+        return None;
+    }
+    Some(TempName {
+        output,
+        old,
+        pid: pid.parse().ok()?,
+        host,
+    })
+}
+
+/// False only when no process `pid` exists. A process of another user (`EPERM`)
+/// counts as alive, and so does any PID this process cannot ask about.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Removes the temporaries in `dir` left by blockwise processes that no longer
+/// exist (killed, or crashed), never those of a live process. An old output moved
+/// aside by a replacement that died before the new output took its place is put
+/// back at its name when nothing is there, and removed otherwise. Errors are
+/// ignored: reclaiming is housekeeping, and what cannot be removed stays.
+///
+/// A PID is checked in this process's PID namespace: directories shared with
+/// containers that have their own should not hold temporaries of both.
+pub fn reclaim_stale_temps(dir: &Path) -> Reclaimed {
+    let mut reclaimed = Reclaimed::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return reclaimed;
+    };
+    let own = std::process::id();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let file_name = entry.file_name();
+        let Some(temp) = file_name.to_str().and_then(parse_temp_name) else {
+            continue;
+        };
+        let other_host = temp.host.is_some_and(|h| h != host_tag());
+        if other_host || temp.pid == own || process_alive(temp.pid) {
+            continue;
+        }
+        let TempName { output, old, .. } = temp;
+        let path = entry.path();
+        if old {
+            let original = dir.join(output);
+            if original.symlink_metadata().is_err() && std::fs::rename(&path, &original).is_ok() {
+                reclaimed.restored += 1;
+                continue;
+            }
+        }
+        let bytes = tree_bytes(&path);
+        remove_path(&path);
+        if path.symlink_metadata().is_err() {
+            reclaimed.entries += 1;
+            reclaimed.bytes += bytes;
+        }
+    }
+    reclaimed
+}
+
+/// Bytes of the files under `path` (a file or a directory tree; links not followed).
+fn tree_bytes(path: &Path) -> u64 {
+    match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::read_dir(path)
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| tree_bytes(&e.path()))
+                    .sum()
+            })
+            .unwrap_or(0),
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_parse() {
+        let name = temp_name("out.csv", "tmp");
+        let parsed = parse_temp_name(&name).unwrap();
+        assert_eq!((parsed.output, parsed.old), ("out.csv", false));
+        assert_eq!(
+            (parsed.pid, parsed.host),
+            (std::process::id(), Some(host_tag()))
+        );
+        assert_eq!(
+            parse_temp_name(".out.csv.blockwise-tmp-123-4"),
+            Some(TempName {
+                output: "out.csv",
+                old: false,
+                pid: 123,
+                host: None
+            })
+        );
+        assert_eq!(parse_temp_name(".o.blockwise-tmp-1-4-xyz"), None);
+        assert_eq!(
+            parse_temp_name(".a.blockwise-x.blockwise-old-7-0"),
+            Some(TempName {
+                output: "a.blockwise-x",
+                old: true,
+                pid: 7,
+                host: None
+            })
+        );
+        assert_eq!(parse_temp_name(".out.csv.blockwise-tmp-12x-4"), None);
+        assert_eq!(parse_temp_name("out.csv.blockwise-tmp-1-4"), None);
+        assert_eq!(parse_temp_name("..blockwise-tmp-1-4"), None);
+    }
+
+    #[test]
+    fn reclaims_dead_temps_only_and_restores_a_moved_aside_output() {
+        let dir = tempfile::tempdir().unwrap();
+        // A PID that cannot be running: above the kernel's pid_max (at most 2^22).
+        let dead = 1 << 23;
+        let live = std::process::id();
+        std::fs::write(
+            dir.path()
+                .join(format!(".a.csv.blockwise-tmp-{dead}-0-{}", host_tag())),
+            "12345",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!(".b.csv.blockwise-tmp-{live}-0")),
+            "x",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(format!(".c.csv.blockwise-old-{dead}-1")),
+            "old",
+        )
+        .unwrap();
+        // Another machine's process, on a shared filesystem: its PID means nothing here.
+        std::fs::write(
+            dir.path()
+                .join(format!(".d.csv.blockwise-tmp-{dead}-0-0123456789abcdef")),
+            "x",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("keep.csv"), "k").unwrap();
+        let r = reclaim_stale_temps(dir.path());
+        assert_eq!(
+            r,
+            Reclaimed {
+                entries: 1,
+                bytes: 5,
+                restored: 1
+            }
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("c.csv")).unwrap(),
+            "old"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+}
