@@ -355,3 +355,34 @@ fn a_full_disk_while_writing_arrays_is_exit_2() {
         );
     }
 }
+
+#[test]
+fn chunk_requests_that_cannot_be_planned_or_parsed_are_refused() {
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = src_dir.path().join("v.npy");
+    python_eval(&format!(
+        "import numpy as np; np.save({src:?}, np.arange(100000, dtype='u1'))"
+    ));
+    let out = tempfile::tempdir().unwrap();
+    let dst = out.path().join("x.zarr");
+    // 100,000 one-element chunks: a plan of 100,000 tasks does not fit 64 MiB.
+    assert_fails(
+        &run(&[
+            &"convert",
+            &src,
+            &dst,
+            &"--chunks",
+            &"1",
+            &"--memory-limit",
+            &"64MiB",
+        ]),
+        &["--chunks", "100000 blocks", "choose larger chunks"],
+    );
+    for bad in ["0", "-3", "10,x", "99999999999999999999999"] {
+        assert_fails(
+            &run(&[&"convert", &src, &dst, &format!("--chunks={bad}")]),
+            &["--chunks", "is not a positive integer"],
+        );
+    }
+    assert!(entries(out.path()).is_empty(), "{:?}", entries(out.path()));
+}
