@@ -147,6 +147,7 @@ pub(super) fn run(
         }
     };
 
+    let spill_charge = ctx.spill.disk().charge();
     ctx.progress
         .start(plan.tasks.len() as u64, false, "chunk tasks");
     let report = ctx.executor().run(&plan, |task, tctx| {
@@ -157,7 +158,13 @@ pub(super) fn run(
         let region = stage.blocks.chunk_subset(block);
         let data = input(k)?.read(&region)?;
         tctx.emit(Event::BytesRead(data.len() as u64));
-        write_block(stage.sink.as_ref(), &region, &data, meta.dtype, tctx.cancel)?;
+        if stage.path.is_some() {
+            // Intermediate stages are the rechunk's spill: counted against its quota
+            // (uncompressed, an upper bound) before they are written.
+            spill_charge.add(data.len() as u64)?;
+        }
+        write_block(stage.sink.as_ref(), &region, &data, meta.dtype, tctx.cancel)
+            .map_err(|e| ctx.spill.disk().map_full(e, data.len() as u64))?;
         if stage.path.is_some() {
             // Intermediate stages are the rechunk's spill.
             JobStats::add(&ctx.stats.spilled_bytes, data.len() as u64);

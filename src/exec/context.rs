@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{CancelToken, Event, Observer, Progress};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::memory::{
     current_rss_bytes, default_memory_limit, DiskManager, MemoryMonitor, MemoryPool,
-    SpillCompression, SpillStore, Thresholds,
+    SpillCompression, SpillReclaimed, SpillStore, Thresholds,
 };
 
 /// Counters a job accumulates; read at the end for `--stats`.
@@ -68,6 +68,10 @@ pub struct JobOptions {
     pub spill_quota: Option<u64>,
     /// Show a progress bar when stderr is a terminal.
     pub progress: bool,
+    /// Print one line on stderr when creating the spill directory reclaimed stale
+    /// ones left by killed processes (default: on, as the command line wants it; an
+    /// embedding host may turn it off and read [`JobContext::reclaimed`] instead).
+    pub report_reclaimed: bool,
 }
 
 impl Default for JobOptions {
@@ -80,6 +84,7 @@ impl Default for JobOptions {
             spill_compression: SpillCompression::default(),
             spill_quota: None,
             progress: false,
+            report_reclaimed: true,
         }
     }
 }
@@ -103,6 +108,9 @@ pub struct JobContext {
     pub progress: Progress,
     /// Counters for `--stats`.
     pub stats: Arc<JobStats>,
+    /// Stale spill directories of killed processes removed when this job created its
+    /// own.
+    pub reclaimed: SpillReclaimed,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -114,6 +122,27 @@ impl std::fmt::Debug for JobContext {
     }
 }
 
+/// The spill quota set by `BLOCKWISE_SPILL_QUOTA` (bytes, a plain integer), if set: a
+/// hidden knob for tests and for shared machines where 90% of the free space is too
+/// generous.
+///
+/// # Errors
+/// [`Error::InvalidOption`] for a value that is not a whole number of bytes.
+fn spill_quota_from_env() -> Result<Option<u64>> {
+    const NAME: &str = "BLOCKWISE_SPILL_QUOTA";
+    let Ok(text) = std::env::var(NAME) else {
+        return Ok(None);
+    };
+    text.trim()
+        .parse::<u64>()
+        .map(Some)
+        .map_err(|_| Error::InvalidOption {
+            option: NAME,
+            value: text.clone(),
+            reason: "must be a whole number of bytes, such as 1048576".into(),
+        })
+}
+
 impl JobContext {
     /// Sets up a job: the pool, the monitor, and a fresh spill directory (removed
     /// when the last clone of the context is dropped).
@@ -123,7 +152,16 @@ impl JobContext {
     pub fn new(options: &JobOptions, cancel: CancelToken) -> Result<Self> {
         options.thresholds.validate()?;
         let pool = MemoryPool::new(options.memory_limit);
-        let disk = DiskManager::new(&options.spill_dir, options.spill_quota)?;
+        crate::memory::bound_allocator_retention(options.threads);
+        let quota = match options.spill_quota {
+            Some(q) => Some(q),
+            None => spill_quota_from_env()?,
+        };
+        let disk = DiskManager::new(&options.spill_dir, quota)?;
+        let reclaimed = disk.reclaimed().clone();
+        if let (true, Some(line)) = (options.report_reclaimed, reclaimed.message()) {
+            eprintln!("blockwise: {line}");
+        }
         let spill = SpillStore::new(disk, options.spill_compression);
         let monitor = MemoryMonitor::new(pool.clone(), options.thresholds)
             .with_spill_store(spill.clone())
@@ -137,6 +175,7 @@ impl JobContext {
             cancel,
             progress: Progress::new(options.progress),
             stats: Arc::default(),
+            reclaimed,
         })
     }
 

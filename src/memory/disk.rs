@@ -6,7 +6,15 @@
 //! (`spill.rs`). Live directories are also registered process-wide so that the
 //! Ctrl-C handler can remove them with [`remove_all_spill_dirs`] when the process
 //! exits before destructors run.
+//!
+//! A process killed outright (SIGKILL, a crash, the OOM killer) runs no handler and
+//! leaves its directory behind. Each live directory therefore holds a `.lock` file
+//! that its process keeps locked (`flock`, released by the kernel when the process
+//! dies, however it dies), and its name carries the PID: when a job creates its
+//! directory, it first reclaims the `blockwise-spill-PID-N` directories of the root
+//! whose process no longer exists *and* whose lock is free ([`SpillReclaimed`]).
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +31,11 @@ static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// the job's outputs and everyone else on the machine.
 const DEFAULT_QUOTA_PERCENT: u64 = 90;
 
+/// The prefix of every spill directory's name: `blockwise-spill-<pid>-<n>`.
+const DIR_PREFIX: &str = "blockwise-spill-";
+/// The file inside a live spill directory that its process holds locked.
+const LOCK_FILE: &str = ".lock";
+
 /// One job's spill directory with a disk quota; removed with everything in it on drop.
 #[derive(Debug)]
 pub struct DiskManager {
@@ -30,6 +43,42 @@ pub struct DiskManager {
     quota: u64,
     used: AtomicU64,
     next_file: AtomicU64,
+    reclaimed: SpillReclaimed,
+    /// Held open (and locked) for the directory's life: the lock tells other
+    /// processes this directory is in use, whatever its PID says.
+    _lock: Option<File>,
+}
+
+/// Spill directories of dead processes removed from a spill root when a job created
+/// its own (see the module documentation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpillReclaimed {
+    /// The spill root they were in.
+    pub root: PathBuf,
+    /// Directories removed.
+    pub dirs: u64,
+    /// Bytes their files held.
+    pub bytes: u64,
+    /// The PIDs of the processes that left them, ascending, without repeats.
+    pub pids: Vec<u32>,
+}
+
+impl SpillReclaimed {
+    /// The one line a front end prints about it, worded as the line about stale
+    /// temporary outputs: "reclaimed N bytes of stale temporaries left by process(es)
+    /// P in DIR". `None` when nothing was reclaimed.
+    pub fn message(&self) -> Option<String> {
+        if self.dirs == 0 {
+            return None;
+        }
+        let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
+        Some(format!(
+            "reclaimed {} bytes of stale temporaries left by process(es) {} in {}",
+            self.bytes,
+            pids.join(", "),
+            self.root.display()
+        ))
+    }
 }
 
 impl DiskManager {
@@ -50,17 +99,28 @@ impl DiskManager {
             Some(q) => q,
             None => available_bytes(root)? / 100 * DEFAULT_QUOTA_PERCENT,
         };
+        let reclaimed = reclaim_stale_spill_dirs(root);
         let dir = create_fresh_dir(root)?;
         LIVE_SPILL_DIRS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(dir.clone());
+        // Best effort: without the lock (a filesystem without flock) the PID alone
+        // protects the directory, as it did before locks existed.
+        let lock = lock_dir(&dir);
         Ok(Arc::new(DiskManager {
             dir,
             quota,
             used: AtomicU64::new(0),
             next_file: AtomicU64::new(0),
+            reclaimed,
+            _lock: lock,
         }))
+    }
+
+    /// What creating this directory reclaimed from dead processes in the root.
+    pub fn reclaimed(&self) -> &SpillReclaimed {
+        &self.reclaimed
     }
 
     /// The spill directory.
@@ -111,6 +171,42 @@ impl DiskManager {
             })
     }
 
+    /// The quota error for a write of `requested` bytes that the filesystem refused
+    /// (ENOSPC, EDQUOT) before the quota was reached: the disk filled up with other
+    /// files, or the quota was set above what the disk holds. The quota it reports is
+    /// what the directory could really hold: the bytes used plus the space still free
+    /// (never more than the quota set), so "used + requested > quota" holds.
+    pub fn full_error(&self, requested: u64) -> Error {
+        let used = self.used();
+        let free = available_bytes(&self.dir).unwrap_or(0);
+        Error::SpillQuota {
+            dir: self.dir.clone(),
+            requested,
+            used,
+            quota: self.quota.min(used.saturating_add(free)),
+        }
+    }
+
+    /// Turns a full-disk error on a path inside this directory into the quota error
+    /// for a write of `requested` bytes; other errors are returned unchanged. For
+    /// writers that report a full disk as [`Error::DiskFull`] (the Zarr sink of a
+    /// staged rechunk) rather than through the spill store.
+    pub fn map_full(&self, error: Error, requested: u64) -> Error {
+        match &error {
+            Error::DiskFull { path } if path.starts_with(&self.dir) => self.full_error(requested),
+            _ => error,
+        }
+    }
+
+    /// A running count of bytes written to this directory by a writer other than the
+    /// spill store (a staged rechunk's intermediate arrays), released when dropped.
+    pub fn charge(self: &Arc<Self>) -> DiskCharge {
+        DiskCharge {
+            disk: self.clone(),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
     /// Gives back `bytes` reserved earlier (a file was removed or a write came out
     /// smaller than reserved).
     pub fn release(&self, bytes: u64) {
@@ -131,6 +227,37 @@ impl Drop for DiskManager {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|p| p != &self.dir);
+    }
+}
+
+/// Bytes of intermediate files in a spill directory counted against its quota; given
+/// back when dropped (the files go with the directory, or before).
+#[derive(Debug)]
+pub struct DiskCharge {
+    disk: Arc<DiskManager>,
+    bytes: AtomicU64,
+}
+
+impl DiskCharge {
+    /// Counts `bytes` more, before they are written.
+    ///
+    /// # Errors
+    /// [`Error::SpillQuota`] when they would pass the quota; nothing is counted then.
+    pub fn add(&self, bytes: u64) -> Result<()> {
+        self.disk.reserve(bytes)?;
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes counted so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for DiskCharge {
+    fn drop(&mut self) {
+        self.disk.release(self.bytes.load(Ordering::Relaxed));
     }
 }
 
@@ -157,13 +284,119 @@ fn remove_spill_dirs_where(pick: impl Fn(&Path) -> bool) {
     }
 }
 
+/// Removes the spill directories in `root` left by processes that no longer exist;
+/// never a directory of a live process (its PID answers `kill(pid, 0)`, or its lock
+/// is held). Errors are ignored: reclaiming is housekeeping, and what cannot be
+/// removed (another user's directory) stays.
+///
+/// A PID is checked in this process's PID namespace; the lock covers directories of
+/// processes in other namespaces sharing the root.
+pub fn reclaim_stale_spill_dirs(root: &Path) -> SpillReclaimed {
+    let mut reclaimed = SpillReclaimed {
+        root: root.to_path_buf(),
+        ..SpillReclaimed::default()
+    };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return reclaimed;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(spill_dir_pid) else {
+            continue;
+        };
+        // A symlink with a spill directory's name is not ours to follow.
+        if pid == me || !entry.file_type().is_ok_and(|t| t.is_dir()) || process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        if lock_held(&path) {
+            continue;
+        }
+        let bytes = tree_bytes(&path);
+        if std::fs::remove_dir_all(&path).is_ok() {
+            reclaimed.dirs += 1;
+            reclaimed.bytes += bytes;
+            if let Err(at) = reclaimed.pids.binary_search(&pid) {
+                reclaimed.pids.insert(at, pid);
+            }
+        }
+    }
+    reclaimed
+}
+
+/// The PID in a spill directory's name `blockwise-spill-<pid>-<n>`.
+fn spill_dir_pid(name: &str) -> Option<u32> {
+    let (pid, n) = name.strip_prefix(DIR_PREFIX)?.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(n) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// False only when no process `pid` exists: a process of another user (`EPERM`)
+/// counts as alive, and so does any PID this process cannot ask about.
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    if unsafe { libc::kill(pid, 0) } == 0 {
+        return true;
+    }
+    std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Creates and locks the lock file of a new spill directory.
+fn lock_dir(dir: &Path) -> Option<File> {
+    let file = File::create(dir.join(LOCK_FILE)).ok()?;
+    try_lock(&file).then_some(file)
+}
+
+/// Whether another process holds the lock of the spill directory `dir`. A directory
+/// without a lock file (written before locks existed, or its process died before
+/// creating it) is not locked.
+fn lock_held(dir: &Path) -> bool {
+    match File::open(dir.join(LOCK_FILE)) {
+        // The probe's own lock goes when `file` is dropped.
+        Ok(file) => !try_lock(&file),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Takes an exclusive `flock` on `file` without waiting.
+fn try_lock(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is open for the duration of the call.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Bytes of the regular files under `path` (symlinks are not followed).
+fn tree_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Creates `root/blockwise-spill-<pid>-<n>` with the first `n` not taken: a directory
 /// left by an earlier process that had the same pid is skipped, never reused.
 fn create_fresh_dir(root: &Path) -> Result<PathBuf> {
     let pid = std::process::id();
     loop {
         let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = root.join(format!("blockwise-spill-{pid}-{n}"));
+        let dir = root.join(format!("{DIR_PREFIX}{pid}-{n}"));
         let mut builder = std::fs::DirBuilder::new();
         // Owner only: spill files hold the user's data, and the spill reader trusts
         // their contents (see spill.rs), so nobody else may read or replace them.
@@ -283,6 +516,134 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.parent(), Some(disk.dir()));
         assert!(!a.exists());
+    }
+
+    /// The PID of a process that has just exited (and been reaped).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn stale_directories_of_dead_processes_are_reclaimed_and_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let dead = dead_pid();
+        let stale = root.path().join(format!("blockwise-spill-{dead}-0"));
+        std::fs::create_dir_all(stale.join("sub")).unwrap();
+        std::fs::write(stale.join("batches-000000.arrow"), vec![1u8; 1000]).unwrap();
+        std::fs::write(stale.join("sub").join("c"), vec![1u8; 24]).unwrap();
+        // Alive: PID 1 (always exists), and this process's parent.
+        let init = root.path().join("blockwise-spill-1-0");
+        std::fs::create_dir(&init).unwrap();
+        // Dead PID but locked (a process in another PID namespace): kept.
+        let locked = root.path().join(format!("blockwise-spill-{dead}-1"));
+        std::fs::create_dir(&locked).unwrap();
+        let lock = lock_dir(&locked).unwrap();
+        // Not a spill directory's name, or not a directory: never touched.
+        let other = root.path().join(format!("blockwise-spill-{dead}-x"));
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(root.path().join(format!("blockwise-spill-{dead}-2")), b"f").unwrap();
+
+        let disk = DiskManager::new(root.path(), Some(100)).unwrap();
+        let r = disk.reclaimed();
+        assert_eq!((r.dirs, r.bytes, r.pids.clone()), (1, 1024, vec![dead]));
+        assert_eq!(r.root, root.path());
+        assert!(!stale.exists());
+        assert!(init.exists() && locked.exists() && other.exists());
+        assert_eq!(
+            r.message().unwrap(),
+            format!(
+                "reclaimed 1024 bytes of stale temporaries left by process(es) {dead} in {}",
+                root.path().display()
+            )
+        );
+        // A second job finds nothing more; once the lock goes, the locked one goes too.
+        assert_eq!(
+            DiskManager::new(root.path(), None)
+                .unwrap()
+                .reclaimed()
+                .message(),
+            None
+        );
+        drop(lock);
+        assert_eq!(reclaim_stale_spill_dirs(root.path()).dirs, 1);
+        assert!(!locked.exists());
+    }
+
+    #[test]
+    fn a_live_job_directory_is_never_reclaimed() {
+        let root = tempfile::tempdir().unwrap();
+        let a = DiskManager::new(root.path(), None).unwrap();
+        assert!(a.dir().join(LOCK_FILE).is_file());
+        // Even renamed to a dead PID, the lock keeps it.
+        let moved = root
+            .path()
+            .join(format!("blockwise-spill-{}-9", dead_pid()));
+        std::fs::rename(a.dir(), &moved).unwrap();
+        assert_eq!(reclaim_stale_spill_dirs(root.path()).dirs, 0);
+        assert!(moved.is_dir());
+        std::fs::rename(&moved, a.dir()).unwrap();
+    }
+
+    #[test]
+    fn spill_dir_names_parse() {
+        assert_eq!(spill_dir_pid("blockwise-spill-123-4"), Some(123));
+        for bad in [
+            "blockwise-spill-123",
+            "blockwise-spill--4",
+            "blockwise-spill-1-2-3",
+            "x-1-2",
+        ] {
+            assert_eq!(spill_dir_pid(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_the_quota_error_with_what_the_disk_could_hold() {
+        let root = tempfile::tempdir().unwrap();
+        let disk = DiskManager::new(root.path(), Some(u64::MAX / 2)).unwrap();
+        disk.reserve(500).unwrap();
+        match disk.full_error(4096) {
+            Error::SpillQuota {
+                dir,
+                requested,
+                used,
+                quota,
+            } => {
+                assert_eq!((dir.as_path(), requested, used), (disk.dir(), 4096, 500));
+                // Not the quota set (half of u64): what was used plus what is free.
+                assert!(quota >= 500 && quota < u64::MAX / 2, "{quota}");
+            }
+            other => panic!("expected SpillQuota, got {other:?}"),
+        }
+        let inside = Error::DiskFull {
+            path: disk.dir().join("rechunk-000001.zarr/c/0/0"),
+        };
+        assert!(matches!(
+            disk.map_full(inside, 7),
+            Error::SpillQuota { requested: 7, .. }
+        ));
+        let outside = Error::DiskFull {
+            path: root.path().join("out.zarr"),
+        };
+        assert!(matches!(disk.map_full(outside, 7), Error::DiskFull { .. }));
+    }
+
+    #[test]
+    fn charges_count_against_the_quota_until_dropped() {
+        let root = tempfile::tempdir().unwrap();
+        let disk = DiskManager::new(root.path(), Some(1000)).unwrap();
+        let charge = disk.charge();
+        charge.add(600).unwrap();
+        assert!(matches!(
+            charge.add(500),
+            Err(Error::SpillQuota { used: 600, .. })
+        ));
+        assert_eq!((charge.bytes(), disk.used()), (600, 600));
+        drop(charge);
+        assert_eq!(disk.used(), 0);
     }
 
     #[test]

@@ -2,13 +2,17 @@
 //! readings of process memory, the threshold monitor, and the spill store with the
 //! disk manager that owns its directory.
 
+mod allocator;
 mod disk;
 mod monitor;
 mod pool;
 mod rss;
 pub mod spill;
 
-pub use disk::{remove_all_spill_dirs, DiskManager};
+pub use allocator::bound_allocator_retention;
+pub use disk::{
+    reclaim_stale_spill_dirs, remove_all_spill_dirs, DiskCharge, DiskManager, SpillReclaimed,
+};
 pub use monitor::{parse_threshold, MemoryMonitor, RssSource, Thresholds};
 pub use pool::{human_bytes, MemoryPool, Reservation};
 pub use rss::{current_rss_bytes, peak_rss_bytes, physical_memory_bytes};

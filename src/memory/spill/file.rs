@@ -88,6 +88,11 @@ impl Write for QuotaWriter<'_> {
             }
             Err(e) => {
                 self.disk.release(asked);
+                // The disk filled before the quota did: still the quota's error (exit
+                // 2, with the numbers), not a raw "No space left on device".
+                if is_full_disk(&e) {
+                    return Err(std::io::Error::other(self.disk.full_error(asked)));
+                }
                 Err(e)
             }
         }
@@ -96,6 +101,14 @@ impl Write for QuotaWriter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
     }
+}
+
+/// ENOSPC, EDQUOT or EFBIG: the bytes did not fit on the spill disk.
+pub(super) fn is_full_disk(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG)
+    )
 }
 
 pub(super) fn map_file(path: &Path) -> Result<Mmap> {
@@ -161,6 +174,31 @@ mod tests {
             }
             assert_eq!(store.spill_files(), 1);
         }
+    }
+
+    #[test]
+    fn a_full_disk_under_the_quota_is_the_quota_error() {
+        let root = tempfile::tempdir().unwrap();
+        let disk = DiskManager::new(root.path(), Some(1 << 40)).unwrap();
+        disk.reserve(100).unwrap();
+        // /dev/full answers every write with ENOSPC.
+        let Ok(file) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            return;
+        };
+        let mut written = 0;
+        let mut writer = QuotaWriter {
+            file,
+            disk: &disk,
+            written: &mut written,
+        };
+        let err = writer.write_all(&[0u8; 4096]).unwrap_err();
+        match io_error(Path::new("/dev/full"), err) {
+            Error::SpillQuota {
+                requested, used, ..
+            } => assert_eq!((requested, used), (4096, 100)),
+            other => panic!("expected SpillQuota, got {other:?}"),
+        }
+        assert_eq!(disk.used(), 100, "the refused write is not counted");
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::disk::DiskManager;
-use crate::error::{IoResultExt, Result};
+use crate::error::{Error, Result};
 use file::SpillKind;
 
 pub use chunk::{CHUNK_HEADER_LEN, CHUNK_MAGIC};
@@ -108,11 +108,12 @@ impl SpillStore {
                 "batches"
             })
             .with_extension(ext);
-        let out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .at(&path)?;
+        let out = match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(out) => out,
+            // Out of inodes, or of blocks for the directory entry.
+            Err(e) if file::is_full_disk(&e) => return Err(disk.full_error(0)),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
         let spill = SpillFile {
             path,
             disk: disk.clone(),

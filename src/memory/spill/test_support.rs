@@ -21,8 +21,11 @@ pub(super) fn store(root: &Path, quota: Option<u64>, compression: SpillCompressi
     SpillStore::new(DiskManager::new(root, quota).unwrap(), compression)
 }
 
+/// Spill files in `dir` (the directory's `.lock` is not one).
 pub(super) fn files_in(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().filter(|e| e.file_name() != ".lock").count())
+        .unwrap_or(0)
 }
 
 /// Bytes that look like data: compressible, but not trivially.
