@@ -334,6 +334,8 @@ fn empty_header_only_utf16_and_bom_files() {
 }
 
 /// Runs `blockwise head ARGS`, returning its output and peak RSS in bytes.
+// The child is reaped by `wait4`, which also reports its peak RSS.
+#[allow(clippy::zombie_processes)]
 fn head_with_rss(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (Output, u64) {
     let child = Command::new(env!("CARGO_BIN_EXE_blockwise"))
         .arg("head")
@@ -405,7 +407,7 @@ fn head_streams_reads_only_what_it_prints_and_a_closed_pipe_is_success() {
     // A reader that goes away early: success, no panic.
     let mut child = Command::new(env!("CARGO_BIN_EXE_blockwise"))
         .args([
-            &"head".as_ref(),
+            "head".as_ref(),
             src.as_os_str(),
             "-n".as_ref(),
             "600000".as_ref(),

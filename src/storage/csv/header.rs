@@ -58,7 +58,7 @@ pub(super) fn read_header(path: &Path, len: u64, delimiter: u8) -> Result<Header
     // blank lines before it as the parser does.
     let mut scanner = RowScanner::new(delimiter, b'"');
     let mut bytes: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; len.min(64 * 1024) as usize];
     let mut pos = if head.starts_with(UTF8_BOM) { 3 } else { 0 };
     let mut end = None;
     while pos < len && end.is_none() {

@@ -203,3 +203,47 @@ impl FrameSource for CsvSource {
         )?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_budget_follows_the_row_width() {
+        // Narrow rows: the caller's row count decides.
+        let narrow = BatchBudget::new(65536, 3);
+        assert_eq!((narrow.rows, narrow.bytes), (65536, MAX_BATCH_BYTES));
+        // 50,000 columns: a handful of rows, so the decoder's up-front buffers
+        // (rows × columns × 16 bytes) stay within a few MB instead of 26 GB.
+        let wide = BatchBudget::new(65536, 50_000);
+        assert!(wide.rows >= 1 && wide.rows * 50_000 * BYTES_PER_VALUE <= MAX_BATCH_BYTES);
+        // More columns than the budget holds even for one row: still one row.
+        assert_eq!(BatchBudget::new(65536, 10_000_000).rows, 1);
+        // A small memory limit (small batch_rows) shrinks the bytes too.
+        let small = BatchBudget::new(1024, 3);
+        assert_eq!((small.rows, small.bytes), (1024, MIN_BATCH_BYTES));
+        assert_eq!(BatchBudget::new(0, 0).rows, 1);
+    }
+
+    #[test]
+    fn wide_rows_read_in_bounded_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.csv");
+        let columns = 20_000;
+        let header: Vec<String> = (0..columns).map(|i| format!("c{i}")).collect();
+        let row: Vec<String> = (0..columns).map(|i| i.to_string()).collect();
+        let mut text = header.join(",") + "\n";
+        for _ in 0..50 {
+            text.push_str(&(row.join(",") + "\n"));
+        }
+        std::fs::write(&p, &text).unwrap();
+        let source = CsvSource::open(&p, &FrameReadOptions::default()).unwrap();
+        let mut rows = 0;
+        for batch in source.read_partition(0).unwrap() {
+            let batch = batch.unwrap();
+            assert!(batch.num_rows() <= source.budget.rows + 1);
+            rows += batch.num_rows();
+        }
+        assert_eq!(rows, 50);
+    }
+}

@@ -218,7 +218,7 @@ impl RowScanner {
 /// When the file cannot be read.
 pub(super) fn line_of(path: &Path, offset: u64) -> Result<u64> {
     let file = File::open(path).at(path)?;
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; offset.min(1 << 20) as usize];
     let (mut pos, mut count) = (0u64, 0u64);
     while pos < offset {
         let n = usize::try_from(offset - pos).map_or(buf.len(), |r| r.min(buf.len()));

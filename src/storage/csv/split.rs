@@ -114,7 +114,7 @@ fn summarize(
         .iter()
         .map(|&s| (RowScanner::with_state(delimiter, quote, s), vec![s.index()]))
         .collect();
-    let mut buf = vec![0u8; SCAN];
+    let mut buf = vec![0u8; (end - start).min(SCAN as u64) as usize];
     let mut pos = start;
     while pos < end {
         let n = ((end - pos) as usize).min(SCAN);
