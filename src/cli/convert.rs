@@ -81,12 +81,19 @@ pub fn parse_dtypes(items: &[String]) -> Result<Vec<(String, arrow::datatypes::D
     items
         .iter()
         .map(|item| {
-            let (col, ty) = item.split_once('=').ok_or_else(|| {
-                Error::Usage(format!(
-                    "--dtype {item:?}: write COLUMN=TYPE, e.g. price=float64"
-                ))
+            let invalid = |reason: String| Error::InvalidOption {
+                option: "--dtype",
+                value: item.clone(),
+                reason,
+            };
+            let (col, ty) = item
+                .split_once('=')
+                .ok_or_else(|| invalid("write COLUMN=TYPE, e.g. price=float64".into()))?;
+            let dtype = parse_type_name(ty).map_err(|e| match e {
+                Error::Usage(reason) => invalid(reason),
+                other => other,
             })?;
-            Ok((col.to_string(), parse_type_name(ty)?))
+            Ok((col.to_string(), dtype))
         })
         .collect()
 }

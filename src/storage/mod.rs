@@ -83,7 +83,7 @@ impl Format {
             "zarr" => Format::Zarr,
             _ => {
                 return Err(Error::Usage(format!(
-                    "unknown format {name:?}; the formats are {}",
+                    "unknown format \"{name}\"; the formats are {}",
                     Format::ALL.map(Format::name).join(", ")
                 )))
             }
@@ -403,7 +403,7 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
         "timestamp[ns]" => DataType::Timestamp(TimeUnit::Nanosecond, None),
         _ => {
             return Err(Error::Usage(format!(
-                "unknown type {name:?}; use one of utf8, bool, int8, int16, int32, int64, uint8, uint16, \
+                "unknown type \"{name}\"; use one of utf8, bool, int8, int16, int32, int64, uint8, uint16, \
                  uint32, uint64, float32, float64, date, timestamp"
             )))
         }
