@@ -79,11 +79,6 @@ pub fn convert(
         })?,
     };
     options.check_applies(from, to)?;
-    if options.sort_by.is_some() && (from.kind(), to.kind()) != (Kind::Frame, Kind::Frame) {
-        return Err(Error::Usage(
-            "--sort-by sorts tables; both SRC and DST must be tables".into(),
-        ));
-    }
     // Batches scale down with a small memory limit, so that a few always fit. CSV
     // partitions are what a conversion holds between reading and writing them (two a
     // thread, each about its input's size, with the decoded batches beside it): at
