@@ -186,6 +186,9 @@ pub(super) fn run(
 /// output and edges), measured at a few hundred and rounded up.
 const PLAN_BYTES_PER_TASK: u64 = 1024;
 
+/// Plans up to this size (about 65,000 tasks) are allowed whatever the limit.
+const PLAN_BYTES_ALWAYS_ALLOWED: u64 = 64 << 20;
+
 /// Refuses a plan with more tasks than its ids can number, or than the memory limit
 /// can list: a chunk shape of 1 on a large array would otherwise build a plan of
 /// billions of tasks before the first one runs.
@@ -194,7 +197,10 @@ fn check_task_count(stages: &[Stage], target: &[u64], limit: u64) -> Result<()> 
         .iter()
         .fold(0u64, |acc, s| acc.saturating_add(s.blocks.num_chunks()));
     let plan_bytes = tasks.saturating_mul(PLAN_BYTES_PER_TASK);
-    if tasks <= u32::MAX as u64 && plan_bytes <= limit / 2 {
+    // The plan is not reserved on the pool; a small one is always allowed (tiny
+    // limits in tests and small jobs), a large one must fit in half the limit.
+    let allowed = (limit / 2).max(PLAN_BYTES_ALWAYS_ALLOWED);
+    if tasks <= u32::MAX as u64 && plan_bytes <= allowed {
         return Ok(());
     }
     Err(Error::InvalidOption {
@@ -206,8 +212,8 @@ fn check_task_count(stages: &[Stage], target: &[u64], limit: u64) -> Result<()> 
             .join(","),
         reason: format!(
             "these chunks cut the array into {tasks} blocks, whose plan would need about \
-             {plan_bytes} bytes, more than half the {limit}-byte memory limit (or more than \
-             2^32 tasks); choose larger chunks"
+             {plan_bytes} bytes, more than half the {limit}-byte memory limit (and more than \
+             {PLAN_BYTES_ALWAYS_ALLOWED}), or more than 2^32 tasks; choose larger chunks"
         ),
     })
 }
