@@ -63,27 +63,40 @@ pub(super) fn infer_schema(
     names: &[String],
     rows: usize,
 ) -> Result<Schema> {
-    let take = len.saturating_sub(data_start).min(SAMPLE_BYTES);
-    let mut sample = vec![0u8; take as usize];
-    File::open(path)
-        .at(path)?
-        .read_exact_at(&mut sample, data_start)
-        .at(path)?;
-    // Keep whole records only: cut after the last terminator outside quotes, unless
-    // the sample is the whole rest of the file.
+    // Read the sample in growing steps until it holds `rows` line breaks outside
+    // quotes (an upper bound on the rows it needs), reaches the end of the file or
+    // SAMPLE_BYTES; then keep whole records only, unless it is the whole rest of the
+    // file.
+    let file = File::open(path).at(path)?;
+    let rest = len.saturating_sub(data_start);
+    let mut sample: Vec<u8> = Vec::new();
     let mut scanner = RowScanner::new(delimiter, b'"');
-    let mut last_end = 0;
-    let mut i = 0;
-    while let Some(p) = scanner.next_terminator(&sample, i, data_start) {
-        last_end = p + 1;
-        i = p + 1;
-    }
-    if data_start + take == len {
-        if scanner.state == State::Quoted {
-            return Err(scan::unterminated(path, scanner.open_at));
+    let (mut last_end, mut breaks) = (0usize, 0usize);
+    let mut step = 64u64 << 10;
+    loop {
+        let have = sample.len() as u64;
+        let take = (rest.min(SAMPLE_BYTES) - have).min(step);
+        sample.resize((have + take) as usize, 0);
+        file.read_exact_at(&mut sample[have as usize..], data_start + have)
+            .at(path)?;
+        let mut i = have as usize;
+        while let Some(p) = scanner.next_terminator(&sample, i, data_start) {
+            last_end = p + 1;
+            i = p + 1;
+            breaks += 1;
         }
-    } else {
-        sample.truncate(last_end);
+        let all_read = sample.len() as u64 == rest;
+        if all_read || breaks > rows || sample.len() as u64 >= SAMPLE_BYTES {
+            if all_read {
+                if scanner.state == State::Quoted {
+                    return Err(scan::unterminated(path, scanner.open_at));
+                }
+            } else {
+                sample.truncate(last_end);
+            }
+            break;
+        }
+        step = step.saturating_mul(4);
     }
 
     // Bit k set: candidate k still accepts every value seen.
