@@ -36,8 +36,11 @@ use crate::storage::{open_frame, Format};
 /// small ranges keep that small while every thread works.
 const RANGES_PER_THREAD: usize = 8;
 
-/// Rows per batch handed to the output writer.
+/// Rows per batch handed to the output writer, at most.
 const OUTPUT_BATCH_ROWS: usize = 65_536;
+
+/// Merged batches queued between the merge and the output writer.
+const QUEUED_BATCHES: usize = 4;
 
 /// Converts the table at `src` into a new `to` file at `dst`, sorted by `keys`;
 /// returns the row count.
@@ -145,7 +148,14 @@ pub(super) fn run(
             }
             (Some(_), _) => {
                 let merged = writer.with_sink(p, |sink| {
-                    merge_all(&sorter, merge.take_runs()?, sink.as_mut(), tctx)
+                    merge_all(
+                        &sorter,
+                        merge.take_runs()?,
+                        sink.as_mut(),
+                        row_group_cap,
+                        ctx,
+                        tctx,
+                    )
                 })?;
                 rows.fetch_add(merged, Ordering::Relaxed);
                 Ok(())
@@ -292,27 +302,44 @@ impl Merge {
 }
 
 /// Merges every run into `sink` on this thread, encoding on another, fed through a
-/// short queue; returns the rows.
+/// short queue; returns the rows. Merged batches wait for the encoder in groups of at
+/// most `pending_cap` bytes (and [`OUTPUT_BATCH_ROWS`] rows), reserved on the pool
+/// with the queue's batches and the group's concatenated copy.
 fn merge_all(
     sorter: &ExternalSort,
     runs: Vec<Run>,
     sink: &mut dyn FrameSink,
+    pending_cap: u64,
+    ctx: &JobContext,
     tctx: &TaskContext<'_>,
 ) -> Result<u64> {
     let schema = sorter.schema().clone();
     let mut count = 0u64;
+    // Each queued batch is reserved by the merge before it is sent and released by
+    // the writer once it is in a group: the queue is bounded, and the pool sees it.
+    let queued = Mutex::new(ctx.pool.reserve("sort output queue"));
+    let queued = &queued;
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(RecordBatch, u64)>(QUEUED_BATCHES);
         let writer = scope.spawn(move || -> Result<()> {
             // Merged batches are small; encoders do better with larger ones.
             let mut pending: Vec<RecordBatch> = Vec::new();
             let mut pending_rows = 0usize;
-            for batch in rx {
+            let mut held = ctx.pool.reserve("sort output");
+            for (batch, bytes) in rx {
+                held.grow(bytes);
+                lock(queued).shrink(bytes);
                 pending_rows += batch.num_rows();
                 pending.push(batch);
-                if pending_rows >= OUTPUT_BATCH_ROWS {
-                    sink.write(&concat_batches(&schema, &pending)?)?;
+                if pending_rows >= OUTPUT_BATCH_ROWS || 2 * held.size() >= pending_cap {
+                    // The concatenated copy doubles what the group holds until the
+                    // pieces go.
+                    held.grow(held.size());
+                    let group = concat_batches(&schema, &pending)?;
                     pending.clear();
+                    sink.write(&group)?;
+                    drop(group);
+                    held.resize(0);
                     pending_rows = 0;
                 }
             }
@@ -324,7 +351,9 @@ fn merge_all(
         let merged = sorter.merge(runs, |batch| {
             tctx.cancel.check()?;
             count += batch.num_rows() as u64;
-            tx.send(batch).map_err(|_| Error::Cancelled)
+            let bytes = batch.get_array_memory_size() as u64;
+            lock(queued).grow(bytes);
+            tx.send((batch, bytes)).map_err(|_| Error::Cancelled)
         });
         drop(tx);
         let written = writer

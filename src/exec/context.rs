@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{CancelToken, Event, Observer, Progress};
 use crate::error::{Error, Result};
 use crate::memory::{
-    current_rss_bytes, default_memory_limit, DiskManager, MemoryMonitor, MemoryPool,
+    default_memory_limit, unreclaimable_rss_bytes, DiskManager, MemoryMonitor, MemoryPool,
     SpillCompression, SpillReclaimed, SpillStore, Thresholds,
 };
 
@@ -165,7 +165,7 @@ impl JobContext {
         let spill = SpillStore::new(disk, options.spill_compression);
         let monitor = MemoryMonitor::new(pool.clone(), options.thresholds)
             .with_spill_store(spill.clone())
-            .with_baseline(current_rss_bytes());
+            .with_baseline(unreclaimable_rss_bytes());
         Ok(JobContext {
             threads: options.threads.max(1),
             workers: super::thread_pool(options.threads)?,

@@ -614,7 +614,7 @@ mod tests {
             } => {
                 assert_eq!((dir.as_path(), requested, used), (disk.dir(), 4096, 500));
                 // Not the quota set (half of u64): what was used plus what is free.
-                assert!(quota >= 500 && quota < u64::MAX / 2, "{quota}");
+                assert!((500..u64::MAX / 2).contains(&quota), "{quota}");
             }
             other => panic!("expected SpillQuota, got {other:?}"),
         }

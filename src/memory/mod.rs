@@ -15,7 +15,7 @@ pub use disk::{
 };
 pub use monitor::{parse_threshold, MemoryMonitor, RssSource, Thresholds};
 pub use pool::{human_bytes, MemoryPool, Reservation};
-pub use rss::{current_rss_bytes, peak_rss_bytes, physical_memory_bytes};
+pub use rss::{current_rss_bytes, peak_rss_bytes, physical_memory_bytes, unreclaimable_rss_bytes};
 pub use spill::{
     SpillBatchReader, SpillCompression, SpillFile, SpillStore, Spillable, SpillableBatches,
     SpillableChunk,

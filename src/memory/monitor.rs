@@ -8,6 +8,11 @@
 //! | pause (0.80) | process RSS | no new task starts beside running ones |
 //! | terminate (0.95) | process RSS | the job is cancelled cleanly |
 //!
+//! "RSS" here is the resident memory the kernel cannot drop ([`unreclaimable_rss_bytes`]:
+//! anonymous and shared pages): the binary's code and the clean pages of mapped spill
+//! files are resident too, but they are the binary's constant or reclaimable, and
+//! counting them cancelled jobs that were within their limit.
+//!
 //! RSS is counted from a baseline taken when the job starts ([`MemoryMonitor::with_baseline`]):
 //! what the job added to the process, so that a host process's own memory (a Python
 //! interpreter embedding blockwise, a Dask worker) does not count against the job's
@@ -19,7 +24,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::spill::{SpillStore, Spillable};
-use super::{current_rss_bytes, MemoryPool};
+use super::{unreclaimable_rss_bytes, MemoryPool};
 use crate::error::{Error, Result};
 use crate::exec::{Admission, MemoryGate};
 
@@ -149,12 +154,13 @@ pub struct MemoryMonitor {
 }
 
 impl MemoryMonitor {
-    /// A monitor of `pool` with `thresholds`, reading this process's RSS.
+    /// A monitor of `pool` with `thresholds`, reading this process's anonymous and
+    /// shared resident memory.
     pub fn new(pool: MemoryPool, thresholds: Thresholds) -> Self {
         MemoryMonitor {
             pool,
             thresholds,
-            rss: Arc::new(current_rss_bytes),
+            rss: Arc::new(unreclaimable_rss_bytes),
             store: None,
             entries: Mutex::new(Vec::new()),
             clock: AtomicU64::new(0),

@@ -8,6 +8,25 @@ pub fn current_rss_bytes() -> u64 {
         .map_or(0, |pages| pages * page_size())
 }
 
+/// Resident memory the kernel cannot simply drop, in bytes: anonymous pages (the
+/// heap, stacks) and shared memory (a spill file on tmpfs, mapped), from `RssAnon` and
+/// `RssShmem` in `/proc/self/status`; the full RSS where those are unavailable.
+///
+/// File-backed pages are left out: the binary's code and its libraries (the binary's
+/// own constant, not the job's data) and the mapped spill files being merged, which
+/// are clean and which the kernel reclaims under pressure instead of killing anyone.
+pub fn unreclaimable_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    match (field("RssAnon:"), field("RssShmem:")) {
+        (Some(anon), shmem) => anon + shmem.unwrap_or(0),
+        (None, _) => current_rss_bytes(),
+    }
+}
+
 /// Peak resident set size in bytes (`VmHWM` in `/proc/self/status`; 0 where unavailable).
 pub fn peak_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -52,6 +71,8 @@ mod tests {
         let rss = current_rss_bytes();
         assert!(rss > 1 << 20, "rss {rss}");
         assert!(peak_rss_bytes() >= rss / 2);
+        let held = unreclaimable_rss_bytes();
+        assert!(held > 0 && held <= rss + (1 << 20), "{held} of {rss}");
         assert!(physical_memory_bytes() > 64 << 20);
     }
 }

@@ -61,10 +61,20 @@ impl<'a> MergeStream<'a> {
                 }
             };
             if let Some(c) = Cursor::new(source, sort, lower, upper)? {
-                held.grow(batch_memory(&c.batch));
+                // Bounded by construction (one batch a run, fan-in chosen to fit), and
+                // counted so that the pool sees it.
+                held.grow(batch_memory(&c.batch) + c.key_bytes());
                 cursors.push(c);
             }
         }
+        // The output batch being gathered: its picks and, at most, one batch of rows
+        // as wide as the widest input batch.
+        let widest = cursors
+            .iter()
+            .map(|c| batch_memory(&c.batch) / c.batch.num_rows().max(1) as u64)
+            .max()
+            .unwrap_or(0);
+        held.grow(sort.batch_rows as u64 * (widest + super::MERGE_BYTES_PER_ROW));
         let mut heap: Vec<usize> = (0..cursors.len()).collect();
         for i in (0..heap.len() / 2).rev() {
             sift_down(&mut heap, i, &cursors);
@@ -197,6 +207,14 @@ impl<'a> Cursor<'a> {
                 };
                 return Ok(cursor.in_range().then_some(cursor));
             }
+        }
+    }
+
+    /// Bytes the keys of the current batch take.
+    fn key_bytes(&self) -> u64 {
+        match &self.rows {
+            BatchKeys::Fixed(keys) => (keys.len() * std::mem::size_of::<Key>()) as u64,
+            BatchKeys::Rows(rows) => rows.size() as u64,
         }
     }
 

@@ -31,6 +31,16 @@ use crate::memory::{MemoryPool, SpillFile, SpillStore};
 /// large enough to amortize per-batch work.
 const RUN_BATCH_ROWS: usize = 8192;
 
+/// Bytes a row costs while a run is sorted, beyond its data and its sorted copy: its
+/// fixed-width key (16), its place in the sort order (24) and, once the keys are
+/// dropped, its pick for the gather (16) beside the order. Row-format keys cost their
+/// encoded width instead of the 16, reserved apart.
+const SORT_BYTES_PER_ROW: u64 = 40;
+
+/// Bytes a row costs while merged, beyond its batch: its fixed-width key, and its
+/// pick for the output gather.
+const MERGE_BYTES_PER_ROW: u64 = 32;
+
 /// One sort key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortKey {
@@ -221,6 +231,10 @@ impl ExternalSort {
                         .map(move |(r, k)| (*k, b as u32, r as u32))
                 })
                 .collect();
+            // The keys are in `order` now: free them before the gather's picks are
+            // made, so that at most two of the three per-row vectors live at once
+            // (what SORT_BYTES_PER_ROW reserves).
+            drop(rows);
             order.sort_unstable();
             let picks: Vec<(usize, usize)> = order
                 .into_iter()
@@ -252,21 +266,33 @@ impl ExternalSort {
         let mut runs = Vec::new();
         let mut buffer: Vec<RecordBatch> = Vec::new();
         let mut held = self.pool.reserve("sort run");
+        // Room for the next batch the reader decodes, reserved before it is read: the
+        // reader allocates it without asking the pool. The size of the batch before
+        // is the estimate (the reader's batches are bounded by construction, a few MB
+        // at most whatever the rows).
+        let mut ahead = self.pool.reserve("sort read-ahead");
         for batch in batches {
             let batch = batch?;
-            // Sorting needs the input and its sorted copy: reserve twice the batch.
-            let need = 2 * batch.get_array_memory_size() as u64;
-            if !buffer.is_empty()
-                && (held.size() + need > self.run_bytes || held.try_grow(need).is_err())
-            {
+            let need = self.sort_bytes(&batch);
+            let full = held.size() + 2 * need > self.run_bytes;
+            if !buffer.is_empty() && (full || held.try_grow(2 * need).is_err()) {
                 runs.push(self.spill_sorted(std::mem::take(&mut buffer))?);
                 held.resize(0);
                 held.grow(need);
             } else if buffer.is_empty() {
                 held.grow(need);
+            } else {
+                // try_grow above took this batch and the next one's room together.
+                held.shrink(need);
             }
+            // The batch is in `held` now; reserve the next one's room (its data and
+            // its share of the per-row cost). A refusal only means the run spills
+            // sooner.
+            ahead.resize(0);
+            let _ = ahead.try_grow(need / 2);
             buffer.push(batch);
         }
+        drop(ahead);
         if !buffer.is_empty() {
             if keep_in_memory && runs.is_empty() {
                 let sorted = self.sort_batches(&buffer)?;
@@ -285,6 +311,24 @@ impl ExternalSort {
             }
         }
         Ok(runs)
+    }
+
+    /// What sorting `batch` with others holds: the batch, its sorted copy, and the
+    /// sort's per-row working set (keys, order, picks).
+    fn sort_bytes(&self, batch: &RecordBatch) -> u64 {
+        let data = batch.get_array_memory_size() as u64;
+        let keys = match self.keys {
+            KeyEncoder::Fixed { .. } => 0,
+            // Row-format keys take about the key columns' width, and a length each.
+            KeyEncoder::Rows(_) => self
+                .columns
+                .iter()
+                .map(|&i| {
+                    batch.column(i).get_array_memory_size() as u64 + 8 * batch.num_rows() as u64
+                })
+                .sum(),
+        };
+        2 * data + keys + SORT_BYTES_PER_ROW * batch.num_rows() as u64
     }
 
     fn spill_sorted(&self, buffer: Vec<RecordBatch>) -> Result<Run> {
@@ -381,17 +425,18 @@ impl ExternalSort {
             .fold((0usize, 0u64), |(r, b), run| (r + run.rows, b + run.bytes));
         let mut files = Vec::new();
         let mut pending: Vec<RecordBatch> = Vec::new();
-        let mut pending_bytes = 0u64;
+        // What waits to be written is on the pool: merged batches are new memory.
+        let mut held = self.pool.reserve("sort merge output");
         let limit = (self.run_bytes / 4).max(1);
         self.merge_pass(group, |batch| {
-            pending_bytes += batch.get_array_memory_size() as u64;
+            held.grow(batch.get_array_memory_size() as u64);
             pending.push(batch);
-            if pending_bytes >= limit {
+            if held.size() >= limit {
                 files.push(
                     self.store
                         .write_batches(&self.schema, &std::mem::take(&mut pending))?,
                 );
-                pending_bytes = 0;
+                held.resize(0);
             }
             Ok(())
         })?;
