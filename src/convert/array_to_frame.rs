@@ -43,6 +43,19 @@ pub(super) fn run(
             )))
         }
     };
+    if ncols == 0 {
+        // A table's rows live in its columns: five rows of nothing cannot be written
+        // (Arrow, Parquet and CSV all lose the row count), so refuse rather than
+        // write a table that reads back empty.
+        return Err(Error::Unsupported {
+            path: src.to_path_buf(),
+            what: "array shape for a table",
+            found: crate::grid::shape_text(&shape),
+            supported: "; its second axis has length zero, so the table would have no \
+                        columns to hold its rows"
+                .into(),
+        });
+    }
     let column_type = arrow_type(meta.dtype).ok_or_else(|| Error::Unsupported {
         path: src.to_path_buf(),
         what: "dtype for a table column",

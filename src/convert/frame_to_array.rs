@@ -42,22 +42,27 @@ pub(super) fn run(
             .collect(),
     };
     if columns.is_empty() {
-        return Err(Error::Usage(format!(
-            "{} has no numeric columns to put in an array",
-            src.display()
-        )));
+        return Err(Error::Unsupported {
+            path: src.to_path_buf(),
+            what: "table for an array",
+            found: format!("{} columns", schema.fields().len()),
+            supported: "; none of its columns is numeric or bool, and an array holds only \
+                        those"
+                .into(),
+        });
     }
     read.columns = Some(columns.clone());
     let source = open_frame(src, from, &read)?;
     let mut dtypes = Vec::new();
     for field in source.schema().fields() {
-        dtypes.push(dtype_of(field.data_type()).ok_or_else(|| {
-            Error::Usage(format!(
-                "column {:?} is {}, not numeric; pick numeric columns with --columns",
-                field.name(),
-                type_name(field.data_type())
-            ))
-        })?);
+        dtypes.push(
+            dtype_of(field.data_type()).ok_or_else(|| Error::UnsupportedColumn {
+                column: field.name().clone(),
+                dtype: type_name(field.data_type()),
+                format: to.name(),
+                hint: "; arrays take numeric and bool columns: pick them with --columns".into(),
+            })?,
+        );
     }
     let dtype = common_dtype(&dtypes);
     let ncols = columns.len() as u64;
@@ -92,6 +97,7 @@ pub(super) fn run(
         true,
     )?;
     let mut blocks = RowBlocks::new(&*sink, dtype, ncols, chunk_shape[0], &ctx.pool)?;
+    blocks.formats = (from, to);
     let route = super::Route::new(src, from, dst, to);
     super::stream_frame(source.as_ref(), &route, ctx, |batch| {
         blocks.push(&batch, &columns)
@@ -121,8 +127,10 @@ fn dtype_of(t: &DataType) -> Option<DType> {
     })
 }
 
-/// One dtype for all columns: their own when they agree; float64 when any is a
-/// float; uint64 when all are unsigned; int64 otherwise.
+/// One dtype for all columns, as numpy promotes them where it matters for values:
+/// their own when they agree; float64 when any is a float, or when uint64 meets a
+/// signed type (no integer type holds both, numpy makes the same choice); uint64
+/// when all are unsigned; int64 otherwise.
 fn common_dtype(dtypes: &[DType]) -> DType {
     let Some(&first) = dtypes.first() else {
         return DType::Float64;
@@ -137,7 +145,9 @@ fn common_dtype(dtypes: &[DType]) -> DType {
             DType::UInt8 | DType::UInt16 | DType::UInt32 | DType::UInt64
         )
     };
-    if dtypes.iter().any(is_float) {
+    let signed = |d: &DType| matches!(d, DType::Int8 | DType::Int16 | DType::Int32 | DType::Int64);
+    if dtypes.iter().any(is_float) || (dtypes.contains(&DType::UInt64) && dtypes.iter().any(signed))
+    {
         DType::Float64
     } else if dtypes.iter().all(is_unsigned) {
         DType::UInt64
@@ -175,6 +185,8 @@ struct RowBlocks<'a> {
     filled: u64,
     block_index: u64,
     rows: u64,
+    /// The input and output formats, for messages about a column.
+    formats: (Format, Format),
 }
 
 impl<'a> RowBlocks<'a> {
@@ -211,6 +223,7 @@ impl<'a> RowBlocks<'a> {
             filled: 0,
             block_index: 0,
             rows: 0,
+            formats: (Format::Parquet, Format::Npy),
         })
     }
 
@@ -218,16 +231,47 @@ impl<'a> RowBlocks<'a> {
         let target = arrow_type(self.dtype);
         let item = self.dtype.size();
         let mut cast_columns: Vec<ArrayRef> = Vec::with_capacity(names.len());
+        let (from, to) = self.formats;
+        let unsupported = |j: usize, column: &ArrayRef, why: String| Error::UnsupportedColumn {
+            column: names[j].clone(),
+            dtype: type_name(column.data_type()),
+            format: to.name(),
+            hint: why,
+        };
         for (j, column) in batch.columns().iter().enumerate() {
             if column.null_count() > 0
                 && !matches!(self.dtype, DType::Float16 | DType::Float32 | DType::Float64)
             {
-                return Err(Error::Usage(format!(
-                    "column {:?} has nulls, which a {} array cannot hold; cast it with --dtype {}=float64",
-                    names[j], self.dtype, names[j]
-                )));
+                let fix = if from == Format::Csv {
+                    format!("make it float64 with --dtype {}=float64, or ", names[j])
+                } else {
+                    String::new()
+                };
+                return Err(unsupported(
+                    j,
+                    column,
+                    format!(
+                        "; it has nulls, and only a float array has NaN to hold them \
+                         (this array is {}): {fix}leave it out with --columns",
+                        self.dtype
+                    ),
+                ));
             }
-            cast_columns.push(cast(column, &target)?);
+            // A value the common dtype cannot hold would become a null here (Arrow's
+            // safe cast), and a null in an integer array has no value: refuse it.
+            let converted =
+                cast(column, &target).map_err(|e| unsupported(j, column, format!("; {e}")))?;
+            if converted.null_count() != column.null_count() {
+                return Err(unsupported(
+                    j,
+                    column,
+                    format!(
+                        "; some of its values do not fit the array's dtype {}",
+                        self.dtype
+                    ),
+                ));
+            }
+            cast_columns.push(converted);
         }
         let mut offset = 0usize;
         while offset < batch.num_rows() {
@@ -319,5 +363,8 @@ mod tests {
         );
         assert_eq!(common_dtype(&[DType::UInt8, DType::UInt32]), DType::UInt64);
         assert_eq!(common_dtype(&[DType::Bool, DType::Int8]), DType::Int64);
+        // No integer type holds every uint64 and every int64.
+        assert_eq!(common_dtype(&[DType::UInt64, DType::Int64]), DType::Float64);
+        assert_eq!(common_dtype(&[DType::UInt32, DType::Int8]), DType::Int64);
     }
 }

@@ -121,13 +121,6 @@ pub(super) fn array_sink(
             };
             Box::new(ZarrSink::create(path, dtype, shape, chunk_shape, c)?)
         }
-        Format::NpyStack if shape.is_empty() => {
-            return Err(Error::Usage(
-                "an npy stack cannot hold a zero-dimensional array (it is cut into files along \
-                 an axis); convert to npy or zarr instead"
-                    .into(),
-            ))
-        }
         Format::Npy | Format::NpyStack
             if options.compression.is_some_and(|c| c != Compression::None) =>
         {

@@ -8,7 +8,12 @@
 /// fits. Axes of length zero keep a chunk size of one.
 pub fn auto_chunks(shape: &[u64], item_size: u64, target_bytes: u64) -> Vec<u64> {
     let mut chunk: Vec<u64> = shape.iter().map(|&n| n.max(1)).collect();
-    let bytes = |c: &[u64]| c.iter().product::<u64>() * item_size.max(1);
+    // Saturating: a shape from a file may be checked only for its element count,
+    // and a product that wrapped would look like a small chunk.
+    let bytes = |c: &[u64]| {
+        c.iter()
+            .fold(item_size.max(1), |acc, &n| acc.saturating_mul(n))
+    };
     while bytes(&chunk) > target_bytes {
         let Some((axis, _)) = chunk
             .iter()
@@ -48,5 +53,16 @@ mod tests {
         let c = auto_chunks(&[1_000_000_000], 4, 64 << 20);
         assert_eq!(c, vec![16 << 20]);
         assert_eq!(auto_chunks(&[0, 5], 8, 64), vec![1, 5]);
+    }
+
+    #[test]
+    fn shapes_whose_bytes_overflow_still_get_small_chunks() {
+        let c = auto_chunks(&[0, 1 << 63], 8, 64 << 20);
+        assert!(c[1] * 8 <= 64 << 20, "{c:?}");
+        let c = auto_chunks(&[u64::MAX, u64::MAX], 16, 64 << 20);
+        assert!(
+            crate::grid::checked_nbytes(&c, 16).is_some_and(|b| b <= 64 << 20),
+            "{c:?}"
+        );
     }
 }

@@ -76,6 +76,48 @@ pub fn shape_text(shape: &[u64]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// The largest byte size numpy allows an array (`npy_intp::MAX`, 2^63 - 1).
+pub const MAX_ARRAY_BYTES: u64 = i64::MAX as u64;
+
+/// The bytes an array of `shape` would span with every zero-length axis counted as
+/// one, or `None` when that exceeds [`MAX_ARRAY_BYTES`].
+///
+/// This is numpy's own rule ("array is too big"): a zero-length axis makes the array
+/// empty, but it must not hide axes whose product overflows, because every chunk
+/// grid, chunk-shape choice and index computed from the other axes would overflow.
+pub fn checked_extent_bytes(shape: &[u64], item: u64) -> Option<u64> {
+    shape
+        .iter()
+        .try_fold(item.max(1), |acc, &n| acc.checked_mul(n.max(1)))
+        .filter(|&n| n <= MAX_ARRAY_BYTES)
+}
+
+/// The error for a shape past [`MAX_ARRAY_BYTES`], zero-length axes counted as one.
+/// `held` is what the file holds, when there is a file to speak of.
+fn too_large(
+    path: &Path,
+    what: &'static str,
+    shape: &[u64],
+    item: u64,
+    held: Option<u64>,
+) -> Error {
+    Error::SizeMismatch {
+        path: path.to_path_buf(),
+        what,
+        shape: shape_text(shape),
+        needed: match checked_nbytes(shape, item) {
+            None => needed_text(None),
+            Some(0) => "no data, yet its other axes span more than 2^63".into(),
+            Some(n) => n.to_string(),
+        },
+        present: format!(
+            "no array can be that large (numpy's limit is 2^63 - 1 bytes, zero-length axes \
+             counted as one){}",
+            held.map_or_else(String::new, |n| format!("; the file holds {n} data bytes"))
+        ),
+    }
+}
+
 /// The words for a byte count that does not fit in 64 bits, or the count.
 fn needed_text(needed: Option<u64>) -> String {
     match needed {
@@ -90,13 +132,8 @@ fn needed_text(needed: Option<u64>) -> String {
 /// # Errors
 /// [`Error::SizeMismatch`] when the byte size does not fit in 64 bits.
 pub fn nbytes_or_error(path: &Path, what: &'static str, shape: &[u64], item: u64) -> Result<u64> {
-    checked_nbytes(shape, item).ok_or_else(|| Error::SizeMismatch {
-        path: path.to_path_buf(),
-        what,
-        shape: shape_text(shape),
-        needed: needed_text(None),
-        present: "no array can be that large".into(),
-    })
+    checked_extent_bytes(shape, item).ok_or_else(|| too_large(path, what, shape, item, None))?;
+    checked_nbytes(shape, item).ok_or_else(|| too_large(path, what, shape, item, None))
 }
 
 /// Checks that `shape` with `item`-byte elements fits in the `present` bytes a file
@@ -112,6 +149,9 @@ pub fn require_bytes(
     item: u64,
     present: u64,
 ) -> Result<u64> {
+    if checked_extent_bytes(shape, item).is_none() {
+        return Err(too_large(path, what, shape, item, Some(present)));
+    }
     match checked_nbytes(shape, item) {
         Some(needed) if needed <= present => Ok(needed),
         needed => Err(Error::SizeMismatch {
@@ -219,6 +259,26 @@ mod tests {
             require_bytes(Path::new("a"), "shape", &[2], 4, 8).unwrap(),
             8
         );
+    }
+
+    #[test]
+    fn a_zero_length_axis_does_not_hide_an_overflowing_shape() {
+        // numpy refuses np.empty((0, 2**62)): the other axes still overflow.
+        for shape in [
+            vec![0, 1 << 62],
+            vec![1 << 63, 0, 1 << 63],
+            vec![0, u64::MAX],
+        ] {
+            let e = require_bytes(Path::new("a.npy"), "shape", &shape, 8, 0).unwrap_err();
+            assert!(e.to_string().contains("no array can be that large"), "{e}");
+            assert!(nbytes_or_error(Path::new("z"), "shape", &shape, 8).is_err());
+        }
+        assert_eq!(
+            require_bytes(Path::new("a.npy"), "shape", &[0, 1 << 40], 8, 0).unwrap(),
+            0
+        );
+        assert_eq!(checked_extent_bytes(&[], 8), Some(8));
+        assert_eq!(checked_extent_bytes(&[1 << 60], 8), None);
     }
 
     #[test]

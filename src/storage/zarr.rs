@@ -125,6 +125,7 @@ pub struct ZarrSource {
     path: PathBuf,
     array: Array<FilesystemStore>,
     meta: ArrayMeta,
+    guard: DecodeGuard,
 }
 
 impl ZarrSource {
@@ -200,10 +201,12 @@ impl ZarrSource {
             grid,
             compression: compression_name(&array),
         };
+        let guard = DecodeGuard::of(&array);
         Ok(ZarrSource {
             path: path.to_path_buf(),
             array,
             meta,
+            guard,
         })
     }
 
@@ -218,15 +221,25 @@ impl ZarrSource {
 
 fn open_error(path: &Path, e: zarrs::array::ArrayCreateError) -> Error {
     use zarrs::array::ArrayCreateError as E;
-    let text = e.to_string();
+    // zarrs reports a metadata type error as serde does ("invalid type: null,
+    // expected a sequence at line 1 column 14"), which does not name the field:
+    // look at the fields ourselves first and name the one that is wrong.
+    if let Some(problem) = metadata_problem(path) {
+        return Error::corrupt(path, "zarr", problem);
+    }
+    let text = plain_codec_text(&e.to_string());
     match e {
-        E::CodecsCreateError(_) if text.starts_with("configuration is unsupported: ") => {
+        E::CodecsCreateError(_) | E::UnsupportedZarrV2Array(_)
+            if text.contains("configuration is unsupported: ") =>
+        {
             Error::corrupt(
                 path,
                 "zarr",
                 format!(
                     "a codec's configuration is invalid: {}",
-                    text.trim_start_matches("configuration is unsupported: ")
+                    text.split("configuration is unsupported: ")
+                        .last()
+                        .unwrap_or_default()
                 ),
             )
         }
@@ -258,6 +271,212 @@ fn open_error(path: &Path, e: zarrs::array::ArrayCreateError) -> Error {
             hint: "no zarr.json or .zarray found".into(),
         },
         _ => Error::corrupt(path, "zarr", text),
+    }
+}
+
+/// What is wrong with the Zarr metadata in `dir`, field by field, when something is:
+/// `zarr.json: 'shape' is null; expected a list of non-negative integers`. `None`
+/// when the metadata cannot be read or every field checked has the right type.
+fn metadata_problem(dir: &Path) -> Option<String> {
+    use serde_json::Value;
+    let (file, v3) = if dir.join("zarr.json").is_file() {
+        ("zarr.json", true)
+    } else {
+        (".zarray", false)
+    };
+    let path = dir.join(file);
+    if std::fs::metadata(&path).ok()?.len() > MAX_NODE_METADATA_BYTES {
+        return None;
+    }
+    let bytes = std::fs::read(&path).ok()?;
+    let meta: Value = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("{file} is not valid JSON: {e}")),
+    };
+    let Some(fields) = meta.as_object() else {
+        return Some(format!(
+            "{file} holds {}, not a JSON object",
+            kind_of(&meta)
+        ));
+    };
+    let count_list = |v: &Value, positive: bool| {
+        v.as_array().is_some_and(|a| {
+            a.iter()
+                .all(|n| n.as_u64().is_some_and(|n| !positive || n > 0))
+        })
+    };
+    let named = |v: &Value| v.is_string() || v.get("name").is_some_and(Value::is_string);
+    let named_list = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(named));
+    // (field, required, check, what it must be)
+    type Check<'a> = (&'a str, bool, Box<dyn Fn(&Value) -> bool + 'a>, &'a str);
+    let checks: Vec<Check> = if v3 {
+        vec![
+            ("zarr_format", true, Box::new(|v| v.as_u64() == Some(3)), "3"),
+            ("node_type", true, Box::new(|v| v.as_str() == Some("array")), "\"array\""),
+            ("shape", true, Box::new(|v| count_list(v, false)), "a list of non-negative integers"),
+            ("data_type", true, Box::new(named), "a data type name such as \"float64\""),
+            (
+                "chunk_grid",
+                true,
+                Box::new(|v| {
+                    named(v)
+                        && v.pointer("/configuration/chunk_shape")
+                            .is_none_or(|c| count_list(c, true))
+                }),
+                "{\"name\": \"regular\", \"configuration\": {\"chunk_shape\": [positive integers]}}",
+            ),
+            ("chunk_key_encoding", true, Box::new(named), "{\"name\": \"default\"} or {\"name\": \"v2\"}"),
+            ("fill_value", true, Box::new(|_| true), "a fill value"),
+            ("codecs", true, Box::new(|v| named_list(v) && v.as_array().is_some_and(|a| !a.is_empty())), "a non-empty list of codecs, each {\"name\": ...}"),
+            ("attributes", false, Box::new(Value::is_object), "a JSON object"),
+            ("storage_transformers", false, Box::new(named_list), "a list of {\"name\": ...} objects"),
+            (
+                "dimension_names",
+                false,
+                Box::new(|v| {
+                    v.as_array()
+                        .is_some_and(|a| a.iter().all(|n| n.is_string() || n.is_null()))
+                }),
+                "a list of names (strings or null)",
+            ),
+        ]
+    } else {
+        vec![
+            (
+                "zarr_format",
+                true,
+                Box::new(|v| v.as_u64() == Some(2)),
+                "2",
+            ),
+            (
+                "shape",
+                true,
+                Box::new(|v| count_list(v, false)),
+                "a list of non-negative integers",
+            ),
+            (
+                "chunks",
+                true,
+                Box::new(|v| count_list(v, true)),
+                "a list of positive integers",
+            ),
+            (
+                "dtype",
+                true,
+                Box::new(|v| v.is_string() || v.is_array()),
+                "a numpy dtype string such as \"<f8\"",
+            ),
+            (
+                "compressor",
+                true,
+                Box::new(|v| v.is_null() || v.get("id").is_some_and(Value::is_string)),
+                "null or {\"id\": ...}",
+            ),
+            ("fill_value", true, Box::new(|_| true), "a fill value"),
+            (
+                "order",
+                true,
+                Box::new(|v| matches!(v.as_str(), Some("C" | "F"))),
+                "\"C\" or \"F\"",
+            ),
+            (
+                "filters",
+                true,
+                Box::new(|v| {
+                    v.is_null()
+                        || v.as_array().is_some_and(|a| {
+                            a.iter().all(|f| f.get("id").is_some_and(Value::is_string))
+                        })
+                }),
+                "null or a list of {\"id\": ...}",
+            ),
+            (
+                "dimension_separator",
+                false,
+                Box::new(|v| matches!(v.as_str(), Some("." | "/"))),
+                "\".\" or \"/\"",
+            ),
+        ]
+    };
+    for (field, required, ok, expected) in &checks {
+        match fields.get(*field) {
+            None if *required => {
+                return Some(format!("{file} has no '{field}'; expected {expected}"))
+            }
+            Some(v) if !ok(v) => {
+                return Some(format!(
+                    "{file}: '{field}' is {}; expected {expected}",
+                    short_json(v)
+                ))
+            }
+            _ => {}
+        }
+    }
+    // Ranks must agree, or every chunk computation is meaningless.
+    let rank = |v: Option<&Value>| v.and_then(Value::as_array).map(Vec::len);
+    let shape = rank(fields.get("shape"));
+    let chunks = if v3 {
+        rank(meta.pointer("/chunk_grid/configuration/chunk_shape"))
+    } else {
+        rank(fields.get("chunks"))
+    };
+    let names = rank(fields.get("dimension_names"));
+    if let (Some(s), Some(c)) = (shape, chunks) {
+        if s != c {
+            return Some(format!(
+                "{file}: the chunk shape has {c} dimensions but 'shape' has {s}"
+            ));
+        }
+    }
+    if let (Some(s), Some(n)) = (shape, names) {
+        if s != n {
+            return Some(format!(
+                "{file}: 'dimension_names' has {n} names but 'shape' has {s} dimensions"
+            ));
+        }
+    }
+    None
+}
+
+/// "null", "a string", ... for a JSON value, in a message.
+fn kind_of(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON value as written, shortened for a message.
+fn short_json(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 60 {
+        let cut: String = text.chars().take(57).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+/// zarrs's message with serde's words for a configuration that matches none of a
+/// codec's forms ("data did not match any variant of untagged enum
+/// ZstdCodecConfiguration") put in the user's words, naming the codec.
+fn plain_codec_text(text: &str) -> String {
+    const SERDE: &str = "data did not match any variant of untagged enum ";
+    match text.split_once(SERDE) {
+        Some((before, after)) => {
+            let type_name = after.split_whitespace().next().unwrap_or_default();
+            let codec = type_name
+                .trim_end_matches("Configuration")
+                .trim_end_matches("Codec")
+                .to_ascii_lowercase();
+            format!("{before}the {codec} codec's configuration has a missing or wrong-typed field")
+        }
+        None => text.to_string(),
     }
 }
 
@@ -351,6 +570,7 @@ impl ArraySource for ZarrSource {
             let region =
                 ArraySubset::new_with_start_shape(local.start().to_vec(), local.shape().to_vec())
                     .map_err(|e| Error::Internal(e.to_string()))?;
+            self.check_encoded(&index)?;
             let bytes: ArrayBytes<'static> = self
                 .array
                 .retrieve_chunk_subset_opt(&index, &region, &single_task_codec_options())
@@ -390,7 +610,219 @@ impl ArraySource for ZarrSource {
     }
 }
 
+/// The largest block of a zstd frame (128 KiB): a frame without a content size is
+/// bounded by its block count times this, so a legitimate chunk's bound may exceed
+/// its size by up to one block per frame block.
+const ZSTD_BLOCK_MAX: u64 = 128 << 10;
+
+/// How a chunk's encoded bytes are checked before zarrs decodes them.
+///
+/// zarrs sizes a zstd decode by what the frame says it expands to (its content
+/// size, or its block count) and allocates that up front: a chunk of a few bytes
+/// that claims a terabyte aborts the process on the allocation. The claim is
+/// compared with the chunk's known decoded size first, with the same bound zarrs
+/// computes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DecodeGuard {
+    /// No codec that trusts a size from the data.
+    None,
+    /// Each chunk is one zstd stream of the chunk's bytes, then `checksums` crc32c
+    /// checksums of 4 bytes each.
+    Zstd { checksums: usize },
+    /// Each chunk is a shard whose inner chunks are zstd streams of `inner_bytes`.
+    ShardedZstd {
+        /// Inner chunks per shard (entries of the index).
+        inner_chunks: u64,
+        /// Decoded bytes of one inner chunk.
+        inner_bytes: u64,
+        /// crc32c codecs after the inner zstd.
+        inner_checksums: usize,
+        /// The index is at the start of the shard, not the end.
+        index_at_start: bool,
+        /// The index carries a crc32c checksum.
+        index_checksum: bool,
+    },
+}
+
+impl DecodeGuard {
+    fn of(array: &Array<FilesystemStore>) -> DecodeGuard {
+        let names: Vec<String> = array
+            .codecs()
+            .bytes_to_bytes_codecs()
+            .iter()
+            .filter_map(|c| c.name_v3().map(|n| n.into_owned()))
+            .collect();
+        if let Some(checksums) = zstd_then_checksums(&names) {
+            return DecodeGuard::Zstd { checksums };
+        }
+        if !names.is_empty() {
+            return DecodeGuard::None;
+        }
+        // Sharding is the array-to-bytes codec; its inner chain is in the metadata.
+        let Ok(meta) = serde_json::to_value(array.metadata()) else {
+            return DecodeGuard::None;
+        };
+        let Some(config) = meta
+            .get("codecs")
+            .and_then(|c| c.as_array())
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c.get("name").and_then(|n| n.as_str()) == Some("sharding_indexed"))
+            })
+            .and_then(|c| c.get("configuration"))
+        else {
+            return DecodeGuard::None;
+        };
+        let codec_names = |key: &str| -> Option<Vec<String>> {
+            config.get(key)?.as_array().map(|list| {
+                list.iter()
+                    .filter_map(|c| c.get("name").and_then(|n| n.as_str()).map(String::from))
+                    .collect()
+            })
+        };
+        let inner = codec_names("codecs").unwrap_or_default();
+        let index = codec_names("index_codecs")
+            .unwrap_or_else(|| vec!["bytes".to_string(), "crc32c".to_string()]);
+        let inner_shape: Option<Vec<u64>> = config
+            .get("chunk_shape")
+            .and_then(|s| s.as_array())
+            .and_then(|s| s.iter().map(|n| n.as_u64()).collect());
+        let item = dtype_of(array.data_type()).map_or(1, |d| d.size() as u64);
+        let shard_shape: Vec<u64> = array
+            .chunk_shape(&vec![0; array.dimensionality()])
+            .map(|c| c.iter().map(|n| n.get()).collect())
+            .unwrap_or_default();
+        let (Some(inner_shape), Some(inner_checksums)) = (
+            inner_shape,
+            inner
+                .split_first()
+                .filter(|(first, _)| first.as_str() == "bytes")
+                .and_then(|(_, rest)| zstd_then_checksums(rest)),
+        ) else {
+            return DecodeGuard::None;
+        };
+        let index_checksum = match index.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["bytes"] => false,
+            ["bytes", "crc32c"] => true,
+            _ => return DecodeGuard::None,
+        };
+        let inner_chunks = shard_shape
+            .iter()
+            .zip(&inner_shape)
+            .try_fold(1u64, |acc, (&s, &i)| acc.checked_mul(s.div_ceil(i.max(1))));
+        match (
+            inner_chunks,
+            crate::grid::checked_nbytes(&inner_shape, item),
+        ) {
+            (Some(inner_chunks), Some(inner_bytes)) if shard_shape.len() == inner_shape.len() => {
+                DecodeGuard::ShardedZstd {
+                    inner_chunks,
+                    inner_bytes,
+                    inner_checksums,
+                    index_at_start: config.get("index_location").and_then(|l| l.as_str())
+                        == Some("start"),
+                    index_checksum,
+                }
+            }
+            _ => DecodeGuard::None,
+        }
+    }
+}
+
+/// For a bytes-to-bytes chain that is zstd followed only by crc32c checksums, how
+/// many checksums follow it.
+fn zstd_then_checksums(names: &[String]) -> Option<usize> {
+    let (first, rest) = names.split_first()?;
+    let is_zstd = matches!(first.as_str(), "zstd" | "numcodecs.zstd");
+    (is_zstd && rest.iter().all(|n| n == "crc32c")).then_some(rest.len())
+}
+
+/// Checks that the zstd stream in `encoded` (followed by `checksums` crc32c
+/// checksums) cannot expand past `expected` bytes; returns what it claims when it
+/// can.
+fn zstd_claim(encoded: &[u8], checksums: usize, expected: u64) -> Option<u64> {
+    let data = encoded.get(..encoded.len().checked_sub(4 * checksums)?)?;
+    let bound = zstd::bulk::Decompressor::upper_bound(data)? as u64;
+    let allowed = expected.div_ceil(ZSTD_BLOCK_MAX).saturating_add(1) * ZSTD_BLOCK_MAX;
+    (bound > allowed).then_some(bound)
+}
+
 impl ZarrSource {
+    /// Refuses chunk `index` when its encoded bytes claim to expand past its size
+    /// (see [`DecodeGuard`]); a missing chunk passes (it reads as the fill value).
+    fn check_encoded(&self, index: &[u64]) -> Result<()> {
+        let chunk_bytes = || {
+            crate::grid::num_elements(&self.meta.grid.max_chunk_shape())
+                .saturating_mul(self.meta.dtype.size() as u64)
+        };
+        let claim = match &self.guard {
+            DecodeGuard::None => None,
+            DecodeGuard::Zstd { checksums } => {
+                let encoded = self
+                    .array
+                    .retrieve_encoded_chunk(index)
+                    .map_err(|e| storage_error(&self.path, e))?;
+                encoded
+                    .and_then(|e| zstd_claim(&e, *checksums, chunk_bytes()))
+                    .map(|claimed| (claimed, chunk_bytes(), "chunk"))
+            }
+            DecodeGuard::ShardedZstd {
+                inner_chunks,
+                inner_bytes,
+                inner_checksums,
+                index_at_start,
+                index_checksum,
+            } => {
+                let encoded = self
+                    .array
+                    .retrieve_encoded_chunk(index)
+                    .map_err(|e| storage_error(&self.path, e))?;
+                encoded.and_then(|shard| {
+                    let index_len = inner_chunks
+                        .checked_mul(16)?
+                        .checked_add(if *index_checksum { 4 } else { 0 })?;
+                    let index_len = usize::try_from(index_len).ok()?;
+                    let table = if *index_at_start {
+                        shard.get(..index_len)?
+                    } else {
+                        shard.get(shard.len().checked_sub(index_len)?..)?
+                    };
+                    // Entries the index cannot locate are left to zarrs, which
+                    // reports them; only a locatable stream's claim is checked here.
+                    table
+                        .chunks_exact(16)
+                        .find_map(|entry| {
+                            let (offset, len) = entry.split_at(8);
+                            let offset =
+                                usize::try_from(u64::from_le_bytes(offset.try_into().ok()?))
+                                    .ok()?;
+                            let len =
+                                usize::try_from(u64::from_le_bytes(len.try_into().ok()?)).ok()?;
+                            let inner = shard.get(offset..offset.checked_add(len)?)?;
+                            zstd_claim(inner, *inner_checksums, *inner_bytes)
+                        })
+                        .map(|claimed| (claimed, *inner_bytes, "an inner chunk of shard"))
+                })
+            }
+        };
+        match claim {
+            None => Ok(()),
+            Some((claimed, needed, what)) => Err(Error::SizeMismatch {
+                path: self.path.clone(),
+                what,
+                shape: format!(
+                    "{} of shape {}",
+                    self.array.chunk_key(index),
+                    shape_text(&self.meta.grid.max_chunk_shape())
+                ),
+                needed: needed.to_string(),
+                present: format!(
+                    "its zstd data claims to expand to {claimed} bytes; the chunk is corrupt"
+                ),
+            }),
+        }
+    }
+
     /// The error for chunk `index`: named by its key (`c/0/1`) inside the array.
     fn chunk_error(&self, index: &[u64], e: zarrs::array::ArrayError) -> Error {
         use zarrs::array::ArrayError as A;

@@ -104,9 +104,17 @@ pub fn parse(bytes: &[u8]) -> Result<NpyHeader, HeaderError> {
     let text = std::str::from_utf8(&bytes[start..end])
         .map_err(|_| "header is not valid text".to_string())?;
     let dict = text.trim_end_matches(['\n', ' ', '\0']).trim();
-    let descr = dict_value(dict, "descr")?;
-    let fortran = dict_value(dict, "fortran_order")?;
-    let shape = dict_value(dict, "shape")?;
+    let entries = dict_entries(dict)?;
+    let value = |key: &str| -> Result<&str, String> {
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("header has no '{key}' key"))
+    };
+    let descr = value("descr")?;
+    let fortran = value("fortran_order")?;
+    let shape = value("shape")?;
 
     if descr.starts_with('[') {
         return Err(HeaderError::UnsupportedDtype {
@@ -195,34 +203,94 @@ fn structured_description(descr: &str) -> String {
     }
 }
 
-/// Finds `'key': value` in a dict literal and returns the value text.
-fn dict_value<'a>(dict: &'a str, key: &str) -> Result<&'a str, String> {
+/// The keys numpy writes, and the only ones it reads back.
+const KEYS: [&str; 3] = ["descr", "fortran_order", "shape"];
+
+/// Splits a header dict literal into its `(key, value text)` entries.
+///
+/// A real scan of the literal, not a substring search: quoted strings are skipped
+/// whole (so `'shape'` inside a value is not a key), brackets nest, and each key
+/// must appear once. numpy reads the header with `ast.literal_eval` and accepts
+/// exactly the keys `descr`, `fortran_order` and `shape`; anything else is refused
+/// here too, so both read the same array or neither does.
+fn dict_entries(dict: &str) -> Result<Vec<(String, &str)>, String> {
     let inner = dict
         .strip_prefix('{')
         .and_then(|d| d.strip_suffix('}'))
         .ok_or_else(|| "header is not a {...} dict".to_string())?;
-    for quote in ['\'', '"'] {
-        let needle = format!("{quote}{key}{quote}");
-        if let Some(pos) = inner.find(&needle) {
-            let rest = inner[pos + needle.len()..].trim_start();
-            let rest = rest
-                .strip_prefix(':')
-                .ok_or_else(|| format!("no ':' after '{key}' in the header"))?
-                .trim_start();
-            // The value ends at the first top-level comma.
-            let mut depth = 0i32;
-            for (i, c) in rest.char_indices() {
-                match c {
-                    '(' | '[' => depth += 1,
-                    ')' | ']' => depth -= 1,
-                    ',' if depth == 0 => return Ok(rest[..i].trim()),
-                    _ => {}
-                }
-            }
-            return Ok(rest.trim());
+    let mut entries: Vec<(String, &str)> = Vec::new();
+    let mut rest = inner.trim_start();
+    while !rest.is_empty() {
+        let key_len = quoted_len(rest)
+            .ok_or_else(|| format!("header key at '{}' is not a quoted string", head(rest)))?;
+        let key = rest[1..key_len - 1].to_string();
+        rest = rest[key_len..].trim_start();
+        rest = rest
+            .strip_prefix(':')
+            .ok_or_else(|| format!("no ':' after '{key}' in the header"))?;
+        let value_len = value_len(rest).ok_or_else(|| {
+            format!("the value of '{key}' in the header has an unclosed quote or bracket")
+        })?;
+        let value = rest[..value_len].trim();
+        if value.is_empty() {
+            return Err(format!("'{key}' has no value in the header"));
+        }
+        if !KEYS.contains(&key.as_str()) {
+            return Err(format!(
+                "header has the key '{key}'; numpy writes and reads exactly 'descr', \
+                 'fortran_order' and 'shape'"
+            ));
+        }
+        if entries.iter().any(|(k, _)| *k == key) {
+            return Err(format!("header has the key '{key}' twice"));
+        }
+        entries.push((key, value));
+        rest = rest[value_len..].trim_start();
+        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
+    }
+    Ok(entries)
+}
+
+/// The first few characters of `text`, for a message.
+fn head(text: &str) -> String {
+    text.chars().take(20).collect()
+}
+
+/// Length in bytes of the quoted string at the start of `text` (quotes included),
+/// or `None` when `text` does not start with a closed string.
+fn quoted_len(text: &str) -> Option<usize> {
+    let quote = text.chars().next().filter(|&c| c == '\'' || c == '"')?;
+    let mut escaped = false;
+    for (i, c) in text.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            c if c == quote => return Some(i + 1),
+            _ => {}
         }
     }
-    Err(format!("header has no '{key}' key"))
+    None
+}
+
+/// Length in bytes of the value at the start of `text`: up to the first comma
+/// outside quotes and brackets, or the end; `None` for an unclosed quote or bracket.
+fn value_len(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(c) = text[i..].chars().next() {
+        match c {
+            '\'' | '"' => {
+                i += quoted_len(&text[i..])?;
+                continue;
+            }
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.checked_sub(1)?,
+            ',' if depth == 0 => return Some(i),
+            _ => {}
+        }
+        i += c.len_utf8();
+    }
+    (depth == 0).then_some(i)
 }
 
 fn unquote(s: &str) -> Option<&str> {
@@ -342,6 +410,45 @@ mod tests {
         };
         assert_eq!(descr, "<U8");
         assert!(why.contains("string dtype"), "{why}");
+    }
+
+    fn header_with(dict: &str) -> Vec<u8> {
+        let mut f = b"\x93NUMPY\x01\x00".to_vec();
+        let text = format!("{dict}\n");
+        f.extend_from_slice(&(text.len() as u16).to_le_bytes());
+        f.extend_from_slice(text.as_bytes());
+        f
+    }
+
+    #[test]
+    fn the_dict_is_parsed_not_searched() {
+        let corrupt = |dict: &str| match parse(&header_with(dict)) {
+            Err(HeaderError::Corrupt(s)) => s,
+            other => panic!("{dict}: {other:?}"),
+        };
+        // numpy's literal_eval keeps the last of two keys; a search keeps the first:
+        // refuse rather than read a different array than numpy.
+        let text =
+            corrupt("{'descr': '<f8', 'fortran_order': False, 'shape': (6, 10), 'shape': (1,), }");
+        assert!(text.contains("'shape' twice"), "{text}");
+        let text = corrupt("{'descr': '<f8', 'fortran_order': False, 'shape': (6,), 'foo': 1}");
+        assert!(text.contains("'foo'"), "{text}");
+        let text = corrupt("{'descr': '<f8', 'fortran_order': False, 'shape': (6,");
+        assert!(text.contains("dict"), "{text}");
+        let text = corrupt("{'descr': '<f8', 'fortran_order': False, 'shape': (6,}");
+        assert!(text.contains("'shape'"), "{text}");
+        assert!(corrupt("{descr: '<f8'}").contains("quoted"));
+        // A key's name inside another value is not a key.
+        let h = parse(&header_with(
+            "{\"descr\": '<f8', 'fortran_order': False, 'shape': (3,)}",
+        ))
+        .unwrap();
+        assert_eq!(h.shape, vec![3]);
+        let e = parse(&header_with(
+            "{'descr': \"<f8', 'shape': (1,)\", 'fortran_order': False, 'shape': (3,)}",
+        ))
+        .unwrap_err();
+        assert!(matches!(e, HeaderError::UnsupportedDtype { .. }), "{e:?}");
     }
 
     #[test]

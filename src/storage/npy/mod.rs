@@ -36,6 +36,21 @@ impl NpySource {
     /// handle (strings, records).
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).at(path)?;
+        // Only a regular file can be mapped: a directory fails with ENODEV (an
+        // "I/O error" to the user), a FIFO or a device never has a stable length.
+        let kind = file.metadata().at(path)?.file_type();
+        if !kind.is_file() {
+            return Err(Error::Unsupported {
+                path: path.to_path_buf(),
+                what: "npy input",
+                found: if kind.is_dir() {
+                    "a directory".into()
+                } else {
+                    "a special file".into()
+                },
+                supported: "; an .npy array is a regular file".into(),
+            });
+        }
         // SAFETY: the map is read-only; a file truncated underneath us by another
         // process would fault, which is the accepted contract of memory-mapped input
         // (numpy's mmap_mode and Arrow's memory-mapped files make the same one).

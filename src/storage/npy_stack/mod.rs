@@ -70,6 +70,10 @@ impl NpyStackSource {
             Some(Value::Seq(axes)) => axes
                 .iter()
                 .map(|a| match a {
+                    // Dask writes a zero-length axis as `(0,)` and refuses `()`.
+                    Value::Seq(sizes) if sizes.is_empty() => Err(bad(
+                        "an axis has no chunk sizes, (); an empty axis is written (0,)".into(),
+                    )),
                     Value::Seq(sizes) => sizes
                         .iter()
                         .map(|s| match s {
@@ -280,11 +284,14 @@ impl NpyStackSink {
     ) -> Result<Self> {
         if shape.is_empty() {
             // A stack is cut along an axis; a scalar has none.
-            return Err(Error::Usage(
-                "an npy stack cannot hold a zero-dimensional array (it is cut into files \
-                 along an axis); convert to npy or zarr instead"
+            return Err(Error::Unsupported {
+                path: dir.to_path_buf(),
+                what: "array shape for an npy stack",
+                found: "[]".into(),
+                supported: "; an npy stack is cut into files along an axis and a \
+                            zero-dimensional array has none: convert to npy or zarr instead"
                     .into(),
-            ));
+            });
         }
         if axis >= shape.len() {
             return Err(Error::Usage(format!(
@@ -337,7 +344,27 @@ impl ArraySink for NpyStackSink {
                 "npy stacks need their shape up front".into(),
             ));
         }
-        let chunks: Vec<Vec<u64>> = self.grid.axes().iter().map(AxisChunks::sizes).collect();
+        // Dask writes a zero-length axis as one chunk of size zero, `(0,)`, and
+        // `from_npy_stack` refuses an empty tuple: never write one.
+        let chunks: Vec<Vec<u64>> = self
+            .grid
+            .axes()
+            .iter()
+            .map(|a| match a.sizes() {
+                sizes if sizes.is_empty() => vec![0],
+                sizes => sizes,
+            })
+            .collect();
+        if self.grid.num_chunks() == 0 {
+            // An array with a zero-length axis has no chunks, so no part was written;
+            // every part `info` lists must exist, empty, as Dask writes it.
+            for (i, &len) in chunks[self.axis].iter().enumerate() {
+                let mut shape = self.grid.shape();
+                shape[self.axis] = len;
+                let path = self.dir.join(format!("{i}.npy"));
+                Box::new(NpySink::create(&path, self.dtype, &shape, 1, false)?).finish(None)?;
+            }
+        }
         let order = if self.dtype.size() == 1 { '|' } else { '<' };
         let bytes = pickle::dump_info(&chunks, self.dtype.numpy_code(), order, self.axis);
         let path = self.dir.join("info");

@@ -1,0 +1,233 @@
+//! Classes found by an outside review of the hostile-array work, each through the
+//! binary: a header dict read by search, a zero-length axis hiding an overflowing
+//! shape, zstd chunks that claim terabytes, a stack part that is a directory, npy
+//! stacks and tables with zero-length axes, table columns that need promotion, and
+//! Zarr metadata fields of the wrong type. Inputs come from
+//! `fixtures/hostile/arrays.py` (numpy, zarr-python, dask, pyarrow and byte surgery).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{blockwise, entries, python, python_eval, root, stderr};
+
+/// Writes the named cases of `fixtures/hostile/arrays.py` into a fresh directory.
+fn generate(cases: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(python())
+        .arg(root().join("fixtures/hostile/arrays.py"))
+        .arg(dir.path())
+        .args(cases)
+        .output()
+        .expect("run arrays.py");
+    assert!(
+        out.status.success(),
+        "arrays.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// Asserts exit 2 with every needle in stderr, no panic and no debug formatting.
+fn assert_exit_2(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "exit code: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+    }
+    for leak in [
+        "panicked",
+        "memory allocation",
+        "Some(",
+        "\\\"",
+        "untagged enum",
+        "os error",
+    ] {
+        assert!(!err.contains(leak), "stderr leaks {leak:?}:\n{err}");
+    }
+}
+
+/// `convert SRC DIR/dst` fails with exit 2 and `needles`, leaving DIR empty.
+fn convert_fails(src: &Path, dst_name: &str, needles: &[&str]) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = blockwise([
+        Path::new("convert"),
+        src,
+        &out_dir.path().join(dst_name),
+        Path::new("--no-progress"),
+    ]);
+    assert_exit_2(&out, needles);
+    assert!(
+        entries(out_dir.path()).is_empty(),
+        "left behind: {:?}",
+        entries(out_dir.path())
+    );
+}
+
+#[test]
+fn npy_header_dicts_are_parsed_so_duplicate_and_unknown_keys_are_refused() {
+    let dir = generate(&["npy_header_keys"]);
+    // numpy reads shape (1,) from this header (the last key wins); reading (6, 10)
+    // with exit 0 would be a different array.
+    let dup = dir.path().join("dup_keys.npy");
+    assert_exit_2(
+        &blockwise([Path::new("info"), &dup]),
+        &["dup_keys.npy", "'shape' twice"],
+    );
+    convert_fails(&dup, "out.npy", &["'shape' twice"]);
+    let extra = dir.path().join("extra_key.npy");
+    assert_exit_2(
+        &blockwise([Path::new("head"), &extra]),
+        &["extra_key.npy", "'foo'"],
+    );
+}
+
+#[test]
+fn a_zero_length_axis_does_not_hide_an_axis_past_numpys_limit() {
+    let dir = generate(&["npy_header_keys"]);
+    let src = dir.path().join("zero_then_huge.npy");
+    let needles = ["[0, 9223372036854775808]", "no array can be that large"];
+    assert_exit_2(&blockwise([Path::new("info"), &src]), &needles);
+    convert_fails(&src, "out.zarr", &needles);
+}
+
+#[test]
+fn zstd_chunks_claiming_a_terabyte_are_refused_not_aborted() {
+    let dir = generate(&["zstd_bombs"]);
+    for (name, needles) in [
+        (
+            "zstd_claims_1tib.zarr",
+            ["chunk c/0/0", "1099511627776", "24 bytes"],
+        ),
+        (
+            "shard_zstd_claims_1tib.zarr",
+            ["inner chunk of shard c/0/0", "1099511627776", "24 bytes"],
+        ),
+    ] {
+        let src = dir.path().join(name);
+        // info reads metadata only and succeeds; reading the chunk must not abort.
+        assert!(blockwise([Path::new("info"), &src]).status.success());
+        assert_exit_2(&blockwise([Path::new("head"), &src]), &needles);
+        convert_fails(&src, "out.npy", &needles);
+    }
+}
+
+#[test]
+fn a_stack_part_that_is_a_directory_or_an_empty_chunk_tuple_is_exit_2() {
+    let dir = generate(&["stack_part_dir"]);
+    let src = dir.path().join("stack_part_dir");
+    assert_exit_2(
+        &blockwise([Path::new("info"), &src]),
+        &["1.npy", "a directory"],
+    );
+    convert_fails(&src, "out.zarr", &["1.npy", "a directory"]);
+    // dask refuses `()` for an axis; an empty axis is `(0,)`.
+    let src = dir.path().join("stack_empty_axis");
+    assert_exit_2(&blockwise([Path::new("info"), &src]), &["info", "(0,)"]);
+}
+
+#[test]
+fn npy_stacks_with_a_zero_length_axis_are_read_back_by_dask() {
+    let dir = generate(&["zero_length"]);
+    for shape in ["0x5", "5x0", "3x0x2"] {
+        let src = dir.path().join(format!("zero_{shape}.npy"));
+        let dst = dir.path().join(format!("zero_{shape}_stack"));
+        let out = blockwise([
+            Path::new("convert"),
+            &src,
+            &dst,
+            Path::new("--to"),
+            Path::new("npy-stack"),
+            Path::new("--no-progress"),
+        ]);
+        assert!(out.status.success(), "{shape}: {}", stderr(&out));
+        let got = python_eval(&format!(
+            "import dask.array as da, numpy as np\n\
+             a = da.from_npy_stack({dst:?}).compute()\n\
+             e = np.load({src:?})\n\
+             print(a.shape == e.shape and a.dtype == e.dtype)",
+            dst = dst.display().to_string(),
+            src = src.display().to_string(),
+        ));
+        assert_eq!(got.trim(), "True", "{shape}");
+    }
+}
+
+#[test]
+fn an_array_with_no_columns_is_refused_as_a_table() {
+    let dir = generate(&["zero_length"]);
+    let src = dir.path().join("zero_5x0.npy");
+    for dst in ["out.parquet", "out.csv", "out.arrow"] {
+        convert_fails(&src, dst, &["zero_5x0.npy", "[5, 0]", "no columns"]);
+    }
+}
+
+#[test]
+fn table_columns_become_an_array_without_losing_values() {
+    let dir = generate(&["table_columns"]);
+    // uint64 beside int64: no integer type holds both, so float64 (numpy's choice);
+    // an int64 array would hold garbage where 2^64 - 1 overflowed.
+    let src = dir.path().join("u64_i64.parquet");
+    let dst = dir.path().join("u64_i64.npy");
+    let out = blockwise([Path::new("convert"), &src, &dst, Path::new("--no-progress")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = python_eval(&format!(
+        "import numpy as np\n\
+         a = np.load({dst:?})\n\
+         print(a.dtype, a.tolist() == [[float(2**64 - 1), -1.0], [1.0, 2.0]])",
+        dst = dst.display().to_string()
+    ));
+    assert_eq!(got.trim(), "float64 True");
+    // Nulls in an integer column: the advice fits the input (--dtype is CSV's).
+    let src = dir.path().join("int_nulls.parquet");
+    convert_fails(&src, "out.npy", &["\"a\"", "int32", "nulls", "--columns"]);
+    let out = blockwise([
+        Path::new("convert"),
+        &src,
+        &dir.path().join("x.npy"),
+        Path::new("--no-progress"),
+    ]);
+    assert!(!stderr(&out).contains("--dtype"), "{}", stderr(&out));
+    convert_fails(
+        &dir.path().join("strings.parquet"),
+        "out.zarr",
+        &["strings.parquet", "numeric"],
+    );
+}
+
+#[test]
+fn zarr_metadata_fields_of_the_wrong_type_are_named() {
+    let dir = generate(&["zarr_wrong_types"]);
+    for (field, found) in [
+        ("shape", "null"),
+        ("data_type", "1"),
+        ("codecs", "{}"),
+        ("attributes", "\"x\""),
+        ("node_type", "5"),
+        ("zarr_format", "\"3\""),
+    ] {
+        let src = dir.path().join(format!("wrong_{field}.zarr"));
+        let needle = format!("zarr.json: '{field}' is {found}; expected");
+        assert_exit_2(
+            &blockwise([Path::new("info"), &src]),
+            &[&format!("wrong_{field}.zarr"), &needle],
+        );
+    }
+}
+
+#[test]
+fn a_scalar_as_an_npy_stack_names_the_destination() {
+    let dir = generate(&["scalars"]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let dst = out_dir.path().join("s.stack");
+    let out = blockwise([
+        Path::new("convert"),
+        &dir.path().join("scalar.npy"),
+        &dst,
+        Path::new("--to"),
+        Path::new("npy-stack"),
+    ]);
+    assert_exit_2(&out, &["s.stack", "zero-dimensional", "npy or zarr"]);
+    assert!(entries(out_dir.path()).is_empty());
+}
