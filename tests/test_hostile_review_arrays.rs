@@ -93,9 +93,13 @@ fn a_zero_length_axis_does_not_hide_an_axis_past_numpys_limit() {
 }
 
 #[test]
-fn zstd_chunks_claiming_a_terabyte_are_refused_not_aborted() {
-    let dir = generate(&["zstd_bombs"]);
+fn compressed_chunks_that_expand_past_their_size_are_refused_not_decoded() {
+    let dir = generate(&["decoder_bombs"]);
     for (name, needles) in [
+        (
+            "gzip_expands_100mib.zarr",
+            ["chunk c/0/0", "gzip", "more than 24 bytes"],
+        ),
         (
             "zstd_claims_1tib.zarr",
             ["chunk c/0/0", "1099511627776", "24 bytes"],
@@ -106,11 +110,55 @@ fn zstd_chunks_claiming_a_terabyte_are_refused_not_aborted() {
         ),
     ] {
         let src = dir.path().join(name);
-        // info reads metadata only and succeeds; reading the chunk must not abort.
+        // info reads metadata only and succeeds; reading the chunk must neither
+        // abort on the zstd claim nor expand the gzip stream (100 MiB) in memory.
         assert!(blockwise([Path::new("info"), &src]).status.success());
-        assert_exit_2(&blockwise([Path::new("head"), &src]), &needles);
+        let (out, peak_kib) = blockwise_peak(&[Path::new("head"), &src]);
+        assert_exit_2(&out, &needles);
+        assert!(peak_kib < 80 << 10, "{name}: head peaked at {peak_kib} KiB");
         convert_fails(&src, "out.npy", &needles);
     }
+}
+
+/// Runs `blockwise` with `args` and returns its output and its own peak RSS in
+/// KiB, from `wait4` (the rusage of that one child, not of every child).
+// The child is reaped by wait4, which std's `wait` cannot report rusage from.
+#[allow(clippy::zombie_processes)]
+fn blockwise_peak(args: &[&Path]) -> (Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blockwise"))
+        .args(args)
+        .env_remove("BLOCKWISE_MEMORY_LIMIT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run blockwise");
+    let mut status = 0;
+    // SAFETY: wait4 writes into the status and rusage we own; the child is ours and
+    // is reaped here (its output is small enough to sit in the pipes meanwhile).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    let out = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout,
+        stderr,
+    };
+    (out, usage.ru_maxrss as u64)
 }
 
 #[test]

@@ -615,27 +615,99 @@ impl ArraySource for ZarrSource {
 /// its size by up to one block per frame block.
 const ZSTD_BLOCK_MAX: u64 = 128 << 10;
 
+/// A compressor whose decoder in zarrs sizes its output from the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compressor {
+    /// zarrs allocates what the frame claims (content size or block bound) at once.
+    Zstd,
+    /// zarrs reads a gzip member to its end, however far it expands.
+    Gzip,
+    /// zarrs reads a zlib stream to its end, however far it expands.
+    Zlib,
+}
+
+impl Compressor {
+    fn name(self) -> &'static str {
+        match self {
+            Compressor::Zstd => "zstd",
+            Compressor::Gzip => "gzip",
+            Compressor::Zlib => "zlib",
+        }
+    }
+
+    /// The first of `names` as a compressor, and how many crc32c checksums follow
+    /// it, when the rest are only checksums.
+    fn with_checksums(names: &[String]) -> Option<(Compressor, usize)> {
+        let (first, rest) = names.split_first()?;
+        let codec = match first.trim_start_matches("numcodecs.") {
+            "zstd" => Compressor::Zstd,
+            "gzip" => Compressor::Gzip,
+            "zlib" => Compressor::Zlib,
+            _ => return None,
+        };
+        rest.iter()
+            .all(|n| n == "crc32c")
+            .then_some((codec, rest.len()))
+    }
+
+    /// What `encoded` (this compressor's stream, then `checksums` crc32c
+    /// checksums) expands to when that is more than `expected` bytes: a sentence
+    /// for the message. `None` when it fits, or when the stream is too broken to
+    /// say (zarrs then reports it as corrupt).
+    fn excess(self, encoded: &[u8], checksums: usize, expected: u64) -> Option<String> {
+        use std::io::Read;
+        let data = encoded.get(..encoded.len().checked_sub(4 * checksums)?)?;
+        // A reader that stops one byte past `expected`: memory stays bounded by the
+        // chunk's own size whatever the stream holds.
+        let past = |reader: &mut dyn Read| -> Option<String> {
+            let mut sink = std::io::sink();
+            let read =
+                std::io::copy(&mut reader.take(expected.saturating_add(1)), &mut sink).ok()?;
+            (read > expected).then(|| format!("expands to more than {expected} bytes"))
+        };
+        match self {
+            // The same bound zarrs computes and allocates, so no decode is needed.
+            Compressor::Zstd => {
+                let bound = zstd::bulk::Decompressor::upper_bound(data)? as u64;
+                let allowed = expected.div_ceil(ZSTD_BLOCK_MAX).saturating_add(1) * ZSTD_BLOCK_MAX;
+                (bound > allowed).then(|| format!("claims to expand to {bound} bytes"))
+            }
+            // Neither format states its size: decode it once, bounded, to find out.
+            Compressor::Gzip => past(&mut flate2::read::GzDecoder::new(data)),
+            Compressor::Zlib => past(&mut flate2::read::ZlibDecoder::new(data)),
+        }
+    }
+}
+
 /// How a chunk's encoded bytes are checked before zarrs decodes them.
 ///
 /// zarrs sizes a zstd decode by what the frame says it expands to (its content
 /// size, or its block count) and allocates that up front: a chunk of a few bytes
-/// that claims a terabyte aborts the process on the allocation. The claim is
-/// compared with the chunk's known decoded size first, with the same bound zarrs
-/// computes.
+/// that claims a terabyte aborts the process on the allocation. Its gzip and zlib
+/// decoders read to the end of the stream: a megabyte of gzip expands to a
+/// gigabyte. Each chunk is compared with its known decoded size first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum DecodeGuard {
     /// No codec that trusts a size from the data.
     None,
-    /// Each chunk is one zstd stream of the chunk's bytes, then `checksums` crc32c
-    /// checksums of 4 bytes each.
-    Zstd { checksums: usize },
-    /// Each chunk is a shard whose inner chunks are zstd streams of `inner_bytes`.
-    ShardedZstd {
+    /// Each chunk is one compressed stream of the chunk's bytes, then `checksums`
+    /// crc32c checksums of 4 bytes each.
+    Chunk {
+        /// The compressor.
+        codec: Compressor,
+        /// crc32c codecs after it.
+        checksums: usize,
+    },
+    /// Each chunk is a shard whose inner chunks are compressed streams of
+    /// `inner_bytes`.
+    Sharded {
+        /// The inner chunks' compressor.
+        codec: Compressor,
         /// Inner chunks per shard (entries of the index).
         inner_chunks: u64,
         /// Decoded bytes of one inner chunk.
         inner_bytes: u64,
-        /// crc32c codecs after the inner zstd.
+        /// crc32c codecs after the inner compressor.
         inner_checksums: usize,
         /// The index is at the start of the shard, not the end.
         index_at_start: bool,
@@ -652,8 +724,8 @@ impl DecodeGuard {
             .iter()
             .filter_map(|c| c.name_v3().map(|n| n.into_owned()))
             .collect();
-        if let Some(checksums) = zstd_then_checksums(&names) {
-            return DecodeGuard::Zstd { checksums };
+        if let Some((codec, checksums)) = Compressor::with_checksums(&names) {
+            return DecodeGuard::Chunk { codec, checksums };
         }
         if !names.is_empty() {
             return DecodeGuard::None;
@@ -692,12 +764,12 @@ impl DecodeGuard {
             .chunk_shape(&vec![0; array.dimensionality()])
             .map(|c| c.iter().map(|n| n.get()).collect())
             .unwrap_or_default();
-        let (Some(inner_shape), Some(inner_checksums)) = (
+        let (Some(inner_shape), Some((codec, inner_checksums))) = (
             inner_shape,
             inner
                 .split_first()
                 .filter(|(first, _)| first.as_str() == "bytes")
-                .and_then(|(_, rest)| zstd_then_checksums(rest)),
+                .and_then(|(_, rest)| Compressor::with_checksums(rest)),
         ) else {
             return DecodeGuard::None;
         };
@@ -715,7 +787,8 @@ impl DecodeGuard {
             crate::grid::checked_nbytes(&inner_shape, item),
         ) {
             (Some(inner_chunks), Some(inner_bytes)) if shard_shape.len() == inner_shape.len() => {
-                DecodeGuard::ShardedZstd {
+                DecodeGuard::Sharded {
+                    codec,
                     inner_chunks,
                     inner_bytes,
                     inner_checksums,
@@ -729,85 +802,60 @@ impl DecodeGuard {
     }
 }
 
-/// For a bytes-to-bytes chain that is zstd followed only by crc32c checksums, how
-/// many checksums follow it.
-fn zstd_then_checksums(names: &[String]) -> Option<usize> {
-    let (first, rest) = names.split_first()?;
-    let is_zstd = matches!(first.as_str(), "zstd" | "numcodecs.zstd");
-    (is_zstd && rest.iter().all(|n| n == "crc32c")).then_some(rest.len())
-}
-
-/// Checks that the zstd stream in `encoded` (followed by `checksums` crc32c
-/// checksums) cannot expand past `expected` bytes; returns what it claims when it
-/// can.
-fn zstd_claim(encoded: &[u8], checksums: usize, expected: u64) -> Option<u64> {
-    let data = encoded.get(..encoded.len().checked_sub(4 * checksums)?)?;
-    let bound = zstd::bulk::Decompressor::upper_bound(data)? as u64;
-    let allowed = expected.div_ceil(ZSTD_BLOCK_MAX).saturating_add(1) * ZSTD_BLOCK_MAX;
-    (bound > allowed).then_some(bound)
-}
-
 impl ZarrSource {
-    /// Refuses chunk `index` when its encoded bytes claim to expand past its size
-    /// (see [`DecodeGuard`]); a missing chunk passes (it reads as the fill value).
+    /// Refuses chunk `index` when its encoded bytes expand, or claim to expand, past
+    /// its size (see [`DecodeGuard`]); a missing chunk passes (it reads as the fill
+    /// value).
     fn check_encoded(&self, index: &[u64]) -> Result<()> {
         let chunk_bytes = || {
             crate::grid::num_elements(&self.meta.grid.max_chunk_shape())
                 .saturating_mul(self.meta.dtype.size() as u64)
         };
-        let claim = match &self.guard {
+        let encoded = || {
+            self.array
+                .retrieve_encoded_chunk(index)
+                .map_err(|e| storage_error(&self.path, e))
+        };
+        let excess = match &self.guard {
             DecodeGuard::None => None,
-            DecodeGuard::Zstd { checksums } => {
-                let encoded = self
-                    .array
-                    .retrieve_encoded_chunk(index)
-                    .map_err(|e| storage_error(&self.path, e))?;
-                encoded
-                    .and_then(|e| zstd_claim(&e, *checksums, chunk_bytes()))
-                    .map(|claimed| (claimed, chunk_bytes(), "chunk"))
-            }
-            DecodeGuard::ShardedZstd {
+            DecodeGuard::Chunk { codec, checksums } => encoded()?
+                .and_then(|e| codec.excess(&e, *checksums, chunk_bytes()))
+                .map(|why| (*codec, why, chunk_bytes(), "chunk")),
+            DecodeGuard::Sharded {
+                codec,
                 inner_chunks,
                 inner_bytes,
                 inner_checksums,
                 index_at_start,
                 index_checksum,
-            } => {
-                let encoded = self
-                    .array
-                    .retrieve_encoded_chunk(index)
-                    .map_err(|e| storage_error(&self.path, e))?;
-                encoded.and_then(|shard| {
-                    let index_len = inner_chunks
-                        .checked_mul(16)?
-                        .checked_add(if *index_checksum { 4 } else { 0 })?;
-                    let index_len = usize::try_from(index_len).ok()?;
-                    let table = if *index_at_start {
-                        shard.get(..index_len)?
-                    } else {
-                        shard.get(shard.len().checked_sub(index_len)?..)?
-                    };
-                    // Entries the index cannot locate are left to zarrs, which
-                    // reports them; only a locatable stream's claim is checked here.
-                    table
-                        .chunks_exact(16)
-                        .find_map(|entry| {
-                            let (offset, len) = entry.split_at(8);
-                            let offset =
-                                usize::try_from(u64::from_le_bytes(offset.try_into().ok()?))
-                                    .ok()?;
-                            let len =
-                                usize::try_from(u64::from_le_bytes(len.try_into().ok()?)).ok()?;
-                            let inner = shard.get(offset..offset.checked_add(len)?)?;
-                            zstd_claim(inner, *inner_checksums, *inner_bytes)
-                        })
-                        .map(|claimed| (claimed, *inner_bytes, "an inner chunk of shard"))
-                })
-            }
+            } => encoded()?.and_then(|shard| {
+                let index_len = inner_chunks
+                    .checked_mul(16)?
+                    .checked_add(if *index_checksum { 4 } else { 0 })?;
+                let index_len = usize::try_from(index_len).ok()?;
+                let table = if *index_at_start {
+                    shard.get(..index_len)?
+                } else {
+                    shard.get(shard.len().checked_sub(index_len)?..)?
+                };
+                // Entries the index cannot locate are left to zarrs, which reports
+                // them; only a locatable stream is checked here.
+                table
+                    .chunks_exact(16)
+                    .find_map(|entry| {
+                        let (offset, len) = entry.split_at(8);
+                        let offset =
+                            usize::try_from(u64::from_le_bytes(offset.try_into().ok()?)).ok()?;
+                        let len = usize::try_from(u64::from_le_bytes(len.try_into().ok()?)).ok()?;
+                        let inner = shard.get(offset..offset.checked_add(len)?)?;
+                        codec.excess(inner, *inner_checksums, *inner_bytes)
+                    })
+                    .map(|why| (*codec, why, *inner_bytes, "an inner chunk of shard"))
+            }),
         };
-        match claim {
+        match excess {
             None => Ok(()),
-            Some((claimed, needed, what)) => Err(Error::SizeMismatch {
+            Some((codec, why, needed, what)) => Err(Error::SizeMismatch {
                 path: self.path.clone(),
                 what,
                 shape: format!(
@@ -816,9 +864,7 @@ impl ZarrSource {
                     shape_text(&self.meta.grid.max_chunk_shape())
                 ),
                 needed: needed.to_string(),
-                present: format!(
-                    "its zstd data claims to expand to {claimed} bytes; the chunk is corrupt"
-                ),
+                present: format!("its {} data {why}; the chunk is corrupt", codec.name()),
             }),
         }
     }
