@@ -176,6 +176,30 @@ fn a_stack_part_that_is_a_directory_or_an_empty_chunk_tuple_is_exit_2() {
 }
 
 #[test]
+fn npy_stack_info_with_numpy_integers_reads_as_dask_reads_it() {
+    let dir = generate(&["stack_numpy_ints"]);
+    for protocol in [0, 4] {
+        let src = dir.path().join(format!("stack_np_ints_p{protocol}"));
+        let dst = dir.path().join(format!("np_ints_p{protocol}.npy"));
+        let out = blockwise([Path::new("convert"), &src, &dst, Path::new("--no-progress")]);
+        assert!(out.status.success(), "p{protocol}: {}", stderr(&out));
+        let got = python_eval(&format!(
+            "import dask.array as da, numpy as np\n\
+             print(np.array_equal(np.load({dst:?}), da.from_npy_stack({src:?}).compute()))",
+            dst = dst.display().to_string(),
+            src = src.display().to_string(),
+        ));
+        assert_eq!(got.trim(), "True", "protocol {protocol}");
+    }
+    // A float size is refused, printed as Python prints it.
+    let src = dir.path().join("stack_float_chunk");
+    assert_exit_2(
+        &blockwise([Path::new("info"), &src]),
+        &["chunk size 4.0 is not"],
+    );
+}
+
+#[test]
 fn npy_stacks_with_a_zero_length_axis_are_read_back_by_dask() {
     let dir = generate(&["zero_length"]);
     for shape in ["0x5", "5x0", "3x0x2"] {

@@ -57,12 +57,12 @@ impl NpyStackSource {
             )));
         }
         let describe = |v: Option<&Value>| v.map_or_else(|| "missing".into(), Value::describe);
-        let axis = match info.get("axis") {
-            Some(Value::Int(a)) if *a >= 0 => *a as u64,
-            other => {
+        let axis = match info.get("axis").and_then(Value::as_int) {
+            Some(a) if a >= 0 => a as u64,
+            _ => {
                 return Err(bad(format!(
                     "'axis' is {}, expected a non-negative int",
-                    describe(other)
+                    describe(info.get("axis"))
                 )))
             }
         };
@@ -76,11 +76,11 @@ impl NpyStackSource {
                     )),
                     Value::Seq(sizes) => sizes
                         .iter()
-                        .map(|s| match s {
-                            Value::Int(n) if *n >= 0 => Ok(*n as u64),
-                            other => Err(bad(format!(
+                        .map(|s| match s.as_int() {
+                            Some(n) if n >= 0 => Ok(n as u64),
+                            _ => Err(bad(format!(
                                 "chunk size {} is not a non-negative int",
-                                other.describe()
+                                s.describe()
                             ))),
                         })
                         .collect(),

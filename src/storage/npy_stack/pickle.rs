@@ -40,6 +40,75 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value as an integer: an int, or a numpy integer scalar
+    /// (`numpy.int64(4)`, which pickles as `scalar(dtype('i8'), b'...')`), which
+    /// Python code passing numpy values to dask writes into `info`.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(n) => Some(*n),
+            Value::Object { callable, args, .. } => {
+                let Value::Global(_, name) = callable.as_ref() else {
+                    return None;
+                };
+                let [Value::Object {
+                    args: dtype_args,
+                    state,
+                    ..
+                }, data] = args.as_slice()
+                else {
+                    return None;
+                };
+                let Some(Value::Str(code)) = dtype_args.first() else {
+                    return None;
+                };
+                // The dtype's state is (version, byte order, ...); '>' is big-endian.
+                let big = matches!(
+                    state.as_deref(),
+                    Some(Value::Seq(items)) if matches!(items.get(1), Some(Value::Str(o)) if o == ">")
+                );
+                let mut bytes = match data {
+                    Value::Bytes(b) => b.clone(),
+                    // Protocol 0 and 1 write bytes as `_codecs.encode(text, 'latin1')`.
+                    Value::Object { args, .. } => match args.as_slice() {
+                        [Value::Str(text), Value::Str(enc)] if enc == "latin1" => text
+                            .chars()
+                            .map(|c| u8::try_from(c as u32).ok())
+                            .collect::<Option<_>>()?,
+                        _ => return None,
+                    },
+                    _ => return None,
+                };
+                if name != "scalar" {
+                    return None;
+                }
+                let (signed, size) = match code.as_str() {
+                    "i1" => (true, 1),
+                    "i2" => (true, 2),
+                    "i4" => (true, 4),
+                    "i8" => (true, 8),
+                    "u1" => (false, 1),
+                    "u2" => (false, 2),
+                    "u4" => (false, 4),
+                    "u8" => (false, 8),
+                    _ => return None,
+                };
+                if bytes.len() != size {
+                    return None;
+                }
+                if big {
+                    bytes.reverse();
+                }
+                let negative = signed && bytes[size - 1] & 0x80 != 0;
+                let mut wide = [if negative { 0xff } else { 0 }; 8];
+                wide[..size].copy_from_slice(&bytes);
+                let n = i64::from_le_bytes(wide);
+                // A u8 past i64::MAX reads back negative: refuse it instead.
+                (signed || n >= 0).then_some(n)
+            }
+            _ => None,
+        }
+    }
+
     /// Looks up a string key in a dict.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
@@ -90,6 +159,10 @@ impl Value {
             Value::Bool(true) => out.push_str("True"),
             Value::Bool(false) => out.push_str("False"),
             Value::Int(i) => out.push_str(&i.to_string()),
+            // Python prints a whole float with its point: 4.0, not 4.
+            Value::Float(f) if f.is_finite() && f.fract() == 0.0 => {
+                out.push_str(&format!("{f:.1}"))
+            }
             Value::Float(f) => out.push_str(&f.to_string()),
             Value::Str(s) => {
                 out.push('\'');
