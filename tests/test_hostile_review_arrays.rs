@@ -303,3 +303,73 @@ fn a_scalar_as_an_npy_stack_names_the_destination() {
     assert_exit_2(&out, &["s.stack", "zero-dimensional", "npy or zarr"]);
     assert!(entries(out_dir.path()).is_empty());
 }
+
+/// Runs `blockwise` with `args`, killing it and failing the test after 30 s: a
+/// read that waits on a FIFO must not hang the command.
+fn blockwise_within(args: &[&Path]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blockwise"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run blockwise");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("blockwise {args:?} still running after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Replaces `path` with a FIFO.
+fn make_fifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+#[test]
+fn fifos_in_place_of_array_files_are_refused_without_waiting() {
+    let dir = generate(&["zarr_corrupt_chunk", "stack_protocols"]);
+    let fifo = dir.path().join("fifo.npy");
+    make_fifo(&fifo);
+    let out = blockwise_within(&[
+        Path::new("info"),
+        Path::new("--from"),
+        Path::new("npy"),
+        &fifo,
+    ]);
+    assert_exit_2(&out, &["fifo.npy", "regular file"]);
+    // A part of a stack, the info of a stack, a Zarr chunk and zarr.json.
+    let stack = dir.path().join("stack_p4");
+    make_fifo(&stack.join("1.npy"));
+    let out = blockwise_within(&[Path::new("head"), &stack]);
+    assert_exit_2(&out, &["1.npy", "regular file"]);
+    make_fifo(&stack.join("info"));
+    let out = blockwise_within(&[
+        Path::new("info"),
+        Path::new("--from"),
+        Path::new("npy-stack"),
+        &stack,
+    ]);
+    assert_exit_2(&out, &["info", "regular file"]);
+    let zarr = dir.path().join("corrupt_chunk.zarr");
+    make_fifo(&zarr.join("c").join("0").join("1"));
+    let out = blockwise_within(&[Path::new("convert"), &zarr, &dir.path().join("o.npy")]);
+    assert_exit_2(&out, &["chunk c/0/1", "regular file"]);
+    assert!(!dir.path().join("o.npy").exists());
+    make_fifo(&zarr.join("zarr.json"));
+    let out = blockwise_within(&[
+        Path::new("info"),
+        Path::new("--from"),
+        Path::new("zarr"),
+        &zarr,
+    ]);
+    assert_exit_2(&out, &["zarr.json", "regular file"]);
+}

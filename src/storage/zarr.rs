@@ -157,6 +157,18 @@ impl ZarrSource {
                 },
             });
         }
+        for name in ["zarr.json", ".zarray"] {
+            // Reading a FIFO would wait for a writer forever.
+            if let Ok(meta) = std::fs::metadata(path.join(name)) {
+                if !meta.is_file() {
+                    return Err(Error::corrupt(
+                        path,
+                        "zarr",
+                        format!("{name} is not a regular file"),
+                    ));
+                }
+            }
+        }
         let store = FilesystemStore::new(path).map_err(|e| Error::corrupt(path, "zarr", e))?;
         let array = Array::open(Arc::new(store), "/").map_err(|e| open_error(path, e))?;
         let dtype = dtype_of(array.data_type()).ok_or_else(|| Error::Unsupported {
@@ -807,6 +819,18 @@ impl ZarrSource {
     /// its size (see [`DecodeGuard`]); a missing chunk passes (it reads as the fill
     /// value).
     fn check_encoded(&self, index: &[u64]) -> Result<()> {
+        // A FIFO in place of a chunk would block the read forever, a directory
+        // fails with a message about file sizes: only a regular file is a chunk.
+        let key = self.array.chunk_key(index);
+        if let Ok(meta) = std::fs::metadata(self.path.join(key.as_str())) {
+            if !meta.is_file() {
+                return Err(Error::corrupt(
+                    &self.path,
+                    "zarr",
+                    format!("chunk {key} is not a regular file"),
+                ));
+            }
+        }
         let chunk_bytes = || {
             crate::grid::num_elements(&self.meta.grid.max_chunk_shape())
                 .saturating_mul(self.meta.dtype.size() as u64)

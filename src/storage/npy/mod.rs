@@ -7,7 +7,7 @@
 pub mod header;
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -35,7 +35,13 @@ impl NpySource {
     /// overflowing shape), [`Error::Unsupported`] for a dtype blockwise does not
     /// handle (strings, records).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).at(path)?;
+        // Non-blocking, so that opening a FIFO returns at once instead of waiting
+        // for a writer forever; the flag changes nothing for a regular file.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .at(path)?;
         // Only a regular file can be mapped: a directory fails with ENODEV (an
         // "I/O error" to the user), a FIFO or a device never has a stable length.
         let kind = file.metadata().at(path)?.file_type();

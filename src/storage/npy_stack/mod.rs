@@ -38,8 +38,13 @@ impl NpyStackSource {
     /// disagrees with it; the errors of [`NpySource::open`] for each part.
     pub fn open(dir: &Path) -> Result<Self> {
         let info_path = dir.join("info");
-        let size = std::fs::metadata(&info_path).at(&info_path)?.len();
+        let info_meta = std::fs::metadata(&info_path).at(&info_path)?;
+        let size = info_meta.len();
         let bad = |detail: String| Error::corrupt(&info_path, "npy stack info", detail);
+        // Reading a FIFO would wait for a writer forever; a directory cannot be read.
+        if !info_meta.is_file() {
+            return Err(bad("info is not a regular file".into()));
+        }
         if size > pickle::MAX_PICKLE_BYTES as u64 {
             return Err(bad(format!(
                 "info is {size} bytes, more than the {} an npy-stack info can be",
