@@ -17,7 +17,8 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
@@ -25,10 +26,11 @@ use arrow::record_batch::RecordBatch;
 use super::ordered::OrderedWriter;
 use super::{sinks, ConvertOptions, Route};
 use crate::error::{Error, Result};
-use crate::exec::{Event, JobContext, JobStats, TaskContext};
+use crate::exec::{CancelToken, Event, JobContext, JobStats, TaskContext};
 use crate::frame::ops::sort::{ExternalSort, KeyRange, Run, SortKey};
+use crate::memory::Reservation;
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
-use crate::storage::frame::FrameSink;
+use crate::storage::frame::{FrameSink, FrameSource};
 use crate::storage::parquet::ROW_GROUP_BYTES;
 use crate::storage::{open_frame, Format};
 
@@ -39,8 +41,9 @@ const RANGES_PER_THREAD: usize = 8;
 /// Rows per batch handed to the output writer, at most.
 const OUTPUT_BATCH_ROWS: usize = 65_536;
 
-/// Merged batches queued between the merge and the output writer.
-const QUEUED_BATCHES: usize = 4;
+/// How long the merge waits for the output writer to free memory before it looks
+/// again (the writer wakes it sooner); cancellation is checked in between.
+const OUTPUT_WAIT: Duration = Duration::from_millis(10);
 
 /// Converts the table at `src` into a new `to` file at `dst`, sorted by `keys`;
 /// returns the row count.
@@ -53,18 +56,29 @@ pub(super) fn run(
     options: &ConvertOptions,
     ctx: &JobContext,
 ) -> Result<u64> {
-    let source = open_frame(src, from, &options.read)?;
-    let schema = source.schema();
     // Runs being built on every thread may hold half the limit together.
     let run_bytes = ctx.pool.limit() / (2 * ctx.threads as u64).max(1);
-    let sorter = ExternalSort::new(
-        schema.clone(),
-        keys,
-        ctx.pool.clone(),
-        ctx.spill.clone(),
-        run_bytes,
-    )?
-    .with_batch_rows(options.read.batch_rows);
+    let sorter_of = |source: &dyn FrameSource| {
+        ExternalSort::new(
+            source.schema(),
+            keys,
+            ctx.pool.clone(),
+            ctx.spill.clone(),
+            run_bytes,
+        )
+    };
+    let mut read = options.read.clone();
+    let mut source = open_frame(src, from, &read)?;
+    // The reader's batches are part of what a run holds: as many rows as the run
+    // budget allows a few of, from the schema's row width. (Reopened to read them so:
+    // only under small limits.)
+    let rows = sorter_of(source.as_ref())?.read_batch_rows();
+    if rows < read.batch_rows {
+        read.batch_rows = rows;
+        source = open_frame(src, from, &read)?;
+    }
+    let schema = source.schema();
+    let sorter = sorter_of(source.as_ref())?.with_batch_rows(read.batch_rows);
     // In memory at once: a row group being encoded on every thread, and the one
     // being written.
     let held_row_groups = ctx.threads + 1;
@@ -269,7 +283,7 @@ impl Merge {
         ctx: &JobContext,
     ) -> Result<Self> {
         let mut ranges = sorter.split(&runs, if can_encode { parts } else { 1 })?;
-        let parallel_bytes = ctx.threads as u64 * (sorter.merge_bytes(&runs)? + row_group_cap);
+        let parallel_bytes = ctx.threads as u64 * (sorter.merge_bytes(&runs) + row_group_cap);
         if parallel_bytes > ctx.pool.limit() / 3 {
             ranges.truncate(1);
             ranges[0] = KeyRange {
@@ -301,59 +315,95 @@ impl Merge {
     }
 }
 
-/// Merges every run into `sink` on this thread, encoding on another, fed through a
-/// short queue; returns the rows. Merged batches wait for the encoder in groups of at
-/// most `pending_cap` bytes (and [`OUTPUT_BATCH_ROWS`] rows), reserved on the pool
-/// with the queue's batches and the group's concatenated copy.
+/// Merges every run into `sink` on this thread, encoding on another, fed groups of
+/// merged batches through a short queue; returns the rows.
+///
+/// The output path holds at most a third of the limit ([`Outbox`]), all reserved
+/// before it is allocated: the group being gathered, one queued, one being written and
+/// its concatenated copy, groups of at most a quarter of that (and half a row group,
+/// `row_group_cap`). The merge itself holds its own reservation (at most three
+/// eighths of the limit, the merge budget of one thread) and the sink its row groups
+/// (an eighth at most): together, less than the limit.
 fn merge_all(
     sorter: &ExternalSort,
     runs: Vec<Run>,
     sink: &mut dyn FrameSink,
-    pending_cap: u64,
+    row_group_cap: u64,
     ctx: &JobContext,
     tctx: &TaskContext<'_>,
 ) -> Result<u64> {
     let schema = sorter.schema().clone();
     let mut count = 0u64;
-    // Each queued batch is reserved by the merge before it is sent and released by
-    // the writer once it is in a group: the queue is bounded, and the pool sees it.
-    let queued = Mutex::new(ctx.pool.reserve("sort output queue"));
-    let queued = &queued;
+    let out = Outbox {
+        held: Mutex::new(ctx.pool.reserve("sort output")),
+        freed: Condvar::new(),
+        cap: ctx.pool.limit() / 3,
+    };
+    let group_cap = (row_group_cap / 2).min(out.cap / 4).max(1);
+    let out = &out;
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(RecordBatch, u64)>(QUEUED_BATCHES);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<RecordBatch>, u64)>(1);
         let writer = scope.spawn(move || -> Result<()> {
-            // Merged batches are small; encoders do better with larger ones.
-            let mut pending: Vec<RecordBatch> = Vec::new();
-            let mut pending_rows = 0usize;
-            let mut held = ctx.pool.reserve("sort output");
-            for (batch, bytes) in rx {
-                held.grow(bytes);
-                lock(queued).shrink(bytes);
-                pending_rows += batch.num_rows();
-                pending.push(batch);
-                if pending_rows >= OUTPUT_BATCH_ROWS || 2 * held.size() >= pending_cap {
-                    // The concatenated copy doubles what the group holds until the
-                    // pieces go.
-                    held.grow(held.size());
-                    let group = concat_batches(&schema, &pending)?;
-                    pending.clear();
-                    sink.write(&group)?;
+            for (group, bytes) in rx {
+                // Encoders do better with large batches: one concatenated copy when
+                // there is room for it, else the pieces one by one.
+                if group.len() > 1 && out.try_take(bytes) {
+                    let whole = concat_batches(&schema, &group)?;
                     drop(group);
-                    held.resize(0);
-                    pending_rows = 0;
+                    out.give(bytes);
+                    sink.write(&whole)?;
+                } else {
+                    for batch in &group {
+                        sink.write(batch)?;
+                    }
                 }
-            }
-            if !pending.is_empty() {
-                sink.write(&concat_batches(&schema, &pending)?)?;
+                out.give(bytes);
             }
             Ok(())
         });
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let (mut pending_bytes, mut pending_rows) = (0u64, 0usize);
+        let send = |pending: &mut Vec<RecordBatch>, bytes: &mut u64, rows: &mut usize| {
+            *rows = 0;
+            tx.send((std::mem::take(pending), std::mem::take(bytes)))
+                .map_err(|_| Error::Cancelled)
+        };
         let merged = sorter.merge(runs, |batch| {
             tctx.cancel.check()?;
             count += batch.num_rows() as u64;
             let bytes = batch.get_array_memory_size() as u64;
-            lock(queued).grow(bytes);
-            tx.send((batch, bytes)).map_err(|_| Error::Cancelled)
+            // The merged batch is reserved as the output's before the merge makes
+            // the next one: when there is no room, the writer frees some (groups
+            // queued or being written), or the group gathered goes to it now.
+            loop {
+                if out.try_take(bytes) {
+                    break;
+                }
+                if out.size() > pending_bytes {
+                    out.wait(tctx.cancel)?;
+                } else if !pending.is_empty() {
+                    send(&mut pending, &mut pending_bytes, &mut pending_rows)?;
+                } else {
+                    // Nothing to wait for: the batch alone passes the output's share,
+                    // which the pool may still hold; else this is the refusal.
+                    out.grow_checked(bytes)?;
+                    break;
+                }
+            }
+            pending_bytes += bytes;
+            pending_rows += batch.num_rows();
+            pending.push(batch);
+            if pending_rows >= OUTPUT_BATCH_ROWS || pending_bytes >= group_cap {
+                send(&mut pending, &mut pending_bytes, &mut pending_rows)?;
+            }
+            Ok(())
+        });
+        let merged = merged.and_then(|()| {
+            if pending.is_empty() {
+                Ok(())
+            } else {
+                send(&mut pending, &mut pending_bytes, &mut pending_rows)
+            }
         });
         drop(tx);
         let written = writer
@@ -364,6 +414,53 @@ fn merge_all(
         written.and(merged)
     })?;
     Ok(count)
+}
+
+/// The memory of a merge's output path: one reservation, checked against its own
+/// cap and the pool before anything is added, shrunk by the writer as it writes.
+struct Outbox {
+    held: Mutex<Reservation>,
+    /// Notified whenever the writer frees memory.
+    freed: Condvar,
+    cap: u64,
+}
+
+impl Outbox {
+    /// Reserves `bytes` if the cap and the pool have room.
+    fn try_take(&self, bytes: u64) -> bool {
+        let mut held = lock(&self.held);
+        held.size() + bytes <= self.cap && held.try_grow(bytes).is_ok()
+    }
+
+    /// Reserves `bytes` past the cap if the pool has room.
+    fn grow_checked(&self, bytes: u64) -> Result<()> {
+        lock(&self.held).try_grow(bytes)
+    }
+
+    /// Releases `bytes` and wakes a waiting merge.
+    fn give(&self, bytes: u64) {
+        lock(&self.held).shrink(bytes);
+        self.freed.notify_all();
+    }
+
+    fn size(&self) -> u64 {
+        lock(&self.held).size()
+    }
+
+    /// Waits a little for the writer to free memory.
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] when the job is cancelled.
+    fn wait(&self, cancel: &CancelToken) -> Result<()> {
+        cancel.check()?;
+        let held = lock(&self.held);
+        drop(
+            self.freed
+                .wait_timeout(held, OUTPUT_WAIT)
+                .map_or_else(|e| e.into_inner().0, |r| r.0),
+        );
+        Ok(())
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

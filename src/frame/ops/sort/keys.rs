@@ -67,6 +67,37 @@ impl BatchKeys {
         }
     }
 
+    /// Bytes these keys take.
+    pub(super) fn size(&self) -> u64 {
+        match self {
+            BatchKeys::Fixed(keys) => (keys.capacity() * std::mem::size_of::<Key>()) as u64,
+            BatchKeys::Rows(rows) => rows.size() as u64,
+        }
+    }
+
+    /// Bytes the keys of rows `start..end` take when they are encoded on their own
+    /// (a slice of a sorted batch, read back from a run).
+    pub(super) fn size_of(&self, start: usize, end: usize) -> u64 {
+        let n = end.saturating_sub(start) as u64;
+        match self {
+            BatchKeys::Fixed(_) => n * std::mem::size_of::<Key>() as u64,
+            BatchKeys::Rows(rows) => {
+                let data: usize = (start..end).map(|i| rows.row(i).as_ref().len()).sum();
+                // Data, an offset a row and one more, and the struct itself.
+                data as u64 + 8 * (n + 1) + std::mem::size_of::<arrow::row::Rows>() as u64
+            }
+        }
+    }
+
+    /// Bytes row `i`'s key adds to an output batch's keys.
+    #[inline]
+    pub(super) fn row_size(&self, i: usize) -> u64 {
+        match self {
+            BatchKeys::Fixed(_) => std::mem::size_of::<Key>() as u64,
+            BatchKeys::Rows(rows) => rows.row(i).as_ref().len() as u64 + 8,
+        }
+    }
+
     /// Compares row `i` of these keys with row `j` of `other` (same encoder).
     #[inline]
     pub(super) fn cmp_at(&self, i: usize, other: &BatchKeys, j: usize) -> Ordering {

@@ -23,14 +23,29 @@ pub struct KeyRange {
 type Source<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + Send + 'a>;
 
 /// Merged batches of a set of runs, in key order (ties: earlier run first).
+///
+/// What it holds is reserved before it is allocated, from the runs' widest batches
+/// ([`ExternalSort::merge_cost`]): per run, its current batch and keys, and the
+/// output, which is at most the batches its rows come from.
 pub struct MergeStream<'a> {
     sort: &'a ExternalSort,
     cursors: Vec<Cursor<'a>>,
     heap: Vec<usize>,
-    _held: Reservation,
+    held: Reservation,
+    /// Per cursor, the bytes its batch and keys may take within `held`: the run's
+    /// widest batch, or more once a wider one was met (and reserved).
+    room: Vec<u64>,
+    /// Bytes the keys of the last output batch take once encoded again.
+    last_key_bytes: u64,
+    /// The heap's first cursor has to move on before the next output.
+    deferred: bool,
 }
 
 impl<'a> MergeStream<'a> {
+    /// # Errors
+    /// [`Error::MemoryLimit`](crate::error::Error::MemoryLimit) when the pool has no
+    /// room for the merge ([`ExternalSort::merge_cost`]), before anything is read;
+    /// read errors of the runs.
     pub(super) fn new(
         sort: &'a ExternalSort,
         runs: &'a [Run],
@@ -38,7 +53,9 @@ impl<'a> MergeStream<'a> {
         upper: Option<Key>,
     ) -> Result<Self> {
         let mut held = sort.pool.reserve("sort merge");
+        held.try_grow(sort.merge_cost(runs))?;
         let mut cursors = Vec::with_capacity(runs.len());
+        let mut room = Vec::with_capacity(runs.len());
         for run in runs {
             // Start at the last batch whose first key is below `lower`: rows equal to
             // it may end the batch before.
@@ -61,20 +78,12 @@ impl<'a> MergeStream<'a> {
                 }
             };
             if let Some(c) = Cursor::new(source, sort, lower, upper)? {
-                // Bounded by construction (one batch a run, fan-in chosen to fit), and
-                // counted so that the pool sees it.
-                held.grow(batch_memory(&c.batch) + c.key_bytes());
+                let mut r = run.max_batch;
+                fit(&mut held, &mut r, &c)?;
                 cursors.push(c);
+                room.push(r);
             }
         }
-        // The output batch being gathered: its picks and, at most, one batch of rows
-        // as wide as the widest input batch.
-        let widest = cursors
-            .iter()
-            .map(|c| batch_memory(&c.batch) / c.batch.num_rows().max(1) as u64)
-            .max()
-            .unwrap_or(0);
-        held.grow(sort.batch_rows as u64 * (widest + super::MERGE_BYTES_PER_ROW));
         let mut heap: Vec<usize> = (0..cursors.len()).collect();
         for i in (0..heap.len() / 2).rev() {
             sift_down(&mut heap, i, &cursors);
@@ -83,44 +92,79 @@ impl<'a> MergeStream<'a> {
             sort,
             cursors,
             heap,
-            _held: held,
+            held,
+            room,
+            last_key_bytes: 0,
+            deferred: false,
         })
     }
 
+    /// The next merged batch and the bytes its keys take encoded again (what a run
+    /// made of it holds per batch beside the data).
+    pub(super) fn next_with_key_bytes(&mut self) -> Result<Option<(RecordBatch, u64)>> {
+        Ok(self.next_batch()?.map(|b| (b, self.last_key_bytes)))
+    }
+
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if self.deferred {
+            // The top cursor's batch ended the last output: it moves on now that the
+            // output no longer points into that batch.
+            self.deferred = false;
+            let top = self.heap[0];
+            self.step(top)?;
+        }
         if self.heap.is_empty() {
             return Ok(None);
         }
-        // Output rows are gathered as (batch slot, row) pairs over the batches the
-        // cursors held while they were taken, then interleaved in one pass.
+        // Output rows are gathered as (batch slot, row) pairs over the cursors'
+        // batches, then interleaved in one pass. A cursor never leaves its batch
+        // within one output: the output ends there instead, so the merge holds one
+        // batch a run.
         let mut slots: Vec<RecordBatch> = Vec::new();
         let mut slot_of: Vec<usize> = vec![usize::MAX; self.cursors.len()];
         let mut picks: Vec<(usize, usize)> = Vec::with_capacity(self.sort.batch_rows);
+        let mut key_bytes = 0u64;
         while let Some(&top) = self.heap.first() {
             if slot_of[top] == usize::MAX {
                 slot_of[top] = slots.len();
                 slots.push(self.cursors[top].batch.clone());
             }
-            picks.push((slot_of[top], self.cursors[top].pos));
-            let more = self.cursors[top].advance(self.sort)?;
-            if self.cursors[top].fresh {
-                slot_of[top] = usize::MAX;
-                self.cursors[top].fresh = false;
+            let cursor = &self.cursors[top];
+            picks.push((slot_of[top], cursor.pos));
+            key_bytes += cursor.rows.row_size(cursor.pos);
+            if cursor.pos + 1 >= cursor.batch.num_rows() {
+                self.deferred = true;
+                break;
             }
-            if !more {
-                let last = self.heap.len() - 1;
-                self.heap.swap(0, last);
-                self.heap.pop();
-            }
-            if !self.heap.is_empty() {
-                sift_down(&mut self.heap, 0, &self.cursors);
-            }
+            self.step(top)?;
             if picks.len() == self.sort.batch_rows {
                 break;
             }
         }
+        self.last_key_bytes = key_bytes + 8 + std::mem::size_of::<arrow::row::Rows>() as u64;
         let refs: Vec<&RecordBatch> = slots.iter().collect();
         Ok(Some(interleave_record_batch(&refs, &picks)?))
+    }
+
+    /// Moves cursor `top` (the heap's first) to its next row and restores the heap.
+    fn step(&mut self, top: usize) -> Result<()> {
+        let more = self.cursors[top].advance(self.sort)?;
+        if self.cursors[top].fresh {
+            self.cursors[top].fresh = false;
+            // A batch wider than the run's widest one on record (not expected: the
+            // widest is measured when the run is written) is reserved, or the merge
+            // stops here.
+            fit(&mut self.held, &mut self.room[top], &self.cursors[top])?;
+        }
+        if !more {
+            let last = self.heap.len() - 1;
+            self.heap.swap(0, last);
+            self.heap.pop();
+        }
+        if !self.heap.is_empty() {
+            sift_down(&mut self.heap, 0, &self.cursors);
+        }
+        Ok(())
     }
 }
 
@@ -130,6 +174,19 @@ impl Iterator for MergeStream<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_batch().transpose()
     }
+}
+
+/// Makes sure `held` covers cursor `c`'s batch and keys: `room` is what is reserved
+/// for them, grown (checked against the limit) when they take more.
+fn fit(held: &mut Reservation, room: &mut u64, c: &Cursor<'_>) -> Result<()> {
+    let size = batch_memory(&c.batch) + c.rows.size();
+    if size > *room {
+        // Twice: the batch and its share of the output (see
+        // ExternalSort::merge_cost).
+        held.try_grow(2 * (size - *room))?;
+        *room = size;
+    }
+    Ok(())
 }
 
 /// Whether cursor `a`'s row goes before cursor `b`'s; ties go to the earlier run,
@@ -207,14 +264,6 @@ impl<'a> Cursor<'a> {
                 };
                 return Ok(cursor.in_range().then_some(cursor));
             }
-        }
-    }
-
-    /// Bytes the keys of the current batch take.
-    fn key_bytes(&self) -> u64 {
-        match &self.rows {
-            BatchKeys::Fixed(keys) => (keys.len() * std::mem::size_of::<Key>()) as u64,
-            BatchKeys::Rows(rows) => rows.size() as u64,
         }
     }
 

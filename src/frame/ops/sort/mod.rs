@@ -37,9 +37,20 @@ const RUN_BATCH_ROWS: usize = 8192;
 /// encoded width instead of the 16, reserved apart.
 const SORT_BYTES_PER_ROW: u64 = 40;
 
-/// Bytes a row costs while merged, beyond its batch: its fixed-width key, and its
-/// pick for the output gather.
-const MERGE_BYTES_PER_ROW: u64 = 32;
+/// Bytes an output row costs while merged, beyond its data: its pick, and its slot.
+const MERGE_BYTES_PER_ROW: u64 = 24;
+
+/// Runs a merge should read at once at least, when batches are sized from the budget
+/// ([`ExternalSort::budget_batch_rows`]): fewer would take many passes.
+const MIN_FAN_IN: u64 = 8;
+
+/// Input batches a run should hold at least, when read batches are sized from the
+/// budget ([`ExternalSort::read_batch_rows`]).
+const MIN_RUN_BATCHES: u64 = 4;
+
+/// Bytes a batch may take read back from a spill file beyond what it took written,
+/// per column and per batch (measured: none; IPC pads buffers to 8 bytes).
+const READ_PADDING: u64 = 8;
 
 /// One sort key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +100,9 @@ pub struct Run {
     data: RunData,
     rows: usize,
     bytes: u64,
+    /// The most one of its batches takes read back, with its keys: what a merge
+    /// reserves for it.
+    max_batch: u64,
     /// The key of the first row of each batch (one fixed-width key column only),
     /// to split a merge into key ranges and to seek into a run.
     fences: Vec<Key>,
@@ -102,11 +116,18 @@ enum RunData {
 }
 
 impl Run {
-    fn spilled(files: Vec<SpillFile>, rows: usize, bytes: u64, fences: Vec<Key>) -> Self {
+    fn spilled(
+        files: Vec<SpillFile>,
+        rows: usize,
+        bytes: u64,
+        max_batch: u64,
+        fences: Vec<Key>,
+    ) -> Self {
         Run {
             data: RunData::Spilled(files),
             rows,
             bytes,
+            max_batch,
             fences,
             _held: None,
         }
@@ -177,7 +198,8 @@ impl ExternalSort {
             store,
             run_bytes: run_bytes.max(1),
             batch_rows: RUN_BATCH_ROWS,
-        })
+        }
+        .with_batch_rows(RUN_BATCH_ROWS))
     }
 
     /// The schema of the rows sorted.
@@ -185,11 +207,60 @@ impl ExternalSort {
         &self.schema
     }
 
-    /// Writes runs and merged output in batches of at most `rows` rows (the input's
-    /// batch size, when memory is tight).
+    /// Writes runs and merged output in batches of at most `rows` rows, and fewer
+    /// when the budget asks for it ([`ExternalSort::budget_batch_rows`]).
     pub fn with_batch_rows(mut self, rows: usize) -> Self {
-        self.batch_rows = rows.clamp(1, RUN_BATCH_ROWS);
+        self.batch_rows = rows.min(self.budget_batch_rows()).clamp(1, RUN_BATCH_ROWS);
         self
+    }
+
+    /// A guess, from the schema alone, of the bytes a row's data takes in Arrow and
+    /// of its sort key (text and binary values taken as 16 bytes): batches are sized
+    /// from it before any is seen; what they take is measured once they exist.
+    fn row_guess(&self) -> (u64, u64) {
+        let width = |t: &DataType| match t {
+            DataType::Boolean => 1,
+            DataType::Utf8 | DataType::Binary => 4 + 16,
+            t => t.primitive_width().map_or(32, |w| w as u64),
+        };
+        // Values and a validity bit (a byte, rounding generously).
+        let data = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| width(f.data_type()) + 1)
+            .sum();
+        let keys = match self.keys {
+            KeyEncoder::Fixed { .. } => std::mem::size_of::<Key>() as u64,
+            // Row format: a null byte and the value (text in blocks, about twice its
+            // width when short), and the row's offset.
+            KeyEncoder::Rows(_) => {
+                8 + self
+                    .columns
+                    .iter()
+                    .map(|&i| 2 * width(self.schema.field(i).data_type()) + 2)
+                    .sum::<u64>()
+            }
+        };
+        (data, keys)
+    }
+
+    /// Rows per batch to read, so that a run holds [`MIN_RUN_BATCHES`] at least:
+    /// each with its sorted copy, keys and order, and the next batch's room.
+    pub fn read_batch_rows(&self) -> usize {
+        let (data, keys) = self.row_guess();
+        let per_row = 3 * data + keys + SORT_BYTES_PER_ROW;
+        (self.run_bytes / (MIN_RUN_BATCHES * per_row)).clamp(1, 8 * RUN_BATCH_ROWS as u64) as usize
+    }
+
+    /// Rows per batch of a run and of merged output, so that [`MIN_FAN_IN`] runs
+    /// merge within the merge budget ([`ExternalSort::merge_cost`]: about two of a
+    /// run's batches each).
+    fn budget_batch_rows(&self) -> usize {
+        let (data, keys) = self.row_guess();
+        let per_run = self.merge_budget() / (2 * MIN_FAN_IN + 1);
+        let rows = per_run.saturating_sub(self.read_padding()) / (data + keys);
+        rows.clamp(1, RUN_BATCH_ROWS as u64) as usize
     }
 
     fn key_rows(&self, batch: &RecordBatch) -> Result<BatchKeys> {
@@ -256,8 +327,16 @@ impl ExternalSort {
     /// Turns a partition's batches into sorted runs: in memory if `keep_in_memory`
     /// and it all fits one run, else spilled.
     ///
+    /// Everything a run holds is reserved before it is allocated, within `run_bytes`:
+    /// the batches with what sorting them takes ([`ExternalSort::sort_bytes`]), and
+    /// room for the next batch, which the reader decodes before the sort sees it. A
+    /// refusal of the pool spills the run sooner; it is an error only when there is
+    /// nothing left to spill.
+    ///
     /// # Errors
-    /// Batch errors, spill errors (the quota).
+    /// Batch errors, spill errors (the quota); [`Error::PlanTooLarge`] when a row is
+    /// too wide for the run budget; [`Error::MemoryLimit`] when the pool has no room
+    /// even for one batch (others hold it).
     pub fn make_runs(
         &self,
         batches: impl Iterator<Item = Result<RecordBatch>>,
@@ -266,42 +345,56 @@ impl ExternalSort {
         let mut runs = Vec::new();
         let mut buffer: Vec<RecordBatch> = Vec::new();
         let mut held = self.pool.reserve("sort run");
-        // Room for the next batch the reader decodes, reserved before it is read: the
-        // reader allocates it without asking the pool. The size of the batch before
-        // is the estimate (the reader's batches are bounded by construction, a few MB
-        // at most whatever the rows).
         let mut ahead = self.pool.reserve("sort read-ahead");
         for batch in batches {
             let batch = batch?;
+            // The batch is here: its room becomes part of the run's reservation below.
+            ahead.shrink(ahead.size());
+            let data = batch.get_array_memory_size() as u64;
             let need = self.sort_bytes(&batch);
-            let full = held.size() + 2 * need > self.run_bytes;
-            if !buffer.is_empty() && (full || held.try_grow(2 * need).is_err()) {
+            // The batch joins the run if the run still has room for the next one.
+            if !buffer.is_empty()
+                && (held.size() + need + data > self.run_bytes || held.try_grow(need).is_err())
+            {
                 runs.push(self.spill_sorted(std::mem::take(&mut buffer))?);
-                held.resize(0);
-                held.grow(need);
-            } else if buffer.is_empty() {
-                held.grow(need);
-            } else {
-                // try_grow above took this batch and the next one's room together.
-                held.shrink(need);
+                held.shrink(held.size());
             }
-            // The batch is in `held` now; reserve the next one's room (its data and
-            // its share of the per-row cost). A refusal only means the run spills
-            // sooner.
-            ahead.resize(0);
-            let _ = ahead.try_grow(need / 2);
+            if buffer.is_empty() {
+                if need + data > self.run_bytes {
+                    // Wider rows than the batches were sized for: sorted on its own,
+                    // a slice at a time.
+                    runs.extend(self.spill_in_slices(&batch, need, &mut held)?);
+                    held.shrink(held.size());
+                    drop(batch);
+                    ahead.try_grow(data)?;
+                    continue;
+                }
+                held.try_grow(need)?;
+            }
             buffer.push(batch);
+            // Room for the next batch; when the pool has none, spilling the run
+            // makes it.
+            if ahead.try_grow(data).is_err() {
+                runs.push(self.spill_sorted(std::mem::take(&mut buffer))?);
+                held.shrink(held.size());
+                ahead.try_grow(data)?;
+            }
         }
         drop(ahead);
         if !buffer.is_empty() {
             if keep_in_memory && runs.is_empty() {
                 let sorted = self.sort_batches(&buffer)?;
-                let (rows, bytes) = (sorted.num_rows(), sorted.get_array_memory_size() as u64);
-                let fences = self.fences(&sorted)?;
+                drop(buffer);
+                // Only the sorted batch stays.
+                let sorted_bytes = sorted.get_array_memory_size() as u64;
+                held.shrink(held.size().saturating_sub(sorted_bytes));
+                let (rows, bytes) = (sorted.num_rows(), sorted_bytes);
+                let (fences, max_batch) = self.describe(&sorted)?;
                 runs.push(Run {
                     data: RunData::Memory(self.slices(&sorted)),
                     rows,
                     bytes,
+                    max_batch,
                     fences,
                     _held: Some(held),
                 });
@@ -311,6 +404,52 @@ impl ExternalSort {
             }
         }
         Ok(runs)
+    }
+
+    /// Sorts one batch too large for the run budget into runs of slices that fit
+    /// (`held` reserves the batch, the next one's room and a slice's working set).
+    ///
+    /// # Errors
+    /// [`Error::PlanTooLarge`] when not even one row fits the limit, naming what a
+    /// sort needs; [`Error::MemoryLimit`] when the pool refuses; spill errors.
+    fn spill_in_slices(
+        &self,
+        batch: &RecordBatch,
+        need: u64,
+        held: &mut crate::memory::Reservation,
+    ) -> Result<Vec<Run>> {
+        let rows = batch.num_rows().max(1) as u64;
+        let data = batch.get_array_memory_size() as u64;
+        // A row's sorted copy, key and place in the order.
+        let per_row = need.saturating_sub(data).div_ceil(rows).max(1);
+        // The batch and the next one's room are held all along.
+        let room = self.run_bytes.saturating_sub(2 * data);
+        // The run budget is a thread's share; a row that passes it alone is still
+        // sorted when the pool has room for it.
+        let slice_rows = (room / per_row).clamp(1, rows) as usize;
+        let single = 2 * data + per_row;
+        if let Err(refused) = held.try_grow(data + slice_rows as u64 * per_row) {
+            if single <= self.pool.limit() {
+                return Err(refused);
+            }
+            // Not even one row of this batch fits the limit, whatever else runs:
+            // refused before it is sorted. Runs take half the limit on every thread,
+            // so a limit of twice `projected` would do.
+            let threads = (self.pool.limit() / (2 * self.run_bytes).max(1)).max(1);
+            return Err(Error::PlanTooLarge {
+                op: "sort_run".into(),
+                projected: threads * single,
+                limit: self.pool.limit(),
+                suggested_unit_bytes: 0,
+            });
+        }
+        (0..batch.num_rows())
+            .step_by(slice_rows)
+            .map(|start| {
+                let len = slice_rows.min(batch.num_rows() - start);
+                self.spill_sorted(vec![batch.slice(start, len)])
+            })
+            .collect()
     }
 
     /// What sorting `batch` with others holds: the batch, its sorted copy, and the
@@ -336,18 +475,37 @@ impl ExternalSort {
         drop(buffer);
         let rows = sorted.num_rows();
         let pieces = self.slices(&sorted);
-        let fences = self.fences(&sorted)?;
+        let (fences, max_batch) = self.describe(&sorted)?;
         let file = self.store.write_batches(&self.schema, &pieces)?;
         let bytes = file.uncompressed_bytes();
-        Ok(Run::spilled(vec![file], rows, bytes, fences))
+        Ok(Run::spilled(vec![file], rows, bytes, max_batch, fences))
     }
 
-    /// The first key of each `batch_rows` slice of a sorted batch (fixed keys only).
-    fn fences(&self, sorted: &RecordBatch) -> Result<Vec<Key>> {
-        match self.key_rows(sorted)? {
-            BatchKeys::Fixed(keys) => Ok(keys.iter().step_by(self.batch_rows).copied().collect()),
-            BatchKeys::Rows(_) => Ok(Vec::new()),
-        }
+    /// The first key of each `batch_rows` slice of a sorted batch (fixed keys only),
+    /// and the most a slice takes read back with its keys.
+    fn describe(&self, sorted: &RecordBatch) -> Result<(Vec<Key>, u64)> {
+        let keys = self.key_rows(sorted)?;
+        let n = sorted.num_rows();
+        let max_batch = (0..n)
+            .step_by(self.batch_rows)
+            .map(|start| {
+                let end = (start + self.batch_rows).min(n);
+                crate::memory::batch_memory(&sorted.slice(start, end - start))
+                    + keys.size_of(start, end)
+            })
+            .max()
+            .unwrap_or(0)
+            + self.read_padding();
+        let fences = match keys {
+            BatchKeys::Fixed(keys) => keys.iter().step_by(self.batch_rows).copied().collect(),
+            BatchKeys::Rows(_) => Vec::new(),
+        };
+        Ok((fences, max_batch))
+    }
+
+    /// Bytes a batch may take read back beyond what it took written.
+    fn read_padding(&self) -> u64 {
+        READ_PADDING * (self.schema.fields().len() as u64 + 1)
     }
 
     fn slices(&self, batch: &RecordBatch) -> Vec<RecordBatch> {
@@ -357,105 +515,127 @@ impl ExternalSort {
             .collect()
     }
 
-    /// How many runs one merge may read at once: each holds one decoded batch, and
-    /// the output batch being built holds as much again. The batch size is measured
-    /// on a spilled run's first batch, since decoded buffers are padded and aligned
-    /// beyond the bytes that were spilled.
-    fn fan_in(&self, runs: &[Run]) -> Result<usize> {
-        let mut batch_bytes = 1u64;
-        if let Some(Run {
-            data: RunData::Spilled(files),
-            ..
-        }) = runs.first()
-        {
-            if let Some(file) = files.first() {
-                if let Some(batch) = self.store.batch_reader(file)?.next() {
-                    batch_bytes = crate::memory::batch_memory(&batch?);
-                }
-            }
-        }
-        let (rows, bytes) = runs
-            .iter()
-            .fold((0usize, 0u64), |(r, b), run| (r + run.rows, b + run.bytes));
-        let estimated = (bytes / rows.max(1) as u64).max(1) * self.batch_rows as u64;
-        let per_run = batch_bytes.max(estimated);
-        Ok(((self.run_bytes / (2 * per_run)) as usize).max(2))
+    /// The bytes one merge may take: three eighths of the limit. Merges run once
+    /// every run is made, one at a time (several, in key ranges, only when they fit
+    /// a third of the limit together), beside what a pass writes out (an eighth,
+    /// [`ExternalSort::pass_output_bytes`]) or the output of the last one.
+    fn merge_budget(&self) -> u64 {
+        self.pool.limit() / 8 * 3
     }
 
-    /// Bytes one merge of `runs` holds: one batch per run.
-    ///
-    /// # Errors
-    /// Read errors of the first spilled run (its first batch is measured).
-    pub fn merge_bytes(&self, runs: &[Run]) -> Result<u64> {
-        let fan_in = self.fan_in(runs)? as u64;
-        // fan_in = run_bytes / (2 * per_run), so per_run is recovered from it.
-        let per_run = self.run_bytes / (2 * fan_in.max(1));
-        Ok(per_run * runs.len() as u64)
+    /// The bytes a merge pass holds of merged batches before writing them out.
+    fn pass_output_bytes(&self) -> u64 {
+        (self.pool.limit() / 8).max(1)
+    }
+
+    /// Bytes a merge of `runs` holds at most, reserved before it reads anything:
+    /// per run, its widest batch with keys and that batch's share of the output
+    /// (whose rows are copied from the runs' current batches, so it is at most as
+    /// large as they are); the keys of one more batch (a cursor moving on holds
+    /// both), and the output's picks.
+    pub(super) fn merge_cost(&self, runs: &[Run]) -> u64 {
+        let widest = runs.iter().map(|r| r.max_batch).max().unwrap_or(0);
+        2 * runs.iter().map(|r| r.max_batch).sum::<u64>()
+            + widest
+            + MERGE_BYTES_PER_ROW * self.batch_rows as u64
+    }
+
+    /// Bytes one merge of `runs` holds ([`ExternalSort::merge_cost`]).
+    pub fn merge_bytes(&self, runs: &[Run]) -> u64 {
+        self.merge_cost(runs)
     }
 
     /// Merges `runs` (in input order) and hands the sorted output to `emit` in
-    /// batches. When there are more runs than fit in memory at once, consecutive
-    /// groups are merged into longer spilled runs first (which keeps the sort stable).
+    /// batches. When their merge would take more than the merge budget, consecutive
+    /// groups that fit are merged into longer spilled runs first (which keeps the
+    /// sort stable); so too when the pool refuses the merge's reservation.
     ///
     /// # Errors
-    /// Read errors of spilled runs; `emit`'s errors.
+    /// Read errors of spilled runs; `emit`'s errors; [`Error::MemoryLimit`] when not
+    /// even two runs can be merged.
     pub fn merge(
         &self,
         mut runs: Vec<Run>,
-        emit: impl FnMut(RecordBatch) -> Result<()>,
+        mut emit: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        let fan_in = self.fan_in(&runs)?;
-        while runs.len() > fan_in {
-            let mut merged = Vec::with_capacity(runs.len().div_ceil(fan_in));
-            let mut rest = runs.into_iter().peekable();
-            while rest.peek().is_some() {
-                let group: Vec<Run> = rest.by_ref().take(fan_in).collect();
-                merged.push(self.merge_to_spill(group)?);
+        let mut budget = self.merge_budget();
+        loop {
+            if runs.len() <= 1 || self.merge_cost(&runs) <= budget {
+                match MergeStream::new(self, &runs, None, None) {
+                    Ok(stream) => {
+                        for batch in stream {
+                            emit(batch?)?;
+                        }
+                        return Ok(());
+                    }
+                    // Others hold part of the pool: merge in more, smaller passes.
+                    Err(Error::MemoryLimit { .. }) if runs.len() > 2 => {
+                        budget = self.merge_cost(&runs) / 2;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
-            runs = merged;
+            runs = self.merge_groups(runs, budget)?;
         }
-        self.merge_pass(runs, emit)
+    }
+
+    /// One pass: consecutive groups of `runs` whose merge fits `budget` (two at
+    /// least) merged into spilled runs.
+    fn merge_groups(&self, runs: Vec<Run>, budget: u64) -> Result<Vec<Run>> {
+        let mut merged = Vec::new();
+        let mut group: Vec<Run> = Vec::new();
+        for run in runs {
+            group.push(run);
+            if group.len() > 2 && self.merge_cost(&group) > budget {
+                let last = group.pop();
+                merged.push(self.merge_to_spill(std::mem::take(&mut group))?);
+                group.extend(last);
+            }
+        }
+        if group.len() > 1 {
+            merged.push(self.merge_to_spill(group)?);
+        } else {
+            merged.extend(group);
+        }
+        Ok(merged)
     }
 
     /// Merges a group of runs into one spilled run, written as several files of at
-    /// most a quarter of the run budget each so no file is held whole in memory.
+    /// most [`ExternalSort::pass_output_bytes`] each so no file is held whole in
+    /// memory.
     fn merge_to_spill(&self, group: Vec<Run>) -> Result<Run> {
         let (rows, bytes) = group
             .iter()
             .fold((0usize, 0u64), |(r, b), run| (r + run.rows, b + run.bytes));
         let mut files = Vec::new();
         let mut pending: Vec<RecordBatch> = Vec::new();
-        // What waits to be written is on the pool: merged batches are new memory.
+        // What waits to be written is new memory, reserved; a refusal writes it out
+        // sooner.
         let mut held = self.pool.reserve("sort merge output");
-        let limit = (self.run_bytes / 4).max(1);
-        self.merge_pass(group, |batch| {
-            held.grow(batch.get_array_memory_size() as u64);
-            pending.push(batch);
-            if held.size() >= limit {
+        let cap = self.pass_output_bytes();
+        let mut max_batch = 0u64;
+        let mut stream = MergeStream::new(self, &group, None, None)?;
+        while let Some((batch, key_bytes)) = stream.next_with_key_bytes()? {
+            max_batch = max_batch
+                .max(crate::memory::batch_memory(&batch) + key_bytes + self.read_padding());
+            let size = batch.get_array_memory_size() as u64;
+            if !pending.is_empty() && (held.size() + size > cap || held.try_grow(size).is_err()) {
                 files.push(
                     self.store
                         .write_batches(&self.schema, &std::mem::take(&mut pending))?,
                 );
-                held.resize(0);
+                held.shrink(held.size());
             }
-            Ok(())
-        })?;
+            if pending.is_empty() {
+                held.try_grow(size)?;
+            }
+            pending.push(batch);
+        }
+        drop(stream);
         if !pending.is_empty() {
             files.push(self.store.write_batches(&self.schema, &pending)?);
         }
-        Ok(Run::spilled(files, rows, bytes, Vec::new()))
-    }
-
-    /// One k-way merge of `runs` into `emit`.
-    fn merge_pass(
-        &self,
-        runs: Vec<Run>,
-        mut emit: impl FnMut(RecordBatch) -> Result<()>,
-    ) -> Result<()> {
-        for batch in MergeStream::new(self, &runs, None, None)? {
-            emit(batch?)?;
-        }
-        Ok(())
+        Ok(Run::spilled(files, rows, bytes, max_batch, Vec::new()))
     }
 
     /// Key ranges that split the merge of `runs` into `parts` independent merges of
@@ -468,7 +648,7 @@ impl ExternalSort {
             upper: None,
         }];
         if parts < 2
-            || runs.len() > self.fan_in(runs)?
+            || self.merge_cost(runs) > self.merge_budget()
             || runs.iter().any(|r| r.rows > 0 && r.fences.is_empty())
         {
             return Ok(whole);
@@ -643,6 +823,64 @@ mod tests {
         assert!(spilled > 0);
         assert_eq!(out.len(), 1000);
         assert!(out.windows(2).all(|w| w[0].0 <= w[1].0));
+    }
+
+    fn sorter(limit: u64, run_bytes: u64, dir: &std::path::Path) -> (ExternalSort, MemoryPool) {
+        let store = SpillStore::new(
+            DiskManager::new(dir, None).unwrap(),
+            SpillCompression::Zstd(1),
+        );
+        let pool = MemoryPool::new(limit);
+        let key = SortKey {
+            column: "k".into(),
+            descending: false,
+        };
+        let sorter = ExternalSort::new(schema(), &[key], pool.clone(), store, run_bytes).unwrap();
+        (sorter, pool)
+    }
+
+    #[test]
+    fn a_batch_wider_than_the_run_budget_is_sorted_in_slices_within_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sorter, pool) = sorter(40_000, 20_000, dir.path());
+        let keys: Vec<Option<i64>> = (0..600).map(|i| Some((i * 37) % 600)).collect();
+        // One batch of 600 rows: far more than a run of 20 kB sorts at once.
+        let runs = sorter
+            .make_runs(batches(&keys, 600).into_iter().map(Ok), false)
+            .unwrap();
+        assert!(runs.len() > 1, "{}", runs.len());
+        let mut out = Vec::new();
+        sorter
+            .merge(runs, |b| {
+                let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                out.extend(k.values().iter().copied());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(out, (0..600).collect::<Vec<i64>>());
+        assert!(pool.peak_reserved() <= 40_000, "{}", pool.peak_reserved());
+    }
+
+    #[test]
+    fn a_row_wider_than_the_limit_allows_is_refused_before_it_is_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sorter, pool) = sorter(20_000, 10_000, dir.path());
+        let wide = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(1)])),
+                Arc::new(StringArray::from(vec!["x".repeat(30_000)])),
+            ],
+        )
+        .unwrap();
+        match sorter.make_runs(std::iter::once(Ok(wide)), false) {
+            Err(Error::PlanTooLarge {
+                projected, limit, ..
+            }) => assert!(limit == 20_000 && 2 * projected > 60_000, "{projected}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("sorted a row wider than the limit"),
+        }
+        assert_eq!(pool.peak_reserved(), 0);
     }
 
     #[test]
