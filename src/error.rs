@@ -195,7 +195,7 @@ pub enum Error {
     Cancelled,
 
     /// An option's value is out of range or does not apply to this job.
-    #[error("{option} {value:?}: {reason}")]
+    #[error("{option} {}: {reason}", quoted(value))]
     InvalidOption {
         /// The option, as the user spells it (`--threads`, `--chunks`, ...).
         option: &'static str,
@@ -289,6 +289,20 @@ pub enum Error {
         code: u8,
     },
 
+    /// A path, or one of its names, is longer than the filesystem allows.
+    #[error(
+        "{path}: the path is too long for the filesystem (a name may have at most \
+         {name_max} bytes, a whole path {path_max})"
+    )]
+    NameTooLong {
+        /// The path.
+        path: PathBuf,
+        /// The longest name allowed (`NAME_MAX`).
+        name_max: usize,
+        /// The longest path allowed (`PATH_MAX`).
+        path_max: usize,
+    },
+
     /// A Zarr path is a group, not an array.
     #[error("{path} is a Zarr group holding arrays {arrays}; pass one of them, e.g. {example}")]
     ZarrGroup {
@@ -328,6 +342,24 @@ pub enum Error {
     /// A bug or an invariant that did not hold.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A user's value in quotes without Rust's escaping: double quotes, or single ones
+/// when it holds a double quote; only control characters are escaped (`\n`).
+fn quoted(value: &str) -> String {
+    let q = if value.contains('"') { '\'' } else { '"' };
+    let mut out = String::from(q);
+    for c in value.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
 }
 
 fn suggest_unit(bytes: u64) -> String {
@@ -391,6 +423,7 @@ impl Error {
             | Error::PlanTooLarge { .. } => 3,
             Error::Cancelled => 130,
             Error::Interrupted { code, .. } => *code,
+            Error::NameTooLong { .. } => 2,
             Error::ZarrGroup { .. } => 2,
             Error::TrailingSlash { .. } => 2,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,

@@ -222,6 +222,22 @@ pub fn parse_row_group_size(text: &str) -> Result<usize> {
     count_option("--row-group-size", text, i64::MAX as usize)
 }
 
+/// Parses one `--row-groups` index: a whole number from 0.
+///
+/// # Errors
+/// [`Error::InvalidOption`].
+pub fn parse_row_group(text: &str) -> Result<usize> {
+    text.trim()
+        .parse::<usize>()
+        .map_err(|_| Error::InvalidOption {
+            option: "--row-groups",
+            value: text.to_string(),
+            reason: "is not a row group index; write indices from 0, comma-separated, \
+                     e.g. 0,2"
+                .into(),
+        })
+}
+
 /// Parses `--delimiter`: one ASCII character, or `\t` / `tab` for a tab. A
 /// newline, a carriage return, the quote character `"` and other control
 /// characters are refused: they would make every row ambiguous.
@@ -322,6 +338,16 @@ mod tests {
         assert!(parse_threads("100000").is_err());
         assert_eq!(parse_threads("4").unwrap(), 4);
         assert!(parse_row_group_size("0").is_err());
+        assert_eq!(parse_row_group("0").unwrap(), 0);
+        for bad in ["", "-1", "a", "99999999999999999999999", "1.5"] {
+            assert!(matches!(
+                parse_row_group(bad),
+                Err(Error::InvalidOption {
+                    option: "--row-groups",
+                    ..
+                })
+            ));
+        }
         assert_eq!(parse_row_group_size("10").unwrap(), 10);
     }
 

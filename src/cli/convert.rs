@@ -21,7 +21,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 pub use super::common::parse_delimiter;
-use super::common::{parse_blocksize, parse_row_group_size, with_from_hint, JobArgs};
+use super::common::{
+    parse_blocksize, parse_row_group, parse_row_group_size, with_from_hint, JobArgs,
+};
 use crate::convert::{convert, ChunkSpec, Compression, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::exec::CancelToken;
@@ -58,7 +60,7 @@ pub struct Args {
     columns: Option<Vec<String>>,
     /// Read only these Parquet row groups (comma-separated indices, counted across the
     /// parts of a directory)
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = parse_row_group, allow_negative_numbers = true)]
     row_groups: Option<Vec<usize>>,
     /// Force a CSV column's type, e.g. --dtype price=float64 (repeatable)
     #[arg(long = "dtype", value_name = "COL=TYPE")]

@@ -38,6 +38,11 @@ pub const AUTO_CHUNK_BYTES: u64 = 64 << 20;
 /// Arrow IPC in 2.8 s; 16 MiB ones held about 100 MB and took 1.1 s.
 const STREAM_PARTITION_BYTES: u64 = 16 << 20;
 
+/// Most partitions a CSV input is cut into, whatever `--blocksize` says: at the
+/// streaming partition size, a 256 GiB file. (Each costs two tasks; one-byte
+/// partitions of a 200 MB file grew past 23 GB.)
+const MAX_CSV_PARTITIONS: u64 = 1 << 14;
+
 /// What a conversion did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvertReport {
@@ -97,6 +102,13 @@ pub fn convert(
             .blocksize
             .min(STREAM_PARTITION_BYTES)
             .min((ctx.pool.limit() / (8 * (ctx.threads as u64 + 1))).max(1 << 20));
+    }
+    if from == Format::Csv {
+        // A tiny `--blocksize` on a large file would make millions of partitions, two
+        // tasks each with their bookkeeping (one byte a partition of a 200 MB CSV
+        // grew past 23 GB): the partition count is bounded instead.
+        let floor = disk_usage(src).div_ceil(MAX_CSV_PARTITIONS);
+        options.read.blocksize = options.read.blocksize.max(floor);
     }
     let options = &options;
     // Every check on the destination (overlap with the source, what may be

@@ -187,6 +187,22 @@ impl ConvertOptions {
             }
         }
         if let Some(columns) = &self.read.columns {
+            // The same column twice would make a table with two equal names, which
+            // pyarrow cannot read back; it is never what was meant.
+            if let Some(twice) = columns
+                .iter()
+                .enumerate()
+                .find_map(|(i, c)| columns[..i].contains(c).then_some(c))
+            {
+                return refuse(
+                    "--columns",
+                    columns.join(","),
+                    format!(
+                        "names the column {} twice; name each column once",
+                        quote(twice)
+                    ),
+                );
+            }
             if from.kind() == Kind::Array {
                 return refuse(
                     "--columns",
@@ -200,6 +216,11 @@ impl ConvertOptions {
         }
         Ok(())
     }
+}
+
+/// A name in double quotes, as messages show names: a name may hold any character.
+fn quote(name: &str) -> String {
+    format!("\"{name}\"")
 }
 
 /// `[1, 2]` as `1,2`, the way the option is written.

@@ -21,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, IoResultExt, Result};
 use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSink, FrameSource};
-use crate::storage::{guard_decoder, unique_schema};
+use crate::storage::{decoder_detail, guard_decoder, unique_schema};
 
 const FILE_MAGIC: &[u8] = b"ARROW1";
 /// The first bytes of a Feather v1 file (a format older than Arrow IPC).
@@ -49,7 +49,7 @@ fn corrupt(path: &Path, e: ArrowError) -> Error {
         // A decompressor reports bad data as an I/O error without an OS error code:
         // that is the file's fault, not the disk's.
         ArrowError::IoError(_, io) if io.raw_os_error().is_some() => Error::io(path, io),
-        other => Error::corrupt(path, "arrow ipc", other),
+        other => Error::corrupt(path, "arrow ipc", decoder_detail(&other)),
     }
 }
 

@@ -217,6 +217,96 @@ pub fn unique_schema(schema: &arrow::datatypes::Schema) -> Option<arrow::datatyp
     ))
 }
 
+/// A third-party decoder's error (arrow, parquet, flatbuffers) as a message for a
+/// user: their errors often embed Rust's debug formatting of internal values
+/// (`RangeOutOfBounds { range: 2..3, error_trace: .. }`, `Field { "a": .. }`,
+/// `Some(3)`), which names nothing a user knows. A debug structure becomes the words
+/// of its name ("range out of bounds"), `Some(x)` becomes `x`, a range `2..3` or
+/// `2..=3` becomes "2 to 3", and escaped quotes lose their backslashes; the rest is
+/// kept as the decoder wrote it.
+pub fn decoder_detail(error: &dyn std::fmt::Display) -> String {
+    let text = error.to_string();
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        // `Ident { ... }`: a CamelCase name, a space and a brace.
+        if c.is_ascii_uppercase() && (i == 0 || !chars[i - 1].is_alphanumeric()) {
+            let end = (i..chars.len())
+                .find(|&j| !chars[j].is_ascii_alphanumeric() && chars[j] != '_')
+                .unwrap_or(chars.len());
+            let ident: String = chars[i..end].iter().collect();
+            if chars[end..].starts_with(&[' ', '{']) {
+                if let Some(close) = matching(&chars, end + 1, '{', '}') {
+                    out.push_str(&camel_words(&ident));
+                    i = close + 1;
+                    continue;
+                }
+            }
+            if ident == "Some" && chars.get(end) == Some(&'(') {
+                if let Some(close) = matching(&chars, end, '(', ')') {
+                    out.push_str(&decoder_detail(
+                        &chars[end + 1..close].iter().collect::<String>(),
+                    ));
+                    i = close + 1;
+                    continue;
+                }
+            }
+        }
+        if c == '.' && chars.get(i + 1) == Some(&'.') && i > 0 && chars[i - 1].is_ascii_digit() {
+            let after = if chars.get(i + 2) == Some(&'=') {
+                i + 3
+            } else {
+                i + 2
+            };
+            if chars
+                .get(after)
+                .is_some_and(|d| d.is_ascii_digit() || *d == '-')
+            {
+                out.push_str(" to ");
+                i = after;
+                continue;
+            }
+        }
+        if c == '\\' && chars.get(i + 1) == Some(&'"') {
+            i += 1;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// The index of the `close` that balances the `open` at `chars[start]`.
+fn matching(chars: &[char], start: usize, open: char, close: char) -> Option<usize> {
+    let mut depth = 0usize;
+    for (j, &c) in chars.iter().enumerate().skip(start) {
+        if c == open {
+            depth += 1;
+        } else if c == close {
+            depth = depth.checked_sub(1)?;
+            if depth == 0 {
+                return Some(j);
+            }
+        }
+    }
+    None
+}
+
+/// `RangeOutOfBounds` as "range out of bounds".
+fn camel_words(ident: &str) -> String {
+    let mut words = String::new();
+    for (k, c) in ident.chars().enumerate() {
+        if c.is_ascii_uppercase() && k > 0 {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    words
+}
+
 thread_local! {
     /// How many [`guard_decoder`] calls this thread is inside.
     static GUARDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
@@ -260,7 +350,7 @@ pub fn guard_decoder<T>(
             Err(Error::corrupt(
                 path,
                 format,
-                format!("invalid data ({what})"),
+                format!("invalid data ({})", decoder_detail(&what)),
             ))
         }
     }
@@ -440,6 +530,38 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, Error::Corrupt { .. }));
         assert!(e.to_string().contains("slice out of bounds"));
+    }
+
+    #[test]
+    fn decoder_details_lose_debug_formatting() {
+        let flatbuffers = "Unable to get root as message stored in ARROW:schema: \
+            RangeOutOfBounds { range: 2..3, error_trace: ErrorTrace([TableField { \
+            field_name: \"children\", position: 528 }]) }";
+        assert_eq!(
+            decoder_detail(&flatbuffers),
+            "Unable to get root as message stored in ARROW:schema: range out of bounds"
+        );
+        assert_eq!(
+            decoder_detail(&"Invalid UTF8 sequence at string index 655 (2510..2514): bad"),
+            "Invalid UTF8 sequence at string index 655 (2510 to 2514): bad"
+        );
+        assert_eq!(
+            decoder_detail(&"Field { \"a\": nullable Int64 } refers to node not found"),
+            "field refers to node not found"
+        );
+        assert_eq!(
+            decoder_detail(&"level Some(-1) in -131072..=22"),
+            "level -1 in -131072 to 22"
+        );
+        assert_eq!(
+            decoder_detail(&"EOF: file too small"),
+            "EOF: file too small"
+        );
+        // Unbalanced text is kept as it is.
+        assert_eq!(
+            decoder_detail(&"Oops { never closed"),
+            "Oops { never closed"
+        );
     }
 
     #[test]

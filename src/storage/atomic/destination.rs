@@ -4,7 +4,7 @@
 //! never a link, a FIFO, a device or an unrelated directory.
 
 use std::io;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::rename::c_path;
@@ -39,9 +39,31 @@ pub(super) fn check_parent(parent: &Path) -> Result<()> {
                 path: file.to_path_buf(),
             });
         }
-        Err(e) => return Err(Error::io(parent, e)),
+        Err(e) => return Err(io_error(parent, e)),
     }
     Ok(())
+}
+
+/// Longest file name Linux filesystems allow (`NAME_MAX`).
+pub(super) const NAME_MAX: usize = 255;
+/// Longest path the kernel takes (`PATH_MAX`).
+pub(super) const PATH_MAX: usize = 4096;
+
+/// [`Error::io`], and [`Error::NameTooLong`] for `ENAMETOOLONG`.
+pub(super) fn io_error(path: &Path, e: io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ENAMETOOLONG) {
+        return name_too_long(path);
+    }
+    Error::io(path, e)
+}
+
+/// [`Error::NameTooLong`] for `path`.
+pub(super) fn name_too_long(path: &Path) -> Error {
+    Error::NameTooLong {
+        path: path.to_path_buf(),
+        name_max: NAME_MAX,
+        path_max: PATH_MAX,
+    }
 }
 
 /// The output's directory must be writable (`EACCES`, `EROFS`: permission denied).
@@ -68,11 +90,15 @@ pub(super) fn check_overlap(dst: &Path, parent: &Path, inputs: &[&Path]) -> Resu
             _ => return Ok(()),
         },
     };
+    // A hard link is the same file under another name, which no path comparison sees.
+    let dst_id = std::fs::metadata(dst).ok().map(|m| (m.dev(), m.ino()));
     for &src in inputs {
         let Ok(canonical_src) = std::fs::canonicalize(src) else {
             continue;
         };
-        let relation = if canonical_dst == canonical_src {
+        let same_file =
+            dst_id.is_some() && std::fs::metadata(src).ok().map(|m| (m.dev(), m.ino())) == dst_id;
+        let relation = if canonical_dst == canonical_src || same_file {
             "is"
         } else if canonical_src.starts_with(&canonical_dst) {
             "contains"
@@ -103,7 +129,7 @@ fn classify(path: &Path) -> Result<Existing> {
     let meta = match path.symlink_metadata() {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Existing::Absent),
-        Err(e) => return Err(Error::io(path, e)),
+        Err(e) => return Err(io_error(path, e)),
     };
     let ft = meta.file_type();
     let what = if ft.is_file() {
@@ -136,12 +162,70 @@ fn classify(path: &Path) -> Result<Existing> {
 pub(super) fn check_existing(dst: &Path, overwrite: bool) -> Result<()> {
     match classify(dst)? {
         Existing::Absent => Ok(()),
-        Existing::Replaceable if overwrite => Ok(()),
+        Existing::Replaceable if overwrite => check_removable(dst),
         Existing::Replaceable => Err(Error::OutputExists {
             path: dst.to_path_buf(),
         }),
         Existing::Refused(e) => Err(e),
     }
+}
+
+/// Checks, before anything is written, that the output `dst` being replaced can be
+/// removed once the new one is in place: a read-only file is the user's "keep
+/// this" and is not replaced; in a directory dataset every directory must be
+/// writable, else the old output would be left, half removed, under a temporary
+/// name; and in a sticky directory (`/tmp`) only an owner may replace.
+fn check_removable(dst: &Path) -> Result<()> {
+    let meta = dst.symlink_metadata().map_err(|e| io_error(dst, e))?;
+    if meta.is_dir() {
+        return check_tree_writable(dst, 0);
+    }
+    if !accessible(dst, libc::W_OK) {
+        return Err(Error::PermissionDenied {
+            path: dst.to_path_buf(),
+        });
+    }
+    let parent = parent_dir(dst);
+    if let Ok(parent_meta) = std::fs::metadata(&parent) {
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        let sticky = parent_meta.mode() & libc::S_ISVTX as u32 != 0;
+        if sticky && euid != 0 && meta.uid() != euid && parent_meta.uid() != euid {
+            return Err(Error::PermissionDenied {
+                path: dst.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every directory under `dir` (links not followed) can be listed and emptied.
+fn check_tree_writable(dir: &Path, depth: usize) -> Result<()> {
+    let mode = libc::R_OK | libc::W_OK | libc::X_OK;
+    if !accessible(dir, mode) {
+        return Err(Error::PermissionDenied {
+            path: dir.to_path_buf(),
+        });
+    }
+    if depth >= 64 {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            check_tree_writable(&entry.path(), depth + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether this process may access `path` in `mode`, by its effective IDs.
+fn accessible(path: &Path, mode: libc::c_int) -> bool {
+    let Ok(c) = c_path(path) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) == 0 }
 }
 
 /// The error for a destination found in the way: [`Error::OutputExists`] only when

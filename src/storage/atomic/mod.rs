@@ -36,7 +36,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use self::destination::{
-    check_existing, check_overlap, check_parent, check_writable, existing_error, parent_dir,
+    check_existing, check_overlap, check_parent, check_writable, existing_error, name_too_long,
+    parent_dir, NAME_MAX, PATH_MAX,
 };
 use self::rename::{is_exists, publish_new, rename2, unsupported, Rename2};
 use self::stale::temp_name;
@@ -44,6 +45,9 @@ pub use self::stale::{reclaim_stale_temps, Reclaimed};
 use crate::error::{Error, Result};
 
 static LIVE_TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Bytes of path kept free below `PATH_MAX` for what an output holds inside.
+const PATH_ROOM: usize = 256;
 
 /// What is about to be written, for the checks made before writing it.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +97,9 @@ impl AtomicOutput {
             .ok_or_else(|| Error::Usage(format!("{} is not a file name", dst.display())))?
             .to_string_lossy()
             .into_owned();
+        if name.len() > NAME_MAX {
+            return Err(name_too_long(dst));
+        }
         let parent = parent_dir(dst);
         check_parent(&parent)?;
         check_overlap(dst, &parent, spec.inputs)?;
@@ -103,6 +110,11 @@ impl AtomicOutput {
         // cannot write (`/dev`) is named for what it is.
         check_writable(&parent)?;
         let temp_path = parent.join(temp_name(&name, "tmp"));
+        // Outputs that are directories hold a few levels of their own (Zarr's
+        // `c/0/0`): leave them room under the kernel's path limit.
+        if temp_path.as_os_str().len() + PATH_ROOM >= PATH_MAX {
+            return Err(name_too_long(dst));
+        }
         LIVE_TEMPS
             .lock()
             .unwrap_or_else(|e| e.into_inner())

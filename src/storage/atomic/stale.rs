@@ -21,13 +21,30 @@ pub struct Reclaimed {
     pub restored: u64,
 }
 
+/// A temporary name for the output `name` (`kind` is `tmp` or `old`), no longer than
+/// a file name may be. When `name` is too long to fit whole, it is cut, and an `old`
+/// name says so (`oldcut`): such a name cannot tell which output to restore, so it
+/// is never reclaimed (it holds the only copy of an old output).
 pub(super) fn temp_name(name: &str, kind: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        ".{name}.blockwise-{kind}-{}-{n}-{}",
-        std::process::id(),
-        host_tag()
-    )
+    let tail = |kind: &str| {
+        format!(
+            ".blockwise-{kind}-{}-{n}-{}",
+            std::process::id(),
+            host_tag()
+        )
+    };
+    let room = super::destination::NAME_MAX - 1 - tail(kind).len();
+    if name.len() <= room {
+        return format!(".{name}{}", tail(kind));
+    }
+    let kind = if kind == "old" { "oldcut" } else { kind };
+    let room = super::destination::NAME_MAX - 1 - tail(kind).len();
+    let mut cut = room.min(name.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(".{}{}", &name[..cut], tail(kind))
 }
 
 /// This machine's tag in temporary names: 16 hex digits of an FNV-1a hash of the
@@ -168,6 +185,19 @@ fn tree_bytes(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names_of_long_names_fit_a_file_name() {
+        let long = "é".repeat(127); // 254 bytes: a legal name
+        for kind in ["tmp", "old"] {
+            let name = temp_name(&long, kind);
+            assert!(name.len() <= 255, "{}", name.len());
+        }
+        let tmp = temp_name(&long, "tmp");
+        assert!(!parse_temp_name(&tmp).unwrap().old);
+        // A cut old name never parses, so it is never reclaimed or removed.
+        assert_eq!(parse_temp_name(&temp_name(&long, "old")), None);
+    }
 
     #[test]
     fn temp_names_parse() {

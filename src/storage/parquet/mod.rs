@@ -24,7 +24,7 @@ use parquet::errors::ParquetError;
 pub use self::writer::{ParquetSink, ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS, ROW_GROUP_BYTES};
 use crate::error::{Error, IoResultExt, Result};
 use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSource};
-use crate::storage::{guard_decoder, unique_schema};
+use crate::storage::{decoder_detail, guard_decoder, type_name, unique_schema};
 
 /// The value a Hive partition directory holds for a null key (Spark, pyarrow).
 const HIVE_NULL: &str = "__HIVE_DEFAULT_PARTITION__";
@@ -108,20 +108,89 @@ fn collect_parts(dir: &Path, depth: usize, parts: &mut Vec<PathBuf>) -> Result<(
 }
 
 /// The `key=value` directories between `root` and `part`, values percent-decoded
-/// (pyarrow writes `a b` as `a%20b`).
-fn hive_pairs(root: &Path, part: &Path) -> Vec<(String, String)> {
+/// (pyarrow writes `a b` as `a%20b`). Directories without `=` are not partitions.
+///
+/// # Errors
+/// [`Error::Unsupported`] for a directory `=value` with no key: dropping it would
+/// merge partitions that differ only there.
+fn hive_pairs(root: &Path, part: &Path) -> Result<Vec<(String, String)>> {
     let relative = part.strip_prefix(root).unwrap_or(part);
     let Some(parent) = relative.parent() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    parent
-        .components()
-        .filter_map(|c| {
-            let text = c.as_os_str().to_str()?;
-            let (key, value) = text.split_once('=')?;
-            (!key.is_empty()).then(|| (percent_decode(key), percent_decode(value)))
-        })
-        .collect()
+    let mut pairs = Vec::new();
+    let mut dir = root.to_path_buf();
+    for c in parent.components() {
+        dir.push(c);
+        let Some((key, value)) = c.as_os_str().to_str().and_then(|t| t.split_once('=')) else {
+            continue;
+        };
+        if key.is_empty() {
+            return Err(Error::Unsupported {
+                path: dir,
+                what: "Hive partition directory",
+                found: format!("={value}"),
+                supported: "; a partition directory is named KEY=VALUE, with a key".into(),
+            });
+        }
+        pairs.push((percent_decode(key), percent_decode(value)));
+    }
+    Ok(pairs)
+}
+
+/// Partition keys as a message shows them: `k/j`, or "none".
+fn key_list(keys: &[String]) -> String {
+    if keys.is_empty() {
+        "none".into()
+    } else {
+        keys.join("/")
+    }
+}
+
+/// The first difference between two parts' schemas, in a user's words: a column
+/// only one has, or a column whose type (or nullability) differs.
+fn schema_difference(first: &Schema, other: &Schema) -> String {
+    for f in first.fields() {
+        match other.field_with_name(f.name()) {
+            Err(_) => return format!("it has no column \"{}\"", f.name()),
+            Ok(o) if o.data_type() != f.data_type() => {
+                return format!(
+                    "column \"{}\" is {} here and {} there",
+                    f.name(),
+                    type_name(o.data_type()),
+                    type_name(f.data_type())
+                )
+            }
+            Ok(o) if o.is_nullable() != f.is_nullable() => {
+                return format!(
+                    "column \"{}\" is {} here and {} there",
+                    f.name(),
+                    nullability(o.is_nullable()),
+                    nullability(f.is_nullable())
+                )
+            }
+            Ok(_) => {}
+        }
+    }
+    if let Some(extra) = other
+        .fields()
+        .iter()
+        .find(|o| first.field_with_name(o.name()).is_err())
+    {
+        return format!("it has a column \"{}\" the other has not", extra.name());
+    }
+    if first.fields().len() != other.fields().len() {
+        return "the columns appear a different number of times".into();
+    }
+    "the columns are in another order, or differ in their metadata".into()
+}
+
+fn nullability(nullable: bool) -> &'static str {
+    if nullable {
+        "nullable"
+    } else {
+        "not nullable"
+    }
 }
 
 /// Decodes `%XX` escapes; anything else (and a bad escape) is kept as it is.
@@ -145,9 +214,12 @@ fn percent_decode(text: &str) -> String {
 }
 
 /// The type pyarrow infers for a partition key: int32 when every value is an
-/// integer that fits, int64 when they fit that, else utf8.
+/// integer that fits, int64 when they fit that, else utf8. A leading `+` keeps the
+/// text (pyarrow's too): `+2` is a name more often than a number.
 fn infer_key_type<'a>(values: impl Iterator<Item = &'a str> + Clone) -> DataType {
-    if values.clone().all(|v| v.parse::<i32>().is_ok()) {
+    if values.clone().any(|v| v.starts_with('+')) {
+        DataType::Utf8
+    } else if values.clone().all(|v| v.parse::<i32>().is_ok()) {
         DataType::Int32
     } else if values.clone().all(|v| v.parse::<i64>().is_ok()) {
         DataType::Int64
@@ -183,9 +255,9 @@ fn parquet_error(path: &Path, e: ParquetError) -> Error {
     match e {
         ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
             Ok(io) => Error::io(path, *io),
-            Err(other) => Error::corrupt(path, "parquet", other),
+            Err(other) => Error::corrupt(path, "parquet", decoder_detail(&other)),
         },
-        other => Error::corrupt(path, "parquet", other),
+        other => Error::corrupt(path, "parquet", decoder_detail(&other)),
     }
 }
 
@@ -261,14 +333,16 @@ impl ParquetSource {
             if let Some(first) = files.first() {
                 if first.meta.schema().fields() != meta.schema().fields() {
                     return Err(Error::Usage(format!(
-                        "{}: its schema differs from {}'s; every part of a dataset must share one schema",
+                        "{}: its schema differs from {}'s ({}); every part of a dataset must \
+                         share one schema",
                         p.display(),
-                        first.path.display()
+                        first.path.display(),
+                        schema_difference(first.meta.schema(), meta.schema())
                     )));
                 }
             }
             let pairs = if is_dir {
-                hive_pairs(path, &p)
+                hive_pairs(path, &p)?
             } else {
                 Vec::new()
             };
@@ -280,11 +354,11 @@ impl ParquetSource {
                         "{}: its partition directories ({}) differ from {}'s ({}); every part \
                          of a Hive-partitioned dataset must have the same keys",
                         p.display(),
-                        names.join("/"),
+                        key_list(&names),
                         files
                             .first()
                             .map_or(String::new(), |f| f.path.display().to_string()),
-                        expected.join("/")
+                        key_list(expected)
                     )));
                 }
                 Some(_) => {}
@@ -461,7 +535,7 @@ impl FrameSource for ParquetSource {
                 reader
                     .next()
                     .transpose()
-                    .map_err(|e| Error::corrupt(&path, "parquet", e))
+                    .map_err(|e| Error::corrupt(&path, "parquet", decoder_detail(&e)))
             })
             .transpose()?
             .and_then(|batch| {
@@ -516,7 +590,11 @@ mod tests {
         let pairs = hive_pairs(
             Path::new("/d"),
             Path::new("/d/year=2020/city=a%20b/p.parquet"),
-        );
+        )
+        .unwrap();
+        assert_eq!(infer_key_type(["+2", "1"].into_iter()), DataType::Utf8);
+        let e = hive_pairs(Path::new("/d"), Path::new("/d/=x/p.parquet")).unwrap_err();
+        assert!(e.to_string().contains("/d/=x"), "{e}");
         assert_eq!(
             pairs,
             vec![
