@@ -373,3 +373,21 @@ fn fifos_in_place_of_array_files_are_refused_without_waiting() {
     ]);
     assert_exit_2(&out, &["zarr.json", "regular file"]);
 }
+
+#[test]
+fn zarr_v2_codecs_without_a_v3_counterpart_are_named_with_the_v2_list() {
+    let dir = generate(&["zarr_v2_codecs"]);
+    for codec in ["crc32c", "lz4"] {
+        let src = dir.path().join(format!("v2_{codec}.zarr"));
+        let out = blockwise([Path::new("info"), &src]);
+        assert_exit_2(
+            &out,
+            &[
+                &format!("zarr v2 codec \"{codec}\""),
+                "zstd, blosc, gzip or zlib",
+            ],
+        );
+        // The v3 list names crc32c, which would contradict the refusal.
+        assert!(!stderr(&out).contains("transpose"), "{}", stderr(&out));
+    }
+}

@@ -255,17 +255,26 @@ fn open_error(path: &Path, e: zarrs::array::ArrayCreateError) -> Error {
                 ),
             )
         }
-        E::CodecsCreateError(_) | E::UnsupportedZarrV2Array(_) => Error::Unsupported {
-            path: path.to_path_buf(),
-            what: "zarr codec",
-            found: text
-                .trim_start_matches("unsupported Zarr V2 array: ")
-                .trim_start_matches("codec ")
-                .trim_end_matches(" is not supported")
-                .to_string(),
-            supported: "; blockwise reads zstd, blosc, gzip, zlib, crc32c, transpose and sharding"
+        E::CodecsCreateError(_) | E::UnsupportedZarrV2Array(_) => {
+            // Zarr v2 names numcodecs codecs, of which fewer map onto v3: a v2
+            // crc32c compressor is not the v3 crc32c codec, so say which list holds.
+            let v2 = path.join(".zarray").is_file() && !path.join("zarr.json").is_file();
+            Error::Unsupported {
+                path: path.to_path_buf(),
+                what: if v2 { "zarr v2 codec" } else { "zarr codec" },
+                found: text
+                    .trim_start_matches("unsupported Zarr V2 array: ")
+                    .trim_start_matches("codec ")
+                    .trim_end_matches(" is not supported")
+                    .to_string(),
+                supported: if v2 {
+                    "; blockwise reads Zarr v2 arrays compressed with zstd, blosc, gzip or zlib"
+                } else {
+                    "; blockwise reads zstd, blosc, gzip, zlib, crc32c, transpose and sharding"
+                }
                 .into(),
-        },
+            }
+        }
         E::DataTypeCreateError(_) => {
             let found = text
                 .trim_start_matches("data type ")
