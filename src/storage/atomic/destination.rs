@@ -189,7 +189,7 @@ fn check_removable(dst: &Path) -> Result<()> {
     if let Ok(parent_meta) = std::fs::metadata(&parent) {
         // SAFETY: geteuid cannot fail.
         let euid = unsafe { libc::geteuid() };
-        let sticky = parent_meta.mode() & libc::S_ISVTX as u32 != 0;
+        let sticky = parent_meta.mode() & libc::S_ISVTX != 0;
         if sticky && euid != 0 && meta.uid() != euid && parent_meta.uid() != euid {
             return Err(Error::PermissionDenied {
                 path: dst.to_path_buf(),
