@@ -322,3 +322,14 @@ fn parts_with_different_schemas_name_the_column() {
     let out = convert(&d, &dir.path().join("o.csv"), &[]);
     refused(&out, &["(none)", "(k)"], dir.path());
 }
+
+#[test]
+fn blocksize_on_input_that_is_not_csv_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = small_csv(dir.path(), "a.csv");
+    let pq = dir.path().join("a.parquet");
+    assert!(convert(&src, &pq, &[]).status.success());
+    let out = convert(&pq, &dir.path().join("o.csv"), &["--blocksize", "1MiB"]);
+    refused(&out, &["--blocksize", "CSV input", "parquet"], dir.path());
+    assert_eq!(entries(dir.path()), vec!["a.csv", "a.parquet"]);
+}

@@ -49,9 +49,9 @@ pub struct Args {
     /// Output compression: zstd[:LEVEL], lz4 (ipc) or none [default: zstd:3 for parquet and zarr]
     #[arg(long)]
     compression: Option<String>,
-    /// Bytes per CSV partition read in parallel
-    #[arg(long, value_parser = parse_blocksize, default_value = "64MiB")]
-    blocksize: u64,
+    /// Bytes per CSV partition read in parallel [default: 64MiB]
+    #[arg(long, value_parser = parse_blocksize)]
+    blocksize: Option<u64>,
     /// Rows per Parquet row group [default: 1048576]
     #[arg(long, value_parser = parse_row_group_size, allow_negative_numbers = true)]
     row_group_size: Option<usize>,
@@ -100,11 +100,41 @@ pub fn parse_dtypes(items: &[String]) -> Result<Vec<(String, arrow::datatypes::D
         .collect()
 }
 
+/// `--blocksize` cuts CSV input; for any other input it would be silently ignored.
+/// (A source whose format cannot be told is reported by the conversion itself.)
+fn check_blocksize_applies(args: &Args, blocksize: u64) -> Result<()> {
+    let from = match args.from.as_deref() {
+        Some(name) => Format::parse(name)?,
+        None => match crate::storage::detect(&args.src) {
+            Ok(format) => format,
+            Err(_) => return Ok(()),
+        },
+    };
+    if from == Format::Csv {
+        return Ok(());
+    }
+    Err(Error::InvalidOption {
+        option: "--blocksize",
+        value: blocksize.to_string(),
+        reason: format!(
+            "cuts CSV input into partitions; {} input is read by its own {}",
+            from.name(),
+            if from == Format::Parquet {
+                "row groups"
+            } else {
+                "chunks or batches"
+            }
+        ),
+    })
+}
+
 pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let started = Instant::now();
-    let mut read = FrameReadOptions::default()
-        .with_blocksize(args.blocksize)
-        .with_delimiter(args.delimiter.unwrap_or(b','));
+    let mut read = FrameReadOptions::default().with_delimiter(args.delimiter.unwrap_or(b','));
+    if let Some(blocksize) = args.blocksize {
+        check_blocksize_applies(&args, blocksize)?;
+        read = read.with_blocksize(blocksize);
+    }
     read.columns = args.columns.clone();
     read.dtypes = parse_dtypes(&args.dtypes)?;
     read.row_groups = args.row_groups.clone();
