@@ -92,6 +92,10 @@ impl AtomicOutput {
                 format: spec.format,
             });
         }
+        if dst.file_name().is_none() {
+            // `.`, `..` or `/`: a directory that exists, which may hold the input.
+            check_overlap(dst, &parent_dir(dst), spec.inputs)?;
+        }
         let name = dst
             .file_name()
             .ok_or_else(|| Error::Usage(format!("{} is not a file name", dst.display())))?
@@ -331,6 +335,7 @@ mod tests {
         assert_eq!(relation(&d), "contains");
         assert_eq!(relation(&src), "is");
         assert_eq!(relation(&d.join(".").join("src.csv")), "is");
+        assert_eq!(relation(&d.join("..").join("d").join("..")), "contains");
         // Refused before anything was written.
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
     }
