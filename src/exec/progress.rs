@@ -58,9 +58,9 @@ impl super::Observer for Progress {
         match event {
             super::Event::TaskFinished(_) => self.advance(1),
             // Warnings go to stderr whether or not the bar is drawn, above it if it is.
-            super::Event::Warning(text) => self
-                .bar
-                .suspend(|| eprintln!("blockwise: warning: {text}")),
+            super::Event::Warning(text) => {
+                self.bar.suspend(|| eprintln!("blockwise: warning: {text}"))
+            }
             _ => {}
         }
     }
