@@ -474,7 +474,12 @@ fn kind_of(v: &serde_json::Value) -> &'static str {
 
 /// A JSON value as written, shortened for a message.
 fn short_json(v: &serde_json::Value) -> String {
-    let text = v.to_string();
+    // A string is shown as written between quotes, not JSON-escaped: `"\"`
+    // for a backslash reads as an escape, not as the value.
+    let text = match v.as_str() {
+        Some(s) => format!("\"{s}\""),
+        None => v.to_string(),
+    };
     if text.chars().count() > 60 {
         let cut: String = text.chars().take(57).collect();
         format!("{cut}...")
@@ -1097,6 +1102,13 @@ fn storage_error(path: &Path, e: impl IoCause) -> Error {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn metadata_values_are_shown_as_written() {
+        assert_eq!(short_json(&serde_json::json!("\\")), "\"\\\"");
+        assert_eq!(short_json(&serde_json::json!([1, 2])), "[1,2]");
+        assert!(short_json(&serde_json::json!("x".repeat(100))).ends_with("..."));
+    }
 
     #[test]
     fn a_full_disk_inside_zarrs_errors_is_disk_full() {
