@@ -440,3 +440,26 @@ fn head_streams_reads_only_what_it_prints_and_a_closed_pipe_is_success() {
     assert_ne!(out.status.code(), Some(0), "the corrupt row group was read");
     assert!(!stderr(&out).contains("panicked"));
 }
+
+#[test]
+fn head_from_names_the_format_of_a_source_without_an_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = write(d, "table.out", "a;b\n1;x\n2;y\n");
+    // Unknown: the message says how to name the format.
+    assert_refused(&run(&[&"head", &src]), &["table.out", "--from"]);
+    let out = run(&[&"head", &src, &"--from", &"csv", &"--delimiter", &";"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("| 2 | y |"), "{printed}");
+    // A format that is not one: exit 2 listing the formats; an array format on a
+    // CSV file: a clean refusal, never a panic.
+    assert_refused(
+        &run(&[&"head", &src, &"--from", &"xlsx"]),
+        &["xlsx", "parquet"],
+    );
+    let out = run(&[&"head", &src, &"--from", &"npy"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"));
+    assert_only(d, &["table.out"]);
+}

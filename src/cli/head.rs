@@ -2,8 +2,11 @@
 //! along the first axis of an array.
 //!
 //! ```text
-//! blockwise head PATH [-n 10] [--delimiter ,]
+//! blockwise head PATH [-n 10] [--from FORMAT] [--delimiter ,]
 //! ```
+//!
+//! `--from` names the format of a source whose contents and extension do not tell
+//! it (a CSV file called `data.out`), as for `convert` and `info`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,12 +14,12 @@ use std::process::ExitCode;
 
 use arrow::record_batch::RecordBatch;
 
-use super::convert::parse_delimiter;
+use super::common::{parse_delimiter, with_from_hint};
 use crate::error::{Error, Result};
 use crate::grid::Subset;
 use crate::storage::array::{ArraySource, DType};
 use crate::storage::frame::{FrameReadOptions, FrameSource};
-use crate::storage::{detect, open_array, open_frame, Kind};
+use crate::storage::{detect, open_array, open_frame, Format, Kind};
 
 /// Values shown per array row; the rest are counted.
 const SHOWN: u64 = 20;
@@ -37,9 +40,12 @@ pub struct Args {
     /// How many rows
     #[arg(short = 'n', long = "rows", default_value_t = 10)]
     n: usize,
+    /// The dataset's format: csv, parquet, ipc, npy, npy-stack, zarr [default: from its contents and extension]
+    #[arg(long)]
+    from: Option<String>,
     /// CSV field delimiter
-    #[arg(long, default_value = ",")]
-    delimiter: String,
+    #[arg(long, value_parser = parse_delimiter, default_value = ",")]
+    delimiter: u8,
 }
 
 /// Where `head` prints; a reader that went away (a closed pipe) ends the output
@@ -79,7 +85,10 @@ impl<W: Write> Out<W> {
 }
 
 pub(super) fn run(args: Args) -> Result<ExitCode> {
-    let format = detect(&args.path)?;
+    let format = match args.from.as_deref().map(Format::parse).transpose()? {
+        Some(format) => format,
+        None => detect(&args.path).map_err(|e| with_from_hint(e, &args.path))?,
+    };
     let mut out = Out {
         w: std::io::BufWriter::new(std::io::stdout().lock()),
         closed: false,
@@ -90,7 +99,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode> {
             // (no scan of the file to cut it into partitions), and batches no
             // larger than what is printed.
             let mut read = FrameReadOptions::default()
-                .with_delimiter(parse_delimiter(&args.delimiter)?)
+                .with_delimiter(args.delimiter)
                 .with_blocksize(u64::MAX);
             read.batch_rows = args.n.clamp(1, PRINT_ROWS);
             let source = open_frame(&args.path, format, &read)?;

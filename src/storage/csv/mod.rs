@@ -226,6 +226,34 @@ mod tests {
     }
 
     #[test]
+    fn rows_after_a_field_longer_than_a_batch_are_still_batched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("long.csv");
+        // A quoted field past the batch's byte budget, with line breaks inside,
+        // then many short rows: they must not all land in one batch.
+        let long = "x\n".repeat(300 << 10);
+        let mut text = format!("a,b\n1,\"{long}\"\n");
+        for i in 0..5000 {
+            text.push_str(&format!("{i},y\n"));
+        }
+        std::fs::write(&p, &text).unwrap();
+        let mut options = FrameReadOptions::default();
+        options.batch_rows = 1024;
+        let source = CsvSource::open(&p, &options).unwrap();
+        let mut rows = 0;
+        for batch in source.read_partition(0).unwrap() {
+            let batch = batch.unwrap();
+            assert!(
+                batch.num_rows() <= source.budget.rows + 1,
+                "{}",
+                batch.num_rows()
+            );
+            rows += batch.num_rows();
+        }
+        assert_eq!(rows, 5001);
+    }
+
+    #[test]
     fn wide_rows_read_in_bounded_batches() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("w.csv");

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::compute::concat_batches;
+use arrow::csv::reader::Decoder;
 use arrow::csv::ReaderBuilder;
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
@@ -42,8 +43,11 @@ pub(super) struct PartitionReader<'a> {
     file: File,
     /// Next file offset to read.
     pos: u64,
-    /// Bytes read and not yet decoded, from file offset `pending_at`.
+    /// Bytes read and not yet decoded, `pending[..filled]`, from file offset
+    /// `pending_at`. The buffer is reused (moved down, not reallocated) so that its
+    /// bytes are zeroed once per partition, not once per read.
     pending: Vec<u8>,
+    filled: usize,
     pending_at: u64,
     /// How much of `pending` the scanner has passed.
     scanned: usize,
@@ -54,6 +58,11 @@ pub(super) struct PartitionReader<'a> {
     scanner: RowScanner,
     /// The opening quote whose field was checked to close, by looking ahead.
     checked_open: Option<u64>,
+    /// Arrow's decoder for the fast path, kept from batch to batch: a new one per
+    /// batch would allocate and zero its buffers (rows × columns offsets and text)
+    /// every time. It only ever holds whole rows between batches; `None` after a
+    /// failure, which may leave it inside a row.
+    fast: Option<Decoder>,
     done: bool,
 }
 
@@ -66,12 +75,14 @@ impl<'a> PartitionReader<'a> {
             file,
             pos: range.0,
             pending: Vec::new(),
+            filled: 0,
             pending_at: range.0,
             scanned: 0,
             rows_end: 0,
             rows: 0,
             scanner: RowScanner::new(source.options.delimiter, b'"'),
             checked_open: None,
+            fast: None,
             done: false,
         })
     }
@@ -79,21 +90,20 @@ impl<'a> PartitionReader<'a> {
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         let budget = self.source.budget;
         loop {
-            while self.rows < budget.rows
-                && self.rows_end < budget.bytes
-                && self.scanned < self.pending.len()
+            if self.rows < budget.rows && self.rows_end < budget.bytes && self.scanned < self.filled
             {
-                match self
-                    .scanner
-                    .next_terminator(&self.pending, self.scanned, self.pending_at)
-                {
-                    Some(p) => {
-                        self.scanned = p + 1;
-                        self.rows_end = p + 1;
-                        self.rows += 1;
-                    }
-                    None => self.scanned = self.pending.len(),
+                let (rows, end, scanned) = self.scanner.scan_rows(
+                    &self.pending[..self.filled],
+                    self.scanned,
+                    self.pending_at,
+                    budget.rows - self.rows,
+                    budget.bytes,
+                );
+                if rows > 0 {
+                    self.rows += rows;
+                    self.rows_end = end;
                 }
+                self.scanned = scanned;
             }
             if self.rows_end > 0 && (self.rows >= budget.rows || self.rows_end >= budget.bytes) {
                 if let Some(batch) = self.emit(self.rows_end)? {
@@ -107,32 +117,43 @@ impl<'a> PartitionReader<'a> {
                 }
                 // The rest: whole rows within the budget, and maybe a last row with no
                 // line break (the decoder's batch has room for it).
-                if self.pending.is_empty() {
+                if self.filled == 0 {
                     return Ok(None);
                 }
-                return self.emit(self.pending.len());
+                return self.emit(self.filled);
             }
             if self.scanner.state == State::Quoted
-                && self.pending.len() - self.rows_end > LOOKAHEAD_AFTER
+                && self.filled - self.rows_end > LOOKAHEAD_AFTER
                 && self.checked_open != self.scanner.open_at
             {
                 self.check_quote_closes()?;
             }
             let n = (self.range.1 - self.pos).min(READ) as usize;
-            let old = self.pending.len();
-            self.pending.resize(old + n, 0);
+            let old = self.filled;
+            if self.pending.len() < old + n {
+                self.pending.resize(old + n, 0);
+            }
             self.file
-                .read_exact_at(&mut self.pending[old..], self.pos)
+                .read_exact_at(&mut self.pending[old..old + n], self.pos)
                 .at(&self.source.path)?;
+            self.filled += n;
             self.pos += n as u64;
         }
     }
 
-    /// Decodes `pending[..end]` (whole rows) and drops it.
+    /// Decodes `pending[..end]` (whole rows, or the rest of the range) and drops it.
     fn emit(&mut self, end: usize) -> Result<Option<RecordBatch>> {
         let at = self.pending_at;
-        let batch = decode(self.source, &self.pending[..end], (at, at + end as u64));
-        self.pending.drain(..end);
+        let last = self.pos >= self.range.1 && end == self.filled;
+        let batch = decode(
+            self.source,
+            &mut self.fast,
+            &self.pending[..end],
+            (at, at + end as u64),
+            last,
+        );
+        self.pending.copy_within(end..self.filled, 0);
+        self.filled -= end;
         self.pending_at += end as u64;
         // `end` is the last counted row's end or all of `pending`: what was scanned
         // beyond it holds no terminator, so no row is counted there.
@@ -164,15 +185,33 @@ impl<'a> PartitionReader<'a> {
     }
 }
 
-/// Decodes whole rows `bytes`, which sit at `range` in the file.
-fn decode(source: &CsvSource, bytes: &[u8], range: (u64, u64)) -> Result<Option<RecordBatch>> {
+/// Decodes whole rows `bytes`, which sit at `range` in the file, with the fast
+/// decoder `fast` (made when `None`, dropped on failure); `last` when they are the
+/// rest of the range, which may end without a line break.
+fn decode(
+    source: &CsvSource,
+    fast: &mut Option<Decoder>,
+    bytes: &[u8],
+    range: (u64, u64),
+    last: bool,
+) -> Result<Option<RecordBatch>> {
     let located = |e: &dyn std::fmt::Display| diagnose::locate(source, range, &e.to_string());
-    let decoded = match decode_as(source, &source.decode_schema, bytes) {
-        Ok(batch) => batch,
-        Err(_) => match decode_as(source, &source.text_schema, bytes) {
-            Ok(batch) => batch,
-            Err(e) => return Err(located(&e)),
-        },
+    let decoder = fast.get_or_insert_with(|| new_decoder(source, &source.decode_schema));
+    let decoded = match decode_with(source, decoder, &source.decode_schema, bytes, last) {
+        Ok(batch) if !last => batch,
+        Ok(batch) => {
+            // Told the input ended, the decoder reads nothing more.
+            *fast = None;
+            batch
+        }
+        Err(_) => {
+            *fast = None;
+            let mut slow = new_decoder(source, &source.text_schema);
+            match decode_with(source, &mut slow, &source.text_schema, bytes, true) {
+                Ok(batch) => batch,
+                Err(e) => return Err(located(&e)),
+            }
+        }
     };
     let Some(batch) = decoded else {
         return Ok(None);
@@ -195,26 +234,37 @@ fn decode(source: &CsvSource, bytes: &[u8], range: (u64, u64)) -> Result<Option<
     Ok(Some(RecordBatch::try_new(source.schema.clone(), columns)?))
 }
 
-/// Arrow's decoder over whole rows, with `schema` for all columns.
-fn decode_as(
-    source: &CsvSource,
-    schema: &SchemaRef,
-    bytes: &[u8],
-) -> std::result::Result<Option<RecordBatch>, ArrowError> {
+/// Arrow's decoder for rows of `schema` (all columns), projected.
+fn new_decoder(source: &CsvSource, schema: &SchemaRef) -> Decoder {
     // One more row than the budget: a last row without a line break is not counted.
-    let mut decoder = ReaderBuilder::new(schema.clone())
+    ReaderBuilder::new(schema.clone())
         .with_header(false)
         .with_delimiter(source.options.delimiter)
         .with_batch_size(source.budget.rows + 1)
         .with_projection(source.projection.clone())
-        .build_decoder();
+        .build_decoder()
+}
+
+/// Decodes `bytes` with `decoder` (for `schema`), which holds no row before and,
+/// since `bytes` are whole rows, none after: unless `end_of_input`, the last row
+/// ends with its line break, so the decoder is not told the input ended and can
+/// decode the next batch.
+fn decode_with(
+    source: &CsvSource,
+    decoder: &mut Decoder,
+    schema: &SchemaRef,
+    bytes: &[u8],
+    end_of_input: bool,
+) -> std::result::Result<Option<RecordBatch>, ArrowError> {
     let mut out = Vec::new();
     let mut rest = bytes;
     loop {
         let n = decoder.decode(rest)?;
         rest = &rest[n..];
         if rest.is_empty() {
-            decoder.decode(&[])?;
+            if end_of_input {
+                decoder.decode(&[])?;
+            }
             out.extend(decoder.flush()?);
             break;
         }

@@ -165,6 +165,88 @@ impl RowScanner {
         }
     }
 
+    /// Scans `buf[from..]` for row terminators outside quotes, as repeated calls to
+    /// [`RowScanner::next_terminator`] would, until `max_rows` are found or one ends
+    /// at or past `max_end` (however far `from` already is: a long quoted field
+    /// scanned before does not stop the search for its row's end). Returns how many were found, the index just past the
+    /// last one (`from` when none), and how far the scanner has passed: that index
+    /// when a limit was reached, else all of `buf`.
+    ///
+    /// The reader calls this once a buffer, not once a row: outside quotes one
+    /// `memchr3` iterator runs over the whole buffer, so a row costs one match, not
+    /// one search set up from scratch.
+    pub(super) fn scan_rows(
+        &mut self,
+        buf: &[u8],
+        from: usize,
+        base: u64,
+        max_rows: usize,
+        max_end: usize,
+    ) -> (usize, usize, usize) {
+        let (mut rows, mut end) = (0usize, from);
+        let mut i = from;
+        while rows < max_rows && i < buf.len() {
+            if matches!(self.state, State::FieldStart | State::Unquoted) {
+                // Runs of unquoted fields: terminators and literal quotes come from
+                // one iterator; only a quote at a field start leaves this loop.
+                let mut leave_at = None;
+                for k in memchr::memchr3_iter(self.quote, b'\n', b'\r', &buf[i..]) {
+                    let p = i + k;
+                    if buf[p] != self.quote {
+                        rows += 1;
+                        end = p + 1;
+                        if rows >= max_rows || end >= max_end {
+                            self.state = State::FieldStart;
+                            return (rows, end, end);
+                        }
+                        continue;
+                    }
+                    // Before the quote: the state where the scan started, else
+                    // the previous byte says.
+                    let at_field_start = if p == i {
+                        self.state == State::FieldStart
+                    } else {
+                        self.ends_field(buf[p - 1])
+                    };
+                    if at_field_start {
+                        leave_at = Some(p);
+                        break;
+                    }
+                }
+                match leave_at {
+                    Some(p) => {
+                        self.state = State::Quoted;
+                        self.open_at = Some(base + p as u64);
+                        i = p + 1;
+                    }
+                    None => {
+                        if let Some(&last) = buf.last() {
+                            self.state = if self.ends_field(last) {
+                                State::FieldStart
+                            } else {
+                                State::Unquoted
+                            };
+                        }
+                        return (rows, end, buf.len());
+                    }
+                }
+            } else {
+                match self.next_terminator(buf, i, base) {
+                    Some(p) => {
+                        rows += 1;
+                        end = p + 1;
+                        i = p + 1;
+                        if end >= max_end {
+                            break;
+                        }
+                    }
+                    None => return (rows, end, buf.len()),
+                }
+            }
+        }
+        (rows, end, i.min(buf.len()))
+    }
+
     /// Scans all of `buf[from..]`, following quotes only (faster than
     /// [`RowScanner::next_terminator`] when row boundaries do not matter).
     pub(super) fn advance(&mut self, buf: &[u8], from: usize, base: u64) {
@@ -285,6 +367,64 @@ mod tests {
         // A quote closed by the last byte is fine.
         let (_, st, _) = terminators("a\n\"x\"");
         assert_eq!(st, State::QuoteInQuoted);
+    }
+
+    #[test]
+    fn scan_rows_agrees_with_next_terminator_for_any_limits() {
+        let texts: [&[u8]; 4] = [
+            b"a,\"b\"\"c\nd\",e\nf\"g,\"h\"i\n\"j\"\r\n,\"k",
+            b"\"x\"\n\"y\r\"\r\"\"\n5\" in,\"q\"\n\n\r\n1,2",
+            b"\",\",\"\n\"\n\"\"\"\"\nab\"\"\n",
+            b"plain,row\nno,quotes\r\nat,all",
+        ];
+        for text in texts {
+            // The reference: one terminator at a time.
+            let mut reference = Vec::new();
+            let mut s = RowScanner::new(b',', b'"');
+            let mut i = 0;
+            while let Some(p) = s.next_terminator(text, i, 0) {
+                reference.push(p + 1);
+                i = p + 1;
+            }
+            let end_state = s.state;
+            for max_rows in 1..6 {
+                for max_end in 1..=text.len() + 1 {
+                    // Repeated calls, as the reader makes them, and the buffer
+                    // growing a byte at a time.
+                    for grow in [1, text.len()] {
+                        let mut s = RowScanner::new(b',', b'"');
+                        let (mut ends, mut scanned, mut have) = (Vec::new(), 0, 0);
+                        let (mut batch, mut total) = ((0, 0), 0);
+                        while have < text.len() || scanned < have {
+                            have = (have + grow).min(text.len());
+                            let (n, end, passed) = s.scan_rows(
+                                &text[..have],
+                                scanned,
+                                0,
+                                max_rows - batch.0,
+                                batch.1 + max_end,
+                            );
+                            if n > 0 {
+                                ends.push(end);
+                                batch.0 += n;
+                                total += n;
+                            }
+                            scanned = passed;
+                            if batch.0 >= max_rows || (n > 0 && end >= batch.1 + max_end) {
+                                batch = (0, end);
+                            }
+                        }
+                        assert_eq!(s.state, end_state, "{text:?} {max_rows} {max_end}");
+                        // Every batch end is a row end, and the last is the last.
+                        for e in &ends {
+                            assert!(reference.contains(e), "{text:?}: {e} {reference:?}");
+                        }
+                        assert_eq!(ends.last(), reference.last(), "{text:?}");
+                        assert_eq!(total, reference.len(), "{text:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
