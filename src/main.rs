@@ -40,14 +40,14 @@ fn watch_signals(cancel: CancelToken) {
     let _ = std::thread::Builder::new()
         .name("blockwise-signals".into())
         .spawn(move || {
-            let mut seen = false;
             for signal in signals.forever() {
-                if seen {
+                if let Some(first) = cancel.signal() {
                     remove_all_temps();
                     blockwise::memory::remove_all_spill_dirs();
-                    std::process::exit(128 + signal);
+                    // The first signal decides the exit code, as on the normal path
+                    // (`CancelToken::interrupt`): SIGINT then SIGTERM is still 130.
+                    std::process::exit(128 + first);
                 }
-                seen = true;
                 cancel.interrupt(signal);
             }
         });

@@ -333,3 +333,54 @@ fn blocksize_on_input_that_is_not_csv_is_refused() {
     refused(&out, &["--blocksize", "CSV input", "parquet"], dir.path());
     assert_eq!(entries(dir.path()), vec!["a.csv", "a.parquet"]);
 }
+
+// Signals.
+
+#[test]
+fn a_second_signal_keeps_the_first_signals_exit_code_and_leaves_nothing() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.csv");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
+        writeln!(f, "a,b,c").unwrap();
+        for i in 0..1_500_000u64 {
+            writeln!(f, "{i},text number {i},{}.25", i % 1000).unwrap();
+        }
+    }
+    let out_dir = dir.path().join("out");
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::fs::create_dir(&spill).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_blockwise"))
+        .arg("convert")
+        .arg(&src)
+        .arg(out_dir.join("out.zarr"))
+        .args(["--threads", "1", "--blocksize", "1MiB", "--no-progress"])
+        .arg("--spill-dir")
+        .arg(&spill)
+        .env_remove("BLOCKWISE_MEMORY_LIMIT")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the output exists, SIGINT, then SIGTERM while it is being cleaned up.
+    let started = std::time::Instant::now();
+    while entries(&out_dir).is_empty() && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill has no memory preconditions; `pid` is our child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    if out.status.code() == Some(0) {
+        return; // finished before the signals: nothing to check
+    }
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(entries(&out_dir).is_empty(), "{:?}", entries(&out_dir));
+    assert!(entries(&spill).is_empty(), "{:?}", entries(&spill));
+}

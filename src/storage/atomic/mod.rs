@@ -238,7 +238,14 @@ fn forget_temp(path: &Path) {
 pub fn remove_path(path: &Path) {
     match path.symlink_metadata() {
         Ok(m) if m.is_dir() => {
-            let _ = std::fs::remove_dir_all(path);
+            // When a signal handler removes an output that worker threads are still
+            // writing, a file can appear between the listing and the last rmdir
+            // (`ENOTEMPTY`): try again, a few times.
+            for _ in 0..4 {
+                if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
+                    break;
+                }
+            }
         }
         Ok(_) => {
             let _ = std::fs::remove_file(path);
