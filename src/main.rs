@@ -44,6 +44,7 @@ fn watch_signals(cancel: CancelToken) {
                 if let Some(first) = cancel.signal() {
                     remove_all_temps();
                     blockwise::memory::remove_all_spill_dirs();
+                    eprintln!("blockwise: {}", cancel.error());
                     // The first signal decides the exit code, as on the normal path
                     // (`CancelToken::interrupt`): SIGINT then SIGTERM is still 130.
                     std::process::exit(128 + first);

@@ -380,6 +380,7 @@ fn a_second_signal_keeps_the_first_signals_exit_code_and_leaves_nothing() {
         return; // finished before the signals: nothing to check
     }
     assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(entries(&out_dir).is_empty(), "{:?}", entries(&out_dir));
     assert!(entries(&spill).is_empty(), "{:?}", entries(&spill));
