@@ -56,7 +56,9 @@ pub enum Error {
 
     /// A CSV value does not parse as its column's type.
     #[error(
-        "{path}: line {line}, column {column:?}: value {value:?} is not a valid {expected}{hint}"
+        "{path}: line {line}, column {}: value {} is not a valid {expected}{hint}",
+        quoted(column),
+        quoted(value)
     )]
     CsvValue {
         /// The CSV file.
@@ -85,7 +87,7 @@ pub enum Error {
     },
 
     /// The input uses a feature blockwise does not read (a codec, a dtype, an encoding).
-    #[error("{path}: unsupported {what} {found:?}{supported}")]
+    #[error("{path}: unsupported {what} {}{supported}", quoted(found))]
     Unsupported {
         /// The input.
         path: PathBuf,
@@ -102,7 +104,10 @@ pub enum Error {
     Usage(String),
 
     /// A `--dtype`, `--columns` or similar option names a column that does not exist.
-    #[error("{path}: no column named {column:?}; the columns are {available}")]
+    #[error(
+        "{path}: no column named {}; the columns are {available}",
+        quoted(column)
+    )]
     NoSuchColumn {
         /// The input.
         path: PathBuf,
@@ -233,7 +238,10 @@ pub enum Error {
     },
 
     /// A column's type cannot be stored in the output format.
-    #[error("column {column:?} has type {dtype}, which {format} output cannot hold{hint}")]
+    #[error(
+        "column {} has type {dtype}, which {format} output cannot hold{hint}",
+        quoted(column)
+    )]
     UnsupportedColumn {
         /// The column.
         column: String,

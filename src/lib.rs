@@ -30,5 +30,6 @@ pub mod grid;
 pub mod memory;
 pub mod plan;
 pub mod storage;
+pub mod sys;
 
 pub use error::{Error, Result};

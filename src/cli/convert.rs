@@ -159,12 +159,6 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let ctx = args.job.context(cancel)?;
     let report =
         convert(&args.src, &args.dst, &options, &ctx).map_err(|e| with_from_hint(e, &args.src))?;
-    if report.reclaimed_bytes > 0 {
-        eprintln!(
-            "blockwise: reclaimed {} bytes of temporary outputs left by earlier runs that were killed",
-            report.reclaimed_bytes
-        );
-    }
     args.job.report(
         &ctx,
         started,

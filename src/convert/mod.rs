@@ -107,7 +107,8 @@ pub fn convert(
         // A tiny `--blocksize` on a large file would make millions of partitions, two
         // tasks each with their bookkeeping (one byte a partition of a 200 MB CSV
         // grew past 23 GB): the partition count is bounded instead.
-        let floor = disk_usage(src).div_ceil(MAX_CSV_PARTITIONS);
+        let len = std::fs::metadata(src).map_or(0, |m| m.len());
+        let floor = len.div_ceil(MAX_CSV_PARTITIONS);
         options.read.blocksize = options.read.blocksize.max(floor);
     }
     let options = &options;
@@ -122,6 +123,8 @@ pub fn convert(
             inputs: &[src],
         },
     )?;
+    // Said now, not at the end: the leftovers are gone whatever this run does.
+    ctx.note_reclaimed(out.reclaimed());
     let rows = ctx.install(|| match (from.kind(), to.kind()) {
         (Kind::Frame, Kind::Frame) => frame_to_frame::run(src, from, out.path(), to, options, ctx),
         (Kind::Array, Kind::Array) => array_to_array::run(src, from, out.path(), to, options, ctx),
@@ -129,7 +132,7 @@ pub fn convert(
         (Kind::Array, Kind::Frame) => array_to_frame::run(src, from, out.path(), to, options, ctx),
     })?;
     ctx.cancel.check()?;
-    let written_bytes = disk_usage(out.path());
+    let written_bytes = crate::sys::tree_bytes(out.path());
     let reclaimed_bytes = out.reclaimed().bytes;
     out.commit()?;
     JobStats::add(&ctx.stats.written_bytes, written_bytes);
@@ -315,20 +318,4 @@ fn stream_plan(route: &Route, produce_op: &str, units: &[u64], window: usize) ->
         });
     }
     plan
-}
-
-/// Bytes of the files under `path` (a file or a directory tree).
-pub fn disk_usage(path: &Path) -> u64 {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::read_dir(path)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .map(|e| disk_usage(&e.path()))
-                    .sum()
-            })
-            .unwrap_or(0),
-        Ok(m) => m.len(),
-        Err(_) => 0,
-    }
 }

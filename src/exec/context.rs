@@ -9,8 +9,9 @@ use super::{CancelToken, Event, Observer, Progress};
 use crate::error::{Error, Result};
 use crate::memory::{
     default_memory_limit, unreclaimable_rss_bytes, DiskManager, MemoryMonitor, MemoryPool,
-    SpillCompression, SpillReclaimed, SpillStore, Thresholds,
+    SpillCompression, SpillStore, Thresholds,
 };
+use crate::sys::Reclaimed;
 
 /// Counters a job accumulates; read at the end for `--stats`.
 #[derive(Debug, Default)]
@@ -110,7 +111,9 @@ pub struct JobContext {
     pub stats: Arc<JobStats>,
     /// Stale spill directories of killed processes removed when this job created its
     /// own.
-    pub reclaimed: SpillReclaimed,
+    pub reclaimed: Reclaimed,
+    /// Whether [`JobContext::note_reclaimed`] prints (see [`JobOptions`]).
+    report_reclaimed: bool,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -159,14 +162,11 @@ impl JobContext {
         };
         let disk = DiskManager::new(&options.spill_dir, quota)?;
         let reclaimed = disk.reclaimed().clone();
-        if let (true, Some(line)) = (options.report_reclaimed, reclaimed.message()) {
-            eprintln!("blockwise: {line}");
-        }
         let spill = SpillStore::new(disk, options.spill_compression);
         let monitor = MemoryMonitor::new(pool.clone(), options.thresholds)
             .with_spill_store(spill.clone())
             .with_baseline(unreclaimable_rss_bytes());
-        Ok(JobContext {
+        let ctx = JobContext {
             threads: options.threads.max(1),
             workers: super::thread_pool(options.threads)?,
             pool,
@@ -176,7 +176,19 @@ impl JobContext {
             progress: Progress::new(options.progress),
             stats: Arc::default(),
             reclaimed,
-        })
+            report_reclaimed: options.report_reclaimed,
+        };
+        ctx.note_reclaimed(&ctx.reclaimed);
+        Ok(ctx)
+    }
+
+    /// Says on stderr what was reclaimed from processes killed outright (spill
+    /// directories, or temporary outputs beside a destination), when the job's
+    /// options ask for it and there was anything.
+    pub fn note_reclaimed(&self, reclaimed: &Reclaimed) {
+        if let (true, Some(line)) = (self.report_reclaimed, reclaimed.message()) {
+            eprintln!("blockwise: {line}");
+        }
     }
 
     /// A job with the default options.

@@ -12,7 +12,7 @@
 //! that its process keeps locked (`flock`, released by the kernel when the process
 //! dies, however it dies), and its name carries the PID: when a job creates its
 //! directory, it first reclaims the `blockwise-spill-PID-N` directories of the root
-//! whose process no longer exists *and* whose lock is free ([`SpillReclaimed`]).
+//! whose process no longer exists *and* whose lock is free ([`Reclaimed`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::sys::{process_alive, tree_bytes, Reclaimed};
 
 /// Spill directories of this process that still exist, for the Ctrl-C handler.
 static LIVE_SPILL_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -43,42 +44,10 @@ pub struct DiskManager {
     quota: u64,
     used: AtomicU64,
     next_file: AtomicU64,
-    reclaimed: SpillReclaimed,
+    reclaimed: Reclaimed,
     /// Held open (and locked) for the directory's life: the lock tells other
     /// processes this directory is in use, whatever its PID says.
     _lock: Option<File>,
-}
-
-/// Spill directories of dead processes removed from a spill root when a job created
-/// its own (see the module documentation).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SpillReclaimed {
-    /// The spill root they were in.
-    pub root: PathBuf,
-    /// Directories removed.
-    pub dirs: u64,
-    /// Bytes their files held.
-    pub bytes: u64,
-    /// The PIDs of the processes that left them, ascending, without repeats.
-    pub pids: Vec<u32>,
-}
-
-impl SpillReclaimed {
-    /// The one line a front end prints about it, worded as the line about stale
-    /// temporary outputs: "reclaimed N bytes of stale temporaries left by process(es)
-    /// P in DIR". `None` when nothing was reclaimed.
-    pub fn message(&self) -> Option<String> {
-        if self.dirs == 0 {
-            return None;
-        }
-        let pids: Vec<String> = self.pids.iter().map(u32::to_string).collect();
-        Some(format!(
-            "reclaimed {} bytes of stale temporaries left by process(es) {} in {}",
-            self.bytes,
-            pids.join(", "),
-            self.root.display()
-        ))
-    }
 }
 
 impl DiskManager {
@@ -119,7 +88,7 @@ impl DiskManager {
     }
 
     /// What creating this directory reclaimed from dead processes in the root.
-    pub fn reclaimed(&self) -> &SpillReclaimed {
+    pub fn reclaimed(&self) -> &Reclaimed {
         &self.reclaimed
     }
 
@@ -291,11 +260,8 @@ fn remove_spill_dirs_where(pick: impl Fn(&Path) -> bool) {
 ///
 /// A PID is checked in this process's PID namespace; the lock covers directories of
 /// processes in other namespaces sharing the root.
-pub fn reclaim_stale_spill_dirs(root: &Path) -> SpillReclaimed {
-    let mut reclaimed = SpillReclaimed {
-        root: root.to_path_buf(),
-        ..SpillReclaimed::default()
-    };
+pub fn reclaim_stale_spill_dirs(root: &Path) -> Reclaimed {
+    let mut reclaimed = Reclaimed::new(root);
     let Ok(entries) = std::fs::read_dir(root) else {
         return reclaimed;
     };
@@ -315,11 +281,7 @@ pub fn reclaim_stale_spill_dirs(root: &Path) -> SpillReclaimed {
         }
         let bytes = tree_bytes(&path);
         if std::fs::remove_dir_all(&path).is_ok() {
-            reclaimed.dirs += 1;
-            reclaimed.bytes += bytes;
-            if let Err(at) = reclaimed.pids.binary_search(&pid) {
-                reclaimed.pids.insert(at, pid);
-            }
+            reclaimed.removed(pid, bytes);
         }
     }
     reclaimed
@@ -333,22 +295,6 @@ fn spill_dir_pid(name: &str) -> Option<u32> {
         return None;
     }
     pid.parse().ok()
-}
-
-/// False only when no process `pid` exists: a process of another user (`EPERM`)
-/// counts as alive, and so does any PID this process cannot ask about.
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return true;
-    };
-    if pid <= 0 {
-        return true;
-    }
-    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-    if unsafe { libc::kill(pid, 0) } == 0 {
-        return true;
-    }
-    std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Creates and locks the lock file of a new spill directory.
@@ -373,21 +319,6 @@ fn try_lock(file: &File) -> bool {
     use std::os::fd::AsRawFd;
     // SAFETY: the descriptor is open for the duration of the call.
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-}
-
-/// Bytes of the regular files under `path` (symlinks are not followed).
-fn tree_bytes(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Creates `root/blockwise-spill-<pid>-<n>` with the first `n` not taken: a directory
@@ -548,8 +479,8 @@ mod tests {
 
         let disk = DiskManager::new(root.path(), Some(100)).unwrap();
         let r = disk.reclaimed();
-        assert_eq!((r.dirs, r.bytes, r.pids.clone()), (1, 1024, vec![dead]));
-        assert_eq!(r.root, root.path());
+        assert_eq!((r.entries, r.bytes, r.pids.clone()), (1, 1024, vec![dead]));
+        assert_eq!(r.dir, root.path());
         assert!(!stale.exists());
         assert!(init.exists() && locked.exists() && other.exists());
         assert_eq!(
@@ -568,7 +499,7 @@ mod tests {
             None
         );
         drop(lock);
-        assert_eq!(reclaim_stale_spill_dirs(root.path()).dirs, 1);
+        assert_eq!(reclaim_stale_spill_dirs(root.path()).entries, 1);
         assert!(!locked.exists());
     }
 
@@ -582,7 +513,7 @@ mod tests {
             .path()
             .join(format!("blockwise-spill-{}-9", dead_pid()));
         std::fs::rename(a.dir(), &moved).unwrap();
-        assert_eq!(reclaim_stale_spill_dirs(root.path()).dirs, 0);
+        assert_eq!(reclaim_stale_spill_dirs(root.path()).entries, 0);
         assert!(moved.is_dir());
         std::fs::rename(&moved, a.dir()).unwrap();
     }

@@ -72,9 +72,11 @@ pub fn describe_as(path: &Path, format: super::Format, read: &FrameReadOptions) 
             }
         }
     }
+    // The dataset a link names, not the link.
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     out.insert(
         "bytes_on_disk".into(),
-        json!(crate::convert::disk_usage(path)),
+        json!(crate::sys::tree_bytes(&target)),
     );
     Ok(Value::Object(out))
 }

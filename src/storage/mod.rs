@@ -122,6 +122,7 @@ const FORMAT_NAMES: &str = "csv, parquet, ipc, npy, npy-stack, zarr";
 /// [`Error::NotFound`]; [`Error::UnknownFormat`] when nothing tells.
 pub fn detect(path: &Path) -> Result<Format> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    check_input_kind(path, &meta)?;
     if meta.is_dir() {
         if zarr::is_zarr(path) {
             return Ok(Format::Zarr);
@@ -356,6 +357,36 @@ pub fn guard_decoder<T>(
     }
 }
 
+/// Refuses an input that is neither a regular file nor a directory (a FIFO, a
+/// device, a socket): opening or reading one may wait for a writer forever, and the
+/// readers seek (ranges read in parallel, footers at the end).
+///
+/// # Errors
+/// [`Error::Unsupported`] naming what the path is.
+pub fn check_input_kind(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = meta.file_type();
+    let found = if ft.is_file() || ft.is_dir() {
+        return Ok(());
+    } else if ft.is_fifo() {
+        "a FIFO (a pipe)"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    };
+    Err(Error::Unsupported {
+        path: path.to_path_buf(),
+        what: "input",
+        found: found.into(),
+        supported: "; blockwise reads regular files and directories (it seeks in them): \
+                    write the stream to a file first"
+            .into(),
+    })
+}
+
 /// Opens a table for reading.
 ///
 /// # Errors
@@ -365,6 +396,11 @@ pub fn open_frame(
     format: Format,
     options: &FrameReadOptions,
 ) -> Result<Box<dyn FrameSource>> {
+    // `--from` skips `detect`, which would have refused a FIFO before it is opened.
+    check_input_kind(
+        path,
+        &std::fs::metadata(path).map_err(|e| Error::io(path, e))?,
+    )?;
     Ok(match format {
         Format::Csv => Box::new(csv::CsvSource::open(path, options)?),
         Format::Parquet => Box::new(parquet::ParquetSource::open(path, options)?),
@@ -383,6 +419,10 @@ pub fn open_frame(
 /// # Errors
 /// The format's open errors; [`Error::Usage`] when `format` is a table format.
 pub fn open_array(path: &Path, format: Format) -> Result<Box<dyn ArraySource>> {
+    check_input_kind(
+        path,
+        &std::fs::metadata(path).map_err(|e| Error::io(path, e))?,
+    )?;
     Ok(match format {
         Format::Npy => Box::new(npy::NpySource::open(path)?),
         Format::NpyStack => Box::new(npy_stack::NpyStackSource::open(path)?),

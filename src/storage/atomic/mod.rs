@@ -143,8 +143,8 @@ impl AtomicOutput {
     }
 
     /// What [`AtomicOutput::new`] reclaimed from earlier runs that were killed.
-    pub fn reclaimed(&self) -> Reclaimed {
-        self.reclaimed
+    pub fn reclaimed(&self) -> &Reclaimed {
+        &self.reclaimed
     }
 
     /// Moves the finished output into place. Without `overwrite`, a destination

@@ -1,25 +1,14 @@
 //! Temporary names (`.NAME.blockwise-tmp-PID-N-HOST`, `-old-` for an output moved
 //! aside), and reclaiming those that processes killed or crashed left behind.
 
-use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::remove_path;
+pub use crate::sys::Reclaimed;
+use crate::sys::{process_alive, tree_bytes};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Stale temporaries removed from an output's directory (see [`reclaim_stale_temps`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Reclaimed {
-    /// Temporaries removed.
-    pub entries: u64,
-    /// Bytes they held.
-    pub bytes: u64,
-    /// Old outputs put back at their name, because a replacement stopped after
-    /// moving them aside and before the new output took their place.
-    pub restored: u64,
-}
 
 /// A temporary name for the output `name` (`kind` is `tmp` or `old`), no longer than
 /// a file name may be. When `name` is too long to fit whole, it is cut, and an `old`
@@ -108,22 +97,6 @@ fn parse_temp_name(name: &str) -> Option<TempName<'_>> {
     })
 }
 
-/// False only when no process `pid` exists. A process of another user (`EPERM`)
-/// counts as alive, and so does any PID this process cannot ask about.
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return true;
-    };
-    if pid <= 0 {
-        return true;
-    }
-    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
-    if unsafe { libc::kill(pid, 0) } == 0 {
-        return true;
-    }
-    io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
 /// Removes the temporaries in `dir` left by blockwise processes that no longer
 /// exist (killed, or crashed), never those of a live process. An old output moved
 /// aside by a replacement that died before the new output took its place is put
@@ -133,7 +106,7 @@ fn process_alive(pid: u32) -> bool {
 /// A PID is checked in this process's PID namespace: directories shared with
 /// containers that have their own should not hold temporaries of both.
 pub fn reclaim_stale_temps(dir: &Path) -> Reclaimed {
-    let mut reclaimed = Reclaimed::default();
+    let mut reclaimed = Reclaimed::new(dir);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return reclaimed;
     };
@@ -147,39 +120,24 @@ pub fn reclaim_stale_temps(dir: &Path) -> Reclaimed {
         if other_host || temp.pid == own || process_alive(temp.pid) {
             continue;
         }
-        let TempName { output, old, .. } = temp;
+        let TempName {
+            output, old, pid, ..
+        } = temp;
         let path = entry.path();
         if old {
             let original = dir.join(output);
             if original.symlink_metadata().is_err() && std::fs::rename(&path, &original).is_ok() {
-                reclaimed.restored += 1;
+                reclaimed.restored(pid);
                 continue;
             }
         }
         let bytes = tree_bytes(&path);
         remove_path(&path);
         if path.symlink_metadata().is_err() {
-            reclaimed.entries += 1;
-            reclaimed.bytes += bytes;
+            reclaimed.removed(pid, bytes);
         }
     }
     reclaimed
-}
-
-/// Bytes of the files under `path` (a file or a directory tree; links not followed).
-fn tree_bytes(path: &Path) -> u64 {
-    match path.symlink_metadata() {
-        Ok(m) if m.is_dir() => std::fs::read_dir(path)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .map(|e| tree_bytes(&e.path()))
-                    .sum()
-            })
-            .unwrap_or(0),
-        Ok(m) => m.len(),
-        Err(_) => 0,
-    }
 }
 
 #[cfg(test)]
@@ -266,8 +224,10 @@ mod tests {
         assert_eq!(
             r,
             Reclaimed {
+                dir: dir.path().to_path_buf(),
                 entries: 1,
                 bytes: 5,
+                pids: vec![dead],
                 restored: 1
             }
         );
