@@ -35,6 +35,26 @@ pub fn tree_bytes(path: &Path) -> u64 {
     }
 }
 
+/// Removes a file or a directory tree, ignoring a path that is already gone.
+pub fn remove_path(path: &Path) {
+    match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => {
+            // When a signal handler removes an output that worker threads are still
+            // writing, a file can appear between the listing and the last rmdir
+            // (`ENOTEMPTY`): try again, a few times.
+            for _ in 0..4 {
+                if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
+                    break;
+                }
+            }
+        }
+        Ok(_) => {
+            let _ = std::fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}
+
 /// Temporaries that processes no longer running left in one directory, and what
 /// reclaiming them did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

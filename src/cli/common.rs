@@ -19,16 +19,16 @@ pub struct JobArgs {
     #[arg(long, value_parser = parse_memory_limit, allow_negative_numbers = true)]
     pub memory_limit: Option<u64>,
     /// Reserved-bytes fraction of the limit above which blocks spill, or off [default: 0.60; env BLOCKWISE_MEMORY_TARGET]
-    #[arg(long, value_parser = parse_threshold)]
+    #[arg(long, value_parser = |s: &str| threshold_option("--memory-target", s))]
     pub memory_target: Option<f64>,
     /// RSS fraction of the limit above which blocks spill, or off [default: 0.70; env BLOCKWISE_MEMORY_SPILL]
-    #[arg(long, value_parser = parse_threshold)]
+    #[arg(long, value_parser = |s: &str| threshold_option("--memory-spill", s))]
     pub memory_spill: Option<f64>,
     /// RSS fraction of the limit above which no new task starts, or off [default: 0.80; env BLOCKWISE_MEMORY_PAUSE]
-    #[arg(long, value_parser = parse_threshold)]
+    #[arg(long, value_parser = |s: &str| threshold_option("--memory-pause", s))]
     pub memory_pause: Option<f64>,
     /// RSS fraction of the limit at which the job is cancelled, or off [default: 0.95; env BLOCKWISE_MEMORY_TERMINATE]
-    #[arg(long, value_parser = parse_threshold)]
+    #[arg(long, value_parser = |s: &str| threshold_option("--memory-terminate", s))]
     pub memory_terminate: Option<f64>,
     /// Directory for spill files [default: the system temp dir]
     #[arg(long)]
@@ -57,7 +57,7 @@ impl JobArgs {
         let memory_limit = match self.memory_limit {
             Some(l) => l,
             None => match std::env::var("BLOCKWISE_MEMORY_LIMIT") {
-                Ok(v) => size_option("BLOCKWISE_MEMORY_LIMIT", &v)?,
+                Ok(v) => memory_limit_option("BLOCKWISE_MEMORY_LIMIT", &v)?,
                 Err(_) => default_memory_limit(),
             },
         };
@@ -180,7 +180,34 @@ pub fn size_option(option: &'static str, text: &str) -> Result<u64> {
 /// # Errors
 /// [`Error::InvalidOption`].
 pub fn parse_memory_limit(text: &str) -> Result<u64> {
-    size_option("--memory-limit", text)
+    memory_limit_option("--memory-limit", text)
+}
+
+/// The smallest memory limit accepted: room for a few batches of a narrow table. Below
+/// it every job would fail, so the value is refused where it is given.
+const MIN_MEMORY_LIMIT: u64 = 64 << 10;
+
+/// Parses a memory limit (the flag or `BLOCKWISE_MEMORY_LIMIT`): a size of at least
+/// [`MIN_MEMORY_LIMIT`].
+fn memory_limit_option(option: &'static str, text: &str) -> Result<u64> {
+    let bytes = size_option(option, text)?;
+    if bytes < MIN_MEMORY_LIMIT {
+        return Err(Error::InvalidOption {
+            option,
+            value: text.to_string(),
+            reason: format!("must be at least {MIN_MEMORY_LIMIT} bytes (64KiB)"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Parses a `--memory-*` threshold: a fraction in (0, 1], or `off`.
+fn threshold_option(option: &'static str, text: &str) -> Result<f64> {
+    parse_threshold(text).map_err(|reason| Error::InvalidOption {
+        option,
+        value: text.to_string(),
+        reason,
+    })
 }
 
 /// Parses `--blocksize`.

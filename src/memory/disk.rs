@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::sys::{process_alive, tree_bytes, Reclaimed};
+use crate::sys::{process_alive, remove_path, tree_bytes, Reclaimed};
 
 /// Spill directories of this process that still exist, for the Ctrl-C handler.
 static LIVE_SPILL_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -191,7 +191,7 @@ impl DiskManager {
 
 impl Drop for DiskManager {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        remove_path(&self.dir);
         LIVE_SPILL_DIRS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -249,7 +249,7 @@ fn remove_spill_dirs_where(pick: impl Fn(&Path) -> bool) {
         picked
     };
     for dir in picked {
-        let _ = std::fs::remove_dir_all(&dir);
+        remove_path(&dir);
     }
 }
 
@@ -280,7 +280,8 @@ pub fn reclaim_stale_spill_dirs(root: &Path) -> Reclaimed {
             continue;
         }
         let bytes = tree_bytes(&path);
-        if std::fs::remove_dir_all(&path).is_ok() {
+        remove_path(&path);
+        if path.symlink_metadata().is_err() {
             reclaimed.removed(pid, bytes);
         }
     }

@@ -70,8 +70,11 @@ impl Thresholds {
             ("BLOCKWISE_MEMORY_TERMINATE", &mut self.terminate),
         ] {
             if let Ok(text) = std::env::var(name) {
-                *field =
-                    parse_threshold(&text).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
+                *field = parse_threshold(&text).map_err(|reason| Error::InvalidOption {
+                    option: name,
+                    value: text.clone(),
+                    reason,
+                })?;
             }
         }
         self.validate()?;
@@ -111,11 +114,14 @@ impl Thresholds {
 /// # Errors
 /// A message naming the value.
 pub fn parse_threshold(text: &str) -> std::result::Result<f64, String> {
+    let bad = || "is not a fraction in (0, 1] like 0.7, or off".to_string();
     match text.trim().to_ascii_lowercase().as_str() {
         "off" | "false" | "none" => Ok(f64::INFINITY),
-        t => t
-            .parse::<f64>()
-            .map_err(|_| format!("{text:?} is not a fraction like 0.7, or off")),
+        // `inf` and `nan` parse as floats; only `off` turns a threshold off.
+        t => match t.parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+            _ => Err(bad()),
+        },
     }
 }
 

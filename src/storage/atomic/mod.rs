@@ -43,6 +43,7 @@ use self::rename::{is_exists, publish_new, rename2, unsupported, Rename2};
 use self::stale::temp_name;
 pub use self::stale::{reclaim_stale_temps, Reclaimed};
 use crate::error::{Error, Result};
+pub use crate::sys::remove_path;
 
 static LIVE_TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -232,26 +233,6 @@ fn forget_temp(path: &Path) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .retain(|p| p != path);
-}
-
-/// Removes a file or a directory tree, ignoring a path that is already gone.
-pub fn remove_path(path: &Path) {
-    match path.symlink_metadata() {
-        Ok(m) if m.is_dir() => {
-            // When a signal handler removes an output that worker threads are still
-            // writing, a file can appear between the listing and the last rmdir
-            // (`ENOTEMPTY`): try again, a few times.
-            for _ in 0..4 {
-                if std::fs::remove_dir_all(path).is_ok() || !path.exists() {
-                    break;
-                }
-            }
-        }
-        Ok(_) => {
-            let _ = std::fs::remove_file(path);
-        }
-        Err(_) => {}
-    }
 }
 
 /// Removes every temporary output still registered: the last resort of a signal
