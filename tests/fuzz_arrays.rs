@@ -10,6 +10,8 @@
 //! proptest in `tests/fuzz_arrays.regressions` and replayed first on every run; inputs
 //! that once broke a reader are also kept below as named regression cases.
 
+mod common;
+
 use std::path::Path;
 
 use blockwise::convert::{convert, ChunkSpec, ConvertOptions};
@@ -23,20 +25,6 @@ use blockwise::storage::npy::header;
 use blockwise::storage::{open_array, Format};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
-
-/// Keeps a huge allocation from passing unnoticed: with the address space capped it
-/// fails (and aborts the test) instead of succeeding lazily.
-fn cap_address_space() {
-    let limit = libc::rlimit {
-        rlim_cur: 8 << 30,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: setrlimit only reads the struct. Best effort: without the cap the test
-    // still catches panics.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_AS, &limit);
-    }
-}
 
 fn config(cases: u32) -> Config {
     Config {
@@ -488,19 +476,19 @@ proptest! {
 
     #[test]
     fn fuzz_npy_headers((kind, flips, edit, cut) in npy_strategy()) {
-        cap_address_space();
+        common::cap_address_space(8 << 30);
         check_npy(&npy_case(kind, &flips, edit, cut));
     }
 
     #[test]
     fn fuzz_npy_stack_info((seed, flips, inserts, cut) in stack_strategy()) {
-        cap_address_space();
+        common::cap_address_space(8 << 30);
         check_stack(&stack_case(seed, &flips, &inserts, cut));
     }
 
     #[test]
     fn fuzz_zarr_metadata((v3, ops, flips) in zarr_strategy()) {
-        cap_address_space();
+        common::cap_address_space(8 << 30);
         check_zarr(v3, &ops, &flips);
     }
 }
@@ -511,21 +499,21 @@ proptest! {
     #[test]
     #[ignore = "long fuzz budget: cargo test --release --test fuzz_arrays -- --ignored fuzz"]
     fn fuzz_npy_headers_long((kind, flips, edit, cut) in npy_strategy()) {
-        cap_address_space();
+        common::cap_address_space(8 << 30);
         check_npy(&npy_case(kind, &flips, edit, cut));
     }
 
     #[test]
     #[ignore = "long fuzz budget: cargo test --release --test fuzz_arrays -- --ignored fuzz"]
     fn fuzz_npy_stack_info_long((seed, flips, inserts, cut) in stack_strategy()) {
-        cap_address_space();
+        common::cap_address_space(8 << 30);
         check_stack(&stack_case(seed, &flips, &inserts, cut));
     }
 
     #[test]
     #[ignore = "long fuzz budget: cargo test --release --test fuzz_arrays -- --ignored fuzz"]
     fn fuzz_zarr_metadata_long((v3, ops, flips) in zarr_strategy()) {
-        cap_address_space();
+        common::cap_address_space(8 << 30);
         check_zarr(v3, &ops, &flips);
     }
 }
@@ -535,7 +523,7 @@ proptest! {
 /// Inputs that once broke a reader (found by this fuzzer or by hand), kept forever.
 #[test]
 fn regression_inputs_stay_clean_errors() {
-    cap_address_space();
+    common::cap_address_space(8 << 30);
     // npy: a shape whose byte size overflows 64 bits (was a wrapped product).
     check_npy(&npy_case(0, &[], Some(1), None));
     // npy: a shape of u64::MAX rows over a few bytes (was an abort in read).

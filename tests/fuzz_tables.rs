@@ -7,6 +7,8 @@
 //! proptest in `tests/fuzz_tables.regressions` and replayed first on every run; an
 //! input that once broke a reader is also kept below as a named regression case.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -22,19 +24,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
-
-/// Keeps a decoder's huge allocation from passing unnoticed: with the address space
-/// capped, it fails (and aborts the test) instead of succeeding lazily.
-fn cap_address_space() {
-    let limit = libc::rlimit {
-        rlim_cur: 6 << 30,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // Best effort: without the cap the test still catches panics.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_AS, &limit);
-    }
-}
 
 fn batch(rows: usize, seed: i64) -> RecordBatch {
     let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(
@@ -224,13 +213,13 @@ proptest! {
 
     #[test]
     fn parquet_footer_mutations_are_clean_errors((compressed, edits, trailer) in parquet_strategy()) {
-        cap_address_space();
+        common::cap_address_space(6 << 30);
         parquet_case(compressed, &edits, trailer)?;
     }
 
     #[test]
     fn ipc_mutations_are_clean_errors((codec, stream, edits, tail) in ipc_strategy()) {
-        cap_address_space();
+        common::cap_address_space(6 << 30);
         ipc_case(codec, stream, &edits, tail)?;
     }
 }
@@ -241,14 +230,14 @@ proptest! {
     #[test]
     #[ignore = "long fuzz budget: cargo test --release --test fuzz_tables -- --ignored fuzz"]
     fn fuzz_parquet_footers_long((compressed, edits, trailer) in parquet_strategy()) {
-        cap_address_space();
+        common::cap_address_space(6 << 30);
         parquet_case(compressed, &edits, trailer)?;
     }
 
     #[test]
     #[ignore = "long fuzz budget: cargo test --release --test fuzz_tables -- --ignored fuzz"]
     fn fuzz_ipc_files_long((codec, stream, edits, tail) in ipc_strategy()) {
-        cap_address_space();
+        common::cap_address_space(6 << 30);
         ipc_case(codec, stream, &edits, tail)?;
     }
 }

@@ -8,37 +8,17 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{blockwise, entries, python, python_eval, root, stderr};
+use common::{blockwise, entries, python_eval, stderr};
 
 /// Writes the named cases of `fixtures/hostile/arrays.py` into a fresh directory.
 fn generate(cases: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(python())
-        .arg(root().join("fixtures/hostile/arrays.py"))
-        .arg(dir.path())
-        .args(cases)
-        .output()
-        .expect("run arrays.py");
-    assert!(
-        out.status.success(),
-        "arrays.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
+    common::hostile_fixtures("arrays.py", cases)
 }
 
 /// Asserts a failed run: exit 2, every needle in stderr, none of the debug-format
 /// leaks, no panic.
 fn assert_fails(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "exit code: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
-    }
-    for leak in ["panicked", "Some(", "\\\"", "..=", "Int(", "Seq("] {
-        assert!(!err.contains(leak), "stderr leaks {leak:?}:\n{err}");
-    }
-    assert!(out.stdout.is_empty(), "printed: {:?}", out.stdout);
+    common::assert_refused(out, 2, needles);
 }
 
 /// `info SRC` fails with `needles`, then `convert SRC` into an empty directory fails

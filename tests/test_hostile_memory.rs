@@ -44,16 +44,6 @@ fn run(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run blockwise")
 }
 
-/// The `--stats` line's `peak_rss_bytes`.
-fn peak_rss(out: &Output) -> u64 {
-    let err = stderr(out);
-    err.split("\"peak_rss_bytes\":")
-        .nth(1)
-        .and_then(|s| s.split([',', '}']).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no peak_rss_bytes in: {err}"))
-}
-
 fn os(s: &str) -> &std::ffi::OsStr {
     s.as_ref()
 }
@@ -78,7 +68,7 @@ fn a_spilling_sort_stays_within_the_limit_and_sorts_every_row() {
         &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let baseline = peak_rss(&out);
+    let baseline = common::peak_rss(&out);
     // The constant is the release binary's. A debug binary (what `cargo test` builds)
     // is several times larger: its own one-row peak stands in for the constant, plus
     // the code and thread stacks a sort uses that a one-row conversion does not.
@@ -117,7 +107,7 @@ fn a_spilling_sort_stays_within_the_limit_and_sorts_every_row() {
         !err.contains("\"spill_files\":0,"),
         "the sort must spill at this limit: {err}"
     );
-    let peak = peak_rss(&out);
+    let peak = common::peak_rss(&out);
     assert!(
         peak <= limit + binary,
         "peak RSS {peak} passes the limit {limit} plus the binary's {binary}"

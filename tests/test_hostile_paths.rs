@@ -38,17 +38,7 @@ fn refused(out: &Output, facts: &[&str], dir: &Path) {
         assert!(err.contains(fact), "{fact:?} not in: {err}");
     }
     assert!(!err.contains("panicked"), "{err}");
-    assert_no_temps(dir);
-}
-
-fn assert_no_temps(dir: &Path) {
-    for entry in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        assert!(!name.contains(".blockwise-"), "left behind: {name}");
-        if entry.file_type().unwrap().is_dir() {
-            assert_no_temps(&entry.path());
-        }
-    }
+    common::assert_no_temps(dir);
 }
 
 // 1. The destination is, holds or sits inside the source.
@@ -169,7 +159,7 @@ fn datasets_blockwise_writes_are_replaced_with_overwrite() {
     std::fs::write(pq.join("_SUCCESS"), "").unwrap();
     common::convert_ok(&src, &pq, &["--to", "parquet", "--overwrite"]);
     assert!(pq.is_file());
-    assert_no_temps(dir.path());
+    common::assert_no_temps(dir.path());
 }
 
 // 3. Non-regular destinations: never replaced, never --overwrite advice.

@@ -36,7 +36,7 @@ fn refused(out: &Output, facts: &[&str], dir: &Path) {
         assert!(err.contains(fact), "{fact:?} not in: {err}");
     }
     assert_clean(&err);
-    assert_no_temps(dir);
+    common::assert_no_temps(dir);
 }
 
 /// No panic and none of Rust's debug formatting in a message.
@@ -44,16 +44,6 @@ fn assert_clean(err: &str) {
     assert!(!err.contains("panicked"), "{err}");
     for debug in ["Some(", "\\\"", "..", " { ", "os error"] {
         assert!(!err.contains(debug), "{debug:?} in: {err}");
-    }
-}
-
-fn assert_no_temps(dir: &Path) {
-    for entry in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        assert!(!name.contains(".blockwise-"), "left behind: {name}");
-        if entry.file_type().unwrap().is_dir() {
-            assert_no_temps(&entry.path());
-        }
     }
 }
 
@@ -104,11 +94,11 @@ fn the_longest_legal_name_converts_and_longer_ones_are_exit_2() {
         let out = convert(&src, &dst, &["--to", to]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(dst.exists());
-        assert_no_temps(dir.path());
+        common::assert_no_temps(dir.path());
         // And replacing it, which moves the old output aside under another name.
         let out = convert(&src, &dst, &["--to", to, "--overwrite"]);
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_no_temps(dir.path());
+        common::assert_no_temps(dir.path());
     }
     let too_long = dir.path().join("x".repeat(256));
     refused(

@@ -10,42 +10,17 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{blockwise, entries, python, python_eval, root, stderr};
+use common::{blockwise, entries, python_eval, stderr};
 
 /// Writes the named cases of `fixtures/hostile/arrays.py` into a fresh directory.
 fn generate(cases: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(python())
-        .arg(root().join("fixtures/hostile/arrays.py"))
-        .arg(dir.path())
-        .args(cases)
-        .output()
-        .expect("run arrays.py");
-    assert!(
-        out.status.success(),
-        "arrays.py failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
+    common::hostile_fixtures("arrays.py", cases)
 }
 
 /// Asserts exit 2 with every needle in stderr, no panic and no debug formatting.
 fn assert_exit_2(out: &Output, needles: &[&str]) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "exit code: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
-    }
-    for leak in [
-        "panicked",
-        "memory allocation",
-        "Some(",
-        "\\\"",
-        "untagged enum",
-        "os error",
-    ] {
-        assert!(!err.contains(leak), "stderr leaks {leak:?}:\n{err}");
-    }
+    let err = common::assert_refused(out, 2, needles);
+    assert!(!err.contains("os error"), "raw OS error in: {err}");
 }
 
 /// `convert SRC DIR/dst` fails with exit 2 and `needles`, leaving DIR empty.

@@ -12,23 +12,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{blockwise, convert_ok, entries, fixture, python_eval, stderr};
+use common::{blockwise, convert_ok, fixture, python_eval, stderr};
 
 /// Asserts `out` failed with `code`, its message holds every fact, nothing panicked
 /// and `dir` holds no temporary output.
 fn assert_refused(out: &Output, code: i32, facts: &[&str], dir: &Path) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    for fact in facts {
-        assert!(err.contains(fact), "{fact:?} missing from: {err}");
-    }
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(!err.contains("Some("), "debug formatting in: {err}");
-    let litter: Vec<String> = entries(dir)
-        .into_iter()
-        .filter(|e| e.contains(".blockwise-"))
-        .collect();
-    assert!(litter.is_empty(), "temporary outputs left: {litter:?}");
+    common::assert_refused(out, code, facts);
+    common::assert_no_temps(dir);
 }
 
 fn run(args: &[&std::ffi::OsStr]) -> Output {

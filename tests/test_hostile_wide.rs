@@ -4,24 +4,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use common::*;
-
-/// The `--stats` line's `peak_rss_bytes`.
-fn peak_rss(out: &Output) -> u64 {
-    let err = stderr(out);
-    err.split("\"peak_rss_bytes\":")
-        .nth(1)
-        .and_then(|rest| {
-            rest.chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no peak_rss_bytes in: {err}"))
-}
 
 /// A one-row CSV of `columns` columns: integers, floats and strings in turn.
 fn wide_csv(dir: &Path, columns: usize) -> PathBuf {
@@ -51,7 +35,7 @@ fn fifty_thousand_columns_and_one_row_convert_to_parquet_in_bounded_memory() {
     // remains grows with the column count but not per writer: the input batch, the
     // schemas, the closed chunks' metadata (~1 KB a column, as in the footer): about
     // 240 MB in release and 250 MB in a debug build.
-    let rss = peak_rss(&out);
+    let rss = common::peak_rss(&out);
     assert!(rss < 320 << 20, "peak RSS {rss} bytes for a 650 KB CSV");
     assert_same("frame", &csv, &dst, &[]);
     let meta = python_eval(&format!(

@@ -129,3 +129,89 @@ pub const RSS_THRESHOLDS_OFF: [&str; 6] = [
     "--memory-terminate",
     "off",
 ];
+
+/// Text that no message for a user may hold: a panic, an allocation abort, or Rust's
+/// debug formatting (`Some(..)`, escaped quotes, ranges, serde's enum wording).
+pub const LEAKS: [&str; 8] = [
+    "panicked",
+    "memory allocation",
+    "Some(",
+    "\\\"",
+    "..=",
+    "untagged enum",
+    "Int(",
+    "Seq(",
+];
+
+/// Asserts that `out` failed with exit `code`, that its message names every one of
+/// `facts`, and that it holds none of [`LEAKS`]. Returns stderr.
+pub fn assert_refused(out: &Output, code: i32, facts: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
+    for fact in facts {
+        assert!(err.contains(fact), "{fact:?} missing from: {err}");
+    }
+    for leak in LEAKS {
+        assert!(!err.contains(leak), "{leak:?} leaked into: {err}");
+    }
+    err
+}
+
+/// Asserts that no temporary output (a `.blockwise-` name) is left anywhere under
+/// `dir`.
+pub fn assert_no_temps(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".blockwise-"), "left behind: {name}");
+        if entry.file_type().unwrap().is_dir() {
+            assert_no_temps(&entry.path());
+        }
+    }
+}
+
+/// The `peak_rss_bytes` of the `--stats` line on stderr.
+pub fn peak_rss(out: &Output) -> u64 {
+    let err = stderr(out);
+    err.split("\"peak_rss_bytes\":")
+        .nth(1)
+        .and_then(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no peak_rss_bytes in: {err}"))
+}
+
+/// Runs `fixtures/hostile/SCRIPT` with the reference Python, writing the named
+/// `cases` into a fresh directory.
+pub fn hostile_fixtures(script: &str, cases: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(python())
+        .arg(root().join("fixtures/hostile").join(script))
+        .arg(dir.path())
+        .args(cases)
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// Caps this test process's address space at `bytes`, so that a reader's huge
+/// allocation fails loudly (an abort) instead of succeeding lazily and passing
+/// unnoticed. Best effort: without the cap, panics are still caught.
+pub fn cap_address_space(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit only reads the struct, which outlives the call.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_AS, &limit);
+    }
+}
