@@ -25,7 +25,7 @@ type Source<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + Send + 'a>;
 /// Merged batches of a set of runs, in key order (ties: earlier run first).
 ///
 /// What it holds is reserved before it is allocated, from the runs' widest batches
-/// ([`ExternalSort::merge_cost`]): per run, its current batch and keys, and the
+/// (`ExternalSort::merge_cost`): per run, its current batch and keys, and the
 /// output, which is at most the batches its rows come from.
 pub struct MergeStream<'a> {
     sort: &'a ExternalSort,
@@ -44,7 +44,7 @@ pub struct MergeStream<'a> {
 impl<'a> MergeStream<'a> {
     /// # Errors
     /// [`Error::MemoryLimit`](crate::error::Error::MemoryLimit) when the pool has no
-    /// room for the merge ([`ExternalSort::merge_cost`]), before anything is read;
+    /// room for the merge (`ExternalSort::merge_cost`), before anything is read;
     /// read errors of the runs.
     pub(super) fn new(
         sort: &'a ExternalSort,

@@ -41,7 +41,7 @@ const SORT_BYTES_PER_ROW: u64 = 40;
 const MERGE_BYTES_PER_ROW: u64 = 24;
 
 /// Runs a merge should read at once at least, when batches are sized from the budget
-/// ([`ExternalSort::budget_batch_rows`]): fewer would take many passes.
+/// (`ExternalSort::budget_batch_rows`): fewer would take many passes.
 const MIN_FAN_IN: u64 = 8;
 
 /// Input batches a run should hold at least, when read batches are sized from the
@@ -208,7 +208,7 @@ impl ExternalSort {
     }
 
     /// Writes runs and merged output in batches of at most `rows` rows, and fewer
-    /// when the budget asks for it ([`ExternalSort::budget_batch_rows`]).
+    /// when the budget asks for it (`ExternalSort::budget_batch_rows`).
     pub fn with_batch_rows(mut self, rows: usize) -> Self {
         self.batch_rows = rows.min(self.budget_batch_rows()).clamp(1, RUN_BATCH_ROWS);
         self
@@ -245,7 +245,7 @@ impl ExternalSort {
         (data, keys)
     }
 
-    /// Rows per batch to read, so that a run holds [`MIN_RUN_BATCHES`] at least:
+    /// Rows per batch to read, so that a run holds `MIN_RUN_BATCHES` at least:
     /// each with its sorted copy, keys and order, and the next batch's room.
     pub fn read_batch_rows(&self) -> usize {
         let (data, keys) = self.row_guess();
@@ -254,7 +254,7 @@ impl ExternalSort {
     }
 
     /// Rows per batch of a run and of merged output, so that [`MIN_FAN_IN`] runs
-    /// merge within the merge budget ([`ExternalSort::merge_cost`]: about two of a
+    /// merge within the merge budget (`ExternalSort::merge_cost`: about two of a
     /// run's batches each).
     fn budget_batch_rows(&self) -> usize {
         let (data, keys) = self.row_guess();
@@ -328,7 +328,7 @@ impl ExternalSort {
     /// and it all fits one run, else spilled.
     ///
     /// Everything a run holds is reserved before it is allocated, within `run_bytes`:
-    /// the batches with what sorting them takes ([`ExternalSort::sort_bytes`]), and
+    /// the batches with what sorting them takes (`ExternalSort::sort_bytes`), and
     /// room for the next batch, which the reader decodes before the sort sees it. A
     /// refusal of the pool spills the run sooner; it is an error only when there is
     /// nothing left to spill.
@@ -540,7 +540,7 @@ impl ExternalSort {
             + MERGE_BYTES_PER_ROW * self.batch_rows as u64
     }
 
-    /// Bytes one merge of `runs` holds ([`ExternalSort::merge_cost`]).
+    /// Bytes one merge of `runs` holds (`ExternalSort::merge_cost`).
     pub fn merge_bytes(&self, runs: &[Run]) -> u64 {
         self.merge_cost(runs)
     }
