@@ -79,11 +79,11 @@ pub(super) fn infer_schema(
         sample.resize((have + take) as usize, 0);
         file.read_exact_at(&mut sample[have as usize..], data_start + have)
             .at(path)?;
-        let mut i = have as usize;
-        while let Some(p) = scanner.next_terminator(&sample, i, data_start) {
-            last_end = p + 1;
-            i = p + 1;
-            breaks += 1;
+        let (found, end, _) =
+            scanner.scan_rows(&sample, have as usize, data_start, usize::MAX, usize::MAX);
+        if found > 0 {
+            last_end = end;
+            breaks += found;
         }
         let all_read = sample.len() as u64 == rest;
         if all_read || breaks > rows || sample.len() as u64 >= SAMPLE_BYTES {

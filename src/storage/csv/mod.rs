@@ -80,6 +80,9 @@ pub struct CsvSource {
     projection: Vec<usize>,
     schema: SchemaRef,
     ranges: Vec<(u64, u64)>,
+    /// Whether splitting followed the quotes of the whole file (so every quoted
+    /// field closes, and partition readers need not check it again).
+    quotes_checked: bool,
     budget: BatchBudget,
 }
 
@@ -163,6 +166,7 @@ impl CsvSource {
             text_schema,
             projection,
             schema,
+            quotes_checked: split::quotes_checked(header.data_start, len, options.blocksize),
             ranges,
             budget,
         })
@@ -251,6 +255,55 @@ mod tests {
             rows += batch.num_rows();
         }
         assert_eq!(rows, 5001);
+    }
+
+    #[test]
+    fn long_rows_cut_by_bytes_read_the_same_in_one_range_or_many() {
+        use arrow::array::{Array, Int64Array, StringArray};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("long_rows.csv");
+        // Rows of 1 to 6 KB with quoted commas, quotes and line breaks, CRLF and LF
+        // endings: the byte budget (256 KB) cuts batches mid-stream, at row ends
+        // the reader must find itself.
+        let mut text = String::from("id,text\r\n");
+        let mut expected = Vec::new();
+        for i in 0..2000i64 {
+            let body = format!("r{i},\"q\"\"\n").repeat(1 + (i as usize * 7) % 6 * 100);
+            expected.push(body.clone());
+            let quoted = body.replace('"', "\"\"");
+            let end = if i % 3 == 0 { "\r\n" } else { "\n" };
+            text.push_str(&format!("{i},\"{quoted}\"{end}"));
+        }
+        std::fs::write(&p, &text).unwrap();
+        for blocksize in [u64::MAX, 1 << 20, 300 << 10] {
+            let mut options = FrameReadOptions::default().with_blocksize(blocksize);
+            options.batch_rows = 1024;
+            let source = CsvSource::open(&p, &options).unwrap();
+            assert_eq!(source.quotes_checked, blocksize != u64::MAX);
+            let (mut ids, mut texts) = (Vec::new(), Vec::new());
+            for part in 0..source.num_partitions() {
+                for batch in source.read_partition(part).unwrap() {
+                    let batch = batch.unwrap();
+                    let id = batch
+                        .column(0)
+                        .as_any()
+                        .downcast_ref::<Int64Array>()
+                        .unwrap();
+                    let t = batch
+                        .column(1)
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .unwrap();
+                    // At most the byte budget plus the row that crosses it.
+                    let bytes: usize = (0..t.len()).map(|k| t.value(k).len()).sum();
+                    assert!(bytes <= source.budget.bytes + (8 << 10), "{bytes}");
+                    ids.extend(id.iter().map(Option::unwrap));
+                    texts.extend((0..t.len()).map(|k| t.value(k).to_string()));
+                }
+            }
+            assert_eq!(ids, (0..2000).collect::<Vec<_>>(), "blocksize {blocksize}");
+            assert_eq!(texts, expected, "blocksize {blocksize}");
+        }
     }
 
     #[test]

@@ -1,10 +1,18 @@
 //! Reading CSV partitions in batches bounded by rows and by bytes.
 //!
-//! The reader follows the quote state itself ([`super::scan`]) and hands Arrow's
-//! decoder whole rows only, cut where a batch reaches its byte or row budget (see
-//! [`super::BatchBudget`]). So a batch never holds more than its budget whatever the
+//! Batches end at row ends, where a batch reaches its row or byte budget (see
+//! [`super::BatchBudget`]), so a batch never holds more than its budget whatever the
 //! row width, a row is never split between batches, and a quote that is never closed
 //! is seen for what it is instead of swallowing the rest of the range into one field.
+//!
+//! Two ways to find those row ends. The fast one lets Arrow's decoder find them (it
+//! stops at its batch size, at a row end, and it splits rows anyway) while the
+//! reader follows only the quotes ([`super::scan`]), which is cheap: to know whether
+//! the range ends inside a quoted field, and, when a batch reaches its byte budget,
+//! to find where the row in progress ends. The careful one finds every row end
+//! itself and hands the decoder whole batches of rows; the reader switches to it,
+//! from the start of the batch at hand, as soon as the fast one fails, so that the
+//! slow decoding below sees exactly that batch's rows.
 //!
 //! Decoding has a fast path (Arrow's decoder straight into the column types) and,
 //! when it fails, a slow one for the same bytes: every column decoded as text, then
@@ -49,7 +57,7 @@ pub(super) struct PartitionReader<'a> {
     pending: Vec<u8>,
     filled: usize,
     pending_at: u64,
-    /// How much of `pending` the scanner has passed.
+    /// Careful mode: how much of `pending` the scanner has passed.
     scanned: usize,
     /// End of the last whole row in `pending`, and how many rows end before it (an
     /// upper bound: blank lines count too).
@@ -63,7 +71,26 @@ pub(super) struct PartitionReader<'a> {
     /// every time. It only ever holds whole rows between batches; `None` after a
     /// failure, which may leave it inside a row.
     fast: Option<Decoder>,
+    /// Fast mode: how much of `pending` the fast decoder (and the scanner, quotes
+    /// only) has consumed.
+    fed: usize,
+    /// Whether the careful mode has taken over for the rest of the range.
+    careful: bool,
+    /// Fast mode: whether the scanner follows every byte fed. Not needed when the
+    /// splitter has already followed the quotes of the whole file (it refuses a
+    /// quote that never closes): then the scanner is brought to `fed` only when a
+    /// batch must be cut at a row end, and `synced` says whether it stands there.
+    track: bool,
+    synced: bool,
     done: bool,
+}
+
+/// What the fast mode did.
+enum Fast {
+    Batch(RecordBatch),
+    End,
+    /// It failed in the batch at hand: the careful mode takes it from its start.
+    Fallback,
 }
 
 impl<'a> PartitionReader<'a> {
@@ -83,11 +110,164 @@ impl<'a> PartitionReader<'a> {
             scanner: RowScanner::new(source.options.delimiter, b'"'),
             checked_open: None,
             fast: None,
+            fed: 0,
+            careful: false,
+            track: !source.quotes_checked,
+            synced: true,
             done: false,
         })
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if !self.careful {
+            match self.next_fast()? {
+                Fast::Batch(batch) => return Ok(Some(batch)),
+                Fast::End => return Ok(None),
+                Fast::Fallback => {
+                    // `pending` starts at the batch's first row: start over from
+                    // there, in careful mode.
+                    self.careful = true;
+                    self.fast = None;
+                    self.scanner = RowScanner::new(self.source.options.delimiter, b'"');
+                    self.checked_open = None;
+                    self.scanned = 0;
+                    self.rows = 0;
+                    self.rows_end = 0;
+                }
+            }
+        }
+        self.next_careful()
+    }
+
+    /// The next batch in fast mode: the decoder finds the rows.
+    fn next_fast(&mut self) -> Result<Fast> {
+        let budget = self.source.budget;
+        loop {
+            if self.fed < self.filled {
+                let decoder = self
+                    .fast
+                    .get_or_insert_with(|| new_decoder(self.source, &self.source.decode_schema));
+                // Past the byte budget, feed only up to the end of the row in
+                // progress, found by the scanner (which stands at `fed`).
+                let cut = self.fed >= budget.bytes;
+                if cut && !self.synced {
+                    // `pending` starts at a row start.
+                    self.scanner = RowScanner::new(self.source.options.delimiter, b'"');
+                    self.scanner
+                        .advance(&self.pending[..self.fed], 0, self.pending_at);
+                    self.synced = true;
+                }
+                let row_end = if cut {
+                    self.scanner.next_terminator(
+                        &self.pending[..self.filled],
+                        self.fed,
+                        self.pending_at,
+                    )
+                } else {
+                    None
+                };
+                // Below the budget, feed no further than it; past it, to the row end.
+                let upto = match row_end {
+                    Some(p) => p + 1,
+                    None if cut => self.filled,
+                    None => self.filled.min(budget.bytes),
+                };
+                let Ok(n) = decoder.decode(&self.pending[self.fed..upto]) else {
+                    return Ok(Fast::Fallback);
+                };
+                if n == 0 && decoder.capacity() > 0 {
+                    // No progress with room left: never loop on it.
+                    return Ok(Fast::Fallback);
+                }
+                if !cut && self.track {
+                    self.scanner
+                        .advance(&self.pending[..self.fed + n], self.fed, self.pending_at);
+                } else if !cut {
+                    self.synced = false;
+                } else if n != upto - self.fed {
+                    // The scanner and the decoder disagree on a row end: let the
+                    // careful mode decide.
+                    return Ok(Fast::Fallback);
+                }
+                self.fed += n;
+                if decoder.capacity() == 0 || row_end.is_some() {
+                    match self.emit_fast(false) {
+                        Some(Some(batch)) => return Ok(Fast::Batch(batch)),
+                        Some(None) => {}
+                        None => return Ok(Fast::Fallback),
+                    }
+                }
+                continue;
+            }
+            if self.pos >= self.range.1 {
+                if self.track && self.scanner.state == State::Quoted {
+                    return Err(scan::unterminated(&self.source.path, self.scanner.open_at));
+                }
+                if self.filled == 0 {
+                    return Ok(Fast::End);
+                }
+                // The rest, maybe with a last row that has no line break.
+                return Ok(match self.emit_fast(true) {
+                    Some(Some(batch)) => Fast::Batch(batch),
+                    Some(None) => Fast::End,
+                    None => Fast::Fallback,
+                });
+            }
+            if self.track
+                && self.scanner.state == State::Quoted
+                && self.filled > LOOKAHEAD_AFTER
+                && self.checked_open != self.scanner.open_at
+            {
+                self.check_quote_closes()?;
+            }
+            self.read_more()?;
+        }
+    }
+
+    /// Flushes the fast decoder, which holds the rows of `pending[..fed]`, and
+    /// drops those bytes: the batch, if any rows; `None` when decoding failed (the
+    /// bytes are kept for the careful mode).
+    fn emit_fast(&mut self, end_of_input: bool) -> Option<Option<RecordBatch>> {
+        let decoder = self
+            .fast
+            .get_or_insert_with(|| new_decoder(self.source, &self.source.decode_schema));
+        let flushed = if end_of_input {
+            decoder.decode(&[]).and_then(|_| decoder.flush())
+        } else {
+            decoder.flush()
+        };
+        if end_of_input {
+            // Told the input ended, the decoder reads nothing more.
+            self.fast = None;
+        }
+        let batch = match flushed.ok()? {
+            Some(b) => Some(to_schema(self.source, &b)?),
+            None => None,
+        };
+        let end = self.fed;
+        self.pending.copy_within(end..self.filled, 0);
+        self.filled -= end;
+        self.pending_at += end as u64;
+        self.fed = 0;
+        Some(batch)
+    }
+
+    fn read_more(&mut self) -> Result<()> {
+        let n = (self.range.1 - self.pos).min(READ) as usize;
+        let old = self.filled;
+        if self.pending.len() < old + n {
+            self.pending.resize(old + n, 0);
+        }
+        self.file
+            .read_exact_at(&mut self.pending[old..old + n], self.pos)
+            .at(&self.source.path)?;
+        self.filled += n;
+        self.pos += n as u64;
+        Ok(())
+    }
+
+    /// The next batch in careful mode: the scanner finds the rows.
+    fn next_careful(&mut self) -> Result<Option<RecordBatch>> {
         let budget = self.source.budget;
         loop {
             if self.rows < budget.rows && self.rows_end < budget.bytes && self.scanned < self.filled
@@ -128,16 +308,7 @@ impl<'a> PartitionReader<'a> {
             {
                 self.check_quote_closes()?;
             }
-            let n = (self.range.1 - self.pos).min(READ) as usize;
-            let old = self.filled;
-            if self.pending.len() < old + n {
-                self.pending.resize(old + n, 0);
-            }
-            self.file
-                .read_exact_at(&mut self.pending[old..old + n], self.pos)
-                .at(&self.source.path)?;
-            self.filled += n;
-            self.pos += n as u64;
+            self.read_more()?;
         }
     }
 
@@ -216,22 +387,25 @@ fn decode(
     let Some(batch) = decoded else {
         return Ok(None);
     };
+    match to_schema(source, &batch) {
+        Some(batch) => Ok(Some(batch)),
+        None => Err(located(&"a value does not parse as its column's type")),
+    }
+}
+
+/// `batch` with its text columns parsed into the source's types by
+/// [`infer::convert`]; `None` when a value does not parse.
+fn to_schema(source: &CsvSource, batch: &RecordBatch) -> Option<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (column, field) in batch.columns().iter().zip(source.schema.fields()) {
         if column.data_type() == field.data_type() {
             columns.push(column.clone());
             continue;
         }
-        let converted = column
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .and_then(|text| infer::convert(text, field.data_type()));
-        match converted {
-            Some(c) => columns.push(c),
-            None => return Err(located(&"a value does not parse as its column's type")),
-        }
+        let text = column.as_any().downcast_ref::<StringArray>()?;
+        columns.push(infer::convert(text, field.data_type())?);
     }
-    Ok(Some(RecordBatch::try_new(source.schema.clone(), columns)?))
+    RecordBatch::try_new(source.schema.clone(), columns).ok()
 }
 
 /// Arrow's decoder for rows of `schema` (all columns), projected.

@@ -23,6 +23,8 @@ use super::scan::{self, RowScanner, State};
 use crate::error::{Error, IoResultExt, Result};
 
 const SCAN: usize = 1 << 20;
+/// Bytes scanned between two attempts to merge runs.
+const MERGE_STEP: usize = 4 << 10;
 
 /// What scanning one block does, for each state it may start in (indexed by
 /// [`State::index`]).
@@ -54,10 +56,10 @@ pub fn split_ranges(
     if data_start >= len {
         return Ok(Vec::new());
     }
-    let blocksize = blocksize.max(1);
-    if len - data_start <= blocksize {
+    if !quotes_checked(data_start, len, blocksize) {
         return Ok(vec![(data_start, len)]);
     }
+    let blocksize = blocksize.max(1);
     let blocks: Vec<(u64, u64)> = (0..(len - data_start).div_ceil(blocksize))
         .map(|k| {
             let s = data_start + k * blocksize;
@@ -96,6 +98,13 @@ pub fn split_ranges(
     Ok(ranges)
 }
 
+/// Whether [`split_ranges`] follows the quotes of the whole data (and so refuses a
+/// quote that never closes) for these arguments: when it cuts the data into more
+/// than one block.
+pub(super) fn quotes_checked(data_start: u64, len: u64, blocksize: u64) -> bool {
+    data_start < len && len - data_start > blocksize.max(1)
+}
+
 /// Scans `[start, end)` once, following a run per distinct state.
 fn summarize(
     file: &File,
@@ -119,43 +128,54 @@ fn summarize(
     while pos < end {
         let n = ((end - pos) as usize).min(SCAN);
         file.read_exact_at(&mut buf[..n], pos)?;
-        for (scanner, entries) in &mut runs {
-            let mut from = 0;
-            // Look for row terminators until every start state of this run has its
-            // first one; after that only quotes matter.
-            while entries
-                .iter()
-                .any(|&e| summary.first_terminator[e].is_none())
-            {
-                match scanner.next_terminator(&buf[..n], from, pos) {
-                    Some(p) => {
-                        for &e in entries.iter() {
-                            summary.first_terminator[e].get_or_insert(pos + p as u64);
+        // Runs usually agree within a few bytes: while there are several, go a
+        // short step at a time so they merge early; then the rest in one go.
+        let mut lo = 0;
+        while lo < n {
+            let hi = if runs.len() > 1 {
+                (lo + MERGE_STEP).min(n)
+            } else {
+                n
+            };
+            for (scanner, entries) in &mut runs {
+                let mut from = lo;
+                // Look for row terminators until every start state of this run has
+                // its first one; after that only quotes matter.
+                while entries
+                    .iter()
+                    .any(|&e| summary.first_terminator[e].is_none())
+                {
+                    match scanner.next_terminator(&buf[..hi], from, pos) {
+                        Some(p) => {
+                            for &e in entries.iter() {
+                                summary.first_terminator[e].get_or_insert(pos + p as u64);
+                            }
+                            from = p + 1;
                         }
-                        from = p + 1;
+                        None => {
+                            from = hi;
+                            break;
+                        }
                     }
-                    None => {
-                        from = n;
-                        break;
+                }
+                scanner.advance(&buf[..hi], from, pos);
+                if let Some(open) = scanner.open_at.take() {
+                    for &e in entries.iter() {
+                        summary.last_open[e] = Some(open);
                     }
                 }
             }
-            scanner.advance(&buf[..n], from, pos);
-            if let Some(open) = scanner.open_at.take() {
-                for &e in entries.iter() {
-                    summary.last_open[e] = Some(open);
+            // Runs in the same state behave alike from here on: merge them.
+            let mut merged: Vec<(RowScanner, Vec<usize>)> = Vec::with_capacity(runs.len());
+            for (scanner, entries) in runs {
+                match merged.iter_mut().find(|(m, _)| m.state == scanner.state) {
+                    Some((_, into)) => into.extend(entries),
+                    None => merged.push((scanner, entries)),
                 }
             }
+            runs = merged;
+            lo = hi;
         }
-        // Runs in the same state behave alike from here on: merge them.
-        let mut merged: Vec<(RowScanner, Vec<usize>)> = Vec::with_capacity(runs.len());
-        for (scanner, entries) in runs {
-            match merged.iter_mut().find(|(m, _)| m.state == scanner.state) {
-                Some((_, into)) => into.extend(entries),
-                None => merged.push((scanner, entries)),
-            }
-        }
-        runs = merged;
         pos += n as u64;
     }
     for (scanner, entries) in &runs {
