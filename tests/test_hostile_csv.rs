@@ -463,3 +463,76 @@ fn head_from_names_the_format_of_a_source_without_an_extension() {
     assert!(!stderr(&out).contains("panicked"));
     assert_only(d, &["table.out"]);
 }
+
+#[test]
+fn bytes_that_are_not_utf8_are_named_by_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Latin-1 "café" in a text column: early (in the sample) and late (past it,
+    // across many small partitions).
+    let mut late = b"a,b\n".to_vec();
+    for i in 0..5000 {
+        late.extend_from_slice(format!("{i},x\n").as_bytes());
+    }
+    late.extend_from_slice(b"5000,caf\xe9\n");
+    let cases: [(&str, Vec<u8>, &str); 2] = [
+        (
+            "early.csv",
+            b"a,b\n1,ok\n2,caf\xe9\n3,ok\n".to_vec(),
+            "line 3,",
+        ),
+        ("late.csv", late, "line 5002,"),
+    ];
+    for (name, bytes, line) in cases {
+        let src = write(d, name, bytes);
+        for blocksize in ["64MiB", "1KiB"] {
+            let out = run(&[
+                &"convert",
+                &src,
+                &d.join("out.parquet"),
+                &"--blocksize",
+                &blocksize,
+            ]);
+            assert_refused(
+                &out,
+                &[name, line, "column \"b\"", "caf", "not UTF-8", "iconv"],
+            );
+            assert!(!stderr(&out).contains("Csv error"), "{}", stderr(&out));
+        }
+        assert_refused(&run(&[&"info", &src]), &[name, line, "not UTF-8"]);
+    }
+    assert_only(d, &["early.csv", "late.csv"]);
+}
+
+#[test]
+fn timestamp_digits_finer_than_the_unit_are_never_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Nanoseconds in the sample: the column holds nanoseconds, exactly.
+    let src = write(
+        d,
+        "ns.csv",
+        "t\n2024-02-28T10:00:00.5\n2024-02-28T10:00:00.123456789\n",
+    );
+    let out = d.join("ns.parquet");
+    let run_out = run(&[&"convert", &src, &out]);
+    assert_eq!(run_out.status.code(), Some(0), "{}", stderr(&run_out));
+    let got = python_eval(&format!(
+        "import pyarrow.parquet as pq\n\
+         t = pq.read_table({out:?})\n\
+         print(t.schema.field('t').type, t.column('t').cast('int64').to_pylist()[1])"
+    ));
+    assert_eq!(got.trim(), "timestamp[ns] 1709114400123456789");
+    // Past the sample, in a microsecond column: refused, naming the value.
+    let mut text = String::from("t\n");
+    for _ in 0..2000 {
+        text.push_str("2024-02-28T10:00:00.5\n");
+    }
+    text.push_str("2024-02-28T10:00:00.123456789\n");
+    let src = write(d, "late_ns.csv", text);
+    assert_refused(
+        &run(&[&"convert", &src, &d.join("late.parquet")]),
+        &["late_ns.csv", "line 2002", "123456789", "--dtype t="],
+    );
+    assert_only(d, &["late_ns.csv", "ns.csv", "ns.parquet"]);
+}

@@ -54,6 +54,20 @@ fn find_first_bad_record(source: &CsvSource, range: (u64, u64)) -> Result<Option
             }));
         }
         for (field, value) in fields.iter().zip(record.iter()) {
+            if std::str::from_utf8(value).is_err() {
+                // Every column is read as UTF-8 text first: bytes that are not
+                // UTF-8 (a Latin-1 file, say) fail whatever the column's type.
+                return Ok(Some(Error::CsvValue {
+                    path: path.clone(),
+                    line,
+                    column: field.name().clone(),
+                    value: String::from_utf8_lossy(value).into_owned(),
+                    expected: super::type_name(field.data_type()),
+                    hint: "; its bytes are not UTF-8, which blockwise reads CSV as: re-encode \
+                           the file (for example `iconv -f LATIN1 -t UTF-8`)"
+                        .into(),
+                }));
+            }
             let text = String::from_utf8_lossy(value);
             if !text.is_empty() && !infer::accepts(field.data_type(), &text) {
                 let forced = source.options.dtypes.iter().any(|(n, _)| n == field.name());

@@ -39,13 +39,16 @@ use crate::error::{Error, IoResultExt, Result};
 /// Most bytes of data read to infer types.
 pub(super) const SAMPLE_BYTES: u64 = 16 << 20;
 
-/// The candidate types, narrowest first.
-const CANDIDATES: [DataType; 5] = [
+/// The candidate types, narrowest first. Timestamps are microseconds (years 1 to
+/// 9999, as pandas and DuckDB mostly need) unless a value has digits past the
+/// microsecond: then nanoseconds, which hold them (years 1677 to 2262), or text.
+const CANDIDATES: [DataType; 6] = [
     DataType::Boolean,
     DataType::Int64,
     DataType::Float64,
     DataType::Date32,
     DataType::Timestamp(TimeUnit::Microsecond, None),
+    DataType::Timestamp(TimeUnit::Nanosecond, None),
 ];
 
 /// Infers the types of `names.len()` columns from the first `rows` records at or
@@ -183,7 +186,9 @@ pub(super) fn accepts(dtype: &DataType, text: &str) -> bool {
 /// parsing to [`convert`]: it would accept more than [`accepts`] does (dates with
 /// times, single-digit months), so text it took could never have been inferred.
 pub(super) fn decoded_as_text(dtype: &DataType) -> bool {
-    matches!(dtype, DataType::Date32)
+    // Arrow's timestamp parser also drops digits finer than the unit without a
+    // word (nanoseconds into a microsecond column): `timestamp` refuses them.
+    matches!(dtype, DataType::Date32 | DataType::Timestamp(..))
 }
 
 /// Parses a text column into `dtype` by [`accepts`]' rules; empty text is null.
@@ -276,10 +281,20 @@ fn parse_date(s: &str) -> Option<i32> {
 }
 
 /// A timestamp (or a date, read as its midnight) in `unit`, interpreted in `tz`
-/// (UTC when none) unless it carries its own offset.
+/// (UTC when none) unless it carries its own offset; `None` when it has digits
+/// finer than `unit` (they would be lost) or is out of its range.
 fn timestamp(s: &str, unit: TimeUnit, tz: Option<&str>) -> Option<i64> {
     let zone: Tz = tz.unwrap_or("+00:00").parse().ok()?;
     let t = string_to_datetime(&zone, s).ok()?;
+    let unit_nanos = match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    };
+    if t.timestamp_subsec_nanos() % unit_nanos != 0 {
+        return None;
+    }
     match unit {
         TimeUnit::Second => Some(t.timestamp()),
         TimeUnit::Millisecond => Some(t.timestamp_millis()),
@@ -323,6 +338,14 @@ mod tests {
                 ts.clone(),
             ),
             ("2024-02-28T10:00:00+25:00", DataType::Utf8),
+            (
+                "2024-02-28T10:00:00.5\n2024-02-28T10:00:00.123456789",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+            ),
+            (
+                "0001-01-01T00:00:00\n2024-02-28T10:00:00.123456789",
+                DataType::Utf8,
+            ),
             ("True\nTRUE\nfalse", DataType::Boolean),
             ("true\nt", DataType::Utf8),
             (" 5 \n6", DataType::Int64),

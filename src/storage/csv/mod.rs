@@ -241,8 +241,10 @@ mod tests {
             text.push_str(&format!("{i},y\n"));
         }
         std::fs::write(&p, &text).unwrap();
-        let mut options = FrameReadOptions::default();
-        options.batch_rows = 1024;
+        let options = FrameReadOptions {
+            batch_rows: 1024,
+            ..FrameReadOptions::default()
+        };
         let source = CsvSource::open(&p, &options).unwrap();
         let mut rows = 0;
         for batch in source.read_partition(0).unwrap() {
