@@ -155,7 +155,7 @@ impl JobContext {
     pub fn new(options: &JobOptions, cancel: CancelToken) -> Result<Self> {
         options.thresholds.validate()?;
         let pool = MemoryPool::new(options.memory_limit);
-        crate::memory::bound_allocator_retention(options.threads);
+        crate::memory::bound_allocator_retention(options.threads, options.memory_limit);
         let quota = match options.spill_quota {
             Some(q) => Some(q),
             None => spill_quota_from_env()?,
