@@ -13,20 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{blockwise, entries, stderr};
+use common::{convert, entries, stderr};
 
 /// A small numeric CSV at `dir/name`.
 fn small_csv(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, "a,b\n1,2\n3,4\n5,6\n").unwrap();
     path
-}
-
-/// Runs `blockwise convert SRC DST EXTRA...`.
-fn convert(src: &Path, dst: &Path, extra: &[&str]) -> Output {
-    let mut args: Vec<std::ffi::OsString> = vec!["convert".into(), src.into(), dst.into()];
-    args.extend(extra.iter().map(Into::into));
-    blockwise(args)
 }
 
 /// Asserts a clean refusal: exit 2, every fact in the message, no panic, and no

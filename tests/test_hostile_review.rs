@@ -14,18 +14,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{blockwise, entries, python_eval, stderr};
+use common::{blockwise, convert, entries, python_eval, stderr};
 
 fn small_csv(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, "a,b\n1,x\n3,y\n5,z\n").unwrap();
     path
-}
-
-fn convert(src: &Path, dst: &Path, extra: &[&str]) -> Output {
-    let mut args: Vec<std::ffi::OsString> = vec!["convert".into(), src.into(), dst.into()];
-    args.extend(extra.iter().map(Into::into));
-    blockwise(args)
 }
 
 /// Exit 2, every fact in stderr, no panic, no debug formatting, no temporary left.

@@ -111,11 +111,21 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Runs `blockwise convert SRC DST EXTRA...` and asserts it succeeded.
-pub fn convert_ok(src: &Path, dst: &Path, extra: &[&str]) -> Output {
+/// The arguments of `blockwise convert SRC DST EXTRA...`.
+fn convert_args(src: &Path, dst: &Path, extra: &[&str]) -> Vec<std::ffi::OsString> {
     let mut args: Vec<std::ffi::OsString> = vec!["convert".into(), src.into(), dst.into()];
     args.extend(extra.iter().map(Into::into));
-    blockwise_ok(args)
+    args
+}
+
+/// Runs `blockwise convert SRC DST EXTRA...`, whatever its outcome.
+pub fn convert(src: &Path, dst: &Path, extra: &[&str]) -> Output {
+    blockwise(convert_args(src, dst, extra))
+}
+
+/// Runs `blockwise convert SRC DST EXTRA...` and asserts it succeeded.
+pub fn convert_ok(src: &Path, dst: &Path, extra: &[&str]) -> Output {
+    blockwise_ok(convert_args(src, dst, extra))
 }
 
 /// Flags that turn the RSS thresholds off: a test process's own few MB of RSS dwarf
