@@ -334,6 +334,45 @@ pub enum Error {
         format: &'static str,
     },
 
+    /// A plan names an operation, or a version of one, that this blockwise does not
+    /// have.
+    #[error(
+        "task {task}: unknown operation {name:?} version {version}{}",
+        if known.is_empty() {
+            "; this blockwise has no operation of that name".to_string()
+        } else {
+            format!("; this blockwise runs versions {known:?} of it")
+        }
+    )]
+    UnknownOperation {
+        /// The task naming it.
+        task: u32,
+        /// The operation's name.
+        name: String,
+        /// The version asked for.
+        version: u32,
+        /// The versions this build has.
+        known: Vec<u32>,
+    },
+
+    /// A plan that is not valid: JSON that is not a plan, a dangling reference, a
+    /// cycle, parameters that do not fit their operation.
+    #[error("not a valid blockwise plan: {reason}")]
+    BadPlan {
+        /// What is wrong, and where.
+        reason: String,
+    },
+
+    /// A task's input is not in the data store: the task that makes it has not run
+    /// (or its output was lost).
+    #[error("{key} is not in the data store at {dir}; run the task that makes it first")]
+    MissingEntry {
+        /// The reference, as the plan spells it.
+        key: String,
+        /// The store's directory.
+        dir: PathBuf,
+    },
+
     /// Any other I/O error, with the path it happened on.
     #[error("{path}: {source}")]
     Io {
@@ -434,6 +473,8 @@ impl Error {
             Error::NameTooLong { .. } => 2,
             Error::ZarrGroup { .. } => 2,
             Error::TrailingSlash { .. } => 2,
+            Error::UnknownOperation { .. } | Error::BadPlan { .. } => 2,
+            Error::MissingEntry { .. } => 1,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
         }
     }

@@ -247,6 +247,7 @@ fn build_plan(
         path: src.display().to_string(),
         format: "array".into(),
         role: DatasetRole::Input,
+        meta: serde_json::Value::Null,
     });
     for (k, stage) in stages.iter().enumerate() {
         let (id, path, role) = match &stage.path {
@@ -266,6 +267,7 @@ fn build_plan(
             path,
             format: "zarr".into(),
             role,
+            meta: serde_json::Value::Null,
         });
     }
     let mut work = Vec::new();

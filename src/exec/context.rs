@@ -47,7 +47,10 @@ impl Observer for JobStats {
             Event::TaskFinished(_) => JobStats::add(&self.tasks, 1),
             Event::BytesRead(n) => JobStats::add(&self.read_bytes, *n),
             Event::BytesWritten(n) => JobStats::add(&self.written_bytes, *n),
-            Event::TaskStarted(_) | Event::BytesSpilled(_) | Event::Warning(_) => {}
+            Event::TaskStarted(_)
+            | Event::TaskSkipped(_)
+            | Event::BytesSpilled(_)
+            | Event::Warning(_) => {}
         }
     }
 }

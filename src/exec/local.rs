@@ -21,6 +21,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::CancelToken;
+use crate::memory::{Admission, MemoryGate};
+use crate::plan::{Event, Observer};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Task, TaskId, TaskKind};
 
@@ -41,48 +43,6 @@ pub fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
         .map_err(|e| Error::Internal(format!("cannot start {threads} threads: {e}")))
 }
 
-/// Something that happened while a plan ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A task started.
-    TaskStarted(TaskId),
-    /// A task finished successfully.
-    TaskFinished(TaskId),
-    /// A task read this many bytes of input.
-    BytesRead(u64),
-    /// A task wrote this many bytes of output.
-    BytesWritten(u64),
-    /// This many bytes were spilled to disk.
-    BytesSpilled(u64),
-    /// Something the user should know that does not stop the job (e.g. an output of
-    /// more than a million chunk files); front ends print it.
-    Warning(String),
-}
-
-/// Receives events as they happen (the progress bar, `--stats`, tests).
-pub trait Observer: Send + Sync {
-    /// Called from whichever thread the event happened on.
-    fn on_event(&self, event: &Event);
-}
-
-/// What the memory monitor says at a task boundary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// New tasks may start.
-    Run,
-    /// No new task may start while others are running.
-    Pause,
-}
-
-/// The executor's view of the memory monitor: asked at every task boundary.
-pub trait MemoryGate: Send + Sync {
-    /// Whether new tasks may start; an error (terminate) stops the job.
-    ///
-    /// # Errors
-    /// When the job must stop to keep the process alive.
-    fn admit(&self) -> Result<Admission>;
-}
-
 /// What a running task may use: the cancel token, and a way to report bytes.
 pub struct TaskContext<'a> {
     /// Checked by long tasks at chunk boundaries.
@@ -90,7 +50,12 @@ pub struct TaskContext<'a> {
     observers: &'a [Arc<dyn Observer>],
 }
 
-impl TaskContext<'_> {
+impl<'a> TaskContext<'a> {
+    /// The observers events go to.
+    pub fn observers(&self) -> &'a [Arc<dyn Observer>] {
+        self.observers
+    }
+
     /// Reports an event to the observers.
     pub fn emit(&self, event: Event) {
         for o in self.observers {
@@ -106,6 +71,8 @@ pub struct RunReport {
     pub tasks: u64,
     /// Milliseconds during which the memory gate held new tasks back.
     pub paused_ms: u64,
+    /// Tasks not run because their outputs were already published.
+    pub skipped: u64,
 }
 
 /// Runs plans on a rayon thread pool.
@@ -150,6 +117,11 @@ impl LocalExecutor {
             gate: None,
             observers: Vec::new(),
         }
+    }
+
+    /// Threads of the executor's pool.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
     }
 
     /// Asks `gate` at every task boundary whether tasks may start.
@@ -334,6 +306,7 @@ impl LocalExecutor {
         Ok(RunReport {
             tasks: s.done as u64,
             paused_ms: s.paused.as_millis() as u64,
+            skipped: 0,
         })
     }
 

@@ -2,14 +2,19 @@
 //! cancellation, progress and statistics. Every conversion, sort and rechunk is a
 //! plan run here.
 
-mod cancel;
 mod context;
 mod local;
 mod progress;
+mod run;
+mod store;
 
-pub use cancel::{interrupted, CancelToken};
+pub use crate::sys::{interrupted, CancelToken};
 pub use context::{JobContext, JobOptions, JobStats};
 pub use local::{
-    thread_pool, Admission, Event, LocalExecutor, MemoryGate, Observer, RunReport, TaskContext,
+    thread_pool, LocalExecutor, RunReport, TaskContext,
 };
 pub use progress::Progress;
+pub use crate::memory::{Admission, MemoryGate};
+pub use crate::plan::{Event, Observer};
+pub use store::{DirStore, MemoryStore};
+pub use run::{needed_tasks, Environment, SharedStore};

@@ -4,12 +4,14 @@
 
 mod allocator;
 mod disk;
+mod gate;
 mod monitor;
 mod pool;
 mod rss;
 pub mod spill;
 
 pub use allocator::bound_allocator_retention;
+pub use gate::{Admission, MemoryGate};
 pub use disk::{reclaim_stale_spill_dirs, remove_all_spill_dirs, DiskCharge, DiskManager};
 pub use monitor::{parse_threshold, MemoryMonitor, RssSource, Thresholds};
 pub use pool::{human_bytes, MemoryPool, Reservation};

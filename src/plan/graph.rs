@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::task::{Task, TaskId};
 use crate::error::{Error, Result};
 
-/// The version of the plan format this build writes and reads (`formats/plan-v1.md`).
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+/// The version of the plan format this build writes and reads (`formats/plan-v2.md`).
+/// Version 1 plans passed parts through process memory and cannot be run from their
+/// JSON, so they are refused.
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 /// What a dataset is to the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +35,11 @@ pub struct Dataset {
     pub format: String,
     /// Input, output or intermediate.
     pub role: DatasetRole,
+    /// What a worker needs to open it beyond its path: read options and the
+    /// partition index of a table, shape, dtype, chunks and fill value of an array,
+    /// write options of an output. Each format's operations define it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub meta: serde_json::Value,
 }
 
 impl Dataset {
@@ -48,7 +55,14 @@ impl Dataset {
             path: path.to_string(),
             format: format.into(),
             role,
+            meta: serde_json::Value::Null,
         }
+    }
+
+    /// The same dataset, described by `meta`.
+    pub fn with_meta(mut self, meta: serde_json::Value) -> Self {
+        self.meta = meta;
+        self
     }
 }
 
@@ -57,6 +71,11 @@ impl Dataset {
 pub struct Plan {
     /// Format version; see [`PLAN_FORMAT_VERSION`].
     pub version: u32,
+    /// The directory where the plan's intermediates, completion markers and output
+    /// in progress live: on a file system every worker sees. Removed after success;
+    /// kept after a failure, so that a rerun resumes.
+    #[serde(default)]
+    pub workdir: String,
     /// The datasets the tasks name.
     #[serde(default)]
     pub datasets: Vec<Dataset>,
@@ -68,6 +87,7 @@ impl Default for Plan {
     fn default() -> Self {
         Plan {
             version: PLAN_FORMAT_VERSION,
+            workdir: String::new(),
             datasets: Vec::new(),
             tasks: Vec::new(),
         }
@@ -88,74 +108,135 @@ impl Plan {
         id
     }
 
-    /// Checks ids, dependencies and dataset names, and that the graph has no cycle.
+    /// Checks the version, ids, dependencies and dataset names, and that the graph
+    /// has no cycle.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming the first problem.
+    /// [`Error::BadPlan`] naming the first problem.
     pub fn validate(&self) -> Result<()> {
+        let bad = |reason: String| Err(Error::BadPlan { reason });
         if self.version != PLAN_FORMAT_VERSION {
-            return Err(Error::Usage(format!(
-                "plan format version {} is not supported; this blockwise reads version {PLAN_FORMAT_VERSION}",
+            return bad(format!(
+                "format version {} is not supported; this blockwise reads version \
+                 {PLAN_FORMAT_VERSION} (make the plan again with `blockwise plan`)",
                 self.version
-            )));
+            ));
         }
-        let datasets: HashSet<&str> = self.datasets.iter().map(|d| d.id.as_str()).collect();
+        let mut datasets = HashSet::new();
+        for d in &self.datasets {
+            // Ids name directories of the working directory: nothing that could
+            // leave it.
+            let safe = !d.id.is_empty()
+                && d.id.len() <= 64
+                && d.id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !safe {
+                return bad(format!(
+                    "dataset id {:?} must be 1 to 64 letters, digits, '_' or '-'",
+                    d.id
+                ));
+            }
+            if !datasets.insert(d.id.as_str()) {
+                return bad(format!("dataset id {:?} is listed twice", d.id));
+            }
+        }
         for (i, task) in self.tasks.iter().enumerate() {
             if task.id as usize != i {
-                return Err(Error::Usage(format!(
-                    "plan task at position {i} has id {}",
-                    task.id
-                )));
+                return bad(format!("the task at position {i} has id {}", task.id));
             }
             if let Some(&d) = task.deps.iter().find(|&&d| d as usize >= self.tasks.len()) {
-                return Err(Error::Usage(format!(
-                    "plan task {i} depends on task {d}, which does not exist"
-                )));
+                return bad(format!("task {i} depends on task {d}, which does not exist"));
             }
             for r in task.inputs.iter().chain(std::iter::once(&task.output)) {
-                let name = match r {
-                    super::DataRef::Chunk { dataset, .. }
-                    | super::DataRef::Partition { dataset, .. }
-                    | super::DataRef::Whole { dataset } => dataset,
-                };
-                if !datasets.is_empty() && !datasets.contains(name.as_str()) {
-                    return Err(Error::Usage(format!(
-                        "plan task {i} names dataset {name:?}, which the plan does not list"
-                    )));
+                if !datasets.contains(r.dataset()) {
+                    return bad(format!(
+                        "task {i} names dataset {:?}, which the plan does not list",
+                        r.dataset()
+                    ));
                 }
             }
         }
         self.topological_order().map(|_| ())
     }
 
+    /// The dataset `id`.
+    ///
+    /// # Errors
+    /// [`Error::BadPlan`] when the plan lists none.
+    pub fn dataset(&self, id: &str) -> Result<&Dataset> {
+        self.datasets
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| Error::BadPlan {
+                reason: format!("no dataset {id:?}"),
+            })
+    }
+
     /// Task ids in an order where every task comes after its dependencies.
     ///
     /// # Errors
-    /// [`Error::Usage`] when the graph has a cycle.
+    /// [`Error::BadPlan`] when the graph has a cycle.
     pub fn topological_order(&self) -> Result<Vec<TaskId>> {
+        let waves = self.waves()?;
+        Ok(waves.into_iter().flatten().collect())
+    }
+
+    /// The tasks in waves: every task's dependencies are in earlier waves, and each
+    /// task is in the earliest wave it can be (what a job array or a shell loop runs
+    /// one wave at a time).
+    ///
+    /// # Errors
+    /// [`Error::BadPlan`] when the graph has a cycle.
+    pub fn waves(&self) -> Result<Vec<Vec<TaskId>>> {
         let n = self.tasks.len();
         let mut waiting: Vec<usize> = self.tasks.iter().map(|t| t.deps.len()).collect();
         let dependents = self.dependents();
-        let mut ready: Vec<TaskId> = (0..n as TaskId)
+        let mut wave: Vec<TaskId> = (0..n as TaskId)
             .filter(|&i| waiting[i as usize] == 0)
             .collect();
-        let mut order = Vec::with_capacity(n);
-        while let Some(t) = ready.pop() {
-            order.push(t);
-            for &d in &dependents[t as usize] {
-                waiting[d as usize] -= 1;
-                if waiting[d as usize] == 0 {
-                    ready.push(d);
+        let mut waves = Vec::new();
+        let mut placed = 0;
+        while !wave.is_empty() {
+            placed += wave.len();
+            let mut next = Vec::new();
+            for &t in &wave {
+                for &d in &dependents[t as usize] {
+                    waiting[d as usize] -= 1;
+                    if waiting[d as usize] == 0 {
+                        next.push(d);
+                    }
                 }
             }
+            next.sort_unstable();
+            waves.push(std::mem::replace(&mut wave, next));
         }
-        if order.len() != n {
-            return Err(Error::Usage(format!(
-                "plan has a dependency cycle among {} tasks",
-                n - order.len()
-            )));
+        if placed != n {
+            return Err(Error::BadPlan {
+                reason: format!("a dependency cycle among {} tasks", n - placed),
+            });
         }
-        Ok(order)
+        Ok(waves)
+    }
+
+    /// Which tasks must run for the plan's outputs to exist, given which task outputs
+    /// are already published: a task runs when its output is not published and a
+    /// task that needs it runs, or nothing depends on it. So a resumed run skips what
+    /// a killed one finished, and what only finished tasks needed.
+    ///
+    /// # Errors
+    /// [`Error::BadPlan`] when the graph has a cycle.
+    pub fn needed(&self, published: impl Fn(&Task) -> bool) -> Result<Vec<bool>> {
+        let order = self.topological_order()?;
+        let dependents = self.dependents();
+        let mut needed = vec![false; self.tasks.len()];
+        for &t in order.iter().rev() {
+            let task = &self.tasks[t as usize];
+            let wanted = dependents[t as usize].is_empty()
+                || dependents[t as usize].iter().any(|&d| needed[d as usize]);
+            needed[t as usize] = wanted && !published(task);
+        }
+        Ok(needed)
     }
 
     /// For every task, the tasks that depend on it.
@@ -183,10 +264,11 @@ impl Plan {
     /// Reads and validates a plan from JSON.
     ///
     /// # Errors
-    /// [`Error::Usage`] for JSON that is not a valid plan.
+    /// [`Error::BadPlan`] for JSON that is not a valid plan.
     pub fn from_json(text: &str) -> Result<Self> {
-        let plan: Plan = serde_json::from_str(text)
-            .map_err(|e| Error::Usage(format!("not a blockwise plan: {e}")))?;
+        let plan: Plan = serde_json::from_str(text).map_err(|e| Error::BadPlan {
+            reason: e.to_string(),
+        })?;
         plan.validate()?;
         Ok(plan)
     }
@@ -225,12 +307,14 @@ mod tests {
                 path: "/a.zarr".into(),
                 format: "zarr".into(),
                 role: DatasetRole::Input,
+                meta: serde_json::Value::Null,
             },
             Dataset {
                 id: "dst".into(),
                 path: "/b.parquet".into(),
                 format: "parquet".into(),
                 role: DatasetRole::Output,
+                meta: serde_json::json!({"row_group_rows": 10}),
             },
         ];
         let a = plan.push(task(vec![], TaskKind::Load));
@@ -252,10 +336,10 @@ mod tests {
         let mut plan = Plan::new();
         plan.push(task(vec![7], TaskKind::Load));
         assert!(plan.validate().unwrap_err().to_string().contains("task 7"));
-        let json = r#"{"version": 2, "tasks": []}"#;
+        let json = r#"{"version": 1, "tasks": []}"#;
         assert!(Plan::from_json(json)
             .unwrap_err()
             .to_string()
-            .contains("version 2"));
+            .contains("version 1"));
     }
 }

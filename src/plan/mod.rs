@@ -1,15 +1,21 @@
 //! Plans: graphs of chunk tasks, their serialization, and the memory projection that
 //! refuses a plan before it runs when one of its tasks cannot fit the budget.
 //!
-//! A plan is data (see `formats/plan-v1.md`): every task names its operation and
+//! A plan is data (see `formats/plan-v2.md`): every task names its operation and
 //! parameters, the chunks or partitions it reads, the one output it publishes, the
 //! tasks it waits for, and the memory it may use at its peak. Nothing here runs a
 //! task; `exec` does.
 
+mod event;
 mod graph;
+mod operation;
 mod projection;
+mod store;
 mod task;
 
+pub use event::{Event, Observer};
 pub use graph::{Dataset, DatasetRole, Plan, PLAN_FORMAT_VERSION};
+pub use operation::{Operation, PreparedOperation, Registry, Resources, TaskEnv};
 pub use projection::check_memory;
+pub use store::{BatchStream, DataStore, Entry};
 pub use task::{DataRef, OpSpec, Task, TaskId, TaskKind};

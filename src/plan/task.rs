@@ -54,6 +54,63 @@ pub enum DataRef {
     },
 }
 
+impl DataRef {
+    /// The id of the dataset it belongs to.
+    pub fn dataset(&self) -> &str {
+        match self {
+            DataRef::Chunk { dataset, .. }
+            | DataRef::Partition { dataset, .. }
+            | DataRef::Whole { dataset } => dataset,
+        }
+    }
+
+    /// A partition of `dataset`.
+    pub fn partition(dataset: &str, index: u64) -> Self {
+        DataRef::Partition {
+            dataset: dataset.into(),
+            index,
+        }
+    }
+
+    /// A chunk of `dataset`.
+    pub fn chunk(dataset: &str, key: Vec<u64>) -> Self {
+        DataRef::Chunk {
+            dataset: dataset.into(),
+            key,
+        }
+    }
+
+    /// The whole of `dataset`.
+    pub fn whole(dataset: &str) -> Self {
+        DataRef::Whole {
+            dataset: dataset.into(),
+        }
+    }
+
+    /// The entry's name inside the store's directory, without extension:
+    /// `runs/3`, `chunks/0.2`, `fences/whole`.
+    pub fn store_name(&self) -> String {
+        match self {
+            DataRef::Partition { dataset, index } => format!("{dataset}/{index}"),
+            DataRef::Chunk { dataset, key } => {
+                let parts: Vec<String> = key.iter().map(u64::to_string).collect();
+                format!("{dataset}/c{}", parts.join("."))
+            }
+            DataRef::Whole { dataset } => format!("{dataset}/whole"),
+        }
+    }
+}
+
+impl std::fmt::Display for DataRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataRef::Partition { dataset, index } => write!(f, "partition {index} of {dataset:?}"),
+            DataRef::Chunk { dataset, key } => write!(f, "chunk {key:?} of {dataset:?}"),
+            DataRef::Whole { dataset } => write!(f, "dataset {dataset:?}"),
+        }
+    }
+}
+
 /// What a task does to memory, which the executor uses to order ready tasks: work
 /// that releases memory goes before work that loads more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

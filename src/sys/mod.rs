@@ -4,6 +4,10 @@
 //!
 //! Below every other layer: it knows nothing of formats, memory or plans.
 
+mod cancel;
+
+pub use cancel::{interrupted, CancelToken};
+
 use std::path::{Path, PathBuf};
 
 /// False only when no process `pid` exists. A process of another user (`EPERM`)

@@ -1,0 +1,241 @@
+//! The directory store: every entry a file under the plan's working directory,
+//! published atomically (written under a temporary name, then renamed), so that any
+//! process on any machine that sees the directory can read what another published.
+//!
+//! Record batches are Arrow IPC files (`NAME.arrow`, LZ4-compressed buffers), bytes
+//! are raw files (`NAME.bin`), small values JSON (`NAME.json`); `NAME` is the
+//! reference's [`DataRef::store_name`].
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
+use arrow::ipc::CompressionType;
+
+use crate::error::{Error, IoResultExt, Result};
+use crate::plan::{BatchStream, DataRef, DataStore, Entry};
+
+/// Suffix of a file being written; never read as an entry.
+const TEMP_MARK: &str = ".tmp-";
+
+/// The three kinds of entry file, by extension.
+const KINDS: [&str; 3] = ["arrow", "bin", "json"];
+
+/// Entries as files in one directory.
+#[derive(Debug)]
+pub struct DirStore {
+    dir: PathBuf,
+    /// Bytes this store has written.
+    written: AtomicU64,
+}
+
+static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
+impl DirStore {
+    /// A store in `dir`, created if missing.
+    ///
+    /// # Errors
+    /// When `dir` cannot be created.
+    pub fn new(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).at(dir)?;
+        Ok(DirStore {
+            dir: dir.to_path_buf(),
+            written: AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes written to entry files so far.
+    pub fn written_bytes(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    fn path(&self, key: &DataRef, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", key.store_name()))
+    }
+
+    /// The file holding `key`'s entry, and its extension.
+    fn find(&self, key: &DataRef) -> Option<(PathBuf, &'static str)> {
+        KINDS
+            .iter()
+            .map(|ext| (self.path(key, ext), *ext))
+            .find(|(p, _)| p.is_file())
+    }
+
+    fn missing(&self, key: &DataRef) -> Error {
+        Error::MissingEntry {
+            key: key.to_string(),
+            dir: self.dir.clone(),
+        }
+    }
+
+    /// Writes `entry` for `key` and publishes it; returns the bytes written.
+    ///
+    /// # Errors
+    /// I/O errors ([`Error::DiskFull`] among them); the temporary file is removed.
+    pub fn write(&self, key: &DataRef, entry: &Entry) -> Result<u64> {
+        let ext = match entry {
+            Entry::Batches { .. } => "arrow",
+            Entry::Bytes(_) => "bin",
+            Entry::Json(_) => "json",
+        };
+        let path = self.path(key, ext);
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent).at(parent)?;
+        let temp = PathBuf::from(format!(
+            "{}{TEMP_MARK}{}-{}",
+            path.display(),
+            std::process::id(),
+            NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = write_file(&temp, entry).and_then(|n| {
+            // A rename replaces an entry another copy of the task published meanwhile:
+            // tasks are deterministic, so both are the same.
+            std::fs::rename(&temp, &path).at(&path)?;
+            Ok(n)
+        });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        let n = written?;
+        self.written.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Reads `key`'s entry.
+    ///
+    /// # Errors
+    /// [`Error::MissingEntry`]; I/O and decoding errors.
+    pub fn read(&self, key: &DataRef) -> Result<Entry> {
+        let (path, ext) = self.find(key).ok_or_else(|| self.missing(key))?;
+        match ext {
+            "arrow" => {
+                let (schema, stream) = open_batches(&path)?;
+                let batches = stream.collect::<Result<Vec<_>>>()?;
+                Ok(Entry::Batches { schema, batches })
+            }
+            "bin" => Ok(Entry::Bytes(std::fs::read(&path).at(&path)?.into())),
+            _ => {
+                let text = std::fs::read(&path).at(&path)?;
+                let value = serde_json::from_slice(&text).map_err(|e| Error::Corrupt {
+                    path: path.clone(),
+                    format: "JSON",
+                    detail: e.to_string(),
+                })?;
+                Ok(Entry::Json(value))
+            }
+        }
+    }
+
+    /// Removes `key`'s entry, if any.
+    pub fn remove(&self, key: &DataRef) {
+        for ext in KINDS {
+            let _ = std::fs::remove_file(self.path(key, ext));
+        }
+    }
+
+    /// Removes the temporary files of entries being written by this process (a
+    /// failed or cancelled run); published entries stay for a resume.
+    pub fn remove_temporaries(&self) {
+        let mark = format!("{TEMP_MARK}{}-", std::process::id());
+        remove_matching(&self.dir, &|name: &str| name.contains(&mark));
+    }
+}
+
+/// Removes, under `dir`, every file whose name `matches`.
+fn remove_matching(dir: &Path, matches: &dyn Fn(&str) -> bool) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_matching(&path, matches);
+        } else if matches(&e.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// Writes `entry` to a new file at `path`; returns the bytes written.
+fn write_file(path: &Path, entry: &Entry) -> Result<u64> {
+    let file = File::create(path).at(path)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    match entry {
+        Entry::Batches { schema, batches } => {
+            let options = IpcWriteOptions::default()
+                .try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+            let mut writer = FileWriter::try_new_with_options(&mut out, schema, options)?;
+            for b in batches {
+                writer.write(b)?;
+            }
+            writer.finish()?;
+        }
+        Entry::Bytes(bytes) => out.write_all(bytes).at(path)?,
+        Entry::Json(value) => serde_json::to_writer(&mut out, value)
+            .map_err(|e| Error::io(path, std::io::Error::other(e)))?,
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
+    Ok(file.metadata().at(path)?.len())
+}
+
+/// The batches of the IPC file at `path`, read one at a time.
+fn open_batches(path: &Path) -> Result<(SchemaRef, BatchStream)> {
+    let file = File::open(path).at(path)?;
+    let corrupt = |e: arrow::error::ArrowError| Error::Corrupt {
+        path: path.to_path_buf(),
+        format: "Arrow IPC",
+        detail: e.to_string(),
+    };
+    let reader = FileReader::try_new(file, None).map_err(corrupt)?;
+    let schema = reader.schema();
+    let path = Arc::new(path.to_path_buf());
+    let stream = reader.map(move |b| {
+        b.map_err(|e| Error::Corrupt {
+            path: path.as_ref().clone(),
+            format: "Arrow IPC",
+            detail: e.to_string(),
+        })
+    });
+    Ok((schema, Box::new(stream)))
+}
+
+impl DataStore for DirStore {
+    fn put(&self, key: &DataRef, entry: Entry) -> Result<()> {
+        self.write(key, &entry).map(|_| ())
+    }
+
+    fn get(&self, key: &DataRef) -> Result<Arc<Entry>> {
+        self.read(key).map(Arc::new)
+    }
+
+    fn batches(&self, key: &DataRef) -> Result<(SchemaRef, BatchStream)> {
+        let (path, ext) = self.find(key).ok_or_else(|| self.missing(key))?;
+        if ext != "arrow" {
+            return Err(Error::Corrupt {
+                path,
+                format: "Arrow IPC",
+                detail: format!("{key} holds {ext} data, not record batches"),
+            });
+        }
+        open_batches(&path)
+    }
+
+    fn contains(&self, key: &DataRef) -> bool {
+        self.find(key).is_some()
+    }
+
+    fn release(&self, key: &DataRef) {
+        self.remove(key);
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}

@@ -1,0 +1,218 @@
+//! The memory store of the local executor: entries in memory, each reserved on the
+//! pool and registered with the memory monitor, which spills the least recently used
+//! ones (to the same files the directory store writes) when the target or spill
+//! threshold is passed; a spilled entry is read back on use. Small values (JSON) and
+//! the completion marks of outputs go to disk at once: they are what a resumed run
+//! needs to find.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arrow::datatypes::SchemaRef;
+
+use super::DirStore;
+use crate::error::Result;
+use crate::memory::{MemoryMonitor, MemoryPool, Reservation, SpillStore, Spillable};
+use crate::plan::{BatchStream, DataRef, DataStore, Entry};
+
+/// One entry, in memory or spilled.
+struct Slot {
+    key: DataRef,
+    entry: Option<Arc<Entry>>,
+    reservation: Reservation,
+    /// Whether the entry's file exists (it was spilled, or found from a resumed run).
+    on_disk: bool,
+    disk: Arc<DirStore>,
+    /// The monitor's id for it, to mark it used.
+    id: Option<u64>,
+}
+
+impl Spillable for Slot {
+    fn estimated_bytes(&self) -> u64 {
+        self.reservation.size()
+    }
+
+    fn is_spilled(&self) -> bool {
+        self.entry.is_none()
+    }
+
+    fn spill(&mut self, _store: &SpillStore) -> Result<u64> {
+        let Some(entry) = &self.entry else {
+            return Ok(0);
+        };
+        if !self.on_disk {
+            self.disk.write(&self.key, entry)?;
+            self.on_disk = true;
+        }
+        self.entry = None;
+        let freed = self.reservation.size();
+        self.reservation.resize(0);
+        Ok(freed)
+    }
+
+    fn unspill(&mut self, _store: &SpillStore) -> Result<()> {
+        if self.entry.is_none() {
+            let entry = self.disk.read(&self.key)?;
+            self.reservation.resize(entry.memory_bytes());
+            self.entry = Some(Arc::new(entry));
+        }
+        Ok(())
+    }
+}
+
+/// Entries in memory, spilled to a [`DirStore`] under pressure.
+pub struct MemoryStore {
+    disk: Arc<DirStore>,
+    pool: MemoryPool,
+    monitor: Option<Arc<MemoryMonitor>>,
+    /// Datasets whose entries go straight to disk (outputs' completion marks).
+    on_disk: HashSet<String>,
+    slots: Mutex<HashMap<DataRef, Arc<Mutex<Slot>>>>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("dir", &self.disk.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemoryStore {
+    /// A store reserving on `pool`, spilling through `monitor` into `disk`; entries
+    /// of the datasets in `on_disk` are written through at once.
+    pub fn new(
+        disk: Arc<DirStore>,
+        pool: MemoryPool,
+        monitor: Option<Arc<MemoryMonitor>>,
+        on_disk: HashSet<String>,
+    ) -> Self {
+        MemoryStore {
+            disk,
+            pool,
+            monitor,
+            on_disk,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory store entries spill to.
+    pub fn disk(&self) -> &Arc<DirStore> {
+        &self.disk
+    }
+
+    /// Entries held in memory now.
+    pub fn entries_in_memory(&self) -> usize {
+        lock(&self.slots)
+            .values()
+            .filter(|s| s.try_lock().map_or(true, |s| s.entry.is_some()))
+            .count()
+    }
+
+    fn slot(&self, key: &DataRef) -> Option<Arc<Mutex<Slot>>> {
+        lock(&self.slots).get(key).cloned()
+    }
+
+    /// Reserves `bytes` for an entry, spilling older entries if the pool has no room.
+    fn reserve(&self, key: &DataRef, bytes: u64) -> Option<Reservation> {
+        let mut r = self.pool.reserve(format!("store: {key}"));
+        let grown = match &self.monitor {
+            Some(m) => m.grow_or_spill(&mut r, bytes),
+            None => r.try_grow(bytes),
+        };
+        grown.ok().map(|()| r)
+    }
+}
+
+impl DataStore for MemoryStore {
+    fn put(&self, key: &DataRef, entry: Entry) -> Result<()> {
+        if matches!(entry, Entry::Json(_)) || self.on_disk.contains(key.dataset()) {
+            return self.disk.put(key, entry);
+        }
+        if lock(&self.slots).contains_key(key) {
+            // A second copy of the same task: the first one's entry stands.
+            return Ok(());
+        }
+        let bytes = entry.memory_bytes();
+        let (entry, reservation, on_disk) = match self.reserve(key, bytes) {
+            Some(r) => (Some(Arc::new(entry)), r, false),
+            None => {
+                // No room even after spilling everything else: straight to disk.
+                self.disk.write(key, &entry)?;
+                (None, self.pool.reserve(format!("store: {key}")), true)
+            }
+        };
+        let slot = Arc::new(Mutex::new(Slot {
+            key: key.clone(),
+            entry,
+            reservation,
+            on_disk,
+            disk: self.disk.clone(),
+            id: None,
+        }));
+        if let Some(m) = &self.monitor {
+            let as_spillable: Arc<Mutex<dyn Spillable>> = slot.clone();
+            lock(&slot).id = Some(m.register(&as_spillable));
+        }
+        lock(&self.slots).insert(key.clone(), slot);
+        Ok(())
+    }
+
+    fn get(&self, key: &DataRef) -> Result<Arc<Entry>> {
+        let Some(slot) = self.slot(key) else {
+            return self.disk.get(key);
+        };
+        let mut s = lock(&slot);
+        if let (Some(id), Some(m)) = (s.id, &self.monitor) {
+            m.touch(id);
+        }
+        if let Some(entry) = &s.entry {
+            return Ok(entry.clone());
+        }
+        let entry = Arc::new(self.disk.read(key)?);
+        // Kept in memory again only if it fits; otherwise read for this use alone.
+        if let Some(r) = self.reserve(key, entry.memory_bytes()) {
+            s.reservation = r;
+            s.entry = Some(entry.clone());
+        }
+        Ok(entry)
+    }
+
+    fn batches(&self, key: &DataRef) -> Result<(SchemaRef, BatchStream)> {
+        let in_memory = self
+            .slot(key)
+            .and_then(|slot| lock(&slot).entry.clone());
+        match in_memory.as_deref() {
+            Some(Entry::Batches { schema, batches }) => {
+                let batches = batches.clone();
+                Ok((schema.clone(), Box::new(batches.into_iter().map(Ok))))
+            }
+            Some(_) => self.disk.batches(key).map_err(|_| crate::Error::Internal(format!(
+                "{key} holds {}, not record batches",
+                in_memory.as_ref().map_or("nothing", |e| e.kind())
+            ))),
+            None => self.disk.batches(key),
+        }
+    }
+
+    fn contains(&self, key: &DataRef) -> bool {
+        lock(&self.slots).contains_key(key) || self.disk.contains(key)
+    }
+
+    fn release(&self, key: &DataRef) {
+        let slot = lock(&self.slots).remove(key);
+        let on_disk = slot.as_ref().is_none_or(|s| lock(s).on_disk);
+        if on_disk {
+            self.disk.remove(key);
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.disk.dir()
+    }
+}

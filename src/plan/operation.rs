@@ -1,0 +1,218 @@
+//! Operations: what a task runs, found by name and version in a [`Registry`] and
+//! handed only its task and the [`TaskEnv`].
+//!
+//! An operation is a type whose fields are its parameters (serde), so a task's
+//! `params` decode into it before anything runs: an unknown operation, an unknown
+//! version or parameters that do not fit are refused with the task's id, before the
+//! first task starts.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{DataStore, Dataset, Event, Observer, Plan, Task};
+use crate::error::{Error, Result};
+use crate::memory::{MemoryMonitor, MemoryPool, SpillStore};
+use crate::sys::CancelToken;
+
+/// A kind of task: its parameters are the type's fields.
+pub trait Operation: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The name tasks use for it (`"sort_run"`).
+    const NAME: &'static str;
+    /// The version of its parameters and behaviour; a change an older worker would
+    /// misread gets a new one.
+    const VERSION: u32;
+
+    /// Runs `task` (whose parameters are `self`): reads `task.inputs`, publishes
+    /// `task.output`.
+    ///
+    /// # Errors
+    /// Whatever reading, computing or publishing fails with.
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()>;
+}
+
+/// An operation with its parameters decoded, ready to run.
+pub trait PreparedOperation: Send + Sync {
+    /// Runs the task (see [`Operation::run`]).
+    ///
+    /// # Errors
+    /// The operation's.
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()>;
+}
+
+impl<O: Operation> PreparedOperation for O {
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        Operation::run(self, task, env)
+    }
+}
+
+type Decode = fn(&serde_json::Value) -> serde_json::Result<Box<dyn PreparedOperation>>;
+
+/// The operations an executor can run, by name and version.
+#[derive(Default, Clone)]
+pub struct Registry {
+    decoders: HashMap<(&'static str, u32), Decode>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.decoders.keys().collect();
+        names.sort();
+        f.debug_struct("Registry").field("operations", &names).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `O`.
+    pub fn register<O: Operation>(&mut self) -> &mut Self {
+        self.decoders.insert((O::NAME, O::VERSION), |params| {
+            serde_json::from_value::<O>(params.clone())
+                .map(|op| Box::new(op) as Box<dyn PreparedOperation>)
+        });
+        self
+    }
+
+    /// Whether an operation `name` at `version` is registered.
+    pub fn knows(&self, name: &str, version: u32) -> bool {
+        self.decoders.contains_key(&(name, version))
+    }
+
+    /// Decodes every task's operation of `plan`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownOperation`] for a name or version not registered (with the
+    /// versions that are); [`Error::BadPlan`] for parameters that do not decode.
+    pub fn prepare(&self, plan: &Plan) -> Result<Vec<Box<dyn PreparedOperation>>> {
+        plan.tasks
+            .iter()
+            .map(|task| {
+                let op = &task.op;
+                let decode = self
+                    .decoders
+                    .get(&(op.name.as_str(), op.version))
+                    .ok_or_else(|| Error::UnknownOperation {
+                        task: task.id,
+                        name: op.name.clone(),
+                        version: op.version,
+                        known: self.versions_of(&op.name),
+                    })?;
+                decode(&op.params).map_err(|e| Error::BadPlan {
+                    reason: format!(
+                        "task {} ({} version {}): parameters do not fit: {e}",
+                        task.id, op.name, op.version
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    fn versions_of(&self, name: &str) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .decoders
+            .keys()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Objects a process opens once and shares between the tasks it runs (an opened
+/// source, its partition index), keyed by name. Derived from the plan's data alone,
+/// so a process that has none opens them again: a cache, never a channel between
+/// tasks.
+#[derive(Default)]
+pub struct Resources {
+    slots: Mutex<HashMap<String, Arc<Mutex<Option<Arc<dyn Any + Send + Sync>>>>>>,
+}
+
+impl Resources {
+    /// The object cached under `key`, opened by `open` the first time (once, even
+    /// when several threads ask at once).
+    ///
+    /// # Errors
+    /// `open`'s error (nothing is cached then); [`Error::Internal`] when `key` holds
+    /// another type.
+    pub fn get_or_open<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        open: impl FnOnce() -> Result<T>,
+    ) -> Result<Arc<T>> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(key.to_string()).or_default().clone()
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let value = match &*slot {
+            Some(v) => v.clone(),
+            None => {
+                let v: Arc<dyn Any + Send + Sync> = Arc::new(open()?);
+                *slot = Some(v.clone());
+                v
+            }
+        };
+        value
+            .downcast::<T>()
+            .map_err(|_| Error::Internal(format!("resource {key:?} holds another type")))
+    }
+}
+
+/// Everything a running task may use besides its own parameters.
+pub struct TaskEnv<'a> {
+    /// The plan the task belongs to (its datasets).
+    pub plan: &'a Plan,
+    /// Where inputs are found and the output is published.
+    pub store: &'a dyn DataStore,
+    /// The memory budget every growing structure reserves from.
+    pub pool: &'a MemoryPool,
+    /// The threshold monitor, which can spill store entries to make room.
+    pub monitor: Option<&'a MemoryMonitor>,
+    /// Where operators spill what they hold inside one task.
+    pub spill: &'a SpillStore,
+    /// Checked at chunk boundaries.
+    pub cancel: &'a CancelToken,
+    /// Threads of the executor (the task's own parallel loops use the current pool).
+    pub threads: usize,
+    /// Objects opened once a process.
+    pub resources: &'a Resources,
+    /// Who hears the task's events.
+    pub observers: &'a [Arc<dyn Observer>],
+}
+
+impl TaskEnv<'_> {
+    /// Reports an event.
+    pub fn emit(&self, event: Event) {
+        for o in self.observers {
+            o.on_event(&event);
+        }
+    }
+
+    /// The plan's dataset `id`.
+    ///
+    /// # Errors
+    /// [`Error::BadPlan`] when the plan has none (validation prevents it).
+    pub fn dataset(&self, id: &str) -> Result<&Dataset> {
+        self.plan.dataset(id)
+    }
+
+    /// Grows `reservation` by `bytes`, spilling store entries first if the pool has
+    /// no room.
+    ///
+    /// # Errors
+    /// [`Error::MemoryLimit`] when it cannot fit.
+    pub fn reserve(&self, reservation: &mut crate::memory::Reservation, bytes: u64) -> Result<()> {
+        match self.monitor {
+            Some(m) => m.grow_or_spill(reservation, bytes),
+            None => reservation.try_grow(bytes),
+        }
+    }
+}

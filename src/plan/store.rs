@@ -1,0 +1,96 @@
+//! The data store: where a task finds its inputs and publishes its output, addressed
+//! by [`DataRef`]. The operations see only this trait; the executor chooses the store
+//! (in memory with spill for the local executor, a shared directory for `run-task` and
+//! remote workers), so an operation runs the same on either.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use super::DataRef;
+use crate::error::Result;
+
+/// One intermediate value.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// Record batches of one schema (a decoded partition, a sorted run); stored as an
+    /// Arrow IPC file.
+    Batches {
+        /// The batches' schema (kept for an empty list).
+        schema: SchemaRef,
+        /// The batches, in order.
+        batches: Vec<RecordBatch>,
+    },
+    /// Raw bytes (an array chunk in C order, an encoded part of an output file);
+    /// stored as they are.
+    Bytes(bytes::Bytes),
+    /// A small value (sort fences, a chain's state, a completion marker); stored as
+    /// JSON.
+    Json(serde_json::Value),
+}
+
+impl Entry {
+    /// Bytes the entry holds in memory.
+    pub fn memory_bytes(&self) -> u64 {
+        match self {
+            Entry::Batches { batches, .. } => {
+                batches.iter().map(crate::memory::batch_memory).sum::<u64>()
+            }
+            Entry::Bytes(b) => b.len() as u64,
+            Entry::Json(v) => v.to_string().len() as u64,
+        }
+    }
+
+    /// What kind of entry this is, as messages name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::Batches { .. } => "record batches",
+            Entry::Bytes(_) => "bytes",
+            Entry::Json(_) => "a JSON value",
+        }
+    }
+}
+
+/// A stream of record batches read from an entry, without holding them all.
+pub type BatchStream = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// Where intermediates live while a plan runs.
+///
+/// Every method takes `&self` and may be called from any thread. Publishing is
+/// atomic and idempotent: a reader sees a whole entry or none, and two tasks
+/// publishing the same key (a retried or duplicated task) leave one whole entry and
+/// no error.
+pub trait DataStore: Send + Sync {
+    /// Publishes `entry` at `key`.
+    ///
+    /// # Errors
+    /// I/O errors writing it (a full disk, a spill quota).
+    fn put(&self, key: &DataRef, entry: Entry) -> Result<()>;
+
+    /// The entry at `key`.
+    ///
+    /// # Errors
+    /// [`Error::MissingEntry`](crate::Error::MissingEntry) when nothing is published
+    /// there; I/O and decoding errors reading it.
+    fn get(&self, key: &DataRef) -> Result<Arc<Entry>>;
+
+    /// The batches of the entry at `key`, one at a time: an entry on disk is read as
+    /// the stream advances, not all at once.
+    ///
+    /// # Errors
+    /// As [`DataStore::get`]; [`Error::Corrupt`](crate::Error::Corrupt) when the
+    /// entry is not record batches.
+    fn batches(&self, key: &DataRef) -> Result<(SchemaRef, BatchStream)>;
+
+    /// Whether an entry is published at `key` (in memory or on disk).
+    fn contains(&self, key: &DataRef) -> bool;
+
+    /// Forgets the entry at `key` (its last consumer finished); nothing happens when
+    /// there is none.
+    fn release(&self, key: &DataRef);
+
+    /// The directory entries are published in.
+    fn dir(&self) -> &Path;
+}
