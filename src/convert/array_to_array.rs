@@ -405,3 +405,11 @@ fn output_chunks(meta: &ArrayMeta, spec: Option<&ChunkSpec>, from: Format) -> Ve
         },
     }
 }
+
+/// The route as a plan (see [`super::job`]); `None` while it still runs by closures.
+///
+/// # Errors
+/// What opening the source and checking the options fail with.
+pub(super) fn plan(_c: &super::job::Conversion<'_>) -> Result<Option<crate::plan::Plan>> {
+    Ok(None)
+}

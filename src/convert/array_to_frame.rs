@@ -172,3 +172,11 @@ fn column(
         .build()?;
     Ok(make_array(built))
 }
+
+/// The route as a plan (see [`super::job`]); `None` while it still runs by closures.
+///
+/// # Errors
+/// What opening the source and checking the options fail with.
+pub(super) fn plan(_c: &super::job::Conversion<'_>) -> Result<Option<crate::plan::Plan>> {
+    Ok(None)
+}

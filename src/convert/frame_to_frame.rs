@@ -85,6 +85,15 @@ fn has_union(t: &DataType) -> bool {
     }
 }
 
+
+/// The route as a plan (see [`super::job`]); `None` while it still runs by closures.
+///
+/// # Errors
+/// What opening the source and checking the options fail with.
+pub(super) fn plan(_c: &super::job::Conversion<'_>) -> Result<Option<crate::plan::Plan>> {
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

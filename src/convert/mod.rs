@@ -9,6 +9,7 @@ mod array_to_array;
 mod array_to_frame;
 mod frame_to_array;
 mod frame_to_frame;
+mod job;
 mod options;
 mod ordered;
 mod sinks;
@@ -17,7 +18,12 @@ mod sort;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use self::job::{
+    already_published, directory_store, op_spec, registry, run_plan, workdir_of, OnFailure,
+    PlanSizing, PublishOutput, STAGED_OUTPUT,
+};
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
+use self::job::Conversion;
 use self::ordered::OrderedWriter;
 use crate::error::{Error, Result};
 use arrow::record_batch::RecordBatch;
@@ -26,7 +32,7 @@ use crate::exec::{Event, JobContext, JobStats};
 use crate::plan::{
     check_memory, DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind,
 };
-use crate::storage::atomic::{AtomicOutput, OutputSpec};
+use crate::storage::atomic::{plan_workdir, AtomicOutput, OutputSpec};
 use crate::storage::frame::{EncodedPiece, FrameSource, PartitionEncoder};
 use crate::storage::{detect, Format, Kind};
 
@@ -74,57 +80,41 @@ pub fn convert(
     options: &ConvertOptions,
     ctx: &JobContext,
 ) -> Result<ConvertReport> {
-    let from = options.from.map_or_else(|| detect(src), Ok)?;
-    let to = match options.to {
-        Some(f) => f,
-        None => Format::from_extension(dst).ok_or_else(|| Error::UnknownFormat {
-            path: dst.to_path_buf(),
-            hint: "pass --to FORMAT (csv, parquet, ipc, npy, npy-stack, zarr) or use an extension"
-                .into(),
-        })?,
-    };
-    options.check_applies(from, to)?;
-    // Batches scale down with a small memory limit, so that a few always fit. CSV
-    // partitions are what a conversion holds between reading and writing them (two a
-    // thread, each about its input's size, with the decoded batches beside it): at
-    // most 16 MiB, where writing keeps up with reading best, and less under a small
-    // limit.
-    let mut options = options.clone();
-    options.read.batch_rows = options
-        .read
-        .batch_rows
-        .min((ctx.pool.limit() / 4096).clamp(1024, 65536) as usize);
-    // (A sort holds sorted runs instead, which it sizes itself: smaller partitions
-    // would only make more of them to merge.)
-    if options.sort_by.is_none() {
-        options.read.blocksize = options
-            .read
-            .blocksize
-            .min(STREAM_PARTITION_BYTES)
-            .min((ctx.pool.limit() / (8 * (ctx.threads as u64 + 1))).max(1 << 20));
-    }
-    if from == Format::Csv {
-        // A tiny `--blocksize` on a large file would make millions of partitions, two
-        // tasks each with their bookkeeping (one byte a partition of a 200 MB CSV
-        // grew past 23 GB): the partition count is bounded instead.
-        let len = std::fs::metadata(src).map_or(0, |m| m.len());
-        let floor = len.div_ceil(MAX_CSV_PARTITIONS);
-        options.read.blocksize = options.read.blocksize.max(floor);
-    }
-    let options = &options;
+    let (from, to) = formats(src, dst, options)?;
+    let sizing = PlanSizing::of(ctx);
+    let options = &fit_options(src, from, options, sizing);
     // Every check on the destination (overlap with the source, what may be
     // replaced, its directory) is made here, before anything is written.
-    let out = AtomicOutput::new(
-        dst,
-        &OutputSpec {
-            format: to.name(),
-            single_file: !matches!(to, Format::NpyStack | Format::Zarr),
-            overwrite: options.overwrite,
-            inputs: &[src],
-        },
-    )?;
+    let out = AtomicOutput::new(dst, &output_spec(&[src], to, options))?;
     // Said now, not at the end: the leftovers are gone whatever this run does.
     ctx.note_reclaimed(out.reclaimed());
+    let reclaimed_bytes = out.reclaimed().bytes;
+    let conversion = Conversion {
+        src,
+        from,
+        dst,
+        to,
+        options,
+        sizing,
+        staged: out.path().join(STAGED_OUTPUT),
+    };
+    if let Some(mut plan) = plan_conversion(&conversion)? {
+        // The temporary name is the working directory: a killed run's is reclaimed
+        // by the next one, and dropping `out` removes it.
+        plan.workdir = out.path().display().to_string();
+        std::fs::create_dir(out.path()).map_err(|e| Error::io(out.path(), e))?;
+        let rows_before = JobStats::get(&ctx.stats.rows);
+        run_plan(&plan, ctx, OnFailure::RemoveAll)?;
+        let written_bytes = crate::sys::tree_bytes(dst);
+        JobStats::add(&ctx.stats.written_bytes, written_bytes);
+        return Ok(ConvertReport {
+            from,
+            to,
+            rows: JobStats::get(&ctx.stats.rows) - rows_before,
+            written_bytes,
+            reclaimed_bytes,
+        });
+    }
     let rows = ctx.install(|| match (from.kind(), to.kind()) {
         (Kind::Frame, Kind::Frame) => frame_to_frame::run(src, from, out.path(), to, options, ctx),
         (Kind::Array, Kind::Array) => array_to_array::run(src, from, out.path(), to, options, ctx),
@@ -133,7 +123,6 @@ pub fn convert(
     })?;
     ctx.cancel.check()?;
     let written_bytes = crate::sys::tree_bytes(out.path());
-    let reclaimed_bytes = out.reclaimed().bytes;
     out.commit()?;
     JobStats::add(&ctx.stats.written_bytes, written_bytes);
     ctx.progress.finish();
@@ -144,6 +133,135 @@ pub fn convert(
         written_bytes,
         reclaimed_bytes,
     })
+}
+
+/// The plan of converting `src` to `dst`, sized for `sizing`, without running it:
+/// what `blockwise plan convert` writes. Its working directory is a sibling of `dst`
+/// named by a fresh plan id (see [`plan_workdir`]).
+///
+/// # Errors
+/// As [`convert`]'s checks, made now: the formats, the options, the destination.
+pub fn plan_convert(
+    src: &Path,
+    dst: &Path,
+    options: &ConvertOptions,
+    sizing: PlanSizing,
+) -> Result<Plan> {
+    let (from, to) = formats(src, dst, options)?;
+    let options = &fit_options(src, from, options, sizing);
+    // The checks `convert` makes, now (nothing is created).
+    drop(AtomicOutput::new(dst, &output_spec(&[src], to, options))?);
+    let workdir = plan_workdir(dst, &fresh_plan_id())?;
+    let conversion = Conversion {
+        src,
+        from,
+        dst,
+        to,
+        options,
+        sizing,
+        staged: workdir.join(STAGED_OUTPUT),
+    };
+    let mut plan = plan_conversion(&conversion)?.ok_or_else(|| {
+        Error::Unsupported {
+            path: src.to_path_buf(),
+            what: "conversion as a plan",
+            found: format!("{} to {}", from.name(), to.name()),
+            supported: String::new(),
+        }
+    })?;
+    plan.workdir = workdir.display().to_string();
+    Ok(plan)
+}
+
+/// A plan id: 16 hex digits from the time, the process and a counter, so that two
+/// plans of one destination never share a working directory.
+fn fresh_plan_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("{:016x}", h.finish())
+}
+
+/// The route's plan, or `None` for a route still run by closures.
+fn plan_conversion(c: &Conversion<'_>) -> Result<Option<Plan>> {
+    match (c.from.kind(), c.to.kind()) {
+        (Kind::Frame, Kind::Frame) if c.options.sort_by.is_some() => sort::plan(c),
+        (Kind::Frame, Kind::Frame) => frame_to_frame::plan(c),
+        (Kind::Array, Kind::Array) => array_to_array::plan(c),
+        (Kind::Frame, Kind::Array) => frame_to_array::plan(c),
+        (Kind::Array, Kind::Frame) => array_to_frame::plan(c),
+    }
+}
+
+/// The formats read and written.
+///
+/// # Errors
+/// [`Error::UnknownFormat`]; options that do not apply to the pair.
+fn formats(src: &Path, dst: &Path, options: &ConvertOptions) -> Result<(Format, Format)> {
+    let from = options.from.map_or_else(|| detect(src), Ok)?;
+    let to = match options.to {
+        Some(f) => f,
+        None => Format::from_extension(dst).ok_or_else(|| Error::UnknownFormat {
+            path: dst.to_path_buf(),
+            hint: "pass --to FORMAT (csv, parquet, ipc, npy, npy-stack, zarr) or use an extension"
+                .into(),
+        })?,
+    };
+    options.check_applies(from, to)?;
+    Ok((from, to))
+}
+
+/// What the destination checks need to know of the output.
+fn output_spec<'a>(inputs: &'a [&'a Path], to: Format, options: &ConvertOptions) -> OutputSpec<'a> {
+    OutputSpec {
+        format: to.name(),
+        single_file: !matches!(to, Format::NpyStack | Format::Zarr),
+        overwrite: options.overwrite,
+        inputs,
+    }
+}
+
+/// `options` fitted to the resources: batches scale down with a small memory limit,
+/// so that a few always fit, and CSV partitions are what a conversion holds between
+/// reading and writing them (two a thread, each about its input's size, with the
+/// decoded batches beside it): at most 16 MiB, where writing keeps up with reading
+/// best, and less under a small limit.
+fn fit_options(
+    src: &Path,
+    from: Format,
+    options: &ConvertOptions,
+    sizing: PlanSizing,
+) -> ConvertOptions {
+    let mut options = options.clone();
+    options.read.batch_rows = options
+        .read
+        .batch_rows
+        .min((sizing.memory_limit / 4096).clamp(1024, 65536) as usize);
+    // (A sort holds sorted runs instead, which it sizes itself: smaller partitions
+    // would only make more of them to merge.)
+    if options.sort_by.is_none() {
+        options.read.blocksize = options
+            .read
+            .blocksize
+            .min(STREAM_PARTITION_BYTES)
+            .min((sizing.memory_limit / (8 * (sizing.threads as u64 + 1))).max(1 << 20));
+    }
+    if from == Format::Csv {
+        // A tiny `--blocksize` on a large file would make millions of partitions, two
+        // tasks each with their bookkeeping (one byte a partition of a 200 MB CSV
+        // grew past 23 GB): the partition count is bounded instead.
+        let len = std::fs::metadata(src).map_or(0, |m| m.len());
+        let floor = len.div_ceil(MAX_CSV_PARTITIONS);
+        options.read.blocksize = options.read.blocksize.max(floor);
+    }
+    options
 }
 
 /// The input and output of a conversion, as its plans name them.

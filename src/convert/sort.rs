@@ -466,3 +466,11 @@ impl Outbox {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The route as a plan (see [`super::job`]); `None` while it still runs by closures.
+///
+/// # Errors
+/// What opening the source and checking the options fail with.
+pub(super) fn plan(_c: &super::job::Conversion<'_>) -> Result<Option<crate::plan::Plan>> {
+    Ok(None)
+}

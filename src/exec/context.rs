@@ -27,6 +27,10 @@ pub struct JobStats {
     /// Bytes written to intermediate datasets in the spill directory (staged
     /// rechunks); the spill store counts its own.
     pub spilled_bytes: AtomicU64,
+    /// Tasks not run because their outputs were already published (a resumed run).
+    pub skipped_tasks: AtomicU64,
+    /// Rows written to table outputs (or along the first axis of array outputs).
+    pub rows: AtomicU64,
 }
 
 impl JobStats {
@@ -47,6 +51,7 @@ impl Observer for JobStats {
             Event::TaskFinished(_) => JobStats::add(&self.tasks, 1),
             Event::BytesRead(n) => JobStats::add(&self.read_bytes, *n),
             Event::BytesWritten(n) => JobStats::add(&self.written_bytes, *n),
+            Event::RowsWritten(n) => JobStats::add(&self.rows, *n),
             Event::TaskStarted(_)
             | Event::TaskSkipped(_)
             | Event::BytesSpilled(_)

@@ -17,4 +17,4 @@ pub use progress::Progress;
 pub use crate::memory::{Admission, MemoryGate};
 pub use crate::plan::{Event, Observer};
 pub use store::{DirStore, MemoryStore};
-pub use run::{needed_tasks, Environment, SharedStore};
+pub use run::{needed_tasks, run_task, Environment, SharedStore, TaskReport};

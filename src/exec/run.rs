@@ -121,3 +121,113 @@ impl LocalExecutor {
 
 /// A shared handle on a store, for environments built from owned parts.
 pub type SharedStore = Arc<dyn DataStore>;
+
+/// What running one task did: the JSON line of `run-task`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskReport {
+    /// The task's id.
+    pub id: u32,
+    /// Its operation's name.
+    pub op: String,
+    /// Wall seconds it ran.
+    pub seconds: f64,
+    /// Bytes of input it read.
+    pub read_bytes: u64,
+    /// Bytes of output it wrote.
+    pub written_bytes: u64,
+    /// Most bytes reserved on the pool while it ran.
+    pub peak_reserved_bytes: u64,
+    /// True when its output was already published and it did not run.
+    pub skipped: bool,
+}
+
+/// Counts one task's bytes.
+#[derive(Default)]
+struct TaskCounter {
+    read: std::sync::atomic::AtomicU64,
+    written: std::sync::atomic::AtomicU64,
+}
+
+impl crate::plan::Observer for TaskCounter {
+    fn on_event(&self, event: &Event) {
+        match event {
+            Event::BytesRead(n) => self.read.fetch_add(*n, Ordering::Relaxed),
+            Event::BytesWritten(n) => self.written.fetch_add(*n, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+}
+
+/// Runs task `id` of `plan` in this process against `env.store` (a shared directory):
+/// what `run-task` and a remote worker do. Its dependencies must have run (anywhere);
+/// a task whose output is published already is skipped. When it is the last of the
+/// plan's final tasks to finish, the working directory is removed.
+///
+/// # Errors
+/// [`Error::BadPlan`] for an id the plan has not; [`Error::MissingEntry`] for a
+/// dependency that has not run; the registry's and the task's errors.
+pub fn run_task(
+    plan: &Plan,
+    registry: &Registry,
+    id: u32,
+    env: &Environment<'_>,
+    cancel: &crate::sys::CancelToken,
+    observers: &[Arc<dyn crate::plan::Observer>],
+) -> Result<TaskReport> {
+    let task = plan.tasks.get(id as usize).ok_or_else(|| Error::BadPlan {
+        reason: format!("it has no task {id} (tasks are 0 to {})", plan.tasks.len().saturating_sub(1)),
+    })?;
+    let started = std::time::Instant::now();
+    let mut report = TaskReport {
+        id,
+        op: task.op.name.clone(),
+        seconds: 0.0,
+        read_bytes: 0,
+        written_bytes: 0,
+        peak_reserved_bytes: 0,
+        skipped: true,
+    };
+    if env.store.contains(&task.output) {
+        return Ok(report);
+    }
+    let op = registry.prepare_task(task)?;
+    for &d in &task.deps {
+        let dep = &plan.tasks[d as usize];
+        if !env.store.contains(&dep.output) {
+            return Err(Error::MissingEntry {
+                key: format!("{} (the output of task {d}, {}, which task {id} waits for)", dep.output, dep.op.name),
+                dir: env.store.dir().to_path_buf(),
+            });
+        }
+    }
+    let counter = Arc::new(TaskCounter::default());
+    let mut all: Vec<Arc<dyn crate::plan::Observer>> = observers.to_vec();
+    all.push(counter.clone());
+    let before = env.pool.peak_reserved();
+    let task_env = TaskEnv {
+        plan,
+        store: env.store,
+        pool: env.pool,
+        monitor: env.monitor,
+        spill: env.spill,
+        cancel,
+        threads: rayon::current_num_threads(),
+        resources: env.resources,
+        observers: &all,
+    };
+    op.run(task, &task_env)?;
+    if !is_intermediate(plan, &task.output) {
+        env.store.put(&task.output, Entry::Json(serde_json::Value::Null))?;
+    } else if !env.store.contains(&task.output) {
+        return Err(Error::Internal(format!(
+            "task {id} ({}) finished without publishing {}",
+            task.op.name, task.output
+        )));
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report.read_bytes = counter.read.load(Ordering::Relaxed);
+    report.written_bytes = counter.written.load(Ordering::Relaxed);
+    report.peak_reserved_bytes = env.pool.peak_reserved().max(before);
+    report.skipped = false;
+    Ok(report)
+}

@@ -15,6 +15,8 @@ pub enum Event {
     BytesRead(u64),
     /// A task wrote this many bytes of output.
     BytesWritten(u64),
+    /// This many rows were written to the output.
+    RowsWritten(u64),
     /// This many bytes were spilled to disk.
     BytesSpilled(u64),
     /// Something the user should know that does not stop the job (e.g. an output of

@@ -93,25 +93,31 @@ impl Registry {
     pub fn prepare(&self, plan: &Plan) -> Result<Vec<Box<dyn PreparedOperation>>> {
         plan.tasks
             .iter()
-            .map(|task| {
-                let op = &task.op;
-                let decode = self
-                    .decoders
-                    .get(&(op.name.as_str(), op.version))
-                    .ok_or_else(|| Error::UnknownOperation {
-                        task: task.id,
-                        name: op.name.clone(),
-                        version: op.version,
-                        known: self.versions_of(&op.name),
-                    })?;
-                decode(&op.params).map_err(|e| Error::BadPlan {
-                    reason: format!(
-                        "task {} ({} version {}): parameters do not fit: {e}",
-                        task.id, op.name, op.version
-                    ),
-                })
-            })
+            .map(|task| self.prepare_task(task))
             .collect()
+    }
+
+    /// Decodes one task's operation (see [`Registry::prepare`]).
+    ///
+    /// # Errors
+    /// As [`Registry::prepare`].
+    pub fn prepare_task(&self, task: &Task) -> Result<Box<dyn PreparedOperation>> {
+        let op = &task.op;
+        let decode = self
+            .decoders
+            .get(&(op.name.as_str(), op.version))
+            .ok_or_else(|| Error::UnknownOperation {
+                task: task.id,
+                name: op.name.clone(),
+                version: op.version,
+                known: self.versions_of(&op.name),
+            })?;
+        decode(&op.params).map_err(|e| Error::BadPlan {
+            reason: format!(
+                "task {} ({} version {}): parameters do not fit: {e}",
+                task.id, op.name, op.version
+            ),
+        })
     }
 
     fn versions_of(&self, name: &str) -> Vec<u32> {

@@ -157,6 +157,14 @@ impl AtomicOutput {
     /// appeared or changed during the run; the rename's I/O error. The temporary
     /// output is then removed and the destination is as it was.
     pub fn commit(mut self) -> Result<()> {
+        self.publish_temp()?;
+        self.done = true;
+        forget_temp(&self.temp_path);
+        Ok(())
+    }
+
+    /// Moves the temporary output into place (see [`AtomicOutput::commit`]).
+    fn publish_temp(&mut self) -> Result<()> {
         let dst = self.final_path.clone();
         // Twice at most: with `overwrite`, a destination that appears between the
         // look and the rename is handled as one that was there.
@@ -164,7 +172,7 @@ impl AtomicOutput {
             match dst.symlink_metadata() {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     match publish_new(&self.temp_path, &dst) {
-                        Ok(()) => return self.published(),
+                        Ok(()) => return Ok(()),
                         Err(e) if is_exists(&e) && self.overwrite => continue,
                         Err(e) if is_exists(&e) => return Err(existing_error(&dst)),
                         Err(e) => return Err(Error::io(&dst, e)),
@@ -175,8 +183,7 @@ impl AtomicOutput {
                 Ok(_) => {
                     // It may have been swapped for something else since the start.
                     check_existing(&dst, true)?;
-                    self.replace(&dst)?;
-                    return self.published();
+                    return self.replace(&dst);
                 }
             }
         }
@@ -212,11 +219,47 @@ impl AtomicOutput {
         Ok(())
     }
 
-    fn published(mut self) -> Result<()> {
-        self.done = true;
-        forget_temp(&self.temp_path);
-        Ok(())
+}
+
+/// Publishes `staged`, a finished output written by a plan, at `dst` with the same
+/// rules as [`AtomicOutput::commit`] (no-clobber, or an exchange with `overwrite`).
+/// Unlike a failed commit, a failed publish leaves `staged` where it is: it is the
+/// finished work of a plan, which a rerun can publish once `dst` is cleared.
+///
+/// # Errors
+/// As [`AtomicOutput::commit`].
+pub fn publish(staged: &Path, dst: &Path, overwrite: bool) -> Result<()> {
+    let mut out = AtomicOutput {
+        final_path: dst.to_path_buf(),
+        temp_path: staged.to_path_buf(),
+        overwrite,
+        reclaimed: Reclaimed::default(),
+        done: false,
+    };
+    let result = out.publish_temp();
+    out.done = true;
+    result
+}
+
+/// The working directory of a plan whose output is `dst`, beside it (so that the
+/// output, staged inside, is published by a rename on the same file system):
+/// `.NAME.blockwise-plan-ID`. Not a temporary name: no later run reclaims it, since
+/// a plan may be resumed by another process at any time.
+///
+/// # Errors
+/// [`Error::NameTooLong`] when the name does not fit.
+pub fn plan_workdir(dst: &Path, id: &str) -> Result<PathBuf> {
+    let name = dst
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} is not a file name", dst.display())))?
+        .to_string_lossy();
+    let tail = format!(".blockwise-plan-{id}");
+    let room = NAME_MAX.saturating_sub(1 + tail.len());
+    let mut cut = room.min(name.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
     }
+    Ok(parent_dir(dst).join(format!(".{}{tail}", &name[..cut])))
 }
 
 impl Drop for AtomicOutput {

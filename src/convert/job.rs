@@ -1,0 +1,241 @@
+//! A conversion as a plan: built from the source, the destination and the options
+//! (the same plan whether it then runs here, is written out by `blockwise plan`, or
+//! runs task by task elsewhere), run on the local executor with a memory store, and
+//! published by its last task.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::exec::{DirStore, Environment, JobContext, JobStats, MemoryStore, RunReport};
+use crate::plan::{
+    DataRef, Dataset, DatasetRole, Operation, OpSpec, Plan, Registry, Resources,
+    Task, TaskEnv, TaskKind,
+};
+use crate::storage::Format;
+
+use super::ConvertOptions;
+
+/// The resources a plan is sized for: partitions, runs and chunks are cut so that
+/// `threads` tasks at once fit `memory_limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanSizing {
+    /// Tasks running at once.
+    pub threads: usize,
+    /// The memory budget in bytes.
+    pub memory_limit: u64,
+}
+
+impl PlanSizing {
+    /// The sizing of the job `ctx`.
+    pub fn of(ctx: &JobContext) -> Self {
+        PlanSizing {
+            threads: ctx.threads,
+            memory_limit: ctx.pool.limit(),
+        }
+    }
+}
+
+/// Name of the staged output inside a plan's working directory.
+pub const STAGED_OUTPUT: &str = "output";
+
+/// A conversion being planned: what every route's plan builder is handed.
+#[allow(dead_code)] // until every route is a plan
+pub(crate) struct Conversion<'a> {
+    /// The source.
+    pub src: &'a Path,
+    /// Its format.
+    pub from: Format,
+    /// The destination, as published at the end.
+    pub dst: &'a Path,
+    /// Its format.
+    pub to: Format,
+    /// The options, already fitted to the sizing.
+    pub options: &'a ConvertOptions,
+    /// The resources the plan is sized for.
+    pub sizing: PlanSizing,
+    /// Where the output is written until it is published.
+    pub staged: PathBuf,
+}
+
+#[allow(dead_code)]
+impl Conversion<'_> {
+    /// The source dataset, id `"src"`, described by `meta`.
+    pub fn src_dataset(&self, meta: serde_json::Value) -> Dataset {
+        Dataset::new("src", self.src.display(), self.from.name(), DatasetRole::Input)
+            .with_meta(meta)
+    }
+
+    /// The output dataset, id `"dst"`, at its staged path, described by `meta`.
+    pub fn dst_dataset(&self, meta: serde_json::Value) -> Dataset {
+        Dataset::new(
+            "dst",
+            self.staged.display(),
+            self.to.name(),
+            DatasetRole::Output,
+        )
+        .with_meta(meta)
+    }
+
+    /// Ends `plan` with the task that publishes the staged output at the
+    /// destination, after every task that nothing else waits for.
+    pub fn finish(&self, plan: &mut Plan) {
+        let dependents = plan.dependents();
+        let deps = (0..plan.tasks.len() as u32)
+            .filter(|&t| dependents[t as usize].is_empty())
+            .collect();
+        plan.datasets.push(Dataset::new(
+            "published",
+            self.dst.display(),
+            self.to.name(),
+            DatasetRole::Output,
+        ));
+        let op = PublishOutput {
+            staged: self.staged.display().to_string(),
+            overwrite: self.options.overwrite,
+        };
+        plan.push(Task {
+            deps,
+            ..Task::new(
+                op_spec(&op),
+                DataRef::whole("published"),
+                TaskKind::Release,
+            )
+        });
+    }
+}
+
+/// The [`OpSpec`] of operation `op`.
+pub fn op_spec<O: Operation>(op: &O) -> OpSpec {
+    OpSpec {
+        name: O::NAME.into(),
+        version: O::VERSION,
+        params: serde_json::to_value(op).unwrap_or_default(),
+    }
+}
+
+/// Moves the staged output into place at the `published` dataset's path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishOutput {
+    /// The finished output in the working directory.
+    pub staged: String,
+    /// Whether an existing destination is replaced.
+    pub overwrite: bool,
+}
+
+impl Operation for PublishOutput {
+    const NAME: &'static str = "publish_output";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let dst = PathBuf::from(&env.dataset(task.output.dataset())?.path);
+        let staged = Path::new(&self.staged);
+        crate::storage::atomic::publish(staged, &dst, self.overwrite)
+    }
+}
+
+/// Every operation blockwise runs.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut r = Registry::new();
+        r.register::<PublishOutput>();
+        r
+    })
+}
+
+/// What happens to a plan's working directory when the run fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Everything goes (a `convert`: nothing resumes it).
+    RemoveAll,
+    /// Temporary files go; published entries stay for a rerun to resume from.
+    KeepForResume,
+}
+
+/// Runs `plan` on the job's executor with a memory store over its working directory,
+/// which is removed after success.
+///
+/// # Errors
+/// As [`crate::exec::LocalExecutor::execute`]; the working directory's I/O errors.
+pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<RunReport> {
+    let workdir = workdir_of(plan)?;
+    let disk = Arc::new(DirStore::new(&workdir)?);
+    // What a resumed run looks for goes to disk at once: completion marks of tasks
+    // writing the outputs.
+    let on_disk: HashSet<String> = plan
+        .datasets
+        .iter()
+        .filter(|d| d.role != DatasetRole::Intermediate)
+        .map(|d| d.id.clone())
+        .collect();
+    let store = MemoryStore::new(
+        disk.clone(),
+        ctx.pool.clone(),
+        Some(ctx.monitor.clone()),
+        on_disk,
+    );
+    let resources = Resources::default();
+    let env = Environment {
+        store: &store,
+        pool: &ctx.pool,
+        monitor: Some(&ctx.monitor),
+        spill: &ctx.spill,
+        resources: &resources,
+    };
+    let result = ctx.install(|| ctx.executor().execute(plan, registry(), &env));
+    JobStats::add(&ctx.stats.spilled_bytes, disk.written_bytes());
+    drop(store);
+    match (&result, on_failure) {
+        (Ok(report), _) => {
+            JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
+            JobStats::add(&ctx.stats.skipped_tasks, report.skipped);
+            crate::sys::remove_path(&workdir);
+        }
+        (Err(_), OnFailure::RemoveAll) => crate::sys::remove_path(&workdir),
+        (Err(_), OnFailure::KeepForResume) => disk.remove_temporaries(),
+    }
+    ctx.progress.finish();
+    result
+}
+
+/// The plan's working directory.
+///
+/// # Errors
+/// [`Error::BadPlan`] for a plan that names none.
+pub fn workdir_of(plan: &Plan) -> Result<PathBuf> {
+    if plan.workdir.is_empty() {
+        return Err(Error::BadPlan {
+            reason: "it names no working directory (\"workdir\")".into(),
+        });
+    }
+    Ok(PathBuf::from(&plan.workdir))
+}
+
+/// A store handle for one task run elsewhere (`run-task`): the plan's working
+/// directory, every entry a file.
+///
+/// # Errors
+/// When the directory cannot be created.
+pub fn directory_store(plan: &Plan) -> Result<DirStore> {
+    DirStore::new(&workdir_of(plan)?)
+}
+
+/// Whether the plan's outputs are all published and its working directory gone: a
+/// plan that already ran to the end.
+pub fn already_published(plan: &Plan) -> bool {
+    let workdir_gone = workdir_of(plan).is_ok_and(|w| !w.exists());
+    let published: Vec<&Dataset> = plan
+        .datasets
+        .iter()
+        .filter(|d| d.id == "published")
+        .collect();
+    workdir_gone
+        && !published.is_empty()
+        && published
+            .iter()
+            .all(|d| Path::new(&d.path).symlink_metadata().is_ok())
+}
