@@ -69,6 +69,19 @@ pub trait DataStore: Send + Sync {
     /// I/O errors writing it (a full disk, a spill quota).
     fn put(&self, key: &DataRef, entry: Entry) -> Result<()>;
 
+    /// Publishes the batches `batches` yields, of `schema`, at `key` as one
+    /// [`Entry::Batches`], without necessarily holding them all: an entry too large
+    /// to keep in memory is written to disk as it arrives.
+    ///
+    /// # Errors
+    /// The iterator's errors (nothing is published then); as [`DataStore::put`].
+    fn put_batches(
+        &self,
+        key: &DataRef,
+        schema: SchemaRef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+    ) -> Result<()>;
+
     /// The entry at `key`.
     ///
     /// # Errors

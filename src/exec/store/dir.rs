@@ -16,6 +16,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use arrow::ipc::CompressionType;
+use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, IoResultExt, Result};
 use crate::plan::{BatchStream, DataRef, DataStore, Entry};
@@ -83,6 +84,41 @@ impl DirStore {
             Entry::Bytes(_) => "bin",
             Entry::Json(_) => "json",
         };
+        self.publish(key, ext, |temp| write_file(temp, entry))
+    }
+
+    /// Writes the batches `batches` yields as `key`'s entry, one at a time, and
+    /// publishes it; returns the bytes written.
+    ///
+    /// # Errors
+    /// The iterator's errors and I/O errors; nothing is published then.
+    pub fn write_batches(
+        &self,
+        key: &DataRef,
+        schema: &SchemaRef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+    ) -> Result<u64> {
+        self.publish(key, "arrow", |temp| {
+            let file = File::create(temp).at(temp)?;
+            let mut out = BufWriter::with_capacity(1 << 20, file);
+            let mut writer = ipc_writer(&mut out, schema)?;
+            for b in batches {
+                writer.write(&b?)?;
+            }
+            writer.finish()?;
+            drop(writer);
+            finish_file(temp, out)
+        })
+    }
+
+    /// Runs `write` on a temporary file beside `key`'s entry file, then renames it
+    /// into place; returns what `write` returned.
+    fn publish(
+        &self,
+        key: &DataRef,
+        ext: &str,
+        write: impl FnOnce(&Path) -> Result<u64>,
+    ) -> Result<u64> {
         let path = self.path(key, ext);
         let parent = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(parent).at(parent)?;
@@ -92,7 +128,7 @@ impl DirStore {
             std::process::id(),
             NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
         ));
-        let written = write_file(&temp, entry).and_then(|n| {
+        let written = write(&temp).and_then(|n| {
             // A rename replaces an entry another copy of the task published meanwhile:
             // tasks are deterministic, so both are the same.
             std::fs::rename(&temp, &path).at(&path)?;
@@ -167,9 +203,7 @@ fn write_file(path: &Path, entry: &Entry) -> Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     match entry {
         Entry::Batches { schema, batches } => {
-            let options = IpcWriteOptions::default()
-                .try_with_compression(Some(CompressionType::LZ4_FRAME))?;
-            let mut writer = FileWriter::try_new_with_options(&mut out, schema, options)?;
+            let mut writer = ipc_writer(&mut out, schema)?;
             for b in batches {
                 writer.write(b)?;
             }
@@ -179,6 +213,18 @@ fn write_file(path: &Path, entry: &Entry) -> Result<u64> {
         Entry::Json(value) => serde_json::to_writer(&mut out, value)
             .map_err(|e| Error::io(path, std::io::Error::other(e)))?,
     }
+    finish_file(path, out)
+}
+
+/// An IPC file writer of `schema` with LZ4-compressed buffers.
+fn ipc_writer<W: Write>(out: W, schema: &SchemaRef) -> Result<FileWriter<W>> {
+    let options =
+        IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+    Ok(FileWriter::try_new_with_options(out, schema, options)?)
+}
+
+/// Flushes `out` (the file at `path`); returns the file's length.
+fn finish_file(path: &Path, out: BufWriter<File>) -> Result<u64> {
     let file = out
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
@@ -209,6 +255,15 @@ fn open_batches(path: &Path) -> Result<(SchemaRef, BatchStream)> {
 impl DataStore for DirStore {
     fn put(&self, key: &DataRef, entry: Entry) -> Result<()> {
         self.write(key, &entry).map(|_| ())
+    }
+
+    fn put_batches(
+        &self,
+        key: &DataRef,
+        schema: SchemaRef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+    ) -> Result<()> {
+        self.write_batches(key, &schema, batches).map(|_| ())
     }
 
     fn get(&self, key: &DataRef) -> Result<Arc<Entry>> {

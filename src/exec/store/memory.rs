@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 
 use super::DirStore;
 use crate::error::Result;
@@ -129,6 +130,38 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Records `key`'s entry: in memory (`entry`, held by `reservation`) or on disk
+    /// (`None`), registered with the monitor. A second copy of the same task finds
+    /// the first one's entry and keeps it.
+    fn put_slot(
+        &self,
+        key: &DataRef,
+        entry: Option<Arc<Entry>>,
+        reservation: Reservation,
+    ) -> Result<()> {
+        let on_disk = entry.is_none();
+        let slot = Arc::new(Mutex::new(Slot {
+            key: key.clone(),
+            entry,
+            reservation,
+            on_disk,
+            disk: self.disk.clone(),
+            id: None,
+        }));
+        let mut slots = lock(&self.slots);
+        if slots.contains_key(key) {
+            return Ok(());
+        }
+        if let Some(m) = &self.monitor {
+            let as_spillable: Arc<Mutex<dyn Spillable>> = slot.clone();
+            lock(&slot).id = Some(m.register(&as_spillable));
+        }
+        slots.insert(key.clone(), slot);
+        Ok(())
+    }
+}
+
 impl DataStore for MemoryStore {
     fn put(&self, key: &DataRef, entry: Entry) -> Result<()> {
         if matches!(entry, Entry::Json(_)) || self.on_disk.contains(key.dataset()) {
@@ -139,28 +172,50 @@ impl DataStore for MemoryStore {
             return Ok(());
         }
         let bytes = entry.memory_bytes();
-        let (entry, reservation, on_disk) = match self.reserve(key, bytes) {
-            Some(r) => (Some(Arc::new(entry)), r, false),
+        match self.reserve(key, bytes) {
+            Some(r) => self.put_slot(key, Some(Arc::new(entry)), r),
             None => {
                 // No room even after spilling everything else: straight to disk.
                 self.disk.write(key, &entry)?;
-                (None, self.pool.reserve(format!("store: {key}")), true)
+                self.put_slot(key, None, self.pool.reserve(format!("store: {key}")))
             }
-        };
-        let slot = Arc::new(Mutex::new(Slot {
-            key: key.clone(),
-            entry,
-            reservation,
-            on_disk,
-            disk: self.disk.clone(),
-            id: None,
-        }));
-        if let Some(m) = &self.monitor {
-            let as_spillable: Arc<Mutex<dyn Spillable>> = slot.clone();
-            lock(&slot).id = Some(m.register(&as_spillable));
         }
-        lock(&self.slots).insert(key.clone(), slot);
-        Ok(())
+    }
+
+    fn put_batches(
+        &self,
+        key: &DataRef,
+        schema: SchemaRef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+    ) -> Result<()> {
+        if self.on_disk.contains(key.dataset()) {
+            return self.disk.put_batches(key, schema, batches);
+        }
+        // One entry may take a quarter of the budget in memory; a larger one (a
+        // whole merge under a small limit) goes to disk as it arrives.
+        let cap = self.pool.limit() / 4;
+        let mut reservation = self.pool.reserve(format!("store: {key}"));
+        let mut held = Vec::new();
+        while let Some(batch) = batches.next() {
+            let batch = batch?;
+            let bytes = crate::memory::batch_memory(&batch);
+            let fits = reservation.size() + bytes <= cap
+                && match &self.monitor {
+                    Some(m) => m.grow_or_spill(&mut reservation, bytes).is_ok(),
+                    None => reservation.try_grow(bytes).is_ok(),
+                };
+            if !fits {
+                let mut rest = held.into_iter().map(Ok).chain([Ok(batch)]).chain(batches);
+                self.disk.write_batches(key, &schema, &mut rest)?;
+                return self.put_slot(key, None, self.pool.reserve(format!("store: {key}")));
+            }
+            held.push(batch);
+        }
+        let entry = Entry::Batches {
+            schema,
+            batches: held,
+        };
+        self.put_slot(key, Some(Arc::new(entry)), reservation)
     }
 
     fn get(&self, key: &DataRef) -> Result<Arc<Entry>> {
@@ -184,18 +239,18 @@ impl DataStore for MemoryStore {
     }
 
     fn batches(&self, key: &DataRef) -> Result<(SchemaRef, BatchStream)> {
-        let in_memory = self
-            .slot(key)
-            .and_then(|slot| lock(&slot).entry.clone());
+        let in_memory = self.slot(key).and_then(|slot| lock(&slot).entry.clone());
         match in_memory.as_deref() {
             Some(Entry::Batches { schema, batches }) => {
                 let batches = batches.clone();
                 Ok((schema.clone(), Box::new(batches.into_iter().map(Ok))))
             }
-            Some(_) => self.disk.batches(key).map_err(|_| crate::Error::Internal(format!(
-                "{key} holds {}, not record batches",
-                in_memory.as_ref().map_or("nothing", |e| e.kind())
-            ))),
+            Some(_) => self.disk.batches(key).map_err(|_| {
+                crate::Error::Internal(format!(
+                    "{key} holds {}, not record batches",
+                    in_memory.as_ref().map_or("nothing", |e| e.kind())
+                ))
+            }),
             None => self.disk.batches(key),
         }
     }
