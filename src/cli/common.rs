@@ -54,13 +54,7 @@ impl JobArgs {
     /// # Errors
     /// [`Error::Usage`] for bad values; a spill directory that cannot be created.
     pub fn context(&self, cancel: CancelToken) -> Result<JobContext> {
-        let memory_limit = match self.memory_limit {
-            Some(l) => l,
-            None => match std::env::var("BLOCKWISE_MEMORY_LIMIT") {
-                Ok(v) => memory_limit_option("BLOCKWISE_MEMORY_LIMIT", &v)?,
-                Err(_) => default_memory_limit(),
-            },
-        };
+        let memory_limit = self.memory_limit()?;
         let mut options = JobOptions {
             memory_limit,
             ..JobOptions::default()
@@ -91,6 +85,35 @@ impl JobArgs {
         JobContext::new(&options, cancel)
     }
 
+    /// The memory limit: the flag, else `BLOCKWISE_MEMORY_LIMIT`, else the default.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a bad environment value.
+    pub fn memory_limit(&self) -> Result<u64> {
+        Ok(match self.memory_limit {
+            Some(l) => l,
+            None => match std::env::var("BLOCKWISE_MEMORY_LIMIT") {
+                Ok(v) => memory_limit_option("BLOCKWISE_MEMORY_LIMIT", &v)?,
+                Err(_) => default_memory_limit(),
+            },
+        })
+    }
+
+    /// What a plan is sized for: the memory limit and the threads these options
+    /// give, without starting a job.
+    ///
+    /// # Errors
+    /// As [`JobArgs::memory_limit`].
+    pub fn sizing(&self) -> Result<crate::convert::PlanSizing> {
+        Ok(crate::convert::PlanSizing {
+            threads: self
+                .threads
+                .unwrap_or_else(|| JobOptions::default().threads)
+                .max(1),
+            memory_limit: self.memory_limit()?,
+        })
+    }
+
     /// Prints the `--stats` JSON line on stderr when asked for.
     pub fn report(&self, ctx: &JobContext, started: Instant, extra: serde_json::Value) {
         if !self.stats {
@@ -103,6 +126,7 @@ impl JobArgs {
             "read_bytes": JobStats::get(&ctx.stats.read_bytes),
             "written_bytes": JobStats::get(&ctx.stats.written_bytes),
             "tasks": JobStats::get(&ctx.stats.tasks),
+            "skipped_tasks": JobStats::get(&ctx.stats.skipped_tasks),
             "spilled_bytes": ctx.spill.spilled_bytes() + JobStats::get(&ctx.stats.spilled_bytes),
             "spill_files": ctx.spill.spill_files(),
             "paused_ms": JobStats::get(&ctx.stats.paused_ms),

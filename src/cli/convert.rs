@@ -34,9 +34,9 @@ use crate::storage::{parse_type_name, Format};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Input: a file or a directory (Zarr array, npy stack, Parquet parts)
-    src: PathBuf,
+    pub(super) src: PathBuf,
     /// Output path
-    dst: PathBuf,
+    pub(super) dst: PathBuf,
     /// Input format: csv, parquet, ipc, npy, npy-stack, zarr [default: from SRC's contents and extension]
     #[arg(long)]
     from: Option<String>,
@@ -75,7 +75,7 @@ pub struct Args {
     #[arg(long)]
     overwrite: bool,
     #[command(flatten)]
-    job: JobArgs,
+    pub(super) job: JobArgs,
 }
 
 /// Parses the `--dtype COL=TYPE` list.
@@ -130,32 +130,7 @@ fn check_blocksize_applies(args: &Args, blocksize: u64) -> Result<()> {
 
 pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let started = Instant::now();
-    let mut read = FrameReadOptions::default().with_delimiter(args.delimiter.unwrap_or(b','));
-    if let Some(blocksize) = args.blocksize {
-        check_blocksize_applies(&args, blocksize)?;
-        read = read.with_blocksize(blocksize);
-    }
-    read.columns = args.columns.clone();
-    read.dtypes = parse_dtypes(&args.dtypes)?;
-    read.row_groups = args.row_groups.clone();
-    let options = ConvertOptions {
-        from: args.from.as_deref().map(Format::parse).transpose()?,
-        to: args.to.as_deref().map(Format::parse).transpose()?,
-        chunks: args.chunks.as_deref().map(ChunkSpec::parse).transpose()?,
-        compression: args
-            .compression
-            .as_deref()
-            .map(Compression::parse)
-            .transpose()?,
-        read,
-        row_group_rows: args.row_group_size,
-        overwrite: args.overwrite,
-        sort_by: args
-            .sort_by
-            .as_deref()
-            .map(crate::frame::ops::sort::parse_sort_keys)
-            .transpose()?,
-    };
+    let options = args.options()?;
     let ctx = args.job.context(cancel)?;
     let report =
         convert(&args.src, &args.dst, &options, &ctx).map_err(|e| with_from_hint(e, &args.src))?;
@@ -165,4 +140,40 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
         serde_json::json!({"from": report.from.name(), "to": report.to.name(), "rows": report.rows}),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+impl Args {
+    /// The conversion these arguments ask for.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a value that does not parse or does not apply.
+    pub(super) fn options(&self) -> Result<ConvertOptions> {
+        let args = self;
+        let mut read = FrameReadOptions::default().with_delimiter(args.delimiter.unwrap_or(b','));
+        if let Some(blocksize) = args.blocksize {
+            check_blocksize_applies(args, blocksize)?;
+            read = read.with_blocksize(blocksize);
+        }
+        read.columns = args.columns.clone();
+        read.dtypes = parse_dtypes(&args.dtypes)?;
+        read.row_groups = args.row_groups.clone();
+        Ok(ConvertOptions {
+            from: args.from.as_deref().map(Format::parse).transpose()?,
+            to: args.to.as_deref().map(Format::parse).transpose()?,
+            chunks: args.chunks.as_deref().map(ChunkSpec::parse).transpose()?,
+            compression: args
+                .compression
+                .as_deref()
+                .map(Compression::parse)
+                .transpose()?,
+            read,
+            row_group_rows: args.row_group_size,
+            overwrite: args.overwrite,
+            sort_by: args
+                .sort_by
+                .as_deref()
+                .map(crate::frame::ops::sort::parse_sort_keys)
+                .transpose()?,
+        })
+    }
 }

@@ -4,6 +4,10 @@ mod common;
 mod convert;
 mod head;
 mod info;
+mod plan;
+mod run;
+mod run_task;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -27,6 +31,10 @@ enum Command {
     Convert(convert::Args),
     Info(info::Args),
     Head(head::Args),
+    Plan(plan::Args),
+    Run(run::Args),
+    RunTask(run_task::Args),
+    Tasks(tasks::Args),
 }
 
 /// Parses the arguments and runs the subcommand. `cancel` is set by the Ctrl-C
@@ -48,6 +56,10 @@ pub fn run(cancel: CancelToken) -> Result<ExitCode> {
         Command::Convert(args) => convert::run(args, cancel),
         Command::Info(args) => info::run(args),
         Command::Head(args) => head::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Run(args) => run::run(args, cancel),
+        Command::RunTask(args) => run_task::run(args, cancel),
+        Command::Tasks(args) => tasks::run(args),
     }
 }
 

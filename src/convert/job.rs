@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::exec::{DirStore, Environment, JobContext, JobStats, MemoryStore, RunReport};
 use crate::plan::{
-    DataRef, Dataset, DatasetRole, Operation, OpSpec, Plan, Registry, Resources,
-    Task, TaskEnv, TaskKind,
+    DataRef, Dataset, DatasetRole, OpSpec, Operation, Plan, Registry, Resources, Task, TaskEnv,
+    TaskKind,
 };
 use crate::storage::Format;
 
@@ -65,8 +65,13 @@ pub(crate) struct Conversion<'a> {
 impl Conversion<'_> {
     /// The source dataset, id `"src"`, described by `meta`.
     pub fn src_dataset(&self, meta: serde_json::Value) -> Dataset {
-        Dataset::new("src", self.src.display(), self.from.name(), DatasetRole::Input)
-            .with_meta(meta)
+        Dataset::new(
+            "src",
+            self.src.display(),
+            self.from.name(),
+            DatasetRole::Input,
+        )
+        .with_meta(meta)
     }
 
     /// The output dataset, id `"dst"`, at its staged path, described by `meta`.
@@ -99,11 +104,7 @@ impl Conversion<'_> {
         };
         plan.push(Task {
             deps,
-            ..Task::new(
-                op_spec(&op),
-                DataRef::whole("published"),
-                TaskKind::Release,
-            )
+            ..Task::new(op_spec(&op), DataRef::whole("published"), TaskKind::Release)
         });
     }
 }
@@ -238,4 +239,18 @@ pub fn already_published(plan: &Plan) -> bool {
         && published
             .iter()
             .all(|d| Path::new(&d.path).symlink_metadata().is_ok())
+}
+
+/// Removes the plan's working directory when every final task (one nothing waits
+/// for) has published its output: the last `run-task` of a plan cleans up.
+pub fn finish_if_complete(plan: &Plan, store: &DirStore) {
+    let dependents = plan.dependents();
+    let complete = plan
+        .tasks
+        .iter()
+        .filter(|t| dependents[t.id as usize].is_empty())
+        .all(|t| crate::plan::DataStore::contains(store, &t.output));
+    if complete {
+        crate::sys::remove_path(crate::plan::DataStore::dir(store));
+    }
 }

@@ -18,12 +18,12 @@ mod sort;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use self::job::Conversion;
 pub use self::job::{
-    already_published, directory_store, op_spec, registry, run_plan, workdir_of, OnFailure,
+    already_published, directory_store, finish_if_complete, op_spec, registry, run_plan, workdir_of, OnFailure,
     PlanSizing, PublishOutput, STAGED_OUTPUT,
 };
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
-use self::job::Conversion;
 use self::ordered::OrderedWriter;
 use crate::error::{Error, Result};
 use arrow::record_batch::RecordBatch;
@@ -161,13 +161,11 @@ pub fn plan_convert(
         sizing,
         staged: workdir.join(STAGED_OUTPUT),
     };
-    let mut plan = plan_conversion(&conversion)?.ok_or_else(|| {
-        Error::Unsupported {
-            path: src.to_path_buf(),
-            what: "conversion as a plan",
-            found: format!("{} to {}", from.name(), to.name()),
-            supported: String::new(),
-        }
+    let mut plan = plan_conversion(&conversion)?.ok_or_else(|| Error::Unsupported {
+        path: src.to_path_buf(),
+        what: "conversion as a plan",
+        found: format!("{} to {}", from.name(), to.name()),
+        supported: String::new(),
     })?;
     plan.workdir = workdir.display().to_string();
     Ok(plan)

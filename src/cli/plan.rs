@@ -1,0 +1,74 @@
+//! `blockwise plan convert SRC DST [every convert option] [-o PLAN.json]`: writes the
+//! plan of a conversion instead of running it.
+//!
+//! ```text
+//! blockwise plan convert data.csv out.parquet --memory-limit 4GiB -o plan.json
+//! blockwise tasks plan.json              # the waves, for a job array or a shell loop
+//! blockwise run plan.json                # or run it here
+//! blockwise run-task plan.json 0 1 2     # or task by task, anywhere the paths are seen
+//! ```
+//!
+//! The plan is sized for `--memory-limit` and `--threads` (the workers' budget), and
+//! names a working directory beside DST where intermediates and the output being
+//! written live until the last task publishes it. Nothing is written but the plan.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use crate::convert::plan_convert;
+use crate::error::{Error, IoResultExt, Result};
+use crate::storage::atomic::{AtomicOutput, OutputSpec};
+
+/// Write the plan of a job instead of running it
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, Subcommand)]
+enum What {
+    /// The plan of `blockwise convert SRC DST ...`
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConvertArgs {
+    #[command(flatten)]
+    convert: super::convert::Args,
+    /// Write the plan to this file (JSON) instead of standard output
+    #[arg(short = 'o', long = "output", value_name = "PLAN.json")]
+    output: Option<PathBuf>,
+}
+
+pub(super) fn run(args: Args) -> Result<ExitCode> {
+    let What::Convert(args) = args.what;
+    let options = args.convert.options()?;
+    let sizing = args.convert.job.sizing()?;
+    let plan = plan_convert(&args.convert.src, &args.convert.dst, &options, sizing)
+        .map_err(|e| super::common::with_from_hint(e, &args.convert.src))?;
+    let json = plan.to_json()?;
+    match &args.output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{json}").map_err(|e| Error::io("standard output", e))?;
+        }
+        Some(path) => {
+            let out = AtomicOutput::new(
+                path,
+                &OutputSpec {
+                    format: "plan",
+                    single_file: true,
+                    overwrite: options.overwrite,
+                    inputs: &[args.convert.src.as_path()],
+                },
+            )?;
+            std::fs::write(out.path(), format!("{json}\n")).at(out.path())?;
+            out.commit()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

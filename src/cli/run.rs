@@ -1,0 +1,76 @@
+//! `blockwise run PLAN.json [--threads N] [--memory-limit ...] [--stats] [--no-progress]`:
+//! runs a plan on the local executor.
+//!
+//! Tasks whose outputs a previous run published (it was killed, or failed) are
+//! skipped: the run resumes where the last one stopped. After success the plan's
+//! working directory is removed; after a failure or Ctrl-C only its temporary files
+//! are, and the finished work stays for the next run. A plan that already ran to the
+//! end does nothing.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use super::common::JobArgs;
+use crate::convert::{already_published, run_plan, OnFailure};
+use crate::error::{IoResultExt, Result};
+use crate::exec::{CancelToken, JobStats};
+use crate::plan::Plan;
+
+/// Run a plan written by `blockwise plan`
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The plan (JSON)
+    plan: PathBuf,
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+/// Largest plan file read: far past any plan blockwise writes (a million tasks take
+/// about 400 MB), short of reading a stray multi-gigabyte file into memory.
+const MAX_PLAN_BYTES: u64 = 1 << 30;
+
+/// Reads and checks the plan at `path`.
+///
+/// # Errors
+/// [`crate::Error::NotFound`]; [`crate::Error::BadPlan`] for a file that is not a
+/// plan this blockwise runs.
+pub(super) fn read_plan(path: &std::path::Path) -> Result<Plan> {
+    let meta = std::fs::metadata(path).at(path)?;
+    crate::storage::check_input_kind(path, &meta)?;
+    if meta.len() > MAX_PLAN_BYTES {
+        return Err(crate::Error::BadPlan {
+            reason: format!(
+                "{} holds {} bytes; a plan is at most {MAX_PLAN_BYTES}",
+                path.display(),
+                meta.len()
+            ),
+        });
+    }
+    let text = std::fs::read(path).at(path)?;
+    let text = String::from_utf8(text).map_err(|_| crate::Error::BadPlan {
+        reason: format!("{} is not UTF-8 text", path.display()),
+    })?;
+    Plan::from_json(&text).map_err(|e| match e {
+        crate::Error::BadPlan { reason } => crate::Error::BadPlan {
+            reason: format!("{}: {reason}", path.display()),
+        },
+        other => other,
+    })
+}
+
+pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
+    let started = Instant::now();
+    let plan = read_plan(&args.plan)?;
+    // Operations are checked before anything is set up.
+    crate::convert::registry().prepare(&plan)?;
+    let ctx = args.job.context(cancel)?;
+    if already_published(&plan) {
+        JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
+    } else {
+        ctx.progress.start(plan.tasks.len() as u64, false, "tasks");
+        run_plan(&plan, &ctx, OnFailure::KeepForResume)?;
+    }
+    args.job.report(&ctx, started, serde_json::json!({}));
+    Ok(ExitCode::SUCCESS)
+}
