@@ -21,9 +21,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::CancelToken;
+use crate::error::{Error, Result};
 use crate::memory::{Admission, MemoryGate};
 use crate::plan::{Event, Observer};
-use crate::error::{Error, Result};
 use crate::plan::{Plan, Task, TaskId, TaskKind};
 
 /// How long an idle worker sleeps before looking for stolen work again; task ends

@@ -8,13 +8,11 @@ mod progress;
 mod run;
 mod store;
 
-pub use crate::sys::{interrupted, CancelToken};
-pub use context::{JobContext, JobOptions, JobStats};
-pub use local::{
-    thread_pool, LocalExecutor, RunReport, TaskContext,
-};
-pub use progress::Progress;
 pub use crate::memory::{Admission, MemoryGate};
 pub use crate::plan::{Event, Observer};
-pub use store::{DirStore, MemoryStore};
+pub use crate::sys::{interrupted, CancelToken};
+pub use context::{JobContext, JobOptions, JobStats};
+pub use local::{thread_pool, LocalExecutor, RunReport, TaskContext};
+pub use progress::Progress;
 pub use run::{needed_tasks, run_task, Environment, SharedStore, TaskReport};
+pub use store::{DirStore, MemoryStore};

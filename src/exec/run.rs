@@ -11,8 +11,7 @@ use super::{LocalExecutor, RunReport};
 use crate::error::{Error, Result};
 use crate::memory::{MemoryMonitor, MemoryPool, SpillStore};
 use crate::plan::{
-    check_memory, DataRef, DataStore, DatasetRole, Entry, Event, Plan, Registry, Resources,
-    TaskEnv,
+    check_memory, DataRef, DataStore, DatasetRole, Entry, Event, Plan, Registry, Resources, TaskEnv,
 };
 
 /// What the tasks of one run share besides the executor's threads.
@@ -102,7 +101,8 @@ impl LocalExecutor {
             } else {
                 // Its output is written elsewhere (a chunk of the output array): the
                 // mark is what a resumed run looks for.
-                env.store.put(&task.output, Entry::Json(serde_json::Value::Null))?;
+                env.store
+                    .put(&task.output, Entry::Json(serde_json::Value::Null))?;
             }
             for r in &task.inputs {
                 if let Some(left) = consumers.get(r) {
@@ -175,7 +175,10 @@ pub fn run_task(
     observers: &[Arc<dyn crate::plan::Observer>],
 ) -> Result<TaskReport> {
     let task = plan.tasks.get(id as usize).ok_or_else(|| Error::BadPlan {
-        reason: format!("it has no task {id} (tasks are 0 to {})", plan.tasks.len().saturating_sub(1)),
+        reason: format!(
+            "it has no task {id} (tasks are 0 to {})",
+            plan.tasks.len().saturating_sub(1)
+        ),
     })?;
     let started = std::time::Instant::now();
     let mut report = TaskReport {
@@ -195,7 +198,10 @@ pub fn run_task(
         let dep = &plan.tasks[d as usize];
         if !env.store.contains(&dep.output) {
             return Err(Error::MissingEntry {
-                key: format!("{} (the output of task {d}, {}, which task {id} waits for)", dep.output, dep.op.name),
+                key: format!(
+                    "{} (the output of task {d}, {}, which task {id} waits for)",
+                    dep.output, dep.op.name
+                ),
                 dir: env.store.dir().to_path_buf(),
             });
         }
@@ -217,7 +223,8 @@ pub fn run_task(
     };
     op.run(task, &task_env)?;
     if !is_intermediate(plan, &task.output) {
-        env.store.put(&task.output, Entry::Json(serde_json::Value::Null))?;
+        env.store
+            .put(&task.output, Entry::Json(serde_json::Value::Null))?;
     } else if !env.store.contains(&task.output) {
         return Err(Error::Internal(format!(
             "task {id} ({}) finished without publishing {}",
@@ -230,4 +237,228 @@ pub fn run_task(
     report.peak_reserved_bytes = env.pool.peak_reserved().max(before);
     report.skipped = false;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::path::{Path, PathBuf};
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::exec::{DirStore, MemoryStore};
+    use crate::memory::{DiskManager, SpillCompression};
+    use crate::plan::{Dataset, OpSpec, Operation, Task, TaskKind};
+    use crate::sys::CancelToken;
+
+    /// Publishes `value` as one byte; notes that it ran in `log`.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Produce {
+        value: u8,
+        log: PathBuf,
+    }
+
+    /// Publishes the sum of its inputs' bytes; into a file when its output is the
+    /// plan's output.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct Sum {
+        log: PathBuf,
+        file: Option<PathBuf>,
+    }
+
+    fn note(log: &Path, task: &Task) {
+        std::fs::write(log.join(task.id.to_string()), b"").unwrap();
+    }
+
+    impl Operation for Produce {
+        const NAME: &'static str = "test_produce";
+        const VERSION: u32 = 1;
+        fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+            note(&self.log, task);
+            env.store
+                .put(&task.output, Entry::Bytes(vec![self.value].into()))
+        }
+    }
+
+    impl Operation for Sum {
+        const NAME: &'static str = "test_sum";
+        const VERSION: u32 = 1;
+        fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+            note(&self.log, task);
+            let mut total = 0u8;
+            for r in &task.inputs {
+                match &*env.store.get(r)? {
+                    Entry::Bytes(b) => total += b[0],
+                    other => panic!("{other:?}"),
+                }
+            }
+            match &self.file {
+                Some(f) => std::fs::write(f, [total]).map_err(|e| Error::io(f, e)),
+                None => env
+                    .store
+                    .put(&task.output, Entry::Bytes(vec![total].into())),
+            }
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut r = Registry::new();
+        r.register::<Produce>().register::<Sum>();
+        r
+    }
+
+    /// `a/0 = 1`, `a/1 = 2`, `b = a/0 + a/1`, the output file `= b`.
+    fn plan(dir: &Path) -> Plan {
+        let log = dir.join("log");
+        std::fs::create_dir_all(&log).unwrap();
+        let mut plan = Plan::new();
+        plan.workdir = dir.join("work").display().to_string();
+        plan.datasets = vec![
+            Dataset::new("a", "", "memory", DatasetRole::Intermediate),
+            Dataset::new("b", "", "memory", DatasetRole::Intermediate),
+            Dataset::new("out", dir.join("out").display(), "bin", DatasetRole::Output),
+        ];
+        let spec = |name: &str, params: serde_json::Value| OpSpec {
+            name: name.into(),
+            version: 1,
+            params,
+        };
+        for v in [1u8, 2] {
+            plan.push(Task::new(
+                spec("test_produce", serde_json::json!({"value": v, "log": log})),
+                DataRef::partition("a", u64::from(v - 1)),
+                TaskKind::Load,
+            ));
+        }
+        plan.push(Task {
+            inputs: vec![DataRef::partition("a", 0), DataRef::partition("a", 1)],
+            deps: vec![0, 1],
+            ..Task::new(
+                spec("test_sum", serde_json::json!({"log": log, "file": null})),
+                DataRef::whole("b"),
+                TaskKind::Compute,
+            )
+        });
+        plan.push(Task {
+            inputs: vec![DataRef::whole("b")],
+            deps: vec![2],
+            ..Task::new(
+                spec(
+                    "test_sum",
+                    serde_json::json!({"log": log, "file": dir.join("out")}),
+                ),
+                DataRef::whole("out"),
+                TaskKind::Release,
+            )
+        });
+        plan
+    }
+
+    fn ran(dir: &Path) -> Vec<u32> {
+        let mut ids: Vec<u32> = std::fs::read_dir(dir.join("log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+            .collect();
+        ids.sort_unstable();
+        std::fs::remove_dir_all(dir.join("log")).unwrap();
+        std::fs::create_dir(dir.join("log")).unwrap();
+        ids
+    }
+
+    fn run(plan: &Plan, dir: &Path) -> Result<RunReport> {
+        let pool = MemoryPool::new(1 << 30);
+        let spill = SpillStore::new(DiskManager::new(dir, None)?, SpillCompression::None);
+        let disk = std::sync::Arc::new(DirStore::new(Path::new(&plan.workdir))?);
+        let store = MemoryStore::new(disk, pool.clone(), None, HashSet::from(["out".into()]));
+        let resources = Resources::default();
+        let env = Environment {
+            store: &store,
+            pool: &pool,
+            monitor: None,
+            spill: &spill,
+            resources: &resources,
+        };
+        let report = LocalExecutor::new(2, CancelToken::new())?.execute(plan, &registry(), &env)?;
+        assert_eq!(pool.reserved(), 0, "every intermediate released");
+        Ok(report)
+    }
+
+    #[test]
+    fn a_plan_runs_from_its_data_and_releases_its_intermediates() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let report = run(&plan, dir.path()).unwrap();
+        assert_eq!((report.tasks, report.skipped), (4, 0));
+        assert_eq!(ran(dir.path()), vec![0, 1, 2, 3]);
+        assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), vec![3]);
+        // Only the completion mark of the output task is left in the store.
+        let disk = DirStore::new(Path::new(&plan.workdir)).unwrap();
+        assert!(disk.contains(&DataRef::whole("out")));
+        assert!(!disk.contains(&DataRef::whole("b")));
+
+        // Run again: the output is published, nothing runs.
+        let report = run(&plan, dir.path()).unwrap();
+        assert_eq!((report.tasks, report.skipped), (0, 4));
+        assert!(ran(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_resumed_run_does_only_the_work_that_was_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        // A killed run had published `b` (on disk) but not the output.
+        DirStore::new(Path::new(&plan.workdir))
+            .unwrap()
+            .put(&DataRef::whole("b"), Entry::Bytes(vec![3].into()))
+            .unwrap();
+        let report = run(&plan, dir.path()).unwrap();
+        assert_eq!((report.tasks, report.skipped), (1, 3));
+        assert_eq!(
+            ran(dir.path()),
+            vec![3],
+            "a/0 and a/1 were only needed by b"
+        );
+        assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), vec![3]);
+    }
+
+    #[test]
+    fn run_task_runs_one_task_against_the_directory_and_checks_its_dependencies() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = plan(dir.path());
+        let store = DirStore::new(Path::new(&plan.workdir)).unwrap();
+        let pool = MemoryPool::new(1 << 30);
+        let spill = SpillStore::new(
+            DiskManager::new(dir.path(), None).unwrap(),
+            SpillCompression::None,
+        );
+        let resources = Resources::default();
+        let env = Environment {
+            store: &store,
+            pool: &pool,
+            monitor: None,
+            spill: &spill,
+            resources: &resources,
+        };
+        let cancel = CancelToken::new();
+        let e = run_task(&plan, &registry(), 2, &env, &cancel, &[]).unwrap_err();
+        assert!(matches!(e, Error::MissingEntry { .. }), "{e}");
+        assert!(e.to_string().contains("task 0"), "{e}");
+        for wave in plan.waves().unwrap() {
+            for id in wave {
+                let r = run_task(&plan, &registry(), id, &env, &cancel, &[]).unwrap();
+                assert!(!r.skipped);
+                assert_eq!(r.op, plan.tasks[id as usize].op.name);
+            }
+        }
+        assert_eq!(std::fs::read(dir.path().join("out")).unwrap(), vec![3]);
+        // Twice: skipped.
+        assert!(
+            run_task(&plan, &registry(), 1, &env, &cancel, &[])
+                .unwrap()
+                .skipped
+        );
+        let e = run_task(&plan, &registry(), 9, &env, &cancel, &[]).unwrap_err();
+        assert!(e.to_string().contains("no task 9"), "{e}");
+    }
 }

@@ -29,4 +29,3 @@ pub trait Observer: Send + Sync {
     /// Called from whichever thread the event happened on.
     fn on_event(&self, event: &Event);
 }
-

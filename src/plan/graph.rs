@@ -146,7 +146,9 @@ impl Plan {
                 return bad(format!("the task at position {i} has id {}", task.id));
             }
             if let Some(&d) = task.deps.iter().find(|&&d| d as usize >= self.tasks.len()) {
-                return bad(format!("task {i} depends on task {d}, which does not exist"));
+                return bad(format!(
+                    "task {i} depends on task {d}, which does not exist"
+                ));
             }
             for r in task.inputs.iter().chain(std::iter::once(&task.output)) {
                 if !datasets.contains(r.dataset()) {

@@ -61,7 +61,9 @@ impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut names: Vec<_> = self.decoders.keys().collect();
         names.sort();
-        f.debug_struct("Registry").field("operations", &names).finish()
+        f.debug_struct("Registry")
+            .field("operations", &names)
+            .finish()
     }
 }
 
@@ -138,8 +140,11 @@ impl Registry {
 /// tasks.
 #[derive(Default)]
 pub struct Resources {
-    slots: Mutex<HashMap<String, Arc<Mutex<Option<Arc<dyn Any + Send + Sync>>>>>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
+
+/// One cached object, opened on first use.
+type Slot = Mutex<Option<Arc<dyn Any + Send + Sync>>>;
 
 impl Resources {
     /// The object cached under `key`, opened by `open` the first time (once, even
@@ -220,5 +225,112 @@ impl TaskEnv<'_> {
             Some(m) => m.grow_or_spill(reservation, bytes),
             None => reservation.try_grow(bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{DataRef, OpSpec, TaskKind};
+    use serde::Deserialize;
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Scale {
+        factor: u32,
+    }
+
+    impl Operation for Scale {
+        const NAME: &'static str = "scale";
+        const VERSION: u32 = 2;
+        fn run(&self, _task: &Task, _env: &TaskEnv<'_>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn plan_of(name: &str, version: u32, params: serde_json::Value) -> Plan {
+        let mut plan = Plan::new();
+        plan.datasets = vec![Dataset::new(
+            "x",
+            "x",
+            "memory",
+            crate::plan::DatasetRole::Intermediate,
+        )];
+        plan.push(Task::new(
+            OpSpec {
+                name: name.into(),
+                version,
+                params,
+            },
+            DataRef::whole("x"),
+            TaskKind::Compute,
+        ));
+        plan
+    }
+
+    #[test]
+    fn known_operations_decode_and_unknown_ones_are_refused_before_running() {
+        let mut registry = Registry::new();
+        registry.register::<Scale>();
+        assert!(registry.knows("scale", 2));
+        let ok = plan_of("scale", 2, serde_json::json!({"factor": 3}));
+        assert_eq!(registry.prepare(&ok).unwrap().len(), 1);
+
+        let e = registry
+            .prepare(&plan_of("scale", 1, serde_json::json!({"factor": 3})))
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::UnknownOperation { ref known, .. } if known == &[2]));
+        assert!(e.to_string().contains("runs versions [2]"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+
+        let e = registry
+            .prepare(&plan_of("shuffle", 1, serde_json::Value::Null))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("\"shuffle\""), "{e}");
+        assert!(e.to_string().contains("no operation of that name"), "{e}");
+
+        let e = registry
+            .prepare(&plan_of("scale", 2, serde_json::json!({"factor": "three"})))
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::BadPlan { .. }), "{e}");
+        assert!(e.to_string().contains("task 0 (scale version 2)"), "{e}");
+        let e = registry
+            .prepare(&plan_of(
+                "scale",
+                2,
+                serde_json::json!({"factor": 1, "extra": 0}),
+            ))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("extra"), "{e}");
+    }
+
+    #[test]
+    fn resources_open_once_and_keep_their_type() {
+        let resources = Resources::default();
+        let opened = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let v = resources
+                        .get_or_open("src", || {
+                            opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            Ok(41u64)
+                        })
+                        .unwrap();
+                    assert_eq!(*v, 41);
+                });
+            }
+        });
+        assert_eq!(opened.into_inner(), 1);
+        assert!(resources.get_or_open("src", || Ok("text")).is_err());
+        // A failed open caches nothing.
+        assert!(resources
+            .get_or_open::<u8>("other", || Err(Error::Cancelled))
+            .is_err());
+        assert_eq!(*resources.get_or_open("other", || Ok(7u8)).unwrap(), 7);
     }
 }

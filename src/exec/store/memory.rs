@@ -65,7 +65,7 @@ impl Spillable for Slot {
 /// Entries in memory, spilled to a [`DirStore`] under pressure.
 pub struct MemoryStore {
     disk: Arc<DirStore>,
-    pool: MemoryPool,
+    pub(super) pool: MemoryPool,
     monitor: Option<Arc<MemoryMonitor>>,
     /// Datasets whose entries go straight to disk (outputs' completion marks).
     on_disk: HashSet<String>,
