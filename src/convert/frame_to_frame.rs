@@ -19,9 +19,6 @@ pub(super) fn run(
     options: &ConvertOptions,
     ctx: &JobContext,
 ) -> Result<u64> {
-    if let Some(keys) = &options.sort_by {
-        return super::sort::run(src, from, dst, to, keys, options, ctx);
-    }
     let source = open_frame(src, from, &options.read)?;
     let mut sink = sinks::frame_sink(to, dst, source.schema(), options, ctx, ctx.threads + 1)?;
     let route = super::Route::new(src, from, dst, to);
@@ -84,7 +81,6 @@ fn has_union(t: &DataType) -> bool {
         _ => false,
     }
 }
-
 
 /// The route as a plan (see [`super::job`]); `None` while it still runs by closures.
 ///

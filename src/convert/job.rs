@@ -144,6 +144,10 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| {
         let mut r = Registry::new();
         r.register::<PublishOutput>();
+        r.register::<crate::frame::write::EncodeTablePart>();
+        r.register::<crate::frame::write::AppendTablePart>();
+        r.register::<crate::frame::write::FinishTableOutput>();
+        r.register::<crate::frame::write::WriteTablePart>();
         r
     })
 }

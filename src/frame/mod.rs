@@ -3,3 +3,4 @@
 //! execution core needs live here already.
 
 pub mod ops;
+pub mod write;

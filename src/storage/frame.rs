@@ -206,3 +206,55 @@ pub fn project(
         }
     }
 }
+
+/// A schema as a plan carries it: the Arrow IPC encoding of the schema (field names,
+/// types, nullability and metadata exactly), as hex digits in JSON, so that a worker
+/// in another process rebuilds the very same schema.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SerializedSchema(String);
+
+impl SerializedSchema {
+    /// The serialized form of `schema`.
+    pub fn new(schema: &Schema) -> Self {
+        let fbb = arrow::ipc::convert::IpcSchemaEncoder::new().schema_to_fb(schema);
+        SerializedSchema(to_hex(fbb.finished_data()))
+    }
+
+    /// The schema again.
+    ///
+    /// # Errors
+    /// [`Error::BadPlan`] when the text is not a serialized schema.
+    pub fn decode(&self) -> Result<SchemaRef> {
+        let bad = |detail: String| Error::BadPlan {
+            reason: format!("a table schema in the plan does not decode: {detail}"),
+        };
+        let bytes = from_hex(&self.0).ok_or_else(|| bad("not hex digits".into()))?;
+        let fb = arrow::ipc::root_as_schema(&bytes).map_err(|e| bad(e.to_string()))?;
+        let schema = arrow::ipc::convert::try_fb_to_schema(fb).map_err(|e| bad(e.to_string()))?;
+        Ok(Arc::new(schema))
+    }
+}
+
+/// `bytes` as lowercase hex digits.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        text.push(DIGITS[usize::from(b >> 4)] as char);
+        text.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    text
+}
+
+/// The bytes `text` spells in hex digits, or `None` when it is not hex.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let text = text.as_bytes();
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}

@@ -7,6 +7,8 @@
 //! those lengths say and asserts on a buffer past its body. What is left to the
 //! reader runs under [`guard_decoder`], so a file can make an error, never a crash.
 
+pub mod parts;
+
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read};
 use std::os::unix::fs::FileExt;
@@ -445,7 +447,8 @@ impl FrameSource for IpcSource {
 }
 
 /// Compression of the buffers in a written IPC file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum IpcCompression {
     /// Uncompressed (so readers can memory-map it).
     #[default]

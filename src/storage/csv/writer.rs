@@ -38,12 +38,19 @@ impl CsvEncoder {
     fn encode(&self, batch: &RecordBatch) -> Result<Vec<u8>> {
         // Formatted text is about as large as the decoded numbers it came from.
         let mut text = Vec::with_capacity(batch.get_array_memory_size());
+        self.encode_into(batch, &mut text)?;
+        Ok(text)
+    }
+
+    /// Appends the text of `batch`'s rows to `text`.
+    fn encode_into(&self, batch: &RecordBatch, text: &mut Vec<u8>) -> Result<()> {
+        text.reserve(batch.get_array_memory_size());
         WriterBuilder::new()
             .with_header(false)
             .with_delimiter(self.delimiter)
-            .build(&mut text)
+            .build(text)
             .write(batch)?;
-        Ok(text)
+        Ok(())
     }
 }
 
@@ -126,6 +133,37 @@ impl FrameSink for CsvSink {
             .map_err(|e| Error::io(&self.path, e.into_error()))?;
         Ok(())
     }
+}
+
+/// The header row of a CSV file of `schema`, line break included.
+pub fn header_line(schema: &arrow::datatypes::Schema, delimiter: u8) -> Vec<u8> {
+    let header: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| quote(f.name(), delimiter))
+        .collect();
+    let mut line = header.join(&(delimiter as char).to_string()).into_bytes();
+    line.push(b'\n');
+    line
+}
+
+/// The CSV text (no header) of `batches`' rows, and how many rows they hold.
+///
+/// # Errors
+/// The batches' errors; a value that cannot be formatted.
+pub fn encode_part(
+    delimiter: u8,
+    batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+) -> Result<(bytes::Bytes, u64)> {
+    let encoder = CsvEncoder { delimiter };
+    let mut text = Vec::new();
+    let mut rows = 0u64;
+    for batch in batches {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        encoder.encode_into(&batch, &mut text)?;
+    }
+    Ok((bytes::Bytes::from(text), rows))
 }
 
 /// A header field, quoted when it holds the delimiter, a quote or a line break.

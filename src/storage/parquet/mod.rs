@@ -6,6 +6,7 @@
 //! open row group and appends the column chunks in order, so a wide table keeps both
 //! cores busy while the output stays what a sequential writer would produce.
 
+pub mod parts;
 mod writer;
 
 use std::fs::File;

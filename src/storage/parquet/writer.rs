@@ -18,7 +18,7 @@
 //! exactly as in the whole schema, so the closed chunks append to the real row group.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ use parquet::arrow::arrow_writer::{
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type as ParquetType;
 use rayon::prelude::*;
@@ -403,9 +403,9 @@ fn leaf_count(node: &ParquetType) -> usize {
 
 /// Splits a wide schema's top-level fields into slices of about [`SLICE_LEAVES`]
 /// leaves; none for a narrow schema.
-fn column_slices(
+fn column_slices<W: Write + Send>(
     schema: &SchemaRef,
-    file: &SerializedFileWriter<BufWriter<File>>,
+    file: &SerializedFileWriter<W>,
 ) -> Vec<ColumnSlice> {
     let descr = file.schema_descr();
     let top = descr.root_schema().get_fields();
@@ -461,12 +461,48 @@ impl PartitionEncoder for Shared {
     }
 }
 
-/// A Parquet file being written.
-pub struct ParquetSink {
+/// A Parquet file being written, into a file or (for the parts of an assembled
+/// output) into memory.
+pub struct ParquetSink<W: Write + Send = BufWriter<File>> {
     shared: Arc<Shared>,
-    writer: SerializedFileWriter<BufWriter<File>>,
+    writer: SerializedFileWriter<W>,
     open: Option<OpenRowGroup>,
     reservation: Option<Reservation>,
+}
+
+/// The writer properties of every Parquet file blockwise writes.
+///
+/// Statistics are kept per column chunk, not per page, and no page index is written:
+/// a file assembled from parts (see [`super::parts`]) copies column chunks verbatim
+/// and rewrites only the footer, where a page index would point into the parts.
+/// Floating-point columns are written plain: their values rarely repeat, so a
+/// dictionary only adds pages that are later abandoned (15% larger than plain on
+/// db-benchmark's `v3`).
+fn writer_properties(schema: &Schema, options: &ParquetWriteOptions) -> Result<WriterProperties> {
+    let compression = match options.zstd_level {
+        Some(level) => {
+            Compression::ZSTD(ZstdLevel::try_new(level).map_err(|e| Error::InvalidOption {
+                option: "--compression",
+                value: format!("zstd:{level}"),
+                reason: e.to_string(),
+            })?)
+        }
+        None => Compression::UNCOMPRESSED,
+    };
+    let mut builder = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_offset_index_disabled(true);
+    for field in schema.fields() {
+        if field.data_type().is_floating() {
+            builder = builder.set_column_dictionary_enabled(
+                parquet::schema::types::ColumnPath::from(field.name().as_str()),
+                false,
+            );
+        }
+    }
+    Ok(builder.build())
 }
 
 impl ParquetSink {
@@ -475,24 +511,31 @@ impl ParquetSink {
     /// # Errors
     /// When the file cannot be created or the options are invalid.
     pub fn create(path: &Path, schema: SchemaRef, options: ParquetWriteOptions) -> Result<Self> {
-        let compression = match options.zstd_level {
-            Some(level) => Compression::ZSTD(
-                ZstdLevel::try_new(level)
-                    .map_err(|e| Error::Usage(format!("--compression: {e}")))?,
-            ),
-            None => Compression::UNCOMPRESSED,
-        };
-        let props = WriterProperties::builder()
-            .set_compression(compression)
-            .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
-            .build();
         let file = File::create(path).at(path)?;
-        let writer = ArrowWriter::try_new(
+        Self::create_in(
             BufWriter::with_capacity(1 << 20, file),
-            schema.clone(),
-            Some(props.clone()),
+            path,
+            schema,
+            options,
         )
-        .map_err(|e| parquet_error(path, e))?;
+    }
+}
+
+impl<W: Write + Send> ParquetSink<W> {
+    /// A Parquet file for rows of `schema` written into `out`; `path` names it in
+    /// messages.
+    ///
+    /// # Errors
+    /// When the options are invalid or `out` cannot be written.
+    pub fn create_in(
+        out: W,
+        path: &Path,
+        schema: SchemaRef,
+        options: ParquetWriteOptions,
+    ) -> Result<Self> {
+        let props = writer_properties(&schema, &options)?;
+        let writer = ArrowWriter::try_new(out, schema.clone(), Some(props.clone()))
+            .map_err(|e| parquet_error(path, e))?;
         let (writer, factory) = writer
             .into_serialized_writer()
             .map_err(|e| parquet_error(path, e))?;
@@ -528,6 +571,15 @@ impl ParquetSink {
         self
     }
 
+    /// Caps each row group at `bytes` of encoded pages (at least 4 KiB), so that an
+    /// encoder holds about that much.
+    pub fn with_row_group_bytes(mut self, bytes: usize) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.row_group_bytes = bytes.clamp(4096, ROW_GROUP_BYTES);
+        }
+        self
+    }
+
     fn append(&mut self, group: EncodedRowGroup) -> Result<()> {
         let path = &self.shared.path;
         let mut row_group = self
@@ -542,9 +594,24 @@ impl ParquetSink {
         row_group.close().map_err(|e| parquet_error(path, e))?;
         Ok(())
     }
+
+    /// Writes the last row group and the footer, and hands back the output.
+    ///
+    /// # Errors
+    /// When the data cannot be encoded or written.
+    pub fn into_inner(mut self) -> Result<W> {
+        if let Some(group) = self.open.take() {
+            let encoded = self.shared.close(group, true)?;
+            self.append(encoded)?;
+        }
+        let path = self.shared.path.clone();
+        self.writer
+            .into_inner()
+            .map_err(|e| parquet_error(&path, e))
+    }
 }
 
-impl FrameSink for ParquetSink {
+impl<W: Write + Send> FrameSink for ParquetSink<W> {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let shared = self.shared.clone();
         let mut open = self.open.take();
@@ -575,20 +642,10 @@ impl FrameSink for ParquetSink {
         self.append(*group)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        if let Some(group) = self.open.take() {
-            let encoded = self.shared.close(group, true)?;
-            self.append(encoded)?;
-        }
+    fn finish(self: Box<Self>) -> Result<()> {
         let path = self.shared.path.clone();
-        let inner = self
-            .writer
-            .into_inner()
-            .map_err(|e| parquet_error(&path, e))?;
-        inner
-            .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        Ok(())
+        let mut out = self.into_inner()?;
+        out.flush().at(&path)
     }
 }
 

@@ -1,0 +1,413 @@
+//! The operations that write a table output (see [`super::add_table_output`]).
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{TableFormat, TableOutput};
+use crate::error::{Error, IoResultExt, Result};
+use crate::plan::{DataRef, Entry, Event, Operation, Task, TaskEnv};
+use crate::storage::frame::{from_hex, to_hex};
+use crate::storage::ipc::parts as ipc_parts;
+use crate::storage::parquet::parts as parquet_parts;
+
+/// A table output opened once a process: its description and decoded schema.
+struct OpenOutput {
+    output: TableOutput,
+    schema: SchemaRef,
+}
+
+impl OpenOutput {
+    fn path(&self) -> &Path {
+        Path::new(&self.output.path)
+    }
+
+    /// Bytes a Parquet row group may buffer while a part is encoded: a share of the
+    /// budget such that every thread's encoder, and the parts waiting, fit a quarter.
+    fn row_group_bytes(&self, env: &TaskEnv<'_>) -> usize {
+        let share = env.pool.limit() / (4 * (env.threads as u64 + 1));
+        usize::try_from(share).unwrap_or(usize::MAX)
+    }
+}
+
+/// The output dataset `id` of the plan, opened once a process.
+fn open_output(env: &TaskEnv<'_>, id: &str) -> Result<Arc<OpenOutput>> {
+    env.resources
+        .get_or_open(&format!("table-output/{id}"), || {
+            let output = TableOutput::of(env.dataset(id)?)?;
+            let schema = output.schema.decode()?;
+            Ok(OpenOutput { output, schema })
+        })
+}
+
+/// The `i`th input of `task`.
+fn input(task: &Task, i: usize) -> Result<&DataRef> {
+    task.inputs.get(i).ok_or_else(|| Error::BadPlan {
+        reason: format!(
+            "task {} ({}) needs input {i} and has {}",
+            task.id,
+            task.op.name,
+            task.inputs.len()
+        ),
+    })
+}
+
+/// The bytes of the entry at `key`.
+fn bytes_entry(env: &TaskEnv<'_>, key: &DataRef) -> Result<Bytes> {
+    match &*env.store.get(key)? {
+        Entry::Bytes(b) => Ok(b.clone()),
+        other => Err(Error::corrupt(
+            env.store.dir(),
+            "store entry",
+            format!("{key} holds {}, not bytes", other.kind()),
+        )),
+    }
+}
+
+/// Encodes the batches at `key` in `out`'s format; returns the bytes and the rows.
+fn encode(
+    env: &TaskEnv<'_>,
+    out: &OpenOutput,
+    key: &DataRef,
+    format: TableFormat,
+) -> Result<(Bytes, u64)> {
+    let (_, mut batches) = env.store.batches(key)?;
+    let options = &out.output.options;
+    match format {
+        TableFormat::Csv => crate::storage::csv::encode_part(options.delimiter, &mut batches),
+        TableFormat::Parquet | TableFormat::ParquetDir => parquet_parts::encode_part(
+            out.path(),
+            out.schema.clone(),
+            options.parquet(),
+            out.row_group_bytes(env),
+            &mut batches,
+        ),
+        TableFormat::Ipc => ipc_parts::encode_part(
+            out.path(),
+            &out.schema,
+            options.ipc_compression,
+            &mut batches,
+        ),
+    }
+}
+
+/// Formats one part of a single-file output: reads record batches (input 0) and
+/// publishes the encoded bytes (a CSV text, a complete small Parquet or IPC file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodeTablePart {
+    /// The id of the output dataset (its meta is a [`TableOutput`]).
+    pub output: String,
+}
+
+impl Operation for EncodeTablePart {
+    const NAME: &'static str = "encode_table_part";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let out = open_output(env, &self.output)?;
+        // The encoder's buffers grow to about the part's size before the bytes are
+        // handed to the store, which reserves them itself.
+        let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
+        env.reserve(&mut reservation, task.unit_bytes)?;
+        let (bytes, rows) = encode(env, &out, input(task, 0)?, out.output.format)?;
+        drop(reservation);
+        env.store.put(&task.output, Entry::Bytes(bytes))?;
+        env.emit(Event::RowsWritten(rows));
+        Ok(())
+    }
+}
+
+/// Where an appended part lies in the output file: the state the chain passes on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendedPart {
+    /// Where the part's bytes start in the file.
+    pub start: u64,
+    /// Where they end (where the next part starts).
+    pub end: u64,
+    /// Parquet: the part's footer metadata, hex.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub footer: String,
+    /// Parquet: how far the part's offsets moved.
+    #[serde(default)]
+    pub shift: i64,
+    /// IPC: the record batches' places in the file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<ipc_parts::BlockPlace>,
+}
+
+/// The chain state at `key`.
+fn appended(env: &TaskEnv<'_>, key: &DataRef) -> Result<AppendedPart> {
+    match &*env.store.get(key)? {
+        Entry::Json(v) => serde_json::from_value(v.clone())
+            .map_err(|e| Error::corrupt(env.store.dir(), "store entry", format!("{key}: {e}"))),
+        other => Err(Error::corrupt(
+            env.store.dir(),
+            "store entry",
+            format!("{key} holds {}, not a JSON value", other.kind()),
+        )),
+    }
+}
+
+/// Writes `bytes` at `offset` of the file at `path` (created if missing, never
+/// truncated: the finishing task sets the length).
+fn write_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .at(path)?;
+    file.write_all_at(bytes, offset).at(path)
+}
+
+/// Copies one encoded part (input 0) into a single-file output behind the part
+/// before it (whose state is input 1; the first part has none and writes the file's
+/// header too), and publishes where it landed ([`AppendedPart`]).
+///
+/// Only copies: the bytes go where the previous state says, so a rerun writes the
+/// same bytes at the same place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendTablePart {
+    /// The id of the output dataset.
+    pub output: String,
+}
+
+impl Operation for AppendTablePart {
+    const NAME: &'static str = "append_table_part";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let out = open_output(env, &self.output)?;
+        let part = bytes_entry(env, input(task, 0)?)?;
+        let previous = match task.inputs.get(1) {
+            Some(key) => Some(appended(env, key)?),
+            None => None,
+        };
+        let start = previous.as_ref().map_or(0, |p| p.end);
+        let first = previous.is_none();
+        let path = out.path();
+        let mut state = AppendedPart {
+            start,
+            ..AppendedPart::default()
+        };
+        let (header, data): (Bytes, Bytes) = match out.output.format {
+            TableFormat::Csv => {
+                let header = if first {
+                    crate::storage::csv::header_line(&out.schema, out.output.options.delimiter)
+                } else {
+                    Vec::new()
+                };
+                (Bytes::from(header), part)
+            }
+            TableFormat::Parquet => {
+                let layout = parquet_parts::part_layout(path, &part)?;
+                let header = if first {
+                    Bytes::from_static(parquet_parts::header())
+                } else {
+                    Bytes::new()
+                };
+                let data_at = start + header.len() as u64;
+                state.shift = data_at as i64 - layout.data.start as i64;
+                state.footer = to_hex(&part[layout.footer]);
+                (header, part.slice(layout.data))
+            }
+            TableFormat::Ipc => {
+                let layout = ipc_parts::part_layout(path, &part)?;
+                let header = if first {
+                    part.slice(layout.header.clone())
+                } else {
+                    Bytes::new()
+                };
+                let data_at = start + header.len() as u64;
+                let shift = data_at as i64 - layout.data.start as i64;
+                state.blocks = layout
+                    .blocks
+                    .iter()
+                    .map(|&(offset, meta, body)| (offset + shift, meta, body))
+                    .collect();
+                (header, part.slice(layout.data))
+            }
+            TableFormat::ParquetDir => {
+                return Err(Error::BadPlan {
+                    reason: format!(
+                        "task {}: a Parquet directory is written part by part, not appended",
+                        task.id
+                    ),
+                })
+            }
+        };
+        write_at(path, start, &header)?;
+        write_at(path, start + header.len() as u64, &data)?;
+        state.end = start + (header.len() + data.len()) as u64;
+        env.store.put(
+            &task.output,
+            Entry::Json(
+                serde_json::to_value(&state)
+                    .map_err(|e| Error::Internal(format!("chain state to JSON: {e}")))?,
+            ),
+        )?;
+        env.emit(Event::BytesWritten((header.len() + data.len()) as u64));
+        Ok(())
+    }
+}
+
+/// Ends a single-file output: after the last appended part (the states of every part
+/// are the inputs), writes the footer (Parquet, IPC) and sets the file's length; with
+/// no parts, writes the empty output (a CSV header, a Parquet or IPC file without
+/// rows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishTableOutput {
+    /// The id of the output dataset.
+    pub output: String,
+}
+
+impl Operation for FinishTableOutput {
+    const NAME: &'static str = "finish_table_output";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let out = open_output(env, &self.output)?;
+        let path = out.path();
+        let states = task
+            .inputs
+            .iter()
+            .map(|key| appended(env, key))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(last) = states.last() else {
+            let bytes = empty_output(&out)?;
+            std::fs::write(path, &bytes).at(path)?;
+            env.emit(Event::BytesWritten(bytes.len() as u64));
+            return Ok(());
+        };
+        let mut tail = Vec::new();
+        match out.output.format {
+            TableFormat::Csv | TableFormat::ParquetDir => {}
+            TableFormat::Parquet => {
+                let footers = states
+                    .iter()
+                    .map(|s| {
+                        from_hex(&s.footer).ok_or_else(|| {
+                            Error::corrupt(
+                                env.store.dir(),
+                                "store entry",
+                                "a part footer is not hex",
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let placed: Vec<parquet_parts::PlacedPart<'_>> = footers
+                    .iter()
+                    .zip(&states)
+                    .map(|(footer, s)| parquet_parts::PlacedPart {
+                        footer,
+                        shift: s.shift,
+                    })
+                    .collect();
+                parquet_parts::write_footer(path, &placed, &mut tail)?;
+            }
+            TableFormat::Ipc => {
+                let blocks: Vec<_> = states
+                    .iter()
+                    .flat_map(|s| s.blocks.iter().copied())
+                    .collect();
+                ipc_parts::write_footer(path, &out.schema, &blocks, &mut tail)?;
+            }
+        }
+        write_at(path, last.end, &tail)?;
+        // Whatever an interrupted earlier run left past the end goes.
+        let file = OpenOptions::new().write(true).open(path).at(path)?;
+        file.set_len(last.end + tail.len() as u64).at(path)?;
+        env.emit(Event::BytesWritten(tail.len() as u64));
+        Ok(())
+    }
+}
+
+/// The whole bytes of an output with no rows.
+fn empty_output(out: &OpenOutput) -> Result<Vec<u8>> {
+    let path = out.path();
+    let options = &out.output.options;
+    Ok(match out.output.format {
+        TableFormat::Csv => crate::storage::csv::header_line(&out.schema, options.delimiter),
+        TableFormat::Parquet | TableFormat::ParquetDir => {
+            let mut bytes = Vec::new();
+            parquet_parts::write_empty(path, out.schema.clone(), options.parquet(), &mut bytes)?;
+            bytes
+        }
+        TableFormat::Ipc => ipc_parts::encode_part(
+            path,
+            &out.schema,
+            options.ipc_compression,
+            &mut std::iter::empty(),
+        )?
+        .0
+        .to_vec(),
+    })
+}
+
+/// The name of part `k` of a Parquet directory, as Dask writes it.
+pub fn part_file_name(k: u64) -> String {
+    format!("part.{k}.parquet")
+}
+
+/// Writes one part of a Parquet directory output: the record batches of input 0 (or
+/// none, for the only part of an empty output) as `part.K.parquet`, K being the
+/// output partition's index, published atomically (a temporary name, then a rename
+/// over any earlier copy, which holds the same rows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteTablePart {
+    /// The id of the output dataset.
+    pub output: String,
+}
+
+impl Operation for WriteTablePart {
+    const NAME: &'static str = "write_table_part";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let out = open_output(env, &self.output)?;
+        let DataRef::Partition { index, .. } = task.output else {
+            return Err(Error::BadPlan {
+                reason: format!("task {}: a Parquet part must write a partition", task.id),
+            });
+        };
+        let dir = out.path();
+        std::fs::create_dir_all(dir).at(dir)?;
+        let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
+        env.reserve(&mut reservation, task.unit_bytes)?;
+        let (bytes, rows) = match task.inputs.first() {
+            Some(key) => encode(env, &out, key, TableFormat::Parquet)?,
+            None => (Bytes::from(empty_output(&out)?), 0),
+        };
+        let target = dir.join(part_file_name(index));
+        let temporary = temporary_name(&target);
+        std::fs::write(&temporary, &bytes).at(&temporary)?;
+        std::fs::rename(&temporary, &target).map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            Error::io(&target, e)
+        })?;
+        env.emit(Event::RowsWritten(rows));
+        env.emit(Event::BytesWritten(bytes.len() as u64));
+        Ok(())
+    }
+}
+
+/// A name beside `target` no other writer uses: hidden (readers skip names starting
+/// with a dot), with this process and a counter.
+fn temporary_name(target: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
