@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Runs every test: creates the pinned Python environment the interop tests read
-# and write with (numpy, pyarrow, zarr-python, dask), then `cargo test`.
+# Runs every test: creates the pinned Python environment (numpy, pyarrow,
+# zarr-python, dask, distributed, pytest, maturin), runs `cargo test`, builds the
+# Python extension into that environment with the same dev profile (so the
+# dependencies compile once), and runs the Python tests, which start a Dask
+# scheduler and two workers on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! .venv/bin/python -c "import numpy, pyarrow, zarr, dask.array" 2>/dev/null; then
+stamp=.venv/.requirements
+if ! cmp -s fixtures/requirements.txt "$stamp" 2>/dev/null; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r fixtures/requirements.txt
+  cp fixtures/requirements.txt "$stamp"
 fi
 export BLOCKWISE_PYTHON="$PWD/.venv/bin/python"
 cargo test --all-targets "$@"
+rm -rf target/wheels
+.venv/bin/maturin build --quiet --profile dev -m python/Cargo.toml -o target/wheels \
+  -i .venv/bin/python
+.venv/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+  target/wheels/blockwise-*.whl
+(cd python/tests && ../../.venv/bin/python -m pytest -q -p no:cacheprovider .)

@@ -2,6 +2,7 @@
 
 mod common;
 mod convert;
+pub mod embed;
 mod head;
 mod info;
 mod plan;

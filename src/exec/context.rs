@@ -24,8 +24,8 @@ pub struct JobStats {
     pub tasks: AtomicU64,
     /// Milliseconds new tasks were held back by the pause threshold.
     pub paused_ms: AtomicU64,
-    /// Bytes written to intermediate datasets in the spill directory (staged
-    /// rechunks); the spill store counts its own.
+    /// Bytes written to disk for want of memory: intermediates of the plan (staged
+    /// rechunks, store entries spilled); the spill store counts operators' own.
     pub spilled_bytes: AtomicU64,
     /// Tasks not run because their outputs were already published (a resumed run).
     pub skipped_tasks: AtomicU64,
@@ -52,10 +52,8 @@ impl Observer for JobStats {
             Event::BytesRead(n) => JobStats::add(&self.read_bytes, *n),
             Event::BytesWritten(n) => JobStats::add(&self.written_bytes, *n),
             Event::RowsWritten(n) => JobStats::add(&self.rows, *n),
-            Event::TaskStarted(_)
-            | Event::TaskSkipped(_)
-            | Event::BytesSpilled(_)
-            | Event::Warning(_) => {}
+            Event::BytesSpilled(n) => JobStats::add(&self.spilled_bytes, *n),
+            Event::TaskStarted(_) | Event::TaskSkipped(_) | Event::Warning(_) => {}
         }
     }
 }

@@ -20,4 +20,3 @@ pub trait MemoryGate: Send + Sync {
     /// When the job must stop to keep the process alive.
     fn admit(&self) -> Result<Admission>;
 }
-

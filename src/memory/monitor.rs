@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use super::spill::{SpillStore, Spillable};
 use super::{unreclaimable_rss_bytes, MemoryPool};
-use crate::error::{Error, Result};
 use super::{Admission, MemoryGate};
+use crate::error::{Error, Result};
 
 /// How often RSS is sampled between task boundaries, at most.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::datatypes::SchemaRef;
@@ -27,6 +28,8 @@ struct Slot {
     disk: Arc<DirStore>,
     /// The monitor's id for it, to mark it used.
     id: Option<u64>,
+    /// The store's count of bytes spilled.
+    spilled: Arc<AtomicU64>,
 }
 
 impl Spillable for Slot {
@@ -43,7 +46,8 @@ impl Spillable for Slot {
             return Ok(0);
         };
         if !self.on_disk {
-            self.disk.write(&self.key, entry)?;
+            let written = self.disk.write(&self.key, entry)?;
+            self.spilled.fetch_add(written, Ordering::Relaxed);
             self.on_disk = true;
         }
         self.entry = None;
@@ -70,6 +74,8 @@ pub struct MemoryStore {
     /// Datasets whose entries go straight to disk (outputs' completion marks).
     on_disk: HashSet<String>,
     slots: Mutex<HashMap<DataRef, Arc<Mutex<Slot>>>>,
+    /// Bytes of entries written to disk for want of memory.
+    spilled: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -99,7 +105,14 @@ impl MemoryStore {
             monitor,
             on_disk,
             slots: Mutex::new(HashMap::new()),
+            spilled: Arc::default(),
         }
+    }
+
+    /// Bytes of entries written to disk for want of memory (spilled, or too large
+    /// to keep), not counting what goes to disk by design (small values, marks).
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
     }
 
     /// The directory store entries spill to.
@@ -148,6 +161,7 @@ impl MemoryStore {
             on_disk,
             disk: self.disk.clone(),
             id: None,
+            spilled: self.spilled.clone(),
         }));
         let mut slots = lock(&self.slots);
         if slots.contains_key(key) {
@@ -176,7 +190,8 @@ impl DataStore for MemoryStore {
             Some(r) => self.put_slot(key, Some(Arc::new(entry)), r),
             None => {
                 // No room even after spilling everything else: straight to disk.
-                self.disk.write(key, &entry)?;
+                let written = self.disk.write(key, &entry)?;
+                self.spilled.fetch_add(written, Ordering::Relaxed);
                 self.put_slot(key, None, self.pool.reserve(format!("store: {key}")))
             }
         }
@@ -206,7 +221,8 @@ impl DataStore for MemoryStore {
                 };
             if !fits {
                 let mut rest = held.into_iter().map(Ok).chain([Ok(batch)]).chain(batches);
-                self.disk.write_batches(key, &schema, &mut rest)?;
+                let written = self.disk.write_batches(key, &schema, &mut rest)?;
+                self.spilled.fetch_add(written, Ordering::Relaxed);
                 return self.put_slot(key, None, self.pool.reserve(format!("store: {key}")));
             }
             held.push(batch);

@@ -234,6 +234,7 @@ mod conformance {
             );
         }
         assert!(monitor.spilled_bytes() > 0);
+        assert!(store.spilled_bytes() > 0);
         assert!(store.entries_in_memory() < 10);
         // The oldest went first; each reads back whole, in memory or from disk.
         assert!(store.disk().contains(&key(0)));

@@ -218,7 +218,6 @@ impl AtomicOutput {
         remove_path(&old);
         Ok(())
     }
-
 }
 
 /// Publishes `staged`, a finished output written by a plan, at `dst` with the same

@@ -1,0 +1,172 @@
+//! The `blockwise._blockwise` extension module: the command line's jobs
+//! (`blockwise::cli::embed`) for Python, with the GIL released while Rust runs and
+//! Ctrl-C turned into a clean cancellation. The Python package (`blockwise/`) wraps
+//! these functions in the public API.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use blockwise::cli::embed;
+use blockwise::exec::CancelToken;
+use blockwise::plan::Plan;
+use blockwise::Error;
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyKeyboardInterrupt, PyMemoryError, PyOSError,
+    PyPermissionError, PyRuntimeError, PyValueError,
+};
+use pyo3::prelude::*;
+
+pyo3::create_exception!(
+    _blockwise,
+    BlockwiseMemoryError,
+    PyMemoryError,
+    "A job the memory limit stopped: a plan whose task cannot fit, or a process past \
+     the terminate threshold."
+);
+
+/// How often a waiting call looks for Ctrl-C.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
+
+/// The Python exception for `e`, carrying blockwise's message.
+fn to_py(e: Error) -> PyErr {
+    let message = e.to_string();
+    match &e {
+        Error::NotFound { .. } => PyFileNotFoundError::new_err(message),
+        Error::OutputExists { .. } => PyFileExistsError::new_err(message),
+        Error::PermissionDenied { .. } => PyPermissionError::new_err(message),
+        Error::DiskFull { .. }
+        | Error::NotADirectory { .. }
+        | Error::Io { .. }
+        | Error::NameTooLong { .. } => PyOSError::new_err(message),
+        Error::Cancelled | Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(message),
+        _ => match e.exit_code() {
+            2 => PyValueError::new_err(message),
+            3 => BlockwiseMemoryError::new_err(message),
+            _ => PyRuntimeError::new_err(message),
+        },
+    }
+}
+
+/// Runs `job` on its own thread with the GIL released, checking for Ctrl-C (and any
+/// other pending Python signal) meanwhile: a signal cancels the job, which stops at
+/// its next chunk boundary and cleans up before the exception is raised.
+fn run_blocking<T: Send>(
+    py: Python<'_>,
+    job: impl FnOnce(CancelToken) -> blockwise::Result<T> + Send,
+) -> PyResult<T> {
+    let cancel = CancelToken::new();
+    std::thread::scope(|scope| {
+        let (tx, mut rx) = std::sync::mpsc::sync_channel(1);
+        let token = cancel.clone();
+        scope.spawn(move || {
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(token)));
+            let _ = tx.send(result);
+        });
+        let mut interrupted = None;
+        loop {
+            let wait = if interrupted.is_some() {
+                Duration::from_secs(3600)
+            } else {
+                SIGNAL_POLL
+            };
+            // The receiver moves in and out: waiting without the GIL needs it `Send`.
+            let (received, back) = py.detach(move || (rx.recv_timeout(wait), rx));
+            rx = back;
+            match received {
+                Ok(Ok(result)) => {
+                    return match interrupted {
+                        Some(e) => Err(e),
+                        None => result.map_err(to_py),
+                    }
+                }
+                Ok(Err(_)) => {
+                    return Err(PyRuntimeError::new_err("blockwise panicked; please report it"))
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if interrupted.is_none() {
+                        if let Err(e) = py.check_signals() {
+                            cancel.interrupt(libc_sigint());
+                            interrupted = Some(e);
+                        }
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(PyRuntimeError::new_err("blockwise's job thread vanished"))
+                }
+            }
+        }
+    })
+}
+
+/// SIGINT's number (2 on every platform Python supports).
+fn libc_sigint() -> i32 {
+    2
+}
+
+/// The plan of `text`, parsed once per process for the tasks of one plan (a worker
+/// runs many tasks of the same plan).
+fn parsed(text: &str) -> PyResult<Arc<Plan>> {
+    static LAST: Mutex<Option<(String, Arc<Plan>)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((t, plan)) = &*last {
+        if t == text {
+            return Ok(plan.clone());
+        }
+    }
+    let plan = Arc::new(Plan::from_json(text).map_err(to_py)?);
+    *last = Some((text.to_string(), plan.clone()));
+    Ok(plan)
+}
+
+/// Converts `src` to `dst` with command-line `flags`; returns the statistics as JSON.
+#[pyfunction]
+fn convert(py: Python<'_>, src: PathBuf, dst: PathBuf, flags: Vec<String>) -> PyResult<String> {
+    run_blocking(py, |cancel| embed::convert(&src, &dst, &flags, cancel)).map(|v| v.to_string())
+}
+
+/// The plan of a conversion, as JSON.
+#[pyfunction]
+fn plan_convert(py: Python<'_>, src: PathBuf, dst: PathBuf, flags: Vec<String>) -> PyResult<String> {
+    run_blocking(py, |_| embed::plan_convert(&src, &dst, &flags))
+}
+
+/// The waves of a plan (checked first): lists of task ids.
+#[pyfunction]
+fn plan_waves(text: &str) -> PyResult<Vec<Vec<u32>>> {
+    parsed(text)?.waves().map_err(to_py)
+}
+
+/// Runs a plan on the local executor; returns the statistics as JSON.
+#[pyfunction]
+fn run_plan(py: Python<'_>, text: &str, flags: Vec<String>) -> PyResult<String> {
+    let plan = parsed(text)?;
+    run_blocking(py, |cancel| embed::run_plan(&plan, &flags, cancel)).map(|v| v.to_string())
+}
+
+/// Runs one task of a plan in this process; returns its report as JSON.
+#[pyfunction]
+fn run_task(py: Python<'_>, text: &str, task_id: u32, flags: Vec<String>) -> PyResult<String> {
+    let plan = parsed(text)?;
+    let report = run_blocking(py, |cancel| embed::run_task(&plan, task_id, &flags, cancel))?;
+    serde_json::to_string(&report).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
+/// The version of blockwise.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+#[pymodule]
+fn _blockwise(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(convert, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_convert, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_waves, m)?)?;
+    m.add_function(wrap_pyfunction!(run_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(run_task, m)?)?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add("BlockwiseMemoryError", m.py().get_type::<BlockwiseMemoryError>())?;
+    Ok(())
+}

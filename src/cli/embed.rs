@@ -1,0 +1,168 @@
+//! The command line's jobs for hosts that embed blockwise (the Python bindings):
+//! options are the command line's flags, checked by the same parsers, so a Python
+//! user's `chunks="100,100"` means exactly what `--chunks 100,100` means; results
+//! are JSON values instead of lines on stderr.
+
+use std::path::Path;
+use std::time::Instant;
+
+use clap::Parser;
+
+use super::common::JobArgs;
+use crate::convert::{
+    already_published, convert as convert_job, directory_store, finish_if_complete,
+    plan_convert as plan_convert_job, registry, run_plan as run_plan_job, OnFailure,
+};
+use crate::error::{Error, Result};
+use crate::exec::{run_task as run_one, CancelToken, Environment, JobContext, JobStats, TaskReport};
+use crate::memory::peak_rss_bytes;
+use crate::plan::{Plan, Resources};
+
+/// `blockwise convert`'s arguments, parsed from flags.
+#[derive(Debug, Parser)]
+#[command(name = "convert", no_binary_name = true)]
+struct ConvertFlags {
+    #[command(flatten)]
+    args: super::convert::Args,
+}
+
+/// The job flags alone (`--memory-limit`, `--threads`, ...).
+#[derive(Debug, Parser)]
+#[command(name = "job", no_binary_name = true)]
+struct JobFlags {
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+/// Parses `flags` as clap would on the command line, reporting a refused value as
+/// our own error (with the option and the reason) and anything else as
+/// [`Error::Usage`] with clap's text.
+fn parse<T: Parser>(flags: impl IntoIterator<Item = String>) -> Result<T> {
+    T::try_parse_from(flags).map_err(|e| {
+        super::option_error(&e).unwrap_or_else(|| Error::Usage(e.render().to_string().trim().to_string()))
+    })
+}
+
+fn convert_flags(src: &Path, dst: &Path, flags: &[String]) -> Result<super::convert::Args> {
+    let argv = [src.display().to_string(), dst.display().to_string()]
+        .into_iter()
+        .chain(flags.iter().cloned());
+    Ok(parse::<ConvertFlags>(argv)?.args)
+}
+
+/// The statistics of a finished job, as `--stats` prints them.
+fn stats(ctx: &JobContext, started: Instant) -> serde_json::Value {
+    serde_json::json!({
+        "wall_s": started.elapsed().as_secs_f64(),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "peak_reserved_bytes": ctx.pool.peak_reserved(),
+        "read_bytes": JobStats::get(&ctx.stats.read_bytes),
+        "written_bytes": JobStats::get(&ctx.stats.written_bytes),
+        "tasks": JobStats::get(&ctx.stats.tasks),
+        "skipped_tasks": JobStats::get(&ctx.stats.skipped_tasks),
+        "spilled_bytes": ctx.spill.spilled_bytes() + JobStats::get(&ctx.stats.spilled_bytes),
+        "paused_ms": JobStats::get(&ctx.stats.paused_ms),
+        "rows": JobStats::get(&ctx.stats.rows),
+        "threads": ctx.threads,
+        "memory_limit_bytes": ctx.pool.limit(),
+    })
+}
+
+/// A job context from job flags, quiet on stderr (the host reports what it wants).
+fn context(job: &JobArgs, cancel: CancelToken) -> Result<JobContext> {
+    let mut job = job.clone();
+    job.no_progress = true;
+    job.context(cancel)
+}
+
+/// Converts `src` to `dst` with command-line `flags` (`--chunks 100,100`,
+/// `--memory-limit 1GiB`, ...); returns the report and the statistics.
+///
+/// # Errors
+/// As `blockwise convert`.
+pub fn convert(src: &Path, dst: &Path, flags: &[String], cancel: CancelToken) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    let args = convert_flags(src, dst, flags)?;
+    let options = args.options()?;
+    let ctx = context(&args.job, cancel.clone())?;
+    let report = convert_job(src, dst, &options, &ctx).map_err(|e| cancel.explain(e))?;
+    let mut out = stats(&ctx, started);
+    out["from"] = report.from.name().into();
+    out["to"] = report.to.name().into();
+    out["rows"] = report.rows.into();
+    out["written_bytes"] = report.written_bytes.into();
+    Ok(out)
+}
+
+/// The plan of converting `src` to `dst` with `flags`, as JSON.
+///
+/// # Errors
+/// As `blockwise plan convert`.
+pub fn plan_convert(src: &Path, dst: &Path, flags: &[String]) -> Result<String> {
+    let args = convert_flags(src, dst, flags)?;
+    let options = args.options()?;
+    let plan = plan_convert_job(src, dst, &options, args.job.sizing()?)?;
+    plan.to_json()
+}
+
+/// Runs `plan` on the local executor with job `flags`; returns the statistics.
+///
+/// # Errors
+/// As `blockwise run`.
+pub fn run_plan(plan: &Plan, flags: &[String], cancel: CancelToken) -> Result<serde_json::Value> {
+    let started = Instant::now();
+    registry().prepare(plan)?;
+    let job = parse::<JobFlags>(flags.iter().cloned())?.job;
+    let ctx = context(&job, cancel.clone())?;
+    if already_published(plan) {
+        JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
+    } else {
+        run_plan_job(plan, &ctx, OnFailure::KeepForResume).map_err(|e| cancel.explain(e))?;
+    }
+    Ok(stats(&ctx, started))
+}
+
+/// Runs task `id` of `plan` in this process against the plan's working directory,
+/// with job `flags`: what `blockwise run-task` and a Dask worker do. The last of the
+/// plan's final tasks removes the working directory.
+///
+/// # Errors
+/// As `blockwise run-task`.
+pub fn run_task(plan: &Plan, id: u32, flags: &[String], cancel: CancelToken) -> Result<TaskReport> {
+    let task = plan.tasks.get(id as usize).ok_or_else(|| Error::BadPlan {
+        reason: format!(
+            "it has no task {id} (its tasks are 0 to {})",
+            plan.tasks.len().saturating_sub(1)
+        ),
+    })?;
+    if already_published(plan) {
+        return Ok(TaskReport {
+            id,
+            op: task.op.name.clone(),
+            seconds: 0.0,
+            read_bytes: 0,
+            written_bytes: 0,
+            peak_reserved_bytes: 0,
+            skipped: true,
+        });
+    }
+    let job = parse::<JobFlags>(flags.iter().cloned())?.job;
+    let ctx = context(&job, cancel.clone())?;
+    let store = directory_store(plan)?;
+    let resources = Resources::default();
+    let env = Environment {
+        store: &store,
+        pool: &ctx.pool,
+        monitor: Some(&ctx.monitor),
+        spill: &ctx.spill,
+        resources: &resources,
+    };
+    let report = ctx
+        .install(|| run_one(plan, registry(), id, &env, &ctx.cancel, &[]))
+        .map_err(|e| {
+            store.remove_temporaries();
+            cancel.explain(e)
+        })?;
+    finish_if_complete(plan, &store);
+    Ok(report)
+}
