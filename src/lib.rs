@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod array;
 pub mod cli;
 pub mod convert;
 pub mod error;

@@ -144,6 +144,12 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| {
         let mut r = Registry::new();
         r.register::<PublishOutput>();
+        r.register::<crate::array::CreateArray>();
+        r.register::<crate::array::CopyBlock>();
+        r.register::<crate::array::FinishArray>();
+        r.register::<crate::array::from_table::TableRows>();
+        r.register::<crate::array::from_table::PlaceRows>();
+        r.register::<crate::array::from_table::FinishRows>();
         r.register::<crate::frame::write::EncodeTablePart>();
         r.register::<crate::frame::write::AppendTablePart>();
         r.register::<crate::frame::write::FinishTableOutput>();

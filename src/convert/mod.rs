@@ -117,8 +117,8 @@ pub fn convert(
     }
     let rows = ctx.install(|| match (from.kind(), to.kind()) {
         (Kind::Frame, Kind::Frame) => frame_to_frame::run(src, from, out.path(), to, options, ctx),
-        (Kind::Array, Kind::Array) => array_to_array::run(src, from, out.path(), to, options, ctx),
-        (Kind::Frame, Kind::Array) => frame_to_array::run(src, from, out.path(), to, options, ctx),
+        // Every route into an array is a plan.
+        (_, Kind::Array) => Err(Error::Internal("an array route without a plan".into())),
         (Kind::Array, Kind::Frame) => array_to_frame::run(src, from, out.path(), to, options, ctx),
     })?;
     ctx.cancel.check()?;

@@ -5,17 +5,17 @@ use std::path::Path;
 use arrow::datatypes::SchemaRef;
 
 use super::{Compression, ConvertOptions};
+use crate::array::ArrayLayout;
 use crate::error::{Error, Result};
 use crate::exec::JobContext;
 use crate::grid::shape_text;
-use crate::storage::array::{ArraySink, DType};
+use crate::storage::array::DType;
 use crate::storage::csv::CsvSink;
 use crate::storage::frame::FrameSink;
 use crate::storage::ipc::{IpcCompression, IpcSink};
-use crate::storage::npy::NpySink;
 use crate::storage::npy_stack::NpyStackSink;
 use crate::storage::parquet::{ParquetSink, ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS};
-use crate::storage::zarr::{ZarrCompression, ZarrSink};
+use crate::storage::zarr::ZarrCompression;
 use crate::storage::Format;
 
 /// Creates a table writer for `format` at `path`. Up to `held_row_groups` Parquet
@@ -81,9 +81,15 @@ pub(super) fn frame_sink(
     })
 }
 
-/// Creates an array writer for `format` at `path`. With `rows_unknown`, the first
-/// axis of `shape` is a placeholder set when the sink finishes.
-pub(super) fn array_sink(
+/// The layout of a new `format` array at `path` (the destination, which messages
+/// name): its chunks as the format's writer cuts them (whole rows for `.npy`, parts
+/// along the first axis for an npy stack) and its write options. With
+/// `rows_unknown`, the first axis of `shape` is a placeholder set by the last task.
+///
+/// # Errors
+/// [`Error::InvalidOption`] for chunks of another rank than the shape; options that
+/// do not apply to the format; a shape the format cannot hold.
+pub(super) fn array_layout(
     format: Format,
     path: &Path,
     dtype: DType,
@@ -91,7 +97,7 @@ pub(super) fn array_sink(
     chunk_shape: &[u64],
     options: &ConvertOptions,
     rows_unknown: bool,
-) -> Result<Box<dyn ArraySink>> {
+) -> Result<ArrayLayout> {
     if chunk_shape.len() != shape.len() {
         return Err(Error::InvalidOption {
             option: "--chunks",
@@ -106,11 +112,21 @@ pub(super) fn array_sink(
     }
     // A chunk longer than its axis is clamped to the axis, as zarr-python does: the
     // array is the same, and no chunk buffer is larger than the array itself.
-    let chunk_shape = &clamp_chunks(shape, chunk_shape);
+    let chunk_shape = clamp_chunks(shape, chunk_shape);
     let compression = options.compression.unwrap_or(Compression::Zstd(3));
-    Ok(match format {
+    // Along every axis but the first, `.npy` rows and npy-stack parts are whole.
+    let whole_rows = |first: u64| -> Vec<u64> {
+        shape
+            .iter()
+            .enumerate()
+            .map(|(a, &len)| if a == 0 { first } else { len.max(1) })
+            .collect()
+    };
+    let first = chunk_shape.first().copied().unwrap_or(1);
+    let mut layout = match format {
         Format::Zarr => {
-            let c = match compression {
+            let mut layout = ArrayLayout::new(shape.to_vec(), dtype, chunk_shape.clone());
+            layout.compression = Some(match compression {
                 Compression::None => ZarrCompression::None,
                 Compression::Zstd(l) => ZarrCompression::Zstd(l),
                 Compression::Lz4 => {
@@ -118,8 +134,8 @@ pub(super) fn array_sink(
                         "Zarr output takes --compression zstd[:LEVEL] or none".into(),
                     ))
                 }
-            };
-            Box::new(ZarrSink::create(path, dtype, shape, chunk_shape, c)?)
+            });
+            layout
         }
         Format::Npy | Format::NpyStack
             if options.compression.is_some_and(|c| c != Compression::None) =>
@@ -129,26 +145,18 @@ pub(super) fn array_sink(
                 format.name()
             )))
         }
-        Format::Npy => Box::new(NpySink::create(
-            path,
-            dtype,
-            shape,
-            chunk_shape.first().copied().unwrap_or(1),
-            rows_unknown,
-        )?),
+        Format::Npy => ArrayLayout::new(shape.to_vec(), dtype, whole_rows(first)),
         Format::NpyStack => {
             if rows_unknown {
                 return Err(Error::Usage(
                     "a table converts to zarr or npy; convert that to an npy stack in a second step".into(),
                 ));
             }
-            Box::new(NpyStackSink::create(
-                path,
-                dtype,
-                shape,
-                0,
-                chunk_shape.first().copied().unwrap_or(1),
-            )?)
+            // Refuses what a stack cannot hold (a scalar) now, naming the destination.
+            drop(NpyStackSink::open(path, dtype, shape, 0, first)?);
+            let mut layout = ArrayLayout::new(shape.to_vec(), dtype, whole_rows(first));
+            layout.axis = Some(0);
+            layout
         }
         other => {
             return Err(Error::Internal(format!(
@@ -156,7 +164,12 @@ pub(super) fn array_sink(
                 other.name()
             )))
         }
-    })
+    };
+    if matches!(format, Format::Npy | Format::NpyStack) {
+        layout.byte_order = Some(if dtype.size() == 1 { "|" } else { "<" }.into());
+    }
+    layout.rows_unknown = rows_unknown;
+    Ok(layout)
 }
 
 /// Each chunk size clamped to its axis (at least 1, for axes of length zero).
@@ -179,6 +192,32 @@ mod array_sink_tests {
     use super::*;
 
     #[test]
+    fn npy_layouts_hold_whole_rows_and_zarr_layouts_their_chunks() {
+        let p = Path::new("/x/out");
+        let o = ConvertOptions::default();
+        let npy = array_layout(Format::Npy, p, DType::Int16, &[10, 6], &[3, 2], &o, false);
+        let npy = npy.unwrap();
+        assert_eq!(
+            (npy.chunks.clone(), npy.byte_order.as_deref()),
+            (vec![3, 6], Some("<"))
+        );
+        let stack = array_layout(
+            Format::NpyStack,
+            p,
+            DType::Int8,
+            &[10, 6],
+            &[3, 2],
+            &o,
+            false,
+        );
+        assert_eq!(stack.unwrap().axis, Some(0));
+        let zarr = array_layout(Format::Zarr, p, DType::Int8, &[10, 6], &[30, 2], &o, true);
+        let zarr = zarr.unwrap();
+        assert_eq!(zarr.chunks, vec![10, 2]);
+        assert!(zarr.rows_unknown && zarr.compression == Some(ZarrCompression::Zstd(3)));
+    }
+
+    #[test]
     fn chunks_are_clamped_to_the_shape() {
         assert_eq!(clamp_chunks(&[10, 0, 5], &[100, 3, 5]), vec![10, 1, 5]);
         assert_eq!(chunk_text(&[3, 4]), "3,4");
@@ -187,7 +226,7 @@ mod array_sink_tests {
     #[test]
     fn chunks_of_the_wrong_rank_name_the_option() {
         let dir = tempfile::tempdir().unwrap();
-        let e = match array_sink(
+        let e = array_layout(
             Format::Zarr,
             &dir.path().join("a.zarr"),
             DType::Int8,
@@ -195,10 +234,8 @@ mod array_sink_tests {
             &[2, 2, 2],
             &ConvertOptions::default(),
             false,
-        ) {
-            Err(e) => e,
-            Ok(_) => panic!("accepted"),
-        };
+        )
+        .unwrap_err();
         let text = e.to_string();
         assert_eq!(e.exit_code(), 2);
         assert!(

@@ -7,8 +7,10 @@
 use crate::error::Result;
 use crate::grid::{ChunkGrid, Subset};
 
-/// An array element type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An array element type. In a plan it is written by its numpy name
+/// (`"float64"`), as [`DType::name`] spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[allow(missing_docs)] // the names say it
 pub enum DType {
     Bool,
@@ -165,6 +167,32 @@ impl ArrayMeta {
     }
 }
 
+/// Writes `bytes` to `path` under a temporary name beside it, then renames it into
+/// place: a reader (or a second writer of the same bytes) sees the whole file or
+/// none. The temporary name carries `.tmp-PID-` as the plan store's temporaries do,
+/// so a failed run's cleanup finds it.
+///
+/// # Errors
+/// I/O errors ([`crate::Error::DiskFull`] among them); the temporary is removed.
+pub fn write_file_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use crate::error::IoResultExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let temp = std::path::PathBuf::from(format!(
+        "{}.tmp-{}-{}",
+        path.display(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::write(&temp, bytes)
+        .at(&temp)
+        .and_then(|()| std::fs::rename(&temp, path).at(path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
 /// A readable array in some format.
 pub trait ArraySource: Send + Sync {
     /// The format's name, as `info` reports it ("npy", "zarr", ...).
@@ -184,9 +212,11 @@ pub trait ArraySource: Send + Sync {
     fn release(&self, _subset: &Subset) {}
 }
 
-/// A writable array in some format, created with its shape, dtype and chunk grid.
+/// A writable array in some format, described by its shape, dtype and chunk grid.
 ///
-/// Chunks may be written from several threads at once, each chunk exactly once.
+/// Chunks may be written from several threads or processes at once, each chunk by
+/// one task; writing a chunk again with the same bytes is harmless, so a retried
+/// task is too.
 pub trait ArraySink: Send + Sync {
     /// The chunk grid the sink expects writes in.
     fn grid(&self) -> &ChunkGrid;

@@ -19,7 +19,7 @@ use zarrs::plugin::ExtensionName;
 use crate::error::{Error, Result};
 use crate::grid::size::{alloc_zeroed, nbytes_or_error, require_chunk_bytes, require_chunk_count};
 use crate::grid::{copy_region, shape_text, ChunkGrid, Subset};
-use crate::storage::array::{ArrayMeta, ArraySink, ArraySource, DType};
+use crate::storage::array::{write_file_atomically, ArrayMeta, ArraySink, ArraySource, DType};
 
 /// True when `dir` holds Zarr metadata: v3 `zarr.json` (an array or a group), v2
 /// `.zarray` or `.zgroup`. A group is recognised so that opening it can say it is a
@@ -101,8 +101,9 @@ fn group_arrays(dir: &Path) -> Vec<String> {
     out
 }
 
-/// Compression of a new Zarr array.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Compression of a new Zarr array; in a plan, `"none"` or `{"zstd": LEVEL}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ZarrCompression {
     /// No bytes-to-bytes codec.
     None,
@@ -933,7 +934,9 @@ impl ZarrSource {
     }
 }
 
-/// A Zarr v3 array being written.
+/// A Zarr v3 array being written. It holds no state beyond its description, so any
+/// process can open the same array and write its own chunks: each chunk file and
+/// the metadata are published atomically (a temporary name, then a rename).
 pub struct ZarrSink {
     path: PathBuf,
     array: Array<FilesystemStore>,
@@ -943,10 +946,11 @@ pub struct ZarrSink {
 }
 
 impl ZarrSink {
-    /// Creates a v3 array in the new directory `path`.
+    /// Creates a v3 array in the new directory `path` (its metadata is written by
+    /// [`ArraySink::finish`] or [`ZarrSink::store_metadata`]).
     ///
     /// # Errors
-    /// When the directory or the metadata cannot be created.
+    /// When the directory exists or cannot be created.
     pub fn create(
         path: &Path,
         dtype: DType,
@@ -954,8 +958,24 @@ impl ZarrSink {
         chunk_shape: &[u64],
         compression: ZarrCompression,
     ) -> Result<Self> {
-        let grid = ChunkGrid::regular(shape, chunk_shape)?;
         std::fs::create_dir(path).map_err(|e| Error::io(path, e))?;
+        Self::open(path, dtype, shape, chunk_shape, compression)
+    }
+
+    /// The v3 array at `path` with this description, for writing: nothing is read,
+    /// and the directory is created if missing (by whichever task comes first).
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn open(
+        path: &Path,
+        dtype: DType,
+        shape: &[u64],
+        chunk_shape: &[u64],
+        compression: ZarrCompression,
+    ) -> Result<Self> {
+        let grid = ChunkGrid::regular(shape, chunk_shape)?;
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let store = FilesystemStore::new(path).map_err(|e| Error::Internal(e.to_string()))?;
         let dt = zarr_dtype(dtype);
         let fill = FillValue::new(vec![0u8; dtype.size()]);
@@ -977,18 +997,22 @@ impl ZarrSink {
             chunk_shape: chunk_shape.to_vec(),
         })
     }
-}
 
-impl ZarrSink {
-    /// Stores the array metadata now, so readers can open the array while chunks are
-    /// still being written (an intermediate array of a staged rechunk).
+    /// Writes the array's metadata (`zarr.json`) now, atomically, so readers can open
+    /// the array while its chunks are written (an intermediate array of a staged
+    /// rechunk); writing it again is harmless.
     ///
     /// # Errors
     /// When the metadata cannot be written.
     pub fn store_metadata(&self) -> Result<()> {
-        self.array
-            .store_metadata()
-            .map_err(|e| storage_error(&self.path, e))
+        let options =
+            zarrs::array::ArrayMetadataOptions::default().with_include_zarrs_metadata(false);
+        let json = match self.array.metadata_opt(&options) {
+            ArrayMetadata::V3(m) => serde_json::to_vec_pretty(&m),
+            ArrayMetadata::V2(m) => serde_json::to_vec_pretty(&m),
+        }
+        .map_err(|e| Error::Internal(format!("zarr metadata to JSON: {e}")))?;
+        write_file_atomically(&self.path.join("zarr.json"), &json)
     }
 }
 
@@ -998,9 +1022,19 @@ impl ArraySink for ZarrSink {
     }
 
     fn write_chunk(&self, index: &[u64], data: &[u8]) -> Result<()> {
+        use zarrs::array::ArrayToBytesCodecTraits;
         let region = self.grid.chunk_subset(index);
         let item = self.dtype.size();
         let full: usize = self.chunk_shape.iter().product::<u64>() as usize * item;
+        let file = self.path.join(self.array.chunk_key(index).as_str());
+        // All-fill chunks are not stored, as zarr-python does (a rerun of the task
+        // removes what an earlier run may have left).
+        if data.iter().all(|&b| b == 0) {
+            return match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&file, e)),
+                _ => Ok(()),
+            };
+        }
         let bytes = if data.len() == full {
             ArrayBytes::new_flen(data)
         } else {
@@ -1019,9 +1053,25 @@ impl ArraySink for ZarrSink {
             );
             ArrayBytes::new_flen(padded)
         };
-        self.array
-            .store_chunk_opt(index, bytes, &single_task_codec_options())
-            .map_err(|e| storage_error(&self.path, e))
+        let shape = self
+            .array
+            .chunk_shape(index)
+            .map_err(|e| storage_error(&self.path, e))?;
+        let encoded = self
+            .array
+            .codecs()
+            .encode(
+                bytes,
+                &shape,
+                self.array.data_type(),
+                self.array.fill_value(),
+                &single_task_codec_options(),
+            )
+            .map_err(|e| storage_error(&self.path, zarrs::array::ArrayError::CodecError(e)))?;
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        write_file_atomically(&file, &encoded)
     }
 
     fn finish(mut self: Box<Self>, rows: Option<u64>) -> Result<()> {
@@ -1035,9 +1085,7 @@ impl ArraySink for ZarrSink {
                 .set_shape(shape)
                 .map_err(|e| Error::Internal(e.to_string()))?;
         }
-        self.array
-            .store_metadata()
-            .map_err(|e| storage_error(&self.path, e))
+        self.store_metadata()
     }
 }
 

@@ -354,6 +354,22 @@ pub fn encode(dtype: DType, shape: &[u64], reserve_rows: bool) -> Vec<u8> {
     out
 }
 
+/// The header [`encode`] writes, padded to exactly `total` bytes: what rewriting the
+/// header of a file whose data starts at `total` needs (the first axis known only
+/// once the rows are written). `None` when it does not fit or `total` is not a
+/// multiple of the 64-byte alignment.
+pub fn encode_with_len(dtype: DType, shape: &[u64], total: usize) -> Option<Vec<u8>> {
+    let header = encode(dtype, shape, false);
+    if header.len() > total || total % ALIGN != 0 || total - 10 > u16::MAX as usize {
+        return None;
+    }
+    let mut out = header[..header.len() - 1].to_vec();
+    out.resize(total - 1, b' ');
+    out.push(b'\n');
+    out[8..10].copy_from_slice(&((total - 10) as u16).to_le_bytes());
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -224,7 +224,10 @@ fn reverse_axes(src: &[u8], shape: &[u64], dst: &mut [u8], item: usize) {
     }
 }
 
-/// A `.npy` file being written: C order, little-endian, chunks of whole rows.
+/// A `.npy` file being written: C order, little-endian, chunks of whole rows. It
+/// holds only an open file and its description, so any process can open the same
+/// file and write its own rows with positioned writes (writing rows again with the
+/// same bytes is harmless).
 pub struct NpySink {
     path: PathBuf,
     file: File,
@@ -233,15 +236,35 @@ pub struct NpySink {
     grid: ChunkGrid,
     data_offset: u64,
     row_bytes: u64,
+    rows_unknown: bool,
 }
 
 impl NpySink {
-    /// Creates `path` for an array of `shape` written in blocks of `chunk_rows` rows.
-    /// When `rows_unknown`, the first axis is set by `finish`.
+    /// Creates `path` (replacing a file there) with its header, for an array of
+    /// `shape` written in blocks of `chunk_rows` rows. When `rows_unknown`, the first
+    /// axis is set by `finish`.
     ///
     /// # Errors
     /// When the file cannot be created.
     pub fn create(
+        path: &Path,
+        dtype: DType,
+        shape: &[u64],
+        chunk_rows: u64,
+        rows_unknown: bool,
+    ) -> Result<Self> {
+        File::create(path).at(path)?;
+        let sink = Self::open(path, dtype, shape, chunk_rows, rows_unknown)?;
+        sink.write_header(None)?;
+        Ok(sink)
+    }
+
+    /// The file `path` with this description, for writing: created if missing, never
+    /// truncated, so that rows other tasks wrote stay.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or created.
+    pub fn open(
         path: &Path,
         dtype: DType,
         shape: &[u64],
@@ -253,9 +276,13 @@ impl NpySink {
                 "npy writing assumes a little-endian machine".into(),
             ));
         }
-        let header = header::encode(dtype, shape, rows_unknown);
-        let file = File::create(path).at(path)?;
-        file.write_all_at(&header, 0).at(path)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .at(path)?;
+        let data_offset = header::encode(dtype, shape, rows_unknown).len() as u64;
         let row_bytes =
             shape.get(1..).map_or(1, |s| s.iter().product::<u64>()) * dtype.size() as u64;
         let mut chunk_shape = shape.to_vec();
@@ -270,9 +297,40 @@ impl NpySink {
             dtype,
             shape: shape.to_vec(),
             grid,
-            data_offset: header.len() as u64,
+            data_offset,
             row_bytes,
+            rows_unknown,
         })
+    }
+
+    /// Writes the header (with `rows` as the first axis when given) and sets the
+    /// file's length to hold the whole array (unless its rows are still unknown);
+    /// data already written stays.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn write_header(&self, rows: Option<u64>) -> Result<()> {
+        let mut shape = self.shape.clone();
+        if let (Some(rows), Some(first)) = (rows, shape.first_mut()) {
+            *first = rows;
+        }
+        // The data offset is fixed by the description: the header is padded to it
+        // whatever the first axis turned out to be.
+        let header = header::encode_with_len(self.dtype, &shape, self.data_offset as usize)
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "an npy header for shape {} does not fit the {} bytes reserved",
+                    shape_text(&shape),
+                    self.data_offset
+                ))
+            })?;
+        self.file.write_all_at(&header, 0).at(&self.path)?;
+        if rows.is_none() && self.rows_unknown {
+            // The placeholder is no length to give the file.
+            return Ok(());
+        }
+        let total = self.data_offset + crate::grid::num_elements(&shape) * self.dtype.size() as u64;
+        self.file.set_len(total).at(&self.path)
     }
 }
 
@@ -288,15 +346,7 @@ impl ArraySink for NpySink {
     }
 
     fn finish(self: Box<Self>, rows: Option<u64>) -> Result<()> {
-        let mut shape = self.shape.clone();
-        if let (Some(rows), Some(first)) = (rows, shape.first_mut()) {
-            *first = rows;
-            let header = header::encode(self.dtype, &shape, true);
-            debug_assert_eq!(header.len() as u64, self.data_offset);
-            self.file.write_all_at(&header, 0).at(&self.path)?;
-        }
-        let total = self.data_offset + crate::grid::num_elements(&shape) * self.dtype.size() as u64;
-        self.file.set_len(total).at(&self.path)
+        self.write_header(rows)
     }
 }
 

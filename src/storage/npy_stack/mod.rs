@@ -15,7 +15,7 @@ use crate::error::{Error, IoResultExt, Result};
 use crate::grid::size::{alloc_zeroed, nbytes_or_error};
 use crate::grid::{copy_region, shape_text, AxisChunks, ChunkGrid, Subset};
 use crate::storage::array::{ArrayMeta, ArraySink, ArraySource, DType};
-use crate::storage::npy::{NpySink, NpySource};
+use crate::storage::npy::NpySource;
 
 /// True when `dir` looks like an npy stack (it holds an `info` file).
 pub fn is_npy_stack(dir: &Path) -> bool {
@@ -266,7 +266,9 @@ impl ArraySource for NpyStackSource {
     }
 }
 
-/// An npy stack being written: one `.npy` per chunk along `axis`, then `info`.
+/// An npy stack being written: one `.npy` per chunk along `axis`, each published
+/// atomically by the task that writes it, then `info`. It holds only its
+/// description, so any process can write its own parts.
 pub struct NpyStackSink {
     dir: PathBuf,
     dtype: DType,
@@ -279,8 +281,25 @@ impl NpyStackSink {
     /// chunks of `chunk_len` (the last may be shorter).
     ///
     /// # Errors
-    /// When the directory cannot be created or `axis` is out of range.
+    /// When the directory exists or cannot be created, or `axis` is out of range.
     pub fn create(
+        dir: &Path,
+        dtype: DType,
+        shape: &[u64],
+        axis: usize,
+        chunk_len: u64,
+    ) -> Result<Self> {
+        let sink = Self::open(dir, dtype, shape, axis, chunk_len)?;
+        std::fs::create_dir(dir).at(dir)?;
+        Ok(sink)
+    }
+
+    /// The stack in `dir` with this description, for writing: the directory is
+    /// created if missing (by whichever task comes first).
+    ///
+    /// # Errors
+    /// As [`NpyStackSink::create`], but an existing directory is fine.
+    pub fn open(
         dir: &Path,
         dtype: DType,
         shape: &[u64],
@@ -304,7 +323,6 @@ impl NpyStackSink {
                 shape.len()
             )));
         }
-        std::fs::create_dir(dir).at(dir)?;
         let axes = shape
             .iter()
             .enumerate()
@@ -324,6 +342,16 @@ impl NpyStackSink {
             grid: ChunkGrid::from_axes(axes),
         })
     }
+
+    /// Writes part `index` along the axis, of `shape`, from `data`: under a
+    /// temporary name, then renamed into place.
+    fn write_part(&self, index: u64, shape: &[u64], data: &[u8]) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).at(&self.dir)?;
+        let path = self.dir.join(format!("{index}.npy"));
+        let mut bytes = crate::storage::npy::header::encode(self.dtype, shape, false);
+        bytes.extend_from_slice(data);
+        crate::storage::array::write_file_atomically(&path, &bytes)
+    }
 }
 
 impl ArraySink for NpyStackSink {
@@ -336,11 +364,7 @@ impl ArraySink for NpyStackSink {
         let part = index
             .get(self.axis)
             .ok_or_else(|| Error::Internal("chunk index lacks the stack's axis".into()))?;
-        let path = self.dir.join(format!("{part}.npy"));
-        let rows = region.shape().first().copied().unwrap_or(1);
-        let part = NpySink::create(&path, self.dtype, region.shape(), rows, false)?;
-        part.write_chunk(&vec![0; region.shape().len()], data)?;
-        Box::new(part).finish(None)
+        self.write_part(*part, region.shape(), data)
     }
 
     fn finish(self: Box<Self>, rows: Option<u64>) -> Result<()> {
@@ -366,13 +390,12 @@ impl ArraySink for NpyStackSink {
             for (i, &len) in chunks[self.axis].iter().enumerate() {
                 let mut shape = self.grid.shape();
                 shape[self.axis] = len;
-                let path = self.dir.join(format!("{i}.npy"));
-                Box::new(NpySink::create(&path, self.dtype, &shape, 1, false)?).finish(None)?;
+                self.write_part(i as u64, &shape, &[])?;
             }
         }
         let order = if self.dtype.size() == 1 { '|' } else { '<' };
         let bytes = pickle::dump_info(&chunks, self.dtype.numpy_code(), order, self.axis);
-        let path = self.dir.join("info");
-        std::fs::write(&path, bytes).at(&path)
+        std::fs::create_dir_all(&self.dir).at(&self.dir)?;
+        crate::storage::array::write_file_atomically(&self.dir.join("info"), &bytes)
     }
 }
