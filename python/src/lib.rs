@@ -60,8 +60,7 @@ fn run_blocking<T: Send>(
         let (tx, mut rx) = std::sync::mpsc::sync_channel(1);
         let token = cancel.clone();
         scope.spawn(move || {
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(token)));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(token)));
             let _ = tx.send(result);
         });
         let mut interrupted = None;
@@ -82,7 +81,9 @@ fn run_blocking<T: Send>(
                     }
                 }
                 Ok(Err(_)) => {
-                    return Err(PyRuntimeError::new_err("blockwise panicked; please report it"))
+                    return Err(PyRuntimeError::new_err(
+                        "blockwise panicked; please report it",
+                    ))
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if interrupted.is_none() {
@@ -128,7 +129,12 @@ fn convert(py: Python<'_>, src: PathBuf, dst: PathBuf, flags: Vec<String>) -> Py
 
 /// The plan of a conversion, as JSON.
 #[pyfunction]
-fn plan_convert(py: Python<'_>, src: PathBuf, dst: PathBuf, flags: Vec<String>) -> PyResult<String> {
+fn plan_convert(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    flags: Vec<String>,
+) -> PyResult<String> {
     run_blocking(py, |_| embed::plan_convert(&src, &dst, &flags))
 }
 
@@ -167,6 +173,9 @@ fn _blockwise(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_plan, m)?)?;
     m.add_function(wrap_pyfunction!(run_task, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
-    m.add("BlockwiseMemoryError", m.py().get_type::<BlockwiseMemoryError>())?;
+    m.add(
+        "BlockwiseMemoryError",
+        m.py().get_type::<BlockwiseMemoryError>(),
+    )?;
     Ok(())
 }

@@ -45,13 +45,20 @@ def test_a_spilling_sort_on_dask_equals_the_local_run(cluster, table_csv, tmp_pa
 
 def test_a_staged_rechunk_on_dask_equals_the_local_run(cluster, tmp_path):
     src = tmp_path / "a.zarr"
-    data = np.random.default_rng(1).random((512, 512))
-    z = zarr.create_array(src, shape=data.shape, chunks=(512, 8), dtype="f8")
+    data = np.random.default_rng(1).random((400, 400))
+    z = zarr.create_array(src, shape=data.shape, chunks=(400, 5), dtype="f8")
     z[...] = data
+    # 1.28 MB of data under a 128 KB limit: no task may hold a source column band and
+    # a target row band at once, so the plan goes through an intermediate array.
+    # (RSS thresholds off: the limit is for the plan's sizing, not this process.)
+    plan = bw.Plan.convert(src, tmp_path / "probe.zarr", chunks="5,400", memory_limit="128000")
+    assert any(t["op"]["name"] == "create_array" for t in plan._data["tasks"][:-1])
+    assert len([d for d in plan._data["datasets"] if d["role"] == "intermediate"]) >= 1
     run_both(cluster, src, tmp_path / "local.zarr", tmp_path / "dask.zarr",
-             chunks="8,512", memory_limit="1MiB")
+             chunks="5,400", memory_limit="128000", memory_spill="off", memory_pause="off",
+             memory_terminate="off")
     got = zarr.open_array(tmp_path / "dask.zarr", mode="r")
-    assert got.chunks == (8, 512)
+    assert got.chunks == (5, 400)
     np.testing.assert_array_equal(got[...], data)
     np.testing.assert_array_equal(zarr.open_array(tmp_path / "local.zarr", mode="r")[...], data)
     assert leftovers(tmp_path) == []

@@ -14,7 +14,9 @@ use crate::convert::{
     plan_convert as plan_convert_job, registry, run_plan as run_plan_job, OnFailure,
 };
 use crate::error::{Error, Result};
-use crate::exec::{run_task as run_one, CancelToken, Environment, JobContext, JobStats, TaskReport};
+use crate::exec::{
+    run_task as run_one, CancelToken, Environment, JobContext, JobStats, TaskReport,
+};
 use crate::memory::peak_rss_bytes;
 use crate::plan::{Plan, Resources};
 
@@ -39,7 +41,8 @@ struct JobFlags {
 /// [`Error::Usage`] with clap's text.
 fn parse<T: Parser>(flags: impl IntoIterator<Item = String>) -> Result<T> {
     T::try_parse_from(flags).map_err(|e| {
-        super::option_error(&e).unwrap_or_else(|| Error::Usage(e.render().to_string().trim().to_string()))
+        super::option_error(&e)
+            .unwrap_or_else(|| Error::Usage(e.render().to_string().trim().to_string()))
     })
 }
 
@@ -80,7 +83,12 @@ fn context(job: &JobArgs, cancel: CancelToken) -> Result<JobContext> {
 ///
 /// # Errors
 /// As `blockwise convert`.
-pub fn convert(src: &Path, dst: &Path, flags: &[String], cancel: CancelToken) -> Result<serde_json::Value> {
+pub fn convert(
+    src: &Path,
+    dst: &Path,
+    flags: &[String],
+    cancel: CancelToken,
+) -> Result<serde_json::Value> {
     let started = Instant::now();
     let args = convert_flags(src, dst, flags)?;
     let options = args.options()?;
