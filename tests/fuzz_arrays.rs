@@ -19,7 +19,7 @@ use blockwise::exec::{CancelToken, JobContext, JobOptions};
 use blockwise::grid::Subset;
 use blockwise::memory::Thresholds;
 use blockwise::storage::array::DType;
-use blockwise::storage::describe::describe;
+use blockwise::cli::describe;
 use blockwise::storage::frame::FrameReadOptions;
 use blockwise::storage::npy::header;
 use blockwise::storage::{open_array, Format};

@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use arrow::ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};
 use arrow::ipc::CompressionType;
 use arrow::record_batch::RecordBatch;
-use blockwise::storage::describe::describe;
+use blockwise::cli::describe;
 use blockwise::storage::frame::FrameReadOptions;
 use blockwise::storage::{open_frame, Format};
 use parquet::arrow::ArrowWriter;

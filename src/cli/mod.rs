@@ -5,6 +5,8 @@ mod convert;
 pub mod embed;
 mod head;
 mod info;
+
+pub use info::describe;
 mod plan;
 mod run;
 mod run_task;
