@@ -1,44 +1,56 @@
-//! Table to table: partitions are decoded (and encoded, for formats whose sink can)
-//! in parallel and written in order, as a plan of per-partition tasks.
-
-use std::path::Path;
+//! Table to table as a plan: one task a source partition publishes its record
+//! batches (a CSV byte range, a Parquet row group, an IPC batch), and the output's
+//! tasks encode them in parallel and assemble the output (see
+//! [`crate::frame::write`]).
 
 use arrow::datatypes::{DataType, Schema};
 
-use super::{sinks, ConvertOptions};
+use super::job::{op_spec, Conversion};
+use super::sinks;
 use crate::error::{Error, Result};
-use crate::exec::JobContext;
-use crate::storage::{open_frame, type_name, Format};
+use crate::frame::read::ReadTablePartition;
+use crate::frame::write::add_table_output;
+use crate::plan::{DataRef, Dataset, DatasetRole, Plan, Task, TaskId, TaskKind};
+use crate::storage::{open_frame_described, type_name, Format};
 
-/// Converts the table at `src` into a new `to` file at `dst`; returns the row count.
-pub(super) fn run(
-    src: &Path,
-    from: Format,
-    dst: &Path,
-    to: Format,
-    options: &ConvertOptions,
-    ctx: &JobContext,
-) -> Result<u64> {
-    let source = open_frame(src, from, &options.read)?;
-    let mut sink = sinks::frame_sink(to, dst, source.schema(), options, ctx, ctx.threads + 1)?;
-    let route = super::Route::new(src, from, dst, to);
-    let rows = match sink.partition_encoder() {
-        Some(encoder) => {
-            super::stream_encoded(source.as_ref(), encoder.as_ref(), &route, ctx, |piece| {
-                sink.write_encoded(piece)
-            })?
-        }
-        None => {
-            let mut rows = 0u64;
-            super::stream_frame(source.as_ref(), &route, ctx, |batch| {
-                rows += batch.num_rows() as u64;
-                sink.write(&batch)
-            })?;
-            rows
-        }
-    };
-    sink.finish()?;
-    Ok(rows)
+/// The intermediate dataset of decoded partitions.
+const PARTS: &str = "parts";
+
+/// The route's plan: read every partition of the source, write them in order.
+///
+/// # Errors
+/// What opening the source fails with; a column or an option the output format
+/// does not take.
+pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
+    let (source, meta) = open_frame_described(c.src, c.from, &c.options.read)?;
+    let output = sinks::table_output(c.to, &c.staged, &source.schema(), c.options)?;
+    let meta = serde_json::to_value(&meta)
+        .map_err(|e| Error::Internal(format!("source description to JSON: {e}")))?;
+    let mut plan = Plan::new();
+    plan.datasets.push(c.src_dataset(meta));
+    plan.datasets
+        .push(Dataset::new(PARTS, "", "memory", DatasetRole::Intermediate));
+    let parts: Vec<(DataRef, TaskId)> = (0..source.num_partitions())
+        .map(|i| {
+            let unit = source.partition_bytes(i);
+            let part = DataRef::partition(PARTS, i as u64);
+            let id = plan.push(Task {
+                inputs: vec![DataRef::partition("src", i as u64)],
+                // A decoded partition is about as large as its input.
+                memory_bytes: unit,
+                unit_bytes: unit,
+                ..Task::new(
+                    op_spec(&ReadTablePartition {}),
+                    part.clone(),
+                    TaskKind::Load,
+                )
+            });
+            (part, id)
+        })
+        .collect();
+    add_table_output(&mut plan, &output, &parts, c.sizing.threads + 1)?;
+    c.finish(&mut plan);
+    Ok(Some(plan))
 }
 
 /// Refuses, before anything is written, a column that a `to` table cannot hold: a
@@ -49,7 +61,7 @@ pub(super) fn run(
 pub(super) fn check_output_holds(to: Format, schema: &Schema) -> Result<()> {
     let (format, fits): (&'static str, fn(&DataType) -> bool) = match to {
         Format::Csv => ("CSV", |t| !t.is_nested()),
-        Format::Parquet => ("Parquet", |t| !has_union(t)),
+        Format::Parquet | Format::ParquetDir => ("Parquet", |t| !has_union(t)),
         _ => return Ok(()),
     };
     match schema.fields().iter().find(|f| !fits(f.data_type())) {
@@ -80,14 +92,6 @@ fn has_union(t: &DataType) -> bool {
         DataType::RunEndEncoded(_, v) => has_union(v.data_type()),
         _ => false,
     }
-}
-
-/// The route as a plan (see [`super::job`]); `None` while it still runs by closures.
-///
-/// # Errors
-/// What opening the source and checking the options fail with.
-pub(super) fn plan(_c: &super::job::Conversion<'_>) -> Result<Option<crate::plan::Plan>> {
-    Ok(None)
 }
 
 #[cfg(test)]

@@ -154,6 +154,8 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::frame::write::AppendTablePart>();
         r.register::<crate::frame::write::FinishTableOutput>();
         r.register::<crate::frame::write::WriteTablePart>();
+        r.register::<crate::frame::read::ReadTablePartition>();
+        r.register::<super::array_to_frame::ReadArrayRows>();
         r
     })
 }

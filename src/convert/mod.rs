@@ -11,7 +11,6 @@ mod frame_to_array;
 mod frame_to_frame;
 mod job;
 mod options;
-mod ordered;
 mod sinks;
 mod sort;
 
@@ -24,16 +23,11 @@ pub use self::job::{
     PlanSizing, PublishOutput, STAGED_OUTPUT,
 };
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
-use self::ordered::OrderedWriter;
 use crate::error::{Error, Result};
-use arrow::record_batch::RecordBatch;
 
-use crate::exec::{Event, JobContext, JobStats};
-use crate::plan::{
-    check_memory, DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind,
-};
+use crate::exec::{JobContext, JobStats};
+use crate::plan::Plan;
 use crate::storage::atomic::{plan_workdir, AtomicOutput, OutputSpec};
-use crate::storage::frame::{EncodedPiece, FrameSource, PartitionEncoder};
 use crate::storage::{detect, Format, Kind};
 
 /// Target size of a chunk chosen by `--chunks auto` or by default.
@@ -116,10 +110,10 @@ pub fn convert(
         });
     }
     let rows = ctx.install(|| match (from.kind(), to.kind()) {
-        (Kind::Frame, Kind::Frame) => frame_to_frame::run(src, from, out.path(), to, options, ctx),
         // Every route into an array is a plan.
         (_, Kind::Array) => Err(Error::Internal("an array route without a plan".into())),
-        (Kind::Array, Kind::Frame) => array_to_frame::run(src, from, out.path(), to, options, ctx),
+        // Every route into a table is a plan.
+        (_, Kind::Frame) => Err(Error::Internal("a table route without a plan".into())),
     })?;
     ctx.cancel.check()?;
     let written_bytes = crate::sys::tree_bytes(out.path());
@@ -212,7 +206,19 @@ fn formats(src: &Path, dst: &Path, options: &ConvertOptions) -> Result<(Format, 
                 .into(),
         })?,
     };
-    options.check_applies(from, to)?;
+    // A Parquet destination named as a directory (`out/`) is a directory of parts.
+    let to = if to == Format::Parquet && dst.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        Format::ParquetDir
+    } else {
+        to
+    };
+    // The options of a Parquet file apply to a directory of them.
+    let checked_as = if to == Format::ParquetDir {
+        Format::Parquet
+    } else {
+        to
+    };
+    options.check_applies(from, checked_as)?;
     Ok((from, to))
 }
 
@@ -220,7 +226,7 @@ fn formats(src: &Path, dst: &Path, options: &ConvertOptions) -> Result<(Format, 
 fn output_spec<'a>(inputs: &'a [&'a Path], to: Format, options: &ConvertOptions) -> OutputSpec<'a> {
     OutputSpec {
         format: to.name(),
-        single_file: !matches!(to, Format::NpyStack | Format::Zarr),
+        single_file: !matches!(to, Format::NpyStack | Format::Zarr | Format::ParquetDir),
         overwrite: options.overwrite,
         inputs,
     }
@@ -260,178 +266,4 @@ fn fit_options(
         options.read.blocksize = options.read.blocksize.max(floor);
     }
     options
-}
-
-/// The input and output of a conversion, as its plans name them.
-pub(crate) struct Route {
-    /// The dataset read, id `"src"`.
-    pub src: Dataset,
-    /// The dataset written, id `"dst"`.
-    pub dst: Dataset,
-}
-
-impl Route {
-    /// `src` in format `from`, converted into `dst` in format `to`.
-    pub fn new(src: &Path, from: Format, dst: &Path, to: Format) -> Self {
-        Route {
-            src: Dataset::new("src", src.display(), from.name(), DatasetRole::Input),
-            dst: Dataset::new("dst", dst.display(), to.name(), DatasetRole::Output),
-        }
-    }
-}
-
-/// Streams every batch of `source` to `consume` in order (see [`stream_partitions`]).
-fn stream_frame(
-    source: &dyn FrameSource,
-    route: &Route,
-    ctx: &JobContext,
-    consume: impl FnMut(RecordBatch) -> Result<()> + Send,
-) -> Result<()> {
-    stream_partitions(
-        route,
-        "read_partition",
-        &partition_sizes(source),
-        ctx,
-        |batch: &RecordBatch| batch.get_array_memory_size() as u64,
-        |i, emit| {
-            for batch in source.read_partition(i)? {
-                emit(batch?)?;
-            }
-            Ok(())
-        },
-        consume,
-    )
-}
-
-/// Like [`stream_frame`], but each partition is also encoded by `encoder` as it is
-/// read; the encoded pieces reach `consume` in order. Returns the rows.
-fn stream_encoded(
-    source: &dyn FrameSource,
-    encoder: &dyn PartitionEncoder,
-    route: &Route,
-    ctx: &JobContext,
-    consume: impl FnMut(EncodedPiece) -> Result<()> + Send,
-) -> Result<u64> {
-    let rows = AtomicU64::new(0);
-    stream_partitions(
-        route,
-        "encode_partition",
-        &partition_sizes(source),
-        ctx,
-        |piece: &EncodedPiece| piece.bytes,
-        |i, emit| {
-            let n = encoder.encode_partition(source.read_partition(i)?, emit)?;
-            rows.fetch_add(n, Ordering::Relaxed);
-            Ok(())
-        },
-        consume,
-    )?;
-    Ok(rows.into_inner())
-}
-
-/// Bytes of input each partition of `source` covers.
-fn partition_sizes(source: &dyn FrameSource) -> Vec<u64> {
-    (0..source.num_partitions())
-        .map(|i| source.partition_bytes(i))
-        .collect()
-}
-
-/// Runs an ordered stream as a plan on the job's executor: `produce` makes
-/// partition `i`'s items (reading, decoding, encoding; `units[i]` bytes of input),
-/// and `consume` takes them in partition order (appending to the output).
-///
-/// Each partition is two tasks: `produce_op` (a load) and `append_partition` (a
-/// release), which depends on its partition's producer and on the append before
-/// it. Producer `i` also depends on append `i - window`, so only a few partitions are
-/// read ahead of the writer. A partition whose predecessors are written streams its
-/// items straight into the output; the others hold theirs (`size_of` each, reserved
-/// on the pool, a sixth of the limit in all) or wait (see [`OrderedWriter`]).
-fn stream_partitions<T: Send, C: FnMut(T) -> Result<()> + Send>(
-    route: &Route,
-    produce_op: &str,
-    units: &[u64],
-    ctx: &JobContext,
-    size_of: impl Fn(&T) -> u64 + Sync,
-    produce: impl Fn(usize, &mut dyn FnMut(T) -> Result<()>) -> Result<()> + Sync,
-    consume: C,
-) -> Result<()> {
-    let n = units.len();
-    let window = ctx.threads + 1;
-    let plan = stream_plan(route, produce_op, units, window);
-    check_memory(&plan, ctx.pool.limit())?;
-    let writer = OrderedWriter::new(
-        consume,
-        |consume: &mut C, item: T| consume(item),
-        n,
-        ctx.pool.limit() / 6,
-    );
-    ctx.progress.start(units.iter().sum(), true, "converting");
-    let report = ctx.executor().run(&plan, |task, tctx| {
-        let i = task.id as usize / 2;
-        if task.kind == TaskKind::Release {
-            return writer.advance();
-        }
-        let mut part = writer.part(i, &ctx.pool, format!("{produce_op} {i}"));
-        produce(i, &mut |item| {
-            let bytes = size_of(&item);
-            part.emit(item, bytes, tctx.cancel)
-        })?;
-        part.finish()?;
-        tctx.emit(Event::BytesRead(units[i]));
-        ctx.progress.advance(units[i]);
-        Ok(())
-    })?;
-    JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
-    writer.into_sink()?;
-    Ok(())
-}
-
-/// The plan of an ordered stream of `units.len()` partitions (see
-/// [`stream_partitions`]): producer `i` is task `2i`, its append task `2i + 1`.
-fn stream_plan(route: &Route, produce_op: &str, units: &[u64], window: usize) -> Plan {
-    let mut plan = Plan::new();
-    plan.datasets = vec![
-        route.src.clone(),
-        Dataset::new("parts", "memory", "memory", DatasetRole::Intermediate),
-        route.dst.clone(),
-    ];
-    let part = |i: usize, dataset: &str| DataRef::Partition {
-        dataset: dataset.into(),
-        index: i as u64,
-    };
-    for (i, &unit) in units.iter().enumerate() {
-        let produce = (2 * i) as TaskId;
-        plan.push(Task {
-            inputs: vec![part(i, "src")],
-            // The append `window` partitions back must be done first.
-            deps: i
-                .checked_sub(window)
-                .map(|back| vec![(2 * back + 1) as TaskId])
-                .unwrap_or_default(),
-            // A partition's output is about as large as its input.
-            memory_bytes: unit,
-            unit_bytes: unit,
-            ..Task::new(
-                OpSpec::new(produce_op, serde_json::Value::Null),
-                part(i, "parts"),
-                TaskKind::Load,
-            )
-        });
-        let mut deps = vec![produce];
-        if i > 0 {
-            deps.push(produce - 1);
-        }
-        plan.push(Task {
-            inputs: vec![part(i, "parts")],
-            deps,
-            ..Task::new(
-                OpSpec::new("append_partition", serde_json::Value::Null),
-                DataRef::Whole {
-                    dataset: "dst".into(),
-                },
-                TaskKind::Release,
-            )
-        });
-    }
-    plan
 }

@@ -2,45 +2,52 @@
 
 use std::path::Path;
 
-use arrow::datatypes::SchemaRef;
-
 use super::{Compression, ConvertOptions};
 use crate::array::ArrayLayout;
 use crate::error::{Error, Result};
-use crate::exec::JobContext;
+use crate::frame::write::{TableFormat, TableOutput, TableWriteOptions};
 use crate::grid::shape_text;
 use crate::storage::array::DType;
-use crate::storage::csv::CsvSink;
-use crate::storage::frame::FrameSink;
-use crate::storage::ipc::{IpcCompression, IpcSink};
+use crate::storage::frame::SerializedSchema;
+use crate::storage::ipc::IpcCompression;
 use crate::storage::npy_stack::NpyStackSink;
-use crate::storage::parquet::{ParquetSink, ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS};
+use crate::storage::parquet::DEFAULT_ROW_GROUP_ROWS;
 use crate::storage::zarr::ZarrCompression;
 use crate::storage::Format;
 
-/// Creates a table writer for `format` at `path`. Up to `held_row_groups` Parquet
-/// row groups may be in memory at once (being encoded or waiting to be written),
-/// which sizes each.
-pub(super) fn frame_sink(
+/// The table output a plan writes for `format` at `path` (the staged output), with
+/// rows of `schema`: checks, before anything is written, that the format holds
+/// every column and takes the options.
+///
+/// # Errors
+/// [`Error::UnsupportedColumn`] for a column the format cannot hold;
+/// [`Error::Usage`] for a compression the format does not take.
+pub(super) fn table_output(
     format: Format,
     path: &Path,
-    schema: SchemaRef,
+    schema: &arrow::datatypes::Schema,
     options: &ConvertOptions,
-    ctx: &JobContext,
-    held_row_groups: usize,
-) -> Result<Box<dyn FrameSink>> {
-    super::frame_to_frame::check_output_holds(format, &schema)?;
-    Ok(match format {
+) -> Result<TableOutput> {
+    super::frame_to_frame::check_output_holds(format, schema)?;
+    let mut write = TableWriteOptions {
+        row_group_rows: options
+            .row_group_rows
+            .unwrap_or(DEFAULT_ROW_GROUP_ROWS)
+            .max(1) as u64,
+        delimiter: options.read.delimiter,
+        ..TableWriteOptions::default()
+    };
+    let table_format = match format {
         Format::Csv => {
             if options.compression.is_some_and(|c| c != Compression::None) {
                 return Err(Error::Usage(
                     "--compression does not apply to CSV output".into(),
                 ));
             }
-            Box::new(CsvSink::create(path, schema, options.read.delimiter)?)
+            TableFormat::Csv
         }
-        Format::Parquet => {
-            let zstd_level = match options.compression {
+        Format::Parquet | Format::ParquetDir => {
+            write.zstd_level = match options.compression {
                 None => Some(3),
                 Some(Compression::Zstd(l)) => Some(l),
                 Some(Compression::None) => None,
@@ -50,17 +57,14 @@ pub(super) fn frame_sink(
                     ))
                 }
             };
-            let opts = ParquetWriteOptions {
-                zstd_level,
-                row_group_rows: options.row_group_rows.unwrap_or(DEFAULT_ROW_GROUP_ROWS),
-            };
-            Box::new(
-                ParquetSink::create(path, schema, opts)?
-                    .with_memory_pool(&ctx.pool, held_row_groups),
-            )
+            if format == Format::ParquetDir {
+                TableFormat::ParquetDir
+            } else {
+                TableFormat::Parquet
+            }
         }
         Format::Ipc => {
-            let compression = match options.compression {
+            write.ipc_compression = match options.compression {
                 None | Some(Compression::None) => IpcCompression::None,
                 Some(Compression::Lz4) => IpcCompression::Lz4,
                 Some(Compression::Zstd(3)) => IpcCompression::Zstd,
@@ -70,7 +74,7 @@ pub(super) fn frame_sink(
                     ))
                 }
             };
-            Box::new(IpcSink::create(path, schema, compression)?)
+            TableFormat::Ipc
         }
         other => {
             return Err(Error::Internal(format!(
@@ -78,6 +82,12 @@ pub(super) fn frame_sink(
                 other.name()
             )))
         }
+    };
+    Ok(TableOutput {
+        format: table_format,
+        path: path.display().to_string(),
+        schema: SerializedSchema::new(schema),
+        options: write,
     })
 }
 

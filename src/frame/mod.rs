@@ -3,4 +3,5 @@
 //! execution core needs live here already.
 
 pub mod ops;
+pub mod read;
 pub mod write;

@@ -217,7 +217,11 @@ pub struct SerializedSchema(String);
 impl SerializedSchema {
     /// The serialized form of `schema`.
     pub fn new(schema: &Schema) -> Self {
-        let fbb = arrow::ipc::convert::IpcSchemaEncoder::new().schema_to_fb(schema);
+        // Dictionary fields need ids; the tracker hands them out in field order.
+        let mut tracker = arrow::ipc::writer::DictionaryTracker::new(false);
+        let fbb = arrow::ipc::convert::IpcSchemaEncoder::new()
+            .with_dictionary_tracker(&mut tracker)
+            .schema_to_fb(schema);
         SerializedSchema(to_hex(fbb.finished_data()))
     }
 

@@ -4,7 +4,6 @@
 pub mod array;
 pub mod atomic;
 pub mod csv;
-pub mod describe;
 pub mod frame;
 pub mod ipc;
 pub mod npy;
@@ -36,6 +35,10 @@ pub enum Format {
     Csv,
     /// Apache Parquet (a file or a directory of parts).
     Parquet,
+    /// Apache Parquet written as a directory of part files, `part.0.parquet`,
+    /// `part.1.parquet`, … (as Dask writes them), each written by its own task. Read
+    /// as [`Format::Parquet`], which reads directories.
+    ParquetDir,
     /// Arrow IPC file (`.arrow`, `.feather` v2).
     Ipc,
     /// A numpy `.npy` file.
@@ -62,6 +65,7 @@ impl Format {
         match self {
             Format::Csv => "csv",
             Format::Parquet => "parquet",
+            Format::ParquetDir => "parquet-dir",
             Format::Ipc => "ipc",
             Format::Npy => "npy",
             Format::NpyStack => "npy-stack",
@@ -77,6 +81,7 @@ impl Format {
         let f = match name.to_ascii_lowercase().as_str() {
             "csv" => Format::Csv,
             "parquet" | "pq" => Format::Parquet,
+            "parquet-dir" | "parquet_dir" => Format::ParquetDir,
             "ipc" | "arrow" | "feather" => Format::Ipc,
             "npy" => Format::Npy,
             "npy-stack" | "npy_stack" | "npystack" => Format::NpyStack,
@@ -94,7 +99,7 @@ impl Format {
     /// Table or array.
     pub fn kind(self) -> Kind {
         match self {
-            Format::Csv | Format::Parquet | Format::Ipc => Kind::Frame,
+            Format::Csv | Format::Parquet | Format::ParquetDir | Format::Ipc => Kind::Frame,
             Format::Npy | Format::NpyStack | Format::Zarr => Kind::Array,
         }
     }
@@ -403,7 +408,9 @@ pub fn open_frame(
     )?;
     Ok(match format {
         Format::Csv => Box::new(csv::CsvSource::open(path, options)?),
-        Format::Parquet => Box::new(parquet::ParquetSource::open(path, options)?),
+        Format::Parquet | Format::ParquetDir => {
+            Box::new(parquet::ParquetSource::open(path, options)?)
+        }
         Format::Ipc => Box::new(ipc::IpcSource::open(path, options)?),
         other => {
             return Err(Error::Usage(format!(
@@ -412,6 +419,78 @@ pub fn open_frame(
             )))
         }
     })
+}
+
+/// A table source as a plan's input dataset carries it in its `meta`: what a worker
+/// needs to open it and find the same partitions, without scanning it again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceMeta {
+    /// The columns read, in this order (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// Rows per record batch.
+    pub batch_rows: usize,
+    /// Parquet: the row groups read (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_groups: Option<Vec<usize>>,
+    /// CSV: the partitions' byte ranges, the types and the quote state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<csv::CsvLayout>,
+}
+
+/// Opens a table for reading as [`open_frame`] does, and describes it for a plan.
+///
+/// # Errors
+/// As [`open_frame`].
+pub fn open_frame_described(
+    path: &Path,
+    format: Format,
+    options: &FrameReadOptions,
+) -> Result<(Box<dyn FrameSource>, SourceMeta)> {
+    let mut meta = SourceMeta {
+        columns: options.columns.clone(),
+        batch_rows: options.batch_rows,
+        row_groups: options.row_groups.clone(),
+        csv: None,
+    };
+    if format != Format::Csv {
+        return Ok((open_frame(path, format, options)?, meta));
+    }
+    check_input_kind(
+        path,
+        &std::fs::metadata(path).map_err(|e| Error::io(path, e))?,
+    )?;
+    let source = csv::CsvSource::open(path, options)?;
+    meta.csv = Some(source.layout());
+    Ok((Box::new(source), meta))
+}
+
+/// Opens the table a plan describes (see [`open_frame_described`]): a CSV file is
+/// neither split nor sampled again.
+///
+/// # Errors
+/// As [`open_frame`]; [`Error::BadPlan`] for a CSV source without its layout.
+pub fn open_frame_meta(
+    path: &Path,
+    format: Format,
+    meta: &SourceMeta,
+) -> Result<Box<dyn FrameSource>> {
+    if format == Format::Csv {
+        let layout = meta.csv.as_ref().ok_or_else(|| Error::BadPlan {
+            reason: format!(
+                "the CSV source {} has no layout in its meta",
+                path.display()
+            ),
+        })?;
+        return Ok(Box::new(csv::CsvSource::from_layout(path, layout)?));
+    }
+    let options = FrameReadOptions {
+        columns: meta.columns.clone(),
+        batch_rows: meta.batch_rows,
+        row_groups: meta.row_groups.clone(),
+        ..FrameReadOptions::default()
+    };
+    open_frame(path, format, &options)
 }
 
 /// Opens an array for reading.

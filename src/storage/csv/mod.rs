@@ -20,6 +20,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 pub use self::writer::{encode_part, header_line, CsvSink};
 use crate::error::{IoResultExt, Result};
+use crate::storage::frame::SerializedSchema;
 use crate::storage::frame::{column_index, BatchIter, FrameReadOptions, FrameSource};
 
 /// Bytes of CSV text a batch holds at most (a single longer row excepted).
@@ -139,6 +140,26 @@ impl CsvSource {
                 .collect::<Result<Vec<_>>>()?,
             None => (0..full_schema.fields().len()).collect(),
         };
+        let quotes_checked = split::quotes_checked(header.data_start, len, options.blocksize);
+        Self::assemble(
+            path,
+            options.clone(),
+            full_schema,
+            projection,
+            ranges,
+            quotes_checked,
+        )
+    }
+
+    /// A source from what [`CsvSource::open`] found: no I/O.
+    fn assemble(
+        path: &Path,
+        options: FrameReadOptions,
+        full_schema: Schema,
+        projection: Vec<usize>,
+        ranges: Vec<(u64, u64)>,
+        quotes_checked: bool,
+    ) -> Result<Self> {
         let schema = Arc::new(full_schema.project(&projection)?);
         let with_types = |text: &dyn Fn(&DataType) -> bool| {
             Arc::new(Schema::new(
@@ -160,17 +181,83 @@ impl CsvSource {
         let budget = BatchBudget::new(options.batch_rows, full_schema.fields().len());
         Ok(CsvSource {
             path: path.to_path_buf(),
-            options: options.clone(),
+            options,
             full_schema: Arc::new(full_schema),
             decode_schema,
             text_schema,
             projection,
             schema,
-            quotes_checked: split::quotes_checked(header.data_start, len, options.blocksize),
+            quotes_checked,
             ranges,
             budget,
         })
     }
+
+    /// What a worker needs to read any partition of this source without splitting
+    /// the file or inferring its types again.
+    pub fn layout(&self) -> CsvLayout {
+        CsvLayout {
+            delimiter: self.options.delimiter,
+            batch_rows: self.options.batch_rows,
+            full_schema: SerializedSchema::new(&self.full_schema),
+            projection: self.projection.clone(),
+            ranges: self.ranges.clone(),
+            quotes_checked: self.quotes_checked,
+        }
+    }
+
+    /// The source [`CsvSource::layout`] describes, at `path`.
+    ///
+    /// # Errors
+    /// [`Error::BadPlan`](crate::error::Error::BadPlan) for a layout whose schema
+    /// does not decode or whose projection names columns it has not.
+    pub fn from_layout(path: &Path, layout: &CsvLayout) -> Result<Self> {
+        let full_schema = layout.full_schema.decode()?;
+        if let Some(&bad) = layout
+            .projection
+            .iter()
+            .find(|&&i| i >= full_schema.fields().len())
+        {
+            return Err(crate::error::Error::BadPlan {
+                reason: format!(
+                    "a CSV layout projects column {bad} of {}",
+                    full_schema.fields().len()
+                ),
+            });
+        }
+        let options = FrameReadOptions {
+            delimiter: layout.delimiter,
+            batch_rows: layout.batch_rows,
+            ..FrameReadOptions::default()
+        };
+        Self::assemble(
+            path,
+            options,
+            full_schema.as_ref().clone(),
+            layout.projection.clone(),
+            layout.ranges.clone(),
+            layout.quotes_checked,
+        )
+    }
+}
+
+/// A CSV source as a plan carries it (see [`CsvSource::layout`]): its partitions'
+/// byte ranges, every column's type, the projection, and whether splitting already
+/// proved every quote closes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CsvLayout {
+    /// The field delimiter.
+    pub delimiter: u8,
+    /// Rows per record batch.
+    pub batch_rows: usize,
+    /// Every column of the file, with its inferred or forced type.
+    pub full_schema: SerializedSchema,
+    /// The columns read, in output order.
+    pub projection: Vec<usize>,
+    /// Each partition's byte range, at row starts.
+    pub ranges: Vec<(u64, u64)>,
+    /// Whether every quoted field is known to close.
+    pub quotes_checked: bool,
 }
 
 /// The name blockwise uses for a column type in messages and `info`.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::convert::IpcSchemaEncoder;
-use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
+use arrow::ipc::writer::{DictionaryTracker, FileWriter, IpcWriteOptions};
 use arrow::ipc::{Block, CompressionType, FooterBuilder, MetadataVersion};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -173,7 +173,12 @@ pub fn write_footer(
         .collect();
     let dictionaries = fbb.create_vector::<Block>(&[]);
     let record_batches = fbb.create_vector(&blocks);
-    let schema_offset = IpcSchemaEncoder::new().schema_to_fb_offset(&mut fbb, &schema);
+    // Nested dictionaries (inside lists or structs) keep their ids, given in field
+    // order as the parts' writers gave them.
+    let mut tracker = DictionaryTracker::new(false);
+    let schema_offset = IpcSchemaEncoder::new()
+        .with_dictionary_tracker(&mut tracker)
+        .schema_to_fb_offset(&mut fbb, &schema);
     let root = {
         let mut footer = FooterBuilder::new(&mut fbb);
         footer.add_version(MetadataVersion::V5);
