@@ -156,6 +156,9 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::frame::write::WriteTablePart>();
         r.register::<crate::frame::read::ReadTablePartition>();
         r.register::<super::array_to_frame::ReadArrayRows>();
+        r.register::<crate::frame::ops::sort::SortRun>();
+        r.register::<crate::frame::ops::sort::CutRanges>();
+        r.register::<crate::frame::ops::sort::MergeRange>();
         r
     })
 }

@@ -20,6 +20,79 @@ use crate::error::Result;
 /// A fixed-width key: a null flag (1 sorts last) and an order-preserving u64.
 pub type Key = (u8, u64);
 
+/// A key of any kind as bytes that order as the keys do: a fixed-width key as its
+/// null flag and big-endian value, others in Arrow's row format. What fences and
+/// key ranges are made of, so that any keys can be cut into ranges. Written in JSON
+/// as hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyBytes(pub Vec<u8>);
+
+impl KeyBytes {
+    fn of_fixed((null, value): Key) -> Self {
+        let mut bytes = Vec::with_capacity(9);
+        bytes.push(null);
+        bytes.extend_from_slice(&value.to_be_bytes());
+        KeyBytes(bytes)
+    }
+
+    /// The fixed-width key these bytes are, if they are one.
+    fn fixed(&self) -> Option<Key> {
+        let (&null, value) = self.0.split_first()?;
+        Some((null, u64::from_be_bytes(value.try_into().ok()?)))
+    }
+}
+
+impl serde::Serialize for KeyBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut text = String::with_capacity(2 * self.0.len());
+        for b in &self.0 {
+            text.push_str(&format!("{b:02x}"));
+        }
+        s.serialize_str(&text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let digits = text.as_bytes();
+        if digits.len() % 2 != 0 {
+            return Err(serde::de::Error::custom(
+                "a key of an odd number of hex digits",
+            ));
+        }
+        digits
+            .chunks(2)
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+                    .ok_or_else(|| serde::de::Error::custom("a key that is not hex digits"))
+            })
+            .collect::<std::result::Result<Vec<u8>, _>>()
+            .map(KeyBytes)
+    }
+}
+
+/// A bound of a key range, in the form its keys compare fastest with.
+#[derive(Debug, Clone)]
+pub(super) enum Bound {
+    /// A fixed-width key.
+    Fixed(Key),
+    /// Row-format bytes.
+    Bytes(Vec<u8>),
+}
+
+impl Bound {
+    /// The bound `key` is for keys encoded by `encoder`.
+    pub(super) fn new(key: &KeyBytes, encoder: &KeyEncoder) -> Self {
+        match (encoder, key.fixed()) {
+            (KeyEncoder::Fixed { .. }, Some(k)) => Bound::Fixed(k),
+            _ => Bound::Bytes(key.0.clone()),
+        }
+    }
+}
+
 /// How a sort turns key columns into comparable keys.
 pub(super) enum KeyEncoder {
     /// One primitive column: `(null, order-preserving u64)` per row.
@@ -58,12 +131,27 @@ impl KeyEncoder {
 }
 
 impl BatchKeys {
-    /// Row `i`'s fixed-width key, if these are fixed-width keys.
-    #[inline]
-    pub(super) fn fixed_at(&self, i: usize) -> Option<Key> {
+    /// Row `i`'s key as bytes.
+    pub(super) fn key_bytes(&self, i: usize) -> KeyBytes {
         match self {
-            BatchKeys::Fixed(k) => k.get(i).copied(),
-            BatchKeys::Rows(_) => None,
+            BatchKeys::Fixed(k) => KeyBytes::of_fixed(k[i]),
+            BatchKeys::Rows(rows) => KeyBytes(rows.row(i).as_ref().to_vec()),
+        }
+    }
+
+    /// Compares row `i`'s key with `bound`.
+    #[inline]
+    pub(super) fn cmp_bound(&self, i: usize, bound: &Bound) -> Ordering {
+        match (self, bound) {
+            (BatchKeys::Fixed(k), Bound::Fixed(b)) => k[i].cmp(b),
+            (BatchKeys::Fixed(k), Bound::Bytes(b)) => {
+                KeyBytes::of_fixed(k[i]).0.as_slice().cmp(b.as_slice())
+            }
+            (BatchKeys::Rows(rows), Bound::Bytes(b)) => rows.row(i).as_ref().cmp(b.as_slice()),
+            (BatchKeys::Rows(rows), Bound::Fixed(b)) => rows
+                .row(i)
+                .as_ref()
+                .cmp(KeyBytes::of_fixed(*b).0.as_slice()),
         }
     }
 

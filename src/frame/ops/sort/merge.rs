@@ -6,21 +6,32 @@ use std::cmp::Ordering;
 use arrow::compute::interleave_record_batch;
 use arrow::record_batch::RecordBatch;
 
-use super::keys::{BatchKeys, Key};
+use super::keys::{BatchKeys, Bound, KeyBytes};
 use super::{ExternalSort, Run, RunData};
 use crate::error::Result;
 use crate::memory::{batch_memory, Reservation};
 
 /// Keys from `lower` (inclusive) to `upper` (exclusive); `None` is unbounded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyRange {
     /// Smallest key in the range.
-    pub lower: Option<Key>,
+    pub lower: Option<KeyBytes>,
     /// First key past the range.
-    pub upper: Option<Key>,
+    pub upper: Option<KeyBytes>,
 }
 
-type Source<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + Send + 'a>;
+impl KeyRange {
+    /// Every key.
+    pub fn all() -> Self {
+        KeyRange {
+            lower: None,
+            upper: None,
+        }
+    }
+}
+
+/// Batches of one run, in order.
+pub(super) type Source<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + Send + 'a>;
 
 /// Merged batches of a set of runs, in key order (ties: earlier run first).
 ///
@@ -46,12 +57,9 @@ impl<'a> MergeStream<'a> {
     /// [`Error::MemoryLimit`](crate::error::Error::MemoryLimit) when the pool has no
     /// room for the merge (`ExternalSort::merge_cost`), before anything is read;
     /// read errors of the runs.
-    pub(super) fn new(
-        sort: &'a ExternalSort,
-        runs: &'a [Run],
-        lower: Option<Key>,
-        upper: Option<Key>,
-    ) -> Result<Self> {
+    pub(super) fn new(sort: &'a ExternalSort, runs: &'a [Run], range: &KeyRange) -> Result<Self> {
+        let lower = range.lower.as_ref().map(|k| Bound::new(k, &sort.keys));
+        let upper = range.upper.as_ref().map(|k| Bound::new(k, &sort.keys));
         let mut held = sort.pool.reserve("sort merge");
         held.try_grow(sort.merge_cost(runs))?;
         let mut cursors = Vec::with_capacity(runs.len());
@@ -59,9 +67,9 @@ impl<'a> MergeStream<'a> {
         for run in runs {
             // Start at the last batch whose first key is below `lower`: rows equal to
             // it may end the batch before.
-            let first = match lower {
+            let first = match &range.lower {
                 Some(l) if !run.fences.is_empty() => {
-                    run.fences.partition_point(|k| *k < l).saturating_sub(1)
+                    run.fences.partition_point(|k| k < l).saturating_sub(1) * run.fence_stride
                 }
                 _ => 0,
             };
@@ -76,8 +84,9 @@ impl<'a> MergeStream<'a> {
                     }
                     Box::new(readers.into_iter().flatten())
                 }
+                RunData::Opened(open) => open(first)?,
             };
-            if let Some(c) = Cursor::new(source, sort, lower, upper)? {
+            if let Some(c) = Cursor::new(source, sort, lower.as_ref(), upper.clone())? {
                 let mut r = run.max_batch;
                 fit(&mut held, &mut r, &c)?;
                 cursors.push(c);
@@ -227,7 +236,7 @@ struct Cursor<'a> {
     batch: RecordBatch,
     rows: BatchKeys,
     pos: usize,
-    upper: Option<Key>,
+    upper: Option<Bound>,
     /// Set when `advance` moved to a new batch.
     fresh: bool,
 }
@@ -238,8 +247,8 @@ impl<'a> Cursor<'a> {
     fn new(
         mut source: Source<'a>,
         sort: &ExternalSort,
-        lower: Option<Key>,
-        upper: Option<Key>,
+        lower: Option<&Bound>,
+        upper: Option<Bound>,
     ) -> Result<Option<Self>> {
         loop {
             let Some(batch) = source.next() else {
@@ -247,9 +256,20 @@ impl<'a> Cursor<'a> {
             };
             let batch = batch?;
             let rows = sort.key_rows(&batch)?;
+            // The batch is sorted: the first row at or above `lower` is found by
+            // bisection.
             let pos = match lower {
                 Some(l) => {
-                    (0..batch.num_rows()).find(|&i| rows.fixed_at(i).is_some_and(|k| k >= l))
+                    let (mut lo, mut hi) = (0, batch.num_rows());
+                    while lo < hi {
+                        let mid = lo + (hi - lo) / 2;
+                        if rows.cmp_bound(mid, l) == Ordering::Less {
+                            lo = mid + 1;
+                        } else {
+                            hi = mid;
+                        }
+                    }
+                    (lo < batch.num_rows()).then_some(lo)
                 }
                 None => (batch.num_rows() > 0).then_some(0),
             };
@@ -268,9 +288,9 @@ impl<'a> Cursor<'a> {
     }
 
     fn in_range(&self) -> bool {
-        match (self.upper, self.rows.fixed_at(self.pos)) {
-            (Some(u), Some(k)) => k < u,
-            _ => true,
+        match &self.upper {
+            Some(u) => self.rows.cmp_bound(self.pos, u) == Ordering::Less,
+            None => true,
         }
     }
 

@@ -19,9 +19,15 @@ use arrow::row::{RowConverter, SortField};
 
 mod keys;
 mod merge;
-pub use self::keys::Key;
+pub mod ops;
+pub mod plan;
+mod stored;
 use self::keys::{BatchKeys, KeyEncoder};
+pub use self::keys::{Key, KeyBytes};
 pub use self::merge::{KeyRange, MergeStream};
+pub use self::ops::{CutRanges, MergeRange, SortRun};
+pub use self::plan::{add_sort, SortSizing};
+pub use self::stored::RunInfo;
 
 use crate::error::{Error, Result};
 use crate::memory::{MemoryPool, SpillFile, SpillStore};
@@ -53,11 +59,12 @@ const MIN_RUN_BATCHES: u64 = 4;
 const READ_PADDING: u64 = 8;
 
 /// One sort key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SortKey {
     /// Column name.
     pub column: String,
     /// Largest first.
+    #[serde(default)]
     pub descending: bool,
 }
 
@@ -103,9 +110,12 @@ pub struct Run {
     /// The most one of its batches takes read back, with its keys: what a merge
     /// reserves for it.
     max_batch: u64,
-    /// The key of the first row of each batch (one fixed-width key column only),
-    /// to split a merge into key ranges and to seek into a run.
-    fences: Vec<Key>,
+    /// The key of the first row of each batch, to split a merge into key ranges
+    /// and to seek into a run.
+    fences: Vec<KeyBytes>,
+    /// Batches from one fence to the next (fences are thinned to bound their
+    /// memory when a run is published).
+    fence_stride: usize,
     /// What an in-memory run holds of the pool.
     _held: Option<crate::memory::Reservation>,
 }
@@ -113,6 +123,8 @@ pub struct Run {
 enum RunData {
     Memory(Vec<RecordBatch>),
     Spilled(Vec<SpillFile>),
+    /// Read from elsewhere (a store entry's file), opened at a batch index.
+    Opened(Box<dyn Fn(usize) -> Result<merge::Source<'static>> + Send + Sync>),
 }
 
 impl Run {
@@ -121,7 +133,7 @@ impl Run {
         rows: usize,
         bytes: u64,
         max_batch: u64,
-        fences: Vec<Key>,
+        fences: Vec<KeyBytes>,
     ) -> Self {
         Run {
             data: RunData::Spilled(files),
@@ -129,8 +141,118 @@ impl Run {
             bytes,
             max_batch,
             fences,
+            fence_stride: 1,
             _held: None,
         }
+    }
+}
+
+/// The key columns of `keys` in `schema`, and the encoder that orders them.
+///
+/// # Errors
+/// Usage errors for unknown key columns; types the row format cannot order.
+fn key_layout(schema: &SchemaRef, keys: &[SortKey]) -> Result<(Vec<usize>, KeyEncoder)> {
+    let mut columns = Vec::with_capacity(keys.len());
+    let mut fields = Vec::with_capacity(keys.len());
+    for key in keys {
+        let index = schema.index_of(&key.column).map_err(|_| {
+            Error::Usage(format!(
+                "--sort-by: no column named {:?}; the columns are {}",
+                key.column,
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        columns.push(index);
+        let options = SortOptions {
+            descending: key.descending,
+            nulls_first: false,
+        };
+        fields.push(SortField::new_with_options(
+            schema.field(index).data_type().clone(),
+            options,
+        ));
+    }
+    let types: Vec<DataType> = columns
+        .iter()
+        .map(|&i| schema.field(i).data_type().clone())
+        .collect();
+    let descending = keys.first().is_some_and(|k| k.descending);
+    let keys = KeyEncoder::new(&types, descending, RowConverter::new(fields)?);
+    Ok((columns, keys))
+}
+
+/// A guess, from the schema alone, of the bytes a row's data takes in Arrow and of
+/// its sort key (text and binary values taken as 16 bytes): batches are sized from
+/// it before any is seen; what they take is measured once they exist.
+fn row_guess(schema: &SchemaRef, columns: &[usize], keys: &KeyEncoder) -> (u64, u64) {
+    let width = |t: &DataType| match t {
+        DataType::Boolean => 1,
+        DataType::Utf8 | DataType::Binary => 4 + 16,
+        t => t.primitive_width().map_or(32, |w| w as u64),
+    };
+    // Values and a validity bit (a byte, rounding generously).
+    let data = schema
+        .fields()
+        .iter()
+        .map(|f| width(f.data_type()) + 1)
+        .sum();
+    let keys = match keys {
+        KeyEncoder::Fixed { .. } => std::mem::size_of::<Key>() as u64,
+        // Row format: a null byte and the value (text in blocks, about twice its
+        // width when short), and the row's offset.
+        KeyEncoder::Rows(_) => {
+            8 + columns
+                .iter()
+                .map(|&i| 2 * width(schema.field(i).data_type()) + 2)
+                .sum::<u64>()
+        }
+    };
+    (data, keys)
+}
+
+/// Rows per batch to read so that a run of `run_bytes` holds `MIN_RUN_BATCHES` at
+/// least, each with its sorted copy, keys and order, and the next batch's room;
+/// `guess` is [`row_guess`]'s.
+fn read_rows((data, keys): (u64, u64), run_bytes: u64) -> usize {
+    let per_row = 3 * data + keys + SORT_BYTES_PER_ROW;
+    (run_bytes / (MIN_RUN_BATCHES * per_row)).clamp(1, 8 * RUN_BATCH_ROWS as u64) as usize
+}
+
+/// Rows per batch a sort of `schema` by `keys`, with runs of `run_bytes`, reads its
+/// input in (what [`ExternalSort::read_batch_rows`] says, before any sorter
+/// exists): what a plan puts in its source's read options.
+///
+/// # Errors
+/// As [`ExternalSort::new`]: unknown key columns, keys the row format cannot order.
+pub fn read_batch_rows(schema: &SchemaRef, keys: &[SortKey], run_bytes: u64) -> Result<usize> {
+    let (columns, encoder) = key_layout(schema, keys)?;
+    Ok(read_rows(
+        row_guess(schema, &columns, &encoder),
+        run_bytes.max(1),
+    ))
+}
+
+/// The output of a merge written to spill files.
+#[derive(Default)]
+struct SpilledMerge {
+    files: Vec<SpillFile>,
+    rows: usize,
+    /// Bytes of the batches written, before compression.
+    bytes: u64,
+    max_batch: u64,
+    /// The first key of every batch, across the files.
+    fences: Vec<KeyBytes>,
+}
+
+impl SpilledMerge {
+    fn push(&mut self, file: SpillFile) {
+        self.bytes += file.uncompressed_bytes();
+        self.files.push(file);
     }
 }
 
@@ -143,6 +265,8 @@ pub struct ExternalSort {
     store: SpillStore,
     run_bytes: u64,
     batch_rows: usize,
+    /// What one merge may hold, when not the default share of the limit.
+    merge_bytes: Option<u64>,
 }
 
 impl ExternalSort {
@@ -159,37 +283,7 @@ impl ExternalSort {
         store: SpillStore,
         run_bytes: u64,
     ) -> Result<Self> {
-        let mut columns = Vec::with_capacity(keys.len());
-        let mut fields = Vec::with_capacity(keys.len());
-        for key in keys {
-            let index = schema.index_of(&key.column).map_err(|_| {
-                Error::Usage(format!(
-                    "--sort-by: no column named {:?}; the columns are {}",
-                    key.column,
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            columns.push(index);
-            let options = SortOptions {
-                descending: key.descending,
-                nulls_first: false,
-            };
-            fields.push(SortField::new_with_options(
-                schema.field(index).data_type().clone(),
-                options,
-            ));
-        }
-        let types: Vec<DataType> = columns
-            .iter()
-            .map(|&i| schema.field(i).data_type().clone())
-            .collect();
-        let descending = keys.first().is_some_and(|k| k.descending);
-        let keys = KeyEncoder::new(&types, descending, RowConverter::new(fields)?);
+        let (columns, keys) = key_layout(&schema, keys)?;
         Ok(ExternalSort {
             schema,
             columns,
@@ -198,6 +292,7 @@ impl ExternalSort {
             store,
             run_bytes: run_bytes.max(1),
             batch_rows: RUN_BATCH_ROWS,
+            merge_bytes: None,
         }
         .with_batch_rows(RUN_BATCH_ROWS))
     }
@@ -207,6 +302,14 @@ impl ExternalSort {
         &self.schema
     }
 
+    /// Merges at most `bytes` at once (instead of three eighths of the limit): what
+    /// one of several merges running at once may take. Set it before
+    /// [`ExternalSort::with_batch_rows`], which sizes batches from it.
+    pub fn with_merge_bytes(mut self, bytes: u64) -> Self {
+        self.merge_bytes = Some(bytes.max(1));
+        self
+    }
+
     /// Writes runs and merged output in batches of at most `rows` rows, and fewer
     /// when the budget asks for it (`ExternalSort::budget_batch_rows`).
     pub fn with_batch_rows(mut self, rows: usize) -> Self {
@@ -214,43 +317,14 @@ impl ExternalSort {
         self
     }
 
-    /// A guess, from the schema alone, of the bytes a row's data takes in Arrow and
-    /// of its sort key (text and binary values taken as 16 bytes): batches are sized
-    /// from it before any is seen; what they take is measured once they exist.
     fn row_guess(&self) -> (u64, u64) {
-        let width = |t: &DataType| match t {
-            DataType::Boolean => 1,
-            DataType::Utf8 | DataType::Binary => 4 + 16,
-            t => t.primitive_width().map_or(32, |w| w as u64),
-        };
-        // Values and a validity bit (a byte, rounding generously).
-        let data = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| width(f.data_type()) + 1)
-            .sum();
-        let keys = match self.keys {
-            KeyEncoder::Fixed { .. } => std::mem::size_of::<Key>() as u64,
-            // Row format: a null byte and the value (text in blocks, about twice its
-            // width when short), and the row's offset.
-            KeyEncoder::Rows(_) => {
-                8 + self
-                    .columns
-                    .iter()
-                    .map(|&i| 2 * width(self.schema.field(i).data_type()) + 2)
-                    .sum::<u64>()
-            }
-        };
-        (data, keys)
+        row_guess(&self.schema, &self.columns, &self.keys)
     }
 
     /// Rows per batch to read, so that a run holds `MIN_RUN_BATCHES` at least:
     /// each with its sorted copy, keys and order, and the next batch's room.
     pub fn read_batch_rows(&self) -> usize {
-        let (data, keys) = self.row_guess();
-        let per_row = 3 * data + keys + SORT_BYTES_PER_ROW;
-        (self.run_bytes / (MIN_RUN_BATCHES * per_row)).clamp(1, 8 * RUN_BATCH_ROWS as u64) as usize
+        read_rows(self.row_guess(), self.run_bytes)
     }
 
     /// Rows per batch of a run and of merged output, so that [`MIN_FAN_IN`] runs
@@ -396,6 +470,7 @@ impl ExternalSort {
                     bytes,
                     max_batch,
                     fences,
+                    fence_stride: 1,
                     _held: Some(held),
                 });
                 return Ok(runs);
@@ -481,9 +556,9 @@ impl ExternalSort {
         Ok(Run::spilled(vec![file], rows, bytes, max_batch, fences))
     }
 
-    /// The first key of each `batch_rows` slice of a sorted batch (fixed keys only),
-    /// and the most a slice takes read back with its keys.
-    fn describe(&self, sorted: &RecordBatch) -> Result<(Vec<Key>, u64)> {
+    /// The first key of each `batch_rows` slice of a sorted batch, and the most a
+    /// slice takes read back with its keys.
+    fn describe(&self, sorted: &RecordBatch) -> Result<(Vec<KeyBytes>, u64)> {
         let keys = self.key_rows(sorted)?;
         let n = sorted.num_rows();
         let max_batch = (0..n)
@@ -496,10 +571,10 @@ impl ExternalSort {
             .max()
             .unwrap_or(0)
             + self.read_padding();
-        let fences = match keys {
-            BatchKeys::Fixed(keys) => keys.iter().step_by(self.batch_rows).copied().collect(),
-            BatchKeys::Rows(_) => Vec::new(),
-        };
+        let fences = (0..n)
+            .step_by(self.batch_rows)
+            .map(|i| keys.key_bytes(i))
+            .collect();
         Ok((fences, max_batch))
     }
 
@@ -520,7 +595,7 @@ impl ExternalSort {
     /// a third of the limit together), beside what a pass writes out (an eighth,
     /// [`ExternalSort::pass_output_bytes`]) or the output of the last one.
     fn merge_budget(&self) -> u64 {
-        self.pool.limit() / 8 * 3
+        self.merge_bytes.unwrap_or(self.pool.limit() / 8 * 3)
     }
 
     /// The bytes a merge pass holds of merged batches before writing them out.
@@ -546,28 +621,46 @@ impl ExternalSort {
     }
 
     /// Merges `runs` (in input order) and hands the sorted output to `emit` in
-    /// batches. When their merge would take more than the merge budget, consecutive
-    /// groups that fit are merged into longer spilled runs first (which keeps the
-    /// sort stable); so too when the pool refuses the merge's reservation.
+    /// batches (see [`ExternalSort::with_merge`]).
     ///
     /// # Errors
     /// Read errors of spilled runs; `emit`'s errors; [`Error::MemoryLimit`] when not
     /// even two runs can be merged.
     pub fn merge(
         &self,
-        mut runs: Vec<Run>,
+        runs: Vec<Run>,
         mut emit: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
+        self.with_merge(runs, &KeyRange::all(), |stream| {
+            for batch in stream {
+                emit(batch?)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Hands `f` the merge of the rows of `runs` (in input order) whose keys fall in
+    /// `range`, as a stream. When their merge would take more than the merge
+    /// budget, consecutive groups that fit are merged (their rows in `range`) into
+    /// longer spilled runs first (which keeps the sort stable); so too when the pool
+    /// refuses the merge's reservation.
+    ///
+    /// # Errors
+    /// Read errors of spilled runs; `f`'s errors; [`Error::MemoryLimit`] when not
+    /// even two runs can be merged.
+    pub fn with_merge<R>(
+        &self,
+        mut runs: Vec<Run>,
+        range: &KeyRange,
+        f: impl FnOnce(MergeStream<'_>) -> Result<R>,
+    ) -> Result<R> {
         let mut budget = self.merge_budget();
+        let mut range = range;
+        let all = KeyRange::all();
         loop {
             if runs.len() <= 1 || self.merge_cost(&runs) <= budget {
-                match MergeStream::new(self, &runs, None, None) {
-                    Ok(stream) => {
-                        for batch in stream {
-                            emit(batch?)?;
-                        }
-                        return Ok(());
-                    }
+                match MergeStream::new(self, &runs, range) {
+                    Ok(stream) => return f(stream),
                     // Others hold part of the pool: merge in more, smaller passes.
                     Err(Error::MemoryLimit { .. }) if runs.len() > 2 => {
                         budget = self.merge_cost(&runs) / 2;
@@ -575,52 +668,83 @@ impl ExternalSort {
                     Err(e) => return Err(e),
                 }
             }
-            runs = self.merge_groups(runs, budget)?;
+            runs = self.merge_groups(runs, budget, range)?;
+            // The merged runs hold only rows of the range.
+            range = &all;
         }
     }
 
     /// One pass: consecutive groups of `runs` whose merge fits `budget` (two at
     /// least) merged into spilled runs.
-    fn merge_groups(&self, runs: Vec<Run>, budget: u64) -> Result<Vec<Run>> {
+    fn merge_groups(&self, runs: Vec<Run>, budget: u64, range: &KeyRange) -> Result<Vec<Run>> {
         let mut merged = Vec::new();
         let mut group: Vec<Run> = Vec::new();
         for run in runs {
             group.push(run);
             if group.len() > 2 && self.merge_cost(&group) > budget {
                 let last = group.pop();
-                merged.push(self.merge_to_spill(std::mem::take(&mut group))?);
+                merged.push(self.merge_to_spill(std::mem::take(&mut group), range)?);
                 group.extend(last);
             }
         }
-        if group.len() > 1 {
-            merged.push(self.merge_to_spill(group)?);
+        if group.len() > 1 || (range.lower.is_some() || range.upper.is_some()) {
+            // (A run alone is merged too when only its rows in the range are wanted.)
+            merged.push(self.merge_to_spill(group, range)?);
         } else {
             merged.extend(group);
         }
         Ok(merged)
     }
 
-    /// Merges a group of runs into one spilled run, written as several files of at
-    /// most [`ExternalSort::pass_output_bytes`] each so no file is held whole in
-    /// memory.
-    fn merge_to_spill(&self, group: Vec<Run>) -> Result<Run> {
-        let (rows, bytes) = group
-            .iter()
-            .fold((0usize, 0u64), |(r, b), run| (r + run.rows, b + run.bytes));
-        let mut files = Vec::new();
+    /// Merges the rows of a group of runs in `range` into one spilled run.
+    fn merge_to_spill(&self, group: Vec<Run>, range: &KeyRange) -> Result<Run> {
+        let mut stream = MergeStream::new(self, &group, range)?;
+        let out = self.spill_stream(&mut stream)?;
+        // Fences index batches of one file only (see MergeStream::new).
+        let fences = if out.files.len() == 1 {
+            out.fences
+        } else {
+            Vec::new()
+        };
+        Ok(Run::spilled(
+            out.files,
+            out.rows,
+            out.bytes,
+            out.max_batch,
+            fences,
+        ))
+    }
+
+    /// Merges every run of `runs` into one sequence of spill files, with the first
+    /// key of each batch across them all (one fixed-width key only): a partition
+    /// that made several runs, published as one.
+    fn merge_into_one(&self, runs: Vec<Run>) -> Result<SpilledMerge> {
+        self.with_merge(runs, &KeyRange::all(), |mut stream| {
+            self.spill_stream(&mut stream)
+        })
+    }
+
+    /// Writes the batches of `stream` to spill files of at most
+    /// [`ExternalSort::pass_output_bytes`] each, so no file is held whole in memory.
+    fn spill_stream(&self, stream: &mut MergeStream<'_>) -> Result<SpilledMerge> {
+        let mut out = SpilledMerge::default();
         let mut pending: Vec<RecordBatch> = Vec::new();
         // What waits to be written is new memory, reserved; a refusal writes it out
         // sooner.
         let mut held = self.pool.reserve("sort merge output");
         let cap = self.pass_output_bytes();
-        let mut max_batch = 0u64;
-        let mut stream = MergeStream::new(self, &group, None, None)?;
         while let Some((batch, key_bytes)) = stream.next_with_key_bytes()? {
-            max_batch = max_batch
+            out.max_batch = out
+                .max_batch
                 .max(crate::memory::batch_memory(&batch) + key_bytes + self.read_padding());
+            out.rows += batch.num_rows();
+            if batch.num_rows() > 0 {
+                out.fences
+                    .push(self.key_rows(&batch.slice(0, 1))?.key_bytes(0));
+            }
             let size = batch.get_array_memory_size() as u64;
             if !pending.is_empty() && (held.size() + size > cap || held.try_grow(size).is_err()) {
-                files.push(
+                out.push(
                     self.store
                         .write_batches(&self.schema, &std::mem::take(&mut pending))?,
                 );
@@ -631,48 +755,39 @@ impl ExternalSort {
             }
             pending.push(batch);
         }
-        drop(stream);
         if !pending.is_empty() {
-            files.push(self.store.write_batches(&self.schema, &pending)?);
+            out.push(self.store.write_batches(&self.schema, &pending)?);
         }
-        Ok(Run::spilled(files, rows, bytes, max_batch, Vec::new()))
+        Ok(out)
     }
 
     /// Key ranges that split the merge of `runs` into `parts` independent merges of
     /// about equal size, cut at keys sampled from the runs' batch boundaries. One
-    /// unbounded range when the runs carry no samples (keys other than one
-    /// fixed-width column) or when they are too many to hold open per range.
+    /// unbounded range when a run carries no samples.
     pub fn split(&self, runs: &[Run], parts: usize) -> Result<Vec<KeyRange>> {
-        let whole = vec![KeyRange {
-            lower: None,
-            upper: None,
-        }];
-        if parts < 2
-            || self.merge_cost(runs) > self.merge_budget()
-            || runs.iter().any(|r| r.rows > 0 && r.fences.is_empty())
-        {
+        let whole = vec![KeyRange::all()];
+        if parts < 2 || runs.iter().any(|r| r.rows > 0 && r.fences.is_empty()) {
             return Ok(whole);
         }
-        let mut fences: Vec<Key> = runs.iter().flat_map(|r| r.fences.iter().copied()).collect();
+        let mut fences: Vec<&KeyBytes> = runs.iter().flat_map(|r| r.fences.iter()).collect();
         if fences.is_empty() {
             return Ok(whole);
         }
         fences.sort_unstable();
-        let mut splitters: Vec<Key> = (1..parts)
+        let mut splitters: Vec<&KeyBytes> = (1..parts)
             .map(|p| fences[p * fences.len() / parts])
             .collect();
         splitters.dedup();
-        if splitters.is_empty() {
-            return Ok(whole);
-        }
+        // Keys equal to a splitter all go to the range above it, so a run's ties
+        // stay in one range, in run order.
         let mut ranges = Vec::with_capacity(splitters.len() + 1);
-        let mut lower = None;
+        let mut lower: Option<KeyBytes> = None;
         for s in splitters {
             ranges.push(KeyRange {
-                lower,
-                upper: Some(s),
+                lower: lower.take(),
+                upper: Some(s.clone()),
             });
-            lower = Some(s);
+            lower = Some(s.clone());
         }
         ranges.push(KeyRange { lower, upper: None });
         Ok(ranges)
@@ -683,7 +798,7 @@ impl ExternalSort {
     /// # Errors
     /// Read errors of spilled runs.
     pub fn merge_range<'a>(&'a self, runs: &'a [Run], range: &KeyRange) -> Result<MergeStream<'a>> {
-        MergeStream::new(self, runs, range.lower, range.upper)
+        MergeStream::new(self, runs, range)
     }
 }
 
