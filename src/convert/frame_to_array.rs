@@ -67,7 +67,12 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     let item = dtype.size() as u64;
     let chunk_shape = match &options.chunks {
         Some(ChunkSpec::Shape(s)) => s.clone(),
-        _ => vec![(AUTO_CHUNK_BYTES / (ncols * item)).max(1), ncols],
+        // About 64 MiB blocks, smaller under a small memory limit so that a block
+        // task fits (a row block is held whole while it fills).
+        _ => {
+            let block = AUTO_CHUNK_BYTES.min(c.sizing.memory_limit / 8);
+            vec![(block / (ncols * item)).max(1), ncols]
+        }
     };
     if chunk_shape.len() != 2 {
         return Err(Error::InvalidOption {
@@ -139,7 +144,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     let mut places: Vec<TaskId> = Vec::with_capacity(source.num_partitions());
     for i in 0..source.num_partitions() {
         // A partition's rows as array elements are about as large as its input
-        // (numbers as text take a few bytes each), held once as they are built.
+        // (numbers as text take a few bytes each); they are reserved as they grow.
         let unit = source.partition_bytes(i);
         let produce = plan.push(Task {
             inputs: vec![DataRef::partition("src", i as u64)],
@@ -147,7 +152,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
                 .checked_sub(window)
                 .map(|back| vec![places[back]])
                 .unwrap_or_default(),
-            memory_bytes: 2 * unit,
+            memory_bytes: unit,
             unit_bytes: unit,
             ..Task::new(
                 rows_op.clone(),

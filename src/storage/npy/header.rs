@@ -360,7 +360,7 @@ pub fn encode(dtype: DType, shape: &[u64], reserve_rows: bool) -> Vec<u8> {
 /// multiple of the 64-byte alignment.
 pub fn encode_with_len(dtype: DType, shape: &[u64], total: usize) -> Option<Vec<u8>> {
     let header = encode(dtype, shape, false);
-    if header.len() > total || total % ALIGN != 0 || total - 10 > u16::MAX as usize {
+    if header.len() > total || !total.is_multiple_of(ALIGN) || total - 10 > u16::MAX as usize {
         return None;
     }
     let mut out = header[..header.len() - 1].to_vec();
