@@ -90,7 +90,7 @@ fn check_task_count(tasks: u64, target: &[u64], limit: u64) -> Result<()> {
     // The plan is not reserved on the pool; a small one is always allowed (tiny
     // limits in tests and small jobs), a large one must fit in half the limit.
     let allowed = (limit / 2).max(PLAN_BYTES_ALWAYS_ALLOWED);
-    if tasks <= u32::MAX as u64 / 2 && plan_bytes <= allowed {
+    if tasks <= u32::MAX as u64 && plan_bytes <= allowed {
         return Ok(());
     }
     Err(Error::InvalidOption {
@@ -103,7 +103,7 @@ fn check_task_count(tasks: u64, target: &[u64], limit: u64) -> Result<()> {
         reason: format!(
             "these chunks cut the array into {tasks} blocks, whose plan would need about \
              {plan_bytes} bytes, more than half the {limit}-byte memory limit (and more than \
-             {PLAN_BYTES_ALWAYS_ALLOWED}), or more than 2^31 tasks; choose larger chunks"
+             {PLAN_BYTES_ALWAYS_ALLOWED}), or more than 2^32 tasks; choose larger chunks"
         ),
     })
 }
