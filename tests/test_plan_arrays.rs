@@ -243,3 +243,71 @@ fn a_csv_in_many_partitions_becomes_the_same_array_task_by_task() {
     run_by_tasks(&plan);
     common::assert_same("frame-array", &csv, &npy, &[]);
 }
+
+#[test]
+fn two_copies_of_every_task_at_once_are_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("a.npy");
+    common::python_eval(&format!(
+        "import numpy as np; np.save({npy:?}, np.arange(200 * 120, dtype='i4').reshape(200, 120))"
+    ));
+    for (name, chunks, limit) in [("a.zarr", "50,7", 60_000u64), ("b.npy", "9,120", 1 << 30)] {
+        let dst = dir.path().join(name);
+        let options = ConvertOptions {
+            chunks: Some(ChunkSpec::Shape(
+                chunks.split(',').map(|c| c.parse().unwrap()).collect(),
+            )),
+            ..ConvertOptions::default()
+        };
+        let plan = plan_convert(&npy, &dst, &options, sizing(2, limit)).unwrap();
+        let store = directory_store(&plan).unwrap();
+        let ctx = JobContext::with_defaults().unwrap();
+        let cancel = CancelToken::new();
+        for wave in plan.waves().unwrap() {
+            std::thread::scope(|s| {
+                for &id in &wave {
+                    for _ in 0..2 {
+                        let (plan, store, ctx, cancel) = (&plan, &store, &ctx, &cancel);
+                        s.spawn(move || {
+                            let resources = Resources::default();
+                            let env = Environment {
+                                store,
+                                pool: &ctx.pool,
+                                monitor: None,
+                                spill: &ctx.spill,
+                                resources: &resources,
+                            };
+                            // The second copy of `publish_output` finds the output
+                            // published by the first: the refusal to replace it is
+                            // what it must say, and nothing else.
+                            if let Err(e) = run_task(plan, registry(), id, &env, cancel, &[]) {
+                                assert_eq!(
+                                    plan.tasks[id as usize].op.name, "publish_output",
+                                    "{e}"
+                                );
+                            }
+                        });
+                    }
+                }
+            });
+        }
+        common::assert_same("array", &npy, &dst, &["--strict-dtype"]);
+        // No temporary is left in the output.
+        let leftovers = walk(&dst);
+        assert!(
+            leftovers.iter().all(|p| !p.contains(".tmp-")),
+            "{leftovers:?}"
+        );
+    }
+}
+
+/// Every path under `p` (or `p` itself, a file).
+fn walk(p: &Path) -> Vec<String> {
+    let mut out = vec![p.display().to_string()];
+    if let Ok(entries) = std::fs::read_dir(p) {
+        for e in entries.flatten() {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}
