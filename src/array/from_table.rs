@@ -28,92 +28,23 @@ use crate::error::{Error, Result};
 use crate::grid::{copy_region, Subset};
 use crate::plan::{DataRef, Entry, Event, Operation, Task, TaskEnv};
 use crate::storage::array::{ArraySink, DType};
-use crate::storage::frame::{FrameReadOptions, FrameSource};
-use crate::storage::{open_frame, parse_type_name, type_name, Format};
+use crate::storage::frame::FrameSource;
+use crate::storage::{open_frame_meta, type_name, Format, SourceMeta};
 
-/// A table source's `meta` in a plan: the read options its partitions are cut and
-/// decoded with, so that every worker cuts and decodes them alike.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TableSourceMeta {
-    /// Columns read, in order (all when absent).
-    #[serde(default)]
-    pub columns: Option<Vec<String>>,
-    /// Types forced for named columns, by name (`"float64"`).
-    #[serde(default)]
-    pub dtypes: Vec<(String, String)>,
-    /// CSV field delimiter.
-    pub delimiter: u8,
-    /// Target bytes of a CSV partition.
-    pub blocksize: u64,
-    /// Rows per record batch.
-    pub batch_rows: usize,
-    /// Rows sampled to infer CSV column types.
-    pub infer_rows: usize,
-    /// Parquet row groups read (all when absent).
-    #[serde(default)]
-    pub row_groups: Option<Vec<usize>>,
-}
-
-impl TableSourceMeta {
-    /// The meta of a table read with `read`.
-    pub fn of(read: &FrameReadOptions) -> Self {
-        TableSourceMeta {
-            columns: read.columns.clone(),
-            dtypes: read
-                .dtypes
-                .iter()
-                .map(|(c, t)| (c.clone(), type_name(t)))
-                .collect(),
-            delimiter: read.delimiter,
-            blocksize: read.blocksize,
-            batch_rows: read.batch_rows,
-            infer_rows: read.infer_rows,
-            row_groups: read.row_groups.clone(),
-        }
-    }
-
-    /// The read options it describes.
-    ///
-    /// # Errors
-    /// [`Error::BadPlan`] for a type name blockwise does not know.
-    pub fn read_options(&self) -> Result<FrameReadOptions> {
-        let dtypes = self
-            .dtypes
-            .iter()
-            .map(|(c, t)| {
-                parse_type_name(t)
-                    .map(|t| (c.clone(), t))
-                    .map_err(|e| Error::BadPlan {
-                        reason: format!("column {c:?} of the source: {e}"),
-                    })
-            })
-            .collect::<Result<_>>()?;
-        Ok(FrameReadOptions {
-            columns: self.columns.clone(),
-            dtypes,
-            delimiter: self.delimiter,
-            blocksize: self.blocksize,
-            batch_rows: self.batch_rows,
-            infer_rows: self.infer_rows,
-            row_groups: self.row_groups.clone(),
-        })
-    }
-}
-
-/// The table dataset `id` opened for reading, once a process.
+/// The table dataset `id` opened for reading, once a process: its meta is a
+/// [`SourceMeta`] (for a CSV, the partitions' byte ranges and types found when the
+/// plan was made, so no worker scans it again).
 fn open_table(env: &TaskEnv<'_>, id: &str) -> Result<Arc<Box<dyn FrameSource>>> {
-    let dataset = env.dataset(id)?;
-    let key = format!("table-source {id} {}", dataset.path);
-    env.resources.get_or_open(&key, || {
-        let meta: TableSourceMeta =
-            serde_json::from_value(dataset.meta.clone()).map_err(|e| Error::BadPlan {
-                reason: format!("dataset {id:?} has no table read options in its meta: {e}"),
-            })?;
-        let format = Format::parse(&dataset.format).map_err(|_| Error::BadPlan {
-            reason: format!("dataset {id:?} has format {:?}", dataset.format),
-        })?;
-        open_frame(Path::new(&dataset.path), format, &meta.read_options()?)
-    })
+    env.resources
+        .get_or_open(&format!("table-source/{id}"), || {
+            let dataset = env.dataset(id)?;
+            let meta: SourceMeta =
+                serde_json::from_value(dataset.meta.clone()).map_err(|e| Error::BadPlan {
+                    reason: format!("dataset {id:?} does not describe a table source: {e}"),
+                })?;
+            let format = Format::parse(&dataset.format)?;
+            open_frame_meta(Path::new(&dataset.path), format, &meta)
+        })
 }
 
 /// The array dtype of a numeric or bool column type.
@@ -554,20 +485,6 @@ mod tests {
             serde_json::from_value::<FinishRows>(json).unwrap(),
             FinishRows {}
         );
-    }
-
-    #[test]
-    fn source_meta_round_trips_read_options() {
-        let read = FrameReadOptions::default()
-            .with_columns(vec!["x".into()])
-            .with_dtype("x", DataType::Float64)
-            .with_delimiter(b';');
-        let meta = TableSourceMeta::of(&read);
-        let json = serde_json::to_value(&meta).unwrap();
-        let back: TableSourceMeta = serde_json::from_value(json).unwrap();
-        let again = back.read_options().unwrap();
-        assert_eq!(again.dtypes, read.dtypes);
-        assert_eq!((again.delimiter, again.columns), (b';', read.columns));
     }
 
     #[test]

@@ -7,13 +7,11 @@
 
 use super::job::Conversion;
 use super::{sinks, ChunkSpec, AUTO_CHUNK_BYTES};
-use crate::array::from_table::{
-    common_dtype, dtype_of, FinishRows, PlaceRows, TableRows, TableSourceMeta,
-};
+use crate::array::from_table::{common_dtype, dtype_of, FinishRows, PlaceRows, TableRows};
 use crate::array::CreateArray;
 use crate::error::{Error, Result};
 use crate::plan::{DataRef, Dataset, DatasetRole, Plan, Task, TaskId, TaskKind};
-use crate::storage::{open_frame, type_name};
+use crate::storage::{open_frame, open_frame_described, type_name};
 
 use super::job::op_spec;
 
@@ -50,7 +48,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
         });
     }
     read.columns = Some(columns.clone());
-    let source = open_frame(src, from, &read)?;
+    let (source, src_meta) = open_frame_described(src, from, &read)?;
     let mut dtypes = Vec::new();
     for field in source.schema().fields() {
         dtypes.push(
@@ -113,7 +111,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     let mut plan = Plan::new();
     let stage_dir = c.staged.parent().unwrap_or(&c.staged);
     plan.datasets = vec![
-        c.src_dataset(serde_json::to_value(TableSourceMeta::of(&read)).unwrap_or_default()),
+        c.src_dataset(serde_json::to_value(src_meta).unwrap_or_default()),
         Dataset::new(
             "rows",
             stage_dir.join("rows").display(),
