@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use super::{TableFormat, TableOutput};
 use crate::error::{Error, IoResultExt, Result};
 use crate::plan::{DataRef, Entry, Event, Operation, Task, TaskEnv};
-use crate::storage::frame::{from_hex, to_hex};
 use crate::storage::ipc::parts as ipc_parts;
 use crate::storage::parquet::parts as parquet_parts;
 
@@ -129,28 +128,47 @@ pub struct AppendedPart {
     pub start: u64,
     /// Where they end (where the next part starts).
     pub end: u64,
-    /// Parquet: the part's footer metadata, hex.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub footer: String,
     /// Parquet: how far the part's offsets moved.
     #[serde(default)]
     pub shift: i64,
     /// IPC: the record batches' places in the file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocks: Vec<ipc_parts::BlockPlace>,
+    /// The first part of a Parquet or IPC file is written whole, its own footer
+    /// after its data (the next part writes over it): the file's length then, so
+    /// that a file of one part is finished by setting its length, its footer
+    /// neither decoded nor written again. 0 otherwise.
+    #[serde(default)]
+    pub whole: u64,
 }
 
-/// The chain state at `key`.
-fn appended(env: &TaskEnv<'_>, key: &DataRef) -> Result<AppendedPart> {
-    match &*env.store.get(key)? {
-        Entry::Json(v) => serde_json::from_value(v.clone())
-            .map_err(|e| Error::corrupt(env.store.dir(), "store entry", format!("{key}: {e}"))),
-        other => Err(Error::corrupt(
-            env.store.dir(),
-            "store entry",
-            format!("{key} holds {}, not a JSON value", other.kind()),
-        )),
-    }
+/// The chain state as a store entry: the length of the JSON of `state` (8 bytes,
+/// little-endian), that JSON, then `footer` (a Parquet part's footer metadata, which
+/// for a wide table holds a few hundred bytes a column: raw, not in JSON).
+fn state_entry(state: &AppendedPart, footer: &[u8]) -> Result<Entry> {
+    let json = serde_json::to_vec(state)
+        .map_err(|e| Error::Internal(format!("chain state to JSON: {e}")))?;
+    let mut bytes = Vec::with_capacity(8 + json.len() + footer.len());
+    bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&json);
+    bytes.extend_from_slice(footer);
+    Ok(Entry::Bytes(Bytes::from(bytes)))
+}
+
+/// The chain state at `key` and the footer it carries (see [`state_entry`]).
+fn appended(env: &TaskEnv<'_>, key: &DataRef) -> Result<(AppendedPart, Bytes)> {
+    let bytes = bytes_entry(env, key)?;
+    let bad =
+        |detail: String| Error::corrupt(env.store.dir(), "store entry", format!("{key}: {detail}"));
+    let len = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n <= bytes.len() - 8)
+        .ok_or_else(|| bad("not a chain state".into()))?;
+    let state = serde_json::from_slice(&bytes[8..8 + len]).map_err(|e| bad(e.to_string()))?;
+    Ok((state, bytes.slice(8 + len..)))
 }
 
 /// Writes `bytes` at `offset` of the file at `path` (created if missing, never
@@ -185,7 +203,7 @@ impl Operation for AppendTablePart {
         let out = open_output(env, &self.output)?;
         let part = bytes_entry(env, input(task, 0)?)?;
         let previous = match task.inputs.get(1) {
-            Some(key) => Some(appended(env, key)?),
+            Some(key) => Some(appended(env, key)?.0),
             None => None,
         };
         let start = previous.as_ref().map_or(0, |p| p.end);
@@ -195,6 +213,7 @@ impl Operation for AppendTablePart {
             start,
             ..AppendedPart::default()
         };
+        let mut footer = Bytes::new();
         let (header, data): (Bytes, Bytes) = match out.output.format {
             TableFormat::Csv => {
                 let header = if first {
@@ -202,7 +221,7 @@ impl Operation for AppendTablePart {
                 } else {
                     Vec::new()
                 };
-                (Bytes::from(header), part)
+                (Bytes::from(header), part.clone())
             }
             TableFormat::Parquet => {
                 let layout = parquet_parts::part_layout(path, &part)?;
@@ -213,7 +232,7 @@ impl Operation for AppendTablePart {
                 };
                 let data_at = start + header.len() as u64;
                 state.shift = data_at as i64 - layout.data.start as i64;
-                state.footer = to_hex(&part[layout.footer]);
+                footer = part.slice(layout.footer);
                 (header, part.slice(layout.data))
             }
             TableFormat::Ipc => {
@@ -241,16 +260,17 @@ impl Operation for AppendTablePart {
                 })
             }
         };
-        write_at(path, start, &header)?;
-        write_at(path, start + header.len() as u64, &data)?;
+        let whole_part = first && out.output.format != TableFormat::Csv;
+        if whole_part {
+            // The header and data are the part's own first bytes, at the same offsets.
+            write_at(path, 0, &part)?;
+            state.whole = part.len() as u64;
+        } else {
+            write_at(path, start, &header)?;
+            write_at(path, start + header.len() as u64, &data)?;
+        }
         state.end = start + (header.len() + data.len()) as u64;
-        env.store.put(
-            &task.output,
-            Entry::Json(
-                serde_json::to_value(&state)
-                    .map_err(|e| Error::Internal(format!("chain state to JSON: {e}")))?,
-            ),
-        )?;
+        env.store.put(&task.output, state_entry(&state, &footer)?)?;
         env.emit(Event::BytesWritten((header.len() + data.len()) as u64));
         Ok(())
     }
@@ -278,32 +298,26 @@ impl Operation for FinishTableOutput {
             .iter()
             .map(|key| appended(env, key))
             .collect::<Result<Vec<_>>>()?;
-        let Some(last) = states.last() else {
+        let Some((last, _)) = states.last() else {
             let bytes = empty_output(&out)?;
             std::fs::write(path, &bytes).at(path)?;
             env.emit(Event::BytesWritten(bytes.len() as u64));
             return Ok(());
         };
         let mut tail = Vec::new();
+        if let [(only, _)] = states.as_slice() {
+            if only.whole > 0 {
+                // The one part is the whole file, footer included.
+                let file = OpenOptions::new().write(true).open(path).at(path)?;
+                return file.set_len(only.whole).at(path);
+            }
+        }
         match out.output.format {
             TableFormat::Csv | TableFormat::ParquetDir => {}
             TableFormat::Parquet => {
-                let footers = states
+                let placed: Vec<parquet_parts::PlacedPart<'_>> = states
                     .iter()
-                    .map(|s| {
-                        from_hex(&s.footer).ok_or_else(|| {
-                            Error::corrupt(
-                                env.store.dir(),
-                                "store entry",
-                                "a part footer is not hex",
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let placed: Vec<parquet_parts::PlacedPart<'_>> = footers
-                    .iter()
-                    .zip(&states)
-                    .map(|(footer, s)| parquet_parts::PlacedPart {
+                    .map(|(s, footer)| parquet_parts::PlacedPart {
                         footer,
                         shift: s.shift,
                     })
@@ -313,7 +327,7 @@ impl Operation for FinishTableOutput {
             TableFormat::Ipc => {
                 let blocks: Vec<_> = states
                     .iter()
-                    .flat_map(|s| s.blocks.iter().copied())
+                    .flat_map(|(s, _)| s.blocks.iter().copied())
                     .collect();
                 ipc_parts::write_footer(path, &out.schema, &blocks, &mut tail)?;
             }

@@ -107,22 +107,25 @@ pub struct PlacedPart<'a> {
 /// # Errors
 /// [`Error::Corrupt`] for a footer that does not decode; I/O errors of `out`.
 pub fn write_footer(path: &Path, parts: &[PlacedPart<'_>], out: &mut dyn Write) -> Result<()> {
-    let mut first: Option<ParquetMetaData> = None;
+    let mut first: Option<FileMetaData> = None;
     let mut row_groups = Vec::new();
     let mut rows = 0i64;
+    // Each part's metadata is taken apart and moved, not copied: a wide table's
+    // footer holds a few hundred bytes a column.
     for part in parts {
-        let meta = ParquetMetaDataReader::decode_metadata(part.footer)
-            .map_err(|e| parquet_error(path, e))?;
-        for group in meta.row_groups() {
-            row_groups.push(shifted(path, group, part.shift, row_groups.len())?);
+        let mut meta = ParquetMetaDataReader::decode_metadata(part.footer)
+            .map_err(|e| parquet_error(path, e))?
+            .into_builder();
+        for group in meta.take_row_groups() {
             rows += group.num_rows();
+            let ordinal = row_groups.len();
+            row_groups.push(shifted(path, group, part.shift, ordinal)?);
         }
         if first.is_none() {
-            first = Some(meta);
+            first = Some(meta.build().file_metadata().clone());
         }
     }
-    let first = first.ok_or_else(|| Error::Internal("a Parquet file of no parts".into()))?;
-    let file = first.file_metadata();
+    let file = first.ok_or_else(|| Error::Internal("a Parquet file of no parts".into()))?;
     let file_meta = FileMetaData::new(
         file.version(),
         rows,
@@ -140,29 +143,33 @@ pub fn write_footer(path: &Path, parts: &[PlacedPart<'_>], out: &mut dyn Write) 
 /// `group` with every offset moved by `shift`, as row group `ordinal`.
 fn shifted(
     path: &Path,
-    group: &RowGroupMetaData,
+    group: RowGroupMetaData,
     shift: i64,
     ordinal: usize,
 ) -> Result<RowGroupMetaData> {
-    let columns = group
-        .columns()
-        .iter()
+    let file_offset = group.file_offset();
+    let mut builder = group.into_builder();
+    let columns = builder
+        .take_columns()
+        .into_iter()
         .map(|c| {
-            c.clone()
-                .into_builder()
-                .set_data_page_offset(c.data_page_offset() + shift)
-                .set_dictionary_page_offset(c.dictionary_page_offset().map(|o| o + shift))
-                .set_index_page_offset(c.index_page_offset().map(|o| o + shift))
+            let (data, dictionary, index) = (
+                c.data_page_offset(),
+                c.dictionary_page_offset(),
+                c.index_page_offset(),
+            );
+            c.into_builder()
+                .set_data_page_offset(data + shift)
+                .set_dictionary_page_offset(dictionary.map(|o| o + shift))
+                .set_index_page_offset(index.map(|o| o + shift))
                 .build()
         })
         .collect::<parquet::errors::Result<Vec<_>>>()
         .map_err(|e| parquet_error(path, e))?;
-    let mut builder = group
-        .clone()
-        .into_builder()
+    builder = builder
         .set_column_metadata(columns)
         .set_ordinal(i32::try_from(ordinal).unwrap_or(i32::MAX));
-    if let Some(offset) = group.file_offset() {
+    if let Some(offset) = file_offset {
         builder = builder.set_file_offset(offset + shift);
     }
     builder.build().map_err(|e| parquet_error(path, e))

@@ -494,7 +494,13 @@ fn writer_properties(schema: &Schema, options: &ParquetWriteOptions) -> Result<W
         .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_offset_index_disabled(true);
-    for field in schema.fields() {
+    // (Per-column properties are looked up for every column of every slice a wide
+    // schema is encoded in, so wide schemas keep the default.)
+    for field in schema
+        .fields()
+        .iter()
+        .filter(|_| schema.fields().len() <= WIDE_LEAVES)
+    {
         if field.data_type().is_floating() {
             builder = builder.set_column_dictionary_enabled(
                 parquet::schema::types::ColumnPath::from(field.name().as_str()),
@@ -601,7 +607,7 @@ impl<W: Write + Send> ParquetSink<W> {
     /// When the data cannot be encoded or written.
     pub fn into_inner(mut self) -> Result<W> {
         if let Some(group) = self.open.take() {
-            let encoded = self.shared.close(group, true)?;
+            let encoded = self.shared.close(group, !self.shared.is_wide())?;
             self.append(encoded)?;
         }
         let path = self.shared.path.clone();
@@ -616,7 +622,11 @@ impl<W: Write + Send> FrameSink for ParquetSink<W> {
         let shared = self.shared.clone();
         let mut open = self.open.take();
         let mut finished = Vec::new();
-        shared.push(&mut open, batch, true, &mut |group| {
+        // A wide schema's slices are encoded one after another: in parallel, every
+        // slice's closed chunks (hundreds of bytes a column) would be held twice
+        // while they are gathered. Parts are encoded in parallel anyway.
+        let parallel = !shared.is_wide();
+        shared.push(&mut open, batch, parallel, &mut |group| {
             finished.push(group);
             Ok(())
         })?;
