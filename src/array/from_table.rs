@@ -387,8 +387,11 @@ impl Operation for PlaceRows {
                 detail: format!("its length is not a multiple of a row's {row_bytes} bytes"),
             });
         }
+        // The block being filled holds at most a block, and no more than the rows
+        // carried and read (a small table under large chunks holds only its rows).
+        let held = blocks.block_bytes().min(carry.tail.len() + rows.len());
         let mut reservation = env.pool.reserve("row block of an array chunk");
-        env.reserve(&mut reservation, blocks.block_bytes() as u64)?;
+        env.reserve(&mut reservation, held as u64)?;
         let sink = open_sink(env, &self.dst)?;
         let carried = (carry.tail.len() / row_bytes) as u64;
         let mut index = (carry.rows - carried) / blocks.block_rows.max(1);
@@ -431,15 +434,22 @@ impl Operation for FinishRows {
         let dst = task.output.dataset();
         let blocks = Blocks::of(env, dst)?;
         let carry = Carry::read(env, task.inputs.first())?;
-        if !carry.tail.is_empty() {
-            let mut reservation = env.pool.reserve("row block of an array chunk");
-            env.reserve(&mut reservation, blocks.block_bytes() as u64)?;
-            let mut block = carry.tail;
-            block.resize(blocks.block_bytes(), 0);
-            let index = carry.rows / blocks.block_rows.max(1);
-            blocks.write(open_sink(env, dst)?.as_ref().as_ref(), index, &block)?;
-        }
         let dataset = env.dataset(dst)?;
+        if !carry.tail.is_empty() {
+            let index = carry.rows / blocks.block_rows.max(1);
+            let sink = open_sink(env, dst)?;
+            if dataset.format == Format::Npy.name() {
+                // An `.npy` takes the rows as they are: the file ends after them.
+                sink.write_chunk(&[index, 0], &carry.tail)?;
+            } else {
+                // A Zarr chunk is stored whole, padded with the fill value.
+                let mut reservation = env.pool.reserve("row block of an array chunk");
+                env.reserve(&mut reservation, blocks.block_bytes() as u64)?;
+                let mut block = carry.tail;
+                block.resize(blocks.block_bytes(), 0);
+                blocks.write(sink.as_ref().as_ref(), index, &block)?;
+            }
+        }
         blocks
             .layout
             .sink(&dataset.format, Path::new(&dataset.path))?
