@@ -15,8 +15,8 @@
 //! | [`storage`] | one module per format (`csv` split by role: `header`, `scan`, `split`, `infer`, `reader`, `diagnose`, `writer`; `parquet`, `ipc`, `npy`, `npy_stack` with its `pickle` reader, `zarr`), format detection, and `atomic` outputs (destination checks, no-clobber renames, stale temporaries) |
 //! | [`plan`] | tasks, plans and their JSON, the memory projection |
 //! | [`exec`] | the local executor, the job context, cancellation and signals, progress and events |
-//! | [`frame`] | operators over record batches (the external `sort`) |
-//! | [`convert`] | the conversion routes (table↔table, array↔array, table↔array), the sorted route, the ordered writer, option checks |
+//! | [`frame`] | operators over record batches (the external `sort`), reading a table's partitions (`read`) and writing table outputs from parts (`write`) as plan operations |
+//! | [`convert`] | the conversion routes (table↔table, array↔array, table↔array), the sorted route, option checks |
 //! | [`cli`] | the command line, one subcommand a file |
 //!
 //! ```no_run

@@ -1,11 +1,11 @@
-//! What every table format shares: read options, and the source and sink traits each
-//! format implements.
+//! What every table format shares: read options, the source trait each format
+//! implements, and the schema as plans carry it.
 //!
 //! A source is cut into partitions (CSV byte ranges, Parquet row groups, IPC
 //! batches) that can be read independently and in parallel; each partition yields
-//! Arrow record batches in order. A sink takes batches in order.
+//! Arrow record batches in order. Writing is a plan's business (see
+//! [`crate::frame::write`]); each format encodes parts of its output.
 
-use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -109,62 +109,6 @@ pub trait FrameSource: Send + Sync {
     fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
         Vec::new()
     }
-}
-
-/// A writable table in some format. Batches arrive in order from one thread.
-pub trait FrameSink: Send {
-    /// Appends a batch.
-    ///
-    /// # Errors
-    /// When the data cannot be encoded or written.
-    fn write(&mut self, batch: &RecordBatch) -> Result<()>;
-
-    /// Completes the file (footer, flush).
-    ///
-    /// # Errors
-    /// When the data cannot be written.
-    fn finish(self: Box<Self>) -> Result<()>;
-
-    /// An encoder that does this format's encoding work on the threads that decode
-    /// the input, for formats where that work is heavy (Parquet). Its pieces must
-    /// then reach [`FrameSink::write_encoded`] in partition order. `None` (the
-    /// default) means batches go through [`FrameSink::write`].
-    fn partition_encoder(&self) -> Option<Arc<dyn PartitionEncoder>> {
-        None
-    }
-
-    /// Appends a piece made by this sink's [`FrameSink::partition_encoder`].
-    ///
-    /// # Errors
-    /// When the data cannot be written, or the piece is not this sink's.
-    fn write_encoded(&mut self, _piece: EncodedPiece) -> Result<()> {
-        Err(Error::Internal(
-            "this sink encodes nothing in parallel".into(),
-        ))
-    }
-}
-
-/// A piece of a sink's output encoded by its [`PartitionEncoder`]: opaque to
-/// everyone but the sink, with the bytes it holds so that whoever keeps it waiting
-/// can reserve them.
-pub struct EncodedPiece {
-    /// Bytes the piece holds in memory.
-    pub bytes: u64,
-    /// The sink's own encoded data.
-    pub data: Box<dyn Any + Send>,
-}
-
-/// Encodes one partition's batches into a sink's pieces, on any thread.
-pub trait PartitionEncoder: Send + Sync {
-    /// Encodes `batches`, handing each finished piece to `emit`; returns the rows.
-    ///
-    /// # Errors
-    /// The batches' errors, encoding errors, and `emit`'s.
-    fn encode_partition(
-        &self,
-        batches: BatchIter<'_>,
-        emit: &mut dyn FnMut(EncodedPiece) -> Result<()>,
-    ) -> Result<u64>;
 }
 
 /// The index of column `name` in `schema`.

@@ -10,19 +10,17 @@
 pub mod parts;
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read};
+use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::ipc::reader::{FileReader, StreamReader};
-use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
-use arrow::ipc::CompressionType;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, IoResultExt, Result};
-use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSink, FrameSource};
+use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSource};
 use crate::storage::{decoder_detail, guard_decoder, unique_schema};
 
 const FILE_MAGIC: &[u8] = b"ARROW1";
@@ -457,54 +455,4 @@ pub enum IpcCompression {
     Lz4,
     /// zstd.
     Zstd,
-}
-
-/// An Arrow IPC file being written.
-pub struct IpcSink {
-    path: PathBuf,
-    writer: FileWriter<BufWriter<File>>,
-}
-
-impl IpcSink {
-    /// Creates `path` for rows of `schema`.
-    ///
-    /// # Errors
-    /// When the file cannot be created.
-    pub fn create(path: &Path, schema: SchemaRef, compression: IpcCompression) -> Result<Self> {
-        let file = File::create(path).at(path)?;
-        let codec = match compression {
-            IpcCompression::None => None,
-            IpcCompression::Lz4 => Some(CompressionType::LZ4_FRAME),
-            IpcCompression::Zstd => Some(CompressionType::ZSTD),
-        };
-        let options = IpcWriteOptions::default().try_with_compression(codec)?;
-        let writer = FileWriter::try_new_with_options(
-            BufWriter::with_capacity(1 << 20, file),
-            &schema,
-            options,
-        )
-        .map_err(|e| corrupt(path, e))?;
-        Ok(IpcSink {
-            path: path.to_path_buf(),
-            writer,
-        })
-    }
-}
-
-impl FrameSink for IpcSink {
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch).map_err(|e| corrupt(&self.path, e))
-    }
-
-    fn finish(mut self: Box<Self>) -> Result<()> {
-        self.writer.finish().map_err(|e| corrupt(&self.path, e))?;
-        let inner = self
-            .writer
-            .into_inner()
-            .map_err(|e| corrupt(&self.path, e))?;
-        inner
-            .into_inner()
-            .map_err(|e| Error::io(&self.path, e.into_error()))?;
-        Ok(())
-    }
 }

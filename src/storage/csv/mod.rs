@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-pub use self::writer::{encode_part, header_line, CsvSink};
+pub use self::writer::{encode_part, header_line};
 use crate::error::{IoResultExt, Result};
 use crate::storage::frame::SerializedSchema;
 use crate::storage::frame::{column_index, BatchIter, FrameReadOptions, FrameSource};

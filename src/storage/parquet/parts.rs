@@ -37,7 +37,6 @@ pub fn encode_part(
     row_group_bytes: usize,
     batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
 ) -> Result<(Bytes, u64)> {
-    use crate::storage::frame::FrameSink;
     let mut sink = ParquetSink::create_in(Vec::new(), path, schema, options)?
         .with_row_group_bytes(row_group_bytes);
     let mut rows = 0u64;

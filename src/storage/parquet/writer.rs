@@ -1,13 +1,9 @@
 //! Writing Parquet.
 //!
 //! Batches are encoded straight into an open row group's column writers, so what is
-//! buffered is encoded pages, not Arrow arrays. Two ways in:
-//! - [`ParquetSink::write`] takes batches in order on one thread and encodes each
-//!   batch's columns in parallel;
-//! - the sink's [`PartitionEncoder`] encodes whole row groups on the threads that
-//!   decode the input partitions, and the sink only appends the finished column
-//!   chunks in partition order. Encoding is then as parallel as decoding; row groups
-//!   end at `row_group_rows` or at the end of a partition, whichever comes first.
+//! buffered is encoded pages, not Arrow arrays; each batch's columns are encoded in
+//! parallel. A plan's table output encodes each part as a small file this way (see
+//! [`super::parts`]), on the thread of the part's task.
 //!
 //! Every open column writer holds a zstd context and encoder state (about 40 KB even
 //! for one value), so a schema with tens of thousands of columns would need gigabytes
@@ -17,8 +13,7 @@
 //! factory for the slice's top-level fields alone, whose leaves describe themselves
 //! exactly as in the whole schema, so the closed chunks append to the real row group.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -40,9 +35,7 @@ use parquet::schema::types::Type as ParquetType;
 use rayon::prelude::*;
 
 use super::parquet_error;
-use crate::error::{Error, IoResultExt, Result};
-use crate::memory::{MemoryPool, Reservation};
-use crate::storage::frame::{BatchIter, EncodedPiece, FrameSink, PartitionEncoder};
+use crate::error::{Error, Result};
 
 /// The row-group row limit used when none is given (pyarrow's default).
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
@@ -83,8 +76,6 @@ struct Shared {
     row_group_rows: usize,
     /// Encoded bytes a row group may buffer before it is closed.
     row_group_bytes: usize,
-    /// Where buffered row groups are accounted, if anywhere.
-    pool: Option<MemoryPool>,
     /// For wide schemas, the column slices encoded one at a time; empty otherwise.
     slices: Vec<ColumnSlice>,
     /// Leaf columns of the schema.
@@ -132,13 +123,6 @@ impl ColumnSlice {
 /// A finished row group: its column chunks, ready to append.
 struct EncodedRowGroup {
     chunks: Vec<ArrowColumnChunk>,
-}
-
-impl EncodedRowGroup {
-    /// Bytes of encoded pages the group holds.
-    fn bytes(&self) -> u64 {
-        self.chunks.iter().map(|c| c.close().bytes_written).sum()
-    }
 }
 
 /// A row group being encoded.
@@ -428,46 +412,12 @@ fn column_slices<W: Write + Send>(
     slices
 }
 
-impl PartitionEncoder for Shared {
-    fn encode_partition(
-        &self,
-        batches: BatchIter<'_>,
-        emit: &mut dyn FnMut(EncodedPiece) -> Result<()>,
-    ) -> Result<u64> {
-        let mut reservation = self
-            .pool
-            .as_ref()
-            .map(|p| p.reserve("parquet row group encoder"));
-        let mut open = None;
-        let mut rows = 0u64;
-        let mut done = |group: EncodedRowGroup| {
-            emit(EncodedPiece {
-                bytes: group.bytes(),
-                data: Box::new(group),
-            })
-        };
-        for batch in batches {
-            let batch = batch?;
-            rows += batch.num_rows() as u64;
-            self.push(&mut open, &batch, false, &mut done)?;
-            if let Some(r) = &mut reservation {
-                r.resize(open.as_ref().map_or(0, buffered) as u64);
-            }
-        }
-        if let Some(group) = open {
-            done(self.close(group, false)?)?;
-        }
-        Ok(rows)
-    }
-}
-
 /// A Parquet file being written, into a file or (for the parts of an assembled
 /// output) into memory.
-pub struct ParquetSink<W: Write + Send = BufWriter<File>> {
+pub struct ParquetSink<W: Write + Send> {
     shared: Arc<Shared>,
     writer: SerializedFileWriter<W>,
     open: Option<OpenRowGroup>,
-    reservation: Option<Reservation>,
 }
 
 /// The writer properties of every Parquet file blockwise writes.
@@ -511,22 +461,6 @@ fn writer_properties(schema: &Schema, options: &ParquetWriteOptions) -> Result<W
     Ok(builder.build())
 }
 
-impl ParquetSink {
-    /// Creates `path` for rows of `schema`.
-    ///
-    /// # Errors
-    /// When the file cannot be created or the options are invalid.
-    pub fn create(path: &Path, schema: SchemaRef, options: ParquetWriteOptions) -> Result<Self> {
-        let file = File::create(path).at(path)?;
-        Self::create_in(
-            BufWriter::with_capacity(1 << 20, file),
-            path,
-            schema,
-            options,
-        )
-    }
-}
-
 impl<W: Write + Send> ParquetSink<W> {
     /// A Parquet file for rows of `schema` written into `out`; `path` names it in
     /// messages.
@@ -552,7 +486,6 @@ impl<W: Write + Send> ParquetSink<W> {
             factory,
             row_group_rows: options.row_group_rows.max(1),
             row_group_bytes: ROW_GROUP_BYTES,
-            pool: None,
             slices,
             leaves: writer.schema_descr().num_columns(),
             props,
@@ -561,20 +494,7 @@ impl<W: Write + Send> ParquetSink<W> {
             shared: Arc::new(shared),
             writer,
             open: None,
-            reservation: None,
         })
-    }
-
-    /// Accounts buffered row groups against `pool`, and caps each so that `held` of
-    /// them (open or finished, on every thread) fit a quarter of its limit.
-    pub fn with_memory_pool(mut self, pool: &MemoryPool, held: usize) -> Self {
-        let cap = (pool.limit() / (4 * held.max(1) as u64)) as usize;
-        if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.row_group_bytes = cap.clamp(4096, ROW_GROUP_BYTES);
-            shared.pool = Some(pool.clone());
-        }
-        self.reservation = Some(pool.reserve("parquet writer"));
-        self
     }
 
     /// Caps each row group at `bytes` of encoded pages (at least 4 KiB), so that an
@@ -617,8 +537,12 @@ impl<W: Write + Send> ParquetSink<W> {
     }
 }
 
-impl<W: Write + Send> FrameSink for ParquetSink<W> {
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+impl<W: Write + Send> ParquetSink<W> {
+    /// Appends a batch (of the sink's schema).
+    ///
+    /// # Errors
+    /// When the data cannot be encoded or written.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let shared = self.shared.clone();
         let mut open = self.open.take();
         let mut finished = Vec::new();
@@ -633,29 +557,8 @@ impl<W: Write + Send> FrameSink for ParquetSink<W> {
         for group in finished {
             self.append(group)?;
         }
-        if let Some(r) = &mut self.reservation {
-            r.resize(open.as_ref().map_or(0, buffered) as u64);
-        }
         self.open = open;
         Ok(())
-    }
-
-    fn partition_encoder(&self) -> Option<Arc<dyn PartitionEncoder>> {
-        Some(self.shared.clone())
-    }
-
-    fn write_encoded(&mut self, piece: EncodedPiece) -> Result<()> {
-        let group = piece
-            .data
-            .downcast::<EncodedRowGroup>()
-            .map_err(|_| Error::Internal("parquet sink was handed another format's data".into()))?;
-        self.append(*group)
-    }
-
-    fn finish(self: Box<Self>) -> Result<()> {
-        let path = self.shared.path.clone();
-        let mut out = self.into_inner()?;
-        out.flush().at(&path)
     }
 }
 
@@ -707,9 +610,8 @@ mod tests {
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
     }
 
-    fn read_back(path: &Path) -> Vec<RecordBatch> {
-        let file = File::open(path).unwrap();
-        ParquetRecordBatchReaderBuilder::try_new(file)
+    fn read_back(bytes: Vec<u8>) -> Vec<RecordBatch> {
+        ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))
             .unwrap()
             .build()
             .unwrap()
@@ -719,59 +621,30 @@ mod tests {
 
     #[test]
     fn a_wide_schema_with_nested_columns_is_written_in_slices_and_reads_back_equal() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wide.parquet");
+        let path = Path::new("wide.parquet");
         let batches = [wide_batch(100, 0), wide_batch(37, 1000)];
         let schema = batches[0].schema();
         let options = ParquetWriteOptions {
             row_group_rows: 60,
             ..Default::default()
         };
-        let mut sink = Box::new(ParquetSink::create(&path, schema.clone(), options).unwrap());
+        let mut sink = ParquetSink::create_in(Vec::new(), path, schema.clone(), options).unwrap();
         assert!(sink.shared.slices.len() > 1, "the schema is sliced");
         for b in &batches {
             sink.write(b).unwrap();
         }
-        sink.finish().unwrap();
-        let got = arrow::compute::concat_batches(&schema, &read_back(&path)).unwrap();
-        let want = arrow::compute::concat_batches(&schema, &batches).unwrap();
-        assert_eq!(got, want);
-    }
-
-    #[test]
-    fn a_wide_partition_is_encoded_in_slices_and_reads_back_equal() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wide.parquet");
-        let batches = vec![wide_batch(10, 0), wide_batch(3, 7)];
-        let schema = batches[0].schema();
-        let mut sink = Box::new(
-            ParquetSink::create(&path, schema.clone(), ParquetWriteOptions::default()).unwrap(),
-        );
-        let encoder = sink.partition_encoder().unwrap();
-        let mut pieces = Vec::new();
-        let input: BatchIter<'_> = Box::new(batches.clone().into_iter().map(Ok));
-        let rows = encoder
-            .encode_partition(input, &mut |p| {
-                pieces.push(p);
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(rows, 13);
-        for p in pieces {
-            sink.write_encoded(p).unwrap();
-        }
-        sink.finish().unwrap();
-        let got = arrow::compute::concat_batches(&schema, &read_back(&path)).unwrap();
+        let got = read_back(sink.into_inner().unwrap());
+        let got = arrow::compute::concat_batches(&schema, &got).unwrap();
         let want = arrow::compute::concat_batches(&schema, &batches).unwrap();
         assert_eq!(got, want);
     }
 
     #[test]
     fn a_narrow_schema_is_not_sliced() {
-        let dir = tempfile::tempdir().unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, false)]));
-        let sink = ParquetSink::create(
-            &dir.path().join("n.parquet"),
+        let sink = ParquetSink::create_in(
+            Vec::new(),
+            Path::new("n.parquet"),
             schema,
             ParquetWriteOptions::default(),
         )
