@@ -394,7 +394,15 @@ impl Operation for PlaceRows {
         env.reserve(&mut reservation, held as u64)?;
         let sink = open_sink(env, &self.dst)?;
         let carried = (carry.tail.len() / row_bytes) as u64;
-        let mut index = (carry.rows - carried) / blocks.block_rows.max(1);
+        let placed = carry
+            .rows
+            .checked_sub(carried)
+            .ok_or_else(|| Error::Corrupt {
+                path: env.store.dir().join(rows_ref.store_name()),
+                format: "row carry",
+                detail: format!("it carries {carried} rows of {} in all", carry.rows),
+            })?;
+        let mut index = placed / blocks.block_rows.max(1);
         let mut pending: Vec<u8> = carry.tail;
         let mut rest: &[u8] = rows;
         let block_bytes = blocks.block_bytes();
