@@ -398,7 +398,10 @@ impl Operation for PlaceRows {
             .rows
             .checked_sub(carried)
             .ok_or_else(|| Error::Corrupt {
-                path: env.store.dir().join(rows_ref.store_name()),
+                path: env
+                    .store
+                    .dir()
+                    .join(task.inputs.get(1).unwrap_or(rows_ref).store_name()),
                 format: "row carry",
                 detail: format!("it carries {carried} rows of {} in all", carry.rows),
             })?;
