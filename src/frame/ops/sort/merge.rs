@@ -39,7 +39,7 @@ pub(super) type Source<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + Send
 /// (`ExternalSort::merge_cost`): per run, its current batch and keys, and the
 /// output, which is at most the batches its rows come from.
 pub struct MergeStream<'a> {
-    sort: &'a ExternalSort,
+    sort: &'a ExternalSort<'a>,
     cursors: Vec<Cursor<'a>>,
     heap: Vec<usize>,
     held: Reservation,
@@ -57,11 +57,15 @@ impl<'a> MergeStream<'a> {
     /// [`Error::MemoryLimit`](crate::error::Error::MemoryLimit) when the pool has no
     /// room for the merge (`ExternalSort::merge_cost`), before anything is read;
     /// read errors of the runs.
-    pub(super) fn new(sort: &'a ExternalSort, runs: &'a [Run], range: &KeyRange) -> Result<Self> {
+    pub(super) fn new(
+        sort: &'a ExternalSort<'a>,
+        runs: &'a [Run],
+        range: &KeyRange,
+    ) -> Result<Self> {
         let lower = range.lower.as_ref().map(|k| Bound::new(k, &sort.keys));
         let upper = range.upper.as_ref().map(|k| Bound::new(k, &sort.keys));
         let mut held = sort.pool.reserve("sort merge");
-        held.try_grow(sort.merge_cost(runs))?;
+        sort.grow(&mut held, sort.merge_cost(runs))?;
         let mut cursors = Vec::with_capacity(runs.len());
         let mut room = Vec::with_capacity(runs.len());
         for run in runs {
@@ -88,7 +92,7 @@ impl<'a> MergeStream<'a> {
             };
             if let Some(c) = Cursor::new(source, sort, lower.as_ref(), upper.clone())? {
                 let mut r = run.max_batch;
-                fit(&mut held, &mut r, &c)?;
+                fit(sort, &mut held, &mut r, &c)?;
                 cursors.push(c);
                 room.push(r);
             }
@@ -163,7 +167,12 @@ impl<'a> MergeStream<'a> {
             // A batch wider than the run's widest one on record (not expected: the
             // widest is measured when the run is written) is reserved, or the merge
             // stops here.
-            fit(&mut self.held, &mut self.room[top], &self.cursors[top])?;
+            fit(
+                self.sort,
+                &mut self.held,
+                &mut self.room[top],
+                &self.cursors[top],
+            )?;
         }
         if !more {
             let last = self.heap.len() - 1;
@@ -187,12 +196,17 @@ impl Iterator for MergeStream<'_> {
 
 /// Makes sure `held` covers cursor `c`'s batch and keys: `room` is what is reserved
 /// for them, grown (checked against the limit) when they take more.
-fn fit(held: &mut Reservation, room: &mut u64, c: &Cursor<'_>) -> Result<()> {
+fn fit(
+    sort: &ExternalSort<'_>,
+    held: &mut Reservation,
+    room: &mut u64,
+    c: &Cursor<'_>,
+) -> Result<()> {
     let size = batch_memory(&c.batch) + c.rows.size();
     if size > *room {
         // Twice: the batch and its share of the output (see
         // ExternalSort::merge_cost).
-        held.try_grow(2 * (size - *room))?;
+        sort.grow(held, 2 * (size - *room))?;
         *room = size;
     }
     Ok(())
@@ -246,7 +260,7 @@ impl<'a> Cursor<'a> {
     /// row in `[lower, upper)`.
     fn new(
         mut source: Source<'a>,
-        sort: &ExternalSort,
+        sort: &ExternalSort<'_>,
         lower: Option<&Bound>,
         upper: Option<Bound>,
     ) -> Result<Option<Self>> {
@@ -295,7 +309,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Moves to the next row; false when the run (or its part) is exhausted.
-    fn advance(&mut self, sort: &ExternalSort) -> Result<bool> {
+    fn advance(&mut self, sort: &ExternalSort<'_>) -> Result<bool> {
         self.pos += 1;
         while self.pos >= self.batch.num_rows() {
             let Some(batch) = self.source.next() else {

@@ -30,7 +30,7 @@ pub use self::plan::{add_sort, SortSizing};
 pub use self::stored::RunInfo;
 
 use crate::error::{Error, Result};
-use crate::memory::{MemoryPool, SpillFile, SpillStore};
+use crate::memory::{MemoryMonitor, MemoryPool, SpillFile, SpillStore};
 
 /// Rows per batch written to a run and per merged output batch, unless the input's
 /// batches are smaller: small enough that a merge of hundreds of runs holds little,
@@ -257,7 +257,11 @@ impl SpilledMerge {
 }
 
 /// Sorts batches of one schema by keys, spilling sorted runs.
-pub struct ExternalSort {
+///
+/// With a memory monitor (`'m`), memory it must have is made by spilling the
+/// monitor's least recently used entries first (a task's sorted runs waiting in the
+/// store for the merges), before the sort gives up or spills its own run.
+pub struct ExternalSort<'m> {
     schema: SchemaRef,
     columns: Vec<usize>,
     keys: KeyEncoder,
@@ -267,9 +271,10 @@ pub struct ExternalSort {
     batch_rows: usize,
     /// What one merge may hold, when not the default share of the limit.
     merge_bytes: Option<u64>,
+    monitor: Option<&'m MemoryMonitor>,
 }
 
-impl ExternalSort {
+impl<'m> ExternalSort<'m> {
     /// A sorter for `schema` by `keys`, reserving from `pool`, spilling to `store`,
     /// with runs of at most `run_bytes` of input.
     ///
@@ -293,8 +298,33 @@ impl ExternalSort {
             run_bytes: run_bytes.max(1),
             batch_rows: RUN_BATCH_ROWS,
             merge_bytes: None,
+            monitor: None,
         }
         .with_batch_rows(RUN_BATCH_ROWS))
+    }
+
+    /// The same sorter, making room through `monitor` when the pool is short.
+    pub fn with_monitor<'n>(self, monitor: Option<&'n MemoryMonitor>) -> ExternalSort<'n> {
+        ExternalSort {
+            schema: self.schema,
+            columns: self.columns,
+            keys: self.keys,
+            pool: self.pool,
+            store: self.store,
+            run_bytes: self.run_bytes,
+            batch_rows: self.batch_rows,
+            merge_bytes: self.merge_bytes,
+            monitor,
+        }
+    }
+
+    /// Grows `held` by `bytes`, spilling the monitor's entries first if the pool
+    /// has no room.
+    fn grow(&self, held: &mut crate::memory::Reservation, bytes: u64) -> Result<()> {
+        match self.monitor {
+            Some(m) => m.grow_or_spill(held, bytes),
+            None => held.try_grow(bytes),
+        }
     }
 
     /// The schema of the rows sorted.
@@ -428,7 +458,8 @@ impl ExternalSort {
             let need = self.sort_bytes(&batch);
             // The batch joins the run if the run still has room for the next one.
             if !buffer.is_empty()
-                && (held.size() + need + data > self.run_bytes || held.try_grow(need).is_err())
+                && (held.size() + need + data > self.run_bytes
+                    || self.grow(&mut held, need).is_err())
             {
                 runs.push(self.spill_sorted(std::mem::take(&mut buffer))?);
                 held.shrink(held.size());
@@ -440,18 +471,18 @@ impl ExternalSort {
                     runs.extend(self.spill_in_slices(&batch, need, &mut held)?);
                     held.shrink(held.size());
                     drop(batch);
-                    ahead.try_grow(data)?;
+                    self.grow(&mut ahead, data)?;
                     continue;
                 }
-                held.try_grow(need)?;
+                self.grow(&mut held, need)?;
             }
             buffer.push(batch);
             // Room for the next batch; when the pool has none, spilling the run
             // makes it.
-            if ahead.try_grow(data).is_err() {
+            if self.grow(&mut ahead, data).is_err() {
                 runs.push(self.spill_sorted(std::mem::take(&mut buffer))?);
                 held.shrink(held.size());
-                ahead.try_grow(data)?;
+                self.grow(&mut ahead, data)?;
             }
         }
         drop(ahead);
@@ -503,7 +534,7 @@ impl ExternalSort {
         // sorted when the pool has room for it.
         let slice_rows = (room / per_row).clamp(1, rows) as usize;
         let single = 2 * data + per_row;
-        if let Err(refused) = held.try_grow(data + slice_rows as u64 * per_row) {
+        if let Err(refused) = self.grow(held, data + slice_rows as u64 * per_row) {
             if single <= self.pool.limit() {
                 return Err(refused);
             }
@@ -743,7 +774,9 @@ impl ExternalSort {
                     .push(self.key_rows(&batch.slice(0, 1))?.key_bytes(0));
             }
             let size = batch.get_array_memory_size() as u64;
-            if !pending.is_empty() && (held.size() + size > cap || held.try_grow(size).is_err()) {
+            if !pending.is_empty()
+                && (held.size() + size > cap || self.grow(&mut held, size).is_err())
+            {
                 out.push(
                     self.store
                         .write_batches(&self.schema, &std::mem::take(&mut pending))?,
@@ -751,7 +784,7 @@ impl ExternalSort {
                 held.shrink(held.size());
             }
             if pending.is_empty() {
-                held.try_grow(size)?;
+                self.grow(&mut held, size)?;
             }
             pending.push(batch);
         }

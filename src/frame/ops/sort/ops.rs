@@ -21,19 +21,20 @@ pub struct Fences {
     pub ranges: Vec<KeyRange>,
 }
 
-/// A sorter for the task's rows.
-fn sorter(
+/// A sorter for the task's rows, making room by spilling the store's entries.
+fn sorter<'e>(
     schema: SchemaRef,
     keys: &[SortKey],
     run_bytes: u64,
     batch_rows: usize,
     merge_bytes: u64,
-    env: &TaskEnv<'_>,
-) -> Result<ExternalSort> {
+    env: &TaskEnv<'e>,
+) -> Result<ExternalSort<'e>> {
     Ok(
         ExternalSort::new(schema, keys, env.pool.clone(), env.spill.clone(), run_bytes)?
             .with_merge_bytes(merge_bytes)
-            .with_batch_rows(batch_rows),
+            .with_batch_rows(batch_rows)
+            .with_monitor(env.monitor),
     )
 }
 

@@ -98,7 +98,7 @@ fn with_schema(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     )?)
 }
 
-impl ExternalSort {
+impl ExternalSort<'_> {
     /// Publishes the runs a partition made (by [`ExternalSort::make_runs`]) as one
     /// run at `key`, keeping at most `max_fences` fences: a run in memory as it is (the store decides whether it stays
     /// there), one on disk streamed through, and several merged into one first (the
