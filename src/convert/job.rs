@@ -202,6 +202,8 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
         spill: &ctx.spill,
         resources: &resources,
     };
+    // One count a task, advanced by the executor's TaskFinished events.
+    ctx.progress.start(plan.tasks.len() as u64, false, "tasks");
     let result = ctx.install(|| ctx.executor().execute(plan, registry(), &env));
     JobStats::add(&ctx.stats.spilled_bytes, disk.written_bytes());
     drop(store);
