@@ -973,7 +973,11 @@ mod tests {
         assert!(out.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 
-    fn sorter(limit: u64, run_bytes: u64, dir: &std::path::Path) -> (ExternalSort, MemoryPool) {
+    fn sorter(
+        limit: u64,
+        run_bytes: u64,
+        dir: &std::path::Path,
+    ) -> (ExternalSort<'static>, MemoryPool) {
         let store = SpillStore::new(
             DiskManager::new(dir, None).unwrap(),
             SpillCompression::Zstd(1),
