@@ -1036,6 +1036,68 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_several_columns_of_text_are_cut_into_ranges_that_merge_to_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SpillStore::new(
+            DiskManager::new(dir.path(), None).unwrap(),
+            SpillCompression::Zstd(1),
+        );
+        let keys = [
+            SortKey {
+                column: "v".into(),
+                descending: true,
+            },
+            SortKey {
+                column: "k".into(),
+                descending: false,
+            },
+        ];
+        let sorter = ExternalSort::new(schema(), &keys, MemoryPool::new(1 << 30), store, 4096)
+            .unwrap()
+            .with_batch_rows(16);
+        let values: Vec<Option<i64>> = (0..500).map(|i| Some((i * 31) % 97)).collect();
+        let mut runs = Vec::new();
+        for part in values.chunks(250) {
+            runs.extend(
+                sorter
+                    .make_runs(batches(part, 7).into_iter().map(Ok), false)
+                    .unwrap(),
+            );
+        }
+        assert!(runs.len() > 2, "{}", runs.len());
+        let rows = |b: &RecordBatch| -> Vec<(String, Option<i64>)> {
+            let k = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let v = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+            (0..b.num_rows())
+                .map(|i| (v.value(i).to_string(), k.is_valid(i).then(|| k.value(i))))
+                .collect()
+        };
+        let ranges = sorter.split(&runs, 5).unwrap();
+        assert!(ranges.len() > 2, "{ranges:?}");
+        // Bounds round-trip through JSON as a worker reads them.
+        let ranges: Vec<KeyRange> =
+            serde_json::from_value(serde_json::to_value(&ranges).unwrap()).unwrap();
+        let mut by_ranges = Vec::new();
+        for range in &ranges {
+            for b in sorter.merge_range(&runs, range).unwrap() {
+                by_ranges.extend(rows(&b.unwrap()));
+            }
+        }
+        let mut whole = Vec::new();
+        sorter
+            .merge(runs, |b| {
+                whole.extend(rows(&b));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(by_ranges, whole);
+        assert_eq!(whole.len(), 500);
+        assert!(whole
+            .windows(2)
+            .all(|w| w[0].0 > w[1].0 || (w[0].0 == w[1].0 && w[0].1 <= w[1].1)));
+    }
+
+    #[test]
     fn keys_parse() {
         let k = parse_sort_keys("v3:desc, id1").unwrap();
         assert_eq!(
