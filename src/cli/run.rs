@@ -68,7 +68,6 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     if already_published(&plan) {
         JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
     } else {
-        ctx.progress.start(plan.tasks.len() as u64, false, "tasks");
         run_plan(&plan, &ctx, OnFailure::KeepForResume)?;
     }
     args.job.report(&ctx, started, serde_json::json!({}));

@@ -56,7 +56,8 @@ impl Progress {
 impl super::Observer for Progress {
     fn on_event(&self, event: &super::Event) {
         match event {
-            super::Event::TaskFinished(_) => self.advance(1),
+            // A skipped task (a resumed run) is done too.
+            super::Event::TaskFinished(_) | super::Event::TaskSkipped(_) => self.advance(1),
             // Warnings go to stderr whether or not the bar is drawn, above it if it is.
             super::Event::Warning(text) => {
                 self.bar.suspend(|| eprintln!("blockwise: warning: {text}"))

@@ -63,10 +63,23 @@ impl LocalExecutor {
         let ops = registry.prepare(plan)?;
         check_memory(plan, env.pool.limit())?;
         let needed = needed_tasks(plan, env.store)?;
+        let intermediate: Vec<bool> = plan
+            .datasets
+            .iter()
+            .map(|d| d.role == DatasetRole::Intermediate)
+            .collect();
+        let dataset_index: HashMap<&str, usize> = plan
+            .datasets
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.as_str(), i))
+            .collect();
+        let is_intermediate =
+            |r: &DataRef| dataset_index.get(r.dataset()).is_some_and(|&i| intermediate[i]);
         // Consumers still to finish, for each intermediate a needed task reads.
         let mut consumers: HashMap<&DataRef, AtomicU32> = HashMap::new();
         for task in plan.tasks.iter().filter(|t| needed[t.id as usize]) {
-            for r in task.inputs.iter().filter(|r| is_intermediate(plan, r)) {
+            for r in task.inputs.iter().filter(|r| is_intermediate(r)) {
                 consumers
                     .entry(r)
                     .or_insert_with(|| AtomicU32::new(0))
@@ -74,6 +87,7 @@ impl LocalExecutor {
             }
         }
         let skipped = needed.iter().filter(|n| !**n).count() as u64;
+        let threads = self.threads();
         let mut report = self.run(plan, |task, tctx| {
             if !needed[task.id as usize] {
                 tctx.emit(Event::TaskSkipped(task.id));
@@ -86,12 +100,12 @@ impl LocalExecutor {
                 monitor: env.monitor,
                 spill: env.spill,
                 cancel: tctx.cancel,
-                threads: self.threads(),
+                threads,
                 resources: env.resources,
                 observers: tctx.observers(),
             };
             ops[task.id as usize].run(task, &task_env)?;
-            if is_intermediate(plan, &task.output) {
+            if is_intermediate(&task.output) {
                 if !env.store.contains(&task.output) {
                     return Err(Error::Internal(format!(
                         "task {} ({}) finished without publishing {}",
@@ -101,13 +115,14 @@ impl LocalExecutor {
             } else {
                 // Its output is written elsewhere (a chunk of the output array): the
                 // mark is what a resumed run looks for.
-                env.store
-                    .put(&task.output, Entry::Json(serde_json::Value::Null))?;
+                env.store.put(&task.output, Entry::Json(serde_json::Value::Null))?;
             }
-            for r in &task.inputs {
-                if let Some(left) = consumers.get(r) {
-                    if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        env.store.release(r);
+            if !consumers.is_empty() {
+                for r in &task.inputs {
+                    if let Some(left) = consumers.get(r) {
+                        if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            env.store.release(r);
+                        }
                     }
                 }
             }

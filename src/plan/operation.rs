@@ -76,8 +76,7 @@ impl Registry {
     /// Adds `O`.
     pub fn register<O: Operation>(&mut self) -> &mut Self {
         self.decoders.insert((O::NAME, O::VERSION), |params| {
-            serde_json::from_value::<O>(params.clone())
-                .map(|op| Box::new(op) as Box<dyn PreparedOperation>)
+            O::deserialize(params).map(|op| Box::new(op) as Box<dyn PreparedOperation>)
         });
         self
     }
