@@ -136,12 +136,13 @@ impl LocalExecutor {
         self
     }
 
-    /// Runs every task of `plan` with `run_task`, respecting dependencies.
+    /// Runs every task of `plan` with `run_task`, respecting dependencies: the
+    /// scheduling core under [`LocalExecutor::execute`], which is how plans run.
     ///
     /// # Errors
     /// The first task error, the memory gate's error, or [`Error::Cancelled`]; the
     /// plan's own validation errors.
-    pub fn run<F>(&self, plan: &Plan, run_task: F) -> Result<RunReport>
+    pub(crate) fn run<F>(&self, plan: &Plan, run_task: F) -> Result<RunReport>
     where
         F: Fn(&Task, &TaskContext<'_>) -> Result<()> + Sync,
     {
@@ -347,11 +348,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     fn plan(specs: &[(TaskKind, Vec<TaskId>)]) -> Plan {
-        let mut p = Plan::new();
-        for (kind, deps) in specs {
-            p.push(Task::placeholder("noop", *kind, deps.clone()));
-        }
-        p
+        Plan::placeholders("noop", specs)
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! plan run here.
 
 mod context;
+#[cfg(test)]
+mod gate_tests;
 mod local;
 mod progress;
 mod run;

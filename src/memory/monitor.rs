@@ -360,9 +360,7 @@ impl MemoryGate for MemoryMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::{CancelToken, LocalExecutor};
     use crate::memory::{DiskManager, SpillCompression, SpillableChunk};
-    use crate::plan::{Plan, Task, TaskKind};
 
     /// A monitor over a 1000-byte limit whose RSS reading is `rss`.
     fn monitor(rss: &Arc<AtomicU64>, dir: &std::path::Path) -> (MemoryMonitor, SpillStore) {
@@ -373,15 +371,6 @@ mod tests {
             .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst)))
             .with_spill_store(store.clone());
         (m, store)
-    }
-
-    /// A monitor of `pool` whose RSS reading is the returned cell.
-    fn watched(pool: MemoryPool) -> (Arc<AtomicU64>, Arc<MemoryMonitor>) {
-        let rss = Arc::new(AtomicU64::new(0));
-        let reading = rss.clone();
-        let m = MemoryMonitor::new(pool, Thresholds::default())
-            .with_rss_source(Arc::new(move || reading.load(Ordering::SeqCst)));
-        (rss, Arc::new(m))
     }
 
     fn chunk(fill: u8) -> Arc<Mutex<dyn Spillable>> {
@@ -435,102 +424,6 @@ mod tests {
     }
 
     #[test]
-    fn pause_starts_no_task_while_above_and_resumes_below() {
-        let (rss, m) = watched(MemoryPool::new(1000));
-        let mut plan = Plan::new();
-        for _ in 0..6 {
-            plan.push(Task::placeholder("noop", TaskKind::Load, vec![]));
-        }
-        let log = Mutex::new(Vec::new());
-        let report = LocalExecutor::new(2, CancelToken::new())
-            .unwrap()
-            .with_gate(m.clone())
-            .run(&plan, |t, _| {
-                if t.id == 0 {
-                    // Memory rises past pause while this task runs, then falls.
-                    rss.store(850, Ordering::SeqCst);
-                    log.lock().unwrap().push(("pause", t.id));
-                    std::thread::sleep(Duration::from_millis(60));
-                    log.lock().unwrap().push(("resume", t.id));
-                    rss.store(100, Ordering::SeqCst);
-                } else {
-                    log.lock().unwrap().push(("start", t.id));
-                }
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(report.tasks, 6);
-        let log = log.into_inner().unwrap();
-        let paused_at = log.iter().position(|e| e.0 == "pause").unwrap();
-        let resumed_at = log.iter().position(|e| e.0 == "resume").unwrap();
-        // Nothing started between the rise and the fall (task 1 may have started
-        // before task 0 raised memory, on the other thread).
-        assert!(
-            log[paused_at + 1..resumed_at]
-                .iter()
-                .all(|e| e.0 != "start"),
-            "a task started while paused: {log:?}"
-        );
-        assert!(report.paused_ms >= 20, "paused {} ms", report.paused_ms);
-    }
-
-    #[test]
-    fn terminate_cancels_the_job_names_consumers_and_leaves_the_process_alive() {
-        let pool = MemoryPool::new(1000);
-        let mut held = pool.reserve("hash aggregate");
-        held.grow(300);
-        let (rss, m) = watched(pool);
-        let mut plan = Plan::new();
-        for _ in 0..50 {
-            plan.push(Task::placeholder("noop", TaskKind::Load, vec![]));
-        }
-        let cancel = CancelToken::new();
-        let ran = AtomicU64::new(0);
-        let err = LocalExecutor::new(2, cancel.clone())
-            .unwrap()
-            .with_gate(m)
-            .run(&plan, |_, _| {
-                if ran.fetch_add(1, Ordering::SeqCst) == 3 {
-                    rss.store(960, Ordering::SeqCst);
-                }
-                Ok(())
-            })
-            .unwrap_err();
-        assert!(matches!(err, Error::MemoryTerminated { .. }), "{err}");
-        assert!(err.to_string().contains("hash aggregate 300 B"), "{err}");
-        assert_eq!(err.exit_code(), 3);
-        assert!(cancel.is_cancelled());
-        assert!(ran.load(Ordering::SeqCst) < 50);
-    }
-
-    #[test]
-    fn terminate_reaches_a_task_that_runs_long() {
-        let (rss, m) = watched(MemoryPool::new(1000));
-        let mut plan = Plan::new();
-        plan.push(Task::placeholder("long", TaskKind::Load, vec![]));
-        let started = Instant::now();
-        let err = LocalExecutor::new(1, CancelToken::new())
-            .unwrap()
-            .with_gate(m)
-            .run(&plan, |_, ctx| {
-                // Memory climbs inside the one task; only the 50 ms watch can see it.
-                rss.store(990, Ordering::SeqCst);
-                while started.elapsed() < Duration::from_secs(5) {
-                    ctx.cancel.check()?;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Ok(())
-            })
-            .unwrap_err();
-        assert!(matches!(err, Error::MemoryTerminated { .. }), "{err}");
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "took {:?}",
-            started.elapsed()
-        );
-    }
-
-    #[test]
     fn thresholds_come_from_the_environment_and_are_validated() {
         assert!(Thresholds::default().validate().is_ok());
         let bad = Thresholds {
@@ -548,144 +441,5 @@ mod tests {
         }
         .validate()
         .is_err());
-    }
-}
-
-/// Model-based test: random plans of spillable work under tiny budgets give exactly
-/// what the same plans give with no budget, and reserved bytes never pass the limit.
-#[cfg(test)]
-mod model {
-    use super::*;
-    use crate::exec::{CancelToken, LocalExecutor};
-    use crate::memory::{DiskManager, Reservation, SpillCompression, SpillableChunk};
-    use crate::plan::{Plan, Task, TaskKind};
-    use proptest::prelude::*;
-    use std::collections::HashMap;
-
-    /// A task output: a chunk whose reservation follows it to disk and back.
-    struct Output {
-        chunk: SpillableChunk,
-        held: Reservation,
-    }
-
-    impl Spillable for Output {
-        fn estimated_bytes(&self) -> u64 {
-            self.chunk.estimated_bytes()
-        }
-        fn is_spilled(&self) -> bool {
-            self.chunk.is_spilled()
-        }
-        fn spill(&mut self, store: &SpillStore) -> Result<u64> {
-            let freed = self.chunk.spill(store)?;
-            self.held.shrink(freed);
-            Ok(freed)
-        }
-        fn unspill(&mut self, store: &SpillStore) -> Result<()> {
-            self.held.grow(self.chunk.len());
-            self.chunk.unspill(store)
-        }
-    }
-
-    /// Task `i` makes `sizes[i]` bytes from its seed and the bytes of its inputs.
-    fn run(sizes: &[usize], deps: &[Vec<u32>], limit: u64, threads: usize) -> (Vec<u64>, u64, u64) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SpillStore::new(
-            DiskManager::new(dir.path(), None).unwrap(),
-            SpillCompression::Zstd(1),
-        );
-        let pool = MemoryPool::new(limit);
-        let monitor = Arc::new(
-            MemoryMonitor::new(pool.clone(), Thresholds::default())
-                .with_rss_source(Arc::new(|| 0))
-                .with_spill_store(store.clone()),
-        );
-        let mut plan = Plan::new();
-        for d in deps {
-            plan.push(Task::placeholder("mix", TaskKind::Compute, d.clone()));
-        }
-        let outputs: Mutex<HashMap<u32, Arc<Mutex<Output>>>> = Mutex::new(HashMap::new());
-        let sums: Vec<AtomicU64> = sizes.iter().map(|_| AtomicU64::new(0)).collect();
-        LocalExecutor::new(threads, CancelToken::new())
-            .unwrap()
-            .with_gate(monitor.clone())
-            .run(&plan, |task, _| {
-                let mut acc: u64 = task.id as u64 * 7919;
-                for d in &task.deps {
-                    let out = outputs.lock().unwrap()[d].clone();
-                    let mut out = out.lock().unwrap();
-                    if out.is_spilled() {
-                        // Reading back needs its bytes again: make room first.
-                        let len = out.chunk.len();
-                        let mut tmp = pool.reserve("read back");
-                        monitor.grow_or_spill(&mut tmp, len)?;
-                        drop(tmp);
-                        out.unspill(&store)?;
-                    }
-                    acc = out
-                        .chunk
-                        .data()?
-                        .iter()
-                        .fold(acc, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64));
-                }
-                let size = sizes[task.id as usize];
-                let mut held = pool.reserve(format!("output {}", task.id));
-                monitor.grow_or_spill(&mut held, size as u64)?;
-                let data: Vec<u8> = (0..size)
-                    .map(|k| (acc.wrapping_add(k as u64) % 251) as u8)
-                    .collect();
-                sums[task.id as usize].store(acc, Ordering::SeqCst);
-                let out: Arc<Mutex<Output>> = Arc::new(Mutex::new(Output {
-                    chunk: SpillableChunk::new(data),
-                    held,
-                }));
-                let as_spillable: Arc<Mutex<dyn Spillable>> = out.clone();
-                monitor.register(&as_spillable);
-                outputs.lock().unwrap().insert(task.id, out);
-                Ok(())
-            })
-            .unwrap();
-        let sums = sums.iter().map(|s| s.load(Ordering::SeqCst)).collect();
-        (sums, pool.peak_reserved(), store.spilled_bytes())
-    }
-
-    fn plans() -> impl Strategy<Value = (Vec<usize>, Vec<Vec<u32>>)> {
-        (1usize..25).prop_flat_map(|n| {
-            let sizes = proptest::collection::vec(1usize..3000, n);
-            let deps = (0..n)
-                .map(|i| {
-                    proptest::collection::vec(0..i.max(1) as u32, if i == 0 { 0..1 } else { 0..4 })
-                })
-                .collect::<Vec<_>>();
-            (sizes, deps).prop_map(|(sizes, deps)| {
-                let deps = deps
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, mut d)| {
-                        d.retain(|&x| (x as usize) < i);
-                        d.sort_unstable();
-                        d.dedup();
-                        d
-                    })
-                    .collect();
-                (sizes, deps)
-            })
-        })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
-        #[test]
-        fn tiny_budgets_change_nothing_but_where_bytes_live((sizes, deps) in plans(), threads in 1usize..3) {
-            // Room for a task's inputs and output at once, and not much more.
-            let limit = (3 * 3000 + 4 * 3000) as u64;
-            let (budgeted, peak, spilled) = run(&sizes, &deps, limit, threads);
-            let (free, _, _) = run(&sizes, &deps, u64::MAX / 4, threads);
-            prop_assert_eq!(budgeted, free);
-            prop_assert!(peak <= limit, "peak {} > limit {}", peak, limit);
-            // Every output is kept to the end: more than the limit must have spilled.
-            if sizes.iter().sum::<usize>() as u64 > limit {
-                prop_assert!(spilled > 0);
-            }
-        }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::task::{Task, TaskId};
+use super::task::{Task, TaskId, TaskKind};
 use crate::error::{Error, Result};
 
 /// The version of the plan format this build writes and reads (`formats/plan-v2.md`).
@@ -98,6 +98,25 @@ impl Plan {
     /// An empty plan.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A plan of `n` tasks of an operation `name` with no parameters, each writing
+    /// a partition of an intermediate dataset `"x"`, with `kind` and `deps` given
+    /// per task: the filler of executor tests, where only the graph matters.
+    pub fn placeholders(name: &str, tasks: &[(TaskKind, Vec<TaskId>)]) -> Self {
+        let mut plan = Plan::new();
+        plan.datasets = vec![Dataset::new("x", "", "memory", DatasetRole::Intermediate)];
+        for (i, (kind, deps)) in tasks.iter().enumerate() {
+            plan.push(Task {
+                deps: deps.clone(),
+                ..Task::new(
+                    super::OpSpec::new(name, serde_json::Value::Null),
+                    super::DataRef::partition("x", i as u64),
+                    *kind,
+                )
+            });
+        }
+        plan
     }
 
     /// Adds a task, setting its id; returns the id.

@@ -164,19 +164,4 @@ impl Task {
             kind,
         }
     }
-
-    /// An operation named `name` with no parameters, writing a dataset `"x"`: the
-    /// filler tasks of tests and benchmarks, where only the graph matters.
-    pub fn placeholder(name: &str, kind: TaskKind, deps: Vec<TaskId>) -> Self {
-        Task {
-            deps,
-            ..Task::new(
-                OpSpec::new(name, serde_json::Value::Null),
-                DataRef::Whole {
-                    dataset: "x".into(),
-                },
-                kind,
-            )
-        }
-    }
 }
