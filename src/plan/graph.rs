@@ -320,6 +320,27 @@ mod tests {
     }
 
     #[test]
+    fn waves_put_every_task_after_its_dependencies_and_resume_skips_what_only_done_work_needs() {
+        // 0 -> 2, 1 -> 2 -> 3, 1 -> 4
+        let plan = Plan::placeholders(
+            "noop",
+            &[
+                (TaskKind::Load, vec![]),
+                (TaskKind::Load, vec![]),
+                (TaskKind::Compute, vec![0, 1]),
+                (TaskKind::Release, vec![2]),
+                (TaskKind::Release, vec![1]),
+            ],
+        );
+        assert_eq!(plan.waves().unwrap(), vec![vec![0, 1], vec![2, 4], vec![3]]);
+        // Task 2's output is published: 0 is needed by nothing else; 1 still by 4.
+        let needed = plan.needed(|t| t.id == 2).unwrap();
+        assert_eq!(needed, vec![false, true, false, true, true]);
+        // Everything published: nothing runs.
+        assert!(plan.needed(|_| true).unwrap().iter().all(|n| !n));
+    }
+
+    #[test]
     fn json_round_trip_keeps_everything() {
         let mut plan = Plan::new();
         plan.datasets = vec![
@@ -349,14 +370,36 @@ mod tests {
     }
 
     #[test]
-    fn cycles_and_dangling_deps_are_refused() {
-        let mut plan = Plan::new();
+    fn cycles_dangling_deps_and_unlisted_datasets_are_refused() {
+        let listed = || {
+            let mut plan = Plan::new();
+            plan.datasets = vec![
+                Dataset::new("src", "/a", "zarr", DatasetRole::Input),
+                Dataset::new("dst", "/b", "zarr", DatasetRole::Output),
+            ];
+            plan
+        };
+        let mut plan = listed();
         plan.push(task(vec![1], TaskKind::Load));
         plan.push(task(vec![0], TaskKind::Load));
         assert!(plan.validate().unwrap_err().to_string().contains("cycle"));
-        let mut plan = Plan::new();
+        let mut plan = listed();
         plan.push(task(vec![7], TaskKind::Load));
         assert!(plan.validate().unwrap_err().to_string().contains("task 7"));
+        let mut plan = Plan::new();
+        plan.push(task(vec![], TaskKind::Load));
+        let e = plan.validate().unwrap_err().to_string();
+        assert!(e.contains("\"src\", which the plan does not list"), "{e}");
+        let mut plan = listed();
+        plan.datasets[0].id = "../up".into();
+        assert!(plan
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("dataset id"));
+        let mut plan = listed();
+        plan.datasets[1].id = "src".into();
+        assert!(plan.validate().unwrap_err().to_string().contains("twice"));
         let json = r#"{"version": 1, "tasks": []}"#;
         assert!(Plan::from_json(json)
             .unwrap_err()
