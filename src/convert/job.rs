@@ -109,13 +109,9 @@ impl Conversion<'_> {
     }
 }
 
-/// The [`OpSpec`] of operation `op`.
+/// The [`OpSpec`] of operation `op` (see [`OpSpec::of`]).
 pub fn op_spec<O: Operation>(op: &O) -> OpSpec {
-    OpSpec {
-        name: O::NAME.into(),
-        version: O::VERSION,
-        params: serde_json::to_value(op).unwrap_or_default(),
-    }
+    OpSpec::of(op)
 }
 
 /// Moves the staged output into place at the `published` dataset's path.
@@ -205,7 +201,7 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
     // One count a task, advanced by the executor's TaskFinished events.
     ctx.progress.start(plan.tasks.len() as u64, false, "tasks");
     let result = ctx.install(|| ctx.executor().execute(plan, registry(), &env));
-    JobStats::add(&ctx.stats.spilled_bytes, disk.written_bytes());
+    JobStats::add(&ctx.stats.spilled_bytes, store.spilled_bytes());
     drop(store);
     match (&result, on_failure) {
         (Ok(report), _) => {

@@ -34,6 +34,18 @@ pub trait Operation: Serialize + DeserializeOwned + Send + Sync + 'static {
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()>;
 }
 
+impl super::OpSpec {
+    /// The spec of `op`: its name, version and parameters, as a task names it.
+    pub fn of<O: Operation>(op: &O) -> Self {
+        super::OpSpec {
+            name: O::NAME.into(),
+            version: O::VERSION,
+            // A struct of serde fields always serializes.
+            params: serde_json::to_value(op).unwrap_or_default(),
+        }
+    }
+}
+
 /// An operation with its parameters decoded, ready to run.
 pub trait PreparedOperation: Send + Sync {
     /// Runs the task (see [`Operation::run`]).
