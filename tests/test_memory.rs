@@ -133,7 +133,7 @@ fn a_table_whose_partitions_cannot_fit_is_refused_before_writing() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
-        err.contains("plan refused before running") && err.contains("encode_partition"),
+        err.contains("plan refused before running") && err.contains("encode_table_part"),
         "{err}"
     );
     assert!(!dst.exists());
