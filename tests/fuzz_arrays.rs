@@ -14,12 +14,12 @@ mod common;
 
 use std::path::Path;
 
+use blockwise::cli::describe;
 use blockwise::convert::{convert, ChunkSpec, ConvertOptions};
 use blockwise::exec::{CancelToken, JobContext, JobOptions};
 use blockwise::grid::Subset;
 use blockwise::memory::Thresholds;
 use blockwise::storage::array::DType;
-use blockwise::cli::describe;
 use blockwise::storage::frame::FrameReadOptions;
 use blockwise::storage::npy::header;
 use blockwise::storage::{open_array, Format};

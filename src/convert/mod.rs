@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use self::job::Conversion;
 pub use self::job::{
-    already_published, directory_store, finish_if_complete, op_spec, registry, run_plan, workdir_of, OnFailure,
-    PlanSizing, PublishOutput, STAGED_OUTPUT,
+    already_published, directory_store, finish_if_complete, op_spec, registry, run_plan,
+    workdir_of, OnFailure, PlanSizing, PublishOutput, STAGED_OUTPUT,
 };
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
 use crate::error::{Error, Result};
@@ -98,9 +98,14 @@ pub fn convert(
         plan.workdir = out.path().display().to_string();
         std::fs::create_dir(out.path()).map_err(|e| Error::io(out.path(), e))?;
         let rows_before = JobStats::get(&ctx.stats.rows);
+        let written_before = JobStats::get(&ctx.stats.written_bytes);
         run_plan(&plan, ctx, OnFailure::RemoveAll)?;
+        // What the output takes on disk, whatever its tasks wrote on the way (parts
+        // copied into place, metadata rewritten).
         let written_bytes = crate::sys::tree_bytes(dst);
-        JobStats::add(&ctx.stats.written_bytes, written_bytes);
+        ctx.stats
+            .written_bytes
+            .store(written_before + written_bytes, Ordering::Relaxed);
         return Ok(ConvertReport {
             from,
             to,
