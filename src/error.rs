@@ -420,15 +420,16 @@ fn suggest_unit(bytes: u64) -> String {
 impl Error {
     /// Wraps an I/O error with the path it happened on, recognising a full disk.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
         let path = path.as_ref().to_path_buf();
-        match source.raw_os_error() {
+        match source.kind() {
             // ENOSPC, EDQUOT, EFBIG: the data did not fit where it was going.
-            Some(28) | Some(122) | Some(27) => Error::DiskFull { path },
+            K::StorageFull | K::QuotaExceeded | K::FileTooLarge => Error::DiskFull { path },
             // ENOTDIR: a component of the path is a file.
-            Some(20) => Error::NotADirectory { path },
+            K::NotADirectory => Error::NotADirectory { path },
             // EACCES, EPERM, EROFS: the user can fix the permissions or pick another place.
-            Some(13) | Some(1) | Some(30) => Error::PermissionDenied { path },
-            _ if source.kind() == std::io::ErrorKind::NotFound => Error::NotFound { path },
+            K::PermissionDenied | K::ReadOnlyFilesystem => Error::PermissionDenied { path },
+            K::NotFound => Error::NotFound { path },
             _ => Error::Io { path, source },
         }
     }
