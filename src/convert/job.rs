@@ -150,6 +150,7 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::frame::write::AppendTablePart>();
         r.register::<crate::frame::write::FinishTableOutput>();
         r.register::<crate::frame::write::WriteTablePart>();
+        r.register::<crate::frame::write::RegroupRows>();
         r.register::<crate::frame::read::ReadTablePartition>();
         r.register::<super::array_to_frame::ReadArrayRows>();
         r.register::<crate::frame::ops::sort::SortRun>();

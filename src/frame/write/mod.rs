@@ -32,14 +32,18 @@ use crate::storage::frame::SerializedSchema;
 use crate::storage::ipc::IpcCompression;
 use crate::storage::parquet::{ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS};
 
-pub use self::ops::{AppendTablePart, EncodeTablePart, FinishTableOutput, WriteTablePart};
+pub use self::ops::{
+    AppendTablePart, EncodeTablePart, FinishTableOutput, RegroupRows, WriteTablePart,
+};
 
 /// The dataset id of the output a plan writes.
 pub const OUTPUT: &str = "dst";
 /// The intermediate dataset of encoded parts (bytes).
 pub const ENCODED: &str = "encoded";
-/// The intermediate dataset of the assembling chain's states (JSON).
+/// The intermediate dataset of the assembling chain's states.
 pub const APPENDED: &str = "appended";
+/// The intermediate dataset of a Parquet file's regrouped parts (record batches).
+pub const GROUPED: &str = "grouped";
 
 /// The layout of a table output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -260,17 +264,59 @@ pub fn add_table_output(
                 .push(Dataset::new(id, "", "memory", DatasetRole::Intermediate));
         }
     }
+    // A Parquet file's row groups hold `row_group_rows` rows whatever the parts
+    // hold: the parts pass through a chain that carries the rows past the last
+    // whole group to the next part.
+    let regroup = output.format == TableFormat::Parquet && parts.len() > 1;
+    if regroup && !plan.datasets.iter().any(|d| d.id == GROUPED) {
+        plan.datasets.push(Dataset::new(
+            GROUPED,
+            "",
+            "memory",
+            DatasetRole::Intermediate,
+        ));
+    }
     let mut previous: Option<TaskId> = None;
+    let mut previous_group: Option<TaskId> = None;
     for (k, (part, producer)) in parts.iter().enumerate() {
         let bytes = unit(plan, *producer);
+        let mut encoded_input = part.clone();
+        let mut encode_deps = vec![*producer];
+        if regroup {
+            let mut inputs = vec![part.clone()];
+            let mut deps = vec![*producer];
+            if let Some(g) = previous_group {
+                inputs.push(DataRef::partition(GROUPED, k as u64 - 1));
+                deps.push(g);
+            }
+            let id = plan.push(Task {
+                inputs,
+                deps,
+                // Slices of batches already in the store.
+                memory_bytes: bytes,
+                unit_bytes: bytes,
+                ..Task::new(
+                    crate::convert::op_spec(&RegroupRows {
+                        output: OUTPUT.into(),
+                    }),
+                    DataRef::partition(GROUPED, k as u64),
+                    TaskKind::Release,
+                )
+            });
+            previous_group = Some(id);
+            encoded_input = DataRef::partition(GROUPED, k as u64);
+            encode_deps = vec![id];
+        }
         let encode = plan.push(Task {
-            inputs: vec![part.clone()],
-            deps: vec![*producer],
-            memory_bytes: 2 * bytes,
+            inputs: vec![encoded_input],
+            deps: encode_deps,
+            // The part (and rows carried into it), and its encoded pages.
+            memory_bytes: if regroup { 4 * bytes } else { 2 * bytes },
             unit_bytes: bytes,
             ..Task::new(
                 crate::convert::op_spec(&EncodeTablePart {
                     output: OUTPUT.into(),
+                    whole_groups: regroup && k + 1 < parts.len(),
                 }),
                 DataRef::partition(ENCODED, k as u64),
                 TaskKind::Compute,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -74,18 +75,30 @@ fn encode(
     out: &OpenOutput,
     key: &DataRef,
     format: TableFormat,
+    whole_groups_only: bool,
 ) -> Result<(Bytes, u64)> {
-    let (_, mut batches) = env.store.batches(key)?;
+    let (schema, mut batches) = env.store.batches(key)?;
     let options = &out.output.options;
     match format {
         TableFormat::Csv => crate::storage::csv::encode_part(options.delimiter, &mut batches),
-        TableFormat::Parquet | TableFormat::ParquetDir => parquet_parts::encode_part(
-            out.path(),
-            out.schema.clone(),
-            options.parquet(),
-            out.row_group_bytes(env),
-            &mut batches,
-        ),
+        TableFormat::Parquet | TableFormat::ParquetDir => {
+            let mut parquet = options.parquet();
+            let grouped = Grouped::of(&schema);
+            let mut rows: Box<dyn Iterator<Item = Result<RecordBatch>>> = batches;
+            if let Some(g) = grouped {
+                parquet.row_group_rows = usize::try_from(g.group_rows.max(1)).unwrap_or(usize::MAX);
+                if whole_groups_only {
+                    rows = Box::new(first_rows(rows, g.whole_rows));
+                }
+            }
+            parquet_parts::encode_part(
+                out.path(),
+                out.schema.clone(),
+                parquet,
+                out.row_group_bytes(env),
+                &mut rows,
+            )
+        }
         TableFormat::Ipc => ipc_parts::encode_part(
             out.path(),
             &out.schema,
@@ -95,12 +108,127 @@ fn encode(
     }
 }
 
+/// The first `n` rows of `batches`.
+fn first_rows(
+    batches: impl Iterator<Item = Result<RecordBatch>>,
+    n: u64,
+) -> impl Iterator<Item = Result<RecordBatch>> {
+    let mut left = n;
+    batches.map_while(move |b| {
+        if left == 0 {
+            return None;
+        }
+        Some(b.map(|b| {
+            let take = (b.num_rows() as u64).min(left);
+            left -= take;
+            b.slice(0, take as usize)
+        }))
+    })
+}
+
+/// Schema metadata keys of a regrouped entry (see [`RegroupRows`]).
+const WHOLE_ROWS: &str = "blockwise.whole_rows";
+const GROUP_ROWS: &str = "blockwise.group_rows";
+
+/// How a regrouped entry is cut into row groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Grouped {
+    /// Rows of the leading whole row groups.
+    whole_rows: u64,
+    /// Rows a row group holds.
+    group_rows: u64,
+}
+
+impl Grouped {
+    fn of(schema: &arrow::datatypes::Schema) -> Option<Self> {
+        let get = |k: &str| schema.metadata().get(k)?.parse::<u64>().ok();
+        Some(Grouped {
+            whole_rows: get(WHOLE_ROWS)?,
+            group_rows: get(GROUP_ROWS)?,
+        })
+    }
+
+    /// `schema` with this cut in its metadata.
+    fn mark(self, schema: &arrow::datatypes::Schema) -> arrow::datatypes::SchemaRef {
+        let mut metadata = schema.metadata().clone();
+        metadata.insert(WHOLE_ROWS.to_string(), self.whole_rows.to_string());
+        metadata.insert(GROUP_ROWS.to_string(), self.group_rows.to_string());
+        std::sync::Arc::new(schema.clone().with_metadata(metadata))
+    }
+}
+
+/// Cuts a Parquet file's rows into row groups of exactly `row_group_rows` rows
+/// whatever the parts hold: a chain that publishes, for part K (input 0), the rows
+/// the previous link left over (the rows of input 1 past its whole groups) followed
+/// by the part's rows, marking in the schema's metadata how many leading rows make
+/// whole row groups (`blockwise.whole_rows`) and how many rows a group holds
+/// (`blockwise.group_rows`: `row_group_rows`, or fewer when a group of that many
+/// rows would pass a share of the memory budget). The encoder of link K encodes the
+/// whole groups only (all rows, for the last link). Only slices of batches move: no
+/// value is copied in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegroupRows {
+    /// The id of the output dataset.
+    pub output: String,
+}
+
+impl Operation for RegroupRows {
+    const NAME: &'static str = "regroup_rows";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let out = open_output(env, &self.output)?;
+        let (part_schema, part) = env.store.batches(input(task, 0)?)?;
+        let part = part.collect::<Result<Vec<RecordBatch>>>()?;
+        let mut batches = Vec::new();
+        if let Some(previous) = task.inputs.get(1) {
+            let (schema, carried) = env.store.batches(previous)?;
+            let skip = Grouped::of(&schema).map_or(0, |g| g.whole_rows);
+            let mut skipped = 0u64;
+            for b in carried {
+                let b = b?;
+                let n = b.num_rows() as u64;
+                let from = skip.saturating_sub(skipped).min(n);
+                skipped += n;
+                if from < n {
+                    batches.push(b.slice(from as usize, (n - from) as usize));
+                }
+            }
+        }
+        // The part's own rows tell the width of a row (carried slices would count
+        // the whole buffers they are cut from).
+        let (part_rows, part_bytes) = part.iter().fold((0u64, 0u64), |(r, m), b| {
+            (r + b.num_rows() as u64, m + crate::memory::batch_memory(b))
+        });
+        batches.extend(part);
+        let total: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let row_bytes = part_bytes.checked_div(part_rows).unwrap_or(1).max(1);
+        let cap_rows = (out.row_group_bytes(env) as u64 / row_bytes).max(1);
+        let group_rows = out.output.options.row_group_rows.clamp(1, cap_rows);
+        let grouped = Grouped {
+            whole_rows: total / group_rows * group_rows,
+            group_rows,
+        };
+        let schema = grouped.mark(&part_schema);
+        let batches = batches
+            .into_iter()
+            .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        env.store
+            .put(&task.output, Entry::Batches { schema, batches })
+    }
+}
+
 /// Formats one part of a single-file output: reads record batches (input 0) and
 /// publishes the encoded bytes (a CSV text, a complete small Parquet or IPC file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncodeTablePart {
     /// The id of the output dataset (its meta is a [`TableOutput`]).
     pub output: String,
+    /// Parquet: encode only the whole row groups of a regrouped part (see
+    /// [`RegroupRows`]); the rest is carried to the next.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_groups: bool,
 }
 
 impl Operation for EncodeTablePart {
@@ -113,7 +241,13 @@ impl Operation for EncodeTablePart {
         // handed to the store, which reserves them itself.
         let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
         env.reserve(&mut reservation, task.unit_bytes)?;
-        let (bytes, rows) = encode(env, &out, input(task, 0)?, out.output.format)?;
+        let (bytes, rows) = encode(
+            env,
+            &out,
+            input(task, 0)?,
+            out.output.format,
+            self.whole_groups,
+        )?;
         drop(reservation);
         env.store.put(&task.output, Entry::Bytes(bytes))?;
         env.emit(Event::RowsWritten(rows));
@@ -394,7 +528,7 @@ impl Operation for WriteTablePart {
         let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
         env.reserve(&mut reservation, task.unit_bytes)?;
         let (bytes, rows) = match task.inputs.first() {
-            Some(key) => encode(env, &out, key, TableFormat::Parquet)?,
+            Some(key) => encode(env, &out, key, TableFormat::Parquet, false)?,
             None => (Bytes::from(empty_output(&out)?), 0),
         };
         let target = dir.join(part_file_name(index));

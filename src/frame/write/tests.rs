@@ -47,6 +47,10 @@ fn params_round_trip_as_json() {
     }
     round_trip(EncodeTablePart {
         output: "dst".into(),
+        whole_groups: true,
+    });
+    round_trip(RegroupRows {
+        output: "dst".into(),
     });
     round_trip(AppendTablePart {
         output: "dst".into(),
@@ -78,6 +82,27 @@ fn params_round_trip_as_json() {
 /// and the output's tasks; runs the output's tasks wave by wave through `run_task`,
 /// every append and finish twice; returns the rows read back.
 fn write_and_read(format: TableFormat, parts: &[Vec<RecordBatch>]) -> Vec<RecordBatch> {
+    let (_dir, staged) = write(format, parts);
+    let from = match format {
+        TableFormat::Csv => Format::Csv,
+        TableFormat::Parquet | TableFormat::ParquetDir => Format::Parquet,
+        TableFormat::Ipc => Format::Ipc,
+    };
+    let source = crate::storage::open_frame(&staged, from, &FrameReadOptions::default()).unwrap();
+    let mut out = Vec::new();
+    for p in 0..source.num_partitions() {
+        for b in source.read_partition(p).unwrap() {
+            out.push(b.unwrap());
+        }
+    }
+    out
+}
+
+/// Writes `parts` as [`write_and_read`] does; returns the directory and the output.
+fn write(
+    format: TableFormat,
+    parts: &[Vec<RecordBatch>],
+) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let workdir = dir.path().join("work");
     let staged = workdir.join("output");
@@ -174,19 +199,7 @@ fn write_and_read(format: TableFormat, parts: &[Vec<RecordBatch>]) -> Vec<Record
     for id in &done {
         assert!(store.contains(&plan.tasks[*id as usize].output));
     }
-    let from = match format {
-        TableFormat::Csv => Format::Csv,
-        TableFormat::Parquet | TableFormat::ParquetDir => Format::Parquet,
-        TableFormat::Ipc => Format::Ipc,
-    };
-    let source = crate::storage::open_frame(&staged, from, &FrameReadOptions::default()).unwrap();
-    let mut out = Vec::new();
-    for p in 0..source.num_partitions() {
-        for b in source.read_partition(p).unwrap() {
-            out.push(b.unwrap());
-        }
-    }
-    out
+    (dir, staged)
 }
 
 fn column_i64(batches: &[RecordBatch], i: usize) -> Vec<i64> {
@@ -229,6 +242,19 @@ fn every_format_assembles_parts_run_task_by_task_with_duplicates() {
             assert_eq!(got.column(c), all.column(c), "{format:?} column {c}");
         }
     }
+}
+
+#[test]
+fn a_parquet_file_has_row_groups_of_the_given_rows_whatever_the_parts() {
+    // Parts of 11, 0, 1 and 20 rows, groups of 5: 5, 5, 5, 5, 5, 5 and the last 2.
+    let (dir, staged) = write(TableFormat::Parquet, &parts());
+    let bytes = bytes::Bytes::from(std::fs::read(&staged).unwrap());
+    let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes)
+        .unwrap();
+    let sizes: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+    assert_eq!(sizes, vec![5, 5, 5, 5, 5, 5, 2]);
+    drop(dir);
 }
 
 #[test]
