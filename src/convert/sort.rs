@@ -54,7 +54,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
         .map_err(|e| Error::Internal(format!("source description to JSON: {e}")))?;
     let mut plan = Plan::new();
     plan.datasets.push(c.src_dataset(meta));
-    let parts = add_sort(&mut plan, "src", &units, &keys, batch_rows, sizing);
+    let parts = add_sort(&mut plan, "src", &units, &schema, &keys, batch_rows, sizing)?;
     add_table_output(&mut plan, &output, &parts, c.sizing.threads + 1)?;
     c.finish(&mut plan);
     Ok(Some(plan))

@@ -54,6 +54,10 @@ const MIN_FAN_IN: u64 = 8;
 /// budget ([`ExternalSort::read_batch_rows`]).
 const MIN_RUN_BATCHES: u64 = 4;
 
+/// Rows per batch of a run at least when batches are sized from the ranges
+/// (`merge_batch_rows`): fewer would cost more per batch than they save.
+const MIN_RANGE_BATCH_ROWS: u64 = 512;
+
 /// Bytes a batch may take read back from a spill file beyond what it took written,
 /// per column and per batch (measured: none; IPC pads buffers to 8 bytes).
 const READ_PADDING: u64 = 8;
@@ -235,6 +239,35 @@ pub fn read_batch_rows(schema: &SchemaRef, keys: &[SortKey], run_bytes: u64) -> 
         row_guess(schema, &columns, &encoder),
         run_bytes.max(1),
     ))
+}
+
+/// Rows per batch of the runs of a sort of `schema` by `keys` (at most `rows`):
+/// small enough that a merge of `runs` runs fits `merge_bytes` (it holds about two
+/// batches a run, `ExternalSort::merge_cost`), and that a range merge, one of
+/// `ranges` over `input_bytes` of input, reads little of the batches it starts and
+/// ends in beyond its range (a quarter of what it merges of each run).
+///
+/// # Errors
+/// As [`ExternalSort::new`].
+pub fn merge_batch_rows(
+    schema: &SchemaRef,
+    keys: &[SortKey],
+    merge_bytes: u64,
+    runs: usize,
+    ranges: usize,
+    input_bytes: u64,
+    rows: usize,
+) -> Result<usize> {
+    let (columns, encoder) = key_layout(schema, keys)?;
+    let (data, key) = row_guess(schema, &columns, &encoder);
+    let padding = READ_PADDING * (schema.fields().len() as u64 + 1);
+    let per_run = merge_bytes / (2 * runs as u64 + 1);
+    let fit = per_run.saturating_sub(padding) / (data + key);
+    // Decoded, a table takes about twice its text (1.7 times, db-benchmark's).
+    let table_rows = input_bytes.saturating_mul(2) / data.max(1);
+    let in_range = table_rows / (4 * (ranges.max(1) * runs.max(1)) as u64);
+    let wanted = in_range.max(MIN_RANGE_BATCH_ROWS).min(fit);
+    Ok((wanted as usize).clamp(1, rows.clamp(1, RUN_BATCH_ROWS)))
 }
 
 /// The output of a merge written to spill files.

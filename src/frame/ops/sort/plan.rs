@@ -2,15 +2,19 @@
 //! one `cut_ranges` once every run exists, and `merge_range` tasks, one a key range,
 //! whose entries are the sorted output's parts in order.
 //!
-//! Budgets: runs being made on every thread hold half the limit together; a range
-//! merge holds at most three eighths of it (more runs are merged in passes, and a
-//! merge the pool refuses, others holding the rest, merges in smaller passes), and a
-//! sixteenth of the input at most goes to one range, so that the output's tasks
-//! encode parts of bounded size. What the entries hold between tasks is the
-//! store's (reserved, spilled least recently used first).
+//! Budgets: runs being made on every thread hold half the limit together; range
+//! merges on every thread hold a third of it together (the runs' batches are sized
+//! so that every run fits one merge; a merge the pool refuses, others holding the
+//! rest, merges in smaller passes through spill files), and a sixteenth of the
+//! input at most goes to one range, so that the output's tasks encode parts of
+//! bounded size. What the entries hold between tasks is the store's (reserved,
+//! spilled least recently used first).
+
+use arrow::datatypes::SchemaRef;
 
 use super::ops::{CutRanges, MergeRange, SortRun};
-use super::SortKey;
+use super::{merge_batch_rows, SortKey};
+use crate::error::Result;
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Operation, Plan, Task, TaskId, TaskKind};
 
 /// Key ranges a thread at least: small ranges keep what waits for the output small
@@ -22,10 +26,14 @@ const RANGES_PER_THREAD: usize = 8;
 const RANGE_SHARE: u64 = 16;
 
 /// Bytes a run holds while it is made, per byte of CSV input it covers: its decoded
-/// batches (about 1.5 times the text for typical tables), their sorted copy, the
-/// keys and order, and the next batch read. A partition of the run budget divided by
-/// this makes one run; a larger one makes several, merged before they are published.
-const RUN_BYTES_PER_INPUT_BYTE: u64 = 5;
+/// batches (1.7 times the text of db-benchmark's table), their sorted copy, the
+/// keys and order, and the next batch read (measured: 5.8). A partition of the run
+/// budget divided by this makes one run; a larger one makes several, merged before
+/// they are published.
+const RUN_BYTES_PER_INPUT_BYTE: u64 = 7;
+
+/// Bytes of input a row takes at least, to count a run's batches (and fences).
+const INPUT_BYTES_PER_ROW: u64 = 8;
 
 /// Bytes a task reading the runs holds a run besides its fences: its description.
 const BYTES_PER_RUN: u64 = 64;
@@ -76,24 +84,23 @@ impl SortSizing {
             .max(1)
     }
 
-    /// The most one merge of `runs` runs may hold: three eighths of the limit, less
-    /// what the runs' descriptions take (with a pass's output, half the limit).
-    fn merge_bytes(&self, runs: usize) -> u64 {
-        (self.memory_limit / 8 * 3)
-            .saturating_sub(self.descriptions_bytes(runs))
-            .max(self.memory_limit / 8)
+    /// The most one range merge may hold: a third of the limit shared by the
+    /// threads (every thread merges a range at once), less what the runs'
+    /// `descriptions` take.
+    fn merge_bytes(&self, descriptions: u64) -> u64 {
+        let share = self.memory_limit / (3 * self.threads.max(1) as u64);
+        share.saturating_sub(descriptions).max(share / 2).max(1)
+    }
+
+    /// Fences a run keeps, at most, when there are `runs` of partitions of
+    /// `largest` bytes of input at most, in batches of `batch_rows`: one a batch,
+    /// within a share of the limit.
+    fn max_fences(&self, runs: usize, largest: u64, batch_rows: usize) -> usize {
+        let share = self.memory_limit / (FENCE_SHARE * BYTES_PER_FENCE * runs.max(1) as u64);
+        let batches = largest / (INPUT_BYTES_PER_ROW * batch_rows.max(1) as u64) + 1;
+        usize::try_from(share.min(batches))
+            .unwrap_or(usize::MAX)
             .max(1)
-    }
-
-    /// Fences a run keeps, at most, when there are `runs`: a share of the limit.
-    fn max_fences(&self, runs: usize) -> usize {
-        let n = self.memory_limit / (FENCE_SHARE * BYTES_PER_FENCE * runs.max(1) as u64);
-        usize::try_from(n).unwrap_or(usize::MAX).max(1)
-    }
-
-    /// What the runs' descriptions take where they are all read.
-    fn descriptions_bytes(&self, runs: usize) -> u64 {
-        runs as u64 * (BYTES_PER_RUN + BYTES_PER_FENCE * self.max_fences(runs) as u64)
     }
 
     /// What a merge pass holds of merged rows before writing them out.
@@ -111,19 +118,23 @@ impl SortSizing {
     }
 }
 
-/// Adds to `plan` the sort by `keys` of the table dataset `src` (already listed, its
-/// `meta` a [`crate::storage::SourceMeta`]), whose partitions cover `units` bytes of
-/// input each, in batches of `batch_rows` rows; adds the intermediate datasets
-/// `runs`, `fences` and `ranges`. Returns the sorted output's parts, in order: each
-/// range's entry and the task that publishes it.
+/// Adds to `plan` the sort by `keys` of the table dataset `src` of `schema`
+/// (already listed, its `meta` a [`crate::storage::SourceMeta`]), whose partitions
+/// cover `units` bytes of input each, read in batches of `read_rows` rows; adds the
+/// intermediate datasets `runs`, `fences` and `ranges`. Returns the sorted output's
+/// parts, in order: each range's entry and the task that publishes it.
+///
+/// # Errors
+/// Usage errors for unknown key columns; keys the row format cannot order.
 pub fn add_sort(
     plan: &mut Plan,
     src: &str,
     units: &[u64],
+    schema: &SchemaRef,
     keys: &[SortKey],
-    batch_rows: usize,
+    read_rows: usize,
     sizing: SortSizing,
-) -> Vec<(DataRef, TaskId)> {
+) -> Result<Vec<(DataRef, TaskId)>> {
     for id in ["runs", "fences", "ranges"] {
         plan.datasets
             .push(Dataset::new(id, id, "entries", DatasetRole::Intermediate));
@@ -131,15 +142,30 @@ pub fn add_sort(
     let run_bytes = sizing.run_bytes();
     // An empty table still makes one (empty) run, which carries the schema.
     let partitions = units.len().max(1);
+    let largest = units.iter().copied().max().unwrap_or(0);
+    let max_fences = sizing.max_fences(partitions, largest, read_rows);
+    // What the runs' descriptions take where they are all read.
+    let descriptions = partitions as u64 * (BYTES_PER_RUN + BYTES_PER_FENCE * max_fences as u64);
+    let merge_bytes = sizing.merge_bytes(descriptions);
+    // Batches small enough that every run fits one merge.
+    let input_bytes: u64 = units.iter().sum();
+    let ranges = sizing.ranges(input_bytes);
+    let batch_rows = merge_batch_rows(
+        schema,
+        keys,
+        merge_bytes,
+        partitions,
+        ranges,
+        input_bytes,
+        read_rows,
+    )?;
     let sort_run = SortRun {
         keys: keys.to_vec(),
         run_bytes,
         batch_rows,
-        merge_bytes: sizing.merge_bytes(partitions),
-        max_fences: sizing.max_fences(partitions),
+        merge_bytes,
+        max_fences,
     };
-    let input_bytes: u64 = units.iter().sum();
-    let ranges = sizing.ranges(input_bytes);
     let runs: Vec<(DataRef, TaskId)> = (0..partitions)
         .map(|i| {
             let unit = units.get(i).copied().unwrap_or(0);
@@ -160,18 +186,18 @@ pub fn add_sort(
     let cut = plan.push(Task {
         inputs: runs.iter().map(|(r, _)| r.clone()).collect(),
         deps: runs.iter().map(|(_, t)| *t).collect(),
-        memory_bytes: sizing.descriptions_bytes(partitions),
+        memory_bytes: descriptions,
         ..Task::new(op_spec(&cut), DataRef::whole("fences"), TaskKind::Compute)
     });
     // What a range's part takes, when the keys spread evenly.
     let range_bytes = input_bytes / ranges as u64;
-    (0..ranges)
+    Ok((0..ranges)
         .map(|p| {
             let merge = MergeRange {
                 keys: keys.to_vec(),
                 range: p,
                 batch_rows,
-                merge_bytes: sizing.merge_bytes(partitions),
+                merge_bytes,
             };
             let output = DataRef::partition("ranges", p as u64);
             let id = plan.push(Task {
@@ -179,15 +205,13 @@ pub fn add_sort(
                     .chain(runs.iter().map(|(r, _)| r.clone()))
                     .collect(),
                 deps: vec![cut],
-                memory_bytes: sizing.merge_bytes(partitions)
-                    + sizing.pass_bytes()
-                    + sizing.descriptions_bytes(partitions),
+                memory_bytes: merge_bytes + sizing.pass_bytes() + descriptions,
                 unit_bytes: range_bytes,
                 ..Task::new(op_spec(&merge), output.clone(), TaskKind::Compute)
             });
             (output, id)
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -207,7 +231,19 @@ mod tests {
             column: "id".into(),
             descending: false,
         }];
-        let parts = add_sort(&mut plan, "src", &[10, 20, 30], &keys, 1024, sizing);
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, true),
+        ]));
+        let parts = add_sort(
+            &mut plan,
+            "src",
+            &[10, 20, 30],
+            &schema,
+            &keys,
+            1024,
+            sizing,
+        )
+        .unwrap();
         plan.validate().unwrap();
         assert_eq!(parts.len(), 16);
         assert_eq!(plan.tasks.len(), 3 + 1 + 16);
