@@ -74,8 +74,11 @@ impl LocalExecutor {
             .enumerate()
             .map(|(i, d)| (d.id.as_str(), i))
             .collect();
-        let is_intermediate =
-            |r: &DataRef| dataset_index.get(r.dataset()).is_some_and(|&i| intermediate[i]);
+        let is_intermediate = |r: &DataRef| {
+            dataset_index
+                .get(r.dataset())
+                .is_some_and(|&i| intermediate[i])
+        };
         // Consumers still to finish, for each intermediate a needed task reads.
         let mut consumers: HashMap<&DataRef, AtomicU32> = HashMap::new();
         for task in plan.tasks.iter().filter(|t| needed[t.id as usize]) {
@@ -115,7 +118,8 @@ impl LocalExecutor {
             } else {
                 // Its output is written elsewhere (a chunk of the output array): the
                 // mark is what a resumed run looks for.
-                env.store.put(&task.output, Entry::Json(serde_json::Value::Null))?;
+                env.store
+                    .put(&task.output, Entry::Json(serde_json::Value::Null))?;
             }
             if !consumers.is_empty() {
                 for r in &task.inputs {
