@@ -104,7 +104,7 @@ fn a_spilling_sort_stays_within_the_limit_and_sorts_every_row() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(
-        !err.contains("\"spill_files\":0,"),
+        !err.contains("\"spilled_bytes\":0,"),
         "the sort must spill at this limit: {err}"
     );
     let peak = common::peak_rss(&out);
