@@ -89,6 +89,7 @@ def test_a_worker_killed_during_a_sort_loses_no_finished_work(cluster, tmp_path)
         if len(published) >= 3:
             break
         time.sleep(0.02)
+    assert thread.is_alive(), "the sort finished before a worker could be killed"
     victim = sorted(pids.values())[0]
     os.kill(victim, signal.SIGKILL)
     thread.join(timeout=600)
