@@ -130,5 +130,8 @@ fn a_spilling_sort_by_one_number_is_the_same_from_convert_and_from_its_tasks() {
 
 #[test]
 fn a_spilling_sort_by_two_keys_is_the_same_from_convert_and_from_its_tasks() {
-    sort_three_ways("name,x:desc", "[('name', 'ascending'), ('x', 'descending')]");
+    sort_three_ways(
+        "name,x:desc",
+        "[('name', 'ascending'), ('x', 'descending')]",
+    );
 }
