@@ -25,8 +25,8 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The output already exists and `--overwrite` was not given.
-    #[error("{path} already exists; pass --overwrite to replace it")]
+    /// The output already exists and replacing it was not asked for.
+    #[error("{path} already exists; pass {} to replace it", flag("overwrite"))]
     OutputExists {
         /// The existing output.
         path: PathBuf,
@@ -200,9 +200,11 @@ pub enum Error {
     Cancelled,
 
     /// An option's value is out of range or does not apply to this job.
-    #[error("{option} {}: {reason}", quoted(value))]
+    #[error("{}: {reason}", option_value(option, value))]
     InvalidOption {
-        /// The option, as the user spells it (`--threads`, `--chunks`, ...).
+        /// The option's name in snake case (`threads`, `row_group_size`), spelled
+        /// for the user by the front end (see [`set_spelling`]); or an environment
+        /// variable (`BLOCKWISE_MEMORY_LIMIT`).
         option: &'static str,
         /// The value given.
         value: String,
@@ -389,6 +391,59 @@ pub enum Error {
     /// A bug or an invariant that did not hold.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// How messages spell options: each front end says once how its users write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spelling {
+    /// As a library: `option row_group_size "0"`, `the overwrite option`.
+    Library,
+    /// As the command line: `--row-group-size "0"`, `--overwrite`.
+    CommandLine,
+    /// As Python keyword arguments: `row_group_size="0"`, `overwrite=True`.
+    Python,
+}
+
+static SPELLING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets how this process's messages spell options (the front end calls it once).
+pub fn set_spelling(spelling: Spelling) {
+    SPELLING.store(spelling as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn spelling() -> Spelling {
+    match SPELLING.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => Spelling::CommandLine,
+        2 => Spelling::Python,
+        _ => Spelling::Library,
+    }
+}
+
+/// Whether `name` is an environment variable (upper case), spelled as it is.
+fn is_env(name: &str) -> bool {
+    name.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// Option `name` given `value`, as the user wrote it.
+fn option_value(name: &str, value: &str) -> String {
+    let value = quoted(value);
+    if is_env(name) {
+        return format!("{name} {value}");
+    }
+    match spelling() {
+        Spelling::Library => format!("option {name} {value}"),
+        Spelling::CommandLine => format!("--{} {value}", name.replace('_', "-")),
+        Spelling::Python => format!("{name}={value}"),
+    }
+}
+
+/// A boolean option `name` turned on, as the user would write it.
+fn flag(name: &str) -> String {
+    match spelling() {
+        Spelling::Library => format!("the {name} option"),
+        Spelling::CommandLine => format!("--{}", name.replace('_', "-")),
+        Spelling::Python => format!("{name}=True"),
+    }
 }
 
 /// A user's value in quotes without Rust's escaping: double quotes, or single ones

@@ -7,6 +7,7 @@ use blockwise::storage::atomic::remove_all_temps;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 fn main() -> ExitCode {
+    blockwise::error::set_spelling(blockwise::error::Spelling::CommandLine);
     let cancel = CancelToken::new();
     watch_signals(cancel.clone());
     match blockwise::cli::run(cancel.clone()) {

@@ -383,18 +383,18 @@ fn read_only_destination_directory_is_exit_2() {
 fn trailing_slash_on_a_file_destination_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let src = small_csv(dir.path(), "a.csv");
-    for (dst, extra) in [
-        ("out.parquet/", &[][..]),
-        ("out.csv/", &[][..]),
-        ("out/", &["--to", "ipc"][..]),
-    ] {
+    for (dst, extra) in [("out.csv/", &[][..]), ("out/", &["--to", "ipc"][..])] {
         let dst = format!("{}/{dst}", dir.path().display());
         let out = convert(&src, Path::new(&dst), extra);
         refused(&out, &[&dst, "trailing slash", "single file"], dir.path());
     }
     assert_eq!(entries(dir.path()), vec!["a.csv"]);
-    // A directory output may be named with one.
+    // A directory output may be named with one; Parquet then is a directory of
+    // parts, as `--to parquet-dir` writes.
     let dst = format!("{}/out.zarr/", dir.path().display());
     common::convert_ok(&src, Path::new(&dst), &[]);
     assert!(dir.path().join("out.zarr/zarr.json").is_file());
+    let dst = format!("{}/out.parquet/", dir.path().display());
+    common::convert_ok(&src, Path::new(&dst), &[]);
+    assert!(dir.path().join("out.parquet/part.0.parquet").is_file());
 }

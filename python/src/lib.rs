@@ -167,6 +167,7 @@ fn version() -> &'static str {
 
 #[pymodule]
 fn _blockwise(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    blockwise::error::set_spelling(blockwise::error::Spelling::Python);
     m.add_function(wrap_pyfunction!(convert, m)?)?;
     m.add_function(wrap_pyfunction!(plan_convert, m)?)?;
     m.add_function(wrap_pyfunction!(plan_waves, m)?)?;

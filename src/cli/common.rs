@@ -19,16 +19,16 @@ pub struct JobArgs {
     #[arg(long, value_parser = parse_memory_limit, allow_negative_numbers = true)]
     pub memory_limit: Option<u64>,
     /// Reserved-bytes fraction of the limit above which blocks spill, or off [default: 0.60; env BLOCKWISE_MEMORY_TARGET]
-    #[arg(long, value_parser = |s: &str| threshold_option("--memory-target", s))]
+    #[arg(long, value_parser = |s: &str| threshold_option("memory_target", s))]
     pub memory_target: Option<f64>,
     /// RSS fraction of the limit above which blocks spill, or off [default: 0.70; env BLOCKWISE_MEMORY_SPILL]
-    #[arg(long, value_parser = |s: &str| threshold_option("--memory-spill", s))]
+    #[arg(long, value_parser = |s: &str| threshold_option("memory_spill", s))]
     pub memory_spill: Option<f64>,
     /// RSS fraction of the limit above which no new task starts, or off [default: 0.80; env BLOCKWISE_MEMORY_PAUSE]
-    #[arg(long, value_parser = |s: &str| threshold_option("--memory-pause", s))]
+    #[arg(long, value_parser = |s: &str| threshold_option("memory_pause", s))]
     pub memory_pause: Option<f64>,
     /// RSS fraction of the limit at which the job is cancelled, or off [default: 0.95; env BLOCKWISE_MEMORY_TERMINATE]
-    #[arg(long, value_parser = |s: &str| threshold_option("--memory-terminate", s))]
+    #[arg(long, value_parser = |s: &str| threshold_option("memory_terminate", s))]
     pub memory_terminate: Option<f64>,
     /// Directory for spill files [default: the system temp dir]
     #[arg(long)]
@@ -204,7 +204,7 @@ pub fn size_option(option: &'static str, text: &str) -> Result<u64> {
 /// # Errors
 /// [`Error::InvalidOption`].
 pub fn parse_memory_limit(text: &str) -> Result<u64> {
-    memory_limit_option("--memory-limit", text)
+    memory_limit_option("memory_limit", text)
 }
 
 /// The smallest memory limit accepted: room for a few batches of a narrow table. Below
@@ -239,7 +239,7 @@ fn threshold_option(option: &'static str, text: &str) -> Result<f64> {
 /// # Errors
 /// [`Error::InvalidOption`].
 pub fn parse_blocksize(text: &str) -> Result<u64> {
-    size_option("--blocksize", text)
+    size_option("blocksize", text)
 }
 
 /// Parses a count that must be at least 1 (and at most `max`).
@@ -262,7 +262,7 @@ fn count_option(option: &'static str, text: &str, max: usize) -> Result<usize> {
 /// # Errors
 /// [`Error::InvalidOption`].
 pub fn parse_threads(text: &str) -> Result<usize> {
-    count_option("--threads", text, MAX_THREADS)
+    count_option("threads", text, MAX_THREADS)
 }
 
 /// Parses `--row-group-size`: rows per Parquet row group, at least 1.
@@ -270,7 +270,7 @@ pub fn parse_threads(text: &str) -> Result<usize> {
 /// # Errors
 /// [`Error::InvalidOption`].
 pub fn parse_row_group_size(text: &str) -> Result<usize> {
-    count_option("--row-group-size", text, i64::MAX as usize)
+    count_option("row_group_size", text, i64::MAX as usize)
 }
 
 /// Parses one `--row-groups` index: a whole number from 0.
@@ -281,7 +281,7 @@ pub fn parse_row_group(text: &str) -> Result<usize> {
     text.trim()
         .parse::<usize>()
         .map_err(|_| Error::InvalidOption {
-            option: "--row-groups",
+            option: "row_groups",
             value: text.to_string(),
             reason: "is not a row group index; write indices from 0, comma-separated, \
                      e.g. 0,2"
@@ -297,7 +297,7 @@ pub fn parse_row_group(text: &str) -> Result<usize> {
 /// [`Error::InvalidOption`] saying which rule the value breaks.
 pub fn parse_delimiter(text: &str) -> Result<u8> {
     let invalid = |reason: &str| Error::InvalidOption {
-        option: "--delimiter",
+        option: "delimiter",
         value: text.to_string(),
         reason: reason.into(),
     };
@@ -375,7 +375,7 @@ mod tests {
         assert!(matches!(
             e,
             Error::InvalidOption {
-                option: "--memory-limit",
+                option: "memory_limit",
                 ..
             }
         ));
@@ -394,7 +394,7 @@ mod tests {
             assert!(matches!(
                 parse_row_group(bad),
                 Err(Error::InvalidOption {
-                    option: "--row-groups",
+                    option: "row_groups",
                     ..
                 })
             ));
@@ -413,7 +413,7 @@ mod tests {
                 matches!(
                     e,
                     Error::InvalidOption {
-                        option: "--delimiter",
+                        option: "delimiter",
                         ..
                     }
                 ),

@@ -84,7 +84,7 @@ pub fn parse_dtypes(items: &[String]) -> Result<Vec<(String, arrow::datatypes::D
         .iter()
         .map(|item| {
             let invalid = |reason: String| Error::InvalidOption {
-                option: "--dtype",
+                option: "dtype",
                 value: item.clone(),
                 reason,
             };
@@ -114,7 +114,7 @@ fn check_blocksize_applies(args: &Args, blocksize: u64) -> Result<()> {
         return Ok(());
     }
     Err(Error::InvalidOption {
-        option: "--blocksize",
+        option: "blocksize",
         value: blocksize.to_string(),
         reason: format!(
             "cuts CSV input into partitions; {} input is read by its own {}",

@@ -94,7 +94,7 @@ fn check_task_count(tasks: u64, target: &[u64], limit: u64) -> Result<()> {
         return Ok(());
     }
     Err(Error::InvalidOption {
-        option: "--chunks",
+        option: "chunks",
         value: target
             .iter()
             .map(u64::to_string)

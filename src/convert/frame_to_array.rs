@@ -74,7 +74,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     };
     if chunk_shape.len() != 2 {
         return Err(Error::InvalidOption {
-            option: "--chunks",
+            option: "chunks",
             value: chunk_shape
                 .iter()
                 .map(u64::to_string)
@@ -93,7 +93,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     let block_bytes =
         crate::grid::checked_nbytes(&[chunk_shape[0], ncols], item).ok_or_else(|| {
             Error::InvalidOption {
-                option: "--chunks",
+                option: "chunks",
                 value: format!("{},{ncols}", chunk_shape[0]),
                 reason: "a chunk that large does not fit in 64 bits".into(),
             }

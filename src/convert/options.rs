@@ -26,7 +26,7 @@ impl ChunkSpec {
             .map(|p| match p.trim().parse::<u64>() {
                 Ok(n) if n > 0 => Ok(n),
                 _ => Err(Error::InvalidOption {
-                    option: "--chunks",
+                    option: "chunks",
                     value: text.to_string(),
                     reason: format!(
                         "'{}' is not a positive integer; write one size per axis, e.g. \
@@ -125,7 +125,7 @@ impl ConvertOptions {
                     ChunkSpec::Shape(s) => join(s),
                 };
                 return refuse(
-                    "--chunks",
+                    "chunks",
                     value,
                     format!("chunks shape arrays; {} output is a table", to.name()),
                 );
@@ -134,7 +134,7 @@ impl ConvertOptions {
         if let Some(groups) = &self.read.row_groups {
             if from != Format::Parquet {
                 return refuse(
-                    "--row-groups",
+                    "row_groups",
                     join(groups),
                     format!("row groups are Parquet's; the input is {}", from.name()),
                 );
@@ -143,7 +143,7 @@ impl ConvertOptions {
         if let Some((column, dtype)) = self.read.dtypes.first() {
             if from != Format::Csv {
                 return refuse(
-                    "--dtype",
+                    "dtype",
                     format!("{column}={}", crate::storage::type_name(dtype)),
                     format!(
                         "types are forced on CSV input only; {} input has its own types",
@@ -154,7 +154,7 @@ impl ConvertOptions {
         }
         if self.read.delimiter != b',' && from != Format::Csv && to != Format::Csv {
             return refuse(
-                "--delimiter",
+                "delimiter",
                 (self.read.delimiter as char).to_string(),
                 format!(
                     "neither the input ({}) nor the output ({}) is CSV",
@@ -166,7 +166,7 @@ impl ConvertOptions {
         if let Some(rows) = self.row_group_rows {
             if to != Format::Parquet {
                 return refuse(
-                    "--row-group-size",
+                    "row_group_size",
                     rows.to_string(),
                     format!("row groups are Parquet's; the output is {}", to.name()),
                 );
@@ -180,7 +180,7 @@ impl ConvertOptions {
                     .collect::<Vec<_>>()
                     .join(",");
                 return refuse(
-                    "--sort-by",
+                    "sort_by",
                     value,
                     "sorts tables; both the input and the output must be tables".into(),
                 );
@@ -195,7 +195,7 @@ impl ConvertOptions {
                 .find_map(|(i, c)| columns[..i].contains(c).then_some(c))
             {
                 return refuse(
-                    "--columns",
+                    "columns",
                     columns.join(","),
                     format!(
                         "names the column {} twice; name each column once",
@@ -205,7 +205,7 @@ impl ConvertOptions {
             }
             if from.kind() == Kind::Array {
                 return refuse(
-                    "--columns",
+                    "columns",
                     columns.join(","),
                     format!(
                         "columns select from tables; {} input is an array",

@@ -110,7 +110,7 @@ pub(super) fn array_layout(
 ) -> Result<ArrayLayout> {
     if chunk_shape.len() != shape.len() {
         return Err(Error::InvalidOption {
-            option: "--chunks",
+            option: "chunks",
             value: chunk_text(chunk_shape),
             reason: format!(
                 "it has {} dimensions but the array has {} (shape {}); give one size per axis",
@@ -249,7 +249,7 @@ mod array_sink_tests {
         let text = e.to_string();
         assert_eq!(e.exit_code(), 2);
         assert!(
-            text.contains("--chunks") && text.contains("[4, 6]"),
+            text.contains("chunks") && text.contains("[4, 6]"),
             "{text}"
         );
     }

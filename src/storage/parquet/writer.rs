@@ -432,7 +432,7 @@ fn writer_properties(schema: &Schema, options: &ParquetWriteOptions) -> Result<W
     let compression = match options.zstd_level {
         Some(level) => {
             Compression::ZSTD(ZstdLevel::try_new(level).map_err(|e| Error::InvalidOption {
-                option: "--compression",
+                option: "compression",
                 value: format!("zstd:{level}"),
                 reason: e.to_string(),
             })?)
