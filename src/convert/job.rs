@@ -130,6 +130,19 @@ impl Operation for PublishOutput {
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let dst = PathBuf::from(&env.dataset(task.output.dataset())?.path);
         let staged = Path::new(&self.staged);
+        // Only the output staged in the plan's own working directory is published: an
+        // edited plan must not move some other file or directory into DST.
+        if staged != workdir_of(env.plan)?.join(STAGED_OUTPUT) {
+            return Err(Error::BadPlan {
+                reason: format!(
+                    "task {} publishes {}, which is not the output staged in the plan's \
+                     working directory {}",
+                    task.id,
+                    staged.display(),
+                    env.plan.workdir
+                ),
+            });
+        }
         crate::storage::atomic::publish(staged, &dst, self.overwrite)
     }
 }

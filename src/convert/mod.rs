@@ -150,6 +150,9 @@ pub fn plan_convert(
     let options = &fit_options(src, from, options, sizing);
     // The checks `convert` makes, now (nothing is created).
     drop(AtomicOutput::new(dst, &output_spec(&[src], to, options))?);
+    // The plan may run in another directory (`run-task` on a cluster node): every
+    // path it holds is absolute.
+    let (src, dst) = (&absolute(src)?, &absolute(dst)?);
     let workdir = plan_workdir(dst, &fresh_plan_id())?;
     let conversion = Conversion {
         src,
@@ -168,6 +171,16 @@ pub fn plan_convert(
     })?;
     plan.workdir = workdir.display().to_string();
     Ok(plan)
+}
+
+/// `path` made absolute against the current directory, as written otherwise (a
+/// trailing `/` kept: it says a Parquet DST is a directory of parts).
+fn absolute(path: &Path) -> Result<std::path::PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    Ok(cwd.join(path))
 }
 
 /// A plan id: 16 hex digits from the time, the process and a counter, so that two

@@ -282,7 +282,9 @@ impl Plan {
             .map_err(|e| Error::Internal(format!("plan to JSON: {e}")))
     }
 
-    /// Reads and validates a plan from JSON.
+    /// Reads and validates a plan from JSON. Its working directory and dataset paths
+    /// must be absolute: a plan read from a file may run in any directory, and a
+    /// relative path would name another file there.
     ///
     /// # Errors
     /// [`Error::BadPlan`] for JSON that is not a valid plan.
@@ -291,6 +293,21 @@ impl Plan {
             reason: e.to_string(),
         })?;
         plan.validate()?;
+        let paths = std::iter::once(("the working directory".to_string(), &plan.workdir)).chain(
+            plan.datasets
+                .iter()
+                .map(|d| (format!("dataset {:?}", d.id), &d.path)),
+        );
+        for (what, path) in paths {
+            if !path.is_empty() && std::path::Path::new(path).is_relative() {
+                return Err(Error::BadPlan {
+                    reason: format!(
+                        "{what} is at {path:?}, a relative path; a plan names absolute \
+                         paths, since it may run in any directory"
+                    ),
+                });
+            }
+        }
         Ok(plan)
     }
 }

@@ -225,6 +225,7 @@ impl CsvSource {
                 ),
             });
         }
+        check_ranges(path, &layout.ranges)?;
         let options = FrameReadOptions {
             delimiter: layout.delimiter,
             batch_rows: layout.batch_rows,
@@ -239,6 +240,36 @@ impl CsvSource {
             layout.quotes_checked,
         )
     }
+}
+
+/// Checks a layout's byte ranges: each in order and within the file as it is now
+/// (a file that shrank since the plan was made would be read short).
+fn check_ranges(path: &Path, ranges: &[(u64, u64)]) -> Result<()> {
+    use crate::error::{Error, IoResultExt};
+    let len = std::fs::metadata(path).at(path)?.len();
+    let mut previous_end = 0;
+    for (i, &(start, end)) in ranges.iter().enumerate() {
+        if start > end || start < previous_end {
+            return Err(Error::BadPlan {
+                reason: format!(
+                    "the CSV layout of {} gives partition {i} the byte range {start} to \
+                     {end}, which does not follow the one before (ending at {previous_end})",
+                    path.display()
+                ),
+            });
+        }
+        if end > len {
+            return Err(Error::BadPlan {
+                reason: format!(
+                    "{} is now {len} bytes, but the plan reads its partition {i} up to \
+                     byte {end}: it changed since the plan was made; make the plan again",
+                    path.display()
+                ),
+            });
+        }
+        previous_end = end;
+    }
+    Ok(())
 }
 
 /// A CSV source as a plan carries it (see [`CsvSource::layout`]): its partitions'

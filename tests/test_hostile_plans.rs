@@ -1,0 +1,200 @@
+//! Plans as a careless or hostile user hands them over: edited by hand, made in one
+//! directory and run in another, naming byte ranges or shapes the files do not have,
+//! a working directory that cannot be one. Each must be refused with exit 2 and a
+//! message naming what and where, without a panic, and without touching anything
+//! outside the plan's working directory and DST.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{assert_no_temps, assert_refused, blockwise, blockwise_ok, fixture};
+
+/// `blockwise plan convert SRC DST FLAGS -o PLAN` run in `cwd`; returns the JSON.
+fn plan_in(cwd: &Path, src: &str, dst: &str, flags: &[&str], plan: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_blockwise"))
+        .current_dir(cwd)
+        .args(["plan", "convert", src, dst])
+        .args(flags)
+        .arg("-o")
+        .arg(plan)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    read(plan)
+}
+
+fn read(plan: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap()
+}
+
+fn write(plan: &Path, json: &serde_json::Value) {
+    std::fs::write(plan, serde_json::to_string_pretty(json).unwrap()).unwrap();
+}
+
+/// The dataset `id` of a plan's JSON.
+fn dataset<'a>(plan: &'a mut serde_json::Value, id: &str) -> &'a mut serde_json::Value {
+    plan["datasets"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|d| d["id"] == id)
+        .unwrap()
+}
+
+/// A copy of `fixtures/csv/basic.csv` in `dir`, and the plan of its conversion to
+/// `dir/out.parquet` at `dir/plan.json`.
+fn csv_plan(dir: &Path) -> (PathBuf, PathBuf, serde_json::Value) {
+    let src = dir.join("basic.csv");
+    std::fs::copy(fixture("csv/basic.csv"), &src).unwrap();
+    let plan = dir.join("plan.json");
+    let json = plan_in(
+        dir,
+        src.to_str().unwrap(),
+        dir.join("out.parquet").to_str().unwrap(),
+        &[],
+        &plan,
+    );
+    (src, plan, json)
+}
+
+fn run(plan: &Path) -> std::process::Output {
+    blockwise(["run".as_ref(), plan.as_os_str()])
+}
+
+#[test]
+fn a_plan_made_from_relative_paths_runs_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("csv/basic.csv"), dir.path().join("basic.csv")).unwrap();
+    let plan = dir.path().join("plan.json");
+    let json = plan_in(dir.path(), "basic.csv", "out.parquet", &[], &plan);
+    for d in json["datasets"].as_array().unwrap() {
+        let path = d["path"].as_str().unwrap();
+        assert!(path.is_empty() || path.starts_with('/'), "{path}");
+    }
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_blockwise"))
+        .current_dir(&elsewhere)
+        .arg("run")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(dir.path().join("out.parquet").exists());
+    assert!(common::entries(&elsewhere).is_empty());
+    assert_eq!(
+        common::entries(dir.path()),
+        ["basic.csv", "elsewhere", "out.parquet", "plan.json"]
+    );
+}
+
+#[test]
+fn a_hand_edited_relative_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, plan, json) = csv_plan(dir.path());
+    let mut edited = json.clone();
+    dataset(&mut edited, "src")["path"] = "basic.csv".into();
+    write(&plan, &edited);
+    assert_refused(&run(&plan), 2, &["\"basic.csv\"", "relative"]);
+    let mut edited = json;
+    edited["workdir"] = "work".into();
+    write(&plan, &edited);
+    assert_refused(&run(&plan), 2, &["\"work\"", "relative"]);
+    assert!(!dir.path().join("work").exists());
+}
+
+#[test]
+fn a_staged_output_outside_the_working_directory_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, plan, mut json) = csv_plan(dir.path());
+    let publish = json["tasks"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|t| t["op"]["name"] == "publish_output")
+        .unwrap();
+    publish["op"]["params"]["staged"] = src.display().to_string().into();
+    write(&plan, &json);
+    assert_refused(&run(&plan), 2, &["basic.csv", "working directory"]);
+    assert_eq!(
+        std::fs::read(&src).unwrap(),
+        std::fs::read(fixture("csv/basic.csv")).unwrap()
+    );
+    assert!(!dir.path().join("out.parquet").exists());
+}
+
+#[test]
+fn csv_byte_ranges_the_file_has_not_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, plan, json) = csv_plan(dir.path());
+    let len = std::fs::metadata(&src).unwrap().len();
+    for (range, facts) in [
+        (
+            serde_json::json!([[22, len + 1000]]),
+            vec!["basic.csv", "make the plan again"],
+        ),
+        (serde_json::json!([[500, 22]]), vec!["500", "22"]),
+    ] {
+        let mut edited = json.clone();
+        dataset(&mut edited, "src")["meta"]["csv"]["ranges"] = range;
+        write(&plan, &edited);
+        assert_refused(&run(&plan), 2, &facts);
+        assert!(!dir.path().join("out.parquet").exists());
+    }
+    // The source shrank since the plan was made.
+    std::fs::write(&src, b"id\n1\n").unwrap();
+    write(&plan, &json);
+    assert_refused(&run(&plan), 2, &["basic.csv", "make the plan again"]);
+}
+
+#[test]
+fn an_array_meta_with_an_overflowing_shape_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let mut json = plan_in(
+        dir.path(),
+        fixture("npy/c3d_i2.npy").to_str().unwrap(),
+        dir.path().join("out.zarr").to_str().unwrap(),
+        &["--chunks", "2,2,2"],
+        &plan,
+    );
+    dataset(&mut json, "dst")["meta"]["shape"] = serde_json::json!([1u64 << 62, 1u64 << 62, 2]);
+    write(&plan, &json);
+    assert_refused(&run(&plan), 2, &["shape"]);
+    assert!(!dir.path().join("out.zarr").exists());
+}
+
+#[test]
+fn a_working_directory_that_is_a_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, plan, mut json) = csv_plan(dir.path());
+    json["workdir"] = src.display().to_string().into();
+    write(&plan, &json);
+    assert_refused(&run(&plan), 2, &["basic.csv", "not a directory"]);
+    let out = blockwise(["run-task".as_ref(), plan.as_os_str(), "0".as_ref()]);
+    assert_refused(&out, 2, &["basic.csv", "not a directory"]);
+    assert_eq!(
+        std::fs::read(&src).unwrap(),
+        std::fs::read(fixture("csv/basic.csv")).unwrap()
+    );
+}
+
+#[test]
+fn run_task_before_its_dependencies_is_refused_and_the_plan_still_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, plan, json) = csv_plan(dir.path());
+    let last = json["tasks"].as_array().unwrap().len() - 1;
+    let out = blockwise([
+        "run-task".as_ref(),
+        plan.as_os_str(),
+        last.to_string().as_ref(),
+    ]);
+    assert_refused(&out, 2, &["which task", "waits for"]);
+    let out = blockwise(["run-task".as_ref(), plan.as_os_str(), "4294967295".as_ref()]);
+    assert_refused(&out, 2, &["no task 4294967295"]);
+    blockwise_ok(["run".as_ref(), plan.as_os_str()]);
+    assert!(dir.path().join("out.parquet").exists());
+    assert_no_temps(dir.path());
+}
