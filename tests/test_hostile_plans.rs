@@ -153,17 +153,24 @@ fn csv_byte_ranges_the_file_has_not_are_refused() {
 fn an_array_meta_with_an_overflowing_shape_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.json");
-    let mut json = plan_in(
+    let json = plan_in(
         dir.path(),
         fixture("npy/c3d_i2.npy").to_str().unwrap(),
         dir.path().join("out.zarr").to_str().unwrap(),
         &["--chunks", "2,2,2"],
         &plan,
     );
-    dataset(&mut json, "dst")["meta"]["shape"] = serde_json::json!([1u64 << 62, 1u64 << 62, 2]);
-    write(&plan, &json);
-    assert_refused(&run(&plan), 2, &["shape"]);
-    assert!(!dir.path().join("out.zarr").exists());
+    for (shape, fact) in [
+        (serde_json::json!([1u64 << 62, 1u64 << 62, 2]), "overflows"),
+        (serde_json::json!([50, 70, 90]), "[50, 70, 90]"),
+        (serde_json::json!([5, 7]), "one chunk length an axis"),
+    ] {
+        let mut edited = json.clone();
+        dataset(&mut edited, "dst")["meta"]["shape"] = shape;
+        write(&plan, &edited);
+        assert_refused(&run(&plan), 2, &["dataset \"dst\"", fact]);
+        assert!(!dir.path().join("out.zarr").exists());
+    }
 }
 
 #[test]

@@ -70,12 +70,36 @@ impl ArrayLayout {
     /// # Errors
     /// [`Error::BadPlan`] when the meta is not an array layout.
     pub fn of(dataset: &Dataset) -> Result<Self> {
-        serde_json::from_value(dataset.meta.clone()).map_err(|e| Error::BadPlan {
-            reason: format!(
-                "dataset {:?} has no array layout in its meta: {e}",
-                dataset.id
-            ),
-        })
+        let layout: Self =
+            serde_json::from_value(dataset.meta.clone()).map_err(|e| Error::BadPlan {
+                reason: format!(
+                    "dataset {:?} has no array layout in its meta: {e}",
+                    dataset.id
+                ),
+            })?;
+        // An edited meta must not reach the sinks and grids, which trust it: one chunk
+        // length an axis, and a size that fits 64 bits (zero chunk lengths are the
+        // grid's to refuse).
+        let bytes = layout
+            .shape
+            .iter()
+            .try_fold(layout.dtype.size() as u64, |n, &len| n.checked_mul(len));
+        if bytes.is_none() || layout.chunks.len() != layout.shape.len() {
+            return Err(Error::BadPlan {
+                reason: format!(
+                    "dataset {:?} has an array layout of shape {:?} and chunks {:?}: {}",
+                    dataset.id,
+                    layout.shape,
+                    layout.chunks,
+                    if bytes.is_none() {
+                        "its size overflows 64 bits"
+                    } else {
+                        "it needs one chunk length an axis"
+                    }
+                ),
+            });
+        }
+        Ok(layout)
     }
 
     /// Creates the writer of this layout for `format` at `path`: nothing is read,

@@ -73,6 +73,21 @@ impl Operation for CopyBlock {
                 ),
             });
         }
+        let out = ArrayLayout::of(env.dataset(task.output.dataset())?)?;
+        if out.shape != shape || out.dtype != meta.dtype {
+            return Err(Error::BadPlan {
+                reason: format!(
+                    "task {} copies a {} array of shape {:?} into dataset {:?}, a {} array \
+                     of shape {:?}",
+                    task.id,
+                    meta.dtype,
+                    shape,
+                    task.output.dataset(),
+                    out.dtype,
+                    out.shape
+                ),
+            });
+        }
         let region = blocks.chunk_subset(&self.block);
         let mut reservation = env.pool.reserve("rechunk block");
         env.reserve(&mut reservation, task.memory_bytes)?;

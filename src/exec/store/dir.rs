@@ -43,7 +43,16 @@ impl DirStore {
     /// # Errors
     /// When `dir` cannot be created.
     pub fn new(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).at(dir)?;
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            // A plan edited to name a file as its working directory: say so, not
+            // "File exists".
+            if dir.exists() && !dir.is_dir() {
+                return Err(Error::NotADirectory {
+                    path: dir.to_path_buf(),
+                });
+            }
+            return Err(Error::io(dir, e));
+        }
         Ok(DirStore {
             dir: dir.to_path_buf(),
             written: AtomicU64::new(0),
