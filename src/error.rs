@@ -336,6 +336,25 @@ pub enum Error {
         format: &'static str,
     },
 
+    /// `run-task` of a task whose dependency has not run (anywhere): the tasks were
+    /// run out of the order `blockwise tasks` gives.
+    #[error(
+        "task {task} waits for task {dep} ({op}), which has not run: its output {output} \
+         is not in {dir}; run the tasks in the order `blockwise tasks` prints"
+    )]
+    DependencyNotRun {
+        /// The task asked for.
+        task: u32,
+        /// The dependency that has not run.
+        dep: u32,
+        /// The dependency's operation.
+        op: String,
+        /// The dependency's output, as the plan spells it.
+        output: String,
+        /// The plan's working directory.
+        dir: PathBuf,
+    },
+
     /// A plan names an operation, or a version of one, that this blockwise does not
     /// have.
     #[error(
@@ -530,6 +549,7 @@ impl Error {
             Error::ZarrGroup { .. } => 2,
             Error::TrailingSlash { .. } => 2,
             Error::UnknownOperation { .. } | Error::BadPlan { .. } => 2,
+            Error::DependencyNotRun { .. } => 2,
             Error::MissingEntry { .. } => 1,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
         }

@@ -198,7 +198,7 @@ fn run_task_before_its_dependencies_is_refused_and_the_plan_still_runs() {
         plan.as_os_str(),
         last.to_string().as_ref(),
     ]);
-    assert_refused(&out, 2, &["which task", "waits for"]);
+    assert_refused(&out, 2, &["task 4 waits for task 3", "has not run"]);
     let out = blockwise(["run-task".as_ref(), plan.as_os_str(), "4294967295".as_ref()]);
     assert_refused(&out, 2, &["no task 4294967295"]);
     blockwise_ok(["run".as_ref(), plan.as_os_str()]);

@@ -183,8 +183,8 @@ impl crate::plan::Observer for TaskCounter {
 /// plan's final tasks to finish, the working directory is removed.
 ///
 /// # Errors
-/// [`Error::BadPlan`] for an id the plan has not; [`Error::MissingEntry`] for a
-/// dependency that has not run; the registry's and the task's errors.
+/// [`Error::BadPlan`] for an id the plan has not; [`Error::DependencyNotRun`] for
+/// a dependency that has not run; the registry's and the task's errors.
 pub fn run_task(
     plan: &Plan,
     registry: &Registry,
@@ -216,11 +216,11 @@ pub fn run_task(
     for &d in &task.deps {
         let dep = &plan.tasks[d as usize];
         if !env.store.contains(&dep.output) {
-            return Err(Error::MissingEntry {
-                key: format!(
-                    "{} (the output of task {d}, {}, which task {id} waits for)",
-                    dep.output, dep.op.name
-                ),
+            return Err(Error::DependencyNotRun {
+                task: id,
+                dep: d,
+                op: dep.op.name.clone(),
+                output: dep.output.to_string(),
                 dir: env.store.dir().to_path_buf(),
             });
         }
@@ -461,7 +461,7 @@ mod tests {
         };
         let cancel = CancelToken::new();
         let e = run_task(&plan, &registry(), 2, &env, &cancel, &[]).unwrap_err();
-        assert!(matches!(e, Error::MissingEntry { .. }), "{e}");
+        assert!(matches!(e, Error::DependencyNotRun { dep: 0, .. }), "{e}");
         assert!(e.to_string().contains("task 0"), "{e}");
         for wave in plan.waves().unwrap() {
             for id in wave {
