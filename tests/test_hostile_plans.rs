@@ -205,3 +205,54 @@ fn run_task_before_its_dependencies_is_refused_and_the_plan_still_runs() {
     assert!(dir.path().join("out.parquet").exists());
     assert_no_temps(dir.path());
 }
+
+/// A CSV of `rows` rows (about 30 bytes each) in `dir`.
+fn big_csv(dir: &Path, rows: usize) -> PathBuf {
+    use std::fmt::Write as _;
+    let mut text = String::from("a,b,c\n");
+    for i in 0..rows {
+        writeln!(text, "{i},{}.25,x{}", i * 7, i % 97).unwrap();
+    }
+    let path = dir.join("big.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn two_runs_of_one_plan_at_once_both_succeed_with_one_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = big_csv(dir.path(), 400_000);
+    let dst = dir.path().join("out.parquet");
+    let plan = dir.path().join("plan.json");
+    plan_in(
+        dir.path(),
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+        &["--memory-limit", "64MiB"],
+        &plan,
+    );
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_blockwise"))
+            .args(["run", "--no-progress"])
+            .arg(&plan)
+            .env_remove("BLOCKWISE_MEMORY_LIMIT")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", common::stderr(&out));
+    }
+    let rows = common::python_eval(&format!(
+        "import pyarrow.parquet as pq; print(pq.read_table({:?}).num_rows)",
+        dst.display().to_string()
+    ));
+    assert_eq!(rows.trim(), "400000");
+    assert_no_temps(dir.path());
+    assert_eq!(
+        common::entries(dir.path()),
+        ["big.csv", "out.parquet", "plan.json"]
+    );
+}

@@ -59,11 +59,42 @@ pub(super) fn read_plan(path: &std::path::Path) -> Result<Plan> {
     })
 }
 
+/// Holds an exclusive lock on the plan file for this run, waiting while another
+/// `run` of it holds one: two runs of one plan at once would remove the working
+/// directory under each other. The second then finds the plan done, or resumes it.
+/// The lock is the file's own (nothing is created), released when the file closes.
+///
+/// # Errors
+/// The file's open errors; the token's when cancelled while waiting.
+fn lock_plan(path: &std::path::Path, cancel: &CancelToken) -> Result<std::fs::File> {
+    let file = std::fs::File::open(path).at(path)?;
+    let mut said = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            // A file system without locks (some network mounts): run unguarded, as
+            // before locks were taken.
+            Err(std::fs::TryLockError::Error(_)) => return Ok(file),
+        }
+        if !said {
+            eprintln!(
+                "blockwise: {} is being run by another process; waiting for it",
+                path.display()
+            );
+            said = true;
+        }
+        cancel.check()?;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let started = Instant::now();
     let plan = read_plan(&args.plan)?;
     // Operations are checked before anything is set up.
     crate::convert::registry().prepare(&plan)?;
+    let _lock = lock_plan(&args.plan, &cancel)?;
     let ctx = args.job.context(cancel)?;
     if already_published(&plan) {
         JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
