@@ -256,3 +256,19 @@ fn two_runs_of_one_plan_at_once_both_succeed_with_one_output() {
         ["big.csv", "out.parquet", "plan.json"]
     );
 }
+
+#[test]
+fn a_dst_that_appeared_before_the_plan_ran_is_left_alone_and_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, plan, _) = csv_plan(dir.path());
+    let dst = dir.path().join("out.parquet");
+    std::fs::write(&dst, b"someone else's").unwrap();
+    let out = blockwise_ok(["run".as_ref(), plan.as_os_str()]);
+    assert!(
+        common::stderr(&out).contains("ran to the end already; nothing to do"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(std::fs::read(&dst).unwrap(), b"someone else's");
+    assert_no_temps(dir.path());
+}

@@ -97,6 +97,13 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let _lock = lock_plan(&args.plan, &cancel)?;
     let ctx = args.job.context(cancel)?;
     if already_published(&plan) {
+        // Said, since it cannot be told from a DST that appeared by other means
+        // before this plan ever ran: nothing here was written.
+        eprintln!(
+            "blockwise: {} names an output that exists and a working directory that \
+             does not: it ran to the end already; nothing to do",
+            args.plan.display()
+        );
         JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
     } else {
         run_plan(&plan, &ctx, OnFailure::KeepForResume)?;
