@@ -63,10 +63,11 @@ pub(super) fn read_plan(path: &std::path::Path) -> Result<Plan> {
 /// `run` of it holds one: two runs of one plan at once would remove the working
 /// directory under each other. The second then finds the plan done, or resumes it.
 /// The lock is the file's own (nothing is created), released when the file closes.
+/// The wait is said on stderr when `say`.
 ///
 /// # Errors
 /// The file's open errors; the token's when cancelled while waiting.
-fn lock_plan(path: &std::path::Path, cancel: &CancelToken) -> Result<std::fs::File> {
+fn lock_plan(path: &std::path::Path, say: bool, cancel: &CancelToken) -> Result<std::fs::File> {
     let file = std::fs::File::open(path).at(path)?;
     let mut said = false;
     loop {
@@ -77,7 +78,7 @@ fn lock_plan(path: &std::path::Path, cancel: &CancelToken) -> Result<std::fs::Fi
             // before locks were taken.
             Err(std::fs::TryLockError::Error(_)) => return Ok(file),
         }
-        if !said {
+        if say && !said {
             eprintln!(
                 "blockwise: {} is being run by another process; waiting for it",
                 path.display()
@@ -94,16 +95,19 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let plan = read_plan(&args.plan)?;
     // Operations are checked before anything is set up.
     crate::convert::registry().prepare(&plan)?;
-    let _lock = lock_plan(&args.plan, &cancel)?;
+    let _lock = lock_plan(&args.plan, !args.job.stats, &cancel)?;
     let ctx = args.job.context(cancel)?;
     if already_published(&plan) {
         // Said, since it cannot be told from a DST that appeared by other means
-        // before this plan ever ran: nothing here was written.
-        eprintln!(
-            "blockwise: {} names an output that exists and a working directory that \
-             does not: it ran to the end already; nothing to do",
-            args.plan.display()
-        );
+        // before this plan ever ran: nothing here was written. (`--stats` says it by
+        // its skipped_tasks, and stderr is then one JSON line.)
+        if !args.job.stats {
+            eprintln!(
+                "blockwise: {} names an output that exists and a working directory that \
+                 does not: it ran to the end already; nothing to do",
+                args.plan.display()
+            );
+        }
         JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
     } else {
         run_plan(&plan, &ctx, OnFailure::KeepForResume)?;
