@@ -142,6 +142,8 @@ fn csv_byte_ranges_the_file_has_not_are_refused() {
         write(&plan, &edited);
         assert_refused(&run(&plan), 2, &facts);
         assert!(!dir.path().join("out.parquet").exists());
+        // Nothing was done: no working directory is kept to resume.
+        assert_no_temps(dir.path());
     }
     // The source shrank since the plan was made.
     std::fs::write(&src, b"id\n1\n").unwrap();

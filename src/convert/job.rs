@@ -224,7 +224,12 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
             crate::sys::remove_path(&workdir);
         }
         (Err(_), OnFailure::RemoveAll) => crate::sys::remove_path(&workdir),
-        (Err(_), OnFailure::KeepForResume) => disk.remove_temporaries(),
+        (Err(_), OnFailure::KeepForResume) => {
+            disk.remove_temporaries();
+            // Nothing finished (a plan refused at its first tasks): nothing to resume
+            // from, so no working directory is left. Fails, as meant, when not empty.
+            let _ = std::fs::remove_dir(&workdir);
+        }
     }
     ctx.progress.finish();
     result
