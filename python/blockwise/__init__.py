@@ -25,6 +25,7 @@ for files.
 from __future__ import annotations
 
 import json
+import operator
 import os
 from typing import Any, Iterable
 
@@ -58,18 +59,34 @@ def _flags(options: dict[str, Any]) -> list[str]:
             if not value:
                 flags.append("--no-progress")
             continue
+        # `--flag=value`, one argument: a value starting with "-" (memory_limit=-1)
+        # stays a value, to be refused by its option's parser with its name.
         if value is True:
             flags.append(flag)
         elif name == "dtype" and isinstance(value, dict):
             for column, dtype in value.items():
-                flags += ["--dtype", f"{column}={dtype}"]
+                flags.append(f"--dtype={column}={dtype}")
         elif isinstance(value, (list, tuple)):
-            flags += [flag, ",".join(str(v) for v in value)]
+            flags.append(flag + "=" + ",".join(str(v) for v in value))
         elif isinstance(value, os.PathLike):
-            flags += [flag, os.fspath(value)]
+            flags.append(f"{flag}={os.fspath(value)}")
         else:
-            flags += [flag, str(value)]
+            flags.append(f"{flag}={value}")
     return flags
+
+
+def _task_id(task_id: Any, tasks: int | None) -> int:
+    """``task_id`` as an int, refused unless it is a whole number naming one of the
+    ``tasks`` (any u32 when the count is not known here)."""
+    try:
+        task_id = operator.index(task_id)
+    except TypeError:
+        raise TypeError(f"a task id is a whole number, not {task_id!r}") from None
+    limit = tasks if tasks is not None else 2**32
+    if not 0 <= task_id < limit:
+        known = f" (its tasks are 0 to {tasks - 1})" if tasks else ""
+        raise ValueError(f"the plan has no task {task_id}{known}")
+    return task_id
 
 
 def _with_config(options: dict[str, Any]) -> dict[str, Any]:
@@ -115,12 +132,16 @@ class Plan:
 
     def deps(self, task_id: int) -> list[int]:
         """The tasks task ``task_id`` waits for."""
+        try:
+            task_id = _task_id(task_id, len(self))
+        except ValueError as e:
+            raise IndexError(str(e)) from None
         return list(self._data["tasks"][task_id].get("deps", []))
 
     @property
     def workdir(self) -> str:
         """The plan's working directory (intermediates and the output being written)."""
-        return self._data["workdir"]
+        return self._data.get("workdir", "")
 
     def __len__(self) -> int:
         return len(self._data["tasks"])
@@ -139,8 +160,11 @@ def run_task(plan: Plan | str, task_id: int, **options: Any) -> dict:
     """Runs task ``task_id`` of ``plan`` in this process against the plan's working
     directory (``blockwise run-task``); returns ``{id, op, seconds, read_bytes,
     written_bytes, peak_reserved_bytes, skipped}``."""
-    text = plan.to_json() if isinstance(plan, Plan) else plan
-    return json.loads(_blockwise.run_task(text, int(task_id), _flags(_with_config(options))))
+    if isinstance(plan, Plan):
+        text, task_id = plan.to_json(), _task_id(task_id, len(plan))
+    else:
+        text, task_id = plan, _task_id(task_id, None)
+    return json.loads(_blockwise.run_task(text, task_id, _flags(_with_config(options))))
 
 
 def __getattr__(name: str) -> Any:

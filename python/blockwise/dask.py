@@ -39,6 +39,8 @@ class DaskExecutor:
     """Runs plans on the workers of a ``distributed.Client``."""
 
     def __init__(self, client: Any, retries: int = 3):
+        if not all(hasattr(client, m) for m in ("scatter", "submit", "gather")):
+            raise TypeError(f"DaskExecutor needs a distributed.Client, not {client!r}")
         self.client = client
         self.retries = retries
 
