@@ -274,3 +274,25 @@ fn a_dst_that_appeared_before_the_plan_ran_is_left_alone_and_said() {
     assert_eq!(std::fs::read(&dst).unwrap(), b"someone else's");
     assert_no_temps(dir.path());
 }
+
+#[test]
+fn a_source_changed_since_the_plan_was_made_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, plan, _) = csv_plan(dir.path());
+    // Same length, other values: the byte ranges still fit, the data does not.
+    let text = std::fs::read_to_string(&src).unwrap().replace("true", "yes!");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&src, text).unwrap();
+    for cmd in ["run", "run-task"] {
+        let mut args = vec![cmd.as_ref(), plan.as_os_str()];
+        if cmd == "run-task" {
+            args.push("0".as_ref());
+        }
+        assert_refused(
+            &blockwise(&args),
+            2,
+            &["basic.csv", "changed since the plan was made"],
+        );
+    }
+    assert!(!dir.path().join("out.parquet").exists());
+}

@@ -170,6 +170,11 @@ pub fn plan_convert(
         supported: String::new(),
     })?;
     plan.workdir = workdir.display().to_string();
+    for d in &mut plan.datasets {
+        if d.role == crate::plan::DatasetRole::Input {
+            d.stamp = crate::plan::FileStamp::of(Path::new(&d.path));
+        }
+    }
     Ok(plan)
 }
 

@@ -60,6 +60,7 @@ impl LocalExecutor {
         env: &Environment<'_>,
     ) -> Result<RunReport> {
         plan.validate()?;
+        plan.check_inputs()?;
         let ops = registry.prepare(plan)?;
         check_memory(plan, env.pool.limit())?;
         let needed = needed_tasks(plan, env.store)?;
@@ -212,6 +213,7 @@ pub fn run_task(
     if env.store.contains(&task.output) {
         return Ok(report);
     }
+    plan.check_inputs()?;
     let op = registry.prepare_task(task)?;
     for &d in &task.deps {
         let dep = &plan.tasks[d as usize];

@@ -40,6 +40,40 @@ pub struct Dataset {
     /// write options of an output. Each format's operations define it.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub meta: serde_json::Value,
+    /// For an input file: its size and modification time when the plan was made. A
+    /// source changed since would no longer match the partitions, types and shapes
+    /// the plan holds, so it is refused (see [`Plan::check_inputs`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<FileStamp>,
+}
+
+/// A file's size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// Its modification time, in nanoseconds since the Unix epoch.
+    pub modified_ns: u64,
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path`; `None` for a directory (whose own time does
+    /// not follow its files') or a path that cannot be read (its opening says why).
+    pub fn of(path: &std::path::Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() {
+            return None;
+        }
+        let since_epoch = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(FileStamp {
+            bytes: meta.len(),
+            modified_ns: u64::try_from(since_epoch.as_nanos()).ok()?,
+        })
+    }
 }
 
 impl Dataset {
@@ -56,6 +90,7 @@ impl Dataset {
             format: format.into(),
             role,
             meta: serde_json::Value::Null,
+            stamp: None,
         }
     }
 
@@ -179,6 +214,29 @@ impl Plan {
             }
         }
         self.topological_order().map(|_| ())
+    }
+
+    /// Checks that every input file with a stamp still has it.
+    ///
+    /// # Errors
+    /// [`Error::BadPlan`] naming the first input that changed since the plan was
+    /// made.
+    pub fn check_inputs(&self) -> Result<()> {
+        for d in self.datasets.iter().filter(|d| d.role == DatasetRole::Input) {
+            let Some(then) = d.stamp else { continue };
+            // Missing or unreadable: opening it says so, with the path.
+            let now = FileStamp::of(std::path::Path::new(&d.path));
+            if let Some(now) = now.filter(|now| *now != then) {
+                return Err(Error::BadPlan {
+                    reason: format!(
+                        "{} changed since the plan was made ({} bytes then, {} now; \
+                         modified since): make the plan again",
+                        d.path, then.bytes, now.bytes
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The dataset `id`.
@@ -367,6 +425,7 @@ mod tests {
                 format: "zarr".into(),
                 role: DatasetRole::Input,
                 meta: serde_json::Value::Null,
+                stamp: None,
             },
             Dataset {
                 id: "dst".into(),
@@ -374,6 +433,10 @@ mod tests {
                 format: "parquet".into(),
                 role: DatasetRole::Output,
                 meta: serde_json::json!({"row_group_rows": 10}),
+                stamp: Some(FileStamp {
+                    bytes: 7,
+                    modified_ns: 1 << 60,
+                }),
             },
         ];
         let a = plan.push(task(vec![], TaskKind::Load));

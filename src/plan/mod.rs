@@ -14,7 +14,7 @@ mod store;
 mod task;
 
 pub use event::{Event, Observer};
-pub use graph::{Dataset, DatasetRole, Plan, PLAN_FORMAT_VERSION};
+pub use graph::{Dataset, DatasetRole, FileStamp, Plan, PLAN_FORMAT_VERSION};
 pub use operation::{Operation, PreparedOperation, Registry, Resources, TaskEnv};
 pub use projection::check_memory;
 pub use store::{BatchStream, DataStore, Entry};
