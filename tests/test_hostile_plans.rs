@@ -280,7 +280,9 @@ fn a_source_changed_since_the_plan_was_made_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (src, plan, _) = csv_plan(dir.path());
     // Same length, other values: the byte ranges still fit, the data does not.
-    let text = std::fs::read_to_string(&src).unwrap().replace("true", "yes!");
+    let text = std::fs::read_to_string(&src)
+        .unwrap()
+        .replace("true", "yes!");
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&src, text).unwrap();
     for cmd in ["run", "run-task"] {

@@ -222,7 +222,11 @@ impl Plan {
     /// [`Error::BadPlan`] naming the first input that changed since the plan was
     /// made.
     pub fn check_inputs(&self) -> Result<()> {
-        for d in self.datasets.iter().filter(|d| d.role == DatasetRole::Input) {
+        for d in self
+            .datasets
+            .iter()
+            .filter(|d| d.role == DatasetRole::Input)
+        {
             let Some(then) = d.stamp else { continue };
             // Missing or unreadable: opening it says so, with the path.
             let now = FileStamp::of(std::path::Path::new(&d.path));
