@@ -298,3 +298,28 @@ fn a_source_changed_since_the_plan_was_made_is_refused() {
     }
     assert!(!dir.path().join("out.parquet").exists());
 }
+
+#[test]
+fn a_working_directory_on_another_file_system_than_dst_is_refused_before_running() {
+    let shm = Path::new("/dev/shm");
+    let dir = tempfile::tempdir().unwrap();
+    let same_fs = |a: &Path, b: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(a).unwrap().dev() == std::fs::metadata(b).unwrap().dev()
+    };
+    if !shm.is_dir() || same_fs(shm, dir.path()) {
+        eprintln!("skipped: no second file system at /dev/shm");
+        return;
+    }
+    let (_, plan, json) = csv_plan(dir.path());
+    let old = json["workdir"].as_str().unwrap().to_string();
+    let elsewhere = tempfile::tempdir_in(shm).unwrap();
+    let new = elsewhere.path().join("work").display().to_string();
+    let text = serde_json::to_string(&json).unwrap().replace(&old, &new);
+    std::fs::write(&plan, text).unwrap();
+    assert_refused(&run(&plan), 2, &["another file system", "out.parquet"]);
+    let out = blockwise(["run-task".as_ref(), plan.as_os_str(), "0".as_ref()]);
+    assert_refused(&out, 2, &["another file system"]);
+    assert!(common::entries(elsewhere.path()).is_empty());
+    assert!(!dir.path().join("out.parquet").exists());
+}

@@ -189,6 +189,7 @@ pub enum OnFailure {
 /// As [`crate::exec::LocalExecutor::execute`]; the working directory's I/O errors.
 pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<RunReport> {
     let workdir = workdir_of(plan)?;
+    check_same_file_system(plan, &workdir)?;
     let disk = Arc::new(DirStore::new(&workdir)?);
     // What a resumed run looks for goes to disk at once: completion marks of tasks
     // writing the outputs.
@@ -254,7 +255,42 @@ pub fn workdir_of(plan: &Plan) -> Result<PathBuf> {
 /// # Errors
 /// When the directory cannot be created.
 pub fn directory_store(plan: &Plan) -> Result<DirStore> {
-    DirStore::new(&workdir_of(plan)?)
+    let workdir = workdir_of(plan)?;
+    check_same_file_system(plan, &workdir)?;
+    DirStore::new(&workdir)
+}
+
+/// Refuses a working directory on another file system than the plan's published
+/// output: the output staged in it could not be renamed into place, and every rerun
+/// would fail at the end again. (Paths that do not exist yet are not compared.)
+///
+/// # Errors
+/// [`Error::BadPlan`] naming both.
+fn check_same_file_system(plan: &Plan, workdir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // The nearest existing directory: the working directory may not exist yet.
+    let device = |path: &Path| {
+        path.ancestors()
+            .find_map(|p| std::fs::metadata(p).ok().filter(|m| m.is_dir()))
+            .map(|m| m.dev())
+    };
+    let work = device(workdir);
+    for d in plan.datasets.iter().filter(|d| d.id == "published") {
+        let dst = Path::new(&d.path);
+        let parent = dst.parent().unwrap_or(dst);
+        if work.is_some() && device(parent) != work {
+            return Err(Error::BadPlan {
+                reason: format!(
+                    "its working directory {} is on another file system than its output \
+                     {}, where the finished output could not be moved; make the plan \
+                     again (its working directory goes beside the output)",
+                    workdir.display(),
+                    dst.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Whether the plan's outputs are all published and its working directory gone: a

@@ -344,8 +344,8 @@ impl Plan {
             .map_err(|e| Error::Internal(format!("plan to JSON: {e}")))
     }
 
-    /// Reads and validates a plan from JSON. Its working directory and dataset paths
-    /// must be absolute: a plan read from a file may run in any directory, and a
+    /// Reads and validates a plan from JSON. Its working directory and the paths of
+    /// its input and output datasets must be absolute: a plan read from a file may run in any directory, and a
     /// relative path would name another file there.
     ///
     /// # Errors
@@ -356,8 +356,10 @@ impl Plan {
         })?;
         plan.validate()?;
         let paths = std::iter::once(("the working directory".to_string(), &plan.workdir)).chain(
+            // An intermediate's path is only a label: it lives in the data store.
             plan.datasets
                 .iter()
+                .filter(|d| d.role != DatasetRole::Intermediate)
                 .map(|d| (format!("dataset {:?}", d.id), &d.path)),
         );
         for (what, path) in paths {
