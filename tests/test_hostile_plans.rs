@@ -178,9 +178,12 @@ fn an_array_meta_with_an_overflowing_shape_is_refused() {
 #[test]
 fn a_working_directory_that_is_a_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (src, plan, mut json) = csv_plan(dir.path());
-    json["workdir"] = src.display().to_string().into();
-    write(&plan, &json);
+    let (src, plan, json) = csv_plan(dir.path());
+    let old = json["workdir"].as_str().unwrap().to_string();
+    let text = serde_json::to_string(&json)
+        .unwrap()
+        .replace(&old, &src.display().to_string());
+    std::fs::write(&plan, text).unwrap();
     assert_refused(&run(&plan), 2, &["basic.csv", "not a directory"]);
     let out = blockwise(["run-task".as_ref(), plan.as_os_str(), "0".as_ref()]);
     assert_refused(&out, 2, &["basic.csv", "not a directory"]);
@@ -322,4 +325,20 @@ fn a_working_directory_on_another_file_system_than_dst_is_refused_before_running
     assert_refused(&out, 2, &["another file system"]);
     assert!(common::entries(elsewhere.path()).is_empty());
     assert!(!dir.path().join("out.parquet").exists());
+}
+
+#[test]
+fn an_output_written_outside_the_working_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, plan, mut json) = csv_plan(dir.path());
+    let elsewhere = dir.path().join("final.parquet");
+    dataset(&mut json, "dst")["path"] = elsewhere.display().to_string().into();
+    write(&plan, &json);
+    assert_refused(
+        &run(&plan),
+        2,
+        &["final.parquet", "outside the plan's working"],
+    );
+    assert!(!elsewhere.exists());
+    assert_no_temps(dir.path());
 }

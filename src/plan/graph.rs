@@ -372,6 +372,23 @@ impl Plan {
                 });
             }
         }
+        // What the tasks write is staged in the working directory, and only the
+        // `published` dataset (the last task's) names where it goes: an output
+        // written elsewhere would appear unfinished, outside any atomic publish.
+        let stray = plan.datasets.iter().find(|d| {
+            d.role == DatasetRole::Output
+                && d.id != "published"
+                && !std::path::Path::new(&d.path).starts_with(&plan.workdir)
+        });
+        if let Some(d) = stray {
+            return Err(Error::BadPlan {
+                reason: format!(
+                    "dataset {:?} is written at {:?}, outside the plan's working directory \
+                     {:?}; the output goes where dataset \"published\" says",
+                    d.id, d.path, plan.workdir
+                ),
+            });
+        }
         Ok(plan)
     }
 }
