@@ -342,3 +342,26 @@ fn an_output_written_outside_the_working_directory_is_refused() {
     assert!(!elsewhere.exists());
     assert_no_temps(dir.path());
 }
+
+#[test]
+fn task_ids_and_plan_paths_that_are_not_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, plan, _) = csv_plan(dir.path());
+    for id in ["-1", "99999999999", "x", "1.5"] {
+        let out = blockwise([
+            "run-task".as_ref(),
+            plan.as_os_str(),
+            "--".as_ref(),
+            id.as_ref(),
+        ]);
+        assert_refused(&out, 2, &[id, "not a task id"]);
+    }
+    for cmd in ["run", "tasks"] {
+        let out = blockwise([cmd.as_ref(), dir.path().as_os_str()]);
+        assert_refused(&out, 2, &["is a directory, not a plan file"]);
+    }
+    let text = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, &text[..text.len() / 2]).unwrap();
+    assert_refused(&run(&plan), 2, &["plan.json", "EOF while parsing"]);
+    assert_no_temps(dir.path());
+}

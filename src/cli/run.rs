@@ -38,6 +38,11 @@ const MAX_PLAN_BYTES: u64 = 1 << 30;
 pub(super) fn read_plan(path: &std::path::Path) -> Result<Plan> {
     let meta = std::fs::metadata(path).at(path)?;
     crate::storage::check_input_kind(path, &meta)?;
+    if meta.is_dir() {
+        return Err(crate::Error::BadPlan {
+            reason: format!("{} is a directory, not a plan file", path.display()),
+        });
+    }
     if meta.len() > MAX_PLAN_BYTES {
         return Err(crate::Error::BadPlan {
             reason: format!(

@@ -27,10 +27,16 @@ pub struct Args {
     /// The plan (JSON)
     plan: PathBuf,
     /// Task ids
-    #[arg(required = true, value_name = "ID")]
+    #[arg(required = true, value_name = "ID", value_parser = task_id)]
     ids: Vec<u32>,
     #[command(flatten)]
     job: JobArgs,
+}
+
+/// A task id: clap's own message for a u32 out of range spells a Rust range.
+fn task_id(text: &str) -> std::result::Result<u32, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a task id (a whole number from 0)"))
 }
 
 pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
