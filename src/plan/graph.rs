@@ -378,6 +378,7 @@ impl Plan {
         let stray = plan.datasets.iter().find(|d| {
             d.role == DatasetRole::Output
                 && d.id != "published"
+                && !d.path.is_empty()
                 && !std::path::Path::new(&d.path).starts_with(&plan.workdir)
         });
         if let Some(d) = stray {
