@@ -59,6 +59,24 @@ fn csv_plan(dir: &Path) -> (PathBuf, PathBuf, serde_json::Value) {
     (src, plan, json)
 }
 
+/// Asserts that the only blockwise name left in `dir` is the plan's working directory
+/// (made with the plan, kept until it finishes), and that it is empty.
+fn assert_only_the_plans_workdir(dir: &Path, plan: &serde_json::Value) {
+    let workdir = PathBuf::from(plan["workdir"].as_str().unwrap());
+    assert!(
+        common::entries(&workdir).is_empty(),
+        "{}",
+        workdir.display()
+    );
+    let name = workdir.file_name().unwrap().to_string_lossy().into_owned();
+    for entry in common::entries(dir) {
+        assert!(
+            !entry.contains(".blockwise-") || entry == name,
+            "left behind: {entry}"
+        );
+    }
+}
+
 fn run(plan: &Path) -> std::process::Output {
     blockwise(["run".as_ref(), plan.as_os_str()])
 }
@@ -142,8 +160,6 @@ fn csv_byte_ranges_the_file_has_not_are_refused() {
         write(&plan, &edited);
         assert_refused(&run(&plan), 2, &facts);
         assert!(!dir.path().join("out.parquet").exists());
-        // Nothing was done: no working directory is kept to resume.
-        assert_no_temps(dir.path());
     }
     // The source shrank since the plan was made.
     std::fs::write(&src, b"id\n1\n").unwrap();
@@ -263,19 +279,53 @@ fn two_runs_of_one_plan_at_once_both_succeed_with_one_output() {
 }
 
 #[test]
-fn a_dst_that_appeared_before_the_plan_ran_is_left_alone_and_said() {
+fn a_dst_that_appeared_before_the_plan_ran_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (_, plan, _) = csv_plan(dir.path());
     let dst = dir.path().join("out.parquet");
     std::fs::write(&dst, b"someone else's").unwrap();
-    let out = blockwise_ok(["run".as_ref(), plan.as_os_str()]);
-    assert!(
-        common::stderr(&out).contains("ran to the end already; nothing to do"),
-        "{}",
-        common::stderr(&out)
-    );
+    assert_refused(&run(&plan), 2, &["out.parquet", "already exists"]);
     assert_eq!(std::fs::read(&dst).unwrap(), b"someone else's");
+    // Once it is moved away, the plan resumes and publishes.
+    std::fs::remove_file(&dst).unwrap();
+    blockwise_ok(["run".as_ref(), plan.as_os_str()]);
     assert_no_temps(dir.path());
+    // Run again after success: nothing to do, said.
+    let out = blockwise_ok(["run".as_ref(), plan.as_os_str()]);
+    assert!(common::stderr(&out).contains("nothing to do"));
+}
+
+#[test]
+fn an_overwrite_plan_of_an_existing_dst_replaces_it_run_or_task_by_task() {
+    for task_by_task in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("basic.csv");
+        std::fs::copy(fixture("csv/basic.csv"), &src).unwrap();
+        let dst = dir.path().join("out.parquet");
+        std::fs::write(&dst, b"old").unwrap();
+        let plan = dir.path().join("plan.json");
+        let json = plan_in(
+            dir.path(),
+            src.to_str().unwrap(),
+            dst.to_str().unwrap(),
+            &["--overwrite"],
+            &plan,
+        );
+        if task_by_task {
+            for id in 0..json["tasks"].as_array().unwrap().len() {
+                let out = blockwise_ok([
+                    "run-task".as_ref(),
+                    plan.as_os_str(),
+                    id.to_string().as_ref(),
+                ]);
+                assert!(!String::from_utf8_lossy(&out.stdout).contains("\"skipped\":true"));
+            }
+        } else {
+            blockwise_ok(["run".as_ref(), plan.as_os_str()]);
+        }
+        assert_eq!(&std::fs::read(&dst).unwrap()[..4], b"PAR1");
+        assert_no_temps(dir.path());
+    }
 }
 
 #[test]
@@ -340,13 +390,13 @@ fn an_output_written_outside_the_working_directory_is_refused() {
         &["final.parquet", "outside the plan's working"],
     );
     assert!(!elsewhere.exists());
-    assert_no_temps(dir.path());
+    assert_only_the_plans_workdir(dir.path(), &json);
 }
 
 #[test]
 fn task_ids_and_plan_paths_that_are_not_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, plan, _) = csv_plan(dir.path());
+    let (_, plan, json) = csv_plan(dir.path());
     for id in ["-1", "99999999999", "x", "1.5"] {
         let out = blockwise([
             "run-task".as_ref(),
@@ -363,5 +413,5 @@ fn task_ids_and_plan_paths_that_are_not_are_refused() {
     let text = std::fs::read_to_string(&plan).unwrap();
     std::fs::write(&plan, &text[..text.len() / 2]).unwrap();
     assert_refused(&run(&plan), 2, &["plan.json", "EOF while parsing"]);
-    assert_no_temps(dir.path());
+    assert_only_the_plans_workdir(dir.path(), &json);
 }

@@ -10,7 +10,7 @@ use clap::Parser;
 
 use super::common::JobArgs;
 use crate::convert::{
-    already_published, convert as convert_job, directory_store, finish_if_complete,
+    already_published, convert as convert_job, create_workdir, directory_store, finish_if_complete,
     plan_convert as plan_convert_job, registry, run_plan as run_plan_job, OnFailure,
 };
 use crate::error::{Error, Result};
@@ -110,7 +110,9 @@ pub fn plan_convert(src: &Path, dst: &Path, flags: &[String]) -> Result<String> 
     let args = convert_flags(src, dst, flags)?;
     let options = args.options()?;
     let plan = plan_convert_job(src, dst, &options, args.job.sizing()?)?;
-    plan.to_json()
+    let json = plan.to_json()?;
+    create_workdir(&plan)?;
+    Ok(json)
 }
 
 /// Runs `plan` on the local executor with job `flags`; returns the statistics.

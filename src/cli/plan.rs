@@ -10,7 +10,8 @@
 //!
 //! The plan is sized for `--memory-limit` and `--threads` (the workers' budget), and
 //! names a working directory beside DST where intermediates and the output being
-//! written live until the last task publishes it. Nothing is written but the plan.
+//! written live until the last task publishes it. Nothing is written but the plan and that
+//! (empty) working directory, whose existence says the plan has not finished.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::convert::plan_convert;
+use crate::convert::{create_workdir, plan_convert};
 use crate::error::{Error, IoResultExt, Result};
 use crate::storage::atomic::{AtomicOutput, OutputSpec};
 
@@ -70,5 +71,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode> {
             out.commit()?;
         }
     }
+    // Last: a plan that could not be written leaves nothing.
+    create_workdir(&plan)?;
     Ok(ExitCode::SUCCESS)
 }

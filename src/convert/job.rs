@@ -225,12 +225,7 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
             crate::sys::remove_path(&workdir);
         }
         (Err(_), OnFailure::RemoveAll) => crate::sys::remove_path(&workdir),
-        (Err(_), OnFailure::KeepForResume) => {
-            disk.remove_temporaries();
-            // Nothing finished (a plan refused at its first tasks): nothing to resume
-            // from, so no working directory is left. Fails, as meant, when not empty.
-            let _ = std::fs::remove_dir(&workdir);
-        }
+        (Err(_), OnFailure::KeepForResume) => disk.remove_temporaries(),
     }
     ctx.progress.finish();
     result
@@ -291,6 +286,18 @@ fn check_same_file_system(plan: &Plan, workdir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Creates the working directory of a plan just made (`blockwise plan`): while it
+/// exists the plan has not finished, so an output that exists beside it (one that
+/// appeared meanwhile, or one an `--overwrite` plan replaces) is not taken for the
+/// plan's own; the last task removes it.
+///
+/// # Errors
+/// When it cannot be created.
+pub fn create_workdir(plan: &Plan) -> Result<()> {
+    let workdir = workdir_of(plan)?;
+    std::fs::create_dir_all(&workdir).map_err(|e| Error::io(&workdir, e))
 }
 
 /// Whether the plan's outputs are all published and its working directory gone: a

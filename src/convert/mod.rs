@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use self::job::Conversion;
 pub use self::job::{
-    already_published, directory_store, finish_if_complete, op_spec, registry, run_plan,
+    already_published, create_workdir, directory_store, finish_if_complete, op_spec, registry, run_plan,
     workdir_of, OnFailure, PlanSizing, PublishOutput, STAGED_OUTPUT,
 };
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
