@@ -10,8 +10,8 @@
 //!
 //! The plan is sized for `--memory-limit` and `--threads` (the workers' budget), and
 //! names a working directory beside DST where intermediates and the output being
-//! written live until the last task publishes it. Nothing is written but the plan and that
-//! (empty) working directory, whose existence says the plan has not finished.
+//! written live until the last task publishes it. Nothing is written but the plan and
+//! that (empty) working directory, whose existence says the plan has not finished.
 
 use std::io::Write;
 use std::path::PathBuf;
