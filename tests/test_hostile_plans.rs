@@ -415,3 +415,16 @@ fn task_ids_and_plan_paths_that_are_not_are_refused() {
     assert_refused(&run(&plan), 2, &["plan.json", "EOF while parsing"]);
     assert_only_the_plans_workdir(dir.path(), &json);
 }
+
+#[test]
+fn convert_with_relative_paths_still_runs_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("csv/basic.csv"), dir.path().join("basic.csv")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_blockwise"))
+        .current_dir(dir.path())
+        .args(["convert", "basic.csv", "out.parquet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_no_temps(dir.path());
+}

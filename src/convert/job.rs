@@ -272,8 +272,13 @@ fn check_same_file_system(plan: &Plan, workdir: &Path) -> Result<()> {
     let work = device(workdir);
     for d in plan.datasets.iter().filter(|d| d.id == "published") {
         let dst = Path::new(&d.path);
-        let parent = dst.parent().unwrap_or(dst);
-        if work.is_some() && device(parent) != work {
+        // A relative DST (an in-process `convert`) is in the current directory.
+        let parent = dst
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let here = device(parent);
+        if work.is_some() && here.is_some() && here != work {
             return Err(Error::BadPlan {
                 reason: format!(
                     "its working directory {} is on another file system than its output \
