@@ -54,6 +54,7 @@ def test_a_staged_rechunk_on_dask_equals_the_local_run(cluster, tmp_path):
     plan = bw.Plan.convert(src, tmp_path / "probe.zarr", chunks="5,400", memory_limit="128000")
     assert any(t["op"]["name"] == "create_array" for t in plan._data["tasks"][:-1])
     assert len([d for d in plan._data["datasets"] if d["role"] == "intermediate"]) >= 1
+    os.rmdir(plan.workdir)  # made with the plan (empty); this probe never runs
     run_both(cluster, src, tmp_path / "local.zarr", tmp_path / "dask.zarr",
              chunks="5,400", memory_limit="128000", memory_spill="off", memory_pause="off",
              memory_terminate="off")
