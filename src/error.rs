@@ -336,6 +336,51 @@ pub enum Error {
         format: &'static str,
     },
 
+    /// A name that is not one of those known: a format, a type.
+    #[error("unknown {what} {}; the {what}s are {known}", quoted(name))]
+    UnknownName {
+        /// What kind of name (`format`, `type`).
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The names known, comma-separated.
+        known: String,
+    },
+
+    /// A table format asked for where an array is needed, or the reverse.
+    #[error("{format} is {is}, not {wanted}")]
+    WrongKind {
+        /// The format's name.
+        format: &'static str,
+        /// What it is (`an array format`).
+        is: &'static str,
+        /// What was needed (`a table format`).
+        wanted: &'static str,
+    },
+
+    /// The parts of one dataset disagree (schemas, partition keys).
+    #[error(
+        "{path}: its {what} differs from {first}'s ({difference}); every part of a dataset \
+         must share one"
+    )]
+    InconsistentParts {
+        /// The part that differs.
+        path: PathBuf,
+        /// The first part, which the others are compared with.
+        first: PathBuf,
+        /// What differs (`schema`, `set of partition keys`).
+        what: &'static str,
+        /// How it differs.
+        difference: String,
+    },
+
+    /// A path that names no file: `/`, or one ending in `..`.
+    #[error("{path} does not name a file or directory to write")]
+    NoFileName {
+        /// The path given.
+        path: PathBuf,
+    },
+
     /// `run-task` of a task whose dependency has not run (anywhere): the tasks were
     /// run out of the order `blockwise tasks` gives.
     #[error(
@@ -549,6 +594,10 @@ impl Error {
             Error::ZarrGroup { .. } => 2,
             Error::TrailingSlash { .. } => 2,
             Error::UnknownOperation { .. } | Error::BadPlan { .. } => 2,
+            Error::UnknownName { .. }
+            | Error::WrongKind { .. }
+            | Error::InconsistentParts { .. }
+            | Error::NoFileName { .. } => 2,
             Error::DependencyNotRun { .. } => 2,
             Error::MissingEntry { .. } => 1,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,

@@ -219,6 +219,12 @@ fn kill_and_resume(
     expected: &Path,
     mode: &str,
 ) {
+    // The runs get the plan's memory limit, so that they spill as it was sized for.
+    let limit: Vec<&str> = flags
+        .windows(2)
+        .find(|w| w[0] == "--memory-limit")
+        .map(|w| w.to_vec())
+        .unwrap_or_default();
     let plan_path = dst.with_extension("plan.json");
     let json = plan(src, dst, flags, &plan_path);
     let workdir = PathBuf::from(json["workdir"].as_str().unwrap());
@@ -230,6 +236,7 @@ fn kill_and_resume(
             "1".as_ref(),
         ])
         .args(common::RSS_THRESHOLDS_OFF)
+        .args(&limit)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -255,8 +262,15 @@ fn kill_and_resume(
     let mut args: Vec<&std::ffi::OsStr> =
         vec!["run".as_ref(), plan_path.as_os_str(), "--stats".as_ref()];
     args.extend(common::RSS_THRESHOLDS_OFF.iter().map(std::ffi::OsStr::new));
+    args.extend(limit.iter().map(std::ffi::OsStr::new));
     let out = blockwise_ok(args);
-    let stats: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    // The stats are the last line (a note on reclaimed temporaries may come first).
+    let err = common::stderr(&out);
+    let line = err
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .expect("a --stats line");
+    let stats: serde_json::Value = serde_json::from_str(line).unwrap();
     assert!(stats["skipped_tasks"].as_u64().unwrap() > 0, "{stats}");
     assert_same(mode, expected, dst, &[]);
     assert!(!workdir.exists(), "{} left", workdir.display());

@@ -53,7 +53,7 @@ def test_a_plan_round_trips_and_runs_here_or_task_by_task(array_npy, tmp_path):
 
 
 def test_bad_input_raises_value_error_and_files_raise_os_errors(array_npy, tmp_path):
-    with pytest.raises(ValueError, match="--chunks"):
+    with pytest.raises(ValueError, match='chunks="0,5"'):
         bw.convert(array_npy, tmp_path / "x.zarr", chunks="0,5")
     with pytest.raises(FileNotFoundError, match="no such file"):
         bw.convert(tmp_path / "missing.npy", tmp_path / "x.zarr")

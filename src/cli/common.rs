@@ -78,8 +78,7 @@ impl JobArgs {
             options.spill_dir = dir.clone();
         }
         if let Some(text) = &self.spill_compression {
-            options.spill_compression = SpillCompression::parse(text)
-                .map_err(|e| Error::Usage(format!("--spill-compression: {e}")))?;
+            options.spill_compression = SpillCompression::parse(text)?;
         }
         options.progress = !self.no_progress;
         JobContext::new(&options, cancel)

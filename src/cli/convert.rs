@@ -92,7 +92,7 @@ pub fn parse_dtypes(items: &[String]) -> Result<Vec<(String, arrow::datatypes::D
                 .split_once('=')
                 .ok_or_else(|| invalid("write COLUMN=TYPE, e.g. price=float64".into()))?;
             let dtype = parse_type_name(ty).map_err(|e| match e {
-                Error::Usage(reason) => invalid(reason),
+                Error::UnknownName { known, .. } => invalid(format!("the types are {known}")),
                 other => other,
             })?;
             Ok((col.to_string(), dtype))

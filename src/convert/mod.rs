@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use self::job::Conversion;
 pub use self::job::{
-    already_published, create_workdir, directory_store, finish_if_complete, op_spec, registry, run_plan,
-    workdir_of, OnFailure, PlanSizing, PublishOutput, STAGED_OUTPUT,
+    already_published, create_workdir, directory_store, finish_if_complete, op_spec, registry,
+    run_plan, workdir_of, OnFailure, PlanSizing, PublishOutput, STAGED_OUTPUT,
 };
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
 use crate::error::{Error, Result};
@@ -39,9 +39,10 @@ pub const AUTO_CHUNK_BYTES: u64 = 64 << 20;
 const STREAM_PARTITION_BYTES: u64 = 16 << 20;
 
 /// Most partitions a CSV input is cut into, whatever `--blocksize` says: at the
-/// streaming partition size, a 256 GiB file. (Each costs two tasks; one-byte
-/// partitions of a 200 MB file grew past 23 GB.)
-const MAX_CSV_PARTITIONS: u64 = 1 << 14;
+/// streaming partition size, a 64 GiB file (larger ones get larger partitions).
+/// Each costs about four tasks (read, regroup, encode, append) and a part of the
+/// output; one-byte partitions of a 200 MB file once grew past 23 GB.
+const MAX_CSV_PARTITIONS: u64 = 1 << 12;
 
 /// What a conversion did.
 #[derive(Debug, Clone, PartialEq, Eq)]

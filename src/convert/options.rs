@@ -40,6 +40,17 @@ impl ChunkSpec {
     }
 }
 
+impl std::fmt::Display for Compression {
+    /// As [`Compression::parse`] reads it: `none`, `lz4`, `zstd:3`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compression::None => f.write_str("none"),
+            Compression::Lz4 => f.write_str("lz4"),
+            Compression::Zstd(level) => write!(f, "zstd:{level}"),
+        }
+    }
+}
+
 /// Output compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -55,17 +66,17 @@ impl Compression {
     /// Parses `none`, `zstd`, `zstd:LEVEL` or `lz4`.
     ///
     /// # Errors
-    /// [`Error::Usage`] for anything else.
+    /// [`Error::InvalidOption`] for anything else.
     pub fn parse(text: &str) -> Result<Self> {
         let lower = text.to_ascii_lowercase();
         let (name, level) = match lower.split_once(':') {
             Some((n, l)) => (n, Some(l)),
             None => (lower.as_str(), None),
         };
-        let bad = || {
-            Error::Usage(format!(
-                "--compression {text:?}: use none, zstd, zstd:LEVEL (1-22) or lz4"
-            ))
+        let bad = || Error::InvalidOption {
+            option: "compression",
+            value: text.to_string(),
+            reason: "use none, zstd, zstd:LEVEL (1-22) or lz4".into(),
         };
         match (name, level) {
             ("none" | "uncompressed", None) => Ok(Compression::None),

@@ -40,9 +40,7 @@ pub(super) fn table_output(
     let table_format = match format {
         Format::Csv => {
             if options.compression.is_some_and(|c| c != Compression::None) {
-                return Err(Error::Usage(
-                    "--compression does not apply to CSV output".into(),
-                ));
+                return Err(compression_refused(options, "does not apply to CSV output"));
             }
             TableFormat::Csv
         }
@@ -52,8 +50,9 @@ pub(super) fn table_output(
                 Some(Compression::Zstd(l)) => Some(l),
                 Some(Compression::None) => None,
                 Some(Compression::Lz4) => {
-                    return Err(Error::Usage(
-                        "Parquet output takes --compression zstd[:LEVEL] or none".into(),
+                    return Err(compression_refused(
+                        options,
+                        "Parquet output takes zstd, zstd:LEVEL or none",
                     ))
                 }
             };
@@ -69,8 +68,9 @@ pub(super) fn table_output(
                 Some(Compression::Lz4) => IpcCompression::Lz4,
                 Some(Compression::Zstd(3)) => IpcCompression::Zstd,
                 Some(Compression::Zstd(_)) => {
-                    return Err(Error::Usage(
-                        "Arrow IPC output takes zstd without a level, lz4 or none".into(),
+                    return Err(compression_refused(
+                        options,
+                        "Arrow IPC output takes zstd without a level, lz4 or none",
                     ))
                 }
             };
@@ -140,8 +140,9 @@ pub(super) fn array_layout(
                 Compression::None => ZarrCompression::None,
                 Compression::Zstd(l) => ZarrCompression::Zstd(l),
                 Compression::Lz4 => {
-                    return Err(Error::Usage(
-                        "Zarr output takes --compression zstd[:LEVEL] or none".into(),
+                    return Err(compression_refused(
+                        options,
+                        "Zarr output takes zstd, zstd:LEVEL or none",
                     ))
                 }
             });
@@ -150,17 +151,22 @@ pub(super) fn array_layout(
         Format::Npy | Format::NpyStack
             if options.compression.is_some_and(|c| c != Compression::None) =>
         {
-            return Err(Error::Usage(format!(
-                "--compression does not apply to {} output",
-                format.name()
-            )))
+            return Err(compression_refused(
+                options,
+                &format!("does not apply to {} output", format.name()),
+            ))
         }
         Format::Npy => ArrayLayout::new(shape.to_vec(), dtype, whole_rows(first)),
         Format::NpyStack => {
             if rows_unknown {
-                return Err(Error::Usage(
-                    "a table converts to zarr or npy; convert that to an npy stack in a second step".into(),
-                ));
+                return Err(Error::Unsupported {
+                    path: path.to_path_buf(),
+                    what: "conversion",
+                    found: "table to npy-stack".into(),
+                    supported: "; a table converts to zarr or npy: convert that to an npy \
+                                stack in a second step"
+                        .into(),
+                });
             }
             // Refuses what a stack cannot hold (a scalar) now, naming the destination.
             drop(NpyStackSink::open(path, dtype, shape, 0, first)?);
@@ -180,6 +186,17 @@ pub(super) fn array_layout(
     }
     layout.rows_unknown = rows_unknown;
     Ok(layout)
+}
+
+/// The refusal of the `compression` option given in `options`, for `reason`.
+fn compression_refused(options: &ConvertOptions, reason: &str) -> Error {
+    Error::InvalidOption {
+        option: "compression",
+        value: options
+            .compression
+            .map_or_else(String::new, |c| c.to_string()),
+        reason: reason.to_string(),
+    }
 }
 
 /// Each chunk size clamped to its axis (at least 1, for axes of length zero).
@@ -248,9 +265,6 @@ mod array_sink_tests {
         .unwrap_err();
         let text = e.to_string();
         assert_eq!(e.exit_code(), 2);
-        assert!(
-            text.contains("chunks") && text.contains("[4, 6]"),
-            "{text}"
-        );
+        assert!(text.contains("chunks") && text.contains("[4, 6]"), "{text}");
     }
 }

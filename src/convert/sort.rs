@@ -10,10 +10,6 @@ use crate::frame::write::add_table_output;
 use crate::plan::Plan;
 use crate::storage::{open_frame_described, Format};
 
-/// Most partitions a CSV input is cut into, whatever the run budget says: each is a
-/// run every merge opens.
-const MAX_CSV_PARTITIONS: u64 = 1 << 14;
-
 /// The route as a plan (see [`super::job`]).
 ///
 /// # Errors
@@ -32,7 +28,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
         read.blocksize = read
             .blocksize
             .min(sizing.partition_bytes(len))
-            .max(len.div_ceil(MAX_CSV_PARTITIONS))
+            .max(len.div_ceil(super::MAX_CSV_PARTITIONS))
             .max(1);
     }
     let (source, mut meta) = open_frame_described(c.src, c.from, &read)?;

@@ -105,19 +105,23 @@ impl ChunkGrid {
     /// When the dimensionalities differ or a chunk size is zero.
     pub fn regular(shape: &[u64], chunk_shape: &[u64]) -> Result<Self> {
         if shape.len() != chunk_shape.len() {
-            return Err(Error::Usage(format!(
-                "chunk shape {} has {} dimensions but the array has {} (shape {})",
-                shape_text(chunk_shape),
-                chunk_shape.len(),
-                shape.len(),
-                shape_text(shape)
-            )));
+            return Err(Error::InvalidOption {
+                option: "chunks",
+                value: shape_text(chunk_shape),
+                reason: format!(
+                    "it has {} dimensions but the array has {} (shape {})",
+                    chunk_shape.len(),
+                    shape.len(),
+                    shape_text(shape)
+                ),
+            });
         }
         if let Some(axis) = chunk_shape.iter().position(|&c| c == 0) {
-            return Err(Error::Usage(format!(
-                "chunk size along axis {axis} is zero in {}; chunk sizes must be at least 1",
-                shape_text(chunk_shape)
-            )));
+            return Err(Error::InvalidOption {
+                option: "chunks",
+                value: shape_text(chunk_shape),
+                reason: format!("the size along axis {axis} is zero; chunk sizes are at least 1"),
+            });
         }
         Ok(ChunkGrid {
             axes: shape

@@ -85,25 +85,31 @@ impl Thresholds {
     /// terminate.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming the offending values.
+    /// [`Error::InvalidOption`] naming the offending values.
     pub fn validate(&self) -> Result<()> {
         for (name, v) in [
-            ("target", self.target),
-            ("spill", self.spill),
-            ("pause", self.pause),
-            ("terminate", self.terminate),
+            ("memory_target", self.target),
+            ("memory_spill", self.spill),
+            ("memory_pause", self.pause),
+            ("memory_terminate", self.terminate),
         ] {
             if !(v > 0.0 && v <= 1.0 || v == f64::INFINITY) {
-                return Err(Error::Usage(format!(
-                    "memory {name} threshold {v} must be a fraction in (0, 1]"
-                )));
+                return Err(Error::InvalidOption {
+                    option: name,
+                    value: v.to_string(),
+                    reason: "must be a fraction in (0, 1], or off".into(),
+                });
             }
         }
         if !(self.spill <= self.pause && self.pause <= self.terminate) {
-            return Err(Error::Usage(format!(
-                "memory thresholds must satisfy spill ≤ pause ≤ terminate; got {} ≤ {} ≤ {}",
-                self.spill, self.pause, self.terminate
-            )));
+            return Err(Error::InvalidOption {
+                option: "memory_pause",
+                value: self.pause.to_string(),
+                reason: format!(
+                    "the thresholds must satisfy spill ≤ pause ≤ terminate; got {} ≤ {} ≤ {}",
+                    self.spill, self.pause, self.terminate
+                ),
+            });
         }
         Ok(())
     }

@@ -87,10 +87,11 @@ impl Format {
             "npy-stack" | "npy_stack" | "npystack" => Format::NpyStack,
             "zarr" => Format::Zarr,
             _ => {
-                return Err(Error::Usage(format!(
-                    "unknown format \"{name}\"; the formats are {}",
-                    Format::ALL.map(Format::name).join(", ")
-                )))
+                return Err(Error::UnknownName {
+                    what: "format",
+                    name: name.to_string(),
+                    known: Format::ALL.map(Format::name).join(", "),
+                })
             }
         };
         Ok(f)
@@ -413,10 +414,11 @@ pub fn open_frame(
         }
         Format::Ipc => Box::new(ipc::IpcSource::open(path, options)?),
         other => {
-            return Err(Error::Usage(format!(
-                "{} is an array format, not a table format",
-                other.name()
-            )))
+            return Err(Error::WrongKind {
+                format: other.name(),
+                is: "an array format",
+                wanted: "a table format",
+            })
         }
     })
 }
@@ -507,10 +509,11 @@ pub fn open_array(path: &Path, format: Format) -> Result<Box<dyn ArraySource>> {
         Format::NpyStack => Box::new(npy_stack::NpyStackSource::open(path)?),
         Format::Zarr => Box::new(zarr::ZarrSource::open(path)?),
         other => {
-            return Err(Error::Usage(format!(
-                "{} is a table format, not an array format",
-                other.name()
-            )))
+            return Err(Error::WrongKind {
+                format: other.name(),
+                is: "a table format",
+                wanted: "an array format",
+            })
         }
     })
 }
@@ -606,15 +609,20 @@ pub fn parse_type_name(name: &str) -> Result<DataType> {
         "float32" => DataType::Float32,
         "float64" | "float" | "double" => DataType::Float64,
         "date" | "date32" => DataType::Date32,
-        "timestamp" | "datetime" | "timestamp[us]" => DataType::Timestamp(TimeUnit::Microsecond, None),
+        "timestamp" | "datetime" | "timestamp[us]" => {
+            DataType::Timestamp(TimeUnit::Microsecond, None)
+        }
         "timestamp[ms]" => DataType::Timestamp(TimeUnit::Millisecond, None),
         "timestamp[s]" => DataType::Timestamp(TimeUnit::Second, None),
         "timestamp[ns]" => DataType::Timestamp(TimeUnit::Nanosecond, None),
         _ => {
-            return Err(Error::Usage(format!(
-                "unknown type \"{name}\"; use one of utf8, bool, int8, int16, int32, int64, uint8, uint16, \
-                 uint32, uint64, float32, float64, date, timestamp"
-            )))
+            return Err(Error::UnknownName {
+                what: "type",
+                name: name.to_string(),
+                known: "utf8, bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, \
+                        float32, float64, date, timestamp"
+                    .into(),
+            })
         }
     })
 }

@@ -210,14 +210,24 @@ impl Operation for RegroupRows {
             group_rows,
         };
         let schema = grouped.mark(&part_schema);
-        let batches = batches
+        let mut batches = batches
             .into_iter()
             .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        if batches.len() > MAX_CARRIED_BATCHES {
+            // Many small parts (a tiny --blocksize) would otherwise hand on a longer
+            // list of slices at every step, and the chain would cost the square of
+            // the parts: one copy of the carry (less than a row group) every so often
+            // keeps it linear.
+            batches = vec![arrow::compute::concat_batches(&schema, &batches)?];
+        }
         env.store
             .put(&task.output, Entry::Batches { schema, batches })
     }
 }
+
+/// Batches a regrouped part may carry before they are joined into one.
+const MAX_CARRIED_BATCHES: usize = 32;
 
 /// Formats one part of a single-file output: reads record batches (input 0) and
 /// publishes the encoded bytes (a CSV text, a complete small Parquet or IPC file).

@@ -36,12 +36,14 @@ impl SpillCompression {
     /// # Ok::<(), blockwise::Error>(())
     /// ```
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::Usage(format!(
-                "spill compression {s:?}: expected none, zstd or zstd:LEVEL with LEVEL in {}..={}",
+        let bad = || Error::InvalidOption {
+            option: "spill_compression",
+            value: s.to_string(),
+            reason: format!(
+                "expected none, zstd or zstd:LEVEL with LEVEL from {} to {}",
                 zstd::compression_level_range().start(),
                 zstd::compression_level_range().end()
-            ))
+            ),
         };
         match s.trim().to_ascii_lowercase().as_str() {
             "none" => Ok(SpillCompression::None),
@@ -104,7 +106,10 @@ mod tests {
         );
         for bad in ["gzip", "zstd:", "zstd:x", "zstd:99", ""] {
             assert!(
-                matches!(SpillCompression::parse(bad), Err(Error::Usage(_))),
+                matches!(
+                    SpillCompression::parse(bad),
+                    Err(Error::InvalidOption { .. })
+                ),
                 "{bad:?} parsed"
             );
         }

@@ -144,7 +144,11 @@ impl SpillStore {
             SpillCompression::Zstd(level) => options
                 .try_with_compression(Some(CompressionType::ZSTD))
                 .and_then(|o| o.try_with_compression_level(Some(level)))
-                .map_err(|e| Error::Usage(format!("spill compression zstd:{level}: {e}"))),
+                .map_err(|e| Error::InvalidOption {
+                    option: "spill_compression",
+                    value: format!("zstd:{level}"),
+                    reason: e.to_string(),
+                }),
         }
     }
 }

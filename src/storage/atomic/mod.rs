@@ -99,7 +99,9 @@ impl AtomicOutput {
         }
         let name = dst
             .file_name()
-            .ok_or_else(|| Error::Usage(format!("{} is not a file name", dst.display())))?
+            .ok_or_else(|| Error::NoFileName {
+                path: dst.to_path_buf(),
+            })?
             .to_string_lossy()
             .into_owned();
         if name.len() > NAME_MAX {
@@ -250,7 +252,9 @@ pub fn publish(staged: &Path, dst: &Path, overwrite: bool) -> Result<()> {
 pub fn plan_workdir(dst: &Path, id: &str) -> Result<PathBuf> {
     let name = dst
         .file_name()
-        .ok_or_else(|| Error::Usage(format!("{} is not a file name", dst.display())))?
+        .ok_or_else(|| Error::NoFileName {
+            path: dst.to_path_buf(),
+        })?
         .to_string_lossy();
     let tail = format!(".blockwise-plan-{id}");
     let room = NAME_MAX.saturating_sub(1 + tail.len());

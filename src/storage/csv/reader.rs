@@ -74,6 +74,9 @@ pub(super) struct PartitionReader<'a> {
     /// Fast mode: how much of `pending` the fast decoder (and the scanner, quotes
     /// only) has consumed.
     fed: usize,
+    /// Rows a batch of this range can hold: the budget's, or fewer for a range too
+    /// short to hold that many.
+    max_rows: usize,
     /// Whether the careful mode has taken over for the rest of the range.
     careful: bool,
     /// Fast mode: whether the scanner follows every byte fed. Not needed when the
@@ -111,6 +114,11 @@ impl<'a> PartitionReader<'a> {
             checked_open: None,
             fast: None,
             fed: 0,
+            max_rows: source.budget.rows.min(
+                usize::try_from(range.1.saturating_sub(range.0))
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1),
+            ),
             careful: false,
             track: !source.quotes_checked,
             synced: true,
@@ -144,9 +152,9 @@ impl<'a> PartitionReader<'a> {
         let budget = self.source.budget;
         loop {
             if self.fed < self.filled {
-                let decoder = self
-                    .fast
-                    .get_or_insert_with(|| new_decoder(self.source, &self.source.decode_schema));
+                let decoder = self.fast.get_or_insert_with(|| {
+                    new_decoder(self.source, &self.source.decode_schema, self.max_rows)
+                });
                 // Past the byte budget, feed only up to the end of the row in
                 // progress, found by the scanner (which stands at `fed`).
                 let cut = self.fed >= budget.bytes;
@@ -228,9 +236,10 @@ impl<'a> PartitionReader<'a> {
     /// drops those bytes: the batch, if any rows; `None` when decoding failed (the
     /// bytes are kept for the careful mode).
     fn emit_fast(&mut self, end_of_input: bool) -> Option<Option<RecordBatch>> {
+        let max_rows = self.max_rows;
         let decoder = self
             .fast
-            .get_or_insert_with(|| new_decoder(self.source, &self.source.decode_schema));
+            .get_or_insert_with(|| new_decoder(self.source, &self.source.decode_schema, max_rows));
         let flushed = if end_of_input {
             decoder.decode(&[]).and_then(|_| decoder.flush())
         } else {
@@ -322,6 +331,7 @@ impl<'a> PartitionReader<'a> {
             &self.pending[..end],
             (at, at + end as u64),
             last,
+            self.max_rows,
         );
         self.pending.copy_within(end..self.filled, 0);
         self.filled -= end;
@@ -365,9 +375,10 @@ fn decode(
     bytes: &[u8],
     range: (u64, u64),
     last: bool,
+    max_rows: usize,
 ) -> Result<Option<RecordBatch>> {
     let located = |e: &dyn std::fmt::Display| diagnose::locate(source, range, &e.to_string());
-    let decoder = fast.get_or_insert_with(|| new_decoder(source, &source.decode_schema));
+    let decoder = fast.get_or_insert_with(|| new_decoder(source, &source.decode_schema, max_rows));
     let decoded = match decode_with(source, decoder, &source.decode_schema, bytes, last) {
         Ok(batch) if !last => batch,
         Ok(batch) => {
@@ -377,7 +388,7 @@ fn decode(
         }
         Err(_) => {
             *fast = None;
-            let mut slow = new_decoder(source, &source.text_schema);
+            let mut slow = new_decoder(source, &source.text_schema, max_rows.min(bytes.len() + 1));
             match decode_with(source, &mut slow, &source.text_schema, bytes, true) {
                 Ok(batch) => batch,
                 Err(e) => return Err(located(&e)),
@@ -408,13 +419,17 @@ fn to_schema(source: &CsvSource, batch: &RecordBatch) -> Option<RecordBatch> {
     RecordBatch::try_new(source.schema.clone(), columns).ok()
 }
 
-/// Arrow's decoder for rows of `schema` (all columns), projected.
-fn new_decoder(source: &CsvSource, schema: &SchemaRef) -> Decoder {
+/// Arrow's decoder for batches of up to `rows` rows of `schema` (all columns),
+/// projected. It allocates offsets for every row of a batch up front, so `rows` is
+/// the smaller of the budget and what the bytes at hand can hold (a row takes at
+/// least its line break): thousands of tiny partitions do not each zero buffers for
+/// a full batch.
+fn new_decoder(source: &CsvSource, schema: &SchemaRef, rows: usize) -> Decoder {
     // One more row than the budget: a last row without a line break is not counted.
     ReaderBuilder::new(schema.clone())
         .with_header(false)
         .with_delimiter(source.options.delimiter)
-        .with_batch_size(source.budget.rows + 1)
+        .with_batch_size(rows + 1)
         .with_projection(source.projection.clone())
         .build_decoder()
 }

@@ -318,10 +318,14 @@ impl NpyStackSink {
             });
         }
         if axis >= shape.len() {
-            return Err(Error::Usage(format!(
-                "npy stack axis {axis} is out of range for {} dimensions",
-                shape.len()
-            )));
+            return Err(Error::Corrupt {
+                path: dir.to_path_buf(),
+                format: "npy stack",
+                detail: format!(
+                    "its info names axis {axis}, out of range for {} dimensions",
+                    shape.len()
+                ),
+            });
         }
         let axes = shape
             .iter()

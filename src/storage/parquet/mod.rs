@@ -333,13 +333,12 @@ impl ParquetSource {
             check_footer(&p, &meta, len)?;
             if let Some(first) = files.first() {
                 if first.meta.schema().fields() != meta.schema().fields() {
-                    return Err(Error::Usage(format!(
-                        "{}: its schema differs from {}'s ({}); every part of a dataset must \
-                         share one schema",
-                        p.display(),
-                        first.path.display(),
-                        schema_difference(first.meta.schema(), meta.schema())
-                    )));
+                    return Err(Error::InconsistentParts {
+                        difference: schema_difference(first.meta.schema(), meta.schema()),
+                        path: p,
+                        first: first.path.clone(),
+                        what: "schema",
+                    });
                 }
             }
             let pairs = if is_dir {
@@ -351,16 +350,16 @@ impl ParquetSource {
             match &key_names {
                 None => key_names = Some(names),
                 Some(expected) if *expected != names => {
-                    return Err(Error::Usage(format!(
-                        "{}: its partition directories ({}) differ from {}'s ({}); every part \
-                         of a Hive-partitioned dataset must have the same keys",
-                        p.display(),
-                        key_list(&names),
-                        files
-                            .first()
-                            .map_or(String::new(), |f| f.path.display().to_string()),
-                        key_list(expected)
-                    )));
+                    return Err(Error::InconsistentParts {
+                        difference: format!(
+                            "partition directories {} where it has {}",
+                            key_list(&names),
+                            key_list(expected)
+                        ),
+                        first: files.first().map_or_else(PathBuf::new, |f| f.path.clone()),
+                        path: p,
+                        what: "set of partition keys",
+                    });
                 }
                 Some(_) => {}
             }
@@ -410,11 +409,15 @@ impl ParquetSource {
         }
         if let Some(groups) = &options.row_groups {
             if let Some(&bad) = groups.iter().find(|&&g| g >= partitions.len()) {
-                return Err(Error::Usage(format!(
-                    "row group {bad} does not exist; {} has {} row groups",
-                    path.display(),
-                    partitions.len()
-                )));
+                return Err(Error::InvalidOption {
+                    option: "row_groups",
+                    value: bad.to_string(),
+                    reason: format!(
+                        "no such row group: {} has {} row groups",
+                        path.display(),
+                        partitions.len()
+                    ),
+                });
             }
             partitions = groups.iter().map(|&g| partitions[g]).collect();
         }
