@@ -13,7 +13,7 @@ if ! cmp -s fixtures/requirements.txt "$stamp" 2>/dev/null; then
   cp fixtures/requirements.txt "$stamp"
 fi
 export BLOCKWISE_PYTHON="$PWD/.venv/bin/python"
-cargo test --all-targets "$@"
+cargo test --all-targets --no-fail-fast "$@"
 rm -rf target/wheels
 .venv/bin/maturin build --quiet --profile dev -m python/Cargo.toml -o target/wheels \
   -i .venv/bin/python

@@ -127,7 +127,7 @@ fn zero_dimensional_arrays_convert_to_npy_and_zarr_and_are_refused_elsewhere() {
     // An npy stack is cut along an axis; a table needs rows.
     for (dst, needle) in [
         ("stack", "zero-dimensional"),
-        ("t.csv", "shape []"),
+        ("t.csv", "shape for a table \"[]\""),
         ("t.parquet", "0 dimensions"),
     ] {
         let o = tempfile::tempdir().unwrap();

@@ -118,25 +118,31 @@ impl JobArgs {
         if !self.stats {
             return;
         }
-        let mut stats = serde_json::json!({
-            "wall_s": started.elapsed().as_secs_f64(),
-            "peak_rss_bytes": peak_rss_bytes(),
-            "peak_reserved_bytes": ctx.pool.peak_reserved(),
-            "read_bytes": JobStats::get(&ctx.stats.read_bytes),
-            "written_bytes": JobStats::get(&ctx.stats.written_bytes),
-            "tasks": JobStats::get(&ctx.stats.tasks),
-            "skipped_tasks": JobStats::get(&ctx.stats.skipped_tasks),
-            "spilled_bytes": ctx.spill.spilled_bytes() + JobStats::get(&ctx.stats.spilled_bytes),
-            "spill_files": ctx.spill.spill_files(),
-            "paused_ms": JobStats::get(&ctx.stats.paused_ms),
-            "threads": ctx.threads,
-            "memory_limit_bytes": ctx.pool.limit(),
-        });
+        let mut stats = job_stats(ctx, started);
         if let (Some(map), serde_json::Value::Object(extra)) = (stats.as_object_mut(), extra) {
             map.extend(extra);
         }
         eprintln!("{stats}");
     }
+}
+
+/// The statistics of a finished job: the `--stats` line, and what the Python
+/// bindings return.
+pub fn job_stats(ctx: &JobContext, started: Instant) -> serde_json::Value {
+    serde_json::json!({
+        "wall_s": started.elapsed().as_secs_f64(),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "peak_reserved_bytes": ctx.pool.peak_reserved(),
+        "read_bytes": JobStats::get(&ctx.stats.read_bytes),
+        "written_bytes": JobStats::get(&ctx.stats.written_bytes),
+        "tasks": JobStats::get(&ctx.stats.tasks),
+        "skipped_tasks": JobStats::get(&ctx.stats.skipped_tasks),
+        "spilled_bytes": ctx.spill.spilled_bytes() + JobStats::get(&ctx.stats.spilled_bytes),
+        "spill_files": ctx.spill.spill_files(),
+        "paused_ms": JobStats::get(&ctx.stats.paused_ms),
+        "threads": ctx.threads,
+        "memory_limit_bytes": ctx.pool.limit(),
+    })
 }
 
 /// Most worker threads `--threads` accepts: far past any core count, and short of

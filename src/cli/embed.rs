@@ -14,10 +14,7 @@ use crate::convert::{
     plan_convert as plan_convert_job, registry, run_plan as run_plan_job, OnFailure,
 };
 use crate::error::{Error, Result};
-use crate::exec::{
-    run_task as run_one, CancelToken, Environment, JobContext, JobStats, TaskReport,
-};
-use crate::memory::peak_rss_bytes;
+use crate::exec::{run_task as run_one, CancelToken, JobContext, JobStats, TaskReport};
 use crate::plan::{Plan, Resources};
 
 /// `blockwise convert`'s arguments, parsed from flags.
@@ -53,22 +50,11 @@ fn convert_flags(src: &Path, dst: &Path, flags: &[String]) -> Result<super::conv
     Ok(parse::<ConvertFlags>(argv)?.args)
 }
 
-/// The statistics of a finished job, as `--stats` prints them.
+/// The statistics of a finished job, as `--stats` prints them, with the rows.
 fn stats(ctx: &JobContext, started: Instant) -> serde_json::Value {
-    serde_json::json!({
-        "wall_s": started.elapsed().as_secs_f64(),
-        "peak_rss_bytes": peak_rss_bytes(),
-        "peak_reserved_bytes": ctx.pool.peak_reserved(),
-        "read_bytes": JobStats::get(&ctx.stats.read_bytes),
-        "written_bytes": JobStats::get(&ctx.stats.written_bytes),
-        "tasks": JobStats::get(&ctx.stats.tasks),
-        "skipped_tasks": JobStats::get(&ctx.stats.skipped_tasks),
-        "spilled_bytes": ctx.spill.spilled_bytes() + JobStats::get(&ctx.stats.spilled_bytes),
-        "paused_ms": JobStats::get(&ctx.stats.paused_ms),
-        "rows": JobStats::get(&ctx.stats.rows),
-        "threads": ctx.threads,
-        "memory_limit_bytes": ctx.pool.limit(),
-    })
+    let mut stats = super::common::job_stats(ctx, started);
+    stats["rows"] = JobStats::get(&ctx.stats.rows).into();
+    stats
 }
 
 /// A job context from job flags, quiet on stderr (the host reports what it wants).
@@ -160,13 +146,7 @@ pub fn run_task(plan: &Plan, id: u32, flags: &[String], cancel: CancelToken) -> 
     let ctx = context(&job, cancel.clone())?;
     let store = directory_store(plan)?;
     let resources = Resources::default();
-    let env = Environment {
-        store: &store,
-        pool: &ctx.pool,
-        monitor: Some(&ctx.monitor),
-        spill: &ctx.spill,
-        resources: &resources,
-    };
+    let env = ctx.environment(&store, &resources);
     let report = ctx
         .install(|| run_one(plan, registry(), id, &env, &ctx.cancel, &[]))
         .map_err(|e| {

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use super::common::JobArgs;
 use crate::convert::{already_published, directory_store, finish_if_complete, registry};
 use crate::error::{Error, Result};
-use crate::exec::{run_task, CancelToken, Environment, TaskReport};
+use crate::exec::{run_task, CancelToken, TaskReport};
 use crate::plan::Resources;
 
 /// Run tasks of a plan in this process
@@ -75,13 +75,7 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let ctx = args.job.context(cancel)?;
     let store = directory_store(&plan)?;
     let resources = Resources::default();
-    let env = Environment {
-        store: &store,
-        pool: &ctx.pool,
-        monitor: Some(&ctx.monitor),
-        spill: &ctx.spill,
-        resources: &resources,
-    };
+    let env = ctx.environment(&store, &resources);
     for &id in &args.ids {
         let result = ctx.install(|| run_task(&plan, registry(), id, &env, &ctx.cancel, &[]));
         let report = match result {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::exec::{DirStore, Environment, JobContext, JobStats, MemoryStore, RunReport};
+use crate::exec::{DirStore, JobContext, JobStats, MemoryStore, RunReport};
 use crate::plan::{
     DataRef, Dataset, DatasetRole, OpSpec, Operation, Plan, Registry, Resources, Task, TaskEnv,
     TaskKind,
@@ -206,13 +206,7 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
         on_disk,
     );
     let resources = Resources::default();
-    let env = Environment {
-        store: &store,
-        pool: &ctx.pool,
-        monitor: Some(&ctx.monitor),
-        spill: &ctx.spill,
-        resources: &resources,
-    };
+    let env = ctx.environment(&store, &resources);
     // One count a task, advanced by the executor's TaskFinished events.
     ctx.progress.start(plan.tasks.len() as u64, false, "tasks");
     let result = ctx.install(|| ctx.executor().execute(plan, registry(), &env));

@@ -205,6 +205,22 @@ impl JobContext {
         Self::new(&JobOptions::default(), CancelToken::new())
     }
 
+    /// The environment of a plan run by this job over `store`: its pool, monitor
+    /// and spill store.
+    pub fn environment<'a>(
+        &'a self,
+        store: &'a dyn crate::plan::DataStore,
+        resources: &'a crate::plan::Resources,
+    ) -> super::Environment<'a> {
+        super::Environment {
+            store,
+            pool: &self.pool,
+            monitor: Some(&self.monitor),
+            spill: &self.spill,
+            resources,
+        }
+    }
+
     /// Runs `f` on the job's thread pool, so its parallel loops use the job's threads.
     ///
     /// # Errors
