@@ -190,7 +190,14 @@ pub enum OnFailure {
 pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<RunReport> {
     let workdir = workdir_of(plan)?;
     check_same_file_system(plan, &workdir)?;
-    let disk = Arc::new(DirStore::new(&workdir)?);
+    // A plan that may resume keeps its entries in its working directory; a
+    // `convert`, which never resumes, spills them under the job's spill directory,
+    // where `--spill-dir` and the spill quota apply and a killed run's are reclaimed.
+    let store_dir = match on_failure {
+        OnFailure::KeepForResume => workdir.clone(),
+        OnFailure::RemoveAll => ctx.spill.disk().dir().join("store"),
+    };
+    let disk = Arc::new(DirStore::new(&store_dir)?);
     // What a resumed run looks for goes to disk at once: completion marks of tasks
     // writing the outputs.
     let on_disk: HashSet<String> = plan
@@ -204,7 +211,8 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
         ctx.pool.clone(),
         Some(ctx.monitor.clone()),
         on_disk,
-    );
+    )
+    .with_quota(ctx.spill.disk().clone());
     let resources = Resources::default();
     let env = ctx.environment(&store, &resources);
     // One count a task, advanced by the executor's TaskFinished events.
@@ -217,8 +225,12 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
             JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
             JobStats::add(&ctx.stats.skipped_tasks, report.skipped);
             crate::sys::remove_path(&workdir);
+            crate::sys::remove_path(&store_dir);
         }
-        (Err(_), OnFailure::RemoveAll) => crate::sys::remove_path(&workdir),
+        (Err(_), OnFailure::RemoveAll) => {
+            crate::sys::remove_path(&workdir);
+            crate::sys::remove_path(&store_dir);
+        }
         (Err(_), OnFailure::KeepForResume) => disk.remove_temporaries(),
     }
     ctx.progress.finish();

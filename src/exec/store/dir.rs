@@ -110,11 +110,11 @@ impl DirStore {
         self.publish(key, "arrow", |temp| {
             let file = File::create(temp).at(temp)?;
             let mut out = BufWriter::with_capacity(1 << 20, file);
-            let mut writer = ipc_writer(&mut out, schema)?;
+            let mut writer = ipc_writer(&mut out, schema).map_err(|e| arrow_io(temp, e))?;
             for b in batches {
-                writer.write(&b?)?;
+                writer.write(&b?).map_err(|e| arrow_io(temp, e))?;
             }
-            writer.finish()?;
+            writer.finish().map_err(|e| arrow_io(temp, e))?;
             drop(writer);
             finish_file(temp, out)
         })
@@ -212,11 +212,14 @@ fn write_file(path: &Path, entry: &Entry) -> Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, file);
     match entry {
         Entry::Batches { schema, batches } => {
-            let mut writer = ipc_writer(&mut out, schema)?;
-            for b in batches {
-                writer.write(b)?;
-            }
-            writer.finish()?;
+            let written = (|| {
+                let mut writer = ipc_writer(&mut out, schema)?;
+                for b in batches {
+                    writer.write(b)?;
+                }
+                writer.finish()
+            })();
+            written.map_err(|e| arrow_io(path, e))?;
         }
         Entry::Bytes(bytes) => out.write_all(bytes).at(path)?,
         Entry::Json(value) => serde_json::to_writer(&mut out, value)
@@ -225,11 +228,23 @@ fn write_file(path: &Path, entry: &Entry) -> Result<u64> {
     finish_file(path, out)
 }
 
+/// An Arrow error writing the file at `path`: the I/O error it wraps (a full disk
+/// among them), told by its kind, as any other write.
+fn arrow_io(path: &Path, e: arrow::error::ArrowError) -> Error {
+    match e {
+        arrow::error::ArrowError::IoError(_, io) => Error::io(path, io),
+        other => Error::Arrow(other),
+    }
+}
+
 /// An IPC file writer of `schema` with LZ4-compressed buffers.
-fn ipc_writer<W: Write>(out: W, schema: &SchemaRef) -> Result<FileWriter<W>> {
+fn ipc_writer<W: Write>(
+    out: W,
+    schema: &SchemaRef,
+) -> std::result::Result<FileWriter<W>, arrow::error::ArrowError> {
     let options =
         IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
-    Ok(FileWriter::try_new_with_options(out, schema, options)?)
+    FileWriter::try_new_with_options(out, schema, options)
 }
 
 /// Flushes `out` (the file at `path`); returns the file's length.

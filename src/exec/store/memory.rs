@@ -15,7 +15,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::DirStore;
 use crate::error::Result;
-use crate::memory::{MemoryMonitor, MemoryPool, Reservation, SpillStore, Spillable};
+use crate::memory::{DiskManager, MemoryMonitor, MemoryPool, Reservation, SpillStore, Spillable};
 use crate::plan::{BatchStream, DataRef, DataStore, Entry};
 
 /// One entry, in memory or spilled.
@@ -30,6 +30,39 @@ struct Slot {
     id: Option<u64>,
     /// The store's count of bytes spilled.
     spilled: Arc<AtomicU64>,
+    /// The disk quota the entry's file is charged to, if any, and what it charged.
+    quota: Option<Arc<DiskManager>>,
+    charged: u64,
+}
+
+/// Writes `entry` for `key` to `disk`, charged to `quota` first (the spill quota of
+/// the job: a spilled entry is spill data); returns the bytes written and charged.
+fn write_charged(
+    disk: &DirStore,
+    quota: Option<&Arc<DiskManager>>,
+    key: &DataRef,
+    write: impl FnOnce(&DirStore) -> Result<u64>,
+    estimate: u64,
+) -> Result<(u64, u64)> {
+    let Some(quota) = quota else {
+        return write(disk).map(|n| (n, 0));
+    };
+    quota.reserve(estimate)?;
+    match write(disk) {
+        Ok(n) => {
+            // The file may be smaller (compressed) or larger than the estimate.
+            quota.release(estimate);
+            if let Err(e) = quota.reserve(n) {
+                disk.remove(key);
+                return Err(e);
+            }
+            Ok((n, n))
+        }
+        Err(e) => {
+            quota.release(estimate);
+            Err(quota.map_full(e, estimate))
+        }
+    }
 }
 
 impl Spillable for Slot {
@@ -46,8 +79,16 @@ impl Spillable for Slot {
             return Ok(0);
         };
         if !self.on_disk {
-            let written = self.disk.write(&self.key, entry)?;
+            let key = self.key.clone();
+            let (written, charged) = write_charged(
+                &self.disk,
+                self.quota.as_ref(),
+                &key,
+                |d| d.write(&key, entry),
+                entry.memory_bytes(),
+            )?;
             self.spilled.fetch_add(written, Ordering::Relaxed);
+            self.charged = charged;
             self.on_disk = true;
         }
         self.entry = None;
@@ -76,6 +117,8 @@ pub struct MemoryStore {
     slots: Mutex<HashMap<DataRef, Arc<Mutex<Slot>>>>,
     /// Bytes of entries written to disk for want of memory.
     spilled: Arc<AtomicU64>,
+    /// The spill quota entries written for want of memory are charged to.
+    quota: Option<Arc<DiskManager>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -106,7 +149,15 @@ impl MemoryStore {
             on_disk,
             slots: Mutex::new(HashMap::new()),
             spilled: Arc::default(),
+            quota: None,
         }
+    }
+
+    /// Charges entries written for want of memory to `quota` (the job's spill
+    /// quota), refusing one past it with [`crate::Error::SpillQuota`].
+    pub fn with_quota(mut self, quota: Arc<DiskManager>) -> Self {
+        self.quota = Some(quota);
+        self
     }
 
     /// Bytes of entries written to disk for want of memory (spilled, or too large
@@ -153,6 +204,18 @@ impl MemoryStore {
         entry: Option<Arc<Entry>>,
         reservation: Reservation,
     ) -> Result<()> {
+        self.put_slot_charged(key, entry, reservation, 0)
+    }
+
+    /// [`MemoryStore::put_slot`] for an entry whose file charged `charged` bytes to
+    /// the quota.
+    fn put_slot_charged(
+        &self,
+        key: &DataRef,
+        entry: Option<Arc<Entry>>,
+        reservation: Reservation,
+        charged: u64,
+    ) -> Result<()> {
         let on_disk = entry.is_none();
         let slot = Arc::new(Mutex::new(Slot {
             key: key.clone(),
@@ -162,6 +225,8 @@ impl MemoryStore {
             disk: self.disk.clone(),
             id: None,
             spilled: self.spilled.clone(),
+            quota: self.quota.clone(),
+            charged,
         }));
         let mut slots = lock(&self.slots);
         if slots.contains_key(key) {
@@ -190,9 +255,20 @@ impl DataStore for MemoryStore {
             Some(r) => self.put_slot(key, Some(Arc::new(entry)), r),
             None => {
                 // No room even after spilling everything else: straight to disk.
-                let written = self.disk.write(key, &entry)?;
+                let (written, charged) = write_charged(
+                    &self.disk,
+                    self.quota.as_ref(),
+                    key,
+                    |d| d.write(key, &entry),
+                    bytes,
+                )?;
                 self.spilled.fetch_add(written, Ordering::Relaxed);
-                self.put_slot(key, None, self.pool.reserve(format!("store: {key}")))
+                self.put_slot_charged(
+                    key,
+                    None,
+                    self.pool.reserve(format!("store: {key}")),
+                    charged,
+                )
             }
         }
     }
@@ -221,9 +297,20 @@ impl DataStore for MemoryStore {
                 };
             if !fits {
                 let mut rest = held.into_iter().map(Ok).chain([Ok(batch)]).chain(batches);
-                let written = self.disk.write_batches(key, &schema, &mut rest)?;
+                let (written, charged) = write_charged(
+                    &self.disk,
+                    self.quota.as_ref(),
+                    key,
+                    |d| d.write_batches(key, &schema, &mut rest),
+                    cap,
+                )?;
                 self.spilled.fetch_add(written, Ordering::Relaxed);
-                return self.put_slot(key, None, self.pool.reserve(format!("store: {key}")));
+                return self.put_slot_charged(
+                    key,
+                    None,
+                    self.pool.reserve(format!("store: {key}")),
+                    charged,
+                );
             }
             held.push(batch);
         }
@@ -277,9 +364,15 @@ impl DataStore for MemoryStore {
 
     fn release(&self, key: &DataRef) {
         let slot = lock(&self.slots).remove(key);
-        let on_disk = slot.as_ref().is_none_or(|s| lock(s).on_disk);
+        let (on_disk, charged) = slot.as_ref().map_or((true, 0), |s| {
+            let s = lock(s);
+            (s.on_disk, s.charged)
+        });
         if on_disk {
             self.disk.remove(key);
+        }
+        if let (Some(quota), true) = (&self.quota, charged > 0) {
+            quota.release(charged);
         }
     }
 
