@@ -35,35 +35,45 @@ fn pause_starts_no_task_while_above_and_resumes_below() {
     let (rss, m) = watched(MemoryPool::new(1000));
     let plan = Plan::placeholders("noop", &vec![(TaskKind::Load, vec![]); 6]);
     let log = Mutex::new(Vec::new());
+    let raised = std::sync::atomic::AtomicBool::new(false);
     let report = LocalExecutor::new(2, CancelToken::new())
         .unwrap()
         .with_gate(m.clone())
         .run(&plan, |t, _| {
-            if t.id == 0 {
-                // Memory rises past pause while this task runs, then falls.
-                rss.store(850, Ordering::SeqCst);
-                log.lock().unwrap().push(("pause", t.id));
-                std::thread::sleep(Duration::from_millis(60));
-                log.lock().unwrap().push(("resume", t.id));
-                rss.store(100, Ordering::SeqCst);
-            } else {
-                log.lock().unwrap().push(("start", t.id));
+            match t.id {
+                0 => {
+                    // Memory rises past pause while this task runs, then falls.
+                    rss.store(850, Ordering::SeqCst);
+                    raised.store(true, Ordering::SeqCst);
+                    log.lock().unwrap().push(("pause", t.id));
+                    std::thread::sleep(Duration::from_millis(60));
+                    log.lock().unwrap().push(("resume", t.id));
+                    rss.store(100, Ordering::SeqCst);
+                }
+                // The other thread's first task ends only once memory is up, so
+                // that thread's next start must wait for the fall: without this,
+                // it could run every other task before task 0 raised anything.
+                1 => {
+                    let waited = Instant::now();
+                    while !raised.load(Ordering::SeqCst)
+                        && waited.elapsed() < Duration::from_secs(5)
+                    {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                _ => log.lock().unwrap().push(("start", t.id)),
             }
             Ok(())
         })
         .unwrap();
     assert_eq!(report.tasks, 6);
     let log = log.into_inner().unwrap();
-    let paused_at = log.iter().position(|e| e.0 == "pause").unwrap();
     let resumed_at = log.iter().position(|e| e.0 == "resume").unwrap();
-    // Nothing started between the rise and the fall (task 1 may have started
-    // before task 0 raised memory, on the other thread).
     assert!(
-        log[paused_at + 1..resumed_at]
-            .iter()
-            .all(|e| e.0 != "start"),
+        log[..resumed_at].iter().all(|e| e.0 != "start"),
         "a task started while paused: {log:?}"
     );
+    assert_eq!(log.len(), 6, "{log:?}");
     assert!(report.paused_ms >= 20, "paused {} ms", report.paused_ms);
 }
 
