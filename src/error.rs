@@ -400,6 +400,74 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// A sort key that cannot be used: an empty column name, a direction other than
+    /// asc or desc, a column the table does not have.
+    #[error("{}: {problem}", sort_keys_given(keys.as_deref()))]
+    BadSortKey {
+        /// The keys as the user gave them (`x:desc,name`), when the problem is in
+        /// their text; `None` when it is in the table they are applied to.
+        keys: Option<String>,
+        /// What is wrong.
+        problem: SortKeyProblem,
+    },
+
+    /// A store entry is not of the kind the task reading it expects: a plan that
+    /// hands one operation's output to an operation that reads something else.
+    #[error("{key} holds {holds}, not {wanted}")]
+    WrongEntry {
+        /// The entry, as the plan spells it.
+        key: String,
+        /// What it holds (`bytes`, `a JSON value`, `record batches`).
+        holds: &'static str,
+        /// What was asked for.
+        wanted: &'static str,
+    },
+
+    /// A task ended without publishing the store entry the plan says it makes: a
+    /// plan whose task names an output its operation does not write.
+    #[error(
+        "task {task} ({op}) finished without publishing its output {output}; the plan \
+         names an output its operation does not make"
+    )]
+    Unpublished {
+        /// The task.
+        task: u32,
+        /// Its operation.
+        op: String,
+        /// Its output, as the plan spells it.
+        output: String,
+    },
+
+    /// A task panicked: a bug in its operation. The job was stopped cleanly.
+    #[error("internal error: task {task} ({op}) panicked: {message}")]
+    TaskPanicked {
+        /// The task.
+        task: u32,
+        /// Its operation.
+        op: String,
+        /// The panic's message.
+        message: String,
+    },
+
+    /// The operating system refused to start the job's threads.
+    #[error("cannot start {threads} threads: {reason}")]
+    ThreadsRefused {
+        /// Threads asked for.
+        threads: usize,
+        /// The system's answer.
+        reason: String,
+    },
+
+    /// A bug: an invariant of blockwise's own code that did not hold. Nothing a user,
+    /// a plan or a file can do leads here (those are the other variants).
+    #[error("internal error: {what}{}", then_detail(detail))]
+    Bug {
+        /// What went wrong, in a few words (`plan to JSON`).
+        what: &'static str,
+        /// The underlying report, or empty.
+        detail: String,
+    },
+
     /// A plan names an operation, or a version of one, that this blockwise does not
     /// have.
     #[error(
@@ -452,9 +520,34 @@ pub enum Error {
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
 
-    /// A bug or an invariant that did not hold.
+    /// A bug, as a string: only for the call sites not yet given [`Error::Bug`] (the
+    /// sort's stages, the table writers and the Parquet parts, which other changes
+    /// convert); new code uses [`Error::Bug`].
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What is wrong with a sort key (see [`Error::BadSortKey`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SortKeyProblem {
+    /// A key with no column name (`a,,b`, `:desc`).
+    #[error("empty column name")]
+    EmptyColumn,
+    /// A direction that is neither `asc` nor `desc`.
+    #[error("direction {} is not asc or desc", quoted(found))]
+    Direction {
+        /// The direction given.
+        found: String,
+    },
+    /// A key naming a column the table does not have.
+    #[error("no column named {}; the columns are {available}", quoted(column))]
+    NoSuchColumn {
+        /// The column named.
+        column: String,
+        /// The table's columns, comma-separated.
+        available: String,
+    },
 }
 
 /// How messages spell options: each front end says once how its users write them.
@@ -498,6 +591,28 @@ fn option_value(name: &str, value: &str) -> String {
         Spelling::Library => format!("option {name} {value}"),
         Spelling::CommandLine => format!("--{} {value}", name.replace('_', "-")),
         Spelling::Python => format!("{name}={value}"),
+    }
+}
+
+/// The `sort_by` option, with the keys given when there are some, as the user wrote
+/// them.
+fn sort_keys_given(keys: Option<&str>) -> String {
+    match keys {
+        Some(keys) => option_value("sort_by", keys),
+        None => match spelling() {
+            Spelling::Library => "option sort_by".into(),
+            Spelling::CommandLine => "--sort-by".into(),
+            Spelling::Python => "sort_by".into(),
+        },
+    }
+}
+
+/// `: detail`, or nothing when there is no detail.
+fn then_detail(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
     }
 }
 
@@ -553,6 +668,14 @@ impl Error {
         }
     }
 
+    /// Builds an [`Error::Bug`]: `what` went wrong, as `detail` reports it.
+    pub fn bug(what: &'static str, detail: impl ToString) -> Self {
+        Error::Bug {
+            what,
+            detail: detail.to_string(),
+        }
+    }
+
     /// Builds a [`Error::Corrupt`] for `path` in `format` with the given detail.
     pub fn corrupt(path: impl AsRef<Path>, format: &'static str, detail: impl ToString) -> Self {
         Error::Corrupt {
@@ -599,6 +722,8 @@ impl Error {
             | Error::InconsistentParts { .. }
             | Error::NoFileName { .. } => 2,
             Error::DependencyNotRun { .. } => 2,
+            Error::BadSortKey { .. } | Error::WrongEntry { .. } | Error::Unpublished { .. } => 2,
+            Error::TaskPanicked { .. } | Error::ThreadsRefused { .. } | Error::Bug { .. } => 1,
             Error::MissingEntry { .. } => 1,
             Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
         }
@@ -627,6 +752,61 @@ mod tests {
         assert!(matches!(e, Error::DiskFull { .. }));
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("no space left"));
+    }
+
+    #[test]
+    fn sort_key_messages_name_the_option_and_are_user_errors() {
+        // Unit tests run with the library's spelling (no front end set one).
+        let e = crate::frame::ops::sort::parse_sort_keys("a:sideways").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "option sort_by \"a:sideways\": direction \"sideways\" is not asc or desc"
+        );
+        assert_eq!(e.exit_code(), 2);
+        let e = crate::frame::ops::sort::parse_sort_keys("a,,b").unwrap_err();
+        assert_eq!(e.to_string(), "option sort_by \"a,,b\": empty column name");
+        let e = Error::BadSortKey {
+            keys: None,
+            problem: SortKeyProblem::NoSuchColumn {
+                column: "z".into(),
+                available: "a, b".into(),
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "option sort_by: no column named \"z\"; the columns are a, b"
+        );
+    }
+
+    #[test]
+    fn bugs_say_internal_error_and_exit_1_plan_mistakes_exit_2() {
+        let e = Error::bug("plan to JSON", "key must be a string");
+        assert_eq!(
+            e.to_string(),
+            "internal error: plan to JSON: key must be a string"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let e = Error::bug("a table route without a plan", "");
+        assert_eq!(
+            e.to_string(),
+            "internal error: a table route without a plan"
+        );
+        let e = Error::Unpublished {
+            task: 3,
+            op: "write_csv".into(),
+            output: "parts/3".into(),
+        };
+        assert!(e
+            .to_string()
+            .starts_with("task 3 (write_csv) finished without publishing"));
+        assert_eq!(e.exit_code(), 2);
+        let e = Error::WrongEntry {
+            key: "runs/0".into(),
+            holds: "bytes",
+            wanted: "record batches",
+        };
+        assert_eq!(e.to_string(), "runs/0 holds bytes, not record batches");
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]

@@ -135,3 +135,26 @@ fn a_spilling_sort_by_two_keys_is_the_same_from_convert_and_from_its_tasks() {
         "[('name', 'ascending'), ('x', 'descending')]",
     );
 }
+
+#[test]
+fn bad_sort_keys_are_refused_with_the_flag_named_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    std::fs::write(&csv, "id,x\n1,2\n").unwrap();
+    let dst = dir.path().join("out.parquet");
+    for (keys, message) in [
+        (
+            "id:sideways",
+            "--sort-by \"id:sideways\": direction \"sideways\" is not asc or desc",
+        ),
+        ("id,,x", "--sort-by \"id,,x\": empty column name"),
+        (
+            "nope",
+            "--sort-by: no column named \"nope\"; the columns are id, x",
+        ),
+    ] {
+        let out = common::convert(&csv, &dst, &["--sort-by", keys]);
+        common::assert_refused(&out, 2, &[message]);
+        assert!(!dst.exists());
+    }
+}

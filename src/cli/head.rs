@@ -273,8 +273,9 @@ fn format_values(data: &[u8], dtype: DType) -> Result<Vec<String>> {
         out.push(text);
     }
     if out.is_empty() && !data.is_empty() {
-        return Err(Error::Internal(
-            "array data shorter than one element".into(),
+        return Err(Error::bug(
+            "array data shorter than one element",
+            format!("{} bytes of {dtype}", data.len()),
         ));
     }
     Ok(out)

@@ -54,8 +54,8 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     let mut print = |report: &TaskReport| -> Result<()> {
-        let line = serde_json::to_string(report)
-            .map_err(|e| Error::Internal(format!("task report to JSON: {e}")))?;
+        let line =
+            serde_json::to_string(report).map_err(|e| Error::bug("task report to JSON", e))?;
         writeln!(out, "{line}").map_err(|e| Error::io("standard output", e))
     };
     if already_published(&plan) {

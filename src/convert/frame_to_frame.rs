@@ -24,8 +24,8 @@ const PARTS: &str = "parts";
 pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     let (source, meta) = open_frame_described(c.src, c.from, &c.options.read)?;
     let output = sinks::table_output(c.to, &c.staged, &source.schema(), c.options)?;
-    let meta = serde_json::to_value(&meta)
-        .map_err(|e| Error::Internal(format!("source description to JSON: {e}")))?;
+    let meta =
+        serde_json::to_value(&meta).map_err(|e| Error::bug("source description to JSON", e))?;
     let mut plan = Plan::new();
     plan.datasets.push(c.src_dataset(meta));
     plan.datasets

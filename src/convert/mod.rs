@@ -117,9 +117,9 @@ pub fn convert(
     }
     let rows = ctx.install(|| match (from.kind(), to.kind()) {
         // Every route into an array is a plan.
-        (_, Kind::Array) => Err(Error::Internal("an array route without a plan".into())),
+        (_, Kind::Array) => Err(Error::bug("an array route without a plan", "")),
         // Every route into a table is a plan.
-        (_, Kind::Frame) => Err(Error::Internal("a table route without a plan".into())),
+        (_, Kind::Frame) => Err(Error::bug("a table route without a plan", "")),
     })?;
     ctx.cancel.check()?;
     let written_bytes = crate::sys::tree_bytes(out.path());

@@ -77,10 +77,10 @@ pub(super) fn table_output(
             TableFormat::Ipc
         }
         other => {
-            return Err(Error::Internal(format!(
-                "{} is not a table format",
-                other.name()
-            )))
+            return Err(Error::bug(
+                "a table output of a format that is not a table's",
+                other.name(),
+            ))
         }
     };
     Ok(TableOutput {
@@ -175,10 +175,10 @@ pub(super) fn array_layout(
             layout
         }
         other => {
-            return Err(Error::Internal(format!(
-                "{} is not an array format",
-                other.name()
-            )))
+            return Err(Error::bug(
+                "an array output of a format that is not an array's",
+                other.name(),
+            ))
         }
     };
     if matches!(format, Format::Npy | Format::NpyStack) {

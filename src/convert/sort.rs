@@ -46,8 +46,8 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     let units: Vec<u64> = (0..source.num_partitions())
         .map(|i| source.partition_bytes(i))
         .collect();
-    let meta = serde_json::to_value(&meta)
-        .map_err(|e| Error::Internal(format!("source description to JSON: {e}")))?;
+    let meta =
+        serde_json::to_value(&meta).map_err(|e| Error::bug("source description to JSON", e))?;
     let mut plan = Plan::new();
     plan.datasets.push(c.src_dataset(meta));
     let parts = add_sort(&mut plan, "src", &units, &schema, &keys, batch_rows, sizing)?;

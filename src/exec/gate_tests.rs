@@ -149,7 +149,13 @@ impl Operation for Mix {
                         .iter()
                         .fold(acc, |a, &x| a.wrapping_mul(31).wrapping_add(u64::from(x)));
                 }
-                other => return Err(Error::Internal(format!("{other:?}"))),
+                other => {
+                    return Err(Error::WrongEntry {
+                        key: r.to_string(),
+                        holds: other.kind(),
+                        wanted: "bytes",
+                    })
+                }
             }
         }
         // The output is reserved before it is made (the store's reservation takes

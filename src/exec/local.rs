@@ -33,14 +33,17 @@ const IDLE_WAIT: Duration = Duration::from_millis(2);
 /// A rayon pool of `threads` threads named `blockwise-N`.
 ///
 /// # Errors
-/// [`Error::Internal`] when the operating system refuses the threads.
+/// [`Error::ThreadsRefused`] when the operating system refuses the threads.
 pub fn thread_pool(threads: usize) -> Result<Arc<rayon::ThreadPool>> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(|i| format!("blockwise-{i}"))
         .build()
         .map(Arc::new)
-        .map_err(|e| Error::Internal(format!("cannot start {threads} threads: {e}")))
+        .map_err(|e| Error::ThreadsRefused {
+            threads,
+            reason: e.to_string(),
+        })
 }
 
 /// What a running task may use: the cancel token, and a way to report bytes.
@@ -104,7 +107,7 @@ impl LocalExecutor {
     /// An executor on a new pool of `threads` threads.
     ///
     /// # Errors
-    /// [`Error::Internal`] when the operating system refuses the threads.
+    /// [`Error::ThreadsRefused`] when the operating system refuses the threads.
     pub fn new(threads: usize, cancel: CancelToken) -> Result<Self> {
         Ok(Self::on_pool(thread_pool(threads)?, cancel))
     }
@@ -336,10 +339,11 @@ fn panicked(task: &Task, panic: &(dyn std::any::Any + Send)) -> Error {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "no message".into());
-    Error::Internal(format!(
-        "task {} ({}) panicked: {message}",
-        task.id, task.op.name
-    ))
+    Error::TaskPanicked {
+        task: task.id,
+        op: task.op.name.clone(),
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -431,7 +435,7 @@ mod tests {
                 Ok(())
             })
             .unwrap_err();
-        assert!(matches!(err, Error::Internal(_)));
+        assert!(matches!(err, Error::TaskPanicked { task: 5, .. }));
         assert!(
             err.to_string()
                 .contains("task 5 (noop) panicked: bad index"),

@@ -111,10 +111,7 @@ impl LocalExecutor {
             ops[task.id as usize].run(task, &task_env)?;
             if is_intermediate(&task.output) {
                 if !env.store.contains(&task.output) {
-                    return Err(Error::Internal(format!(
-                        "task {} ({}) finished without publishing {}",
-                        task.id, task.op.name, task.output
-                    )));
+                    return Err(unpublished(task));
                 }
             } else {
                 // Its output is written elsewhere (a chunk of the output array): the
@@ -136,6 +133,15 @@ impl LocalExecutor {
         report.tasks -= skipped.min(report.tasks);
         report.skipped = skipped;
         Ok(report)
+    }
+}
+
+/// The error of `task` having ended without publishing its output entry.
+fn unpublished(task: &crate::plan::Task) -> Error {
+    Error::Unpublished {
+        task: task.id,
+        op: task.op.name.clone(),
+        output: task.output.to_string(),
     }
 }
 
@@ -247,10 +253,7 @@ pub fn run_task(
         env.store
             .put(&task.output, Entry::Json(serde_json::Value::Null))?;
     } else if !env.store.contains(&task.output) {
-        return Err(Error::Internal(format!(
-            "task {id} ({}) finished without publishing {}",
-            task.op.name, task.output
-        )));
+        return Err(unpublished(task));
     }
     report.seconds = started.elapsed().as_secs_f64();
     report.read_bytes = counter.read.load(Ordering::Relaxed);

@@ -340,8 +340,7 @@ impl Plan {
     /// # Errors
     /// Only if a parameter value cannot be serialized (never for plans built here).
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string_pretty(self)
-            .map_err(|e| Error::Internal(format!("plan to JSON: {e}")))
+        serde_json::to_string_pretty(self).map_err(|e| Error::bug("plan to JSON", e))
     }
 
     /// Reads and validates a plan from JSON. Its working directory and the paths of

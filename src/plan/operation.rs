@@ -162,7 +162,7 @@ impl Resources {
     /// when several threads ask at once).
     ///
     /// # Errors
-    /// `open`'s error (nothing is cached then); [`Error::Internal`] when `key` holds
+    /// `open`'s error (nothing is cached then); [`Error::Bug`] when `key` holds
     /// another type.
     pub fn get_or_open<T: Any + Send + Sync>(
         &self,
@@ -184,7 +184,7 @@ impl Resources {
         };
         value
             .downcast::<T>()
-            .map_err(|_| Error::Internal(format!("resource {key:?} holds another type")))
+            .map_err(|_| Error::bug("a resource holds another type than asked", key))
     }
 }
 

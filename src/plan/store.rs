@@ -93,8 +93,8 @@ pub trait DataStore: Send + Sync {
     /// the stream advances, not all at once.
     ///
     /// # Errors
-    /// As [`DataStore::get`]; [`Error::Corrupt`](crate::Error::Corrupt) when the
-    /// entry is not record batches.
+    /// As [`DataStore::get`]; [`Error::WrongEntry`](crate::Error::WrongEntry) when
+    /// the entry is not record batches.
     fn batches(&self, key: &DataRef) -> Result<(SchemaRef, BatchStream)>;
 
     /// Whether an entry is published at `key` (in memory or on disk).

@@ -13,7 +13,7 @@ use zarrs::array::codec::ZstdCodec;
 use zarrs::array::{
     Array, ArrayBuilder, ArrayBytes, ArrayMetadata, ArraySubset, CodecOptions, DataType, FillValue,
 };
-use zarrs::filesystem::FilesystemStore;
+use zarrs::filesystem::{FilesystemStore, FilesystemStoreCreateError};
 use zarrs::plugin::ExtensionName;
 
 use crate::error::{Error, Result};
@@ -569,11 +569,15 @@ impl ArraySource for ZarrSource {
 
     fn read(&self, subset: &Subset) -> Result<Vec<u8>> {
         if !subset.fits_in(&self.meta.shape()) {
-            return Err(Error::Internal(format!(
-                "read of {} outside the array's shape {}",
-                shape_text(subset.shape()),
-                shape_text(&self.meta.shape())
-            )));
+            return Err(Error::bug(
+                "a read outside the Zarr array's shape",
+                format!(
+                    "{} at {} in {}",
+                    shape_text(subset.shape()),
+                    shape_text(subset.start()),
+                    shape_text(&self.meta.shape())
+                ),
+            ));
         }
         // Chunk by chunk, so that a chunk that fails to decode is named by its key.
         let item = self.meta.dtype.size();
@@ -596,7 +600,7 @@ impl ArraySource for ZarrSource {
             let local = overlap.relative_to(chunk.start());
             let region =
                 ArraySubset::new_with_start_shape(local.start().to_vec(), local.shape().to_vec())
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                    .map_err(|e| Error::bug("a chunk's region", e))?;
             self.check_encoded(&index)?;
             let bytes: ArrayBytes<'static> = self
                 .array
@@ -976,7 +980,16 @@ impl ZarrSink {
     ) -> Result<Self> {
         let grid = ChunkGrid::regular(shape, chunk_shape)?;
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-        let store = FilesystemStore::new(path).map_err(|e| Error::Internal(e.to_string()))?;
+        let store = FilesystemStore::new(path).map_err(|e| match e {
+            FilesystemStoreCreateError::IOError(io) => Error::io(path, io),
+            // zarrs keys are text: a name that is not UTF-8 cannot be one.
+            FilesystemStoreCreateError::InvalidBasePath(_) => Error::Unsupported {
+                path: path.to_path_buf(),
+                what: "Zarr path",
+                found: path.display().to_string(),
+                supported: "; a Zarr array's path must be UTF-8".into(),
+            },
+        })?;
         let dt = zarr_dtype(dtype);
         let fill = FillValue::new(vec![0u8; dtype.size()]);
         let mut builder = ArrayBuilder::new(shape.to_vec(), chunk_shape.to_vec(), dt, fill);
@@ -985,7 +998,7 @@ impl ZarrSink {
         }
         let mut array = builder
             .build(Arc::new(store), "/")
-            .map_err(|e| Error::Internal(e.to_string()))?;
+            .map_err(|e| Error::bug("a Zarr array of a checked shape and type", e))?;
         array.set_metadata_options(
             zarrs::array::ArrayMetadataOptions::default().with_include_zarrs_metadata(false),
         );
@@ -1011,7 +1024,7 @@ impl ZarrSink {
             ArrayMetadata::V3(m) => serde_json::to_vec_pretty(&m),
             ArrayMetadata::V2(m) => serde_json::to_vec_pretty(&m),
         }
-        .map_err(|e| Error::Internal(format!("zarr metadata to JSON: {e}")))?;
+        .map_err(|e| Error::bug("Zarr metadata to JSON", e))?;
         write_file_atomically(&self.path.join("zarr.json"), &json)
     }
 }
@@ -1079,11 +1092,11 @@ impl ArraySink for ZarrSink {
             let mut shape = self.array.shape().to_vec();
             let first = shape
                 .first_mut()
-                .ok_or_else(|| Error::Internal("a row count for a scalar array".into()))?;
+                .ok_or_else(|| Error::bug("a row count for a scalar array", rows))?;
             *first = rows;
             self.array
                 .set_shape(shape)
-                .map_err(|e| Error::Internal(e.to_string()))?;
+                .map_err(|e| Error::bug("a Zarr array's new shape", e))?;
         }
         self.store_metadata()
     }

@@ -297,10 +297,14 @@ impl DataStore for DirStore {
     fn batches(&self, key: &DataRef) -> Result<(SchemaRef, BatchStream)> {
         let (path, ext) = self.find(key).ok_or_else(|| self.missing(key))?;
         if ext != "arrow" {
-            return Err(Error::Corrupt {
-                path,
-                format: "Arrow IPC",
-                detail: format!("{key} holds {ext} data, not record batches"),
+            return Err(Error::WrongEntry {
+                key: key.to_string(),
+                holds: if ext == "bin" {
+                    "bytes"
+                } else {
+                    "a JSON value"
+                },
+                wanted: "record batches",
             });
         }
         open_batches(&path)

@@ -348,12 +348,14 @@ impl DataStore for MemoryStore {
                 let batches = batches.clone();
                 Ok((schema.clone(), Box::new(batches.into_iter().map(Ok))))
             }
-            Some(_) => self.disk.batches(key).map_err(|_| {
-                crate::Error::Internal(format!(
-                    "{key} holds {}, not record batches",
-                    in_memory.as_ref().map_or("nothing", |e| e.kind())
-                ))
-            }),
+            Some(_) => self
+                .disk
+                .batches(key)
+                .map_err(|_| crate::Error::WrongEntry {
+                    key: key.to_string(),
+                    holds: in_memory.as_ref().map_or("nothing", |e| e.kind()),
+                    wanted: "record batches",
+                }),
             None => self.disk.batches(key),
         }
     }

@@ -68,7 +68,7 @@ impl SpillStore {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the header, the lengths or the zstd frame (and its
-    /// checksum) do not hold up; [`Error::Internal`] when it is a batch file;
+    /// checksum) do not hold up; [`Error::Bug`] when it is a batch file;
     /// [`Error::Io`] when the file cannot be opened or mapped.
     pub fn read_chunk(&self, file: &SpillFile) -> Result<Vec<u8>> {
         let path = &file.path;
@@ -243,9 +243,9 @@ mod tests {
         let batch_file = store.write_batches(&schema, &batches).unwrap();
         assert!(matches!(
             store.read_chunk(&batch_file),
-            Err(Error::Internal(_))
+            Err(Error::Bug { .. })
         ));
-        assert!(matches!(store.read_batches(&file), Err(Error::Internal(_))));
+        assert!(matches!(store.read_batches(&file), Err(Error::Bug { .. })));
         let len = std::fs::metadata(batch_file.path()).unwrap().len();
         let truncated = std::fs::read(batch_file.path()).unwrap()[..len as usize - 20].to_vec();
         std::fs::write(batch_file.path(), truncated).unwrap();

@@ -131,16 +131,16 @@ pub(super) fn io_error(path: &Path, e: std::io::Error) -> Error {
         if let Some(Ok(ours)) = e.into_inner().map(|inner| inner.downcast::<Error>()) {
             return *ours;
         }
-        return Error::Internal("spill: lost a quota error".into());
+        return Error::bug("a spill write lost its quota error", "");
     }
     Error::io(path, e)
 }
 
 pub(super) fn kind_error(path: &Path, is: &str, read_as: &str) -> Error {
-    Error::Internal(format!(
-        "spill: {} is {is} file, read as {read_as}",
-        path.display()
-    ))
+    Error::bug(
+        "a spill file read as another kind",
+        format!("{} is {is} file, read as {read_as}", path.display()),
+    )
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ impl SpillStore {
     ///
     /// # Errors
     /// [`Error::SpillQuota`] when the file would pass the quota (the partial file is
-    /// removed); [`Error::Internal`] when a batch's fields differ from `schema`'s;
+    /// removed); [`Error::Bug`] when a batch's fields differ from `schema`'s;
     /// [`Error::Io`] or [`Error::DiskFull`] on a failed write; [`Error::Arrow`] when
     /// Arrow cannot encode a batch.
     pub fn write_batches(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<SpillFile> {
@@ -43,11 +43,14 @@ impl SpillStore {
                     .all(|(c, f)| c.data_type().equals_datatype(f.data_type()))
         };
         if let Some(b) = batches.iter().find(|b| !fits(b)) {
-            return Err(Error::Internal(format!(
-                "spill: a batch with fields {:?} does not match the spill schema {:?}",
-                b.schema().fields(),
-                schema.fields()
-            )));
+            return Err(Error::bug(
+                "a spilled batch does not match its spill schema",
+                format!(
+                    "a batch with fields {:?}, the schema's {:?}",
+                    b.schema().fields(),
+                    schema.fields()
+                ),
+            ));
         }
         let options = self.ipc_options()?;
         let uncompressed = batches.iter().map(crate::memory::batch_memory).sum();
@@ -85,7 +88,7 @@ impl SpillStore {
     /// compression the batches borrow the file's memory map instead of copying it.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when the file is damaged; [`Error::Internal`] when it is a
+    /// [`Error::Corrupt`] when the file is damaged; [`Error::Bug`] when it is a
     /// chunk file; [`Error::Io`] when it cannot be opened or mapped.
     pub fn read_batches(&self, file: &SpillFile) -> Result<Vec<RecordBatch>> {
         self.batch_reader(file)?.collect()
@@ -348,7 +351,7 @@ fn mmap_buffer(path: &Path) -> Result<Buffer> {
     let len = map.len();
     let map = Arc::new(map);
     let ptr = NonNull::new(map.as_ptr().cast_mut())
-        .ok_or_else(|| Error::Internal("memory map at a null address".into()))?;
+        .ok_or_else(|| Error::bug("a memory map at a null address", path.display()))?;
     // SAFETY: `ptr` points at `len` readable bytes owned by `map`, which the buffer
     // keeps alive; the bytes do not change (see `map_file`).
     Ok(unsafe { Buffer::from_custom_allocation(ptr, len, map) })
@@ -461,7 +464,7 @@ mod tests {
         let store = store(root.path(), None, SpillCompression::default());
         assert!(matches!(
             store.write_batches(&schema, &[other]),
-            Err(Error::Internal(_))
+            Err(Error::Bug { .. })
         ));
         assert_eq!(files_in(store.disk().dir()), 0);
     }

@@ -33,9 +33,10 @@ pub trait Spillable: Send {
 
 /// Builds the error of reading data that is on disk.
 fn spilled_error(what: &str) -> Error {
-    Error::Internal(format!(
-        "{what} are spilled; call unspill before reading them"
-    ))
+    Error::bug(
+        "spilled data read without unspilling it",
+        format!("{what} are spilled; call unspill before reading them"),
+    )
 }
 
 /// Record batches of one schema, in memory or in a spill file.
@@ -74,7 +75,7 @@ impl SpillableBatches {
     /// The batches, when they are in memory.
     ///
     /// # Errors
-    /// [`Error::Internal`] when they are spilled: reading them is I/O, so the caller
+    /// [`Error::Bug`] when they are spilled: reading them is I/O, so the caller
     /// asks for it with [`Spillable::unspill`] or [`SpillableBatches::into_batches`].
     pub fn batches(&self) -> Result<&[RecordBatch]> {
         self.batches
@@ -166,7 +167,7 @@ impl SpillableChunk {
     /// The bytes, when they are in memory.
     ///
     /// # Errors
-    /// [`Error::Internal`] when they are spilled: reading them is I/O, so the caller
+    /// [`Error::Bug`] when they are spilled: reading them is I/O, so the caller
     /// asks for it with [`Spillable::unspill`] or [`SpillableChunk::into_data`].
     pub fn data(&self) -> Result<&[u8]> {
         self.data
@@ -239,7 +240,7 @@ mod tests {
             assert_eq!(block.spill(&store).unwrap(), bytes);
             assert!(block.is_spilled());
             assert_eq!(block.estimated_bytes(), 0);
-            assert!(matches!(block.batches(), Err(Error::Internal(_))));
+            assert!(matches!(block.batches(), Err(Error::Bug { .. })));
             assert_eq!(block.spill(&store).unwrap(), 0);
             block.unspill(&store).unwrap();
             assert_eq!(block.batches().unwrap(), &batches[..]);
@@ -263,7 +264,7 @@ mod tests {
             assert_eq!(chunk.estimated_bytes(), data.len() as u64);
             assert_eq!(chunk.spill(&store).unwrap(), data.len() as u64);
             assert!(chunk.is_spilled() && chunk.spill_file().is_some());
-            assert!(matches!(chunk.data(), Err(Error::Internal(_))));
+            assert!(matches!(chunk.data(), Err(Error::Bug { .. })));
             assert_eq!(chunk.len(), data.len() as u64);
             chunk.unspill(&store).unwrap();
             assert_eq!(chunk.data().unwrap(), &data[..]);

@@ -127,12 +127,15 @@ impl ArraySource for NpySource {
         let item = self.header.dtype.size();
         let shape = &self.header.shape;
         if !subset.fits_in(shape) {
-            return Err(Error::Internal(format!(
-                "read of {} at {} outside the array's shape {}",
-                shape_text(subset.shape()),
-                shape_text(subset.start()),
-                shape_text(shape)
-            )));
+            return Err(Error::bug(
+                "a read outside the npy array's shape",
+                format!(
+                    "{} at {} in {}",
+                    shape_text(subset.shape()),
+                    shape_text(subset.start()),
+                    shape_text(shape)
+                ),
+            ));
         }
         let mut out = alloc_zeroed(&self.path, subset.shape(), item as u64)?;
         if self.header.fortran_order {
@@ -272,9 +275,12 @@ impl NpySink {
         rows_unknown: bool,
     ) -> Result<Self> {
         if dtype.size() > 1 && cfg!(target_endian = "big") {
-            return Err(Error::Internal(
-                "npy writing assumes a little-endian machine".into(),
-            ));
+            return Err(Error::Unsupported {
+                path: path.to_path_buf(),
+                what: "machine byte order",
+                found: "big-endian".into(),
+                supported: "; blockwise writes npy files on little-endian machines only".into(),
+            });
         }
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -318,11 +324,10 @@ impl NpySink {
         // whatever the first axis turned out to be.
         let header = header::encode_with_len(self.dtype, &shape, self.data_offset as usize)
             .ok_or_else(|| {
-                Error::Internal(format!(
-                    "an npy header for shape {} does not fit the {} bytes reserved",
-                    shape_text(&shape),
-                    self.data_offset
-                ))
+                Error::bug(
+                    "an npy header does not fit the bytes reserved for it",
+                    format!("shape {} in {} bytes", shape_text(&shape), self.data_offset),
+                )
             })?;
         self.file.write_all_at(&header, 0).at(&self.path)?;
         if rows.is_none() && self.rows_unknown {

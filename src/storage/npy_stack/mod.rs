@@ -214,11 +214,15 @@ impl ArraySource for NpyStackSource {
     fn read(&self, subset: &Subset) -> Result<Vec<u8>> {
         let item = self.meta.dtype.size();
         if !subset.fits_in(&self.meta.shape()) {
-            return Err(Error::Internal(format!(
-                "read of {} outside the stack's shape {}",
-                shape_text(subset.shape()),
-                shape_text(&self.meta.shape())
-            )));
+            return Err(Error::bug(
+                "a read outside the npy stack's shape",
+                format!(
+                    "{} at {} in {}",
+                    shape_text(subset.shape()),
+                    shape_text(subset.start()),
+                    shape_text(&self.meta.shape())
+                ),
+            ));
         }
         let along = &self.meta.grid.axes()[self.axis];
         let parts = along.overlapping(subset.start()[self.axis], subset.shape()[self.axis]);
@@ -365,17 +369,18 @@ impl ArraySink for NpyStackSink {
 
     fn write_chunk(&self, index: &[u64], data: &[u8]) -> Result<()> {
         let region = self.grid.chunk_subset(index);
-        let part = index
-            .get(self.axis)
-            .ok_or_else(|| Error::Internal("chunk index lacks the stack's axis".into()))?;
+        let part = index.get(self.axis).ok_or_else(|| {
+            Error::bug(
+                "a chunk index lacks the npy stack's axis",
+                shape_text(index),
+            )
+        })?;
         self.write_part(*part, region.shape(), data)
     }
 
     fn finish(self: Box<Self>, rows: Option<u64>) -> Result<()> {
         if rows.is_some() {
-            return Err(Error::Internal(
-                "npy stacks need their shape up front".into(),
-            ));
+            return Err(Error::bug("an npy stack finished with a row count", ""));
         }
         // Dask writes a zero-length axis as one chunk of size zero, `(0,)`, and
         // `from_npy_stack` refuses an empty tuple: never write one.

@@ -75,7 +75,7 @@ pub struct SortKey {
 /// Parses `col[:desc][,col2[:asc]...]`.
 ///
 /// # Errors
-/// [`Error::Usage`] for an empty key or an unknown direction.
+/// [`Error::BadSortKey`] for an empty key or an unknown direction.
 pub fn parse_sort_keys(text: &str) -> Result<Vec<SortKey>> {
     text.split(',')
         .map(|part| {
@@ -83,18 +83,20 @@ pub fn parse_sort_keys(text: &str) -> Result<Vec<SortKey>> {
                 Some((c, d)) => (c.trim(), Some(d.trim().to_ascii_lowercase())),
                 None => (part.trim(), None),
             };
+            let bad = |problem| Error::BadSortKey {
+                keys: Some(text.to_string()),
+                problem,
+            };
             if column.is_empty() {
-                return Err(Error::Usage(format!(
-                    "--sort-by {text:?}: empty column name"
-                )));
+                return Err(bad(crate::error::SortKeyProblem::EmptyColumn));
             }
             let descending = match dir.as_deref() {
                 None | Some("asc") => false,
                 Some("desc") => true,
                 Some(other) => {
-                    return Err(Error::Usage(format!(
-                        "--sort-by {text:?}: direction {other:?} is not asc or desc"
-                    )))
+                    return Err(bad(crate::error::SortKeyProblem::Direction {
+                        found: other.to_string(),
+                    }))
                 }
             };
             Ok(SortKey {
@@ -154,23 +156,25 @@ impl Run {
 /// The key columns of `keys` in `schema`, and the encoder that orders them.
 ///
 /// # Errors
-/// Usage errors for unknown key columns; types the row format cannot order.
+/// [`Error::BadSortKey`] for unknown key columns; types the row format cannot order.
 fn key_layout(schema: &SchemaRef, keys: &[SortKey]) -> Result<(Vec<usize>, KeyEncoder)> {
     let mut columns = Vec::with_capacity(keys.len());
     let mut fields = Vec::with_capacity(keys.len());
     for key in keys {
-        let index = schema.index_of(&key.column).map_err(|_| {
-            Error::Usage(format!(
-                "--sort-by: no column named {:?}; the columns are {}",
-                key.column,
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
+        let index = schema
+            .index_of(&key.column)
+            .map_err(|_| Error::BadSortKey {
+                keys: None,
+                problem: crate::error::SortKeyProblem::NoSuchColumn {
+                    column: key.column.clone(),
+                    available: schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
+            })?;
         columns.push(index);
         let options = SortOptions {
             descending: key.descending,
