@@ -49,9 +49,6 @@ fn os(s: &str) -> &std::ffi::OsStr {
 }
 
 #[test]
-#[ignore = "known regression of the plan executor (issue 8): under a 16 MiB limit the \
-            sort's encoded output parts hold more than they reserve and RSS passes the \
-            terminate threshold; run with --ignored"]
 fn a_spilling_sort_stays_within_the_limit_and_sorts_every_row() {
     let dir = tempfile::tempdir().unwrap();
     let csv = big_csv(dir.path(), 12.0);

@@ -214,20 +214,51 @@ impl Operation for RegroupRows {
             .into_iter()
             .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        // The copy that joins the batches, reserved until the store holds the entry.
+        let mut joining = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
         if batches.len() > MAX_CARRIED_BATCHES {
             // Many small parts (a tiny --blocksize) would otherwise hand on a longer
             // list of slices at every step, and the chain would cost the square of
             // the parts: one copy of the carry (less than a row group) every so often
             // keeps it linear.
-            batches = vec![arrow::compute::concat_batches(&schema, &batches)?];
+            env.reserve(&mut joining, total.saturating_mul(row_bytes))?;
+            batches = join_batches(&schema, &batches, row_bytes)?;
         }
+        drop(joining);
         env.store
             .put(&task.output, Entry::Batches { schema, batches })
     }
 }
 
-/// Batches a regrouped part may carry before they are joined into one.
+/// Batches a regrouped part may carry before they are joined.
 const MAX_CARRIED_BATCHES: usize = 32;
+
+/// Bytes a joined batch holds at most, unless that would make more than half
+/// [`MAX_CARRIED_BATCHES`] of them. A spilled entry's buffers are compressed as LZ4
+/// frames whose block size follows the buffer: a buffer past 256 KiB gets 4 MiB
+/// blocks, 8 MiB of compressor scratch (half a 16 MiB budget) for the thread that
+/// spills it; batches of this size keep the scratch at half a MiB.
+const JOINED_BATCH_BYTES: u64 = 256 << 10;
+
+/// `batches` copied into one buffer a column and handed on as slices of it of at
+/// most [`JOINED_BATCH_BYTES`] (at `row_bytes` a row), or of a sixteenth of the
+/// rows when that is more: few enough that the next link does not join them again.
+pub(super) fn join_batches(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    row_bytes: u64,
+) -> Result<Vec<RecordBatch>> {
+    let joined = arrow::compute::concat_batches(schema, batches)?;
+    let rows = joined.num_rows();
+    let piece = usize::try_from(JOINED_BATCH_BYTES / row_bytes.max(1))
+        .unwrap_or(usize::MAX)
+        .max(rows.div_ceil(MAX_CARRIED_BATCHES / 2))
+        .max(1);
+    Ok((0..rows)
+        .step_by(piece)
+        .map(|start| joined.slice(start, piece.min(rows - start)))
+        .collect())
+}
 
 /// Formats one part of a single-file output: reads record batches (input 0) and
 /// publishes the encoded bytes (a CSV text, a complete small Parquet or IPC file).

@@ -314,3 +314,25 @@ fn producers_wait_for_the_writer_a_window_back() {
     plan.validate().unwrap();
     assert!(Path::new(&output.path).is_relative());
 }
+
+#[test]
+fn joined_carries_are_slices_of_bounded_bytes_in_order() {
+    // 40 batches of 1,000 rows, about 40 bytes a row: 1.6 MB joined.
+    let batches: Vec<RecordBatch> = (0..40).map(|i| batch(i * 1000, 1000)).collect();
+    // The widest rows (the names grow with the ids) tell the width.
+    let row_bytes = crate::memory::batch_memory(&batches[39]).div_ceil(1000);
+    let joined = ops::join_batches(&schema(), &batches, row_bytes).unwrap();
+    assert!(joined.len() > 1 && joined.len() <= 16, "{}", joined.len());
+    for b in &joined {
+        // Spilling compresses each buffer with LZ4 blocks that follow its size: past
+        // 256 KiB they take 8 MiB of scratch.
+        assert!(crate::memory::batch_memory(b) <= 256 << 10);
+    }
+    assert_eq!(column_i64(&joined, 0), (0..40_000).collect::<Vec<i64>>());
+
+    // So many rows that slices of 256 KiB would be joined again at the next link:
+    // a sixteenth of the rows each instead.
+    let joined = ops::join_batches(&schema(), &batches, 4096).unwrap();
+    assert_eq!(joined.len(), 16);
+    assert_eq!(column_i64(&joined, 0).len(), 40_000);
+}
