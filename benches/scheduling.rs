@@ -89,13 +89,7 @@ fn main() {
             let disk = Arc::new(DirStore::new(&dir.path().join("work")).expect("store"));
             let store = MemoryStore::new(disk, pool.clone(), None, HashSet::new());
             let resources = Resources::default();
-            let env = Environment {
-                store: &store,
-                pool: &pool,
-                monitor: None,
-                spill: &spill,
-                resources: &resources,
-            };
+            let env = Environment::new(&store, &pool, &spill, &resources);
             let start = Instant::now();
             let report = LocalExecutor::new(threads, CancelToken::new())
                 .expect("pool")

@@ -541,12 +541,12 @@ pub enum SortKeyProblem {
         found: String,
     },
     /// A key naming a column the table does not have.
-    #[error("no column named {}; the columns are {available}", quoted(column))]
+    #[error("no column named {}; the columns are {}", quoted(column), available.join(", "))]
     NoSuchColumn {
         /// The column named.
         column: String,
-        /// The table's columns, comma-separated.
-        available: String,
+        /// The table's columns.
+        available: Vec<String>,
     },
 }
 
@@ -769,7 +769,7 @@ mod tests {
             keys: None,
             problem: SortKeyProblem::NoSuchColumn {
                 column: "z".into(),
-                available: "a, b".into(),
+                available: vec!["a".into(), "b".into()],
             },
         };
         assert_eq!(

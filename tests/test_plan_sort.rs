@@ -8,14 +8,11 @@ mod common;
 
 use std::path::Path;
 
-use blockwise::convert::{directory_store, plan_convert, registry, ConvertOptions, PlanSizing};
-use blockwise::exec::{run_task, Environment};
+use blockwise::convert::{plan_convert, ConvertOptions, PlanSizing};
 use blockwise::frame::ops::sort::parse_sort_keys;
-use blockwise::memory::{DiskManager, MemoryPool, SpillCompression, SpillStore};
-use blockwise::plan::{Plan, Resources};
-use blockwise::sys::CancelToken;
+use blockwise::memory::SpillCompression;
 
-use common::{assert_same, convert_ok, python_eval};
+use common::{assert_same, convert_ok, python_eval, run_by_tasks};
 
 /// A CSV of `n` rows (ids, floats with NaN and empty fields, repeated names) and
 /// pyarrow's stable sort of it by `keys` (pyarrow `sort_by` terms), nulls last, as
@@ -31,43 +28,6 @@ fn write_input(csv: &Path, expected: &Path, n: usize, keys: &str) {
          t = pc.read_csv({csv:?})\n\
          pq.write_table(t.sort_by({keys}, null_placement='at_end'), {expected:?})"
     ));
-}
-
-/// Runs `plan` task by task in wave order against its directory store, with a pool
-/// of `limit` bytes; every third task runs again once it finished (and is skipped),
-/// and each task has a fresh process cache, as if it ran in its own process.
-fn run_by_tasks(plan: &Plan, limit: u64) {
-    let plan = Plan::from_json(&plan.to_json().unwrap()).unwrap();
-    let store = directory_store(&plan).unwrap();
-    let spill_dir = tempfile::tempdir().unwrap();
-    let pool = MemoryPool::new(limit);
-    let spill = SpillStore::new(
-        DiskManager::new(spill_dir.path(), None).unwrap(),
-        SpillCompression::Zstd(1),
-    );
-    let cancel = CancelToken::new();
-    let mut ran = 0;
-    for wave in plan.waves().unwrap() {
-        for id in wave {
-            let resources = Resources::default();
-            let env = Environment {
-                store: &store,
-                pool: &pool,
-                monitor: None,
-                spill: &spill,
-                resources: &resources,
-            };
-            let report = run_task(&plan, registry(), id, &env, &cancel, &[]).unwrap();
-            assert!(!report.skipped, "task {id} skipped on its first run");
-            ran += 1;
-            if id % 3 == 0 && id as usize + 1 < plan.tasks.len() {
-                let again = run_task(&plan, registry(), id, &env, &cancel, &[]).unwrap();
-                assert!(again.skipped, "a finished task runs again: {again:?}");
-            }
-            assert_eq!(pool.reserved(), 0, "task {id} left memory reserved");
-        }
-    }
-    assert_eq!(ran, plan.tasks.len());
 }
 
 fn sort_three_ways(keys: &str, pyarrow_keys: &str) {
@@ -119,7 +79,7 @@ fn sort_three_ways(keys: &str, pyarrow_keys: &str) {
     assert!(count("sort_run") > 4, "several runs");
     assert_eq!(count("cut_ranges"), 1);
     assert!(count("merge_range") > 4, "several ranges");
-    run_by_tasks(&plan, limit);
+    run_by_tasks(&plan, limit, SpillCompression::Zstd(1));
     assert_same("frame", &expected, &by_tasks, &[]);
 }
 

@@ -7,15 +7,12 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use blockwise::convert::{directory_store, plan_convert, registry, ConvertOptions, PlanSizing};
-use blockwise::exec::{run_task, Environment};
-use blockwise::memory::{DiskManager, MemoryPool, SpillCompression, SpillStore};
-use blockwise::plan::{Plan, Resources};
+use blockwise::convert::{plan_convert, ConvertOptions, PlanSizing};
+use blockwise::memory::SpillCompression;
 use blockwise::storage::frame::FrameReadOptions;
 use blockwise::storage::Format;
-use blockwise::sys::CancelToken;
 
-use common::{assert_same, convert_ok, python_eval};
+use common::{assert_same, convert_ok, python_eval, run_by_tasks};
 
 /// A CSV of `rows` rows with ints, floats, text with quotes, commas and line
 /// breaks, empty fields and dates.
@@ -35,43 +32,6 @@ fn write_csv(path: &Path, rows: usize) {
         text.push_str(&format!("{i},{x},{name},2024-01-{:02}\n", 1 + i % 28));
     }
     std::fs::write(path, text).unwrap();
-}
-
-/// Runs `plan` task by task in wave order with a directory store; every task of
-/// `twice` runs a second time after its first run (it is then skipped, as a
-/// duplicate after completion is) and the plan's first wave runs twice with a fresh
-/// process cache, as a second worker would.
-fn run_by_tasks(plan: &Plan) {
-    let json = plan.to_json().unwrap();
-    let plan = Plan::from_json(&json).unwrap();
-    let store = directory_store(&plan).unwrap();
-    let spill_dir = tempfile::tempdir().unwrap();
-    let pool = MemoryPool::new(1 << 30);
-    let spill = SpillStore::new(
-        DiskManager::new(spill_dir.path(), None).unwrap(),
-        SpillCompression::None,
-    );
-    let cancel = CancelToken::new();
-    let waves = plan.waves().unwrap();
-    for (w, wave) in waves.iter().enumerate() {
-        for &id in wave {
-            // A fresh cache each task: as if every task ran in its own process.
-            let resources = Resources::default();
-            let env = Environment {
-                store: &store,
-                pool: &pool,
-                monitor: None,
-                spill: &spill,
-                resources: &resources,
-            };
-            let report = run_task(&plan, registry(), id, &env, &cancel, &[]).unwrap();
-            assert!(!report.skipped || w == waves.len(), "task {id} skipped");
-            if id % 3 == 0 && w + 1 < waves.len() {
-                let again = run_task(&plan, registry(), id, &env, &cancel, &[]).unwrap();
-                assert!(again.skipped, "a finished task runs again: {again:?}");
-            }
-        }
-    }
 }
 
 fn options(to: Option<Format>) -> ConvertOptions {
@@ -103,7 +63,7 @@ fn both_ways(src: &Path, dst: &Path, reference: &Path, to: Option<Format>, extra
             > 4,
         "the plan has several parts"
     );
-    run_by_tasks(&plan);
+    run_by_tasks(&plan, 1 << 30, SpillCompression::None);
     assert!(dst.exists(), "the output is published");
     let mut args = Vec::new();
     if src.extension().is_some_and(|e| e == "csv") {

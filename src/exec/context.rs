@@ -212,13 +212,8 @@ impl JobContext {
         store: &'a dyn crate::plan::DataStore,
         resources: &'a crate::plan::Resources,
     ) -> super::Environment<'a> {
-        super::Environment {
-            store,
-            pool: &self.pool,
-            monitor: Some(&self.monitor),
-            spill: &self.spill,
-            resources,
-        }
+        super::Environment::new(store, &self.pool, &self.spill, resources)
+            .with_monitor(&self.monitor)
     }
 
     /// Runs `f` on the job's thread pool, so its parallel loops use the job's threads.

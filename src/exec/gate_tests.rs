@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::local::test_dispatch;
 use super::{DirStore, Environment, LocalExecutor, MemoryStore};
 use crate::error::{Error, Result};
 use crate::memory::{
@@ -39,32 +40,35 @@ fn pause_starts_no_task_while_above_and_resumes_below() {
     let report = LocalExecutor::new(2, CancelToken::new())
         .unwrap()
         .with_gate(m.clone())
-        .run(&plan, |t, _| {
-            match t.id {
-                0 => {
-                    // Memory rises past pause while this task runs, then falls.
-                    rss.store(850, Ordering::SeqCst);
-                    raised.store(true, Ordering::SeqCst);
-                    log.lock().unwrap().push(("pause", t.id));
-                    std::thread::sleep(Duration::from_millis(60));
-                    log.lock().unwrap().push(("resume", t.id));
-                    rss.store(100, Ordering::SeqCst);
-                }
-                // The other thread's first task ends only once memory is up, so
-                // that thread's next start must wait for the fall: without this,
-                // it could run every other task before task 0 raised anything.
-                1 => {
-                    let waited = Instant::now();
-                    while !raised.load(Ordering::SeqCst)
-                        && waited.elapsed() < Duration::from_secs(5)
-                    {
-                        std::thread::sleep(Duration::from_millis(1));
+        .schedule(
+            &plan,
+            &test_dispatch(|t, _| {
+                match t.id {
+                    0 => {
+                        // Memory rises past pause while this task runs, then falls.
+                        rss.store(850, Ordering::SeqCst);
+                        raised.store(true, Ordering::SeqCst);
+                        log.lock().unwrap().push(("pause", t.id));
+                        std::thread::sleep(Duration::from_millis(60));
+                        log.lock().unwrap().push(("resume", t.id));
+                        rss.store(100, Ordering::SeqCst);
                     }
+                    // The other thread's first task ends only once memory is up, so
+                    // that thread's next start must wait for the fall: without this,
+                    // it could run every other task before task 0 raised anything.
+                    1 => {
+                        let waited = Instant::now();
+                        while !raised.load(Ordering::SeqCst)
+                            && waited.elapsed() < Duration::from_secs(5)
+                        {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                    _ => log.lock().unwrap().push(("start", t.id)),
                 }
-                _ => log.lock().unwrap().push(("start", t.id)),
-            }
-            Ok(())
-        })
+                Ok(())
+            }),
+        )
         .unwrap();
     assert_eq!(report.tasks, 6);
     let log = log.into_inner().unwrap();
@@ -89,12 +93,15 @@ fn terminate_cancels_the_job_names_consumers_and_leaves_the_process_alive() {
     let err = LocalExecutor::new(2, cancel.clone())
         .unwrap()
         .with_gate(m)
-        .run(&plan, |_, _| {
-            if ran.fetch_add(1, Ordering::SeqCst) == 3 {
-                rss.store(960, Ordering::SeqCst);
-            }
-            Ok(())
-        })
+        .schedule(
+            &plan,
+            &test_dispatch(|_, _| {
+                if ran.fetch_add(1, Ordering::SeqCst) == 3 {
+                    rss.store(960, Ordering::SeqCst);
+                }
+                Ok(())
+            }),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::MemoryTerminated { .. }), "{err}");
     assert!(err.to_string().contains("hash aggregate 300 B"), "{err}");
@@ -111,15 +118,18 @@ fn terminate_reaches_a_task_that_runs_long() {
     let err = LocalExecutor::new(1, CancelToken::new())
         .unwrap()
         .with_gate(m)
-        .run(&plan, |_, ctx| {
-            // Memory climbs inside the one task; only the 50 ms watch can see it.
-            rss.store(990, Ordering::SeqCst);
-            while started.elapsed() < Duration::from_secs(5) {
-                ctx.cancel.check()?;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Ok(())
-        })
+        .schedule(
+            &plan,
+            &test_dispatch(|_, ctx| {
+                // Memory climbs inside the one task; only the 50 ms watch can see it.
+                rss.store(990, Ordering::SeqCst);
+                while started.elapsed() < Duration::from_secs(5) {
+                    ctx.cancel.check()?;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Ok(())
+            }),
+        )
         .unwrap_err();
     assert!(matches!(err, Error::MemoryTerminated { .. }), "{err}");
     assert!(
@@ -228,13 +238,7 @@ fn run_model(
     let disk = Arc::new(DirStore::new(Path::new(&plan.workdir)).unwrap());
     let store = MemoryStore::new(disk, pool.clone(), Some(monitor.clone()), HashSet::new());
     let resources = Resources::default();
-    let env = Environment {
-        store: &store,
-        pool: &pool,
-        monitor: Some(&monitor),
-        spill: &spill,
-        resources: &resources,
-    };
+    let env = Environment::new(&store, &pool, &spill, &resources).with_monitor(&monitor);
     LocalExecutor::new(threads, CancelToken::new())
         .unwrap()
         .with_gate(monitor.clone())

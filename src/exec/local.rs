@@ -78,6 +78,18 @@ pub struct RunReport {
     pub skipped: u64,
 }
 
+/// How the scheduler runs one task: the one implementation outside tests is the
+/// registry's dispatch under [`LocalExecutor::execute`], which looks the task's
+/// operation up by name and version. The scheduler itself knows only dependencies,
+/// priorities, the memory gate and cancellation.
+pub(crate) trait Dispatch: Sync {
+    /// Runs `task` to completion on the calling thread.
+    ///
+    /// # Errors
+    /// The task's error; it cancels the job.
+    fn run_task(&self, task: &Task, ctx: &TaskContext<'_>) -> Result<()>;
+}
+
 /// Runs plans on a rayon thread pool.
 pub struct LocalExecutor {
     pool: Arc<rayon::ThreadPool>,
@@ -139,16 +151,14 @@ impl LocalExecutor {
         self
     }
 
-    /// Runs every task of `plan` with `run_task`, respecting dependencies: the
-    /// scheduling core under [`LocalExecutor::execute`], which is how plans run.
+    /// Schedules every task of `plan`, respecting dependencies, and has `dispatch`
+    /// run each: the scheduling core under [`LocalExecutor::execute`], which is how
+    /// plans run.
     ///
     /// # Errors
     /// The first task error, the memory gate's error, or [`Error::Cancelled`]; the
     /// plan's own validation errors.
-    pub(crate) fn run<F>(&self, plan: &Plan, run_task: F) -> Result<RunReport>
-    where
-        F: Fn(&Task, &TaskContext<'_>) -> Result<()> + Sync,
-    {
+    pub(crate) fn schedule(&self, plan: &Plan, dispatch: &dyn Dispatch) -> Result<RunReport> {
         plan.validate()?;
         let n = plan.tasks.len();
         let dependents = plan.dependents();
@@ -227,9 +237,10 @@ impl LocalExecutor {
             };
             ctx.emit(Event::TaskStarted(id));
             // A panicking task must not leave the others waiting for it forever.
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_task(task, &ctx)))
-                    .unwrap_or_else(|panic| Err(panicked(task, panic.as_ref())));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                dispatch.run_task(task, &ctx)
+            }))
+            .unwrap_or_else(|panic| Err(panicked(task, panic.as_ref())));
             if result.is_ok() {
                 ctx.emit(Event::TaskFinished(id));
             }
@@ -346,6 +357,30 @@ fn panicked(task: &Task, panic: &(dyn std::any::Any + Send)) -> Error {
     }
 }
 
+/// A test's dispatch: runs every task with a closure, in place of the registry's
+/// (tests schedule plans of placeholder tasks).
+#[cfg(test)]
+pub(crate) struct TestDispatch<F>(F);
+
+/// The dispatch that runs every task with `f`.
+#[cfg(test)]
+pub(crate) fn test_dispatch<F>(f: F) -> TestDispatch<F>
+where
+    F: Fn(&Task, &TaskContext<'_>) -> Result<()> + Sync,
+{
+    TestDispatch(f)
+}
+
+#[cfg(test)]
+impl<F> Dispatch for TestDispatch<F>
+where
+    F: Fn(&Task, &TaskContext<'_>) -> Result<()> + Sync,
+{
+    fn run_task(&self, task: &Task, ctx: &TaskContext<'_>) -> Result<()> {
+        (self.0)(task, ctx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,10 +402,13 @@ mod tests {
         let order = Mutex::new(Vec::new());
         let report = LocalExecutor::new(2, CancelToken::new())
             .unwrap()
-            .run(&p, |t, _| {
-                order.lock().unwrap().push(t.id);
-                Ok(())
-            })
+            .schedule(
+                &p,
+                &test_dispatch(|t, _| {
+                    order.lock().unwrap().push(t.id);
+                    Ok(())
+                }),
+            )
             .unwrap();
         let order = order.into_inner().unwrap();
         assert_eq!(report.tasks, 4);
@@ -392,10 +430,13 @@ mod tests {
         let order = Mutex::new(Vec::new());
         LocalExecutor::new(1, CancelToken::new())
             .unwrap()
-            .run(&p, |t, _| {
-                order.lock().unwrap().push(t.kind);
-                Ok(())
-            })
+            .schedule(
+                &p,
+                &test_dispatch(|t, _| {
+                    order.lock().unwrap().push(t.kind);
+                    Ok(())
+                }),
+            )
             .unwrap();
         let kinds = order.into_inner().unwrap();
         let expected: Vec<TaskKind> = (0..4)
@@ -410,16 +451,19 @@ mod tests {
         let ran = AtomicUsize::new(0);
         let err = LocalExecutor::new(2, CancelToken::new())
             .unwrap()
-            .run(&p, |t, _| {
-                ran.fetch_add(1, Ordering::SeqCst);
-                if t.id == 3 {
-                    Err(Error::Usage("task 3 failed".into()))
-                } else {
-                    Ok(())
-                }
-            })
+            .schedule(
+                &p,
+                &test_dispatch(|t, _| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    if t.id == 3 {
+                        Err(Error::bug("task 3 failed", ""))
+                    } else {
+                        Ok(())
+                    }
+                }),
+            )
             .unwrap_err();
-        assert_eq!(err.to_string(), "task 3 failed");
+        assert_eq!(err.to_string(), "internal error: task 3 failed");
         assert!(ran.load(Ordering::SeqCst) < 100);
     }
 
@@ -428,12 +472,15 @@ mod tests {
         let p = plan(&vec![(TaskKind::Load, vec![]); 20]);
         let err = LocalExecutor::new(2, CancelToken::new())
             .unwrap()
-            .run(&p, |t, _| {
-                if t.id == 5 {
-                    panic!("bad index");
-                }
-                Ok(())
-            })
+            .schedule(
+                &p,
+                &test_dispatch(|t, _| {
+                    if t.id == 5 {
+                        panic!("bad index");
+                    }
+                    Ok(())
+                }),
+            )
             .unwrap_err();
         assert!(matches!(err, Error::TaskPanicked { task: 5, .. }));
         assert!(
@@ -450,12 +497,15 @@ mod tests {
         let ran = AtomicUsize::new(0);
         let err = LocalExecutor::new(2, cancel.clone())
             .unwrap()
-            .run(&p, |_, _| {
-                if ran.fetch_add(1, Ordering::SeqCst) == 10 {
-                    cancel.cancel();
-                }
-                Ok(())
-            })
+            .schedule(
+                &p,
+                &test_dispatch(|_, _| {
+                    if ran.fetch_add(1, Ordering::SeqCst) == 10 {
+                        cancel.cancel();
+                    }
+                    Ok(())
+                }),
+            )
             .unwrap_err();
         assert!(matches!(err, Error::Cancelled));
         assert!(ran.load(Ordering::SeqCst) < 20);

@@ -3,15 +3,17 @@
 //! tasks whose outputs are already published are skipped (a resumed run); an
 //! intermediate is released when its last consumer finishes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::{LocalExecutor, RunReport};
+use super::local::Dispatch;
+use super::{LocalExecutor, RunReport, TaskContext};
 use crate::error::{Error, Result};
 use crate::memory::{MemoryMonitor, MemoryPool, SpillStore};
 use crate::plan::{
-    check_memory, DataRef, DataStore, DatasetRole, Entry, Event, Plan, Registry, Resources, TaskEnv,
+    check_memory, DataRef, DataStore, DatasetRole, Entry, Event, Plan, PreparedOperation, Registry,
+    Resources, Task, TaskEnv,
 };
 
 /// What the tasks of one run share besides the executor's threads.
@@ -26,6 +28,33 @@ pub struct Environment<'a> {
     pub spill: &'a SpillStore,
     /// Objects opened once for the run.
     pub resources: &'a Resources,
+}
+
+impl<'a> Environment<'a> {
+    /// The environment of tasks over `store`, with `pool`, `spill` and `resources`,
+    /// and no threshold monitor: what a worker running single tasks has (entries
+    /// in a directory store are not the monitor's to spill).
+    pub fn new(
+        store: &'a dyn DataStore,
+        pool: &'a MemoryPool,
+        spill: &'a SpillStore,
+        resources: &'a Resources,
+    ) -> Self {
+        Environment {
+            store,
+            pool,
+            monitor: None,
+            spill,
+            resources,
+        }
+    }
+
+    /// The same, with `monitor` spilling store entries when a reservation does not
+    /// fit (a job's memory store).
+    pub fn with_monitor(mut self, monitor: &'a MemoryMonitor) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
 }
 
 /// Which tasks of `plan` need to run given what `store` holds: see [`Plan::needed`].
@@ -63,81 +92,123 @@ impl LocalExecutor {
         plan.check_inputs()?;
         let ops = registry.prepare(plan)?;
         check_memory(plan, env.pool.limit())?;
-        let needed = needed_tasks(plan, env.store)?;
-        let intermediate: Vec<bool> = plan
-            .datasets
-            .iter()
-            .map(|d| d.role == DatasetRole::Intermediate)
-            .collect();
-        let dataset_index: HashMap<&str, usize> = plan
-            .datasets
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.id.as_str(), i))
-            .collect();
-        let is_intermediate = |r: &DataRef| {
-            dataset_index
-                .get(r.dataset())
-                .is_some_and(|&i| intermediate[i])
-        };
-        // Consumers still to finish, for each intermediate a needed task reads.
-        let mut consumers: HashMap<&DataRef, AtomicU32> = HashMap::new();
-        for task in plan.tasks.iter().filter(|t| needed[t.id as usize]) {
-            for r in task.inputs.iter().filter(|r| is_intermediate(r)) {
-                consumers
-                    .entry(r)
-                    .or_insert_with(|| AtomicU32::new(0))
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        let skipped = needed.iter().filter(|n| !**n).count() as u64;
-        let threads = self.threads();
-        let mut report = self.run(plan, |task, tctx| {
-            if !needed[task.id as usize] {
-                tctx.emit(Event::TaskSkipped(task.id));
-                return Ok(());
-            }
-            let task_env = TaskEnv {
-                plan,
-                store: env.store,
-                pool: env.pool,
-                monitor: env.monitor,
-                spill: env.spill,
-                cancel: tctx.cancel,
-                threads,
-                resources: env.resources,
-                observers: tctx.observers(),
-            };
-            ops[task.id as usize].run(task, &task_env)?;
-            if is_intermediate(&task.output) {
-                if !env.store.contains(&task.output) {
-                    return Err(unpublished(task));
-                }
-            } else {
-                // Its output is written elsewhere (a chunk of the output array): the
-                // mark is what a resumed run looks for.
-                env.store
-                    .put(&task.output, Entry::Json(serde_json::Value::Null))?;
-            }
-            if !consumers.is_empty() {
-                for r in &task.inputs {
-                    if let Some(left) = consumers.get(r) {
-                        if left.fetch_sub(1, Ordering::AcqRel) == 1 {
-                            env.store.release(r);
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        report.tasks -= skipped.min(report.tasks);
-        report.skipped = skipped;
+        let dispatch = RegistryDispatch::new(plan, ops, env, self.threads())?;
+        let mut report = self.schedule(plan, &dispatch)?;
+        report.tasks -= dispatch.skipped.min(report.tasks);
+        report.skipped = dispatch.skipped;
         Ok(report)
     }
 }
 
+/// Runs each task the scheduler hands it through its decoded operation: the one
+/// dispatch of plans. It skips tasks whose output is published already, checks that
+/// a task made the intermediate it names (or marks a task writing into a dataset as
+/// done, for a resumed run), and releases an intermediate when its last consumer
+/// finished.
+struct RegistryDispatch<'a> {
+    plan: &'a Plan,
+    /// Every task's operation, decoded by the registry, indexed by task id.
+    ops: Vec<Box<dyn PreparedOperation>>,
+    /// Which tasks must run (the others' outputs are published).
+    needed: Vec<bool>,
+    env: &'a Environment<'a>,
+    /// The ids of the plan's intermediate datasets (entries of the store).
+    intermediates: HashSet<&'a str>,
+    /// Consumers still to finish, for each intermediate a needed task reads.
+    consumers: HashMap<&'a DataRef, AtomicU32>,
+    /// Tasks not run because their outputs were published.
+    skipped: u64,
+    /// Threads a task's own parallel loops may use.
+    threads: usize,
+}
+
+impl<'a> RegistryDispatch<'a> {
+    /// The dispatch of `plan`'s decoded `ops` in `env`.
+    ///
+    /// # Errors
+    /// [`Error::BadPlan`] for a cyclic plan.
+    fn new(
+        plan: &'a Plan,
+        ops: Vec<Box<dyn PreparedOperation>>,
+        env: &'a Environment<'a>,
+        threads: usize,
+    ) -> Result<Self> {
+        let needed = needed_tasks(plan, env.store)?;
+        let intermediates: HashSet<&str> = plan
+            .datasets
+            .iter()
+            .filter(|d| d.role == DatasetRole::Intermediate)
+            .map(|d| d.id.as_str())
+            .collect();
+        let mut consumers: HashMap<&DataRef, AtomicU32> = HashMap::new();
+        for task in plan.tasks.iter().filter(|t| needed[t.id as usize]) {
+            for r in &task.inputs {
+                if intermediates.contains(r.dataset()) {
+                    consumers
+                        .entry(r)
+                        .or_insert_with(|| AtomicU32::new(0))
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let skipped = needed.iter().filter(|n| !**n).count() as u64;
+        Ok(RegistryDispatch {
+            plan,
+            ops,
+            needed,
+            env,
+            intermediates,
+            consumers,
+            skipped,
+            threads,
+        })
+    }
+}
+
+impl Dispatch for RegistryDispatch<'_> {
+    fn run_task(&self, task: &Task, ctx: &TaskContext<'_>) -> Result<()> {
+        if !self.needed[task.id as usize] {
+            ctx.emit(Event::TaskSkipped(task.id));
+            return Ok(());
+        }
+        let env = self.env;
+        let task_env = TaskEnv {
+            plan: self.plan,
+            store: env.store,
+            pool: env.pool,
+            monitor: env.monitor,
+            spill: env.spill,
+            cancel: ctx.cancel,
+            threads: self.threads,
+            resources: env.resources,
+            observers: ctx.observers(),
+        };
+        self.ops[task.id as usize].run(task, &task_env)?;
+        if self.intermediates.contains(task.output.dataset()) {
+            if !env.store.contains(&task.output) {
+                return Err(unpublished(task));
+            }
+        } else {
+            // Its output is written elsewhere (a chunk of the output array): the
+            // mark is what a resumed run looks for.
+            env.store
+                .put(&task.output, Entry::Json(serde_json::Value::Null))?;
+        }
+        if !self.consumers.is_empty() {
+            for r in &task.inputs {
+                if let Some(left) = self.consumers.get(r) {
+                    if left.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        env.store.release(r);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The error of `task` having ended without publishing its output entry.
-fn unpublished(task: &crate::plan::Task) -> Error {
+fn unpublished(task: &Task) -> Error {
     Error::Unpublished {
         task: task.id,
         op: task.op.name.clone(),
@@ -390,19 +461,18 @@ mod tests {
         ids
     }
 
+    /// A pool of 1 GiB and a spill store under `dir`.
+    fn pool_and_spill(dir: &Path) -> (MemoryPool, SpillStore) {
+        let spill = SpillStore::new(DiskManager::new(dir, None).unwrap(), SpillCompression::None);
+        (MemoryPool::new(1 << 30), spill)
+    }
+
     fn run(plan: &Plan, dir: &Path) -> Result<RunReport> {
-        let pool = MemoryPool::new(1 << 30);
-        let spill = SpillStore::new(DiskManager::new(dir, None)?, SpillCompression::None);
+        let (pool, spill) = pool_and_spill(dir);
         let disk = std::sync::Arc::new(DirStore::new(Path::new(&plan.workdir))?);
         let store = MemoryStore::new(disk, pool.clone(), None, HashSet::from(["out".into()]));
         let resources = Resources::default();
-        let env = Environment {
-            store: &store,
-            pool: &pool,
-            monitor: None,
-            spill: &spill,
-            resources: &resources,
-        };
+        let env = Environment::new(&store, &pool, &spill, &resources);
         let report = LocalExecutor::new(2, CancelToken::new())?.execute(plan, &registry(), &env)?;
         assert_eq!(pool.reserved(), 0, "every intermediate released");
         Ok(report)
@@ -451,19 +521,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plan = plan(dir.path());
         let store = DirStore::new(Path::new(&plan.workdir)).unwrap();
-        let pool = MemoryPool::new(1 << 30);
-        let spill = SpillStore::new(
-            DiskManager::new(dir.path(), None).unwrap(),
-            SpillCompression::None,
-        );
+        let (pool, spill) = pool_and_spill(dir.path());
         let resources = Resources::default();
-        let env = Environment {
-            store: &store,
-            pool: &pool,
-            monitor: None,
-            spill: &spill,
-            resources: &resources,
-        };
+        let env = Environment::new(&store, &pool, &spill, &resources);
         let cancel = CancelToken::new();
         let e = run_task(&plan, &registry(), 2, &env, &cancel, &[]).unwrap_err();
         assert!(matches!(e, Error::DependencyNotRun { dep: 0, .. }), "{e}");

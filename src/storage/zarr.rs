@@ -569,15 +569,8 @@ impl ArraySource for ZarrSource {
 
     fn read(&self, subset: &Subset) -> Result<Vec<u8>> {
         if !subset.fits_in(&self.meta.shape()) {
-            return Err(Error::bug(
-                "a read outside the Zarr array's shape",
-                format!(
-                    "{} at {} in {}",
-                    shape_text(subset.shape()),
-                    shape_text(subset.start()),
-                    shape_text(&self.meta.shape())
-                ),
-            ));
+            let detail = format!("{subset:?} in {}", shape_text(&self.meta.shape()));
+            return Err(Error::bug("a read outside the Zarr array's shape", detail));
         }
         // Chunk by chunk, so that a chunk that fails to decode is named by its key.
         let item = self.meta.dtype.size();

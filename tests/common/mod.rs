@@ -225,3 +225,47 @@ pub fn cap_address_space(bytes: u64) {
         libc::setrlimit(libc::RLIMIT_AS, &limit);
     }
 }
+
+/// Runs `plan` task by task in wave order through `run_task` against its directory
+/// store, after a round trip through its JSON, as separate processes would: each
+/// task with a fresh process cache, a pool of `limit` bytes and a spill store
+/// compressed with `compression`. Every third task before the last wave runs again
+/// once it finished and must be skipped; no task may leave memory reserved.
+pub fn run_by_tasks(
+    plan: &blockwise::plan::Plan,
+    limit: u64,
+    compression: blockwise::memory::SpillCompression,
+) {
+    use blockwise::convert::{directory_store, registry};
+    use blockwise::exec::{run_task, CancelToken, Environment};
+    use blockwise::memory::{DiskManager, MemoryPool, SpillStore};
+    use blockwise::plan::{Plan, Resources};
+
+    let plan = Plan::from_json(&plan.to_json().unwrap()).unwrap();
+    let store = directory_store(&plan).unwrap();
+    let spill_dir = tempfile::tempdir().unwrap();
+    let pool = MemoryPool::new(limit);
+    let spill = SpillStore::new(
+        DiskManager::new(spill_dir.path(), None).unwrap(),
+        compression,
+    );
+    let cancel = CancelToken::new();
+    let waves = plan.waves().unwrap();
+    let mut ran = 0;
+    for (w, wave) in waves.iter().enumerate() {
+        for &id in wave {
+            // A fresh cache each task: as if every task ran in its own process.
+            let resources = Resources::default();
+            let env = Environment::new(&store, &pool, &spill, &resources);
+            let report = run_task(&plan, registry(), id, &env, &cancel, &[]).unwrap();
+            assert!(!report.skipped, "task {id} skipped on its first run");
+            ran += 1;
+            if id % 3 == 0 && w + 1 < waves.len() {
+                let again = run_task(&plan, registry(), id, &env, &cancel, &[]).unwrap();
+                assert!(again.skipped, "a finished task runs again: {again:?}");
+            }
+            assert_eq!(pool.reserved(), 0, "task {id} left memory reserved");
+        }
+    }
+    assert_eq!(ran, plan.tasks.len());
+}

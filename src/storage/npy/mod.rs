@@ -127,15 +127,8 @@ impl ArraySource for NpySource {
         let item = self.header.dtype.size();
         let shape = &self.header.shape;
         if !subset.fits_in(shape) {
-            return Err(Error::bug(
-                "a read outside the npy array's shape",
-                format!(
-                    "{} at {} in {}",
-                    shape_text(subset.shape()),
-                    shape_text(subset.start()),
-                    shape_text(shape)
-                ),
-            ));
+            let detail = format!("{subset:?} in {}", shape_text(shape));
+            return Err(Error::bug("a read outside the npy array's shape", detail));
         }
         let mut out = alloc_zeroed(&self.path, subset.shape(), item as u64)?;
         if self.header.fortran_order {

@@ -214,15 +214,8 @@ impl ArraySource for NpyStackSource {
     fn read(&self, subset: &Subset) -> Result<Vec<u8>> {
         let item = self.meta.dtype.size();
         if !subset.fits_in(&self.meta.shape()) {
-            return Err(Error::bug(
-                "a read outside the npy stack's shape",
-                format!(
-                    "{} at {} in {}",
-                    shape_text(subset.shape()),
-                    shape_text(subset.start()),
-                    shape_text(&self.meta.shape())
-                ),
-            ));
+            let detail = format!("{subset:?} in {}", shape_text(&self.meta.shape()));
+            return Err(Error::bug("a read outside the npy stack's shape", detail));
         }
         let along = &self.meta.grid.axes()[self.axis];
         let parts = along.overlapping(subset.start()[self.axis], subset.shape()[self.axis]);

@@ -167,12 +167,7 @@ fn key_layout(schema: &SchemaRef, keys: &[SortKey]) -> Result<(Vec<usize>, KeyEn
                 keys: None,
                 problem: crate::error::SortKeyProblem::NoSuchColumn {
                     column: key.column.clone(),
-                    available: schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    available: schema.fields().iter().map(|f| f.name().clone()).collect(),
                 },
             })?;
         columns.push(index);
