@@ -98,15 +98,10 @@ pub struct LocalExecutor {
     observers: Vec<Arc<dyn Observer>>,
 }
 
-/// Ready-queue entry: releasing work first, then compute, then loads; within a kind,
-/// the task made ready most recently (depth first, as Dask orders its graphs: the
-/// consumer of data just made runs before work that would make more, so
-/// intermediates do not pile up and spill), and of those the lower id.
+/// Ready-queue entry: releasing work first, then compute, then loads; lower ids first.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Ready {
     kind: TaskKind,
-    /// Tasks finished when this one became ready.
-    generation: usize,
     order: std::cmp::Reverse<TaskId>,
 }
 
@@ -178,7 +173,6 @@ impl LocalExecutor {
             .filter(|t| t.deps.is_empty())
             .map(|t| Ready {
                 kind: t.kind,
-                generation: 0,
                 order: std::cmp::Reverse(t.id),
             })
             .collect();
@@ -264,10 +258,8 @@ impl LocalExecutor {
                         s.waiting[d as usize] -= 1;
                         if s.waiting[d as usize] == 0 {
                             let kind = plan.tasks[d as usize].kind;
-                            let generation = s.done;
                             s.ready.push(Ready {
                                 kind,
-                                generation,
                                 order: std::cmp::Reverse(d),
                             });
                         }
