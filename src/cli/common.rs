@@ -33,7 +33,7 @@ pub struct JobArgs {
     /// Directory for spill files [default: the system temp dir]
     #[arg(long)]
     pub spill_dir: Option<PathBuf>,
-    /// Spill compression: none or zstd[:LEVEL] [default: zstd:1]
+    /// Spill compression: auto, none or zstd[:LEVEL] [default: auto = none until the spill holds a quarter of its quota, then zstd:1]
     #[arg(long)]
     pub spill_compression: Option<String>,
     /// Worker threads [default: all cores]

@@ -197,7 +197,12 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
         OnFailure::KeepForResume => workdir.clone(),
         OnFailure::RemoveAll => ctx.spill.disk().dir().join("store"),
     };
-    let disk = Arc::new(DirStore::new(&store_dir)?);
+    // Entries written for want of memory are spill data: the job's spill
+    // compression applies, `auto` deciding by the spill quota's use.
+    let disk = Arc::new(
+        DirStore::new(&store_dir)?
+            .with_compression(ctx.spill.compression(), Some(ctx.spill.disk().clone())),
+    );
     // What a resumed run looks for goes to disk at once: completion marks of tasks
     // writing the outputs.
     let on_disk: HashSet<String> = plan

@@ -2,7 +2,9 @@
 //! published atomically (written under a temporary name, then renamed), so that any
 //! process on any machine that sees the directory can read what another published.
 //!
-//! Record batches are Arrow IPC files (`NAME.arrow`, LZ4-compressed buffers), bytes
+//! Record batches are Arrow IPC files (`NAME.arrow`, compressed as the job's spill
+//! compression says: by default uncompressed while the entries are small against the
+//! spill quota, zstd level 1 past that), bytes
 //! are raw files (`NAME.bin`), small values JSON (`NAME.json`); `NAME` is the
 //! reference's [`DataRef::store_name`].
 
@@ -14,11 +16,11 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::FileReader;
-use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
-use arrow::ipc::CompressionType;
+use arrow::ipc::writer::FileWriter;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, IoResultExt, Result};
+use crate::memory::{DiskManager, SpillCompression};
 use crate::plan::{BatchStream, DataRef, DataStore, Entry};
 
 /// Suffix of a file being written; never read as an entry.
@@ -33,6 +35,10 @@ pub struct DirStore {
     dir: PathBuf,
     /// Bytes this store has written.
     written: AtomicU64,
+    /// How record-batch entries are compressed.
+    compression: SpillCompression,
+    /// The quota whose use decides [`SpillCompression::Auto`] (none: uncompressed).
+    quota: Option<Arc<DiskManager>>,
 }
 
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
@@ -56,7 +62,30 @@ impl DirStore {
         Ok(DirStore {
             dir: dir.to_path_buf(),
             written: AtomicU64::new(0),
+            compression: SpillCompression::Auto,
+            quota: None,
         })
+    }
+
+    /// Compresses record-batch entries with `compression`; `auto` decides by the use
+    /// of `quota` (the job's spill quota) as each entry is written. Readers need not
+    /// know: an IPC file says how it is compressed.
+    pub fn with_compression(
+        mut self,
+        compression: SpillCompression,
+        quota: Option<Arc<DiskManager>>,
+    ) -> Self {
+        self.compression = compression;
+        self.quota = quota;
+        self
+    }
+
+    /// The compression of an entry written now.
+    fn compression_now(&self) -> SpillCompression {
+        match &self.quota {
+            Some(q) => self.compression.resolve(q.used(), q.quota()),
+            None => self.compression.resolve(0, u64::MAX),
+        }
     }
 
     /// Bytes written to entry files so far.
@@ -93,7 +122,8 @@ impl DirStore {
             Entry::Bytes(_) => "bin",
             Entry::Json(_) => "json",
         };
-        self.publish(key, ext, |temp| write_file(temp, entry))
+        let compression = self.compression_now();
+        self.publish(key, ext, |temp| write_file(temp, entry, compression))
     }
 
     /// Writes the batches `batches` yields as `key`'s entry, one at a time, and
@@ -107,10 +137,11 @@ impl DirStore {
         schema: &SchemaRef,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
     ) -> Result<u64> {
+        let compression = self.compression_now();
         self.publish(key, "arrow", |temp| {
             let file = File::create(temp).at(temp)?;
             let mut out = BufWriter::with_capacity(1 << 20, file);
-            let mut writer = ipc_writer(&mut out, schema).map_err(|e| arrow_io(temp, e))?;
+            let mut writer = ipc_writer(&mut out, temp, schema, compression)?;
             for b in batches {
                 writer.write(&b?).map_err(|e| arrow_io(temp, e))?;
             }
@@ -207,13 +238,13 @@ fn remove_matching(dir: &Path, matches: &dyn Fn(&str) -> bool) {
 }
 
 /// Writes `entry` to a new file at `path`; returns the bytes written.
-fn write_file(path: &Path, entry: &Entry) -> Result<u64> {
+fn write_file(path: &Path, entry: &Entry, compression: SpillCompression) -> Result<u64> {
     let file = File::create(path).at(path)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     match entry {
         Entry::Batches { schema, batches } => {
+            let mut writer = ipc_writer(&mut out, path, schema, compression)?;
             let written = (|| {
-                let mut writer = ipc_writer(&mut out, schema)?;
                 for b in batches {
                     writer.write(b)?;
                 }
@@ -237,14 +268,15 @@ fn arrow_io(path: &Path, e: arrow::error::ArrowError) -> Error {
     }
 }
 
-/// An IPC file writer of `schema` with LZ4-compressed buffers.
+/// An IPC file writer of `schema` with `compression`, into the file at `path`.
 fn ipc_writer<W: Write>(
     out: W,
+    path: &Path,
     schema: &SchemaRef,
-) -> std::result::Result<FileWriter<W>, arrow::error::ArrowError> {
-    let options =
-        IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
-    FileWriter::try_new_with_options(out, schema, options)
+    compression: SpillCompression,
+) -> Result<FileWriter<W>> {
+    FileWriter::try_new_with_options(out, schema, compression.ipc_write_options()?)
+        .map_err(|e| arrow_io(path, e))
 }
 
 /// Flushes `out` (the file at `path`); returns the file's length.

@@ -34,9 +34,10 @@ impl SpillStore {
             disk,
             written: disk_bytes,
         };
-        let (codec, level) = match self.inner.compression {
-            SpillCompression::None => (CODEC_NONE, 0),
+        let compression = self.compression_now();
+        let (codec, level) = match compression {
             SpillCompression::Zstd(level) => (CODEC_ZSTD, level),
+            _ => (CODEC_NONE, 0),
         };
         let mut header = [0u8; CHUNK_HEADER_LEN];
         header[..8].copy_from_slice(CHUNK_MAGIC);
@@ -46,13 +47,13 @@ impl SpillStore {
         // The stored length (24..32) is patched in below once the payload is written:
         // zstd's output size is known only at the end.
         writer.write_all(&header).map_err(|e| io_error(path, e))?;
-        let writer = match self.inner.compression {
-            SpillCompression::None => {
-                writer.write_all(data).map_err(|e| io_error(path, e))?;
-                writer
-            }
+        let writer = match compression {
             SpillCompression::Zstd(level) => {
                 zstd_encode(writer, data, level).map_err(|e| io_error(path, e))?
+            }
+            _ => {
+                writer.write_all(data).map_err(|e| io_error(path, e))?;
+                writer
             }
         };
         let stored = *writer.written - CHUNK_HEADER_LEN as u64;

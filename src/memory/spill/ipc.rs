@@ -13,11 +13,11 @@ use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::ipc::reader::{read_footer_length, FileDecoder, StreamDecoder};
 use arrow::ipc::writer::{FileWriter, IpcWriteOptions, StreamWriter};
-use arrow::ipc::{Block, CompressionType};
+use arrow::ipc::Block;
 use arrow::record_batch::RecordBatch;
 
 use super::file::{io_error, kind_error, map_file, QuotaWriter, SpillKind, FORMAT_NAME};
-use super::{SpillCompression, SpillFile, SpillStore};
+use super::{SpillFile, SpillStore};
 use crate::error::{Error, Result};
 
 /// Write buffer of IPC spills: large enough that quota bookkeeping and system calls
@@ -134,25 +134,11 @@ impl SpillStore {
             path,
             buffer,
             state,
-            zero_copy: self.inner.compression == SpillCompression::None,
         })
     }
 
     fn ipc_options(&self) -> Result<IpcWriteOptions> {
-        let options = IpcWriteOptions::default();
-        match self.inner.compression {
-            SpillCompression::None => Ok(options),
-            // arrow-ipc would otherwise use its own default level (3), three times
-            // slower than the level 1 spills are meant to run at.
-            SpillCompression::Zstd(level) => options
-                .try_with_compression(Some(CompressionType::ZSTD))
-                .and_then(|o| o.try_with_compression_level(Some(level)))
-                .map_err(|e| Error::InvalidOption {
-                    option: "spill_compression",
-                    value: format!("zstd:{level}"),
-                    reason: e.to_string(),
-                }),
-        }
+        self.compression_now().ipc_write_options()
     }
 }
 
@@ -187,8 +173,6 @@ pub struct SpillBatchReader {
     path: PathBuf,
     buffer: Buffer,
     state: ReaderState,
-    /// Batches point into the map (the file is uncompressed).
-    zero_copy: bool,
 }
 
 #[derive(Debug)]
@@ -227,11 +211,11 @@ impl SpillBatchReader {
                     let batch = decoder.read_record_batch(block, &data)?;
                     // Uncompressed batches point into the map, and a reader's caller
                     // may still hold the previous batch or two: release the block
-                    // read two steps ago. Compressed batches are copies: their block
-                    // goes at once.
-                    let lag = if self.zero_copy { 2 } else { 0 };
-                    if *next > lag {
-                        let old = &blocks[*next - 1 - lag];
+                    // read two steps ago (with `auto` compression, a file's batches
+                    // may be either kind; compressed ones are copies).
+                    const LAG: usize = 2;
+                    if *next > LAG {
+                        let old = &blocks[*next - 1 - LAG];
                         release_pages(
                             &self.buffer,
                             old.offset() as usize,
@@ -386,6 +370,7 @@ fn arrow_write_error(path: &Path, e: ArrowError) -> Error {
 mod tests {
     use super::*;
     use crate::memory::spill::test_support::{files_in, sample_batches, store, ALL};
+    use crate::memory::spill::SpillCompression;
     use arrow::array::{ArrayRef, DictionaryArray, Int64Array};
     use arrow::datatypes::Int32Type;
 

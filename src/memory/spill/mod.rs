@@ -77,9 +77,16 @@ impl SpillStore {
         &self.inner.disk
     }
 
-    /// The compression new files are written with.
+    /// The compression asked for (it may be [`SpillCompression::Auto`]).
     pub fn compression(&self) -> SpillCompression {
         self.inner.compression
+    }
+
+    /// The compression of a file written now: [`SpillCompression::Auto`] decided by
+    /// what the spill directory holds against its quota.
+    pub fn compression_now(&self) -> SpillCompression {
+        let disk = &self.inner.disk;
+        self.inner.compression.resolve(disk.used(), disk.quota())
     }
 
     /// Uncompressed bytes ever spilled through this store (and its clones).

@@ -11,7 +11,8 @@ use arrow::record_batch::RecordBatch;
 use super::{SpillCompression, SpillStore};
 use crate::memory::disk::DiskManager;
 
-pub(super) const ALL: [SpillCompression; 3] = [
+pub(super) const ALL: [SpillCompression; 4] = [
+    SpillCompression::Auto,
     SpillCompression::None,
     SpillCompression::Zstd(1),
     SpillCompression::Zstd(3),
