@@ -91,13 +91,7 @@ fn encode(
                     rows = Box::new(first_rows(rows, g.whole_rows));
                 }
             }
-            parquet_parts::encode_part(
-                out.path(),
-                out.schema.clone(),
-                parquet,
-                out.row_group_bytes(env),
-                &mut rows,
-            )
+            encode_parquet(env, out, key, parquet, &mut rows)
         }
         TableFormat::Ipc => ipc_parts::encode_part(
             out.path(),
@@ -105,6 +99,107 @@ fn encode(
             options.ipc_compression,
             &mut batches,
         ),
+    }
+}
+
+/// Encodes `batches` as a small Parquet file in memory (see
+/// [`parquet_parts::encode_part`]), with everything the encoder grows reserved on the
+/// pool before it grows: the file's buffer as it is written ([`ReservedBuffer`]), and
+/// the open row group's pages, which a batch grows by its own bytes at most and the
+/// sink closes at [`OpenOutput::row_group_bytes`]. Returns the file and its rows.
+/// `key` (where the rows come from) names the reservations.
+fn encode_parquet(
+    env: &TaskEnv<'_>,
+    out: &OpenOutput,
+    key: &DataRef,
+    options: crate::storage::parquet::ParquetWriteOptions,
+    batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+) -> Result<(Bytes, u64)> {
+    let row_group_bytes = out.row_group_bytes(env) as u64;
+    let mut file = ReservedBuffer {
+        env,
+        bytes: Vec::new(),
+        reservation: env.pool.reserve(format!("Parquet file of {key}")),
+        refused: false,
+    };
+    let mut group = env.pool.reserve(format!("Parquet row group of {key}"));
+    let encoded = (|| -> Result<u64> {
+        let mut sink = crate::storage::parquet::ParquetSink::create_in(
+            &mut file,
+            out.path(),
+            out.schema.clone(),
+            options,
+        )?
+        .with_row_group_bytes(out.row_group_bytes(env));
+        let (mut rows, mut fed, mut largest) = (0u64, 0u64, 0u64);
+        for batch in batches {
+            let batch = batch?;
+            let n = batch.num_rows() as u64;
+            let bytes = crate::memory::batch_memory(&batch);
+            rows += n;
+            fed = fed.saturating_add(bytes);
+            // The sink hands a group a row group's rows of a batch at most.
+            let group_rows = options.row_group_rows as u64;
+            largest = largest.max(bytes / n.max(1) * n.min(group_rows));
+            // What the group's pages may hold once the batch is in: no more than
+            // was fed, and no more than a group plus the slice that fills it.
+            let bound = fed.min(row_group_bytes.saturating_add(largest));
+            let more = bound.saturating_sub(group.size());
+            env.reserve(&mut group, more)?;
+            sink.write(&batch)?;
+        }
+        sink.into_inner()?;
+        Ok(rows)
+    })();
+    let rows = encoded?;
+    let mut bytes = std::mem::take(&mut file.bytes);
+    // The store reserves the part's length: no spare capacity beyond it.
+    bytes.shrink_to_fit();
+    Ok((Bytes::from(bytes), rows))
+}
+
+/// A Parquet part's bytes, written in memory: each growth of the buffer is reserved
+/// on the pool first (store entries spilled to make room), doubling so that few
+/// growths are made.
+///
+/// A part can be larger than the whole budget: a key range the cut could not split
+/// (one key repeated, or too few fences under a tiny budget) is one part whatever
+/// its size. Its file goes on growing where the pool has no room left, unreserved,
+/// rather than failing a job whose every other task fits: the RSS thresholds still
+/// see it.
+struct ReservedBuffer<'a, 'e> {
+    env: &'a TaskEnv<'e>,
+    bytes: Vec<u8>,
+    reservation: crate::memory::Reservation,
+    /// The pool refused a growth: later ones are not asked for (each would spill
+    /// every store entry again first).
+    refused: bool,
+}
+
+/// The first growth of a [`ReservedBuffer`] (then it doubles): small, as budgets
+/// of a few dozen KiB are valid.
+const FIRST_BUFFER_BYTES: usize = 4 << 10;
+
+impl std::io::Write for ReservedBuffer<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let needed = self.bytes.len().saturating_add(buf.len());
+        if needed > self.bytes.capacity() {
+            let capacity = needed
+                .max(self.bytes.capacity().saturating_mul(2))
+                .max(FIRST_BUFFER_BYTES);
+            let more = (capacity as u64).saturating_sub(self.reservation.size());
+            if !self.refused {
+                // Refused, it grows unreserved: see the type's docs.
+                self.refused = self.env.reserve(&mut self.reservation, more).is_err();
+            }
+            self.bytes.reserve_exact(capacity - self.bytes.len());
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -219,10 +314,15 @@ impl Operation for RegroupRows {
         if batches.len() > MAX_CARRIED_BATCHES {
             // Many small parts (a tiny --blocksize) would otherwise hand on a longer
             // list of slices at every step, and the chain would cost the square of
-            // the parts: one copy of the carry (less than a row group) every so often
-            // keeps it linear.
-            env.reserve(&mut joining, total.saturating_mul(row_bytes))?;
-            batches = join_batches(&schema, &batches, row_bytes)?;
+            // the parts: one copy of the carry (less than a row group) every so
+            // often keeps it linear. It also keeps the row groups whole: the encoder
+            // closes a group whose pages pass its byte cap after any batch, and tiny
+            // batches would each make one. The copy is as large as the entry; when
+            // that is more than the pool can give (a key range larger than the
+            // budget), it is made unreserved, as the store holds such an entry on
+            // disk.
+            let _ = env.reserve(&mut joining, total.saturating_mul(row_bytes));
+            batches = join_batches(&schema, &batches, row_bytes, group_rows)?;
         }
         drop(joining);
         env.store
@@ -243,20 +343,42 @@ const JOINED_BATCH_BYTES: u64 = 256 << 10;
 /// `batches` copied into one buffer a column and handed on as slices of it of at
 /// most [`JOINED_BATCH_BYTES`] (at `row_bytes` a row), or of a sixteenth of the
 /// rows when that is more: few enough that the next link does not join them again.
+///
+/// The slices end where row groups of `group_rows` rows end (the entry's first row
+/// starts a group), or cut a larger group into equal shares: the encoder checks a
+/// group's byte cap between batches, so this keeps the groups as the unjoined
+/// batches would.
 pub(super) fn join_batches(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     row_bytes: u64,
+    group_rows: u64,
 ) -> Result<Vec<RecordBatch>> {
     let joined = arrow::compute::concat_batches(schema, batches)?;
     let rows = joined.num_rows();
-    let piece = usize::try_from(JOINED_BATCH_BYTES / row_bytes.max(1))
+    let target = usize::try_from(JOINED_BATCH_BYTES / row_bytes.max(1))
         .unwrap_or(usize::MAX)
         .max(rows.div_ceil(MAX_CARRIED_BATCHES / 2))
         .max(1);
-    Ok((0..rows)
-        .step_by(piece)
-        .map(|start| joined.slice(start, piece.min(rows - start)))
+    let group = usize::try_from(group_rows).unwrap_or(usize::MAX).max(1);
+    // Slices within a group of `group` rows starting at 0: whole groups, or shares.
+    let starts: Vec<usize> = if group <= target {
+        (0..rows).step_by(target / group * group).collect()
+    } else {
+        let shares = group.div_ceil(target);
+        (0..rows)
+            .step_by(group)
+            .flat_map(|g| (0..shares).map(move |j| g + j * group / shares))
+            .filter(|&start| start < rows)
+            .collect()
+    };
+    Ok(starts
+        .iter()
+        .enumerate()
+        .map(|(i, &start)| {
+            let end = starts.get(i + 1).copied().unwrap_or(rows);
+            joined.slice(start, end - start)
+        })
         .collect())
 }
 
@@ -278,10 +400,16 @@ impl Operation for EncodeTablePart {
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let out = open_output(env, &self.output)?;
-        // The encoder's buffers grow to about the part's size before the bytes are
-        // handed to the store, which reserves them itself.
+        // A CSV or IPC encoder's buffer grows to about the part's size before the
+        // bytes are handed to the store, which reserves them itself; a Parquet
+        // encoder reserves what it grows as it grows.
         let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
-        env.reserve(&mut reservation, task.unit_bytes)?;
+        if !matches!(
+            out.output.format,
+            TableFormat::Parquet | TableFormat::ParquetDir
+        ) {
+            env.reserve(&mut reservation, task.unit_bytes)?;
+        }
         let (bytes, rows) = encode(
             env,
             &out,
@@ -566,8 +694,7 @@ impl Operation for WriteTablePart {
         };
         let dir = out.path();
         std::fs::create_dir_all(dir).at(dir)?;
-        let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
-        env.reserve(&mut reservation, task.unit_bytes)?;
+        // The encoder reserves what it grows (see `encode_parquet`).
         let (bytes, rows) = match task.inputs.first() {
             Some(key) => encode(env, &out, key, TableFormat::Parquet, false)?,
             None => (Bytes::from(empty_output(&out)?), 0),

@@ -321,18 +321,132 @@ fn joined_carries_are_slices_of_bounded_bytes_in_order() {
     let batches: Vec<RecordBatch> = (0..40).map(|i| batch(i * 1000, 1000)).collect();
     // The widest rows (the names grow with the ids) tell the width.
     let row_bytes = crate::memory::batch_memory(&batches[39]).div_ceil(1000);
-    let joined = ops::join_batches(&schema(), &batches, row_bytes).unwrap();
-    assert!(joined.len() > 1 && joined.len() <= 16, "{}", joined.len());
-    for b in &joined {
-        // Spilling compresses each buffer with LZ4 blocks that follow its size: past
-        // 256 KiB they take 8 MiB of scratch.
-        assert!(crate::memory::batch_memory(b) <= 256 << 10);
+    let rows = |joined: &[RecordBatch]| joined.iter().map(|b| b.num_rows()).collect::<Vec<_>>();
+    for group_rows in [1_000_000, 3_000, 7, 1] {
+        let joined = ops::join_batches(&schema(), &batches, row_bytes, group_rows).unwrap();
+        assert!(joined.len() > 1 && joined.len() <= 16, "{}", joined.len());
+        for b in &joined {
+            // Spilling compresses each buffer with LZ4 blocks that follow its size:
+            // past 256 KiB they take 8 MiB of scratch.
+            assert!(crate::memory::batch_memory(b) <= 256 << 10);
+        }
+        assert_eq!(column_i64(&joined, 0), (0..40_000).collect::<Vec<i64>>());
+        if group_rows < 6_000 {
+            // Small groups: slices of whole groups.
+            assert!(
+                rows(&joined)
+                    .iter()
+                    .all(|r| (*r as u64).is_multiple_of(group_rows)
+                        || r == rows(&joined).last().unwrap()),
+                "{group_rows}: {:?}",
+                rows(&joined)
+            );
+        }
     }
-    assert_eq!(column_i64(&joined, 0), (0..40_000).collect::<Vec<i64>>());
+    // A group larger than a slice: equal shares of it, the next group starting a
+    // slice.
+    let joined = ops::join_batches(&schema(), &batches, row_bytes, 30_000).unwrap();
+    let mut start = 0;
+    let starts: Vec<usize> = rows(&joined)
+        .iter()
+        .map(|r| {
+            start += r;
+            start - r
+        })
+        .collect();
+    assert!(starts.contains(&30_000), "{starts:?}");
 
     // So many rows that slices of 256 KiB would be joined again at the next link:
     // a sixteenth of the rows each instead.
-    let joined = ops::join_batches(&schema(), &batches, 4096).unwrap();
+    let joined = ops::join_batches(&schema(), &batches, 4096, 1).unwrap();
     assert_eq!(joined.len(), 16);
     assert_eq!(column_i64(&joined, 0).len(), 40_000);
+}
+
+/// Runs the `encode_table_part` of a one-part Parquet output of `rows` rows with a
+/// pool of `limit` bytes; returns its result and the pool.
+fn encode_one_part(rows: i64, limit: u64) -> (crate::error::Result<()>, MemoryPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().join("work");
+    let mut plan = Plan::new();
+    plan.workdir = workdir.display().to_string();
+    plan.datasets.push(Dataset::new(
+        "runs",
+        "",
+        "memory",
+        DatasetRole::Intermediate,
+    ));
+    let store = DirStore::new(&workdir).unwrap();
+    let key = DataRef::partition("runs", 0);
+    let producer = plan.push(Task::new(
+        OpSpec::new("made_beforehand", serde_json::Value::Null),
+        key.clone(),
+        TaskKind::Load,
+    ));
+    let batches = (0..rows / 1000).map(|i| batch(i * 1000, 1000)).collect();
+    store
+        .put(
+            &key,
+            Entry::Batches {
+                schema: schema(),
+                batches,
+            },
+        )
+        .unwrap();
+    let output = TableOutput {
+        format: TableFormat::Parquet,
+        path: workdir.join("output").display().to_string(),
+        schema: SerializedSchema::new(&schema()),
+        options: TableWriteOptions::default(),
+    };
+    add_table_output(&mut plan, &output, &[(key, producer)], 0).unwrap();
+    let pool = MemoryPool::new(limit);
+    let spill = SpillStore::new(
+        DiskManager::new(dir.path(), None).unwrap(),
+        SpillCompression::None,
+    );
+    let (resources, cancel) = (Resources::default(), CancelToken::new());
+    let env = TaskEnv {
+        plan: &plan,
+        store: &store,
+        pool: &pool,
+        monitor: None,
+        spill: &spill,
+        cancel: &cancel,
+        threads: 2,
+        resources: &resources,
+        observers: &[],
+    };
+    let task = plan
+        .tasks
+        .iter()
+        .find(|t| t.op.name == "encode_table_part")
+        .unwrap();
+    let op = crate::convert::registry().prepare_task(task).unwrap();
+    (op.run(task, &env), pool)
+}
+
+#[test]
+fn a_parquet_part_reserves_what_its_encoder_grows() {
+    let (result, pool) = encode_one_part(20_000, 1 << 30);
+    result.unwrap();
+    // The file's buffer and the row group's pages were reserved while they grew,
+    // and handed back once the store held the part.
+    assert!(pool.peak_reserved() >= 32 << 10, "{}", pool.peak_reserved());
+    assert_eq!(pool.reserved(), 0);
+
+    // A pool with no room for a row group refuses with the memory error, not a
+    // Parquet error.
+    let (result, pool) = encode_one_part(20_000, 4 << 10);
+    match result {
+        Err(crate::error::Error::MemoryLimit { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pool.reserved(), 0);
+
+    // A part whose file outgrows the pool (one key range larger than the budget)
+    // is still written: the file grows unreserved past what the pool can give.
+    let (result, pool) = encode_one_part(20_000, 100 << 10);
+    result.unwrap();
+    assert!(pool.peak_reserved() <= 100 << 10);
 }
