@@ -19,11 +19,12 @@ from conftest import leftovers, write_table_csv
 
 
 #: RSS thresholds off: the tiny limits here (2 and 8 MiB) size the plans. RSS is the
-#: whole process's, and this one runs a Dask client's threads beside the job: at 8 MiB
-#: a local sort alone peaks at 0.85-0.9 of the limit, and with this process's other
-#: allocations it passed the terminate threshold (9.6 MB); at 2 MiB what any job adds
-#: beside its reservations (thread stacks and allocator arenas, the Parquet writer's
-#: zstd contexts) passes it alone.
+#: whole process's, and this one runs a Dask client's threads beside the job. At 8 MiB
+#: a local sort alone peaks at 0.85-0.9 of the limit: two Parquet encoders' zstd
+#: contexts and dictionaries (about 7 MB at the peak, a cost per column, not per row)
+#: are most of it, and with this process's other allocations it passed the terminate
+#: threshold (9.6 MB); at 2 MiB what any job adds beside its reservations (thread
+#: stacks, allocator arenas, those contexts) passes it alone.
 RSS_OFF = {"memory_spill": "off", "memory_pause": "off", "memory_terminate": "off"}
 
 
