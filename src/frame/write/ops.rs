@@ -334,10 +334,11 @@ impl Operation for RegroupRows {
 const MAX_CARRIED_BATCHES: usize = 32;
 
 /// Bytes a joined batch holds at most, unless that would make more than half
-/// [`MAX_CARRIED_BATCHES`] of them. A spilled entry's buffers are compressed as LZ4
-/// frames whose block size follows the buffer: a buffer past 256 KiB gets 4 MiB
-/// blocks, 8 MiB of compressor scratch (half a 16 MiB budget) for the thread that
-/// spills it; batches of this size keep the scratch at half a MiB.
+/// [`MAX_CARRIED_BATCHES`] of them. A spilled entry is written a batch at a time,
+/// each encoded whole in memory first and compressed by a context sized to its
+/// buffers: small batches keep what a spill adds beside the budget small. (When
+/// spills were LZ4 frames, whose block size follows the buffer, one joined batch of
+/// a 16 MiB budget's carry took 8 MiB of compressor scratch to spill.)
 const JOINED_BATCH_BYTES: u64 = 256 << 10;
 
 /// `batches` copied into one buffer a column and handed on as slices of it of at
