@@ -519,12 +519,6 @@ pub enum Error {
     /// An error from Arrow while processing data (not attributable to one input).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
-
-    /// A bug, as a string: only for the call sites not yet given [`Error::Bug`] (the
-    /// sort's stages, the table writers and the Parquet parts, which other changes
-    /// convert); new code uses [`Error::Bug`].
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
 /// What is wrong with a sort key (see [`Error::BadSortKey`]).
@@ -725,7 +719,7 @@ impl Error {
             Error::BadSortKey { .. } | Error::WrongEntry { .. } | Error::Unpublished { .. } => 2,
             Error::TaskPanicked { .. } | Error::ThreadsRefused { .. } | Error::Bug { .. } => 1,
             Error::MissingEntry { .. } => 1,
-            Error::Io { .. } | Error::Arrow(_) | Error::Internal(_) => 1,
+            Error::Io { .. } | Error::Arrow(_) => 1,
         }
     }
 }

@@ -11,64 +11,9 @@ use blockwise::convert::{
     directory_store, plan_convert, registry, ChunkSpec, ConvertOptions, PlanSizing,
 };
 use blockwise::exec::{run_task, CancelToken, Environment, JobContext};
-use blockwise::plan::{Plan, Resources, TaskEnv};
-use common::fixture;
-
-/// Runs `plan` task by task in wave order, each in a fresh environment (as separate
-/// processes would), every task of the waves before the last twice.
-fn run_by_tasks(plan: &Plan) {
-    let store = directory_store(plan).unwrap();
-    let ctx = JobContext::with_defaults().unwrap();
-    let cancel = CancelToken::new();
-    let waves = plan.waves().unwrap();
-    let last = waves.len() - 1;
-    for (w, wave) in waves.iter().enumerate() {
-        for &id in wave {
-            let resources = Resources::default();
-            let env = Environment {
-                store: &store,
-                pool: &ctx.pool,
-                monitor: None,
-                spill: &ctx.spill,
-                resources: &resources,
-            };
-            let report = run_task(plan, registry(), id, &env, &cancel, &[]).unwrap();
-            assert!(!report.skipped, "task {id} skipped on its first run");
-            if w < last {
-                // Once more, past the skip: the operation itself must be harmless
-                // when repeated.
-                let task = &plan.tasks[id as usize];
-                let op = registry().prepare_task(task).unwrap();
-                let again = Resources::default();
-                let task_env = TaskEnv {
-                    plan,
-                    store: &store,
-                    pool: &ctx.pool,
-                    monitor: None,
-                    spill: &ctx.spill,
-                    cancel: &cancel,
-                    threads: 1,
-                    resources: &again,
-                    observers: &[],
-                };
-                op.run(task, &task_env).unwrap();
-                // And skipped by the executor's rule.
-                let env = Environment {
-                    store: &store,
-                    pool: &ctx.pool,
-                    monitor: None,
-                    spill: &ctx.spill,
-                    resources: &again,
-                };
-                assert!(
-                    run_task(plan, registry(), id, &env, &cancel, &[])
-                        .unwrap()
-                        .skipped
-                );
-            }
-        }
-    }
-}
+use blockwise::memory::{default_memory_limit, SpillCompression};
+use blockwise::plan::{Plan, Resources};
+use common::{fixture, run_by_tasks};
 
 fn sizing(threads: usize, memory_limit: u64) -> PlanSizing {
     PlanSizing {
@@ -91,7 +36,7 @@ fn check(
     let json = plan.to_json().unwrap();
     // What a worker gets: the plan from its JSON.
     let plan = Plan::from_json(&json).unwrap();
-    run_by_tasks(&plan);
+    run_by_tasks(&plan, default_memory_limit(), SpillCompression::None);
     assert!(dst.exists(), "{} not published", dst.display());
     let by_cli = dst.with_file_name(format!(
         "cli-{}",
@@ -236,11 +181,11 @@ fn a_csv_in_many_partitions_becomes_the_same_array_task_by_task() {
         .filter(|t| t.op.name == "place_rows")
         .count();
     assert!(chain > 3, "{chain} partitions");
-    run_by_tasks(&plan);
+    run_by_tasks(&plan, default_memory_limit(), SpillCompression::None);
     common::assert_same("frame-array", &csv, &dst, &[]);
     let npy = dir.path().join("t.npy");
     let plan = plan_convert(&csv, &npy, &options, sizing(1, 1 << 30)).unwrap();
-    run_by_tasks(&plan);
+    run_by_tasks(&plan, default_memory_limit(), SpillCompression::None);
     common::assert_same("frame-array", &csv, &npy, &[]);
 }
 
@@ -270,13 +215,7 @@ fn two_copies_of_every_task_at_once_are_harmless() {
                         let (plan, store, ctx, cancel) = (&plan, &store, &ctx, &cancel);
                         s.spawn(move || {
                             let resources = Resources::default();
-                            let env = Environment {
-                                store,
-                                pool: &ctx.pool,
-                                monitor: None,
-                                spill: &ctx.spill,
-                                resources: &resources,
-                            };
+                            let env = Environment::new(store, &ctx.pool, &ctx.spill, &resources);
                             // The second copy of `publish_output` finds the output
                             // published by the first: the refusal to replace it is
                             // what it must say, and nothing else.

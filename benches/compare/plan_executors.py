@@ -9,9 +9,15 @@ Parquet sorted by v3, a 256 MiB budget, 2 cores) run by
              run-task plan.json --threads 1 --memory-limit 128MiB` (one process a
              task, intermediates as files in the plan's working directory);
 * dask:      the same plan through `blockwise.DaskExecutor` on a `dask scheduler` and
-             two `dask worker --nthreads 1 --memory-limit 128MiB` on 127.0.0.1.
+             two `dask worker --nthreads 1 --memory-limit 128MiB` on 127.0.0.1. The
+             workers' own memory thresholds (target, spill, pause, terminate) are
+             off: a worker's Python process holds ~90 MiB before any task runs, so
+             at 128 MiB Dask paused it and its nanny restarted it (losing the
+             scattered plan) as soon as a task started. The 128 MiB stays each
+             task's budget (DaskExecutor passes the worker's limit to run-task,
+             which counts RSS above the process's baseline), as in the loop.
 
-    .venv/bin/python benches/compare/plan_executors.py [--rows 1e7]
+    .venv/bin/python benches/compare/plan_executors.py [--by v3]
 
 Prints wall seconds of each and its ratio to the local run; checks that the three
 outputs are equal (pyarrow). Needs the Python extension in the venv (scripts/test.sh
@@ -70,19 +76,26 @@ def main() -> None:
 
     dask_bin = Path(sys.executable).parent / "dask"
     sched_file = out / "scheduler.json"
+    # Dask's memory manager off on the workers (see the docstring); logs kept in `out`.
+    worker_env = dict(os.environ, **{f"DASK_DISTRIBUTED__WORKER__MEMORY__{k}": "False"
+                                     for k in ("TARGET", "SPILL", "PAUSE", "TERMINATE")})
     procs = [subprocess.Popen([str(dask_bin), "scheduler", "--host", "127.0.0.1", "--port", "0",
                                "--no-dashboard", "--scheduler-file", str(sched_file)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              stdout=open(out / "scheduler.log", "w"), stderr=subprocess.STDOUT,
                               start_new_session=True)]
-    while not sched_file.exists():
-        time.sleep(0.1)
-    for i in range(2):
-        procs.append(subprocess.Popen([str(dask_bin), "worker", "--scheduler-file", str(sched_file),
-                                       "--nthreads", "1", "--memory-limit", "128MiB",
-                                       "--no-dashboard", "--local-directory", str(out / f"w{i}")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      start_new_session=True))
     try:
+        deadline = time.monotonic() + 120
+        while not sched_file.exists():
+            if procs[0].poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"dask scheduler did not start: see {out / 'scheduler.log'}")
+            time.sleep(0.1)
+        for i in range(2):
+            procs.append(subprocess.Popen([str(dask_bin), "worker", "--scheduler-file", str(sched_file),
+                                           "--nthreads", "1", "--memory-limit", "128MiB",
+                                           "--no-dashboard", "--local-directory", str(out / f"w{i}")],
+                                          stdout=open(out / f"w{i}.log", "w"),
+                                          stderr=subprocess.STDOUT, env=worker_env,
+                                          start_new_session=True))
         client = Client(scheduler_file=str(sched_file))
         client.wait_for_workers(2, timeout=120)
         dasked = out / "dask.parquet"

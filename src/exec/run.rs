@@ -12,9 +12,10 @@ use super::{LocalExecutor, RunReport, TaskContext};
 use crate::error::{Error, Result};
 use crate::memory::{MemoryMonitor, MemoryPool, SpillStore};
 use crate::plan::{
-    check_memory, DataRef, DataStore, DatasetRole, Entry, Event, Plan, PreparedOperation, Registry,
-    Resources, Task, TaskEnv,
+    check_memory, DataRef, DataStore, DatasetRole, Entry, Event, Observer, Plan, PreparedOperation,
+    Registry, Resources, Task, TaskEnv,
 };
+use crate::sys::CancelToken;
 
 /// What the tasks of one run share besides the executor's threads.
 pub struct Environment<'a> {
@@ -54,6 +55,31 @@ impl<'a> Environment<'a> {
     pub fn with_monitor(mut self, monitor: &'a MemoryMonitor) -> Self {
         self.monitor = Some(monitor);
         self
+    }
+
+    /// What one task of `plan` gets: this environment, `cancel`, its `threads` and
+    /// the `observers` of its events.
+    pub fn task_env<'t>(
+        &self,
+        plan: &'t Plan,
+        cancel: &'t CancelToken,
+        threads: usize,
+        observers: &'t [Arc<dyn Observer>],
+    ) -> TaskEnv<'t>
+    where
+        'a: 't,
+    {
+        TaskEnv {
+            plan,
+            store: self.store,
+            pool: self.pool,
+            monitor: self.monitor,
+            spill: self.spill,
+            cancel,
+            threads,
+            resources: self.resources,
+            observers,
+        }
     }
 }
 
@@ -172,17 +198,7 @@ impl Dispatch for RegistryDispatch<'_> {
             return Ok(());
         }
         let env = self.env;
-        let task_env = TaskEnv {
-            plan: self.plan,
-            store: env.store,
-            pool: env.pool,
-            monitor: env.monitor,
-            spill: env.spill,
-            cancel: ctx.cancel,
-            threads: self.threads,
-            resources: env.resources,
-            observers: ctx.observers(),
-        };
+        let task_env = env.task_env(self.plan, ctx.cancel, self.threads, ctx.observers());
         self.ops[task.id as usize].run(task, &task_env)?;
         if self.intermediates.contains(task.output.dataset()) {
             if !env.store.contains(&task.output) {
@@ -268,8 +284,8 @@ pub fn run_task(
     registry: &Registry,
     id: u32,
     env: &Environment<'_>,
-    cancel: &crate::sys::CancelToken,
-    observers: &[Arc<dyn crate::plan::Observer>],
+    cancel: &CancelToken,
+    observers: &[Arc<dyn Observer>],
 ) -> Result<TaskReport> {
     let task = plan.tasks.get(id as usize).ok_or_else(|| Error::BadPlan {
         reason: format!(
@@ -305,20 +321,10 @@ pub fn run_task(
         }
     }
     let counter = Arc::new(TaskCounter::default());
-    let mut all: Vec<Arc<dyn crate::plan::Observer>> = observers.to_vec();
+    let mut all: Vec<Arc<dyn Observer>> = observers.to_vec();
     all.push(counter.clone());
     let before = env.pool.peak_reserved();
-    let task_env = TaskEnv {
-        plan,
-        store: env.store,
-        pool: env.pool,
-        monitor: env.monitor,
-        spill: env.spill,
-        cancel,
-        threads: rayon::current_num_threads(),
-        resources: env.resources,
-        observers: &all,
-    };
+    let task_env = env.task_env(plan, cancel, rayon::current_num_threads(), &all);
     op.run(task, &task_env)?;
     if !is_intermediate(plan, &task.output) {
         env.store
@@ -345,7 +351,6 @@ mod tests {
     use crate::exec::{DirStore, MemoryStore};
     use crate::memory::{DiskManager, SpillCompression};
     use crate::plan::{Dataset, OpSpec, Operation, Task, TaskKind};
-    use crate::sys::CancelToken;
 
     /// Publishes `value` as one byte; notes that it ran in `log`.
     #[derive(Debug, Serialize, Deserialize)]

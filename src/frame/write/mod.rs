@@ -204,8 +204,7 @@ pub fn add_table_output(
             reason: format!("part producer {bad} is not a task of the plan"),
         });
     }
-    let meta = serde_json::to_value(output)
-        .map_err(|e| Error::Internal(format!("table output to JSON: {e}")))?;
+    let meta = serde_json::to_value(output).map_err(|e| Error::bug("table output to JSON", e))?;
     match plan.datasets.iter_mut().find(|d| d.id == OUTPUT) {
         Some(d) => d.meta = meta,
         None => plan.datasets.push(

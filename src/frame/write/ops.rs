@@ -450,8 +450,7 @@ pub struct AppendedPart {
 /// little-endian), that JSON, then `footer` (a Parquet part's footer metadata, which
 /// for a wide table holds a few hundred bytes a column: raw, not in JSON).
 fn state_entry(state: &AppendedPart, footer: &[u8]) -> Result<Entry> {
-    let json = serde_json::to_vec(state)
-        .map_err(|e| Error::Internal(format!("chain state to JSON: {e}")))?;
+    let json = serde_json::to_vec(state).map_err(|e| Error::bug("chain state to JSON", e))?;
     let mut bytes = Vec::with_capacity(8 + json.len() + footer.len());
     bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&json);

@@ -8,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 use super::*;
 use crate::exec::{run_task, DirStore, Environment};
 use crate::memory::{DiskManager, MemoryPool, SpillCompression, SpillStore};
-use crate::plan::{DataStore, Entry, OpSpec, Operation, Resources, TaskEnv};
+use crate::plan::{DataStore, Entry, OpSpec, Operation, Resources};
 use crate::storage::frame::FrameReadOptions;
 use crate::storage::Format;
 use crate::sys::CancelToken;
@@ -155,13 +155,7 @@ fn write(
         SpillCompression::None,
     );
     let resources = Resources::default();
-    let env = Environment {
-        store: &store,
-        pool: &pool,
-        monitor: None,
-        spill: &spill,
-        resources: &resources,
-    };
+    let env = Environment::new(&store, &pool, &spill, &resources);
     let registry = crate::convert::registry();
     let cancel = CancelToken::new();
     for wave in plan.waves().unwrap() {
@@ -173,18 +167,7 @@ fn write(
             if task.op.name != "encode_table_part" {
                 // A duplicate run before the real one: the same bytes, same place.
                 let op = registry.prepare_task(task).unwrap();
-                let task_env = TaskEnv {
-                    plan: &plan,
-                    store: &store,
-                    pool: &pool,
-                    monitor: None,
-                    spill: &spill,
-                    cancel: &cancel,
-                    threads: 2,
-                    resources: &resources,
-                    observers: &[],
-                };
-                op.run(task, &task_env).unwrap();
+                op.run(task, &env.task_env(&plan, &cancel, 2, &[])).unwrap();
                 if task.output.dataset() == OUTPUT {
                     store.release(&task.output);
                 }
@@ -406,17 +389,8 @@ fn encode_one_part(rows: i64, limit: u64) -> (crate::error::Result<()>, MemoryPo
         SpillCompression::None,
     );
     let (resources, cancel) = (Resources::default(), CancelToken::new());
-    let env = TaskEnv {
-        plan: &plan,
-        store: &store,
-        pool: &pool,
-        monitor: None,
-        spill: &spill,
-        cancel: &cancel,
-        threads: 2,
-        resources: &resources,
-        observers: &[],
-    };
+    let env = Environment::new(&store, &pool, &spill, &resources);
+    let env = env.task_env(&plan, &cancel, 2, &[]);
     let task = plan
         .tasks
         .iter()

@@ -441,10 +441,11 @@ impl ParquetSource {
             return Ok(new_null_array(&k.dtype, rows));
         };
         let bad = || {
-            Error::Internal(format!(
-                "partition value \"{value}\" of key {} does not parse as its type",
-                k.name
-            ))
+            // The key's type was inferred from every value, this one included.
+            Error::bug(
+                "a partition value does not parse as its inferred type",
+                format!("\"{value}\" of key {}", k.name),
+            )
         };
         Ok(match k.dtype {
             DataType::Int32 => Arc::new(Int32Array::from_value(

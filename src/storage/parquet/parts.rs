@@ -124,7 +124,10 @@ pub fn write_footer(path: &Path, parts: &[PlacedPart<'_>], out: &mut dyn Write) 
             first = Some(meta.build().file_metadata().clone());
         }
     }
-    let file = first.ok_or_else(|| Error::Internal("a Parquet file of no parts".into()))?;
+    // Only a plan edited by hand assembles a file of no part.
+    let file = first.ok_or_else(|| Error::BadPlan {
+        reason: "a Parquet output is assembled from no part".into(),
+    })?;
     let file_meta = FileMetaData::new(
         file.version(),
         rows,

@@ -245,7 +245,7 @@ impl Shared {
                         .map_err(|e| parquet_error(&self.path, e))?;
                     for leaf in leaves {
                         let writer = next.next().ok_or_else(|| {
-                            Error::Internal("parquet slice has fewer writers than leaves".into())
+                            Error::bug("a Parquet slice has fewer writers than leaves", "")
                         })?;
                         writer
                             .write(&leaf)

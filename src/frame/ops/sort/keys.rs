@@ -277,9 +277,10 @@ fn encode_fixed(column: &ArrayRef, flip: u64) -> Result<Vec<(u8, u64)>> {
         }),
         DataType::Float64 => map_values(column.as_primitive::<Float64Type>(), flip, float),
         other => {
-            return Err(crate::error::Error::Internal(format!(
-                "{other} is not a fixed-width sort key"
-            )))
+            return Err(crate::error::Error::bug(
+                "a sort key that is not fixed-width taken as one",
+                other,
+            ))
         }
     })
 }

@@ -137,7 +137,7 @@ impl Operation for CutRanges {
             Some(schema) => sorter(schema, &self.keys, 1, 1, 1, env)?.split(&runs, self.ranges)?,
         };
         let fences = serde_json::to_value(Fences { ranges })
-            .map_err(|e| Error::Internal(format!("sort fences: {e}")))?;
+            .map_err(|e| Error::bug("sort fences to JSON", e))?;
         env.store.put(&task.output, Entry::Json(fences))
     }
 }

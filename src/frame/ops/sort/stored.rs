@@ -61,7 +61,7 @@ impl RunInfo {
     /// `schema` carrying this description.
     fn attach(&self, schema: &SchemaRef) -> Result<SchemaRef> {
         let text = serde_json::to_string(self)
-            .map_err(|e| Error::Internal(format!("sorted run description: {e}")))?;
+            .map_err(|e| Error::bug("sorted run description to JSON", e))?;
         let mut meta = schema.metadata().clone();
         meta.insert(RUN_INFO.to_string(), text);
         Ok(Arc::new(schema.as_ref().clone().with_metadata(meta)))
@@ -162,9 +162,7 @@ impl ExternalSort<'_> {
             }
             RunData::Spilled(files) => self.put_spilled(store, key, &info, &files)?,
             RunData::Opened(_) => {
-                return Err(Error::Internal(
-                    "a run read from a store is published again".into(),
-                ))
+                return Err(Error::bug("a run read from a store is published again", ""))
             }
         }
         Ok(info)
@@ -239,7 +237,10 @@ pub fn open_runs(store: &dyn DataStore, keys: &[DataRef]) -> Result<(SchemaRef, 
         });
         schema.get_or_insert(plain);
     }
-    let schema = schema.ok_or_else(|| Error::Internal("a merge of no sorted runs".into()))?;
+    // Only a plan edited by hand gives a merge no run to read.
+    let schema = schema.ok_or_else(|| Error::BadPlan {
+        reason: "a sort merge reads no sorted run".into(),
+    })?;
     Ok((schema, runs))
 }
 
