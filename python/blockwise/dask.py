@@ -2,25 +2,48 @@
 
 Every task is submitted with ``client.submit``, its dependencies passed as futures,
 so Dask's own dependency tracking orders them (no stage barriers). What crosses the
-network is a scattered copy of the plan's JSON and task ids; data stays in the plan's
-working directory, which every worker must see (a shared file system, or one machine).
-Results are the small dicts of :func:`blockwise.run_task`. A task whose worker dies is
-retried elsewhere; tasks that had finished are not redone (their outputs are published
-in the working directory), which Dask alone would recompute.
+network is the plan's location and task ids: the plan is written once into its
+working directory, which every worker must see anyway (a shared file system, or one
+machine), since that is where the data stays. Results are the small dicts of
+:func:`blockwise.run_task`. A task whose worker dies is retried elsewhere; tasks that
+had finished are not redone (their outputs are published in the working directory),
+which Dask alone would recompute. Because no worker holds the plan as Dask data, even
+the loss of every worker at once loses nothing a retry needs (a scattered copy would
+be gone with them).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 from typing import Any
 
-from . import _blockwise, _flags, Plan
+from . import _blockwise, Plan
+
+# Plans read by this worker process, by path and digest: a task reads its plan once.
+_PLANS: dict[tuple[str, str], str] = {}
 
 
-def _run_on_worker(plan_text: str, task_id: int, *_deps: Any) -> dict:
+def _plan_text(path: str, digest: str) -> str:
+    """The plan at ``path``, checked against the digest it was submitted with (a plan
+    file replaced meanwhile is refused, not run)."""
+    key = (path, digest)
+    text = _PLANS.get(key)
+    if text is None:
+        text = Path(path).read_text()
+        if hashlib.sha256(text.encode()).hexdigest()[: len(digest)] != digest:
+            raise ValueError(f"the plan at {path} is not the one submitted (digest {digest})")
+        _PLANS.clear()  # one plan at a time is the usual case: keep memory flat
+        _PLANS[key] = text
+    return text
+
+
+def _run_on_worker(plan_path: str, digest: str, task_id: int, *_deps: Any) -> dict:
     """One task on a Dask worker, under the worker's memory limit divided by its
     threads (the tasks running beside it each get as much)."""
+    plan_text = _plan_text(plan_path, digest)
     flags = ["--threads", "1", "--no-progress"]
     try:
         from distributed import get_worker
@@ -54,14 +77,15 @@ class DaskExecutor:
         if options:
             raise TypeError(f"unexpected options {sorted(options)}; job options are the workers'")
         token = hashlib.sha256(text.encode()).hexdigest()[:16]
-        [plan_ref] = self.client.scatter([text], broadcast=True, hash=False)
+        plan_path = _publish_plan(text, plan.workdir, token)
         futures: dict[int, Any] = {}
         for wave in plan.waves():
             for task_id in wave:
                 deps = [futures[d] for d in plan.deps(task_id)]
                 futures[task_id] = self.client.submit(
                     _run_on_worker,
-                    plan_ref,
+                    plan_path,
+                    token,
                     task_id,
                     *deps,
                     key=f"blockwise-{token}-{task_id}",
@@ -75,3 +99,18 @@ class DaskExecutor:
             "skipped_tasks": sum(1 for r in reports if r["skipped"]),
             "reports": reports,
         }
+
+
+def _publish_plan(text: str, workdir: str, token: str) -> str:
+    """Writes the plan into its working directory (atomically, once) and returns the
+    file's path: what the workers read it from."""
+    if not workdir:
+        raise ValueError("the plan names no working directory (\"workdir\")")
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, f"plan-{token}.json")
+    if not os.path.exists(path):
+        temp = f"{path}.tmp-{os.getpid()}"
+        with open(temp, "w") as f:
+            f.write(text)
+        os.replace(temp, path)
+    return path
