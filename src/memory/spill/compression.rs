@@ -26,7 +26,6 @@ pub enum SpillCompression {
     Zstd(i32),
 }
 
-
 /// The zstd level of `zstd` without a level, and of [`SpillCompression::Auto`] past
 /// its threshold: about 0.3–0.5 GB/s a core, and columnar data shrinks 2–4×.
 const ZSTD_LEVEL: i32 = 1;
