@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::job::{op_spec, Conversion};
 use super::sinks;
 use crate::error::{Error, Result};
-use crate::frame::write::add_table_output;
+use crate::frame::write::{add_table_output, read_window};
 use crate::grid::Subset;
 use crate::plan::{
     DataRef, Dataset, DatasetRole, Entry, Operation, Plan, Task, TaskEnv, TaskId, TaskKind,
@@ -130,7 +130,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
             (block, id)
         })
         .collect();
-    add_table_output(&mut plan, &output, &parts, c.sizing.threads + 1)?;
+    add_table_output(&mut plan, &output, &parts, read_window(c.sizing.threads))?;
     c.finish(&mut plan);
     Ok(Some(plan))
 }

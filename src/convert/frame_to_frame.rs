@@ -9,7 +9,7 @@ use super::job::{op_spec, Conversion};
 use super::sinks;
 use crate::error::{Error, Result};
 use crate::frame::read::ReadTablePartition;
-use crate::frame::write::add_table_output;
+use crate::frame::write::{add_table_output, read_window};
 use crate::plan::{DataRef, Dataset, DatasetRole, Plan, Task, TaskId, TaskKind};
 use crate::storage::{open_frame_described, type_name, Format};
 
@@ -48,7 +48,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
             (part, id)
         })
         .collect();
-    add_table_output(&mut plan, &output, &parts, c.sizing.threads + 1)?;
+    add_table_output(&mut plan, &output, &parts, read_window(c.sizing.threads))?;
     c.finish(&mut plan);
     Ok(Some(plan))
 }

@@ -51,6 +51,8 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     let mut plan = Plan::new();
     plan.datasets.push(c.src_dataset(meta));
     let parts = add_sort(&mut plan, "src", &units, &schema, &keys, batch_rows, sizing)?;
+    // Merged ranges are the budget's largest entries: fewer of them ahead of the
+    // writer than read parts (see `read_window`), or they spill.
     add_table_output(&mut plan, &output, &parts, c.sizing.threads + 1)?;
     c.finish(&mut plan);
     Ok(Some(plan))

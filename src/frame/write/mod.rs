@@ -153,7 +153,7 @@ impl TableOutput {
 /// Producers must not already depend on anything added here.
 ///
 /// Tasks added, for a single file (CSV, Parquet, IPC):
-/// - `encode_table_part` per part (compute): formats the part's batches into
+/// - `encode_table_part` per part (release: it shrinks what the store holds): formats the part's batches into
 ///   [`ENCODED`] `k` (bytes), in parallel across parts; reports the rows written;
 /// - `append_table_part` per part (release), a chain: copies encoded part `k` into
 ///   the file behind part `k - 1`, and publishes where it lies into [`APPENDED`] `k`;
@@ -362,6 +362,15 @@ pub fn add_table_output(
         )
     });
     Ok(vec![finish])
+}
+
+/// The window of [`add_table_output`] for parts read from a source by `threads`
+/// threads: each thread may be reading one part and encoding another while the
+/// chain appends a third. With `threads + 1`, threads waited on the chain and a
+/// CSV → Parquet conversion ran 13% slower; the parts are a source's partitions,
+/// sized by the plan to fit the budget together.
+pub fn read_window(threads: usize) -> usize {
+    2 * threads + 1
 }
 
 /// Makes producer `k + window` wait for `writer` (the task that writes part `k`).
