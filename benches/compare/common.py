@@ -148,6 +148,17 @@ def run_once(cmd: list[str], env: dict | None = None) -> Run:
     return _run_with_psutil(cmd, env)
 
 
+def duckdb_copy_cmd(query: str, dst: str | Path, copy_options: str, threads: int = 2) -> list[str]:
+    """A command running DuckDB's ``COPY (query) TO dst (copy_options)`` on ``threads``
+    threads in a fresh interpreter."""
+    return python_cmd(f"""
+        import duckdb
+        con = duckdb.connect()
+        con.execute("SET threads={threads}")
+        con.execute({f"COPY ({query}) TO '{dst}' ({copy_options})"!r})
+        """)
+
+
 def python_cmd(code: str) -> list[str]:
     """A command running ``code`` (dedented) in a fresh interpreter."""
     return [PYTHON, "-c", textwrap.dedent(code)]

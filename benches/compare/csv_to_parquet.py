@@ -118,12 +118,8 @@ def main() -> int:
                   bw_case("blockwise --threads 1 --compression none",
                           ["--threads", "1", "--compression", "none"])]
     duck_out = out / "duckdb.parquet"
-    cases.append(("duckdb", common.python_cmd(f"""
-        import duckdb
-        con = duckdb.connect()
-        con.execute("SET threads=2")
-        con.execute("COPY (SELECT * FROM read_csv({src!r})) TO {str(duck_out)!r} (FORMAT parquet, COMPRESSION zstd)")
-        """), duck_out))
+    cases.append(("duckdb", common.duckdb_copy_cmd(f"SELECT * FROM read_csv('{src}')", duck_out,
+                                                  "FORMAT parquet, COMPRESSION zstd"), duck_out))
     polars_out = out / "polars.parquet"
     cases.append(("polars", common.python_cmd(f"""
         import polars as pl

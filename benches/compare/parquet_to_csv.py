@@ -82,12 +82,8 @@ def main() -> int:
 
     cases = [bw_case("blockwise", []), bw_case("blockwise --memory-limit 256MiB", ["--memory-limit", "256MiB"])]
     duck_out = out / "duckdb.csv"
-    cases.append(("duckdb", common.python_cmd(f"""
-        import duckdb
-        con = duckdb.connect()
-        con.execute("SET threads=2")
-        con.execute("COPY (SELECT * FROM read_parquet({str(src)!r})) TO {str(duck_out)!r} (HEADER, DELIMITER ',')")
-        """), duck_out))
+    cases.append(("duckdb", common.duckdb_copy_cmd(f"SELECT * FROM read_parquet('{src}')", duck_out,
+                                                  "HEADER, DELIMITER ','"), duck_out))
     polars_out = out / "polars.csv"
     cases.append(("polars", common.python_cmd(f"""
         import polars as pl

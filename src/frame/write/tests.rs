@@ -98,14 +98,9 @@ fn write_and_read(format: TableFormat, parts: &[Vec<RecordBatch>]) -> Vec<Record
     out
 }
 
-/// Writes `parts` as [`write_and_read`] does; returns the directory and the output.
-fn write(
-    format: TableFormat,
-    parts: &[Vec<RecordBatch>],
-) -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let workdir = dir.path().join("work");
-    let staged = workdir.join("output");
+/// A plan working in `workdir` with an intermediate dataset `runs` (the parts'
+/// producers write there), and the directory store over `workdir`.
+fn plan_over_runs(workdir: &std::path::Path) -> (Plan, DirStore) {
     let mut plan = Plan::new();
     plan.workdir = workdir.display().to_string();
     plan.datasets.push(Dataset::new(
@@ -114,7 +109,18 @@ fn write(
         "memory",
         DatasetRole::Intermediate,
     ));
-    let store = DirStore::new(&workdir).unwrap();
+    (plan, DirStore::new(workdir).unwrap())
+}
+
+/// Writes `parts` as [`write_and_read`] does; returns the directory and the output.
+fn write(
+    format: TableFormat,
+    parts: &[Vec<RecordBatch>],
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let workdir = dir.path().join("work");
+    let staged = workdir.join("output");
+    let (mut plan, store) = plan_over_runs(&workdir);
     let mut refs = Vec::new();
     for (k, batches) in parts.iter().enumerate() {
         let key = DataRef::partition("runs", k as u64);
@@ -351,15 +357,7 @@ fn joined_carries_are_slices_of_bounded_bytes_in_order() {
 fn encode_one_part(rows: i64, limit: u64) -> (crate::error::Result<()>, MemoryPool) {
     let dir = tempfile::tempdir().unwrap();
     let workdir = dir.path().join("work");
-    let mut plan = Plan::new();
-    plan.workdir = workdir.display().to_string();
-    plan.datasets.push(Dataset::new(
-        "runs",
-        "",
-        "memory",
-        DatasetRole::Intermediate,
-    ));
-    let store = DirStore::new(&workdir).unwrap();
+    let (mut plan, store) = plan_over_runs(&workdir);
     let key = DataRef::partition("runs", 0);
     let producer = plan.push(Task::new(
         OpSpec::new("made_beforehand", serde_json::Value::Null),
