@@ -99,6 +99,13 @@ impl DirStore {
 
     /// The file holding `key`'s entry, and its extension.
     fn find(&self, key: &DataRef) -> Option<(PathBuf, &'static str)> {
+        // One look at the dataset's directory answers for an entry of a dataset
+        // nothing was written to yet: every task of a fresh run, when the executor
+        // asks which outputs are already published.
+        let first = self.path(key, KINDS[0]);
+        if !first.parent().is_some_and(Path::is_dir) {
+            return None;
+        }
         KINDS
             .iter()
             .map(|ext| (self.path(key, ext), *ext))
