@@ -282,26 +282,16 @@ pub fn add_table_output(
         let mut encoded_input = part.clone();
         let mut encode_deps = vec![*producer];
         if regroup {
-            let mut inputs = vec![part.clone()];
-            let mut deps = vec![*producer];
-            if let Some(g) = previous_group {
-                inputs.push(DataRef::partition(GROUPED, k as u64 - 1));
-                deps.push(g);
-            }
-            let id = plan.push(Task {
-                inputs,
-                deps,
-                // Slices of batches already in the store.
-                memory_bytes: bytes,
-                unit_bytes: bytes,
-                ..Task::new(
-                    crate::convert::op_spec(&RegroupRows {
-                        output: OUTPUT.into(),
-                    }),
-                    DataRef::partition(GROUPED, k as u64),
-                    TaskKind::Release,
-                )
-            });
+            // Slices of batches already in the store.
+            let id = push_link(
+                plan,
+                crate::convert::op_spec(&RegroupRows {
+                    output: OUTPUT.into(),
+                }),
+                (part.clone(), *producer),
+                (GROUPED, k, previous_group),
+                bytes,
+            );
             previous_group = Some(id);
             encoded_input = DataRef::partition(GROUPED, k as u64);
             encode_deps = vec![id];
@@ -325,26 +315,16 @@ pub fn add_table_output(
                 TaskKind::Release,
             )
         });
-        let mut inputs = vec![DataRef::partition(ENCODED, k as u64)];
-        let mut deps = vec![encode];
-        if let Some(p) = previous {
-            inputs.push(DataRef::partition(APPENDED, k as u64 - 1));
-            deps.push(p);
-        }
-        let append = plan.push(Task {
-            inputs,
-            deps,
-            // The encoded part, already in the store: copied, not grown.
-            memory_bytes: bytes,
-            unit_bytes: bytes,
-            ..Task::new(
-                crate::convert::op_spec(&AppendTablePart {
-                    output: OUTPUT.into(),
-                }),
-                DataRef::partition(APPENDED, k as u64),
-                TaskKind::Release,
-            )
-        });
+        // The encoded part, already in the store: copied, not grown.
+        let append = push_link(
+            plan,
+            crate::convert::op_spec(&AppendTablePart {
+                output: OUTPUT.into(),
+            }),
+            (DataRef::partition(ENCODED, k as u64), encode),
+            (APPENDED, k, previous),
+            bytes,
+        );
         add_window_dep(plan, parts, k, window, append);
         previous = Some(append);
     }
@@ -362,6 +342,31 @@ pub fn add_table_output(
         )
     });
     Ok(vec![finish])
+}
+
+/// Pushes link `k` of a chain whose state is the `chain` dataset: a release task
+/// running `op` on `input` (made by its task) and on link `k - 1`'s state (made by
+/// `previous`), publishing link `k`'s state; `bytes` is what it holds.
+fn push_link(
+    plan: &mut Plan,
+    op: crate::plan::OpSpec,
+    (input, producer): (DataRef, TaskId),
+    (chain, k, previous): (&str, usize, Option<TaskId>),
+    bytes: u64,
+) -> TaskId {
+    let mut inputs = vec![input];
+    let mut deps = vec![producer];
+    if let Some(p) = previous {
+        inputs.push(DataRef::partition(chain, k as u64 - 1));
+        deps.push(p);
+    }
+    plan.push(Task {
+        inputs,
+        deps,
+        memory_bytes: bytes,
+        unit_bytes: bytes,
+        ..Task::new(op, DataRef::partition(chain, k as u64), TaskKind::Release)
+    })
 }
 
 /// The window of [`add_table_output`] for parts read from a source by `threads`
