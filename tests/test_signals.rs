@@ -163,39 +163,57 @@ fn a_second_signal_stops_at_once_and_cleans_up() {
 
 #[test]
 fn sigkill_leftovers_are_reclaimed_by_the_next_run() {
-    let mut run = start(&[]);
-    // Some bytes written first, so that there is something to reclaim.
-    let started = Instant::now();
-    while dir_bytes(&run.out_dir) == 0 {
+    // Said in a line of its own, or with `--stats` counted in the one JSON line.
+    for stats in [false, true] {
+        let mut run = start(&[]);
+        // Some bytes written first, so that there is something to reclaim.
+        let started = Instant::now();
+        while dir_bytes(&run.out_dir) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "nothing written"
+            );
+            assert!(run.child.try_wait().unwrap().is_none(), "finished too soon");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        send(&run.child, "KILL");
+        run.child.wait().unwrap();
+        let left = entries(&run.out_dir);
+        assert_eq!(left.len(), 1, "{left:?}");
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "nothing written"
+            left[0].starts_with(".big.parquet.blockwise-tmp-"),
+            "{left:?}"
         );
-        assert!(run.child.try_wait().unwrap().is_none(), "finished too soon");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    send(&run.child, "KILL");
-    run.child.wait().unwrap();
-    let left = entries(&run.out_dir);
-    assert_eq!(left.len(), 1, "{left:?}");
-    assert!(
-        left[0].starts_with(".big.parquet.blockwise-tmp-"),
-        "{left:?}"
-    );
-    let left_bytes = dir_bytes(&run.out_dir);
-    assert!(left_bytes > 0);
+        let left_bytes = dir_bytes(&run.out_dir);
+        assert!(left_bytes > 0);
 
-    // The next run into the same directory, of another output.
-    let small = run.src.with_file_name("small.csv");
-    std::fs::write(&small, "a,b\n1,2\n").unwrap();
-    let out = common::convert_ok(&small, &run.out_dir.join("small.parquet"), &[]);
-    let err = stderr(&out);
-    assert!(
-        err.contains(&format!("reclaimed {left_bytes} bytes")),
-        "{left_bytes} bytes not reported: {err}"
-    );
-    assert_eq!(err.lines().filter(|l| l.contains("reclaimed")).count(), 1);
-    assert_eq!(entries(&run.out_dir), vec!["small.parquet"]);
+        // The next run into the same directory, of another output.
+        let small = run.src.with_file_name("small.csv");
+        std::fs::write(&small, "a,b\n1,2\n").unwrap();
+        // A spill directory of its own: other tests' killed processes leave theirs
+        // in the shared temporary directory.
+        let spill = tempfile::tempdir().unwrap();
+        let spill = spill.path().to_str().unwrap();
+        let flags: &[&str] = if stats {
+            &["--stats", "--spill-dir", spill]
+        } else {
+            &["--spill-dir", spill]
+        };
+        let out = common::convert_ok(&small, &run.out_dir.join("small.parquet"), flags);
+        let err = stderr(&out);
+        if stats {
+            let json: serde_json::Value = serde_json::from_str(&err)
+                .unwrap_or_else(|e| panic!("not one JSON line ({e}): {err}"));
+            assert_eq!(json["reclaimed_bytes"].as_u64(), Some(left_bytes), "{err}");
+        } else {
+            assert!(
+                err.contains(&format!("reclaimed {left_bytes} bytes")),
+                "{left_bytes} bytes not reported: {err}"
+            );
+            assert_eq!(err.lines().filter(|l| l.contains("reclaimed")).count(), 1);
+        }
+        assert_eq!(entries(&run.out_dir), vec!["small.parquet"]);
+    }
 }
 
 #[test]

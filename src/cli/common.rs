@@ -81,6 +81,9 @@ impl JobArgs {
             options.spill_compression = SpillCompression::parse(text)?;
         }
         options.progress = !self.no_progress;
+        // With `--stats`, stderr is one JSON line that scripts parse: what was
+        // reclaimed is counted in it (`reclaimed_bytes`) instead of said.
+        options.report_reclaimed = !self.stats;
         JobContext::new(&options, cancel)
     }
 
@@ -137,6 +140,7 @@ pub fn job_stats(ctx: &JobContext, started: Instant) -> serde_json::Value {
         "written_bytes": JobStats::get(&ctx.stats.written_bytes),
         "tasks": JobStats::get(&ctx.stats.tasks),
         "skipped_tasks": JobStats::get(&ctx.stats.skipped_tasks),
+        "reclaimed_bytes": JobStats::get(&ctx.stats.reclaimed_bytes),
         "spilled_bytes": ctx.spill.spilled_bytes() + JobStats::get(&ctx.stats.spilled_bytes),
         "spill_files": ctx.spill.spill_files(),
         "paused_ms": JobStats::get(&ctx.stats.paused_ms),

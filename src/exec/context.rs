@@ -31,6 +31,9 @@ pub struct JobStats {
     pub skipped_tasks: AtomicU64,
     /// Rows written to table outputs (or along the first axis of array outputs).
     pub rows: AtomicU64,
+    /// Bytes of stale temporaries left by killed processes that this job removed
+    /// (spill directories, temporary outputs beside a destination).
+    pub reclaimed_bytes: AtomicU64,
 }
 
 impl JobStats {
@@ -69,7 +72,7 @@ pub struct JobOptions {
     pub thresholds: Thresholds,
     /// Where spill files go (default: the system temp dir).
     pub spill_dir: PathBuf,
-    /// How spill files are compressed (default: zstd level 1).
+    /// How spill files are compressed (default: `auto`, see [`SpillCompression`]).
     pub spill_compression: SpillCompression,
     /// Spill disk quota in bytes (default: 90% of the free space in `spill_dir`).
     pub spill_quota: Option<u64>,
@@ -192,6 +195,7 @@ impl JobContext {
     /// directories, or temporary outputs beside a destination), when the job's
     /// options ask for it and there was anything.
     pub fn note_reclaimed(&self, reclaimed: &Reclaimed) {
+        JobStats::add(&self.stats.reclaimed_bytes, reclaimed.bytes);
         if let (true, Some(line)) = (self.report_reclaimed, reclaimed.message()) {
             eprintln!("blockwise: {line}");
         }
