@@ -3,6 +3,7 @@
 mod common;
 mod convert;
 pub mod embed;
+mod explain;
 mod head;
 mod info;
 
@@ -32,6 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Convert(convert::Args),
+    Explain(explain::Args),
     Info(info::Args),
     Head(head::Args),
     Plan(plan::Args),
@@ -57,6 +59,7 @@ pub fn run(cancel: CancelToken) -> Result<ExitCode> {
     };
     match cli.command {
         Command::Convert(args) => convert::run(args, cancel),
+        Command::Explain(args) => explain::run(args),
         Command::Info(args) => info::run(args),
         Command::Head(args) => head::run(args),
         Command::Plan(args) => plan::run(args),

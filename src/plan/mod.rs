@@ -11,6 +11,7 @@ mod graph;
 mod operation;
 mod projection;
 mod store;
+pub mod summary;
 mod task;
 
 pub use event::{Event, Observer};
@@ -18,4 +19,5 @@ pub use graph::{Dataset, DatasetRole, FileStamp, Plan, PLAN_FORMAT_VERSION};
 pub use operation::{Operation, PreparedOperation, Registry, Resources, TaskEnv};
 pub use projection::check_memory;
 pub use store::{BatchStream, DataStore, Entry};
+pub use summary::PlanSummary;
 pub use task::{DataRef, OpSpec, Task, TaskId, TaskKind};

@@ -25,6 +25,11 @@ pub trait Operation: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The version of its parameters and behaviour; a change an older worker would
     /// misread gets a new one.
     const VERSION: u32;
+    /// Whether it moves its own working memory to disk when the pool is short (the
+    /// sort's runs and merge passes), beyond its output, which the store spills in
+    /// any case. An operation that does not holds what its task projects until it
+    /// ends: `explain` says which is which.
+    const SPILLS: bool = false;
 
     /// Runs `task` (whose parameters are `self`): reads `task.inputs`, publishes
     /// `task.output`.
@@ -63,10 +68,17 @@ impl<O: Operation> PreparedOperation for O {
 
 type Decode = fn(&serde_json::Value) -> serde_json::Result<Box<dyn PreparedOperation>>;
 
+/// What the registry knows of one operation.
+#[derive(Clone, Copy)]
+struct Registered {
+    decode: Decode,
+    spills: bool,
+}
+
 /// The operations an executor can run, by name and version.
 #[derive(Default, Clone)]
 pub struct Registry {
-    decoders: HashMap<(&'static str, u32), Decode>,
+    decoders: HashMap<(&'static str, u32), Registered>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -87,15 +99,27 @@ impl Registry {
 
     /// Adds `O`.
     pub fn register<O: Operation>(&mut self) -> &mut Self {
-        self.decoders.insert((O::NAME, O::VERSION), |params| {
-            O::deserialize(params).map(|op| Box::new(op) as Box<dyn PreparedOperation>)
-        });
+        let decode: Decode =
+            |params| O::deserialize(params).map(|op| Box::new(op) as Box<dyn PreparedOperation>);
+        self.decoders.insert(
+            (O::NAME, O::VERSION),
+            Registered {
+                decode,
+                spills: O::SPILLS,
+            },
+        );
         self
     }
 
     /// Whether an operation `name` at `version` is registered.
     pub fn knows(&self, name: &str, version: u32) -> bool {
         self.decoders.contains_key(&(name, version))
+    }
+
+    /// Whether operation `name` at `version` spills its working memory
+    /// ([`Operation::SPILLS`]); `None` when it is not registered.
+    pub fn spills(&self, name: &str, version: u32) -> Option<bool> {
+        self.decoders.get(&(name, version)).map(|r| r.spills)
     }
 
     /// Decodes every task's operation of `plan`.
@@ -116,7 +140,7 @@ impl Registry {
     /// As [`Registry::prepare`].
     pub fn prepare_task(&self, task: &Task) -> Result<Box<dyn PreparedOperation>> {
         let op = &task.op;
-        let decode = self
+        let registered = self
             .decoders
             .get(&(op.name.as_str(), op.version))
             .ok_or_else(|| Error::UnknownOperation {
@@ -125,7 +149,7 @@ impl Registry {
                 version: op.version,
                 known: self.versions_of(&op.name),
             })?;
-        decode(&op.params).map_err(|e| Error::BadPlan {
+        (registered.decode)(&op.params).map_err(|e| Error::BadPlan {
             reason: format!(
                 "task {} ({} version {}): parameters do not fit: {e}",
                 task.id, op.name, op.version

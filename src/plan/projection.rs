@@ -8,6 +8,11 @@ use crate::error::{Error, Result};
 /// running beside it and for memory the pool does not see.
 const TASK_SHARE: f64 = 0.5;
 
+/// The most one task may project under `limit`.
+pub(crate) fn task_limit(limit: u64) -> u64 {
+    (limit as f64 * TASK_SHARE) as u64
+}
+
 /// Checks every task's projected peak against `limit`.
 ///
 /// # Errors
@@ -15,7 +20,7 @@ const TASK_SHARE: f64 = 0.5;
 /// its operation, its projected bytes, the limit, and a unit size that would fit
 /// (projections scale linearly with the unit of work).
 pub fn check_memory(plan: &Plan, limit: u64) -> Result<()> {
-    let allowed = (limit as f64 * TASK_SHARE) as u64;
+    let allowed = task_limit(limit);
     let Some(worst) = plan.tasks.iter().max_by_key(|t| t.memory_bytes) else {
         return Ok(());
     };

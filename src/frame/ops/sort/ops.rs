@@ -72,6 +72,7 @@ pub struct SortRun {
 impl Operation for SortRun {
     const NAME: &'static str = "sort_run";
     const VERSION: u32 = 1;
+    const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let part = input(task, 0)?;
@@ -175,6 +176,7 @@ pub struct MergeRange {
 impl Operation for MergeRange {
     const NAME: &'static str = "merge_range";
     const VERSION: u32 = 1;
+    const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let fences = input(task, 0)?;
