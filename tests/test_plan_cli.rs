@@ -88,25 +88,10 @@ fn three_ways(src: &Path, dir: &Path, ext: &str, flags: &[&str], mode: &str) -> 
     converted
 }
 
-/// A CSV of `rows` rows like db-benchmark's (strings, integers, floats).
-fn table_csv(dir: &Path, rows: usize) -> PathBuf {
-    let path = dir.join("t.csv");
-    python_eval(&format!(
-        "import numpy as np, pyarrow as pa, pyarrow.csv as c\n\
-         r = np.random.default_rng(7)\n\
-         n = {rows}\n\
-         t = pa.table({{'id1': [f'id{{v:03d}}' for v in r.integers(1, 100, n)],\n\
-                        'id4': r.integers(1, 1000, n), 'v1': r.integers(1, 6, n),\n\
-                        'v3': np.round(r.random(n) * 100, 6)}})\n\
-         c.write_csv(t, {path:?})"
-    ));
-    path
-}
-
 #[test]
 fn csv_to_parquet_three_ways() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = table_csv(dir.path(), 20_000);
+    let csv = common::table_csv(dir.path(), 20_000);
     three_ways(
         &csv,
         dir.path(),
@@ -119,7 +104,7 @@ fn csv_to_parquet_three_ways() {
 #[test]
 fn parquet_to_csv_and_csv_to_ipc_three_ways() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = table_csv(dir.path(), 20_000);
+    let csv = common::table_csv(dir.path(), 20_000);
     let parquet = dir.path().join("t.parquet");
     common::convert_ok(&csv, &parquet, &["--row-group-size", "3000"]);
     let out = tempfile::tempdir().unwrap();
@@ -155,7 +140,7 @@ fn zarr_v2_to_v3_and_npy_stack_to_zarr_three_ways() {
 #[test]
 fn a_spilling_sort_three_ways() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = table_csv(dir.path(), 60_000);
+    let csv = common::table_csv(dir.path(), 60_000);
     let out = tempfile::tempdir().unwrap();
     let mut flags = vec!["--sort-by", "id4,v3", "--memory-limit", "2MiB"];
     flags.extend(common::RSS_THRESHOLDS_OFF);
@@ -280,7 +265,7 @@ fn kill_and_resume(
 #[test]
 fn a_killed_spilling_sort_resumes_to_the_same_output() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = table_csv(dir.path(), 300_000);
+    let csv = common::table_csv(dir.path(), 300_000);
     let mut flags = vec![
         "--sort-by",
         "v3",

@@ -68,35 +68,31 @@ struct OutputArgs {
 }
 
 pub(super) fn run(args: Args) -> Result<ExitCode> {
-    let (summary, output) = match args.what {
+    let (plan, sizing, output) = match args.what {
         Some(What::Convert(args)) => {
             let options = args.convert.options()?;
             let sizing = args.convert.job.sizing()?;
             let plan = plan_convert(&args.convert.src, &args.convert.dst, &options, sizing)
                 .map_err(|e| super::common::with_from_hint(e, &args.convert.src))?;
-            let summary = PlanSummary::of(
-                &plan,
-                crate::convert::registry(),
-                sizing.threads,
-                sizing.memory_limit,
-            )?;
-            (summary, args.output)
+            (plan, sizing, args.output)
         }
         None => {
             let path = args.plan.ok_or_else(|| {
                 Error::Usage("explain: give a plan file, or `convert SRC DST ...`".into())
             })?;
-            let plan = super::run::read_plan(&path)?;
-            let sizing = args.job.sizing()?;
-            let summary = PlanSummary::of(
-                &plan,
-                crate::convert::registry(),
-                sizing.threads,
-                sizing.memory_limit,
-            )?;
-            (summary, args.output)
+            (
+                super::run::read_plan(&path)?,
+                args.job.sizing()?,
+                args.output,
+            )
         }
     };
+    let summary = PlanSummary::of(
+        &plan,
+        crate::convert::registry(),
+        sizing.threads,
+        sizing.memory_limit,
+    )?;
     let text = if output.json {
         let mut json = serde_json::to_string_pretty(&summary)
             .map_err(|e| Error::bug("plan summary to JSON", e))?;

@@ -276,3 +276,18 @@ pub fn run_by_tasks(
     }
     assert_eq!(ran, plan.tasks.len());
 }
+
+/// A CSV of `rows` rows like db-benchmark's (strings, integers, floats).
+pub fn table_csv(dir: &Path, rows: usize) -> PathBuf {
+    let path = dir.join("t.csv");
+    python_eval(&format!(
+        "import numpy as np, pyarrow as pa, pyarrow.csv as c\n\
+         r = np.random.default_rng(7)\n\
+         n = {rows}\n\
+         t = pa.table({{'id1': [f'id{{v:03d}}' for v in r.integers(1, 100, n)],\n\
+                        'id4': r.integers(1, 1000, n), 'v1': r.integers(1, 6, n),\n\
+                        'v3': np.round(r.random(n) * 100, 6)}})\n\
+         c.write_csv(t, {path:?})"
+    ));
+    path
+}
