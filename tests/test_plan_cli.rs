@@ -249,14 +249,18 @@ fn kill_and_resume(
     args.extend(common::RSS_THRESHOLDS_OFF.iter().map(std::ffi::OsStr::new));
     args.extend(limit.iter().map(std::ffi::OsStr::new));
     let out = blockwise_ok(args);
-    // The stats are the last line (a note on reclaimed temporaries may come first).
-    let err = common::stderr(&out);
-    let line = err
-        .lines()
-        .rfind(|l| l.starts_with('{'))
-        .expect("a --stats line");
-    let stats: serde_json::Value = serde_json::from_str(line).unwrap();
+    // With --stats, stderr is the one JSON line (what was reclaimed is in it).
+    let stats: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert!(stats["skipped_tasks"].as_u64().unwrap() > 0, "{stats}");
+    // Every task once: run now, or skipped as the killed run had done it.
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    let all = plan["tasks"].as_array().unwrap().len() as u64;
+    assert_eq!(
+        stats["tasks"].as_u64().unwrap() + stats["skipped_tasks"].as_u64().unwrap(),
+        all,
+        "{stats}"
+    );
     assert_same(mode, expected, dst, &[]);
     assert!(!workdir.exists(), "{} left", workdir.display());
     assert_no_temps(dst.parent().unwrap());

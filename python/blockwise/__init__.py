@@ -29,7 +29,7 @@ import operator
 import os
 from typing import Any, Iterable
 
-from . import _blockwise
+from . import _blockwise, _progress
 from ._config import config
 from ._blockwise import BlockwiseMemoryError
 
@@ -98,7 +98,13 @@ def _with_config(options: dict[str, Any]) -> dict[str, Any]:
 def convert(src: str | os.PathLike, dst: str | os.PathLike, **options: Any) -> dict:
     """Converts ``src`` to ``dst``; returns the job's statistics (rows, bytes, peak
     memory...). Options are ``blockwise convert``'s flags with underscores."""
-    text = _blockwise.convert(os.fspath(src), os.fspath(dst), _flags(_with_config(options)))
+    show = options.pop("progress", None)
+    flags = _flags(_with_config(options))
+    text = _progress.run(
+        "convert",
+        lambda progress: _blockwise.convert(os.fspath(src), os.fspath(dst), flags, progress),
+        show,
+    )
     return json.loads(text)
 
 
@@ -152,7 +158,11 @@ class Plan:
     def run(self, **options: Any) -> dict:
         """Runs the plan here (``blockwise run``); a rerun after a failure resumes.
         Options: ``threads``, ``memory_limit``, ``spill_dir``, ... Returns statistics."""
-        text = _blockwise.run_plan(self._text, _flags(_with_config(options)))
+        show = options.pop("progress", None)
+        flags = _flags(_with_config(options))
+        text = _progress.run(
+            "run", lambda progress: _blockwise.run_plan(self._text, flags, progress), show
+        )
         return json.loads(text)
 
 

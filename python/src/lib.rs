@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blockwise::cli::embed;
-use blockwise::exec::CancelToken;
+use blockwise::exec::{CancelToken, Progress};
 use blockwise::plan::Plan;
 use blockwise::Error;
 use pyo3::exceptions::{
@@ -55,6 +55,17 @@ fn run_blocking<T: Send>(
     py: Python<'_>,
     job: impl FnOnce(CancelToken) -> blockwise::Result<T> + Send,
 ) -> PyResult<T> {
+    run_watched(py, job, |_| Ok(()))
+}
+
+/// [`run_blocking`], calling `tick` with the GIL held every time it looks for
+/// Ctrl-C (a progress display); an exception `tick` raises cancels the job as Ctrl-C
+/// does and is raised once the job has stopped.
+fn run_watched<T: Send>(
+    py: Python<'_>,
+    job: impl FnOnce(CancelToken) -> blockwise::Result<T> + Send,
+    mut tick: impl FnMut(Python<'_>) -> PyResult<()>,
+) -> PyResult<T> {
     let cancel = CancelToken::new();
     std::thread::scope(|scope| {
         let (tx, mut rx) = std::sync::mpsc::sync_channel(1);
@@ -87,7 +98,7 @@ fn run_blocking<T: Send>(
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if interrupted.is_none() {
-                        if let Err(e) = py.check_signals() {
+                        if let Err(e) = py.check_signals().and_then(|()| tick(py)) {
                             cancel.interrupt(libc_sigint());
                             interrupted = Some(e);
                         }
@@ -121,10 +132,52 @@ fn parsed(text: &str) -> PyResult<Arc<Plan>> {
     Ok(plan)
 }
 
+/// Calls `callback(done, total, unit, message)` when the job's count has moved
+/// since the last call: `unit` is `"bytes"` (of input) or `"tasks"`.
+fn progress_tick<'p>(
+    progress: &'p Progress,
+    callback: Option<&'p Py<PyAny>>,
+) -> impl FnMut(Python<'_>) -> PyResult<()> + 'p {
+    let mut last = None;
+    move |py| {
+        let Some(callback) = callback else {
+            return Ok(());
+        };
+        let (done, total) = progress.position();
+        let message = progress.message();
+        if total == 0 || last.as_ref() == Some(&(done, total, message.clone())) {
+            return Ok(());
+        }
+        let unit = if progress.counts_bytes() {
+            "bytes"
+        } else {
+            "tasks"
+        };
+        callback.call1(py, (done, total, unit, &message))?;
+        last = Some((done, total, message));
+        Ok(())
+    }
+}
+
 /// Converts `src` to `dst` with command-line `flags`; returns the statistics as JSON.
+/// `progress(done, total, unit, message)` is called as the job moves (see
+/// [`progress_tick`]).
 #[pyfunction]
-fn convert(py: Python<'_>, src: PathBuf, dst: PathBuf, flags: Vec<String>) -> PyResult<String> {
-    run_blocking(py, |cancel| embed::convert(&src, &dst, &flags, cancel)).map(|v| v.to_string())
+#[pyo3(signature = (src, dst, flags, progress=None))]
+fn convert(
+    py: Python<'_>,
+    src: PathBuf,
+    dst: PathBuf,
+    flags: Vec<String>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let counter = Progress::hidden();
+    run_watched(
+        py,
+        |cancel| embed::convert(&src, &dst, &flags, cancel, &counter),
+        progress_tick(&counter, progress.as_ref()),
+    )
+    .map(|v| v.to_string())
 }
 
 /// The plan of a conversion, as JSON.
@@ -144,11 +197,24 @@ fn plan_waves(text: &str) -> PyResult<Vec<Vec<u32>>> {
     parsed(text)?.waves().map_err(to_py)
 }
 
-/// Runs a plan on the local executor; returns the statistics as JSON.
+/// Runs a plan on the local executor; returns the statistics as JSON. `progress` as
+/// for [`convert`].
 #[pyfunction]
-fn run_plan(py: Python<'_>, text: &str, flags: Vec<String>) -> PyResult<String> {
+#[pyo3(signature = (text, flags, progress=None))]
+fn run_plan(
+    py: Python<'_>,
+    text: &str,
+    flags: Vec<String>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
     let plan = parsed(text)?;
-    run_blocking(py, |cancel| embed::run_plan(&plan, &flags, cancel)).map(|v| v.to_string())
+    let counter = Progress::hidden();
+    run_watched(
+        py,
+        |cancel| embed::run_plan(&plan, &flags, cancel, &counter),
+        progress_tick(&counter, progress.as_ref()),
+    )
+    .map(|v| v.to_string())
 }
 
 /// Runs one task of a plan in this process; returns its report as JSON.

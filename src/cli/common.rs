@@ -7,12 +7,13 @@ use clap::Args;
 use crate::error::{Error, Result};
 use std::path::PathBuf;
 
-use crate::exec::{CancelToken, JobContext, JobOptions, JobStats};
+use crate::exec::report::report_data;
+use crate::exec::{CancelToken, JobContext, JobOptions, JobStats, ReportFile};
 use crate::memory::{
     default_memory_limit, parse_threshold, peak_rss_bytes, SpillCompression, Thresholds,
 };
 
-/// `--memory-*`, `--spill-*`, `--threads`, `--no-progress`, `--stats`.
+/// `--memory-*`, `--spill-*`, `--threads`, `--no-progress`, `--stats`, `--report`.
 #[derive(Debug, Clone, Args)]
 pub struct JobArgs {
     /// Memory budget, e.g. 2GiB or 512MB [default: 80% of physical memory; env BLOCKWISE_MEMORY_LIMIT]
@@ -45,7 +46,16 @@ pub struct JobArgs {
     /// Print one JSON object of statistics on stderr at the end
     #[arg(long)]
     pub stats: bool,
+    /// Write a self-contained HTML report of the run (task stream, progress, memory, a table per operation) to FILE, also when the job fails
+    #[arg(long = "report", value_name = "FILE.html")]
+    pub report_file: Option<PathBuf>,
+    /// Replace the --report file if it exists (convert's --overwrite does too)
+    #[arg(long)]
+    pub overwrite_report: bool,
 }
+
+/// The `--report` option, for its messages.
+const REPORT_OPTION: &str = "report";
 
 impl JobArgs {
     /// The job context these options describe (flags first, then `BLOCKWISE_*`
@@ -54,6 +64,110 @@ impl JobArgs {
     /// # Errors
     /// [`Error::Usage`] for bad values; a spill directory that cannot be created.
     pub fn context(&self, cancel: CancelToken) -> Result<JobContext> {
+        if let Some(path) = &self.report_file {
+            return Err(Error::InvalidOption {
+                option: REPORT_OPTION,
+                value: path.display().to_string(),
+                reason: "is written by the commands that run a whole plan (convert, run)".into(),
+            });
+        }
+        self.build_context(cancel)
+    }
+
+    /// The job context with its recorder when `--report` is given, and the report's
+    /// file, checked before anything runs: it may not exist unless `--overwrite-report`
+    /// (or `overwrite`, the command's own) is given, nor be or sit inside any of
+    /// `paths` (the job's inputs and outputs).
+    ///
+    /// # Errors
+    /// As [`JobArgs::context`]; [`Error::InvalidOption`] for a report file that
+    /// exists and may not be replaced; the destination checks of any output.
+    pub fn start(
+        &self,
+        cancel: CancelToken,
+        paths: &[&std::path::Path],
+        overwrite: bool,
+    ) -> Result<(JobContext, Option<ReportFile>)> {
+        let report = match &self.report_file {
+            None => None,
+            Some(path) => Some(
+                ReportFile::new(path, overwrite || self.overwrite_report, paths).map_err(|e| {
+                    match e {
+                        Error::OutputExists { path } => Error::InvalidOption {
+                            option: REPORT_OPTION,
+                            value: path.display().to_string(),
+                            reason: "exists; pass --overwrite-report to replace it".into(),
+                        },
+                        other => other,
+                    }
+                })?,
+            ),
+        };
+        let ctx = self.build_context(cancel)?;
+        Ok(match report {
+            Some(report) => (ctx.with_recorder(), Some(report)),
+            None => (ctx, None),
+        })
+    }
+
+    /// Ends a job that ran with [`JobArgs::start`]: writes its report (also when
+    /// it failed: a report of a failed job says where it stopped) and prints
+    /// `--stats`, both from one reading of the statistics plus what `extra` adds
+    /// from the job's result.
+    ///
+    /// # Errors
+    /// The job's error, which comes first; else the report's write errors.
+    pub fn finish<T>(
+        &self,
+        ctx: &JobContext,
+        started: Instant,
+        report: Option<ReportFile>,
+        outcome: Result<T>,
+        extra: impl FnOnce(&T) -> serde_json::Value,
+    ) -> Result<T> {
+        let mut stats = job_stats(ctx, started);
+        if let Ok(value) = &outcome {
+            if let (Some(map), serde_json::Value::Object(extra)) =
+                (stats.as_object_mut(), extra(value))
+            {
+                map.extend(extra);
+            }
+        }
+        let written = match (report, ctx.recorder()) {
+            (Some(report), Some(recorder)) => {
+                let data = report_data(
+                    recorder,
+                    ctx,
+                    stats.clone(),
+                    command_line(),
+                    outcome.as_ref().err(),
+                );
+                let path = report.path().to_path_buf();
+                report.write(&data).map_err(|e| (path, e))
+            }
+            _ => Ok(()),
+        };
+        let value = match (outcome, written) {
+            (Err(job), Err((path, e))) => {
+                // The job's error is what the user must see; the report's is said.
+                eprintln!(
+                    "blockwise: the report {} was not written: {e}",
+                    path.display()
+                );
+                return Err(job);
+            }
+            (Err(job), Ok(())) => return Err(job),
+            (Ok(_), Err((_, e))) => return Err(e),
+            (Ok(value), Ok(())) => value,
+        };
+        if self.stats {
+            eprintln!("{stats}");
+        }
+        Ok(value)
+    }
+
+    /// The job context these options describe, without a report.
+    fn build_context(&self, cancel: CancelToken) -> Result<JobContext> {
         let memory_limit = self.memory_limit()?;
         let mut options = JobOptions {
             memory_limit,
@@ -107,6 +221,14 @@ impl JobArgs {
     /// # Errors
     /// As [`JobArgs::memory_limit`].
     pub fn sizing(&self) -> Result<crate::convert::PlanSizing> {
+        // Only a command that runs the plan has a run to report.
+        if let Some(path) = &self.report_file {
+            return Err(Error::InvalidOption {
+                option: REPORT_OPTION,
+                value: path.display().to_string(),
+                reason: "reports a run; pass it to `blockwise run` with the plan".into(),
+            });
+        }
         Ok(crate::convert::PlanSizing {
             threads: self
                 .threads
@@ -114,18 +236,6 @@ impl JobArgs {
                 .max(1),
             memory_limit: self.memory_limit()?,
         })
-    }
-
-    /// Prints the `--stats` JSON line on stderr when asked for.
-    pub fn report(&self, ctx: &JobContext, started: Instant, extra: serde_json::Value) {
-        if !self.stats {
-            return;
-        }
-        let mut stats = job_stats(ctx, started);
-        if let (Some(map), serde_json::Value::Object(extra)) = (stats.as_object_mut(), extra) {
-            map.extend(extra);
-        }
-        eprintln!("{stats}");
     }
 }
 
@@ -147,6 +257,25 @@ pub fn job_stats(ctx: &JobContext, started: Instant) -> serde_json::Value {
         "threads": ctx.threads,
         "memory_limit_bytes": ctx.pool.limit(),
     })
+}
+
+/// This process's command line, as a shell would take it back (arguments that
+/// need it quoted), for the report.
+fn command_line() -> String {
+    std::env::args_os()
+        .map(|a| {
+            let a = a.to_string_lossy().into_owned();
+            let plain = !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Most worker threads `--threads` accepts: far past any core count, and short of

@@ -5,6 +5,7 @@
 //!     [--compression zstd[:LEVEL]|lz4|none] [--blocksize 64MiB] [--row-group-size N]
 //!     [--columns a,b] [--row-groups 0,2] [--dtype col=TYPE]... [--delimiter ,] [--overwrite]
 //!     [--memory-limit 2GiB] [--threads N] [--no-progress] [--stats]
+//!     [--report FILE.html [--overwrite-report]]
 //! ```
 //!
 //! Tables (csv, parquet, ipc) convert to tables in every direction; arrays (npy, npy
@@ -131,14 +132,14 @@ fn check_blocksize_applies(args: &Args, blocksize: u64) -> Result<()> {
 pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let started = Instant::now();
     let options = args.options()?;
-    let ctx = args.job.context(cancel)?;
-    let report =
-        convert(&args.src, &args.dst, &options, &ctx).map_err(|e| with_from_hint(e, &args.src))?;
-    args.job.report(
-        &ctx,
-        started,
-        serde_json::json!({"from": report.from.name(), "to": report.to.name(), "rows": report.rows}),
-    );
+    let (ctx, report_file) = args
+        .job
+        .start(cancel, &[&args.src, &args.dst], args.overwrite)?;
+    let outcome =
+        convert(&args.src, &args.dst, &options, &ctx).map_err(|e| with_from_hint(e, &args.src));
+    args.job.finish(&ctx, started, report_file, outcome, |report| {
+        serde_json::json!({"from": report.from.name(), "to": report.to.name(), "rows": report.rows})
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

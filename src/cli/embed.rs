@@ -14,7 +14,7 @@ use crate::convert::{
     plan_convert as plan_convert_job, registry, run_plan as run_plan_job, OnFailure,
 };
 use crate::error::{Error, Result};
-use crate::exec::{run_task as run_one, CancelToken, JobContext, JobStats, TaskReport};
+use crate::exec::{run_task as run_one, CancelToken, JobContext, JobStats, Progress, TaskReport};
 use crate::plan::{Plan, Resources};
 
 /// `blockwise convert`'s arguments, parsed from flags.
@@ -57,15 +57,19 @@ fn stats(ctx: &JobContext, started: Instant) -> serde_json::Value {
     stats
 }
 
-/// A job context from job flags, quiet on stderr (the host reports what it wants).
-fn context(job: &JobArgs, cancel: CancelToken) -> Result<JobContext> {
+/// A job context from job flags, quiet on stderr (the host reports what it wants),
+/// counting its progress in `progress`, which the host reads while the job runs.
+fn context(job: &JobArgs, cancel: CancelToken, progress: &Progress) -> Result<JobContext> {
     let mut job = job.clone();
     job.no_progress = true;
-    job.context(cancel)
+    let mut ctx = job.context(cancel)?;
+    ctx.progress = progress.clone();
+    Ok(ctx)
 }
 
 /// Converts `src` to `dst` with command-line `flags` (`--chunks 100,100`,
-/// `--memory-limit 1GiB`, ...); returns the report and the statistics.
+/// `--memory-limit 1GiB`, ...), counting its progress in `progress` (a hidden bar
+/// the host polls); returns the report and the statistics.
 ///
 /// # Errors
 /// As `blockwise convert`.
@@ -74,11 +78,12 @@ pub fn convert(
     dst: &Path,
     flags: &[String],
     cancel: CancelToken,
+    progress: &Progress,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
     let args = convert_flags(src, dst, flags)?;
     let options = args.options()?;
-    let ctx = context(&args.job, cancel.clone())?;
+    let ctx = context(&args.job, cancel.clone(), progress)?;
     let report = convert_job(src, dst, &options, &ctx).map_err(|e| cancel.explain(e))?;
     let mut out = stats(&ctx, started);
     out["from"] = report.from.name().into();
@@ -101,15 +106,21 @@ pub fn plan_convert(src: &Path, dst: &Path, flags: &[String]) -> Result<String> 
     Ok(json)
 }
 
-/// Runs `plan` on the local executor with job `flags`; returns the statistics.
+/// Runs `plan` on the local executor with job `flags`, counting its progress in
+/// `progress`; returns the statistics.
 ///
 /// # Errors
 /// As `blockwise run`.
-pub fn run_plan(plan: &Plan, flags: &[String], cancel: CancelToken) -> Result<serde_json::Value> {
+pub fn run_plan(
+    plan: &Plan,
+    flags: &[String],
+    cancel: CancelToken,
+    progress: &Progress,
+) -> Result<serde_json::Value> {
     let started = Instant::now();
     registry().prepare(plan)?;
     let job = parse::<JobFlags>(flags.iter().cloned())?.job;
-    let ctx = context(&job, cancel.clone())?;
+    let ctx = context(&job, cancel.clone(), progress)?;
     if already_published(plan) {
         JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
     } else {
@@ -143,7 +154,7 @@ pub fn run_task(plan: &Plan, id: u32, flags: &[String], cancel: CancelToken) -> 
         });
     }
     let job = parse::<JobFlags>(flags.iter().cloned())?.job;
-    let ctx = context(&job, cancel.clone())?;
+    let ctx = context(&job, cancel.clone(), &Progress::hidden())?;
     let store = directory_store(plan)?;
     let resources = Resources::default();
     let env = ctx.environment(&store, &resources);

@@ -1,5 +1,5 @@
-//! `blockwise run PLAN.json [--threads N] [--memory-limit ...] [--stats] [--no-progress]`:
-//! runs a plan on the local executor.
+//! `blockwise run PLAN.json [--threads N] [--memory-limit ...] [--stats] [--no-progress]
+//! [--report FILE.html [--overwrite-report]]`: runs a plan on the local executor.
 //!
 //! Tasks whose outputs a previous run published (it was killed, or failed) are
 //! skipped: the run resumes where the last one stopped. After success the plan's
@@ -101,7 +101,10 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     // Operations are checked before anything is set up.
     crate::convert::registry().prepare(&plan)?;
     let _lock = lock_plan(&args.plan, !args.job.stats, &cancel)?;
-    let ctx = args.job.context(cancel)?;
+    let (ctx, report_file) = args.job.start(cancel, &[args.plan.as_path()], false)?;
+    if let Some(recorder) = ctx.recorder() {
+        recorder.plan(&plan);
+    }
     if already_published(&plan) {
         // Said, since it cannot be told from a DST that appeared by other means
         // before this plan ever ran: nothing here was written. (`--stats` says it by
@@ -114,9 +117,21 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
             );
         }
         JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
+        if let Some(recorder) = ctx.recorder() {
+            recorder.skip_all();
+        }
+        args.job.finish(
+            &ctx,
+            started,
+            report_file,
+            Ok(()),
+            |_| serde_json::json!({}),
+        )?;
     } else {
-        run_plan(&plan, &ctx, OnFailure::KeepForResume)?;
+        let outcome = run_plan(&plan, &ctx, OnFailure::KeepForResume);
+        args.job.finish(&ctx, started, report_file, outcome, |_| {
+            serde_json::json!({})
+        })?;
     }
-    args.job.report(&ctx, started, serde_json::json!({}));
     Ok(ExitCode::SUCCESS)
 }

@@ -220,8 +220,14 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
     .with_quota(ctx.spill.disk().clone());
     let resources = Resources::default();
     let env = ctx.environment(&store, &resources);
-    // One count a task, advanced by the executor's TaskFinished events.
-    ctx.progress.start(plan.tasks.len() as u64, false, "tasks");
+    if let Some(recorder) = ctx.recorder() {
+        recorder.plan(plan);
+    }
+    // Advanced by the executor's task events: bytes of input, or tasks.
+    let (spill, monitor) = (ctx.spill.clone(), ctx.monitor.clone());
+    ctx.progress.start(plan, move || {
+        spill.spilled_bytes() + monitor.spilled_bytes()
+    });
     let result = ctx.install(|| ctx.executor().execute(plan, registry(), &env));
     JobStats::add(&ctx.stats.spilled_bytes, store.spilled_bytes());
     drop(store);

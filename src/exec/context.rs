@@ -1,15 +1,15 @@
 //! What every job carries: its thread count, memory pool and monitor, spill store,
-//! cancellation flag, progress bar and statistics.
+//! cancellation flag, progress bar and statistics, and the recorder of its report.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{CancelToken, Event, Observer, Progress};
+use super::{CancelToken, Event, Observer, Progress, Recorder};
 use crate::error::{Error, Result};
 use crate::memory::{
-    default_memory_limit, unreclaimable_rss_bytes, DiskManager, MemoryMonitor, MemoryPool,
-    SpillCompression, SpillStore, Thresholds,
+    default_memory_limit, unreclaimable_rss_bytes, DiskManager, MemoryListener, MemoryMonitor,
+    MemoryPool, SpillCompression, SpillStore, Thresholds,
 };
 use crate::sys::Reclaimed;
 
@@ -56,7 +56,11 @@ impl Observer for JobStats {
             Event::BytesWritten(n) => JobStats::add(&self.written_bytes, *n),
             Event::RowsWritten(n) => JobStats::add(&self.rows, *n),
             Event::BytesSpilled(n) => JobStats::add(&self.spilled_bytes, *n),
-            Event::TaskStarted(_) | Event::TaskSkipped(_) | Event::Warning(_) => {}
+            Event::TaskStarted(_)
+            | Event::TaskSkipped(_)
+            | Event::Warning(_)
+            | Event::Paused
+            | Event::Resumed => {}
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct JobContext {
     pub reclaimed: Reclaimed,
     /// Whether [`JobContext::note_reclaimed`] prints (see [`JobOptions`]).
     report_reclaimed: bool,
+    /// Records the job for its report (`--report`); nothing is recorded without one.
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -186,6 +192,7 @@ impl JobContext {
             stats: Arc::default(),
             reclaimed,
             report_reclaimed: options.report_reclaimed,
+            recorder: None,
         };
         ctx.note_reclaimed(&ctx.reclaimed);
         Ok(ctx)
@@ -199,6 +206,27 @@ impl JobContext {
         if let (true, Some(line)) = (self.report_reclaimed, reclaimed.message()) {
             eprintln!("blockwise: {line}");
         }
+    }
+
+    /// The same job, recorded for a report from now on: the executor's events and
+    /// the memory layer's readings and spills go to a [`Recorder`].
+    pub fn with_recorder(mut self) -> Self {
+        let recorder = Arc::new(Recorder::new(self.pool.clone()));
+        // A first reading, so the memory chart starts where the job did.
+        recorder.on_memory(crate::memory::MemoryEvent::Sample {
+            rss_bytes: self.monitor.rss(true),
+            reserved_bytes: self.pool.reserved(),
+        });
+        let listener = recorder.clone();
+        self.spill
+            .listen(MemoryListener::new(move |event| listener.on_memory(event)));
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// The job's recorder, when it is recorded for a report.
+    pub fn recorder(&self) -> Option<&Arc<Recorder>> {
+        self.recorder.as_ref()
     }
 
     /// A job with the default options.
@@ -234,9 +262,13 @@ impl JobContext {
     /// The executor for this job: its threads, its cancel token, its memory monitor
     /// as the gate, and its statistics as an observer.
     pub fn executor(&self) -> super::LocalExecutor {
-        super::LocalExecutor::on_pool(self.workers.clone(), self.cancel.clone())
+        let executor = super::LocalExecutor::on_pool(self.workers.clone(), self.cancel.clone())
             .with_gate(self.monitor.clone())
             .with_observer(self.stats.clone())
-            .with_observer(Arc::new(self.progress.clone()))
+            .with_observer(Arc::new(self.progress.clone()));
+        match &self.recorder {
+            Some(recorder) => executor.with_observer(recorder.clone()),
+            None => executor,
+        }
     }
 }

@@ -83,11 +83,20 @@ pub struct RunReport {
 /// operation up by name and version. The scheduler itself knows only dependencies,
 /// priorities, the memory gate and cancellation.
 pub(crate) trait Dispatch: Sync {
-    /// Runs `task` to completion on the calling thread.
+    /// Runs `task` to completion on the calling thread, or finds it need not run.
     ///
     /// # Errors
     /// The task's error; it cancels the job.
-    fn run_task(&self, task: &Task, ctx: &TaskContext<'_>) -> Result<()>;
+    fn run_task(&self, task: &Task, ctx: &TaskContext<'_>) -> Result<Outcome>;
+}
+
+/// What became of a task the scheduler handed to its [`Dispatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It ran to completion.
+    Ran,
+    /// Its output was published already (a resumed run): it did not run.
+    Skipped,
 }
 
 /// Runs plans on a rayon thread pool.
@@ -245,14 +254,18 @@ impl LocalExecutor {
                 dispatch.run_task(task, &ctx)
             }))
             .unwrap_or_else(|panic| Err(panicked(task, panic.as_ref())));
-            if result.is_ok() {
-                ctx.emit(Event::TaskFinished(id));
+            // A skipped task is said once, as skipped: counted as finished too, it
+            // would count twice in the statistics and the progress.
+            match result {
+                Ok(Outcome::Ran) => ctx.emit(Event::TaskFinished(id)),
+                Ok(Outcome::Skipped) => ctx.emit(Event::TaskSkipped(id)),
+                Err(_) => {}
             }
 
             let mut s = lock();
             s.running -= 1;
             match result {
-                Ok(()) => {
+                Ok(_) => {
                     s.done += 1;
                     for &d in &dependents[id as usize] {
                         s.waiting[d as usize] -= 1;
@@ -335,13 +348,23 @@ impl LocalExecutor {
             return Ok(Admission::Run);
         };
         let answer = gate.admit()?;
-        match (answer, s.paused_since) {
-            (Admission::Pause, None) => s.paused_since = Some(Instant::now()),
+        let change = match (answer, s.paused_since) {
+            (Admission::Pause, None) => {
+                s.paused_since = Some(Instant::now());
+                Some(Event::Paused)
+            }
             (Admission::Run, Some(since)) => {
                 s.paused += since.elapsed();
                 s.paused_since = None;
+                Some(Event::Resumed)
             }
-            _ => {}
+            _ => None,
+        };
+        // Only the changes are told (a report draws the paused intervals).
+        if let Some(event) = change {
+            for o in &self.observers {
+                o.on_event(&event);
+            }
         }
         Ok(answer)
     }
@@ -380,8 +403,8 @@ impl<F> Dispatch for TestDispatch<F>
 where
     F: Fn(&Task, &TaskContext<'_>) -> Result<()> + Sync,
 {
-    fn run_task(&self, task: &Task, ctx: &TaskContext<'_>) -> Result<()> {
-        (self.0)(task, ctx)
+    fn run_task(&self, task: &Task, ctx: &TaskContext<'_>) -> Result<Outcome> {
+        (self.0)(task, ctx).map(|()| Outcome::Ran)
     }
 }
 

@@ -7,6 +7,7 @@ mod context;
 mod gate_tests;
 mod local;
 mod progress;
+pub mod report;
 mod run;
 mod store;
 
@@ -16,5 +17,6 @@ pub use crate::sys::{interrupted, CancelToken};
 pub use context::{JobContext, JobOptions, JobStats};
 pub use local::{thread_pool, LocalExecutor, RunReport, TaskContext};
 pub use progress::Progress;
+pub use report::{Recorder, ReportFile};
 pub use run::{needed_tasks, run_task, Environment, SharedStore, TaskReport};
 pub use store::{DirStore, MemoryStore};

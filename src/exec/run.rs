@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use super::local::Dispatch;
+use super::local::{Dispatch, Outcome};
 use super::{LocalExecutor, RunReport, TaskContext};
 use crate::error::{Error, Result};
 use crate::memory::{MemoryMonitor, MemoryPool, SpillStore};
@@ -192,10 +192,9 @@ impl<'a> RegistryDispatch<'a> {
 }
 
 impl Dispatch for RegistryDispatch<'_> {
-    fn run_task(&self, task: &Task, ctx: &TaskContext<'_>) -> Result<()> {
+    fn run_task(&self, task: &Task, ctx: &TaskContext<'_>) -> Result<Outcome> {
         if !self.needed[task.id as usize] {
-            ctx.emit(Event::TaskSkipped(task.id));
-            return Ok(());
+            return Ok(Outcome::Skipped);
         }
         let env = self.env;
         let task_env = env.task_env(self.plan, ctx.cancel, self.threads, ctx.observers());
@@ -219,7 +218,7 @@ impl Dispatch for RegistryDispatch<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(Outcome::Ran)
     }
 }
 

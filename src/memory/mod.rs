@@ -13,7 +13,9 @@ pub mod spill;
 pub use allocator::bound_allocator_retention;
 pub use disk::{reclaim_stale_spill_dirs, remove_all_spill_dirs, DiskCharge, DiskManager};
 pub use gate::{Admission, MemoryGate};
-pub use monitor::{parse_threshold, MemoryMonitor, RssSource, Thresholds};
+pub use monitor::{
+    parse_threshold, MemoryEvent, MemoryListener, MemoryMonitor, RssSource, Thresholds,
+};
 pub use pool::{human_bytes, MemoryPool, Reservation};
 pub use rss::{current_rss_bytes, peak_rss_bytes, physical_memory_bytes, unreclaimable_rss_bytes};
 pub use spill::{

@@ -142,6 +142,48 @@ pub fn release_free_heap() {
     }
 }
 
+/// What the memory layer tells a listener as it happens: the readings and the
+/// spills a job's report (`--report`) draws. Nothing is sent unless a listener is
+/// set ([`SpillStore::listen`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryEvent {
+    /// The monitor read the job's RSS (above its baseline) while this many bytes
+    /// were reserved on the pool.
+    Sample {
+        /// The job's RSS, as the thresholds see it.
+        rss_bytes: u64,
+        /// Bytes reserved on the pool.
+        reserved_bytes: u64,
+    },
+    /// Bytes moved to disk for want of memory: an operator's spill file, or a
+    /// store entry the monitor spilled (counted by the reservation it freed).
+    Spilled(u64),
+    /// Bytes of spilled data read back (a chunk file, or a batch of a batch file).
+    ReadBack(u64),
+}
+
+/// Receives [`MemoryEvent`]s on whichever thread they happen; it must be cheap.
+#[derive(Clone)]
+pub struct MemoryListener(Arc<dyn Fn(MemoryEvent) + Send + Sync>);
+
+impl MemoryListener {
+    /// A listener calling `f` with every event.
+    pub fn new(f: impl Fn(MemoryEvent) + Send + Sync + 'static) -> Self {
+        MemoryListener(Arc::new(f))
+    }
+
+    /// Hands it `event`.
+    pub fn send(&self, event: MemoryEvent) {
+        (self.0)(event)
+    }
+}
+
+impl std::fmt::Debug for MemoryListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryListener")
+    }
+}
+
 /// Reads the process RSS in bytes.
 pub type RssSource = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -204,6 +246,14 @@ impl MemoryMonitor {
     /// The thresholds in force.
     pub fn thresholds(&self) -> Thresholds {
         self.thresholds
+    }
+
+    /// Tells the job's memory listener, if any, of `event` (what a spillable
+    /// outside the spill store wrote or read back).
+    pub(crate) fn notify(&self, event: MemoryEvent) {
+        if let Some(store) = &self.store {
+            store.notify(event);
+        }
     }
 
     /// Bytes this monitor has spilled.
@@ -272,6 +322,12 @@ impl MemoryMonitor {
                 break;
             }
             rss = self.rss(true);
+        }
+        if let Some(store) = &self.store {
+            store.notify(MemoryEvent::Sample {
+                rss_bytes: rss,
+                reserved_bytes: self.pool.reserved(),
+            });
         }
         if rss as f64 >= self.thresholds.terminate * limit {
             return Err(self.terminated(rss));
@@ -347,6 +403,8 @@ impl MemoryMonitor {
             if guard.is_spilled() {
                 continue;
             }
+            // The spilled entry says what it wrote (`notify`): what it frees here
+            // can differ from its bytes on disk.
             let freed = guard.spill(store)?;
             if freed > 0 {
                 self.spilled_bytes.fetch_add(freed, Ordering::Relaxed);

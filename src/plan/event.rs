@@ -19,6 +19,11 @@ pub enum Event {
     RowsWritten(u64),
     /// This many bytes were spilled to disk.
     BytesSpilled(u64),
+    /// The memory gate started holding new tasks back (the pause threshold);
+    /// running tasks go on.
+    Paused,
+    /// New tasks may start again after a pause.
+    Resumed,
     /// Something the user should know that does not stop the job (e.g. an output of
     /// more than a million chunk files); front ends print it.
     Warning(String),

@@ -15,7 +15,9 @@ use arrow::record_batch::RecordBatch;
 
 use super::DirStore;
 use crate::error::Result;
-use crate::memory::{DiskManager, MemoryMonitor, MemoryPool, Reservation, SpillStore, Spillable};
+use crate::memory::{
+    DiskManager, MemoryEvent, MemoryMonitor, MemoryPool, Reservation, SpillStore, Spillable,
+};
 use crate::plan::{BatchStream, DataRef, DataStore, Entry};
 
 /// One entry, in memory or spilled.
@@ -74,7 +76,7 @@ impl Spillable for Slot {
         self.entry.is_none()
     }
 
-    fn spill(&mut self, _store: &SpillStore) -> Result<u64> {
+    fn spill(&mut self, store: &SpillStore) -> Result<u64> {
         let Some(entry) = &self.entry else {
             return Ok(0);
         };
@@ -88,6 +90,7 @@ impl Spillable for Slot {
                 entry.memory_bytes(),
             )?;
             self.spilled.fetch_add(written, Ordering::Relaxed);
+            store.notify(MemoryEvent::Spilled(written));
             self.charged = charged;
             self.on_disk = true;
         }
@@ -97,9 +100,10 @@ impl Spillable for Slot {
         Ok(freed)
     }
 
-    fn unspill(&mut self, _store: &SpillStore) -> Result<()> {
+    fn unspill(&mut self, store: &SpillStore) -> Result<()> {
         if self.entry.is_none() {
             let entry = self.disk.read(&self.key)?;
+            store.notify(MemoryEvent::ReadBack(entry.memory_bytes()));
             self.reservation.resize(entry.memory_bytes());
             self.entry = Some(Arc::new(entry));
         }
@@ -164,6 +168,15 @@ impl MemoryStore {
     /// to keep), not counting what goes to disk by design (small values, marks).
     pub fn spilled_bytes(&self) -> u64 {
         self.spilled.load(Ordering::Relaxed)
+    }
+
+    /// Counts `written` bytes of an entry that went to disk for want of memory, and
+    /// tells the job's memory listener.
+    fn note_spilled(&self, written: u64) {
+        self.spilled.fetch_add(written, Ordering::Relaxed);
+        if let Some(m) = &self.monitor {
+            m.notify(MemoryEvent::Spilled(written));
+        }
     }
 
     /// The directory store entries spill to.
@@ -262,7 +275,7 @@ impl DataStore for MemoryStore {
                     |d| d.write(key, &entry),
                     bytes,
                 )?;
-                self.spilled.fetch_add(written, Ordering::Relaxed);
+                self.note_spilled(written);
                 self.put_slot_charged(
                     key,
                     None,
@@ -304,7 +317,7 @@ impl DataStore for MemoryStore {
                     |d| d.write_batches(key, &schema, &mut rest),
                     cap,
                 )?;
-                self.spilled.fetch_add(written, Ordering::Relaxed);
+                self.note_spilled(written);
                 return self.put_slot_charged(
                     key,
                     None,

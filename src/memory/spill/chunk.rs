@@ -105,6 +105,7 @@ impl SpillStore {
                 data.len()
             )));
         }
+        self.notify(super::MemoryEvent::ReadBack(data.len() as u64));
         Ok(data)
     }
 }

@@ -19,6 +19,7 @@ use arrow::record_batch::RecordBatch;
 use super::file::{io_error, kind_error, map_file, QuotaWriter, SpillKind, FORMAT_NAME};
 use super::{SpillFile, SpillStore};
 use crate::error::{Error, Result};
+use crate::memory::{MemoryEvent, MemoryListener};
 
 /// Write buffer of IPC spills: large enough that quota bookkeeping and system calls
 /// are a rounding error next to encoding.
@@ -134,6 +135,7 @@ impl SpillStore {
             path,
             buffer,
             state,
+            listener: self.listener(),
         })
     }
 
@@ -173,6 +175,8 @@ pub struct SpillBatchReader {
     path: PathBuf,
     buffer: Buffer,
     state: ReaderState,
+    /// Told of each batch read back (a job recording a report).
+    listener: Option<MemoryListener>,
 }
 
 #[derive(Debug)]
@@ -245,8 +249,11 @@ impl Iterator for SpillBatchReader {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_batch()
-            .map_err(|e| Error::corrupt(&self.path, FORMAT_NAME, e))
+        let next = self.next_batch();
+        if let (Some(listener), Ok(Some(batch))) = (&self.listener, &next) {
+            listener.send(MemoryEvent::ReadBack(crate::memory::batch_memory(batch)));
+        }
+        next.map_err(|e| Error::corrupt(&self.path, FORMAT_NAME, e))
             .transpose()
     }
 }

@@ -30,9 +30,10 @@ mod test_support;
 
 use std::fs::{File, OpenOptions};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::disk::DiskManager;
+use super::monitor::{MemoryEvent, MemoryListener};
 use crate::error::{Error, Result};
 use file::SpillKind;
 
@@ -49,6 +50,9 @@ struct Inner {
     spilled_bytes: AtomicU64,
     spill_files: AtomicU64,
     disk_bytes_written: AtomicU64,
+    /// Told of spills and reads back (and, through the monitor, of its readings):
+    /// set only when a job records a report.
+    listener: OnceLock<MemoryListener>,
 }
 
 /// Writes spill files to one job's spill directory and reads them back. Cheap to
@@ -68,6 +72,7 @@ impl SpillStore {
                 spilled_bytes: AtomicU64::new(0),
                 spill_files: AtomicU64::new(0),
                 disk_bytes_written: AtomicU64::new(0),
+                listener: OnceLock::new(),
             }),
         }
     }
@@ -102,6 +107,25 @@ impl SpillStore {
     /// Bytes ever written to disk (after compression).
     pub fn disk_bytes_written(&self) -> u64 {
         self.inner.disk_bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// Sends this store's (and its clones', and its monitor's) [`MemoryEvent`]s to
+    /// `listener` from now on. One listener a store: returns false, and changes
+    /// nothing, when one is set already.
+    pub fn listen(&self, listener: MemoryListener) -> bool {
+        self.inner.listener.set(listener).is_ok()
+    }
+
+    /// Tells the listener, if any, of `event`.
+    pub(crate) fn notify(&self, event: MemoryEvent) {
+        if let Some(listener) = self.inner.listener.get() {
+            listener.send(event);
+        }
+    }
+
+    /// The listener, for a reader that outlives its borrow of the store.
+    fn listener(&self) -> Option<MemoryListener> {
+        self.inner.listener.get().cloned()
     }
 
     /// Creates an empty spill file, already owned by a [`SpillFile`] so that every
@@ -140,6 +164,7 @@ impl SpillStore {
         inner
             .disk_bytes_written
             .fetch_add(file.disk_bytes, Ordering::Relaxed);
+        self.notify(MemoryEvent::Spilled(file.uncompressed_bytes));
     }
 }
 

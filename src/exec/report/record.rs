@@ -1,0 +1,324 @@
+//! The recorder: what a job's report draws, kept as the job runs. It observes the
+//! executor's task events (on the thread that runs each task, so bytes and spills
+//! are charged to the task running on the thread they happen on) and the memory
+//! layer's readings and spills. One lock, taken for a few hundred nanoseconds an
+//! event: a task emits a handful of events and the monitor reads memory at task
+//! boundaries and at most every 50 ms, so the cost is far below the tasks' own.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use crate::memory::{MemoryEvent, MemoryPool};
+use crate::plan::{Event, Observer, Plan, TaskId};
+
+/// Readings closer together than this are merged into one (keeping the highest),
+/// so that a pause, when the gate is asked every few milliseconds, does not grow
+/// the log without bound.
+const MIN_SAMPLE_GAP: Duration = Duration::from_millis(5);
+
+/// One task of the plan, as the report names it.
+#[derive(Debug, Clone)]
+pub(super) struct PlanTask {
+    /// Index into [`Log::ops`].
+    pub op: usize,
+    pub inputs: Vec<String>,
+    pub output: String,
+}
+
+/// What one task did.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TaskRun {
+    pub row: usize,
+    pub start: Duration,
+    pub end: Option<Duration>,
+    pub read_bytes: u64,
+    pub written_bytes: u64,
+    pub spilled_bytes: u64,
+    pub read_back_bytes: u64,
+    pub peak_reserved_bytes: u64,
+    pub skipped: bool,
+}
+
+/// A memory reading.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reading {
+    pub at: Duration,
+    pub rss_bytes: u64,
+    pub reserved_bytes: u64,
+    /// Bytes spilled and read back so far.
+    pub spilled_bytes: u64,
+    pub read_back_bytes: u64,
+}
+
+/// A spill or a read back.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Mark {
+    pub at: Duration,
+    pub bytes: u64,
+    pub row: Option<usize>,
+    pub task: Option<TaskId>,
+}
+
+/// Everything recorded, behind the recorder's lock.
+#[derive(Debug, Default)]
+pub(super) struct Log {
+    /// Operation names, in order of first appearance in the plan.
+    pub ops: Vec<String>,
+    /// The plan's tasks by id (empty until [`Recorder::plan`]).
+    pub plan: Vec<PlanTask>,
+    /// Row labels: an executor thread (a task started inside another task's wait on
+    /// the same thread gets a row of its own, so bars on a row never overlap).
+    pub rows: Vec<String>,
+    row_of: HashMap<(ThreadId, usize), usize>,
+    /// Tasks running on each thread, innermost last.
+    running: HashMap<ThreadId, Vec<TaskId>>,
+    pub tasks: HashMap<TaskId, TaskRun>,
+    pub readings: Vec<Reading>,
+    /// Paused intervals; the last may still be open.
+    pub pauses: Vec<(Duration, Option<Duration>)>,
+    pub spills: Vec<Mark>,
+    pub read_backs: Vec<Mark>,
+    spilled_total: u64,
+    read_back_total: u64,
+}
+
+impl Log {
+    /// The task running on this thread, if any, and its row.
+    fn current(&self, thread: ThreadId) -> Option<(TaskId, usize)> {
+        let id = *self.running.get(&thread)?.last()?;
+        Some((id, self.tasks.get(&id)?.row))
+    }
+
+    fn mark(&mut self, at: Duration, bytes: u64, spill: bool) {
+        let current = self.current(std::thread::current().id());
+        if let Some((id, _)) = current {
+            if let Some(task) = self.tasks.get_mut(&id) {
+                if spill {
+                    task.spilled_bytes += bytes;
+                } else {
+                    task.read_back_bytes += bytes;
+                }
+            }
+        }
+        let mark = Mark {
+            at,
+            bytes,
+            row: current.map(|(_, row)| row),
+            task: current.map(|(id, _)| id),
+        };
+        if spill {
+            self.spilled_total += bytes;
+            self.spills.push(mark);
+        } else {
+            self.read_back_total += bytes;
+            self.read_backs.push(mark);
+        }
+    }
+
+    fn reading(&mut self, at: Duration, rss_bytes: u64, reserved_bytes: u64) {
+        for stack in self.running.values() {
+            for id in stack {
+                if let Some(task) = self.tasks.get_mut(id) {
+                    task.peak_reserved_bytes = task.peak_reserved_bytes.max(reserved_bytes);
+                }
+            }
+        }
+        let (spilled_bytes, read_back_bytes) = (self.spilled_total, self.read_back_total);
+        if let Some(last) = self.readings.last_mut() {
+            if at.saturating_sub(last.at) < MIN_SAMPLE_GAP {
+                last.rss_bytes = last.rss_bytes.max(rss_bytes);
+                last.reserved_bytes = last.reserved_bytes.max(reserved_bytes);
+                last.spilled_bytes = spilled_bytes;
+                last.read_back_bytes = read_back_bytes;
+                return;
+            }
+        }
+        self.readings.push(Reading {
+            at,
+            rss_bytes,
+            reserved_bytes,
+            spilled_bytes,
+            read_back_bytes,
+        });
+    }
+}
+
+/// Records a job for its report: an [`Observer`] of the executor, and the
+/// listener of the job's memory events ([`Recorder::on_memory`]).
+#[derive(Debug)]
+pub struct Recorder {
+    started: Instant,
+    pool: MemoryPool,
+    log: Mutex<Log>,
+}
+
+impl Recorder {
+    /// A recorder of a job whose clock starts now, reading reserved bytes from `pool`.
+    pub fn new(pool: MemoryPool) -> Self {
+        Recorder {
+            started: Instant::now(),
+            pool,
+            log: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Learns the plan the job runs: each task's operation, inputs and output.
+    pub fn plan(&self, plan: &Plan) {
+        let mut log = self.lock();
+        let mut index: HashMap<String, usize> = log
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), i))
+            .collect();
+        let mut tasks = Vec::with_capacity(plan.tasks.len());
+        for task in &plan.tasks {
+            let next = index.len();
+            let op = *index.entry(task.op.name.clone()).or_insert(next);
+            if op == log.ops.len() {
+                log.ops.push(task.op.name.clone());
+            }
+            tasks.push(PlanTask {
+                op,
+                inputs: task.inputs.iter().map(|r| r.store_name()).collect(),
+                output: task.output.store_name(),
+            });
+        }
+        log.plan = tasks;
+    }
+
+    /// Records that every task of the plan was skipped (a plan that had run to the
+    /// end already).
+    pub fn skip_all(&self) {
+        let mut log = self.lock();
+        let n = log.plan.len() as TaskId;
+        for id in 0..n {
+            log.tasks.insert(
+                id,
+                TaskRun {
+                    skipped: true,
+                    ..TaskRun::default()
+                },
+            );
+        }
+    }
+
+    /// Takes a memory event (the listener set on the job's spill store).
+    pub fn on_memory(&self, event: MemoryEvent) {
+        let mut log = self.lock();
+        let at = self.started.elapsed();
+        match event {
+            MemoryEvent::Sample {
+                rss_bytes,
+                reserved_bytes,
+            } => log.reading(at, rss_bytes, reserved_bytes),
+            MemoryEvent::Spilled(bytes) => log.mark(at, bytes, true),
+            MemoryEvent::ReadBack(bytes) => log.mark(at, bytes, false),
+        }
+    }
+
+    /// A last reading at the end of the job, and what was recorded, with the time
+    /// it covers; open pauses and tasks end now.
+    pub(super) fn finish(&self, rss_bytes: u64) -> (Log, Duration) {
+        let mut log = self.lock();
+        let now = self.started.elapsed();
+        log.reading(now + MIN_SAMPLE_GAP, rss_bytes, self.pool.reserved());
+        if let Some((_, end @ None)) = log.pauses.last_mut() {
+            *end = Some(now);
+        }
+        (std::mem::take(&mut *log), now)
+    }
+}
+
+impl Observer for Recorder {
+    fn on_event(&self, event: &Event) {
+        let thread = std::thread::current().id();
+        match event {
+            Event::TaskStarted(id) => {
+                let reserved = self.pool.reserved();
+                let mut log = self.lock();
+                let at = self.started.elapsed();
+                let depth = log.running.get(&thread).map_or(0, Vec::len);
+                let next = log.rows.len();
+                let row = *log.row_of.entry((thread, depth)).or_insert(next);
+                if row == next {
+                    let name = std::thread::current()
+                        .name()
+                        .map_or_else(|| format!("thread {next}"), str::to_string);
+                    log.rows.push(if depth == 0 {
+                        name
+                    } else {
+                        format!("{name} (nested {depth})")
+                    });
+                }
+                log.running.entry(thread).or_default().push(*id);
+                log.tasks.insert(
+                    *id,
+                    TaskRun {
+                        row,
+                        start: at,
+                        peak_reserved_bytes: reserved,
+                        ..TaskRun::default()
+                    },
+                );
+            }
+            Event::TaskFinished(id) => {
+                let reserved = self.pool.reserved();
+                let mut log = self.lock();
+                let at = self.started.elapsed();
+                if let Some(stack) = log.running.get_mut(&thread) {
+                    stack.retain(|t| t != id);
+                }
+                if let Some(task) = log.tasks.get_mut(id) {
+                    task.end = Some(at);
+                    task.peak_reserved_bytes = task.peak_reserved_bytes.max(reserved);
+                }
+            }
+            Event::TaskSkipped(id) => {
+                let mut log = self.lock();
+                if let Some(stack) = log.running.get_mut(&thread) {
+                    stack.retain(|t| t != id);
+                }
+                if let Some(task) = log.tasks.get_mut(id) {
+                    task.skipped = true;
+                }
+            }
+            Event::BytesRead(n) | Event::BytesWritten(n) => {
+                let mut log = self.lock();
+                if let Some((id, _)) = log.current(thread) {
+                    if let Some(task) = log.tasks.get_mut(&id) {
+                        if matches!(event, Event::BytesRead(_)) {
+                            task.read_bytes += n;
+                        } else {
+                            task.written_bytes += n;
+                        }
+                    }
+                }
+            }
+            Event::BytesSpilled(n) => {
+                let mut log = self.lock();
+                let at = self.started.elapsed();
+                log.mark(at, *n, true);
+            }
+            Event::Paused => {
+                let mut log = self.lock();
+                let at = self.started.elapsed();
+                log.pauses.push((at, None));
+            }
+            Event::Resumed => {
+                let mut log = self.lock();
+                let at = self.started.elapsed();
+                if let Some((_, end @ None)) = log.pauses.last_mut() {
+                    *end = Some(at);
+                }
+            }
+            _ => {}
+        }
+    }
+}
