@@ -29,8 +29,9 @@ import operator
 import os
 from typing import Any, Iterable
 
-from . import _blockwise, _progress
+from . import _blockwise, _progress, _report
 from ._config import config
+from ._report import performance_report
 from ._blockwise import BlockwiseMemoryError
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Plan",
     "config",
     "convert",
+    "performance_report",
     "run_task",
     "__version__",
 ]
@@ -100,11 +102,16 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, **options: Any) -> d
     memory...). Options are ``blockwise convert``'s flags with underscores."""
     show = options.pop("progress", None)
     flags = _flags(_with_config(options))
-    text = _progress.run(
+    report = _report.active()
+    text, part = _progress.run(
         "convert",
-        lambda progress: _blockwise.convert(os.fspath(src), os.fspath(dst), flags, progress),
+        lambda progress: _blockwise.convert(
+            os.fspath(src), os.fspath(dst), flags, progress, report is not None
+        ),
         show,
     )
+    if report is not None:
+        report.add(part)
     return json.loads(text)
 
 
@@ -160,9 +167,14 @@ class Plan:
         Options: ``threads``, ``memory_limit``, ``spill_dir``, ... Returns statistics."""
         show = options.pop("progress", None)
         flags = _flags(_with_config(options))
-        text = _progress.run(
-            "run", lambda progress: _blockwise.run_plan(self._text, flags, progress), show
+        report = _report.active()
+        text, part = _progress.run(
+            "run",
+            lambda progress: _blockwise.run_plan(self._text, flags, progress, report is not None),
+            show,
         )
+        if report is not None:
+            report.add(part)
         return json.loads(text)
 
 

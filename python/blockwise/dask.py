@@ -17,10 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from . import _blockwise, Plan
+from . import _blockwise, _report, Plan
 
 # Plans read by this worker process, by path and digest: a task reads its plan once.
 _PLANS: dict[tuple[str, str], str] = {}
@@ -45,6 +47,7 @@ def _run_on_worker(plan_path: str, digest: str, task_id: int, *_deps: Any) -> di
     threads (the tasks running beside it each get as much)."""
     plan_text = _plan_text(plan_path, digest)
     flags = ["--threads", "1", "--no-progress"]
+    worker = None
     try:
         from distributed import get_worker
 
@@ -55,7 +58,13 @@ def _run_on_worker(plan_path: str, digest: str, task_id: int, *_deps: Any) -> di
             flags += ["--memory-limit", str(max(int(limit) // threads, 64 << 20))]
     except (ImportError, ValueError, AttributeError):
         pass  # not on a worker (a local client): blockwise's defaults apply
-    return json.loads(_blockwise.run_task(plan_text, int(task_id), flags))
+    start = time.time()
+    report = json.loads(_blockwise.run_task(plan_text, int(task_id), flags))
+    # Where and when it ran, for a performance report's task stream.
+    report["start_unix_s"], report["end_unix_s"] = start, time.time()
+    where = getattr(worker, "address", None) or f"pid {os.getpid()}"
+    report["thread"] = f"{where} {threading.current_thread().name}"
+    return report
 
 
 class DaskExecutor:
@@ -94,6 +103,11 @@ class DaskExecutor:
                 )
         ordered = [futures[t] for t in sorted(futures)]
         reports = self.client.gather(ordered)
+        report = _report.active()
+        if report is not None:
+            report.add(_blockwise.report_from_tasks(
+                text, json.dumps(reports), f"DaskExecutor.run({len(reports)} tasks)"
+            ))
         return {
             "tasks": sum(1 for r in reports if not r["skipped"]),
             "skipped_tasks": sum(1 for r in reports if r["skipped"]),

@@ -159,25 +159,45 @@ fn progress_tick<'p>(
     }
 }
 
-/// Converts `src` to `dst` with command-line `flags`; returns the statistics as JSON.
-/// `progress(done, total, unit, message)` is called as the job moves (see
-/// [`progress_tick`]).
+/// One job's part of a performance report (`bw.performance_report`), merged with
+/// the others into one page when the report is written.
+#[pyclass(module = "blockwise._blockwise")]
+struct ReportPart {
+    /// Taken when the report is written.
+    part: Mutex<Option<embed::ReportPart>>,
+}
+
+impl ReportPart {
+    fn wrap(part: Option<embed::ReportPart>) -> Option<Self> {
+        part.map(|p| ReportPart {
+            part: Mutex::new(Some(p)),
+        })
+    }
+}
+
+/// Converts `src` to `dst` with command-line `flags`; returns the statistics as JSON
+/// and, when `record`, the job's part of a report. `progress(done, total, unit,
+/// message)` is called as the job moves (see [`progress_tick`]).
 #[pyfunction]
-#[pyo3(signature = (src, dst, flags, progress=None))]
+#[pyo3(signature = (src, dst, flags, progress=None, record=false))]
 fn convert(
     py: Python<'_>,
     src: PathBuf,
     dst: PathBuf,
     flags: Vec<String>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<String> {
-    let counter = Progress::hidden();
-    run_watched(
+    record: bool,
+) -> PyResult<(String, Option<ReportPart>)> {
+    let watch = embed::Watch {
+        record,
+        ..embed::Watch::default()
+    };
+    let (stats, part) = run_watched(
         py,
-        |cancel| embed::convert(&src, &dst, &flags, cancel, &counter),
-        progress_tick(&counter, progress.as_ref()),
-    )
-    .map(|v| v.to_string())
+        |cancel| embed::convert(&src, &dst, &flags, cancel, &watch),
+        progress_tick(&watch.progress, progress.as_ref()),
+    )?;
+    Ok((stats.to_string(), ReportPart::wrap(part)))
 }
 
 /// The plan of a conversion, as JSON.
@@ -197,24 +217,56 @@ fn plan_waves(text: &str) -> PyResult<Vec<Vec<u32>>> {
     parsed(text)?.waves().map_err(to_py)
 }
 
-/// Runs a plan on the local executor; returns the statistics as JSON. `progress` as
-/// for [`convert`].
+/// Runs a plan on the local executor; returns the statistics as JSON and, when
+/// `record`, its part of a report. `progress` as for [`convert`].
 #[pyfunction]
-#[pyo3(signature = (text, flags, progress=None))]
+#[pyo3(signature = (text, flags, progress=None, record=false))]
 fn run_plan(
     py: Python<'_>,
     text: &str,
     flags: Vec<String>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<String> {
+    record: bool,
+) -> PyResult<(String, Option<ReportPart>)> {
     let plan = parsed(text)?;
-    let counter = Progress::hidden();
-    run_watched(
+    let watch = embed::Watch {
+        record,
+        ..embed::Watch::default()
+    };
+    let (stats, part) = run_watched(
         py,
-        |cancel| embed::run_plan(&plan, &flags, cancel, &counter),
-        progress_tick(&counter, progress.as_ref()),
-    )
-    .map(|v| v.to_string())
+        |cancel| embed::run_plan(&plan, &flags, cancel, &watch),
+        progress_tick(&watch.progress, progress.as_ref()),
+    )?;
+    Ok((stats.to_string(), ReportPart::wrap(part)))
+}
+
+/// The report part of a plan run task by task on Dask workers: `tasks` is a JSON
+/// list of the tasks' reports, each with `thread`, `start_unix_s` and `end_unix_s`.
+#[pyfunction]
+fn report_from_tasks(text: &str, tasks: &str, command: String) -> PyResult<ReportPart> {
+    let plan = parsed(text)?;
+    let tasks: Vec<embed::RemoteTask> = serde_json::from_str(tasks)
+        .map_err(|e| PyValueError::new_err(format!("task reports: {e}")))?;
+    Ok(ReportPart {
+        part: Mutex::new(Some(embed::ReportPart::from_tasks(&plan, &tasks, command))),
+    })
+}
+
+/// Writes one report of `parts` at `path` (refused when it exists, unless
+/// `overwrite`); each part is used once.
+#[pyfunction]
+fn write_report(
+    py: Python<'_>,
+    parts: Vec<PyRef<'_, ReportPart>>,
+    path: PathBuf,
+    overwrite: bool,
+) -> PyResult<()> {
+    let taken: Vec<embed::ReportPart> = parts
+        .iter()
+        .filter_map(|p| p.part.lock().unwrap_or_else(|e| e.into_inner()).take())
+        .collect();
+    run_blocking(py, |_| embed::write_report(taken, &path, overwrite))
 }
 
 /// Runs one task of a plan in this process; returns its report as JSON.
@@ -240,6 +292,9 @@ fn _blockwise(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_plan, m)?)?;
     m.add_function(wrap_pyfunction!(run_task, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(report_from_tasks, m)?)?;
+    m.add_function(wrap_pyfunction!(write_report, m)?)?;
+    m.add_class::<ReportPart>()?;
     m.add(
         "BlockwiseMemoryError",
         m.py().get_type::<BlockwiseMemoryError>(),

@@ -3,7 +3,9 @@ output as the local executor, and a worker killed mid-run loses no finished work
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import threading
 import time
@@ -112,3 +114,29 @@ def test_a_worker_killed_during_a_sort_loses_no_finished_work(cluster, tmp_path,
     assert pq.read_table(tmp_path / "dask.parquet").equals(pq.read_table(tmp_path / "local.parquet"))
     assert leftovers(tmp_path) == []
     cluster.wait_for_workers(2, timeout=120)
+
+
+def test_a_dask_run_in_a_performance_report_has_a_row_a_worker_thread(cluster, table_csv, tmp_path):
+    plan = bw.Plan.convert(table_csv, tmp_path / "d.parquet", sort_by="id4",
+                           memory_limit="8MiB", **RSS_OFF)
+    report = tmp_path / "dask.html"
+    with bw.performance_report(report):
+        result = bw.DaskExecutor(cluster).run(plan)
+    html = report.read_text()
+    data = json.loads(re.search(
+        r'<script type="application/json" id="blockwise-report-data">(.*?)</script>',
+        html, re.S).group(1))
+    ran = [t for t in data["tasks"] if not t.get("skipped")]
+    assert len(ran) == result["tasks"] and len(data["tasks"]) == len(plan)
+    workers = set(cluster.scheduler_info()["workers"])
+    # Each row is one worker's thread (single-threaded workers: one row each).
+    assert data["rows"] and all(any(w in row for w in workers) for row in data["rows"])
+    assert len(data["rows"]) <= len(workers)
+    by_row = {}
+    for t in ran:
+        by_row.setdefault(t["thread"], []).append((t["start_s"], t["end_s"]))
+    for bars in by_row.values():
+        bars.sort()
+        for (_, end), (start, _) in zip(bars, bars[1:]):
+            assert end <= start + 1e-3, bars
+    assert sum(o["tasks"] for o in data["ops"]) == result["tasks"]

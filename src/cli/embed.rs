@@ -14,6 +14,7 @@ use crate::convert::{
     plan_convert as plan_convert_job, registry, run_plan as run_plan_job, OnFailure,
 };
 use crate::error::{Error, Result};
+pub use crate::exec::report::{RemoteTask, ReportPart};
 use crate::exec::{run_task as run_one, CancelToken, JobContext, JobStats, Progress, TaskReport};
 use crate::plan::{Plan, Resources};
 
@@ -57,19 +58,45 @@ fn stats(ctx: &JobContext, started: Instant) -> serde_json::Value {
     stats
 }
 
+/// What a host asks of a job beside its flags: where to count its progress (a
+/// hidden bar the host polls), and whether to record it for a report.
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    /// Counts the job's progress.
+    pub progress: Progress,
+    /// Record the job: its [`ReportPart`] comes back with its statistics.
+    pub record: bool,
+}
+
 /// A job context from job flags, quiet on stderr (the host reports what it wants),
-/// counting its progress in `progress`, which the host reads while the job runs.
-fn context(job: &JobArgs, cancel: CancelToken, progress: &Progress) -> Result<JobContext> {
+/// watched as `watch` says.
+fn context(job: &JobArgs, cancel: CancelToken, watch: &Watch) -> Result<JobContext> {
     let mut job = job.clone();
     job.no_progress = true;
     let mut ctx = job.context(cancel)?;
-    ctx.progress = progress.clone();
-    Ok(ctx)
+    ctx.progress = watch.progress.clone();
+    Ok(if watch.record {
+        ctx.with_recorder()
+    } else {
+        ctx
+    })
+}
+
+/// The job's part of a report, when it was recorded.
+fn part(ctx: &JobContext, stats: &serde_json::Value, command: String) -> Option<ReportPart> {
+    let recorder = ctx.recorder()?;
+    Some(ReportPart::of_job(
+        recorder,
+        ctx,
+        stats.clone(),
+        command,
+        None,
+    ))
 }
 
 /// Converts `src` to `dst` with command-line `flags` (`--chunks 100,100`,
-/// `--memory-limit 1GiB`, ...), counting its progress in `progress` (a hidden bar
-/// the host polls); returns the report and the statistics.
+/// `--memory-limit 1GiB`, ...), watched as `watch` says; returns the statistics,
+/// and the job's part of a report when it was recorded.
 ///
 /// # Errors
 /// As `blockwise convert`.
@@ -78,19 +105,26 @@ pub fn convert(
     dst: &Path,
     flags: &[String],
     cancel: CancelToken,
-    progress: &Progress,
-) -> Result<serde_json::Value> {
+    watch: &Watch,
+) -> Result<(serde_json::Value, Option<ReportPart>)> {
     let started = Instant::now();
     let args = convert_flags(src, dst, flags)?;
     let options = args.options()?;
-    let ctx = context(&args.job, cancel.clone(), progress)?;
+    let ctx = context(&args.job, cancel.clone(), watch)?;
     let report = convert_job(src, dst, &options, &ctx).map_err(|e| cancel.explain(e))?;
     let mut out = stats(&ctx, started);
     out["from"] = report.from.name().into();
     out["to"] = report.to.name().into();
     out["rows"] = report.rows.into();
     out["written_bytes"] = report.written_bytes.into();
-    Ok(out)
+    let command = format!(
+        "convert({}, {}, {})",
+        src.display(),
+        dst.display(),
+        flags.join(" ")
+    );
+    let part = part(&ctx, &out, command);
+    Ok((out, part))
 }
 
 /// The plan of converting `src` to `dst` with `flags`, as JSON.
@@ -106,8 +140,8 @@ pub fn plan_convert(src: &Path, dst: &Path, flags: &[String]) -> Result<String> 
     Ok(json)
 }
 
-/// Runs `plan` on the local executor with job `flags`, counting its progress in
-/// `progress`; returns the statistics.
+/// Runs `plan` on the local executor with job `flags`, watched as `watch` says;
+/// returns the statistics, and the job's part of a report when it was recorded.
 ///
 /// # Errors
 /// As `blockwise run`.
@@ -115,18 +149,24 @@ pub fn run_plan(
     plan: &Plan,
     flags: &[String],
     cancel: CancelToken,
-    progress: &Progress,
-) -> Result<serde_json::Value> {
+    watch: &Watch,
+) -> Result<(serde_json::Value, Option<ReportPart>)> {
     let started = Instant::now();
     registry().prepare(plan)?;
     let job = parse::<JobFlags>(flags.iter().cloned())?.job;
-    let ctx = context(&job, cancel.clone(), progress)?;
+    let ctx = context(&job, cancel.clone(), watch)?;
     if already_published(plan) {
         JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
+        if let Some(recorder) = ctx.recorder() {
+            recorder.plan(plan);
+            recorder.skip_all();
+        }
     } else {
         run_plan_job(plan, &ctx, OnFailure::KeepForResume).map_err(|e| cancel.explain(e))?;
     }
-    Ok(stats(&ctx, started))
+    let out = stats(&ctx, started);
+    let part = part(&ctx, &out, format!("Plan.run({})", flags.join(" ")));
+    Ok((out, part))
 }
 
 /// Runs task `id` of `plan` in this process against the plan's working directory,
@@ -154,7 +194,7 @@ pub fn run_task(plan: &Plan, id: u32, flags: &[String], cancel: CancelToken) -> 
         });
     }
     let job = parse::<JobFlags>(flags.iter().cloned())?.job;
-    let ctx = context(&job, cancel.clone(), &Progress::hidden())?;
+    let ctx = context(&job, cancel.clone(), &Watch::default())?;
     let store = directory_store(plan)?;
     let resources = Resources::default();
     let env = ctx.environment(&store, &resources);
@@ -166,4 +206,16 @@ pub fn run_task(plan: &Plan, id: u32, flags: &[String], cancel: CancelToken) -> 
         })?;
     finish_if_complete(plan, &store);
     Ok(report)
+}
+
+/// Writes one performance report of `parts` (jobs recorded with [`Watch::record`],
+/// plans run on Dask workers) at `path`, refused when it exists unless `overwrite`.
+///
+/// # Errors
+/// [`Error::Usage`] when there is no part; the report file's errors.
+pub fn write_report(parts: Vec<ReportPart>, path: &Path, overwrite: bool) -> Result<()> {
+    let file = crate::exec::ReportFile::new(path, overwrite, &[])?;
+    let data = crate::exec::report::merge(parts)
+        .ok_or_else(|| Error::Usage("a performance report of no blockwise job".into()))?;
+    file.write(&data)
 }

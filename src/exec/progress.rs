@@ -79,7 +79,7 @@ impl Progress {
         }
     }
 
-    /// A bar that never draws.
+    /// A bar that never draws (what a host polls instead).
     pub fn hidden() -> Self {
         Progress {
             bar: ProgressBar::hidden(),
@@ -193,6 +193,12 @@ fn weights(plan: &Plan, input: u64, units: u128) -> Vec<u64> {
             u64::try_from(share).unwrap_or(u64::MAX)
         })
         .collect()
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::hidden()
+    }
 }
 
 impl super::Observer for Progress {

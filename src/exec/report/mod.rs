@@ -14,7 +14,7 @@ mod record;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -23,6 +23,7 @@ use record::{Log, Mark, Reading};
 
 use super::JobContext;
 use crate::error::{Error, IoResultExt, Result};
+use crate::plan::Plan;
 use crate::storage::atomic::{AtomicOutput, OutputSpec};
 
 /// The version of the embedded data's layout (`formats/report-v1.md`).
@@ -271,26 +272,227 @@ pub fn report_data(
     command: String,
     error: Option<&Error>,
 ) -> ReportData {
-    let (log, wall) = recorder.finish(ctx.monitor.rss(true));
-    let thresholds = ctx.monitor.thresholds();
-    let (status, error) = status(error);
-    let job = JobInfo {
-        command,
-        blockwise_version: env!("CARGO_PKG_VERSION"),
-        threads: ctx.threads,
-        memory_limit_bytes: ctx.pool.limit(),
-        wall_s: stats["wall_s"].as_f64().unwrap_or_else(|| secs(wall)),
-        peak_rss_bytes: stats["peak_rss_bytes"].as_u64().unwrap_or(0),
-        thresholds: ThresholdFractions {
-            target: fraction(thresholds.target),
-            spill: fraction(thresholds.spill),
-            pause: fraction(thresholds.pause),
-            terminate: fraction(thresholds.terminate),
-        },
-        status,
-        error,
-    };
-    build(log, wall, job, stats)
+    ReportPart::of_job(recorder, ctx, stats, command, error).into_data()
+}
+
+/// One job's part of a report, before it is bounded in size: what a report over
+/// several jobs (Python's `performance_report`) gathers and merges ([`merge`]).
+#[derive(Debug)]
+pub struct ReportPart {
+    log: Log,
+    wall: Duration,
+    started_at: SystemTime,
+    job: JobInfo,
+    stats: serde_json::Value,
+}
+
+impl ReportPart {
+    /// What `recorder` recorded of the job `ctx` ran, ending now with `stats`.
+    pub fn of_job(
+        recorder: &Recorder,
+        ctx: &JobContext,
+        stats: serde_json::Value,
+        command: String,
+        error: Option<&Error>,
+    ) -> Self {
+        let (log, wall, started_at) = recorder.finish(ctx.monitor.rss(true));
+        let thresholds = ctx.monitor.thresholds();
+        let (status, error) = status(error);
+        let job = JobInfo {
+            command,
+            blockwise_version: env!("CARGO_PKG_VERSION"),
+            threads: ctx.threads,
+            memory_limit_bytes: ctx.pool.limit(),
+            wall_s: stats["wall_s"].as_f64().unwrap_or_else(|| secs(wall)),
+            peak_rss_bytes: stats["peak_rss_bytes"].as_u64().unwrap_or(0),
+            thresholds: ThresholdFractions {
+                target: fraction(thresholds.target),
+                spill: fraction(thresholds.spill),
+                pause: fraction(thresholds.pause),
+                terminate: fraction(thresholds.terminate),
+            },
+            status,
+            error,
+        };
+        ReportPart {
+            log,
+            wall,
+            started_at,
+            job,
+            stats,
+        }
+    }
+
+    /// A plan run task by task elsewhere (on Dask workers): each task's report,
+    /// with the wall-clock seconds it started and ended and the thread it ran on
+    /// (its row). No memory readings: the workers' memory is theirs.
+    pub fn from_tasks(plan: &Plan, tasks: &[RemoteTask], command: String) -> Self {
+        let mut log = Log::default();
+        for task in &plan.tasks {
+            let op = log.op(&task.op.name);
+            log.plan.push(record::PlanTask {
+                op,
+                inputs: task.inputs.iter().map(|r| r.store_name()).collect(),
+                output: task.output.store_name(),
+            });
+        }
+        let ran = || tasks.iter().filter(|t| !t.skipped);
+        let first = ran().map(|t| t.start_unix_s).fold(f64::INFINITY, f64::min);
+        let last = ran()
+            .map(|t| t.end_unix_s)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let first = if first.is_finite() { first } else { 0.0 };
+        let since = |t: f64| Duration::from_secs_f64((t - first).max(0.0));
+        for t in tasks {
+            if t.id as usize >= plan.tasks.len() {
+                continue;
+            }
+            let row = if t.skipped { 0 } else { log.row(&t.thread) };
+            log.tasks.insert(
+                t.id,
+                record::TaskRun {
+                    row,
+                    start: since(t.start_unix_s),
+                    end: Some(since(t.end_unix_s.max(t.start_unix_s))),
+                    read_bytes: t.read_bytes,
+                    written_bytes: t.written_bytes,
+                    peak_reserved_bytes: t.peak_reserved_bytes,
+                    skipped: t.skipped,
+                    ..record::TaskRun::default()
+                },
+            );
+        }
+        let wall = if last.is_finite() {
+            since(last)
+        } else {
+            Duration::ZERO
+        };
+        let threads = log.rows.len();
+        let ran_count = ran().count() as u64;
+        let stats = serde_json::json!({
+            "wall_s": secs(wall),
+            "tasks": ran_count,
+            "skipped_tasks": tasks.len() as u64 - ran_count,
+            "read_bytes": ran().map(|t| t.read_bytes).sum::<u64>(),
+            "written_bytes": ran().map(|t| t.written_bytes).sum::<u64>(),
+            "peak_reserved_bytes": ran().map(|t| t.peak_reserved_bytes).max().unwrap_or(0),
+            "threads": threads,
+        });
+        ReportPart {
+            log,
+            wall,
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs_f64(first.max(0.0)),
+            job: JobInfo {
+                command,
+                blockwise_version: env!("CARGO_PKG_VERSION"),
+                threads,
+                memory_limit_bytes: 0,
+                wall_s: secs(wall),
+                peak_rss_bytes: 0,
+                thresholds: ThresholdFractions {
+                    target: None,
+                    spill: None,
+                    pause: None,
+                    terminate: None,
+                },
+                status: "succeeded",
+                error: None,
+            },
+            stats,
+        }
+    }
+
+    /// The part alone, as the report's data.
+    pub fn into_data(self) -> ReportData {
+        build(self.log, self.wall, self.job, self.stats)
+    }
+}
+
+/// One task run elsewhere, as a report part needs it (a Dask worker's result).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RemoteTask {
+    /// The task's id.
+    pub id: u32,
+    /// The thread it ran on (a worker's address and thread name): its row.
+    #[serde(default)]
+    pub thread: String,
+    /// Wall-clock seconds (Unix time) it started.
+    #[serde(default)]
+    pub start_unix_s: f64,
+    /// Wall-clock seconds it ended.
+    #[serde(default)]
+    pub end_unix_s: f64,
+    /// Bytes of input it read.
+    #[serde(default)]
+    pub read_bytes: u64,
+    /// Bytes of output it wrote.
+    #[serde(default)]
+    pub written_bytes: u64,
+    /// Most bytes reserved while it ran.
+    #[serde(default)]
+    pub peak_reserved_bytes: u64,
+    /// Its output was published already: it did not run.
+    #[serde(default)]
+    pub skipped: bool,
+}
+
+/// One report over `parts` (jobs run one after another, or side by side), on one
+/// time line from the first one's start: rows and operations joined by name, task
+/// ids numbered on across the parts, statistics added up (peaks: the largest).
+/// `None` when there is no part.
+pub fn merge(parts: Vec<ReportPart>) -> Option<ReportData> {
+    let t0 = parts.iter().map(|p| p.started_at).min()?;
+    let mut log = Log::default();
+    let mut wall = Duration::ZERO;
+    let mut commands = Vec::new();
+    let mut stats = serde_json::Map::new();
+    let mut job: Option<JobInfo> = None;
+    for part in parts {
+        let offset = part.started_at.duration_since(t0).unwrap_or_default();
+        wall = wall.max(offset + part.wall);
+        log.append(part.log, offset);
+        commands.push(part.job.command.clone());
+        if let serde_json::Value::Object(map) = part.stats {
+            for (key, value) in map {
+                let merged = match (stats.get(&key), &value) {
+                    (Some(a), b) if a.is_u64() && b.is_u64() => {
+                        let (a, b) = (a.as_u64().unwrap_or(0), b.as_u64().unwrap_or(0));
+                        if key.starts_with("peak_")
+                            || key == "threads"
+                            || key.ends_with("limit_bytes")
+                        {
+                            a.max(b).into()
+                        } else {
+                            a.saturating_add(b).into()
+                        }
+                    }
+                    _ => value,
+                };
+                stats.insert(key, merged);
+            }
+        }
+        job = Some(match job {
+            None => part.job,
+            Some(j) => JobInfo {
+                threads: j.threads.max(part.job.threads),
+                memory_limit_bytes: j.memory_limit_bytes.max(part.job.memory_limit_bytes),
+                peak_rss_bytes: j.peak_rss_bytes.max(part.job.peak_rss_bytes),
+                status: if j.status == "succeeded" {
+                    part.job.status
+                } else {
+                    j.status
+                },
+                error: j.error.or(part.job.error),
+                ..j
+            },
+        });
+    }
+    log.sort_by_time();
+    let mut job = job?;
+    job.command = commands.join("\n");
+    job.wall_s = secs(wall);
+    stats.insert("wall_s".into(), job.wall_s.into());
+    Some(build(log, wall, job, serde_json::Value::Object(stats)))
 }
 
 /// The data of `log`, covering `wall`, bounded in size.
@@ -715,5 +917,93 @@ mod tests {
             "</script><script>alert(1)</script><!--"
         );
         assert_eq!(back["stats"]["note"], "</SCRIPT> and </script >");
+    }
+
+    /// A plan of `n` tasks of `op` (each waiting for the one before).
+    fn plan_of(op: &str, n: u32) -> Plan {
+        let mut plan = Plan::new();
+        for i in 0..n {
+            plan.push(crate::plan::Task {
+                deps: if i > 0 { vec![i - 1] } else { vec![] },
+                ..crate::plan::Task::new(
+                    crate::plan::OpSpec::new(op, serde_json::Value::Null),
+                    crate::plan::DataRef::partition("out", u64::from(i)),
+                    crate::plan::TaskKind::Compute,
+                )
+            });
+        }
+        plan
+    }
+
+    fn remote(id: u32, thread: &str, start: f64, end: f64) -> RemoteTask {
+        RemoteTask {
+            id,
+            thread: thread.into(),
+            start_unix_s: start,
+            end_unix_s: end,
+            read_bytes: 10,
+            written_bytes: 5,
+            peak_reserved_bytes: 100,
+            skipped: false,
+        }
+    }
+
+    #[test]
+    fn parts_merge_on_one_time_line_with_their_ids_numbered_on() {
+        let t0 = 1_700_000_000.0;
+        let a = ReportPart::from_tasks(
+            &plan_of("sort_run", 2),
+            &[
+                remote(0, "w1 t0", t0, t0 + 1.0),
+                remote(1, "w2 t0", t0 + 1.0, t0 + 3.0),
+            ],
+            "first".into(),
+        );
+        let mut b_tasks = vec![remote(0, "w2 t0", t0 + 10.0, t0 + 11.0)];
+        b_tasks.push(RemoteTask {
+            skipped: true,
+            ..remote(1, "", 0.0, 0.0)
+        });
+        let b = ReportPart::from_tasks(&plan_of("merge_range", 2), &b_tasks, "second".into());
+        let data = merge(vec![b, a]).unwrap();
+        assert_eq!(data.tasks.len(), 4);
+        let ids: Vec<u32> = data.tasks.iter().map(|t| t.id).collect();
+        assert_eq!(ids, [0, 1, 2, 3]);
+        // Rows joined by their labels: w2's thread is one row for both parts.
+        assert_eq!(data.rows.len(), 2, "{:?}", data.rows);
+        let second = data
+            .tasks
+            .iter()
+            .find(|t| t.op == "merge_range" && !t.skipped)
+            .unwrap();
+        let first = data.tasks.iter().find(|t| t.op == "sort_run").unwrap();
+        assert!(
+            (second.start_s.unwrap() - 10.0).abs() < 1e-3,
+            "{:?}",
+            second.start_s
+        );
+        assert_eq!(first.start_s, Some(0.0));
+        assert_eq!(data.stats["tasks"], 3);
+        assert_eq!(data.stats["skipped_tasks"], 1);
+        assert_eq!(data.stats["read_bytes"], 30);
+        assert_eq!(
+            data.stats["peak_reserved_bytes"], 100,
+            "peaks are not added"
+        );
+        assert!((data.job.wall_s - 11.0).abs() < 1e-3, "{}", data.job.wall_s);
+        assert!(data.job.command.contains("first") && data.job.command.contains("second"));
+        assert!(merge(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn task_reports_of_unknown_tasks_are_left_out() {
+        let part = ReportPart::from_tasks(
+            &plan_of("op", 1),
+            &[remote(0, "w", 5.0, 6.0), remote(7, "w", 5.0, 6.0)],
+            "x".into(),
+        );
+        let data = part.into_data();
+        assert_eq!(data.tasks.len(), 1);
+        assert_eq!(data.tasks[0].end_s, Some(1.0));
     }
 }

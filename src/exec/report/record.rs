@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::memory::{MemoryEvent, MemoryPool};
 use crate::plan::{Event, Observer, Plan, TaskId};
@@ -85,6 +85,87 @@ pub(super) struct Log {
 }
 
 impl Log {
+    /// The row labelled `label`, added when new.
+    pub(super) fn row(&mut self, label: &str) -> usize {
+        match self.rows.iter().position(|r| r == label) {
+            Some(i) => i,
+            None => {
+                self.rows.push(label.to_string());
+                self.rows.len() - 1
+            }
+        }
+    }
+
+    /// The index of operation `name`, added when new.
+    pub(super) fn op(&mut self, name: &str) -> usize {
+        match self.ops.iter().position(|o| o == name) {
+            Some(i) => i,
+            None => {
+                self.ops.push(name.to_string());
+                self.ops.len() - 1
+            }
+        }
+    }
+
+    /// Appends `other`, which started `offset` after this log's start: its times
+    /// move by `offset`, its task ids follow this log's, its rows and operations
+    /// join this log's by name, and its spilled totals add to this log's.
+    pub(super) fn append(&mut self, other: Log, offset: Duration) {
+        let first_id = self.plan.len() as TaskId;
+        let ops: Vec<usize> = other.ops.iter().map(|o| self.op(o)).collect();
+        let rows: Vec<usize> = other.rows.iter().map(|r| self.row(r)).collect();
+        let row = |r: usize| rows.get(r).copied().unwrap_or(r);
+        self.plan.extend(other.plan.into_iter().map(|t| PlanTask {
+            op: ops.get(t.op).copied().unwrap_or(t.op),
+            ..t
+        }));
+        for (id, run) in other.tasks {
+            self.tasks.insert(
+                first_id + id,
+                TaskRun {
+                    row: row(run.row),
+                    start: run.start + offset,
+                    end: run.end.map(|e| e + offset),
+                    ..run
+                },
+            );
+        }
+        let (spilled, read_back) = (self.spilled_total, self.read_back_total);
+        self.readings
+            .extend(other.readings.into_iter().map(|r| Reading {
+                at: r.at + offset,
+                spilled_bytes: r.spilled_bytes + spilled,
+                read_back_bytes: r.read_back_bytes + read_back,
+                ..r
+            }));
+        self.pauses.extend(
+            other
+                .pauses
+                .into_iter()
+                .map(|(a, b)| (a + offset, b.map(|b| b + offset))),
+        );
+        let mark = |m: Mark| Mark {
+            at: m.at + offset,
+            row: m.row.map(row),
+            task: m.task.map(|t| first_id + t),
+            ..m
+        };
+        self.spills.extend(other.spills.into_iter().map(mark));
+        self.read_backs
+            .extend(other.read_backs.into_iter().map(mark));
+        self.spilled_total += other.spilled_total;
+        self.read_back_total += other.read_back_total;
+    }
+
+    /// Readings, pauses and marks in time order (parts merged side by side
+    /// interleave).
+    pub(super) fn sort_by_time(&mut self) {
+        self.readings.sort_by_key(|r| r.at);
+        self.pauses.sort_by_key(|p| p.0);
+        self.spills.sort_by_key(|m| m.at);
+        self.read_backs.sort_by_key(|m| m.at);
+    }
+
     /// The task running on this thread, if any, and its row.
     fn current(&self, thread: ThreadId) -> Option<(TaskId, usize)> {
         let id = *self.running.get(&thread)?.last()?;
@@ -150,6 +231,9 @@ impl Log {
 #[derive(Debug)]
 pub struct Recorder {
     started: Instant,
+    /// The same moment on the wall clock: parts of a report recorded apart (several
+    /// jobs, Dask workers) are placed on one time line by it.
+    started_at: SystemTime,
     pool: MemoryPool,
     log: Mutex<Log>,
 }
@@ -159,6 +243,7 @@ impl Recorder {
     pub fn new(pool: MemoryPool) -> Self {
         Recorder {
             started: Instant::now(),
+            started_at: SystemTime::now(),
             pool,
             log: Mutex::default(),
         }
@@ -225,14 +310,14 @@ impl Recorder {
 
     /// A last reading at the end of the job, and what was recorded, with the time
     /// it covers; open pauses and tasks end now.
-    pub(super) fn finish(&self, rss_bytes: u64) -> (Log, Duration) {
+    pub(super) fn finish(&self, rss_bytes: u64) -> (Log, Duration, SystemTime) {
         let mut log = self.lock();
         let now = self.started.elapsed();
         log.reading(now + MIN_SAMPLE_GAP, rss_bytes, self.pool.reserved());
         if let Some((_, end @ None)) = log.pauses.last_mut() {
             *end = Some(now);
         }
-        (std::mem::take(&mut *log), now)
+        (std::mem::take(&mut *log), now, self.started_at)
     }
 }
 

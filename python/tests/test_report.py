@@ -1,0 +1,91 @@
+"""``bw.performance_report``: one self-contained HTML page for every blockwise job
+inside the block, local or on Dask workers, its embedded data checked against the
+jobs' own statistics."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+
+import pytest
+
+import blockwise as bw
+from conftest import write_table_csv
+
+RSS_OFF = {"memory_spill": "off", "memory_pause": "off", "memory_terminate": "off"}
+
+
+def embedded(path) -> dict:
+    html = path.read_text()
+    # Nothing fetched: no source, link, style import or script from elsewhere (the
+    # SVG namespace URI names, it does not fetch).
+    assert not re.search(r'(src|href)\s*=\s*["\']?\s*(https?:)?//|url\(|@import', html), \
+        "a report fetches nothing"
+    m = re.search(r'<script type="application/json" id="blockwise-report-data">(.*?)</script>',
+                  html, re.S)
+    assert m, "no embedded data"
+    return json.loads(m.group(1))
+
+
+def check_rows(data: dict) -> None:
+    """Every task that ran has one bar on one row; bars on a row never overlap."""
+    by_row = defaultdict(list)
+    for t in data["tasks"]:
+        if t.get("skipped"):
+            assert t["thread"] is None
+            continue
+        assert t["start_s"] <= t["end_s"], t
+        by_row[t["thread"]].append((t["start_s"], t["end_s"]))
+    for bars in by_row.values():
+        bars.sort()
+        for (_, end), (start, _) in zip(bars, bars[1:]):
+            assert end <= start + 1e-6, bars
+
+
+def test_local_jobs_make_one_report(tmp_path):
+    src = tmp_path / "t.csv"
+    write_table_csv(src, 40_000, seed=4)
+    report = tmp_path / "report.html"
+    with bw.performance_report(report):
+        a = bw.convert(src, tmp_path / "a.parquet", sort_by="id4", memory_limit="2MiB",
+                       progress=False, **RSS_OFF)
+        plan = bw.Plan.convert(src, tmp_path / "b.parquet", blocksize="64KiB")
+        b = plan.run(progress=False)
+    data = embedded(report)
+    ran = [t for t in data["tasks"] if not t.get("skipped")]
+    assert len(ran) == a["tasks"] + b["tasks"]
+    assert data["stats"]["tasks"] == a["tasks"] + b["tasks"]
+    assert data["stats"]["spilled_bytes"] == a["spilled_bytes"] + b["spilled_bytes"] > 0
+    assert sum(m["bytes"] for m in data["spills"]) == data["stats"]["spilled_bytes"]
+    assert "convert(" in data["job"]["command"] and "Plan.run(" in data["job"]["command"]
+    ops = {o["op"] for o in data["ops"]}
+    assert {"sort_run", "merge_range", "read_table_partition"} <= ops
+    # The second job starts after the first ends: one time line.
+    first_plan_tasks = len(data["tasks"]) - len(plan)
+    assert max(t["end_s"] for t in ran[:first_plan_tasks]) <= min(
+        t["start_s"] for t in ran[first_plan_tasks:]) + 1e-6
+    check_rows(data)
+    times = [s["t_s"] for s in data["samples"]]
+    assert times == sorted(times) and len(times) >= 2
+
+
+def test_an_existing_report_is_refused_before_anything_runs(tmp_path):
+    src = tmp_path / "t.csv"
+    write_table_csv(src, 1_000)
+    report = tmp_path / "r.html"
+    report.write_text("mine")
+    with pytest.raises(FileExistsError):
+        with bw.performance_report(report):
+            bw.convert(src, tmp_path / "x.parquet", progress=False)
+    assert report.read_text() == "mine"
+    assert not (tmp_path / "x.parquet").exists()
+    with bw.performance_report(report, overwrite=True):
+        bw.convert(src, tmp_path / "x.parquet", progress=False)
+    assert embedded(report)["stats"]["tasks"] > 0
+
+
+def test_a_block_without_a_job_writes_nothing(tmp_path):
+    with bw.performance_report(tmp_path / "none.html"):
+        pass
+    assert not (tmp_path / "none.html").exists()
