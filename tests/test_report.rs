@@ -184,6 +184,26 @@ fn a_spilling_sorts_report_agrees_with_its_stats() {
         "{sort_ops:?}"
     );
     assert!(std::fs::metadata(&report).unwrap().len() < 2_000_000);
+    // The plan as `explain` projected it: every task in one stage, the sort's own
+    // operations the ones that spill.
+    let summary = &data["summary"];
+    let stages = summary["stages"].as_array().unwrap();
+    let staged: u64 = stages.iter().map(|s| s["tasks"].as_u64().unwrap()).sum();
+    assert_eq!(staged, summary["tasks"].as_u64().unwrap());
+    assert_eq!(
+        staged,
+        stats["tasks"].as_u64().unwrap() + stats["skipped_tasks"].as_u64().unwrap()
+    );
+    for s in stages {
+        let op = s["op"].as_str().unwrap();
+        assert!(sort_ops.contains(&op), "{op}");
+        assert_eq!(
+            s["spills"].as_bool(),
+            Some(op == "sort_run" || op == "merge_range"),
+            "{op}"
+        );
+    }
+    assert_eq!(summary["memory_limit_bytes"], stats["memory_limit_bytes"]);
 }
 
 #[test]

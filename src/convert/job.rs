@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::exec::{DirStore, JobContext, JobStats, MemoryStore, RunReport};
 use crate::plan::{
-    DataRef, Dataset, DatasetRole, OpSpec, Operation, Plan, Registry, Resources, Task, TaskEnv,
-    TaskKind,
+    DataRef, Dataset, DatasetRole, OpSpec, Operation, Plan, PlanSummary, Registry, Resources, Task,
+    TaskEnv, TaskKind,
 };
 use crate::storage::Format;
 
@@ -222,6 +222,10 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
     let env = ctx.environment(&store, &resources);
     if let Some(recorder) = ctx.recorder() {
         recorder.plan(plan);
+        // A plan the executor is about to run has valid dependencies.
+        if let Ok(summary) = PlanSummary::of(plan, registry(), ctx.threads, ctx.pool.limit()) {
+            recorder.summary(summary);
+        }
     }
     // Advanced by the executor's task events: bytes of input, or tasks.
     let (spill, monitor) = (ctx.spill.clone(), ctx.monitor.clone());

@@ -60,6 +60,9 @@ pub struct ReportData {
     pub job: JobInfo,
     /// Operation → number of tasks in the plan.
     pub plan: Vec<PlanOp>,
+    /// The plan's stages as `explain` projects them (a report of one plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<crate::plan::PlanSummary>,
     /// Row labels of the task stream (executor threads).
     pub rows: Vec<String>,
     /// One record a task, unless `aggregated`.
@@ -447,6 +450,8 @@ pub fn merge(parts: Vec<ReportPart>) -> Option<ReportData> {
     let mut commands = Vec::new();
     let mut stats = serde_json::Map::new();
     let mut job: Option<JobInfo> = None;
+    // A summary describes one plan: kept when only one part has one.
+    let summaries = parts.iter().filter(|p| p.log.summary.is_some()).count();
     for part in parts {
         let offset = part.started_at.duration_since(t0).unwrap_or_default();
         wall = wall.max(offset + part.wall);
@@ -488,6 +493,9 @@ pub fn merge(parts: Vec<ReportPart>) -> Option<ReportData> {
         });
     }
     log.sort_by_time();
+    if summaries != 1 {
+        log.summary = None;
+    }
     let mut job = job?;
     job.command = commands.join("\n");
     job.wall_s = secs(wall);
@@ -598,6 +606,7 @@ fn build(log: Log, wall: Duration, job: JobInfo, stats: serde_json::Value) -> Re
         version: REPORT_VERSION,
         job,
         plan,
+        summary: log.summary.clone(),
         rows: log.rows.clone(),
         tasks,
         aggregated,

@@ -82,6 +82,8 @@ pub(super) struct Log {
     pub read_backs: Vec<Mark>,
     spilled_total: u64,
     read_back_total: u64,
+    /// The plan's stages as `explain` projects them.
+    pub summary: Option<crate::plan::PlanSummary>,
 }
 
 impl Log {
@@ -155,6 +157,7 @@ impl Log {
             .extend(other.read_backs.into_iter().map(mark));
         self.spilled_total += other.spilled_total;
         self.read_back_total += other.read_back_total;
+        self.summary = self.summary.take().or(other.summary);
     }
 
     /// Readings, pauses and marks in time order (parts merged side by side
@@ -276,6 +279,11 @@ impl Recorder {
             });
         }
         log.plan = tasks;
+    }
+
+    /// Keeps the plan's summary (`explain`'s stages), shown beside the job.
+    pub fn summary(&self, summary: crate::plan::PlanSummary) {
+        self.lock().summary = Some(summary);
     }
 
     /// Records that every task of the plan was skipped (a plan that had run to the
