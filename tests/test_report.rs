@@ -261,6 +261,61 @@ fn an_existing_report_is_replaced_only_when_asked() {
 }
 
 #[test]
+fn a_report_at_a_path_the_job_writes_is_refused_before_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = common::table_csv(dir.path(), 2_000);
+    let dst = dir.path().join("o.parquet");
+    // The destination itself, spelled another way.
+    let spelled = dir.path().join(".").join("o.parquet");
+    let out = blockwise([
+        "convert".as_ref(),
+        csv.as_os_str(),
+        dst.as_os_str(),
+        "--report".as_ref(),
+        spelled.as_os_str(),
+    ]);
+    common::assert_refused(&out, 2, &["--report", "o.parquet"]);
+    assert!(!dst.exists(), "the job ran");
+    // Inside a directory of parts being written.
+    let parts = dir.path().join("parts");
+    let inside = parts.join("r.html");
+    let out = blockwise([
+        "convert".as_ref(),
+        csv.as_os_str(),
+        parts.as_os_str(),
+        "--to".as_ref(),
+        "parquet-dir".as_ref(),
+        "--report".as_ref(),
+        inside.as_os_str(),
+    ]);
+    common::assert_refused(&out, 2, &["--report"]);
+    assert!(!parts.exists());
+    // `run`: inside the plan's working directory, or at its destination.
+    let plan = dir.path().join("plan.json");
+    let dst = dir.path().join("p.parquet");
+    blockwise_ok([
+        "plan".as_ref(),
+        "convert".as_ref(),
+        csv.as_os_str(),
+        dst.as_os_str(),
+        "-o".as_ref(),
+        plan.as_os_str(),
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&plan).unwrap()).unwrap();
+    let workdir = PathBuf::from(json["workdir"].as_str().unwrap());
+    for report in [workdir.join("r.html"), dst.clone()] {
+        let out = blockwise([
+            "run".as_ref(),
+            plan.as_os_str(),
+            "--report".as_ref(),
+            report.as_os_str(),
+        ]);
+        common::assert_refused(&out, 2, &["--report"]);
+        assert!(!dst.exists());
+    }
+}
+
+#[test]
 fn a_failed_job_still_gets_its_report() {
     let dir = tempfile::tempdir().unwrap();
     let csv = common::table_csv(dir.path(), 100);

@@ -101,7 +101,18 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     // Operations are checked before anything is set up.
     crate::convert::registry().prepare(&plan)?;
     let _lock = lock_plan(&args.plan, !args.job.stats, &cancel)?;
-    let (ctx, report_file) = args.job.start(cancel, &[args.plan.as_path()], false)?;
+    // The report may be none of what the plan reads or writes.
+    let mut paths: Vec<&std::path::Path> = vec![args.plan.as_path()];
+    paths.extend(
+        plan.datasets
+            .iter()
+            .filter(|d| !d.path.is_empty())
+            .map(|d| std::path::Path::new(&d.path)),
+    );
+    if !plan.workdir.is_empty() {
+        paths.push(std::path::Path::new(&plan.workdir));
+    }
+    let (ctx, report_file) = args.job.start(cancel, &paths, false)?;
     if let Some(recorder) = ctx.recorder() {
         recorder.plan(&plan);
     }
