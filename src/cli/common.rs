@@ -481,6 +481,40 @@ pub fn with_from_hint(e: Error, src: &std::path::Path) -> Error {
     }
 }
 
+/// `path` absolute, its directory resolved (symbolic links, `..`) and its name
+/// kept: two spellings of one destination compare equal before either exists.
+fn resolved(path: &std::path::Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (abs.parent(), abs.file_name()) {
+        (Some(dir), Some(name)) => dir.canonicalize().map_or(abs.clone(), |d| d.join(name)),
+        _ => abs,
+    }
+}
+
+/// Refuses a report file that is one of the job's `paths` (inputs, outputs, a
+/// plan's working directory) or lies inside one, by name: an output does not
+/// exist yet when the job starts, so the file checks cannot see it.
+///
+/// # Errors
+/// [`Error::InvalidOption`] naming the path it collides with.
+fn refuse_job_path(report: &std::path::Path, paths: &[&std::path::Path]) -> Result<()> {
+    let mine = resolved(report);
+    for path in paths {
+        let theirs = resolved(path);
+        if mine == theirs || mine.starts_with(&theirs) {
+            return Err(Error::InvalidOption {
+                option: REPORT_OPTION,
+                value: report.display().to_string(),
+                reason: format!(
+                    "is or lies inside {}, which the job reads or writes; choose another file",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,38 +594,4 @@ mod tests {
             );
         }
     }
-}
-
-/// `path` absolute, its directory resolved (symbolic links, `..`) and its name
-/// kept: two spellings of one destination compare equal before either exists.
-fn resolved(path: &std::path::Path) -> PathBuf {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    match (abs.parent(), abs.file_name()) {
-        (Some(dir), Some(name)) => dir.canonicalize().map_or(abs.clone(), |d| d.join(name)),
-        _ => abs,
-    }
-}
-
-/// Refuses a report file that is one of the job's `paths` (inputs, outputs, a
-/// plan's working directory) or lies inside one, by name: an output does not
-/// exist yet when the job starts, so the file checks cannot see it.
-///
-/// # Errors
-/// [`Error::InvalidOption`] naming the path it collides with.
-fn refuse_job_path(report: &std::path::Path, paths: &[&std::path::Path]) -> Result<()> {
-    let mine = resolved(report);
-    for path in paths {
-        let theirs = resolved(path);
-        if mine == theirs || mine.starts_with(&theirs) {
-            return Err(Error::InvalidOption {
-                option: REPORT_OPTION,
-                value: report.display().to_string(),
-                reason: format!(
-                    "is or lies inside {}, which the job reads or writes; choose another file",
-                    path.display()
-                ),
-            });
-        }
-    }
-    Ok(())
 }
