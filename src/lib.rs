@@ -8,14 +8,14 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`error`] | the one error enum; its variants carry the values a user needs |
+//! | [`error`] | the one error enum; its variants carry the values a user needs; `syntax`: where an expression does not parse, with a caret display |
 //! | [`sys`] | what is asked of the OS beyond `std`: process liveness, tree sizes, removal, the account of reclaimed temporaries, the cancel token and its signals |
 //! | [`grid`] | shapes, chunk grids, subsets, rechunk stages, `auto` chunks, checked sizes (`size`): pure, no I/O |
 //! | [`memory`] | the pool and reservations, the threshold monitor and its memory gate, RSS readings, glibc retention (`allocator`), the spill store and its disk manager (quota, stale directories) |
 //! | [`storage`] | one module per format (`csv` split by role: `header`, `scan`, `split`, `infer`, `reader`, `diagnose`, `writer`; `parquet` with its part assembly `parts`, `ipc`, `npy`, `npy_stack` with its `pickle` reader, `zarr`), format detection, the table descriptions a plan carries (`open_frame_described`), and `atomic` outputs (destination checks, no-clobber renames, stale temporaries, publishing a plan's staged output) |
 //! | [`plan`] | tasks, data references, plans and their JSON (format 2: working directory, dataset `meta`, waves, what a resumed run needs), the `Operation` trait and the `Registry`, the task environment and its `Resources` cache, the `DataStore` trait and its `Entry`, events, the memory projection, the plan's summary by stage (`summary`, what `explain` prints) |
 //! | [`exec`] | the local executor (priorities, the memory gate, `execute` through a registry with skipping and release, `run_task` for one task), the stores (`DirStore`: a shared directory; `MemoryStore`: reserved, spilled LRU through the monitor), the job context, progress, and `report`: the recorder of a job and its self-contained HTML page (`--report`, `formats/report-v1.md`) |
-//! | [`array`] | the array operations (`create_array`, `copy_block`, `finish_array`, `table_rows`, `place_rows`, `finish_rows`), array dataset layouts, the staged rechunk's plan |
+//! | [`array`] | the array operations (`create_array`, `copy_block`, `finish_array`, `table_rows`, `place_rows`, `finish_rows`), array dataset layouts, the staged rechunk's plan; numpy 2's type promotion (`promote`: `promote_types`, `result_type` with NEP 50 weak scalars, `can_cast`), the counter-based generator (`random`: numpy's Philox bit for bit, index-addressed), the `array` expression language's lexer and parser (`expr`); not yet evaluated |
 //! | [`frame`] | table operations: reading partitions from a plan (`read`), writing tables from parts (`write`: encoded parts, the append chain, Parquet footers and directories), the external sort (`ops::sort`: runs, the key-range cut, range merges, its plan) |
 //! | [`convert`] | the conversion job: formats and options, one plan builder a route (table↔table, array↔array, table↔array, sorted), `publish_output`, the registry of every operation, running a plan with a memory store (`job`) |
 //! | [`cli`] | the command line, one subcommand a file (`convert`, `explain`, `info`, `head`, `plan`, `run`, `run-task`, `tasks`), and `embed`: the same jobs for the Python bindings (`python/`) |
@@ -47,5 +47,8 @@ pub mod memory;
 pub mod plan;
 pub mod storage;
 pub mod sys;
+
+#[cfg(test)]
+mod reference;
 
 pub use error::{Error, Result};

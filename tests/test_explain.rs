@@ -322,6 +322,39 @@ fn what_is_not_a_plan_is_refused() {
         common::stderr(&out)
     );
 
+    // A plan `run` would refuse: an operation version this blockwise does not have.
+    let src = common::table_csv(dir.path(), 100);
+    let plan_path = dir.path().join("p.json");
+    let dst = dir.path().join("p.parquet");
+    blockwise_ok([
+        "plan".as_ref(),
+        "convert".as_ref(),
+        src.as_os_str(),
+        dst.as_os_str(),
+        "-o".as_ref(),
+        plan_path.as_os_str(),
+    ]);
+    let mut plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&plan_path).unwrap()).unwrap();
+    plan["tasks"][0]["op"]["version"] = 99.into();
+    let edited = dir.path().join("edited.json");
+    std::fs::write(&edited, plan.to_string()).unwrap();
+    let out = blockwise(["explain".as_ref(), edited.as_os_str()]);
+    assert_refused(&out, 2, &["version 99"]);
+    // Sizes no task can have are said, not summed past u64.
+    plan["tasks"][0]["op"]["version"] = 1.into();
+    for task in plan["tasks"].as_array_mut().unwrap() {
+        task["memory_bytes"] = u64::MAX.into();
+    }
+    std::fs::write(&edited, plan.to_string()).unwrap();
+    let out = blockwise_ok(["explain".as_ref(), edited.as_os_str(), "--json".as_ref()]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["projected_bytes"].as_u64() == Some(u64::MAX)));
+
     // One way of printing at a time.
     let out = blockwise([
         "explain".as_ref(),

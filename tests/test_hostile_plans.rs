@@ -192,6 +192,30 @@ fn an_array_meta_with_an_overflowing_shape_is_refused() {
 }
 
 #[test]
+fn a_working_directory_blockwise_did_not_name_is_never_run_nor_removed() {
+    // An edited plan pointing its working directory at the user's data: running it
+    // would remove that directory at the end.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, plan, json) = csv_plan(dir.path());
+    let victim = dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("keep.txt"), "mine").unwrap();
+    let old = json["workdir"].as_str().unwrap().to_string();
+    let text = serde_json::to_string(&json)
+        .unwrap()
+        .replace(&old, &victim.display().to_string());
+    std::fs::write(&plan, text).unwrap();
+    assert_refused(&run(&plan), 2, &["victim", "not one blockwise made"]);
+    let out = blockwise(["run-task".as_ref(), plan.as_os_str(), "0".as_ref()]);
+    assert_refused(&out, 2, &["not one blockwise made"]);
+    assert_eq!(
+        std::fs::read_to_string(victim.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    assert!(!dir.path().join("out.parquet").exists());
+}
+
+#[test]
 fn a_working_directory_that_is_a_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (src, plan, json) = csv_plan(dir.path());
@@ -200,9 +224,9 @@ fn a_working_directory_that_is_a_file_is_refused() {
         .unwrap()
         .replace(&old, &src.display().to_string());
     std::fs::write(&plan, text).unwrap();
-    assert_refused(&run(&plan), 2, &["basic.csv", "not a directory"]);
+    assert_refused(&run(&plan), 2, &["basic.csv", "not one blockwise made"]);
     let out = blockwise(["run-task".as_ref(), plan.as_os_str(), "0".as_ref()]);
-    assert_refused(&out, 2, &["basic.csv", "not a directory"]);
+    assert_refused(&out, 2, &["basic.csv", "not one blockwise made"]);
     assert_eq!(
         std::fs::read(&src).unwrap(),
         std::fs::read(fixture("csv/basic.csv")).unwrap()
@@ -367,7 +391,11 @@ fn a_working_directory_on_another_file_system_than_dst_is_refused_before_running
     let (_, plan, json) = csv_plan(dir.path());
     let old = json["workdir"].as_str().unwrap().to_string();
     let elsewhere = tempfile::tempdir_in(shm).unwrap();
-    let new = elsewhere.path().join("work").display().to_string();
+    let new = elsewhere
+        .path()
+        .join(".out.parquet.blockwise-plan-0")
+        .display()
+        .to_string();
     let text = serde_json::to_string(&json).unwrap().replace(&old, &new);
     std::fs::write(&plan, text).unwrap();
     assert_refused(&run(&plan), 2, &["another file system", "out.parquet"]);

@@ -290,6 +290,26 @@ fn a_report_at_a_path_the_job_writes_is_refused_before_it_runs() {
     ]);
     common::assert_refused(&out, 2, &["--report"]);
     assert!(!parts.exists());
+    // A directory (here a dataset of parts) is never replaced by a report, even when
+    // replacing is asked for.
+    let dataset = dir.path().join("pd.parquet");
+    std::fs::create_dir(&dataset).unwrap();
+    std::fs::write(dataset.join("part-0.parquet"), "data").unwrap();
+    let other = dir.path().join("other.parquet");
+    let out = blockwise([
+        "convert".as_ref(),
+        csv.as_os_str(),
+        other.as_os_str(),
+        "--overwrite".as_ref(),
+        "--report".as_ref(),
+        dataset.as_os_str(),
+    ]);
+    common::assert_refused(&out, 2, &["pd.parquet", "not a file"]);
+    assert_eq!(
+        std::fs::read_to_string(dataset.join("part-0.parquet")).unwrap(),
+        "data"
+    );
+    assert!(!other.exists());
     // `run`: inside the plan's working directory, or at its destination.
     let plan = dir.path().join("plan.json");
     let dst = dir.path().join("p.parquet");

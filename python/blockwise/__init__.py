@@ -103,6 +103,8 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, **options: Any) -> d
     show = options.pop("progress", None)
     flags = _flags(_with_config(options))
     report = _report.active()
+    if report is not None:
+        report.check(paths=(src, dst))
     text, part = _progress.run(
         "convert",
         lambda progress: _blockwise.convert(
@@ -168,6 +170,8 @@ class Plan:
         show = options.pop("progress", None)
         flags = _flags(_with_config(options))
         report = _report.active()
+        if report is not None:
+            report.check(plan=self._text)
         text, part = _progress.run(
             "run",
             lambda progress: _blockwise.run_plan(self._text, flags, progress, report is not None),

@@ -88,6 +88,11 @@ class _Tqdm:
 
 
 def _tqdm() -> Optional[Callable[..., Any]]:
+    """tqdm's display where it draws well: a notebook (a widget), or a terminal.
+    Into a pipe or a log its redrawn frames would pile up: plain lines go there."""
+    in_notebook = "ipykernel" in sys.modules
+    if not in_notebook and not getattr(sys.stderr, "isatty", lambda: False)():
+        return None
     try:
         from tqdm.auto import tqdm
     except ImportError:

@@ -85,6 +85,9 @@ class DaskExecutor:
         text = plan.to_json()
         if options:
             raise TypeError(f"unexpected options {sorted(options)}; job options are the workers'")
+        report = _report.active()
+        if report is not None:
+            report.check(plan=text)
         token = hashlib.sha256(text.encode()).hexdigest()[:16]
         plan_path = _publish_plan(text, plan.workdir, token)
         futures: dict[int, Any] = {}
@@ -103,7 +106,6 @@ class DaskExecutor:
                 )
         ordered = [futures[t] for t in sorted(futures)]
         reports = self.client.gather(ordered)
-        report = _report.active()
         if report is not None:
             report.add(_blockwise.report_from_tasks(
                 text, json.dumps(reports), f"DaskExecutor.run({len(reports)} tasks)"

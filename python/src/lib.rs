@@ -253,6 +253,17 @@ fn report_from_tasks(text: &str, tasks: &str, command: String) -> PyResult<Repor
     })
 }
 
+/// Raises `ValueError` when a report at `report` would be, or lie inside, what a
+/// job reads or writes: `paths`, and the datasets and working directory of the plan
+/// `plan` (JSON) when given.
+#[pyfunction]
+#[pyo3(signature = (report, plan=None, paths=Vec::new()))]
+fn check_report_path(report: PathBuf, plan: Option<&str>, paths: Vec<PathBuf>) -> PyResult<()> {
+    let plan = plan.map(parsed).transpose()?;
+    let paths: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
+    embed::check_report_path(&report, plan.as_deref(), &paths).map_err(to_py)
+}
+
 /// Writes one report of `parts` at `path` (refused when it exists, unless
 /// `overwrite`); each part is used once.
 #[pyfunction]
@@ -294,6 +305,7 @@ fn _blockwise(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(report_from_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(write_report, m)?)?;
+    m.add_function(wrap_pyfunction!(check_report_path, m)?)?;
     m.add_class::<ReportPart>()?;
     m.add(
         "BlockwiseMemoryError",

@@ -5,6 +5,7 @@ complete; an exception from the display cancels the job cleanly."""
 from __future__ import annotations
 
 import re
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -32,7 +33,10 @@ def immediate(monkeypatch):
     monkeypatch.setattr(_progress, "PLAIN_EVERY_S", 0.0)
 
 
-def test_tqdm_shows_bytes_of_input_and_never_passes_100_percent(big_csv, tmp_path, capsys, immediate):
+def test_tqdm_shows_bytes_of_input_and_never_passes_100_percent(big_csv, tmp_path, capsys, immediate,
+                                                                monkeypatch):
+    # As in a terminal: tqdm draws only there (or in a notebook).
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     stats = bw.convert(big_csv, tmp_path / "s.parquet", **SORT)
     assert stats["rows"] == 300_000
     err = capsys.readouterr().err
@@ -45,11 +49,13 @@ def test_tqdm_shows_bytes_of_input_and_never_passes_100_percent(big_csv, tmp_pat
     assert "input" in err, err
 
 
-def test_plain_text_without_tqdm_reaches_100_percent(big_csv, tmp_path, capsys, immediate,
-                                                     monkeypatch):
-    monkeypatch.setattr(_progress, "_tqdm", lambda: None)
+def test_plain_lines_into_a_pipe_or_a_log_reaching_100_percent(big_csv, tmp_path, capsys,
+                                                               immediate):
+    # stderr captured here is not a terminal: no redrawn frames, plain lines.
     bw.convert(big_csv, tmp_path / "s.parquet", **SORT)
-    lines = [l for l in capsys.readouterr().err.splitlines() if l.startswith("convert:")]
+    err = capsys.readouterr().err
+    assert "\r" not in err and "|" not in err, err[:500]
+    lines = [l for l in err.splitlines() if l.startswith("convert:")]
     assert len(lines) >= 2, lines
     percents = [float(re.match(r"convert:\s+([\d.]+)%", l).group(1)) for l in lines]
     assert all(0 <= p <= 100 for p in percents), percents
@@ -70,7 +76,8 @@ def test_switched_off_by_config_or_by_the_call(big_csv, tmp_path, capsys, immedi
     assert pq.read_metadata(tmp_path / "c.parquet").num_rows == 300_000
 
 
-def test_a_plan_run_reports_too(big_csv, tmp_path, capsys, immediate):
+def test_a_plan_run_reports_too(big_csv, tmp_path, capsys, immediate, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     plan = bw.Plan.convert(big_csv, tmp_path / "p.parquet", **SORT)
     plan.run(threads=2)
     assert re.search(r"run:\s+\d+%\|", capsys.readouterr().err)

@@ -5,6 +5,7 @@ jobs' own statistics."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import defaultdict
 
@@ -89,3 +90,47 @@ def test_a_block_without_a_job_writes_nothing(tmp_path):
     with bw.performance_report(tmp_path / "none.html"):
         pass
     assert not (tmp_path / "none.html").exists()
+
+
+def test_a_report_at_a_jobs_own_path_is_refused_before_the_job(tmp_path):
+    src = tmp_path / "t.csv"
+    write_table_csv(src, 1_000)
+    before = src.read_bytes()
+    with pytest.raises(ValueError, match="t.csv"):
+        with bw.performance_report(src, overwrite=True):
+            bw.convert(src, tmp_path / "x.parquet", progress=False)
+    assert src.read_bytes() == before
+    assert not (tmp_path / "x.parquet").exists()
+    dst = tmp_path / "y.parquet"
+    with pytest.raises(ValueError, match="y.parquet"):
+        with bw.performance_report(dst):
+            bw.convert(src, dst, progress=False)
+    assert not dst.exists()
+    plan = bw.Plan.convert(src, tmp_path / "z.parquet")
+    with pytest.raises(ValueError, match="blockwise-plan"):
+        with bw.performance_report(os.path.join(plan.workdir, "r.html")):
+            plan.run(progress=False)
+    assert not (tmp_path / "z.parquet").exists()
+
+
+def test_what_is_wrong_with_the_report_is_said_at_once_and_never_hides_the_blocks_error(tmp_path):
+    src = tmp_path / "t.csv"
+    write_table_csv(src, 1_000)
+    with pytest.raises(FileNotFoundError):
+        with bw.performance_report(tmp_path / "missing" / "r.html"):
+            pytest.fail("the block ran")
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(ValueError, match="not a file"):
+        with bw.performance_report(tmp_path / "adir", overwrite=True):
+            pytest.fail("the block ran")
+    report = tmp_path / "r.html"
+    with pytest.raises(ValueError, match="already open"):
+        with bw.performance_report(report):
+            with bw.performance_report(report):
+                pass
+    # The block's own error comes out, and the report of what ran is written.
+    with pytest.raises(KeyError, match="mine"):
+        with bw.performance_report(report):
+            bw.convert(src, tmp_path / "ok.parquet", progress=False)
+            raise KeyError("mine")
+    assert embedded(report)["stats"]["tasks"] > 0

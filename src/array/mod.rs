@@ -7,8 +7,11 @@
 //! [`Rechunk`]), and the table-to-array chain in [`from_table`].
 
 mod create;
+pub mod expr;
 pub mod from_table;
 mod layout;
+pub mod promote;
+pub mod random;
 mod rechunk;
 
 pub use create::{CreateArray, FinishArray};

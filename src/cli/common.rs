@@ -481,6 +481,21 @@ pub fn with_from_hint(e: Error, src: &std::path::Path) -> Error {
     }
 }
 
+/// What a plan reads and writes, and its working directory: the paths a report
+/// may not be nor lie inside.
+pub(super) fn plan_paths(plan: &crate::plan::Plan) -> Vec<&std::path::Path> {
+    let mut paths: Vec<&std::path::Path> = plan
+        .datasets
+        .iter()
+        .filter(|d| !d.path.is_empty())
+        .map(|d| std::path::Path::new(&d.path))
+        .collect();
+    if !plan.workdir.is_empty() {
+        paths.push(std::path::Path::new(&plan.workdir));
+    }
+    paths
+}
+
 /// `path` absolute, its directory resolved (symbolic links, `..`) and its name
 /// kept: two spellings of one destination compare equal before either exists.
 fn resolved(path: &std::path::Path) -> PathBuf {
@@ -497,7 +512,7 @@ fn resolved(path: &std::path::Path) -> PathBuf {
 ///
 /// # Errors
 /// [`Error::InvalidOption`] naming the path it collides with.
-fn refuse_job_path(report: &std::path::Path, paths: &[&std::path::Path]) -> Result<()> {
+pub(super) fn refuse_job_path(report: &std::path::Path, paths: &[&std::path::Path]) -> Result<()> {
     let mine = resolved(report);
     for path in paths {
         let theirs = resolved(path);

@@ -219,3 +219,17 @@ pub fn write_report(parts: Vec<ReportPart>, path: &Path, overwrite: bool) -> Res
         .ok_or_else(|| Error::Usage("a performance report of no blockwise job".into()))?;
     file.write(&data)
 }
+
+/// Refuses a performance report at `report` that would be, or lie inside, what a
+/// job reads or writes: `paths` (a conversion's source and destination) and, for
+/// a plan, its datasets and working directory. Checked before the job runs.
+///
+/// # Errors
+/// [`Error::InvalidOption`] naming the path it collides with.
+pub fn check_report_path(report: &Path, plan: Option<&Plan>, paths: &[&Path]) -> Result<()> {
+    let mut all: Vec<&Path> = paths.to_vec();
+    if let Some(plan) = plan {
+        all.extend(super::common::plan_paths(plan));
+    }
+    super::common::refuse_job_path(report, &all)
+}

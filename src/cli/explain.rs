@@ -80,11 +80,11 @@ pub(super) fn run(args: Args) -> Result<ExitCode> {
             let path = args.plan.ok_or_else(|| {
                 Error::Usage("explain: give a plan file, or `convert SRC DST ...`".into())
             })?;
-            (
-                super::run::read_plan(&path)?,
-                args.job.sizing()?,
-                args.output,
-            )
+            let plan = super::run::read_plan(&path)?;
+            // What `run` would refuse (an unknown operation or version, parameters
+            // that do not fit) is refused here too, with the same message.
+            crate::convert::registry().prepare(&plan)?;
+            (plan, args.job.sizing()?, args.output)
         }
     };
     let summary = PlanSummary::of(

@@ -102,16 +102,8 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     crate::convert::registry().prepare(&plan)?;
     let _lock = lock_plan(&args.plan, !args.job.stats, &cancel)?;
     // The report may be none of what the plan reads or writes.
-    let mut paths: Vec<&std::path::Path> = vec![args.plan.as_path()];
-    paths.extend(
-        plan.datasets
-            .iter()
-            .filter(|d| !d.path.is_empty())
-            .map(|d| std::path::Path::new(&d.path)),
-    );
-    if !plan.workdir.is_empty() {
-        paths.push(std::path::Path::new(&plan.workdir));
-    }
+    let mut paths = super::common::plan_paths(&plan);
+    paths.push(args.plan.as_path());
     let (ctx, report_file) = args.job.start(cancel, &paths, false)?;
     if let Some(recorder) = ctx.recorder() {
         recorder.plan(&plan);

@@ -262,7 +262,26 @@ pub fn workdir_of(plan: &Plan) -> Result<PathBuf> {
             reason: "it names no working directory (\"workdir\")".into(),
         });
     }
-    Ok(PathBuf::from(&plan.workdir))
+    // The working directory is removed when the plan ends: only one blockwise
+    // named (`.DST.blockwise-plan-ID`, or a conversion's temporary output) may be,
+    // never a directory an edited plan points at.
+    let workdir = PathBuf::from(&plan.workdir);
+    let ours = workdir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') && n.contains(".blockwise-"));
+    if !ours {
+        return Err(Error::BadPlan {
+            reason: format!(
+                "its working directory {} is not one blockwise made (a hidden \
+                 \".DST.blockwise-plan-ID\" beside the destination); blockwise removes \
+                 it when the plan ends, so it runs only plans whose working directory \
+                 it named (make the plan again with `blockwise plan`)",
+                workdir.display()
+            ),
+        });
+    }
+    Ok(workdir)
 }
 
 /// A store handle for one task run elsewhere (`run-task`): the plan's working

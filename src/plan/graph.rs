@@ -1,5 +1,6 @@
 //! A plan: the datasets it touches and its tasks, with validation and JSON.
 
+use std::collections::HashMap;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
@@ -304,19 +305,33 @@ impl Plan {
 
     /// Which tasks must run for the plan's outputs to exist, given which task outputs
     /// are already published: a task runs when its output is not published and a
-    /// task that needs it runs, or nothing depends on it. So a resumed run skips what
-    /// a killed one finished, and what only finished tasks needed.
+    /// task that needs it runs, or nothing uses it. A task's users are the tasks
+    /// that depend on it and those that read its output: a sort's merges read the
+    /// runs though they wait only for the cut, and runs lost with a killed process
+    /// must be made again for them. So a resumed run skips what a killed one
+    /// finished, and what only finished tasks needed.
     ///
     /// # Errors
     /// [`Error::BadPlan`] when the graph has a cycle.
     pub fn needed(&self, published: impl Fn(&Task) -> bool) -> Result<Vec<bool>> {
         let order = self.topological_order()?;
-        let dependents = self.dependents();
+        let mut users = self.dependents();
+        let producer: HashMap<&super::DataRef, TaskId> =
+            self.tasks.iter().map(|t| (&t.output, t.id)).collect();
+        for task in &self.tasks {
+            for input in &task.inputs {
+                if let Some(&p) = producer.get(input) {
+                    if p != task.id && !users[p as usize].contains(&task.id) {
+                        users[p as usize].push(task.id);
+                    }
+                }
+            }
+        }
         let mut needed = vec![false; self.tasks.len()];
         for &t in order.iter().rev() {
             let task = &self.tasks[t as usize];
-            let wanted = dependents[t as usize].is_empty()
-                || dependents[t as usize].iter().any(|&d| needed[d as usize]);
+            let wanted = users[t as usize].is_empty()
+                || users[t as usize].iter().any(|&d| needed[d as usize]);
             needed[t as usize] = wanted && !published(task);
         }
         Ok(needed)
@@ -436,6 +451,27 @@ mod tests {
         assert_eq!(needed, vec![false, true, false, true, true]);
         // Everything published: nothing runs.
         assert!(plan.needed(|_| true).unwrap().iter().all(|n| !n));
+    }
+
+    #[test]
+    fn a_task_reading_a_lost_output_makes_its_producer_run_again() {
+        // 0 -> 1 -> 2, and 2 also reads 0's output without waiting for it directly
+        // (a sort: runs, the cut, a merge reading the runs).
+        let mut plan = Plan::placeholders(
+            "noop",
+            &[
+                (TaskKind::Load, vec![]),
+                (TaskKind::Compute, vec![0]),
+                (TaskKind::Compute, vec![1]),
+            ],
+        );
+        plan.tasks[2].inputs = vec![super::super::DataRef::partition("x", 0)];
+        // The cut is published, the runs were lost, the merge has not run.
+        let needed = plan.needed(|t| t.id == 1).unwrap();
+        assert_eq!(needed, vec![true, false, true]);
+        // Once the merge is published, the runs are not needed again.
+        let needed = plan.needed(|t| t.id >= 1).unwrap();
+        assert_eq!(needed, vec![false, false, false]);
     }
 
     #[test]

@@ -460,7 +460,12 @@ fn stage(
         output_place,
         task_bytes: memory.first().copied().unwrap_or(0),
         at_once,
-        projected_bytes: memory.iter().take(at_once).sum(),
+        // Saturating: a hand-edited plan may claim any size (`explain` says it; the
+        // executor refuses it).
+        projected_bytes: memory
+            .iter()
+            .take(at_once)
+            .fold(0u64, |sum, &m| sum.saturating_add(m)),
         spills: registry.spills(&first.op.name, first.op.version),
     }
 }

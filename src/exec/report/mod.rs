@@ -257,7 +257,9 @@ fn is_zero(n: &u64) -> bool {
 fn status(error: Option<&Error>) -> (&'static str, Option<String>) {
     match error {
         None => ("succeeded", None),
-        Some(Error::Cancelled) => ("interrupted", Some(Error::Cancelled.to_string())),
+        Some(e @ (Error::Cancelled | Error::Interrupted { .. })) => {
+            ("interrupted", Some(e.to_string()))
+        }
         Some(e) => ("failed", Some(e.to_string())),
     }
 }
@@ -742,6 +744,17 @@ impl ReportFile {
     /// As [`AtomicOutput::new`]: [`Error::OutputExists`] when `path` exists and
     /// `overwrite` is false, and the other destination checks.
     pub fn new(path: &Path, overwrite: bool, inputs: &[&Path]) -> Result<Self> {
+        // A report replaces only a report: never a directory (a dataset of parts, a
+        // Zarr array), whatever `overwrite` says.
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.is_file() {
+                return Err(Error::InvalidOption {
+                    option: "report",
+                    value: path.display().to_string(),
+                    reason: "exists and is not a file; a report replaces only a file".into(),
+                });
+            }
+        }
         let out = AtomicOutput::new(
             path,
             &OutputSpec {

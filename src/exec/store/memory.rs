@@ -179,6 +179,14 @@ impl MemoryStore {
         }
     }
 
+    /// Tells the job's memory listener that `bytes` of a spilled entry were read
+    /// back.
+    fn note_read_back(&self, bytes: u64) {
+        if let Some(m) = &self.monitor {
+            m.notify(MemoryEvent::ReadBack(bytes));
+        }
+    }
+
     /// The directory store entries spill to.
     pub fn disk(&self) -> &Arc<DirStore> {
         &self.disk
@@ -346,6 +354,7 @@ impl DataStore for MemoryStore {
             return Ok(entry.clone());
         }
         let entry = Arc::new(self.disk.read(key)?);
+        self.note_read_back(entry.memory_bytes());
         // Kept in memory again only if it fits; otherwise read for this use alone.
         if let Some(r) = self.reserve(key, entry.memory_bytes()) {
             s.reservation = r;
@@ -355,7 +364,8 @@ impl DataStore for MemoryStore {
     }
 
     fn batches(&self, key: &DataRef) -> Result<(SchemaRef, BatchStream)> {
-        let in_memory = self.slot(key).and_then(|slot| lock(&slot).entry.clone());
+        let slot = self.slot(key);
+        let in_memory = slot.as_ref().and_then(|slot| lock(slot).entry.clone());
         match in_memory.as_deref() {
             Some(Entry::Batches { schema, batches }) => {
                 let batches = batches.clone();
@@ -369,6 +379,17 @@ impl DataStore for MemoryStore {
                     holds: in_memory.as_ref().map_or("nothing", |e| e.kind()),
                     wanted: "record batches",
                 }),
+            // Spilled: what is streamed back is read back.
+            None if slot.is_some() => {
+                let (schema, batches) = self.disk.batches(key)?;
+                let monitor = self.monitor.clone();
+                let batches = batches.inspect(move |b| {
+                    if let (Ok(b), Some(m)) = (b, &monitor) {
+                        m.notify(MemoryEvent::ReadBack(crate::memory::batch_memory(b)));
+                    }
+                });
+                Ok((schema, Box::new(batches)))
+            }
             None => self.disk.batches(key),
         }
     }

@@ -9,7 +9,10 @@
 //! that did not fit its memory limit (3), a cancelled job (130), and internal
 //! failures (1).
 
+pub mod syntax;
+
 use std::path::{Path, PathBuf};
+pub use syntax::{SyntaxError, SyntaxProblem};
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -347,6 +350,12 @@ pub enum Error {
         known: String,
     },
 
+    /// An `array` expression that does not parse: what was expected, what was found,
+    /// and where (the [`SyntaxError`] also renders the line with a caret under the
+    /// place).
+    #[error(transparent)]
+    ExprSyntax(#[from] SyntaxError),
+
     /// A table format asked for where an array is needed, or the reverse.
     #[error("{format} is {is}, not {wanted}")]
     WrongKind {
@@ -505,6 +514,21 @@ pub enum Error {
         key: String,
         /// The store's directory.
         dir: PathBuf,
+    },
+
+    /// A Python integer in an expression does not fit the integer dtype of the
+    /// result it is part of (numpy 2's rule, NEP 50: `uint8` array `+ 300` is an error,
+    /// not a wider result).
+    #[error("Python integer {value} out of bounds for {dtype} (which holds {min} to {max})")]
+    IntegerOutOfBounds {
+        /// The integer given.
+        value: i128,
+        /// The dtype it had to fit, as numpy names it (`uint8`).
+        dtype: &'static str,
+        /// The smallest value the dtype holds.
+        min: i128,
+        /// The largest value the dtype holds.
+        max: i128,
     },
 
     /// Any other I/O error, with the path it happened on.
@@ -712,10 +736,12 @@ impl Error {
             Error::TrailingSlash { .. } => 2,
             Error::UnknownOperation { .. } | Error::BadPlan { .. } => 2,
             Error::UnknownName { .. }
+            | Error::ExprSyntax(_)
             | Error::WrongKind { .. }
             | Error::InconsistentParts { .. }
             | Error::NoFileName { .. } => 2,
             Error::DependencyNotRun { .. } => 2,
+            Error::IntegerOutOfBounds { .. } => 2,
             Error::BadSortKey { .. } | Error::WrongEntry { .. } | Error::Unpublished { .. } => 2,
             Error::TaskPanicked { .. } | Error::ThreadsRefused { .. } | Error::Bug { .. } => 1,
             Error::MissingEntry { .. } => 1,
