@@ -317,11 +317,11 @@ fn plans_that_are_not_plans_are_refused_before_anything_runs() {
         ("not json", "not a valid blockwise plan"),
         (r#"{"version": 1, "tasks": []}"#, "version 1"),
         (
-            r#"{"version": 2, "workdir": "/tmp/x", "datasets": [{"id": "../x", "path": "", "format": "x", "role": "input"}], "tasks": []}"#,
+            r#"{"version": 2, "workdir": "/tmp/.x.blockwise-plan-test", "datasets": [{"id": "../x", "path": "", "format": "x", "role": "input"}], "tasks": []}"#,
             "dataset id",
         ),
         (
-            r#"{"version": 2, "workdir": "/tmp/x", "datasets": [{"id": "x", "path": "", "format": "x", "role": "output"}], "tasks": [{"id": 0, "op": {"name": "launch_rockets", "version": 1}, "output": {"type": "whole", "dataset": "x"}, "memory_bytes": 0, "kind": "load"}]}"#,
+            r#"{"version": 2, "workdir": "/tmp/.x.blockwise-plan-test", "datasets": [{"id": "x", "path": "", "format": "x", "role": "output"}], "tasks": [{"id": 0, "op": {"name": "launch_rockets", "version": 1}, "output": {"type": "whole", "dataset": "x"}, "memory_bytes": 0, "kind": "load"}]}"#,
             "unknown operation \"launch_rockets\"",
         ),
     ] {
@@ -341,7 +341,8 @@ fn plans_that_are_not_plans_are_refused_before_anything_runs() {
             assert_refused(&out, 2, &[fact]);
         }
     }
-    assert!(!Path::new("/tmp/x").exists() || files(Path::new("/tmp/x")) == 0);
+    let workdir = Path::new("/tmp/.x.blockwise-plan-test");
+    assert!(!workdir.exists() || files(workdir) == 0);
     let out = blockwise(["run".as_ref(), dir.path().join("missing.json").as_os_str()]);
     assert_refused(&out, 2, &["missing.json", "no such file"]);
 }

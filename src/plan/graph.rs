@@ -214,6 +214,16 @@ impl Plan {
                 }
             }
         }
+        // An output no task writes would leave the job "done" with nothing
+        // published (a hand-edited plan missing its last task).
+        if let Some(d) = self.datasets.iter().find(|d| {
+            d.role == DatasetRole::Output && !self.tasks.iter().any(|t| t.output.dataset() == d.id)
+        }) {
+            return bad(format!(
+                "no task writes its output dataset {:?} ({})",
+                d.id, d.path
+            ));
+        }
         self.topological_order().map(|_| ())
     }
 
@@ -451,6 +461,24 @@ mod tests {
         assert_eq!(needed, vec![false, true, false, true, true]);
         // Everything published: nothing runs.
         assert!(plan.needed(|_| true).unwrap().iter().all(|n| !n));
+    }
+
+    #[test]
+    fn an_output_no_task_writes_is_refused() {
+        let mut plan = Plan::placeholders("noop", &[(TaskKind::Load, vec![])]);
+        plan.datasets.push(Dataset::new(
+            "out",
+            "/data/out.parquet",
+            "parquet",
+            DatasetRole::Output,
+        ));
+        let err = plan.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("no task writes its output dataset \"out\""),
+            "{err}"
+        );
+        plan.tasks[0].output = super::super::DataRef::whole("out");
+        plan.validate().unwrap();
     }
 
     #[test]
