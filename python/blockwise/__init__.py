@@ -105,15 +105,11 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, **options: Any) -> d
     report = _report.active()
     if report is not None:
         report.check(paths=(src, dst))
-    text, part = _progress.run(
+    text = _progress.run(
         "convert",
-        lambda progress: _blockwise.convert(
-            os.fspath(src), os.fspath(dst), flags, progress, report is not None
-        ),
+        lambda progress: _blockwise.convert(os.fspath(src), os.fspath(dst), flags, progress, report),
         show,
     )
-    if report is not None:
-        report.add(part)
     return json.loads(text)
 
 
@@ -172,13 +168,9 @@ class Plan:
         report = _report.active()
         if report is not None:
             report.check(plan=self._text)
-        text, part = _progress.run(
-            "run",
-            lambda progress: _blockwise.run_plan(self._text, flags, progress, report is not None),
-            show,
+        text = _progress.run(
+            "run", lambda progress: _blockwise.run_plan(self._text, flags, progress, report), show
         )
-        if report is not None:
-            report.add(part)
         return json.loads(text)
 
 

@@ -175,29 +175,42 @@ impl ReportPart {
     }
 }
 
-/// Converts `src` to `dst` with command-line `flags`; returns the statistics as JSON
-/// and, when `record`, the job's part of a report. `progress(done, total, unit,
-/// message)` is called as the job moves (see [`progress_tick`]).
+/// Hands a recorded job's part to `report` (its `add` method), then returns the
+/// job's statistics as JSON or raises its error: a failed job is in the report too.
+fn finish_watched(
+    py: Python<'_>,
+    (result, part): embed::Watched,
+    report: Option<&Py<PyAny>>,
+) -> PyResult<String> {
+    if let (Some(report), Some(part)) = (report, ReportPart::wrap(part)) {
+        report.call_method1(py, "add", (part,))?;
+    }
+    result.map(|v| v.to_string()).map_err(to_py)
+}
+
+/// Converts `src` to `dst` with command-line `flags`; returns the statistics as JSON.
+/// `progress(done, total, unit, message)` is called as the job moves (see
+/// [`progress_tick`]); `report`, when given, is recorded into (its `add(part)`).
 #[pyfunction]
-#[pyo3(signature = (src, dst, flags, progress=None, record=false))]
+#[pyo3(signature = (src, dst, flags, progress=None, report=None))]
 fn convert(
     py: Python<'_>,
     src: PathBuf,
     dst: PathBuf,
     flags: Vec<String>,
     progress: Option<Py<PyAny>>,
-    record: bool,
-) -> PyResult<(String, Option<ReportPart>)> {
+    report: Option<Py<PyAny>>,
+) -> PyResult<String> {
     let watch = embed::Watch {
-        record,
+        record: report.is_some(),
         ..embed::Watch::default()
     };
-    let (stats, part) = run_watched(
+    let watched = run_watched(
         py,
-        |cancel| embed::convert(&src, &dst, &flags, cancel, &watch),
+        |cancel| Ok(embed::convert(&src, &dst, &flags, cancel, &watch)),
         progress_tick(&watch.progress, progress.as_ref()),
     )?;
-    Ok((stats.to_string(), ReportPart::wrap(part)))
+    finish_watched(py, watched, report.as_ref())
 }
 
 /// The plan of a conversion, as JSON.
@@ -217,28 +230,28 @@ fn plan_waves(text: &str) -> PyResult<Vec<Vec<u32>>> {
     parsed(text)?.waves().map_err(to_py)
 }
 
-/// Runs a plan on the local executor; returns the statistics as JSON and, when
-/// `record`, its part of a report. `progress` as for [`convert`].
+/// Runs a plan on the local executor; returns the statistics as JSON. `progress`
+/// and `report` as for [`convert`].
 #[pyfunction]
-#[pyo3(signature = (text, flags, progress=None, record=false))]
+#[pyo3(signature = (text, flags, progress=None, report=None))]
 fn run_plan(
     py: Python<'_>,
     text: &str,
     flags: Vec<String>,
     progress: Option<Py<PyAny>>,
-    record: bool,
-) -> PyResult<(String, Option<ReportPart>)> {
+    report: Option<Py<PyAny>>,
+) -> PyResult<String> {
     let plan = parsed(text)?;
     let watch = embed::Watch {
-        record,
+        record: report.is_some(),
         ..embed::Watch::default()
     };
-    let (stats, part) = run_watched(
+    let watched = run_watched(
         py,
-        |cancel| embed::run_plan(&plan, &flags, cancel, &watch),
+        |cancel| Ok(embed::run_plan(&plan, &flags, cancel, &watch)),
         progress_tick(&watch.progress, progress.as_ref()),
     )?;
-    Ok((stats.to_string(), ReportPart::wrap(part)))
+    finish_watched(py, watched, report.as_ref())
 }
 
 /// The report part of a plan run task by task on Dask workers: `tasks` is a JSON

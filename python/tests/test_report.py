@@ -134,3 +134,16 @@ def test_what_is_wrong_with_the_report_is_said_at_once_and_never_hides_the_block
             bw.convert(src, tmp_path / "ok.parquet", progress=False)
             raise KeyError("mine")
     assert embedded(report)["stats"]["tasks"] > 0
+
+
+def test_a_job_that_fails_inside_the_block_is_in_the_report(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,4\nx,5\n")
+    report = tmp_path / "failed.html"
+    with pytest.raises(ValueError, match="bad.csv"):
+        with bw.performance_report(report):
+            bw.convert(bad, tmp_path / "b.parquet", dtype={"a": "int64"}, progress=False)
+    data = embedded(report)
+    assert data["job"]["status"] == "failed", data["job"]
+    assert "bad.csv" in data["job"]["error"]
+    assert not (tmp_path / "b.parquet").exists()

@@ -82,49 +82,62 @@ fn context(job: &JobArgs, cancel: CancelToken, watch: &Watch) -> Result<JobConte
     })
 }
 
-/// The job's part of a report, when it was recorded.
-fn part(ctx: &JobContext, stats: &serde_json::Value, command: String) -> Option<ReportPart> {
+/// The job's part of a report, when it was recorded; `error` ended it.
+fn part(
+    ctx: &JobContext,
+    stats: &serde_json::Value,
+    command: String,
+    error: Option<&Error>,
+) -> Option<ReportPart> {
     let recorder = ctx.recorder()?;
     Some(ReportPart::of_job(
         recorder,
         ctx,
         stats.clone(),
         command,
-        None,
+        error,
     ))
 }
 
+/// What a watched job gives back: its statistics or its error, and, when it was
+/// recorded, its part of a report, also when it failed (a report of a failed job
+/// says where it stopped).
+pub type Watched = (Result<serde_json::Value>, Option<ReportPart>);
+
 /// Converts `src` to `dst` with command-line `flags` (`--chunks 100,100`,
-/// `--memory-limit 1GiB`, ...), watched as `watch` says; returns the statistics,
-/// and the job's part of a report when it was recorded.
-///
-/// # Errors
-/// As `blockwise convert`.
+/// `--memory-limit 1GiB`, ...), watched as `watch` says.
 pub fn convert(
     src: &Path,
     dst: &Path,
     flags: &[String],
     cancel: CancelToken,
     watch: &Watch,
-) -> Result<(serde_json::Value, Option<ReportPart>)> {
+) -> Watched {
     let started = Instant::now();
-    let args = convert_flags(src, dst, flags)?;
-    let options = args.options()?;
-    let ctx = context(&args.job, cancel.clone(), watch)?;
-    let report = convert_job(src, dst, &options, &ctx).map_err(|e| cancel.explain(e))?;
+    let prepared = convert_flags(src, dst, flags).and_then(|args| {
+        let options = args.options()?;
+        Ok((options, context(&args.job, cancel.clone(), watch)?))
+    });
+    let (options, ctx) = match prepared {
+        Ok(p) => p,
+        Err(e) => return (Err(e), None),
+    };
+    let result = convert_job(src, dst, &options, &ctx).map_err(|e| cancel.explain(e));
     let mut out = stats(&ctx, started);
-    out["from"] = report.from.name().into();
-    out["to"] = report.to.name().into();
-    out["rows"] = report.rows.into();
-    out["written_bytes"] = report.written_bytes.into();
+    if let Ok(report) = &result {
+        out["from"] = report.from.name().into();
+        out["to"] = report.to.name().into();
+        out["rows"] = report.rows.into();
+        out["written_bytes"] = report.written_bytes.into();
+    }
     let command = format!(
         "convert({}, {}, {})",
         src.display(),
         dst.display(),
         flags.join(" ")
     );
-    let part = part(&ctx, &out, command);
-    Ok((out, part))
+    let part = part(&ctx, &out, command, result.as_ref().err());
+    (result.map(|_| out), part)
 }
 
 /// The plan of converting `src` to `dst` with `flags`, as JSON.
@@ -140,33 +153,33 @@ pub fn plan_convert(src: &Path, dst: &Path, flags: &[String]) -> Result<String> 
     Ok(json)
 }
 
-/// Runs `plan` on the local executor with job `flags`, watched as `watch` says;
-/// returns the statistics, and the job's part of a report when it was recorded.
-///
-/// # Errors
-/// As `blockwise run`.
-pub fn run_plan(
-    plan: &Plan,
-    flags: &[String],
-    cancel: CancelToken,
-    watch: &Watch,
-) -> Result<(serde_json::Value, Option<ReportPart>)> {
+/// Runs `plan` on the local executor with job `flags`, watched as `watch` says.
+pub fn run_plan(plan: &Plan, flags: &[String], cancel: CancelToken, watch: &Watch) -> Watched {
     let started = Instant::now();
-    registry().prepare(plan)?;
-    let job = parse::<JobFlags>(flags.iter().cloned())?.job;
-    let ctx = context(&job, cancel.clone(), watch)?;
-    if already_published(plan) {
+    let prepared = registry()
+        .prepare(plan)
+        .and_then(|_| parse::<JobFlags>(flags.iter().cloned()))
+        .and_then(|f| context(&f.job, cancel.clone(), watch));
+    let ctx = match prepared {
+        Ok(ctx) => ctx,
+        Err(e) => return (Err(e), None),
+    };
+    let result = if already_published(plan) {
         JobStats::add(&ctx.stats.skipped_tasks, plan.tasks.len() as u64);
         if let Some(recorder) = ctx.recorder() {
             recorder.plan(plan);
             recorder.skip_all();
         }
+        Ok(())
     } else {
-        run_plan_job(plan, &ctx, OnFailure::KeepForResume).map_err(|e| cancel.explain(e))?;
-    }
+        run_plan_job(plan, &ctx, OnFailure::KeepForResume)
+            .map(|_| ())
+            .map_err(|e| cancel.explain(e))
+    };
     let out = stats(&ctx, started);
-    let part = part(&ctx, &out, format!("Plan.run({})", flags.join(" ")));
-    Ok((out, part))
+    let command = format!("Plan.run({})", flags.join(" "));
+    let part = part(&ctx, &out, command, result.as_ref().err());
+    (result.map(|()| out), part)
 }
 
 /// Runs task `id` of `plan` in this process against the plan's working directory,
