@@ -83,6 +83,10 @@ pub struct ReportData {
     pub ops: Vec<OpRow>,
     /// What `--stats` prints.
     pub stats: serde_json::Value,
+    /// The job's memory pool had no room for more of the recording: tasks,
+    /// readings and marks past that point are missing (totals are not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// The job's description.
@@ -609,6 +613,7 @@ fn build(log: Log, wall: Duration, job: JobInfo, stats: serde_json::Value) -> Re
         job,
         plan,
         summary: log.summary.clone(),
+        truncated: log.truncated || log.names_dropped,
         rows: log.rows.clone(),
         tasks,
         aggregated,
@@ -1027,5 +1032,42 @@ mod tests {
         let data = part.into_data();
         assert_eq!(data.tasks.len(), 1);
         assert_eq!(data.tasks[0].end_s, Some(1.0));
+    }
+
+    #[test]
+    fn the_recording_holds_a_reservation_and_stops_at_the_limit() {
+        use crate::plan::{Event, Observer};
+        let pool = crate::memory::MemoryPool::new(16 << 10);
+        let recorder = Recorder::new(pool.clone());
+        let plan = plan_of("op", 1000);
+        recorder.plan(&plan);
+        for id in 0..1000 {
+            recorder.on_event(&Event::TaskStarted(id));
+            recorder.on_event(&Event::BytesSpilled(10));
+            recorder.on_event(&Event::TaskFinished(id));
+            assert!(pool.reserved() <= 16 << 10);
+        }
+        assert!(pool.reserved() > 0, "the recording holds what it keeps");
+        let (log, wall, _) = recorder.finish(0);
+        assert!(log.truncated);
+        let kept = log.tasks.len();
+        assert!((1..1000).contains(&kept), "{kept}");
+        let data = build(log, wall, job(), serde_json::json!({}));
+        assert!(data.truncated);
+        // Released with the log.
+        assert_eq!(pool.reserved(), 0);
+
+        // With room, everything is kept and nothing is said.
+        let pool = crate::memory::MemoryPool::new(64 << 20);
+        let recorder = Recorder::new(pool);
+        recorder.plan(&plan);
+        for id in 0..1000 {
+            recorder.on_event(&Event::TaskStarted(id));
+            recorder.on_event(&Event::TaskFinished(id));
+        }
+        let (log, wall, _) = recorder.finish(0);
+        assert!(!log.truncated);
+        assert_eq!(log.tasks.len(), 1000);
+        assert!(!build(log, wall, job(), serde_json::json!({})).truncated);
     }
 }

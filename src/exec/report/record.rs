@@ -84,9 +84,40 @@ pub(super) struct Log {
     read_back_total: u64,
     /// The plan's stages as `explain` projects them.
     pub summary: Option<crate::plan::PlanSummary>,
+    /// What the log holds, reserved on the job's pool before it grows (none for a
+    /// log built from reports that exist already: Dask's task results).
+    held: Option<crate::memory::Reservation>,
+    /// The pool had no room for more: details recorded since were dropped.
+    pub truncated: bool,
+    /// The pool had no room for the plan's names: tasks are known by their
+    /// operation alone.
+    pub names_dropped: bool,
 }
 
+/// Bytes a task's record takes in the log, with its map slot.
+const TASK_RECORD_BYTES: u64 = std::mem::size_of::<TaskRun>() as u64 + 32;
+/// Bytes a reading or a mark takes.
+const SAMPLE_BYTES: u64 = std::mem::size_of::<Reading>() as u64;
+
 impl Log {
+    /// Reserves `bytes` more for the log before it grows; false (and the log marked
+    /// truncated) when the pool has no room: the job comes first.
+    fn admit(&mut self, bytes: u64) -> bool {
+        if self.truncated {
+            return false;
+        }
+        let ok = self.reserve(bytes);
+        self.truncated = !ok;
+        ok
+    }
+
+    /// Reserves `bytes` more for the log; false when the pool has no room.
+    fn reserve(&mut self, bytes: u64) -> bool {
+        self.held
+            .as_mut()
+            .is_none_or(|held| held.try_grow(bytes).is_ok())
+    }
+
     /// The row labelled `label`, added when new.
     pub(super) fn row(&mut self, label: &str) -> usize {
         match self.rows.iter().position(|r| r == label) {
@@ -158,6 +189,8 @@ impl Log {
         self.spilled_total += other.spilled_total;
         self.read_back_total += other.read_back_total;
         self.summary = self.summary.take().or(other.summary);
+        self.truncated |= other.truncated;
+        self.names_dropped |= other.names_dropped;
     }
 
     /// Readings, pauses and marks in time order (parts merged side by side
@@ -192,12 +225,18 @@ impl Log {
             row: current.map(|(_, row)| row),
             task: current.map(|(id, _)| id),
         };
+        // Totals are kept whatever happens; a mark only with room for it.
+        let keep = self.admit(SAMPLE_BYTES);
         if spill {
             self.spilled_total += bytes;
-            self.spills.push(mark);
+            if keep {
+                self.spills.push(mark);
+            }
         } else {
             self.read_back_total += bytes;
-            self.read_backs.push(mark);
+            if keep {
+                self.read_backs.push(mark);
+            }
         }
     }
 
@@ -218,6 +257,9 @@ impl Log {
                 last.read_back_bytes = read_back_bytes;
                 return;
             }
+        }
+        if !self.admit(SAMPLE_BYTES) {
+            return;
         }
         self.readings.push(Reading {
             at,
@@ -244,11 +286,15 @@ pub struct Recorder {
 impl Recorder {
     /// A recorder of a job whose clock starts now, reading reserved bytes from `pool`.
     pub fn new(pool: MemoryPool) -> Self {
+        let log = Log {
+            held: Some(pool.reserve("report recorder")),
+            ..Log::default()
+        };
         Recorder {
             started: Instant::now(),
             started_at: SystemTime::now(),
             pool,
-            log: Mutex::default(),
+            log: Mutex::new(log),
         }
     }
 
@@ -265,6 +311,18 @@ impl Recorder {
             .enumerate()
             .map(|(i, name)| (name.clone(), i))
             .collect();
+        // The plan's names, reserved first: without room, tasks are known by their
+        // operation alone.
+        let names: u64 = plan
+            .tasks
+            .iter()
+            .map(|t| {
+                let refs = t.inputs.iter().chain(std::iter::once(&t.output));
+                refs.map(|r| 24 + r.store_name().len() as u64).sum::<u64>() + 32
+            })
+            .sum();
+        let detailed = log.reserve(names);
+        log.names_dropped = !detailed;
         let mut tasks = Vec::with_capacity(plan.tasks.len());
         for task in &plan.tasks {
             let next = index.len();
@@ -274,8 +332,16 @@ impl Recorder {
             }
             tasks.push(PlanTask {
                 op,
-                inputs: task.inputs.iter().map(|r| r.store_name()).collect(),
-                output: task.output.store_name(),
+                inputs: if detailed {
+                    task.inputs.iter().map(|r| r.store_name()).collect()
+                } else {
+                    Vec::new()
+                },
+                output: if detailed {
+                    task.output.store_name()
+                } else {
+                    String::new()
+                },
             });
         }
         log.plan = tasks;
@@ -351,6 +417,9 @@ impl Observer for Recorder {
                     });
                 }
                 log.running.entry(thread).or_default().push(*id);
+                if !log.admit(TASK_RECORD_BYTES) {
+                    return;
+                }
                 log.tasks.insert(
                     *id,
                     TaskRun {
