@@ -315,6 +315,7 @@ fn plans_that_are_not_plans_are_refused_before_anything_runs() {
     let bad = dir.path().join("bad.json");
     for (text, fact) in [
         ("not json", "not a valid blockwise plan"),
+        ("  [1, 2]", "a plan is a JSON object"),
         (r#"{"version": 1, "tasks": []}"#, "version 1"),
         (
             r#"{"version": 2, "workdir": "/tmp/.x.blockwise-plan-test", "datasets": [{"id": "../x", "path": "", "format": "x", "role": "input"}], "tasks": []}"#,

@@ -52,6 +52,24 @@ pub(super) fn read_plan(path: &std::path::Path) -> Result<Plan> {
             ),
         });
     }
+    // A plan is a JSON object: a file that does not start like one is refused from
+    // its first bytes, not after reading up to a gigabyte of it.
+    let mut head = [0u8; 4096];
+    let n = {
+        use std::io::Read;
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .at(path)?
+    };
+    let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(crate::Error::BadPlan {
+            reason: format!(
+                "{} is not a plan: a plan is a JSON object, starting with '{{'",
+                path.display()
+            ),
+        });
+    }
     let text = std::fs::read(path).at(path)?;
     let text = String::from_utf8(text).map_err(|_| crate::Error::BadPlan {
         reason: format!("{} is not UTF-8 text", path.display()),
