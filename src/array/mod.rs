@@ -7,9 +7,15 @@
 //! [`Rechunk`]), and the table-to-array chain in [`from_table`].
 
 mod create;
+pub mod eval;
 pub mod expr;
 pub mod from_table;
+pub mod graph;
+pub mod kernel;
 mod layout;
+pub mod lower;
+pub mod print;
+pub mod program;
 pub mod promote;
 pub mod random;
 mod rechunk;

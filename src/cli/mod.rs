@@ -1,5 +1,6 @@
 //! The command line: one subcommand a file, each with its usage text at the top.
 
+mod array;
 mod common;
 mod convert;
 pub mod embed;
@@ -32,6 +33,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
+    Array(array::Args),
     Convert(convert::Args),
     Explain(explain::Args),
     Info(info::Args),
@@ -58,6 +60,7 @@ pub fn run(cancel: CancelToken) -> Result<ExitCode> {
         },
     };
     match cli.command {
+        Command::Array(args) => array::run(args, cancel),
         Command::Convert(args) => convert::run(args, cancel),
         Command::Explain(args) => explain::run(args),
         Command::Info(args) => info::run(args),

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::exec::{DirStore, JobContext, JobStats, MemoryStore, RunReport};
 use crate::plan::{
-    DataRef, Dataset, DatasetRole, OpSpec, Operation, Plan, PlanSummary, Registry, Resources, Task,
-    TaskEnv, TaskKind,
+    DataRef, DataStore, Dataset, DatasetRole, OpSpec, Operation, Plan, PlanSummary, Registry,
+    Resources, Task, TaskEnv, TaskKind,
 };
 use crate::storage::Format;
 
@@ -88,25 +88,44 @@ impl Conversion<'_> {
     /// Ends `plan` with the task that publishes the staged output at the
     /// destination, after every task that nothing else waits for.
     pub fn finish(&self, plan: &mut Plan) {
-        let dependents = plan.dependents();
-        let deps = (0..plan.tasks.len() as u32)
-            .filter(|&t| dependents[t as usize].is_empty())
-            .collect();
-        plan.datasets.push(Dataset::new(
-            "published",
-            self.dst.display(),
-            self.to.name(),
-            DatasetRole::Output,
-        ));
-        let op = PublishOutput {
-            staged: self.staged.display().to_string(),
-            overwrite: self.options.overwrite,
-        };
-        plan.push(Task {
-            deps,
-            ..Task::new(op_spec(&op), DataRef::whole("published"), TaskKind::Release)
-        });
+        finish_with_publish(
+            plan,
+            &self.staged,
+            self.dst,
+            self.to,
+            self.options.overwrite,
+        );
     }
+}
+
+/// Ends `plan` with the task that publishes the output staged at `staged` at `dst`
+/// (a dataset `"published"` of `format`), after every task that nothing else waits
+/// for.
+pub fn finish_with_publish(
+    plan: &mut Plan,
+    staged: &Path,
+    dst: &Path,
+    format: Format,
+    overwrite: bool,
+) {
+    let dependents = plan.dependents();
+    let deps = (0..plan.tasks.len() as u32)
+        .filter(|&t| dependents[t as usize].is_empty())
+        .collect();
+    plan.datasets.push(Dataset::new(
+        "published",
+        dst.display(),
+        format.name(),
+        DatasetRole::Output,
+    ));
+    let op = PublishOutput {
+        staged: staged.display().to_string(),
+        overwrite,
+    };
+    plan.push(Task {
+        deps,
+        ..Task::new(op_spec(&op), DataRef::whole("published"), TaskKind::Release)
+    });
 }
 
 /// The [`OpSpec`] of operation `op` (see [`OpSpec::of`]).
@@ -169,6 +188,8 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::frame::ops::sort::SortRun>();
         r.register::<crate::frame::ops::sort::CutRanges>();
         r.register::<crate::frame::ops::sort::MergeRange>();
+        r.register::<crate::array::lower::ArrayBlock>();
+        r.register::<crate::array::lower::ArrayCombine>();
         r
     })
 }
@@ -188,6 +209,21 @@ pub enum OnFailure {
 /// # Errors
 /// As [`crate::exec::LocalExecutor::execute`]; the working directory's I/O errors.
 pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<RunReport> {
+    run_plan_then(plan, ctx, on_failure, |_| Ok(())).map(|(report, ())| report)
+}
+
+/// Runs `plan` as [`run_plan`] does and, after success and before the store is
+/// dropped, hands the store to `collect` (a computed array's chunks are read from
+/// it).
+///
+/// # Errors
+/// As [`run_plan`]; `collect`'s.
+pub fn run_plan_then<T>(
+    plan: &Plan,
+    ctx: &JobContext,
+    on_failure: OnFailure,
+    collect: impl FnOnce(&dyn DataStore) -> Result<T>,
+) -> Result<(RunReport, T)> {
     let workdir = workdir_of(plan)?;
     check_same_file_system(plan, &workdir)?;
     // A plan that may resume keeps its entries in its working directory; a
@@ -232,11 +268,13 @@ pub fn run_plan(plan: &Plan, ctx: &JobContext, on_failure: OnFailure) -> Result<
     ctx.progress.start(plan, move || {
         spill.spilled_bytes() + monitor.spilled_bytes()
     });
-    let result = ctx.install(|| ctx.executor().execute(plan, registry(), &env));
+    let result = ctx
+        .install(|| ctx.executor().execute(plan, registry(), &env))
+        .and_then(|report| collect(&store).map(|value| (report, value)));
     JobStats::add(&ctx.stats.spilled_bytes, store.spilled_bytes());
     drop(store);
     match (&result, on_failure) {
-        (Ok(report), _) => {
+        (Ok((report, _)), _) => {
             JobStats::add(&ctx.stats.paused_ms, report.paused_ms);
             JobStats::add(&ctx.stats.skipped_tasks, report.skipped);
             crate::sys::remove_path(&workdir);

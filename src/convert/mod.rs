@@ -5,6 +5,7 @@
 //! route writes into an [`AtomicOutput`], so the destination appears complete or
 //! not at all.
 
+mod array_job;
 mod array_to_array;
 mod array_to_frame;
 mod frame_to_array;
@@ -17,10 +18,13 @@ mod sort;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use self::array_job::{
+    compute as compute_array, plan_write as plan_array_write, write as write_array, ComputedArray,
+};
 use self::job::Conversion;
 pub use self::job::{
     already_published, create_workdir, directory_store, finish_if_complete, op_spec, registry,
-    run_plan, workdir_of, OnFailure, PlanSizing, PublishOutput, STAGED_OUTPUT,
+    run_plan, run_plan_then, workdir_of, OnFailure, PlanSizing, PublishOutput, STAGED_OUTPUT,
 };
 pub use self::options::{ChunkSpec, Compression, ConvertOptions};
 use crate::error::{Error, Result};

@@ -356,6 +356,65 @@ pub enum Error {
     #[error(transparent)]
     ExprSyntax(#[from] SyntaxError),
 
+    /// Array operands whose shapes do not broadcast together (numpy's rule: axes
+    /// compared from the last, equal or one of them 1).
+    #[error(
+        "{op}: operands could not be broadcast together with shapes {} and {}",
+        crate::grid::tuple_text(lhs),
+        crate::grid::tuple_text(rhs)
+    )]
+    Broadcast {
+        /// The operation (`add`, `where`).
+        op: String,
+        /// One operand's shape.
+        lhs: Vec<u64>,
+        /// The other's.
+        rhs: Vec<u64>,
+    },
+
+    /// An array operation that does not apply to its operands' dtypes, or a cast that
+    /// the rule in force refuses.
+    #[error("{op}: {reason}")]
+    ArrayType {
+        /// The operation (`bitwise_and`, `astype`).
+        op: String,
+        /// What does not fit: the dtypes, from and to.
+        reason: String,
+    },
+
+    /// An array operation given arguments it cannot take (an axis out of range, a
+    /// slice step of zero, a shape that does not hold the elements).
+    #[error("{op}: {reason}")]
+    ArrayArgument {
+        /// The operation.
+        op: String,
+        /// What is wrong, with the values given and expected.
+        reason: String,
+    },
+
+    /// An `array` expression that parses but cannot be evaluated there: the error,
+    /// its place, and the line with carets under it.
+    #[error("{error} (line {line}, column {column})\n{caret}")]
+    InExpression {
+        /// What went wrong.
+        error: Box<Error>,
+        /// The 1-based line.
+        line: usize,
+        /// The 1-based column, in characters.
+        column: usize,
+        /// The expression's line with carets under the place.
+        caret: String,
+    },
+
+    /// A name in an `array` expression that is neither an input nor a function.
+    #[error("unknown name {}{}", quoted(name), close_matches(close))]
+    UnknownFunction {
+        /// The name as written (dotted).
+        name: String,
+        /// Known names close to it.
+        close: Vec<String>,
+    },
+
     /// A table format asked for where an array is needed, or the reverse.
     #[error("{format} is {is}, not {wanted}")]
     WrongKind {
@@ -626,6 +685,13 @@ fn sort_keys_given(keys: Option<&str>) -> String {
 }
 
 /// `: detail`, or nothing when there is no detail.
+fn close_matches(close: &[String]) -> String {
+    match close {
+        [] => "; see `blockwise array --help` for the functions".into(),
+        _ => format!("; did you mean {}?", close.join(", ")),
+    }
+}
+
 fn then_detail(detail: &str) -> String {
     if detail.is_empty() {
         String::new()
@@ -741,7 +807,12 @@ impl Error {
             | Error::InconsistentParts { .. }
             | Error::NoFileName { .. } => 2,
             Error::DependencyNotRun { .. } => 2,
-            Error::IntegerOutOfBounds { .. } => 2,
+            Error::IntegerOutOfBounds { .. }
+            | Error::Broadcast { .. }
+            | Error::ArrayType { .. }
+            | Error::ArrayArgument { .. }
+            | Error::UnknownFunction { .. } => 2,
+            Error::InExpression { error, .. } => error.exit_code(),
             Error::BadSortKey { .. } | Error::WrongEntry { .. } | Error::Unpublished { .. } => 2,
             Error::TaskPanicked { .. } | Error::ThreadsRefused { .. } | Error::Bug { .. } => 1,
             Error::MissingEntry { .. } => 1,

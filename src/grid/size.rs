@@ -76,6 +76,17 @@ pub fn shape_text(shape: &[u64]) -> String {
     format!("[{}]", parts.join(", "))
 }
 
+/// A shape as a Python tuple, as numpy prints one: `(3, 4)`, `(5,)`, `()`.
+pub fn tuple_text(shape: &[u64]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => {
+            let parts: Vec<String> = shape.iter().map(u64::to_string).collect();
+            format!("({})", parts.join(", "))
+        }
+    }
+}
+
 /// The largest byte size numpy allows an array (`npy_intp::MAX`, 2^63 - 1).
 pub const MAX_ARRAY_BYTES: u64 = i64::MAX as u64;
 

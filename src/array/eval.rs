@@ -1,0 +1,1219 @@
+//! Evaluating an `array` expression: names bound to input arrays, numpy's functions
+//! and methods, Python's operators and scalars, into a lazy [`Array`].
+//!
+//! Values are Python-like: numbers stay Python scalars (weak in type promotion, as
+//! numpy 2 treats them) until they meet an array; tuples and lists are shapes, axes
+//! and chunks. Every error names the place in the expression it comes from.
+
+use std::collections::BTreeMap;
+
+use super::expr::{self as ast, Expr, ExprKind};
+use super::graph::{auto_chunks, regular_chunks, Array, Chunks, Index};
+use super::kernel::ops::{BinaryOp, UnaryOp};
+use super::kernel::reduce::Reducer;
+use super::program::{Distribution, Scalar};
+use super::promote::Operand;
+use crate::error::syntax::{line_column, render_caret, Span};
+use crate::error::{Error, Result};
+use crate::storage::array::DType;
+
+/// A value during evaluation.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// An array.
+    Array(Array),
+    /// A Python `int`.
+    Int(i128),
+    /// A Python `float`.
+    Float(f64),
+    /// `True` or `False`.
+    Bool(bool),
+    /// A string (a dtype name, an option).
+    Str(String),
+    /// `None`.
+    None,
+    /// `...`.
+    Ellipsis,
+    /// A tuple or a list.
+    Tuple(Vec<Value>),
+    /// `start:stop:step` in a subscript.
+    Slice(Option<i64>, Option<i64>, Option<i64>),
+    /// A dtype (`float32`, `np.int8`).
+    DType(DType),
+    /// A function, by its name (`sum`, `random.random`).
+    Function(String),
+    /// A method bound to its array.
+    Method(Array, String),
+}
+
+impl Value {
+    /// The value described for a message: `a float64 array`, `the integer 3`.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Array(a) => format!("a {} array", a.dtype().name()),
+            Value::Int(i) => format!("the integer {i}"),
+            Value::Float(f) => format!("the float {f}"),
+            Value::Bool(b) => format!("{}", if *b { "True" } else { "False" }),
+            Value::Str(s) => format!("the string {s:?}"),
+            Value::None => "None".into(),
+            Value::Ellipsis => "...".into(),
+            Value::Tuple(_) => "a tuple".into(),
+            Value::Slice(..) => "a slice".into(),
+            Value::DType(d) => format!("the dtype {}", d.name()),
+            Value::Function(f) => format!("the function {f}"),
+            Value::Method(_, m) => format!("the method .{m}"),
+        }
+    }
+}
+
+/// The functions the language knows, for messages and close matches.
+const FUNCTIONS: &[&str] = &[
+    "abs",
+    "absolute",
+    "add",
+    "all",
+    "amax",
+    "amin",
+    "any",
+    "arange",
+    "arccos",
+    "arcsin",
+    "arctan",
+    "arctan2",
+    "astype",
+    "bitwise_and",
+    "bitwise_not",
+    "bitwise_or",
+    "bitwise_xor",
+    "cbrt",
+    "ceil",
+    "clip",
+    "cos",
+    "cosh",
+    "divide",
+    "empty",
+    "empty_like",
+    "equal",
+    "exp",
+    "expm1",
+    "eye",
+    "floor",
+    "floor_divide",
+    "full",
+    "full_like",
+    "greater",
+    "greater_equal",
+    "hypot",
+    "invert",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "less",
+    "less_equal",
+    "linspace",
+    "log",
+    "log10",
+    "log1p",
+    "log2",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "max",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mod",
+    "multiply",
+    "nanmax",
+    "nanmean",
+    "nanmin",
+    "nanprod",
+    "nanstd",
+    "nansum",
+    "nanvar",
+    "negative",
+    "not_equal",
+    "ones",
+    "ones_like",
+    "power",
+    "prod",
+    "random.integers",
+    "random.normal",
+    "random.random",
+    "random.uniform",
+    "rechunk",
+    "remainder",
+    "rint",
+    "round",
+    "sign",
+    "sin",
+    "sinh",
+    "sqrt",
+    "std",
+    "subtract",
+    "sum",
+    "tan",
+    "tanh",
+    "transpose",
+    "true_divide",
+    "trunc",
+    "var",
+    "where",
+    "zeros",
+    "zeros_like",
+];
+
+/// Named constants.
+fn constant(name: &str) -> Option<Value> {
+    Some(match name {
+        "pi" => Value::Float(std::f64::consts::PI),
+        "e" => Value::Float(std::f64::consts::E),
+        "inf" | "Inf" | "infty" => Value::Float(f64::INFINITY),
+        "nan" | "NaN" | "NAN" => Value::Float(f64::NAN),
+        "newaxis" => Value::None,
+        "True" => Value::Bool(true),
+        "False" => Value::Bool(false),
+        _ => return DType::from_name(name).map(Value::DType),
+    })
+}
+
+/// The evaluator of one expression.
+pub struct Evaluator<'a> {
+    text: &'a str,
+    names: &'a BTreeMap<String, Array>,
+}
+
+/// Evaluates `text` with `names` bound to arrays.
+///
+/// # Errors
+/// [`Error::ExprSyntax`] when it does not parse; [`Error::InExpression`] wrapping
+/// what went wrong where.
+pub fn evaluate(text: &str, names: &BTreeMap<String, Array>) -> Result<Value> {
+    let expr = super::expr::parse(text)?;
+    let ev = Evaluator { text, names };
+    // Deep expressions recurse; the parser bounds their depth, and this runs on a
+    // stack sized for that bound as the parser does.
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn_scoped(s, || ev.eval(&expr))
+            .map_err(|e| Error::bug("starting the evaluator's thread", e))?
+            .join()
+            .map_err(|_| Error::bug("the expression evaluator panicked", ""))?
+    })
+}
+
+impl Evaluator<'_> {
+    fn at(&self, span: Span, error: Error) -> Error {
+        if matches!(error, Error::InExpression { .. }) {
+            return error;
+        }
+        let (line, column) = line_column(self.text, span.start);
+        Error::InExpression {
+            error: Box::new(error),
+            line,
+            column,
+            caret: render_caret(self.text, span),
+        }
+    }
+
+    fn eval(&self, e: &Expr) -> Result<Value> {
+        self.eval_inner(e).map_err(|err| self.at(e.span(), err))
+    }
+
+    fn eval_inner(&self, e: &Expr) -> Result<Value> {
+        Ok(match e.kind() {
+            ExprKind::Int(i) => Value::Int(i128::from(*i)),
+            ExprKind::Float(f) => Value::Float(*f),
+            ExprKind::Imag(_) => {
+                return Err(Error::ArrayType {
+                    op: "complex".into(),
+                    reason: "complex numbers are not computed yet".into(),
+                })
+            }
+            ExprKind::Str(s) => Value::Str(s.clone()),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::None => Value::None,
+            ExprKind::Ellipsis => Value::Ellipsis,
+            ExprKind::Tuple(items) | ExprKind::List(items) => {
+                Value::Tuple(items.iter().map(|i| self.eval(i)).collect::<Result<_>>()?)
+            }
+            ExprKind::Name(_) | ExprKind::Attribute { .. } => self.name_or_attribute(e)?,
+            ExprKind::Call {
+                func,
+                args,
+                keywords,
+            } => {
+                let f = self.eval(func)?;
+                let args: Vec<Value> = args.iter().map(|a| self.eval(a)).collect::<Result<_>>()?;
+                let mut kw = BTreeMap::new();
+                for k in keywords {
+                    kw.insert(k.name.clone(), self.eval(&k.value)?);
+                }
+                let mut call = Call { args, kw };
+                let out = match f {
+                    Value::Function(name) => self.call(&name, &mut call)?,
+                    Value::Method(a, name) => {
+                        call.args.insert(0, Value::Array(a));
+                        self.call(&name, &mut call)?
+                    }
+                    other => {
+                        return Err(Error::ArrayArgument {
+                            op: "call".into(),
+                            reason: format!("{} is not callable", other.describe()),
+                        })
+                    }
+                };
+                call.finish()?;
+                out
+            }
+            ExprKind::Subscript { value, index } => {
+                let v = self.eval(value)?;
+                let a = to_array(v)?;
+                let index = match index.kind() {
+                    ExprKind::Tuple(items) => {
+                        items.iter().map(|i| self.eval(i)).collect::<Result<_>>()?
+                    }
+                    _ => vec![self.eval(index)?],
+                };
+                Value::Array(subscript(&a, &index)?)
+            }
+            ExprKind::Slice { lower, upper, step } => {
+                let part = |p: &Option<Box<Expr>>| -> Result<Option<i64>> {
+                    match p {
+                        None => Ok(None),
+                        Some(x) => match self.eval(x)? {
+                            Value::None => Ok(None),
+                            v => Ok(Some(to_i64(&v, "slice")?)),
+                        },
+                    }
+                };
+                Value::Slice(part(lower)?, part(upper)?, part(step)?)
+            }
+            ExprKind::Unary { op, operand } => {
+                let v = self.eval(operand)?;
+                unary(*op, v)?
+            }
+            ExprKind::Binary { op, left, right } => {
+                let a = self.eval(left)?;
+                let b = self.eval(right)?;
+                binary(*op, a, b)?
+            }
+            ExprKind::Compare { left, rest } => {
+                let mut lhs = self.eval(left)?;
+                let mut out: Option<Value> = None;
+                for (op, right) in rest {
+                    let rhs = self.eval(right)?;
+                    let bop = match op {
+                        ast::CompareOp::Lt => BinaryOp::Less,
+                        ast::CompareOp::Le => BinaryOp::LessEqual,
+                        ast::CompareOp::Gt => BinaryOp::Greater,
+                        ast::CompareOp::Ge => BinaryOp::GreaterEqual,
+                        ast::CompareOp::Eq => BinaryOp::Equal,
+                        ast::CompareOp::Ne => BinaryOp::NotEqual,
+                    };
+                    let r = apply_binary(bop, lhs, rhs.clone())?;
+                    out = Some(match out {
+                        None => r,
+                        Some(prev) => apply_binary(BinaryOp::BitwiseAnd, prev, r)?,
+                    });
+                    lhs = rhs;
+                }
+                out.ok_or_else(|| Error::bug("a comparison without operators", ""))?
+            }
+            ExprKind::BoolOp { .. } | ExprKind::IfElse { .. } => {
+                return Err(Error::ArrayArgument {
+                    op: "and/or".into(),
+                    reason: "the truth value of an array is ambiguous; use & and | (with \
+                             brackets: (a > 0) & (b < 1)) or where(cond, a, b)"
+                        .into(),
+                })
+            }
+        })
+    }
+
+    fn name_or_attribute(&self, e: &Expr) -> Result<Value> {
+        if let Some(path) = e.dotted_name() {
+            if let [name] = path.as_slice() {
+                if let Some(a) = self.names.get(*name) {
+                    return Ok(Value::Array(a.clone()));
+                }
+            }
+            let stripped = ast::strip_library_prefix(&path);
+            let dotted = stripped.join(".");
+            if let [name] = stripped {
+                if let Some(v) = constant(name) {
+                    return Ok(v);
+                }
+            }
+            if FUNCTIONS.contains(&dotted.as_str()) || dotted == "random" {
+                return Ok(Value::Function(dotted));
+            }
+            if path.len() == 1 || self.names.get(path[0]).is_none() {
+                return Err(unknown(&path.join("."), self.names));
+            }
+        }
+        // An attribute of a value: `.T`, `.shape`, a method.
+        let ExprKind::Attribute { value, name, .. } = e.kind() else {
+            return Err(Error::bug("a name that is not a dotted path", ""));
+        };
+        let v = self.eval(value)?;
+        let Value::Array(a) = v else {
+            return Err(Error::ArrayArgument {
+                op: format!(".{name}"),
+                reason: format!("{} has no attribute {name:?}", v.describe()),
+            });
+        };
+        Ok(match name.as_str() {
+            "T" => Value::Array(a.transpose(None)?),
+            "shape" => Value::Tuple(a.shape().iter().map(|&n| Value::Int(n.into())).collect()),
+            "ndim" => Value::Int(a.ndim() as i128),
+            "size" => Value::Int(a.size().into()),
+            "nbytes" => Value::Int(a.nbytes().into()),
+            "dtype" => Value::DType(a.dtype()),
+            m if FUNCTIONS.contains(&m) => Value::Method(a, m.to_string()),
+            m => return Err(unknown(&format!(".{m}"), self.names)),
+        })
+    }
+
+    fn call(&self, name: &str, c: &mut Call) -> Result<Value> {
+        if let Some(op) = unary_ufunc(name) {
+            let x = c.arg(0, "x")?;
+            return Ok(Value::Array(apply_unary_fn(op, x)?));
+        }
+        if let Some(op) = binary_ufunc(name) {
+            let a = c.arg(0, "x1")?;
+            let b = c.arg(1, "x2")?;
+            return apply_binary(op, a, b);
+        }
+        if let Some(r) = reducer(name) {
+            let x = to_array(c.arg(0, "a")?)?;
+            let axis = c.opt(1, "axis")?;
+            let axes = match axis {
+                None | Some(Value::None) => None,
+                Some(v) => Some(int_list(&v, "axis")?),
+            };
+            let keepdims = c.opt_kw("keepdims")?.map_or(Ok(false), |v| to_bool(&v))?;
+            let ddof = match c.opt_kw("ddof")? {
+                None => 0.0,
+                Some(v) => to_f64(&v, "ddof")?,
+            };
+            return Ok(Value::Array(x.reduce(
+                r,
+                axes.as_deref(),
+                keepdims,
+                ddof,
+            )?));
+        }
+        Ok(match name {
+            "astype" => {
+                let x = to_array(c.arg(0, "x")?)?;
+                let dtype = to_dtype(&c.arg(1, "dtype")?)?;
+                Value::Array(x.astype(dtype)?)
+            }
+            "rechunk" => {
+                let x = to_array(c.arg(0, "x")?)?;
+                let chunks = chunks_arg(&c.arg(1, "chunks")?, x.shape(), x.dtype())?;
+                Value::Array(x.rechunk(chunks)?)
+            }
+            "transpose" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let rest: Vec<Value> = c.rest(1);
+                let axes = match (rest.as_slice(), c.opt_kw("axes")?) {
+                    ([], None) | ([], Some(Value::None)) => None,
+                    ([one], None) if matches!(one, Value::Tuple(_)) => Some(int_list(one, "axes")?),
+                    ([], Some(v)) => Some(int_list(&v, "axes")?),
+                    (many, None) => Some(
+                        many.iter()
+                            .map(|v| to_i64(v, "axes"))
+                            .collect::<Result<Vec<_>>>()?,
+                    ),
+                    _ => return Err(usage("transpose", "axes given twice")),
+                };
+                Value::Array(x.transpose(axes.as_deref())?)
+            }
+            "where" => {
+                let cond = to_array(c.arg(0, "condition")?)?;
+                let a = scalar_or_array(c.arg(1, "x")?)?;
+                let b = scalar_or_array(c.arg(2, "y")?)?;
+                Value::Array(Array::select(&cond, &a, &b)?)
+            }
+            "clip" => {
+                let x = c.arg(0, "a")?;
+                let lo = c.opt(1, "a_min")?.unwrap_or(Value::None);
+                let hi = c.opt(2, "a_max")?.unwrap_or(Value::None);
+                let mut out = x;
+                if !matches!(lo, Value::None) {
+                    out = apply_binary(BinaryOp::Maximum, out, lo)?;
+                }
+                if !matches!(hi, Value::None) {
+                    out = apply_binary(BinaryOp::Minimum, out, hi)?;
+                }
+                Value::Array(to_array(out)?)
+            }
+            "logical_not" => {
+                let x = to_array(c.arg(0, "x")?)?;
+                Value::Array(x.astype(DType::Bool)?.unary(UnaryOp::Invert)?)
+            }
+            "logical_and" | "logical_or" | "logical_xor" => {
+                let a = to_array(c.arg(0, "x1")?)?.astype(DType::Bool)?;
+                let b = to_array(c.arg(1, "x2")?)?.astype(DType::Bool)?;
+                let op = match name {
+                    "logical_and" => BinaryOp::BitwiseAnd,
+                    "logical_or" => BinaryOp::BitwiseOr,
+                    _ => BinaryOp::BitwiseXor,
+                };
+                Value::Array(a.binary(op, &b)?)
+            }
+            "zeros" | "ones" | "empty" | "full" => {
+                let shape = shape_arg(&c.arg(0, "shape")?)?;
+                let (fill, dtype_at) = if name == "full" {
+                    (Some(c.arg(1, "fill_value")?), 2)
+                } else {
+                    (None, 1)
+                };
+                let dtype = c.opt(dtype_at, "dtype")?;
+                let dtype = match (&dtype, &fill) {
+                    (Some(Value::None) | None, Some(v)) => python_dtype(v)?,
+                    (Some(Value::None) | None, None) => DType::Float64,
+                    (Some(d), _) => to_dtype(d)?,
+                };
+                let value = match (name, fill) {
+                    ("ones", _) => Scalar::Int(1),
+                    (_, Some(v)) => to_scalar(&v)?,
+                    _ => Scalar::Int(0),
+                };
+                let chunks = match c.opt_kw("chunks")? {
+                    None => auto_chunks(&shape, dtype.size() as u64),
+                    Some(v) => chunks_arg(&v, &shape, dtype)?,
+                };
+                Value::Array(Array::full(&shape, chunks, value, dtype)?)
+            }
+            "zeros_like" | "ones_like" | "empty_like" | "full_like" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let fill = if name == "full_like" {
+                    Some(to_scalar(&c.arg(1, "fill_value")?)?)
+                } else {
+                    None
+                };
+                let dtype = match c.opt_kw("dtype")? {
+                    None | Some(Value::None) => x.dtype(),
+                    Some(d) => to_dtype(&d)?,
+                };
+                let value = match name {
+                    "ones_like" => Scalar::Int(1),
+                    "full_like" => fill.unwrap_or(Scalar::Int(0)),
+                    _ => Scalar::Int(0),
+                };
+                Value::Array(Array::full(x.shape(), x.chunks().clone(), value, dtype)?)
+            }
+            "arange" => {
+                let nums: Vec<Value> = c.rest(0);
+                let kw_start = c.opt_kw("start")?;
+                let kw_stop = c.opt_kw("stop")?;
+                let kw_step = c.opt_kw("step")?;
+                let mut parts: Vec<Value> = nums;
+                if parts.is_empty() {
+                    parts.extend(kw_start);
+                    parts.extend(kw_stop);
+                }
+                let (start, stop) = match parts.as_slice() {
+                    [stop] => (Value::Int(0), stop.clone()),
+                    [start, stop, ..] => (start.clone(), stop.clone()),
+                    [] => return Err(usage("arange", "give at least stop")),
+                };
+                let step = parts.get(2).cloned().or(kw_step).unwrap_or(Value::Int(1));
+                let all_int = [&start, &stop, &step]
+                    .iter()
+                    .all(|v| matches!(v, Value::Int(_) | Value::Bool(_)));
+                let dtype = match c.opt_kw("dtype")? {
+                    None | Some(Value::None) if all_int => DType::Int64,
+                    None | Some(Value::None) => DType::Float64,
+                    Some(d) => to_dtype(&d)?,
+                };
+                let (start, stop, step) = (
+                    to_f64(&start, "start")?,
+                    to_f64(&stop, "stop")?,
+                    to_f64(&step, "step")?,
+                );
+                let n = ((stop - start) / step).ceil().max(0.0) as u64;
+                let chunk = chunk_len(c.opt_kw("chunks")?, n, dtype)?;
+                Value::Array(Array::arange(start, stop, step, dtype, chunk)?)
+            }
+            "linspace" => {
+                let start = to_f64(&c.arg(0, "start")?, "start")?;
+                let stop = to_f64(&c.arg(1, "stop")?, "stop")?;
+                let num = match c.opt(2, "num")? {
+                    None => 50,
+                    Some(v) => to_u64(&v, "num")?,
+                };
+                let endpoint = c.opt_kw("endpoint")?.map_or(Ok(true), |v| to_bool(&v))?;
+                let chunk = chunk_len(c.opt_kw("chunks")?, num, DType::Float64)?;
+                Value::Array(Array::linspace(start, stop, num, endpoint, chunk)?)
+            }
+            "eye" => {
+                let n = to_u64(&c.arg(0, "N")?, "N")?;
+                let m = match c.opt(1, "M")? {
+                    None | Some(Value::None) => n,
+                    Some(v) => to_u64(&v, "M")?,
+                };
+                let k = match c.opt(2, "k")? {
+                    None => 0,
+                    Some(v) => to_i64(&v, "k")?,
+                };
+                let dtype = match c.opt_kw("dtype")? {
+                    None | Some(Value::None) => DType::Float64,
+                    Some(d) => to_dtype(&d)?,
+                };
+                let shape = [n, m];
+                let chunks = match c.opt_kw("chunks")? {
+                    None => auto_chunks(&shape, dtype.size() as u64),
+                    Some(v) => chunks_arg(&v, &shape, dtype)?,
+                };
+                let chunk: Vec<u64> = chunks.iter().map(|c| c[0].max(1)).collect();
+                Value::Array(Array::eye(n, m, k, dtype, &chunk)?)
+            }
+            "random.random" | "random.normal" | "random.uniform" | "random.integers" => {
+                self.random(name, c)?
+            }
+            other => return Err(unknown(other, self.names)),
+        })
+    }
+
+    fn random(&self, name: &str, c: &mut Call) -> Result<Value> {
+        let (dist, size_at) = match name {
+            "random.random" => (Distribution::Random, 0),
+            "random.normal" => {
+                let loc = c.opt(0, "loc")?.map_or(Ok(0.0), |v| to_f64(&v, "loc"))?;
+                let scale = c
+                    .opt(1, "scale")?
+                    .map_or(Ok(1.0), |v| to_f64(&v, "scale"))?;
+                (Distribution::Normal { loc, scale }, 2)
+            }
+            "random.uniform" => {
+                let low = c.opt(0, "low")?.map_or(Ok(0.0), |v| to_f64(&v, "low"))?;
+                let high = c.opt(1, "high")?.map_or(Ok(1.0), |v| to_f64(&v, "high"))?;
+                (Distribution::Uniform { low, high }, 2)
+            }
+            _ => {
+                let a = to_i64(&c.arg(0, "low")?, "low")?;
+                let (low, high) = match c.opt(1, "high")? {
+                    None | Some(Value::None) => (0, a),
+                    Some(v) => (a, to_i64(&v, "high")?),
+                };
+                if high <= low {
+                    return Err(usage(
+                        "random.integers",
+                        &format!("low >= high ({low} >= {high})"),
+                    ));
+                }
+                (Distribution::Integers { low, high }, 2)
+            }
+        };
+        let size = match c.opt(size_at, "size")? {
+            None | Some(Value::None) => vec![],
+            Some(v) => shape_arg(&v)?,
+        };
+        let seed = match c.opt_kw("seed")? {
+            None | Some(Value::None) => 0,
+            Some(v) => to_u64(&v, "seed")?,
+        };
+        let dtype = match dist {
+            Distribution::Integers { .. } => DType::Int64,
+            _ => DType::Float64,
+        };
+        let chunks = match c.opt_kw("chunks")? {
+            None => auto_chunks(&size, dtype.size() as u64),
+            Some(v) => chunks_arg(&v, &size, dtype)?,
+        };
+        Ok(Value::Array(Array::random(&size, chunks, seed, dist)))
+    }
+}
+
+/// A call's arguments, each taken once; what is left over is an error.
+struct Call {
+    args: Vec<Value>,
+    kw: BTreeMap<String, Value>,
+}
+
+impl Call {
+    /// Argument `i`, or keyword `name`; required.
+    fn arg(&mut self, i: usize, name: &str) -> Result<Value> {
+        self.opt(i, name)?
+            .ok_or_else(|| usage("call", &format!("missing argument {name:?}")))
+    }
+
+    /// Argument `i`, or keyword `name`.
+    fn opt(&mut self, i: usize, name: &str) -> Result<Option<Value>> {
+        let positional = self
+            .args
+            .get_mut(i)
+            .map(|v| std::mem::replace(v, Value::Ellipsis));
+        let keyword = self.kw.remove(name);
+        match (positional, keyword) {
+            (Some(_), Some(_)) => Err(usage(
+                "call",
+                &format!("argument {name:?} is given by position and by keyword"),
+            )),
+            (Some(v), None) => {
+                self.mark_used(i);
+                Ok(Some(v))
+            }
+            (None, k) => Ok(k),
+        }
+    }
+
+    fn opt_kw(&mut self, name: &str) -> Result<Option<Value>> {
+        Ok(self.kw.remove(name))
+    }
+
+    /// Positional arguments from `i` on.
+    fn rest(&mut self, i: usize) -> Vec<Value> {
+        let out: Vec<Value> = self.args.iter().skip(i).cloned().collect();
+        for j in i..self.args.len() {
+            self.mark_used(j);
+        }
+        out
+    }
+
+    fn mark_used(&mut self, i: usize) {
+        if let Some(v) = self.args.get_mut(i) {
+            *v = Value::Function(String::new());
+        }
+    }
+
+    /// Refuses arguments nobody took.
+    fn finish(self) -> Result<()> {
+        if let Some(name) = self.kw.keys().next() {
+            return Err(usage(
+                "call",
+                &format!("unexpected keyword argument {name:?}"),
+            ));
+        }
+        let unused = self
+            .args
+            .iter()
+            .filter(|v| !matches!(v, Value::Function(f) if f.is_empty()))
+            .count();
+        if unused > 0 {
+            return Err(usage(
+                "call",
+                &format!("{unused} positional argument(s) too many"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn usage(op: &str, reason: &str) -> Error {
+    Error::ArrayArgument {
+        op: op.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The error for an unknown name, with the close matches among functions and inputs.
+fn unknown(name: &str, names: &BTreeMap<String, Array>) -> Error {
+    let bare = name.trim_start_matches('.');
+    let mut scored: Vec<(usize, String)> = FUNCTIONS
+        .iter()
+        .map(|f| f.to_string())
+        .chain(names.keys().cloned())
+        .map(|f| (edit_distance(bare, &f), f))
+        .filter(|(d, f)| *d <= 2.max(f.len() / 3))
+        .collect();
+    scored.sort();
+    Error::UnknownFunction {
+        name: name.into(),
+        close: scored.into_iter().take(3).map(|(_, f)| f).collect(),
+    }
+}
+
+/// Levenshtein distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn unary_ufunc(name: &str) -> Option<UnaryOp> {
+    use UnaryOp as U;
+    Some(match name {
+        "negative" => U::Negative,
+        "invert" | "bitwise_not" => U::Invert,
+        "abs" | "absolute" => U::Absolute,
+        "sign" => U::Sign,
+        "floor" => U::Floor,
+        "ceil" => U::Ceil,
+        "trunc" => U::Trunc,
+        "rint" | "round" => U::Rint,
+        "isnan" => U::Isnan,
+        "isinf" => U::Isinf,
+        "isfinite" => U::Isfinite,
+        "sqrt" => U::Sqrt,
+        "cbrt" => U::Cbrt,
+        "exp" => U::Exp,
+        "expm1" => U::Expm1,
+        "log" => U::Log,
+        "log1p" => U::Log1p,
+        "log2" => U::Log2,
+        "log10" => U::Log10,
+        "sin" => U::Sin,
+        "cos" => U::Cos,
+        "tan" => U::Tan,
+        "arcsin" => U::Arcsin,
+        "arccos" => U::Arccos,
+        "arctan" => U::Arctan,
+        "sinh" => U::Sinh,
+        "cosh" => U::Cosh,
+        "tanh" => U::Tanh,
+        _ => return None,
+    })
+}
+
+fn binary_ufunc(name: &str) -> Option<BinaryOp> {
+    use BinaryOp as B;
+    Some(match name {
+        "add" => B::Add,
+        "subtract" => B::Subtract,
+        "multiply" => B::Multiply,
+        "divide" | "true_divide" => B::TrueDivide,
+        "floor_divide" => B::FloorDivide,
+        "mod" | "remainder" => B::Remainder,
+        "power" => B::Power,
+        "equal" => B::Equal,
+        "not_equal" => B::NotEqual,
+        "less" => B::Less,
+        "less_equal" => B::LessEqual,
+        "greater" => B::Greater,
+        "greater_equal" => B::GreaterEqual,
+        "bitwise_and" => B::BitwiseAnd,
+        "bitwise_or" => B::BitwiseOr,
+        "bitwise_xor" => B::BitwiseXor,
+        "maximum" => B::Maximum,
+        "minimum" => B::Minimum,
+        "arctan2" => B::Arctan2,
+        "hypot" => B::Hypot,
+        _ => return None,
+    })
+}
+
+fn reducer(name: &str) -> Option<Reducer> {
+    use Reducer as R;
+    Some(match name {
+        "sum" => R::Sum,
+        "prod" => R::Prod,
+        "min" | "amin" => R::Min,
+        "max" | "amax" => R::Max,
+        "any" => R::Any,
+        "all" => R::All,
+        "nansum" => R::Nansum,
+        "nanprod" => R::Nanprod,
+        "nanmin" => R::Nanmin,
+        "nanmax" => R::Nanmax,
+        "mean" => R::Mean,
+        "nanmean" => R::Nanmean,
+        "var" => R::Var,
+        "std" => R::Std,
+        "nanvar" => R::Nanvar,
+        "nanstd" => R::Nanstd,
+        _ => return None,
+    })
+}
+
+/// A Python number as a 0-d array, weak in type promotion (NEP 50).
+///
+/// # Errors
+/// [`Error::ArrayArgument`] for a value that is not a number.
+pub fn scalar_array(v: &Value) -> Result<Array> {
+    Ok(match v {
+        Value::Bool(b) => Array::scalar(Scalar::Bool(*b), DType::Bool, Some(Operand::PyBool)),
+        Value::Int(i) => {
+            let (value, dtype) = if *i < 0 {
+                (Scalar::Int(*i as i64), DType::Int64)
+            } else if *i <= i64::MAX as i128 {
+                (Scalar::Int(*i as i64), DType::Int64)
+            } else {
+                (Scalar::UInt(*i as u64), DType::UInt64)
+            };
+            Array::scalar(value, dtype, Some(Operand::PyInt(*i)))
+        }
+        Value::Float(f) => Array::scalar(
+            Scalar::Float(*f),
+            DType::Float64,
+            Some(Operand::PyFloat(*f)),
+        ),
+        other => {
+            return Err(Error::ArrayArgument {
+                op: "operand".into(),
+                reason: format!("{} is not an array or a number", other.describe()),
+            })
+        }
+    })
+}
+
+fn scalar_or_array(v: Value) -> Result<Array> {
+    match v {
+        Value::Array(a) => Ok(a),
+        other => scalar_array(&other),
+    }
+}
+
+fn to_array(v: Value) -> Result<Array> {
+    scalar_or_array(v)
+}
+
+fn apply_unary_fn(op: UnaryOp, v: Value) -> Result<Array> {
+    to_array(v)?.unary(op)
+}
+
+/// A binary operation; two Python numbers compute as Python does.
+fn apply_binary(op: BinaryOp, a: Value, b: Value) -> Result<Value> {
+    if let (Some(x), Some(y)) = (python_number(&a), python_number(&b)) {
+        if let Some(v) = python_binary(op, x, y) {
+            return Ok(v);
+        }
+    }
+    let (a, b) = (to_array(a)?, to_array(b)?);
+    Ok(Value::Array(a.binary(op, &b)?))
+}
+
+#[derive(Clone, Copy)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+fn python_number(v: &Value) -> Option<Num> {
+    match v {
+        Value::Int(i) => Some(Num::Int(*i)),
+        Value::Bool(b) => Some(Num::Int(i128::from(*b))),
+        Value::Float(f) => Some(Num::Float(*f)),
+        _ => None,
+    }
+}
+
+/// Python's arithmetic on two numbers, for shapes and constants (`2 * 1000`,
+/// `-1`); `None` where it would need Python's big integers or raise.
+fn python_binary(op: BinaryOp, a: Num, b: Num) -> Option<Value> {
+    use BinaryOp as B;
+    match (a, b) {
+        (Num::Int(x), Num::Int(y)) => Some(Value::Int(match op {
+            B::Add => x.checked_add(y)?,
+            B::Subtract => x.checked_sub(y)?,
+            B::Multiply => x.checked_mul(y)?,
+            B::FloorDivide if y != 0 => x.div_euclid(y) - i128::from(y < 0 && x.rem_euclid(y) != 0),
+            B::Remainder if y != 0 => {
+                x - y * (x.div_euclid(y) - i128::from(y < 0 && x.rem_euclid(y) != 0))
+            }
+            B::Power if (0..128).contains(&y) => x.checked_pow(y as u32)?,
+            B::TrueDivide if y != 0 => return Some(Value::Float(x as f64 / y as f64)),
+            _ => return None,
+        })),
+        (x, y) => {
+            let f = |n: Num| match n {
+                Num::Int(i) => i as f64,
+                Num::Float(f) => f,
+            };
+            let (x, y) = (f(x), f(y));
+            Some(Value::Float(match op {
+                B::Add => x + y,
+                B::Subtract => x - y,
+                B::Multiply => x * y,
+                B::TrueDivide if y != 0.0 => x / y,
+                B::Power => x.powf(y),
+                _ => return None,
+            }))
+        }
+    }
+}
+
+fn unary(op: ast::UnaryOp, v: Value) -> Result<Value> {
+    Ok(match (op, v) {
+        (ast::UnaryOp::Pos, v) => v,
+        (ast::UnaryOp::Neg, Value::Int(i)) => Value::Int(-i),
+        (ast::UnaryOp::Neg, Value::Float(f)) => Value::Float(-f),
+        (ast::UnaryOp::Neg, v) => Value::Array(to_array(v)?.unary(UnaryOp::Negative)?),
+        (ast::UnaryOp::Invert, v) => Value::Array(to_array(v)?.unary(UnaryOp::Invert)?),
+        (ast::UnaryOp::Not, _) => {
+            return Err(usage(
+                "not",
+                "the truth value of an array is ambiguous; use ~ or logical_not",
+            ))
+        }
+    })
+}
+
+fn binary(op: ast::BinaryOp, a: Value, b: Value) -> Result<Value> {
+    use ast::BinaryOp as A;
+    let bop = match op {
+        A::Add => BinaryOp::Add,
+        A::Sub => BinaryOp::Subtract,
+        A::Mul => BinaryOp::Multiply,
+        A::Div => BinaryOp::TrueDivide,
+        A::FloorDiv => BinaryOp::FloorDivide,
+        A::Mod => BinaryOp::Remainder,
+        A::Pow => BinaryOp::Power,
+        A::BitAnd => BinaryOp::BitwiseAnd,
+        A::BitOr => BinaryOp::BitwiseOr,
+        A::BitXor => BinaryOp::BitwiseXor,
+        A::MatMul | A::LShift | A::RShift => {
+            return Err(usage(op.symbol(), "this operator is not implemented yet"))
+        }
+    };
+    apply_binary(bop, a, b)
+}
+
+/// Basic indexing from subscript values.
+fn subscript(a: &Array, index: &[Value]) -> Result<Array> {
+    let ellipses = index
+        .iter()
+        .filter(|v| matches!(v, Value::Ellipsis))
+        .count();
+    if ellipses > 1 {
+        return Err(usage(
+            "index",
+            "an index can only have a single ellipsis ('...')",
+        ));
+    }
+    let consumed = index
+        .iter()
+        .filter(|v| !matches!(v, Value::None | Value::Ellipsis))
+        .count();
+    let mut out = Vec::new();
+    for v in index {
+        out.push(match v {
+            Value::Int(_) | Value::Bool(_) => Index::Int(to_i64(v, "index")?),
+            Value::Slice(s, e, st) => Index::Slice(*s, *e, *st),
+            Value::None => Index::NewAxis,
+            Value::Ellipsis => {
+                for _ in consumed..a.ndim() {
+                    out.push(Index::Slice(None, None, None));
+                }
+                continue;
+            }
+            other => {
+                return Err(usage(
+                    "index",
+                    &format!(
+                        "{} cannot index an array yet (integers, slices, None and ... can)",
+                        other.describe()
+                    ),
+                ))
+            }
+        });
+    }
+    a.index(&out)
+}
+
+fn to_i64(v: &Value, what: &str) -> Result<i64> {
+    match v {
+        Value::Int(i) => {
+            i64::try_from(*i).map_err(|_| usage(what, &format!("{i} is out of range")))
+        }
+        Value::Bool(b) => Ok(i64::from(*b)),
+        other => Err(usage(
+            what,
+            &format!("expected an integer, found {}", other.describe()),
+        )),
+    }
+}
+
+fn to_u64(v: &Value, what: &str) -> Result<u64> {
+    let i = to_i64(v, what)?;
+    u64::try_from(i)
+        .map_err(|_| usage(what, &format!("expected a non-negative integer, found {i}")))
+}
+
+fn to_f64(v: &Value, what: &str) -> Result<f64> {
+    match v {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Float(f) => Ok(*f),
+        Value::Bool(b) => Ok(f64::from(u8::from(*b))),
+        other => Err(usage(
+            what,
+            &format!("expected a number, found {}", other.describe()),
+        )),
+    }
+}
+
+fn to_bool(v: &Value) -> Result<bool> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::Int(i) => Ok(*i != 0),
+        other => Err(usage(
+            "flag",
+            &format!("expected True or False, found {}", other.describe()),
+        )),
+    }
+}
+
+fn to_scalar(v: &Value) -> Result<Scalar> {
+    Ok(match v {
+        Value::Bool(b) => Scalar::Bool(*b),
+        Value::Int(i) if *i < 0 => {
+            Scalar::Int(i64::try_from(*i).map_err(|_| usage("fill_value", "out of range"))?)
+        }
+        Value::Int(i) => match i64::try_from(*i) {
+            Ok(x) => Scalar::Int(x),
+            Err(_) => {
+                Scalar::UInt(u64::try_from(*i).map_err(|_| usage("fill_value", "out of range"))?)
+            }
+        },
+        Value::Float(f) => Scalar::Float(*f),
+        other => {
+            return Err(usage(
+                "fill_value",
+                &format!("expected a number, found {}", other.describe()),
+            ))
+        }
+    })
+}
+
+/// The dtype numpy gives a Python scalar in `full(shape, value)`.
+fn python_dtype(v: &Value) -> Result<DType> {
+    Ok(match v {
+        Value::Bool(_) => DType::Bool,
+        Value::Int(_) => DType::Int64,
+        Value::Float(_) => DType::Float64,
+        other => {
+            return Err(usage(
+                "fill_value",
+                &format!("expected a number, found {}", other.describe()),
+            ))
+        }
+    })
+}
+
+fn to_dtype(v: &Value) -> Result<DType> {
+    match v {
+        Value::DType(d) => Ok(*d),
+        Value::Str(s) => DType::from_name(s)
+            .or_else(|| DType::from_numpy_code(s))
+            .or(match s.as_str() {
+                "float" | "f8" | "double" => Some(DType::Float64),
+                "int" | "i8" => Some(DType::Int64),
+                "f4" | "single" => Some(DType::Float32),
+                "bool_" | "?" => Some(DType::Bool),
+                _ => None,
+            })
+            .ok_or_else(|| Error::UnknownName {
+                what: "dtype",
+                name: s.clone(),
+                known: DType::ALL
+                    .iter()
+                    .map(|d| d.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        Value::Function(f) if f == "float" => Ok(DType::Float64),
+        other => Err(usage(
+            "dtype",
+            &format!("expected a dtype, found {}", other.describe()),
+        )),
+    }
+}
+
+fn int_list(v: &Value, what: &str) -> Result<Vec<i64>> {
+    match v {
+        Value::Tuple(items) => items.iter().map(|i| to_i64(i, what)).collect(),
+        other => Ok(vec![to_i64(other, what)?]),
+    }
+}
+
+fn shape_arg(v: &Value) -> Result<Vec<u64>> {
+    let list = int_list(v, "shape")?;
+    list.into_iter()
+        .map(|n| {
+            u64::try_from(n).map_err(|_| {
+                usage(
+                    "shape",
+                    &format!("negative dimensions are not allowed ({n})"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Chunks as given: `"auto"`, one length for every axis, one an axis (`-1` or `None`
+/// for the whole axis), or Dask's tuple of tuples.
+fn chunks_arg(v: &Value, shape: &[u64], dtype: DType) -> Result<Chunks> {
+    match v {
+        Value::Str(s) if s == "auto" => Ok(auto_chunks(shape, dtype.size() as u64)),
+        Value::Int(_) => {
+            let n = to_i64(v, "chunks")?;
+            let c: Vec<u64> = shape
+                .iter()
+                .map(|&len| if n < 0 { len } else { n as u64 })
+                .collect();
+            regular_chunks(shape, &c)
+        }
+        Value::Tuple(items) if items.iter().any(|i| matches!(i, Value::Tuple(_))) => {
+            let chunks: Chunks = items
+                .iter()
+                .map(|i| {
+                    int_list(i, "chunks").map(|l| l.into_iter().map(|x| x.max(0) as u64).collect())
+                })
+                .collect::<Result<_>>()?;
+            let ok = chunks.len() == shape.len()
+                && chunks
+                    .iter()
+                    .zip(shape)
+                    .all(|(c, &n)| c.iter().sum::<u64>() == n);
+            if !ok {
+                return Err(usage(
+                    "chunks",
+                    &format!("{chunks:?} do not tile the shape {shape:?}"),
+                ));
+            }
+            Ok(chunks)
+        }
+        Value::Tuple(items) => {
+            if items.len() != shape.len() {
+                return Err(usage(
+                    "chunks",
+                    &format!(
+                        "{} chunk lengths for an array of {} dimensions",
+                        items.len(),
+                        shape.len()
+                    ),
+                ));
+            }
+            let c: Vec<u64> = items
+                .iter()
+                .zip(shape)
+                .map(|(i, &len)| match i {
+                    Value::None => Ok(len),
+                    other => {
+                        let n = to_i64(other, "chunks")?;
+                        Ok(if n < 0 { len } else { n as u64 })
+                    }
+                })
+                .collect::<Result<_>>()?;
+            regular_chunks(shape, &c)
+        }
+        other => Err(usage(
+            "chunks",
+            &format!("expected chunk lengths, found {}", other.describe()),
+        )),
+    }
+}
+
+/// A 1-d chunk length.
+fn chunk_len(v: Option<Value>, n: u64, dtype: DType) -> Result<u64> {
+    match v {
+        None => Ok(auto_chunks(&[n], dtype.size() as u64)[0][0].max(1)),
+        Some(v) => Ok(chunks_arg(&v, &[n], dtype)?[0][0].max(1)),
+    }
+}

@@ -1,0 +1,1125 @@
+//! The lazy [`Array`]: a shape, a dtype, Dask-style chunks, and how to compute it.
+//!
+//! An array is either a fused elementwise [`Program`] over leaves (files, generators,
+//! scalars, and other arrays that must be computed first) or a reduction of one.
+//! Elementwise operations merge programs; slicing, transposing and broadcasting
+//! rewrite the leaves' views; rechunking a program only changes the blocks it is
+//! evaluated in. A reduction ends a program: what uses its result reads it as a
+//! stored leaf. Nothing runs until the array is lowered to a plan
+//! ([`super::lower`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::kernel::ops::{BinaryOp, UnaryOp};
+use super::kernel::reduce::Reducer;
+use super::program::{AxisMap, Distribution, LeafSource, Node, Program, Scalar, View};
+use super::promote::{self, Operand};
+use crate::error::{Error, Result};
+use crate::grid::tuple_text as shape_text;
+use crate::storage::array::DType;
+use crate::storage::Format;
+
+/// Chunk lengths along each axis (Dask's `chunks`).
+pub type Chunks = Vec<Vec<u64>>;
+
+/// A lazy n-dimensional array.
+#[derive(Debug, Clone)]
+pub struct Array(Arc<ArrayExpr>);
+
+/// What an array is.
+#[derive(Debug)]
+pub(crate) struct ArrayExpr {
+    /// A name unique in the process: the dataset id of the array when it is stored.
+    pub id: String,
+    pub shape: Vec<u64>,
+    pub dtype: DType,
+    pub chunks: Chunks,
+    pub body: Body,
+    /// A Python scalar in an expression: weak in type promotion (NEP 50).
+    pub weak: Option<Operand>,
+    /// Files and computed arrays the program's leaves name, by dataset id.
+    pub inputs: BTreeMap<String, Input>,
+}
+
+/// How an array is computed.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Elementwise, one pass a block.
+    Fused(Program),
+    /// A reduction of a program.
+    Reduce {
+        /// The reduced program's array.
+        input: Array,
+        /// The reduction.
+        reducer: Reducer,
+        /// The input's axes reduced.
+        axes: Vec<usize>,
+        /// Whether the reduced axes stay, of length 1.
+        keepdims: bool,
+        /// Delta degrees of freedom (variances).
+        ddof: f64,
+    },
+}
+
+/// A dataset a program's leaf reads.
+#[derive(Debug, Clone)]
+pub(crate) enum Input {
+    /// An array file.
+    File {
+        /// Its path.
+        path: PathBuf,
+        /// Its format.
+        format: Format,
+        /// Its chunk shape (the largest chunk).
+        chunk_shape: Vec<u64>,
+    },
+    /// An array computed first and stored, chunk by chunk.
+    Computed(Array),
+}
+
+fn next_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("a{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Chunks of `shape` in pieces of `chunk` (the last one shorter).
+pub fn regular_chunks(shape: &[u64], chunk: &[u64]) -> Result<Chunks> {
+    if chunk.len() != shape.len() {
+        return Err(Error::ArrayArgument {
+            op: "chunks".into(),
+            reason: format!(
+                "chunks {} do not match shape {}",
+                shape_text(chunk),
+                shape_text(shape)
+            ),
+        });
+    }
+    shape
+        .iter()
+        .zip(chunk)
+        .map(|(&n, &c)| {
+            if c == 0 && n > 0 {
+                return Err(Error::ArrayArgument {
+                    op: "chunks".into(),
+                    reason: format!("chunk lengths must be positive, not {}", shape_text(chunk)),
+                });
+            }
+            let c = c.max(1);
+            let mut v = vec![c; (n / c) as usize];
+            if n % c != 0 {
+                v.push(n % c);
+            }
+            if n == 0 {
+                v = vec![0];
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
+/// Chunks of about `target` bytes (Dask's `"auto"`): the trailing axes kept whole
+/// while they fit, the others cut evenly.
+pub fn auto_chunks(shape: &[u64], item: u64) -> Chunks {
+    let chunk = crate::grid::auto_chunks(shape, item, AUTO_CHUNK_BYTES);
+    regular_chunks(shape, &chunk).unwrap_or_else(|_| shape.iter().map(|&n| vec![n]).collect())
+}
+
+/// Dask's default chunk size: 128 MiB.
+pub const AUTO_CHUNK_BYTES: u64 = 128 << 20;
+
+/// The common refinement of two chunkings of one axis (Dask's `unify_chunks`).
+fn refine(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let cuts = |c: &[u64]| {
+        let mut at = 0;
+        c.iter()
+            .map(|&n| {
+                at += n;
+                at
+            })
+            .collect::<Vec<u64>>()
+    };
+    let mut all: Vec<u64> = cuts(a).into_iter().chain(cuts(b)).collect();
+    all.sort_unstable();
+    all.dedup();
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for c in all {
+        if c > prev {
+            out.push(c - prev);
+            prev = c;
+        }
+    }
+    if out.is_empty() {
+        out.push(0);
+    }
+    out
+}
+
+/// The broadcast shape of `a` and `b`.
+fn broadcast_shapes(op: &str, a: &[u64], b: &[u64]) -> Result<Vec<u64>> {
+    let rank = a.len().max(b.len());
+    let at = |s: &[u64], k: usize| {
+        let lead = rank - s.len();
+        if k < lead {
+            1
+        } else {
+            s[k - lead]
+        }
+    };
+    (0..rank)
+        .map(|k| {
+            let (x, y) = (at(a, k), at(b, k));
+            if x == y || y == 1 {
+                Ok(x)
+            } else if x == 1 {
+                Ok(y)
+            } else {
+                Err(Error::Broadcast {
+                    op: op.into(),
+                    lhs: a.to_vec(),
+                    rhs: b.to_vec(),
+                })
+            }
+        })
+        .collect()
+}
+
+impl Array {
+    fn new(
+        shape: Vec<u64>,
+        dtype: DType,
+        chunks: Chunks,
+        body: Body,
+        inputs: BTreeMap<String, Input>,
+    ) -> Array {
+        Array(Arc::new(ArrayExpr {
+            id: next_id(),
+            shape,
+            dtype,
+            chunks,
+            body,
+            weak: None,
+            inputs,
+        }))
+    }
+
+    pub(crate) fn expr(&self) -> &ArrayExpr {
+        &self.0
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[u64] {
+        &self.0.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.0.dtype
+    }
+
+    /// The chunk lengths along each axis.
+    pub fn chunks(&self) -> &Chunks {
+        &self.0.chunks
+    }
+
+    /// Number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.0.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn size(&self) -> u64 {
+        self.0.shape.iter().product()
+    }
+
+    /// Bytes of the whole array.
+    pub fn nbytes(&self) -> u64 {
+        self.size().saturating_mul(self.dtype().size() as u64)
+    }
+
+    /// The files the array reads, however deep.
+    pub fn input_paths(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![self.clone()];
+        while let Some(a) = stack.pop() {
+            if !seen.insert(a.0.id.clone()) {
+                continue;
+            }
+            if let Body::Reduce { input, .. } = &a.0.body {
+                stack.push(input.clone());
+            }
+            for input in a.0.inputs.values() {
+                match input {
+                    Input::File { path, .. } => out.push(path.clone()),
+                    Input::Computed(c) => stack.push(c.clone()),
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The array's program: its own if elementwise, else one stored leaf reading it.
+    pub(crate) fn program(&self) -> (Program, BTreeMap<String, Input>) {
+        match &self.0.body {
+            Body::Fused(p) => (p.clone(), self.0.inputs.clone()),
+            Body::Reduce { .. } => {
+                let leaf = Node::Leaf {
+                    source: LeafSource::Stored {
+                        id: self.0.id.clone(),
+                        chunks: self.0.chunks.clone(),
+                    },
+                    view: View::identity(&self.0.shape, self.0.shape.len()),
+                    dtype: self.0.dtype,
+                };
+                let mut inputs = BTreeMap::new();
+                inputs.insert(self.0.id.clone(), Input::Computed(self.clone()));
+                (
+                    Program {
+                        shape: self.0.shape.clone(),
+                        nodes: vec![leaf],
+                    },
+                    inputs,
+                )
+            }
+        }
+    }
+
+    fn fused(program: Program, chunks: Chunks, inputs: BTreeMap<String, Input>) -> Array {
+        let dtype = program.dtype();
+        Array::new(
+            program.shape.clone(),
+            dtype,
+            chunks,
+            Body::Fused(program),
+            inputs,
+        )
+    }
+
+    fn leaf(shape: &[u64], chunks: Chunks, source: LeafSource, dtype: DType) -> Array {
+        let program = Program {
+            shape: shape.to_vec(),
+            nodes: vec![Node::Leaf {
+                source,
+                view: View::identity(shape, shape.len()),
+                dtype,
+            }],
+        };
+        Array::fused(program, chunks, BTreeMap::new())
+    }
+
+    /// An array file (`.zarr`, `.npy`, an npy stack), chunked as stored unless
+    /// `chunks` says otherwise.
+    ///
+    /// # Errors
+    /// What opening it fails with.
+    pub fn open(path: &std::path::Path, chunks: Option<Chunks>) -> Result<Array> {
+        let format = crate::storage::detect(path)?;
+        let source = crate::storage::open_array(path, format)?;
+        let meta = source.meta().clone();
+        drop(source);
+        let shape = meta.shape();
+        let chunk_shape = meta.grid.max_chunk_shape();
+        let chunks = match chunks {
+            Some(c) => c,
+            None => match meta.grid.regular_chunk_shape() {
+                // A Zarr array's own chunks; an `.npy` cut into about 128 MiB.
+                Some(c) if format == Format::Zarr => regular_chunks(&shape, &c)?,
+                _ => auto_chunks(&shape, meta.dtype.size() as u64),
+            },
+        };
+        let id = next_id();
+        let mut a = Array::leaf(
+            &shape,
+            chunks,
+            LeafSource::Dataset { id: id.clone() },
+            meta.dtype,
+        );
+        let inner = Arc::get_mut(&mut a.0).ok_or_else(|| Error::bug("a new array shared", ""))?;
+        inner.inputs.insert(
+            id,
+            Input::File {
+                path: path.to_path_buf(),
+                format,
+                chunk_shape,
+            },
+        );
+        Ok(a)
+    }
+
+    /// Random numbers of `dist` (float64, or int64 for integers), the same whatever
+    /// the chunks.
+    pub fn random(shape: &[u64], chunks: Chunks, seed: u64, dist: Distribution) -> Array {
+        let dtype = match dist {
+            Distribution::Integers { .. } => DType::Int64,
+            _ => DType::Float64,
+        };
+        Array::leaf(shape, chunks, LeafSource::Random { dist, seed }, dtype)
+    }
+
+    /// `value` everywhere (numpy's `full`; `zeros`, `ones` and `empty` are it too).
+    ///
+    /// # Errors
+    /// As [`Array::astype`].
+    pub fn full(shape: &[u64], chunks: Chunks, value: Scalar, dtype: DType) -> Result<Array> {
+        let program = Program {
+            shape: shape.to_vec(),
+            nodes: vec![Node::Scalar { value, dtype }],
+        };
+        Ok(Array::fused(program, chunks, BTreeMap::new()))
+    }
+
+    /// A scalar operand: `weak` for a Python number in an expression (NEP 50).
+    pub fn scalar(value: Scalar, dtype: DType, weak: Option<Operand>) -> Array {
+        let program = Program {
+            shape: vec![],
+            nodes: vec![Node::Scalar { value, dtype }],
+        };
+        let mut a = Array::fused(program, vec![], BTreeMap::new());
+        if let Some(inner) = Arc::get_mut(&mut a.0) {
+            inner.weak = weak;
+        }
+        a
+    }
+
+    /// `start, start + step, ...` below `stop` (numpy's `arange`), as `dtype`.
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for a zero step.
+    pub fn arange(start: f64, stop: f64, step: f64, dtype: DType, chunk: u64) -> Result<Array> {
+        if step == 0.0 || !step.is_finite() {
+            return Err(Error::ArrayArgument {
+                op: "arange".into(),
+                reason: format!("the step must be a non-zero finite number, not {step}"),
+            });
+        }
+        let n = ((stop - start) / step).ceil().max(0.0) as u64;
+        let shape = [n];
+        let chunks = regular_chunks(&shape, &[chunk.max(1)])?;
+        Ok(Array::leaf(
+            &shape,
+            chunks,
+            LeafSource::Arange { start, step },
+            dtype,
+        ))
+    }
+
+    /// `num` values evenly from `start` to `stop` (numpy's `linspace`).
+    ///
+    /// # Errors
+    /// As [`regular_chunks`].
+    pub fn linspace(start: f64, stop: f64, num: u64, endpoint: bool, chunk: u64) -> Result<Array> {
+        let shape = [num];
+        let chunks = regular_chunks(&shape, &[chunk.max(1)])?;
+        Ok(Array::leaf(
+            &shape,
+            chunks,
+            LeafSource::Linspace {
+                start,
+                stop,
+                num,
+                endpoint,
+            },
+            DType::Float64,
+        ))
+    }
+
+    /// An `n` × `m` array with ones on diagonal `k` (numpy's `eye`).
+    ///
+    /// # Errors
+    /// As [`regular_chunks`].
+    pub fn eye(n: u64, m: u64, k: i64, dtype: DType, chunks: &[u64]) -> Result<Array> {
+        let shape = [n, m];
+        Ok(Array::leaf(
+            &shape,
+            regular_chunks(&shape, chunks)?,
+            LeafSource::Eye { k },
+            dtype,
+        ))
+    }
+
+    /// The operand numpy's promotion sees.
+    fn operand(&self) -> Operand {
+        self.0.weak.unwrap_or(Operand::Array(self.0.dtype))
+    }
+
+    /// Combines the programs of `arrays` (broadcast to one shape) with `build`, which
+    /// is handed the merged nodes and each operand's root index.
+    fn combine(
+        op: &str,
+        arrays: &[&Array],
+        build: impl FnOnce(&mut Vec<Node>, &[usize]) -> Result<()>,
+    ) -> Result<Array> {
+        let mut shape: Vec<u64> = Vec::new();
+        for a in arrays {
+            shape = broadcast_shapes(op, &shape, a.shape()).map_err(|_| Error::Broadcast {
+                op: op.into(),
+                lhs: arrays[0].shape().to_vec(),
+                rhs: a.shape().to_vec(),
+            })?;
+        }
+        let rank = shape.len();
+        let mut nodes: Vec<Node> = Vec::new();
+        let mut roots = Vec::new();
+        let mut inputs = BTreeMap::new();
+        let mut chunks: Chunks = shape.iter().map(|&n| vec![n]).collect();
+        let mut chunked = vec![false; rank];
+        for a in arrays {
+            let (program, ins) = a.program();
+            inputs.extend(ins);
+            let lead = rank - a.ndim();
+            // Chunks of the axes the operand really spans refine the result's.
+            for (k, c) in a.chunks().iter().enumerate() {
+                let axis = lead + k;
+                if a.shape()[k] == shape[axis] && shape[axis] != 1 {
+                    chunks[axis] = if chunked[axis] {
+                        refine(&chunks[axis], c)
+                    } else {
+                        c.clone()
+                    };
+                    chunked[axis] = true;
+                }
+            }
+            let base = nodes.len();
+            for node in program.nodes {
+                nodes.push(broadcast_node(node, base, &a.shape().to_vec(), &shape));
+            }
+            roots.push(nodes.len() - 1);
+        }
+        build(&mut nodes, &roots)?;
+        Ok(Array::fused(Program { shape, nodes }, chunks, inputs))
+    }
+
+    /// `op(self)`, numpy's result type.
+    ///
+    /// # Errors
+    /// [`Error::ArrayType`] when the ufunc does not apply to the dtype.
+    pub fn unary(&self, op: UnaryOp) -> Result<Array> {
+        let dtype = self.dtype();
+        let (arg_type, out_type) = match op {
+            _ if op.is_test() => (dtype, DType::Bool),
+            _ if op.is_float_only() => {
+                let f = float_type(dtype);
+                (f, f)
+            }
+            UnaryOp::Invert if dtype.is_float() => {
+                return Err(type_error(&op.name(), &[dtype]));
+            }
+            UnaryOp::Negative if dtype == DType::Bool => {
+                return Err(Error::ArrayType {
+                    op: "negative".into(),
+                    reason: "the - operator on a bool array is not supported; use ~ (invert) \
+                             or logical_not"
+                        .into(),
+                });
+            }
+            UnaryOp::Sign if dtype == DType::Bool => return Err(type_error("sign", &[dtype])),
+            _ => (dtype, dtype),
+        };
+        let weak = self.0.weak;
+        let mut out = Array::combine(&op.name(), &[self], |nodes, roots| {
+            let arg = cast_node(nodes, roots[0], arg_type);
+            nodes.push(Node::Unary {
+                op,
+                arg,
+                dtype: out_type,
+            });
+            Ok(())
+        })?;
+        // `-3` stays a Python scalar.
+        if let (Some(w), Some(inner)) = (weak, Arc::get_mut(&mut out.0)) {
+            inner.weak = Some(match w {
+                Operand::PyInt(i) if op == UnaryOp::Negative => Operand::PyInt(-i),
+                other => other,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `op(self, other)` with numpy's broadcasting and type promotion.
+    ///
+    /// # Errors
+    /// [`Error::Broadcast`], [`Error::ArrayType`], [`Error::IntegerOutOfBounds`].
+    pub fn binary(&self, op: BinaryOp, other: &Array) -> Result<Array> {
+        let operands = [self.operand(), other.operand()];
+        let name = op.name();
+        let common = if op.is_float_only() {
+            promote::true_divide_type(&operands)?
+        } else {
+            promote::result_type(&operands)?
+        };
+        if op.is_bitwise() && common.is_float() {
+            return Err(type_error(&name, &[self.dtype(), other.dtype()]));
+        }
+        if op == BinaryOp::Subtract && common == DType::Bool {
+            return Err(Error::ArrayType {
+                op: name,
+                reason: "numpy boolean subtract, the - operator, is not supported; use the \
+                         ^ operator or logical_xor"
+                    .into(),
+            });
+        }
+        let (arg_type, out_type) = match op {
+            _ if op.is_comparison() => (common, DType::Bool),
+            BinaryOp::Power if common == DType::Bool => (DType::Int8, DType::Int8),
+            _ => (common, common),
+        };
+        if common.is_complex() {
+            return Err(type_error(&name, &[self.dtype(), other.dtype()]));
+        }
+        Array::combine(&name, &[self, other], |nodes, roots| {
+            let lhs = cast_node(nodes, roots[0], arg_type);
+            let rhs = cast_node(nodes, roots[1], arg_type);
+            nodes.push(Node::Binary {
+                op,
+                lhs,
+                rhs,
+                dtype: out_type,
+            });
+            Ok(())
+        })
+    }
+
+    /// `where(cond, self, other)`.
+    ///
+    /// # Errors
+    /// As [`Array::binary`].
+    pub fn select(cond: &Array, then: &Array, otherwise: &Array) -> Result<Array> {
+        let common = promote::result_type(&[then.operand(), otherwise.operand()])?;
+        Array::combine("where", &[cond, then, otherwise], |nodes, roots| {
+            let c = cast_node(nodes, roots[0], DType::Bool);
+            let a = cast_node(nodes, roots[1], common);
+            let b = cast_node(nodes, roots[2], common);
+            nodes.push(Node::Where {
+                cond: c,
+                then: a,
+                otherwise: b,
+                dtype: common,
+            });
+            Ok(())
+        })
+    }
+
+    /// The array cast to `dtype` (numpy's `astype`, unsafe casting).
+    ///
+    /// # Errors
+    /// [`Error::ArrayType`] for complex dtypes, not computed yet.
+    pub fn astype(&self, dtype: DType) -> Result<Array> {
+        super::kernel::values::Phys::of(dtype).map_err(|_| Error::ArrayType {
+            op: "astype".into(),
+            reason: format!(
+                "casting from {} to {} is not supported yet",
+                self.dtype().name(),
+                dtype.name()
+            ),
+        })?;
+        Array::combine("astype", &[self], |nodes, roots| {
+            let at = roots[0];
+            if nodes[at].dtype() != dtype {
+                nodes.push(Node::Cast { arg: at, dtype });
+            }
+            Ok(())
+        })
+    }
+
+    /// The array in other chunks; a program is only evaluated in other blocks.
+    ///
+    /// # Errors
+    /// Chunks that do not tile the shape.
+    pub fn rechunk(&self, chunks: Chunks) -> Result<Array> {
+        check_chunks(self.shape(), &chunks)?;
+        let (program, inputs) = self.program();
+        Ok(Array::fused(program, chunks, inputs))
+    }
+
+    /// Reduces over `axes` (all when `None`).
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for an axis out of range or repeated, or an empty
+    /// reduction without identity; [`Error::ArrayType`] for a reduction that does
+    /// not apply.
+    pub fn reduce(
+        &self,
+        reducer: Reducer,
+        axes: Option<&[i64]>,
+        keepdims: bool,
+        ddof: f64,
+    ) -> Result<Array> {
+        let name = reducer.name();
+        let axes: Vec<usize> = match axes {
+            None => (0..self.ndim()).collect(),
+            Some(list) => {
+                let mut out = Vec::new();
+                for &a in list {
+                    let k = normalize_axis(&name, a, self.ndim())?;
+                    if out.contains(&k) {
+                        return Err(Error::ArrayArgument {
+                            op: name,
+                            reason: format!("axis {a} is given twice"),
+                        });
+                    }
+                    out.push(k);
+                }
+                out.sort_unstable();
+                out
+            }
+        };
+        if reducer.needs_elements() && axes.iter().any(|&k| self.shape()[k] == 0) {
+            return Err(Error::ArrayArgument {
+                op: name.clone(),
+                reason: format!(
+                    "zero-size array to reduction operation {name} which has no identity"
+                ),
+            });
+        }
+        use Reducer as R;
+        let dtype = self.dtype();
+        let (in_type, out_type) = match reducer {
+            R::Sum | R::Prod | R::Nansum | R::Nanprod => {
+                let t = promote::sum_type(dtype);
+                (t, t)
+            }
+            R::Mean | R::Nanmean => (dtype, promote::mean_type(dtype)),
+            R::Var | R::Std | R::Nanvar | R::Nanstd => (dtype, promote::var_type(dtype)),
+            R::Any | R::All => (DType::Bool, DType::Bool),
+            R::Min | R::Max | R::Nanmin | R::Nanmax => (dtype, dtype),
+        };
+        if dtype.is_complex() {
+            return Err(type_error(&name, &[dtype]));
+        }
+        let input = self.astype(in_type)?;
+        let shape: Vec<u64> = (0..self.ndim())
+            .filter_map(|k| {
+                if axes.contains(&k) {
+                    keepdims.then_some(1)
+                } else {
+                    Some(self.shape()[k])
+                }
+            })
+            .collect();
+        let chunks: Chunks = (0..self.ndim())
+            .filter_map(|k| {
+                if axes.contains(&k) {
+                    keepdims.then(|| vec![1])
+                } else {
+                    Some(self.chunks()[k].clone())
+                }
+            })
+            .collect();
+        Ok(Array::new(
+            shape,
+            out_type,
+            chunks,
+            Body::Reduce {
+                input,
+                reducer,
+                axes,
+                keepdims,
+                ddof,
+            },
+            BTreeMap::new(),
+        ))
+    }
+
+    /// Rewrites every leaf view of the program with `f` (which maps a view of the
+    /// old shape to one of `shape`), giving `chunks`.
+    fn reviewed(&self, shape: Vec<u64>, chunks: Chunks, f: impl Fn(&View) -> View) -> Array {
+        let (mut program, inputs) = self.program();
+        for node in &mut program.nodes {
+            if let Node::Leaf { view, .. } = node {
+                *view = f(view);
+            }
+        }
+        program.shape = shape;
+        Array::fused(program, chunks, inputs)
+    }
+
+    /// The axes permuted (`transpose`; `None` reverses them, as `.T`).
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for a permutation that is not one.
+    pub fn transpose(&self, perm: Option<&[i64]>) -> Result<Array> {
+        let n = self.ndim();
+        let perm: Vec<usize> = match perm {
+            None => (0..n).rev().collect(),
+            Some(p) => {
+                let p: Vec<usize> = p
+                    .iter()
+                    .map(|&a| normalize_axis("transpose", a, n))
+                    .collect::<Result<_>>()?;
+                let mut sorted = p.clone();
+                sorted.sort_unstable();
+                if sorted != (0..n).collect::<Vec<_>>() {
+                    return Err(Error::ArrayArgument {
+                        op: "transpose".into(),
+                        reason: format!("axes {p:?} are not a permutation of 0..{n}"),
+                    });
+                }
+                p
+            }
+        };
+        let shape = perm.iter().map(|&k| self.shape()[k]).collect();
+        let chunks = perm.iter().map(|&k| self.chunks()[k].clone()).collect();
+        Ok(self.reviewed(shape, chunks, |v| View {
+            base: v.base.clone(),
+            axes: perm.iter().map(|&k| v.axes[k]).collect(),
+            fixed: v.fixed.clone(),
+        }))
+    }
+
+    /// Basic indexing: one entry an axis (missing trailing entries take whole
+    /// axes); `Index::NewAxis` adds an axis of length 1.
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for an index out of range, a zero step, or more
+    /// indices than axes.
+    pub fn index(&self, index: &[Index]) -> Result<Array> {
+        let consumed = index
+            .iter()
+            .filter(|i| !matches!(i, Index::NewAxis))
+            .count();
+        if consumed > self.ndim() {
+            return Err(Error::ArrayArgument {
+                op: "index".into(),
+                reason: format!(
+                    "too many indices for an array of {} dimensions: {consumed} were given",
+                    self.ndim()
+                ),
+            });
+        }
+        let mut full: Vec<Index> = index.to_vec();
+        full.extend((consumed..self.ndim()).map(|_| Index::Slice(None, None, None)));
+        // For each new axis: where it comes from.
+        enum New {
+            Axis { from: usize, start: i64, step: i64 },
+            Added,
+        }
+        let mut new_axes = Vec::new();
+        let mut fixed: Vec<(usize, u64)> = Vec::new();
+        let mut shape = Vec::new();
+        let mut chunks: Chunks = Vec::new();
+        let mut axis = 0;
+        for ix in &full {
+            match *ix {
+                Index::NewAxis => {
+                    new_axes.push(New::Added);
+                    shape.push(1);
+                    chunks.push(vec![1]);
+                }
+                Index::Int(i) => {
+                    let n = self.shape()[axis] as i64;
+                    let j = if i < 0 { i + n } else { i };
+                    if j < 0 || j >= n {
+                        return Err(Error::ArrayArgument {
+                            op: "index".into(),
+                            reason: format!(
+                                "index {i} is out of bounds for axis {axis} with size {n}"
+                            ),
+                        });
+                    }
+                    fixed.push((axis, j as u64));
+                    axis += 1;
+                }
+                Index::Slice(start, stop, step) => {
+                    let n = self.shape()[axis] as i64;
+                    let (first, len, step) = slice_indices(start, stop, step, n)?;
+                    shape.push(len);
+                    chunks.push(slice_chunks(&self.chunks()[axis], first, len, step));
+                    new_axes.push(New::Axis {
+                        from: axis,
+                        start: first,
+                        step,
+                    });
+                    axis += 1;
+                }
+            }
+        }
+        Ok(self.reviewed(shape, chunks, |v| {
+            let mut fixed_v = v.fixed.clone();
+            for &(from, at) in &fixed {
+                if let AxisMap::Axis { axis, start, step } = v.axes[from] {
+                    fixed_v[axis] = Some((start + step * at as i64) as u64);
+                }
+            }
+            let axes = new_axes
+                .iter()
+                .map(|n| match *n {
+                    New::Added => AxisMap::Broadcast,
+                    New::Axis { from, start, step } => match v.axes[from] {
+                        AxisMap::Broadcast => AxisMap::Broadcast,
+                        AxisMap::Axis {
+                            axis,
+                            start: s0,
+                            step: st,
+                        } => AxisMap::Axis {
+                            axis,
+                            start: s0 + st * start,
+                            step: st * step,
+                        },
+                    },
+                })
+                .collect();
+            View {
+                base: v.base.clone(),
+                axes,
+                fixed: fixed_v,
+            }
+        }))
+    }
+}
+
+/// One entry of a basic index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    /// An integer: the axis goes.
+    Int(i64),
+    /// `start:stop:step`, any part omitted.
+    Slice(Option<i64>, Option<i64>, Option<i64>),
+    /// `None`: a new axis of length 1.
+    NewAxis,
+}
+
+/// Python's `slice.indices`: the first index, the length and the step.
+fn slice_indices(
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: Option<i64>,
+    n: i64,
+) -> Result<(i64, u64, i64)> {
+    let step = step.unwrap_or(1);
+    if step == 0 {
+        return Err(Error::ArrayArgument {
+            op: "index".into(),
+            reason: "slice step cannot be zero".into(),
+        });
+    }
+    let clamp = |v: Option<i64>, default: i64, lo: i64, hi: i64| match v {
+        None => default,
+        Some(v) if v < 0 => (v + n).max(lo),
+        Some(v) => v.min(hi),
+    };
+    let (first, last) = if step > 0 {
+        (clamp(start, 0, 0, n), clamp(stop, n, 0, n))
+    } else {
+        (clamp(start, n - 1, -1, n - 1), clamp(stop, -1, -1, n - 1))
+    };
+    let len = if step > 0 {
+        if last > first {
+            (last - first + step - 1) / step
+        } else {
+            0
+        }
+    } else if first > last {
+        (first - last + (-step) - 1) / (-step)
+    } else {
+        0
+    };
+    Ok((first, len as u64, step))
+}
+
+/// The chunks of an axis sliced from `first` by `step`, `len` elements: each
+/// element keeps the chunk it was in (Dask's rule), empty chunks dropped.
+fn slice_chunks(chunks: &[u64], first: i64, len: u64, step: i64) -> Vec<u64> {
+    if len == 0 {
+        return vec![0];
+    }
+    let mut bounds = Vec::new();
+    let mut at = 0;
+    for &c in chunks {
+        at += c;
+        bounds.push(at);
+    }
+    let chunk_of = |i: u64| bounds.partition_point(|&b| b <= i);
+    let mut out: Vec<u64> = Vec::new();
+    let mut current = None;
+    for j in 0..len {
+        let i = (first + step * j as i64) as u64;
+        let c = chunk_of(i);
+        if current == Some(c) {
+            if let Some(last) = out.last_mut() {
+                *last += 1;
+            }
+        } else {
+            out.push(1);
+            current = Some(c);
+        }
+    }
+    out
+}
+
+fn check_chunks(shape: &[u64], chunks: &Chunks) -> Result<()> {
+    let ok = chunks.len() == shape.len()
+        && chunks
+            .iter()
+            .zip(shape)
+            .all(|(c, &n)| c.iter().sum::<u64>() == n && (n == 0 || c.iter().all(|&x| x > 0)));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::ArrayArgument {
+            op: "rechunk".into(),
+            reason: format!(
+                "chunks {chunks:?} do not tile an array of shape {}",
+                shape_text(shape)
+            ),
+        })
+    }
+}
+
+/// Axis `a` (negative from the end) of an array of `ndim` axes.
+pub(crate) fn normalize_axis(op: &str, a: i64, ndim: usize) -> Result<usize> {
+    let n = ndim as i64;
+    let k = if a < 0 { a + n } else { a };
+    if k < 0 || k >= n {
+        return Err(Error::ArrayArgument {
+            op: op.into(),
+            reason: format!("axis {a} is out of bounds for an array of dimension {ndim}"),
+        });
+    }
+    Ok(k as usize)
+}
+
+/// The float dtype a float-only ufunc computes an operand of `dtype` in (numpy's
+/// loop choice: the smallest float holding it, float64 for 32-bit and wider ints).
+fn float_type(dtype: DType) -> DType {
+    match dtype {
+        DType::Float16 | DType::Float32 | DType::Float64 => dtype,
+        DType::Bool | DType::Int8 | DType::UInt8 => DType::Float16,
+        DType::Int16 | DType::UInt16 => DType::Float32,
+        _ => DType::Float64,
+    }
+}
+
+fn type_error(op: &str, dtypes: &[DType]) -> Error {
+    let names: Vec<&str> = dtypes.iter().map(|d| d.name()).collect();
+    Error::ArrayType {
+        op: op.into(),
+        reason: format!(
+            "not supported for the input type{} {}",
+            if names.len() > 1 { "s" } else { "" },
+            names.join(" and ")
+        ),
+    }
+}
+
+/// Pushes a cast of node `at` to `dtype` unless it has it; returns the index.
+fn cast_node(nodes: &mut Vec<Node>, at: usize, dtype: DType) -> usize {
+    if nodes[at].dtype() == dtype {
+        return at;
+    }
+    nodes.push(Node::Cast { arg: at, dtype });
+    nodes.len() - 1
+}
+
+/// A node of a program of shape `from`, moved by `base` operands and broadcast to
+/// `to` (leading axes added, axes of length 1 stretched).
+fn broadcast_node(node: Node, base: usize, from: &[u64], to: &[u64]) -> Node {
+    let lead = to.len() - from.len();
+    match node {
+        Node::Leaf {
+            source,
+            view,
+            dtype,
+        } => {
+            let mut axes = vec![AxisMap::Broadcast; lead];
+            for (k, map) in view.axes.iter().enumerate() {
+                axes.push(if from[k] == 1 && to[lead + k] != 1 {
+                    AxisMap::Broadcast
+                } else {
+                    *map
+                });
+            }
+            // A stretched axis of a leaf is fixed at the index it was at.
+            let mut fixed = view.fixed.clone();
+            for (k, map) in view.axes.iter().enumerate() {
+                if let AxisMap::Axis { axis, start, .. } = *map {
+                    if from[k] == 1 && to[lead + k] != 1 {
+                        fixed[axis] = Some(start as u64);
+                    }
+                }
+            }
+            Node::Leaf {
+                source,
+                view: View {
+                    base: view.base,
+                    axes,
+                    fixed,
+                },
+                dtype,
+            }
+        }
+        Node::Scalar { .. } => node,
+        Node::Unary { op, arg, dtype } => Node::Unary {
+            op,
+            arg: arg + base,
+            dtype,
+        },
+        Node::Binary {
+            op,
+            lhs,
+            rhs,
+            dtype,
+        } => Node::Binary {
+            op,
+            lhs: lhs + base,
+            rhs: rhs + base,
+            dtype,
+        },
+        Node::Where {
+            cond,
+            then,
+            otherwise,
+            dtype,
+        } => Node::Where {
+            cond: cond + base,
+            then: then + base,
+            otherwise: otherwise + base,
+            dtype,
+        },
+        Node::Cast { arg, dtype } => Node::Cast {
+            arg: arg + base,
+            dtype,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_follow_pythons_rules() {
+        assert_eq!(slice_indices(None, None, None, 10).unwrap(), (0, 10, 1));
+        assert_eq!(
+            slice_indices(None, None, Some(-1), 10).unwrap(),
+            (9, 10, -1)
+        );
+        assert_eq!(
+            slice_indices(Some(2), Some(-2), Some(3), 10).unwrap(),
+            (2, 2, 3)
+        );
+        assert_eq!(slice_indices(Some(50), None, None, 10).unwrap(), (10, 0, 1));
+        assert_eq!(
+            slice_indices(Some(-50), Some(3), None, 10).unwrap(),
+            (0, 3, 1)
+        );
+        assert_eq!(
+            slice_indices(None, Some(-50), Some(-2), 10).unwrap(),
+            (9, 5, -2)
+        );
+        assert!(slice_indices(None, None, Some(0), 10).is_err());
+    }
+
+    #[test]
+    fn sliced_chunks_keep_each_element_in_its_chunk() {
+        assert_eq!(slice_chunks(&[4, 4, 2], 0, 5, 2), vec![2, 2, 1]);
+        assert_eq!(slice_chunks(&[4, 4, 2], 9, 10, -1), vec![2, 4, 4]);
+        assert_eq!(slice_chunks(&[4, 4, 2], 5, 5, 1), vec![3, 2]);
+        assert_eq!(refine(&[4, 4, 2], &[5, 5]), vec![4, 1, 3, 2]);
+    }
+}

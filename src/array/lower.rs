@@ -1,0 +1,730 @@
+//! Arrays as plans: each computed array a stage of tasks, one a block.
+//!
+//! A fused program's stage evaluates each block once (`array_block`) and publishes
+//! its values in the store, or writes them into the output file. A reduction's
+//! stage folds each input block into a partial state (`array_block` again, its
+//! stage ending in a reduction), and the partials of each output chunk combine in a
+//! tree (`array_combine`, at most [`SPLIT_EVERY`] at a time), the last level
+//! finishing the values. What a stage computes (its program, chunks, reduction) is
+//! the `meta` of its dataset, written once in the plan; a task names only its
+//! block.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::graph::{Array, Body, Chunks, Input};
+use super::kernel::reduce::{Accum, Reducer};
+use super::kernel::values::Phys;
+use super::layout::{open_sink, open_source, write_region, ArrayLayout};
+use super::program::{LeafSource, Node, Program, ReduceSpec, View, TILE};
+use crate::error::{Error, Result};
+use crate::grid::{copy_region, indices_c_order, AxisChunks, ChunkGrid, Subset};
+use crate::plan::{
+    DataRef, Dataset, DatasetRole, Entry, FileStamp, OpSpec, Operation, Plan, Task, TaskEnv,
+    TaskId, TaskKind,
+};
+use crate::storage::array::DType;
+
+/// Partials combined by one task of a reduction tree (Dask's `split_every` is 4 to
+/// 32 by rank; partials are small, so a wide tree costs little).
+pub const SPLIT_EVERY: usize = 16;
+
+/// What a stage's dataset `meta` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageMeta {
+    /// The blocks the stage's tasks compute.
+    pub chunks: Chunks,
+    /// What each block computes.
+    pub work: StageWork,
+    /// The output dataset whose file the blocks are written into, instead of the
+    /// store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_to: Option<String>,
+}
+
+/// What a stage computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum StageWork {
+    /// Each block of a program: its values.
+    Values {
+        /// The program.
+        program: Program,
+    },
+    /// Each block of a program reduced: a partial state.
+    Partials {
+        /// The program.
+        program: Program,
+        /// The reduction.
+        reduce: ReduceSpec,
+    },
+    /// Partials combined; the last level finishes them into values of `dtype`.
+    Combine {
+        /// The reduction.
+        reducer: Reducer,
+        /// The physical type of the values reduced.
+        input: Phys,
+        /// The final dtype, when this level finishes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        finish: Option<DType>,
+        /// Delta degrees of freedom.
+        #[serde(default)]
+        ddof: f64,
+    },
+}
+
+impl StageMeta {
+    fn grid(&self) -> ChunkGrid {
+        ChunkGrid::from_axes(
+            self.chunks
+                .iter()
+                .map(|c| AxisChunks::Irregular(c.clone()))
+                .collect(),
+        )
+    }
+}
+
+/// The stage of the dataset `id`, parsed once a process.
+fn stage(env: &TaskEnv<'_>, id: &str) -> Result<Arc<StageMeta>> {
+    let dataset = env.dataset(id)?;
+    env.resources.get_or_open(&format!("array-stage {id}"), || {
+        serde_json::from_value(dataset.meta.clone()).map_err(|e| Error::BadPlan {
+            reason: format!("dataset {id:?} has no array stage in its meta: {e}"),
+        })
+    })
+}
+
+/// The key of a chunk as the task's output names it.
+fn chunk_key(task: &Task) -> Result<&[u64]> {
+    match &task.output {
+        DataRef::Chunk { key, .. } => Ok(key),
+        other => Err(Error::BadPlan {
+            reason: format!("task {} writes {other}, not an array chunk", task.id),
+        }),
+    }
+}
+
+/// The block `key` of `grid`, refused when it is not in the grid.
+fn block_of(grid: &ChunkGrid, key: &[u64], task: &Task) -> Result<Subset> {
+    let inside =
+        key.len() == grid.axes().len() && key.iter().zip(grid.grid_shape()).all(|(&k, n)| k < n);
+    if !inside {
+        return Err(Error::BadPlan {
+            reason: format!(
+                "task {} computes block {key:?}, outside its grid of {:?} blocks",
+                task.id,
+                grid.grid_shape()
+            ),
+        });
+    }
+    Ok(grid.chunk_subset(key))
+}
+
+/// Computes one block of a stage: its values or its partial state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ArrayBlock {}
+
+impl Operation for ArrayBlock {
+    const NAME: &'static str = "array_block";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let id = task.output.dataset();
+        let meta = stage(env, id)?;
+        let block = block_of(&meta.grid(), chunk_key(task)?, task)?;
+        let read = |source: &LeafSource, region: &Subset| read_leaf(env, source, region);
+        match &meta.work {
+            StageWork::Values { program } => {
+                let bytes = program.eval_block(&block, &read)?;
+                publish_values(task, env, &meta, &block, program.dtype(), bytes)
+            }
+            StageWork::Partials { program, reduce } => {
+                let acc = program.reduce_block(&block, reduce, &read)?;
+                env.store
+                    .put(&task.output, Entry::Bytes(acc.to_bytes().into()))
+            }
+            StageWork::Combine { .. } => Err(Error::BadPlan {
+                reason: format!("task {} runs array_block on a combine stage", task.id),
+            }),
+        }
+    }
+}
+
+/// Combines the partial states of its inputs into one, finishing them at the last
+/// level of the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ArrayCombine {}
+
+impl Operation for ArrayCombine {
+    const NAME: &'static str = "array_combine";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let id = task.output.dataset();
+        let meta = stage(env, id)?;
+        let StageWork::Combine {
+            reducer,
+            input,
+            finish,
+            ddof,
+        } = meta.work
+        else {
+            return Err(Error::BadPlan {
+                reason: format!("task {} runs array_combine on another stage", task.id),
+            });
+        };
+        let block = block_of(&meta.grid(), chunk_key(task)?, task)?;
+        let n = block.num_elements() as usize;
+        let mut acc = Accum::new(reducer, input, n);
+        for r in &task.inputs {
+            env.cancel.check()?;
+            let entry = env.store.get(r)?;
+            let Entry::Bytes(bytes) = &*entry else {
+                return Err(wrong_entry(r, &entry));
+            };
+            acc.merge(&Accum::from_bytes(reducer, input, n, bytes)?)?;
+        }
+        match finish {
+            None => env
+                .store
+                .put(&task.output, Entry::Bytes(acc.to_bytes().into())),
+            Some(dtype) => {
+                let mut bytes = Vec::with_capacity(n * dtype.size());
+                acc.finish(dtype, ddof)?.encode(dtype, &mut bytes);
+                publish_values(task, env, &meta, &block, dtype, bytes)
+            }
+        }
+    }
+}
+
+fn wrong_entry(r: &DataRef, entry: &Entry) -> Error {
+    Error::WrongEntry {
+        key: r.to_string(),
+        holds: entry.kind(),
+        wanted: "bytes",
+    }
+}
+
+/// Publishes a block's values: into the output file (and a mark in the store), or
+/// into the store.
+fn publish_values(
+    task: &Task,
+    env: &TaskEnv<'_>,
+    meta: &StageMeta,
+    block: &Subset,
+    dtype: DType,
+    bytes: Vec<u8>,
+) -> Result<()> {
+    match &meta.write_to {
+        Some(dst) => {
+            let sink = open_sink(env, dst)?;
+            write_region(
+                sink.as_ref().as_ref(),
+                block,
+                &bytes,
+                dtype.size(),
+                env.cancel,
+            )?;
+            env.store.put(
+                &task.output,
+                Entry::Json(serde_json::json!({ "bytes": bytes.len() })),
+            )
+        }
+        None => env.store.put(&task.output, Entry::Bytes(bytes.into())),
+    }
+}
+
+/// The bytes of `region` of a dataset or stored leaf.
+fn read_leaf(env: &TaskEnv<'_>, source: &LeafSource, region: &Subset) -> Result<Vec<u8>> {
+    match source {
+        LeafSource::Dataset { id } => open_source(env, id)?.read(region),
+        LeafSource::Stored { id, chunks } => {
+            let grid = ChunkGrid::from_axes(
+                chunks
+                    .iter()
+                    .map(|c| AxisChunks::Irregular(c.clone()))
+                    .collect(),
+            );
+            let meta = stage(env, id)?;
+            let dtype = stage_dtype(&meta)?;
+            let item = dtype.size();
+            let mut out = vec![0u8; region.num_elements() as usize * item];
+            let ranges = grid.overlapping(region);
+            let extents: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+            for offset in indices_c_order(&extents) {
+                let key: Vec<u64> = offset
+                    .iter()
+                    .zip(&ranges)
+                    .map(|(o, r)| r.start + o)
+                    .collect();
+                let chunk = grid.chunk_subset(&key);
+                let r = DataRef::chunk(id, key);
+                let entry = env.store.get(&r)?;
+                let Entry::Bytes(bytes) = &*entry else {
+                    return Err(wrong_entry(&r, &entry));
+                };
+                let Some(part) = chunk.intersect(region) else {
+                    continue;
+                };
+                copy_region(
+                    bytes,
+                    chunk.shape(),
+                    &part.relative_to(chunk.start()),
+                    &mut out,
+                    region.shape(),
+                    part.relative_to(region.start()).start(),
+                    item,
+                );
+            }
+            Ok(out)
+        }
+        _ => Err(Error::bug("a generated leaf read from storage", "")),
+    }
+}
+
+/// The dtype of the values a stage publishes.
+fn stage_dtype(meta: &StageMeta) -> Result<DType> {
+    match &meta.work {
+        StageWork::Values { program } => Ok(program.dtype()),
+        StageWork::Combine {
+            finish: Some(d), ..
+        } => Ok(*d),
+        _ => Err(Error::BadPlan {
+            reason: "an array leaf reads a stage that publishes partial states".into(),
+        }),
+    }
+}
+
+/// Where the final array goes.
+pub enum Target {
+    /// Into the store, its chunks collected after the run.
+    Store,
+    /// Into the output dataset `dst` (already in the plan, created by task
+    /// `created`), whose chunk grid the final blocks must match.
+    File {
+        /// The output dataset's id.
+        dataset: String,
+        /// The task creating it.
+        created: TaskId,
+    },
+}
+
+/// How the final array of a plan is found in it.
+#[derive(Debug, Clone)]
+pub struct Lowered {
+    /// The dataset holding the final values.
+    pub dataset: String,
+    /// Its chunks.
+    pub chunks: Chunks,
+    /// The final tasks.
+    pub tasks: Vec<TaskId>,
+}
+
+/// Builds an array's stages into a plan.
+pub struct PlanBuilder<'p> {
+    plan: &'p mut Plan,
+    /// Stages already built, by array id: their dataset, chunks and the task of each
+    /// chunk (C order).
+    built: HashMap<String, Lowered>,
+}
+
+impl<'p> PlanBuilder<'p> {
+    /// A builder adding to `plan`.
+    pub fn new(plan: &'p mut Plan) -> Self {
+        PlanBuilder {
+            plan,
+            built: HashMap::new(),
+        }
+    }
+
+    /// Adds the stages computing `array` into `target`, and those of the arrays it
+    /// reads first.
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] when the blocks do not match the file's chunks.
+    pub fn add(&mut self, array: &Array, target: &Target) -> Result<Lowered> {
+        if let Some(done) = self.built.get(&array.expr().id) {
+            if matches!(target, Target::Store) {
+                return Ok(done.clone());
+            }
+        }
+        let e = array.expr();
+        let lowered = match &e.body {
+            Body::Fused(program) => {
+                self.add_inputs(array)?;
+                let meta = StageMeta {
+                    chunks: e.chunks.clone(),
+                    work: StageWork::Values {
+                        program: program.clone(),
+                    },
+                    write_to: file_of(target),
+                };
+                let tasks = self.add_block_stage(&e.id, meta, program, target)?;
+                Lowered {
+                    dataset: e.id.clone(),
+                    chunks: e.chunks.clone(),
+                    tasks,
+                }
+            }
+            Body::Reduce {
+                input,
+                reducer,
+                axes,
+                keepdims,
+                ddof,
+            } => {
+                self.add_inputs(input)?;
+                let Body::Fused(program) = &input.expr().body else {
+                    return Err(Error::bug("a reduction of a reduction not fused", ""));
+                };
+                let partial_id = format!("{}p", e.id);
+                let meta = StageMeta {
+                    chunks: input.chunks().clone(),
+                    work: StageWork::Partials {
+                        program: program.clone(),
+                        reduce: ReduceSpec {
+                            reducer: *reducer,
+                            axes: axes.clone(),
+                        },
+                    },
+                    write_to: None,
+                };
+                let partials = self.add_block_stage(&partial_id, meta, program, &Target::Store)?;
+                let tasks = self.add_combine_tree(
+                    &e.id,
+                    &partial_id,
+                    input.chunks(),
+                    &partials,
+                    axes,
+                    *keepdims,
+                    (*reducer, Phys::of(input.dtype())?, e.dtype, *ddof),
+                    target,
+                )?;
+                Lowered {
+                    dataset: e.id.clone(),
+                    chunks: e.chunks.clone(),
+                    tasks,
+                }
+            }
+        };
+        self.built.insert(e.id.clone(), lowered.clone());
+        Ok(lowered)
+    }
+
+    /// Adds the datasets and stages of what `array`'s program reads.
+    fn add_inputs(&mut self, array: &Array) -> Result<()> {
+        for (id, input) in &array.expr().inputs {
+            if self.plan.datasets.iter().any(|d| &d.id == id) {
+                continue;
+            }
+            match input {
+                Input::File {
+                    path,
+                    format,
+                    chunk_shape,
+                } => {
+                    let source = crate::storage::open_array(path, *format)?;
+                    let meta = source.meta().clone();
+                    let layout = ArrayLayout::new(meta.shape(), meta.dtype, chunk_shape.clone());
+                    let mut d = Dataset::new(id, path.display(), format.name(), DatasetRole::Input)
+                        .with_meta(layout.to_meta());
+                    d.stamp = FileStamp::of(path);
+                    self.plan.datasets.push(d);
+                }
+                Input::Computed(a) => {
+                    self.add(a, &Target::Store)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One `array_block` task a block of `meta.chunks`.
+    fn add_block_stage(
+        &mut self,
+        id: &str,
+        meta: StageMeta,
+        program: &Program,
+        target: &Target,
+    ) -> Result<Vec<TaskId>> {
+        let grid = meta.grid();
+        self.plan.datasets.push(
+            Dataset::new(id, "", "array-stage", DatasetRole::Intermediate)
+                .with_meta(serde_json::to_value(&meta).map_err(|e| Error::bug("stage meta", e))?),
+        );
+        let item = program.dtype().size() as u64;
+        let created = match target {
+            Target::File { created, .. } => Some(*created),
+            Target::Store => None,
+        };
+        let mut tasks = Vec::new();
+        for key in grid.chunk_indices() {
+            let block = grid.chunk_subset(&key);
+            let (inputs, mut deps, read_bytes) = self.leaf_inputs(program, &block)?;
+            deps.extend(created);
+            let out_bytes = block.num_elements() * item;
+            let tiles = (program.nodes.len() * TILE * 16) as u64;
+            let kind = if read_bytes > 0 {
+                TaskKind::Load
+            } else {
+                TaskKind::Compute
+            };
+            tasks.push(self.plan.push(Task {
+                inputs,
+                deps,
+                memory_bytes: read_bytes + out_bytes + tiles,
+                unit_bytes: out_bytes,
+                ..Task::new(OpSpec::of(&ArrayBlock {}), DataRef::chunk(id, key), kind)
+            }));
+        }
+        Ok(tasks)
+    }
+
+    /// The store entries a block of `program` reads (stored leaves' chunks), the
+    /// tasks that make them, and the bytes its boxes hold.
+    fn leaf_inputs(
+        &self,
+        program: &Program,
+        block: &Subset,
+    ) -> Result<(Vec<DataRef>, Vec<TaskId>, u64)> {
+        let mut inputs = Vec::new();
+        let mut deps = Vec::new();
+        let mut bytes = 0;
+        for node in &program.nodes {
+            let Node::Leaf {
+                source,
+                view,
+                dtype,
+            } = node
+            else {
+                continue;
+            };
+            let region = view_box(view, block);
+            match source {
+                LeafSource::Stored { id, chunks } => {
+                    bytes += region.num_elements() * dtype.size() as u64;
+                    let built = self
+                        .built
+                        .get(id)
+                        .ok_or_else(|| Error::bug("a stored leaf before its stage", id.clone()))?;
+                    let grid = ChunkGrid::from_axes(
+                        chunks
+                            .iter()
+                            .map(|c| AxisChunks::Irregular(c.clone()))
+                            .collect(),
+                    );
+                    let ranges = grid.overlapping(&region);
+                    let extents: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+                    let shape = grid.grid_shape();
+                    for offset in indices_c_order(&extents) {
+                        let key: Vec<u64> = offset
+                            .iter()
+                            .zip(&ranges)
+                            .map(|(o, r)| r.start + o)
+                            .collect();
+                        let flat = key.iter().zip(&shape).fold(0u64, |a, (i, g)| a * g + i);
+                        let r = DataRef::chunk(&built.dataset, key);
+                        if !inputs.contains(&r) {
+                            inputs.push(r);
+                            deps.push(built.tasks[flat as usize]);
+                        }
+                    }
+                }
+                LeafSource::Dataset { .. } => {
+                    bytes += region.num_elements() * dtype.size() as u64;
+                }
+                _ => {}
+            }
+        }
+        Ok((inputs, deps, bytes))
+    }
+
+    /// The combine tree of a reduction: the partials of each output chunk in groups
+    /// of at most [`SPLIT_EVERY`], level by level, the last finishing the values.
+    #[allow(clippy::too_many_arguments)]
+    fn add_combine_tree(
+        &mut self,
+        id: &str,
+        partial_id: &str,
+        in_chunks: &Chunks,
+        partials: &[TaskId],
+        axes: &[usize],
+        keepdims: bool,
+        (reducer, input, dtype, ddof): (Reducer, Phys, DType, f64),
+        target: &Target,
+    ) -> Result<Vec<TaskId>> {
+        let in_grid: Vec<u64> = in_chunks.iter().map(|c| c.len() as u64).collect();
+        // The output chunk of each input block: kept axes' keys, in C order.
+        let kept: Vec<usize> = (0..in_grid.len()).filter(|k| !axes.contains(k)).collect();
+        let out_grid: Vec<u64> = kept.iter().map(|&k| in_grid[k]).collect();
+        let n_out: u64 = out_grid.iter().product();
+        let mut groups: Vec<Vec<(DataRef, TaskId)>> = vec![Vec::new(); n_out as usize];
+        for (flat, key) in indices_c_order(&in_grid).enumerate() {
+            let o = kept.iter().fold(0u64, |acc, &k| acc * in_grid[k] + key[k]);
+            groups[o as usize].push((DataRef::chunk(partial_id, key), partials[flat]));
+        }
+        // The state of each output chunk has the kept axes' chunks (and ones).
+        let out_chunks: Chunks = (0..in_grid.len())
+            .filter_map(|k| {
+                if axes.contains(&k) {
+                    keepdims.then(|| vec![1])
+                } else {
+                    Some(in_chunks[k].clone())
+                }
+            })
+            .collect();
+        let out_key = |o: u64| -> Vec<u64> {
+            // Kept axes' key, with 0 for reduced axes kept as dimensions.
+            let mut kept_key = vec![0u64; out_grid.len()];
+            let mut rest = o;
+            for k in (0..out_grid.len()).rev() {
+                kept_key[k] = rest % out_grid[k].max(1);
+                rest /= out_grid[k].max(1);
+            }
+            let mut it = kept_key.into_iter();
+            (0..in_grid.len())
+                .filter_map(|k| {
+                    if axes.contains(&k) {
+                        keepdims.then_some(0)
+                    } else {
+                        it.next()
+                    }
+                })
+                .collect()
+        };
+        let created = match target {
+            Target::File { created, .. } => Some(*created),
+            Target::Store => None,
+        };
+        let elements = |o: u64| -> u64 {
+            ChunkGrid::from_axes(
+                out_chunks
+                    .iter()
+                    .map(|c| AxisChunks::Irregular(c.clone()))
+                    .collect(),
+            )
+            .chunk_subset(&out_key(o))
+            .num_elements()
+        };
+        let state_bytes = |n: u64| n * 8 * 3;
+        let mut level = 0;
+        loop {
+            let last = groups.iter().all(|g| g.len() <= SPLIT_EVERY);
+            let level_id = if last {
+                id.to_string()
+            } else {
+                format!("{id}c{level}")
+            };
+            let meta = StageMeta {
+                chunks: out_chunks.clone(),
+                work: StageWork::Combine {
+                    reducer,
+                    input,
+                    finish: last.then_some(dtype),
+                    ddof,
+                },
+                write_to: if last { file_of(target) } else { None },
+            };
+            self.plan.datasets.push(
+                Dataset::new(&level_id, "", "array-stage", DatasetRole::Intermediate).with_meta(
+                    serde_json::to_value(&meta).map_err(|e| Error::bug("stage meta", e))?,
+                ),
+            );
+            let mut next: Vec<Vec<(DataRef, TaskId)>> = Vec::with_capacity(groups.len());
+            for (o, group) in groups.iter().enumerate() {
+                let n = elements(o as u64);
+                let mut level_next = Vec::new();
+                for (g, part) in group.chunks(SPLIT_EVERY).enumerate() {
+                    let mut key = out_key(o as u64);
+                    if !last {
+                        // Several combines of one output chunk at this level: the
+                        // group number is an extra key axis.
+                        key.push(g as u64);
+                    }
+                    let (inputs, mut deps): (Vec<DataRef>, Vec<TaskId>) =
+                        part.iter().cloned().unzip();
+                    if last {
+                        deps.extend(created);
+                    }
+                    let t = self.plan.push(Task {
+                        inputs,
+                        deps,
+                        memory_bytes: state_bytes(n) * 2 + n * dtype.size() as u64,
+                        unit_bytes: n * dtype.size() as u64,
+                        ..Task::new(
+                            OpSpec::of(&ArrayCombine {}),
+                            DataRef::chunk(&level_id, key.clone()),
+                            TaskKind::Release,
+                        )
+                    });
+                    level_next.push((DataRef::chunk(&level_id, key), t));
+                }
+                next.push(level_next);
+            }
+            if last {
+                return Ok(next.into_iter().flatten().map(|(_, t)| t).collect());
+            }
+            groups = next;
+            level += 1;
+        }
+    }
+}
+
+fn file_of(target: &Target) -> Option<String> {
+    match target {
+        Target::File { dataset, .. } => Some(dataset.clone()),
+        Target::Store => None,
+    }
+}
+
+/// A leaf's bounding box over a block (see [`View::bounding_box`]).
+fn view_box(view: &View, block: &Subset) -> Subset {
+    let (lo, len) = view.bounding_box(block);
+    Subset::new(lo, len)
+}
+
+/// The values of a computed array's chunks from the store, assembled in C order.
+///
+/// # Errors
+/// The store's errors; [`Error::WrongEntry`] for an entry that is not bytes.
+pub fn collect(
+    store: &dyn crate::plan::DataStore,
+    lowered: &Lowered,
+    shape: &[u64],
+    dtype: DType,
+) -> Result<Vec<u8>> {
+    let item = dtype.size();
+    let total = shape.iter().product::<u64>() as usize;
+    let mut out = vec![0u8; total * item];
+    let grid = ChunkGrid::from_axes(
+        lowered
+            .chunks
+            .iter()
+            .map(|c| AxisChunks::Irregular(c.clone()))
+            .collect(),
+    );
+    if total == 0 {
+        return Ok(out);
+    }
+    for key in grid.chunk_indices() {
+        let chunk = grid.chunk_subset(&key);
+        let r = DataRef::chunk(&lowered.dataset, key);
+        let entry = store.get(&r)?;
+        let Entry::Bytes(bytes) = &*entry else {
+            return Err(wrong_entry(&r, &entry));
+        };
+        let zero = vec![0; chunk.shape().len()];
+        copy_region(
+            bytes,
+            chunk.shape(),
+            &Subset::new(zero, chunk.shape().to_vec()),
+            &mut out,
+            shape,
+            chunk.start(),
+            item,
+        );
+    }
+    Ok(out)
+}

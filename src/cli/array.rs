@@ -1,0 +1,161 @@
+//! `blockwise array EXPR`: evaluate a numpy-like expression chunk by chunk.
+//!
+//! ```text
+//! blockwise array EXPR [--input NAME=PATH]... [-o OUT] [--chunks 1000,1000|auto]
+//!     [--compression zstd[:LEVEL]|none] [--overwrite]
+//!     [--memory-limit 2GiB] [--threads N] [--no-progress] [--stats]
+//!     [--report FILE.html [--overwrite-report]]
+//! ```
+//!
+//! The expression is a subset of Python: names (inputs, numpy's functions with or
+//! without `np.`/`da.`), numbers, tuples, operators, calls with keywords, methods,
+//! `.T` and subscripts. A small result prints as numpy prints it; with `-o` the
+//! result is written to a Zarr array, an `.npy` file or an npy stack, atomically.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use super::common::JobArgs;
+use crate::array::eval::{evaluate, Value};
+use crate::array::graph::Array;
+use crate::convert::{compute_array, write_array, ChunkSpec, Compression, ConvertOptions};
+use crate::error::{Error, Result};
+use crate::exec::CancelToken;
+
+/// Evaluate a numpy-like array expression, chunk by chunk
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The expression, e.g. "(arcsin(x) + arccos(y)).sum(axis=(1, 2))"
+    expr: String,
+    /// Bind a name to an array file: NAME=PATH (.zarr, .npy, npy stack); repeatable
+    #[arg(long = "input", short = 'i', value_name = "NAME=PATH")]
+    inputs: Vec<String>,
+    /// Write the result here (.zarr, .npy, or an npy stack directory) instead of printing it
+    #[arg(long, short = 'o')]
+    output: Option<PathBuf>,
+    /// Output format: zarr, npy, npy-stack [default: from OUT's extension]
+    #[arg(long)]
+    to: Option<String>,
+    /// Output chunk shape, e.g. 1000,1000, or auto [default: the result's chunks]
+    #[arg(long)]
+    chunks: Option<String>,
+    /// Output compression: zstd[:LEVEL] or none [default: zstd:3 for zarr]
+    #[arg(long)]
+    compression: Option<String>,
+    /// Replace OUT if it exists
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    job: JobArgs,
+}
+
+impl Args {
+    /// The arrays the `--input` options bind, by name.
+    fn names(&self) -> Result<BTreeMap<String, Array>> {
+        let mut names = BTreeMap::new();
+        for item in &self.inputs {
+            let invalid = |reason: String| Error::InvalidOption {
+                option: "input",
+                value: item.clone(),
+                reason,
+            };
+            let (name, path) = item
+                .split_once('=')
+                .ok_or_else(|| invalid("write NAME=PATH, e.g. x=data.zarr".into()))?;
+            let valid_name = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+            if !valid_name {
+                return Err(invalid(format!(
+                    "{name:?} is not a name an expression can use"
+                )));
+            }
+            if names.contains_key(name) {
+                return Err(invalid(format!("the name {name:?} is bound twice")));
+            }
+            names.insert(name.to_string(), Array::open(path.as_ref(), None)?);
+        }
+        Ok(names)
+    }
+
+    fn options(&self) -> Result<ConvertOptions> {
+        Ok(ConvertOptions {
+            to: self
+                .to
+                .as_deref()
+                .map(crate::storage::Format::parse)
+                .transpose()?,
+            chunks: self.chunks.as_deref().map(ChunkSpec::parse).transpose()?,
+            compression: self
+                .compression
+                .as_deref()
+                .map(Compression::parse)
+                .transpose()?,
+            overwrite: self.overwrite,
+            ..ConvertOptions::default()
+        })
+    }
+}
+
+/// The expression's result as an array (a number is a 0-d array).
+fn result_array(value: Value) -> Result<Array> {
+    match value {
+        Value::Array(a) => Ok(a),
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+            // A constant expression: numpy prints it as a scalar; so do we.
+            crate::array::eval::scalar_array(&value)
+        }
+        other => Err(Error::ArrayArgument {
+            op: "array".into(),
+            reason: format!(
+                "the expression's value is {}, not an array",
+                other.describe()
+            ),
+        }),
+    }
+}
+
+pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
+    let started = Instant::now();
+    let options = args.options()?;
+    let names = args.names()?;
+    let array = result_array(evaluate(&args.expr, &names)?)?;
+    let array = match &options.chunks {
+        Some(ChunkSpec::Shape(shape)) => {
+            array.rechunk(crate::array::graph::regular_chunks(array.shape(), shape)?)?
+        }
+        Some(ChunkSpec::Auto) => array.rechunk(crate::array::graph::auto_chunks(
+            array.shape(),
+            array.dtype().size() as u64,
+        ))?,
+        None => array,
+    };
+    let mut paths: Vec<&std::path::Path> = Vec::new();
+    let inputs = array.input_paths();
+    paths.extend(inputs.iter().map(PathBuf::as_path));
+    paths.extend(args.output.as_deref());
+    let (ctx, report_file) = args.job.start(cancel, &paths, args.overwrite)?;
+    match &args.output {
+        Some(out) => {
+            let outcome = write_array(&array, out, &options, &ctx);
+            args.job.finish(&ctx, started, report_file, outcome, |_| {
+                serde_json::json!({})
+            })?;
+        }
+        None => {
+            let outcome = compute_array(&array, &ctx);
+            let computed = args.job.finish(&ctx, started, report_file, outcome, |_| {
+                serde_json::json!({})
+            })?;
+            println!(
+                "{}",
+                crate::array::print::numpy_str(&computed.shape, computed.dtype, &computed.bytes)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

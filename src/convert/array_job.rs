@@ -1,0 +1,180 @@
+//! The array job: a lazy [`Array`] computed into memory (`compute`) or written to a
+//! file (`.zarr`, `.npy`, an npy stack), through a plan run like a conversion's.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::job::{finish_with_publish, run_plan_then, OnFailure, PlanSizing, STAGED_OUTPUT};
+use super::{output_spec, sinks, ConvertOptions};
+use crate::array::graph::{regular_chunks, Array, Chunks};
+use crate::array::lower::{collect, PlanBuilder, Target};
+use crate::array::CreateArray;
+use crate::array::FinishArray;
+use crate::error::{Error, Result};
+use crate::exec::{JobContext, JobStats};
+use crate::grid::tuple_text;
+use crate::plan::{check_memory, DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
+use crate::storage::array::DType;
+use crate::storage::atomic::AtomicOutput;
+use crate::storage::Format;
+
+/// A computed array in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComputedArray {
+    /// Its shape.
+    pub shape: Vec<u64>,
+    /// Its dtype.
+    pub dtype: DType,
+    /// Its elements in C order, native byte order.
+    pub bytes: Vec<u8>,
+}
+
+/// Computes `array` into memory.
+///
+/// # Errors
+/// [`Error::ArrayArgument`] when the result is larger than half the memory limit
+/// (naming both: write it to a file instead); the plan's and the run's errors.
+pub fn compute(array: &Array, ctx: &JobContext) -> Result<ComputedArray> {
+    let limit = ctx.pool.limit();
+    if array.nbytes() > limit / 2 {
+        return Err(Error::ArrayArgument {
+            op: "compute".into(),
+            reason: format!(
+                "the result, of shape {} and dtype {}, takes {} bytes, more than half the \
+                 {limit}-byte memory limit; write it to a file instead (-o out.zarr), or \
+                 reduce it first",
+                tuple_text(array.shape()),
+                array.dtype().name(),
+                array.nbytes()
+            ),
+        });
+    }
+    let mut plan = Plan::new();
+    plan.workdir = scratch_workdir(ctx).display().to_string();
+    let lowered = PlanBuilder::new(&mut plan).add(array, &Target::Store)?;
+    check_memory(&plan, limit)?;
+    std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
+    let (shape, dtype) = (array.shape().to_vec(), array.dtype());
+    let (_, bytes) = run_plan_then(&plan, ctx, OnFailure::RemoveAll, |store| {
+        collect(store, &lowered, &shape, dtype)
+    })?;
+    Ok(ComputedArray {
+        shape,
+        dtype,
+        bytes,
+    })
+}
+
+/// A fresh working directory for a plan whose output stays in memory, under the
+/// job's spill directory (where a killed run's leftovers are reclaimed).
+fn scratch_workdir(ctx: &JobContext) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    ctx.spill.disk().dir().join(format!(
+        ".array.blockwise-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// The plan writing `array` to `dst` (staged at `staged`, published at the end),
+/// sized for `sizing`.
+///
+/// # Errors
+/// Options that do not apply to the format; [`Error::PlanTooLarge`] when a task
+/// cannot fit the memory limit.
+pub fn plan_write(
+    array: &Array,
+    dst: &Path,
+    to: Format,
+    staged: &Path,
+    options: &ConvertOptions,
+    sizing: PlanSizing,
+) -> Result<Plan> {
+    let shape = array.shape().to_vec();
+    let chunk_shape: Vec<u64> = array
+        .chunks()
+        .iter()
+        .map(|c| c.iter().copied().max().unwrap_or(1).max(1))
+        .collect();
+    let layout = sinks::array_layout(
+        to,
+        staged,
+        array.dtype(),
+        &shape,
+        &chunk_shape,
+        options,
+        false,
+    )?;
+    // The final blocks are the file's chunks: a program is only evaluated in other
+    // blocks, a stored result gathered into them.
+    let file_chunks: Chunks = regular_chunks(&shape, &layout.chunks)?;
+    let array = if &file_chunks == array.chunks() {
+        array.clone()
+    } else {
+        array.rechunk(file_chunks)?
+    };
+    let mut plan = Plan::new();
+    plan.datasets.push(
+        Dataset::new("dst", staged.display(), to.name(), DatasetRole::Output)
+            .with_meta(layout.to_meta()),
+    );
+    let created = plan.push(Task::new(
+        OpSpec::of(&CreateArray { warning: None }),
+        DataRef::whole("dst"),
+        TaskKind::Compute,
+    ));
+    let lowered = PlanBuilder::new(&mut plan).add(
+        &array,
+        &Target::File {
+            dataset: "dst".into(),
+            created,
+        },
+    )?;
+    let mut deps = lowered.tasks.clone();
+    deps.push(created);
+    plan.push(Task {
+        deps,
+        ..Task::new(
+            OpSpec::of(&FinishArray {}),
+            DataRef::partition("dst", 0),
+            TaskKind::Release,
+        )
+    });
+    finish_with_publish(&mut plan, staged, dst, to, options.overwrite);
+    check_memory(&plan, sizing.memory_limit)?;
+    Ok(plan)
+}
+
+/// Writes `array` to `dst` (its format from the name), atomically.
+///
+/// # Errors
+/// As [`plan_write`]; the destination's checks, made before anything runs; the
+/// run's errors.
+pub fn write(array: &Array, dst: &Path, options: &ConvertOptions, ctx: &JobContext) -> Result<u64> {
+    let to = match options.to {
+        Some(f) => f,
+        None => Format::from_extension(dst).ok_or_else(|| Error::UnknownFormat {
+            path: dst.to_path_buf(),
+            hint: "name it .zarr or .npy, or pass --to FORMAT (zarr, npy, npy-stack)".into(),
+        })?,
+    };
+    if !matches!(to, Format::Zarr | Format::Npy | Format::NpyStack) {
+        return Err(Error::WrongKind {
+            format: to.name(),
+            is: "a table format",
+            wanted: "an array format (.zarr, .npy, or an npy stack directory)",
+        });
+    }
+    let inputs = array.input_paths();
+    let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let out = AtomicOutput::new(dst, &output_spec(&input_refs, to, options))?;
+    ctx.note_reclaimed(out.reclaimed());
+    let staged = out.path().join(STAGED_OUTPUT);
+    let mut plan = plan_write(array, dst, to, &staged, options, PlanSizing::of(ctx))?;
+    plan.workdir = out.path().display().to_string();
+    std::fs::create_dir(out.path()).map_err(|e| Error::io(out.path(), e))?;
+    run_plan_then(&plan, ctx, OnFailure::RemoveAll, |_| Ok(()))?;
+    let written = crate::sys::tree_bytes(dst);
+    JobStats::add(&ctx.stats.written_bytes, written);
+    Ok(written)
+}
