@@ -175,7 +175,14 @@ impl Operation for ArrayCombine {
                 reason: format!("task {} runs array_combine on another stage", task.id),
             });
         };
-        let block = block_of(&meta.grid(), chunk_key(task)?, task)?;
+        let key = chunk_key(task)?;
+        // Below the last level, several tasks combine parts of one output chunk: the
+        // group is an extra last axis of their keys.
+        let key = match finish {
+            None => &key[..key.len().saturating_sub(1)],
+            Some(_) => key,
+        };
+        let block = block_of(&meta.grid(), key, task)?;
         let n = block.num_elements() as usize;
         let mut acc = Accum::new(reducer, input, n);
         for r in &task.inputs {

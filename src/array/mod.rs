@@ -23,3 +23,6 @@ mod rechunk;
 pub use create::{CreateArray, FinishArray};
 pub use layout::{open_sink, open_source, write_region, ArrayLayout};
 pub use rechunk::{CopyBlock, Rechunk};
+
+#[cfg(test)]
+mod tests;

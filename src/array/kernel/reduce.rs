@@ -105,6 +105,16 @@ fn neumaier(s: &mut f64, c: &mut f64, v: f64) {
     *s = t;
 }
 
+/// A compensated sum's value: the compensation holds NaN once an infinity entered
+/// the sum, which is then the value.
+fn compensated(sum: f64, compensation: f64) -> f64 {
+    if sum.is_finite() {
+        sum + compensation
+    } else {
+        sum
+    }
+}
+
 /// The sum of `v` in eight interleaved lanes, pairwise at the end.
 fn lanes_sum(v: &[f64]) -> f64 {
     let mut lanes = [0.0f64; 8];
@@ -366,14 +376,14 @@ impl Accum {
         let target = Phys::of(dtype)?;
         let values = match (self.reducer, self.fields.as_slice()) {
             (R::Sum | R::Nansum, [Values::F64(s), Values::F64(c)]) => {
-                Values::F64(s.iter().zip(c).map(|(a, b)| a + b).collect())
+                Values::F64(s.iter().zip(c).map(|(&a, &b)| compensated(a, b)).collect())
             }
             (R::Mean | R::Nanmean, [Values::F64(s), Values::F64(c), Values::F64(n)]) => {
                 Values::F64(
                     s.iter()
                         .zip(c)
                         .zip(n)
-                        .map(|((a, b), k)| (a + b) / k)
+                        .map(|((&a, &b), k)| compensated(a, b) / k)
                         .collect(),
                 )
             }

@@ -1,0 +1,367 @@
+//! The array layer against numpy: the same expressions evaluated by numpy on the
+//! same arrays (written by numpy as `.npy` files), under several chunkings, and the
+//! properties every chunking must keep.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::eval::{evaluate, Value};
+use super::graph::{regular_chunks, Array, Chunks};
+use crate::convert::{compute_array, ComputedArray};
+use crate::exec::{JobContext, JobOptions};
+use crate::storage::array::DType;
+
+/// The inputs numpy writes, by name: shape (7, 9, 5) and (9, 5) arrays of several
+/// dtypes, with NaN and infinities in `w`.
+const SETUP: &str = r#"
+import json, sys, numpy as np
+out = sys.argv[1]
+rng = np.random.default_rng(7)
+arrays = {
+    "a": rng.standard_normal((7, 9, 5)),
+    "b": rng.integers(-50, 50, (7, 9, 5)).astype(np.int32),
+    "c": rng.random((9, 5)) + 0.5,
+    "f": rng.standard_normal((7, 9, 5)).astype(np.float32),
+    "u": rng.integers(0, 255, (7, 9, 5)).astype(np.uint8),
+    "i": rng.integers(-128, 127, (7, 9, 5)).astype(np.int8),
+    "m": rng.random((7, 9, 5)) > 0.5,
+    "p": rng.random((7, 9, 5)),
+}
+w = rng.standard_normal((7, 9, 5))
+w[0, 0, 0] = np.nan; w[3, 4, 2] = np.inf; w[6, 8, 4] = -np.inf; w[2, 2, 2] = np.nan
+arrays["w"] = w
+for k, v in arrays.items():
+    np.save(f"{out}/{k}.npy", v)
+ns = dict(vars(np)); ns.update(arrays); ns["abs"] = np.abs; ns["round"] = np.round
+ns["min"] = np.min; ns["max"] = np.max; ns["sum"] = np.sum; ns["all"] = np.all; ns["any"] = np.any
+results = {}
+import warnings
+warnings.simplefilter("ignore")
+for expr in json.loads(sys.argv[2]):
+    try:
+        r = np.asarray(eval(expr, ns))
+        results[expr] = {"shape": list(r.shape), "dtype": str(r.dtype), "hex": r.tobytes().hex()}
+    except Exception as e:
+        results[expr] = {"error": type(e).__name__ + ": " + str(e)}
+print(json.dumps(results))
+"#;
+
+/// Expressions whose results must equal numpy's bit for bit.
+const EXACT: &[&str] = &[
+    "a + 1",
+    "a * c",
+    "a - c * 2.5",
+    "a / c",
+    "b + 1",
+    "b * 3 - 7",
+    "b // 7",
+    "b % 7",
+    "-b",
+    "b / 4",
+    "b ** 2",
+    "b + a",
+    "u + 1",
+    "u * u",
+    "u + i",
+    "i * 3",
+    "i // -3",
+    "f + 1.5",
+    "f * a",
+    "f + b",
+    "a // 0.3",
+    "a % 0.3",
+    "b > 0",
+    "a <= c",
+    "(a > 0) & m",
+    "m | (b < 3)",
+    "m ^ True",
+    "~m",
+    "~b",
+    "b & 12",
+    "b | u",
+    "abs(a)",
+    "abs(b)",
+    "sign(a)",
+    "floor(a)",
+    "ceil(f)",
+    "trunc(a)",
+    "rint(a * 3)",
+    "sqrt(c)",
+    "isnan(w)",
+    "isinf(w)",
+    "isfinite(w)",
+    "maximum(a, c)",
+    "minimum(w, 0.5)",
+    "where(m, a, b)",
+    "where(a > 0, 1, 0)",
+    "clip(a, -0.5, 0.5)",
+    "a.astype('float32')",
+    "a.astype('int16')",
+    "b.astype('uint8')",
+    "m.astype('int32') + 1",
+    "a[::2, 1:-1, ::-1]",
+    "a[3]",
+    "a[:, 4]",
+    "a[-1, ::-3, 2]",
+    "a[..., 0]",
+    "a[None, 2, :, None]",
+    "a.T",
+    "transpose(a, (1, 0, 2))",
+    "(a + a.T.T)[1:, :3]",
+    "c[None] + a",
+    "b.sum(axis=0)",
+    "b.sum()",
+    "u.sum(axis=(0, 2))",
+    "m.sum(axis=1)",
+    "b.prod(axis=2)",
+    "b.min(axis=0)",
+    "b.max(axis=(1, 2))",
+    "a.max()",
+    "a.min(axis=1)",
+    "w.max(axis=2)",
+    "nanmax(w, axis=2)",
+    "nanmin(w)",
+    "m.any(axis=0)",
+    "m.all(axis=2)",
+    "(a > 3).any()",
+    "b.sum(axis=1, keepdims=True)",
+];
+
+/// Expressions whose float results must equal numpy's to 1e-12 relative.
+const CLOSE: &[&str] = &[
+    "a.sum()",
+    "a.sum(axis=0)",
+    "a.sum(axis=(1, 2))",
+    "a.mean()",
+    "a.mean(axis=1)",
+    "b.mean(axis=0)",
+    "f.sum(axis=2)",
+    "a.std()",
+    "a.std(axis=0)",
+    "a.var(axis=(0, 2), ddof=1)",
+    "nansum(w[:, :, 1:])",
+    "nanmean(w, axis=0)",
+    "nanstd(w, axis=1)",
+    "(a * 2 - c).mean(axis=2, keepdims=True)",
+    "(arcsin(p) + arccos(p * 0.5)).sum(axis=(1, 2))",
+    "exp(a).sum(axis=0)",
+    "log(c) + log1p(c) - log2(c) * log10(c)",
+    "sin(a) * cos(a) + tan(c)",
+    "arctan(a) + sinh(c) - cosh(c) + tanh(a)",
+    "expm1(a) + cbrt(a)",
+    "arctan2(a, c) + hypot(a, c)",
+    "a - a.mean(axis=0)",
+    "(a - a.mean(axis=0)) / a.std(axis=0)",
+    "a ** 2 + c ** 0.5",
+    "prod(c, axis=0)",
+];
+
+fn context() -> JobContext {
+    let options = JobOptions {
+        threads: 2,
+        memory_limit: 256 << 20,
+        ..JobOptions::default()
+    };
+    JobContext::new(&options, crate::sys::CancelToken::new()).unwrap()
+}
+
+/// numpy's result of each expression, after writing the inputs into `dir`.
+fn numpy_results(dir: &Path, exprs: &[&str]) -> serde_json::Value {
+    let list = serde_json::to_string(exprs).unwrap();
+    crate::reference::json(SETUP, &[&dir.display().to_string(), &list])
+}
+
+/// The inputs as arrays, cut into `chunks(shape)`.
+fn inputs(dir: &Path, chunks: &dyn Fn(&[u64]) -> Chunks) -> BTreeMap<String, Array> {
+    let mut names = BTreeMap::new();
+    for name in ["a", "b", "c", "f", "u", "i", "m", "p", "w"] {
+        let path = dir.join(format!("{name}.npy"));
+        let whole = Array::open(&path, None).unwrap();
+        let c = chunks(whole.shape());
+        names.insert(name.to_string(), Array::open(&path, Some(c)).unwrap());
+    }
+    names
+}
+
+fn compute(expr: &str, names: &BTreeMap<String, Array>, ctx: &JobContext) -> ComputedArray {
+    let value = evaluate(expr, names).unwrap_or_else(|e| panic!("{expr}: {e}"));
+    let Value::Array(array) = value else {
+        panic!("{expr}: not an array")
+    };
+    compute_array(&array, ctx).unwrap_or_else(|e| panic!("{expr}: {e}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn floats(dtype: DType, bytes: &[u8]) -> Vec<f64> {
+    match dtype {
+        DType::Float64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_ne_bytes(c.try_into().unwrap()))
+            .collect(),
+        DType::Float32 => bytes
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_ne_bytes(c.try_into().unwrap())))
+            .collect(),
+        other => panic!("{other:?} is not a float dtype"),
+    }
+}
+
+/// The chunkings every expression runs under: one chunk, irregular last chunks,
+/// chunks of one along an axis.
+fn chunkings() -> Vec<(&'static str, Box<dyn Fn(&[u64]) -> Chunks>)> {
+    vec![
+        (
+            "one chunk",
+            Box::new(|s: &[u64]| s.iter().map(|&n| vec![n]).collect()),
+        ),
+        (
+            "irregular",
+            Box::new(|s: &[u64]| {
+                let c: Vec<u64> = s.iter().map(|&n| (n / 2).max(1)).collect();
+                let mut chunks = regular_chunks(s, &c).unwrap();
+                // A Dask-style irregular first axis.
+                if s[0] == 7 {
+                    chunks[0] = vec![1, 4, 2];
+                }
+                chunks
+            }),
+        ),
+        (
+            "ones",
+            Box::new(|s: &[u64]| {
+                let c: Vec<u64> = s
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &n)| if k + 1 == s.len() { 1 } else { n })
+                    .collect();
+                regular_chunks(s, &c).unwrap()
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn expressions_equal_numpys_under_every_chunking() {
+    let dir = tempfile::tempdir().unwrap();
+    let all: Vec<&str> = EXACT.iter().chain(CLOSE).copied().collect();
+    let want = numpy_results(dir.path(), &all);
+    let ctx = context();
+    for (label, chunking) in chunkings() {
+        let names = inputs(dir.path(), chunking.as_ref());
+        for expr in &all {
+            let w = &want[*expr];
+            assert!(w.get("error").is_none(), "numpy refused {expr}: {w}");
+            let got = compute(expr, &names, &ctx);
+            let shape: Vec<u64> = serde_json::from_value(w["shape"].clone()).unwrap();
+            assert_eq!(got.shape, shape, "{expr} ({label}): shape");
+            assert_eq!(
+                got.dtype.name(),
+                w["dtype"].as_str().unwrap(),
+                "{expr} ({label}): dtype"
+            );
+            let want_hex = w["hex"].as_str().unwrap();
+            if EXACT.contains(expr) {
+                assert_eq!(hex(&got.bytes), want_hex, "{expr} ({label})");
+            } else {
+                let want_bytes: Vec<u8> = (0..want_hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&want_hex[i..i + 2], 16).unwrap())
+                    .collect();
+                let (g, w) = (
+                    floats(got.dtype, &got.bytes),
+                    floats(got.dtype, &want_bytes),
+                );
+                let tol = if got.dtype == DType::Float32 {
+                    1e-5
+                } else {
+                    1e-12
+                };
+                for (i, (x, y)) in g.iter().zip(&w).enumerate() {
+                    let ok = (x.is_nan() && y.is_nan())
+                        || x == y
+                        || (x - y).abs() <= tol * x.abs().max(y.abs()).max(1e-300);
+                    assert!(ok, "{expr} ({label}) element {i}: {x} vs numpy's {y}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn random_arrays_do_not_depend_on_chunks_or_threads() {
+    let one = |chunks: &str, threads: usize| {
+        let options = JobOptions {
+            threads,
+            memory_limit: 256 << 20,
+            ..JobOptions::default()
+        };
+        let ctx = JobContext::new(&options, crate::sys::CancelToken::new()).unwrap();
+        let names = BTreeMap::new();
+        let mut out = Vec::new();
+        for dist in [
+            "random.random",
+            "random.normal(2.0, 3.0, ",
+            "random.uniform(-1, 1, ",
+            "random.integers(0, 1000, ",
+        ] {
+            let call = if dist.ends_with(' ') {
+                format!("{dist}(30, 17, 3), chunks={chunks}, seed=5)")
+            } else {
+                format!("{dist}((30, 17, 3), chunks={chunks}, seed=5)")
+            };
+            out.push(compute(&call, &names, &ctx).bytes);
+        }
+        out
+    };
+    let reference = one("(30, 17, 3)", 1);
+    for (chunks, threads) in [("(7, 5, 2)", 2), ("(1, 17, 1)", 2), ("(30, 1, 3)", 1)] {
+        assert_eq!(one(chunks, threads), reference, "chunks {chunks}");
+    }
+    // And the uniform doubles are numpy's Philox stream.
+    let want = crate::reference::json(
+        "import json, numpy as np\n\
+         print(json.dumps(np.random.Generator(np.random.Philox(key=5)).random((30, 17, 3)).tobytes().hex()))",
+        &[],
+    );
+    assert_eq!(hex(&reference[0]), want.as_str().unwrap());
+}
+
+#[test]
+fn errors_say_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ = numpy_results(dir.path(), &[]);
+    let names = inputs(dir.path(), &|s: &[u64]| {
+        s.iter().map(|&n| vec![n]).collect()
+    });
+    let message = |expr: &str| match evaluate(expr, &names) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{expr} evaluated"),
+    };
+    let m = message("a + zeros((3, 4))");
+    assert!(
+        m.contains("(7, 9, 5)") && m.contains("(3, 4)") && m.contains("column 1"),
+        "{m}"
+    );
+    let m = message("arcsn(a)");
+    assert!(m.contains("arcsin") && m.contains("column 1"), "{m}");
+    let m = message("a.sum(axis=3)");
+    assert!(m.contains("axis 3") && m.contains("dimension 3"), "{m}");
+    let m = message("u + 300");
+    assert!(m.contains("300") && m.contains("uint8"), "{m}");
+    let m = message("a & b");
+    assert!(m.contains("bitwise_and") && m.contains("float64"), "{m}");
+    let m = message("a[::0]");
+    assert!(m.contains("step cannot be zero"), "{m}");
+    let m = message("a[7]");
+    assert!(
+        m.contains("index 7 is out of bounds for axis 0 with size 7"),
+        "{m}"
+    );
+    let m = message("a.astype('float8')");
+    assert!(m.contains("float8") && m.contains("float32"), "{m}");
+    let m = message("sum(a, axis=1, bogus=2)");
+    assert!(m.contains("bogus"), "{m}");
+}
