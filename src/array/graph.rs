@@ -319,6 +319,8 @@ impl Array {
     /// # Errors
     /// What opening it fails with.
     pub fn open(path: &std::path::Path, chunks: Option<Chunks>) -> Result<Array> {
+        // A plan may run in another directory: its paths are absolute.
+        let path = &std::path::absolute(path).map_err(|e| Error::io(path, e))?;
         let format = crate::storage::detect(path)?;
         let source = crate::storage::open_array(path, format)?;
         let meta = source.meta().clone();

@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long)]
     overwrite: bool,
     #[command(flatten)]
-    job: JobArgs,
+    pub(super) job: JobArgs,
 }
 
 impl Args {
@@ -119,12 +119,29 @@ fn result_array(value: Value) -> Result<Array> {
     }
 }
 
-pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
-    let started = Instant::now();
-    let options = args.options()?;
-    let names = args.names()?;
-    let array = result_array(evaluate(&args.expr, &names)?)?;
-    let array = match &options.chunks {
+impl Args {
+    /// The output path, when one is given.
+    pub(super) fn output(&self) -> Option<&std::path::Path> {
+        self.output.as_deref()
+    }
+
+    /// The array the expression computes, in the chunks asked for, and the output
+    /// options.
+    ///
+    /// # Errors
+    /// The inputs' and the expression's errors.
+    pub(super) fn array(&self) -> Result<(Array, ConvertOptions)> {
+        let options = self.options()?;
+        let names = self.names()?;
+        let array = result_array(evaluate(&self.expr, &names)?)?;
+        let array = rechunked(array, options.chunks.as_ref())?;
+        Ok((array, options))
+    }
+}
+
+/// `array` in the chunks of `--chunks`.
+fn rechunked(array: Array, chunks: Option<&ChunkSpec>) -> Result<Array> {
+    Ok(match chunks {
         Some(ChunkSpec::Shape(shape)) => {
             array.rechunk(crate::array::graph::regular_chunks(array.shape(), shape)?)?
         }
@@ -133,7 +150,12 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
             array.dtype().size() as u64,
         ))?,
         None => array,
-    };
+    })
+}
+
+pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
+    let started = Instant::now();
+    let (array, options) = args.array()?;
     let mut paths: Vec<&std::path::Path> = Vec::new();
     let inputs = array.input_paths();
     paths.extend(inputs.iter().map(PathBuf::as_path));

@@ -34,6 +34,17 @@ pub struct Args {
 enum What {
     /// The plan of `blockwise convert SRC DST ...`
     Convert(ConvertArgs),
+    /// The plan of `blockwise array EXPR -o OUT ...` (the output is required)
+    Array(ArrayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ArrayArgs {
+    #[command(flatten)]
+    array: super::array::Args,
+    /// Write the plan to this file (JSON) instead of standard output
+    #[arg(long = "plan", value_name = "PLAN.json")]
+    plan: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,13 +57,47 @@ struct ConvertArgs {
 }
 
 pub(super) fn run(args: Args) -> Result<ExitCode> {
-    let What::Convert(args) = args.what;
+    let args = match args.what {
+        What::Convert(args) => args,
+        What::Array(args) => return run_array(args),
+    };
     let options = args.convert.options()?;
     let sizing = args.convert.job.sizing()?;
     let plan = plan_convert(&args.convert.src, &args.convert.dst, &options, sizing)
         .map_err(|e| super::common::with_from_hint(e, &args.convert.src))?;
+    write_plan(
+        &plan,
+        args.output.as_deref(),
+        options.overwrite,
+        &[args.convert.src.as_path()],
+    )
+}
+
+/// `plan array`: the plan of writing an expression's result to its output.
+fn run_array(args: ArrayArgs) -> Result<ExitCode> {
+    let Some(dst) = args.array.output() else {
+        return Err(Error::Usage(
+            "a plan writes its result to a file: give the output with -o OUT.zarr (or .npy)".into(),
+        ));
+    };
+    let (array, options) = args.array.array()?;
+    let sizing = args.array.job.sizing()?;
+    let plan = crate::convert::plan_array(&array, dst, &options, sizing)?;
+    let inputs = array.input_paths();
+    let inputs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
+    write_plan(&plan, args.plan.as_deref(), options.overwrite, &inputs)
+}
+
+/// Writes `plan` to `output` (or standard output), then creates its working
+/// directory.
+fn write_plan(
+    plan: &crate::plan::Plan,
+    output: Option<&std::path::Path>,
+    overwrite: bool,
+    inputs: &[&std::path::Path],
+) -> Result<ExitCode> {
     let json = plan.to_json()?;
-    match &args.output {
+    match output {
         None => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{json}").map_err(|e| Error::io("standard output", e))?;
@@ -63,8 +108,8 @@ pub(super) fn run(args: Args) -> Result<ExitCode> {
                 &OutputSpec {
                     format: "plan",
                     single_file: true,
-                    overwrite: options.overwrite,
-                    inputs: &[args.convert.src.as_path()],
+                    overwrite,
+                    inputs,
                 },
             )?;
             std::fs::write(out.path(), format!("{json}\n")).at(out.path())?;
@@ -72,6 +117,6 @@ pub(super) fn run(args: Args) -> Result<ExitCode> {
         }
     }
     // Last: a plan that could not be written leaves nothing.
-    create_workdir(&plan)?;
+    create_workdir(plan)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,7 @@ use crate::exec::{JobContext, JobStats};
 use crate::grid::tuple_text;
 use crate::plan::{check_memory, DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
 use crate::storage::array::DType;
-use crate::storage::atomic::AtomicOutput;
+use crate::storage::atomic::{plan_workdir, AtomicOutput};
 use crate::storage::Format;
 
 /// A computed array in memory.
@@ -145,12 +145,41 @@ pub fn plan_write(
     Ok(plan)
 }
 
-/// Writes `array` to `dst` (its format from the name), atomically.
+/// The plan of writing `array` to `dst`, without running it: what `blockwise plan
+/// array` writes. Its working directory is a sibling of `dst` named by a fresh plan
+/// id, and every path it holds is absolute.
 ///
 /// # Errors
-/// As [`plan_write`]; the destination's checks, made before anything runs; the
-/// run's errors.
-pub fn write(array: &Array, dst: &Path, options: &ConvertOptions, ctx: &JobContext) -> Result<u64> {
+/// As [`write`]'s checks, made now.
+pub fn plan_file(
+    array: &Array,
+    dst: &Path,
+    options: &ConvertOptions,
+    sizing: PlanSizing,
+) -> Result<Plan> {
+    let to = output_format(dst, options)?;
+    let inputs = array.input_paths();
+    let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    drop(AtomicOutput::new(
+        dst,
+        &output_spec(&input_refs, to, options),
+    )?);
+    let dst = &std::path::absolute(dst).map_err(|e| Error::io(dst, e))?;
+    let workdir = plan_workdir(dst, &super::fresh_plan_id())?;
+    let mut plan = plan_write(
+        array,
+        dst,
+        to,
+        &workdir.join(STAGED_OUTPUT),
+        options,
+        sizing,
+    )?;
+    plan.workdir = workdir.display().to_string();
+    Ok(plan)
+}
+
+/// The array format of `dst`: as `options.to` says, or by its extension.
+fn output_format(dst: &Path, options: &ConvertOptions) -> Result<Format> {
     let to = match options.to {
         Some(f) => f,
         None => Format::from_extension(dst).ok_or_else(|| Error::UnknownFormat {
@@ -165,6 +194,16 @@ pub fn write(array: &Array, dst: &Path, options: &ConvertOptions, ctx: &JobConte
             wanted: "an array format (.zarr, .npy, or an npy stack directory)",
         });
     }
+    Ok(to)
+}
+
+/// Writes `array` to `dst` (its format from the name), atomically.
+///
+/// # Errors
+/// As [`plan_write`]; the destination's checks, made before anything runs; the
+/// run's errors.
+pub fn write(array: &Array, dst: &Path, options: &ConvertOptions, ctx: &JobContext) -> Result<u64> {
+    let to = output_format(dst, options)?;
     let inputs = array.input_paths();
     let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
     let out = AtomicOutput::new(dst, &output_spec(&input_refs, to, options))?;

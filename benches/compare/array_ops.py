@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Array expressions: blockwise vs dask.array (threads scheduler, 2 workers).
+
+    .venv/bin/python benches/compare/array_ops.py [--only NAME] [--scale F]
+
+Cases (issue 10's benchmarks 1-3), each an expression over random arrays that both
+tools generate themselves (blockwise's counter-based Philox, Dask's per-chunk
+RandomState), reduced to a small result:
+
+  tutorial   (arcsin(x) + arccos(y)).sum(axis=(1, 2)), x and y random
+             (10000, 10000, 10) in (1000, 1000, 5) chunks (Dask's tutorial example)
+  transpose  (x + x.T)[::2, 5000:].mean(axis=1), x random (10000, 10000) in (1000, 1000)
+  mean       x.mean(), x as above
+  std0       x.std(axis=0), x as above
+
+--scale shrinks the first axis of every array (0.1 for a quick look).
+Env: BLOCKWISE / BENCH_N / BENCH_DIR (see common.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+
+def cases(scale: float) -> dict[str, tuple[str, str]]:
+    """name -> (blockwise expression, dask code computing `r`)."""
+    n = int(10000 * scale)
+    big = f"({n}, 10000, 10)"
+    sq = f"({n}, 10000)" if scale != 1 else "(10000, 10000)"
+    half = n // 2
+    return {
+        "tutorial": (
+            f"(arcsin(random.random({big}, chunks=(1000, 1000, 5), seed=1)) + "
+            f"arccos(random.random({big}, chunks=(1000, 1000, 5), seed=2))).sum(axis=(1, 2))",
+            f"x = da.random.random({big}, chunks=(1000, 1000, 5))\n"
+            f"y = da.random.random({big}, chunks=(1000, 1000, 5))\n"
+            "r = (da.arcsin(x) + da.arccos(y)).sum(axis=(1, 2))",
+        ),
+        "transpose": (
+            # x + x.T needs a square x.
+            f"(lambda_x + lambda_x.T)[::2, {half}:].mean(axis=1)",
+            f"x = da.random.random(({n}, {n}), chunks=(1000, 1000))\n"
+            f"r = (x + x.T)[::2, {half}:].mean(axis=1)",
+        ),
+        "mean": (
+            f"random.random({sq}, chunks=(1000, 1000), seed=1).mean()",
+            f"x = da.random.random({sq}, chunks=(1000, 1000))\nr = x.mean()",
+        ),
+        "std0": (
+            f"random.random({sq}, chunks=(1000, 1000), seed=1).std(axis=0)",
+            f"x = da.random.random({sq}, chunks=(1000, 1000))\nr = x.std(axis=0)",
+        ),
+    }
+
+
+def blockwise_expr(name: str, expr: str, scale: float) -> str:
+    if name == "transpose":
+        n = int(10000 * scale)
+        x = f"random.random(({n}, {n}), chunks=(1000, 1000), seed=1)"
+        return expr.replace("lambda_x", x)
+    return expr
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--only", action="append")
+    p.add_argument("--scale", type=float, default=1.0)
+    args = p.parse_args()
+    bw = common.blockwise_bin()
+    tables = []
+    for name, (expr, dask_code) in cases(args.scale).items():
+        if args.only and name not in args.only:
+            continue
+        expr = blockwise_expr(name, expr, args.scale)
+        dask = common.python_cmd(
+            "import dask, dask.array as da, numpy as np\n"
+            "dask.config.set(scheduler='threads', num_workers=2)\n"
+            + dask_code
+            + "\nv = r.compute()\nprint(np.asarray(v).ravel()[:3])\n"
+        )
+        results = common.bench([
+            ("blockwise", [bw, "array", expr, "--threads", "2", "--no-progress", "--stats"], None),
+            ("dask", dask, None),
+        ])
+        tables.append(common.print_table(f"{name}: {expr}", results))
+    print("\n".join(tables))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
