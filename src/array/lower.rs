@@ -387,8 +387,9 @@ impl<'p> PlanBuilder<'p> {
                     return Err(Error::bug("a reduction of a reduction not fused", ""));
                 };
                 let partial_id = format!("{}p", e.id);
+                let blocks = reduction_blocks(input.chunks(), axes, program);
                 let meta = StageMeta {
-                    chunks: input.chunks().clone(),
+                    chunks: blocks.clone(),
                     work: StageWork::Partials {
                         program: program.clone(),
                         reduce: ReduceSpec {
@@ -402,7 +403,7 @@ impl<'p> PlanBuilder<'p> {
                 let tasks = self.add_combine_tree(
                     &e.id,
                     &partial_id,
-                    input.chunks(),
+                    &blocks,
                     &partials,
                     axes,
                     *keepdims,
@@ -677,6 +678,63 @@ impl<'p> PlanBuilder<'p> {
             level += 1;
         }
     }
+}
+
+/// Elements a reduction task folds at most when its blocks are merged: never held
+/// (tiles are), so the bound is for balance between threads, not memory.
+const MERGED_BLOCK_ELEMENTS: u64 = 1 << 23;
+
+/// The blocks a reduction folds: its input's chunks, merged along the reduced axes
+/// when the program reads nothing a block at a time (generators and scalars only),
+/// innermost axis first, up to [`MERGED_BLOCK_ELEMENTS`]. A chunk that is a fraction
+/// of its array's last axis would otherwise cut the generator's runs short, and
+/// every block adds a partial to combine; the result's chunks do not change, as
+/// they follow the kept axes only.
+fn reduction_blocks(chunks: &Chunks, axes: &[usize], program: &Program) -> Chunks {
+    let reads = program.nodes.iter().any(|n| {
+        matches!(
+            n,
+            Node::Leaf {
+                source: LeafSource::Dataset { .. } | LeafSource::Stored { .. },
+                ..
+            }
+        )
+    });
+    if reads {
+        return chunks.clone();
+    }
+    let mut out = chunks.clone();
+    let mut size: u64 = out
+        .iter()
+        .map(|c| c.iter().copied().max().unwrap_or(1).max(1))
+        .product();
+    for &axis in axes.iter().rev() {
+        let largest = out[axis].iter().copied().max().unwrap_or(1).max(1);
+        let total: u64 = out[axis].iter().sum();
+        // How many of this axis's chunks one block may span.
+        let room = (MERGED_BLOCK_ELEMENTS / (size / largest).max(1)).max(largest);
+        let mut merged = Vec::new();
+        let mut at = 0;
+        for &c in &out[axis] {
+            if at > 0 && at + c <= room {
+                at += c;
+            } else {
+                if at > 0 {
+                    merged.push(at);
+                }
+                at = c;
+            }
+        }
+        merged.push(at);
+        let new_largest = merged.iter().copied().max().unwrap_or(1).max(1);
+        size = size / largest * new_largest;
+        out[axis] = merged;
+        if new_largest < total {
+            // This axis is not whole: merging outer axes would not give longer runs.
+            break;
+        }
+    }
+    out
 }
 
 fn file_of(target: &Target) -> Option<String> {
