@@ -33,14 +33,29 @@ from . import _blockwise, _progress, _report
 from ._config import config
 from ._report import performance_report
 from ._blockwise import BlockwiseMemoryError
+from . import array as _array
+from .array import (
+    Array,
+    from_array,
+    from_npy,
+    from_npy_stack,
+    from_zarr,
+    random,
+)
 
 __all__ = [
+    "Array",
     "BlockwiseMemoryError",
     "DaskExecutor",
     "Plan",
     "config",
     "convert",
+    "from_array",
+    "from_npy",
+    "from_npy_stack",
+    "from_zarr",
     "performance_report",
+    "random",
     "run_task",
     "__version__",
 ]
@@ -107,6 +122,10 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, **options: Any) -> d
         report.check(paths=(src, dst))
     text = _progress.run(
         "convert",
+    "from_array",
+    "from_npy",
+    "from_npy_stack",
+    "from_zarr",
         lambda progress: _blockwise.convert(os.fspath(src), os.fspath(dst), flags, progress, report),
         show,
     )
@@ -191,4 +210,10 @@ def __getattr__(name: str) -> Any:
         from .dask import DaskExecutor
 
         return DaskExecutor
+    # numpy's functions on lazy arrays: bw.arcsin(x), bw.sum(x, axis=0), bw.zeros(...).
+    if not name.startswith("_"):
+        try:
+            return getattr(_array, name)
+        except AttributeError:
+            pass
     raise AttributeError(f"module 'blockwise' has no attribute {name!r}")

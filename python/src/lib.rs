@@ -301,6 +301,96 @@ fn run_task(py: Python<'_>, text: &str, task_id: u32, flags: Vec<String>) -> PyR
     serde_json::to_string(&report).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
+fn request(expr: String, inputs: Vec<(String, PathBuf)>) -> embed::ArrayRequest {
+    embed::ArrayRequest { expr, inputs }
+}
+
+/// What an array expression's result is, as JSON: shape, dtype, chunks, nbytes,
+/// tasks.
+#[pyfunction]
+fn array_info(expr: String, inputs: Vec<(String, PathBuf)>) -> PyResult<String> {
+    let info = embed::array_info(&request(expr, inputs)).map_err(to_py)?;
+    Ok(info.to_string())
+}
+
+/// Computes an array expression: `(statistics JSON, bytes, shape, dtype name)`. The
+/// bytes are a `bytearray` numpy wraps without another copy.
+#[pyfunction]
+#[pyo3(signature = (expr, inputs, flags, progress=None, report=None))]
+fn array_compute<'py>(
+    py: Python<'py>,
+    expr: String,
+    inputs: Vec<(String, PathBuf)>,
+    flags: Vec<String>,
+    progress: Option<Py<PyAny>>,
+    report: Option<Py<PyAny>>,
+) -> PyResult<(
+    String,
+    Bound<'py, pyo3::types::PyByteArray>,
+    Vec<u64>,
+    String,
+)> {
+    let req = request(expr, inputs);
+    let watch = embed::Watch {
+        record: report.is_some(),
+        ..embed::Watch::default()
+    };
+    let (result, part) = run_watched(
+        py,
+        |cancel| Ok(embed::array_compute(&req, &flags, cancel, &watch)),
+        progress_tick(&watch.progress, progress.as_ref()),
+    )?;
+    if let (Some(report), Some(part)) = (report.as_ref(), ReportPart::wrap(part)) {
+        report.call_method1(py, "add", (part,))?;
+    }
+    let (stats, array) = result.map_err(to_py)?;
+    let bytes = pyo3::types::PyByteArray::new(py, &array.bytes);
+    Ok((
+        stats.to_string(),
+        bytes,
+        array.shape,
+        array.dtype.name().to_string(),
+    ))
+}
+
+/// Writes an array expression's result to `dst`; returns the statistics as JSON.
+#[pyfunction]
+#[pyo3(signature = (expr, inputs, dst, flags, progress=None, report=None))]
+fn array_write(
+    py: Python<'_>,
+    expr: String,
+    inputs: Vec<(String, PathBuf)>,
+    dst: PathBuf,
+    flags: Vec<String>,
+    progress: Option<Py<PyAny>>,
+    report: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let req = request(expr, inputs);
+    let watch = embed::Watch {
+        record: report.is_some(),
+        ..embed::Watch::default()
+    };
+    let watched = run_watched(
+        py,
+        |cancel| Ok(embed::array_write(&req, &dst, &flags, cancel, &watch)),
+        progress_tick(&watch.progress, progress.as_ref()),
+    )?;
+    finish_watched(py, watched, report.as_ref())
+}
+
+/// The plan of writing an array expression's result to `dst`, as JSON.
+#[pyfunction]
+fn plan_array(
+    py: Python<'_>,
+    expr: String,
+    inputs: Vec<(String, PathBuf)>,
+    dst: PathBuf,
+    flags: Vec<String>,
+) -> PyResult<String> {
+    let req = request(expr, inputs);
+    run_blocking(py, |_| embed::plan_array(&req, &dst, &flags))
+}
+
 /// The version of blockwise.
 #[pyfunction]
 fn version() -> &'static str {
@@ -316,6 +406,10 @@ fn _blockwise(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_plan, m)?)?;
     m.add_function(wrap_pyfunction!(run_task, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(array_info, m)?)?;
+    m.add_function(wrap_pyfunction!(array_compute, m)?)?;
+    m.add_function(wrap_pyfunction!(array_write, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_array, m)?)?;
     m.add_function(wrap_pyfunction!(report_from_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(write_report, m)?)?;
     m.add_function(wrap_pyfunction!(check_report_path, m)?)?;

@@ -53,7 +53,7 @@ impl Value {
             Value::Array(a) => format!("a {} array", a.dtype().name()),
             Value::Int(i) => format!("the integer {i}"),
             Value::Float(f) => format!("the float {f}"),
-            Value::Bool(b) => format!("{}", if *b { "True" } else { "False" }),
+            Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
             Value::Str(s) => format!("the string {s:?}"),
             Value::None => "None".into(),
             Value::Ellipsis => "...".into(),
@@ -840,9 +840,7 @@ pub fn scalar_array(v: &Value) -> Result<Array> {
     Ok(match v {
         Value::Bool(b) => Array::scalar(Scalar::Bool(*b), DType::Bool, Some(Operand::PyBool)),
         Value::Int(i) => {
-            let (value, dtype) = if *i < 0 {
-                (Scalar::Int(*i as i64), DType::Int64)
-            } else if *i <= i64::MAX as i128 {
+            let (value, dtype) = if *i <= i64::MAX as i128 {
                 (Scalar::Int(*i as i64), DType::Int64)
             } else {
                 (Scalar::UInt(*i as u64), DType::UInt64)

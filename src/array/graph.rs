@@ -489,7 +489,7 @@ impl Array {
             }
             let base = nodes.len();
             for node in program.nodes {
-                nodes.push(broadcast_node(node, base, &a.shape().to_vec(), &shape));
+                nodes.push(broadcast_node(node, base, a.shape(), &shape));
             }
             roots.push(nodes.len() - 1);
         }

@@ -211,7 +211,10 @@ fn floats(dtype: DType, bytes: &[u8]) -> Vec<f64> {
 
 /// The chunkings every expression runs under: one chunk, irregular last chunks,
 /// chunks of one along an axis.
-fn chunkings() -> Vec<(&'static str, Box<dyn Fn(&[u64]) -> Chunks>)> {
+/// How an input of a shape is cut.
+type Chunking = Box<dyn Fn(&[u64]) -> Chunks>;
+
+fn chunkings() -> Vec<(&'static str, Chunking)> {
     vec![
         (
             "one chunk",
@@ -387,7 +390,10 @@ fn reductions_of_generated_arrays_agree_across_chunkings_and_with_numpy() {
         let got = compute(&expr(chunks), &names, &ctx);
         let got = floats(got.dtype, &got.bytes);
         for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() <= 1e-12 * w.abs(), "chunks {chunks}: {g} vs {w}");
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs(),
+                "chunks {chunks}: {g} vs {w}"
+            );
         }
     }
 }

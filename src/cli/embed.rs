@@ -26,6 +26,136 @@ struct ConvertFlags {
     args: super::convert::Args,
 }
 
+/// `blockwise array`'s arguments, parsed from flags.
+#[derive(Debug, Parser)]
+#[command(name = "array", no_binary_name = true)]
+struct ArrayFlags {
+    #[command(flatten)]
+    args: super::array::Args,
+}
+
+/// An `array` expression and the array files its names are bound to.
+#[derive(Debug, Clone)]
+pub struct ArrayRequest {
+    /// The expression.
+    pub expr: String,
+    /// Names and paths.
+    pub inputs: Vec<(String, std::path::PathBuf)>,
+}
+
+impl ArrayRequest {
+    /// The command line's arguments for it, with `flags` after.
+    fn args(&self, output: Option<&Path>, flags: &[String]) -> Result<super::array::Args> {
+        let mut argv = vec![self.expr.clone()];
+        for (name, path) in &self.inputs {
+            argv.push("--input".into());
+            argv.push(format!("{name}={}", path.display()));
+        }
+        if let Some(out) = output {
+            argv.push("-o".into());
+            argv.push(out.display().to_string());
+        }
+        argv.extend(flags.iter().cloned());
+        Ok(parse::<ArrayFlags>(argv)?.args)
+    }
+}
+
+/// What an expression's array is, without computing it: shape, dtype, chunks
+/// (Dask's tuple of tuples), bytes, and the tasks its plan has.
+///
+/// # Errors
+/// The inputs' and the expression's errors.
+pub fn array_info(request: &ArrayRequest) -> Result<serde_json::Value> {
+    let (array, _) = request.args(None, &[])?.array()?;
+    let mut plan = Plan::new();
+    crate::array::lower::PlanBuilder::new(&mut plan)
+        .add(&array, &crate::array::lower::Target::Store)?;
+    Ok(serde_json::json!({
+        "shape": array.shape(),
+        "dtype": array.dtype().name(),
+        "chunks": array.chunks(),
+        "nbytes": array.nbytes(),
+        "tasks": plan.tasks.len(),
+    }))
+}
+
+/// An expression's array computed into memory, with the job's statistics.
+pub type ComputedWatched = (
+    Result<(serde_json::Value, crate::convert::ComputedArray)>,
+    Option<ReportPart>,
+);
+
+/// Computes an expression's array into memory with job `flags`, watched as `watch`
+/// says.
+pub fn array_compute(
+    request: &ArrayRequest,
+    flags: &[String],
+    cancel: CancelToken,
+    watch: &Watch,
+) -> ComputedWatched {
+    let started = Instant::now();
+    let prepared = request.args(None, flags).and_then(|args| {
+        let (array, _) = args.array()?;
+        Ok((array, context(&args.job, cancel.clone(), watch)?))
+    });
+    let (array, ctx) = match prepared {
+        Ok(p) => p,
+        Err(e) => return (Err(e), None),
+    };
+    let result = crate::convert::compute_array(&array, &ctx).map_err(|e| cancel.explain(e));
+    let out = stats(&ctx, started);
+    let part = part(
+        &ctx,
+        &out,
+        format!("Array.compute({})", request.expr),
+        result.as_ref().err(),
+    );
+    (result.map(|a| (out, a)), part)
+}
+
+/// Writes an expression's array to `dst` with `flags` (`--chunks`, `--compression`,
+/// `--overwrite` and the job's), watched as `watch` says.
+pub fn array_write(
+    request: &ArrayRequest,
+    dst: &Path,
+    flags: &[String],
+    cancel: CancelToken,
+    watch: &Watch,
+) -> Watched {
+    let started = Instant::now();
+    let prepared = request.args(Some(dst), flags).and_then(|args| {
+        let (array, options) = args.array()?;
+        Ok((array, options, context(&args.job, cancel.clone(), watch)?))
+    });
+    let (array, options, ctx) = match prepared {
+        Ok(p) => p,
+        Err(e) => return (Err(e), None),
+    };
+    let result =
+        crate::convert::write_array(&array, dst, &options, &ctx).map_err(|e| cancel.explain(e));
+    let out = stats(&ctx, started);
+    let part = part(
+        &ctx,
+        &out,
+        format!("Array.to_file({}, {})", request.expr, dst.display()),
+        result.as_ref().err(),
+    );
+    (result.map(|_| out), part)
+}
+
+/// The plan of writing an expression's array to `dst`, as JSON.
+///
+/// # Errors
+/// As `blockwise plan array`.
+pub fn plan_array(request: &ArrayRequest, dst: &Path, flags: &[String]) -> Result<String> {
+    let args = request.args(Some(dst), flags)?;
+    let (array, options) = args.array()?;
+    let plan = crate::convert::plan_array(&array, dst, &options, args.job.sizing()?)?;
+    let json = plan.to_json()?;
+    create_workdir(&plan)?;
+    Ok(json)
+}
+
 /// The job flags alone (`--memory-limit`, `--threads`, ...).
 #[derive(Debug, Parser)]
 #[command(name = "job", no_binary_name = true)]

@@ -1,6 +1,6 @@
 //! The command line: one subcommand a file, each with its usage text at the top.
 
-mod array;
+pub(crate) mod array;
 mod common;
 mod convert;
 pub mod embed;

@@ -248,9 +248,14 @@ fn sign_f32(v: f32) -> f32 {
 
 /// `out = op(a, b)`, `a` and `b` of one length and physical type; `out` is resized.
 ///
+/// (The closures serve several types, so they are written for all of them: a
+/// comparison of booleans is not simplified, and `p != p` is the NaN test, since a
+/// method call would need the type before the closure is applied.)
+///
 /// # Errors
 /// [`Error::Bug`] for types the array layer should have cast; [`Error::ArrayArgument`]
 /// for an integer raised to a negative integer power (numpy's `ValueError`).
+#[allow(clippy::bool_comparison, clippy::eq_op)]
 pub fn binary(op: BinaryOp, a: &Values, b: &Values, out: &mut Values) -> Result<()> {
     out.resize(a.len());
     macro_rules! zip {

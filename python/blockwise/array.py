@@ -1,0 +1,432 @@
+"""Lazy chunked arrays: numpy's operations, computed block by block in Rust.
+
+An :class:`Array` is an expression of blockwise's array language (the one
+``blockwise array EXPR`` evaluates) and the array files its names are bound to.
+Operators, ufuncs (also through numpy's ``__array_ufunc__`` and
+``__array_function__``), methods and indexing build a longer expression; nothing
+runs until ``compute()`` or ``to_zarr()``. Shape, dtype and chunks are known
+before: Rust evaluates the expression's types and shapes without computing it::
+
+    import blockwise as bw
+    x = bw.random.random((10000, 10000, 10), chunks=(1000, 1000, 5), seed=1)
+    y = bw.random.random((10000, 10000, 10), chunks=(1000, 1000, 5), seed=2)
+    (bw.arcsin(x) + bw.arccos(y)).sum(axis=(1, 2)).compute()
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import numbers
+import os
+import tempfile
+import weakref
+from typing import Any
+
+import numpy as np
+
+from . import _blockwise, _progress, _report
+
+_names = itertools.count()
+
+# numpy ufuncs blockwise computes, by name (the language's names).
+_UNARY = {
+    "negative", "absolute", "sign", "floor", "ceil", "trunc", "rint", "isnan", "isinf",
+    "isfinite", "sqrt", "cbrt", "exp", "expm1", "log", "log1p", "log2", "log10", "sin",
+    "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "invert",
+    "logical_not",
+}
+_BINARY = {
+    "add", "subtract", "multiply", "divide", "true_divide", "floor_divide", "remainder",
+    "mod", "power", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "maximum", "minimum", "arctan2", "hypot",
+    "logical_and", "logical_or", "logical_xor",
+}
+_REDUCTIONS = {
+    "sum", "prod", "min", "max", "any", "all", "mean", "std", "var", "nansum", "nanprod",
+    "nanmin", "nanmax", "nanmean", "nanstd", "nanvar",
+}
+# numpy functions (``__array_function__``) blockwise computes, by numpy's name.
+_FUNCTIONS = _REDUCTIONS | {"amin", "amax", "where", "clip", "transpose", "round", "around"}
+
+
+def _literal(value: Any) -> str:
+    """``value`` in the expression language."""
+    if isinstance(value, Array):
+        return value._expr
+    if isinstance(value, (bool, np.bool_)):
+        return "True" if value else "False"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        v = float(value)
+        if v != v:
+            return "nan"
+        if v in (float("inf"), float("-inf")):
+            return "inf" if v > 0 else "(-inf)"
+        return repr(v)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if value is None:
+        return "None"
+    if value is Ellipsis:
+        return "..."
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return json.dumps(np.dtype(value).name)
+    if isinstance(value, slice):
+        start, stop = ("" if p is None else _literal(p) for p in (value.start, value.stop))
+        step = "" if value.step is None else ":" + _literal(value.step)
+        return f"{start}:{stop}{step}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, np.ndarray):
+        raise TypeError("a numpy array in an expression: wrap it with bw.from_array(a, chunks=...)")
+    raise TypeError(f"{type(value).__name__} cannot be part of a blockwise array expression")
+
+
+def _call(name: str, *args: Any, **kwargs: Any) -> "Array":
+    inputs: dict[str, str] = {}
+    keep: list[Any] = []
+    for v in itertools.chain(args, kwargs.values()):
+        if isinstance(v, Array):
+            inputs.update(v._inputs)
+            keep.extend(v._keep)
+    parts = [_literal(a) for a in args] + [f"{k}={_literal(v)}" for k, v in kwargs.items()]
+    return Array(f"{name}({', '.join(parts)})", inputs, keep)
+
+
+class Array:
+    """A lazy n-dimensional array (see the module's documentation)."""
+
+    __array_priority__ = 100
+
+    def __init__(self, expr: str, inputs: dict[str, str] | None = None, keep: list | None = None):
+        self._expr = expr
+        self._inputs = dict(inputs or {})
+        # Objects that must live as long as the expression (temporary files).
+        self._keep = list(keep or [])
+        self._info_cache: dict | None = None
+
+    # What the array is, without computing it.
+    def _info(self) -> dict:
+        if self._info_cache is None:
+            self._info_cache = json.loads(_blockwise.array_info(self._expr, list(self._inputs.items())))
+        return self._info_cache
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._info()["shape"])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._info()["dtype"])
+
+    @property
+    def chunks(self) -> tuple[tuple[int, ...], ...]:
+        """Chunk lengths along each axis, as Dask gives them."""
+        return tuple(tuple(c) for c in self._info()["chunks"])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._info()["nbytes"])
+
+    @property
+    def expr(self) -> str:
+        """The expression, in blockwise's array language."""
+        return self._expr
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of unsized object")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        info = self._info()
+        chunk = tuple(max(c) if c else 0 for c in self.chunks)
+        return (f"blockwise.Array<shape={self.shape}, dtype={info['dtype']}, chunksize={chunk}, "
+                f"nbytes={_bytes_text(info['nbytes'])}, tasks={info['tasks']}>")
+
+    # Computing.
+    def compute(self, executor: Any = None, **options: Any) -> np.ndarray:
+        """The array, computed, as a numpy array. ``options`` are job flags
+        (``memory_limit="1GiB"``, ``threads=4``, ``progress=False``).
+        ``executor=bw.DaskExecutor(client)`` runs the plan on a Dask cluster."""
+        from . import _flags, _with_config
+
+        if executor is not None:
+            return self._compute_on(executor, **options)
+        show = options.pop("progress", None)
+        flags = _flags(_with_config(options))
+        report = _report.active()
+        result = _progress.run(
+            "compute",
+            lambda progress: _blockwise.array_compute(
+                self._expr, list(self._inputs.items()), flags, progress, report
+            ),
+            show,
+        )
+        _stats, buffer, shape, dtype = result
+        return np.frombuffer(buffer, dtype=np.dtype(dtype)).reshape(shape)
+
+    def _compute_on(self, executor: Any, **options: Any) -> np.ndarray:
+        """Runs the plan of writing the array to a temporary ``.npy`` on
+        ``executor`` (whose workers must see the temporary directory), then loads it."""
+        from . import Plan, _flags, _with_config
+
+        with tempfile.TemporaryDirectory(prefix="blockwise-array-") as d:
+            out = os.path.join(d, "result.npy")
+            flags = _flags(_with_config(options))
+            text = _blockwise.plan_array(self._expr, list(self._inputs.items()), out, flags)
+            executor.run(Plan(text))
+            return np.load(out)
+
+    def to_zarr(self, path: str | os.PathLike, **options: Any) -> dict:
+        """Writes the array to a Zarr v3 array (zstd by default), one task a chunk;
+        returns the job's statistics. ``options``: ``chunks``, ``compression``,
+        ``overwrite`` and job flags."""
+        return self.to_file(path, to="zarr", **options)
+
+    def to_npy_stack(self, path: str | os.PathLike, **options: Any) -> dict:
+        """Writes the array to an npy stack directory (Dask's layout)."""
+        return self.to_file(path, to="npy-stack", **options)
+
+    def to_file(self, path: str | os.PathLike, **options: Any) -> dict:
+        """Writes the array to ``path`` (``.zarr``, ``.npy``, or ``to=...``)."""
+        from . import _flags, _with_config
+
+        show = options.pop("progress", None)
+        flags = _flags(_with_config(options))
+        report = _report.active()
+        text = _progress.run(
+            "write",
+            lambda progress: _blockwise.array_write(
+                self._expr, list(self._inputs.items()), os.fspath(path), flags, progress, report
+            ),
+            show,
+        )
+        return json.loads(text)
+
+    def plan(self, path: str | os.PathLike, **options: Any):
+        """The plan of writing the array to ``path``, to run anywhere."""
+        from . import Plan, _flags, _with_config
+
+        flags = _flags(_with_config(options))
+        return Plan(_blockwise.plan_array(self._expr, list(self._inputs.items()), os.fspath(path), flags))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = self.compute()
+        return a if dtype is None else a.astype(dtype)
+
+    # Building expressions.
+    def _binary(self, op: str, other: Any, reflected: bool = False) -> "Array":
+        if isinstance(other, np.ndarray):
+            return NotImplemented
+        try:
+            lit = _literal(other)
+        except TypeError:
+            return NotImplemented
+        inputs = dict(self._inputs)
+        keep = list(self._keep)
+        if isinstance(other, Array):
+            inputs.update(other._inputs)
+            keep.extend(other._keep)
+        a, b = (lit, self._expr) if reflected else (self._expr, lit)
+        return Array(f"({a} {op} {b})", inputs, keep)
+
+    def __add__(self, o): return self._binary("+", o)
+    def __radd__(self, o): return self._binary("+", o, True)
+    def __sub__(self, o): return self._binary("-", o)
+    def __rsub__(self, o): return self._binary("-", o, True)
+    def __mul__(self, o): return self._binary("*", o)
+    def __rmul__(self, o): return self._binary("*", o, True)
+    def __truediv__(self, o): return self._binary("/", o)
+    def __rtruediv__(self, o): return self._binary("/", o, True)
+    def __floordiv__(self, o): return self._binary("//", o)
+    def __rfloordiv__(self, o): return self._binary("//", o, True)
+    def __mod__(self, o): return self._binary("%", o)
+    def __rmod__(self, o): return self._binary("%", o, True)
+    def __pow__(self, o): return self._binary("**", o)
+    def __rpow__(self, o): return self._binary("**", o, True)
+    def __and__(self, o): return self._binary("&", o)
+    def __rand__(self, o): return self._binary("&", o, True)
+    def __or__(self, o): return self._binary("|", o)
+    def __ror__(self, o): return self._binary("|", o, True)
+    def __xor__(self, o): return self._binary("^", o)
+    def __rxor__(self, o): return self._binary("^", o, True)
+    def __lt__(self, o): return self._binary("<", o)
+    def __le__(self, o): return self._binary("<=", o)
+    def __gt__(self, o): return self._binary(">", o)
+    def __ge__(self, o): return self._binary(">=", o)
+    def __eq__(self, o): return self._binary("==", o)  # type: ignore[override]
+    def __ne__(self, o): return self._binary("!=", o)  # type: ignore[override]
+    def __neg__(self): return Array(f"(-{self._expr})", self._inputs, self._keep)
+    def __pos__(self): return self
+    def __invert__(self): return Array(f"(~{self._expr})", self._inputs, self._keep)
+    def __abs__(self): return _call("abs", self)
+
+    __hash__ = None  # type: ignore[assignment]  # == builds an array, as numpy's does
+
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value of a blockwise Array is ambiguous; compute() it first")
+
+    def __getitem__(self, index: Any) -> "Array":
+        index = index if isinstance(index, tuple) else (index,)
+        parts = ", ".join(_literal(i) if not isinstance(i, slice) else _literal(i) for i in index)
+        return Array(f"{self._expr}[{parts}]", self._inputs, self._keep)
+
+    @property
+    def T(self) -> "Array":
+        return Array(f"{self._expr}.T", self._inputs, self._keep)
+
+    def transpose(self, *axes: Any) -> "Array":
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _call("transpose", self, *((axes,) if axes else ()))
+
+    def astype(self, dtype: Any) -> "Array":
+        return _call("astype", self, np.dtype(dtype).name)
+
+    def rechunk(self, chunks: Any) -> "Array":
+        return _call("rechunk", self, chunks)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any):
+        if method != "__call__" or kwargs.get("out") is not None:
+            return NotImplemented
+        name = ufunc.__name__
+        if name in _UNARY | _BINARY:
+            if any(isinstance(i, np.ndarray) for i in inputs):
+                return NotImplemented
+            return _call(name, *inputs)
+        return NotImplemented
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any):
+        name = func.__name__
+        if name in _FUNCTIONS and not any(isinstance(a, np.ndarray) for a in args):
+            return _call({"around": "round", "amin": "min", "amax": "max"}.get(name, name), *args, **kwargs)
+        return NotImplemented
+
+
+def _reduction(name: str):
+    def method(self: Array, axis: Any = None, keepdims: bool = False, **kwargs: Any) -> Array:
+        kw: dict[str, Any] = {}
+        if axis is not None:
+            kw["axis"] = axis
+        if keepdims:
+            kw["keepdims"] = True
+        if kwargs.get("ddof"):
+            kw["ddof"] = kwargs.pop("ddof")
+        if kwargs:
+            raise TypeError(f"{name}() got unexpected keyword arguments {sorted(kwargs)}")
+        return _call(name, self, **kw)
+
+    method.__name__ = name
+    method.__doc__ = f"numpy's ``{name}`` over ``axis`` (all axes when None)."
+    return method
+
+
+for _name in _REDUCTIONS:
+    setattr(Array, _name, _reduction(_name))
+
+
+def _bytes_text(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _input(path: str | os.PathLike, chunks: Any = None) -> Array:
+    name = f"_in{next(_names)}"
+    a = Array(name, {name: os.fspath(path)})
+    return a.rechunk(chunks) if chunks is not None else a
+
+
+def from_zarr(path: str | os.PathLike, chunks: Any = None) -> Array:
+    """A Zarr array (v2 or v3), in its own chunks unless ``chunks`` says otherwise."""
+    return _input(path, chunks)
+
+
+def from_npy(path: str | os.PathLike, chunks: Any = None) -> Array:
+    """An ``.npy`` file, read in place (memory-mapped), cut into ``chunks``."""
+    return _input(path, chunks)
+
+
+def from_npy_stack(path: str | os.PathLike, chunks: Any = None) -> Array:
+    """An npy stack directory (Dask's ``to_npy_stack`` layout)."""
+    return _input(path, chunks)
+
+
+def from_array(a: Any, chunks: Any = "auto") -> Array:
+    """An in-memory array. It is written once to a temporary ``.npy`` that lives as
+    long as the expressions using it (not yet read from memory in place)."""
+    a = np.ascontiguousarray(a)
+    d = tempfile.TemporaryDirectory(prefix="blockwise-from-array-")
+    path = os.path.join(d.name, "a.npy")
+    np.save(path, a)
+    arr = _input(path, chunks)
+    arr._keep.append(d)
+    weakref.finalize(arr, lambda: None)
+    return arr
+
+
+def _constructor(name: str):
+    def build(*args: Any, **kwargs: Any) -> Array:
+        return _call(name, *args, **kwargs)
+
+    build.__name__ = name.replace(".", "_")
+    build.__doc__ = f"numpy's ``{name}`` as a lazy array (``chunks=`` as in Dask)."
+    return build
+
+
+zeros = _constructor("zeros")
+ones = _constructor("ones")
+empty = _constructor("empty")
+full = _constructor("full")
+zeros_like = _constructor("zeros_like")
+ones_like = _constructor("ones_like")
+empty_like = _constructor("empty_like")
+full_like = _constructor("full_like")
+arange = _constructor("arange")
+linspace = _constructor("linspace")
+eye = _constructor("eye")
+where = _constructor("where")
+clip = _constructor("clip")
+
+
+class _Random:
+    """Counter-based random arrays: an element depends on the seed and its index
+    only, never on the chunks or the threads. ``random`` is numpy's
+    ``Generator(Philox(key=seed)).random`` bit for bit."""
+
+    random = staticmethod(_constructor("random.random"))
+    normal = staticmethod(_constructor("random.normal"))
+    uniform = staticmethod(_constructor("random.uniform"))
+    integers = staticmethod(_constructor("random.integers"))
+
+
+random = _Random()
+
+# The ufuncs and reductions as functions (`bw.arcsin(x)`, `bw.sum(x, axis=0)`),
+# served by `__getattr__` rather than bound here: `sum`, `any`, `abs` would shadow
+# Python's own inside this module.
+_FUNCTION_TABLE = {
+    name: _constructor(name)
+    for name in _UNARY | _BINARY | _REDUCTIONS | {"abs", "round", "transpose"}
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        return _FUNCTION_TABLE[name]
+    except KeyError:
+        raise AttributeError(f"module 'blockwise.array' has no attribute {name!r}") from None

@@ -1,0 +1,80 @@
+"""Lazy arrays from Python: numpy's answers, numpy's protocols, Zarr that
+zarr-python reads, and the tutorial example on a real Dask cluster."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+import blockwise as bw
+
+
+def philox(seed: int, shape: tuple) -> np.ndarray:
+    return np.random.Generator(np.random.Philox(key=seed)).random(shape)
+
+
+def test_the_tutorial_example_is_numpys():
+    x = bw.random.random((40, 30, 10), chunks=(7, 6, 5), seed=1)
+    y = bw.random.random((40, 30, 10), chunks=(7, 6, 5), seed=2)
+    r = (bw.arcsin(x) + bw.arccos(y)).sum(axis=(1, 2))
+    assert r.shape == (40,) and r.dtype == np.float64
+    assert r.chunks == ((7, 7, 7, 7, 7, 5),)
+    want = (np.arcsin(philox(1, (40, 30, 10))) + np.arccos(philox(2, (40, 30, 10)))).sum(axis=(1, 2))
+    got = r.compute(progress=False)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert got.flags.writeable
+
+
+def test_numpy_protocols_and_methods():
+    a = np.random.default_rng(3).standard_normal((10, 12))
+    A = bw.from_array(a, chunks=(3, 5))
+    assert A.chunks == ((3, 3, 3, 1), (5, 5, 2))
+    cases = [
+        (np.sin(A) * 2 + 1, np.sin(a) * 2 + 1),
+        (np.maximum(A, 0.5), np.maximum(a, 0.5)),
+        (np.sum(A, axis=1), a.sum(axis=1)),
+        (np.mean(A), a.mean()),
+        (A.std(axis=0, ddof=1), a.std(axis=0, ddof=1)),
+        ((A - A.mean(axis=0))[::2, 3:], (a - a.mean(axis=0))[::2, 3:]),
+        (A.T[2:4, ::-3], a.T[2:4, ::-3]),
+        (np.where(A > 0, A, -1.0), np.where(a > 0, a, -1.0)),
+        ((A > 0).astype("int16") * 3, (a > 0).astype("int16") * 3),
+        (abs(-A) ** 2, abs(-a) ** 2),
+    ]
+    for lazy, want in cases:
+        got = lazy.compute(progress=False)
+        assert got.shape == want.shape and got.dtype == want.dtype, lazy.expr
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=lazy.expr)
+    assert "tasks=" in repr(A) and "(3, 5)" in repr(A)
+
+
+def test_to_zarr_is_read_by_zarr_python(tmp_path):
+    a = np.arange(600, dtype=np.int32).reshape(20, 30)
+    src = tmp_path / "a.npy"
+    np.save(src, a)
+    x = bw.from_npy(src, chunks=(8, 30))
+    out = tmp_path / "out.zarr"
+    (x * 2 - 1).to_zarr(out, progress=False)
+    z = zarr.open_array(out, mode="r")
+    assert z.chunks == (8, 30)
+    np.testing.assert_array_equal(z[...], a * 2 - 1)
+    with pytest.raises(FileExistsError):
+        x.to_zarr(out, progress=False)
+
+
+def test_errors_name_the_shapes_and_the_place():
+    x = bw.zeros((4, 5), chunks=2)
+    with pytest.raises(ValueError, match=r"\(4, 5\) and \(3,\)"):
+        (x + bw.ones((3,))).compute(progress=False)
+    with pytest.raises(ValueError, match="out of bounds"):
+        x.sum(axis=2).shape
+
+
+def test_the_tutorial_example_on_dask_equals_the_local_run(cluster):
+    x = bw.random.random((20, 30, 10), chunks=(5, 10, 5), seed=1)
+    y = bw.random.random((20, 30, 10), chunks=(5, 10, 5), seed=2)
+    r = (bw.arcsin(x) + bw.arccos(y)).sum(axis=(1, 2))
+    local = r.compute(progress=False)
+    remote = r.compute(executor=bw.DaskExecutor(cluster))
+    np.testing.assert_array_equal(remote, local)
