@@ -682,7 +682,7 @@ impl<'p> PlanBuilder<'p> {
 
 /// Elements a reduction task folds at most when its blocks are merged: never held
 /// (tiles are), so the bound is for balance between threads, not memory.
-const MERGED_BLOCK_ELEMENTS: u64 = 1 << 23;
+const MERGED_BLOCK_ELEMENTS: u64 = 1 << 25;
 
 /// The blocks a reduction folds: its input's chunks, merged along the reduced axes
 /// when the program reads nothing a block at a time (generators and scalars only),
