@@ -134,6 +134,10 @@ impl Operation for ArrayBlock {
         let id = task.output.dataset();
         let meta = stage(env, id)?;
         let block = block_of(&meta.grid(), chunk_key(task)?, task)?;
+        // What the task projects (its leaves' boxes, its values or partial state, the
+        // tiles) is held on the pool before any of it is allocated.
+        let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
+        env.reserve(&mut reservation, task.memory_bytes)?;
         let read = |source: &LeafSource, region: &Subset| read_leaf(env, source, region);
         match &meta.work {
             StageWork::Values { program } => {
@@ -184,6 +188,8 @@ impl Operation for ArrayCombine {
         };
         let block = block_of(&meta.grid(), key, task)?;
         let n = block.num_elements() as usize;
+        let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
+        env.reserve(&mut reservation, task.memory_bytes)?;
         let mut acc = Accum::new(reducer, input, n);
         for r in &task.inputs {
             env.cancel.check()?;
@@ -246,7 +252,11 @@ fn publish_values(
 /// The bytes of `region` of a dataset or stored leaf.
 fn read_leaf(env: &TaskEnv<'_>, source: &LeafSource, region: &Subset) -> Result<Vec<u8>> {
     match source {
-        LeafSource::Dataset { id } => open_source(env, id)?.read(region),
+        LeafSource::Dataset { id } => {
+            let bytes = open_source(env, id)?.read(region)?;
+            env.emit(crate::plan::Event::BytesRead(bytes.len() as u64));
+            Ok(bytes)
+        }
         LeafSource::Stored { id, chunks } => {
             let grid = ChunkGrid::from_axes(
                 chunks
@@ -472,7 +482,21 @@ impl<'p> PlanBuilder<'p> {
             let block = grid.chunk_subset(&key);
             let (inputs, mut deps, read_bytes) = self.leaf_inputs(program, &block)?;
             deps.extend(created);
-            let out_bytes = block.num_elements() * item;
+            // A block's values, or a partial state (at most three 8-byte fields an
+            // element kept).
+            let out_bytes = match &meta.work {
+                StageWork::Partials { reduce, .. } => {
+                    let kept: u64 = block
+                        .shape()
+                        .iter()
+                        .enumerate()
+                        .filter(|(k, _)| !reduce.axes.contains(k))
+                        .map(|(_, &n)| n)
+                        .product();
+                    kept * 24
+                }
+                _ => block.num_elements() * item,
+            };
             let tiles = (program.nodes.len() * TILE * 16) as u64;
             let kind = if read_bytes > 0 {
                 TaskKind::Load

@@ -397,3 +397,104 @@ fn reductions_of_generated_arrays_agree_across_chunkings_and_with_numpy() {
         }
     }
 }
+
+/// A context with `limit` bytes and the RSS thresholds off: the test process's own
+/// allocations (the harness, other tests' threads) are not the job's.
+fn budget(limit: u64) -> JobContext {
+    let mut options = JobOptions {
+        threads: 2,
+        memory_limit: limit,
+        ..JobOptions::default()
+    };
+    options.thresholds.spill = f64::INFINITY;
+    options.thresholds.pause = f64::INFINITY;
+    options.thresholds.terminate = f64::INFINITY;
+    JobContext::new(&options, crate::sys::CancelToken::new()).unwrap()
+}
+
+#[test]
+fn reductions_and_their_users_stay_under_a_quarter_of_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.npy");
+    // 8 MiB of float64, written by numpy; the budget is a quarter of it.
+    let want = crate::reference::json(
+        "import json, sys, numpy as np\n\
+         x = np.random.default_rng(1).standard_normal((256, 4096))\n\
+         np.save(sys.argv[1], x)\n\
+         print(json.dumps({'centered': (x - x.mean(axis=0)).tobytes().hex(),\n\
+                           'sums': x.sum(axis=1).tolist()}))",
+        &[&src.display().to_string()],
+    );
+    let limit = 2 << 20;
+    let x = Array::open(
+        &src,
+        Some(regular_chunks(&[256, 4096], &[8, 4096]).unwrap()),
+    )
+    .unwrap();
+    let mut names = BTreeMap::new();
+    names.insert("x".to_string(), x);
+
+    let ctx = budget(limit);
+    let sums = compute("x.sum(axis=1)", &names, &ctx);
+    let want_sums: Vec<f64> = serde_json::from_value(want["sums"].clone()).unwrap();
+    for (g, w) in floats(sums.dtype, &sums.bytes).iter().zip(&want_sums) {
+        assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{g} vs {w}");
+    }
+    assert!(
+        ctx.pool.peak_reserved() <= limit,
+        "{}",
+        ctx.pool.peak_reserved()
+    );
+
+    let ctx = budget(limit);
+    let Value::Array(centered) = evaluate("x - x.mean(axis=0)", &names).unwrap() else {
+        panic!()
+    };
+    let out = dir.path().join("out.npy");
+    crate::convert::write_array(&centered, &out, &Default::default(), &ctx).unwrap();
+    let peak = ctx.pool.peak_reserved();
+    assert!(peak > 0 && peak <= limit, "peak reserved {peak} of {limit}");
+    let got = std::fs::read(&out).unwrap();
+    let want_bytes = want["centered"].as_str().unwrap();
+    let (g, w) = (floats(DType::Float64, &got[128..]), {
+        let b: Vec<u8> = (0..want_bytes.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&want_bytes[i..i + 2], 16).unwrap())
+            .collect();
+        floats(DType::Float64, &b)
+    });
+    assert_eq!(g.len(), w.len());
+    for (a, b) in g.iter().zip(&w) {
+        assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn a_chunking_that_cannot_fit_is_refused_with_one_that_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.npy");
+    crate::reference::json(
+        "import json, sys, numpy as np\n\
+         np.save(sys.argv[1], np.zeros((256, 4096)))\n\
+         print(json.dumps(None))",
+        &[&src.display().to_string()],
+    );
+    let ctx = budget(2 << 20);
+    // One 8 MiB block against a 2 MiB limit.
+    let x = Array::open(&src, Some(vec![vec![256], vec![4096]])).unwrap();
+    let sums = x
+        .reduce(super::kernel::reduce::Reducer::Sum, Some(&[1]), false, 0.0)
+        .unwrap();
+    match compute_array(&sums, &ctx) {
+        Err(crate::Error::PlanTooLarge {
+            projected,
+            limit,
+            suggested_unit_bytes,
+            ..
+        }) => {
+            assert!(projected > limit / 2, "{projected}");
+            assert!(suggested_unit_bytes > 0 && suggested_unit_bytes < 8 << 20);
+        }
+        other => panic!("{other:?}"),
+    }
+}

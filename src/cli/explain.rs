@@ -1,6 +1,7 @@
 //! `blockwise explain PLAN.json [run's options] [--dot | --json]` and
-//! `blockwise explain convert SRC DST [convert's options] [--dot | --json]`: what a
-//! plan will do, before it runs.
+//! `blockwise explain convert SRC DST [convert's options] [--dot | --json]` and
+//! `blockwise explain array EXPR [array's options]`: what a plan will do, before it
+//! runs.
 //!
 //! ```text
 //! blockwise explain convert big.csv sorted.parquet --sort-by v3 --memory-limit 256MiB
@@ -46,6 +47,16 @@ pub struct Args {
 enum What {
     /// Explain `blockwise convert SRC DST ...`
     Convert(ConvertArgs),
+    /// Explain `blockwise array EXPR ...` (with -o OUT, the plan writing it)
+    Array(ArrayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ArrayArgs {
+    #[command(flatten)]
+    array: super::array::Args,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,6 +85,15 @@ pub(super) fn run(args: Args) -> Result<ExitCode> {
             let sizing = args.convert.job.sizing()?;
             let plan = plan_convert(&args.convert.src, &args.convert.dst, &options, sizing)
                 .map_err(|e| super::common::with_from_hint(e, &args.convert.src))?;
+            (plan, sizing, args.output)
+        }
+        Some(What::Array(args)) => {
+            let (array, options) = args.array.array()?;
+            let sizing = args.array.job.sizing()?;
+            let plan = match args.array.output() {
+                Some(dst) => crate::convert::plan_array(&array, dst, &options, sizing)?,
+                None => crate::convert::plan_array_compute(&array)?.0,
+            };
             (plan, sizing, args.output)
         }
         None => {

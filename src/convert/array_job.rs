@@ -49,9 +49,8 @@ pub fn compute(array: &Array, ctx: &JobContext) -> Result<ComputedArray> {
             ),
         });
     }
-    let mut plan = Plan::new();
+    let (mut plan, lowered) = plan_compute(array)?;
     plan.workdir = scratch_workdir(ctx).display().to_string();
-    let lowered = PlanBuilder::new(&mut plan).add(array, &Target::Store)?;
     check_memory(&plan, limit)?;
     std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
     let (shape, dtype) = (array.shape().to_vec(), array.dtype());
@@ -63,6 +62,17 @@ pub fn compute(array: &Array, ctx: &JobContext) -> Result<ComputedArray> {
         dtype,
         bytes,
     })
+}
+
+/// The plan computing `array` into the store (no working directory yet), and where
+/// its result is found: what `compute` runs and `explain array` shows.
+///
+/// # Errors
+/// As [`PlanBuilder::add`].
+pub fn plan_compute(array: &Array) -> Result<(Plan, crate::array::lower::Lowered)> {
+    let mut plan = Plan::new();
+    let lowered = PlanBuilder::new(&mut plan).add(array, &Target::Store)?;
+    Ok((plan, lowered))
 }
 
 /// A fresh working directory for a plan whose output stays in memory, under the
