@@ -494,6 +494,7 @@ impl Array {
             roots.push(nodes.len() - 1);
         }
         build(&mut nodes, &roots)?;
+        let nodes = dedupe(nodes);
         Ok(Array::fused(Program { shape, nodes }, chunks, inputs))
     }
 
@@ -1006,6 +1007,71 @@ fn type_error(op: &str, dtypes: &[DType]) -> Error {
             if names.len() > 1 { "s" } else { "" },
             names.join(" and ")
         ),
+    }
+}
+
+/// The nodes with each repeated node kept once (its users pointing at the first),
+/// the result last: an operand used twice (`x * x`, `where(m, z * z + c, z)` in a
+/// loop) would otherwise be copied into the program at each use, and a program
+/// built in a loop would grow exponentially.
+fn dedupe(nodes: Vec<Node>) -> Vec<Node> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut remap = Vec::with_capacity(nodes.len());
+    let mut out: Vec<Node> = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let node = remap_operands(node, &remap);
+        // A node's JSON is its identity: kind, parameters and (remapped) operands.
+        let key = serde_json::to_string(&node).unwrap_or_default();
+        let at = *seen.entry(key).or_insert_with(|| {
+            out.push(node);
+            out.len() - 1
+        });
+        remap.push(at);
+    }
+    // The root is the last node given; keep it last.
+    let root = remap.last().copied().unwrap_or(0);
+    if root + 1 != out.len() {
+        // The root repeats an earlier node (`x + 0 - 0` can't, but a cast of a node
+        // to its own dtype is skipped, so `astype` of an operand may): move it to the
+        // end by a no-op alias, a cast to its own dtype, which the kernel copies.
+        let dtype = out[root].dtype();
+        out.push(Node::Cast { arg: root, dtype });
+    }
+    out
+}
+
+fn remap_operands(node: Node, remap: &[usize]) -> Node {
+    let m = |i: usize| remap[i];
+    match node {
+        Node::Leaf { .. } | Node::Scalar { .. } => node,
+        Node::Unary { op, arg, dtype } => Node::Unary {
+            op,
+            arg: m(arg),
+            dtype,
+        },
+        Node::Binary {
+            op,
+            lhs,
+            rhs,
+            dtype,
+        } => Node::Binary {
+            op,
+            lhs: m(lhs),
+            rhs: m(rhs),
+            dtype,
+        },
+        Node::Where {
+            cond,
+            then,
+            otherwise,
+            dtype,
+        } => Node::Where {
+            cond: m(cond),
+            then: m(then),
+            otherwise: m(otherwise),
+            dtype,
+        },
+        Node::Cast { arg, dtype } => Node::Cast { arg: m(arg), dtype },
     }
 }
 

@@ -498,3 +498,36 @@ fn a_chunking_that_cannot_fit_is_refused_with_one_that_would() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_program_built_in_a_loop_stays_linear() {
+    use super::kernel::ops::{BinaryOp, UnaryOp};
+    use super::program::Distribution;
+    let chunks = regular_chunks(&[6, 4], &[4, 4]).unwrap();
+    let c = Array::random(&[6, 4], chunks.clone(), 1, Distribution::Random);
+    let mut z = Array::random(&[6, 4], chunks, 2, Distribution::Random);
+    let two = Array::scalar(
+        super::program::Scalar::Float(2.0),
+        DType::Float64,
+        Some(super::promote::Operand::PyFloat(2.0)),
+    );
+    // z = where(abs(z) <= 2, z * z + c, z), 40 times: z is used three times a step.
+    for _ in 0..40 {
+        let inside = z
+            .unary(UnaryOp::Absolute)
+            .unwrap()
+            .binary(BinaryOp::LessEqual, &two)
+            .unwrap();
+        let next = z
+            .binary(BinaryOp::Multiply, &z)
+            .unwrap()
+            .binary(BinaryOp::Add, &c)
+            .unwrap();
+        z = Array::select(&inside, &next, &z).unwrap();
+    }
+    let nodes = z.program().0.nodes.len();
+    assert!(nodes < 40 * 8, "{nodes} nodes");
+    let ctx = context();
+    let got = compute_array(&z, &ctx).unwrap();
+    assert_eq!(got.shape, vec![6, 4]);
+}
