@@ -567,6 +567,10 @@ impl<'p> PlanBuilder<'p> {
                 LeafSource::Dataset { .. } => {
                     bytes += region.num_elements() * dtype.size() as u64;
                 }
+                // Generated a box at a time unless its rows are walked in order.
+                LeafSource::Random { .. } if !view.walks_rows() => {
+                    bytes += region.num_elements() * dtype.size() as u64;
+                }
                 _ => {}
             }
         }
@@ -715,14 +719,17 @@ const MERGED_BLOCK_ELEMENTS: u64 = 1 << 25;
 /// every block adds a partial to combine; the result's chunks do not change, as
 /// they follow the kept axes only.
 fn reduction_blocks(chunks: &Chunks, axes: &[usize], program: &Program) -> Chunks {
-    let reads = program.nodes.iter().any(|n| {
-        matches!(
-            n,
-            Node::Leaf {
-                source: LeafSource::Dataset { .. } | LeafSource::Stored { .. },
-                ..
-            }
-        )
+    let reads = program.nodes.iter().any(|n| match n {
+        Node::Leaf {
+            source: LeafSource::Dataset { .. } | LeafSource::Stored { .. },
+            ..
+        } => true,
+        Node::Leaf {
+            source: LeafSource::Random { .. },
+            view,
+            ..
+        } => !view.walks_rows(),
+        _ => false,
     });
     if reads {
         return chunks.clone();

@@ -82,6 +82,17 @@ impl View {
         }
     }
 
+    /// Whether the program's last axis walks the leaf's last axis forward by one
+    /// (the leaf's elements come in runs of its own order); a leaf of rank 0 or a
+    /// program of rank 0 does too.
+    pub fn walks_rows(&self) -> bool {
+        match self.axes.last() {
+            None => true,
+            Some(AxisMap::Axis { axis, step, .. }) => *step == 1 && *axis + 1 == self.base.len(),
+            Some(AxisMap::Broadcast) => self.base.is_empty(),
+        }
+    }
+
     /// The leaf's bounding box over the program block `block`: for each leaf axis,
     /// its first index and extent.
     pub fn bounding_box(&self, block: &Subset) -> (Vec<u64>, Vec<u64>) {
@@ -509,6 +520,20 @@ impl<'p> BlockEval<'p> {
             };
             let buffer = strides.len();
             match source {
+                LeafSource::Random { dist, seed } if !view.walks_rows() => {
+                    // Transposed or stepped: generated a box at a time in the
+                    // generator's own order, then gathered, as a stored leaf is.
+                    let (lo, len) = view.bounding_box(block);
+                    let region = Subset::new(lo.clone(), len.clone());
+                    let values = random_box(Philox::new(*seed), *dist, &view.base, &region)?;
+                    let (s, offset) = view.block_strides(block, &c_strides(&len), &lo);
+                    strides.push(s);
+                    leaves.push(Some(LeafFill::Boxed {
+                        values,
+                        buffer,
+                        offset,
+                    }));
+                }
                 LeafSource::Random { dist, seed } => {
                     let global = c_strides(&view.base);
                     let zero = vec![0; view.base.len()];
@@ -755,6 +780,39 @@ fn fill_random(
         }
     }
     Ok(())
+}
+
+/// The random values of `region` of an array of `shape`, generated a row of its last
+/// axis at a time.
+fn random_box(
+    philox: Philox,
+    dist: Distribution,
+    shape: &[u64],
+    region: &Subset,
+) -> Result<Values> {
+    let n = region.num_elements() as usize;
+    let phys = match dist {
+        Distribution::Integers { .. } => Phys::I64,
+        _ => Phys::F64,
+    };
+    let mut values = Values::zeros(phys, n);
+    let Some((&row, outer)) = region.shape().split_last() else {
+        fill_random(philox, dist, 0, &mut values, 0, n.min(1))?;
+        return Ok(values);
+    };
+    let strides = c_strides(shape);
+    let row = row as usize;
+    for (r, index) in crate::grid::indices_c_order(outer).enumerate() {
+        let start: i64 = index
+            .iter()
+            .chain(std::iter::once(&0))
+            .zip(region.start())
+            .zip(&strides)
+            .map(|((&i, &s), &st)| (i + s) as i64 * st)
+            .sum();
+        fill_random(philox, dist, start as u64, &mut values, r * row, row)?;
+    }
+    Ok(values)
 }
 
 /// The values of a leaf that is read or computed a box at a time.
