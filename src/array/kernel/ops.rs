@@ -427,7 +427,7 @@ fn floor_div_i64(p: i64, q: i64) -> i64 {
         return 0;
     }
     let d = p.wrapping_div(q);
-    if (p % q != 0) && ((p < 0) != (q < 0)) {
+    if p.wrapping_rem(q) != 0 && ((p < 0) != (q < 0)) {
         d - 1
     } else {
         d

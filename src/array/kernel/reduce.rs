@@ -299,9 +299,46 @@ impl Accum {
     /// # Errors
     /// As [`Accum::fold_run`].
     pub fn fold_each(&mut self, o: usize, v: &Values, range: std::ops::Range<usize>) -> Result<()> {
-        // Each element is a run of one; the state's updates are the same.
-        for (j, i) in range.enumerate() {
-            self.fold_run(o + j, v, i..i + 1)?;
+        use Reducer as R;
+        let n = range.len();
+        // The common cases, as loops over whole runs (the reduction over an outer
+        // axis, `x.std(axis=0)`, folds every element this way).
+        match (self.reducer, v, self.fields.as_mut_slice()) {
+            (R::Sum, Values::F64(x), [Values::F64(s), Values::F64(c)]) => {
+                for ((s, c), &a) in s[o..o + n].iter_mut().zip(&mut c[o..o + n]).zip(&x[range]) {
+                    neumaier(s, c, a);
+                }
+            }
+            (R::Mean, Values::F64(x), [Values::F64(s), Values::F64(c), Values::F64(k)]) => {
+                for ((s, c), &a) in s[o..o + n].iter_mut().zip(&mut c[o..o + n]).zip(&x[range]) {
+                    neumaier(s, c, a);
+                }
+                k[o..o + n].iter_mut().for_each(|k| *k += 1.0);
+            }
+            (
+                R::Var | R::Std,
+                Values::F64(x),
+                [Values::F64(k), Values::F64(m), Values::F64(m2)],
+            ) => {
+                // Welford's update, element by element.
+                for (((k, m), m2), &a) in k[o..o + n]
+                    .iter_mut()
+                    .zip(&mut m[o..o + n])
+                    .zip(&mut m2[o..o + n])
+                    .zip(&x[range])
+                {
+                    *k += 1.0;
+                    let d = a - *m;
+                    *m += d / *k;
+                    *m2 += d * (a - *m);
+                }
+            }
+            _ => {
+                // Each element is a run of one; the state's updates are the same.
+                for (j, i) in range.enumerate() {
+                    self.fold_run(o + j, v, i..i + 1)?;
+                }
+            }
         }
         Ok(())
     }
