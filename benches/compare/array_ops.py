@@ -12,6 +12,10 @@ RandomState), reduced to a small result:
   transpose  (x + x.T)[::2, 5000:].mean(axis=1), x random (10000, 10000) in (1000, 1000)
   mean       x.mean(), x as above
   std0       x.std(axis=0), x as above
+  center     x - x.mean(axis=0) written to a new Zarr array (zstd level 3), x a
+             (16384, 16384) float64 Zarr array on disk (2 GiB, chunks (1024, 1024),
+             zstd level 3) written by zarr-python: Dask reads it with from_zarr and
+             stores into an array created the same way
 
 --scale shrinks the first axis of every array (0.1 for a quick look).
 Env: BLOCKWISE / BENCH_N / BENCH_DIR (see common.py).
@@ -55,7 +59,30 @@ def cases(scale: float) -> dict[str, tuple[str, str]]:
             f"random.random({sq}, chunks=(1000, 1000), seed=1).std(axis=0)",
             f"x = da.random.random({sq}, chunks=(1000, 1000))\nr = x.std(axis=0)",
         ),
+        "center": ("", ""),
     }
+
+
+def zarr_input(scale: float) -> str:
+    """The 2 GiB Zarr array of the `center` case (made once, by zarr-python)."""
+    n = int(16384 * scale)
+    path = common.bench_dir() / f"center_{n}.zarr"
+    if not path.exists():
+        import numpy as np
+        import zarr
+        from zarr.codecs import ZstdCodec
+
+        tmp = path.with_name(path.name + ".tmp")
+        common.remove(tmp)
+        z = zarr.create_array(store=str(tmp), shape=(n, n), chunks=(1024, 1024), dtype="f8",
+                              compressors=ZstdCodec(level=3), zarr_format=3)
+        rng = np.random.default_rng(7)
+        for r0 in range(0, n, 1024):
+            rows = min(1024, n - r0)
+            # Rounded to 2^-10 so that zstd finds something to compress, as zarr_rw.py's.
+            z[r0:r0 + rows] = np.round(rng.standard_normal((rows, n)) * 1024) / 1024
+        tmp.rename(path)
+    return str(path)
 
 
 def blockwise_expr(name: str, expr: str, scale: float) -> str:
@@ -64,6 +91,27 @@ def blockwise_expr(name: str, expr: str, scale: float) -> str:
         x = f"random.random(({n}, {n}), chunks=(1000, 1000), seed=1)"
         return expr.replace("lambda_x", x)
     return expr
+
+
+def center(bw: str, scale: float) -> list:
+    src = zarr_input(scale)
+    out = str(common.bench_dir() / "center_out.zarr")
+    dask = common.python_cmd(f"""
+        import dask, dask.array as da, zarr
+        from zarr.codecs import ZstdCodec
+        dask.config.set(scheduler='threads', num_workers=2)
+        x = da.from_zarr({src!r})
+        r = x - x.mean(axis=0)
+        z = zarr.create_array(store={out!r}, shape=r.shape, chunks=(1024, 1024), dtype=r.dtype,
+                              compressors=ZstdCodec(level=3), zarr_format=3, overwrite=True)
+        da.store(r, z, lock=False)
+        """)
+    return common.bench([
+        ("blockwise", [bw, "array", "x - x.mean(axis=0)", "-i", f"x={src}", "-o", out,
+                       "--overwrite", "--threads", "2", "--no-progress", "--stats"],
+         lambda: common.remove(out)),
+        ("dask", dask, lambda: common.remove(out)),
+    ])
 
 
 def main() -> int:
@@ -77,6 +125,10 @@ def main() -> int:
         if args.only and name not in args.only:
             continue
         expr = blockwise_expr(name, expr, args.scale)
+        if name == "center":
+            results = center(bw, args.scale)
+            tables.append(common.print_table(f"{name}: x - x.mean(axis=0) to Zarr", results))
+            continue
         dask = common.python_cmd(
             "import dask, dask.array as da, numpy as np\n"
             "dask.config.set(scheduler='threads', num_workers=2)\n"

@@ -85,6 +85,7 @@ const FUNCTIONS: &[&str] = &[
     "bitwise_not",
     "bitwise_or",
     "bitwise_xor",
+    "broadcast_to",
     "cbrt",
     "ceil",
     "clip",
@@ -95,6 +96,7 @@ const FUNCTIONS: &[&str] = &[
     "empty_like",
     "equal",
     "exp",
+    "expand_dims",
     "expm1",
     "eye",
     "floor",
@@ -125,6 +127,7 @@ const FUNCTIONS: &[&str] = &[
     "min",
     "minimum",
     "mod",
+    "moveaxis",
     "multiply",
     "nanmax",
     "nanmean",
@@ -151,9 +154,11 @@ const FUNCTIONS: &[&str] = &[
     "sin",
     "sinh",
     "sqrt",
+    "squeeze",
     "std",
     "subtract",
     "sum",
+    "swapaxes",
     "tan",
     "tanh",
     "transpose",
@@ -433,6 +438,36 @@ impl Evaluator<'_> {
                     _ => return Err(usage("transpose", "axes given twice")),
                 };
                 Value::Array(x.transpose(axes.as_deref())?)
+            }
+            "swapaxes" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let a = to_i64(&c.arg(1, "axis1")?, "axis1")?;
+                let b = to_i64(&c.arg(2, "axis2")?, "axis2")?;
+                Value::Array(x.swapaxes(a, b)?)
+            }
+            "moveaxis" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let src = int_list(&c.arg(1, "source")?, "source")?;
+                let dst = int_list(&c.arg(2, "destination")?, "destination")?;
+                Value::Array(x.moveaxis(&src, &dst)?)
+            }
+            "expand_dims" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let axes = int_list(&c.arg(1, "axis")?, "axis")?;
+                Value::Array(x.expand_dims(&axes)?)
+            }
+            "squeeze" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let axes = match c.opt(1, "axis")? {
+                    None | Some(Value::None) => None,
+                    Some(v) => Some(int_list(&v, "axis")?),
+                };
+                Value::Array(x.squeeze(axes.as_deref())?)
+            }
+            "broadcast_to" => {
+                let x = to_array(c.arg(0, "array")?)?;
+                let shape = shape_arg(&c.arg(1, "shape")?)?;
+                Value::Array(x.broadcast_to(&shape)?)
             }
             "where" => {
                 let cond = to_array(c.arg(0, "condition")?)?;

@@ -876,6 +876,179 @@ impl Array {
     }
 }
 
+impl Array {
+    /// Axes `a` and `b` exchanged (numpy's `swapaxes`).
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for an axis out of range.
+    pub fn swapaxes(&self, a: i64, b: i64) -> Result<Array> {
+        let n = self.ndim();
+        let (a, b) = (
+            normalize_axis("swapaxes", a, n)?,
+            normalize_axis("swapaxes", b, n)?,
+        );
+        let mut perm: Vec<i64> = (0..n as i64).collect();
+        perm.swap(a, b);
+        self.transpose(Some(&perm))
+    }
+
+    /// Axes `source` moved to positions `destination`, the others in order (numpy's
+    /// `moveaxis`).
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for axes out of range, repeated, or lists of
+    /// different lengths.
+    pub fn moveaxis(&self, source: &[i64], destination: &[i64]) -> Result<Array> {
+        let n = self.ndim();
+        let norm = |list: &[i64]| -> Result<Vec<usize>> {
+            let v: Vec<usize> = list
+                .iter()
+                .map(|&a| normalize_axis("moveaxis", a, n))
+                .collect::<Result<_>>()?;
+            let mut sorted = v.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != v.len() {
+                return Err(Error::ArrayArgument {
+                    op: "moveaxis".into(),
+                    reason: format!("repeated axis in {list:?}"),
+                });
+            }
+            Ok(v)
+        };
+        let (src, dst) = (norm(source)?, norm(destination)?);
+        if src.len() != dst.len() {
+            return Err(Error::ArrayArgument {
+                op: "moveaxis".into(),
+                reason: "source and destination must have the same number of elements".into(),
+            });
+        }
+        let mut rest = (0..n).filter(|k| !src.contains(k));
+        let mut perm = vec![0i64; n];
+        let mut placed = vec![false; n];
+        for (&s, &d) in src.iter().zip(&dst) {
+            perm[d] = s as i64;
+            placed[d] = true;
+        }
+        for (k, p) in perm.iter_mut().enumerate() {
+            if !placed[k] {
+                *p = rest.next().unwrap_or(0) as i64;
+            }
+        }
+        self.transpose(Some(&perm))
+    }
+
+    /// New axes of length 1 at positions `axes` of the result (numpy's
+    /// `expand_dims`).
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for a position out of range or repeated.
+    pub fn expand_dims(&self, axes: &[i64]) -> Result<Array> {
+        let out = self.ndim() + axes.len();
+        let mut at = Vec::new();
+        for &a in axes {
+            let k = normalize_axis("expand_dims", a, out)?;
+            if at.contains(&k) {
+                return Err(Error::ArrayArgument {
+                    op: "expand_dims".into(),
+                    reason: format!("repeated axis {a}"),
+                });
+            }
+            at.push(k);
+        }
+        let index: Vec<Index> = (0..out)
+            .map(|k| {
+                if at.contains(&k) {
+                    Index::NewAxis
+                } else {
+                    Index::Slice(None, None, None)
+                }
+            })
+            .collect();
+        self.index(&index)
+    }
+
+    /// Axes of length 1 removed: those in `axes`, or all (numpy's `squeeze`).
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for an axis out of range or not of length 1.
+    pub fn squeeze(&self, axes: Option<&[i64]>) -> Result<Array> {
+        let n = self.ndim();
+        let drop: Vec<usize> = match axes {
+            None => (0..n).filter(|&k| self.shape()[k] == 1).collect(),
+            Some(list) => {
+                let mut v = Vec::new();
+                for &a in list {
+                    let k = normalize_axis("squeeze", a, n)?;
+                    if self.shape()[k] != 1 {
+                        return Err(Error::ArrayArgument {
+                            op: "squeeze".into(),
+                            reason: format!(
+                                "cannot select an axis to squeeze out which has size not \
+                                 equal to one (axis {a} has {})",
+                                self.shape()[k]
+                            ),
+                        });
+                    }
+                    v.push(k);
+                }
+                v
+            }
+        };
+        let index: Vec<Index> = (0..n)
+            .map(|k| {
+                if drop.contains(&k) {
+                    Index::Int(0)
+                } else {
+                    Index::Slice(None, None, None)
+                }
+            })
+            .collect();
+        self.index(&index)
+    }
+
+    /// The array broadcast to `shape` (numpy's `broadcast_to`): axes added in front,
+    /// axes of length 1 stretched; new axes are one chunk.
+    ///
+    /// # Errors
+    /// [`Error::Broadcast`] when the shapes do not broadcast to exactly `shape`.
+    pub fn broadcast_to(&self, shape: &[u64]) -> Result<Array> {
+        let target = broadcast_shapes("broadcast_to", self.shape(), shape)?;
+        if target != shape {
+            return Err(Error::Broadcast {
+                op: "broadcast_to".into(),
+                lhs: self.shape().to_vec(),
+                rhs: shape.to_vec(),
+            });
+        }
+        let lead = shape.len() - self.ndim();
+        let chunks: Chunks = (0..shape.len())
+            .map(|k| {
+                if k >= lead && self.shape()[k - lead] == shape[k] {
+                    self.chunks()[k - lead].clone()
+                } else {
+                    vec![shape[k]]
+                }
+            })
+            .collect();
+        let (program, inputs) = self.program();
+        let from = self.shape().to_vec();
+        let nodes = program
+            .nodes
+            .into_iter()
+            .map(|n| broadcast_node(n, 0, &from, shape))
+            .collect();
+        Ok(Array::fused(
+            Program {
+                shape: shape.to_vec(),
+                nodes,
+            },
+            chunks,
+            inputs,
+        ))
+    }
+}
+
 /// One entry of a basic index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Index {
