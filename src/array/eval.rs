@@ -92,6 +92,7 @@ const FUNCTIONS: &[&str] = &[
     "cos",
     "cosh",
     "divide",
+    "dot",
     "empty",
     "empty_like",
     "equal",
@@ -121,6 +122,7 @@ const FUNCTIONS: &[&str] = &[
     "logical_not",
     "logical_or",
     "logical_xor",
+    "matmul",
     "max",
     "maximum",
     "mean",
@@ -438,6 +440,14 @@ impl Evaluator<'_> {
                     _ => return Err(usage("transpose", "axes given twice")),
                 };
                 Value::Array(x.transpose(axes.as_deref())?)
+            }
+            "matmul" | "dot" => {
+                let a = to_array(c.arg(0, "a")?)?;
+                let b = to_array(c.arg(1, "b")?)?;
+                if name == "dot" && (a.ndim() == 0 || b.ndim() == 0) {
+                    return apply_binary(BinaryOp::Multiply, Value::Array(a), Value::Array(b));
+                }
+                Value::Array(a.matmul(&b)?)
             }
             "swapaxes" => {
                 let x = to_array(c.arg(0, "a")?)?;
@@ -1001,7 +1011,8 @@ fn binary(op: ast::BinaryOp, a: Value, b: Value) -> Result<Value> {
         A::BitAnd => BinaryOp::BitwiseAnd,
         A::BitOr => BinaryOp::BitwiseOr,
         A::BitXor => BinaryOp::BitwiseXor,
-        A::MatMul | A::LShift | A::RShift => {
+        A::MatMul => return Ok(Value::Array(to_array(a)?.matmul(&to_array(b)?)?)),
+        A::LShift | A::RShift => {
             return Err(usage(op.symbol(), "this operator is not implemented yet"))
         }
     };

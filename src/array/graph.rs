@@ -62,6 +62,14 @@ pub(crate) enum Body {
         /// Delta degrees of freedom (variances).
         ddof: f64,
     },
+    /// A matrix product of two 2-d arrays stored first, chunked alike along the
+    /// contracted axis.
+    MatMul {
+        /// The left operand, `(m, k)`.
+        a: Array,
+        /// The right operand, `(k, n)`.
+        b: Array,
+    },
 }
 
 /// A dataset a program's leaf reads.
@@ -249,8 +257,13 @@ impl Array {
             if !seen.insert(a.0.id.clone()) {
                 continue;
             }
-            if let Body::Reduce { input, .. } = &a.0.body {
-                stack.push(input.clone());
+            match &a.0.body {
+                Body::Reduce { input, .. } => stack.push(input.clone()),
+                Body::MatMul { a: l, b: r } => {
+                    stack.push(l.clone());
+                    stack.push(r.clone());
+                }
+                Body::Fused(_) => {}
             }
             for input in a.0.inputs.values() {
                 match input {
@@ -268,7 +281,7 @@ impl Array {
     pub(crate) fn program(&self) -> (Program, BTreeMap<String, Input>) {
         match &self.0.body {
             Body::Fused(p) => (p.clone(), self.0.inputs.clone()),
-            Body::Reduce { .. } => {
+            Body::Reduce { .. } | Body::MatMul { .. } => {
                 let leaf = Node::Leaf {
                     source: LeafSource::Stored {
                         id: self.0.id.clone(),
@@ -1046,6 +1059,89 @@ impl Array {
             chunks,
             inputs,
         ))
+    }
+}
+
+impl Array {
+    /// The matrix product `self @ other` (numpy's `matmul` for 1-d and 2-d operands:
+    /// a 1-d left operand is a row, a 1-d right one a column, and that axis goes).
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for operands of other ranks or contracted lengths
+    /// that differ; [`Error::ArrayType`] for complex or boolean operands.
+    pub fn matmul(&self, other: &Array) -> Result<Array> {
+        let (ra, rb) = (self.ndim(), other.ndim());
+        if ra == 0 || rb == 0 || ra > 2 || rb > 2 {
+            return Err(Error::ArrayArgument {
+                op: "matmul".into(),
+                reason: format!(
+                    "operands of shapes {} and {}: matmul takes 1-d and 2-d arrays here (a \
+                     scalar multiplies with *)",
+                    shape_text(self.shape()),
+                    shape_text(other.shape())
+                ),
+            });
+        }
+        let a = if ra == 1 {
+            self.expand_dims(&[0])?
+        } else {
+            self.clone()
+        };
+        let b = if rb == 1 {
+            other.expand_dims(&[1])?
+        } else {
+            other.clone()
+        };
+        let (m, k) = (a.shape()[0], a.shape()[1]);
+        let (k2, n) = (b.shape()[0], b.shape()[1]);
+        if k != k2 {
+            return Err(Error::ArrayArgument {
+                op: "matmul".into(),
+                reason: format!(
+                    "the contracted axes differ: {} has {k} columns, {} has {k2} rows",
+                    shape_text(self.shape()),
+                    shape_text(other.shape())
+                ),
+            });
+        }
+        let dtype = promote::result_type(&[self.operand(), other.operand()])?;
+        if dtype.is_complex() || dtype == DType::Bool {
+            return Err(type_error("matmul", &[self.dtype(), other.dtype()]));
+        }
+        // Integers multiply as int64, floats as themselves (float16 as float32).
+        let compute = match dtype {
+            DType::Float64 | DType::Float32 => dtype,
+            DType::Float16 => DType::Float32,
+            _ if dtype.is_integer() => DType::Int64,
+            other => other,
+        };
+        // The contracted axis cut alike in both.
+        let kc = refine(&a.chunks()[1], &b.chunks()[0]);
+        let a = a
+            .astype(compute)?
+            .rechunk(vec![a.chunks()[0].clone(), kc.clone()])?;
+        let b = b
+            .astype(compute)?
+            .rechunk(vec![kc, b.chunks()[1].clone()])?;
+        let chunks = vec![a.chunks()[0].clone(), b.chunks()[1].clone()];
+        let product = Array::new(
+            vec![m, n],
+            compute,
+            chunks,
+            Body::MatMul { a, b },
+            BTreeMap::new(),
+        );
+        let product = if compute == dtype {
+            product
+        } else {
+            product.astype(dtype)?
+        };
+        match (ra, rb) {
+            (1, 1) => product.squeeze(Some(&[0, 1])),
+            (1, _) => product.squeeze(Some(&[0])),
+            (_, 1) => product.squeeze(Some(&[1])),
+            _ => Ok(product),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::{Array, Body, Chunks, Input};
 use super::kernel::reduce::{Accum, Reducer};
-use super::kernel::values::Phys;
+use super::kernel::values::{Phys, Values};
 use super::layout::{open_sink, open_source, write_region, ArrayLayout};
 use super::program::{LeafSource, Node, Program, ReduceSpec, View, TILE};
 use crate::error::{Error, Result};
@@ -59,6 +59,15 @@ pub enum StageWork {
         program: Program,
         /// The reduction.
         reduce: ReduceSpec,
+    },
+    /// Blocks of a matrix product: each task's inputs are pairs of a left and a
+    /// right block (of `dtype`) whose products it sums; it publishes the values, or a
+    /// partial sum when the contracted axis is split between tasks.
+    MatMul {
+        /// The operands' and the product's dtype (float32, float64 or int64).
+        dtype: DType,
+        /// Whether each task publishes a partial sum (its key has the group last).
+        partial: bool,
     },
     /// Partials combined; the last level finishes them into values of `dtype`.
     Combine {
@@ -149,8 +158,8 @@ impl Operation for ArrayBlock {
                 env.store
                     .put(&task.output, Entry::Bytes(acc.to_bytes().into()))
             }
-            StageWork::Combine { .. } => Err(Error::BadPlan {
-                reason: format!("task {} runs array_block on a combine stage", task.id),
+            StageWork::Combine { .. } | StageWork::MatMul { .. } => Err(Error::BadPlan {
+                reason: format!("task {} runs array_block on another kind of stage", task.id),
             }),
         }
     }
@@ -209,6 +218,71 @@ impl Operation for ArrayCombine {
                 publish_values(task, env, &meta, &block, dtype, bytes)
             }
         }
+    }
+}
+
+/// Sums the products of its inputs' pairs of blocks (left `(m, k)`, right `(k, n)`)
+/// into one block of a matrix product.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ArrayMatMul {}
+
+impl Operation for ArrayMatMul {
+    const NAME: &'static str = "array_matmul";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let id = task.output.dataset();
+        let meta = stage(env, id)?;
+        let StageWork::MatMul { dtype, partial } = meta.work else {
+            return Err(Error::BadPlan {
+                reason: format!("task {} runs array_matmul on another stage", task.id),
+            });
+        };
+        let key = chunk_key(task)?;
+        let key = if partial {
+            &key[..key.len().saturating_sub(1)]
+        } else {
+            key
+        };
+        let block = block_of(&meta.grid(), key, task)?;
+        let (m, n) = (block.shape()[0] as usize, block.shape()[1] as usize);
+        if task.inputs.len() % 2 != 0 {
+            return Err(Error::BadPlan {
+                reason: format!("task {} multiplies an odd number of blocks", task.id),
+            });
+        }
+        let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
+        env.reserve(&mut reservation, task.memory_bytes)?;
+        let mut product = Values::zeros(Phys::of(dtype)?, m * n);
+        for pair in task.inputs.chunks(2) {
+            env.cancel.check()?;
+            let (left, right) = (env.store.get(&pair[0])?, env.store.get(&pair[1])?);
+            let (Entry::Bytes(lb), Entry::Bytes(rb)) = (&*left, &*right) else {
+                return Err(wrong_entry(&pair[0], &left));
+            };
+            let (a, b) = (Values::decode(dtype, lb)?, Values::decode(dtype, rb)?);
+            let k = if m == 0 { 0 } else { a.len() / m };
+            if a.len() != m * k || b.len() != k * n {
+                return Err(Error::BadPlan {
+                    reason: format!(
+                        "task {}: blocks of {} and {} elements do not multiply into {m} x {n}",
+                        task.id,
+                        a.len(),
+                        b.len()
+                    ),
+                });
+            }
+            super::kernel::matmul::accumulate(&a, &b, &mut product, m, k, n)?;
+        }
+        if partial {
+            let state = Accum::sums(&product)?;
+            return env
+                .store
+                .put(&task.output, Entry::Bytes(state.to_bytes().into()));
+        }
+        let mut bytes = Vec::with_capacity(m * n * dtype.size());
+        product.encode(dtype, &mut bytes);
+        publish_values(task, env, &meta, &block, dtype, bytes)
     }
 }
 
@@ -307,6 +381,10 @@ fn stage_dtype(meta: &StageMeta) -> Result<DType> {
         StageWork::Values { program } => Ok(program.dtype()),
         StageWork::Combine {
             finish: Some(d), ..
+        }
+        | StageWork::MatMul {
+            dtype: d,
+            partial: false,
         } => Ok(*d),
         _ => Err(Error::BadPlan {
             reason: "an array leaf reads a stage that publishes partial states".into(),
@@ -342,6 +420,8 @@ pub struct Lowered {
 /// Builds an array's stages into a plan.
 pub struct PlanBuilder<'p> {
     plan: &'p mut Plan,
+    /// Bytes one task may hold (a matrix product groups the contracted axis by it).
+    task_budget: u64,
     /// Stages already built, by array id: their dataset, chunks and the task of each
     /// chunk (C order).
     built: HashMap<String, Lowered>,
@@ -352,8 +432,16 @@ impl<'p> PlanBuilder<'p> {
     pub fn new(plan: &'p mut Plan) -> Self {
         PlanBuilder {
             plan,
+            task_budget: u64::MAX,
             built: HashMap::new(),
         }
+    }
+
+    /// Sizes tasks that can be cut finer (a matrix product's) to hold at most
+    /// `bytes`.
+    pub fn with_task_budget(mut self, bytes: u64) -> Self {
+        self.task_budget = bytes;
+        self
     }
 
     /// Adds the stages computing `array` into `target`, and those of the arrays it
@@ -426,9 +514,138 @@ impl<'p> PlanBuilder<'p> {
                     tasks,
                 }
             }
+            Body::MatMul { a, b } => {
+                let tasks = self.add_matmul(&e.id, a, b, e.dtype, target)?;
+                Lowered {
+                    dataset: e.id.clone(),
+                    chunks: e.chunks.clone(),
+                    tasks,
+                }
+            }
         };
         self.built.insert(e.id.clone(), lowered.clone());
         Ok(lowered)
+    }
+
+    /// The tasks of a matrix product: its operands stored first, then a task for
+    /// each block of the product over as many blocks of the contracted axis as fit
+    /// the task budget; when they do not all fit, partial sums and a task combining
+    /// them.
+    fn add_matmul(
+        &mut self,
+        id: &str,
+        a: &Array,
+        b: &Array,
+        dtype: DType,
+        target: &Target,
+    ) -> Result<Vec<TaskId>> {
+        let la = self.add(a, &Target::Store)?;
+        let lb = self.add(b, &Target::Store)?;
+        let (mc, kc, nc) = (&a.chunks()[0], &a.chunks()[1], &b.chunks()[1]);
+        let item = dtype.size() as u64;
+        let largest = |c: &[u64]| c.iter().copied().max().unwrap_or(0);
+        let per_k = (largest(mc) + largest(nc)) * largest(kc) * item;
+        let out = largest(mc) * largest(nc) * item;
+        let fit = self.task_budget.saturating_sub(out * 3) / per_k.max(1);
+        let group = (fit.max(1) as usize).min(kc.len().max(1));
+        let groups = kc.len().div_ceil(group).max(1);
+        let partial = groups > 1;
+        let meta = StageMeta {
+            chunks: vec![mc.clone(), nc.clone()],
+            work: StageWork::MatMul { dtype, partial },
+            write_to: if partial { None } else { file_of(target) },
+        };
+        let product_id = if partial {
+            format!("{id}m")
+        } else {
+            id.to_string()
+        };
+        self.plan.datasets.push(
+            Dataset::new(&product_id, "", "array-stage", DatasetRole::Intermediate)
+                .with_meta(serde_json::to_value(&meta).map_err(|e| Error::bug("stage meta", e))?),
+        );
+        let created = match target {
+            Target::File { created, .. } => Some(*created),
+            Target::Store => None,
+        };
+        let (ka, kb) = (kc.len() as u64, nc.len() as u64);
+        let mut products: Vec<Vec<(DataRef, TaskId)>> = Vec::new();
+        for i in 0..mc.len() as u64 {
+            for j in 0..nc.len() as u64 {
+                let mut mine = Vec::new();
+                for g in 0..groups as u64 {
+                    let mut inputs = Vec::new();
+                    let mut deps = Vec::new();
+                    let ks = (g * group as u64)..((g + 1) * group as u64).min(ka);
+                    let mut bytes = 0;
+                    for k in ks {
+                        inputs.push(DataRef::chunk(&la.dataset, vec![i, k]));
+                        inputs.push(DataRef::chunk(&lb.dataset, vec![k, j]));
+                        deps.push(la.tasks[(i * ka + k) as usize]);
+                        deps.push(lb.tasks[(k * kb + j) as usize]);
+                        bytes += (mc[i as usize] + nc[j as usize]) * kc[k as usize] * item;
+                    }
+                    if !partial {
+                        deps.extend(created);
+                    }
+                    let key = if partial { vec![i, j, g] } else { vec![i, j] };
+                    let n_out = mc[i as usize] * nc[j as usize];
+                    let t = self.plan.push(Task {
+                        inputs,
+                        deps,
+                        memory_bytes: bytes + n_out * item * 3,
+                        unit_bytes: n_out * item,
+                        ..Task::new(
+                            OpSpec::of(&ArrayMatMul {}),
+                            DataRef::chunk(&product_id, key.clone()),
+                            TaskKind::Compute,
+                        )
+                    });
+                    mine.push((DataRef::chunk(&product_id, key), t));
+                }
+                products.push(mine);
+            }
+        }
+        if !partial {
+            return Ok(products.into_iter().flatten().map(|(_, t)| t).collect());
+        }
+        // The partial sums of each block, combined and finished.
+        let input = Phys::of(dtype)?;
+        let meta = StageMeta {
+            chunks: vec![mc.clone(), nc.clone()],
+            work: StageWork::Combine {
+                reducer: Reducer::Sum,
+                input,
+                finish: Some(dtype),
+                ddof: 0.0,
+            },
+            write_to: file_of(target),
+        };
+        self.plan.datasets.push(
+            Dataset::new(id, "", "array-stage", DatasetRole::Intermediate)
+                .with_meta(serde_json::to_value(&meta).map_err(|e| Error::bug("stage meta", e))?),
+        );
+        let mut tasks = Vec::new();
+        for (flat, parts) in products.into_iter().enumerate() {
+            let (i, j) = (flat as u64 / kb, flat as u64 % kb);
+            let n_out = mc[i as usize] * nc[j as usize];
+            let (inputs, mut deps): (Vec<DataRef>, Vec<TaskId>) = parts.into_iter().unzip();
+            deps.extend(created);
+            tasks.push(self.plan.push(Task {
+                // Its state and one partial decoded (16 bytes an element each), and
+                // the values it finishes.
+                memory_bytes: n_out * (32 + item),
+                unit_bytes: n_out * item,
+                inputs,
+                deps,
+                ..Task::new(
+                    OpSpec::of(&ArrayCombine {}),
+                    DataRef::chunk(id, vec![i, j]),
+                    TaskKind::Release,
+                )
+            }));
+        }
+        Ok(tasks)
     }
 
     /// Adds the datasets and stages of what `array`'s program reads.
@@ -497,7 +714,9 @@ impl<'p> PlanBuilder<'p> {
                 }
                 _ => block.num_elements() * item,
             };
-            let tiles = (program.nodes.len() * TILE * 16) as u64;
+            // A tile of every node, as wide as 8-byte values (twice: a cast's source
+            // and result).
+            let tiles = program.nodes.len() as u64 * block.num_elements().min(TILE as u64) * 16;
             let kind = if read_bytes > 0 {
                 TaskKind::Load
             } else {

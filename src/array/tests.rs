@@ -132,6 +132,9 @@ const EXACT: &[&str] = &[
     "m.all(axis=2)",
     "(a > 3).any()",
     "b.sum(axis=1, keepdims=True)",
+    "b[0] @ b[1].T",
+    "u[0].astype('int64') @ i[2].T",
+    "arange(5) @ b[3].T",
 ];
 
 /// Expressions whose float results must equal numpy's to 1e-12 relative.
@@ -161,6 +164,12 @@ const CLOSE: &[&str] = &[
     "(a - a.mean(axis=0)) / a.std(axis=0)",
     "a ** 2 + c ** 0.5",
     "prod(c, axis=0)",
+    "a[0] @ a[1].T",
+    "c.T @ c",
+    "a[0].T @ (c + 1)",
+    "f[0] @ f[1].T",
+    "c[0] @ c.T",
+    "dot(a[2], a[3].T)",
 ];
 
 fn context() -> JobContext {
@@ -537,4 +546,47 @@ fn a_program_built_in_a_loop_stays_linear() {
     let ctx = context();
     let got = compute_array(&z, &ctx).unwrap();
     assert_eq!(got.shape, vec![6, 4]);
+}
+
+#[test]
+fn a_matrix_product_stays_under_a_quarter_of_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.npy");
+    let want = crate::reference::json(
+        "import json, sys, numpy as np\n\
+         x = np.random.default_rng(2).standard_normal((512, 512))\n\
+         np.save(sys.argv[1], x)\n\
+         print(json.dumps((x @ x.T).tobytes().hex()))",
+        &[&src.display().to_string()],
+    );
+    // 2 MiB of data, a 512 KiB budget: the contracted axis is split between tasks.
+    let limit = 512 << 10;
+    let ctx = budget(limit);
+    let x = Array::open(&src, Some(regular_chunks(&[512, 512], &[64, 64]).unwrap())).unwrap();
+    let product = x.matmul(&x.transpose(None).unwrap()).unwrap();
+    let got = compute_array(&product, &ctx);
+    // The result (2 MiB) is more than half the limit: compute refuses it, naming it.
+    assert!(got.is_err());
+    // Written in the product's own chunks, a Zarr array's.
+    let out = dir.path().join("p.zarr");
+    crate::convert::write_array(&product, &out, &Default::default(), &ctx).unwrap();
+    let peak = ctx.pool.peak_reserved();
+    assert!(peak > 0 && peak <= limit, "peak reserved {peak} of {limit}");
+    let stored = crate::storage::open_array(&out, crate::storage::Format::Zarr).unwrap();
+    let got = floats(
+        DType::Float64,
+        &stored
+            .read(&crate::grid::Subset::full(&[512, 512]))
+            .unwrap(),
+    );
+    let want_hex = want.as_str().unwrap();
+    let want: Vec<u8> = (0..want_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&want_hex[i..i + 2], 16).unwrap())
+        .collect();
+    let want = floats(DType::Float64, &want);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-10 * w.abs().max(1.0), "{g} vs {w}");
+    }
 }

@@ -66,10 +66,9 @@ impl ArrayRequest {
 /// # Errors
 /// The inputs' and the expression's errors.
 pub fn array_info(request: &ArrayRequest) -> Result<serde_json::Value> {
-    let (array, _) = request.args(None, &[])?.array()?;
-    let mut plan = Plan::new();
-    crate::array::lower::PlanBuilder::new(&mut plan)
-        .add(&array, &crate::array::lower::Target::Store)?;
+    let args = request.args(None, &[])?;
+    let (array, _) = args.array()?;
+    let (plan, _) = crate::convert::plan_array_compute(&array, args.job.sizing()?)?;
     Ok(serde_json::json!({
         "shape": array.shape(),
         "dtype": array.dtype().name(),

@@ -92,7 +92,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode> {
             let sizing = args.array.job.sizing()?;
             let plan = match args.array.output() {
                 Some(dst) => crate::convert::plan_array(&array, dst, &options, sizing)?,
-                None => crate::convert::plan_array_compute(&array)?.0,
+                None => crate::convert::plan_array_compute(&array, sizing)?.0,
             };
             (plan, sizing, args.output)
         }

@@ -49,7 +49,7 @@ pub fn compute(array: &Array, ctx: &JobContext) -> Result<ComputedArray> {
             ),
         });
     }
-    let (mut plan, lowered) = plan_compute(array)?;
+    let (mut plan, lowered) = plan_compute(array, PlanSizing::of(ctx))?;
     plan.workdir = scratch_workdir(ctx).display().to_string();
     check_memory(&plan, limit)?;
     std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
@@ -69,10 +69,20 @@ pub fn compute(array: &Array, ctx: &JobContext) -> Result<ComputedArray> {
 ///
 /// # Errors
 /// As [`PlanBuilder::add`].
-pub fn plan_compute(array: &Array) -> Result<(Plan, crate::array::lower::Lowered)> {
+pub fn plan_compute(
+    array: &Array,
+    sizing: PlanSizing,
+) -> Result<(Plan, crate::array::lower::Lowered)> {
     let mut plan = Plan::new();
-    let lowered = PlanBuilder::new(&mut plan).add(array, &Target::Store)?;
+    let lowered = PlanBuilder::new(&mut plan)
+        .with_task_budget(task_budget(sizing))
+        .add(array, &Target::Store)?;
     Ok((plan, lowered))
+}
+
+/// What one task may hold: the tasks that run at once share half the limit.
+fn task_budget(sizing: PlanSizing) -> u64 {
+    sizing.memory_limit / (2 * sizing.threads.max(1) as u64)
 }
 
 /// A fresh working directory for a plan whose output stays in memory, under the
@@ -133,13 +143,15 @@ pub fn plan_write(
         DataRef::whole("dst"),
         TaskKind::Compute,
     ));
-    let lowered = PlanBuilder::new(&mut plan).add(
-        &array,
-        &Target::File {
-            dataset: "dst".into(),
-            created,
-        },
-    )?;
+    let lowered = PlanBuilder::new(&mut plan)
+        .with_task_budget(task_budget(sizing))
+        .add(
+            &array,
+            &Target::File {
+                dataset: "dst".into(),
+                created,
+            },
+        )?;
     let mut deps = lowered.tasks.clone();
     deps.push(created);
     plan.push(Task {

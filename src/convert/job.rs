@@ -190,6 +190,7 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::frame::ops::sort::MergeRange>();
         r.register::<crate::array::lower::ArrayBlock>();
         r.register::<crate::array::lower::ArrayCombine>();
+        r.register::<crate::array::lower::ArrayMatMul>();
         r
     })
 }

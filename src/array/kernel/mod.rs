@@ -1,8 +1,9 @@
 //! The kernels of the array layer: typed tiles and their casts (`values`), numpy's
-//! ufuncs on tiles (`ops`), vectorized transcendental functions (`math`), reductions
+//! ufuncs on tiles (`ops`), vectorized transcendental functions (`math`), block products (`matmul`), reductions
 //! and their partial states (`reduce`), and the strided walk of a block (`walk`).
 
 pub mod math;
+pub mod matmul;
 pub mod ops;
 pub mod reduce;
 pub mod values;

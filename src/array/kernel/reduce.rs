@@ -171,6 +171,29 @@ impl Accum {
         }
     }
 
+    /// The state of a sum whose totals so far are `values` (a block of a matrix
+    /// product over part of the contracted axis).
+    ///
+    /// # Errors
+    /// [`Error::Bug`] for booleans, which are summed as integers.
+    pub fn sums(values: &Values) -> Result<Accum> {
+        let input = values.phys();
+        let fields = match values {
+            Values::F64(v) => vec![Values::F64(v.clone()), Values::F64(vec![0.0; v.len()])],
+            Values::F32(v) => vec![
+                Values::F64(v.iter().map(|&x| f64::from(x)).collect()),
+                Values::F64(vec![0.0; v.len()]),
+            ],
+            Values::I64(_) | Values::U64(_) => vec![values.clone()],
+            Values::Bool(_) => return Err(Error::bug("a sum state of booleans", "")),
+        };
+        Ok(Accum {
+            reducer: Reducer::Sum,
+            input,
+            fields,
+        })
+    }
+
     /// Number of output elements.
     pub fn len(&self) -> usize {
         self.fields.first().map_or(0, Values::len)
