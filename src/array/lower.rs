@@ -246,7 +246,7 @@ impl Operation for ArrayMatMul {
         };
         let block = block_of(&meta.grid(), key, task)?;
         let (m, n) = (block.shape()[0] as usize, block.shape()[1] as usize);
-        if task.inputs.len() % 2 != 0 {
+        if !task.inputs.len().is_multiple_of(2) {
             return Err(Error::BadPlan {
                 reason: format!("task {} multiplies an odd number of blocks", task.id),
             });
@@ -261,7 +261,7 @@ impl Operation for ArrayMatMul {
                 return Err(wrong_entry(&pair[0], &left));
             };
             let (a, b) = (Values::decode(dtype, lb)?, Values::decode(dtype, rb)?);
-            let k = if m == 0 { 0 } else { a.len() / m };
+            let k = a.len().checked_div(m).unwrap_or(0);
             if a.len() != m * k || b.len() != k * n {
                 return Err(Error::BadPlan {
                     reason: format!(
