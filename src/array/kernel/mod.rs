@@ -2,6 +2,7 @@
 //! ufuncs on tiles (`ops`), vectorized transcendental functions (`math`), block products (`matmul`), reductions
 //! and their partial states (`reduce`), and the strided walk of a block (`walk`).
 
+pub mod gemm;
 pub mod math;
 pub mod matmul;
 pub mod ops;

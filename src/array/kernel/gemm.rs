@@ -1,0 +1,1 @@
+//! A packed matrix product kernel (being written).
