@@ -12,6 +12,8 @@ RandomState), reduced to a small result:
   transpose  (x + x.T)[::2, 5000:].mean(axis=1), x random (10000, 10000) in (1000, 1000)
   mean       x.mean(), x as above
   std0       x.std(axis=0), x as above
+  matmul     (x @ x.T).sum(), x random (8000, 8000) in (2000, 2000) chunks, against
+             Dask and numpy's BLAS on the whole array (all threads it wants)
   center     x - x.mean(axis=0) written to a new Zarr array (zstd level 3), x a
              (16384, 16384) float64 Zarr array on disk (2 GiB, chunks (1024, 1024),
              zstd level 3) written by zarr-python: Dask reads it with from_zarr and
@@ -59,6 +61,11 @@ def cases(scale: float) -> dict[str, tuple[str, str]]:
             f"random.random({sq}, chunks=(1000, 1000), seed=1).std(axis=0)",
             f"x = da.random.random({sq}, chunks=(1000, 1000))\nr = x.std(axis=0)",
         ),
+        "matmul": (
+            f"(lambda_m @ lambda_m.T).sum()",
+            f"x = da.random.random(({int(8000 * scale)}, 8000), chunks=(2000, 2000))\n"
+            "r = (x @ x.T).sum()",
+        ),
         "center": ("", ""),
     }
 
@@ -86,6 +93,9 @@ def zarr_input(scale: float) -> str:
 
 
 def blockwise_expr(name: str, expr: str, scale: float) -> str:
+    if name == "matmul":
+        x = f"random.random(({int(8000 * scale)}, 8000), chunks=(2000, 2000), seed=1)"
+        return expr.replace("lambda_m", x)
     if name == "transpose":
         n = int(10000 * scale)
         x = f"random.random(({n}, {n}), chunks=(1000, 1000), seed=1)"
@@ -135,10 +145,17 @@ def main() -> int:
             + dask_code
             + "\nv = r.compute()\nprint(np.asarray(v).ravel()[:3])\n"
         )
-        results = common.bench([
+        cases_run = [
             ("blockwise", [bw, "array", expr, "--threads", "2", "--no-progress", "--stats"], None),
             ("dask", dask, None),
-        ])
+        ]
+        if name == "matmul":
+            n = int(8000 * args.scale)
+            cases_run.append(("numpy", common.python_cmd(
+                "import numpy as np\n"
+                f"x = np.random.Generator(np.random.Philox(key=1)).random(({n}, 8000))\n"
+                "print((x @ x.T).sum())\n"), None))
+        results = common.bench(cases_run)
         tables.append(common.print_table(f"{name}: {expr}", results))
     print("\n".join(tables))
     return 0

@@ -531,7 +531,7 @@ impl Evaluator<'_> {
                     _ => Scalar::Int(0),
                 };
                 let chunks = match c.opt_kw("chunks")? {
-                    None => auto_chunks(&shape, dtype.size() as u64),
+                    None => auto_chunks(&shape, dtype.size() as u64)?,
                     Some(v) => chunks_arg(&v, &shape, dtype)?,
                 };
                 Value::Array(Array::full(&shape, chunks, value, dtype)?)
@@ -583,7 +583,7 @@ impl Evaluator<'_> {
                     to_f64(&stop, "stop")?,
                     to_f64(&step, "step")?,
                 );
-                let n = ((stop - start) / step).ceil().max(0.0) as u64;
+                let n = ((stop - start) / step).ceil().max(0.0).min(u64::MAX as f64) as u64;
                 let chunk = chunk_len(c.opt_kw("chunks")?, n, dtype)?;
                 Value::Array(Array::arange(start, stop, step, dtype, chunk)?)
             }
@@ -614,7 +614,7 @@ impl Evaluator<'_> {
                 };
                 let shape = [n, m];
                 let chunks = match c.opt_kw("chunks")? {
-                    None => auto_chunks(&shape, dtype.size() as u64),
+                    None => auto_chunks(&shape, dtype.size() as u64)?,
                     Some(v) => chunks_arg(&v, &shape, dtype)?,
                 };
                 let chunk: Vec<u64> = chunks.iter().map(|c| c[0].max(1)).collect();
@@ -670,7 +670,7 @@ impl Evaluator<'_> {
             _ => DType::Float64,
         };
         let chunks = match c.opt_kw("chunks")? {
-            None => auto_chunks(&size, dtype.size() as u64),
+            None => auto_chunks(&size, dtype.size() as u64)?,
             Some(v) => chunks_arg(&v, &size, dtype)?,
         };
         Ok(Value::Array(Array::random(&size, chunks, seed, dist)))
@@ -1194,7 +1194,7 @@ fn shape_arg(v: &Value) -> Result<Vec<u64>> {
 /// for the whole axis), or Dask's tuple of tuples.
 fn chunks_arg(v: &Value, shape: &[u64], dtype: DType) -> Result<Chunks> {
     match v {
-        Value::Str(s) if s == "auto" => Ok(auto_chunks(shape, dtype.size() as u64)),
+        Value::Str(s) if s == "auto" => auto_chunks(shape, dtype.size() as u64),
         Value::Int(_) => {
             let n = to_i64(v, "chunks")?;
             let c: Vec<u64> = shape
@@ -1257,7 +1257,7 @@ fn chunks_arg(v: &Value, shape: &[u64], dtype: DType) -> Result<Chunks> {
 /// A 1-d chunk length.
 fn chunk_len(v: Option<Value>, n: u64, dtype: DType) -> Result<u64> {
     match v {
-        None => Ok(auto_chunks(&[n], dtype.size() as u64)[0][0].max(1)),
+        None => Ok(auto_chunks(&[n], dtype.size() as u64)?[0][0].max(1)),
         Some(v) => Ok(chunks_arg(&v, &[n], dtype)?[0][0].max(1)),
     }
 }

@@ -93,7 +93,55 @@ fn next_id() -> String {
     format!("a{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// Most blocks an array may be cut into: each becomes a task (and its entry in the
+/// plan), so a chunk of one element on a large array would build a plan of billions
+/// of tasks before anything runs.
+pub const MAX_BLOCKS: u64 = 1 << 20;
+
+/// Refuses an array of `shape` and `dtype` that numpy could not hold either (more
+/// than 2^63 - 1 bytes, zero-length axes counted as one): every index computed on
+/// it would overflow.
+///
+/// # Errors
+/// [`Error::ArrayArgument`] naming the shape and the dtype.
+pub fn check_size(op: &str, shape: &[u64], dtype: DType) -> Result<()> {
+    if crate::grid::size::checked_extent_bytes(shape, dtype.size() as u64).is_some() {
+        return Ok(());
+    }
+    Err(Error::ArrayArgument {
+        op: op.into(),
+        reason: format!(
+            "array is too big: shape {} of {} would take more than 2**63 - 1 bytes",
+            shape_text(shape),
+            dtype.name()
+        ),
+    })
+}
+
+/// Refuses chunk counts whose product passes [`MAX_BLOCKS`].
+fn check_blocks(counts: impl IntoIterator<Item = u64>, shape: &[u64]) -> Result<()> {
+    let blocks = counts
+        .into_iter()
+        .try_fold(1u64, |acc, c| acc.checked_mul(c.max(1)));
+    if blocks.is_some_and(|b| b <= MAX_BLOCKS) {
+        return Ok(());
+    }
+    Err(Error::ArrayArgument {
+        op: "chunks".into(),
+        reason: format!(
+            "these chunks cut an array of shape {} into {} blocks, more than the {MAX_BLOCKS} \
+             one array may have (each is a task); choose larger chunks",
+            shape_text(shape),
+            blocks.map_or("more than 2**64".to_string(), |b| b.to_string())
+        ),
+    })
+}
+
 /// Chunks of `shape` in pieces of `chunk` (the last one shorter).
+///
+/// # Errors
+/// [`Error::ArrayArgument`] for chunks of another rank, of length zero, or that cut
+/// the array into more than [`MAX_BLOCKS`] blocks.
 pub fn regular_chunks(shape: &[u64], chunk: &[u64]) -> Result<Chunks> {
     if chunk.len() != shape.len() {
         return Err(Error::ArrayArgument {
@@ -105,6 +153,25 @@ pub fn regular_chunks(shape: &[u64], chunk: &[u64]) -> Result<Chunks> {
             ),
         });
     }
+    if chunk.iter().zip(shape).any(|(&c, &n)| c == 0 && n > 0) {
+        return Err(Error::ArrayArgument {
+            op: "chunks".into(),
+            reason: format!("chunk lengths must be positive, not {}", shape_text(chunk)),
+        });
+    }
+    if crate::grid::size::checked_extent_bytes(shape, 1).is_none() {
+        return Err(Error::ArrayArgument {
+            op: "shape".into(),
+            reason: format!(
+                "array is too big: shape {} has more than 2**63 - 1 elements",
+                shape_text(shape)
+            ),
+        });
+    }
+    check_blocks(
+        shape.iter().zip(chunk).map(|(&n, &c)| n.div_ceil(c.max(1))),
+        shape,
+    )?;
     shape
         .iter()
         .zip(chunk)
@@ -130,9 +197,22 @@ pub fn regular_chunks(shape: &[u64], chunk: &[u64]) -> Result<Chunks> {
 
 /// Chunks of about `target` bytes (Dask's `"auto"`): the trailing axes kept whole
 /// while they fit, the others cut evenly.
-pub fn auto_chunks(shape: &[u64], item: u64) -> Chunks {
+///
+/// # Errors
+/// As [`regular_chunks`], for an array so large that even these chunks are too many.
+pub fn auto_chunks(shape: &[u64], item: u64) -> Result<Chunks> {
+    if crate::grid::size::checked_extent_bytes(shape, item).is_none() {
+        return Err(Error::ArrayArgument {
+            op: "chunks".into(),
+            reason: format!(
+                "array is too big: shape {} of {item}-byte elements would take more than \
+                 2**63 - 1 bytes",
+                shape_text(shape)
+            ),
+        });
+    }
     let chunk = crate::grid::auto_chunks(shape, item, AUTO_CHUNK_BYTES);
-    regular_chunks(shape, &chunk).unwrap_or_else(|_| shape.iter().map(|&n| vec![n]).collect())
+    regular_chunks(shape, &chunk)
 }
 
 /// Dask's default chunk size: 128 MiB.
@@ -345,7 +425,7 @@ impl Array {
             None => match meta.grid.regular_chunk_shape() {
                 // A Zarr array's own chunks; an `.npy` cut into about 128 MiB.
                 Some(c) if format == Format::Zarr => regular_chunks(&shape, &c)?,
-                _ => auto_chunks(&shape, meta.dtype.size() as u64),
+                _ => auto_chunks(&shape, meta.dtype.size() as u64)?,
             },
         };
         let id = next_id();
@@ -413,8 +493,16 @@ impl Array {
                 reason: format!("the step must be a non-zero finite number, not {step}"),
             });
         }
-        let n = ((stop - start) / step).ceil().max(0.0) as u64;
+        let count = ((stop - start) / step).ceil().max(0.0);
+        if !count.is_finite() || count >= (1u64 << 62) as f64 {
+            return Err(Error::ArrayArgument {
+                op: "arange".into(),
+                reason: format!("arange({start}, {stop}, {step}) is too big an array"),
+            });
+        }
+        let n = count as u64;
         let shape = [n];
+        check_size("arange", &shape, dtype)?;
         let chunks = regular_chunks(&shape, &[chunk.max(1)])?;
         Ok(Array::leaf(
             &shape,
@@ -478,6 +566,7 @@ impl Array {
                 rhs: a.shape().to_vec(),
             })?;
         }
+        check_size(op, &shape, DType::Bool)?;
         let rank = shape.len();
         let mut nodes: Vec<Node> = Vec::new();
         let mut roots = Vec::new();
@@ -1026,6 +1115,7 @@ impl Array {
     /// # Errors
     /// [`Error::Broadcast`] when the shapes do not broadcast to exactly `shape`.
     pub fn broadcast_to(&self, shape: &[u64]) -> Result<Array> {
+        check_size("broadcast_to", shape, self.dtype())?;
         let target = broadcast_shapes("broadcast_to", self.shape(), shape)?;
         if target != shape {
             return Err(Error::Broadcast {
@@ -1105,6 +1195,7 @@ impl Array {
             });
         }
         let dtype = promote::result_type(&[self.operand(), other.operand()])?;
+        check_size("matmul", &[m, n], dtype)?;
         if dtype.is_complex() || dtype == DType::Bool {
             return Err(type_error("matmul", &[self.dtype(), other.dtype()]));
         }
@@ -1200,28 +1291,36 @@ fn slice_chunks(chunks: &[u64], first: i64, len: u64, step: i64) -> Vec<u64> {
     if len == 0 {
         return vec![0];
     }
-    let mut bounds = Vec::new();
-    let mut at = 0;
-    for &c in chunks {
-        at += c;
-        bounds.push(at);
-    }
-    let chunk_of = |i: u64| bounds.partition_point(|&b| b <= i);
-    let mut out: Vec<u64> = Vec::new();
-    let mut current = None;
-    for j in 0..len {
-        let i = (first + step * j as i64) as u64;
-        let c = chunk_of(i);
-        if current == Some(c) {
-            if let Some(last) = out.last_mut() {
-                *last += 1;
-            }
-        } else {
-            out.push(1);
-            current = Some(c);
+    // Counted a source chunk at a time: the selected indices are
+    // `first + step * j` for `j` in `0..len`; how many land in `[lo, hi)` is a
+    // division, not a walk over the elements.
+    let last = first + step * (len as i64 - 1);
+    let (lo_sel, hi_sel) = (first.min(last), first.max(last));
+    let s = step.unsigned_abs() as i64;
+    // Indices selected in [lo, hi), all congruent to `lo_sel` modulo `s`.
+    let count = |lo: i64, hi: i64| -> u64 {
+        let (lo, hi) = (lo.max(lo_sel), hi.min(hi_sel + 1));
+        if lo >= hi {
+            return 0;
         }
+        let first_in = lo + (lo_sel - lo).rem_euclid(s);
+        if first_in >= hi {
+            0
+        } else {
+            ((hi - 1 - first_in) / s + 1) as u64
+        }
+    };
+    let mut spans = Vec::with_capacity(chunks.len());
+    let mut at = 0i64;
+    for &c in chunks {
+        spans.push(count(at, at + c as i64));
+        at += c as i64;
     }
-    out
+    if step < 0 {
+        spans.reverse();
+    }
+    spans.retain(|&n| n > 0);
+    spans
 }
 
 fn check_chunks(shape: &[u64], chunks: &Chunks) -> Result<()> {

@@ -148,7 +148,7 @@ fn rechunked(array: Array, chunks: Option<&ChunkSpec>) -> Result<Array> {
         Some(ChunkSpec::Auto) => array.rechunk(crate::array::graph::auto_chunks(
             array.shape(),
             array.dtype().size() as u64,
-        ))?,
+        )?)?,
         None => array,
     })
 }

@@ -1,0 +1,108 @@
+//! Hostile `array` expressions through the binary: arrays too big for any machine,
+//! chunkings of billions of blocks, shapes that overflow when broadcast, deep nesting,
+//! unknown names, bad inputs and outputs. Each is refused at once with exit 2, a
+//! message that says what and where, no panic, and nothing written.
+
+mod common;
+
+use std::process::Output;
+
+use common::{blockwise, entries};
+
+fn array(args: &[&str]) -> Output {
+    let mut all = vec!["array"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--memory-limit", "1GiB", "--no-progress"]);
+    blockwise(all)
+}
+
+fn refused(expr: &str, needles: &[&str]) {
+    common::assert_refused(&array(&[expr]), 2, needles);
+}
+
+#[test]
+fn arrays_too_big_for_any_machine_are_refused_before_anything_is_allocated() {
+    refused(
+        "zeros((2**40, 2**40))",
+        &["too big", "(1099511627776, 1099511627776)"],
+    );
+    refused("eye(10**10)", &["too big"]);
+    refused("arange(1e19)", &["too big"]);
+    refused("ones((2**40, 1)) + ones((1, 2**40))", &["too big", "add"]);
+    refused("broadcast_to(ones(3), (2**62, 2**62, 3))", &["too big"]);
+}
+
+#[test]
+fn chunkings_of_too_many_blocks_are_refused_with_advice() {
+    refused(
+        "zeros((10**15,), chunks=1)",
+        &["1000000000000000 blocks", "larger chunks"],
+    );
+    refused(
+        "random.random((10**9,), chunks=1).sum()",
+        &["1000000000 blocks", "larger chunks"],
+    );
+    refused("arange(1e17)", &["blocks", "larger chunks"]);
+    refused("zeros((5,), chunks=0)", &["positive"]);
+    refused(
+        "zeros((3, 4), chunks=(1, 1, 1))",
+        &["3 chunk lengths", "2 dimensions"],
+    );
+}
+
+#[test]
+fn results_larger_than_memory_must_go_to_a_file() {
+    refused(
+        "zeros((10**6, 10**6), chunks=(10**6, 1))",
+        &["8000000000000 bytes", "-o out.zarr"],
+    );
+}
+
+#[test]
+fn expressions_that_cannot_mean_anything_say_where() {
+    refused("arcsn(zeros(3))", &["arcsn", "arcsin", "column 1"]);
+    refused("zeros(3) + ones(4)", &["(3,)", "(4,)", "broadcast"]);
+    refused("zeros((3, 4)).sum(axis=2)", &["axis 2", "dimension 2"]);
+    refused("zeros(3, dtype='uint8') + 300", &["300", "uint8"]);
+    refused("zeros(3)[::0]", &["step cannot be zero"]);
+    refused("zeros(3)[5]", &["index 5 is out of bounds"]);
+    refused("zeros(3) @ ones(4)", &["matmul", "contracted"]);
+    refused("zeros(3) and ones(3)", &["ambiguous"]);
+    refused("x = 1", &["assignment"]);
+    let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+    refused(&deep, &["nested"]);
+}
+
+#[test]
+fn bad_inputs_and_outputs_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.zarr");
+    let missing = dir.path().join("missing.zarr");
+    common::assert_refused(
+        &array(&["x + 1", "--input", &format!("x={}", missing.display())]),
+        2,
+        &["missing.zarr"],
+    );
+    common::assert_refused(&array(&["x + 1", "--input", "x"]), 2, &["NAME=PATH"]);
+    common::assert_refused(
+        &array(&["1", "--input", &format!("1x={}", missing.display())]),
+        2,
+        &["not a name"],
+    );
+    common::assert_refused(
+        &array(&[
+            "zeros(3)",
+            "-o",
+            &dir.path().join("out.csv").display().to_string(),
+        ]),
+        2,
+        &["array format"],
+    );
+    std::fs::create_dir(&out).unwrap();
+    common::assert_refused(
+        &array(&["zeros(3)", "-o", &out.display().to_string()]),
+        2,
+        &["already exists"],
+    );
+    assert_eq!(entries(dir.path()), vec!["out.zarr".to_string()]);
+}
