@@ -89,6 +89,7 @@ const FUNCTIONS: &[&str] = &[
     "cbrt",
     "ceil",
     "clip",
+    "concatenate",
     "cos",
     "cosh",
     "divide",
@@ -157,6 +158,7 @@ const FUNCTIONS: &[&str] = &[
     "sinh",
     "sqrt",
     "squeeze",
+    "stack",
     "std",
     "subtract",
     "sum",
@@ -448,6 +450,32 @@ impl Evaluator<'_> {
                     return apply_binary(BinaryOp::Multiply, Value::Array(a), Value::Array(b));
                 }
                 Value::Array(a.matmul(&b)?)
+            }
+            "concatenate" | "stack" => {
+                let arrays = match c.arg(0, "arrays")? {
+                    Value::Tuple(items) => items
+                        .into_iter()
+                        .map(to_array)
+                        .collect::<Result<Vec<_>>>()?,
+                    other => {
+                        return Err(usage(
+                            name,
+                            &format!(
+                                "expected a tuple or list of arrays, found {}",
+                                other.describe()
+                            ),
+                        ))
+                    }
+                };
+                let axis = match c.opt(1, "axis")? {
+                    None => 0,
+                    Some(v) => to_i64(&v, "axis")?,
+                };
+                Value::Array(if name == "stack" {
+                    Array::stack(&arrays, axis)?
+                } else {
+                    Array::concatenate(&arrays, axis)?
+                })
             }
             "swapaxes" => {
                 let x = to_array(c.arg(0, "a")?)?;

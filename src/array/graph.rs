@@ -62,6 +62,15 @@ pub(crate) enum Body {
         /// Delta degrees of freedom (variances).
         ddof: f64,
     },
+    /// Arrays joined along an axis; each block lies in one part.
+    Concat {
+        /// The parts, cast to the result's dtype and chunked alike off the axis.
+        parts: Vec<Array>,
+        /// The axis.
+        axis: usize,
+        /// Where each part starts along it.
+        offsets: Vec<u64>,
+    },
     /// A matrix product of two 2-d arrays stored first, chunked alike along the
     /// contracted axis.
     MatMul {
@@ -343,6 +352,7 @@ impl Array {
                     stack.push(l.clone());
                     stack.push(r.clone());
                 }
+                Body::Concat { parts, .. } => stack.extend(parts.iter().cloned()),
                 Body::Fused(_) => {}
             }
             for input in a.0.inputs.values() {
@@ -361,7 +371,7 @@ impl Array {
     pub(crate) fn program(&self) -> (Program, BTreeMap<String, Input>) {
         match &self.0.body {
             Body::Fused(p) => (p.clone(), self.0.inputs.clone()),
-            Body::Reduce { .. } | Body::MatMul { .. } => {
+            Body::Reduce { .. } | Body::MatMul { .. } | Body::Concat { .. } => {
                 let leaf = Node::Leaf {
                     source: LeafSource::Stored {
                         id: self.0.id.clone(),
@@ -1153,6 +1163,105 @@ impl Array {
 }
 
 impl Array {
+    /// `arrays` joined along `axis` (numpy's `concatenate`): the same shape off the
+    /// axis, numpy's result type; the result's chunks are the parts' along the axis
+    /// and their common refinement off it.
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for no arrays, different ranks or shapes off the
+    /// axis, or an axis out of range; as [`Array::astype`].
+    pub fn concatenate(arrays: &[Array], axis: i64) -> Result<Array> {
+        let Some(first) = arrays.first() else {
+            return Err(Error::ArrayArgument {
+                op: "concatenate".into(),
+                reason: "need at least one array to concatenate".into(),
+            });
+        };
+        let rank = first.ndim();
+        if rank == 0 {
+            return Err(Error::ArrayArgument {
+                op: "concatenate".into(),
+                reason: "zero-dimensional arrays cannot be concatenated".into(),
+            });
+        }
+        let axis = normalize_axis("concatenate", axis, rank)?;
+        for a in arrays {
+            let same = a.ndim() == rank
+                && (0..rank).all(|k| k == axis || a.shape()[k] == first.shape()[k]);
+            if !same {
+                return Err(Error::ArrayArgument {
+                    op: "concatenate".into(),
+                    reason: format!(
+                        "all the input array dimensions except for the concatenation axis \
+                         must match exactly: {} and {} along axis {axis}",
+                        shape_text(first.shape()),
+                        shape_text(a.shape())
+                    ),
+                });
+            }
+        }
+        let operands: Vec<Operand> = arrays.iter().map(Array::operand).collect();
+        let dtype = promote::result_type(&operands)?;
+        // Off the axis, every part is cut alike.
+        let mut off: Chunks = first.chunks().clone();
+        for a in &arrays[1..] {
+            for k in (0..rank).filter(|&k| k != axis) {
+                off[k] = refine(&off[k], &a.chunks()[k]);
+            }
+        }
+        let mut shape = first.shape().to_vec();
+        shape[axis] = arrays.iter().map(|a| a.shape()[axis]).sum();
+        check_size("concatenate", &shape, dtype)?;
+        let mut parts = Vec::new();
+        let mut offsets = Vec::new();
+        let mut along = Vec::new();
+        let mut at = 0;
+        for a in arrays {
+            let mut chunks = off.clone();
+            chunks[axis] = a.chunks()[axis].clone();
+            offsets.push(at);
+            at += a.shape()[axis];
+            if a.shape()[axis] > 0 {
+                along.extend(a.chunks()[axis].iter().copied().filter(|&c| c > 0));
+            }
+            parts.push(a.astype(dtype)?.rechunk(chunks)?);
+        }
+        let mut chunks = off;
+        chunks[axis] = if along.is_empty() { vec![0] } else { along };
+        check_blocks(chunks.iter().map(|c| c.len() as u64), &shape)?;
+        Ok(Array::new(
+            shape,
+            dtype,
+            chunks,
+            Body::Concat {
+                parts,
+                axis,
+                offsets,
+            },
+            BTreeMap::new(),
+        ))
+    }
+
+    /// `arrays` joined along a new axis `axis` (numpy's `stack`).
+    ///
+    /// # Errors
+    /// As [`Array::concatenate`]; arrays of different shapes.
+    pub fn stack(arrays: &[Array], axis: i64) -> Result<Array> {
+        let rank = arrays.first().map_or(0, Array::ndim);
+        if arrays.iter().any(|a| a.shape() != arrays[0].shape()) {
+            return Err(Error::ArrayArgument {
+                op: "stack".into(),
+                reason: "all input arrays must have the same shape".into(),
+            });
+        }
+        let at = normalize_axis("stack", axis, rank + 1)? as i64;
+        let expanded: Vec<Array> = arrays
+            .iter()
+            .map(|a| a.expand_dims(&[at]))
+            .collect::<Result<_>>()?;
+        Array::concatenate(&expanded, at)
+    }
+
     /// The matrix product `self @ other` (numpy's `matmul` for 1-d and 2-d operands:
     /// a 1-d left operand is a row, a 1-d right one a column, and that axis goes).
     ///

@@ -60,6 +60,16 @@ pub enum StageWork {
         /// The reduction.
         reduce: ReduceSpec,
     },
+    /// Blocks of a concatenation: a block lies in one part, whose program it
+    /// evaluates, shifted by the part's offset along `axis`.
+    Concat {
+        /// The parts' programs, in order.
+        parts: Vec<Program>,
+        /// The axis they are joined along.
+        axis: usize,
+        /// Where each part starts along it.
+        offsets: Vec<u64>,
+    },
     /// Blocks of a matrix product: each task's inputs are pairs of a left and a
     /// right block (of `dtype`) whose products it sums; it publishes the values, or a
     /// partial sum when the contracted axis is split between tasks.
@@ -85,6 +95,43 @@ pub enum StageWork {
 }
 
 impl StageMeta {
+    /// The program a block of the stage evaluates, and the block in that program's
+    /// coordinates.
+    ///
+    /// # Errors
+    /// [`Error::BadPlan`] for a stage that evaluates no program, or a block outside
+    /// every part.
+    fn program_for(&self, block: &Subset) -> Result<(&Program, Subset)> {
+        match &self.work {
+            StageWork::Values { program } | StageWork::Partials { program, .. } => {
+                Ok((program, block.clone()))
+            }
+            StageWork::Concat {
+                parts,
+                axis,
+                offsets,
+            } => {
+                let at = block.start().get(*axis).copied().unwrap_or(0);
+                let p = offsets.partition_point(|&o| o <= at).saturating_sub(1);
+                let program = parts.get(p).ok_or_else(|| Error::BadPlan {
+                    reason: "a concatenation block outside its parts".into(),
+                })?;
+                let mut start = block.start().to_vec();
+                start[*axis] -= offsets[p];
+                let shifted = Subset::new(start, block.shape().to_vec());
+                if !shifted.fits_in(&program.shape) {
+                    return Err(Error::BadPlan {
+                        reason: "a concatenation block straddles two parts".into(),
+                    });
+                }
+                Ok((program, shifted))
+            }
+            _ => Err(Error::BadPlan {
+                reason: "array_block runs on a stage that evaluates no program".into(),
+            }),
+        }
+    }
+
     fn grid(&self) -> ChunkGrid {
         ChunkGrid::from_axes(
             self.chunks
@@ -148,19 +195,17 @@ impl Operation for ArrayBlock {
         let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
         env.reserve(&mut reservation, task.memory_bytes)?;
         let read = |source: &LeafSource, region: &Subset| read_leaf(env, source, region);
+        let (program, local) = meta.program_for(&block)?;
         match &meta.work {
-            StageWork::Values { program } => {
-                let bytes = program.eval_block(&block, &read)?;
-                publish_values(task, env, &meta, &block, program.dtype(), bytes)
-            }
-            StageWork::Partials { program, reduce } => {
-                let acc = program.reduce_block(&block, reduce, &read)?;
+            StageWork::Partials { reduce, .. } => {
+                let acc = program.reduce_block(&local, reduce, &read)?;
                 env.store
                     .put(&task.output, Entry::Bytes(acc.to_bytes().into()))
             }
-            StageWork::Combine { .. } | StageWork::MatMul { .. } => Err(Error::BadPlan {
-                reason: format!("task {} runs array_block on another kind of stage", task.id),
-            }),
+            _ => {
+                let bytes = program.eval_block(&local, &read)?;
+                publish_values(task, env, &meta, &block, program.dtype(), bytes)
+            }
         }
     }
 }
@@ -379,6 +424,14 @@ fn read_leaf(env: &TaskEnv<'_>, source: &LeafSource, region: &Subset) -> Result<
 fn stage_dtype(meta: &StageMeta) -> Result<DType> {
     match &meta.work {
         StageWork::Values { program } => Ok(program.dtype()),
+        StageWork::Concat { parts, .. } => {
+            parts
+                .first()
+                .map(Program::dtype)
+                .ok_or_else(|| Error::BadPlan {
+                    reason: "a concatenation of no parts".into(),
+                })
+        }
         StageWork::Combine {
             finish: Some(d), ..
         }
@@ -466,7 +519,7 @@ impl<'p> PlanBuilder<'p> {
                     },
                     write_to: file_of(target),
                 };
-                let tasks = self.add_block_stage(&e.id, meta, program, target)?;
+                let tasks = self.add_block_stage(&e.id, meta, target)?;
                 Lowered {
                     dataset: e.id.clone(),
                     chunks: e.chunks.clone(),
@@ -497,7 +550,7 @@ impl<'p> PlanBuilder<'p> {
                     },
                     write_to: None,
                 };
-                let partials = self.add_block_stage(&partial_id, meta, program, &Target::Store)?;
+                let partials = self.add_block_stage(&partial_id, meta, &Target::Store)?;
                 let tasks = self.add_combine_tree(
                     &e.id,
                     &partial_id,
@@ -508,6 +561,33 @@ impl<'p> PlanBuilder<'p> {
                     (*reducer, Phys::of(input.dtype())?, e.dtype, *ddof),
                     target,
                 )?;
+                Lowered {
+                    dataset: e.id.clone(),
+                    chunks: e.chunks.clone(),
+                    tasks,
+                }
+            }
+            Body::Concat {
+                parts,
+                axis,
+                offsets,
+            } => {
+                let mut programs = Vec::new();
+                for part in parts {
+                    let (program, inputs) = part.program();
+                    self.add_input_map(&inputs)?;
+                    programs.push(program);
+                }
+                let meta = StageMeta {
+                    chunks: e.chunks.clone(),
+                    work: StageWork::Concat {
+                        parts: programs,
+                        axis: *axis,
+                        offsets: offsets.clone(),
+                    },
+                    write_to: file_of(target),
+                };
+                let tasks = self.add_block_stage(&e.id, meta, target)?;
                 Lowered {
                     dataset: e.id.clone(),
                     chunks: e.chunks.clone(),
@@ -650,7 +730,12 @@ impl<'p> PlanBuilder<'p> {
 
     /// Adds the datasets and stages of what `array`'s program reads.
     fn add_inputs(&mut self, array: &Array) -> Result<()> {
-        for (id, input) in &array.expr().inputs {
+        self.add_input_map(&array.expr().inputs)
+    }
+
+    /// Adds the datasets and stages of the inputs `inputs` names.
+    fn add_input_map(&mut self, inputs: &std::collections::BTreeMap<String, Input>) -> Result<()> {
+        for (id, input) in inputs {
             if self.plan.datasets.iter().any(|d| &d.id == id) {
                 continue;
             }
@@ -681,7 +766,6 @@ impl<'p> PlanBuilder<'p> {
         &mut self,
         id: &str,
         meta: StageMeta,
-        program: &Program,
         target: &Target,
     ) -> Result<Vec<TaskId>> {
         let grid = meta.grid();
@@ -689,7 +773,6 @@ impl<'p> PlanBuilder<'p> {
             Dataset::new(id, "", "array-stage", DatasetRole::Intermediate)
                 .with_meta(serde_json::to_value(&meta).map_err(|e| Error::bug("stage meta", e))?),
         );
-        let item = program.dtype().size() as u64;
         let created = match target {
             Target::File { created, .. } => Some(*created),
             Target::Store => None,
@@ -697,7 +780,9 @@ impl<'p> PlanBuilder<'p> {
         let mut tasks = Vec::new();
         for key in grid.chunk_indices() {
             let block = grid.chunk_subset(&key);
-            let (inputs, mut deps, read_bytes) = self.leaf_inputs(program, &block)?;
+            let (program, local) = meta.program_for(&block)?;
+            let item = program.dtype().size() as u64;
+            let (inputs, mut deps, read_bytes) = self.leaf_inputs(program, &local)?;
             deps.extend(created);
             // A block's values, or a partial state (at most three 8-byte fields an
             // element kept).

@@ -133,6 +133,12 @@ const EXACT: &[&str] = &[
     "(a > 3).any()",
     "b.sum(axis=1, keepdims=True)",
     "b[0] @ b[1].T",
+    "concatenate((b, u, i), axis=1)",
+    "concatenate([b[:2], b[5:]])",
+    "concatenate((a[:, :3], b[:, 3:] * 2), axis=1)",
+    "stack((c, c * 2, c + 1), axis=1)",
+    "stack([m[0], m[1]])",
+    "concatenate((a, a.sum(axis=0, keepdims=True)), axis=0)[::2] > 0",
     "u[0].astype('int64') @ i[2].T",
     "arange(5) @ b[3].T",
 ];
