@@ -92,6 +92,8 @@ const FUNCTIONS: &[&str] = &[
     "concatenate",
     "cos",
     "cosh",
+    "cumprod",
+    "cumsum",
     "divide",
     "dot",
     "empty",
@@ -450,6 +452,19 @@ impl Evaluator<'_> {
                     return apply_binary(BinaryOp::Multiply, Value::Array(a), Value::Array(b));
                 }
                 Value::Array(a.matmul(&b)?)
+            }
+            "cumsum" | "cumprod" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let axis = match c.opt(1, "axis")? {
+                    None | Some(Value::None) => None,
+                    Some(v) => Some(to_i64(&v, "axis")?),
+                };
+                let r = if name == "cumprod" {
+                    Reducer::Prod
+                } else {
+                    Reducer::Sum
+                };
+                Value::Array(x.scan(r, axis)?)
             }
             "concatenate" | "stack" => {
                 let arrays = match c.arg(0, "arrays")? {

@@ -62,6 +62,15 @@ pub(crate) enum Body {
         /// Delta degrees of freedom (variances).
         ddof: f64,
     },
+    /// A cumulative sum or product along an axis.
+    Scan {
+        /// The program scanned, already of the result's dtype.
+        input: Array,
+        /// The axis.
+        axis: usize,
+        /// `Sum` (cumsum) or `Prod` (cumprod).
+        reducer: Reducer,
+    },
     /// Arrays joined along an axis; each block lies in one part.
     Concat {
         /// The parts, cast to the result's dtype and chunked alike off the axis.
@@ -353,6 +362,7 @@ impl Array {
                     stack.push(r.clone());
                 }
                 Body::Concat { parts, .. } => stack.extend(parts.iter().cloned()),
+                Body::Scan { input, .. } => stack.push(input.clone()),
                 Body::Fused(_) => {}
             }
             for input in a.0.inputs.values() {
@@ -371,7 +381,7 @@ impl Array {
     pub(crate) fn program(&self) -> (Program, BTreeMap<String, Input>) {
         match &self.0.body {
             Body::Fused(p) => (p.clone(), self.0.inputs.clone()),
-            Body::Reduce { .. } | Body::MatMul { .. } | Body::Concat { .. } => {
+            Body::Reduce { .. } | Body::MatMul { .. } | Body::Concat { .. } | Body::Scan { .. } => {
                 let leaf = Node::Leaf {
                     source: LeafSource::Stored {
                         id: self.0.id.clone(),
@@ -1237,6 +1247,52 @@ impl Array {
                 parts,
                 axis,
                 offsets,
+            },
+            BTreeMap::new(),
+        ))
+    }
+
+    /// The cumulative sum (`Reducer::Sum`) or product (`Reducer::Prod`) along `axis`,
+    /// or along the flattened array when `None` (numpy's `cumsum`, `cumprod`); the
+    /// dtype of numpy's (integers and booleans widen to 64 bits).
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for an axis out of range; [`Error::ArrayType`] for
+    /// complex arrays.
+    pub fn scan(&self, reducer: Reducer, axis: Option<i64>) -> Result<Array> {
+        let name = if reducer == Reducer::Prod {
+            "cumprod"
+        } else {
+            "cumsum"
+        };
+        let source = match axis {
+            Some(_) => self.clone(),
+            None if self.ndim() == 1 => self.clone(),
+            None => {
+                return Err(Error::ArrayArgument {
+                    op: name.into(),
+                    reason: "the flattened form (no axis) needs reshape, not implemented \
+                             yet; give an axis"
+                        .into(),
+                })
+            }
+        };
+        let axis = normalize_axis(name, axis.unwrap_or(0), source.ndim())?;
+        if source.dtype().is_complex() {
+            return Err(type_error(name, &[source.dtype()]));
+        }
+        let dtype = promote::sum_type(source.dtype());
+        let input = source.astype(dtype)?;
+        let (program, inputs) = input.program();
+        let input = Array::fused(program, input.chunks().clone(), inputs);
+        Ok(Array::new(
+            input.shape().to_vec(),
+            dtype,
+            input.chunks().clone(),
+            Body::Scan {
+                input,
+                axis,
+                reducer,
             },
             BTreeMap::new(),
         ))

@@ -60,6 +60,17 @@ pub enum StageWork {
         /// The reduction.
         reduce: ReduceSpec,
     },
+    /// Blocks of a cumulative sum or product along `axis`: each evaluates its block
+    /// of `program`, scans it, and starts from the combined totals of the blocks
+    /// before it along the axis (its inputs, partial states of `reducer`).
+    Scan {
+        /// The program scanned.
+        program: Program,
+        /// The axis.
+        axis: usize,
+        /// `Sum` or `Prod`.
+        reducer: Reducer,
+    },
     /// Blocks of a concatenation: a block lies in one part, whose program it
     /// evaluates, shifted by the part's offset along `axis`.
     Concat {
@@ -103,9 +114,9 @@ impl StageMeta {
     /// every part.
     fn program_for(&self, block: &Subset) -> Result<(&Program, Subset)> {
         match &self.work {
-            StageWork::Values { program } | StageWork::Partials { program, .. } => {
-                Ok((program, block.clone()))
-            }
+            StageWork::Values { program }
+            | StageWork::Partials { program, .. }
+            | StageWork::Scan { program, .. } => Ok((program, block.clone())),
             StageWork::Concat {
                 parts,
                 axis,
@@ -197,6 +208,29 @@ impl Operation for ArrayBlock {
         let read = |source: &LeafSource, region: &Subset| read_leaf(env, source, region);
         let (program, local) = meta.program_for(&block)?;
         match &meta.work {
+            StageWork::Scan { axis, reducer, .. } => {
+                let dtype = program.dtype();
+                let values = Values::decode(dtype, &program.eval_block(&local, &read)?)?;
+                // The totals of the blocks before this one along the axis.
+                let mut kept = block.shape().to_vec();
+                kept[*axis] = 1;
+                let n: u64 = kept.iter().product();
+                let phys = Phys::of(dtype)?;
+                let mut carry = Accum::new(*reducer, phys, n as usize);
+                for r in &task.inputs {
+                    let entry = env.store.get(r)?;
+                    let Entry::Bytes(bytes) = &*entry else {
+                        return Err(wrong_entry(r, &entry));
+                    };
+                    carry.merge(&Accum::from_bytes(*reducer, phys, n as usize, bytes)?)?;
+                }
+                let carry = carry.finish(dtype, 0.0)?;
+                let scanned =
+                    super::kernel::scan::scan(&values, &carry, block.shape(), *axis, *reducer)?;
+                let mut bytes = Vec::with_capacity(scanned.len() * dtype.size());
+                scanned.encode(dtype, &mut bytes);
+                publish_values(task, env, &meta, &block, dtype, bytes)
+            }
             StageWork::Partials { reduce, .. } => {
                 let acc = program.reduce_block(&local, reduce, &read)?;
                 env.store
@@ -423,7 +457,7 @@ fn read_leaf(env: &TaskEnv<'_>, source: &LeafSource, region: &Subset) -> Result<
 /// The dtype of the values a stage publishes.
 fn stage_dtype(meta: &StageMeta) -> Result<DType> {
     match &meta.work {
-        StageWork::Values { program } => Ok(program.dtype()),
+        StageWork::Values { program } | StageWork::Scan { program, .. } => Ok(program.dtype()),
         StageWork::Concat { parts, .. } => {
             parts
                 .first()
@@ -594,6 +628,18 @@ impl<'p> PlanBuilder<'p> {
                     tasks,
                 }
             }
+            Body::Scan {
+                input,
+                axis,
+                reducer,
+            } => {
+                let tasks = self.add_scan(&e.id, input, *axis, *reducer, target)?;
+                Lowered {
+                    dataset: e.id.clone(),
+                    chunks: e.chunks.clone(),
+                    tasks,
+                }
+            }
             Body::MatMul { a, b } => {
                 let tasks = self.add_matmul(&e.id, a, b, e.dtype, target)?;
                 Lowered {
@@ -605,6 +651,60 @@ impl<'p> PlanBuilder<'p> {
         };
         self.built.insert(e.id.clone(), lowered.clone());
         Ok(lowered)
+    }
+
+    /// The tasks of a scan: each block's totals along the axis (a reduction stage of
+    /// partial states), then each block scanned from the totals before it.
+    fn add_scan(
+        &mut self,
+        id: &str,
+        input: &Array,
+        axis: usize,
+        reducer: Reducer,
+        target: &Target,
+    ) -> Result<Vec<TaskId>> {
+        self.add_inputs(input)?;
+        let Body::Fused(program) = &input.expr().body else {
+            return Err(Error::bug("a scan of an array not fused", ""));
+        };
+        let totals_id = format!("{id}t");
+        let chunks = input.chunks().clone();
+        let meta = StageMeta {
+            chunks: chunks.clone(),
+            work: StageWork::Partials {
+                program: program.clone(),
+                reduce: ReduceSpec {
+                    reducer,
+                    axes: vec![axis],
+                },
+            },
+            write_to: None,
+        };
+        let totals = self.add_block_stage(&totals_id, meta, &Target::Store)?;
+        let meta = StageMeta {
+            chunks: chunks.clone(),
+            work: StageWork::Scan {
+                program: program.clone(),
+                axis,
+                reducer,
+            },
+            write_to: file_of(target),
+        };
+        let first = self.plan.tasks.len();
+        let tasks = self.add_block_stage(id, meta, target)?;
+        // Each scan task reads the totals of the blocks before it along the axis.
+        let grid: Vec<u64> = chunks.iter().map(|c| c.len() as u64).collect();
+        for (flat, key) in indices_c_order(&grid).enumerate() {
+            let task = &mut self.plan.tasks[first + flat];
+            for before in 0..key[axis] {
+                let mut k = key.clone();
+                k[axis] = before;
+                let at = k.iter().zip(&grid).fold(0u64, |a, (i, g)| a * g + i);
+                task.inputs.push(DataRef::chunk(&totals_id, k));
+                task.deps.push(totals[at as usize]);
+            }
+        }
+        Ok(tasks)
     }
 
     /// The tasks of a matrix product: its operands stored first, then a task for

@@ -7,5 +7,6 @@ pub mod math;
 pub mod matmul;
 pub mod ops;
 pub mod reduce;
+pub mod scan;
 pub mod values;
 pub mod walk;
