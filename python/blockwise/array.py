@@ -47,7 +47,9 @@ _REDUCTIONS = {
     "nanmin", "nanmax", "nanmean", "nanstd", "nanvar",
 }
 # numpy functions (``__array_function__``) blockwise computes, by numpy's name.
-_FUNCTIONS = _REDUCTIONS | {"amin", "amax", "where", "clip", "transpose", "round", "around"}
+_SHAPE = {"concatenate", "stack", "swapaxes", "moveaxis", "expand_dims", "squeeze",
+          "broadcast_to", "cumsum", "cumprod", "matmul", "dot"}
+_FUNCTIONS = _REDUCTIONS | _SHAPE | {"amin", "amax", "where", "clip", "transpose", "round", "around"}
 
 
 def _literal(value: Any) -> str:
@@ -85,13 +87,22 @@ def _literal(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} cannot be part of a blockwise array expression")
 
 
+def _arrays_in(value: Any):
+    """The Arrays in ``value``, however nested in tuples and lists."""
+    if isinstance(value, Array):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _arrays_in(v)
+
+
 def _call(name: str, *args: Any, **kwargs: Any) -> "Array":
     inputs: dict[str, str] = {}
     keep: list[Any] = []
     for v in itertools.chain(args, kwargs.values()):
-        if isinstance(v, Array):
-            inputs.update(v._inputs)
-            keep.extend(v._keep)
+        for a in _arrays_in(v):
+            inputs.update(a._inputs)
+            keep.extend(a._keep)
     parts = [_literal(a) for a in args] + [f"{k}={_literal(v)}" for k, v in kwargs.items()]
     return Array(f"{name}({', '.join(parts)})", inputs, keep)
 
@@ -292,6 +303,24 @@ class Array:
             axes = tuple(axes[0])
         return _call("transpose", self, *((axes,) if axes else ()))
 
+    def __matmul__(self, o): return self._binary("@", o)
+    def __rmatmul__(self, o): return self._binary("@", o, True)
+
+    def cumsum(self, axis: Any = None) -> "Array":
+        return _call("cumsum", self, *(() if axis is None else (axis,)))
+
+    def cumprod(self, axis: Any = None) -> "Array":
+        return _call("cumprod", self, *(() if axis is None else (axis,)))
+
+    def dot(self, other: Any) -> "Array":
+        return _call("dot", self, other)
+
+    def squeeze(self, axis: Any = None) -> "Array":
+        return _call("squeeze", self, *(() if axis is None else (axis,)))
+
+    def swapaxes(self, a: int, b: int) -> "Array":
+        return _call("swapaxes", self, a, b)
+
     def astype(self, dtype: Any) -> "Array":
         return _call("astype", self, np.dtype(dtype).name)
 
@@ -421,7 +450,7 @@ random = _Random()
 # Python's own inside this module.
 _FUNCTION_TABLE = {
     name: _constructor(name)
-    for name in _UNARY | _BINARY | _REDUCTIONS | {"abs", "round", "transpose"}
+    for name in _UNARY | _BINARY | _REDUCTIONS | _SHAPE | {"abs", "round", "transpose"}
 }
 
 

@@ -41,6 +41,11 @@ def test_numpy_protocols_and_methods():
         (np.where(A > 0, A, -1.0), np.where(a > 0, a, -1.0)),
         ((A > 0).astype("int16") * 3, (a > 0).astype("int16") * 3),
         (abs(-A) ** 2, abs(-a) ** 2),
+        (A @ A.T, a @ a.T),
+        (np.concatenate([A, A * 2], axis=1), np.concatenate([a, a * 2], axis=1)),
+        (bw.stack((A, A + 1)), np.stack((a, a + 1))),
+        (A.cumsum(axis=0), a.cumsum(axis=0)),
+        (np.swapaxes(A, 0, 1), np.swapaxes(a, 0, 1)),
     ]
     for lazy, want in cases:
         got = lazy.compute(progress=False)
