@@ -44,7 +44,7 @@ _BINARY = {
 }
 _REDUCTIONS = {
     "sum", "prod", "min", "max", "any", "all", "mean", "std", "var", "nansum", "nanprod",
-    "nanmin", "nanmax", "nanmean", "nanstd", "nanvar",
+    "nanmin", "nanmax", "nanmean", "nanstd", "nanvar", "argmin", "argmax",
 }
 # numpy functions (``__array_function__``) blockwise computes, by numpy's name.
 _SHAPE = {"concatenate", "stack", "swapaxes", "moveaxis", "expand_dims", "squeeze",

@@ -80,6 +80,8 @@ const FUNCTIONS: &[&str] = &[
     "arcsin",
     "arctan",
     "arctan2",
+    "argmax",
+    "argmin",
     "astype",
     "bitwise_and",
     "bitwise_not",
@@ -916,6 +918,8 @@ fn reducer(name: &str) -> Option<Reducer> {
         "std" => R::Std,
         "nanvar" => R::Nanvar,
         "nanstd" => R::Nanstd,
+        "argmin" => R::Argmin,
+        "argmax" => R::Argmax,
         _ => return None,
     })
 }

@@ -794,6 +794,12 @@ impl Array {
                 out
             }
         };
+        if reducer.is_arg() && axes.len() > 1 && axes.len() < self.ndim() {
+            return Err(Error::ArrayArgument {
+                op: name,
+                reason: "takes one axis, or none for the index in the flattened array".into(),
+            });
+        }
         if reducer.needs_elements() && axes.iter().any(|&k| self.shape()[k] == 0) {
             return Err(Error::ArrayArgument {
                 op: name.clone(),
@@ -813,6 +819,7 @@ impl Array {
             R::Var | R::Std | R::Nanvar | R::Nanstd => (dtype, promote::var_type(dtype)),
             R::Any | R::All => (DType::Bool, DType::Bool),
             R::Min | R::Max | R::Nanmin | R::Nanmax => (dtype, dtype),
+            R::Argmin | R::Argmax => (dtype, DType::Int64),
         };
         if dtype.is_complex() {
             return Err(type_error(&name, &[dtype]));

@@ -398,7 +398,7 @@ impl Program {
     pub fn eval_block(&self, block: &Subset, read: &ReadBox<'_>) -> Result<Vec<u8>> {
         let dtype = self.dtype();
         let mut out = Vec::with_capacity(block.num_elements() as usize * dtype.size());
-        let mut eval = BlockEval::new(self, block, read, None)?;
+        let mut eval = BlockEval::new(self, block, read, Vec::new())?;
         eval.run(|values, _, _| {
             values.encode(dtype, &mut out);
             Ok(())
@@ -429,15 +429,58 @@ impl Program {
         }
         let n_out = kept.iter().product::<u64>() as usize;
         let mut acc = Accum::new(spec.reducer, Phys::of(self.dtype())?, n_out);
-        let mut eval = BlockEval::new(self, block, read, Some(acc_strides))?;
-        let acc_buffer = eval.walk.strides.len() - 1;
+        // An argmin or argmax also walks each element's index among the reduced axes
+        // (C order over them, in the whole array).
+        let arg = spec.reducer.is_arg();
+        let mut index_strides = vec![0i64; block.shape().len()];
+        let mut stride = 1i64;
+        for &k in spec.axes.iter().rev() {
+            index_strides[k] = stride;
+            stride = stride.saturating_mul(self.shape[k] as i64);
+        }
+        let base: i64 = spec
+            .axes
+            .iter()
+            .map(|&k| block.start()[k] as i64 * index_strides[k])
+            .sum();
+        let mut extra = vec![acc_strides];
+        if arg {
+            extra.push(index_strides);
+        }
+        let mut eval = BlockEval::new(self, block, read, extra)?;
+        let index_buffer = eval.walk.strides.len() - 1;
+        let acc_buffer = if arg { index_buffer - 1 } else { index_buffer };
         let walk = eval.walk.clone();
         eval.run(|values, t0, n| {
+            let inner = walk.inner(acc_buffer);
+            let mut result = Ok(());
+            if arg {
+                let step = walk.inner(index_buffer);
+                walk.runs(t0, n as u64, |at, len, offs| {
+                    if result.is_ok() {
+                        let o = offs[acc_buffer] as usize;
+                        let first = base + offs[index_buffer];
+                        result = if inner == 0 {
+                            acc.fold_indexed(o, values, at..at + len, first, step)
+                        } else {
+                            (0..len).try_for_each(|j| {
+                                let i = at + j;
+                                acc.fold_indexed(
+                                    o + j,
+                                    values,
+                                    i..i + 1,
+                                    first + step * j as i64,
+                                    0,
+                                )
+                            })
+                        };
+                    }
+                });
+                return result;
+            }
             // Runs that fold into one output element are joined first: a reduction
             // over the last axes then folds whole tiles at once.
-            let inner = walk.inner(acc_buffer);
             let mut pending: Option<(usize, usize, usize)> = None;
-            let mut result = Ok(());
             walk.runs(t0, n as u64, |at, len, offs| {
                 if result.is_err() {
                     return;
@@ -503,7 +546,7 @@ impl<'p> BlockEval<'p> {
         program: &'p Program,
         block: &Subset,
         read: &ReadBox<'_>,
-        extra: Option<Vec<i64>>,
+        extra: Vec<Vec<i64>>,
     ) -> Result<Self> {
         program.validate()?;
         let mut strides: Vec<Vec<i64>> = Vec::new();
@@ -560,9 +603,7 @@ impl<'p> BlockEval<'p> {
                 }
             }
         }
-        if let Some(e) = extra {
-            strides.push(e);
-        }
+        strides.extend(extra);
         // The walk needs at least one buffer to merge axes by.
         if strides.is_empty() {
             strides.push(c_strides(block.shape()));

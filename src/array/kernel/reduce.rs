@@ -34,6 +34,8 @@ pub enum Reducer {
     Std,
     Nanvar,
     Nanstd,
+    Argmin,
+    Argmax,
 }
 
 impl Reducer {
@@ -63,8 +65,18 @@ impl Reducer {
     pub fn needs_elements(self) -> bool {
         matches!(
             self,
-            Reducer::Min | Reducer::Max | Reducer::Nanmin | Reducer::Nanmax
+            Reducer::Min
+                | Reducer::Max
+                | Reducer::Nanmin
+                | Reducer::Nanmax
+                | Reducer::Argmin
+                | Reducer::Argmax
         )
+    }
+
+    /// Whether it gives the index of an element (argmin, argmax).
+    pub fn is_arg(self) -> bool {
+        matches!(self, Reducer::Argmin | Reducer::Argmax)
     }
 
     /// The physical types of the state's fields for an input of `phys`.
@@ -79,6 +91,8 @@ impl Reducer {
             R::Any | R::All => vec![Phys::Bool],
             R::Mean | R::Nanmean => vec![Phys::F64, Phys::F64, Phys::F64],
             R::Var | R::Std | R::Nanvar | R::Nanstd => vec![Phys::F64, Phys::F64, Phys::F64],
+            // The best value so far and its index (-1: nothing seen).
+            R::Argmin | R::Argmax => vec![phys, Phys::I64],
         }
     }
 }
@@ -162,6 +176,7 @@ impl Accum {
             (R::Nanmin, [Values::I64(v)]) => v.fill(i64::MAX),
             (R::Nanmin, [Values::U64(v)]) => v.fill(u64::MAX),
             (R::Nanmax, [Values::I64(v)]) => v.fill(i64::MIN),
+            (R::Argmin | R::Argmax, [_, Values::I64(i)]) => i.fill(-1),
             _ => {}
         }
         Accum {
@@ -316,6 +331,66 @@ impl Accum {
         Ok(())
     }
 
+    /// Folds `v[range]` (a run that reduces to output element `o`, the first of
+    /// index `first` among the reduced axes, the next `step` further) into an
+    /// argmin or argmax: the first of the smallest (largest) values, NaN first of
+    /// all, as numpy's.
+    ///
+    /// # Errors
+    /// [`Error::Bug`] for another reducer or values of another type.
+    pub fn fold_indexed(
+        &mut self,
+        o: usize,
+        v: &Values,
+        range: std::ops::Range<usize>,
+        first: i64,
+        step: i64,
+    ) -> Result<()> {
+        let is_min = self.reducer == Reducer::Argmin;
+        let [best, Values::I64(index)] = self.fields.as_mut_slice() else {
+            return Err(Error::bug(
+                "an indexed fold of a reduction without indices",
+                "",
+            ));
+        };
+        macro_rules! scan {
+            ($b:ident, $x:ident, $nan:expr) => {{
+                for (j, &x) in $x[range].iter().enumerate() {
+                    let at = first + step * j as i64;
+                    if index[o] < 0 {
+                        $b[o] = x;
+                        index[o] = at;
+                        continue;
+                    }
+                    let cur = $b[o];
+                    // Once a NaN is the best, it stays (numpy's first NaN).
+                    if $nan(cur) {
+                        break;
+                    }
+                    let better = $nan(x) || if is_min { x < cur } else { x > cur };
+                    if better {
+                        $b[o] = x;
+                        index[o] = at;
+                    }
+                }
+            }};
+        }
+        match (best, v) {
+            (Values::F64(b), Values::F64(x)) => scan!(b, x, |a: f64| a.is_nan()),
+            (Values::F32(b), Values::F32(x)) => scan!(b, x, |a: f32| a.is_nan()),
+            (Values::I64(b), Values::I64(x)) => scan!(b, x, |_: i64| false),
+            (Values::U64(b), Values::U64(x)) => scan!(b, x, |_: u64| false),
+            (Values::Bool(b), Values::Bool(x)) => scan!(b, x, |_: bool| false),
+            (b, _) => {
+                return Err(Error::bug(
+                    "an argmin or argmax got values of another type",
+                    format!("{:?} into {:?}", v.phys(), b.phys()),
+                ))
+            }
+        }
+        Ok(())
+    }
+
     /// Folds `v[range]` element by element into output elements `o, o + 1, ...`
     /// (a run along an axis that is kept).
     ///
@@ -405,6 +480,20 @@ impl Accum {
                     chan(&mut n[i], &mut m[i], &mut m2[i], n2[i], mb[i], m2b[i]);
                 }
             }
+            ([best, Values::I64(index)], [other, Values::I64(other_index)]) => {
+                // The other part's best, where it is better, or as good and first.
+                for i in 0..index.len() {
+                    if other_index[i] < 0 {
+                        continue;
+                    }
+                    let take =
+                        index[i] < 0 || arg_better(r, best, i, other, i, other_index[i] < index[i]);
+                    if take {
+                        copy_one(other, i, best, i);
+                        index[i] = other_index[i];
+                    }
+                }
+            }
             ([acc], [b]) => {
                 // Single-field states fold the other's values as a run each.
                 let b = b.clone();
@@ -463,6 +552,7 @@ impl Accum {
                         .collect(),
                 )
             }
+            (R::Argmin | R::Argmax, [_, index]) => index.clone(),
             (_, [single]) => single.clone(),
             _ => return Err(Error::bug("a reduction state to finish", "")),
         };
@@ -606,6 +696,51 @@ fn extreme_run(
         }
     }
     Ok(())
+}
+
+/// Whether `b[j]` beats `a[i]` for an argmin or argmax; `earlier` when `b`'s index
+/// comes first (it wins ties). NaN beats everything, and the earlier NaN wins.
+fn arg_better(r: Reducer, a: &Values, i: usize, b: &Values, j: usize, earlier: bool) -> bool {
+    let is_min = r == Reducer::Argmin;
+    macro_rules! cmp {
+        ($x:expr, $y:expr, $nan:expr) => {{
+            let (x, y) = ($x, $y);
+            match ($nan(x), $nan(y)) {
+                (true, true) => earlier,
+                (true, false) => false,
+                (false, true) => true,
+                (false, false) => {
+                    if x == y {
+                        earlier
+                    } else if is_min {
+                        y < x
+                    } else {
+                        y > x
+                    }
+                }
+            }
+        }};
+    }
+    match (a, b) {
+        (Values::F64(a), Values::F64(b)) => cmp!(a[i], b[j], |v: f64| v.is_nan()),
+        (Values::F32(a), Values::F32(b)) => cmp!(a[i], b[j], |v: f32| v.is_nan()),
+        (Values::I64(a), Values::I64(b)) => cmp!(a[i], b[j], |_: i64| false),
+        (Values::U64(a), Values::U64(b)) => cmp!(a[i], b[j], |_: u64| false),
+        (Values::Bool(a), Values::Bool(b)) => cmp!(a[i], b[j], |_: bool| false),
+        _ => false,
+    }
+}
+
+/// `to[j] = from[i]` for values of one type.
+fn copy_one(from: &Values, i: usize, to: &mut Values, j: usize) {
+    match (from, to) {
+        (Values::F64(a), Values::F64(b)) => b[j] = a[i],
+        (Values::F32(a), Values::F32(b)) => b[j] = a[i],
+        (Values::I64(a), Values::I64(b)) => b[j] = a[i],
+        (Values::U64(a), Values::U64(b)) => b[j] = a[i],
+        (Values::Bool(a), Values::Bool(b)) => b[j] = a[i],
+        _ => {}
+    }
 }
 
 /// Combines one element of a single-field state (product, integer sum, any, all).
