@@ -70,6 +70,9 @@ pub enum StageWork {
         axis: usize,
         /// `Sum` or `Prod`.
         reducer: Reducer,
+        /// The dataset of the blocks' totals (the task's other inputs are its
+        /// program's stored leaves).
+        totals: String,
     },
     /// Blocks of a concatenation: a block lies in one part, whose program it
     /// evaluates, shifted by the part's offset along `axis`.
@@ -208,7 +211,12 @@ impl Operation for ArrayBlock {
         let read = |source: &LeafSource, region: &Subset| read_leaf(env, source, region);
         let (program, local) = meta.program_for(&block)?;
         match &meta.work {
-            StageWork::Scan { axis, reducer, .. } => {
+            StageWork::Scan {
+                axis,
+                reducer,
+                totals,
+                ..
+            } => {
                 let dtype = program.dtype();
                 let values = Values::decode(dtype, &program.eval_block(&local, &read)?)?;
                 // The totals of the blocks before this one along the axis.
@@ -217,7 +225,7 @@ impl Operation for ArrayBlock {
                 let n: u64 = kept.iter().product();
                 let phys = Phys::of(dtype)?;
                 let mut carry = Accum::new(*reducer, phys, n as usize);
-                for r in &task.inputs {
+                for r in task.inputs.iter().filter(|r| r.dataset() == totals) {
                     let entry = env.store.get(r)?;
                     let Entry::Bytes(bytes) = &*entry else {
                         return Err(wrong_entry(r, &entry));
@@ -687,6 +695,7 @@ impl<'p> PlanBuilder<'p> {
                 program: program.clone(),
                 axis,
                 reducer,
+                totals: totals_id.clone(),
             },
             write_to: file_of(target),
         };

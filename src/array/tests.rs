@@ -190,6 +190,7 @@ const CLOSE: &[&str] = &[
     "f.cumsum(axis=2)",
     "cumprod(c, axis=1)",
     "(a + 1).cumsum(axis=0)[::2, 3]",
+    "(a - a.mean(axis=0)).cumsum(axis=1)",
     "c.T @ c",
     "a[0].T @ (c + 1)",
     "f[0] @ f[1].T",
