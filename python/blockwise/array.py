@@ -56,6 +56,9 @@ def _literal(value: Any) -> str:
     """``value`` in the expression language."""
     if isinstance(value, Array):
         return value._expr
+    if isinstance(value, np.generic) and not isinstance(value, (np.str_, np.bytes_)):
+        # A numpy scalar has its own dtype (it is not weak as a Python number is).
+        return f"full((), {_literal(value.item())}, dtype={json.dumps(value.dtype.name)})"
     if isinstance(value, (bool, np.bool_)):
         return "True" if value else "False"
     if isinstance(value, numbers.Integral):
@@ -291,6 +294,15 @@ class Array:
 
     def __getitem__(self, index: Any) -> "Array":
         index = index if isinstance(index, tuple) else (index,)
+        for i in index:
+            if isinstance(i, (list, np.ndarray, Array)):
+                raise TypeError(
+                    "integer-array and boolean-mask indexing are not implemented yet; "
+                    "index with integers, slices, None and ..."
+                )
+            if isinstance(i, numbers.Integral) and self.ndim and index[0] is i and len(index) == 1:
+                if not -self.shape[0] <= int(i) < self.shape[0]:
+                    raise IndexError(f"index {int(i)} is out of bounds for axis 0 with size {self.shape[0]}")
         parts = ", ".join(_literal(i) if not isinstance(i, slice) else _literal(i) for i in index)
         return Array(f"{self._expr}[{parts}]", self._inputs, self._keep)
 
@@ -327,8 +339,16 @@ class Array:
     def rechunk(self, chunks: Any) -> "Array":
         return _call("rechunk", self, chunks)
 
+    def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
+        for i in range(self.shape[0]):
+            yield self[i]
+
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any):
-        if method != "__call__" or kwargs.get("out") is not None:
+        # `out`, `dtype`, `where`, `casting`... change the answer: not supported yet,
+        # and never silently ignored.
+        if method != "__call__" or kwargs:
             return NotImplemented
         name = ufunc.__name__
         if name in _UNARY | _BINARY:
@@ -351,7 +371,7 @@ def _reduction(name: str):
             kw["axis"] = axis
         if keepdims:
             kw["keepdims"] = True
-        if kwargs.get("ddof"):
+        if "ddof" in kwargs:
             kw["ddof"] = kwargs.pop("ddof")
         if kwargs:
             raise TypeError(f"{name}() got unexpected keyword arguments {sorted(kwargs)}")
@@ -398,7 +418,7 @@ def from_npy_stack(path: str | os.PathLike, chunks: Any = None) -> Array:
 def from_array(a: Any, chunks: Any = "auto") -> Array:
     """An in-memory array. It is written once to a temporary ``.npy`` that lives as
     long as the expressions using it (not yet read from memory in place)."""
-    a = np.ascontiguousarray(a)
+    a = np.require(np.asarray(a), requirements="C")
     d = tempfile.TemporaryDirectory(prefix="blockwise-from-array-")
     path = os.path.join(d.name, "a.npy")
     np.save(path, a)

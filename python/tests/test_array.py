@@ -83,3 +83,20 @@ def test_the_tutorial_example_on_dask_equals_the_local_run(cluster):
     local = r.compute(progress=False)
     remote = r.compute(executor=bw.DaskExecutor(cluster))
     np.testing.assert_array_equal(remote, local)
+
+
+def test_what_numpy_would_not_ignore_is_not_ignored():
+    a = np.arange(24.0).reshape(4, 6)
+    x = bw.from_array(a, chunks=(2, 3))
+    with pytest.raises(TypeError, match="not implemented yet"):
+        x[[0, 2]]
+    with pytest.raises(TypeError):
+        np.add(x, 1, dtype=np.float32)
+    y = bw.from_array(np.arange(4, dtype=np.int8))
+    # numpy scalars keep their dtype; Python numbers are weak.
+    assert (y + np.float32(1.5)).dtype == np.float32
+    assert (y * np.uint8(2)).dtype == np.int16
+    assert (y + 1).dtype == np.int8
+    np.testing.assert_array_equal(x.var(ddof=0, axis=0).compute(progress=False), a.var(axis=0))
+    assert bw.from_array(np.float32(2.5)).compute(progress=False).shape == ()
+    assert [r.compute(progress=False).tolist() for r in x] == a.tolist()

@@ -575,6 +575,7 @@ impl Evaluator<'_> {
                     (_, Some(v)) => to_scalar(&v)?,
                     _ => Scalar::Int(0),
                 };
+                check_fits(value, dtype)?;
                 let chunks = match c.opt_kw("chunks")? {
                     None => auto_chunks(&shape, dtype.size() as u64)?,
                     Some(v) => chunks_arg(&v, &shape, dtype)?,
@@ -597,6 +598,7 @@ impl Evaluator<'_> {
                     "full_like" => fill.unwrap_or(Scalar::Int(0)),
                     _ => Scalar::Int(0),
                 };
+                check_fits(value, dtype)?;
                 Value::Array(Array::full(x.shape(), x.chunks().clone(), value, dtype)?)
             }
             "arange" => {
@@ -628,6 +630,12 @@ impl Evaluator<'_> {
                     to_f64(&stop, "stop")?,
                     to_f64(&step, "step")?,
                 );
+                if step == 0.0 || !step.is_finite() {
+                    return Err(usage(
+                        "arange",
+                        &format!("the step must be a non-zero finite number, not {step}"),
+                    ));
+                }
                 let n = ((stop - start) / step).ceil().max(0.0).min(u64::MAX as f64) as u64;
                 let chunk = chunk_len(c.opt_kw("chunks")?, n, dtype)?;
                 Value::Array(Array::arange(start, stop, step, dtype, chunk)?)
@@ -932,10 +940,14 @@ pub fn scalar_array(v: &Value) -> Result<Array> {
     Ok(match v {
         Value::Bool(b) => Array::scalar(Scalar::Bool(*b), DType::Bool, Some(Operand::PyBool)),
         Value::Int(i) => {
-            let (value, dtype) = if *i <= i64::MAX as i128 {
-                (Scalar::Int(*i as i64), DType::Int64)
+            let (value, dtype) = if let Ok(v) = i64::try_from(*i) {
+                (Scalar::Int(v), DType::Int64)
+            } else if let Ok(v) = u64::try_from(*i) {
+                (Scalar::UInt(v), DType::UInt64)
             } else {
-                (Scalar::UInt(*i as u64), DType::UInt64)
+                // Past 64 bits: only a float array can take it (an integer one says
+                // the integer is out of its bounds, as numpy does).
+                (Scalar::Float(*i as f64), DType::Float64)
             };
             Array::scalar(value, dtype, Some(Operand::PyInt(*i)))
         }
@@ -999,15 +1011,28 @@ fn python_number(v: &Value) -> Option<Num> {
 fn python_binary(op: BinaryOp, a: Num, b: Num) -> Option<Value> {
     use BinaryOp as B;
     match (a, b) {
+        // Past 128 bits Python's integers would go on; a float is the closest.
+        (Num::Int(x), Num::Int(y))
+            if matches!(op, B::Add | B::Subtract | B::Multiply | B::Power)
+                && python_int_op(op, x, y).is_none() =>
+        {
+            let (x, y) = (x as f64, y as f64);
+            Some(Value::Float(match op {
+                B::Add => x + y,
+                B::Subtract => x - y,
+                B::Multiply => x * y,
+                _ => x.powf(y),
+            }))
+        }
         (Num::Int(x), Num::Int(y)) => Some(Value::Int(match op {
-            B::Add => x.checked_add(y)?,
-            B::Subtract => x.checked_sub(y)?,
-            B::Multiply => x.checked_mul(y)?,
+            B::Add | B::Subtract | B::Multiply => python_int_op(op, x, y)?,
             B::FloorDivide if y != 0 => x.div_euclid(y) - i128::from(y < 0 && x.rem_euclid(y) != 0),
             B::Remainder if y != 0 => {
                 x - y * (x.div_euclid(y) - i128::from(y < 0 && x.rem_euclid(y) != 0))
             }
-            B::Power if (0..128).contains(&y) => x.checked_pow(y as u32)?,
+            B::Power if y >= 0 => python_int_op(op, x, y)?,
+            // Python gives a float for a negative integer power.
+            B::Power => return Some(Value::Float((x as f64).powf(y as f64))),
             B::TrueDivide if y != 0 => return Some(Value::Float(x as f64 / y as f64)),
             _ => return None,
         })),
@@ -1026,6 +1051,17 @@ fn python_binary(op: BinaryOp, a: Num, b: Num) -> Option<Value> {
                 _ => return None,
             }))
         }
+    }
+}
+
+/// `x op y` on Python integers that fit 128 bits.
+fn python_int_op(op: BinaryOp, x: i128, y: i128) -> Option<i128> {
+    match op {
+        BinaryOp::Add => x.checked_add(y),
+        BinaryOp::Subtract => x.checked_sub(y),
+        BinaryOp::Multiply => x.checked_mul(y),
+        BinaryOp::Power => u32::try_from(y).ok().and_then(|e| x.checked_pow(e)),
+        _ => None,
     }
 }
 
@@ -1172,11 +1208,37 @@ fn to_scalar(v: &Value) -> Result<Scalar> {
     })
 }
 
+/// Refuses an integer fill value outside an integer dtype's range (numpy's
+/// `OverflowError`).
+fn check_fits(value: Scalar, dtype: DType) -> Result<()> {
+    let v = match value {
+        Scalar::Int(i) => i128::from(i),
+        Scalar::UInt(u) => i128::from(u),
+        _ => return Ok(()),
+    };
+    match super::promote::int_range(dtype) {
+        Some(range) if !range.contains(&v) => Err(Error::IntegerOutOfBounds {
+            value: v,
+            dtype: dtype.name(),
+            min: *range.start(),
+            max: *range.end(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The dtype numpy gives a Python scalar in `full(shape, value)`.
 fn python_dtype(v: &Value) -> Result<DType> {
     Ok(match v {
         Value::Bool(_) => DType::Bool,
-        Value::Int(_) => DType::Int64,
+        Value::Int(i) if i64::try_from(*i).is_ok() => DType::Int64,
+        Value::Int(i) if u64::try_from(*i).is_ok() => DType::UInt64,
+        Value::Int(i) => {
+            return Err(usage(
+                "fill_value",
+                &format!("Python integer {i} is too large for any integer dtype"),
+            ))
+        }
         Value::Float(_) => DType::Float64,
         other => {
             return Err(usage(

@@ -644,6 +644,8 @@ impl Array {
                 });
             }
             UnaryOp::Sign if dtype == DType::Bool => return Err(type_error("sign", &[dtype])),
+            // numpy's rint of booleans is a half float; floor, ceil and trunc keep them.
+            UnaryOp::Rint if dtype == DType::Bool => (DType::Float16, DType::Float16),
             _ => (dtype, dtype),
         };
         let weak = self.0.weak;
@@ -673,10 +675,27 @@ impl Array {
     pub fn binary(&self, op: BinaryOp, other: &Array) -> Result<Array> {
         let operands = [self.operand(), other.operand()];
         let name = op.name();
-        let common = if op.is_float_only() {
-            promote::true_divide_type(&operands)?
-        } else {
-            promote::result_type(&operands)?
+        let common = match op {
+            BinaryOp::TrueDivide => promote::true_divide_type(&operands)?,
+            // Their loops take the smallest float holding the operands, as the
+            // one-operand float functions do (int8 gives float16).
+            BinaryOp::Arctan2 | BinaryOp::Hypot => float_type(promote::result_type(&operands)?),
+            // A comparison with a Python integer outside the array's range is still
+            // answered (numpy 2): compared in 64 bits, or as floats past them.
+            _ if op.is_comparison() => match promote::result_type(&operands) {
+                Err(Error::IntegerOutOfBounds { value, .. }) => {
+                    if i64::try_from(value).is_ok()
+                        && self.dtype() != DType::UInt64
+                        && other.dtype() != DType::UInt64
+                    {
+                        DType::Int64
+                    } else {
+                        DType::Float64
+                    }
+                }
+                other => other?,
+            },
+            _ => promote::result_type(&operands)?,
         };
         if op.is_bitwise() && common.is_float() {
             return Err(type_error(&name, &[self.dtype(), other.dtype()]));
@@ -691,7 +710,11 @@ impl Array {
         }
         let (arg_type, out_type) = match op {
             _ if op.is_comparison() => (common, DType::Bool),
-            BinaryOp::Power if common == DType::Bool => (DType::Int8, DType::Int8),
+            BinaryOp::Power | BinaryOp::FloorDivide | BinaryOp::Remainder
+                if common == DType::Bool =>
+            {
+                (DType::Int8, DType::Int8)
+            }
             _ => (common, common),
         };
         if common.is_complex() {
@@ -1433,28 +1456,33 @@ fn slice_indices(
             reason: "slice step cannot be zero".into(),
         });
     }
-    let clamp = |v: Option<i64>, default: i64, lo: i64, hi: i64| match v {
+    // In 128 bits: any i64 bound or step is a valid Python slice.
+    let (n, st) = (i128::from(n), i128::from(step));
+    let clamp = |v: Option<i64>, default: i128, lo: i128, hi: i128| match v {
         None => default,
-        Some(v) if v < 0 => (v + n).max(lo),
-        Some(v) => v.min(hi),
+        Some(v) if v < 0 => (i128::from(v) + n).max(lo),
+        Some(v) => i128::from(v).min(hi),
     };
-    let (first, last) = if step > 0 {
+    let (first, last) = if st > 0 {
         (clamp(start, 0, 0, n), clamp(stop, n, 0, n))
     } else {
         (clamp(start, n - 1, -1, n - 1), clamp(stop, -1, -1, n - 1))
     };
-    let len = if step > 0 {
+    let len = if st > 0 {
         if last > first {
-            (last - first + step - 1) / step
+            (last - first + st - 1) / st
         } else {
             0
         }
     } else if first > last {
-        (first - last + (-step) - 1) / (-step)
+        (first - last - st - 1) / -st
     } else {
         0
     };
-    Ok((first, len as u64, step))
+    // A slice of one element or none has no step to speak of; keeping 1 keeps the
+    // views' products of steps small.
+    let step = if len <= 1 { 1 } else { step };
+    Ok((first.clamp(0, n.max(0)) as i64, len as u64, step))
 }
 
 /// The chunks of an axis sliced from `first` by `step`, `len` elements: each

@@ -21,6 +21,46 @@ use crate::error::{Error, Result};
 use crate::grid::Subset;
 use crate::storage::array::DType;
 
+/// `f64` in a plan's JSON: a number, or `"nan"`, `"inf"`, `"-inf"` (JSON has no
+/// literal for them, and `serde_json` would write `null`, which reads back as no
+/// number at all).
+mod f64_json {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if v.is_nan() {
+            s.serialize_str("nan")
+        } else if *v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "nan" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a number, \"nan\", \"inf\" or \"-inf\", found {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
 /// Elements a tile holds: a few tiles of every node fit in the L2 cache.
 pub const TILE: usize = 4096;
 
@@ -170,15 +210,19 @@ pub enum LeafSource {
     /// `start + step * i` along the leaf's one axis (numpy's `arange` fills so).
     Arange {
         /// The first value.
+        #[serde(with = "f64_json")]
         start: f64,
         /// The step.
+        #[serde(with = "f64_json")]
         step: f64,
     },
     /// `num` values from `start` to `stop` (numpy's `linspace`).
     Linspace {
         /// The first value.
+        #[serde(with = "f64_json")]
         start: f64,
         /// The last value, or the one past it without `endpoint`.
+        #[serde(with = "f64_json")]
         stop: f64,
         /// How many values.
         num: u64,
@@ -201,15 +245,19 @@ pub enum Distribution {
     /// Uniform in `[low, high)`.
     Uniform {
         /// The lower bound.
+        #[serde(with = "f64_json")]
         low: f64,
         /// The upper bound.
+        #[serde(with = "f64_json")]
         high: f64,
     },
     /// Normal with mean `loc` and standard deviation `scale`.
     Normal {
         /// The mean.
+        #[serde(with = "f64_json")]
         loc: f64,
         /// The standard deviation.
+        #[serde(with = "f64_json")]
         scale: f64,
     },
     /// Integers uniform in `[low, high)`.
@@ -232,7 +280,7 @@ pub enum Scalar {
     /// An unsigned integer.
     UInt(u64),
     /// A float.
-    Float(f64),
+    Float(#[serde(with = "f64_json")] f64),
 }
 
 /// One node of a program; operands are earlier nodes, by index.
@@ -891,8 +939,13 @@ fn leaf_box(
             // Numpy: step = (stop - start) / div, y = i * step + start, and the last
             // value is `stop` exactly when it is an endpoint.
             let (start, stop, endpoint, total) = (*start, *stop, *endpoint, *num);
-            let div = if endpoint { total - 1 } else { total } as f64;
-            let step = (stop - start) / div;
+            let div = if endpoint {
+                total.saturating_sub(1)
+            } else {
+                total
+            } as f64;
+            // One value is `start` (numpy: no step to divide by).
+            let step = if div > 0.0 { (stop - start) / div } else { 0.0 };
             f64s(&|i| {
                 if endpoint && i[0] + 1 == total && total > 1 {
                     stop

@@ -28,6 +28,7 @@ use crate::exec::CancelToken;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The expression, e.g. "(arcsin(x) + arccos(y)).sum(axis=(1, 2))"
+    #[arg(allow_hyphen_values = true)]
     expr: String,
     /// Bind a name to an array file: NAME=PATH (.zarr, .npy, npy stack); repeatable
     #[arg(long = "input", short = 'i', value_name = "NAME=PATH")]

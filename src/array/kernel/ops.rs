@@ -204,7 +204,8 @@ pub fn unary(op: UnaryOp, x: &Values, out: &mut Values) -> Result<()> {
         (U::Sign, Values::U64(s), Values::U64(d)) => map!(s, d, |v: u64| u64::from(v > 0)),
         (U::Sign, Values::F32(s), Values::F32(d)) => map!(s, d, sign_f32),
         (U::Sign, Values::F64(s), Values::F64(d)) => map!(s, d, sign_f64),
-        // Rounding an integer keeps it.
+        // Rounding a boolean or an integer keeps it.
+        (U::Floor | U::Ceil | U::Trunc, Values::Bool(s), Values::Bool(d)) => d.copy_from_slice(s),
         (U::Floor | U::Ceil | U::Trunc | U::Rint, Values::I64(s), Values::I64(d)) => {
             d.copy_from_slice(s)
         }
