@@ -118,7 +118,10 @@ fn python_numbers_past_64_bits_non_finite_constants_and_extreme_slices() {
         ("full((2,), inf) - 1", "[inf inf]"),
         ("linspace(0, 1, 0)", "[]"),
         ("linspace(0, 1, 1)", "[0.]"),
-        ("full((2,), 2**63)", "[9223372036854775808 9223372036854775808]"),
+        (
+            "full((2,), 2**63)",
+            "[9223372036854775808 9223372036854775808]",
+        ),
         ("zeros(2, dtype='uint8') < 256", "[ True  True]"),
         ("arange(5)[::-2**63]", "[4]"),
         ("arange(5)[-2**63:2**63-1:2**63-1]", "[0]"),
@@ -132,5 +135,8 @@ fn python_numbers_past_64_bits_non_finite_constants_and_extreme_slices() {
     }
     refused("full_like(zeros(2, dtype='uint8'), 300)", &["300", "uint8"]);
     refused("arange(0, 10, 0)", &["step", "non-zero"]);
-    refused("zeros(2, dtype='uint8') + 2**64", &["18446744073709551616", "uint8"]);
+    refused(
+        "zeros(2, dtype='uint8') + 2**64",
+        &["18446744073709551616", "uint8"],
+    );
 }
