@@ -449,6 +449,16 @@ arange = _constructor("arange")
 linspace = _constructor("linspace")
 eye = _constructor("eye")
 where = _constructor("where")
+
+
+def meshgrid(*xs: Array, indexing: str = "xy") -> tuple:
+    """numpy's ``meshgrid`` of 1-d arrays: the coordinate arrays, lazy."""
+    return tuple(
+        Array(f"{_call('meshgrid', *xs, indexing=indexing)._expr}[{i}]",
+              {k: v for x in xs for k, v in x._inputs.items()},
+              [o for x in xs for o in x._keep])
+        for i in range(len(xs))
+    )
 clip = _constructor("clip")
 
 

@@ -131,6 +131,7 @@ const FUNCTIONS: &[&str] = &[
     "max",
     "maximum",
     "mean",
+    "meshgrid",
     "min",
     "minimum",
     "mod",
@@ -284,6 +285,22 @@ impl Evaluator<'_> {
             }
             ExprKind::Subscript { value, index } => {
                 let v = self.eval(value)?;
+                // A tuple (meshgrid's arrays, a shape) is indexed as Python does.
+                if let Value::Tuple(items) = &v {
+                    let i = to_i64(&self.eval(index)?, "index")?;
+                    let n = items.len() as i64;
+                    let at = if i < 0 { i + n } else { i };
+                    return items
+                        .get(at as usize)
+                        .filter(|_| at >= 0)
+                        .cloned()
+                        .ok_or_else(|| {
+                            usage(
+                                "index",
+                                &format!("tuple index {i} out of range ({n} items)"),
+                            )
+                        });
+                }
                 let a = to_array(v)?;
                 let index = match index.kind() {
                     ExprKind::Tuple(items) => {
@@ -467,6 +484,47 @@ impl Evaluator<'_> {
                     Reducer::Sum
                 };
                 Value::Array(x.scan(r, axis)?)
+            }
+            "meshgrid" => {
+                // numpy's meshgrid of 1-d arrays: 'xy' (the default) swaps the first
+                // two outputs' axes, 'ij' keeps the inputs' order.
+                let arrays: Vec<Array> =
+                    c.rest(0).into_iter().map(to_array).collect::<Result<_>>()?;
+                let indexing = match c.opt_kw("indexing")? {
+                    None => "xy".to_string(),
+                    Some(Value::Str(s)) if s == "xy" || s == "ij" => s,
+                    Some(other) => {
+                        return Err(usage(
+                            "meshgrid",
+                            &format!("indexing must be 'xy' or 'ij', not {}", other.describe()),
+                        ))
+                    }
+                };
+                if let Some(a) = arrays.iter().find(|a| a.ndim() != 1) {
+                    return Err(usage(
+                        "meshgrid",
+                        &format!("takes 1-d arrays here, not one of {} dimensions", a.ndim()),
+                    ));
+                }
+                let n = arrays.len();
+                let mut shape: Vec<u64> = arrays.iter().map(|a| a.shape()[0]).collect();
+                let xy = indexing == "xy" && n >= 2;
+                if xy {
+                    shape.swap(0, 1);
+                }
+                let mut out = Vec::new();
+                for (k, a) in arrays.iter().enumerate() {
+                    // The axis this input varies along in the output.
+                    let axis = match (xy, k) {
+                        (true, 0) => 1,
+                        (true, 1) => 0,
+                        _ => k,
+                    };
+                    let positions: Vec<i64> = (0..n as i64).filter(|&d| d != axis as i64).collect();
+                    let expanded = a.expand_dims(&positions)?;
+                    out.push(Value::Array(expanded.broadcast_to(&shape)?));
+                }
+                Value::Tuple(out)
             }
             "concatenate" | "stack" => {
                 let arrays = match c.arg(0, "arrays")? {

@@ -151,6 +151,8 @@ const EXACT: &[&str] = &[
     "concatenate([b[:2], b[5:]])",
     "concatenate((a[:, :3], b[:, 3:] * 2), axis=1)",
     "stack((c, c * 2, c + 1), axis=1)",
+    "meshgrid(arange(4), arange(3) * 2)[0] + meshgrid(arange(4), arange(3) * 2)[1]",
+    "meshgrid(arange(4), arange(3), indexing='ij')[1] * 10",
     "stack([m[0], m[1]])",
     "concatenate((a, a.sum(axis=0, keepdims=True)), axis=0)[::2] > 0",
     "u[0].astype('int64') @ i[2].T",
