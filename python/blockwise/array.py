@@ -29,6 +29,9 @@ from . import _blockwise, _progress, _report
 
 _names = itertools.count()
 
+# Expressions longer than this are bound to a name (`--let`) when built.
+_BIND_LONGER_THAN = 200
+
 # numpy ufuncs blockwise computes, by name (the language's names).
 _UNARY = {
     "negative", "absolute", "sign", "floor", "ceil", "trunc", "rint", "isnan", "isinf",
@@ -102,12 +105,14 @@ def _arrays_in(value: Any):
 def _call(name: str, *args: Any, **kwargs: Any) -> "Array":
     inputs: dict[str, str] = {}
     keep: list[Any] = []
+    lets: dict[str, str] = {}
     for v in itertools.chain(args, kwargs.values()):
         for a in _arrays_in(v):
             inputs.update(a._inputs)
             keep.extend(a._keep)
+            lets.update(a._lets)
     parts = [_literal(a) for a in args] + [f"{k}={_literal(v)}" for k, v in kwargs.items()]
-    return Array(f"{name}({', '.join(parts)})", inputs, keep)
+    return Array(f"{name}({', '.join(parts)})", inputs, keep, lets)
 
 
 class Array:
@@ -115,7 +120,16 @@ class Array:
 
     __array_priority__ = 100
 
-    def __init__(self, expr: str, inputs: dict[str, str] | None = None, keep: list | None = None):
+    def __init__(self, expr: str, inputs: dict[str, str] | None = None, keep: list | None = None,
+                 lets: dict[str, str] | None = None):
+        self._lets = dict(lets or {})
+        if len(expr) > _BIND_LONGER_THAN:
+            # A long expression is bound to a name once, and the name is used: an
+            # operand used several times (a loop's `z`) would otherwise copy its text
+            # at each use, and the text would grow exponentially.
+            name = f"_e{next(_names)}"
+            self._lets[name] = expr
+            expr = name
         self._expr = expr
         self._inputs = dict(inputs or {})
         # Objects that must live as long as the expression (temporary files).
@@ -125,7 +139,7 @@ class Array:
     # What the array is, without computing it.
     def _info(self) -> dict:
         if self._info_cache is None:
-            self._info_cache = json.loads(_blockwise.array_info(self._expr, list(self._inputs.items())))
+            self._info_cache = json.loads(_blockwise.array_info(self._expr, list(self._inputs.items()), list(self._lets.items())))
         return self._info_cache
 
     @property
@@ -184,7 +198,7 @@ class Array:
         result = _progress.run(
             "compute",
             lambda progress: _blockwise.array_compute(
-                self._expr, list(self._inputs.items()), flags, progress, report
+                self._expr, list(self._inputs.items()), list(self._lets.items()), flags, progress, report
             ),
             show,
         )
@@ -199,7 +213,7 @@ class Array:
         with tempfile.TemporaryDirectory(prefix="blockwise-array-") as d:
             out = os.path.join(d, "result.npy")
             flags = _flags(_with_config(options))
-            text = _blockwise.plan_array(self._expr, list(self._inputs.items()), out, flags)
+            text = _blockwise.plan_array(self._expr, list(self._inputs.items()), list(self._lets.items()), out, flags)
             executor.run(Plan(text))
             return np.load(out)
 
@@ -223,7 +237,7 @@ class Array:
         text = _progress.run(
             "write",
             lambda progress: _blockwise.array_write(
-                self._expr, list(self._inputs.items()), os.fspath(path), flags, progress, report
+                self._expr, list(self._inputs.items()), list(self._lets.items()), os.fspath(path), flags, progress, report
             ),
             show,
         )
@@ -234,7 +248,7 @@ class Array:
         from . import Plan, _flags, _with_config
 
         flags = _flags(_with_config(options))
-        return Plan(_blockwise.plan_array(self._expr, list(self._inputs.items()), os.fspath(path), flags))
+        return Plan(_blockwise.plan_array(self._expr, list(self._inputs.items()), list(self._lets.items()), os.fspath(path), flags))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         a = self.compute()
@@ -250,11 +264,13 @@ class Array:
             return NotImplemented
         inputs = dict(self._inputs)
         keep = list(self._keep)
+        lets = dict(self._lets)
         if isinstance(other, Array):
             inputs.update(other._inputs)
             keep.extend(other._keep)
+            lets.update(other._lets)
         a, b = (lit, self._expr) if reflected else (self._expr, lit)
-        return Array(f"({a} {op} {b})", inputs, keep)
+        return Array(f"({a} {op} {b})", inputs, keep, lets)
 
     def __add__(self, o): return self._binary("+", o)
     def __radd__(self, o): return self._binary("+", o, True)
@@ -282,9 +298,9 @@ class Array:
     def __ge__(self, o): return self._binary(">=", o)
     def __eq__(self, o): return self._binary("==", o)  # type: ignore[override]
     def __ne__(self, o): return self._binary("!=", o)  # type: ignore[override]
-    def __neg__(self): return Array(f"(-{self._expr})", self._inputs, self._keep)
+    def __neg__(self): return Array(f"(-{self._expr})", self._inputs, self._keep, self._lets)
     def __pos__(self): return self
-    def __invert__(self): return Array(f"(~{self._expr})", self._inputs, self._keep)
+    def __invert__(self): return Array(f"(~{self._expr})", self._inputs, self._keep, self._lets)
     def __abs__(self): return _call("abs", self)
 
     __hash__ = None  # type: ignore[assignment]  # == builds an array, as numpy's does
@@ -304,11 +320,11 @@ class Array:
                 if not -self.shape[0] <= int(i) < self.shape[0]:
                     raise IndexError(f"index {int(i)} is out of bounds for axis 0 with size {self.shape[0]}")
         parts = ", ".join(_literal(i) if not isinstance(i, slice) else _literal(i) for i in index)
-        return Array(f"{self._expr}[{parts}]", self._inputs, self._keep)
+        return Array(f"{self._expr}[{parts}]", self._inputs, self._keep, self._lets)
 
     @property
     def T(self) -> "Array":
-        return Array(f"{self._expr}.T", self._inputs, self._keep)
+        return Array(f"{self._expr}.T", self._inputs, self._keep, self._lets)
 
     def transpose(self, *axes: Any) -> "Array":
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -453,12 +469,9 @@ where = _constructor("where")
 
 def meshgrid(*xs: Array, indexing: str = "xy") -> tuple:
     """numpy's ``meshgrid`` of 1-d arrays: the coordinate arrays, lazy."""
-    return tuple(
-        Array(f"{_call('meshgrid', *xs, indexing=indexing)._expr}[{i}]",
-              {k: v for x in xs for k, v in x._inputs.items()},
-              [o for x in xs for o in x._keep])
-        for i in range(len(xs))
-    )
+    grid = _call("meshgrid", *xs, indexing=indexing)
+    return tuple(Array(f"{grid._expr}[{i}]", grid._inputs, grid._keep, grid._lets)
+                 for i in range(len(xs)))
 clip = _constructor("clip")
 
 

@@ -301,26 +301,31 @@ fn run_task(py: Python<'_>, text: &str, task_id: u32, flags: Vec<String>) -> PyR
     serde_json::to_string(&report).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
-fn request(expr: String, inputs: Vec<(String, PathBuf)>) -> embed::ArrayRequest {
-    embed::ArrayRequest { expr, inputs }
+/// An array expression, the files its names are bound to, and the names bound to
+/// expressions before it.
+type Lets = Vec<(String, String)>;
+
+fn request(expr: String, inputs: Vec<(String, PathBuf)>, lets: Lets) -> embed::ArrayRequest {
+    embed::ArrayRequest { expr, inputs, lets }
 }
 
 /// What an array expression's result is, as JSON: shape, dtype, chunks, nbytes,
 /// tasks.
 #[pyfunction]
-fn array_info(expr: String, inputs: Vec<(String, PathBuf)>) -> PyResult<String> {
-    let info = embed::array_info(&request(expr, inputs)).map_err(to_py)?;
+fn array_info(expr: String, inputs: Vec<(String, PathBuf)>, lets: Lets) -> PyResult<String> {
+    let info = embed::array_info(&request(expr, inputs, lets)).map_err(to_py)?;
     Ok(info.to_string())
 }
 
 /// Computes an array expression: `(statistics JSON, bytes, shape, dtype name)`. The
 /// bytes are a `bytearray` numpy wraps without another copy.
 #[pyfunction]
-#[pyo3(signature = (expr, inputs, flags, progress=None, report=None))]
+#[pyo3(signature = (expr, inputs, lets, flags, progress=None, report=None))]
 fn array_compute<'py>(
     py: Python<'py>,
     expr: String,
     inputs: Vec<(String, PathBuf)>,
+    lets: Lets,
     flags: Vec<String>,
     progress: Option<Py<PyAny>>,
     report: Option<Py<PyAny>>,
@@ -330,7 +335,7 @@ fn array_compute<'py>(
     Vec<u64>,
     String,
 )> {
-    let req = request(expr, inputs);
+    let req = request(expr, inputs, lets);
     let watch = embed::Watch {
         record: report.is_some(),
         ..embed::Watch::default()
@@ -355,17 +360,20 @@ fn array_compute<'py>(
 
 /// Writes an array expression's result to `dst`; returns the statistics as JSON.
 #[pyfunction]
-#[pyo3(signature = (expr, inputs, dst, flags, progress=None, report=None))]
+#[pyo3(signature = (expr, inputs, lets, dst, flags, progress=None, report=None))]
+// The arguments are the Python call's, one a parameter.
+#[allow(clippy::too_many_arguments)]
 fn array_write(
     py: Python<'_>,
     expr: String,
     inputs: Vec<(String, PathBuf)>,
+    lets: Lets,
     dst: PathBuf,
     flags: Vec<String>,
     progress: Option<Py<PyAny>>,
     report: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    let req = request(expr, inputs);
+    let req = request(expr, inputs, lets);
     let watch = embed::Watch {
         record: report.is_some(),
         ..embed::Watch::default()
@@ -384,10 +392,11 @@ fn plan_array(
     py: Python<'_>,
     expr: String,
     inputs: Vec<(String, PathBuf)>,
+    lets: Lets,
     dst: PathBuf,
     flags: Vec<String>,
 ) -> PyResult<String> {
-    let req = request(expr, inputs);
+    let req = request(expr, inputs, lets);
     run_blocking(py, |_| embed::plan_array(&req, &dst, &flags))
 }
 

@@ -100,3 +100,19 @@ def test_what_numpy_would_not_ignore_is_not_ignored():
     np.testing.assert_array_equal(x.var(ddof=0, axis=0).compute(progress=False), a.var(axis=0))
     assert bw.from_array(np.float32(2.5)).compute(progress=False).shape == ()
     assert [r.compute(progress=False).tolist() for r in x] == a.tolist()
+
+
+def test_an_iteration_written_in_a_loop_stays_small_and_equals_numpy():
+    # The Mandelbrot iteration on the real axis: z is used three times a step, and
+    # the expression stays linear in the steps (long parts are bound to names).
+    c = bw.linspace(-1.5, 0.5, 200).rechunk(64)
+    z = bw.zeros((200,), chunks=64)
+    cn, zn = np.linspace(-1.5, 0.5, 200), np.zeros(200)
+    for _ in range(30):
+        z = bw.where(abs(z) <= 2, z * z + c, z)
+        zn = np.where(abs(zn) <= 2, zn * zn + cn, zn)
+    assert len(z.expr) < 300 and len(z._lets) < 100
+    np.testing.assert_array_equal(z.compute(progress=False), zn)
+    X, Y = bw.meshgrid(bw.linspace(-2, 1, 5), bw.linspace(-1, 1, 3))
+    x, y = np.meshgrid(np.linspace(-2, 1, 5), np.linspace(-1, 1, 3))
+    np.testing.assert_array_equal((X + 2 * Y).compute(progress=False), x + 2 * y)

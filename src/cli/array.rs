@@ -33,6 +33,11 @@ pub struct Args {
     /// Bind a name to an array file: NAME=PATH (.zarr, .npy, npy stack); repeatable
     #[arg(long = "input", short = 'i', value_name = "NAME=PATH")]
     inputs: Vec<String>,
+    /// Bind a name to an expression's value, for the expressions after it: NAME=EXPR;
+    /// repeatable, evaluated in order after the inputs (a value used many times is
+    /// written once)
+    #[arg(long = "let", value_name = "NAME=EXPR", allow_hyphen_values = true)]
+    lets: Vec<String>,
     /// Write the result here (.zarr, .npy, or an npy stack directory) instead of printing it
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
@@ -65,12 +70,7 @@ impl Args {
             let (name, path) = item
                 .split_once('=')
                 .ok_or_else(|| invalid("write NAME=PATH, e.g. x=data.zarr".into()))?;
-            let valid_name = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_alphanumeric() || c == '_');
-            if !valid_name {
+            if !is_name(name) {
                 return Err(invalid(format!(
                     "{name:?} is not a name an expression can use"
                 )));
@@ -79,6 +79,26 @@ impl Args {
                 return Err(invalid(format!("the name {name:?} is bound twice")));
             }
             names.insert(name.to_string(), Array::open(path.as_ref(), None)?);
+        }
+        for item in &self.lets {
+            let invalid = |reason: String| Error::InvalidOption {
+                option: "let",
+                value: item.clone(),
+                reason,
+            };
+            let (name, expr) = item
+                .split_once('=')
+                .ok_or_else(|| invalid("write NAME=EXPR, e.g. z=x * 2".into()))?;
+            if !is_name(name) {
+                return Err(invalid(format!(
+                    "{name:?} is not a name an expression can use"
+                )));
+            }
+            if names.contains_key(name) {
+                return Err(invalid(format!("the name {name:?} is bound twice")));
+            }
+            let value = result_array(evaluate(expr, &names)?)?;
+            names.insert(name.to_string(), value);
         }
         Ok(names)
     }
@@ -100,6 +120,14 @@ impl Args {
             ..ConvertOptions::default()
         })
     }
+}
+
+/// Whether `name` is a name an expression can use.
+fn is_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// The expression's result as an array (a number is a 0-d array).

@@ -41,6 +41,8 @@ pub struct ArrayRequest {
     pub expr: String,
     /// Names and paths.
     pub inputs: Vec<(String, std::path::PathBuf)>,
+    /// Names bound to expressions, in order (`--let`).
+    pub lets: Vec<(String, String)>,
 }
 
 impl ArrayRequest {
@@ -50,6 +52,9 @@ impl ArrayRequest {
         for (name, path) in &self.inputs {
             argv.push("--input".into());
             argv.push(format!("{name}={}", path.display()));
+        }
+        for (name, expr) in &self.lets {
+            argv.push(format!("--let={name}={expr}"));
         }
         if let Some(out) = output {
             argv.push("-o".into());
