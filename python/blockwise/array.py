@@ -355,6 +355,58 @@ class Array:
     def rechunk(self, chunks: Any) -> "Array":
         return _call("rechunk", self, chunks)
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """Assignment as Dask allows it, lazily: ``x[mask] = v`` (a boolean array of
+        x's shape) and ``x[2:5, ::2] = v`` (basic indices) with ``v`` a number, or an
+        array broadcast to x's shape under a mask. This name then refers to a new
+        expression; other references to the old array keep seeing it."""
+        if isinstance(index, Array) and index.dtype == np.bool_:
+            mask = index
+        else:
+            mask = self._region_mask(index if isinstance(index, tuple) else (index,))
+            if isinstance(value, Array) and value.shape != self.shape:
+                raise NotImplementedError(
+                    "assigning an array to a slice is not implemented yet; assign a "
+                    "number, or an array of the whole shape under a mask"
+                )
+        new = where(mask, value, self).astype(self.dtype)
+        self.__dict__.update(new.__dict__)
+
+    def _region_mask(self, index: tuple) -> "Array":
+        """A boolean array of this shape, true inside the basic index ``index``."""
+        if any(i is None or i is Ellipsis for i in index) or len(index) > self.ndim:
+            if not (len(index) == 1 and index[0] is Ellipsis):
+                raise NotImplementedError("assignment with None or ... in the index is not implemented yet")
+            index = ()
+        mask: Any = True
+        for axis, n in enumerate(self.shape):
+            i = index[axis] if axis < len(index) else slice(None)
+            shape = [1] * self.ndim
+            shape[axis] = n
+            pos = arange(n).rechunk((self.chunks[axis],))
+            for _ in range(axis):
+                pos = expand_dims_(pos, 0)
+            for _ in range(self.ndim - axis - 1):
+                pos = expand_dims_(pos, -1)
+            if isinstance(i, slice):
+                start, stop, step = i.indices(n)
+                inside = (pos - start) % step == 0
+                if step > 0:
+                    inside = inside & (pos >= start) & (pos < stop)
+                else:
+                    inside = inside & (pos <= start) & (pos > stop)
+            elif isinstance(i, numbers.Integral):
+                j = int(i) + n if int(i) < 0 else int(i)
+                if not 0 <= j < n:
+                    raise IndexError(f"index {int(i)} is out of bounds for axis {axis} with size {n}")
+                inside = pos == j
+            else:
+                raise TypeError(f"{type(i).__name__} cannot index an assignment yet")
+            mask = inside if mask is True else (mask & inside)
+        if mask is True:
+            return full(self.shape, True, chunks=self.chunks)
+        return mask
+
     def __iter__(self):
         if not self.shape:
             raise TypeError("iteration over a 0-d array")
@@ -465,6 +517,7 @@ arange = _constructor("arange")
 linspace = _constructor("linspace")
 eye = _constructor("eye")
 where = _constructor("where")
+expand_dims_ = _constructor("expand_dims")
 
 
 def meshgrid(*xs: Array, indexing: str = "xy") -> tuple:

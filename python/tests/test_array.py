@@ -116,3 +116,22 @@ def test_an_iteration_written_in_a_loop_stays_small_and_equals_numpy():
     X, Y = bw.meshgrid(bw.linspace(-2, 1, 5), bw.linspace(-1, 1, 3))
     x, y = np.meshgrid(np.linspace(-2, 1, 5), np.linspace(-1, 1, 3))
     np.testing.assert_array_equal((X + 2 * Y).compute(progress=False), x + 2 * y)
+
+
+def test_assignment_as_dask_allows_it():
+    a = np.arange(48.0).reshape(6, 8)
+    x = bw.from_array(a, chunks=(4, 3))
+    want = a.copy()
+    x[x > 20] = -1
+    want[want > 20] = -1
+    x[2:5, ::-3] = 7
+    want[2:5, ::-3] = 7
+    x[1] = 0
+    want[1] = 0
+    x[:, -1] = 9.5
+    want[:, -1] = 9.5
+    x[...] = x * 2
+    want[...] = want * 2
+    np.testing.assert_array_equal(x.compute(progress=False), want)
+    with pytest.raises(NotImplementedError):
+        x[2:4] = bw.ones((2, 8))
