@@ -73,6 +73,11 @@ def _literal(value: Any) -> str:
         if v in (float("inf"), float("-inf")):
             return "inf" if v > 0 else "(-inf)"
         return repr(v)
+    if isinstance(value, numbers.Complex):
+        z = complex(value)
+        if not (np.isfinite(z.real) and np.isfinite(z.imag)):
+            raise TypeError("a complex number with an infinite or NaN part in an expression")
+        return f"({_literal(z.real)} + {z.imag!r}j)"
     if isinstance(value, str):
         return json.dumps(value)
     if value is None:

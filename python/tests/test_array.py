@@ -135,3 +135,36 @@ def test_assignment_as_dask_allows_it():
     np.testing.assert_array_equal(x.compute(progress=False), want)
     with pytest.raises(NotImplementedError):
         x[2:4] = bw.ones((2, 8))
+
+
+def test_mandelbrot_as_numpy_users_write_it():
+    # A complex128 grid from linspace and meshgrid, z = z**2 + c where |z| <= 2
+    # (masked assignment), 20 iterations, and the count of steps each point stayed.
+    def step(mod, z, c, n, masked_assign):
+        for _ in range(20):
+            inside = abs(z) <= 2
+            masked_assign(z, inside, z ** 2 + c)
+            n = n + inside
+        return z, n
+
+    x, y = np.meshgrid(np.linspace(-2, 1, 60), np.linspace(-1.5, 1.5, 40))
+    c = x + 1j * y
+
+    def np_assign(z, mask, value):
+        z[mask] = value[mask]
+
+    zn, nn = step(np, np.zeros_like(c), c, np.zeros(c.shape, dtype=np.int64), np_assign)
+
+    X, Y = bw.meshgrid(bw.linspace(-2, 1, 60).rechunk(16), bw.linspace(-1.5, 1.5, 40).rechunk(16))
+    C = X + 1j * Y
+
+    def bw_assign(z, mask, value):
+        z[mask] = value
+
+    zb, nb = step(bw, bw.zeros_like(C), C, bw.zeros(C.shape, dtype="int64", chunks=16), bw_assign)
+    np.testing.assert_array_equal(nb.compute(progress=False), nn)
+    got = zb.compute(progress=False)
+    finite = np.isfinite(zn)
+    np.testing.assert_allclose(got[finite], zn[finite], rtol=1e-12)
+    # One fused program: the expression stays small.
+    assert len(zb._lets) < 100

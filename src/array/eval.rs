@@ -74,6 +74,7 @@ const FUNCTIONS: &[&str] = &[
     "all",
     "amax",
     "amin",
+    "angle",
     "any",
     "arange",
     "arccos",
@@ -92,6 +93,8 @@ const FUNCTIONS: &[&str] = &[
     "ceil",
     "clip",
     "concatenate",
+    "conj",
+    "conjugate",
     "cos",
     "cosh",
     "cumprod",
@@ -112,6 +115,7 @@ const FUNCTIONS: &[&str] = &[
     "greater",
     "greater_equal",
     "hypot",
+    "imag",
     "invert",
     "isfinite",
     "isinf",
@@ -154,6 +158,7 @@ const FUNCTIONS: &[&str] = &[
     "random.normal",
     "random.random",
     "random.uniform",
+    "real",
     "rechunk",
     "remainder",
     "rint",
@@ -241,12 +246,11 @@ impl Evaluator<'_> {
         Ok(match e.kind() {
             ExprKind::Int(i) => Value::Int(i128::from(*i)),
             ExprKind::Float(f) => Value::Float(*f),
-            ExprKind::Imag(_) => {
-                return Err(Error::ArrayType {
-                    op: "complex".into(),
-                    reason: "complex numbers are not computed yet".into(),
-                })
-            }
+            ExprKind::Imag(v) => Value::Array(Array::scalar(
+                Scalar::Complex(0.0, *v),
+                DType::Complex128,
+                Some(Operand::PyComplex(0.0, *v)),
+            )),
             ExprKind::Str(s) => Value::Str(s.clone()),
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::None => Value::None,
@@ -403,6 +407,8 @@ impl Evaluator<'_> {
             "size" => Value::Int(a.size().into()),
             "nbytes" => Value::Int(a.nbytes().into()),
             "dtype" => Value::DType(a.dtype()),
+            "real" => Value::Array(a.unary(UnaryOp::Real)?),
+            "imag" => Value::Array(a.unary(UnaryOp::Imag)?),
             m if FUNCTIONS.contains(&m) => Value::Method(a, m.to_string()),
             m => return Err(unknown(&format!(".{m}"), self.names)),
         })
@@ -934,6 +940,10 @@ fn unary_ufunc(name: &str) -> Option<UnaryOp> {
         "sinh" => U::Sinh,
         "cosh" => U::Cosh,
         "tanh" => U::Tanh,
+        "real" => U::Real,
+        "imag" => U::Imag,
+        "conj" | "conjugate" => U::Conjugate,
+        "angle" => U::Angle,
         _ => return None,
     })
 }

@@ -628,6 +628,24 @@ impl Array {
         let dtype = self.dtype();
         let (arg_type, out_type) = match op {
             _ if op.is_test() => (dtype, DType::Bool),
+            // A complex operand's parts and size are real.
+            UnaryOp::Real | UnaryOp::Imag | UnaryOp::Angle | UnaryOp::Absolute
+                if dtype.is_complex() =>
+            {
+                (dtype, promote::abs_type(dtype))
+            }
+            UnaryOp::Real | UnaryOp::Imag | UnaryOp::Conjugate => (dtype, dtype),
+            UnaryOp::Angle => {
+                let f = float_type(dtype);
+                (f, f)
+            }
+            _ if dtype.is_complex() => match op {
+                UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Trunc | UnaryOp::Rint | UnaryOp::Cbrt => {
+                    return Err(type_error(&op.name(), &[dtype]))
+                }
+                UnaryOp::Invert => return Err(type_error(&op.name(), &[dtype])),
+                _ => (dtype, dtype),
+            },
             _ if op.is_float_only() => {
                 let f = float_type(dtype);
                 (f, f)
@@ -717,7 +735,17 @@ impl Array {
             }
             _ => (common, common),
         };
-        if common.is_complex() {
+        let complex_ok = matches!(
+            op,
+            BinaryOp::Add
+                | BinaryOp::Subtract
+                | BinaryOp::Multiply
+                | BinaryOp::TrueDivide
+                | BinaryOp::Power
+                | BinaryOp::Equal
+                | BinaryOp::NotEqual
+        );
+        if common.is_complex() && !complex_ok {
             return Err(type_error(&name, &[self.dtype(), other.dtype()]));
         }
         Array::combine(&name, &[self, other], |nodes, roots| {
@@ -845,7 +873,13 @@ impl Array {
             R::Argmin | R::Argmax => (dtype, DType::Int64),
         };
         if dtype.is_complex() {
-            return Err(type_error(&name, &[dtype]));
+            return Err(Error::ArrayType {
+                op: name,
+                reason: format!(
+                    "reductions of {} arrays are not implemented yet",
+                    dtype.name()
+                ),
+            });
         }
         let input = self.astype(in_type)?;
         let shape: Vec<u64> = (0..self.ndim())

@@ -281,6 +281,11 @@ pub enum Scalar {
     UInt(u64),
     /// A float.
     Float(#[serde(with = "f64_json")] f64),
+    /// A complex number: its real and imaginary parts.
+    Complex(
+        #[serde(with = "f64_json")] f64,
+        #[serde(with = "f64_json")] f64,
+    ),
 }
 
 /// One node of a program; operands are earlier nodes, by index.
@@ -758,6 +763,8 @@ impl<'p> BlockEval<'p> {
                     (Values::U64(s), Values::U64(d)) => gather!(s, d),
                     (Values::F32(s), Values::F32(d)) => gather!(s, d),
                     (Values::F64(s), Values::F64(d)) => gather!(s, d),
+                    (Values::C64(s), Values::C64(d)) => gather!(s, d),
+                    (Values::C128(s), Values::C128(d)) => gather!(s, d),
                     _ => return Err(Error::bug("a leaf's box has another type", "")),
                 }
             }
@@ -974,6 +981,7 @@ fn fill_scalar(tile: &mut Values, value: Scalar, dtype: DType, n: usize) {
         Scalar::Int(i) => Values::I64(vec![i]),
         Scalar::UInt(u) => Values::U64(vec![u]),
         Scalar::Float(f) => Values::F64(vec![f]),
+        Scalar::Complex(re, im) => Values::C128(vec![num_complex::Complex64::new(re, im)]),
     };
     let mut cast = Values::zeros(tile.phys(), 1);
     one.cast_into(dtype, &mut cast);
@@ -984,6 +992,8 @@ fn fill_scalar(tile: &mut Values, value: Scalar, dtype: DType, n: usize) {
         (Values::U64(s), Values::U64(d)) => d.fill(s[0]),
         (Values::F32(s), Values::F32(d)) => d.fill(s[0]),
         (Values::F64(s), Values::F64(d)) => d.fill(s[0]),
+        (Values::C64(s), Values::C64(d)) => d.fill(s[0]),
+        (Values::C128(s), Values::C128(d)) => d.fill(s[0]),
         _ => {}
     }
 }
@@ -1006,6 +1016,8 @@ fn select(cond: &Values, a: &Values, b: &Values, out: &mut Values) -> Result<()>
         (Values::U64(x), Values::U64(y), Values::U64(d)) => pick!(x, y, d),
         (Values::F32(x), Values::F32(y), Values::F32(d)) => pick!(x, y, d),
         (Values::F64(x), Values::F64(y), Values::F64(d)) => pick!(x, y, d),
+        (Values::C64(x), Values::C64(y), Values::C64(d)) => pick!(x, y, d),
+        (Values::C128(x), Values::C128(y), Values::C128(d)) => pick!(x, y, d),
         _ => return Err(Error::bug("where's operands differ in type", "")),
     }
     Ok(())

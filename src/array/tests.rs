@@ -27,6 +27,8 @@ arrays = {
     "m": rng.random((7, 9, 5)) > 0.5,
     "p": rng.random((7, 9, 5)),
 }
+arrays["z"] = rng.standard_normal((7, 9, 5)) + 1j * rng.standard_normal((7, 9, 5))
+arrays["y"] = (rng.standard_normal((9, 5)) + 1j * rng.standard_normal((9, 5))).astype(np.complex64)
 w = rng.standard_normal((7, 9, 5))
 w[0, 0, 0] = np.nan; w[3, 4, 2] = np.inf; w[6, 8, 4] = -np.inf; w[2, 2, 2] = np.nan
 arrays["w"] = w
@@ -133,6 +135,13 @@ const EXACT: &[&str] = &[
     "(a > 3).any()",
     "b.sum(axis=1, keepdims=True)",
     "b[0] @ b[1].T",
+    "z + 1",
+    "conj(z)",
+    "z.real - z.imag",
+    "z == z.conj()",
+    "where(m, z, 0)",
+    "z + 2j",
+    "(z + y)[::2, 1]",
     "b.cumsum(axis=0)",
     "a.argmin(axis=0)",
     "a.argmax(axis=2)",
@@ -187,6 +196,15 @@ const CLOSE: &[&str] = &[
     "a ** 2 + c ** 0.5",
     "prod(c, axis=0)",
     "a[0] @ a[1].T",
+    "abs(z)",
+    // numpy's complex products may fuse multiply-adds: the last bit may differ.
+    "z * z - a",
+    "z ** 2 + c",
+    "y * 2 + y",
+    "z / (z + 1)",
+    "angle(z)",
+    "sqrt(z) + exp(z)",
+    "abs(y)",
     "a.cumsum(axis=1)",
     "cumsum(c * 2, axis=0)",
     "f.cumsum(axis=2)",
@@ -218,7 +236,7 @@ fn numpy_results(dir: &Path, exprs: &[&str]) -> serde_json::Value {
 /// The inputs as arrays, cut into `chunks(shape)`.
 fn inputs(dir: &Path, chunks: &dyn Fn(&[u64]) -> Chunks) -> BTreeMap<String, Array> {
     let mut names = BTreeMap::new();
-    for name in ["a", "b", "c", "f", "u", "i", "m", "p", "w"] {
+    for name in ["a", "b", "c", "f", "u", "i", "m", "p", "w", "z", "y"] {
         let path = dir.join(format!("{name}.npy"));
         let whole = Array::open(&path, None).unwrap();
         let c = chunks(whole.shape());
@@ -245,10 +263,12 @@ fn floats(dtype: DType, bytes: &[u8]) -> Vec<f64> {
             .chunks_exact(8)
             .map(|c| f64::from_ne_bytes(c.try_into().unwrap()))
             .collect(),
-        DType::Float32 => bytes
+        DType::Float32 | DType::Complex64 => bytes
             .chunks_exact(4)
             .map(|c| f64::from(f32::from_ne_bytes(c.try_into().unwrap())))
             .collect(),
+        // Complex values compare as their parts.
+        DType::Complex128 => floats(DType::Float64, bytes),
         other => panic!("{other:?} is not a float dtype"),
     }
 }

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use num_complex::{Complex32, Complex64};
+
 use super::math;
 use super::values::Values;
 use crate::error::{Error, Result};
@@ -45,6 +47,10 @@ pub enum UnaryOp {
     Sinh,
     Cosh,
     Tanh,
+    Real,
+    Imag,
+    Conjugate,
+    Angle,
 }
 
 /// A two-operand ufunc.
@@ -186,6 +192,12 @@ pub fn unary(op: UnaryOp, x: &Values, out: &mut Values) -> Result<()> {
         (U::Isinf, Values::F32(s), Values::Bool(d)) => map!(s, d, f32::is_infinite),
         (U::Isfinite, Values::F64(s), Values::Bool(d)) => map!(s, d, f64::is_finite),
         (U::Isfinite, Values::F32(s), Values::Bool(d)) => map!(s, d, f32::is_finite),
+        (U::Isnan, Values::C128(s), Values::Bool(d)) => map!(s, d, |v: Complex64| v.is_nan()),
+        (U::Isnan, Values::C64(s), Values::Bool(d)) => map!(s, d, |v: Complex32| v.is_nan()),
+        (U::Isinf, Values::C128(s), Values::Bool(d)) => map!(s, d, |v: Complex64| v.is_infinite()),
+        (U::Isinf, Values::C64(s), Values::Bool(d)) => map!(s, d, |v: Complex32| v.is_infinite()),
+        (U::Isfinite, Values::C128(s), Values::Bool(d)) => map!(s, d, |v: Complex64| v.is_finite()),
+        (U::Isfinite, Values::C64(s), Values::Bool(d)) => map!(s, d, |v: Complex32| v.is_finite()),
         (U::Isnan | U::Isinf, _, Values::Bool(d)) => d.fill(false),
         (U::Isfinite, _, Values::Bool(d)) => d.fill(true),
         (U::Negative, Values::I64(s), Values::I64(d)) => map!(s, d, i64::wrapping_neg),
@@ -221,6 +233,32 @@ pub fn unary(op: UnaryOp, x: &Values, out: &mut Values) -> Result<()> {
         // Numpy rounds halves to even.
         (U::Rint, Values::F32(s), Values::F32(d)) => map!(s, d, f32::round_ties_even),
         (U::Rint, Values::F64(s), Values::F64(d)) => map!(s, d, f64::round_ties_even),
+        // Complex operands: their parts, and numpy's complex functions.
+        (U::Real, Values::C128(s), Values::F64(d)) => map!(s, d, |v: Complex64| v.re),
+        (U::Real, Values::C64(s), Values::F32(d)) => map!(s, d, |v: Complex32| v.re),
+        (U::Imag, Values::C128(s), Values::F64(d)) => map!(s, d, |v: Complex64| v.im),
+        (U::Imag, Values::C64(s), Values::F32(d)) => map!(s, d, |v: Complex32| v.im),
+        (U::Angle, Values::C128(s), Values::F64(d)) => map!(s, d, |v: Complex64| v.arg()),
+        (U::Angle, Values::C64(s), Values::F32(d)) => map!(s, d, |v: Complex32| v.arg()),
+        (U::Absolute, Values::C128(s), Values::F64(d)) => map!(s, d, |v: Complex64| v.norm()),
+        (U::Absolute, Values::C64(s), Values::F32(d)) => map!(s, d, |v: Complex32| v.norm()),
+        (op, Values::C128(s), Values::C128(d)) => {
+            let f = complex_fn(op).ok_or_else(|| kernel_bug(&op.name(), x))?;
+            map!(s, d, f)
+        }
+        (op, Values::C64(s), Values::C64(d)) => {
+            let f = complex_fn(op).ok_or_else(|| kernel_bug(&op.name(), x))?;
+            map!(s, d, |v: Complex32| {
+                let w = f(Complex64::new(f64::from(v.re), f64::from(v.im)));
+                Complex32::new(w.re as f32, w.im as f32)
+            })
+        }
+        // A real operand's parts.
+        (U::Real | U::Conjugate, v, d) if v.phys() == d.phys() => *d = v.clone(),
+        (U::Imag, _, d) => {
+            let n = d.len();
+            *d = Values::zeros(d.phys(), n);
+        }
         (op, Values::F64(s), Values::F64(d)) if op.math().is_some() => {
             math::unary_f64(op.math().unwrap_or(math::Unary::Sqrt), s, d)
         }
@@ -230,6 +268,34 @@ pub fn unary(op: UnaryOp, x: &Values, out: &mut Values) -> Result<()> {
         (op, x, _) => return Err(kernel_bug(&op.name(), x)),
     }
     Ok(())
+}
+
+/// numpy's complex function for `op` (in double precision).
+fn complex_fn(op: UnaryOp) -> Option<fn(Complex64) -> Complex64> {
+    use UnaryOp as U;
+    Some(match op {
+        U::Negative => |v| -v,
+        U::Conjugate => |v| v.conj(),
+        U::Sqrt => |v| v.sqrt(),
+        U::Exp => |v| v.exp(),
+        U::Expm1 => |v| v.exp() - 1.0,
+        U::Log => |v| v.ln(),
+        U::Log1p => |v| (v + 1.0).ln(),
+        U::Log2 => |v| v.log2(),
+        U::Log10 => |v| v.log10(),
+        U::Sin => |v| v.sin(),
+        U::Cos => |v| v.cos(),
+        U::Tan => |v| v.tan(),
+        U::Arcsin => |v| v.asin(),
+        U::Arccos => |v| v.acos(),
+        U::Arctan => |v| v.atan(),
+        U::Sinh => |v| v.sinh(),
+        U::Cosh => |v| v.cosh(),
+        U::Tanh => |v| v.tanh(),
+        // numpy 2's sign of a complex number: z / |z|.
+        U::Sign => |v| if v.norm() == 0.0 { v } else { v / v.norm() },
+        _ => return None,
+    })
 }
 
 fn sign_f64(v: f64) -> f64 {
@@ -292,6 +358,9 @@ pub fn binary(op: BinaryOp, a: &Values, b: &Values, out: &mut Values) -> Result<
         };
     }
     use BinaryOp as B;
+    if let (Values::C128(_), Values::C128(_)) | (Values::C64(_), Values::C64(_)) = (a, b) {
+        return complex_binary(op, a, b, out);
+    }
     match op {
         B::Equal => compare!(|p, q| p == q),
         B::NotEqual => compare!(|p, q| p != q),
@@ -407,6 +476,62 @@ pub fn binary(op: BinaryOp, a: &Values, b: &Values, out: &mut Values) -> Result<
         }
     }
     Ok(())
+}
+
+/// Arithmetic and equality of complex operands.
+fn complex_binary(op: BinaryOp, a: &Values, b: &Values, out: &mut Values) -> Result<()> {
+    use BinaryOp as B;
+    macro_rules! zip {
+        ($x:ident, $y:ident, $d:ident, $f:expr) => {{
+            for ((o, &p), &q) in $d.iter_mut().zip($x.iter()).zip($y.iter()) {
+                *o = $f(p, q);
+            }
+        }};
+    }
+    macro_rules! each_width {
+        ($ty:ident, $x:ident, $y:ident, $pow:expr) => {
+            match (op, &mut *out) {
+                (B::Add, Values::$ty(d)) => zip!($x, $y, d, |p, q| p + q),
+                (B::Subtract, Values::$ty(d)) => zip!($x, $y, d, |p, q| p - q),
+                (B::Multiply, Values::$ty(d)) => zip!($x, $y, d, |p, q| p * q),
+                (B::TrueDivide, Values::$ty(d)) => zip!($x, $y, d, |p, q| p / q),
+                (B::Power, Values::$ty(d)) => zip!($x, $y, d, $pow),
+                (B::Equal, Values::Bool(d)) => zip!($x, $y, d, |p, q| p == q),
+                (B::NotEqual, Values::Bool(d)) => zip!($x, $y, d, |p, q| p != q),
+                _ => return Err(kernel_bug(&op.name(), a)),
+            }
+        };
+    }
+    match (a, b) {
+        (Values::C128(x), Values::C128(y)) => each_width!(C128, x, y, complex_pow),
+        (Values::C64(x), Values::C64(y)) => each_width!(C64, x, y, |p: Complex32, q: Complex32| {
+            let w = complex_pow(
+                Complex64::new(f64::from(p.re), f64::from(p.im)),
+                Complex64::new(f64::from(q.re), f64::from(q.im)),
+            );
+            Complex32::new(w.re as f32, w.im as f32)
+        }),
+        _ => return Err(kernel_bug(&op.name(), a)),
+    }
+    Ok(())
+}
+
+/// `p ** q` for complex numbers as numpy computes it: small integer powers by
+/// repeated multiplication (so `z ** 2` is `z * z` exactly), others through logs.
+fn complex_pow(p: Complex64, q: Complex64) -> Complex64 {
+    if q.im == 0.0 && q.re == q.re.round() && q.re.abs() <= 8.0 {
+        let n = q.re as i32;
+        let mut acc = Complex64::new(1.0, 0.0);
+        for _ in 0..n.unsigned_abs() {
+            acc *= p;
+        }
+        return if n < 0 {
+            Complex64::new(1.0, 0.0) / acc
+        } else {
+            acc
+        };
+    }
+    p.powc(q)
 }
 
 fn bools(a: &Values, b: &Values, out: &mut Values, f: fn(bool, bool) -> bool) -> Result<()> {

@@ -200,7 +200,9 @@ impl Accum {
                 Values::F64(vec![0.0; v.len()]),
             ],
             Values::I64(_) | Values::U64(_) => vec![values.clone()],
-            Values::Bool(_) => return Err(Error::bug("a sum state of booleans", "")),
+            Values::Bool(_) | Values::C64(_) | Values::C128(_) => {
+                return Err(Error::bug("a sum state of booleans or complex values", ""))
+            }
         };
         Ok(Accum {
             reducer: Reducer::Sum,
@@ -619,6 +621,8 @@ fn phys_dtype(p: Phys) -> crate::storage::array::DType {
         Phys::U64 => DType::UInt64,
         Phys::F32 => DType::Float32,
         Phys::F64 => DType::Float64,
+        Phys::C64 => DType::Complex64,
+        Phys::C128 => DType::Complex128,
     }
 }
 
@@ -630,6 +634,9 @@ fn for_each_f64(v: &Values, range: std::ops::Range<usize>, f: &mut dyn FnMut(f64
         Values::I64(x) => x[range].iter().for_each(|&a| f(a as f64)),
         Values::U64(x) => x[range].iter().for_each(|&a| f(a as f64)),
         Values::Bool(x) => x[range].iter().for_each(|&a| f(f64::from(u8::from(a)))),
+        Values::C64(_) | Values::C128(_) => {
+            return Err(Error::bug("a real reduction of complex values", ""))
+        }
     }
     Ok(())
 }

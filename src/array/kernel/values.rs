@@ -8,8 +8,9 @@
 //! kernels to five physical types instead of fourteen.
 
 use half::f16;
+use num_complex::{Complex32, Complex64};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::storage::array::DType;
 
 /// The type arithmetic on a dtype runs in.
@@ -26,13 +27,17 @@ pub enum Phys {
     F32,
     /// `float64`.
     F64,
+    /// `complex64`.
+    C64,
+    /// `complex128`.
+    C128,
 }
 
 impl Phys {
     /// The physical type of `dtype`.
     ///
     /// # Errors
-    /// [`Error::ArrayType`] for the complex dtypes, which the kernels do not run yet.
+    /// None today; kept for dtypes a kernel cannot compute.
     pub fn of(dtype: DType) -> Result<Phys> {
         Ok(match dtype {
             DType::Bool => Phys::Bool,
@@ -40,16 +45,8 @@ impl Phys {
             DType::UInt8 | DType::UInt16 | DType::UInt32 | DType::UInt64 => Phys::U64,
             DType::Float16 | DType::Float32 => Phys::F32,
             DType::Float64 => Phys::F64,
-            DType::Complex64 | DType::Complex128 => {
-                return Err(Error::ArrayType {
-                    op: "compute".into(),
-                    reason: format!(
-                        "{} arrays are read and written, but their arithmetic is not \
-                         implemented yet",
-                        dtype.name()
-                    ),
-                })
-            }
+            DType::Complex64 => Phys::C64,
+            DType::Complex128 => Phys::C128,
         })
     }
 }
@@ -63,6 +60,8 @@ pub enum Values {
     U64(Vec<u64>),
     F32(Vec<f32>),
     F64(Vec<f64>),
+    C64(Vec<Complex32>),
+    C128(Vec<Complex64>),
 }
 
 /// Runs `$body` with `$v` bound to the vector inside any variant of `$values`.
@@ -74,6 +73,8 @@ macro_rules! with_values {
             Values::U64($v) => $body,
             Values::F32($v) => $body,
             Values::F64($v) => $body,
+            Values::C64($v) => $body,
+            Values::C128($v) => $body,
         }
     };
 }
@@ -87,6 +88,8 @@ impl Values {
             Phys::U64 => Values::U64(vec![0; n]),
             Phys::F32 => Values::F32(vec![0.0; n]),
             Phys::F64 => Values::F64(vec![0.0; n]),
+            Phys::C64 => Values::C64(vec![Complex32::new(0.0, 0.0); n]),
+            Phys::C128 => Values::C128(vec![Complex64::new(0.0, 0.0); n]),
         }
     }
 
@@ -98,6 +101,8 @@ impl Values {
             Values::U64(_) => Phys::U64,
             Values::F32(_) => Phys::F32,
             Values::F64(_) => Phys::F64,
+            Values::C64(_) => Phys::C64,
+            Values::C128(_) => Phys::C128,
         }
     }
 
@@ -119,6 +124,8 @@ impl Values {
             Values::U64(v) => v.resize(n, 0),
             Values::F32(v) => v.resize(n, 0.0),
             Values::F64(v) => v.resize(n, 0.0),
+            Values::C64(v) => v.resize(n, Complex32::new(0.0, 0.0)),
+            Values::C128(v) => v.resize(n, Complex64::new(0.0, 0.0)),
         }
     }
 
@@ -157,6 +164,20 @@ impl Values {
             }
             (Values::F32(v), _) => read!(v, f32, |x| x),
             (Values::F64(v), _) => read!(v, f64, |x| x),
+            (Values::C64(v), _) => {
+                for (o, c) in v.iter_mut().zip(bytes.chunks_exact(8)) {
+                    let re = f32::from_ne_bytes(c[..4].try_into().unwrap_or_default());
+                    let im = f32::from_ne_bytes(c[4..].try_into().unwrap_or_default());
+                    *o = Complex32::new(re, im);
+                }
+            }
+            (Values::C128(v), _) => {
+                for (o, c) in v.iter_mut().zip(bytes.chunks_exact(16)) {
+                    let re = f64::from_ne_bytes(c[..8].try_into().unwrap_or_default());
+                    let im = f64::from_ne_bytes(c[8..].try_into().unwrap_or_default());
+                    *o = Complex64::new(re, im);
+                }
+            }
         }
         Ok(out)
     }
@@ -185,6 +206,18 @@ impl Values {
             (Values::F32(v), DType::Float16) => write!(v, |x: f32| f16::from_f32(x).to_bits()),
             (Values::F32(v), _) => write!(v, |x: f32| x),
             (Values::F64(v), _) => write!(v, |x: f64| x),
+            (Values::C64(v), _) => {
+                for x in v {
+                    out.extend_from_slice(&x.re.to_ne_bytes());
+                    out.extend_from_slice(&x.im.to_ne_bytes());
+                }
+            }
+            (Values::C128(v), _) => {
+                for x in v {
+                    out.extend_from_slice(&x.re.to_ne_bytes());
+                    out.extend_from_slice(&x.im.to_ne_bytes());
+                }
+            }
         }
     }
 
@@ -244,8 +277,49 @@ impl Values {
             (Values::F64(s), Values::U64(d)) => conv!(s, d, float_to_u64),
             (Values::F64(s), Values::F32(d)) => conv!(s, d, |x| x as f32),
             (Values::F64(s), Values::F64(d)) => d.copy_from_slice(s),
+            // Into complex: the imaginary part is zero.
+            (s, Values::C128(d)) => {
+                let re = s.as_f64_parts();
+                for (o, (r, i)) in d.iter_mut().zip(re) {
+                    *o = Complex64::new(r, i);
+                }
+            }
+            (s, Values::C64(d)) => {
+                let re = s.as_f64_parts();
+                for (o, (r, i)) in d.iter_mut().zip(re) {
+                    *o = Complex32::new(r as f32, i as f32);
+                }
+            }
+            // Out of complex: the real part (numpy warns it drops the imaginary),
+            // and booleans say whether either part is non-zero.
+            (Values::C64(_) | Values::C128(_), d) => {
+                let parts: Vec<(f64, f64)> = self.as_f64_parts().collect();
+                match d {
+                    Values::Bool(d) => conv!(parts, d, |(r, i): (f64, f64)| r != 0.0 || i != 0.0),
+                    Values::I64(d) => conv!(parts, d, |(r, _): (f64, f64)| r as i64),
+                    Values::U64(d) => conv!(parts, d, |(r, _): (f64, f64)| float_to_u64(r)),
+                    Values::F32(d) => conv!(parts, d, |(r, _): (f64, f64)| r as f32),
+                    Values::F64(d) => conv!(parts, d, |(r, _): (f64, f64)| r),
+                    Values::C64(_) | Values::C128(_) => {}
+                }
+            }
         }
         out.wrap_to(to);
+    }
+}
+
+impl Values {
+    /// Each value as (real, imaginary) parts in double precision.
+    pub fn as_f64_parts(&self) -> Box<dyn Iterator<Item = (f64, f64)> + '_> {
+        match self {
+            Values::Bool(v) => Box::new(v.iter().map(|&b| (f64::from(u8::from(b)), 0.0))),
+            Values::I64(v) => Box::new(v.iter().map(|&x| (x as f64, 0.0))),
+            Values::U64(v) => Box::new(v.iter().map(|&x| (x as f64, 0.0))),
+            Values::F32(v) => Box::new(v.iter().map(|&x| (f64::from(x), 0.0))),
+            Values::F64(v) => Box::new(v.iter().map(|&x| (x, 0.0))),
+            Values::C64(v) => Box::new(v.iter().map(|x| (f64::from(x.re), f64::from(x.im)))),
+            Values::C128(v) => Box::new(v.iter().map(|x| (x.re, x.im))),
+        }
     }
 }
 
@@ -268,10 +342,7 @@ mod tests {
     #[test]
     fn every_real_dtype_round_trips_through_bytes() {
         for dtype in DType::ALL {
-            let Ok(phys) = Phys::of(dtype) else {
-                assert!(matches!(dtype, DType::Complex64 | DType::Complex128));
-                continue;
-            };
+            let phys = Phys::of(dtype).unwrap();
             let bytes: Vec<u8> = (0..dtype.size() as u8 * 7)
                 .map(|b| b.wrapping_mul(37))
                 .collect();
