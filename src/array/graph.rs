@@ -1621,7 +1621,7 @@ fn dedupe(nodes: Vec<Node>) -> Vec<Node> {
     let mut remap = Vec::with_capacity(nodes.len());
     let mut out: Vec<Node> = Vec::with_capacity(nodes.len());
     for node in nodes {
-        let node = remap_operands(node, &remap);
+        let node = node.map_operands(|i| remap[i]);
         // A node's JSON is its identity: kind, parameters and (remapped) operands.
         let key = serde_json::to_string(&node).unwrap_or_default();
         let at = *seen.entry(key).or_insert_with(|| {
@@ -1640,41 +1640,6 @@ fn dedupe(nodes: Vec<Node>) -> Vec<Node> {
         out.push(Node::Cast { arg: root, dtype });
     }
     out
-}
-
-fn remap_operands(node: Node, remap: &[usize]) -> Node {
-    let m = |i: usize| remap[i];
-    match node {
-        Node::Leaf { .. } | Node::Scalar { .. } => node,
-        Node::Unary { op, arg, dtype } => Node::Unary {
-            op,
-            arg: m(arg),
-            dtype,
-        },
-        Node::Binary {
-            op,
-            lhs,
-            rhs,
-            dtype,
-        } => Node::Binary {
-            op,
-            lhs: m(lhs),
-            rhs: m(rhs),
-            dtype,
-        },
-        Node::Where {
-            cond,
-            then,
-            otherwise,
-            dtype,
-        } => Node::Where {
-            cond: m(cond),
-            then: m(then),
-            otherwise: m(otherwise),
-            dtype,
-        },
-        Node::Cast { arg, dtype } => Node::Cast { arg: m(arg), dtype },
-    }
 }
 
 /// Pushes a cast of node `at` to `dtype` unless it has it; returns the index.
@@ -1723,38 +1688,7 @@ fn broadcast_node(node: Node, base: usize, from: &[u64], to: &[u64]) -> Node {
                 dtype,
             }
         }
-        Node::Scalar { .. } => node,
-        Node::Unary { op, arg, dtype } => Node::Unary {
-            op,
-            arg: arg + base,
-            dtype,
-        },
-        Node::Binary {
-            op,
-            lhs,
-            rhs,
-            dtype,
-        } => Node::Binary {
-            op,
-            lhs: lhs + base,
-            rhs: rhs + base,
-            dtype,
-        },
-        Node::Where {
-            cond,
-            then,
-            otherwise,
-            dtype,
-        } => Node::Where {
-            cond: cond + base,
-            then: then + base,
-            otherwise: otherwise + base,
-            dtype,
-        },
-        Node::Cast { arg, dtype } => Node::Cast {
-            arg: arg + base,
-            dtype,
-        },
+        other => other.map_operands(|i| i + base),
     }
 }
 

@@ -224,15 +224,9 @@ impl Operation for ArrayBlock {
                 kept[*axis] = 1;
                 let n: u64 = kept.iter().product();
                 let phys = Phys::of(dtype)?;
-                let mut carry = Accum::new(*reducer, phys, n as usize);
-                for r in task.inputs.iter().filter(|r| r.dataset() == totals) {
-                    let entry = env.store.get(r)?;
-                    let Entry::Bytes(bytes) = &*entry else {
-                        return Err(wrong_entry(r, &entry));
-                    };
-                    carry.merge(&Accum::from_bytes(*reducer, phys, n as usize, bytes)?)?;
-                }
-                let carry = carry.finish(dtype, 0.0)?;
+                let totals = task.inputs.iter().filter(|r| r.dataset() == totals);
+                let carry =
+                    merged_partials(env, totals, *reducer, phys, n as usize)?.finish(dtype, 0.0)?;
                 let scanned =
                     super::kernel::scan::scan(&values, &carry, block.shape(), *axis, *reducer)?;
                 let mut bytes = Vec::with_capacity(scanned.len() * dtype.size());
@@ -286,15 +280,7 @@ impl Operation for ArrayCombine {
         let n = block.num_elements() as usize;
         let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
         env.reserve(&mut reservation, task.memory_bytes)?;
-        let mut acc = Accum::new(reducer, input, n);
-        for r in &task.inputs {
-            env.cancel.check()?;
-            let entry = env.store.get(r)?;
-            let Entry::Bytes(bytes) = &*entry else {
-                return Err(wrong_entry(r, &entry));
-            };
-            acc.merge(&Accum::from_bytes(reducer, input, n, bytes)?)?;
-        }
+        let acc = merged_partials(env, task.inputs.iter(), reducer, input, n)?;
         match finish {
             None => env
                 .store
@@ -371,6 +357,31 @@ impl Operation for ArrayMatMul {
         product.encode(dtype, &mut bytes);
         publish_values(task, env, &meta, &block, dtype, bytes)
     }
+}
+
+/// The partial states of `n` elements of `reducer` over `input` published at
+/// `refs`, combined.
+///
+/// # Errors
+/// The store's; [`Error::WrongEntry`] or [`Error::BadPlan`] for an entry that is
+/// not such a state; [`Error::Cancelled`] between entries.
+fn merged_partials<'r>(
+    env: &TaskEnv<'_>,
+    refs: impl Iterator<Item = &'r DataRef>,
+    reducer: Reducer,
+    input: Phys,
+    n: usize,
+) -> Result<Accum> {
+    let mut acc = Accum::new(reducer, input, n);
+    for r in refs {
+        env.cancel.check()?;
+        let entry = env.store.get(r)?;
+        let Entry::Bytes(bytes) = &*entry else {
+            return Err(wrong_entry(r, &entry));
+        };
+        acc.merge(&Accum::from_bytes(reducer, input, n, bytes)?)?;
+    }
+    Ok(acc)
 }
 
 fn wrong_entry(r: &DataRef, entry: &Entry) -> Error {

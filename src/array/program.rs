@@ -361,6 +361,42 @@ impl Node {
         }
     }
 
+    /// The node with each operand index `i` replaced by `f(i)` (programs merged,
+    /// nodes deduplicated).
+    pub fn map_operands(self, f: impl Fn(usize) -> usize) -> Node {
+        match self {
+            Node::Leaf { .. } | Node::Scalar { .. } => self,
+            Node::Unary { op, arg, dtype } => Node::Unary {
+                op,
+                arg: f(arg),
+                dtype,
+            },
+            Node::Binary {
+                op,
+                lhs,
+                rhs,
+                dtype,
+            } => Node::Binary {
+                op,
+                lhs: f(lhs),
+                rhs: f(rhs),
+                dtype,
+            },
+            Node::Where {
+                cond,
+                then,
+                otherwise,
+                dtype,
+            } => Node::Where {
+                cond: f(cond),
+                then: f(then),
+                otherwise: f(otherwise),
+                dtype,
+            },
+            Node::Cast { arg, dtype } => Node::Cast { arg: f(arg), dtype },
+        }
+    }
+
     /// The nodes it reads.
     pub fn operands(&self) -> Vec<usize> {
         match self {
