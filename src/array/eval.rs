@@ -66,8 +66,8 @@ impl Value {
     }
 }
 
-/// The functions the language knows, for messages and close matches.
-const FUNCTIONS: &[&str] = &[
+/// The functions the language knows, for messages, close matches and `--help`.
+pub const FUNCTIONS: &[&str] = &[
     "abs",
     "absolute",
     "add",
@@ -183,6 +183,27 @@ const FUNCTIONS: &[&str] = &[
     "zeros",
     "zeros_like",
 ];
+
+/// The functions and constants, as `blockwise array --help` lists them.
+pub fn functions_help() -> String {
+    let mut text = String::from("Functions (also as methods, and with np. or da. in front):\n");
+    let mut line = String::from(" ");
+    for f in FUNCTIONS {
+        if line.len() + f.len() + 2 > 80 {
+            text.push_str(&line);
+            text.push('\n');
+            line = String::from(" ");
+        }
+        line.push(' ');
+        line.push_str(f);
+    }
+    text.push_str(&line);
+    text.push_str(
+        "\nConstants: pi, e, inf, nan, newaxis, True, False, and the dtype names \
+         (float64, int32, ...).",
+    );
+    text
+}
 
 /// Named constants.
 fn constant(name: &str) -> Option<Value> {

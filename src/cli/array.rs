@@ -26,6 +26,7 @@ use crate::exec::CancelToken;
 
 /// Evaluate a numpy-like array expression, chunk by chunk
 #[derive(Debug, clap::Args)]
+#[command(after_help = crate::array::eval::functions_help())]
 pub struct Args {
     /// The expression, e.g. "(arcsin(x) + arccos(y)).sum(axis=(1, 2))"
     #[arg(allow_hyphen_values = true)]

@@ -687,7 +687,7 @@ fn sort_keys_given(keys: Option<&str>) -> String {
 /// `: detail`, or nothing when there is no detail.
 fn close_matches(close: &[String]) -> String {
     match close {
-        [] => "; see `blockwise array --help` for the functions".into(),
+        [] => "; `blockwise array --help` lists the functions".into(),
         _ => format!("; did you mean {}?", close.join(", ")),
     }
 }
