@@ -122,10 +122,6 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, **options: Any) -> d
         report.check(paths=(src, dst))
     text = _progress.run(
         "convert",
-    "from_array",
-    "from_npy",
-    "from_npy_stack",
-    "from_zarr",
         lambda progress: _blockwise.convert(os.fspath(src), os.fspath(dst), flags, progress, report),
         show,
     )
