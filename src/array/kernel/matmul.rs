@@ -1,6 +1,6 @@
 //! Block products of a matrix product: `c += a @ b` for row-major blocks, floats on
-//! `matrixmultiply`'s packed kernels, integers (int64, wrapping as numpy's do) on a
-//! loop the compiler vectorizes.
+//! the packed kernels of [`super::gemm`], integers (int64, wrapping as numpy's do) on
+//! a loop the compiler vectorizes.
 
 use super::values::Values;
 use crate::error::{Error, Result};
@@ -27,51 +27,14 @@ pub fn accumulate(
     if m == 0 || n == 0 || k == 0 {
         return Ok(());
     }
-    let (ki, ni) = (k as isize, n as isize);
     match (a, b, c) {
+        // Packed AVX-512 kernels where the CPU has them (`gemm`), matrixmultiply's
+        // elsewhere.
         (Values::F64(a), Values::F64(b), Values::F64(c)) => {
-            // SAFETY: the lengths were checked against m, k and n above, and the
-            // strides (row-major: k, n and n elements a row, 1 a column) stay inside
-            // each slice; `c` is borrowed mutably and does not alias `a` or `b`.
-            unsafe {
-                matrixmultiply::dgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    ki,
-                    1,
-                    b.as_ptr(),
-                    ni,
-                    1,
-                    1.0,
-                    c.as_mut_ptr(),
-                    ni,
-                    1,
-                );
-            }
+            super::gemm::dgemm_acc(m, k, n, a, b, c)
         }
         (Values::F32(a), Values::F32(b), Values::F32(c)) => {
-            // SAFETY: as for float64 above.
-            unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    ki,
-                    1,
-                    b.as_ptr(),
-                    ni,
-                    1,
-                    1.0,
-                    c.as_mut_ptr(),
-                    ni,
-                    1,
-                );
-            }
+            super::gemm::sgemm_acc(m, k, n, a, b, c)
         }
         (Values::I64(a), Values::I64(b), Values::I64(c)) => {
             // i-k-j order: the inner loop runs along rows of `b` and `c`.

@@ -1,5 +1,5 @@
 //! The kernels of the array layer: typed tiles and their casts (`values`), numpy's
-//! ufuncs on tiles (`ops`), vectorized transcendental functions (`math`), block products (`matmul`), reductions
+//! ufuncs on tiles (`ops`), vectorized transcendental functions (`math`), block products (`matmul`) on a packed AVX-512 GEMM (`gemm`), reductions
 //! and their partial states (`reduce`), and the strided walk of a block (`walk`).
 
 pub mod gemm;
