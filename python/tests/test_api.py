@@ -95,7 +95,14 @@ def test_ctrl_c_cancels_the_job_and_leaves_nothing(tmp_path):
             print("interrupted:", e, flush=True)
             sys.exit(7)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    # A shell that starts a job in the background ignores SIGINT, and children inherit
+    # that: the child gets the default action back, so Python installs its handler.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout.readline().strip() == "started"
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
