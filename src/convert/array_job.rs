@@ -54,9 +54,14 @@ pub fn compute(array: &Array, ctx: &JobContext) -> Result<ComputedArray> {
     check_memory(&plan, limit)?;
     std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
     let (shape, dtype) = (array.shape().to_vec(), array.dtype());
+    // The assembled result is held on the pool until it is handed over, beside the
+    // chunks it is assembled from.
+    let mut held = ctx.pool.reserve("computed array");
     let (_, bytes) = run_plan_then(&plan, ctx, OnFailure::RemoveAll, |store| {
+        held.try_grow(array.nbytes())?;
         collect(store, &lowered, &shape, dtype)
     })?;
+    drop(held);
     Ok(ComputedArray {
         shape,
         dtype,
