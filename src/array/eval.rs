@@ -83,6 +83,7 @@ pub const FUNCTIONS: &[&str] = &[
     "arctan2",
     "argmax",
     "argmin",
+    "argsort",
     "astype",
     "bitwise_and",
     "bitwise_not",
@@ -158,14 +159,17 @@ pub const FUNCTIONS: &[&str] = &[
     "random.normal",
     "random.random",
     "random.uniform",
+    "ravel",
     "real",
     "rechunk",
     "remainder",
+    "reshape",
     "rint",
     "round",
     "sign",
     "sin",
     "sinh",
+    "sort",
     "sqrt",
     "squeeze",
     "stack",
@@ -175,6 +179,7 @@ pub const FUNCTIONS: &[&str] = &[
     "swapaxes",
     "tan",
     "tanh",
+    "topk",
     "transpose",
     "true_divide",
     "trunc",
@@ -579,6 +584,58 @@ impl Evaluator<'_> {
                     Array::concatenate(&arrays, axis)?
                 })
             }
+            "reshape" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let rest = c.rest(1);
+                let keyword = c.opt_kw("shape")?.or(c.opt_kw("newshape")?);
+                let shape = match (rest.as_slice(), keyword.as_ref()) {
+                    ([one], None) | ([], Some(one)) => int_list(one, "shape")?,
+                    ([], None) => return Err(usage("reshape", "the new shape is missing")),
+                    (many, None) => many
+                        .iter()
+                        .map(|v| to_i64(v, "shape"))
+                        .collect::<Result<Vec<_>>>()?,
+                    _ => return Err(usage("reshape", "the shape given twice")),
+                };
+                c.no_order("reshape")?;
+                Value::Array(x.reshape(&shape)?)
+            }
+            "ravel" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                c.no_order("ravel")?;
+                Value::Array(x.ravel()?)
+            }
+            "sort" | "argsort" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let axis = c.opt(1, "axis")?;
+                if let Some(kind) = c.opt(2, "kind")? {
+                    let ok = matches!(&kind, Value::None)
+                        || matches!(&kind, Value::Str(k) if ["quicksort", "mergesort", "heapsort", "stable"].contains(&k.as_str()));
+                    if !ok {
+                        return Err(usage(name, &format!("kind must be 'quicksort', 'mergesort', 'heapsort' or 'stable', not {}", kind.describe())));
+                    }
+                }
+                // axis=None sorts the flattened array.
+                let (x, axis) = match axis {
+                    Some(Value::None) => (x.ravel()?, -1),
+                    None => (x, -1),
+                    Some(v) => (x, to_i64(&v, "axis")?),
+                };
+                Value::Array(if name == "sort" {
+                    x.sort(axis)?
+                } else {
+                    x.argsort(axis)?
+                })
+            }
+            "topk" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let k = to_i64(&c.arg(1, "k")?, "k")?;
+                let axis = match c.opt(2, "axis")? {
+                    None => -1,
+                    Some(v) => to_i64(&v, "axis")?,
+                };
+                Value::Array(x.topk(k, axis)?)
+            }
             "swapaxes" => {
                 let x = to_array(c.arg(0, "a")?)?;
                 let a = to_i64(&c.arg(1, "axis1")?, "axis1")?;
@@ -845,6 +902,18 @@ impl Call {
                 Ok(Some(v))
             }
             (None, k) => Ok(k),
+        }
+    }
+
+    /// Refuses an `order` other than C's, the only one arrays are read in.
+    fn no_order(&mut self, op: &str) -> Result<()> {
+        match self.kw.remove("order") {
+            None => Ok(()),
+            Some(Value::Str(s)) if s == "C" => Ok(()),
+            Some(v) => Err(usage(
+                op,
+                &format!("only order='C' is supported, not {}", v.describe()),
+            )),
         }
     }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use super::kernel::ops::{BinaryOp, UnaryOp};
 use super::kernel::reduce::Reducer;
+use super::kernel::rows::BlockFunc;
 use super::program::{AxisMap, Distribution, LeafSource, Node, Program, Scalar, View};
 use super::promote::{self, Operand};
 use crate::error::{Error, Result};
@@ -88,6 +89,17 @@ pub(crate) enum Body {
         /// The right operand, `(k, n)`.
         b: Array,
     },
+    /// Each block is one block of a program's array passed through a block function
+    /// (reshaped, sorted, cut to its top k); the blocks correspond by key.
+    Map {
+        /// The program's array, chunked so that its blocks map to the result's.
+        input: Array,
+        /// For each of the input's axes, the result's axis whose block index it
+        /// takes (`None`: the input has one block along it).
+        keys: Vec<Option<usize>>,
+        /// What is done to each block's values.
+        func: BlockFunc,
+    },
 }
 
 /// A dataset a program's leaf reads.
@@ -137,7 +149,7 @@ pub fn check_size(op: &str, shape: &[u64], dtype: DType) -> Result<()> {
 }
 
 /// Refuses chunk counts whose product passes [`MAX_BLOCKS`].
-fn check_blocks(counts: impl IntoIterator<Item = u64>, shape: &[u64]) -> Result<()> {
+pub(crate) fn check_blocks(counts: impl IntoIterator<Item = u64>, shape: &[u64]) -> Result<()> {
     let blocks = counts
         .into_iter()
         .try_fold(1u64, |acc, c| acc.checked_mul(c.max(1)));
@@ -294,7 +306,7 @@ fn broadcast_shapes(op: &str, a: &[u64], b: &[u64]) -> Result<Vec<u64>> {
 }
 
 impl Array {
-    fn new(
+    pub(crate) fn new(
         shape: Vec<u64>,
         dtype: DType,
         chunks: Chunks,
@@ -362,7 +374,7 @@ impl Array {
                     stack.push(r.clone());
                 }
                 Body::Concat { parts, .. } => stack.extend(parts.iter().cloned()),
-                Body::Scan { input, .. } => stack.push(input.clone()),
+                Body::Scan { input, .. } | Body::Map { input, .. } => stack.push(input.clone()),
                 Body::Fused(_) => {}
             }
             for input in a.0.inputs.values() {
@@ -381,7 +393,11 @@ impl Array {
     pub(crate) fn program(&self) -> (Program, BTreeMap<String, Input>) {
         match &self.0.body {
             Body::Fused(p) => (p.clone(), self.0.inputs.clone()),
-            Body::Reduce { .. } | Body::MatMul { .. } | Body::Concat { .. } | Body::Scan { .. } => {
+            Body::Reduce { .. }
+            | Body::MatMul { .. }
+            | Body::Concat { .. }
+            | Body::Scan { .. }
+            | Body::Map { .. } => {
                 let leaf = Node::Leaf {
                     source: LeafSource::Stored {
                         id: self.0.id.clone(),
@@ -403,7 +419,11 @@ impl Array {
         }
     }
 
-    fn fused(program: Program, chunks: Chunks, inputs: BTreeMap<String, Input>) -> Array {
+    pub(crate) fn fused(
+        program: Program,
+        chunks: Chunks,
+        inputs: BTreeMap<String, Input>,
+    ) -> Array {
         let dtype = program.dtype();
         Array::new(
             program.shape.clone(),
@@ -1331,15 +1351,7 @@ impl Array {
         };
         let source = match axis {
             Some(_) => self.clone(),
-            None if self.ndim() == 1 => self.clone(),
-            None => {
-                return Err(Error::ArrayArgument {
-                    op: name.into(),
-                    reason: "the flattened form (no axis) needs reshape, not implemented \
-                             yet; give an axis"
-                        .into(),
-                })
-            }
+            None => self.ravel()?,
         };
         let axis = normalize_axis(name, axis.unwrap_or(0), source.ndim())?;
         if source.dtype().is_complex() {
@@ -1557,7 +1569,7 @@ fn slice_chunks(chunks: &[u64], first: i64, len: u64, step: i64) -> Vec<u64> {
     spans
 }
 
-fn check_chunks(shape: &[u64], chunks: &Chunks) -> Result<()> {
+pub(crate) fn check_chunks(shape: &[u64], chunks: &Chunks) -> Result<()> {
     let ok = chunks.len() == shape.len()
         && chunks
             .iter()
@@ -1600,7 +1612,7 @@ fn float_type(dtype: DType) -> DType {
     }
 }
 
-fn type_error(op: &str, dtypes: &[DType]) -> Error {
+pub(crate) fn type_error(op: &str, dtypes: &[DType]) -> Error {
     let names: Vec<&str> = dtypes.iter().map(|d| d.name()).collect();
     Error::ArrayType {
         op: op.into(),

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::{Array, Body, Chunks, Input};
 use super::kernel::reduce::{Accum, Reducer};
+use super::kernel::rows::BlockFunc;
 use super::kernel::values::{Phys, Values};
 use super::layout::{open_sink, open_source, write_region, ArrayLayout};
 use super::program::{LeafSource, Node, Program, ReduceSpec, View, TILE};
@@ -93,6 +94,19 @@ pub enum StageWork {
         /// Whether each task publishes a partial sum (its key has the group last).
         partial: bool,
     },
+    /// Each block one block of a program's array (of `in_chunks`) through a block
+    /// function: reshaped, sorted, cut to its top k.
+    Map {
+        /// The program.
+        program: Program,
+        /// The blocks the program is evaluated in.
+        in_chunks: Chunks,
+        /// For each program axis, the stage axis whose block index it takes (`None`:
+        /// the program has one block along it).
+        keys: Vec<Option<usize>>,
+        /// What is done to the block's values.
+        func: BlockFunc,
+    },
     /// Partials combined; the last level finishes them into values of `dtype`.
     Combine {
         /// The reduction.
@@ -115,8 +129,28 @@ impl StageMeta {
     /// # Errors
     /// [`Error::BadPlan`] for a stage that evaluates no program, or a block outside
     /// every part.
-    fn program_for(&self, block: &Subset) -> Result<(&Program, Subset)> {
+    fn program_for(&self, key: &[u64], block: &Subset) -> Result<(&Program, Subset)> {
         match &self.work {
+            StageWork::Map {
+                program,
+                in_chunks,
+                keys,
+                ..
+            } => {
+                let grid = chunk_grid(in_chunks);
+                let in_key: Vec<u64> = keys
+                    .iter()
+                    .map(|k| k.and_then(|k| key.get(k).copied()).unwrap_or(0))
+                    .collect();
+                let inside = in_key.len() == grid.axes().len()
+                    && in_key.iter().zip(grid.grid_shape()).all(|(&k, n)| k < n);
+                if !inside {
+                    return Err(Error::BadPlan {
+                        reason: format!("block {key:?} maps outside its input's blocks"),
+                    });
+                }
+                Ok((program, grid.chunk_subset(&in_key)))
+            }
             StageWork::Values { program }
             | StageWork::Partials { program, .. }
             | StageWork::Scan { program, .. } => Ok((program, block.clone())),
@@ -147,13 +181,18 @@ impl StageMeta {
     }
 
     fn grid(&self) -> ChunkGrid {
-        ChunkGrid::from_axes(
-            self.chunks
-                .iter()
-                .map(|c| AxisChunks::Irregular(c.clone()))
-                .collect(),
-        )
+        chunk_grid(&self.chunks)
     }
+}
+
+/// The grid of blocks of `chunks`.
+fn chunk_grid(chunks: &Chunks) -> ChunkGrid {
+    ChunkGrid::from_axes(
+        chunks
+            .iter()
+            .map(|c| AxisChunks::Irregular(c.clone()))
+            .collect(),
+    )
 }
 
 /// The stage of the dataset `id`, parsed once a process.
@@ -203,14 +242,42 @@ impl Operation for ArrayBlock {
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let id = task.output.dataset();
         let meta = stage(env, id)?;
-        let block = block_of(&meta.grid(), chunk_key(task)?, task)?;
+        let key = chunk_key(task)?;
+        let block = block_of(&meta.grid(), key, task)?;
         // What the task projects (its leaves' boxes, its values or partial state, the
         // tiles) is held on the pool before any of it is allocated.
         let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
         env.reserve(&mut reservation, task.memory_bytes)?;
         let read = |source: &LeafSource, region: &Subset| read_leaf(env, source, region);
-        let (program, local) = meta.program_for(&block)?;
+        let (program, local) = meta.program_for(key, &block)?;
         match &meta.work {
+            StageWork::Map { func, .. } => {
+                let dtype = program.dtype();
+                let bytes = program.eval_block(&local, &read)?;
+                let out = func.dtype(dtype);
+                let bytes = if *func == BlockFunc::Same {
+                    bytes
+                } else {
+                    let row = local.shape().last().map_or(1, |&n| n as usize);
+                    let values = func.apply(Values::decode(dtype, &bytes)?, row)?;
+                    drop(bytes);
+                    let mut encoded = Vec::with_capacity(values.len() * out.size());
+                    values.encode(out, &mut encoded);
+                    encoded
+                };
+                if bytes.len() as u64 != block.num_elements() * out.size() as u64 {
+                    return Err(Error::BadPlan {
+                        reason: format!(
+                            "task {}: {} gave {} bytes for a block of {} elements",
+                            task.id,
+                            func.name(),
+                            bytes.len(),
+                            block.num_elements()
+                        ),
+                    });
+                }
+                publish_values(task, env, &meta, &block, out, bytes)
+            }
             StageWork::Scan {
                 axis,
                 reducer,
@@ -430,12 +497,7 @@ fn read_leaf(env: &TaskEnv<'_>, source: &LeafSource, region: &Subset) -> Result<
             Ok(bytes)
         }
         LeafSource::Stored { id, chunks } => {
-            let grid = ChunkGrid::from_axes(
-                chunks
-                    .iter()
-                    .map(|c| AxisChunks::Irregular(c.clone()))
-                    .collect(),
-            );
+            let grid = chunk_grid(chunks);
             let meta = stage(env, id)?;
             let dtype = stage_dtype(&meta)?;
             let item = dtype.size();
@@ -477,6 +539,7 @@ fn read_leaf(env: &TaskEnv<'_>, source: &LeafSource, region: &Subset) -> Result<
 fn stage_dtype(meta: &StageMeta) -> Result<DType> {
     match &meta.work {
         StageWork::Values { program } | StageWork::Scan { program, .. } => Ok(program.dtype()),
+        StageWork::Map { program, func, .. } => Ok(func.dtype(program.dtype())),
         StageWork::Concat { parts, .. } => {
             parts
                 .first()
@@ -661,6 +724,28 @@ impl<'p> PlanBuilder<'p> {
             }
             Body::MatMul { a, b } => {
                 let tasks = self.add_matmul(&e.id, a, b, e.dtype, target)?;
+                Lowered {
+                    dataset: e.id.clone(),
+                    chunks: e.chunks.clone(),
+                    tasks,
+                }
+            }
+            Body::Map { input, keys, func } => {
+                self.add_inputs(input)?;
+                let Body::Fused(program) = &input.expr().body else {
+                    return Err(Error::bug("a block function of an array not fused", ""));
+                };
+                let meta = StageMeta {
+                    chunks: e.chunks.clone(),
+                    work: StageWork::Map {
+                        program: program.clone(),
+                        in_chunks: input.chunks().clone(),
+                        keys: keys.clone(),
+                        func: *func,
+                    },
+                    write_to: file_of(target),
+                };
+                let tasks = self.add_block_stage(&e.id, meta, target)?;
                 Lowered {
                     dataset: e.id.clone(),
                     chunks: e.chunks.clone(),
@@ -900,7 +985,7 @@ impl<'p> PlanBuilder<'p> {
         let mut tasks = Vec::new();
         for key in grid.chunk_indices() {
             let block = grid.chunk_subset(&key);
-            let (program, local) = meta.program_for(&block)?;
+            let (program, local) = meta.program_for(&key, &block)?;
             let item = program.dtype().size() as u64;
             let (inputs, mut deps, read_bytes) = self.leaf_inputs(program, &local)?;
             deps.extend(created);
@@ -916,6 +1001,12 @@ impl<'p> PlanBuilder<'p> {
                         .map(|(_, &n)| n)
                         .product();
                     kept * 24
+                }
+                // The input block's values decoded (16 bytes an element at most) and
+                // a row's permutation, then the result's.
+                StageWork::Map { func, .. } if *func != BlockFunc::Same => {
+                    local.num_elements() * 24
+                        + block.num_elements() * func.dtype(program.dtype()).size() as u64
                 }
                 _ => block.num_elements() * item,
             };
@@ -965,12 +1056,7 @@ impl<'p> PlanBuilder<'p> {
                         .built
                         .get(id)
                         .ok_or_else(|| Error::bug("a stored leaf before its stage", id.clone()))?;
-                    let grid = ChunkGrid::from_axes(
-                        chunks
-                            .iter()
-                            .map(|c| AxisChunks::Irregular(c.clone()))
-                            .collect(),
-                    );
+                    let grid = chunk_grid(chunks);
                     let ranges = grid.overlapping(&region);
                     let extents: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
                     let shape = grid.grid_shape();
@@ -1059,14 +1145,9 @@ impl<'p> PlanBuilder<'p> {
             Target::Store => None,
         };
         let elements = |o: u64| -> u64 {
-            ChunkGrid::from_axes(
-                out_chunks
-                    .iter()
-                    .map(|c| AxisChunks::Irregular(c.clone()))
-                    .collect(),
-            )
-            .chunk_subset(&out_key(o))
-            .num_elements()
+            chunk_grid(&out_chunks)
+                .chunk_subset(&out_key(o))
+                .num_elements()
         };
         let state_bytes = |n: u64| n * 8 * 3;
         let mut level = 0;

@@ -6,6 +6,7 @@
 //! last tasks of an array written), [`CopyBlock`] (one block of a staged
 //! [`Rechunk`]), and the table-to-array chain in [`from_table`].
 
+mod blocks;
 mod create;
 pub mod eval;
 pub mod expr;

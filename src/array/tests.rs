@@ -36,6 +36,12 @@ for k, v in arrays.items():
     np.save(f"{out}/{k}.npy", v)
 ns = dict(vars(np)); ns.update(arrays); ns["abs"] = np.abs; ns["round"] = np.round
 ns["min"] = np.min; ns["max"] = np.max; ns["sum"] = np.sum; ns["all"] = np.all; ns["any"] = np.any
+def topk(a, k, axis=-1):
+    # Dask's topk: the k largest in descending order, or the -k smallest ascending.
+    s = np.sort(a, axis=axis)
+    n = s.shape[axis]
+    return np.take(s, np.arange(n - 1, n - 1 - k, -1) if k > 0 else np.arange(-k), axis=axis)
+ns["topk"] = topk
 results = {}
 import warnings
 warnings.simplefilter("ignore")
@@ -166,6 +172,36 @@ const EXACT: &[&str] = &[
     "concatenate((a, a.sum(axis=0, keepdims=True)), axis=0)[::2] > 0",
     "u[0].astype('int64') @ i[2].T",
     "arange(5) @ b[3].T",
+    "a.reshape(7, 45)",
+    "a.reshape((63, 5))",
+    "reshape(a, (5, 9, 7))",
+    "a.reshape(-1)",
+    "ravel(b)",
+    "b.reshape(3, -1, 7)",
+    "c.reshape(5, 9)",
+    "a[:, ::2].reshape(7, -1)",
+    "b.sum(axis=0).reshape(-1)",
+    "ravel(m)",
+    "a.reshape(7, 9, 5, 1)",
+    "a.reshape(1, 315)",
+    "ravel(a.T)",
+    "b.reshape(15, 21).T.reshape(3, 5, 21)[1]",
+    "b.cumsum()",
+    "sort(a)",
+    "sort(a, axis=0)",
+    "sort(w, axis=1)",
+    "sort(b, axis=None)",
+    "argsort(a, axis=1)",
+    "argsort(b, axis=0, kind='stable')",
+    "argsort(w)",
+    "sort(z)",
+    "sort(u)[..., ::-1]",
+    "sort(m, axis=2)",
+    "topk(a, 3)",
+    "topk(a, -2, axis=0)",
+    "topk(w, 4, axis=1)",
+    "topk(ravel(b), 10)",
+    "topk(f, -5)",
 ];
 
 /// Expressions whose float results must equal numpy's to 1e-12 relative.
@@ -216,6 +252,8 @@ const CLOSE: &[&str] = &[
     "f[0] @ f[1].T",
     "c[0] @ c.T",
     "dot(a[2], a[3].T)",
+    "a.cumsum()",
+    "(a + 1).reshape(35, 9).sum(axis=0)",
 ];
 
 fn context() -> JobContext {
