@@ -51,7 +51,10 @@ _REDUCTIONS = {
 }
 # numpy functions (``__array_function__``) blockwise computes, by numpy's name.
 _SHAPE = {"concatenate", "stack", "swapaxes", "moveaxis", "expand_dims", "squeeze",
-          "broadcast_to", "cumsum", "cumprod", "matmul", "dot"}
+          "broadcast_to", "cumsum", "cumprod", "matmul", "dot", "reshape", "ravel", "sort",
+          "argsort", "tensordot", "einsum", "pad", "diff", "convolve", "correlate", "bincount"}
+# numpy functions that return tuples of arrays, served by this module's own.
+_TUPLE_FUNCTIONS = {"histogram", "gradient"}
 _FUNCTIONS = _REDUCTIONS | _SHAPE | {"amin", "amax", "where", "clip", "transpose", "round", "around"}
 
 
@@ -357,6 +360,23 @@ class Array:
     def astype(self, dtype: Any) -> "Array":
         return _call("astype", self, np.dtype(dtype).name)
 
+    def reshape(self, *shape: Any, order: str = "C") -> "Array":
+        """numpy's ``reshape`` (one length may be -1); blocks hold whole rows of the
+        result, so the input is rechunked where it must be."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _call("reshape", self, tuple(shape), order=order)
+
+    def ravel(self) -> "Array":
+        """The array flattened in C order."""
+        return _call("ravel", self)
+
+    flatten = ravel
+
+    def argsort(self, axis: int = -1, kind: Any = None) -> "Array":
+        """The indices that sort each row along ``axis`` (stable)."""
+        return _call("argsort", self, axis=axis)
+
     def rechunk(self, chunks: Any) -> "Array":
         return _call("rechunk", self, chunks)
 
@@ -432,7 +452,11 @@ class Array:
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any):
         name = func.__name__
-        if name in _FUNCTIONS and not any(isinstance(a, np.ndarray) for a in args):
+        if any(isinstance(a, np.ndarray) for a in args):
+            return NotImplemented
+        if name in _TUPLE_FUNCTIONS:
+            return globals()[name](*args, **kwargs)
+        if name in _FUNCTIONS:
             return _call({"around": "round", "amin": "min", "amax": "max"}.get(name, name), *args, **kwargs)
         return NotImplemented
 
@@ -444,8 +468,9 @@ def _reduction(name: str):
             kw["axis"] = axis
         if keepdims:
             kw["keepdims"] = True
-        if "ddof" in kwargs:
-            kw["ddof"] = kwargs.pop("ddof")
+        for key in ("ddof", "split_every"):
+            if key in kwargs:
+                kw[key] = kwargs.pop(key)
         if kwargs:
             raise TypeError(f"{name}() got unexpected keyword arguments {sorted(kwargs)}")
         return _call(name, self, **kw)
@@ -531,6 +556,46 @@ def meshgrid(*xs: Array, indexing: str = "xy") -> tuple:
     return tuple(Array(f"{grid._expr}[{i}]", grid._inputs, grid._keep, grid._lets)
                  for i in range(len(xs)))
 clip = _constructor("clip")
+
+
+def _items(tuple_array: Array, n: int) -> tuple:
+    """The ``n`` arrays of an expression whose value is a tuple."""
+    return tuple(Array(f"{tuple_array._expr}[{i}]", tuple_array._inputs, tuple_array._keep,
+                       tuple_array._lets) for i in range(n))
+
+
+def histogram(a: Array, bins: Any = 10, range: Any = None, weights: Any = None,
+              density: Any = None) -> tuple:
+    """numpy's ``histogram``: ``(counts, edges)``. With a number of bins, ``range``
+    is required (as in Dask): the edges must be known before the data are read."""
+    h = _call("histogram", a, bins, range=range, weights=weights, density=bool(density))
+    return _items(h, 2)
+
+
+def gradient(f: Array, *varargs: Any, axis: Any = None, edge_order: int = 1) -> Any:
+    """numpy's ``gradient`` with scalar spacings: an array for one axis, else a tuple."""
+    g = _call("gradient", f, *varargs, axis=axis, edge_order=edge_order)
+    if isinstance(axis, int) or (axis is None and f.ndim == 1):
+        return g
+    n = f.ndim if axis is None else len(axis)
+    return g if n == 1 else _items(g, n)
+
+
+def topk(a: Array, k: int, axis: int = -1) -> Array:
+    """Dask's ``topk``: the ``k`` largest along ``axis`` in descending order, or the
+    ``-k`` smallest in ascending order; a tree of partial tops, never a full sort."""
+    return _call("topk", a, k, axis=axis)
+
+
+class _NDImage:
+    """scipy.ndimage's filters with a small kernel, n-d, with its boundary modes
+    (``reflect``, ``constant`` with ``cval``, ``nearest``, ``mirror``, ``wrap``)."""
+
+    convolve = staticmethod(_constructor("ndimage.convolve"))
+    correlate = staticmethod(_constructor("ndimage.correlate"))
+
+
+ndimage = _NDImage()
 
 
 class _Random:

@@ -54,6 +54,42 @@ def test_numpy_protocols_and_methods():
     assert "tasks=" in repr(A) and "(3, 5)" in repr(A)
 
 
+def test_shapes_orders_stencils_and_counts_through_numpys_api():
+    import scipy.ndimage
+
+    a = np.random.default_rng(5).standard_normal((12, 10))
+    A = bw.from_array(a, chunks=(5, 4))
+    b = np.random.default_rng(6).integers(0, 20, 60)
+    B = bw.from_array(b, chunks=7)
+    cases = [
+        (A.reshape(6, 20), a.reshape(6, 20)),
+        (np.reshape(A, (-1, 4)), np.reshape(a, (-1, 4))),
+        (A.T.ravel(), a.T.ravel()),
+        (np.sort(A, axis=0), np.sort(a, axis=0)),
+        (np.argsort(A), np.argsort(a, kind="stable")),
+        (bw.topk(A, 3), np.sort(a)[:, ::-1][:, :3]),
+        (np.pad(A, ((1, 2), (3, 0)), mode="reflect"), np.pad(a, ((1, 2), (3, 0)), mode="reflect")),
+        (np.diff(A, axis=0), np.diff(a, axis=0)),
+        (np.gradient(A, 0.5, axis=1), np.gradient(a, 0.5, axis=1)),
+        (np.gradient(A)[0], np.gradient(a)[0]),
+        (np.convolve(A[0], [1.0, -2.0, 1.0], mode="same"), np.convolve(a[0], [1.0, -2.0, 1.0], mode="same")),
+        (bw.ndimage.convolve(A, [[0, 1, 0], [1, -4, 1], [0, 1, 0]], mode="nearest"),
+         scipy.ndimage.convolve(a, [[0, 1, 0], [1, -4, 1], [0, 1, 0]], mode="nearest")),
+        (np.tensordot(A, A, axes=([0], [0])), np.tensordot(a, a, axes=([0], [0]))),
+        (np.einsum("ij,ik->jk", A, A), np.einsum("ij,ik->jk", a, a)),
+        (np.histogram(A, bins=8, range=(-2, 2))[0], np.histogram(a, bins=8, range=(-2, 2))[0]),
+        (np.bincount(B, minlength=20), np.bincount(b, minlength=20)),
+    ]
+    for lazy, want in cases:
+        got = lazy.compute(progress=False)
+        assert got.shape == want.shape and got.dtype == want.dtype, lazy.expr
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=lazy.expr)
+    with pytest.raises(ValueError, match="range"):
+        np.histogram(A, bins=8)
+    with pytest.raises(ValueError, match="minlength"):
+        np.bincount(B)
+
+
 def test_to_zarr_is_read_by_zarr_python(tmp_path):
     a = np.arange(600, dtype=np.int32).reshape(20, 30)
     src = tmp_path / "a.npy"

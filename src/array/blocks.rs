@@ -73,15 +73,20 @@ impl Array {
                     let most_rows = (group_block / rest_in).max(1);
                     let aligned = in_chunks[lead]
                         .iter()
-                        .all(|&c| (c * rest_in) % rest_out == 0)
+                        .all(|&c| (c * rest_in).is_multiple_of(rest_out))
                         && largest(&in_chunks[lead]) <= most_rows;
                     if !aligned {
                         let rows = largest(&in_chunks[lead]).min(most_rows);
                         let rows = (rows / step * step).max(step);
                         in_chunks[lead] = even_chunks(self.shape()[lead], rows);
                     }
-                    for k in ins.start + 1..ins.end {
-                        in_chunks[k] = vec![self.shape()[k]];
+                    for (k, c) in in_chunks
+                        .iter_mut()
+                        .enumerate()
+                        .take(ins.end)
+                        .skip(lead + 1)
+                    {
+                        *c = vec![self.shape()[k]];
                     }
                     out_chunks[outs.start] = in_chunks[lead]
                         .iter()
@@ -157,7 +162,7 @@ impl Array {
             ))
         };
         if let Some(k) = unknown {
-            if known == 0 || size % known != 0 {
+            if known == 0 || !size.is_multiple_of(known) {
                 return Err(mismatch());
             }
             out[k] = size / known;
@@ -345,7 +350,7 @@ fn largest(chunks: &[u64]) -> u64 {
 fn even_chunks(n: u64, c: u64) -> Vec<u64> {
     let c = c.max(1);
     let mut v = vec![c; (n / c) as usize];
-    if n % c != 0 || n == 0 {
+    if !n.is_multiple_of(c) || n == 0 {
         v.push(n % c);
     }
     v

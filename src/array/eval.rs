@@ -7,12 +7,14 @@
 
 use std::collections::BTreeMap;
 
+use super::counts::Bins;
 use super::expr::{self as ast, Expr, ExprKind};
 use super::graph::{auto_chunks, regular_chunks, Array, Chunks, Index};
 use super::kernel::ops::{BinaryOp, UnaryOp};
 use super::kernel::reduce::Reducer;
 use super::program::{Distribution, Scalar};
 use super::promote::Operand;
+use super::stencil::{PadMode, Weights};
 use crate::error::syntax::{line_column, render_caret, Span};
 use crate::error::{Error, Result};
 use crate::storage::array::DType;
@@ -81,9 +83,12 @@ pub const FUNCTIONS: &[&str] = &[
     "arcsin",
     "arctan",
     "arctan2",
+    "bincount",
+    "asarray",
     "argmax",
     "argmin",
     "argsort",
+    "array",
     "astype",
     "bitwise_and",
     "bitwise_not",
@@ -96,12 +101,16 @@ pub const FUNCTIONS: &[&str] = &[
     "concatenate",
     "conj",
     "conjugate",
+    "convolve",
+    "correlate",
     "cos",
     "cosh",
     "cumprod",
     "cumsum",
+    "diff",
     "divide",
     "dot",
+    "einsum",
     "empty",
     "empty_like",
     "equal",
@@ -113,8 +122,10 @@ pub const FUNCTIONS: &[&str] = &[
     "floor_divide",
     "full",
     "full_like",
+    "gradient",
     "greater",
     "greater_equal",
+    "histogram",
     "hypot",
     "imag",
     "invert",
@@ -142,6 +153,8 @@ pub const FUNCTIONS: &[&str] = &[
     "mod",
     "moveaxis",
     "multiply",
+    "ndimage.convolve",
+    "ndimage.correlate",
     "nanmax",
     "nanmean",
     "nanmin",
@@ -153,6 +166,7 @@ pub const FUNCTIONS: &[&str] = &[
     "not_equal",
     "ones",
     "ones_like",
+    "pad",
     "power",
     "prod",
     "random.integers",
@@ -179,6 +193,7 @@ pub const FUNCTIONS: &[&str] = &[
     "swapaxes",
     "tan",
     "tanh",
+    "tensordot",
     "topk",
     "transpose",
     "true_divide",
@@ -462,12 +477,14 @@ impl Evaluator<'_> {
                 None => 0.0,
                 Some(v) => to_f64(&v, "ddof")?,
             };
-            return Ok(Value::Array(x.reduce(
-                r,
-                axes.as_deref(),
-                keepdims,
-                ddof,
-            )?));
+            let reduced = x.reduce(r, axes.as_deref(), keepdims, ddof)?;
+            return Ok(Value::Array(match c.opt_kw("split_every")? {
+                None | Some(Value::None) => reduced,
+                Some(v) => {
+                    let n = u64::try_from(to_i64(&v, "split_every")?).unwrap_or(0);
+                    reduced.with_split_every(n)?
+                }
+            }));
         }
         Ok(match name {
             "astype" => {
@@ -635,6 +652,333 @@ impl Evaluator<'_> {
                     Some(v) => to_i64(&v, "axis")?,
                 };
                 Value::Array(x.topk(k, axis)?)
+            }
+            "pad" => {
+                let x = to_array(c.arg(0, "array")?)?;
+                let widths = pad_widths(&c.arg(1, "pad_width")?, x.ndim())?;
+                let mode = match c.opt(2, "mode")? {
+                    None => "constant".to_string(),
+                    Some(Value::Str(m)) => m,
+                    Some(other) => {
+                        return Err(usage(
+                            "pad",
+                            &format!("mode must be a string, not {}", other.describe()),
+                        ))
+                    }
+                };
+                let value = match c.opt_kw("constant_values")? {
+                    None => Scalar::Int(0),
+                    Some(v) => to_scalar(&v)?,
+                };
+                Value::Array(x.pad(&widths, PadMode::numpy(&mode, value)?)?)
+            }
+            "diff" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let n = match c.opt(1, "n")? {
+                    None => 1,
+                    Some(v) => u64::try_from(to_i64(&v, "n")?)
+                        .map_err(|_| usage("diff", "order must be non-negative"))?,
+                };
+                let axis = match c.opt(2, "axis")? {
+                    None => -1,
+                    Some(v) => to_i64(&v, "axis")?,
+                };
+                let mut parts = Vec::new();
+                let ends = [c.opt(3, "prepend")?, c.opt(4, "append")?];
+                if x.ndim() > 0 {
+                    let k = super::graph::normalize_axis("diff", axis, x.ndim())?;
+                    let end = |v: Value| -> Result<Array> {
+                        let a = to_array(v)?;
+                        if a.ndim() > 0 {
+                            return Ok(a);
+                        }
+                        let mut shape = x.shape().to_vec();
+                        shape[k] = 1;
+                        a.broadcast_to(&shape)
+                    };
+                    if let Some(v) = ends[0].clone() {
+                        parts.push(end(v)?);
+                    }
+                    parts.push(x.clone());
+                    if let Some(v) = ends[1].clone() {
+                        parts.push(end(v)?);
+                    }
+                }
+                let x = if parts.len() > 1 {
+                    Array::concatenate(&parts, axis)?
+                } else {
+                    x
+                };
+                Value::Array(x.diff(n, axis)?)
+            }
+            "gradient" => {
+                let f = to_array(c.arg(0, "f")?)?;
+                let spacing: Vec<f64> = c
+                    .rest(1)
+                    .iter()
+                    .map(|v| match v {
+                        Value::Array(_) | Value::Tuple(_) => Err(usage(
+                            "gradient",
+                            "spacing must be numbers here (coordinate arrays are not supported)",
+                        )),
+                        v => to_f64(v, "spacing"),
+                    })
+                    .collect::<Result<_>>()?;
+                let axes: Vec<i64> = match c.opt_kw("axis")? {
+                    None | Some(Value::None) => (0..f.ndim() as i64).collect(),
+                    Some(v) => int_list(&v, "axis")?,
+                };
+                let edge_order = match c.opt_kw("edge_order")? {
+                    None => 1,
+                    Some(v) => u8::try_from(to_i64(&v, "edge_order")?)
+                        .map_err(|_| usage("gradient", "edge_order must be 1 or 2"))?,
+                };
+                let dx = |k: usize| -> Result<f64> {
+                    match spacing.len() {
+                        0 => Ok(1.0),
+                        1 => Ok(spacing[0]),
+                        n if n == axes.len() => Ok(spacing[k]),
+                        n => Err(usage(
+                            "gradient",
+                            &format!("{n} spacings for {} axes", axes.len()),
+                        )),
+                    }
+                };
+                let mut out = Vec::new();
+                for (k, &axis) in axes.iter().enumerate() {
+                    out.push(Value::Array(f.gradient(axis, dx(k)?, edge_order)?));
+                }
+                // One axis gives an array, several a tuple, as numpy's.
+                if out.len() == 1 {
+                    out.pop().unwrap_or(Value::None)
+                } else {
+                    Value::Tuple(out)
+                }
+            }
+            "convolve" | "correlate" => {
+                let a = to_array(c.arg(0, "a")?)?;
+                let v = weights_arg(c.arg(1, "v")?, name)?;
+                let mode = match c.opt(2, "mode")? {
+                    None if name == "convolve" => "full".to_string(),
+                    None => "valid".to_string(),
+                    Some(Value::Str(m)) => m,
+                    Some(other) => {
+                        return Err(usage(
+                            name,
+                            &format!("mode must be a string, not {}", other.describe()),
+                        ))
+                    }
+                };
+                Value::Array(a.convolve_1d(&v, &mode, name == "convolve")?)
+            }
+            "ndimage.convolve" | "ndimage.correlate" => {
+                let x = to_array(c.arg(0, "input")?)?;
+                let w = weights_arg(c.arg(1, "weights")?, name)?;
+                if let Some(out) = c.opt(2, "output")? {
+                    if !matches!(out, Value::None) {
+                        return Err(usage(name, "output= is not supported: use .astype(...)"));
+                    }
+                }
+                let mode = match c.opt(3, "mode")? {
+                    None => "reflect".to_string(),
+                    Some(Value::Str(m)) => m,
+                    Some(other) => {
+                        return Err(usage(
+                            name,
+                            &format!("mode must be a string, not {}", other.describe()),
+                        ))
+                    }
+                };
+                let cval = match c.opt(4, "cval")? {
+                    None => Scalar::Float(0.0),
+                    Some(v) => to_scalar(&v)?,
+                };
+                let origin = match c.opt(5, "origin")? {
+                    None => Vec::new(),
+                    Some(v) => int_list(&v, "origin")?,
+                };
+                let mode = PadMode::ndimage(&mode, cval)?;
+                Value::Array(x.ndimage_filter(&w, mode, &origin, name == "ndimage.convolve")?)
+            }
+            "array" | "asarray" => {
+                let v = c.arg(0, "object")?;
+                let dtype = match c.opt(1, "dtype")? {
+                    None | Some(Value::None) => None,
+                    Some(d) => Some(to_dtype(&d)?),
+                };
+                let a = match v {
+                    Value::Array(a) => a,
+                    Value::Tuple(_) => {
+                        let (shape, values, inferred) = literal_values(&v)?;
+                        Array::literal(&shape, values, inferred)?
+                    }
+                    other => scalar_array(&other)?,
+                };
+                Value::Array(match dtype {
+                    Some(d) if d != a.dtype() => a.astype(d)?,
+                    _ => a,
+                })
+            }
+            "histogram" => {
+                let a = to_array(c.arg(0, "a")?)?;
+                let bins = c.opt(1, "bins")?.unwrap_or(Value::Int(10));
+                let range = c.opt(2, "range")?;
+                let density = c.opt(3, "density")?;
+                let weights = match c.opt(4, "weights")? {
+                    None | Some(Value::None) => None,
+                    Some(v) => Some(to_array(v)?),
+                };
+                let (bins, edges) = match bins {
+                    Value::Int(_) => {
+                        let n = u64::try_from(to_i64(&bins, "bins")?)
+                            .ok()
+                            .filter(|&n| n > 0)
+                            .ok_or_else(|| {
+                                usage("histogram", "`bins` must be positive, when an integer")
+                            })?;
+                        let (mut lo, mut hi) = match range {
+                            Some(Value::Tuple(r)) if r.len() == 2 => {
+                                (to_f64(&r[0], "range")?, to_f64(&r[1], "range")?)
+                            }
+                            None | Some(Value::None) => {
+                                return Err(usage(
+                                    "histogram",
+                                    "give range=(lo, hi) with a number of bins, or the edges as a \
+                                     list: the edges must be known before the data are read (as \
+                                     in Dask)",
+                                ))
+                            }
+                            Some(other) => {
+                                return Err(usage(
+                                    "histogram",
+                                    &format!("range must be (lo, hi), not {}", other.describe()),
+                                ))
+                            }
+                        };
+                        if !(lo.is_finite() && hi.is_finite()) {
+                            return Err(usage(
+                                "histogram",
+                                &format!("supplied range of [{lo}, {hi}] is not finite"),
+                            ));
+                        }
+                        if lo > hi {
+                            return Err(usage(
+                                "histogram",
+                                "max must be larger than min in range parameter.",
+                            ));
+                        }
+                        if lo == hi {
+                            lo -= 0.5;
+                            hi += 0.5;
+                        }
+                        let edges = Array::linspace(lo, hi, n + 1, true, n + 1)?;
+                        (Bins::Uniform { lo, hi, n }, edges)
+                    }
+                    Value::Tuple(_) => {
+                        let (shape, values, dtype) = literal_values(&bins)?;
+                        let edges: Vec<f64> = values
+                            .iter()
+                            .map(|v| match *v {
+                                Scalar::Int(i) => i as f64,
+                                Scalar::UInt(u) => u as f64,
+                                Scalar::Float(f) => f,
+                                Scalar::Bool(b) => f64::from(u8::from(b)),
+                                Scalar::Complex(re, _) => re,
+                            })
+                            .collect();
+                        if shape.len() != 1 || edges.len() < 2 {
+                            return Err(usage(
+                                "histogram",
+                                "`bins` must be 1d, with at least two edges",
+                            ));
+                        }
+                        if edges.windows(2).any(|w| {
+                            w[0].partial_cmp(&w[1]) == Some(std::cmp::Ordering::Greater)
+                                || w[0].is_nan()
+                                || w[1].is_nan()
+                        }) {
+                            return Err(usage(
+                                "histogram",
+                                "`bins` must increase monotonically, when an array",
+                            ));
+                        }
+                        (
+                            Bins::Edges { edges },
+                            Array::literal(&shape, values, dtype)?,
+                        )
+                    }
+                    other => {
+                        return Err(usage(
+                            "histogram",
+                            &format!(
+                                "bins must be a number with range=, or the edges as a list, not {}",
+                                other.describe()
+                            ),
+                        ))
+                    }
+                };
+                let counts = a.counts(bins, weights.as_ref())?;
+                let counts = match density {
+                    Some(Value::Bool(true)) => {
+                        // numpy: n / db / n.sum(), db the bins' widths as float.
+                        let widths = edges.astype(DType::Float64)?.diff(1, 0)?;
+                        let total = counts.reduce(Reducer::Sum, None, false, 0.0)?;
+                        counts
+                            .binary(BinaryOp::TrueDivide, &widths)?
+                            .binary(BinaryOp::TrueDivide, &total)?
+                    }
+                    _ => counts,
+                };
+                Value::Tuple(vec![Value::Array(counts), Value::Array(edges)])
+            }
+            "bincount" => {
+                let x = to_array(c.arg(0, "x")?)?;
+                let weights = match c.opt(1, "weights")? {
+                    None | Some(Value::None) => None,
+                    Some(v) => Some(to_array(v)?),
+                };
+                let n = match c.opt(2, "minlength")? {
+                    None => 0,
+                    Some(v) => to_i64(&v, "minlength")?,
+                };
+                if x.ndim() != 1 {
+                    return Err(usage("bincount", "the values must be a 1-d array"));
+                }
+                let n = u64::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| {
+                    usage(
+                        "bincount",
+                        "give minlength= above the largest value: the result's length \
+                             must be known before the data are read",
+                    )
+                })?;
+                Value::Array(x.counts(Bins::Integers { n }, weights.as_ref())?)
+            }
+            "tensordot" => {
+                let a = to_array(c.arg(0, "a")?)?;
+                let b = to_array(c.arg(1, "b")?)?;
+                let (ia, ib) = match c.opt(2, "axes")? {
+                    None => tensordot_last(&a, 2)?,
+                    Some(Value::Tuple(pair)) if pair.len() == 2 => {
+                        let list = |v: &Value| match v {
+                            Value::Tuple(_) => int_list(v, "axes"),
+                            v => Ok(vec![to_i64(v, "axes")?]),
+                        };
+                        (list(&pair[0])?, list(&pair[1])?)
+                    }
+                    Some(v) => tensordot_last(&a, to_i64(&v, "axes")?)?,
+                };
+                Value::Array(a.tensordot(&b, &ia, &ib)?)
+            }
+            "einsum" => {
+                let Value::Str(subscripts) = c.arg(0, "subscripts")? else {
+                    return Err(usage(
+                        "einsum",
+                        "the first argument must be the subscripts string",
+                    ));
+                };
+                let operands: Vec<Array> =
+                    c.rest(1).into_iter().map(to_array).collect::<Result<_>>()?;
+                Value::Array(Array::einsum(&subscripts, &operands)?)
             }
             "swapaxes" => {
                 let x = to_array(c.arg(0, "a")?)?;
@@ -1432,6 +1776,144 @@ fn to_dtype(v: &Value) -> Result<DType> {
         other => Err(usage(
             "dtype",
             &format!("expected a dtype, found {}", other.describe()),
+        )),
+    }
+}
+
+/// `tensordot`'s `axes=n`: the last `n` axes of `a` with the first `n` of `b`.
+fn tensordot_last(a: &Array, n: i64) -> Result<(Vec<i64>, Vec<i64>)> {
+    let nd = a.ndim() as i64;
+    if n < 0 || n > nd {
+        return Err(usage(
+            "tensordot",
+            &format!("axes={n} for an operand of {nd} dimensions"),
+        ));
+    }
+    Ok(((nd - n..nd).collect(), (0..n).collect()))
+}
+
+/// numpy's `pad_width`: a number, `(n,)`, `(before, after)`, or one of those an
+/// axis.
+fn pad_widths(v: &Value, ndim: usize) -> Result<Vec<(u64, u64)>> {
+    let width = |v: &Value| -> Result<u64> {
+        u64::try_from(to_i64(v, "pad_width")?)
+            .map_err(|_| usage("pad", "index can't contain negative values"))
+    };
+    let pair = |v: &Value| -> Result<Option<(u64, u64)>> {
+        Ok(match v {
+            Value::Tuple(items) => match items.as_slice() {
+                [n] if !matches!(n, Value::Tuple(_)) => Some((width(n)?, width(n)?)),
+                [b, a] if !matches!(b, Value::Tuple(_)) && !matches!(a, Value::Tuple(_)) => {
+                    Some((width(b)?, width(a)?))
+                }
+                _ => None,
+            },
+            n => Some((width(n)?, width(n)?)),
+        })
+    };
+    if let Some(p) = pair(v)? {
+        return Ok(vec![p; ndim]);
+    }
+    let Value::Tuple(items) = v else {
+        return Err(usage("pad", "pad_width must be a number or a tuple"));
+    };
+    let per_axis: Vec<(u64, u64)> = items
+        .iter()
+        .map(|i| pair(i)?.ok_or_else(|| usage("pad", "pad_width is nested too deeply")))
+        .collect::<Result<_>>()?;
+    match per_axis.len() {
+        1 => Ok(vec![per_axis[0]; ndim]),
+        n if n == ndim => Ok(per_axis),
+        n => Err(usage(
+            "pad",
+            &format!("pad_width has {n} entries for an array of {ndim} dimensions"),
+        )),
+    }
+}
+
+/// Numbers in (nested) lists: their shape, values and numpy's dtype for them.
+fn literal_values(v: &Value) -> Result<(Vec<u64>, Vec<Scalar>, DType)> {
+    fn walk(v: &Value, depth: usize, shape: &mut Vec<u64>, out: &mut Vec<Value>) -> Result<()> {
+        match v {
+            Value::Tuple(items) => {
+                let n = items.len() as u64;
+                match shape.get(depth) {
+                    None if depth == shape.len() && out.is_empty() => shape.push(n),
+                    Some(&m) if m == n => {}
+                    _ => return Err(usage("array", "the nested lists are ragged")),
+                }
+                for i in items {
+                    walk(i, depth + 1, shape, out)?;
+                }
+                Ok(())
+            }
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) if depth == shape.len() => {
+                out.push(v.clone());
+                Ok(())
+            }
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                Err(usage("array", "the nested lists are ragged"))
+            }
+            other => Err(usage(
+                "array",
+                &format!("expected numbers, found {}", other.describe()),
+            )),
+        }
+    }
+    let (mut shape, mut items) = (Vec::new(), Vec::new());
+    walk(v, 0, &mut shape, &mut items)?;
+    if items.len() as u64 > super::graph::MAX_LITERAL {
+        return Err(usage(
+            "array",
+            &format!(
+                "{} values written out: at most {} (read larger data from a file)",
+                items.len(),
+                super::graph::MAX_LITERAL
+            ),
+        ));
+    }
+    let dtype = if items.iter().any(|i| matches!(i, Value::Float(_))) {
+        DType::Float64
+    } else if !items.is_empty() && items.iter().all(|i| matches!(i, Value::Bool(_))) {
+        DType::Bool
+    } else if items.is_empty() {
+        DType::Float64
+    } else {
+        DType::Int64
+    };
+    let values = items
+        .iter()
+        .map(|i| match (i, dtype) {
+            (Value::Int(n), DType::Float64) => Ok(Scalar::Float(*n as f64)),
+            (Value::Int(n), _) => i64::try_from(*n)
+                .map(Scalar::Int)
+                .map_err(|_| usage("array", "a value is out of int64's range")),
+            (Value::Bool(b), DType::Float64) => Ok(Scalar::Float(f64::from(u8::from(*b)))),
+            (Value::Bool(b), DType::Int64) => Ok(Scalar::Int(i64::from(*b))),
+            (other, _) => to_scalar(other),
+        })
+        .collect::<Result<_>>()?;
+    Ok((shape, values, dtype))
+}
+
+/// A stencil's kernel: an array, or numbers in (nested) lists.
+fn weights_arg(v: Value, op: &str) -> Result<Weights> {
+    match v {
+        Value::Array(a) => Ok(Weights::Array(a)),
+        Value::Tuple(_) => {
+            let (shape, values, dtype) = literal_values(&v)?;
+            Ok(Weights::Literal {
+                shape,
+                values,
+                dtype,
+            })
+        }
+        other => Err(usage(
+            op,
+            &format!(
+                "the kernel must be an array or a list of numbers, not {}",
+                other.describe()
+            ),
         )),
     }
 }

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::counts::Bins;
 use super::kernel::ops::{BinaryOp, UnaryOp};
 use super::kernel::reduce::Reducer;
 use super::kernel::rows::BlockFunc;
@@ -62,6 +63,8 @@ pub(crate) enum Body {
         keepdims: bool,
         /// Delta degrees of freedom (variances).
         ddof: f64,
+        /// Partials combined by one task of the tree (Dask's `split_every`).
+        split_every: usize,
     },
     /// A cumulative sum or product along an axis.
     Scan {
@@ -100,6 +103,15 @@ pub(crate) enum Body {
         /// What is done to each block's values.
         func: BlockFunc,
     },
+    /// Values counted into bins (`histogram`, `bincount`): one chunk.
+    Counts {
+        /// The values' program.
+        input: Array,
+        /// The weights' program, chunked as the values.
+        weights: Option<Array>,
+        /// The bins.
+        bins: Bins,
+    },
 }
 
 /// A dataset a program's leaf reads.
@@ -127,6 +139,10 @@ fn next_id() -> String {
 /// plan), so a chunk of one element on a large array would build a plan of billions
 /// of tasks before anything runs.
 pub const MAX_BLOCKS: u64 = 1 << 20;
+
+/// Most values an array written out in an expression may hold: they travel in the
+/// plan, in every task's stage.
+pub const MAX_LITERAL: u64 = 1 << 16;
 
 /// Refuses an array of `shape` and `dtype` that numpy could not hold either (more
 /// than 2^63 - 1 bytes, zero-length axes counted as one): every index computed on
@@ -375,6 +391,10 @@ impl Array {
                 }
                 Body::Concat { parts, .. } => stack.extend(parts.iter().cloned()),
                 Body::Scan { input, .. } | Body::Map { input, .. } => stack.push(input.clone()),
+                Body::Counts { input, weights, .. } => {
+                    stack.push(input.clone());
+                    stack.extend(weights.iter().cloned());
+                }
                 Body::Fused(_) => {}
             }
             for input in a.0.inputs.values() {
@@ -389,6 +409,29 @@ impl Array {
         out
     }
 
+    /// The path of the array file this array is, value for value (in any chunks): a
+    /// file opened and neither sliced, transposed nor computed on.
+    pub fn file_itself(&self) -> Option<PathBuf> {
+        let Body::Fused(program) = &self.0.body else {
+            return None;
+        };
+        let [Node::Leaf {
+            source: LeafSource::Dataset { id },
+            view,
+            dtype,
+        }] = program.nodes.as_slice()
+        else {
+            return None;
+        };
+        let Some(Input::File { path, .. }) = self.0.inputs.get(id) else {
+            return None;
+        };
+        let whole = *dtype == self.0.dtype
+            && view.base == self.0.shape
+            && *view == View::identity(&self.0.shape, self.0.shape.len());
+        whole.then(|| path.clone())
+    }
+
     /// The array's program: its own if elementwise, else one stored leaf reading it.
     pub(crate) fn program(&self) -> (Program, BTreeMap<String, Input>) {
         match &self.0.body {
@@ -397,7 +440,8 @@ impl Array {
             | Body::MatMul { .. }
             | Body::Concat { .. }
             | Body::Scan { .. }
-            | Body::Map { .. } => {
+            | Body::Map { .. }
+            | Body::Counts { .. } => {
                 let leaf = Node::Leaf {
                     source: LeafSource::Stored {
                         id: self.0.id.clone(),
@@ -507,6 +551,36 @@ impl Array {
             nodes: vec![Node::Scalar { value, dtype }],
         };
         Ok(Array::fused(program, chunks, BTreeMap::new()))
+    }
+
+    /// A small array of values written out (numpy's `array([...])`), one chunk.
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for more than [`MAX_LITERAL`] values, or a count
+    /// that is not the shape's.
+    pub fn literal(shape: &[u64], values: Vec<Scalar>, dtype: DType) -> Result<Array> {
+        let n = shape.iter().try_fold(1u64, |a, &k| a.checked_mul(k));
+        if n != Some(values.len() as u64) || values.len() as u64 > MAX_LITERAL {
+            return Err(Error::ArrayArgument {
+                op: "array".into(),
+                reason: format!(
+                    "{} values for shape {}; a literal array holds at most {MAX_LITERAL} (it \
+                     is written into the plan): read larger data from a file",
+                    values.len(),
+                    shape_text(shape)
+                ),
+            });
+        }
+        let chunks = shape.iter().map(|&k| vec![k]).collect();
+        Ok(Array::leaf(
+            shape,
+            chunks,
+            LeafSource::Literal {
+                shape: shape.to_vec(),
+                values,
+            },
+            dtype,
+        ))
     }
 
     /// A scalar operand: `weak` for a Python number in an expression (NEP 50).
@@ -930,6 +1004,46 @@ impl Array {
                 axes,
                 keepdims,
                 ddof,
+                split_every: super::lower::SPLIT_EVERY,
+            },
+            BTreeMap::new(),
+        ))
+    }
+
+    /// The reduction with its partials combined `n` at a time (Dask's
+    /// `split_every`); other arrays are returned as they are.
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for `n` below 2.
+    pub fn with_split_every(&self, n: u64) -> Result<Array> {
+        if n < 2 {
+            return Err(Error::ArrayArgument {
+                op: "split_every".into(),
+                reason: format!("split_every must be at least 2, not {n}"),
+            });
+        }
+        let Body::Reduce {
+            input,
+            reducer,
+            axes,
+            keepdims,
+            ddof,
+            ..
+        } = &self.0.body
+        else {
+            return Ok(self.clone());
+        };
+        Ok(Array::new(
+            self.0.shape.clone(),
+            self.0.dtype,
+            self.0.chunks.clone(),
+            Body::Reduce {
+                input: input.clone(),
+                reducer: *reducer,
+                axes: axes.clone(),
+                keepdims: *keepdims,
+                ddof: *ddof,
+                split_every: n.min(1 << 16) as usize,
             },
             BTreeMap::new(),
         ))

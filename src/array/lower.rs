@@ -14,12 +14,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::counts::Bins;
 use super::graph::{Array, Body, Chunks, Input};
 use super::kernel::reduce::{Accum, Reducer};
 use super::kernel::rows::BlockFunc;
 use super::kernel::values::{Phys, Values};
 use super::layout::{open_sink, open_source, write_region, ArrayLayout};
-use super::program::{LeafSource, Node, Program, ReduceSpec, View, TILE};
+use super::program::{LeafSource, Node, Program, ReduceSpec, View};
 use crate::error::{Error, Result};
 use crate::grid::{copy_region, indices_c_order, AxisChunks, ChunkGrid, Subset};
 use crate::plan::{
@@ -107,6 +108,17 @@ pub enum StageWork {
         /// What is done to the block's values.
         func: BlockFunc,
     },
+    /// Each block's values counted into bins: a partial sum state of the bins
+    /// (int64 counts, or float64 sums of the weights).
+    Counts {
+        /// The values' program.
+        program: Program,
+        /// The weights' program.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<Program>,
+        /// The bins.
+        bins: Bins,
+    },
     /// Partials combined; the last level finishes them into values of `dtype`.
     Combine {
         /// The reduction.
@@ -154,6 +166,15 @@ impl StageMeta {
             StageWork::Values { program }
             | StageWork::Partials { program, .. }
             | StageWork::Scan { program, .. } => Ok((program, block.clone())),
+            // The counts' blocks have the bins as an extra last axis.
+            StageWork::Counts { program, .. } => {
+                let rank = program.shape.len();
+                let local = Subset::new(
+                    block.start()[..rank].to_vec(),
+                    block.shape()[..rank].to_vec(),
+                );
+                Ok((program, local))
+            }
             StageWork::Concat {
                 parts,
                 axis,
@@ -299,6 +320,23 @@ impl Operation for ArrayBlock {
                 let mut bytes = Vec::with_capacity(scanned.len() * dtype.size());
                 scanned.encode(dtype, &mut bytes);
                 publish_values(task, env, &meta, &block, dtype, bytes)
+            }
+            StageWork::Counts { weights, bins, .. } => {
+                let values = Values::decode(program.dtype(), &program.eval_block(&local, &read)?)?;
+                let weights = match weights {
+                    Some(w) => Some(Values::decode(w.dtype(), &w.eval_block(&local, &read)?)?),
+                    None => None,
+                };
+                let n = bins.len() as usize;
+                let mut counts = if weights.is_some() {
+                    Values::F64(vec![0.0; n])
+                } else {
+                    Values::I64(vec![0; n])
+                };
+                bins.count(&values, weights.as_ref(), &mut counts)?;
+                let acc = Accum::sums(&counts)?;
+                env.store
+                    .put(&task.output, Entry::Bytes(acc.to_bytes().into()))
             }
             StageWork::Partials { reduce, .. } => {
                 let acc = program.reduce_block(&local, reduce, &read)?;
@@ -648,6 +686,7 @@ impl<'p> PlanBuilder<'p> {
                 axes,
                 keepdims,
                 ddof,
+                split_every,
             } => {
                 self.add_inputs(input)?;
                 let Body::Fused(program) = &input.expr().body else {
@@ -672,8 +711,7 @@ impl<'p> PlanBuilder<'p> {
                     &partial_id,
                     &blocks,
                     &partials,
-                    axes,
-                    *keepdims,
+                    (axes, *keepdims, *split_every),
                     (*reducer, Phys::of(input.dtype())?, e.dtype, *ddof),
                     target,
                 )?;
@@ -724,6 +762,59 @@ impl<'p> PlanBuilder<'p> {
             }
             Body::MatMul { a, b } => {
                 let tasks = self.add_matmul(&e.id, a, b, e.dtype, target)?;
+                Lowered {
+                    dataset: e.id.clone(),
+                    chunks: e.chunks.clone(),
+                    tasks,
+                }
+            }
+            Body::Counts {
+                input,
+                weights,
+                bins,
+            } => {
+                self.add_inputs(input)?;
+                let program = |a: &Array| match &a.expr().body {
+                    Body::Fused(p) => Ok(p.clone()),
+                    _ => Err(Error::bug("counts of an array not fused", "")),
+                };
+                let weights = match weights {
+                    Some(w) => {
+                        self.add_inputs(w)?;
+                        Some(program(w)?)
+                    }
+                    None => None,
+                };
+                // The partials' blocks: the input's, with the bins as a last axis.
+                let n = bins.len();
+                let mut blocks = input.chunks().clone();
+                blocks.push(vec![n]);
+                let partial_id = format!("{}p", e.id);
+                let meta = StageMeta {
+                    chunks: blocks.clone(),
+                    work: StageWork::Counts {
+                        program: program(input)?,
+                        weights,
+                        bins: bins.clone(),
+                    },
+                    write_to: None,
+                };
+                let partials = self.add_block_stage(&partial_id, meta, &Target::Store)?;
+                let axes: Vec<usize> = (0..input.ndim()).collect();
+                let phys = if e.dtype == DType::Float64 {
+                    Phys::F64
+                } else {
+                    Phys::I64
+                };
+                let tasks = self.add_combine_tree(
+                    &e.id,
+                    &partial_id,
+                    &blocks,
+                    &partials,
+                    (&axes, false, SPLIT_EVERY),
+                    (Reducer::Sum, phys, e.dtype, 0.0),
+                    target,
+                )?;
                 Lowered {
                     dataset: e.id.clone(),
                     chunks: e.chunks.clone(),
@@ -987,7 +1078,20 @@ impl<'p> PlanBuilder<'p> {
             let block = grid.chunk_subset(&key);
             let (program, local) = meta.program_for(&key, &block)?;
             let item = program.dtype().size() as u64;
-            let (inputs, mut deps, read_bytes) = self.leaf_inputs(program, &local)?;
+            let (mut inputs, mut deps, mut read_bytes) = self.leaf_inputs(program, &local)?;
+            if let StageWork::Counts {
+                weights: Some(w), ..
+            } = &meta.work
+            {
+                let (i, d, b) = self.leaf_inputs(w, &local)?;
+                for (r, t) in i.into_iter().zip(d) {
+                    if !inputs.contains(&r) {
+                        inputs.push(r);
+                        deps.push(t);
+                    }
+                }
+                read_bytes += b;
+            }
             deps.extend(created);
             // A block's values, or a partial state (at most three 8-byte fields an
             // element kept).
@@ -1002,6 +1106,8 @@ impl<'p> PlanBuilder<'p> {
                         .product();
                     kept * 24
                 }
+                // The block's values decoded and its weights, then the bins' state.
+                StageWork::Counts { bins, .. } => local.num_elements() * 32 + bins.len() * 24,
                 // The input block's values decoded (16 bytes an element at most) and
                 // a row's permutation, then the result's.
                 StageWork::Map { func, .. } if *func != BlockFunc::Same => {
@@ -1010,9 +1116,9 @@ impl<'p> PlanBuilder<'p> {
                 }
                 _ => block.num_elements() * item,
             };
-            // A tile of every node, as wide as 8-byte values (twice: a cast's source
-            // and result).
-            let tiles = program.nodes.len() as u64 * block.num_elements().min(TILE as u64) * 16;
+            // The tiles the evaluation keeps (nodes share them when their lives do
+            // not overlap).
+            let tiles = program.tile_bytes(local.num_elements());
             let kind = if read_bytes > 0 {
                 TaskKind::Load
             } else {
@@ -1038,7 +1144,17 @@ impl<'p> PlanBuilder<'p> {
     ) -> Result<(Vec<DataRef>, Vec<TaskId>, u64)> {
         let mut inputs = Vec::new();
         let mut deps = Vec::new();
-        let mut bytes = 0;
+        // The boxes read or computed (leaves of a source share one), as read and as
+        // decoded.
+        let mut bytes: u64 = program
+            .leaf_boxes(block)
+            .iter()
+            .map(|(nodes, region)| {
+                let dtype = program.nodes[nodes[0]].dtype();
+                let decoded = Phys::of(dtype).map_or(16, super::program::phys_size);
+                region.num_elements() * (dtype.size() as u64 + decoded)
+            })
+            .sum();
         for node in &program.nodes {
             let Node::Leaf {
                 source,
@@ -1051,7 +1167,6 @@ impl<'p> PlanBuilder<'p> {
             let region = view_box(view, block);
             match source {
                 LeafSource::Stored { id, chunks } => {
-                    bytes += region.num_elements() * dtype.size() as u64;
                     let built = self
                         .built
                         .get(id)
@@ -1074,9 +1189,6 @@ impl<'p> PlanBuilder<'p> {
                         }
                     }
                 }
-                LeafSource::Dataset { .. } => {
-                    bytes += region.num_elements() * dtype.size() as u64;
-                }
                 // Generated a box at a time unless its rows are walked in order.
                 LeafSource::Random { .. } if !view.walks_rows() => {
                     bytes += region.num_elements() * dtype.size() as u64;
@@ -1088,7 +1200,7 @@ impl<'p> PlanBuilder<'p> {
     }
 
     /// The combine tree of a reduction: the partials of each output chunk in groups
-    /// of at most [`SPLIT_EVERY`], level by level, the last finishing the values.
+    /// of at most `split_every`, level by level, the last finishing the values.
     #[allow(clippy::too_many_arguments)]
     fn add_combine_tree(
         &mut self,
@@ -1096,8 +1208,7 @@ impl<'p> PlanBuilder<'p> {
         partial_id: &str,
         in_chunks: &Chunks,
         partials: &[TaskId],
-        axes: &[usize],
-        keepdims: bool,
+        (axes, keepdims, split_every): (&[usize], bool, usize),
         (reducer, input, dtype, ddof): (Reducer, Phys, DType, f64),
         target: &Target,
     ) -> Result<Vec<TaskId>> {
@@ -1152,7 +1263,7 @@ impl<'p> PlanBuilder<'p> {
         let state_bytes = |n: u64| n * 8 * 3;
         let mut level = 0;
         loop {
-            let last = groups.iter().all(|g| g.len() <= SPLIT_EVERY);
+            let last = groups.iter().all(|g| g.len() <= split_every);
             let level_id = if last {
                 id.to_string()
             } else {
@@ -1177,7 +1288,7 @@ impl<'p> PlanBuilder<'p> {
             for (o, group) in groups.iter().enumerate() {
                 let n = elements(o as u64);
                 let mut level_next = Vec::new();
-                for (g, part) in group.chunks(SPLIT_EVERY).enumerate() {
+                for (g, part) in group.chunks(split_every).enumerate() {
                     let mut key = out_key(o as u64);
                     if !last {
                         // Several combines of one output chunk at this level: the

@@ -7,6 +7,7 @@
 //! [`Rechunk`]), and the table-to-array chain in [`from_table`].
 
 mod blocks;
+pub mod counts;
 mod create;
 pub mod eval;
 pub mod expr;
@@ -14,12 +15,14 @@ pub mod from_table;
 pub mod graph;
 pub mod kernel;
 mod layout;
+mod linalg;
 pub mod lower;
 pub mod print;
 pub mod program;
 pub mod promote;
 pub mod random;
 mod rechunk;
+pub mod stencil;
 
 pub use create::{CreateArray, FinishArray};
 pub use layout::{open_sink, open_source, write_region, ArrayLayout};

@@ -24,7 +24,7 @@ use crate::storage::array::DType;
 /// `f64` in a plan's JSON: a number, or `"nan"`, `"inf"`, `"-inf"` (JSON has no
 /// literal for them, and `serde_json` would write `null`, which reads back as no
 /// number at all).
-mod f64_json {
+pub(crate) mod f64_json {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -228,6 +228,13 @@ pub enum LeafSource {
         num: u64,
         /// Whether `stop` is the last value.
         endpoint: bool,
+    },
+    /// Values written in the expression (`array([...])`), in C order of `shape`.
+    Literal {
+        /// The leaf's shape.
+        shape: Vec<u64>,
+        /// Its values, cast to the leaf's dtype when read.
+        values: Vec<Scalar>,
     },
     /// Ones on the `k`-th diagonal of a 2-d leaf, zeros elsewhere (numpy's `eye`).
     Eye {
@@ -441,6 +448,120 @@ impl Program {
         self.nodes.last().map_or(DType::Float64, Node::dtype)
     }
 
+    /// The tile each node's values go in, and each tile's physical type: a node's
+    /// tile is free again after its last user has run, so a long chain holds a few
+    /// tiles, not one a node. The last node's tile is never reused.
+    ///
+    /// # Errors
+    /// As [`Phys::of`].
+    pub fn tile_slots(&self) -> Result<(Vec<usize>, Vec<Phys>)> {
+        let n = self.nodes.len();
+        let mut last_use: Vec<usize> = (0..n).collect();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for o in node.operands() {
+                if o < n {
+                    last_use[o] = last_use[o].max(i);
+                }
+            }
+        }
+        if let Some(l) = last_use.last_mut() {
+            *l = usize::MAX;
+        }
+        let mut slot_of = Vec::with_capacity(n);
+        let mut phys: Vec<Phys> = Vec::new();
+        let mut free: Vec<usize> = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let p = Phys::of(node.dtype())?;
+            // A free tile of the same type, else a new one; taken before the
+            // operands' are freed, so a node never writes over what it reads.
+            let slot = match free.iter().position(|&s| phys[s] == p) {
+                Some(k) => free.swap_remove(k),
+                None => {
+                    phys.push(p);
+                    phys.len() - 1
+                }
+            };
+            slot_of.push(slot);
+            let mut ops = node.operands();
+            ops.sort_unstable();
+            ops.dedup();
+            for o in ops {
+                if o < i && last_use[o] == i {
+                    free.push(slot_of[o]);
+                }
+            }
+        }
+        Ok((slot_of, phys))
+    }
+
+    /// The boxes a block's leaves are read or computed in: leaves of one source
+    /// and dtype share a box (their union), when it is no larger than their own
+    /// boxes together (a stencil's shifted views read the block and its halo once).
+    /// Each entry: the leaves' node indices and the box.
+    pub fn leaf_boxes(&self, block: &Subset) -> Vec<(Vec<usize>, Subset)> {
+        // Each group: its leaves, its box's first and past-the-end corners, and the
+        // elements of their own boxes together.
+        type Group = (Vec<usize>, Vec<u64>, Vec<u64>, u64);
+        let mut groups: Vec<Group> = Vec::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Node::Leaf {
+                source,
+                view,
+                dtype,
+            } = node
+            else {
+                continue;
+            };
+            if matches!(source, LeafSource::Random { .. }) {
+                continue;
+            }
+            let (lo, len) = view.bounding_box(block);
+            let hi: Vec<u64> = lo.iter().zip(&len).map(|(l, n)| l + n).collect();
+            let own: u64 = len.iter().product();
+            let same = |j: usize| match &self.nodes[j] {
+                Node::Leaf {
+                    source: s,
+                    view: v,
+                    dtype: d,
+                } => s == source && d == dtype && v.base == view.base,
+                _ => false,
+            };
+            let merged = groups.iter_mut().find_map(|(nodes, glo, ghi, total)| {
+                if !same(nodes[0]) {
+                    return None;
+                }
+                let ulo: Vec<u64> = glo.iter().zip(&lo).map(|(a, b)| *a.min(b)).collect();
+                let uhi: Vec<u64> = ghi.iter().zip(&hi).map(|(a, b)| *a.max(b)).collect();
+                let union: u64 = ulo.iter().zip(&uhi).map(|(l, h)| h - l).product();
+                (union <= *total + own).then(|| {
+                    nodes.push(i);
+                    *glo = ulo;
+                    *ghi = uhi;
+                    *total = union;
+                })
+            });
+            if merged.is_none() {
+                groups.push((vec![i], lo, hi, own));
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(nodes, lo, hi, _)| {
+                let len = lo.iter().zip(&hi).map(|(l, h)| h - l).collect();
+                (nodes, Subset::new(lo, len))
+            })
+            .collect()
+    }
+
+    /// Bytes the tiles of a block's evaluation hold at most.
+    pub fn tile_bytes(&self, block_elements: u64) -> u64 {
+        let tile = block_elements.min(TILE as u64);
+        match self.tile_slots() {
+            Ok((_, phys)) => phys.iter().map(|&p| tile * phys_size(p)).sum(),
+            Err(_) => self.nodes.len() as u64 * tile * 16,
+        }
+    }
+
     /// Checks what a plan from elsewhere could get wrong: operands before users,
     /// views of the program's rank that stay inside their leaves.
     ///
@@ -602,7 +723,7 @@ impl Program {
 enum LeafFill {
     /// From a box read or computed once a block; the walk's buffer `buffer`.
     Boxed {
-        values: Values,
+        values: std::rc::Rc<Values>,
         buffer: usize,
         /// Where the block's first element is in `values` (not the box's first when
         /// a step is negative).
@@ -618,13 +739,25 @@ enum LeafFill {
     },
 }
 
+/// Bytes a value of a physical type takes in a tile.
+pub(crate) fn phys_size(p: Phys) -> u64 {
+    match p {
+        Phys::Bool => 1,
+        Phys::F32 => 4,
+        Phys::I64 | Phys::U64 | Phys::F64 | Phys::C64 => 8,
+        Phys::C128 => 16,
+    }
+}
+
 /// A program being evaluated over one block.
 struct BlockEval<'p> {
     program: &'p Program,
     walk: Walk,
     leaves: Vec<Option<LeafFill>>,
-    /// Each node's tile.
+    /// The tiles, shared by nodes whose lives do not overlap.
     tiles: Vec<Values>,
+    /// Each node's tile.
+    slot: Vec<usize>,
     /// Generated spans, reused between tiles.
     scratch: Values,
     len: u64,
@@ -638,13 +771,25 @@ impl<'p> BlockEval<'p> {
         extra: Vec<Vec<i64>>,
     ) -> Result<Self> {
         program.validate()?;
+        // Each boxed leaf's box, read or computed once for the leaves sharing it.
+        let mut boxes: Vec<std::rc::Rc<Values>> = Vec::new();
+        let mut box_of: Vec<Option<(usize, Subset)>> = vec![None; program.nodes.len()];
+        for (nodes, region) in program.leaf_boxes(block) {
+            let Node::Leaf { source, dtype, .. } = &program.nodes[nodes[0]] else {
+                continue;
+            };
+            boxes.push(std::rc::Rc::new(leaf_box(source, *dtype, &region, read)?));
+            for i in nodes {
+                box_of[i] = Some((boxes.len() - 1, region.clone()));
+            }
+        }
         let mut strides: Vec<Vec<i64>> = Vec::new();
         let mut leaves = Vec::new();
         for node in &program.nodes {
             let Node::Leaf {
                 source,
                 view,
-                dtype,
+                dtype: _,
             } = node
             else {
                 leaves.push(None);
@@ -657,7 +802,12 @@ impl<'p> BlockEval<'p> {
                     // generator's own order, then gathered, as a stored leaf is.
                     let (lo, len) = view.bounding_box(block);
                     let region = Subset::new(lo.clone(), len.clone());
-                    let values = random_box(Philox::new(*seed), *dist, &view.base, &region)?;
+                    let values = std::rc::Rc::new(random_box(
+                        Philox::new(*seed),
+                        *dist,
+                        &view.base,
+                        &region,
+                    )?);
                     let (s, offset) = view.block_strides(block, &c_strides(&len), &lo);
                     strides.push(s);
                     leaves.push(Some(LeafFill::Boxed {
@@ -679,10 +829,12 @@ impl<'p> BlockEval<'p> {
                     }));
                 }
                 _ => {
-                    let (lo, len) = view.bounding_box(block);
-                    let region = Subset::new(lo.clone(), len.clone());
-                    let values = leaf_box(source, *dtype, &region, read)?;
-                    let (s, offset) = view.block_strides(block, &c_strides(&len), &lo);
+                    let Some((b, region)) = box_of[leaves.len()].clone() else {
+                        return Err(Error::bug("a boxed leaf without its box", ""));
+                    };
+                    let values = boxes[b].clone();
+                    let (s, offset) =
+                        view.block_strides(block, &c_strides(region.shape()), region.start());
                     strides.push(s);
                     leaves.push(Some(LeafFill::Boxed {
                         values,
@@ -698,16 +850,14 @@ impl<'p> BlockEval<'p> {
             strides.push(c_strides(block.shape()));
         }
         let walk = Walk::new(block.shape(), &strides);
-        let tiles = program
-            .nodes
-            .iter()
-            .map(|n| Phys::of(n.dtype()).map(|p| Values::zeros(p, 0)))
-            .collect::<Result<_>>()?;
+        let (slot, phys) = program.tile_slots()?;
+        let tiles = phys.iter().map(|&p| Values::zeros(p, 0)).collect();
         Ok(BlockEval {
             program,
             walk,
             leaves,
             tiles,
+            slot,
             scratch: Values::F64(Vec::new()),
             len: block.num_elements(),
         })
@@ -723,7 +873,7 @@ impl<'p> BlockEval<'p> {
             for i in 0..self.program.nodes.len() {
                 self.eval_node(i, t0, n)?;
             }
-            sink(&self.tiles[last], t0, n)?;
+            sink(&self.tiles[self.slot[last]], t0, n)?;
             t0 += n as u64;
         }
         Ok(())
@@ -731,7 +881,8 @@ impl<'p> BlockEval<'p> {
 
     fn eval_node(&mut self, i: usize, t0: u64, n: usize) -> Result<()> {
         // The node's tile is taken out while its operands are read.
-        let mut tile = std::mem::replace(&mut self.tiles[i], Values::Bool(Vec::new()));
+        let mut tile = std::mem::replace(&mut self.tiles[self.slot[i]], Values::Bool(Vec::new()));
+        let t = |k: usize| &self.tiles[self.slot[k]];
         let result = match &self.program.nodes[i] {
             Node::Leaf { .. } => self.fill_leaf(i, t0, n, &mut tile),
             Node::Scalar { value, dtype } => {
@@ -739,32 +890,26 @@ impl<'p> BlockEval<'p> {
                 Ok(())
             }
             Node::Unary { op, arg, dtype } => {
-                ops::unary(*op, &self.tiles[*arg], &mut tile).map(|()| tile.wrap_to(*dtype))
+                ops::unary(*op, t(*arg), &mut tile).map(|()| tile.wrap_to(*dtype))
             }
             Node::Binary {
                 op,
                 lhs,
                 rhs,
                 dtype,
-            } => ops::binary(*op, &self.tiles[*lhs], &self.tiles[*rhs], &mut tile)
-                .map(|()| tile.wrap_to(*dtype)),
+            } => ops::binary(*op, t(*lhs), t(*rhs), &mut tile).map(|()| tile.wrap_to(*dtype)),
             Node::Where {
                 cond,
                 then,
                 otherwise,
                 ..
-            } => select(
-                &self.tiles[*cond],
-                &self.tiles[*then],
-                &self.tiles[*otherwise],
-                &mut tile,
-            ),
+            } => select(t(*cond), t(*then), t(*otherwise), &mut tile),
             Node::Cast { arg, dtype } => {
-                self.tiles[*arg].cast_into(*dtype, &mut tile);
+                t(*arg).cast_into(*dtype, &mut tile);
                 Ok(())
             }
         };
-        self.tiles[i] = tile;
+        self.tiles[self.slot[i]] = tile;
         result
     }
 
@@ -793,7 +938,7 @@ impl<'p> BlockEval<'p> {
                         })
                     }};
                 }
-                match (values, tile) {
+                match (&**values, tile) {
                     (Values::Bool(s), Values::Bool(d)) => gather!(s, d),
                     (Values::I64(s), Values::I64(d)) => gather!(s, d),
                     (Values::U64(s), Values::U64(d)) => gather!(s, d),
@@ -996,6 +1141,26 @@ fn leaf_box(
                     i[0] as f64 * step + start
                 }
             })
+        }
+        LeafSource::Literal { shape, values } => {
+            let mut out = Values::zeros(Phys::of(dtype)?, 0);
+            let mut one = Values::zeros(Phys::of(dtype)?, 1);
+            for index in crate::grid::indices_c_order(region.shape()) {
+                let flat = index
+                    .iter()
+                    .zip(region.start())
+                    .zip(shape)
+                    .fold(0u64, |acc, ((i, s), n)| acc * n + i + s);
+                let value = values
+                    .get(flat as usize)
+                    .copied()
+                    .ok_or_else(|| Error::BadPlan {
+                        reason: format!("a literal of {} values read at {flat}", values.len()),
+                    })?;
+                fill_scalar(&mut one, value, dtype, 1);
+                out.extend_from(&one);
+            }
+            return Ok(out);
         }
         LeafSource::Eye { k } => f64s(&|i| {
             if i[1] as i64 - i[0] as i64 == *k {

@@ -42,6 +42,8 @@ def topk(a, k, axis=-1):
     n = s.shape[axis]
     return np.take(s, np.arange(n - 1, n - 1 - k, -1) if k > 0 else np.arange(-k), axis=axis)
 ns["topk"] = topk
+import scipy.ndimage
+ns["ndimage"] = scipy.ndimage
 results = {}
 import warnings
 warnings.simplefilter("ignore")
@@ -202,6 +204,54 @@ const EXACT: &[&str] = &[
     "topk(w, 4, axis=1)",
     "topk(ravel(b), 10)",
     "topk(f, -5)",
+    "pad(b, 2)",
+    "pad(a, ((1, 2), (0, 3), (2, 0)), mode='edge')",
+    "pad(b, ((3, 2), (4, 1), (1, 0)), mode='reflect')",
+    "pad(b, ((7, 2), (9, 1), (5, 5)), mode='symmetric')",
+    "pad(u, ((7, 7), (3, 9), (2, 5)), mode='wrap')",
+    "pad(c, (1, 2), constant_values=7)",
+    "pad(m, 1, mode='symmetric')",
+    "diff(b)",
+    "diff(a, axis=0)",
+    "diff(b, n=3, axis=1)",
+    "diff(m, axis=2)",
+    "diff(u, axis=0)",
+    "diff(b, prepend=0, axis=1)",
+    "diff(c, append=c[:, :1], axis=1)",
+    "gradient(a, axis=1)",
+    "gradient(c, 0.5, axis=0)",
+    "gradient(b, axis=2, edge_order=2)",
+    "gradient(a, 2.0)[2]",
+    "gradient(f, axis=0)",
+    "convolve(b[0, 0], [1, 2, 1])",
+    "convolve(b[0, :, 0], [1, -1], mode='same')",
+    "correlate(b[1, 2], [3, 1])",
+    "correlate(ravel(b), [1, 0, -1, 2], mode='same')",
+    "convolve(ravel(b), [1, 0, 2, 5], mode='valid')",
+    "tensordot(b, b, axes=([1, 2], [1, 2]))",
+    "tensordot(b[0], b[1].T, 1)",
+    "tensordot(u, i, axes=([0], [0]))",
+    "einsum('ijk->kji', b)",
+    "einsum('ijk->j', b)",
+    "einsum('ijk,ijk->ij', b, b)",
+    "einsum('ij,kj->ik', b[0], b[1])",
+    "einsum('i,j->ij', b[0, 0], b[1, 1])",
+    "einsum('ijk,ilk->ijl', b, b)",
+    "einsum('ijk', b)",
+    "einsum('ij,ij', b[0], b[1])",
+    "einsum('ijk,k->ji', u, i[0, 0])",
+    "array([[1, 2], [3, 4]]) * 2",
+    "asarray([1.5, 2, 3]) + c[0, :3]",
+    "array([True, False]) & True",
+    "array([[1, 2, 3]], dtype='int8') * b[0, :, :3]",
+    "histogram(a, bins=10, range=(-2, 2))[0]",
+    "histogram(a, bins=10, range=(-2, 2))[1]",
+    "histogram(b, bins=[-50, -10, 0, 3, 49])[0]",
+    "histogram(b, bins=[-50, -10, 0, 3, 49])[1]",
+    "histogram(w, bins=7, range=(-1, 1))[0]",
+    "histogram(u, 3, range=(4, 4))[0]",
+    "bincount(ravel(u), minlength=255)",
+    "bincount(ravel(m), minlength=2)",
 ];
 
 /// Expressions whose float results must equal numpy's to 1e-12 relative.
@@ -254,6 +304,22 @@ const CLOSE: &[&str] = &[
     "dot(a[2], a[3].T)",
     "a.cumsum()",
     "(a + 1).reshape(35, 9).sum(axis=0)",
+    "convolve(a[0, 0], [0.25, 0.5, 0.25], mode='same')",
+    "correlate(c[:, 1], c[:3, 2])",
+    "ndimage.convolve(c, [[1, 2, 1], [0, 0, 0], [-1, -2, -1]])",
+    "ndimage.correlate(a, [[[0.5, 1.5]], [[2.0, -1.0]]], mode='constant', cval=1.5)",
+    "ndimage.convolve(a, ones((3, 3, 3)) / 27, mode='nearest')",
+    "ndimage.convolve(c, [[1, 2], [3, 4]], mode='mirror')",
+    "ndimage.correlate(c, [[1, 2, 3, 4]], mode='wrap', origin=(0, 1))",
+    "ndimage.convolve(f, [[[1, -2, 1]]], mode='reflect')",
+    "ndimage.convolve(p, [[[2.0]], [[1.0]]], origin=(-1, 0, 0))",
+    "tensordot(a, c, 2)",
+    "einsum('ijk,jk->i', a, c)",
+    "einsum('ijk,ijl->kl', a, a)",
+    "einsum('ij,jk,kl->il', c, c.T, c)",
+    "histogram(u, bins=5, range=(0, 255), weights=a)[0]",
+    "histogram(p, 4, range=(0, 1), density=True)[0]",
+    "bincount(ravel(b) + 50, weights=ravel(a), minlength=100)",
 ];
 
 fn context() -> JobContext {
@@ -675,4 +741,144 @@ fn a_matrix_product_stays_under_a_quarter_of_its_data() {
     for (g, w) in got.iter().zip(&want) {
         assert!((g - w).abs() <= 1e-10 * w.abs().max(1.0), "{g} vs {w}");
     }
+}
+
+/// The values of a `.npy` file (float64 after its 128-byte header).
+fn npy_floats(path: &Path) -> Vec<f64> {
+    let bytes = std::fs::read(path).unwrap();
+    floats(DType::Float64, &bytes[128..])
+}
+
+/// The hex text of numpy's bytes as floats.
+fn hex_floats(text: &serde_json::Value) -> Vec<f64> {
+    let s = text.as_str().unwrap();
+    let b: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect();
+    floats(DType::Float64, &b)
+}
+
+#[test]
+fn stencils_sorts_reshapes_and_rechunks_stay_under_a_quarter_of_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.npy");
+    // 8 MiB of float64 written by numpy; each operation runs under 2 MiB.
+    let want = crate::reference::json(
+        "import json, sys, numpy as np, scipy.ndimage\n\
+         x = np.random.default_rng(2).standard_normal((256, 4096))\n\
+         np.save(sys.argv[1], x)\n\
+         k = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], float)\n\
+         print(json.dumps({\n\
+           'blur': (scipy.ndimage.convolve(x, k, mode='reflect') / 16).tobytes().hex(),\n\
+           'sort': np.sort(x, axis=1).tobytes().hex(),\n\
+           'grad': np.gradient(x, axis=0).tobytes().hex(),\n\
+           'reshaped': x.reshape(512, 2048).T.tobytes().hex()}))",
+        &[&src.display().to_string()],
+    );
+    let limit = 2 << 20;
+    let x = Array::open(
+        &src,
+        Some(regular_chunks(&[256, 4096], &[4, 1024]).unwrap()),
+    )
+    .unwrap();
+    let mut names = BTreeMap::new();
+    names.insert("x".to_string(), x);
+    for (expr, key) in [
+        (
+            "ndimage.convolve(x, [[1, 2, 1], [2, 4, 2], [1, 2, 1]], mode='reflect') / 16",
+            "blur",
+        ),
+        ("sort(x, axis=1)", "sort"),
+        ("gradient(x, axis=0)", "grad"),
+        // A transposed copy of the reshaped array (a plain reshape would be the
+        // file's own bytes).
+        ("x.reshape(512, 2048).T", "reshaped"),
+    ] {
+        let ctx = budget(limit);
+        let Value::Array(a) = evaluate(expr, &names).unwrap() else {
+            panic!("{expr}: not an array")
+        };
+        let out = dir.path().join(format!("{key}.npy"));
+        crate::convert::write_array(&a, &out, &Default::default(), &ctx)
+            .unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let peak = ctx.pool.peak_reserved();
+        assert!(
+            peak > 0 && peak <= limit,
+            "{expr}: peak reserved {peak} of {limit}"
+        );
+        let (g, w) = (npy_floats(&out), hex_floats(&want[key]));
+        assert_eq!(g.len(), w.len(), "{expr}");
+        for (a, b) in g.iter().zip(&w) {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                "{expr}: {a} vs {b}"
+            );
+        }
+    }
+
+    // A rechunk of the file written out goes through the staged rechunk, whose
+    // stages fit the limit, rather than blocks each gathering 64 source chunks.
+    let ctx = budget(limit);
+    let Value::Array(a) = evaluate("x.rechunk((256, 16))", &names).unwrap() else {
+        panic!()
+    };
+    let out = dir.path().join("rechunked.zarr");
+    crate::convert::write_array(&a, &out, &Default::default(), &ctx).unwrap();
+    let peak = ctx.pool.peak_reserved();
+    assert!(
+        peak > 0 && peak <= limit,
+        "rechunk: peak reserved {peak} of {limit}"
+    );
+    let back = Array::open(&out, None).unwrap();
+    assert_eq!(back.chunks()[1].len(), 256, "{:?}", back.chunks());
+    let ctx = budget(64 << 20);
+    let got = compute_array(&back, &ctx).unwrap();
+    let want_x = npy_floats(&src);
+    assert_eq!(floats(DType::Float64, &got.bytes), want_x);
+}
+
+#[test]
+fn topk_trees_and_split_every_keep_the_answer() {
+    let ctx = context();
+    let names = BTreeMap::new();
+    let value = |expr: &str| -> Vec<f64> {
+        let got = compute(expr, &names, &ctx);
+        floats(got.dtype, &got.bytes)
+    };
+    // 143 chunks along the axis: two levels of partial tops.
+    let tree = value("topk(random.random((1000,), chunks=(7,), seed=3), 12)");
+    let sorted = value("sort(random.random((1000,), chunks=(1000,), seed=3))[::-1][:12]");
+    assert_eq!(tree, sorted);
+    let low = value("topk(random.random((40, 1000), chunks=(9, 7), seed=4), -5, axis=1)");
+    let want = value("sort(random.random((40, 1000), chunks=(40, 1000), seed=4), axis=1)[:, :5]");
+    assert_eq!(low, want);
+    // A stored input (a scan), whose blocks a reduction does not merge.
+    let x = "cumsum(random.random((300, 50), chunks=(3, 50), seed=5), axis=1)";
+    let a = value(&format!("{x}.sum(axis=0, split_every=2)"));
+    let b = value(&format!("{x}.sum(axis=0)"));
+    for (p, q) in a.iter().zip(&b) {
+        assert!((p - q).abs() <= 1e-12 * q.abs(), "{p} vs {q}");
+    }
+    // The narrower tree has more combining tasks.
+    let plan_tasks = |expr: &str| {
+        let Value::Array(arr) = evaluate(expr, &names).unwrap() else {
+            panic!()
+        };
+        let sizing = crate::convert::PlanSizing {
+            memory_limit: 1 << 30,
+            threads: 2,
+        };
+        crate::convert::plan_array_compute(&arr, sizing)
+            .unwrap()
+            .0
+            .tasks
+            .len()
+    };
+    assert!(
+        plan_tasks(&format!("{x}.sum(axis=0, split_every=2)"))
+            > plan_tasks(&format!("{x}.sum(axis=0)"))
+    );
+    let err = evaluate(&format!("{x}.sum(split_every=1)"), &names).unwrap_err();
+    assert!(err.to_string().contains("at least 2"), "{err}");
 }

@@ -116,11 +116,19 @@ pub fn plan_write(
     sizing: PlanSizing,
 ) -> Result<Plan> {
     let shape = array.shape().to_vec();
-    let chunk_shape: Vec<u64> = array
+    let mut chunk_shape: Vec<u64> = array
         .chunks()
         .iter()
         .map(|c| c.iter().copied().max().unwrap_or(1).max(1))
         .collect();
+    if to == Format::Npy && options.chunks.is_none() && shape.len() > 1 {
+        // An `.npy` is written in blocks of whole rows: as many rows as the array's
+        // blocks hold elements, so that a tall, narrow chunking does not become one
+        // block of the whole array.
+        let block: u64 = chunk_shape.iter().product();
+        let row: u64 = shape[1..].iter().product::<u64>().max(1);
+        chunk_shape[0] = (block / row).clamp(1, chunk_shape[0]);
+    }
     let layout = sinks::array_layout(
         to,
         staged,
@@ -184,6 +192,9 @@ pub fn plan_file(
     options: &ConvertOptions,
     sizing: PlanSizing,
 ) -> Result<Plan> {
+    if let Some((src, options)) = file_copy(array, options) {
+        return super::plan_convert(&src, dst, &options, sizing);
+    }
     let to = output_format(dst, options)?;
     let inputs = array.input_paths();
     let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
@@ -206,6 +217,24 @@ pub fn plan_file(
 }
 
 /// The array format of `dst`: as `options.to` says, or by its extension.
+/// When `array` is a file's values as they are (rechunked, or not), the conversion
+/// that writes it: the staged rechunk of `convert`, whose stages fit the memory
+/// limit, rather than blocks that each gather from many source chunks. The output
+/// is chunked as the array unless the options say otherwise.
+fn file_copy(array: &Array, options: &ConvertOptions) -> Option<(PathBuf, ConvertOptions)> {
+    let src = array.file_itself()?;
+    let mut options = options.clone();
+    if options.chunks.is_none() {
+        let shape = array
+            .chunks()
+            .iter()
+            .map(|c| c.iter().copied().max().unwrap_or(1).max(1))
+            .collect();
+        options.chunks = Some(super::ChunkSpec::Shape(shape));
+    }
+    Some((src, options))
+}
+
 fn output_format(dst: &Path, options: &ConvertOptions) -> Result<Format> {
     let to = match options.to {
         Some(f) => f,
@@ -230,6 +259,9 @@ fn output_format(dst: &Path, options: &ConvertOptions) -> Result<Format> {
 /// As [`plan_write`]; the destination's checks, made before anything runs; the
 /// run's errors.
 pub fn write(array: &Array, dst: &Path, options: &ConvertOptions, ctx: &JobContext) -> Result<u64> {
+    if let Some((src, options)) = file_copy(array, options) {
+        return Ok(super::convert(&src, dst, &options, ctx)?.written_bytes);
+    }
     let to = output_format(dst, options)?;
     let inputs = array.input_paths();
     let input_refs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();

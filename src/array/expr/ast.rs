@@ -382,6 +382,7 @@ pub fn strip_library_prefix<'p, 'a>(path: &'p [&'a str]) -> &'p [&'a str] {
     match path {
         ["np" | "numpy" | "da", rest @ ..] => rest,
         ["dask", "array", rest @ ..] => rest,
+        ["scipy", rest @ ..] => rest,
         _ => path,
     }
 }

@@ -106,6 +106,20 @@ impl Values {
         }
     }
 
+    /// Appends `other`'s values (of the same physical type; others are ignored).
+    pub fn extend_from(&mut self, other: &Values) {
+        match (self, other) {
+            (Values::Bool(a), Values::Bool(b)) => a.extend_from_slice(b),
+            (Values::I64(a), Values::I64(b)) => a.extend_from_slice(b),
+            (Values::U64(a), Values::U64(b)) => a.extend_from_slice(b),
+            (Values::F32(a), Values::F32(b)) => a.extend_from_slice(b),
+            (Values::F64(a), Values::F64(b)) => a.extend_from_slice(b),
+            (Values::C64(a), Values::C64(b)) => a.extend_from_slice(b),
+            (Values::C128(a), Values::C128(b)) => a.extend_from_slice(b),
+            _ => {}
+        }
+    }
+
     /// Number of values.
     pub fn len(&self) -> usize {
         with_values!(self, v => v.len())
