@@ -321,7 +321,9 @@ impl Operation for ArrayCombine {
 }
 
 /// Sums the products of its inputs' pairs of blocks (left `(m, k)`, right `(k, n)`)
-/// into one block of a matrix product.
+/// into one block of a matrix product; in a symmetric product (`a @ a.T`), the
+/// products of left blocks with left blocks transposed, or a block mirrored from
+/// one computed (see [`MatMulForm`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ArrayMatMul {}
 
