@@ -86,14 +86,17 @@ pub enum StageWork {
         /// Where each part starts along it.
         offsets: Vec<u64>,
     },
-    /// Blocks of a matrix product: each task's inputs are pairs of a left and a
-    /// right block (of `dtype`) whose products it sums; it publishes the values, or a
-    /// partial sum when the contracted axis is split between tasks.
+    /// Blocks of a matrix product: each task's inputs are blocks (of `dtype`) whose
+    /// products it sums, as `form` says; it publishes the values, or a partial sum
+    /// when the contracted axis is split between tasks.
     MatMul {
         /// The operands' and the product's dtype (float32, float64 or int64).
         dtype: DType,
         /// Whether each task publishes a partial sum (its key has the group last).
         partial: bool,
+        /// How a task's inputs make its block.
+        #[serde(default, skip_serializing_if = "MatMulForm::is_general")]
+        form: MatMulForm,
     },
     /// Each block one block of a program's array (of `in_chunks`) through a block
     /// function: reshaped, sorted, cut to its top k.
@@ -132,6 +135,29 @@ pub enum StageWork {
         #[serde(default)]
         ddof: f64,
     },
+}
+
+/// How the tasks of a matrix product's stage make their blocks from their inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatMulForm {
+    /// Pairs of a left block `(i, k)` and a right block `(k, j)`.
+    #[default]
+    General,
+    /// A product `a @ a.T` (symmetric), blocks on and above the diagonal only:
+    /// pairs of left blocks `(i, k)` and `(j, k)`, the second standing for the right
+    /// block `(k, j)` transposed; on the diagonal the blocks `(i, k)` alone, each
+    /// multiplied by its own transpose in half the work.
+    Gram,
+    /// The blocks of a symmetric product from those on and above its diagonal, the
+    /// one input of each task: as they are on and above it, transposed below.
+    Mirror,
+}
+
+impl MatMulForm {
+    fn is_general(&self) -> bool {
+        *self == MatMulForm::General
+    }
 }
 
 impl StageMeta {
@@ -400,18 +426,27 @@ impl Operation for ArrayCombine {
 }
 
 /// Sums the products of its inputs' pairs of blocks (left `(m, k)`, right `(k, n)`)
-/// into one block of a matrix product.
+/// into one block of a matrix product; in a symmetric product (`a @ a.T`), the
+/// products of left blocks with left blocks transposed, or a block mirrored from
+/// one computed (see [`MatMulForm`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ArrayMatMul {}
 
 impl Operation for ArrayMatMul {
     const NAME: &'static str = "array_matmul";
-    const VERSION: u32 = 1;
+    // Version 2: a stage's `form` (symmetric products), which version 1 would
+    // misread as pairs of left and right blocks.
+    const VERSION: u32 = 2;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let id = task.output.dataset();
         let meta = stage(env, id)?;
-        let StageWork::MatMul { dtype, partial } = meta.work else {
+        let StageWork::MatMul {
+            dtype,
+            partial,
+            form,
+        } = meta.work
+        else {
             return Err(Error::BadPlan {
                 reason: format!("task {} runs array_matmul on another stage", task.id),
             });
@@ -424,33 +459,54 @@ impl Operation for ArrayMatMul {
         };
         let block = block_of(&meta.grid(), key, task)?;
         let (m, n) = (block.shape()[0] as usize, block.shape()[1] as usize);
-        if !task.inputs.len().is_multiple_of(2) {
-            return Err(Error::BadPlan {
-                reason: format!("task {} multiplies an odd number of blocks", task.id),
-            });
-        }
+        let (i, j) = (key[0], key[1]);
         let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
         env.reserve(&mut reservation, task.memory_bytes)?;
+        if form == MatMulForm::Mirror {
+            return mirror_block(task, env, &meta, &block, dtype, (i, j));
+        }
+        let gram = form == MatMulForm::Gram;
+        if gram && i > j {
+            return Err(Error::BadPlan {
+                reason: format!(
+                    "task {} computes block {key:?} of a symmetric product, below its diagonal",
+                    task.id
+                ),
+            });
+        }
         let mut product = Values::zeros(Phys::of(dtype)?, m * n);
-        for pair in task.inputs.chunks(2) {
-            env.cancel.check()?;
-            let (left, right) = (env.store.get(&pair[0])?, env.store.get(&pair[1])?);
-            let (Entry::Bytes(lb), Entry::Bytes(rb)) = (&*left, &*right) else {
-                return Err(wrong_entry(&pair[0], &left));
-            };
-            let (a, b) = (Values::decode(dtype, lb)?, Values::decode(dtype, rb)?);
-            let k = a.len().checked_div(m).unwrap_or(0);
-            if a.len() != m * k || b.len() != k * n {
+        if gram && i == j {
+            // A diagonal block: the left blocks alone, each times its transpose.
+            for r in &task.inputs {
+                env.cancel.check()?;
+                let a = block_values(env, r, dtype)?;
+                let k = a.len().checked_div(m).unwrap_or(0);
+                if a.len() != m * k {
+                    return Err(unmultipliable(task, a.len(), a.len(), m, n));
+                }
+                super::kernel::matmul::accumulate_gram(&a, &mut product, m, k)?;
+            }
+        } else {
+            if !task.inputs.len().is_multiple_of(2) {
                 return Err(Error::BadPlan {
-                    reason: format!(
-                        "task {}: blocks of {} and {} elements do not multiply into {m} x {n}",
-                        task.id,
-                        a.len(),
-                        b.len()
-                    ),
+                    reason: format!("task {} multiplies an odd number of blocks", task.id),
                 });
             }
-            super::kernel::matmul::accumulate(&a, &b, &mut product, m, k, n)?;
+            for pair in task.inputs.chunks(2) {
+                env.cancel.check()?;
+                let a = block_values(env, &pair[0], dtype)?;
+                let b = block_values(env, &pair[1], dtype)?;
+                let k = a.len().checked_div(m).unwrap_or(0);
+                if a.len() != m * k || b.len() != k * n {
+                    return Err(unmultipliable(task, a.len(), b.len(), m, n));
+                }
+                if gram {
+                    // `b` is the left block `(j, k)`: the right one transposed.
+                    super::kernel::matmul::accumulate_nt(&a, &b, &mut product, m, k, n)?;
+                } else {
+                    super::kernel::matmul::accumulate(&a, &b, &mut product, m, k, n)?;
+                }
+            }
         }
         if partial {
             let state = Accum::sums(&product)?;
@@ -461,6 +517,110 @@ impl Operation for ArrayMatMul {
         let mut bytes = Vec::with_capacity(m * n * dtype.size());
         product.encode(dtype, &mut bytes);
         publish_values(task, env, &meta, &block, dtype, bytes)
+    }
+}
+
+/// The values of the array block at `r` in the store.
+fn block_values(env: &TaskEnv<'_>, r: &DataRef, dtype: DType) -> Result<Values> {
+    let entry = env.store.get(r)?;
+    let Entry::Bytes(bytes) = &*entry else {
+        return Err(wrong_entry(r, &entry));
+    };
+    Values::decode(dtype, bytes)
+}
+
+/// The error of blocks of `a` and `b` elements that do not multiply into `m x n`.
+fn unmultipliable(task: &Task, a: usize, b: usize, m: usize, n: usize) -> Error {
+    Error::BadPlan {
+        reason: format!(
+            "task {}: blocks of {a} and {b} elements do not multiply into {m} x {n}",
+            task.id
+        ),
+    }
+}
+
+/// Publishes block `(i, j)` of a symmetric product from its one input, the block
+/// `(min, max)` computed: the same bytes on and above the diagonal, transposed below.
+fn mirror_block(
+    task: &Task,
+    env: &TaskEnv<'_>,
+    meta: &StageMeta,
+    block: &Subset,
+    dtype: DType,
+    (i, j): (u64, u64),
+) -> Result<()> {
+    let source = match task.inputs.as_slice() {
+        [r @ DataRef::Chunk { key, .. }] if key[..] == [i.min(j), i.max(j)] => r,
+        _ => {
+            return Err(Error::BadPlan {
+                reason: format!(
+                    "task {} mirrors block [{i}, {j}] of a symmetric product from {:?}, not \
+                     from block [{}, {}]",
+                    task.id,
+                    task.inputs,
+                    i.min(j),
+                    i.max(j)
+                ),
+            })
+        }
+    };
+    let entry = env.store.get(source)?;
+    let Entry::Bytes(bytes) = &*entry else {
+        return Err(wrong_entry(source, &entry));
+    };
+    let (m, n) = (block.shape()[0] as usize, block.shape()[1] as usize);
+    let item = dtype.size();
+    if bytes.len() != m * n * item {
+        return Err(Error::BadPlan {
+            reason: format!(
+                "task {}: a block of {} bytes mirrored into {m} x {n} of {}",
+                task.id,
+                bytes.len(),
+                dtype.name()
+            ),
+        });
+    }
+    if i > j {
+        let mut out = vec![0u8; bytes.len()];
+        // The source is `n x m`.
+        transpose_items(bytes, n, m, item, &mut out);
+        return publish_values(task, env, meta, block, dtype, out);
+    }
+    match meta.write_to {
+        // The same buffer under a second name: nothing is copied.
+        None => env.store.put(&task.output, Entry::Bytes(bytes.clone())),
+        Some(_) => publish_values(task, env, meta, block, dtype, bytes.to_vec()),
+    }
+}
+
+/// Writes the transpose of the row-major `rows x cols` matrix of `item`-byte
+/// elements `src` into `out`, in squares, so that neither side is walked one cache
+/// line an element.
+fn transpose_items(src: &[u8], rows: usize, cols: usize, item: usize, out: &mut [u8]) {
+    fn squares<const W: usize>(src: &[u8], rows: usize, cols: usize, out: &mut [u8]) {
+        const SQUARE: usize = 32;
+        let (src, out) = (src.as_chunks::<W>().0, out.as_chunks_mut::<W>().0);
+        for r0 in (0..rows).step_by(SQUARE) {
+            for c0 in (0..cols).step_by(SQUARE) {
+                for r in r0..(r0 + SQUARE).min(rows) {
+                    for c in c0..(c0 + SQUARE).min(cols) {
+                        out[c * rows + r] = src[r * cols + c];
+                    }
+                }
+            }
+        }
+    }
+    match item {
+        8 => squares::<8>(src, rows, cols, out),
+        4 => squares::<4>(src, rows, cols, out),
+        _ => {
+            for r in 0..rows {
+                for c in 0..cols {
+                    let (to, from) = ((c * rows + r) * item, (r * cols + c) * item);
+                    out[to..to + item].copy_from_slice(&src[from..from + item]);
+                }
+            }
+        }
     }
 }
 
@@ -592,6 +752,7 @@ fn stage_dtype(meta: &StageMeta) -> Result<DType> {
         | StageWork::MatMul {
             dtype: d,
             partial: false,
+            ..
         } => Ok(*d),
         _ => Err(Error::BadPlan {
             reason: "an array leaf reads a stage that publishes partial states".into(),
@@ -906,7 +1067,9 @@ impl<'p> PlanBuilder<'p> {
     /// The tasks of a matrix product: its operands stored first, then a task for
     /// each block of the product over as many blocks of the contracted axis as fit
     /// the task budget; when they do not all fit, partial sums and a task combining
-    /// them.
+    /// them. A product `a @ a.T` (see [`is_gram`]) stores `a` alone, computes the
+    /// blocks on and above the diagonal (those on it in half the work), and
+    /// publishes every block from those (see [`MatMulForm`]).
     fn add_matmul(
         &mut self,
         id: &str,
@@ -915,8 +1078,13 @@ impl<'p> PlanBuilder<'p> {
         dtype: DType,
         target: &Target,
     ) -> Result<Vec<TaskId>> {
+        let gram = is_gram(a, b);
         let la = self.add(a, &Target::Store)?;
-        let lb = self.add(b, &Target::Store)?;
+        let lb = if gram {
+            la.clone()
+        } else {
+            self.add(b, &Target::Store)?
+        };
         let (mc, kc, nc) = (&a.chunks()[0], &a.chunks()[1], &b.chunks()[1]);
         let item = dtype.size() as u64;
         let largest = |c: &[u64]| c.iter().copied().max().unwrap_or(0);
@@ -926,15 +1094,31 @@ impl<'p> PlanBuilder<'p> {
         let group = (fit.max(1) as usize).min(kc.len().max(1));
         let groups = kc.len().div_ceil(group).max(1);
         let partial = groups > 1;
+        // The computed blocks' values: the product itself, unless a symmetric
+        // product's are mirrored into it.
+        let values_id = if gram {
+            format!("{id}u")
+        } else {
+            id.to_string()
+        };
+        let to_target = |last: bool| if last { file_of(target) } else { None };
         let meta = StageMeta {
             chunks: vec![mc.clone(), nc.clone()],
-            work: StageWork::MatMul { dtype, partial },
-            write_to: if partial { None } else { file_of(target) },
+            work: StageWork::MatMul {
+                dtype,
+                partial,
+                form: if gram {
+                    MatMulForm::Gram
+                } else {
+                    MatMulForm::General
+                },
+            },
+            write_to: to_target(!partial && !gram),
         };
         let product_id = if partial {
             format!("{id}m")
         } else {
-            id.to_string()
+            values_id.clone()
         };
         self.plan.datasets.push(
             Dataset::new(&product_id, "", "array-stage", DatasetRole::Intermediate)
@@ -945,55 +1129,128 @@ impl<'p> PlanBuilder<'p> {
             Target::Store => None,
         };
         let (ka, kb) = (kc.len() as u64, nc.len() as u64);
+        // The blocks computed, in C order: all, or those on and above the diagonal.
+        let blocks: Vec<(u64, u64)> = (0..mc.len() as u64)
+            .flat_map(|i| (0..kb).map(move |j| (i, j)))
+            .filter(|&(i, j)| !gram || i <= j)
+            .collect();
         let mut products: Vec<Vec<(DataRef, TaskId)>> = Vec::new();
-        for i in 0..mc.len() as u64 {
-            for j in 0..nc.len() as u64 {
-                let mut mine = Vec::new();
-                for g in 0..groups as u64 {
-                    let mut inputs = Vec::new();
-                    let mut deps = Vec::new();
-                    let ks = (g * group as u64)..((g + 1) * group as u64).min(ka);
-                    let mut bytes = 0;
-                    for k in ks {
-                        inputs.push(DataRef::chunk(&la.dataset, vec![i, k]));
+        for &(i, j) in &blocks {
+            let mut mine = Vec::new();
+            for g in 0..groups as u64 {
+                let mut inputs = Vec::new();
+                let mut deps = Vec::new();
+                let ks = (g * group as u64)..((g + 1) * group as u64).min(ka);
+                let mut bytes = 0;
+                for k in ks {
+                    let kk = kc[k as usize];
+                    inputs.push(DataRef::chunk(&la.dataset, vec![i, k]));
+                    deps.push(la.tasks[(i * ka + k) as usize]);
+                    bytes += mc[i as usize] * kk * item;
+                    if gram && i == j {
+                        continue;
+                    }
+                    if gram {
+                        // The right block `(k, j)` is the left block `(j, k)`.
+                        inputs.push(DataRef::chunk(&la.dataset, vec![j, k]));
+                        deps.push(la.tasks[(j * ka + k) as usize]);
+                    } else {
                         inputs.push(DataRef::chunk(&lb.dataset, vec![k, j]));
-                        deps.push(la.tasks[(i * ka + k) as usize]);
                         deps.push(lb.tasks[(k * kb + j) as usize]);
-                        bytes += (mc[i as usize] + nc[j as usize]) * kc[k as usize] * item;
                     }
-                    if !partial {
-                        deps.extend(created);
-                    }
-                    let key = if partial { vec![i, j, g] } else { vec![i, j] };
-                    let n_out = mc[i as usize] * nc[j as usize];
-                    let t = self.plan.push(Task {
-                        inputs,
-                        deps,
-                        memory_bytes: bytes + n_out * item * 3,
-                        unit_bytes: n_out * item,
-                        ..Task::new(
-                            OpSpec::of(&ArrayMatMul {}),
-                            DataRef::chunk(&product_id, key.clone()),
-                            TaskKind::Compute,
-                        )
-                    });
-                    mine.push((DataRef::chunk(&product_id, key), t));
+                    bytes += nc[j as usize] * kk * item;
                 }
-                products.push(mine);
+                if !partial && !gram {
+                    deps.extend(created);
+                }
+                let key = if partial { vec![i, j, g] } else { vec![i, j] };
+                let n_out = mc[i as usize] * nc[j as usize];
+                let t = self.plan.push(Task {
+                    inputs,
+                    deps,
+                    memory_bytes: bytes + n_out * item * 3,
+                    unit_bytes: n_out * item,
+                    ..Task::new(
+                        OpSpec::of(&ArrayMatMul {}),
+                        DataRef::chunk(&product_id, key.clone()),
+                        TaskKind::Compute,
+                    )
+                });
+                mine.push((DataRef::chunk(&product_id, key), t));
             }
+            products.push(mine);
         }
-        if !partial {
-            return Ok(products.into_iter().flatten().map(|(_, t)| t).collect());
+        let computed: Vec<TaskId> = if partial {
+            // The partial sums of each block, combined and finished.
+            let input = Phys::of(dtype)?;
+            let meta = StageMeta {
+                chunks: vec![mc.clone(), nc.clone()],
+                work: StageWork::Combine {
+                    reducer: Reducer::Sum,
+                    input,
+                    finish: Some(dtype),
+                    ddof: 0.0,
+                },
+                write_to: to_target(!gram),
+            };
+            self.plan.datasets.push(
+                Dataset::new(&values_id, "", "array-stage", DatasetRole::Intermediate).with_meta(
+                    serde_json::to_value(&meta).map_err(|e| Error::bug("stage meta", e))?,
+                ),
+            );
+            let mut tasks = Vec::new();
+            for (&(i, j), parts) in blocks.iter().zip(products) {
+                let n_out = mc[i as usize] * nc[j as usize];
+                let (inputs, mut deps): (Vec<DataRef>, Vec<TaskId>) = parts.into_iter().unzip();
+                if !gram {
+                    deps.extend(created);
+                }
+                tasks.push(self.plan.push(Task {
+                    // Its state and one partial decoded (16 bytes an element each),
+                    // and the values it finishes.
+                    memory_bytes: n_out * (32 + item),
+                    unit_bytes: n_out * item,
+                    inputs,
+                    deps,
+                    ..Task::new(
+                        OpSpec::of(&ArrayCombine {}),
+                        DataRef::chunk(&values_id, vec![i, j]),
+                        TaskKind::Release,
+                    )
+                }));
+            }
+            tasks
+        } else {
+            products.into_iter().flatten().map(|(_, t)| t).collect()
+        };
+        if !gram {
+            return Ok(computed);
         }
-        // The partial sums of each block, combined and finished.
-        let input = Phys::of(dtype)?;
+        self.add_mirror(id, &values_id, mc, &blocks, &computed, dtype, target)
+    }
+
+    /// The final stage of a symmetric product: every block of `id` published from
+    /// the block on or above the diagonal of `values_id` (the blocks `upper`, made by
+    /// the tasks `made`), through the store, so that the tasks' inputs say what
+    /// they read (a block mirrored in place would be released with its last
+    /// declared reader, and could not be read back from an output file).
+    #[allow(clippy::too_many_arguments)]
+    fn add_mirror(
+        &mut self,
+        id: &str,
+        values_id: &str,
+        chunks: &[u64],
+        upper: &[(u64, u64)],
+        made: &[TaskId],
+        dtype: DType,
+        target: &Target,
+    ) -> Result<Vec<TaskId>> {
         let meta = StageMeta {
-            chunks: vec![mc.clone(), nc.clone()],
-            work: StageWork::Combine {
-                reducer: Reducer::Sum,
-                input,
-                finish: Some(dtype),
-                ddof: 0.0,
+            chunks: vec![chunks.to_vec(), chunks.to_vec()],
+            work: StageWork::MatMul {
+                dtype,
+                partial: false,
+                form: MatMulForm::Mirror,
             },
             write_to: file_of(target),
         };
@@ -1001,21 +1258,31 @@ impl<'p> PlanBuilder<'p> {
             Dataset::new(id, "", "array-stage", DatasetRole::Intermediate)
                 .with_meta(serde_json::to_value(&meta).map_err(|e| Error::bug("stage meta", e))?),
         );
+        let made: HashMap<(u64, u64), TaskId> =
+            upper.iter().copied().zip(made.iter().copied()).collect();
+        let created = match target {
+            Target::File { created, .. } => Some(*created),
+            Target::Store => None,
+        };
+        let item = dtype.size() as u64;
+        let n = chunks.len() as u64;
         let mut tasks = Vec::new();
-        for (flat, parts) in products.into_iter().enumerate() {
-            let (i, j) = (flat as u64 / kb, flat as u64 % kb);
-            let n_out = mc[i as usize] * nc[j as usize];
-            let (inputs, mut deps): (Vec<DataRef>, Vec<TaskId>) = parts.into_iter().unzip();
+        for (i, j) in (0..n).flat_map(|i| (0..n).map(move |j| (i, j))) {
+            let from = (i.min(j), i.max(j));
+            let maker = *made
+                .get(&from)
+                .ok_or_else(|| Error::bug("a symmetric product's block not computed", i))?;
+            let n_out = chunks[i as usize] * chunks[j as usize];
+            let mut deps = vec![maker];
             deps.extend(created);
             tasks.push(self.plan.push(Task {
-                // Its state and one partial decoded (16 bytes an element each), and
-                // the values it finishes.
-                memory_bytes: n_out * (32 + item),
-                unit_bytes: n_out * item,
-                inputs,
+                inputs: vec![DataRef::chunk(values_id, vec![from.0, from.1])],
                 deps,
+                // The block transposed, and a copy for an output file.
+                memory_bytes: n_out * item * 2,
+                unit_bytes: n_out * item,
                 ..Task::new(
-                    OpSpec::of(&ArrayCombine {}),
+                    OpSpec::of(&ArrayMatMul {}),
                     DataRef::chunk(id, vec![i, j]),
                     TaskKind::Release,
                 )
@@ -1382,6 +1649,23 @@ fn reduction_blocks(chunks: &Chunks, axes: &[usize], program: &Program) -> Chunk
         }
     }
     out
+}
+
+/// Whether `b` is `a` transposed (`x @ x.T`, `x.T @ x`, however each side was
+/// written): the same program with every leaf's view transposed, cut alike. Their
+/// product is then symmetric, and its right operand's blocks are the left's,
+/// transposed. Programs compare by value (sources, seeds, views, nodes), so two
+/// arrays that merely look alike, such as `x[:, ::-1]` and `x`, do not match.
+fn is_gram(a: &Array, b: &Array) -> bool {
+    if a.ndim() != 2 || b.ndim() != 2 {
+        return false;
+    }
+    let (ca, cb) = (a.chunks(), b.chunks());
+    if ca[0] != cb[1] || ca[1] != cb[0] {
+        return false;
+    }
+    a.transpose(None)
+        .is_ok_and(|t| t.program().0 == b.program().0)
 }
 
 fn file_of(target: &Target) -> Option<String> {

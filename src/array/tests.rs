@@ -882,3 +882,259 @@ fn topk_trees_and_split_every_keep_the_answer() {
     let err = evaluate(&format!("{x}.sum(split_every=1)"), &names).unwrap_err();
     assert!(err.to_string().contains("at least 2"), "{err}");
 }
+
+/// Whether the plan computing `array` multiplies blocks as a symmetric product
+/// (`a @ a.T`, half the blocks computed).
+fn takes_the_symmetric_path(array: &Array) -> bool {
+    let mut plan = crate::plan::Plan::new();
+    super::lower::PlanBuilder::new(&mut plan)
+        .add(array, &super::lower::Target::Store)
+        .unwrap();
+    plan.datasets
+        .iter()
+        .any(|d| d.meta["work"]["form"] == "gram")
+}
+
+/// Products of an array and its own transpose, and products that look like them
+/// but are not (another array, a reversed axis, a changed value): each equal to
+/// numpy's under every chunking, and only the first kind on the symmetric path.
+#[test]
+fn products_with_the_own_transpose_equal_numpys_and_only_they_are_symmetric() {
+    let symmetric = [
+        "c @ c.T",
+        "c.T @ c",
+        "a[0] @ a[0].T",
+        "a[2].T @ a[2]",
+        "(c * 2 + 1) @ (c * 2 + 1).T",
+        "f[1] @ f[1].T",
+        "f[3].T @ f[3]",
+        "b[2] @ b[2].T",
+        "b[4].T @ b[4]",
+        "u[1].astype('int64') @ u[1].astype('int64').T",
+        "dot(c, c.T)",
+        "c[:, 0] @ c[:, 0]",
+    ];
+    let general = [
+        "a[0] @ a[1].T",
+        "c[:, ::-1] @ c.T",
+        "c @ c[::-1].T",
+        "c @ (c + 0.5).T",
+        "f[1] @ f[2].T",
+        "b[2] @ b[3].T",
+        "c[:, 1:] @ c[:, :-1].T",
+        "c[:, 0] @ c[:, 1]",
+        "c @ c[0]",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let all: Vec<&str> = symmetric.iter().chain(&general).copied().collect();
+    let want = numpy_results(dir.path(), &all);
+    let ctx = context();
+    for (label, chunking) in chunkings() {
+        let names = inputs(dir.path(), chunking.as_ref());
+        for expr in &all {
+            let Value::Array(array) = evaluate(expr, &names).unwrap() else {
+                panic!("{expr}: not an array")
+            };
+            assert_eq!(
+                takes_the_symmetric_path(&array),
+                symmetric.contains(expr),
+                "{expr} ({label}): the path taken"
+            );
+            let w = &want[*expr];
+            let got = compute_array(&array, &ctx).unwrap_or_else(|e| panic!("{expr}: {e}"));
+            let shape: Vec<u64> = serde_json::from_value(w["shape"].clone()).unwrap();
+            assert_eq!(got.shape, shape, "{expr} ({label}): shape");
+            assert_eq!(got.dtype.name(), w["dtype"].as_str().unwrap(), "{expr}");
+            let want_hex = w["hex"].as_str().unwrap();
+            if !matches!(got.dtype, DType::Float32 | DType::Float64) {
+                assert_eq!(hex(&got.bytes), want_hex, "{expr} ({label})");
+                continue;
+            }
+            let want_bytes: Vec<u8> = (0..want_hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&want_hex[i..i + 2], 16).unwrap())
+                .collect();
+            let (g, w) = (
+                floats(got.dtype, &got.bytes),
+                floats(got.dtype, &want_bytes),
+            );
+            let tol = if got.dtype == DType::Float32 {
+                1e-5
+            } else {
+                1e-12
+            };
+            for (i, (x, y)) in g.iter().zip(&w).enumerate() {
+                assert!(
+                    (x - y).abs() <= tol * x.abs().max(y.abs()).max(1.0),
+                    "{expr} ({label}) element {i}: {x} vs numpy's {y}"
+                );
+            }
+            if symmetric.contains(expr) && shape.len() == 2 {
+                // Exactly symmetric, as numpy's own.
+                let n = shape[0] as usize;
+                for i in 0..n {
+                    for j in 0..i {
+                        assert_eq!(g[i * n + j], g[j * n + i], "{expr} ({label})");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn generated_arrays_spelled_twice_multiply_symmetrically() {
+    // As the benchmark writes it: the same generator twice, one side transposed.
+    let ctx = context();
+    let names = BTreeMap::new();
+    let x = |seed: u64| format!("random.random((45, 30), chunks=(7, 11), seed={seed})");
+    let want = crate::reference::json(
+        "import json, numpy as np\n\
+         g = lambda s: np.random.Generator(np.random.Philox(key=s)).random((45, 30))\n\
+         print(json.dumps({'same': (g(3) @ g(3).T).ravel().tolist(),\n\
+                           'other': (g(3) @ g(4).T).ravel().tolist()}))",
+        &[],
+    );
+    for (expr, key, symmetric) in [
+        (format!("{} @ {}.T", x(3), x(3)), "same", true),
+        (format!("{} @ {}.T", x(3), x(4)), "other", false),
+    ] {
+        let Value::Array(array) = evaluate(&expr, &names).unwrap() else {
+            panic!("{expr}")
+        };
+        assert_eq!(takes_the_symmetric_path(&array), symmetric, "{expr}");
+        let got = compute(&expr, &names, &ctx);
+        let want: Vec<f64> = serde_json::from_value(want[key].clone()).unwrap();
+        let got = floats(got.dtype, &got.bytes);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+                "{expr}: {g} vs {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_symmetric_product_stays_under_a_quarter_of_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.npy");
+    let want = crate::reference::json(
+        "import json, sys, numpy as np\n\
+         x = np.random.default_rng(3).standard_normal((512, 256))\n\
+         np.save(sys.argv[1], x)\n\
+         print(json.dumps({'rows': (x @ x.T).sum(axis=0).tolist(),\n\
+                           'gram': (x.T @ x).tobytes().hex()}))",
+        &[&src.display().to_string()],
+    );
+    // 1 MiB of data, a 256 KiB budget: the contracted axis is split between tasks,
+    // and the product (2 MiB) passes through the store, spilled.
+    let limit = 256 << 10;
+    let x = Array::open(&src, Some(regular_chunks(&[512, 256], &[32, 32]).unwrap())).unwrap();
+    let mut names = BTreeMap::new();
+    names.insert("x".to_string(), x);
+
+    let ctx = budget(limit);
+    let Value::Array(rows) = evaluate("(x @ x.T).sum(axis=0)", &names).unwrap() else {
+        panic!()
+    };
+    assert!(takes_the_symmetric_path(&rows));
+    let got = compute_array(&rows, &ctx).unwrap();
+    let peak = ctx.pool.peak_reserved();
+    assert!(peak > 0 && peak <= limit, "peak reserved {peak} of {limit}");
+    let want_rows: Vec<f64> = serde_json::from_value(want["rows"].clone()).unwrap();
+    for (g, w) in floats(got.dtype, &got.bytes).iter().zip(&want_rows) {
+        assert!((g - w).abs() <= 1e-10 * w.abs().max(1.0), "{g} vs {w}");
+    }
+
+    // `x.T @ x` (512 KiB) written to a file in its chunks.
+    let ctx = budget(limit);
+    let Value::Array(gram) = evaluate("x.T @ x", &names).unwrap() else {
+        panic!()
+    };
+    let out = dir.path().join("g.zarr");
+    crate::convert::write_array(&gram, &out, &Default::default(), &ctx).unwrap();
+    let peak = ctx.pool.peak_reserved();
+    assert!(peak > 0 && peak <= limit, "peak reserved {peak} of {limit}");
+    let stored = crate::storage::open_array(&out, crate::storage::Format::Zarr).unwrap();
+    let got = floats(
+        DType::Float64,
+        &stored
+            .read(&crate::grid::Subset::full(&[256, 256]))
+            .unwrap(),
+    );
+    let want_hex = want["gram"].as_str().unwrap();
+    let want: Vec<u8> = (0..want_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&want_hex[i..i + 2], 16).unwrap())
+        .collect();
+    let want = floats(DType::Float64, &want);
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-10 * w.abs().max(1.0), "{g} vs {w}");
+    }
+}
+
+#[test]
+fn a_symmetric_product_runs_task_by_task_and_its_tasks_repeat_harmlessly() {
+    use crate::convert::{directory_store, plan_array, registry, PlanSizing};
+    use crate::exec::{run_task, Environment};
+    use crate::plan::{Plan, Resources};
+
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.npy");
+    let want = crate::reference::json(
+        "import json, sys, numpy as np\n\
+         x = np.random.default_rng(4).standard_normal((50, 40))\n\
+         np.save(sys.argv[1], x)\n\
+         print(json.dumps((x @ x.T).ravel().tolist()))",
+        &[&src.display().to_string()],
+    );
+    let want: Vec<f64> = serde_json::from_value(want).unwrap();
+    let x = Array::open(&src, Some(regular_chunks(&[50, 40], &[16, 9]).unwrap())).unwrap();
+    let product = x.matmul(&x.transpose(None).unwrap()).unwrap();
+    // Small enough a budget that the contracted axis is split (partial sums).
+    let sizing = PlanSizing {
+        threads: 2,
+        memory_limit: 64 << 10,
+    };
+    let out = dir.path().join("p.npy");
+    let plan = plan_array(&product, &out, &Default::default(), sizing).unwrap();
+    assert!(plan
+        .datasets
+        .iter()
+        .any(|d| d.meta["work"]["form"] == "gram"));
+    assert!(plan
+        .datasets
+        .iter()
+        .any(|d| d.meta["work"]["partial"] == true));
+    // What a worker gets: the plan from its JSON, and a directory store.
+    let plan = Plan::from_json(&plan.to_json().unwrap()).unwrap();
+    let store = directory_store(&plan).unwrap();
+    let ctx = budget(1 << 30);
+    let cancel = crate::sys::CancelToken::new();
+    let waves = plan.waves().unwrap();
+    for (w, wave) in waves.iter().enumerate() {
+        for &id in wave {
+            let resources = Resources::default();
+            let env = Environment::new(&store, &ctx.pool, &ctx.spill, &resources);
+            run_task(&plan, registry(), id, &env, &cancel, &[]).unwrap();
+            if w + 1 < waves.len() {
+                // Once more past the executor's skip: a retried task.
+                let task = &plan.tasks[id as usize];
+                let op = registry().prepare_task(task).unwrap();
+                op.run(task, &env.task_env(&plan, &cancel, 1, &[])).unwrap();
+            }
+        }
+    }
+    let stored = crate::storage::open_array(&out, crate::storage::Format::Npy).unwrap();
+    let got = floats(
+        DType::Float64,
+        &stored.read(&crate::grid::Subset::full(&[50, 50])).unwrap(),
+    );
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{g} vs {w}");
+    }
+}

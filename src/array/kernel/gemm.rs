@@ -27,11 +27,20 @@
 //! cost a page fault per 4 KiB on every call, nearly half the time of a 128 x 128
 //! product.
 //!
-//! This holds the float products alone: no threads, strides, `alpha` or `beta`, and
-//! no integer types (those stay in `matmul`).
+//! Two variants share the driver. `a @ bt.T` for a right operand given transposed
+//! (row-major `n x k`) packs `b` from `bt`'s rows, as `a` is packed, instead of its
+//! columns: the tiles and the loops are the same. The symmetric rank-k update
+//! `a @ a.T` (BLAS's SYRK) is that product with `bt = a` in which tiles wholly below
+//! the diagonal are skipped, whole blocks of `b` too, which halves the work; the
+//! lower triangle is then copied from the upper, so the result is exactly symmetric
+//! as numpy's is.
+//!
+//! This holds the float products alone: no threads, `alpha` or `beta`, and no
+//! integer types (those stay in `matmul`).
 
-// Only x86-64 has a packed kernel; elsewhere the driver is left unused.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+// Only x86-64 has a packed kernel; elsewhere the driver, and the part of a product
+// only it skips tiles by, are left unused.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 
 use std::cell::RefCell;
 use std::mem::{size_of, MaybeUninit};
@@ -76,7 +85,7 @@ const C_PREFETCH_STEPS: usize = 24;
 /// ```
 pub fn dgemm_acc(m: usize, k: usize, n: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
     let shape = Shape::checked(m, k, n, a.len(), b.len(), c.len());
-    gemm_on(Backend::best(), shape, a, b, c);
+    gemm_on(Backend::best(), shape, a, Right::Rows(b), Part::Whole, c);
 }
 
 /// `c += a @ b` in single precision: row-major `a` (`m x k`), `b` (`k x n`) and `c`
@@ -99,7 +108,162 @@ pub fn dgemm_acc(m: usize, k: usize, n: usize, a: &[f64], b: &[f64], c: &mut [f6
 /// ```
 pub fn sgemm_acc(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     let shape = Shape::checked(m, k, n, a.len(), b.len(), c.len());
-    gemm_on(Backend::best(), shape, a, b, c);
+    gemm_on(Backend::best(), shape, a, Right::Rows(b), Part::Whole, c);
+}
+
+/// `c += a @ bt.T` for row-major `a` (`m x k`), `bt` (`n x k`: the right operand
+/// transposed) and `c` (`m x n`), on the calling thread.
+///
+/// # Panics
+///
+/// If a slice's length is not the product of its dimensions.
+///
+/// # Examples
+///
+/// ```
+/// use blockwise::array::kernel::gemm::dgemm_nt_acc;
+///
+/// // [[1, 2, 3], [4, 5, 6]] @ [[1, 0, 1], [0, 1, 1]].T
+/// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let bt = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
+/// let mut c = [0.0; 4];
+/// dgemm_nt_acc(2, 3, 2, &a, &bt, &mut c);
+/// assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+/// ```
+pub fn dgemm_nt_acc(m: usize, k: usize, n: usize, a: &[f64], bt: &[f64], c: &mut [f64]) {
+    let shape = Shape::checked(m, k, n, a.len(), bt.len(), c.len());
+    gemm_on(
+        Backend::best(),
+        shape,
+        a,
+        Right::Transposed(bt),
+        Part::Whole,
+        c,
+    );
+}
+
+/// `c += a @ bt.T` in single precision (see [`dgemm_nt_acc`]).
+///
+/// # Panics
+///
+/// If a slice's length is not the product of its dimensions.
+///
+/// # Examples
+///
+/// ```
+/// use blockwise::array::kernel::gemm::sgemm_nt_acc;
+///
+/// let a = [1.0f32, 2.0];
+/// let bt = [3.0f32, 4.0];
+/// let mut c = [0.0f32];
+/// sgemm_nt_acc(1, 2, 1, &a, &bt, &mut c);
+/// assert_eq!(c, [11.0]);
+/// ```
+pub fn sgemm_nt_acc(m: usize, k: usize, n: usize, a: &[f32], bt: &[f32], c: &mut [f32]) {
+    let shape = Shape::checked(m, k, n, a.len(), bt.len(), c.len());
+    gemm_on(
+        Backend::best(),
+        shape,
+        a,
+        Right::Transposed(bt),
+        Part::Whole,
+        c,
+    );
+}
+
+/// The symmetric rank-k update `c += a @ a.T` for row-major `a` (`m x k`) and `c`
+/// (`m x m`), on the calling thread, in about half the work of the general
+/// product: the upper triangle of `c` (with its diagonal) gains that of `a @ a.T`,
+/// and the lower triangle becomes its mirror. `c` is symmetric after the call; its
+/// lower triangle on entry is not read, so a symmetric `c` gains all of `a @ a.T`.
+///
+/// # Panics
+///
+/// If a slice's length is not the product of its dimensions.
+///
+/// # Examples
+///
+/// ```
+/// use blockwise::array::kernel::gemm::dsyrk_acc;
+///
+/// // [[1, 2], [3, 4]] @ [[1, 2], [3, 4]].T
+/// let a = [1.0, 2.0, 3.0, 4.0];
+/// let mut c = [0.0; 4];
+/// dsyrk_acc(2, 2, &a, &mut c);
+/// assert_eq!(c, [5.0, 11.0, 11.0, 25.0]);
+/// ```
+pub fn dsyrk_acc(m: usize, k: usize, a: &[f64], c: &mut [f64]) {
+    syrk_acc(m, k, a, c);
+}
+
+/// The symmetric rank-k update `c += a @ a.T` in single precision (see
+/// [`dsyrk_acc`]).
+///
+/// # Panics
+///
+/// If a slice's length is not the product of its dimensions.
+///
+/// # Examples
+///
+/// ```
+/// use blockwise::array::kernel::gemm::ssyrk_acc;
+///
+/// let a = [1.0f32, 2.0, 3.0, 4.0];
+/// let mut c = [1.0f32; 4];
+/// ssyrk_acc(2, 2, &a, &mut c);
+/// assert_eq!(c, [6.0, 12.0, 12.0, 26.0]);
+/// ```
+pub fn ssyrk_acc(m: usize, k: usize, a: &[f32], c: &mut [f32]) {
+    syrk_acc(m, k, a, c);
+}
+
+/// `c += a @ a.T` on the upper triangle, then mirrored.
+fn syrk_acc<T: Element>(m: usize, k: usize, a: &[T], c: &mut [T]) {
+    let shape = Shape::checked(m, k, m, a.len(), a.len(), c.len());
+    gemm_on(
+        Backend::best(),
+        shape,
+        a,
+        Right::Transposed(a),
+        Part::Upper,
+        c,
+    );
+    mirror_upper(m, c);
+}
+
+/// Copies the upper triangle of the `m x m` row-major `c` onto the lower one, in
+/// squares, so that the column of the upper triangle read for a row of the lower is
+/// read a few cache lines at a time rather than one line an element.
+fn mirror_upper<T: Copy>(m: usize, c: &mut [T]) {
+    const SQUARE: usize = 32;
+    for r0 in (0..m).step_by(SQUARE) {
+        for c0 in (0..=r0).step_by(SQUARE) {
+            for r in r0..(r0 + SQUARE).min(m) {
+                for col in c0..(c0 + SQUARE).min(r) {
+                    c[r * m + col] = c[col * m + r];
+                }
+            }
+        }
+    }
+}
+
+/// The right operand of a product `(m x k) @ (k x n)`.
+#[derive(Debug, Clone, Copy)]
+enum Right<'a, T> {
+    /// `b` itself, row-major `k x n`.
+    Rows(&'a [T]),
+    /// Its transpose, row-major `n x k`.
+    Transposed(&'a [T]),
+}
+
+/// Which tiles of `c` a product computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// All of them.
+    Whole,
+    /// Those with an element on or above the diagonal (a square `c`); the others
+    /// are left as they were. Backends without packed kernels compute them all.
+    Upper,
 }
 
 /// The dimensions of a product `(m x k) @ (k x n)`.
@@ -206,15 +370,15 @@ trait Element: Copy + Default + 'static {
     /// This thread's pack buffer for this type.
     fn pack_space() -> &'static LocalKey<RefCell<Vec<MaybeUninit<Self>>>>;
 
-    /// `c += a @ b` by `matrixmultiply`.
-    fn matrixmultiply(shape: Shape, a: &[Self], b: &[Self], c: &mut [Self]);
+    /// `c += a @ b` by `matrixmultiply`, all of `c`.
+    fn matrixmultiply(shape: Shape, a: &[Self], b: Right<'_, Self>, c: &mut [Self]);
 
-    /// `c += a @ b` by the packed AVX-512 kernels.
+    /// `c += a @ b` by the packed AVX-512 kernels, on the tiles of `part`.
     ///
     /// # Safety
     /// The CPU has AVX-512F.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn avx512(shape: Shape, a: &[Self], b: &[Self], c: &mut [Self]);
+    unsafe fn avx512(shape: Shape, a: &[Self], b: Right<'_, Self>, part: Part, c: &mut [Self]);
 }
 
 thread_local! {
@@ -237,11 +401,16 @@ impl Element for f64 {
         &PACK_F64
     }
 
-    fn matrixmultiply(s: Shape, a: &[f64], b: &[f64], c: &mut [f64]) {
+    fn matrixmultiply(s: Shape, a: &[f64], b: Right<'_, f64>, c: &mut [f64]) {
         let (k, n) = (s.k as isize, s.n as isize);
+        let (b, rsb, csb) = match b {
+            Right::Rows(b) => (b, n, 1),
+            Right::Transposed(bt) => (bt, 1, k),
+        };
         // SAFETY: `Shape::checked` matched the lengths with m, k and n, so the
-        // row-major strides (k and n elements a row, 1 a column) stay inside each
-        // slice; `c` is borrowed mutably, so it aliases neither `a` nor `b`.
+        // row-major strides (k and n elements a row, 1 a column; `k` a column of a
+        // transposed `b`) stay inside each slice; `c` is borrowed mutably, so it
+        // aliases neither `a` nor `b`.
         unsafe {
             matrixmultiply::dgemm(
                 s.m,
@@ -252,8 +421,8 @@ impl Element for f64 {
                 k,
                 1,
                 b.as_ptr(),
-                n,
-                1,
+                rsb,
+                csb,
                 1.0,
                 c.as_mut_ptr(),
                 n,
@@ -263,9 +432,9 @@ impl Element for f64 {
     }
 
     #[cfg(target_arch = "x86_64")]
-    unsafe fn avx512(shape: Shape, a: &[f64], b: &[f64], c: &mut [f64]) {
+    unsafe fn avx512(shape: Shape, a: &[f64], b: Right<'_, f64>, part: Part, c: &mut [f64]) {
         // SAFETY: the caller checked AVX-512F, all the kernels need.
-        unsafe { packed::<f64, NR_F64>(&avx512::F64_KERNELS, f64::BLOCKING, shape, a, b, c) }
+        unsafe { packed::<f64, NR_F64>(&avx512::F64_KERNELS, f64::BLOCKING, shape, a, b, part, c) }
     }
 }
 
@@ -282,8 +451,12 @@ impl Element for f32 {
         &PACK_F32
     }
 
-    fn matrixmultiply(s: Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
+    fn matrixmultiply(s: Shape, a: &[f32], b: Right<'_, f32>, c: &mut [f32]) {
         let (k, n) = (s.k as isize, s.n as isize);
+        let (b, rsb, csb) = match b {
+            Right::Rows(b) => (b, n, 1),
+            Right::Transposed(bt) => (bt, 1, k),
+        };
         // SAFETY: as for float64.
         unsafe {
             matrixmultiply::sgemm(
@@ -295,8 +468,8 @@ impl Element for f32 {
                 k,
                 1,
                 b.as_ptr(),
-                n,
-                1,
+                rsb,
+                csb,
                 1.0,
                 c.as_mut_ptr(),
                 n,
@@ -306,18 +479,26 @@ impl Element for f32 {
     }
 
     #[cfg(target_arch = "x86_64")]
-    unsafe fn avx512(shape: Shape, a: &[f32], b: &[f32], c: &mut [f32]) {
+    unsafe fn avx512(shape: Shape, a: &[f32], b: Right<'_, f32>, part: Part, c: &mut [f32]) {
         // SAFETY: the caller checked AVX-512F, all the kernels need.
-        unsafe { packed::<f32, NR_F32>(&avx512::F32_KERNELS, f32::BLOCKING, shape, a, b, c) }
+        unsafe { packed::<f32, NR_F32>(&avx512::F32_KERNELS, f32::BLOCKING, shape, a, b, part, c) }
     }
 }
 
-/// `c += a @ b` on `backend`, for checked lengths.
+/// `c += a @ b` on `backend`, on the tiles of `part` (or more), for checked
+/// lengths.
 ///
 /// # Panics
 ///
 /// If this CPU does not run `backend`.
-fn gemm_on<T: Element>(backend: Backend, shape: Shape, a: &[T], b: &[T], c: &mut [T]) {
+fn gemm_on<T: Element>(
+    backend: Backend,
+    shape: Shape,
+    a: &[T],
+    b: Right<'_, T>,
+    part: Part,
+    c: &mut [T],
+) {
     assert!(backend.supported(), "this CPU does not run {backend:?}");
     if shape.m == 0 || shape.n == 0 || shape.k == 0 {
         return;
@@ -326,12 +507,13 @@ fn gemm_on<T: Element>(backend: Backend, shape: Shape, a: &[T], b: &[T], c: &mut
         Backend::Matrixmultiply => T::matrixmultiply(shape, a, b, c),
         // SAFETY: `supported` detected AVX-512F above.
         #[cfg(target_arch = "x86_64")]
-        Backend::Avx512 => unsafe { T::avx512(shape, a, b, c) },
+        Backend::Avx512 => unsafe { T::avx512(shape, a, b, part, c) },
     }
 }
 
 /// `c += a @ b` by packing blocks of `a` and `b` and running `kernels` over them,
-/// with micro-panels of `b` `NR` wide.
+/// with micro-panels of `b` `NR` wide; for [`Part::Upper`], only tiles with an
+/// element on or above the diagonal.
 ///
 /// # Safety
 /// The `kernels` run on this CPU.
@@ -340,9 +522,11 @@ unsafe fn packed<T: Element, const NR: usize>(
     blocking: Blocking,
     s: Shape,
     a: &[T],
-    b: &[T],
+    b: Right<'_, T>,
+    part: Part,
     c: &mut [T],
 ) {
+    let upper = part == Part::Upper;
     // Equal slabs no deeper than `kc`, so the last is not a sliver.
     let slabs = s.k.div_ceil(blocking.kc);
     let kc_max = s.k.div_ceil(slabs);
@@ -353,17 +537,35 @@ unsafe fn packed<T: Element, const NR: usize>(
             let kc = kc_max.min(s.k - pc);
             for ic in (0..s.m).step_by(blocking.mc) {
                 let mc = blocking.mc.min(s.m - ic);
-                pack_a(mc, kc, &a[ic * s.k + pc..], s.k, a_pack);
+                pack_panels::<T, MR>(mc, kc, &a[ic * s.k + pc..], s.k, a_pack);
                 for jc in (0..s.n).step_by(blocking.nc) {
                     let nc = blocking.nc.min(s.n - jc);
-                    // SAFETY: the caller checked that the packer runs here;
-                    // `b_pack` holds `nc` rounded up to `NR`, times `kc`.
-                    unsafe { (kernels.pack_b)(kc, nc, &b[pc * s.n + jc..], s.n, b_pack) };
+                    // Every column of this block of `b` lies left of the first row
+                    // of the block of `a`: every tile is below the diagonal.
+                    if upper && jc + nc <= ic {
+                        continue;
+                    }
+                    match b {
+                        // SAFETY: the caller checked that the packer runs here;
+                        // `b_pack` holds `nc` rounded up to `NR`, times `kc`.
+                        Right::Rows(b) => unsafe {
+                            (kernels.pack_b)(kc, nc, &b[pc * s.n + jc..], s.n, b_pack)
+                        },
+                        // The rows of `bt` are the columns of `b`: its micro-panels
+                        // are packed as those of `a` are, `NR` rows at a time.
+                        Right::Transposed(bt) => {
+                            pack_panels::<T, NR>(nc, kc, &bt[jc * s.k + pc..], s.k, b_pack)
+                        }
+                    }
                     for ir in (0..mc).step_by(MR) {
                         let rows = MR.min(mc - ir);
                         let a_panel = &a_pack[ir * kc..(ir + MR) * kc];
                         for jr in (0..nc).step_by(NR) {
                             let cols = NR.min(nc - jr);
+                            // A tile whose last column is left of its first row.
+                            if upper && jc + jr + cols <= ic + ir {
+                                continue;
+                            }
                             let tile = kernels.tiles[cols.div_ceil(NR / NV) - 1];
                             let b_panel = &b_pack[jr * kc..(jr + NR) * kc];
                             let corner = (ic + ir) * s.n + jc + jr;
@@ -413,9 +615,10 @@ fn with_pack_space<T: Element, R>(
     })
 }
 
-/// Packs `mc x kc` of `a` (rows `lda` apart) into micro-panels of `MR` rows, each
-/// stored `kc` groups of `MR` (one group a column), rows past `mc` zero.
-fn pack_a<T: Copy + Default>(
+/// Packs `mc x kc` of `a` (rows `lda` apart) into micro-panels of `R` rows, each
+/// stored `kc` groups of `R` (one group a column), rows past `mc` zero: the blocks
+/// of `a` (`R = MR`), and those of a `b` given transposed (`R = NR`).
+fn pack_panels<T: Copy + Default, const R: usize>(
     mc: usize,
     kc: usize,
     a: &[T],
@@ -425,11 +628,11 @@ fn pack_a<T: Copy + Default>(
     // Whole micro-panels move in 8-column squares: each row is read in runs, and
     // bounds are checked once a run rather than once an element.
     const W: usize = 8;
-    for (panel, ir) in (0..mc).step_by(MR).enumerate() {
-        let out = &mut out[panel * MR * kc..(panel + 1) * MR * kc];
-        let rows = MR.min(mc - ir);
-        if rows < MR {
-            for (p, group) in out.chunks_exact_mut(MR).enumerate() {
+    for (panel, ir) in (0..mc).step_by(R).enumerate() {
+        let out = &mut out[panel * R * kc..(panel + 1) * R * kc];
+        let rows = R.min(mc - ir);
+        if rows < R {
+            for (p, group) in out.chunks_exact_mut(R).enumerate() {
                 for (i, x) in group.iter_mut().enumerate() {
                     let row = (i < rows).then(|| a[(ir + i) * lda + p]);
                     *x = MaybeUninit::new(row.unwrap_or_default());
@@ -437,21 +640,21 @@ fn pack_a<T: Copy + Default>(
             }
             continue;
         }
-        let src: [&[T]; MR] = std::array::from_fn(|i| &a[(ir + i) * lda..][..kc]);
+        let src: [&[T]; R] = std::array::from_fn(|i| &a[(ir + i) * lda..][..kc]);
         let squares = kc / W * W;
         for p in (0..squares).step_by(W) {
-            let square: [[T; W]; MR] =
+            let square: [[T; W]; R] =
                 std::array::from_fn(|i| std::array::from_fn(|j| src[i][p + j]));
-            let groups = &mut out[p * MR..(p + W) * MR];
+            let groups = &mut out[p * R..(p + W) * R];
             for j in 0..W {
-                for i in 0..MR {
-                    groups[j * MR + i] = MaybeUninit::new(square[i][j]);
+                for i in 0..R {
+                    groups[j * R + i] = MaybeUninit::new(square[i][j]);
                 }
             }
         }
         for p in squares..kc {
-            for i in 0..MR {
-                out[p * MR + i] = MaybeUninit::new(src[i][p]);
+            for i in 0..R {
+                out[p * R + i] = MaybeUninit::new(src[i][p]);
             }
         }
     }
@@ -833,6 +1036,47 @@ mod tests {
         }
     }
 
+    /// The transpose of the row-major `rows x cols` matrix `x`.
+    fn transposed<T: Copy>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+        (0..cols)
+            .flat_map(|j| (0..rows).map(move |i| x[i * cols + j]))
+            .collect()
+    }
+
+    /// Checks `run(bt, c)`, a product with `b` given transposed, as `check` does.
+    fn check_nt<T: Sample>(s: Shape, run: impl FnOnce(&[T], &[T], &mut [T])) {
+        check::<T>(s, |a, b, c| run(a, &transposed(b, s.k, s.n), c));
+    }
+
+    /// Checks `run(a, c)`, a symmetric rank-k update of an `m x m` `c` that starts
+    /// symmetric, against a triple loop, and that the result is exactly symmetric.
+    fn check_syrk<T: Sample>(m: usize, k: usize, run: impl FnOnce(&[T], &mut [T])) {
+        let a = filled::<T>(m * k, 4);
+        let noise = filled::<T>(m * m, 5);
+        let start: Vec<T> = (0..m * m)
+            .map(|x| noise[(x % m).min(x / m) * m + (x % m).max(x / m)])
+            .collect();
+        let mut c = start.clone();
+        run(&a, &mut c);
+        for i in 0..m {
+            for j in 0..m {
+                let x0 = start[i * m + j].to_f64();
+                let (mut want, mut scale) = (x0, x0.abs());
+                for p in 0..k {
+                    let term = a[i * k + p].to_f64() * a[j * k + p].to_f64();
+                    want += term;
+                    scale += term.abs();
+                }
+                let got = c[i * m + j].to_f64();
+                assert!(
+                    (got - want).abs() <= T::TOLERANCE * scale.max(f64::MIN_POSITIVE),
+                    "{m} x {k}: c[{i}][{j}] is {got}, not {want}"
+                );
+                assert_eq!(c[i * m + j], c[j * m + i], "{m} x {k}: c[{i}][{j}]");
+            }
+        }
+    }
+
     fn shape(m: usize, k: usize, n: usize) -> Shape {
         Shape { m, k, n }
     }
@@ -864,8 +1108,12 @@ mod tests {
     fn every_backend_matches_a_triple_loop() {
         for backend in backends() {
             for s in shapes() {
-                check::<f64>(s, |a, b, c| gemm_on(backend, s, a, b, c));
-                check::<f32>(s, |a, b, c| gemm_on(backend, s, a, b, c));
+                check::<f64>(s, |a, b, c| {
+                    gemm_on(backend, s, a, Right::Rows(b), Part::Whole, c)
+                });
+                check::<f32>(s, |a, b, c| {
+                    gemm_on(backend, s, a, Right::Rows(b), Part::Whole, c)
+                });
             }
         }
     }
@@ -876,8 +1124,12 @@ mod tests {
         // more slabs than one and more blocks of `a` than one in both types.
         for s in [shape(300, 257, 311), shape(9, 800, 53), shape(1030, 9, 50)] {
             for backend in backends() {
-                check::<f64>(s, |a, b, c| gemm_on(backend, s, a, b, c));
-                check::<f32>(s, |a, b, c| gemm_on(backend, s, a, b, c));
+                check::<f64>(s, |a, b, c| {
+                    gemm_on(backend, s, a, Right::Rows(b), Part::Whole, c)
+                });
+                check::<f32>(s, |a, b, c| {
+                    gemm_on(backend, s, a, Right::Rows(b), Part::Whole, c)
+                });
             }
         }
     }
@@ -895,11 +1147,97 @@ mod tests {
             for s in [shape(41, 11, 77), shape(17, 3, 100)] {
                 // SAFETY: AVX-512F was detected above.
                 check::<f64>(s, |a, b, c| unsafe {
-                    packed::<f64, NR_F64>(&avx512::F64_KERNELS, blocking, s, a, b, c)
+                    packed::<f64, NR_F64>(
+                        &avx512::F64_KERNELS,
+                        blocking,
+                        s,
+                        a,
+                        Right::Rows(b),
+                        Part::Whole,
+                        c,
+                    )
                 });
                 // SAFETY: as for float64.
                 check::<f32>(s, |a, b, c| unsafe {
-                    packed::<f32, NR_F32>(&avx512::F32_KERNELS, blocking, s, a, b, c)
+                    packed::<f32, NR_F32>(
+                        &avx512::F32_KERNELS,
+                        blocking,
+                        s,
+                        a,
+                        Right::Rows(b),
+                        Part::Whole,
+                        c,
+                    )
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_right_operands_match_a_triple_loop_on_every_backend() {
+        let mut all = shapes();
+        all.extend([shape(300, 257, 311), shape(1030, 9, 50)]);
+        for backend in backends() {
+            for &s in &all {
+                check_nt::<f64>(s, |a, bt, c| {
+                    gemm_on(backend, s, a, Right::Transposed(bt), Part::Whole, c)
+                });
+                check_nt::<f32>(s, |a, bt, c| {
+                    gemm_on(backend, s, a, Right::Transposed(bt), Part::Whole, c)
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn symmetric_updates_match_a_triple_loop() {
+        // Partial tiles, two slabs and (float64) two blocks of `a` and several of `b`.
+        for (m, k) in [
+            (0, 3),
+            (1, 0),
+            (1, 1),
+            (2, 5),
+            (7, 3),
+            (9, 1),
+            (25, 11),
+            (49, 7),
+        ] {
+            check_syrk::<f64>(m, k, |a, c| dsyrk_acc(m, k, a, c));
+            check_syrk::<f32>(m, k, |a, c| ssyrk_acc(m, k, a, c));
+        }
+        check_syrk::<f64>(1030, 20, |a, c| dsyrk_acc(1030, 20, a, c));
+        check_syrk::<f64>(60, 300, |a, c| dsyrk_acc(60, 300, a, c));
+        check_syrk::<f32>(100, 400, |a, c| ssyrk_acc(100, 400, a, c));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn symmetric_updates_skip_only_tiles_below_the_diagonal() {
+        if !Backend::Avx512.supported() {
+            return;
+        }
+        // Blocks of `a` and `b` that do not line up with each other or with the
+        // tiles, so that blocks are skipped whole, in part, or not at all.
+        for (mc, kc, nc) in [(13, 5, 29), (9, 1, 50), (16, 2, 24), (40, 3, 17)] {
+            let blocking = Blocking { mc, kc, nc };
+            for (m, k) in [(41, 11), (100, 3), (8, 4)] {
+                let s = shape(m, k, m);
+                // SAFETY: AVX-512F was detected above.
+                check_syrk::<f64>(m, k, |a, c| unsafe {
+                    let b = Right::Transposed(a);
+                    packed::<f64, NR_F64>(&avx512::F64_KERNELS, blocking, s, a, b, Part::Upper, c);
+                    mirror_upper(m, c);
+                });
+                // SAFETY: as for float64.
+                check_syrk::<f32>(m, k, |a, c| unsafe {
+                    let b = Right::Transposed(a);
+                    packed::<f32, NR_F32>(&avx512::F32_KERNELS, blocking, s, a, b, Part::Upper, c);
+                    mirror_upper(m, c);
+                });
+                // SAFETY: as above; the transposed operand alone, every tile.
+                check_nt::<f64>(s, |a, bt, c| unsafe {
+                    let b = Right::Transposed(bt);
+                    packed::<f64, NR_F64>(&avx512::F64_KERNELS, blocking, s, a, b, Part::Whole, c)
                 });
             }
         }

@@ -1,6 +1,7 @@
-//! Block products of a matrix product: `c += a @ b` for row-major blocks, floats on
-//! the packed kernels of [`super::gemm`], integers (int64, wrapping as numpy's do) on
-//! a loop the compiler vectorizes.
+//! Block products of a matrix product: `c += a @ b` for row-major blocks, and the
+//! two forms of a product `a @ a.T` (`c += a @ bt.T` off the diagonal, the symmetric
+//! `c += a @ a.T` on it); floats on the packed kernels of [`super::gemm`], integers
+//! (int64, wrapping as numpy's do) on loops the compiler vectorizes.
 
 use super::values::Values;
 use crate::error::{Error, Result};
@@ -48,14 +49,99 @@ pub fn accumulate(
                 }
             }
         }
-        (a, _, _) => {
-            return Err(Error::bug(
-                "a block product of a type the array layer should have cast",
-                format!("{:?}", a.phys()),
-            ))
-        }
+        (a, _, _) => return Err(uncast(a)),
     }
     Ok(())
+}
+
+/// `c += a @ bt.T`, with `a` of `m × k`, `bt` of `n × k` (the right operand
+/// transposed) and `c` of `m × n`, all row-major and of one physical type (float32,
+/// float64 or int64).
+///
+/// # Errors
+/// [`Error::Bug`] for other types or lengths that do not match the dimensions.
+pub fn accumulate_nt(
+    a: &Values,
+    bt: &Values,
+    c: &mut Values,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Result<()> {
+    if a.len() != m * k || bt.len() != n * k || c.len() != m * n {
+        return Err(Error::bug(
+            "a block product of mismatched blocks",
+            format!("{m} x {k} by ({n} x {k}).T into {}", c.len()),
+        ));
+    }
+    if m == 0 || n == 0 || k == 0 {
+        return Ok(());
+    }
+    match (a, bt, c) {
+        (Values::F64(a), Values::F64(bt), Values::F64(c)) => {
+            super::gemm::dgemm_nt_acc(m, k, n, a, bt, c)
+        }
+        (Values::F32(a), Values::F32(bt), Values::F32(c)) => {
+            super::gemm::sgemm_nt_acc(m, k, n, a, bt, c)
+        }
+        (Values::I64(a), Values::I64(bt), Values::I64(c)) => {
+            // Both operands walk along their rows: a dot product an element.
+            for (i, row) in c.chunks_exact_mut(n).enumerate() {
+                let x = &a[i * k..(i + 1) * k];
+                for (out, y) in row.iter_mut().zip(bt.chunks_exact(k)) {
+                    *out = out.wrapping_add(dot_i64(x, y));
+                }
+            }
+        }
+        (a, _, _) => return Err(uncast(a)),
+    }
+    Ok(())
+}
+
+/// `c += a @ a.T` for `a` of `m × k` and a symmetric `c` of `m × m`, row-major and
+/// of one physical type, in about half the work of [`accumulate`]: the upper
+/// triangle is computed and mirrored (only it is read from `c`).
+///
+/// # Errors
+/// [`Error::Bug`] for other types or lengths that do not match the dimensions.
+pub fn accumulate_gram(a: &Values, c: &mut Values, m: usize, k: usize) -> Result<()> {
+    if a.len() != m * k || c.len() != m * m {
+        return Err(Error::bug(
+            "a symmetric block product of mismatched blocks",
+            format!("{m} x {k} by its transpose into {}", c.len()),
+        ));
+    }
+    match (a, c) {
+        (Values::F64(a), Values::F64(c)) => super::gemm::dsyrk_acc(m, k, a, c),
+        (Values::F32(a), Values::F32(c)) => super::gemm::ssyrk_acc(m, k, a, c),
+        (Values::I64(a), Values::I64(c)) => {
+            for i in 0..m {
+                let x = &a[i * k..(i + 1) * k];
+                for j in i..m {
+                    let sum = c[i * m + j].wrapping_add(dot_i64(x, &a[j * k..(j + 1) * k]));
+                    c[i * m + j] = sum;
+                    c[j * m + i] = sum;
+                }
+            }
+        }
+        (a, _) => return Err(uncast(a)),
+    }
+    Ok(())
+}
+
+/// `sum x[p] * y[p]`, wrapping.
+fn dot_i64(x: &[i64], y: &[i64]) -> i64 {
+    x.iter()
+        .zip(y)
+        .fold(0i64, |s, (&p, &q)| s.wrapping_add(p.wrapping_mul(q)))
+}
+
+/// The error of a block of a type no product takes.
+fn uncast(a: &Values) -> Error {
+    Error::bug(
+        "a block product of a type the array layer should have cast",
+        format!("{:?}", a.phys()),
+    )
 }
 
 #[cfg(test)]
@@ -94,5 +180,29 @@ mod tests {
         }
         assert_eq!(c, Values::F32(g(&want)));
         assert!(accumulate(&Values::F64(f(&a)), &Values::F64(f(&b)), &mut c, 3, 3, 2).is_err());
+    }
+
+    #[test]
+    fn products_with_the_transpose_accumulate_in_every_type() {
+        // a = [[1, 2, 3], [4, 5, 6]], bt = [[1, 0, 1], [0, 1, 1]]: a @ bt.T is
+        // [[4, 5], [10, 11]], and a @ a.T is [[14, 32], [32, 77]]; each twice.
+        let a = [1, 2, 3, 4, 5, 6];
+        let bt = [1, 0, 1, 0, 1, 1];
+        let (nt, gram) = ([8, 10, 20, 22], [28, 64, 64, 154]);
+        let f = |v: &[i64]| Values::F64(v.iter().map(|&x| x as f64).collect());
+        let g = |v: &[i64]| Values::F32(v.iter().map(|&x| x as f32).collect());
+        let i = |v: &[i64]| Values::I64(v.to_vec());
+        for make in [&f as &dyn Fn(&[i64]) -> Values, &g, &i] {
+            let mut c = make(&[0; 4]);
+            let mut s = make(&[0; 4]);
+            for _ in 0..2 {
+                accumulate_nt(&make(&a), &make(&bt), &mut c, 2, 3, 2).unwrap();
+                accumulate_gram(&make(&a), &mut s, 2, 3).unwrap();
+            }
+            assert_eq!(c, make(&nt));
+            assert_eq!(s, make(&gram));
+            assert!(accumulate_nt(&make(&a), &make(&bt), &mut c, 3, 2, 2).is_err());
+            assert!(accumulate_gram(&make(&a), &mut c, 3, 2).is_err());
+        }
     }
 }
