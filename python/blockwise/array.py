@@ -569,7 +569,9 @@ def histogram(a: Array, bins: Any = 10, range: Any = None, weights: Any = None,
     """numpy's ``histogram``: ``(counts, edges)``. With a number of bins, ``range``
     is required (as in Dask): the edges must be known before the data are read."""
     h = _call("histogram", a, bins, range=range, weights=weights, density=bool(density))
-    return _items(h, 2)
+    counts, edges = _items(h, 2)
+    counts.shape  # a bad argument is an error here, not at compute
+    return counts, edges
 
 
 def gradient(f: Array, *varargs: Any, axis: Any = None, edge_order: int = 1) -> Any:
