@@ -148,44 +148,96 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
         &["cannot reshape array of size 24 into shape (5, 5)"],
     );
     refused("arange(24).reshape(-1, -1)", &["one unknown dimension"]);
-    refused(
-        "arange(24).reshape(2**62, 2**62)",
-        &["too big"],
-    );
+    refused("arange(24).reshape(2**62, 2**62)", &["too big"]);
     refused("arange(24).reshape(3, 8, order='F')", &["order='C'"]);
-    refused("topk(arange(10), 11)", &["between 1 and the axis length 10"]);
+    refused(
+        "topk(arange(10), 11)",
+        &["between 1 and the axis length 10"],
+    );
     refused("topk(arange(10), 0)", &["k = 0"]);
     refused("sort(arange(3), axis=2)", &["axis 2 is out of bounds"]);
     refused("pad(arange(4), 2**62)", &["too big"]);
-    refused("pad(arange(4), 5, mode='reflect')", &["wider than this mode"]);
+    refused(
+        "pad(arange(4), 5, mode='reflect')",
+        &["wider than this mode"],
+    );
     refused("pad(arange(4), 1, mode='bogus')", &["mode \"bogus\""]);
     refused("pad(arange(4), -1)", &["negative"]);
     refused("diff(full((), 1))", &["at least one dimensional"]);
-    refused("gradient(arange(2), edge_order=2)", &["at least (edge_order + 1) = 3"]);
+    refused(
+        "gradient(arange(2), edge_order=2)",
+        &["at least (edge_order + 1) = 3"],
+    );
     refused(
         "ndimage.convolve(ones((9, 9)), ones((40, 40)))",
         &["more than 1024 weights"],
     );
-    refused("ndimage.convolve(ones((9, 9)), [1, 2, 3])", &["must have as many"]);
-    refused("ndimage.convolve(ones(9), [1, 2, 3], origin=2)", &["invalid origin 2"]);
+    refused(
+        "ndimage.convolve(ones((9, 9)), [1, 2, 3])",
+        &["must have as many"],
+    );
+    refused(
+        "ndimage.convolve(ones(9), [1, 2, 3], origin=2)",
+        &["invalid origin 2"],
+    );
     refused("convolve(ones((3, 3)), [1, 2])", &["two 1-d arrays"]);
     refused("convolve(ones(2), [1, 2, 3])", &["longer than the array"]);
     refused("convolve(ones(5), [[1, 2], [3]])", &["ragged"]);
-    refused("einsum('ij,jk->ik', ones((2, 3)), ones((4, 5)))", &["index 'j' has lengths 3 and 4"]);
-    refused("einsum('ii->i', ones((3, 3)))", &["repeats within one operand"]);
+    refused(
+        "einsum('ij,jk->ik', ones((2, 3)), ones((4, 5)))",
+        &["index 'j' has lengths 3 and 4"],
+    );
+    refused(
+        "einsum('ii->i', ones((3, 3)))",
+        &["repeats within one operand"],
+    );
     refused("einsum('...i->i', ones((3, 3)))", &["'...'"]);
     refused("einsum('ij->k', ones((3, 3)))", &["names no input axis"]);
     refused("einsum('ij', ones(3))", &["name 2 axes"]);
-    refused("tensordot(ones((2, 3)), ones((4, 5)), 1)", &["shape-mismatch"]);
+    refused(
+        "tensordot(ones((2, 3)), ones((4, 5)), 1)",
+        &["shape-mismatch"],
+    );
     refused("histogram(arange(10), 5)", &["range=(lo, hi)"]);
-    refused("histogram(arange(10), 5, range=(3, 1))", &["max must be larger than min"]);
-    refused("histogram(arange(10), [3, 1, 2])", &["increase monotonically"]);
-    refused("histogram(arange(10), 0, range=(0, 1))", &["must be positive"]);
+    refused(
+        "histogram(arange(10), 5, range=(3, 1))",
+        &["max must be larger than min"],
+    );
+    refused(
+        "histogram(arange(10), [3, 1, 2])",
+        &["increase monotonically"],
+    );
+    refused(
+        "histogram(arange(10), 0, range=(0, 1))",
+        &["must be positive"],
+    );
     refused("bincount(arange(10))", &["minlength"]);
-    refused("bincount(arange(10) * 1.5, minlength=20)", &["dtype('float64')"]);
-    refused("bincount(arange(10), minlength=5)", &["found 5, not below minlength=5"]);
-    refused("bincount(arange(10) - 3, minlength=20)", &["must not be negative"]);
+    refused(
+        "bincount(arange(10) * 1.5, minlength=20)",
+        &["dtype('float64')"],
+    );
+    refused(
+        "bincount(arange(10), minlength=5)",
+        &["found 5, not below minlength=5"],
+    );
+    refused(
+        "bincount(arange(10) - 3, minlength=20)",
+        &["must not be negative"],
+    );
     refused("array([[1, 2], [3]])", &["ragged"]);
     refused("array(zeros(3)) + array([1, 'a'])", &["expected numbers"]);
     refused("arange(10).sum(split_every=1)", &["at least 2"]);
+    refused(
+        "arange(10)[[3, 10]]",
+        &["index 10 is out of bounds for axis 0 with size 10"],
+    );
+    refused(
+        "arange(10)[arange(10) > 5]",
+        &["boolean mask", "where(mask, x, fill)"],
+    );
+    refused("ones((3, 3))[[0], [1]]", &["only one array"]);
+    refused(
+        "ones((3, 3))[ones((2, 2), dtype='int64')]",
+        &["must be 1-d"],
+    );
 }

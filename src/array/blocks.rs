@@ -13,6 +13,7 @@ use super::graph::{check_blocks, check_size, normalize_axis, Array, Body, Chunks
 use super::kernel::rows::BlockFunc;
 use super::program::Scalar;
 use crate::error::{Error, Result};
+use crate::storage::array::DType;
 
 /// Elements a block made bigger by a reshape or a sort may hold when its input's
 /// blocks were smaller: 2^24 (128 MiB of float64), Dask's `"auto"` size.
@@ -119,6 +120,65 @@ impl Array {
     /// As [`Array::reshape`].
     pub fn ravel(&self) -> Result<Array> {
         self.reshape(&[-1])
+    }
+
+    /// The rows `indices` names along `axis` (numpy's `take`, and `x[[3, 0, 3]]`):
+    /// negative indices count from the end; one out of range is an error when the
+    /// block that holds it runs.
+    ///
+    /// # Errors
+    /// [`Error::ArrayArgument`] for indices that are not a 1-d integer array (a
+    /// boolean mask's result has a length only its values tell), or an axis out of
+    /// range.
+    pub fn take(&self, indices: &Array, axis: i64) -> Result<Array> {
+        if self.ndim() == 0 {
+            return Err(Error::ArrayArgument {
+                op: "take".into(),
+                reason: "a zero-dimensional array has no axis to index".into(),
+            });
+        }
+        let axis = normalize_axis("take", axis, self.ndim())?;
+        if indices.dtype() == DType::Bool {
+            return Err(Error::ArrayArgument {
+                op: "index".into(),
+                reason: "a boolean mask as an index gives a result whose length only the \
+                         mask's values tell, and a plan fixes every length before it runs: \
+                         use where(mask, x, fill), or compute the mask and index with its \
+                         nonzero positions"
+                    .into(),
+            });
+        }
+        if !indices.dtype().is_integer() || indices.ndim() != 1 {
+            return Err(Error::ArrayArgument {
+                op: "index".into(),
+                reason: format!(
+                    "arrays used as indices must be 1-d and of integer type, not {} of shape {}",
+                    indices.dtype().name(),
+                    crate::grid::tuple_text(indices.shape())
+                ),
+            });
+        }
+        let mut shape = self.shape().to_vec();
+        shape[axis] = indices.shape()[0];
+        check_size("take", &shape, self.dtype())?;
+        let mut chunks = self.chunks().clone();
+        chunks[axis] = indices.chunks()[0].clone();
+        check_blocks(chunks.iter().map(|c| c.len() as u64), &shape)?;
+        let (program, inputs) = self.program();
+        let input = Array::fused(program, self.chunks().clone(), inputs);
+        let (program, inputs) = indices.astype(DType::Int64)?.program();
+        let indices = Array::fused(program, indices.chunks().clone(), inputs);
+        Ok(Array::new(
+            shape,
+            self.dtype(),
+            chunks,
+            Body::Take {
+                input,
+                axis,
+                indices,
+            },
+            Default::default(),
+        ))
     }
 
     /// `shape` with its `-1` inferred, checked against the array's size.

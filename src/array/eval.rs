@@ -193,6 +193,7 @@ pub const FUNCTIONS: &[&str] = &[
     "swapaxes",
     "tan",
     "tanh",
+    "take",
     "tensordot",
     "topk",
     "transpose",
@@ -953,6 +954,21 @@ impl Evaluator<'_> {
                 })?;
                 Value::Array(x.counts(Bins::Integers { n }, weights.as_ref())?)
             }
+            "take" => {
+                let x = to_array(c.arg(0, "a")?)?;
+                let v = c.arg(1, "indices")?;
+                let indices = match v {
+                    Value::Tuple(_) => {
+                        let (shape, values, dtype) = literal_values(&v)?;
+                        Array::literal(&shape, values, dtype)?
+                    }
+                    other => to_array(other)?,
+                };
+                Value::Array(match c.opt(2, "axis")? {
+                    None | Some(Value::None) => x.ravel()?.take(&indices, 0)?,
+                    Some(v) => x.take(&indices, to_i64(&v, "axis")?)?,
+                })
+            }
             "tensordot" => {
                 let a = to_array(c.arg(0, "a")?)?;
                 let b = to_array(c.arg(1, "b")?)?;
@@ -1620,8 +1636,32 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Array> {
         .iter()
         .filter(|v| !matches!(v, Value::None | Value::Ellipsis))
         .count();
+    // One array of indices (a list, or an integer array) may stand for an axis:
+    // the basic index runs first with a whole slice there, then the rows are taken.
+    let mut fancy: Option<(usize, Array)> = None;
     let mut out = Vec::new();
     for v in index {
+        let advanced = match v {
+            Value::Tuple(_) => {
+                let (shape, values, dtype) = literal_values(v)?;
+                Some(Array::literal(&shape, values, dtype)?)
+            }
+            Value::Array(x) if x.ndim() > 0 || x.dtype() == DType::Bool => Some(x.clone()),
+            _ => None,
+        };
+        if let Some(x) = advanced {
+            if fancy.is_some() {
+                return Err(usage(
+                    "index",
+                    "only one array (or list) of indices per subscript is supported",
+                ));
+            }
+            // The result axis it becomes: those the entries before it give.
+            let before = out.iter().filter(|i| !matches!(i, Index::Int(_))).count();
+            fancy = Some((before, x));
+            out.push(Index::Slice(None, None, None));
+            continue;
+        }
         out.push(match v {
             Value::Int(_) | Value::Bool(_) => Index::Int(to_i64(v, "index")?),
             Value::Slice(s, e, st) => Index::Slice(*s, *e, *st),
@@ -1636,14 +1676,19 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Array> {
                 return Err(usage(
                     "index",
                     &format!(
-                        "{} cannot index an array yet (integers, slices, None and ... can)",
+                        "{} cannot index an array (integers, slices, None, ..., and a list or \
+                         array of integers can)",
                         other.describe()
                     ),
                 ))
             }
         });
     }
-    a.index(&out)
+    let basic = a.index(&out)?;
+    match fancy {
+        None => Ok(basic),
+        Some((axis, indices)) => basic.take(&indices, axis as i64),
+    }
 }
 
 fn to_i64(v: &Value, what: &str) -> Result<i64> {

@@ -103,6 +103,16 @@ pub(crate) enum Body {
         /// What is done to each block's values.
         func: BlockFunc,
     },
+    /// Rows of an array picked by integer indices along an axis (`x[[3, 0, 3]]`,
+    /// `take`): each block holds the rows its block of indices names.
+    Take {
+        /// The program's array.
+        input: Array,
+        /// The axis.
+        axis: usize,
+        /// The indices' program (1-d, integer), chunked as the result's axis.
+        indices: Array,
+    },
     /// Values counted into bins (`histogram`, `bincount`): one chunk.
     Counts {
         /// The values' program.
@@ -395,6 +405,10 @@ impl Array {
                     stack.push(input.clone());
                     stack.extend(weights.iter().cloned());
                 }
+                Body::Take { input, indices, .. } => {
+                    stack.push(input.clone());
+                    stack.push(indices.clone());
+                }
                 Body::Fused(_) => {}
             }
             for input in a.0.inputs.values() {
@@ -441,7 +455,8 @@ impl Array {
             | Body::Concat { .. }
             | Body::Scan { .. }
             | Body::Map { .. }
-            | Body::Counts { .. } => {
+            | Body::Counts { .. }
+            | Body::Take { .. } => {
                 let leaf = Node::Leaf {
                     source: LeafSource::Stored {
                         id: self.0.id.clone(),

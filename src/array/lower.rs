@@ -111,6 +111,18 @@ pub enum StageWork {
         /// What is done to the block's values.
         func: BlockFunc,
     },
+    /// Each block the rows of a program's array its block of indices names along
+    /// `axis`.
+    Take {
+        /// The program.
+        program: Program,
+        /// The axis.
+        axis: usize,
+        /// Its length in the program.
+        len: u64,
+        /// The indices' program (1-d, int64).
+        indices: Program,
+    },
     /// Each block's values counted into bins: a partial sum state of the bins
     /// (int64 counts, or float64 sums of the weights).
     Counts {
@@ -192,6 +204,16 @@ impl StageMeta {
             StageWork::Values { program }
             | StageWork::Partials { program, .. }
             | StageWork::Scan { program, .. } => Ok((program, block.clone())),
+            // Any row along the axis may be read.
+            StageWork::Take {
+                program, axis, len, ..
+            } => {
+                let mut start = block.start().to_vec();
+                let mut shape = block.shape().to_vec();
+                start[*axis] = 0;
+                shape[*axis] = *len;
+                Ok((program, Subset::new(start, shape)))
+            }
             // The counts' blocks have the bins as an extra last axis.
             StageWork::Counts { program, .. } => {
                 let rank = program.shape.len();
@@ -346,6 +368,12 @@ impl Operation for ArrayBlock {
                 let mut bytes = Vec::with_capacity(scanned.len() * dtype.size());
                 scanned.encode(dtype, &mut bytes);
                 publish_values(task, env, &meta, &block, dtype, bytes)
+            }
+            StageWork::Take {
+                axis, len, indices, ..
+            } => {
+                let bytes = take_rows(program, indices, *axis, *len, &block, &read)?;
+                publish_values(task, env, &meta, &block, program.dtype(), bytes)
             }
             StageWork::Counts { weights, bins, .. } => {
                 let values = Values::decode(program.dtype(), &program.eval_block(&local, &read)?)?;
@@ -733,11 +761,93 @@ fn read_leaf(env: &TaskEnv<'_>, source: &LeafSource, region: &Subset) -> Result<
     }
 }
 
+/// The rows `indices` (its block of `block`'s axis range) names of `program`
+/// along `axis` (of length `len`): the distinct rows sorted, read in windows of
+/// nearby rows, each copied to the positions that name it.
+///
+/// # Errors
+/// [`Error::ArrayArgument`] for an index out of range; the program's.
+fn take_rows(
+    program: &Program,
+    indices: &Program,
+    axis: usize,
+    len: u64,
+    block: &Subset,
+    read: &super::program::ReadBox<'_>,
+) -> Result<Vec<u8>> {
+    let rows_block = Subset::new(vec![block.start()[axis]], vec![block.shape()[axis]]);
+    let Values::I64(raw) = Values::decode(DType::Int64, &indices.eval_block(&rows_block, read)?)?
+    else {
+        return Err(Error::bug("int64 indices decoded as another type", ""));
+    };
+    let rows: Vec<u64> = raw
+        .iter()
+        .map(|&i| {
+            let r = if i < 0 { i + len as i64 } else { i };
+            u64::try_from(r)
+                .ok()
+                .filter(|&r| r < len)
+                .ok_or_else(|| Error::ArrayArgument {
+                    op: "index".into(),
+                    reason: format!("index {i} is out of bounds for axis {axis} with size {len}"),
+                })
+        })
+        .collect::<Result<_>>()?;
+    let item = program.dtype().size();
+    let mut out = vec![0u8; block.num_elements() as usize * item];
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&p| rows[p]);
+    let mut at = 0;
+    while at < order.len() {
+        // A window: rows close enough that reading the gaps costs less than
+        // reading each alone.
+        let first = rows[order[at]];
+        let mut end = at + 1;
+        let mut distinct = 1u64;
+        while end < order.len() {
+            let r = rows[order[end]];
+            if r != rows[order[end - 1]] {
+                if r - first + 1 > 2 * (distinct + 1) + 64 {
+                    break;
+                }
+                distinct += 1;
+            }
+            end += 1;
+        }
+        let last = rows[order[end - 1]];
+        let mut start = block.start().to_vec();
+        let mut shape = block.shape().to_vec();
+        start[axis] = first;
+        shape[axis] = last - first + 1;
+        let window = program.eval_block(&Subset::new(start, shape.clone()), read)?;
+        let mut one = shape.clone();
+        one[axis] = 1;
+        for &p in &order[at..end] {
+            let mut from = vec![0; shape.len()];
+            from[axis] = rows[p] - first;
+            let mut to = vec![0; shape.len()];
+            to[axis] = p as u64;
+            copy_region(
+                &window,
+                &shape,
+                &Subset::new(from, one.clone()),
+                &mut out,
+                block.shape(),
+                &to,
+                item,
+            );
+        }
+        at = end;
+    }
+    Ok(out)
+}
+
 /// The dtype of the values a stage publishes.
 fn stage_dtype(meta: &StageMeta) -> Result<DType> {
     match &meta.work {
         StageWork::Values { program } | StageWork::Scan { program, .. } => Ok(program.dtype()),
         StageWork::Map { program, func, .. } => Ok(func.dtype(program.dtype())),
+        StageWork::Take { program, .. } => Ok(program.dtype()),
         StageWork::Concat { parts, .. } => {
             parts
                 .first()
@@ -976,6 +1086,34 @@ impl<'p> PlanBuilder<'p> {
                     (Reducer::Sum, phys, e.dtype, 0.0),
                     target,
                 )?;
+                Lowered {
+                    dataset: e.id.clone(),
+                    chunks: e.chunks.clone(),
+                    tasks,
+                }
+            }
+            Body::Take {
+                input,
+                axis,
+                indices,
+            } => {
+                self.add_inputs(input)?;
+                self.add_inputs(indices)?;
+                let program = |a: &Array| match &a.expr().body {
+                    Body::Fused(p) => Ok(p.clone()),
+                    _ => Err(Error::bug("a take of an array not fused", "")),
+                };
+                let meta = StageMeta {
+                    chunks: e.chunks.clone(),
+                    work: StageWork::Take {
+                        program: program(input)?,
+                        axis: *axis,
+                        len: input.shape()[*axis],
+                        indices: program(indices)?,
+                    },
+                    write_to: file_of(target),
+                };
+                let tasks = self.add_block_stage(&e.id, meta, target)?;
                 Lowered {
                     dataset: e.id.clone(),
                     chunks: e.chunks.clone(),
@@ -1346,11 +1484,20 @@ impl<'p> PlanBuilder<'p> {
             let (program, local) = meta.program_for(&key, &block)?;
             let item = program.dtype().size() as u64;
             let (mut inputs, mut deps, mut read_bytes) = self.leaf_inputs(program, &local)?;
-            if let StageWork::Counts {
-                weights: Some(w), ..
-            } = &meta.work
-            {
-                let (i, d, b) = self.leaf_inputs(w, &local)?;
+            let other = match &meta.work {
+                StageWork::Counts {
+                    weights: Some(w), ..
+                } => Some((w, local.clone())),
+                StageWork::Take { indices, axis, .. } => {
+                    // A window of rows is evaluated at a time, not the whole axis.
+                    read_bytes = block.num_elements() * 3 * 16;
+                    let rows = Subset::new(vec![block.start()[*axis]], vec![block.shape()[*axis]]);
+                    Some((indices, rows))
+                }
+                _ => None,
+            };
+            if let Some((w, region)) = other {
+                let (i, d, b) = self.leaf_inputs(w, &region)?;
                 for (r, t) in i.into_iter().zip(d) {
                     if !inputs.contains(&r) {
                         inputs.push(r);

@@ -252,6 +252,15 @@ const EXACT: &[&str] = &[
     "histogram(u, 3, range=(4, 4))[0]",
     "bincount(ravel(u), minlength=255)",
     "bincount(ravel(m), minlength=2)",
+    "a[[0, 3, 3, -1]]",
+    "a[:, [8, 0, 2]]",
+    "b[1:, [4, 0], ::2]",
+    "a[..., [1, 1, 0]]",
+    "c[argsort(c[:, 0])]",
+    "take(b, [5, 2, 2], axis=1)",
+    "take(a, [7, 0, 44])",
+    "a[[0, 3]][:, [1, 2]]",
+    "b[2, [0, 8, 4]]",
 ];
 
 /// Expressions whose float results must equal numpy's to 1e-12 relative.
