@@ -982,13 +982,7 @@ impl Array {
             R::Argmin | R::Argmax => (dtype, DType::Int64),
         };
         if dtype.is_complex() {
-            return Err(Error::ArrayType {
-                op: name,
-                reason: format!(
-                    "reductions of {} arrays are not implemented yet",
-                    dtype.name()
-                ),
-            });
+            return self.complex_reduce(reducer, &axes, keepdims, ddof);
         }
         let input = self.astype(in_type)?;
         let shape: Vec<u64> = (0..self.ndim())
@@ -1023,6 +1017,54 @@ impl Array {
             },
             BTreeMap::new(),
         ))
+    }
+
+    /// A reduction of complex values from reductions of their parts: a sum or mean
+    /// is the parts' (`re + 1j * im`), a variance the sum of the parts' (numpy's
+    /// mean of `|z - mean|**2`), `any`/`all` those of `z != 0`.
+    fn complex_reduce(
+        &self,
+        reducer: Reducer,
+        axes: &[usize],
+        keepdims: bool,
+        ddof: f64,
+    ) -> Result<Array> {
+        use Reducer as R;
+        let axes: Vec<i64> = axes.iter().map(|&k| k as i64).collect();
+        let part = |op: UnaryOp, r: Reducer| self.unary(op)?.reduce(r, Some(&axes), keepdims, ddof);
+        match reducer {
+            R::Sum | R::Mean => {
+                let j = Array::scalar(
+                    Scalar::Complex(0.0, 1.0),
+                    DType::Complex128,
+                    Some(Operand::PyComplex(0.0, 1.0)),
+                );
+                let im = part(UnaryOp::Imag, reducer)?.binary(BinaryOp::Multiply, &j)?;
+                part(UnaryOp::Real, reducer)?.binary(BinaryOp::Add, &im)
+            }
+            R::Var | R::Std => {
+                let var = part(UnaryOp::Real, R::Var)?
+                    .binary(BinaryOp::Add, &part(UnaryOp::Imag, R::Var)?)?;
+                if reducer == R::Std {
+                    var.unary(UnaryOp::Sqrt)
+                } else {
+                    Ok(var)
+                }
+            }
+            R::Any | R::All => {
+                let zero = Array::scalar(Scalar::Int(0), DType::Int64, Some(Operand::PyInt(0)));
+                self.binary(BinaryOp::NotEqual, &zero)?
+                    .reduce(reducer, Some(&axes), keepdims, ddof)
+            }
+            _ => Err(Error::ArrayType {
+                op: reducer.name(),
+                reason: format!(
+                    "{} of {} arrays is not supported (sum, mean, var, std, any and all are)",
+                    reducer.name(),
+                    self.dtype().name()
+                ),
+            }),
+        }
     }
 
     /// The reduction with its partials combined `n` at a time (Dask's
