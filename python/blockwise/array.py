@@ -54,7 +54,7 @@ _SHAPE = {"concatenate", "stack", "swapaxes", "moveaxis", "expand_dims", "squeez
           "broadcast_to", "cumsum", "cumprod", "matmul", "dot", "reshape", "ravel", "sort",
           "argsort", "tensordot", "einsum", "pad", "diff", "convolve", "correlate", "bincount"}
 # numpy functions that return tuples of arrays, served by this module's own.
-_TUPLE_FUNCTIONS = {"histogram", "gradient"}
+_TUPLE_FUNCTIONS = {"histogram", "gradient", "unique"}
 _FUNCTIONS = _REDUCTIONS | _SHAPE | {"amin", "amax", "where", "clip", "transpose", "round", "around"}
 
 
@@ -200,18 +200,22 @@ class Array:
 
         if executor is not None:
             return self._compute_on(executor, **options)
+        _stats, buffer, shape, dtype, _counts = self._compute_here(options)
+        return np.frombuffer(buffer, dtype=np.dtype(dtype)).reshape(shape)
+
+    def _compute_here(self, options: dict) -> tuple:
+        from . import _flags, _with_config
+
         show = options.pop("progress", None)
         flags = _flags(_with_config(options))
         report = _report.active()
-        result = _progress.run(
+        return _progress.run(
             "compute",
             lambda progress: _blockwise.array_compute(
                 self._expr, list(self._inputs.items()), list(self._lets.items()), flags, progress, report
             ),
             show,
         )
-        _stats, buffer, shape, dtype = result
-        return np.frombuffer(buffer, dtype=np.dtype(dtype)).reshape(shape)
 
     def _compute_on(self, executor: Any, **options: Any) -> np.ndarray:
         """Runs the plan of writing the array to a temporary ``.npy`` on
@@ -250,6 +254,25 @@ class Array:
             show,
         )
         return json.loads(text)
+
+    def persist(self, **options: Any) -> "Array":
+        """The array computed once into a temporary Zarr array (zstd level 1, its
+        own chunks) and read back: what uses it later reads the stored values
+        instead of computing them again (Dask's ``persist``, on disk rather than in
+        workers' memory, so it may be larger than memory). The store lives as long
+        as the expressions using it. ``options``: job flags (``memory_limit``,
+        ``threads``, ``progress``, ``executor``)."""
+        d = tempfile.TemporaryDirectory(prefix="blockwise-persist-")
+        path = os.path.join(d.name, "a.zarr")
+        chunks = ",".join(str(max(c) if c else 1) for c in self.chunks)
+        executor = options.pop("executor", None)
+        if executor is not None:
+            executor.run(self.plan(path, chunks=chunks, compression="zstd:1", **options))
+        else:
+            self.to_zarr(path, chunks=chunks, compression="zstd:1", **options)
+        arr = _input(path, self.chunks)
+        arr._keep.append(d)
+        return arr
 
     def plan(self, path: str | os.PathLike, **options: Any):
         """The plan of writing the array to ``path``, to run anywhere."""
@@ -587,6 +610,46 @@ def topk(a: Array, k: int, axis: int = -1) -> Array:
     """Dask's ``topk``: the ``k`` largest along ``axis`` in descending order, or the
     ``-k`` smallest in ascending order; a tree of partial tops, never a full sort."""
     return _call("topk", a, k, axis=axis)
+
+
+class Unique:
+    """numpy's ``unique`` of a lazy array: its distinct values in order (NaNs as
+    one, last), and with ``return_counts`` how often each occurs. How many there
+    are is known only once it has run, so it is not an ``Array``: ``compute()``
+    runs it (a tree of merges of each chunk's distinct values)."""
+
+    def __init__(self, a: Array, return_counts: bool = False):
+        self._a = a
+        self._counts = bool(return_counts)
+
+    def compute(self, **options: Any) -> Any:
+        a = self._a
+        call = Array(f"unique({a._expr}, return_counts=True)", a._inputs, a._keep, a._lets)
+        _stats, buffer, _shape, dtype, counts = call._compute_here(options)
+        values = np.frombuffer(buffer, dtype=np.dtype(dtype))
+        if self._counts:
+            return values, np.asarray(counts, dtype=np.int64)
+        return values
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if self._counts:
+            raise TypeError("unique with counts is two arrays: use .compute()")
+        out = self.compute(progress=False)
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self) -> str:
+        counts = ", return_counts=True" if self._counts else ""
+        return f"blockwise.Unique({self._a.expr}{counts}; length known once computed)"
+
+
+def unique(ar: Array, return_counts: bool = False, **kwargs: Any) -> Unique:
+    """numpy's ``unique`` (flattened), run by ``.compute()`` (see :class:`Unique`)."""
+    for key in ("return_index", "return_inverse"):
+        if kwargs.pop(key, False):
+            raise NotImplementedError(f"unique with {key}=True is not supported")
+    if kwargs.get("axis") is not None:
+        raise NotImplementedError("unique with axis= is not supported: it flattens")
+    return Unique(ar, return_counts)
 
 
 class _NDImage:

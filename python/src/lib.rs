@@ -317,8 +317,18 @@ fn array_info(expr: String, inputs: Vec<(String, PathBuf)>, lets: Lets) -> PyRes
     Ok(info.to_string())
 }
 
-/// Computes an array expression: `(statistics JSON, bytes, shape, dtype name)`. The
-/// bytes are a `bytearray` numpy wraps without another copy.
+/// What `array_compute` returns to Python.
+type Computed<'py> = (
+    String,
+    Bound<'py, pyo3::types::PyByteArray>,
+    Vec<u64>,
+    String,
+    Option<Vec<i64>>,
+);
+
+/// Computes an array expression: `(statistics JSON, bytes, shape, dtype name,
+/// counts)`, the counts those of `unique(x)` (else `None`). The bytes are a
+/// `bytearray` numpy wraps without another copy.
 #[pyfunction]
 #[pyo3(signature = (expr, inputs, lets, flags, progress=None, report=None))]
 fn array_compute<'py>(
@@ -329,12 +339,7 @@ fn array_compute<'py>(
     flags: Vec<String>,
     progress: Option<Py<PyAny>>,
     report: Option<Py<PyAny>>,
-) -> PyResult<(
-    String,
-    Bound<'py, pyo3::types::PyByteArray>,
-    Vec<u64>,
-    String,
-)> {
+) -> PyResult<Computed<'py>> {
     let req = request(expr, inputs, lets);
     let watch = embed::Watch {
         record: report.is_some(),
@@ -355,6 +360,7 @@ fn array_compute<'py>(
         bytes,
         array.shape,
         array.dtype.name().to_string(),
+        array.counts,
     ))
 }
 

@@ -84,10 +84,31 @@ def test_shapes_orders_stencils_and_counts_through_numpys_api():
         got = lazy.compute(progress=False)
         assert got.shape == want.shape and got.dtype == want.dtype, lazy.expr
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=lazy.expr)
+    values, counts = np.unique(B, return_counts=True).compute(progress=False)
+    want_values, want_counts = np.unique(b, return_counts=True)
+    assert values.tolist() == want_values.tolist() and counts.tolist() == want_counts.tolist()
+    assert np.asarray(bw.unique(np.floor(A * 10))).tolist() == np.unique(np.floor(a * 10)).tolist()
     with pytest.raises(ValueError, match="range"):
         np.histogram(A, bins=8)
     with pytest.raises(ValueError, match="minlength"):
         np.bincount(B).compute(progress=False)
+
+
+def test_persist_stores_once_and_complex_reductions_are_numpys():
+    z = np.random.default_rng(8).standard_normal((30, 20)) + 1j * np.random.default_rng(9).standard_normal((30, 20))
+    Z = bw.from_array(z, chunks=(7, 6))
+    P = (Z * 2 + 1).persist(progress=False)
+    assert P.chunks == Z.chunks and P.dtype == np.complex128
+    store = P._keep[-1].name
+    import os
+    assert os.path.isdir(store)
+    np.testing.assert_allclose(P.sum(axis=0).compute(progress=False), (z * 2 + 1).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(np.var(P).compute(progress=False), np.var(z * 2 + 1), rtol=1e-12)
+    np.testing.assert_allclose(P.mean().compute(progress=False), (z * 2 + 1).mean(), rtol=1e-12)
+    del P
+    import gc
+    gc.collect()
+    assert not os.path.exists(store)
 
 
 def test_to_zarr_is_read_by_zarr_python(tmp_path):

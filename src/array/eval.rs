@@ -44,6 +44,9 @@ pub enum Value {
     DType(DType),
     /// A function, by its name (`sum`, `random.random`).
     Function(String),
+    /// `unique(x)` of an array, with counts or not: its length is known only once
+    /// it has run, so it can only be an expression's result.
+    Unique(Array, bool),
     /// A method bound to its array.
     Method(Array, String),
 }
@@ -64,6 +67,9 @@ impl Value {
             Value::DType(d) => format!("the dtype {}", d.name()),
             Value::Function(f) => format!("the function {f}"),
             Value::Method(_, m) => format!("the method .{m}"),
+            Value::Unique(..) => "the result of unique(), whose length is known only once it \
+                                  has run (it can only be the expression's result)"
+                .into(),
         }
     }
 }
@@ -199,6 +205,7 @@ pub const FUNCTIONS: &[&str] = &[
     "transpose",
     "true_divide",
     "trunc",
+    "unique",
     "var",
     "where",
     "zeros",
@@ -968,6 +975,26 @@ impl Evaluator<'_> {
                     None | Some(Value::None) => x.ravel()?.take(&indices, 0)?,
                     Some(v) => x.take(&indices, to_i64(&v, "axis")?)?,
                 })
+            }
+            "unique" => {
+                let x = to_array(c.arg(0, "ar")?)?;
+                for flag in ["return_index", "return_inverse"] {
+                    if let Some(v) = c.opt_kw(flag)? {
+                        if to_bool(&v)? {
+                            return Err(usage("unique", &format!("{flag}=True is not supported")));
+                        }
+                    }
+                }
+                let counts = match c.opt_kw("return_counts")? {
+                    None => false,
+                    Some(v) => to_bool(&v)?,
+                };
+                if let Some(v) = c.opt_kw("axis")? {
+                    if !matches!(v, Value::None) {
+                        return Err(usage("unique", "axis= is not supported: unique flattens"));
+                    }
+                }
+                Value::Unique(x, counts)
             }
             "tensordot" => {
                 let a = to_array(c.arg(0, "a")?)?;

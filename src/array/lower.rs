@@ -123,6 +123,17 @@ pub enum StageWork {
         /// The indices' program (1-d, int64).
         indices: Program,
     },
+    /// Each block's distinct values and their counts (`unique`).
+    Unique {
+        /// The program.
+        program: Program,
+    },
+    /// Distinct values and counts merged (`unique`'s tree); the last level's one
+    /// task holds the result.
+    UniqueMerge {
+        /// The values' dtype.
+        dtype: DType,
+    },
     /// Each block's values counted into bins: a partial sum state of the bins
     /// (int64 counts, or float64 sums of the weights).
     Counts {
@@ -203,6 +214,7 @@ impl StageMeta {
             }
             StageWork::Values { program }
             | StageWork::Partials { program, .. }
+            | StageWork::Unique { program }
             | StageWork::Scan { program, .. } => Ok((program, block.clone())),
             // Any row along the axis may be read.
             StageWork::Take {
@@ -375,6 +387,14 @@ impl Operation for ArrayBlock {
                 let bytes = take_rows(program, indices, *axis, *len, &block, &read)?;
                 publish_values(task, env, &meta, &block, program.dtype(), bytes)
             }
+            StageWork::Unique { .. } => {
+                let dtype = program.dtype();
+                let values = Values::decode(dtype, &program.eval_block(&local, &read)?)?;
+                let ones = vec![1; values.len()];
+                let (values, counts) = super::kernel::rows::unique_merge(vec![(values, ones)])?;
+                let bytes = encode_unique(&values, &counts, dtype);
+                env.store.put(&task.output, Entry::Bytes(bytes.into()))
+            }
             StageWork::Counts { weights, bins, .. } => {
                 let values = Values::decode(program.dtype(), &program.eval_block(&local, &read)?)?;
                 let weights = match weights {
@@ -451,6 +471,89 @@ impl Operation for ArrayCombine {
             }
         }
     }
+}
+
+/// Merges the distinct values and counts of its inputs (`unique`'s tree).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ArrayUniqueMerge {}
+
+impl Operation for ArrayUniqueMerge {
+    const NAME: &'static str = "array_unique_merge";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let meta = stage(env, task.output.dataset())?;
+        let StageWork::UniqueMerge { dtype } = meta.work else {
+            return Err(Error::BadPlan {
+                reason: format!("task {} runs array_unique_merge on another stage", task.id),
+            });
+        };
+        let mut reservation = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
+        env.reserve(&mut reservation, task.memory_bytes)?;
+        let mut parts = Vec::new();
+        let mut held = 0u64;
+        for r in &task.inputs {
+            env.cancel.check()?;
+            let entry = env.store.get(r)?;
+            let Entry::Bytes(bytes) = &*entry else {
+                return Err(wrong_entry(r, &entry));
+            };
+            // How many distinct values there are is known only now: the decoded
+            // parts and their merge (three times the bytes) are held as they come.
+            let need = bytes.len() as u64 * 3;
+            held += need;
+            if held > task.memory_bytes {
+                env.reserve(&mut reservation, need)?;
+            }
+            parts.push(decode_unique(bytes, dtype)?);
+        }
+        let (values, counts) = super::kernel::rows::unique_merge(parts)?;
+        let bytes = encode_unique(&values, &counts, dtype);
+        env.store.put(&task.output, Entry::Bytes(bytes.into()))
+    }
+}
+
+/// A `unique` state as bytes: the count of values, the values, their counts.
+fn encode_unique(values: &Values, counts: &[i64], dtype: DType) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + values.len() * (dtype.size() + 8));
+    out.extend_from_slice(&(values.len() as u64).to_le_bytes());
+    values.encode(dtype, &mut out);
+    for c in counts {
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+    out
+}
+
+/// The values and counts of a `unique` state.
+///
+/// # Errors
+/// [`Error::BadPlan`] for bytes that are not such a state.
+pub fn decode_unique(bytes: &[u8], dtype: DType) -> Result<(Values, Vec<i64>)> {
+    let bad = || Error::BadPlan {
+        reason: format!("a unique state of {} bytes is malformed", bytes.len()),
+    };
+    let n = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(bad)?
+            .try_into()
+            .map_err(|_| bad())?,
+    );
+    let item = dtype.size();
+    let values_end = usize::try_from(n)
+        .ok()
+        .and_then(|n| n.checked_mul(item))
+        .and_then(|b| b.checked_add(8))
+        .ok_or_else(bad)?;
+    if bytes.len() != values_end + n as usize * 8 {
+        return Err(bad());
+    }
+    let values = Values::decode(dtype, &bytes[8..values_end])?;
+    let counts = bytes[values_end..]
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect();
+    Ok((values, counts))
 }
 
 /// Sums the products of its inputs' pairs of blocks (left `(m, k)`, right `(k, n)`)
@@ -1429,6 +1532,78 @@ impl<'p> PlanBuilder<'p> {
         Ok(tasks)
     }
 
+    /// The tasks of `unique` over `array`: each block's distinct values and counts,
+    /// merged [`SPLIT_EVERY`] at a time; the dataset and task of the result (key
+    /// `[0]`).
+    ///
+    /// # Errors
+    /// As [`PlanBuilder::add`].
+    pub fn add_unique(&mut self, array: &Array) -> Result<(String, TaskId)> {
+        let (program, inputs) = array.program();
+        self.add_input_map(&inputs)?;
+        let id = format!("{}u", array.expr().id);
+        let meta = StageMeta {
+            chunks: array.chunks().clone(),
+            work: StageWork::Unique { program },
+            write_to: None,
+        };
+        let partials = self.add_block_stage(&format!("{id}p"), meta, &Target::Store)?;
+        let item = array.dtype().size() as u64 + 8;
+        let grid = chunk_grid(array.chunks());
+        let mut level: Vec<(DataRef, TaskId, u64)> = grid
+            .chunk_indices()
+            .zip(partials)
+            .map(|(key, t)| {
+                let n = grid.chunk_subset(&key).num_elements();
+                (DataRef::chunk(&format!("{id}p"), key), t, n * item)
+            })
+            .collect();
+        let mut depth = 0;
+        loop {
+            let last = level.len() <= SPLIT_EVERY;
+            let level_id = if last {
+                id.clone()
+            } else {
+                format!("{id}m{depth}")
+            };
+            let meta = StageMeta {
+                chunks: vec![vec![1]],
+                work: StageWork::UniqueMerge {
+                    dtype: array.dtype(),
+                },
+                write_to: None,
+            };
+            self.plan.datasets.push(
+                Dataset::new(&level_id, "", "array-stage", DatasetRole::Intermediate).with_meta(
+                    serde_json::to_value(&meta).map_err(|e| Error::bug("stage meta", e))?,
+                ),
+            );
+            let mut next = Vec::new();
+            for (g, group) in level.chunks(SPLIT_EVERY).enumerate() {
+                // At most the parts' bytes, decoded and merged; more is reserved as
+                // it turns out to be needed, up to the task budget here.
+                let bytes: u64 = group.iter().map(|(_, _, b)| b).sum();
+                let t = self.plan.push(Task {
+                    inputs: group.iter().map(|(r, _, _)| r.clone()).collect(),
+                    deps: group.iter().map(|(_, t, _)| *t).collect(),
+                    memory_bytes: (bytes * 3).min(self.task_budget),
+                    unit_bytes: bytes,
+                    ..Task::new(
+                        OpSpec::of(&ArrayUniqueMerge {}),
+                        DataRef::chunk(&level_id, vec![g as u64]),
+                        TaskKind::Release,
+                    )
+                });
+                next.push((DataRef::chunk(&level_id, vec![g as u64]), t, bytes));
+            }
+            if last {
+                return Ok((id, next[0].1));
+            }
+            level = next;
+            depth += 1;
+        }
+    }
+
     /// Adds the datasets and stages of what `array`'s program reads.
     fn add_inputs(&mut self, array: &Array) -> Result<()> {
         self.add_input_map(&array.expr().inputs)
@@ -1520,6 +1695,8 @@ impl<'p> PlanBuilder<'p> {
                         .product();
                     kept * 24
                 }
+                // The block's values decoded, their order, and the distinct ones.
+                StageWork::Unique { .. } => local.num_elements() * (24 + 2 * item),
                 // The block's values decoded and its weights, then the bins' state.
                 StageWork::Counts { bins, .. } => local.num_elements() * 32 + bins.len() * 24,
                 // The input block's values decoded (16 bytes an element at most) and

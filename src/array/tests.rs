@@ -1154,3 +1154,41 @@ fn a_symmetric_product_runs_task_by_task_and_its_tasks_repeat_harmlessly() {
         assert!((g - w).abs() <= 1e-12 * w.abs().max(1.0), "{g} vs {w}");
     }
 }
+
+#[test]
+fn unique_values_and_counts_equal_numpys_under_every_chunking() {
+    let dir = tempfile::tempdir().unwrap();
+    let names_of = ["a", "b", "w", "m", "u", "z", "f"];
+    let mut exprs: Vec<String> = Vec::new();
+    for n in names_of {
+        exprs.push(format!("unique({n})"));
+        exprs.push(format!("unique({n}, return_counts=True)[1]"));
+    }
+    let refs: Vec<&str> = exprs.iter().map(String::as_str).collect();
+    let want = numpy_results(dir.path(), &refs);
+    let ctx = context();
+    for (label, chunking) in chunkings() {
+        let names = inputs(dir.path(), chunking.as_ref());
+        for n in names_of {
+            let expr = format!("unique({n}, return_counts=True)");
+            let Value::Unique(array, true) = evaluate(&expr, &names).unwrap() else {
+                panic!("{expr}: not a unique result")
+            };
+            let (values, counts) = crate::convert::compute_unique(&array, &ctx).unwrap();
+            let w = &want[format!("unique({n})").as_str()];
+            assert_eq!(
+                hex(&values.bytes),
+                w["hex"].as_str().unwrap(),
+                "{expr} ({label})"
+            );
+            assert_eq!(values.dtype.name(), w["dtype"].as_str().unwrap(), "{expr}");
+            let c: Vec<u8> = counts.iter().flat_map(|c| c.to_ne_bytes()).collect();
+            let wc = &want[format!("unique({n}, return_counts=True)[1]").as_str()];
+            assert_eq!(
+                hex(&c),
+                wc["hex"].as_str().unwrap(),
+                "{expr} counts ({label})"
+            );
+        }
+    }
+}

@@ -155,6 +155,18 @@ impl Args {
         self.output.as_deref()
     }
 
+    /// The array whose distinct values the expression asks for (`unique(x)`), and
+    /// whether with their counts; `None` for any other expression.
+    ///
+    /// # Errors
+    /// The inputs' and the expression's errors.
+    pub(super) fn unique(&self) -> Result<Option<(Array, bool)>> {
+        Ok(match evaluate(&self.expr, &self.names()?)? {
+            Value::Unique(array, counts) => Some((array, counts)),
+            _ => None,
+        })
+    }
+
     /// The array the expression computes, in the chunks asked for, and the output
     /// options.
     ///
@@ -185,6 +197,9 @@ fn rechunked(array: Array, chunks: Option<&ChunkSpec>) -> Result<Array> {
 
 pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     let started = Instant::now();
+    if let Some((array, counts)) = args.unique()? {
+        return run_unique(&args, &array, counts, cancel, started);
+    }
     let (array, options) = args.array()?;
     let mut paths: Vec<&std::path::Path> = Vec::new();
     let inputs = array.input_paths();
@@ -208,6 +223,45 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
                 crate::array::print::numpy_str(&computed.shape, computed.dtype, &computed.bytes)
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `unique(...)`: its values (and counts) printed, as numpy prints them.
+fn run_unique(
+    args: &Args,
+    array: &Array,
+    counts: bool,
+    cancel: CancelToken,
+    started: Instant,
+) -> Result<ExitCode> {
+    if args.output.is_some() {
+        return Err(Error::ArrayArgument {
+            op: "unique".into(),
+            reason: "its result is printed; -o is not supported for it".into(),
+        });
+    }
+    let inputs = array.input_paths();
+    let paths: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let (ctx, report_file) = args.job.start(cancel, &paths, args.overwrite)?;
+    let outcome = crate::convert::compute_unique(array, &ctx);
+    let (values, n) = args.job.finish(&ctx, started, report_file, outcome, |_| {
+        serde_json::json!({})
+    })?;
+    println!(
+        "{}",
+        crate::array::print::numpy_str(&values.shape, values.dtype, &values.bytes)
+    );
+    if counts {
+        let bytes: Vec<u8> = n.iter().flat_map(|c| c.to_ne_bytes()).collect();
+        println!(
+            "{}",
+            crate::array::print::numpy_str(
+                &values.shape,
+                crate::storage::array::DType::Int64,
+                &bytes
+            )
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

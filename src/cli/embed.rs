@@ -99,14 +99,31 @@ pub fn array_compute(
 ) -> ComputedWatched {
     let started = Instant::now();
     let prepared = request.args(None, flags).and_then(|args| {
-        let (array, _) = args.array()?;
-        Ok((array, context(&args.job, cancel.clone(), watch)?))
+        let unique = args.unique()?.map(|(a, _)| a);
+        let array = match &unique {
+            Some(a) => a.clone(),
+            None => args.array()?.0,
+        };
+        Ok((
+            array,
+            unique.is_some(),
+            context(&args.job, cancel.clone(), watch)?,
+        ))
     });
-    let (array, ctx) = match prepared {
+    let (array, unique, ctx) = match prepared {
         Ok(p) => p,
         Err(e) => return (Err(e), None),
     };
-    let result = crate::convert::compute_array(&array, &ctx).map_err(|e| cancel.explain(e));
+    // `unique(x)`: its values, and their counts after them as int64.
+    let result = if unique {
+        crate::convert::compute_unique(&array, &ctx).map(|(mut values, counts)| {
+            values.counts = Some(counts);
+            values
+        })
+    } else {
+        crate::convert::compute_array(&array, &ctx)
+    }
+    .map_err(|e| cancel.explain(e));
     let out = stats(&ctx, started);
     let part = part(
         &ctx,

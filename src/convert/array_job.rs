@@ -27,6 +27,9 @@ pub struct ComputedArray {
     pub dtype: DType,
     /// Its elements in C order, native byte order.
     pub bytes: Vec<u8>,
+    /// For `unique` with counts asked from the embedding: how often each value
+    /// occurs.
+    pub counts: Option<Vec<i64>>,
 }
 
 /// Computes `array` into memory.
@@ -66,7 +69,48 @@ pub fn compute(array: &Array, ctx: &JobContext) -> Result<ComputedArray> {
         shape,
         dtype,
         bytes,
+        counts: None,
     })
+}
+
+/// The distinct values of `array` in numpy's order (NaNs as one, last) and how
+/// often each occurs (numpy's `unique` with `return_counts`): a tree of merges
+/// whose result's length only the run tells, held on the pool as it is read.
+///
+/// # Errors
+/// As [`compute`]; the pool's error when the distinct values do not fit the
+/// memory limit.
+pub fn compute_unique(array: &Array, ctx: &JobContext) -> Result<(ComputedArray, Vec<i64>)> {
+    let sizing = PlanSizing::of(ctx);
+    let mut plan = Plan::new();
+    let (dataset, _) = PlanBuilder::new(&mut plan)
+        .with_task_budget(task_budget(sizing))
+        .add_unique(array)?;
+    plan.workdir = scratch_workdir(ctx).display().to_string();
+    check_memory(&plan, sizing.memory_limit)?;
+    std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
+    let dtype = array.dtype();
+    let mut held = ctx.pool.reserve("unique values");
+    let (_, (values, counts)) = run_plan_then(&plan, ctx, OnFailure::RemoveAll, |store| {
+        let entry = store.get(&DataRef::chunk(&dataset, vec![0]))?;
+        let crate::plan::Entry::Bytes(bytes) = &*entry else {
+            return Err(Error::bug("a unique result that is not bytes", ""));
+        };
+        held.try_grow(bytes.len() as u64 * 2)?;
+        crate::array::lower::decode_unique(bytes, dtype)
+    })?;
+    let mut bytes = Vec::with_capacity(values.len() * dtype.size());
+    values.encode(dtype, &mut bytes);
+    drop(held);
+    Ok((
+        ComputedArray {
+            shape: vec![values.len() as u64],
+            dtype,
+            bytes,
+            counts: None,
+        },
+        counts,
+    ))
 }
 
 /// The plan computing `array` into the store (no working directory yet), and where

@@ -191,6 +191,7 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::array::lower::ArrayBlock>();
         r.register::<crate::array::lower::ArrayCombine>();
         r.register::<crate::array::lower::ArrayMatMul>();
+        r.register::<crate::array::lower::ArrayUniqueMerge>();
         r
     })
 }

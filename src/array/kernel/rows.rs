@@ -126,6 +126,69 @@ impl BlockFunc {
     }
 }
 
+/// The distinct values of `parts` in numpy's order (NaNs as one value, last), each
+/// with the sum of its counts: a `unique` state merged from several.
+///
+/// # Errors
+/// [`Error::BadPlan`] for parts of different physical types or counts that are
+/// not one a value.
+pub fn unique_merge(parts: Vec<(Values, Vec<i64>)>) -> Result<(Values, Vec<i64>)> {
+    let mut parts = parts.into_iter();
+    let Some((mut values, mut counts)) = parts.next() else {
+        return Err(Error::BadPlan {
+            reason: "unique of no parts".into(),
+        });
+    };
+    for (v, c) in parts {
+        if v.phys() != values.phys() {
+            return Err(Error::BadPlan {
+                reason: "unique parts of different types".into(),
+            });
+        }
+        values.extend_from(&v);
+        counts.extend(c);
+    }
+    if counts.len() != values.len() {
+        return Err(Error::BadPlan {
+            reason: format!("{} counts for {} unique values", counts.len(), values.len()),
+        });
+    }
+    Ok(match values {
+        Values::Bool(v) => distinct(v, counts, Values::Bool),
+        Values::I64(v) => distinct(v, counts, Values::I64),
+        Values::U64(v) => distinct(v, counts, Values::U64),
+        Values::F32(v) => distinct(v, counts, Values::F32),
+        Values::F64(v) => distinct(v, counts, Values::F64),
+        Values::C64(v) => distinct(v, counts, Values::C64),
+        Values::C128(v) => distinct(v, counts, Values::C128),
+    })
+}
+
+fn distinct<T: Ordered>(
+    v: Vec<T>,
+    counts: Vec<i64>,
+    wrap: fn(Vec<T>) -> Values,
+) -> (Values, Vec<i64>) {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].order(&v[b]));
+    let mut out: Vec<T> = Vec::new();
+    let mut total: Vec<i64> = Vec::new();
+    for i in order {
+        match out.last() {
+            Some(last) if last.order(&v[i]) == Ordering::Equal => {
+                if let Some(t) = total.last_mut() {
+                    *t += counts[i];
+                }
+            }
+            _ => {
+                out.push(v[i]);
+                total.push(counts[i]);
+            }
+        }
+    }
+    (wrap(out), total)
+}
+
 /// Numpy's sort order on a physical type.
 trait Ordered: Copy {
     fn order(&self, other: &Self) -> Ordering;
@@ -236,6 +299,19 @@ mod tests {
         assert_eq!(s[1].re, 2.0);
         assert!(s[2].re == 1.0 && s[2].im.is_nan());
         assert!(s[3].re.is_nan());
+    }
+
+    #[test]
+    fn unique_merges_counts_and_keeps_one_nan() {
+        let a = (Values::F64(vec![3.0, f64::NAN, 1.0, 3.0]), vec![1, 1, 1, 1]);
+        let b = (Values::F64(vec![f64::NAN, 1.0, 2.0]), vec![2, 5, 1]);
+        let (v, c) = unique_merge(vec![a, b]).unwrap();
+        let Values::F64(v) = v else {
+            panic!("a float unique gave another type")
+        };
+        assert_eq!(&v[..3], &[1.0, 2.0, 3.0]);
+        assert!(v[3].is_nan() && v.len() == 4);
+        assert_eq!(c, vec![6, 1, 2, 3]);
     }
 
     #[test]
