@@ -453,10 +453,7 @@ fn expressions_equal_numpys_under_every_chunking() {
             if EXACT.contains(expr) {
                 assert_eq!(hex(&got.bytes), want_hex, "{expr} ({label})");
             } else {
-                let want_bytes: Vec<u8> = (0..want_hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&want_hex[i..i + 2], 16).unwrap())
-                    .collect();
+                let want_bytes: Vec<u8> = unhex(want_hex);
                 let (g, w) = (
                     floats(got.dtype, &got.bytes),
                     floats(got.dtype, &want_bytes),
@@ -641,10 +638,7 @@ fn reductions_and_their_users_stay_under_a_quarter_of_the_data() {
     let got = std::fs::read(&out).unwrap();
     let want_bytes = want["centered"].as_str().unwrap();
     let (g, w) = (floats(DType::Float64, &got[128..]), {
-        let b: Vec<u8> = (0..want_bytes.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&want_bytes[i..i + 2], 16).unwrap())
-            .collect();
+        let b: Vec<u8> = unhex(want_bytes);
         floats(DType::Float64, &b)
     });
     assert_eq!(g.len(), w.len());
@@ -748,10 +742,7 @@ fn a_matrix_product_stays_under_a_quarter_of_its_data() {
             .unwrap(),
     );
     let want_hex = want.as_str().unwrap();
-    let want: Vec<u8> = (0..want_hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&want_hex[i..i + 2], 16).unwrap())
-        .collect();
+    let want: Vec<u8> = unhex(want_hex);
     let want = floats(DType::Float64, &want);
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
@@ -767,12 +758,15 @@ fn npy_floats(path: &Path) -> Vec<f64> {
 
 /// The hex text of numpy's bytes as floats.
 fn hex_floats(text: &serde_json::Value) -> Vec<f64> {
-    let s = text.as_str().unwrap();
-    let b: Vec<u8> = (0..s.len())
+    floats(DType::Float64, &unhex(text.as_str().unwrap()))
+}
+
+/// The bytes of hex text.
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect();
-    floats(DType::Float64, &b)
+        .collect()
 }
 
 #[test]
@@ -966,10 +960,7 @@ fn products_with_the_own_transpose_equal_numpys_and_only_they_are_symmetric() {
                 assert_eq!(hex(&got.bytes), want_hex, "{expr} ({label})");
                 continue;
             }
-            let want_bytes: Vec<u8> = (0..want_hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&want_hex[i..i + 2], 16).unwrap())
-                .collect();
+            let want_bytes: Vec<u8> = unhex(want_hex);
             let (g, w) = (
                 floats(got.dtype, &got.bytes),
                 floats(got.dtype, &want_bytes),
@@ -1081,10 +1072,7 @@ fn a_symmetric_product_stays_under_a_quarter_of_its_data() {
             .unwrap(),
     );
     let want_hex = want["gram"].as_str().unwrap();
-    let want: Vec<u8> = (0..want_hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&want_hex[i..i + 2], 16).unwrap())
-        .collect();
+    let want: Vec<u8> = unhex(want_hex);
     let want = floats(DType::Float64, &want);
     assert_eq!(got.len(), want.len());
     for (g, w) in got.iter().zip(&want) {
