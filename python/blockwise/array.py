@@ -411,14 +411,50 @@ class Array:
         if isinstance(index, Array) and index.dtype == np.bool_:
             mask = index
         else:
-            mask = self._region_mask(index if isinstance(index, tuple) else (index,))
+            index = index if isinstance(index, tuple) else (index,)
+            mask = self._region_mask(index)
             if isinstance(value, Array) and value.shape != self.shape:
-                raise NotImplementedError(
-                    "assigning an array to a slice is not implemented yet; assign a "
-                    "number, or an array of the whole shape under a mask"
-                )
+                value = self._placed(index, value)
         new = where(mask, value, self).astype(self.dtype)
         self.__dict__.update(new.__dict__)
+
+    def _placed(self, index: tuple, value: "Array") -> "Array":
+        """``value``, broadcast to the region the basic index ``index`` selects, laid
+        out in this array's shape: along each axis, element ``i`` takes the region's
+        element ``(i - start) // step`` (clipped; outside the region the mask hides
+        it), so ``x[2:5, ::2] = y`` needs no scatter."""
+        if len(index) == 1 and index[0] is Ellipsis:
+            index = ()
+        axes = []  # (start, step, length, integer) for each axis
+        for axis, n in enumerate(self.shape):
+            i = index[axis] if axis < len(index) else slice(None)
+            if isinstance(i, slice):
+                start, stop, step = i.indices(n)
+                axes.append((start, step, len(range(start, stop, step)), False))
+            else:
+                j = int(i) + n if int(i) < 0 else int(i)
+                axes.append((j, 1, 1, True))
+        region = tuple(length for _, _, length, integer in axes if not integer)
+        try:
+            v = _call("broadcast_to", value, region)
+            v.shape
+        except ValueError as e:
+            raise ValueError(
+                f"could not broadcast input array from shape {value.shape} into shape {region}"
+            ) from e
+        for axis, (_, _, _, integer) in enumerate(axes):
+            if integer:
+                v = expand_dims_(v, axis)
+        for axis, (start, step, length, _) in enumerate(axes):
+            n = self.shape[axis]
+            if length == 0:
+                return v
+            if (start, step, length) == (0, 1, n):
+                continue
+            pos = arange(n).rechunk((self.chunks[axis],))
+            idx = _call("clip", (pos - start) // step, 0, length - 1)
+            v = _call("take", v, idx, axis=axis)
+        return v
 
     def _region_mask(self, index: tuple) -> "Array":
         """A boolean array of this shape, true inside the basic index ``index``."""

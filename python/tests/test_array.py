@@ -189,9 +189,18 @@ def test_assignment_as_dask_allows_it():
     want[:, -1] = 9.5
     x[...] = x * 2
     want[...] = want * 2
+    y = np.random.default_rng(4).standard_normal((3, 3))
+    x[2:5, ::-3] = bw.from_array(y, chunks=2)
+    want[2:5, ::-3] = y
+    x[5, 1:7:2] = bw.from_array(np.array([3.0, 4.0, 5.0]), chunks=2)
+    want[5, 1:7:2] = [3.0, 4.0, 5.0]
+    x[:, 4] = bw.arange(6.0)
+    want[:, 4] = np.arange(6.0)
+    x[1:3] = bw.ones((8,)) * 2
+    want[1:3] = np.ones(8) * 2
     np.testing.assert_array_equal(x.compute(progress=False), want)
-    with pytest.raises(NotImplementedError):
-        x[2:4] = bw.ones((2, 8))
+    with pytest.raises(ValueError, match="could not broadcast"):
+        x[2:4] = bw.ones((3, 8))
 
 
 def test_mandelbrot_as_numpy_users_write_it():
