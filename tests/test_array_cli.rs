@@ -53,6 +53,12 @@ fn a_small_result_prints_as_numpy_prints_it() {
         "y.sum(axis=0) // 3",
         "(x > 0).mean()",
         "x[3, :4] @ y[:4, :5]",
+        "np.histogram(y, bins=6, range=(-9, 9))[0]",
+        "np.sort(y[:5], axis=0)[:, ::7]",
+        "y[[4, 0, 4], 3:6].reshape(-1)",
+        "np.einsum('ij,ij->j', y, y)",
+        "np.diff(y[:3, :6], axis=1)",
+        "np.unique(y)",
     ] {
         let mut args = vec![
             "array".to_string(),
