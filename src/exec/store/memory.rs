@@ -14,7 +14,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::DirStore;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::memory::{
     DiskManager, MemoryEvent, MemoryMonitor, MemoryPool, Reservation, SpillStore, Spillable,
 };
@@ -262,10 +262,26 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// A full spill disk met by a write that goes straight to it (a small JSON
+    /// entry, a dataset kept on disk) is the spill quota's error, as it is for a
+    /// spilled entry: which write meets the full disk first is chance.
+    fn full_as_quota(&self, error: Error, requested: u64) -> Error {
+        match &self.quota {
+            Some(q) => q.map_full(error, requested),
+            None => error,
+        }
+    }
+}
+
 impl DataStore for MemoryStore {
     fn put(&self, key: &DataRef, entry: Entry) -> Result<()> {
         if matches!(entry, Entry::Json(_)) || self.on_disk.contains(key.dataset()) {
-            return self.disk.put(key, entry);
+            let bytes = entry.memory_bytes();
+            return self
+                .disk
+                .put(key, entry)
+                .map_err(|e| self.full_as_quota(e, bytes));
         }
         if lock(&self.slots).contains_key(key) {
             // A second copy of the same task: the first one's entry stands.
@@ -301,7 +317,10 @@ impl DataStore for MemoryStore {
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
     ) -> Result<()> {
         if self.on_disk.contains(key.dataset()) {
-            return self.disk.put_batches(key, schema, batches);
+            return self
+                .disk
+                .put_batches(key, schema, batches)
+                .map_err(|e| self.full_as_quota(e, 0));
         }
         // One entry may take a quarter of the budget in memory; a larger one (a
         // whole merge under a small limit) goes to disk as it arrives.
