@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Zarr v3 write and read: blockwise vs zarr-python 3 and tensorstore on a 2 GiB float64 array.
 
-    .venv/bin/python benches/compare/zarr_rw.py [--mmap] [--extra] [--side 16384] [--regenerate]
+    .venv/bin/python benches/compare/zarr_rw.py [--mmap] [--extra] [--baseline BIN] [--side 16384] [--regenerate]
 
 Data: a (16384, 16384) float64 .npy (2 GiB): a sum of sines plus a little noise,
 quantised to multiples of 2**-10 so zstd finds something to compress.
@@ -225,6 +225,8 @@ def main() -> int:
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--extra", action="store_true",
                     help="add diagnostic blockwise rows (--threads 1, --compression none)")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="another blockwise binary (e.g. a build of an older commit) as one more row")
     args = ap.parse_args()
 
     import numpy as np
@@ -252,8 +254,11 @@ def main() -> int:
                    lambda: common.remove(bw_zarr)),
                   ("blockwise --compression none", bw_write + ["--compression", "none"],
                    lambda: common.remove(bw_zarr))]
+    if args.baseline:
+        cases.append(("blockwise baseline", [args.baseline, *bw_write[1:], "--compression", "zstd:3"],
+                      lambda: common.remove(bw_zarr)))
     write = common.bench(cases)
-    if args.extra:  # the last run wrote --compression none: rewrite the zstd:3 array for the checks
+    if args.extra or args.baseline:  # the last run wrote another array: rewrite blockwise's for the checks
         common.bench([cases[0]], n=0)
     ok = all(r.ok for r in write)
     rng = np.random.default_rng(1)
@@ -276,7 +281,11 @@ def main() -> int:
              ("tensorstore", tensorstore_read_code(rsrc, ts_npy, args.mmap), lambda: common.remove(ts_npy))]
     if args.extra:
         cases.append(("blockwise --threads 1", bw_read + ["--threads", "1"], lambda: common.remove(bw_npy)))
+    if args.baseline:
+        cases.append(("blockwise baseline", [args.baseline, *bw_read[1:]], lambda: common.remove(bw_npy)))
     read = common.bench(cases)
+    if args.baseline:  # the last run was the baseline's: check blockwise's own output
+        common.bench([cases[0]], n=0)
     ok &= all(r.ok for r in read)
     if read[0].ok:
         ok &= compare("blockwise read vs source", np.load(bw_npy, mmap_mode="r"), ref, args.side, rng)
