@@ -1,6 +1,6 @@
-//! `.npy` files: read with positioned reads (C order; Fortran order through a memory
-//! map), written with positioned writes so chunks can land from several threads at
-//! once.
+//! `.npy` files: read with positioned reads (regions of C-order files whose rows
+//! are long enough; the rest through a memory map), written with positioned writes
+//! so chunks can land from several threads at once.
 //!
 //! Every numeric dtype and bool, both byte orders and both memory orders are read;
 //! files are written C-order, little-endian, format version 1.
@@ -134,13 +134,13 @@ impl ArraySource for NpySource {
             return Err(Error::bug("a read outside the npy array's shape", detail));
         }
         let mut out;
-        if !self.header.fortran_order {
+        let (run, offsets) = region_runs(shape, subset, item as u64);
+        if !self.header.fortran_order && run >= MIN_READ_RUN {
             // Positioned reads straight into the result: a copy out of the memory
             // map would leave the file's pages mapped, counted in this process's
             // RSS until released (the whole file, for a conversion reading it in
             // blocks that are not whole rows), and fault them in one by one.
             out = alloc_empty(&self.path, subset.shape(), item as u64)?;
-            let (run, offsets) = region_runs(shape, subset, item as u64);
             let run = usize::try_from(run).map_err(|e| Error::bug("a run of bytes", e))?;
             for offset in offsets {
                 read_exact_at_spare(
@@ -151,6 +151,20 @@ impl ArraySource for NpySource {
                 )
                 .at(&self.path)?;
             }
+        } else if !self.header.fortran_order {
+            // Short runs (a narrow column band): one read call each would cost more
+            // than the copy, so they are copied out of the memory map.
+            out = alloc_zeroed(&self.path, subset.shape(), item as u64)?;
+            let zero = vec![0; shape.len()];
+            copy_region(
+                self.data(),
+                shape,
+                subset,
+                &mut out,
+                subset.shape(),
+                &zero,
+                item,
+            );
         } else {
             out = alloc_zeroed(&self.path, subset.shape(), item as u64)?;
             // Fortran order is C order of the reversed shape: read the reversed region,
@@ -204,6 +218,10 @@ impl ArraySource for NpySource {
         }
     }
 }
+
+/// The shortest contiguous run of a region read with positioned reads rather than
+/// copied out of the memory map (see [`NpySource`]'s `read`).
+const MIN_READ_RUN: u64 = 4096;
 
 /// Appends to `out` the `len` bytes of `file` at `offset`, read into its spare
 /// capacity (which must hold them), so that the buffer is never zeroed first.
@@ -462,6 +480,33 @@ mod tests {
         let mut dst = vec![0u8; 6];
         reverse_axes(&src, &[2, 3], &mut dst, 1);
         assert_eq!(dst, vec![0, 3, 1, 4, 2, 5]);
+    }
+
+    #[test]
+    fn long_and_short_runs_read_the_same_values() {
+        // Rows of 4800 bytes: a band of columns that wide is read with positioned
+        // reads, a narrow one copied out of the map; both must give the elements.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        let (rows, cols) = (300u64, 600u64);
+        let sink = NpySink::create(&path, DType::Float64, &[rows, cols], 100, false).unwrap();
+        let all: Vec<u8> = (0..rows * cols)
+            .flat_map(|k| (k as f64).to_ne_bytes())
+            .collect();
+        sink.write_region(&Subset::full(&[rows, cols]), &all)
+            .unwrap();
+        Box::new(sink).finish(None).unwrap();
+        let src = NpySource::open(&path).unwrap();
+        for (start, shape) in [([7, 0], [50, 600]), ([7, 3], [50, 590]), ([7, 3], [50, 2])] {
+            let got = src
+                .read(&Subset::new(start.to_vec(), shape.to_vec()))
+                .unwrap();
+            let want: Vec<u8> = (0..shape[0])
+                .flat_map(|r| (0..shape[1]).map(move |c| (start[0] + r) * cols + start[1] + c))
+                .flat_map(|k| (k as f64).to_ne_bytes())
+                .collect();
+            assert_eq!(got, want, "{start:?} {shape:?}");
+        }
     }
 
     #[test]
