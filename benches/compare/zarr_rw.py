@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Zarr v3 write and read: blockwise vs zarr-python 3 on a 2 GiB float64 array.
+"""Zarr v3 write and read: blockwise vs zarr-python 3 and tensorstore on a 2 GiB float64 array.
 
-    .venv/bin/python benches/compare/zarr_rw.py [--mmap] [--extra] [--side 16384] [--regenerate]
+    .venv/bin/python benches/compare/zarr_rw.py [--mmap] [--extra] [--baseline BIN] [--side 16384] [--regenerate]
 
 Data: a (16384, 16384) float64 .npy (2 GiB): a sum of sines plus a little noise,
 quantised to multiples of 2**-10 so zstd finds something to compress.
@@ -10,9 +10,14 @@ Chunks (1024, 1024) = 8 MiB each, zstd level 3, no shards.
 (a) write: `blockwise convert src.npy out.zarr --chunks 1024,1024 --compression zstd:3`
     vs zarr-python: `zarr.create_array(..., chunks=(1024, 1024), compressors=ZstdCodec(level=3))`
     then `arr[r0:r1, :] = slab` for chunk-aligned 1024-row slabs (128 MiB) of the source.
+    tensorstore: the `zarr3` driver with the same codecs (`bytes` little-endian +
+    `zstd` level 3, no checksum), written slab by slab from a pread buffer, the read of
+    the next slab overlapping the write of the previous one (one write in flight).
 (b) read: `blockwise convert ref.zarr out.npy` vs zarr-python reading the same array
-    slab by slab into an .npy created with `np.lib.format.open_memmap`.
-    Both read the same input (the array written by zarr-python in (a)), decode every
+    slab by slab into an .npy created with `np.lib.format.open_memmap`, and
+    tensorstore reading slab by slab (the next slab's read in flight while the
+    previous one is written out).
+    All read the same input (the array written by zarr-python in (a)), decode every
     chunk and write a raw 2 GiB .npy: a fair pairing.
 
 The zarr-python peers move slabs with pread/pwrite on the .npy files by default, so
@@ -116,6 +121,77 @@ def zarr_read_code(src: Path, dst: Path, use_mmap: bool) -> list[str]:
         """)
 
 
+def tensorstore_write_code(src: Path, dst: Path, use_mmap: bool) -> list[str]:
+    return common.python_cmd(f"""
+        import os, numpy as np, tensorstore as ts
+        src, dst, C, use_mmap = {str(src)!r}, {str(dst)!r}, {CHUNK}, {use_mmap!r}
+        if use_mmap:
+            mm = np.load(src, mmap_mode="r")
+            shape, dtype = mm.shape, mm.dtype
+        else:
+            hdr = np.load(src, mmap_mode="r")  # header only: no data page is touched
+            shape, dtype, offset = hdr.shape, hdr.dtype, hdr.offset
+            del hdr
+            fd = os.open(src, os.O_RDONLY)
+        codecs = [{{"name": "bytes", "configuration": {{"endian": "little"}}}},
+                  {{"name": "zstd", "configuration": {{"level": 3, "checksum": False}}}}]
+        arr = ts.open({{"driver": "zarr3", "kvstore": {{"driver": "file", "path": dst}},
+                        "metadata": {{"shape": list(shape), "data_type": dtype.name,
+                                      "chunk_grid": {{"name": "regular",
+                                                     "configuration": {{"chunk_shape": [C, C]}}}},
+                                      "codecs": codecs}}}},
+                      create=True, delete_existing=True).result()
+        rowbytes = shape[1] * dtype.itemsize
+        pending = None
+        for r0 in range(0, shape[0], C):
+            r1 = min(r0 + C, shape[0])
+            if use_mmap:
+                slab = mm[r0:r1]
+            else:
+                buf = bytearray((r1 - r0) * rowbytes)
+                n = os.preadv(fd, [buf], offset + r0 * rowbytes)
+                assert n == len(buf)
+                slab = np.frombuffer(buf, dtype=dtype).reshape(r1 - r0, shape[1])
+            if pending is not None:
+                pending.result()
+            pending = arr[r0:r1, :].write(slab)
+        if pending is not None:
+            pending.result()
+        """)
+
+
+def tensorstore_read_code(src: Path, dst: Path, use_mmap: bool) -> list[str]:
+    return common.python_cmd(f"""
+        import os, numpy as np, tensorstore as ts
+        src, dst, C, use_mmap = {str(src)!r}, {str(dst)!r}, {CHUNK}, {use_mmap!r}
+        arr = ts.open({{"driver": "zarr3", "kvstore": {{"driver": "file", "path": src}}}},
+                      open=True, read=True).result()
+        shape, dtype = arr.shape, arr.dtype.numpy_dtype
+        out = np.lib.format.open_memmap(dst, mode="w+", dtype=dtype, shape=shape)
+        if not use_mmap:
+            offset = out.offset
+            del out  # the file and its header exist; fill it with pwrite
+            fd = os.open(dst, os.O_WRONLY)
+        rowbytes = shape[1] * dtype.itemsize
+        starts = list(range(0, shape[0], C))
+        pending = arr[0:min(C, shape[0]), :].read() if starts else None
+        for i, r0 in enumerate(starts):
+            slab = pending.result()
+            if i + 1 < len(starts):
+                n0 = starts[i + 1]
+                pending = arr[n0:min(n0 + C, shape[0]), :].read()
+            if use_mmap:
+                out[r0:r0 + slab.shape[0]] = slab
+            else:
+                n = os.pwrite(fd, np.ascontiguousarray(slab).data, offset + r0 * rowbytes)
+                assert n == slab.nbytes
+        if use_mmap:
+            out.flush()
+        else:
+            os.close(fd)
+        """)
+
+
 def compare(label: str, a, b, side: int, rng) -> bool:
     """Equal on a few random slabs, and equal checksums of a downsampled view."""
     import numpy as np
@@ -149,6 +225,8 @@ def main() -> int:
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--extra", action="store_true",
                     help="add diagnostic blockwise rows (--threads 1, --compression none)")
+    ap.add_argument("--baseline", metavar="BIN",
+                    help="another blockwise binary (e.g. a build of an older commit) as one more row")
     args = ap.parse_args()
 
     import numpy as np
@@ -160,28 +238,35 @@ def main() -> int:
     if args.regenerate or not src.exists():
         generate(src, args.side)
     bw = common.blockwise_bin()
-    bw_zarr, zp_zarr = d / "blockwise.zarr", d / "zarr_python.zarr"
+    bw_zarr, zp_zarr, ts_zarr = d / "blockwise.zarr", d / "zarr_python.zarr", d / "tensorstore.zarr"
     bw_npy, zp_npy = d / "blockwise_read.npy", d / "zarr_python_read.npy"
+    ts_npy = d / "tensorstore_read.npy"
     gib = src.stat().st_size / 2**30
 
     # (a) write
     bw_write = [bw, "convert", str(src), str(bw_zarr), "--chunks", f"{CHUNK},{CHUNK}",
                 "--no-progress", "--overwrite", "--stats"]
     cases = [("blockwise", bw_write + ["--compression", "zstd:3"], lambda: common.remove(bw_zarr)),
-             ("zarr-python", zarr_write_code(src, zp_zarr, args.mmap), lambda: common.remove(zp_zarr))]
+             ("zarr-python", zarr_write_code(src, zp_zarr, args.mmap), lambda: common.remove(zp_zarr)),
+             ("tensorstore", tensorstore_write_code(src, ts_zarr, args.mmap), lambda: common.remove(ts_zarr))]
     if args.extra:
         cases += [("blockwise --threads 1", bw_write + ["--compression", "zstd:3", "--threads", "1"],
                    lambda: common.remove(bw_zarr)),
                   ("blockwise --compression none", bw_write + ["--compression", "none"],
                    lambda: common.remove(bw_zarr))]
+    if args.baseline:
+        cases.append(("blockwise baseline", [args.baseline, *bw_write[1:], "--compression", "zstd:3"],
+                      lambda: common.remove(bw_zarr)))
     write = common.bench(cases)
-    if args.extra:  # the last run wrote --compression none: rewrite the zstd:3 array for the checks
+    if args.extra or args.baseline:  # the last run wrote another array: rewrite blockwise's for the checks
         common.bench([cases[0]], n=0)
     ok = all(r.ok for r in write)
     rng = np.random.default_rng(1)
     ref = np.load(src, mmap_mode="r")
     if zp_zarr.exists():
         ok &= compare("zarr-python write vs source", zarr.open_array(str(zp_zarr), mode="r"), ref, args.side, rng)
+    if write[2].ok:
+        ok &= compare("tensorstore write vs source", zarr.open_array(str(ts_zarr), mode="r"), ref, args.side, rng)
     if write[0].ok:
         z = zarr.open_array(str(bw_zarr), mode="r")
         print(f"blockwise zarr: chunks {z.chunks}, codecs {[type(c).__name__ for c in z.metadata.codecs]}, "
@@ -192,18 +277,27 @@ def main() -> int:
     rsrc = zp_zarr if write[1].ok else bw_zarr
     bw_read = [bw, "convert", str(rsrc), str(bw_npy), "--no-progress", "--overwrite", "--stats"]
     cases = [("blockwise", bw_read, lambda: common.remove(bw_npy)),
-             ("zarr-python", zarr_read_code(rsrc, zp_npy, args.mmap), lambda: common.remove(zp_npy))]
+             ("zarr-python", zarr_read_code(rsrc, zp_npy, args.mmap), lambda: common.remove(zp_npy)),
+             ("tensorstore", tensorstore_read_code(rsrc, ts_npy, args.mmap), lambda: common.remove(ts_npy))]
     if args.extra:
         cases.append(("blockwise --threads 1", bw_read + ["--threads", "1"], lambda: common.remove(bw_npy)))
+    if args.baseline:
+        cases.append(("blockwise baseline", [args.baseline, *bw_read[1:]], lambda: common.remove(bw_npy)))
     read = common.bench(cases)
+    if args.baseline:  # the last run was the baseline's: check blockwise's own output
+        common.bench([cases[0]], n=0)
     ok &= all(r.ok for r in read)
     if read[0].ok:
         ok &= compare("blockwise read vs source", np.load(bw_npy, mmap_mode="r"), ref, args.side, rng)
     if read[1].ok:
         ok &= compare("zarr-python read vs source", np.load(zp_npy, mmap_mode="r"), ref, args.side, rng)
+    if read[2].ok:
+        ok &= compare("tensorstore read vs source", np.load(ts_npy, mmap_mode="r"), ref, args.side, rng)
     if read[0].ok and read[1].ok:
         ok &= compare("blockwise read vs zarr-python read", np.load(bw_npy, mmap_mode="r"),
                       np.load(zp_npy, mmap_mode="r"), args.side, rng)
+    for path in (bw_npy, zp_npy, ts_npy):  # 2 GiB each: do not leave them behind
+        common.remove(path)
 
     peers = "memmap slices" if args.mmap else "pread/pwrite slabs"
     common.print_table(f"(a) write .npy -> Zarr v3, {gib:.1f} GiB float64, chunks {CHUNK}x{CHUNK}, zstd:3 "

@@ -223,7 +223,8 @@ pub fn mark_written(task: &Task, env: &TaskEnv<'_>, bytes: u64) -> Result<()> {
 }
 
 /// Writes the chunks of `sink` inside `region` (which is aligned to them) out of
-/// `data`, the region's elements in C order.
+/// `data`, the region's elements in C order; a sink that writes any region in
+/// place takes it whole, aligned or not.
 ///
 /// # Errors
 /// The sink's; [`Error::Cancelled`] between chunks.
@@ -234,6 +235,10 @@ pub fn write_region(
     item: usize,
     cancel: &crate::sys::CancelToken,
 ) -> Result<()> {
+    if sink.writes_any_region() {
+        cancel.check()?;
+        return sink.write_region(region, data);
+    }
     let ranges = sink.grid().overlapping(region);
     let extents: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
     for offset in indices_c_order(&extents) {

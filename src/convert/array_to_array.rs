@@ -60,6 +60,12 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
             .collect(),
         _ => target.clone(),
     };
+    // An .npy output takes any region in place: blocks follow the Zarr source's
+    // chunks instead of bands of whole rows, so a task holds about one chunk.
+    let target = match (c.from, c.to) {
+        (Format::Zarr, Format::Npy) => npy_blocks(&shape, &read_chunks, item),
+        _ => target,
+    };
     // Tasks run `threads` at a time; together they may use half the limit.
     let limit = c.sizing.memory_limit;
     let budget = limit / (2 * c.sizing.threads as u64).max(1);
@@ -73,6 +79,31 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     let mut plan = rechunk.plan(src, dst, stage_dir, INTERMEDIATE_COMPRESSION, warning)?;
     c.finish(&mut plan);
     Ok(Some(plan))
+}
+
+/// The least bytes of a block written into an `.npy` output from Zarr chunks: a
+/// block of smaller chunks takes several, so that tiny chunks do not make a task
+/// each.
+const MIN_NPY_BLOCK_BYTES: u64 = 4 << 20;
+
+/// Blocks of an `.npy` output read from chunks `read_chunks`: one chunk (clamped to
+/// the array), or as many along the last axes as make [`MIN_NPY_BLOCK_BYTES`]; each
+/// block is a whole number of chunks or spans its axis.
+fn npy_blocks(shape: &[u64], read_chunks: &[u64], item: u64) -> Vec<u64> {
+    let mut block: Vec<u64> = read_chunks
+        .iter()
+        .zip(shape)
+        .map(|(&c, &n)| c.clamp(1, n.max(1)))
+        .collect();
+    for axis in (0..block.len()).rev() {
+        let bytes = crate::grid::checked_nbytes(&block, item).unwrap_or(u64::MAX);
+        if bytes >= MIN_NPY_BLOCK_BYTES {
+            break;
+        }
+        let factor = MIN_NPY_BLOCK_BYTES.div_ceil(bytes.max(1));
+        block[axis] = block[axis].saturating_mul(factor).min(shape[axis].max(1));
+    }
+    block
 }
 
 /// Bytes a plan holds for each task it lists (its operation, parameters, inputs,
@@ -129,5 +160,21 @@ fn output_chunks(meta: &ArrayMeta, spec: Option<&ChunkSpec>, from: Format) -> Ve
                 along.iter().zip(auto).map(|(&a, b)| a.min(b)).collect()
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_blocks_are_source_chunks_or_groups_of_small_ones() {
+        // 8 MiB chunks: one chunk a block, clamped at the edge of the array.
+        assert_eq!(npy_blocks(&[16384, 16384], &[1024, 1024], 8), [1024, 1024]);
+        assert_eq!(npy_blocks(&[100, 16384], &[1024, 1024], 8), [100, 6144]);
+        // 800-byte chunks: widened along the last axis first, then the first.
+        assert_eq!(npy_blocks(&[100_000, 1000], &[10, 10], 8), [530, 1000]);
+        assert_eq!(npy_blocks(&[50, 20], &[10, 10], 8), [50, 20]);
+        assert_eq!(npy_blocks(&[], &[], 8), Vec::<u64>::new());
     }
 }

@@ -13,7 +13,7 @@ mod subset;
 pub use auto::auto_chunks;
 pub use chunk_grid::{AxisChunks, ChunkGrid};
 pub use size::{checked_nbytes, checked_num_elements, shape_text, tuple_text};
-pub use subset::{copy_region, Subset};
+pub use subset::{copy_region, region_runs, Subset};
 
 /// Number of elements in an array of `shape` (1 for a scalar), saturating at
 /// `u64::MAX`.

@@ -217,6 +217,27 @@ pub fn require_chunk_count(path: &Path, grid_shape: &[u64]) -> Result<u64> {
     }
 }
 
+/// An empty buffer with room for exactly a region of `shape` with `item`-byte
+/// elements, for a reader that fills all of it (nothing is zeroed first), allocated
+/// fallibly as [`alloc_zeroed`] is.
+///
+/// # Errors
+/// [`Error::SizeMismatch`] naming the region's shape and bytes.
+pub fn alloc_empty(path: &Path, shape: &[u64], item: u64) -> Result<Vec<u8>> {
+    let bytes = checked_nbytes(shape, item).and_then(|n| usize::try_from(n).ok());
+    let mut buf = Vec::new();
+    match bytes {
+        Some(n) if buf.try_reserve_exact(n).is_ok() => Ok(buf),
+        _ => Err(Error::SizeMismatch {
+            path: path.to_path_buf(),
+            what: "region",
+            shape: shape_text(shape),
+            needed: needed_text(checked_nbytes(shape, item)),
+            present: "that much memory could not be allocated".into(),
+        }),
+    }
+}
+
 /// A zeroed buffer for a region of `shape` with `item`-byte elements, allocated
 /// fallibly: a size that overflows or that the allocator refuses is an error, never
 /// an abort.

@@ -142,9 +142,63 @@ pub fn copy_region(
     }
 }
 
+/// The contiguous byte runs of `region` inside a C-order array of `shape` with
+/// `item`-byte elements: the bytes of one run, and the byte offset of each run in
+/// the array, in the region's C order (so the runs laid end to end are the region's
+/// elements in C order). Trailing axes the region spans whole merge into one run: a
+/// block of whole rows is a single run.
+///
+/// # Panics
+/// When the region does not fit `shape` (a programming error).
+pub fn region_runs(
+    shape: &[u64],
+    region: &Subset,
+    item: u64,
+) -> (u64, impl Iterator<Item = u64> + 'static) {
+    assert!(region.fits_in(shape), "{region:?} outside {shape:?}");
+    let rank = shape.len();
+    let mut run_axis = rank.saturating_sub(1);
+    let mut run = region.shape().last().copied().unwrap_or(1);
+    while run_axis > 0 && region.shape()[run_axis] == shape[run_axis] {
+        run_axis -= 1;
+        run *= region.shape()[run_axis];
+    }
+    let mut strides = vec![item; rank];
+    for axis in (0..rank.saturating_sub(1)).rev() {
+        strides[axis] = strides[axis + 1] * shape[axis + 1];
+    }
+    let outer: Vec<u64> = region.shape()[..run_axis].to_vec();
+    let start = region.start().to_vec();
+    let offsets = super::indices_c_order(&outer).map(move |idx| {
+        (0..rank)
+            .map(|axis| {
+                let i = if axis < run_axis { idx[axis] } else { 0 };
+                (start[axis] + i) * strides[axis]
+            })
+            .sum()
+    });
+    (run * item, offsets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_of_a_region_are_its_rows_or_one_block() {
+        let (run, offsets) = region_runs(&[4, 10], &Subset::new(vec![1, 2], vec![2, 3]), 8);
+        assert_eq!(run, 24);
+        assert_eq!(offsets.collect::<Vec<_>>(), [96, 176]);
+        let (run, offsets) = region_runs(&[4, 10], &Subset::new(vec![1, 0], vec![3, 10]), 2);
+        assert_eq!(run, 60);
+        assert_eq!(offsets.collect::<Vec<_>>(), [20]);
+        let (run, offsets) = region_runs(&[], &Subset::new(vec![], vec![]), 4);
+        assert_eq!(run, 4);
+        assert_eq!(offsets.collect::<Vec<_>>(), [0]);
+        let (run, offsets) = region_runs(&[2, 3, 4], &Subset::new(vec![0, 1, 0], vec![2, 2, 4]), 1);
+        assert_eq!(run, 8);
+        assert_eq!(offsets.collect::<Vec<_>>(), [4, 16]);
+    }
 
     #[test]
     fn intersect_and_relative() {

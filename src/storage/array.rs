@@ -228,6 +228,28 @@ pub trait ArraySink: Send + Sync {
     /// When the data cannot be written.
     fn write_chunk(&self, index: &[u64], data: &[u8]) -> Result<()>;
 
+    /// True when the sink can write any region of the array in place, not only
+    /// whole chunks (an `.npy` file, with positioned writes): a copy then need not
+    /// gather a whole chunk of the sink's grid before writing.
+    fn writes_any_region(&self) -> bool {
+        false
+    }
+
+    /// Writes `region` (any box inside the array) from a C-order native-endian
+    /// buffer holding exactly its elements. Only for a sink that
+    /// [`ArraySink::writes_any_region`]; regions written by different tasks must not
+    /// overlap.
+    ///
+    /// # Errors
+    /// When the data cannot be written; [`crate::Error::Bug`] from a sink that
+    /// writes whole chunks only.
+    fn write_region(&self, region: &crate::grid::Subset, _data: &[u8]) -> Result<()> {
+        Err(crate::Error::bug(
+            "a region written to a sink that writes whole chunks only",
+            format!("{region:?}"),
+        ))
+    }
+
     /// Completes the array. `rows` replaces the length of the first axis when it was
     /// only known at the end (a table streamed into an array).
     ///

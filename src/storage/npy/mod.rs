@@ -1,5 +1,6 @@
-//! `.npy` files: read through a memory map (no copy until a subset is asked for),
-//! written with positioned writes so chunks can land from several threads at once.
+//! `.npy` files: read with positioned reads (regions of C-order files whose rows
+//! are long enough; the rest through a memory map), written with positioned writes
+//! so chunks can land from several threads at once.
 //!
 //! Every numeric dtype and bool, both byte orders and both memory orders are read;
 //! files are written C-order, little-endian, format version 1.
@@ -14,13 +15,14 @@ use memmap2::Mmap;
 
 use self::header::{ByteOrder, HeaderError, NpyHeader};
 use crate::error::{Error, IoResultExt, Result};
-use crate::grid::size::{alloc_zeroed, require_bytes};
-use crate::grid::{copy_region, shape_text, ChunkGrid, Subset};
+use crate::grid::size::{alloc_empty, alloc_zeroed, require_bytes};
+use crate::grid::{copy_region, region_runs, shape_text, ChunkGrid, Subset};
 use crate::storage::array::{swap_bytes, ArrayMeta, ArraySink, ArraySource, DType};
 
 /// A `.npy` file opened for reading.
 pub struct NpySource {
     path: PathBuf,
+    file: File,
     map: Mmap,
     header: NpyHeader,
     meta: ArrayMeta,
@@ -93,6 +95,7 @@ impl NpySource {
         };
         Ok(NpySource {
             path: path.to_path_buf(),
+            file,
             map,
             header,
             meta,
@@ -130,8 +133,40 @@ impl ArraySource for NpySource {
             let detail = format!("{subset:?} in {}", shape_text(shape));
             return Err(Error::bug("a read outside the npy array's shape", detail));
         }
-        let mut out = alloc_zeroed(&self.path, subset.shape(), item as u64)?;
-        if self.header.fortran_order {
+        let mut out;
+        let (run, offsets) = region_runs(shape, subset, item as u64);
+        if !self.header.fortran_order && run >= MIN_READ_RUN {
+            // Positioned reads straight into the result: a copy out of the memory
+            // map would leave the file's pages mapped, counted in this process's
+            // RSS until released (the whole file, for a conversion reading it in
+            // blocks that are not whole rows), and fault them in one by one.
+            out = alloc_empty(&self.path, subset.shape(), item as u64)?;
+            let run = usize::try_from(run).map_err(|e| Error::bug("a run of bytes", e))?;
+            for offset in offsets {
+                read_exact_at_spare(
+                    &self.file,
+                    &mut out,
+                    run,
+                    self.header.data_offset as u64 + offset,
+                )
+                .at(&self.path)?;
+            }
+        } else if !self.header.fortran_order {
+            // Short runs (a narrow column band): one read call each would cost more
+            // than the copy, so they are copied out of the memory map.
+            out = alloc_zeroed(&self.path, subset.shape(), item as u64)?;
+            let zero = vec![0; shape.len()];
+            copy_region(
+                self.data(),
+                shape,
+                subset,
+                &mut out,
+                subset.shape(),
+                &zero,
+                item,
+            );
+        } else {
+            out = alloc_zeroed(&self.path, subset.shape(), item as u64)?;
             // Fortran order is C order of the reversed shape: read the reversed region,
             // then reverse its axes.
             let rev = |v: &[u64]| v.iter().rev().copied().collect::<Vec<_>>();
@@ -148,17 +183,6 @@ impl ArraySource for NpySource {
                 item,
             );
             reverse_axes(&transposed, region.shape(), &mut out, item);
-        } else {
-            let zero = vec![0; shape.len()];
-            copy_region(
-                self.data(),
-                shape,
-                subset,
-                &mut out,
-                subset.shape(),
-                &zero,
-                item,
-            );
         }
         if self.header.order != ByteOrder::NATIVE {
             swap_bytes(&mut out, self.header.dtype.component_size());
@@ -195,6 +219,57 @@ impl ArraySource for NpySource {
     }
 }
 
+/// The shortest contiguous run of a region read with positioned reads rather than
+/// copied out of the memory map (see [`NpySource`]'s `read`).
+const MIN_READ_RUN: u64 = 4096;
+
+/// Appends to `out` the `len` bytes of `file` at `offset`, read into its spare
+/// capacity (which must hold them), so that the buffer is never zeroed first.
+///
+/// # Errors
+/// The read's; `UnexpectedEof` when the file ends first (it was truncated since
+/// it was opened).
+fn read_exact_at_spare(
+    file: &File,
+    out: &mut Vec<u8>,
+    len: usize,
+    offset: u64,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    assert!(out.capacity() - out.len() >= len, "no room for {len} bytes");
+    let mut done = 0usize;
+    while done < len {
+        let at = libc::off_t::try_from(offset + done as u64)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        // SAFETY: the destination is inside `out`'s allocation (its spare capacity,
+        // checked above), which the kernel only writes; the length grows below
+        // over the bytes the read wrote and no further.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                out.as_mut_ptr().add(out.len()).cast(),
+                len - done,
+                at,
+            )
+        };
+        match n {
+            n if n > 0 => {
+                // SAFETY: the kernel wrote these `n` bytes just past the length.
+                unsafe { out.set_len(out.len() + n as usize) };
+                done += n as usize;
+            }
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes `src` (C order, `shape`) into `dst` with its axes reversed (a full
 /// transpose), as Fortran-order data needs.
 fn reverse_axes(src: &[u8], shape: &[u64], dst: &mut [u8], item: usize) {
@@ -219,6 +294,13 @@ fn reverse_axes(src: &[u8], shape: &[u64], dst: &mut [u8], item: usize) {
         dst[d..d + item].copy_from_slice(&src[s..s + item]);
     }
 }
+
+/// The page size data offsets are aligned to.
+const PAGE: u64 = 4096;
+
+/// Arrays of at least this many bytes have their data page-aligned in a written
+/// `.npy` (see [`NpySink::open`]).
+const PAGE_ALIGNED_FROM: u64 = 1 << 20;
 
 /// A `.npy` file being written: C order, little-endian, chunks of whole rows. It
 /// holds only an open file and its description, so any process can open the same
@@ -281,7 +363,17 @@ impl NpySink {
             .truncate(false)
             .open(path)
             .at(path)?;
-        let data_offset = header::encode(dtype, shape, rows_unknown).len() as u64;
+        let header_len = header::encode(dtype, shape, rows_unknown).len() as u64;
+        let data_bytes = crate::grid::checked_nbytes(shape, dtype.size() as u64);
+        // A large array's data starts on a page boundary: positioned writes of
+        // chunk-aligned regions then fill whole pages of the page cache, which the
+        // kernel would otherwise zero first and merge buffer by buffer (about 5% of
+        // a Zarr to .npy conversion). numpy reads any header length that keeps its
+        // 64-byte alignment; small files keep the shortest header.
+        let data_offset = match data_bytes {
+            Some(n) if !rows_unknown && n >= PAGE_ALIGNED_FROM => header_len.next_multiple_of(PAGE),
+            _ => header_len,
+        };
         let row_bytes =
             shape.get(1..).map_or(1, |s| s.iter().product::<u64>()) * dtype.size() as u64;
         let mut chunk_shape = shape.to_vec();
@@ -343,6 +435,35 @@ impl ArraySink for NpySink {
         self.file.write_all_at(data, offset).at(&self.path)
     }
 
+    fn writes_any_region(&self) -> bool {
+        true
+    }
+
+    fn write_region(&self, region: &Subset, data: &[u8]) -> Result<()> {
+        let item = self.dtype.size() as u64;
+        if !region.fits_in(&self.shape) || data.len() as u64 != region.num_elements() * item {
+            return Err(Error::bug(
+                "a region that does not fit the npy array",
+                format!(
+                    "{region:?} of {} bytes in {}",
+                    data.len(),
+                    shape_text(&self.shape)
+                ),
+            ));
+        }
+        // Each contiguous run of the region is one positioned write, in place: no
+        // row of the file is read or gathered first.
+        let (run, offsets) = region_runs(&self.shape, region, item);
+        let run = run as usize;
+        for (k, offset) in offsets.enumerate() {
+            let from = k * run;
+            self.file
+                .write_all_at(&data[from..from + run], self.data_offset + offset)
+                .at(&self.path)?;
+        }
+        Ok(())
+    }
+
     fn finish(self: Box<Self>, rows: Option<u64>) -> Result<()> {
         self.write_header(rows)
     }
@@ -359,6 +480,33 @@ mod tests {
         let mut dst = vec![0u8; 6];
         reverse_axes(&src, &[2, 3], &mut dst, 1);
         assert_eq!(dst, vec![0, 3, 1, 4, 2, 5]);
+    }
+
+    #[test]
+    fn long_and_short_runs_read_the_same_values() {
+        // Rows of 4800 bytes: a band of columns that wide is read with positioned
+        // reads, a narrow one copied out of the map; both must give the elements.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        let (rows, cols) = (300u64, 600u64);
+        let sink = NpySink::create(&path, DType::Float64, &[rows, cols], 100, false).unwrap();
+        let all: Vec<u8> = (0..rows * cols)
+            .flat_map(|k| (k as f64).to_ne_bytes())
+            .collect();
+        sink.write_region(&Subset::full(&[rows, cols]), &all)
+            .unwrap();
+        Box::new(sink).finish(None).unwrap();
+        let src = NpySource::open(&path).unwrap();
+        for (start, shape) in [([7, 0], [50, 600]), ([7, 3], [50, 590]), ([7, 3], [50, 2])] {
+            let got = src
+                .read(&Subset::new(start.to_vec(), shape.to_vec()))
+                .unwrap();
+            let want: Vec<u8> = (0..shape[0])
+                .flat_map(|r| (0..shape[1]).map(move |c| (start[0] + r) * cols + start[1] + c))
+                .flat_map(|k| (k as f64).to_ne_bytes())
+                .collect();
+            assert_eq!(got, want, "{start:?} {shape:?}");
+        }
     }
 
     #[test]

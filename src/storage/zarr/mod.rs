@@ -5,6 +5,9 @@
 //! as zarrs requires; all-fill chunks are skipped, as zarr-python does. Codec
 //! parallelism is turned off inside a chunk task because blockwise already runs one
 //! task per core: two levels of parallelism on two cores only oversubscribe them.
+//! The chain `bytes` + `zstd` is encoded and decoded in [`direct`], without zarrs.
+
+mod direct;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::grid::size::{alloc_zeroed, nbytes_or_error, require_chunk_bytes, require_chunk_count};
 use crate::grid::{copy_region, shape_text, ChunkGrid, Subset};
 use crate::storage::array::{write_file_atomically, ArrayMeta, ArraySink, ArraySource, DType};
+use direct::{DecodeError, DirectCodec};
 
 /// True when `dir` holds Zarr metadata: v3 `zarr.json` (an array or a group), v2
 /// `.zarray` or `.zgroup`. A group is recognised so that opening it can say it is a
@@ -127,6 +131,8 @@ pub struct ZarrSource {
     array: Array<FilesystemStore>,
     meta: ArrayMeta,
     guard: DecodeGuard,
+    /// Chunks decoded without zarrs, when the codec chain allows.
+    direct: Option<DirectCodec>,
 }
 
 impl ZarrSource {
@@ -215,11 +221,13 @@ impl ZarrSource {
             compression: compression_name(&array),
         };
         let guard = DecodeGuard::of(&array);
+        let direct = DirectCodec::of(array.metadata());
         Ok(ZarrSource {
             path: path.to_path_buf(),
             array,
             meta,
             guard,
+            direct,
         })
     }
 
@@ -577,6 +585,8 @@ impl ArraySource for ZarrSource {
         let ranges = self.meta.grid.overlapping(subset);
         let extents: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
         let mut out: Option<Vec<u8>> = None;
+        let nominal = self.meta.grid.max_chunk_shape();
+        let mut scratch = Vec::new();
         for offset in crate::grid::indices_c_order(&extents) {
             let index: Vec<u64> = offset
                 .iter()
@@ -591,6 +601,37 @@ impl ArraySource for ZarrSource {
                 continue;
             };
             let local = overlap.relative_to(chunk.start());
+            if let Some(codec) = self.direct {
+                // A whole chunk asked for alone is decoded straight into the result.
+                let whole = &overlap == subset && overlap.shape() == nominal.as_slice();
+                let mut decoded = if whole {
+                    Vec::new()
+                } else {
+                    std::mem::take(&mut scratch)
+                };
+                if self.decode_direct(&index, codec, &mut decoded)? {
+                    if whole {
+                        return Ok(decoded);
+                    }
+                    let buf = match &mut out {
+                        Some(b) => b,
+                        None => out.insert(alloc_zeroed(&self.path, subset.shape(), item as u64)?),
+                    };
+                    let at = overlap.relative_to(subset.start());
+                    copy_region(
+                        &decoded,
+                        &nominal,
+                        &local,
+                        buf,
+                        subset.shape(),
+                        at.start(),
+                        item,
+                    );
+                    scratch = decoded;
+                    continue;
+                }
+                scratch = decoded;
+            }
             let region =
                 ArraySubset::new_with_start_shape(local.start().to_vec(), local.shape().to_vec())
                     .map_err(|e| Error::bug("a chunk's region", e))?;
@@ -631,6 +672,67 @@ impl ArraySource for ZarrSource {
             // An empty region (a zero-length axis) has no chunks to read.
             None => alloc_zeroed(&self.path, subset.shape(), item as u64),
         }
+    }
+}
+
+impl ZarrSource {
+    /// Reads and decodes chunk `index` into `out` with the direct codec; false
+    /// when the chunk is not there to decode that way (missing: it reads as the fill
+    /// value; larger than any encoding of a chunk could be: zarrs reports it), and
+    /// zarrs is asked instead.
+    fn decode_direct(&self, index: &[u64], codec: DirectCodec, out: &mut Vec<u8>) -> Result<bool> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let key = self.array.chunk_key(index);
+        let file = self.path.join(key.as_str());
+        // Non-blocking, so that a FIFO in place of a chunk cannot hang the open.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&file);
+        let mut f = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(&self.path, e)),
+        };
+        let meta = f.metadata().map_err(|e| Error::io(&self.path, e))?;
+        if !meta.is_file() {
+            return Err(self.not_a_file(index));
+        }
+        let chunk_bytes = self.chunk_bytes();
+        // zstd's bound on a frame of the chunk, and room for a trailing frame
+        // zarrs would also read: anything larger is left to zarrs to judge.
+        let most = chunk_bytes
+            .saturating_add(chunk_bytes / 128)
+            .saturating_add(1 << 16);
+        let (Ok(expected), true) = (usize::try_from(chunk_bytes), meta.len() <= most) else {
+            return Ok(false);
+        };
+        let mut encoded = Vec::new();
+        encoded
+            .try_reserve_exact(meta.len() as usize)
+            .map_err(|e| Error::bug("room for one encoded chunk", e))?;
+        f.read_to_end(&mut encoded)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.check_encoded_bytes(index, &encoded)?;
+        codec
+            .decode_into(&encoded, out, expected)
+            .map_err(|e| match e {
+                DecodeError::Size { .. } => Error::SizeMismatch {
+                    path: self.path.clone(),
+                    what: "chunk",
+                    shape: format!(
+                        "{key} of shape {}",
+                        shape_text(&self.meta.grid.max_chunk_shape())
+                    ),
+                    needed: chunk_bytes.to_string(),
+                    present: format!("it does not decode to that: {e}"),
+                },
+                DecodeError::Zstd(_) => {
+                    Error::corrupt(&self.path, "zarr", format!("chunk {key}: {e}"))
+                }
+            })?;
+        Ok(true)
     }
 }
 
@@ -836,26 +938,45 @@ impl ZarrSource {
         let key = self.array.chunk_key(index);
         if let Ok(meta) = std::fs::metadata(self.path.join(key.as_str())) {
             if !meta.is_file() {
-                return Err(Error::corrupt(
-                    &self.path,
-                    "zarr",
-                    format!("chunk {key} is not a regular file"),
-                ));
+                return Err(self.not_a_file(index));
             }
         }
-        let chunk_bytes = || {
-            crate::grid::num_elements(&self.meta.grid.max_chunk_shape())
-                .saturating_mul(self.meta.dtype.size() as u64)
-        };
-        let encoded = || {
-            self.array
-                .retrieve_encoded_chunk(index)
-                .map_err(|e| storage_error(&self.path, e))
-        };
+        if self.guard == DecodeGuard::None {
+            return Ok(());
+        }
+        let encoded = self
+            .array
+            .retrieve_encoded_chunk(index)
+            .map_err(|e| storage_error(&self.path, e))?;
+        match encoded {
+            Some(e) => self.check_encoded_bytes(index, &e),
+            None => Ok(()),
+        }
+    }
+
+    fn not_a_file(&self, index: &[u64]) -> Error {
+        let key = self.array.chunk_key(index);
+        Error::corrupt(
+            &self.path,
+            "zarr",
+            format!("chunk {key} is not a regular file"),
+        )
+    }
+
+    /// The chunk's decoded size in bytes (its nominal shape's).
+    fn chunk_bytes(&self) -> u64 {
+        crate::grid::num_elements(&self.meta.grid.max_chunk_shape())
+            .saturating_mul(self.meta.dtype.size() as u64)
+    }
+
+    /// Refuses the stored bytes `encoded` of chunk `index` when they expand, or
+    /// claim to expand, past the chunk's size (see [`DecodeGuard`]).
+    fn check_encoded_bytes(&self, index: &[u64], encoded: &[u8]) -> Result<()> {
+        let chunk_bytes = || self.chunk_bytes();
         let excess = match &self.guard {
             DecodeGuard::None => None,
-            DecodeGuard::Chunk { codec, checksums } => encoded()?
-                .and_then(|e| codec.excess(&e, *checksums, chunk_bytes()))
+            DecodeGuard::Chunk { codec, checksums } => codec
+                .excess(encoded, *checksums, chunk_bytes())
                 .map(|why| (*codec, why, chunk_bytes(), "chunk")),
             DecodeGuard::Sharded {
                 codec,
@@ -864,7 +985,7 @@ impl ZarrSource {
                 inner_checksums,
                 index_at_start,
                 index_checksum,
-            } => encoded()?.and_then(|shard| {
+            } => Some(encoded).and_then(|shard| {
                 let index_len = inner_chunks
                     .checked_mul(16)?
                     .checked_add(if *index_checksum { 4 } else { 0 })?;
@@ -940,6 +1061,8 @@ pub struct ZarrSink {
     dtype: DType,
     grid: ChunkGrid,
     chunk_shape: Vec<u64>,
+    /// Chunks encoded without zarrs, when the codec chain allows.
+    direct: Option<DirectCodec>,
 }
 
 impl ZarrSink {
@@ -995,12 +1118,14 @@ impl ZarrSink {
         array.set_metadata_options(
             zarrs::array::ArrayMetadataOptions::default().with_include_zarrs_metadata(false),
         );
+        let direct = DirectCodec::of(array.metadata());
         Ok(ZarrSink {
             path: path.to_path_buf(),
             array,
             dtype,
             grid,
             chunk_shape: chunk_shape.to_vec(),
+            direct,
         })
     }
 
@@ -1041,39 +1166,49 @@ impl ArraySink for ZarrSink {
                 _ => Ok(()),
             };
         }
+        let padded;
         let bytes = if data.len() == full {
-            ArrayBytes::new_flen(data)
+            data
         } else {
             // Zarr stores every chunk at its nominal shape: pad edge chunks with the
             // fill value (zero).
-            let mut padded = vec![0u8; full];
+            let mut buf = vec![0u8; full];
             let zero = vec![0; region.shape().len()];
             copy_region(
                 data,
                 region.shape(),
                 &Subset::full(region.shape()),
-                &mut padded,
+                &mut buf,
                 &self.chunk_shape,
                 &zero,
                 item,
             );
-            ArrayBytes::new_flen(padded)
+            padded = buf;
+            &padded
         };
-        let shape = self
-            .array
-            .chunk_shape(index)
-            .map_err(|e| storage_error(&self.path, e))?;
-        let encoded = self
-            .array
-            .codecs()
-            .encode(
-                bytes,
-                &shape,
-                self.array.data_type(),
-                self.array.fill_value(),
-                &single_task_codec_options(),
-            )
-            .map_err(|e| storage_error(&self.path, zarrs::array::ArrayError::CodecError(e)))?;
+        let encoded = match self.direct {
+            Some(codec) => codec.encode(bytes).map_err(|e| Error::io(&self.path, e))?,
+            None => {
+                let shape = self
+                    .array
+                    .chunk_shape(index)
+                    .map_err(|e| storage_error(&self.path, e))?;
+                self.array
+                    .codecs()
+                    .encode(
+                        ArrayBytes::new_flen(bytes),
+                        &shape,
+                        self.array.data_type(),
+                        self.array.fill_value(),
+                        &single_task_codec_options(),
+                    )
+                    .map_err(|e| {
+                        storage_error(&self.path, zarrs::array::ArrayError::CodecError(e))
+                    })?
+                    .into_owned()
+                    .into()
+            }
+        };
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
