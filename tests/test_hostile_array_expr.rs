@@ -181,7 +181,7 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
         &["invalid origin 2"],
     );
     refused("convolve(ones((3, 3)), [1, 2])", &["two 1-d arrays"]);
-    refused("convolve(ones(2), [1, 2, 3])", &["longer than the array"]);
+    refused("convolve(ones(2), [1, 2, 3])", &["longer than the first"]);
     refused("convolve(ones(5), [[1, 2], [3]])", &["ragged"]);
     refused(
         "einsum('ij,jk->ik', ones((2, 3)), ones((4, 5)))",
@@ -236,6 +236,12 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
         &["boolean mask", "where(mask, x, fill)"],
     );
     refused("ones((3, 3))[[0], [1]]", &["only one array"]);
+    refused(
+        "pad(arange(3, dtype='int8'), 1, constant_values=300)",
+        &["300", "int8"],
+    );
+    refused("array([300], dtype='int8')", &["300", "int8"]);
+    refused("arange(10).sum(split_every=-1)", &["not -1"]);
     refused(
         "ones((3, 3))[ones((2, 2), dtype='int64')]",
         &["must be 1-d"],

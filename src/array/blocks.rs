@@ -148,6 +148,13 @@ impl Array {
                     .into(),
             });
         }
+        // An empty list is float64 to numpy's `array([])`, and indexes nothing.
+        let indices = if indices.size() == 0 && indices.ndim() == 1 {
+            indices.astype(DType::Int64)?
+        } else {
+            indices.clone()
+        };
+        let indices = &indices;
         if !indices.dtype().is_integer() || indices.ndim() != 1 {
             return Err(Error::ArrayArgument {
                 op: "index".into(),
@@ -268,10 +275,14 @@ impl Array {
         if k == 0 || k.unsigned_abs() > n {
             return Err(Error::ArrayArgument {
                 op: "topk".into(),
-                reason: format!(
-                    "k = {k}: it must be between 1 and the axis length {n}, or between -{n} \
-                     and -1 for the smallest"
-                ),
+                reason: if n == 0 {
+                    format!("k = {k}: the axis is empty")
+                } else {
+                    format!(
+                        "k = {k}: it must be between 1 and the axis length {n}, or between \
+                         -{n} and -1 for the smallest"
+                    )
+                },
             });
         }
         self.along_rows("topk", axis, |rows| {

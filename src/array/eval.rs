@@ -489,7 +489,13 @@ impl Evaluator<'_> {
             return Ok(Value::Array(match c.opt_kw("split_every")? {
                 None | Some(Value::None) => reduced,
                 Some(v) => {
-                    let n = u64::try_from(to_i64(&v, "split_every")?).unwrap_or(0);
+                    let n = to_i64(&v, "split_every")?;
+                    let n = u64::try_from(n).map_err(|_| {
+                        usage(
+                            "split_every",
+                            &format!("split_every must be at least 2, not {n}"),
+                        )
+                    })?;
                     reduced.with_split_every(n)?
                 }
             }));
@@ -676,8 +682,18 @@ impl Evaluator<'_> {
                 };
                 let value = match c.opt_kw("constant_values")? {
                     None => Scalar::Int(0),
+                    Some(v @ Value::Tuple(_)) => {
+                        return Err(usage(
+                            "pad",
+                            &format!(
+                                "constant_values must be one number here, not {}",
+                                v.describe()
+                            ),
+                        ))
+                    }
                     Some(v) => to_scalar(&v)?,
                 };
+                check_fits(value, x.dtype())?;
                 Value::Array(x.pad(&widths, PadMode::numpy(&mode, value)?)?)
             }
             "diff" => {
@@ -818,6 +834,12 @@ impl Evaluator<'_> {
                     Value::Array(a) => a,
                     Value::Tuple(_) => {
                         let (shape, values, inferred) = literal_values(&v)?;
+                        // numpy 2 refuses an integer its dtype cannot hold.
+                        if let Some(d) = dtype {
+                            for &value in &values {
+                                check_fits(value, d)?;
+                            }
+                        }
                         Array::literal(&shape, values, inferred)?
                     }
                     other => scalar_array(&other)?,

@@ -407,7 +407,13 @@ impl Array {
             } else {
                 j.to_vec()
             };
-            weights.at(&idx, compute)
+            // A correlation conjugates complex weights, as scipy's does.
+            let w = weights.at(&idx, compute)?;
+            if !flip && compute.is_complex() {
+                w.unary(UnaryOp::Conjugate)
+            } else {
+                Ok(w)
+            }
         })?;
         let out_dtype = if self.dtype().is_complex() || !compute.is_complex() {
             self.dtype()
@@ -449,7 +455,8 @@ impl Array {
             return Err(Error::ArrayArgument {
                 op: op.into(),
                 reason: format!(
-                    "the kernel ({m} elements) is longer than the array ({n}); swap them"
+                    "the second operand ({m} elements) is longer than the first ({n}): not \
+                     supported here (numpy swaps them)"
                 ),
             });
         }

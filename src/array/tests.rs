@@ -324,6 +324,8 @@ const CLOSE: &[&str] = &[
     "ndimage.correlate(c, [[1, 2, 3, 4]], mode='wrap', origin=(0, 1))",
     "ndimage.convolve(f, [[[1, -2, 1]]], mode='reflect')",
     "ndimage.convolve(p, [[[2.0]], [[1.0]]], origin=(-1, 0, 0))",
+    "ndimage.correlate(z, array([[[1, 2]]]) * (1 + 2j))",
+    "ndimage.convolve(z, array([[[1, 2]]]) * (1 + 2j), mode='wrap')",
     "tensordot(a, c, 2)",
     "einsum('ijk,jk->i', a, c)",
     "einsum('ijk,ijl->kl', a, a)",
