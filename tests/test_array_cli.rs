@@ -59,6 +59,9 @@ fn a_small_result_prints_as_numpy_prints_it() {
         "np.einsum('ij,ij->j', y, y)",
         "np.diff(y[:3, :6], axis=1)",
         "np.unique(y)",
+        "y[y > 3]",
+        "x[y[:, 0] > 0, ::5]",
+        "(x[x > 1.5] * 2).round(3)",
     ] {
         let mut args = vec![
             "array".to_string(),
@@ -112,6 +115,32 @@ fn a_plan_run_task_by_task_writes_what_the_local_run_writes() {
         .filter(|e| e.contains("blockwise"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_boolean_selection_is_written_to_zarr_and_npy_as_numpy_selects() {
+    let dir = tempfile::tempdir().unwrap();
+    inputs(dir.path());
+    for (expr, name) in [("x[x > 1]", "a.npy"), ("y[:, y[0] > 0] * 3", "b.zarr")] {
+        let out = dir.path().join(name);
+        let mut args = vec!["array".to_string(), expr.into(), "-o".into()];
+        args.push(out.display().to_string());
+        args.extend(inputs_args(dir.path()));
+        args.push("--no-progress".into());
+        blockwise_ok(&args);
+        let same = python_eval(&format!(
+            "import numpy as np, zarr\n\
+             x = np.load('{d}/x.npy'); y = zarr.open_array('{d}/y.zarr')[...]\n\
+             p = '{p}'\n\
+             got = np.load(p) if p.endswith('.npy') else zarr.open_array(p)[...]\n\
+             want = {expr}\n\
+             print(got.shape == want.shape and got.dtype == want.dtype and (got == want).all())",
+            d = dir.path().display(),
+            p = out.display()
+        ));
+        assert_eq!(same.trim(), "True", "{expr}");
+    }
+    common::assert_no_temps(dir.path());
 }
 
 #[test]

@@ -230,7 +230,7 @@ fn a_staged_rechunk_is_explained_with_its_stage_arrays() {
         "--chunks",
         "5,400",
         "--memory-limit",
-        "128000",
+        "160000",
         "--threads",
         "2",
     ];

@@ -231,9 +231,39 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
         "arange(10)[[3, 10]]",
         &["index 10 is out of bounds for axis 0 with size 10"],
     );
+    // Boolean selections: what needs their unknown length is refused, saying so.
     refused(
-        "arange(10)[arange(10) > 5]",
-        &["boolean mask", "where(mask, x, fill)"],
+        "arange(10)[arange(10) > 5][0]",
+        &["boolean selection of shape (nan,)", "compute it first"],
+    );
+    refused(
+        "sort(arange(10)[arange(10) > 5])",
+        &["sort", "cannot take a boolean selection"],
+    );
+    refused(
+        "ones((3, 4))[ones((3, 4)) > 0] + ones((3, 4))",
+        &["could not be broadcast", "(nan,)"],
+    );
+    refused(
+        "arange(10)[arange(10) > 5] + arange(10)[arange(10) > 6]",
+        &["different masks"],
+    );
+    refused(
+        "argmin(arange(10)[arange(10) > 5])",
+        &["argmin", "not supported"],
+    );
+    refused(
+        "ones((3, 4))[ones(4) > 0]",
+        &[
+            "boolean index did not match",
+            "size of axis is 3",
+            "boolean axis is 4",
+        ],
+    );
+    refused("ones((3, 4))[ones((3, 4, 2)) > 0]", &["too many indices"]);
+    refused(
+        "ones((3, 4))[ones(3) > 0].T",
+        &["transposing a boolean selection"],
     );
     refused("ones((3, 3))[[0], [1]]", &["only one array"]);
     refused(

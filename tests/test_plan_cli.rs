@@ -159,7 +159,7 @@ fn a_staged_rechunk_three_ways() {
     let dir = tempfile::tempdir().unwrap();
     let tall = rechunk_source(dir.path(), 400);
     let out = tempfile::tempdir().unwrap();
-    let mut flags = vec!["--chunks", "5,400", "--memory-limit", "128000"];
+    let mut flags = vec!["--chunks", "5,400", "--memory-limit", "160000"];
     flags.extend(common::RSS_THRESHOLDS_OFF);
     three_ways(&tall, out.path(), "zarr", &flags, "array");
 }

@@ -149,13 +149,13 @@ fn rechunk_report(dir: &Path) -> (PathBuf, serde_json::Value) {
         tall.display().to_string(),
         dir.join("wide.zarr").display().to_string(),
     ]);
-    args.extend(["--chunks", "5,400", "--memory-limit", "128000"].map(String::from));
+    args.extend(["--chunks", "5,400", "--memory-limit", "160000"].map(String::from));
     args.extend(common::RSS_THRESHOLDS_OFF.map(String::from));
     args.extend(["-o".into(), plan.display().to_string()]);
     blockwise_ok(&args);
     let report = dir.join("rechunk.html");
     let mut args: Vec<String> = vec!["run".into(), plan.display().to_string()];
-    args.extend(["--memory-limit", "128000"].map(String::from));
+    args.extend(["--memory-limit", "160000"].map(String::from));
     args.extend(common::RSS_THRESHOLDS_OFF.map(String::from));
     args.extend(["--stats", "--no-progress", "--report"].map(String::from));
     args.push(report.display().to_string());

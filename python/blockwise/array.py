@@ -101,6 +101,39 @@ def _literal(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} cannot be part of a blockwise array expression")
 
 
+# An index array up to this many values is written into the expression.
+_LITERAL_INDEX = 65536
+
+
+def _index_operand(i: Any) -> Any:
+    """An index as the expression language takes it: numpy arrays and lists of
+    indices or of booleans become arrays."""
+    if isinstance(i, (list, np.ndarray)) and not isinstance(i, Array):
+        a = np.asarray(i)
+        if a.dtype.kind not in "biu" and a.size:
+            raise IndexError("arrays used as indices must be of integer (or boolean) type")
+        if a.size == 0:
+            a = a.astype(np.int64)
+        if a.size <= _LITERAL_INDEX:
+            return _call("array", a.tolist(), dtype=a.dtype.name)
+        return from_array(a)
+    return i
+
+
+def _call_index(a: "Array", index: tuple) -> "Array":
+    """``a[index]`` as an expression, the index's arrays' inputs joined."""
+    inputs = dict(a._inputs)
+    keep = list(a._keep)
+    lets = dict(a._lets)
+    for i in index:
+        for x in _arrays_in(i):
+            inputs.update(x._inputs)
+            keep.extend(x._keep)
+            lets.update(x._lets)
+    parts = ", ".join(_literal(i) for i in index)
+    return Array(f"{a._expr}[{parts}]", inputs, keep, lets)
+
+
 def _arrays_in(value: Any):
     """The Arrays in ``value``, however nested in tuples and lists."""
     if isinstance(value, Array):
@@ -151,8 +184,10 @@ class Array:
         return self._info_cache
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self._info()["shape"])
+    def shape(self) -> tuple:
+        """The shape; ``nan`` for the length of a boolean selection (``x[mask]``),
+        known only once computed, as in Dask."""
+        return tuple(float("nan") if n is None else n for n in self._info()["shape"])
 
     @property
     def dtype(self) -> np.dtype:
@@ -160,20 +195,27 @@ class Array:
 
     @property
     def chunks(self) -> tuple[tuple[int, ...], ...]:
-        """Chunk lengths along each axis, as Dask gives them."""
-        return tuple(tuple(c) for c in self._info()["chunks"])
+        """Chunk lengths along each axis, as Dask gives them (``nan`` where unknown)."""
+        return tuple(tuple(float("nan") if n is None else n for n in c) for c in self._info()["chunks"])
 
     @property
     def ndim(self) -> int:
         return len(self.shape)
 
     @property
-    def size(self) -> int:
+    def size(self) -> Any:
+        if self._unknown():
+            return float("nan")
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
-    def nbytes(self) -> int:
-        return int(self._info()["nbytes"])
+    def nbytes(self) -> Any:
+        n = self._info()["nbytes"]
+        return float("nan") if n is None else int(n)
+
+    def _unknown(self) -> bool:
+        """Whether a length is known only once computed (a boolean selection)."""
+        return None in self._info()["shape"]
 
     @property
     def expr(self) -> str:
@@ -183,13 +225,18 @@ class Array:
     def __len__(self) -> int:
         if not self.shape:
             raise TypeError("len() of unsized object")
+        if self._unknown():
+            raise ValueError("cannot call len() on an array of unknown length (a boolean "
+                             "selection): compute it, or persist() it to know its length")
         return self.shape[0]
 
     def __repr__(self) -> str:
         info = self._info()
-        chunk = tuple(max(c) if c else 0 for c in self.chunks)
+        chunk = tuple(float("nan") if any(n != n for n in c) else (max(c) if c else 0)
+                      for c in self.chunks)
+        nbytes = "unknown" if info["nbytes"] is None else _bytes_text(info["nbytes"])
         return (f"blockwise.Array<shape={self.shape}, dtype={info['dtype']}, chunksize={chunk}, "
-                f"nbytes={_bytes_text(info['nbytes'])}, tasks={info['tasks']}>")
+                f"nbytes={nbytes}, tasks={info['tasks']}>")
 
     # Computing.
     def compute(self, executor: Any = None, **options: Any) -> np.ndarray:
@@ -264,8 +311,17 @@ class Array:
         ``threads``, ``progress``, ``executor``)."""
         d = tempfile.TemporaryDirectory(prefix="blockwise-persist-")
         path = os.path.join(d.name, "a.zarr")
-        chunks = ",".join(str(max(c) if c else 1) for c in self.chunks)
         executor = options.pop("executor", None)
+        if self._unknown():
+            # A boolean selection: its length is known once written (Dask's
+            # compute_chunk_sizes); it is laid out in memory, so runs here.
+            if executor is not None:
+                raise NotImplementedError("persist() of a boolean selection runs locally")
+            self.to_zarr(path, compression="zstd:1", **options)
+            arr = _input(path)
+            arr._keep.append(d)
+            return arr
+        chunks = ",".join(str(max(c) if c else 1) for c in self.chunks)
         if executor is not None:
             executor.run(self.plan(path, chunks=chunks, compression="zstd:1", **options))
         else:
@@ -273,6 +329,11 @@ class Array:
         arr = _input(path, self.chunks)
         arr._keep.append(d)
         return arr
+
+    def compute_chunk_sizes(self) -> "Array":
+        """Dask's ``compute_chunk_sizes``: a boolean selection computed once (into a
+        temporary store, as ``persist``) so that its length is known."""
+        return self.persist() if self._unknown() else self
 
     def plan(self, path: str | os.PathLike, **options: Any):
         """The plan of writing the array to ``path``, to run anywhere."""
@@ -340,18 +401,19 @@ class Array:
         raise ValueError("the truth value of a blockwise Array is ambiguous; compute() it first")
 
     def __getitem__(self, index: Any) -> "Array":
+        """numpy's indexing: integers, slices, ``None``, ``...``, one list or integer
+        array of indices, or one boolean mask (whose result has a length known only
+        once computed: ``nan`` in its shape, as in Dask)."""
         index = index if isinstance(index, tuple) else (index,)
+        index = tuple(_index_operand(i) for i in index)
         for i in index:
-            if isinstance(i, (list, np.ndarray, Array)):
-                raise TypeError(
-                    "integer-array and boolean-mask indexing are not implemented yet; "
-                    "index with integers, slices, None and ..."
-                )
             if isinstance(i, numbers.Integral) and self.ndim and index[0] is i and len(index) == 1:
                 if not -self.shape[0] <= int(i) < self.shape[0]:
                     raise IndexError(f"index {int(i)} is out of bounds for axis 0 with size {self.shape[0]}")
-        parts = ", ".join(_literal(i) if not isinstance(i, slice) else _literal(i) for i in index)
-        return Array(f"{self._expr}[{parts}]", self._inputs, self._keep, self._lets)
+        out = _call_index(self, index)
+        if any(isinstance(i, Array) for i in index):
+            out._info()  # numpy refuses a bad index array at once; so do we
+        return out
 
     @property
     def T(self) -> "Array":
@@ -408,8 +470,12 @@ class Array:
         x's shape) and ``x[2:5, ::2] = v`` (basic indices) with ``v`` a number, or an
         array broadcast to x's shape under a mask. This name then refers to a new
         expression; other references to the old array keep seeing it."""
+        if isinstance(index, (list, np.ndarray)) and np.asarray(index).dtype == np.bool_:
+            index = _index_operand(index)
         if isinstance(index, Array) and index.dtype == np.bool_:
-            mask = index
+            # A mask of the leading axes selects whole rows.
+            extra = self.ndim - index.ndim
+            mask = index[(Ellipsis,) + (None,) * extra] if extra > 0 else index
         else:
             index = index if isinstance(index, tuple) else (index,)
             mask = self._region_mask(index)

@@ -145,8 +145,10 @@ def test_the_tutorial_example_on_dask_equals_the_local_run(cluster):
 def test_what_numpy_would_not_ignore_is_not_ignored():
     a = np.arange(24.0).reshape(4, 6)
     x = bw.from_array(a, chunks=(2, 3))
-    with pytest.raises(TypeError, match="not implemented yet"):
-        x[[0, 2]]
+    with pytest.raises(IndexError, match="integer"):
+        x[[0.5, 2]]
+    with pytest.raises(ValueError, match="only one array"):
+        x[[0, 2], [1, 3]]
     with pytest.raises(TypeError):
         np.add(x, 1, dtype=np.float32)
     y = bw.from_array(np.arange(4, dtype=np.int8))
@@ -201,6 +203,43 @@ def test_assignment_as_dask_allows_it():
     np.testing.assert_array_equal(x.compute(progress=False), want)
     with pytest.raises(ValueError, match="could not broadcast"):
         x[2:4] = bw.ones((3, 8))
+
+
+def test_boolean_masks_and_index_arrays_as_numpy_and_dask_give_them(tmp_path):
+    a = np.random.default_rng(8).standard_normal((9, 7))
+    x = bw.from_array(a, chunks=(4, 3))
+    # A selection's length is known once computed: nan, as Dask says.
+    s = x[x > 0.5]
+    assert np.isnan(s.shape[0]) and s.ndim == 1 and s.dtype == np.float64
+    assert "nan" in repr(s)
+    with pytest.raises(ValueError, match="unknown length"):
+        len(s)
+    np.testing.assert_array_equal(s.compute(progress=False), a[a > 0.5])
+    np.testing.assert_array_equal(np.asarray(x[a[:, 0] > 0]), a[a[:, 0] > 0])
+    np.testing.assert_array_equal(np.asarray(x[:, [True, False] * 3 + [True]]),
+                                  a[:, [True, False] * 3 + [True]])
+    np.testing.assert_array_equal(np.asarray(x[[4, 0, 4], 1:]), a[[4, 0, 4], 1:])
+    np.testing.assert_array_equal(np.asarray(x[:, np.array([6, 0])]), a[:, [6, 0]])
+    # Reductions and elementwise work need no layout.
+    assert np.isclose(float(s.sum().compute(progress=False)), a[a > 0.5].sum(), rtol=1e-12)
+    assert np.isclose(float(np.std(s).compute(progress=False)), a[a > 0.5].std(), rtol=1e-12)
+    np.testing.assert_allclose(x[a[:, 0] > 0].mean(axis=0).compute(progress=False),
+                               a[a[:, 0] > 0].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(np.sqrt(s * 2).compute(progress=False), np.sqrt(a[a > 0.5] * 2),
+                               rtol=1e-15)
+    # Written, and known once persisted.
+    s.to_zarr(tmp_path / "s.zarr", progress=False)
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "s.zarr")[...], a[a > 0.5])
+    known = s.compute_chunk_sizes()
+    assert known.shape == a[a > 0.5].shape
+    np.testing.assert_array_equal(known[::2].compute(progress=False), a[a > 0.5][::2])
+    # Assignment under a mask of the leading axes, given as numpy's arrays.
+    x[a[:, 0] > 0] = 0
+    want = a.copy()
+    want[a[:, 0] > 0] = 0
+    np.testing.assert_array_equal(x.compute(progress=False), want)
+    with pytest.raises(ValueError, match="boolean index did not match"):
+        x[np.ones(4, bool)]
 
 
 def test_mandelbrot_as_numpy_users_write_it():

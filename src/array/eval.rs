@@ -14,6 +14,7 @@ use super::kernel::ops::{BinaryOp, UnaryOp};
 use super::kernel::reduce::Reducer;
 use super::program::{Distribution, Scalar};
 use super::promote::Operand;
+use super::select::{Reduced, Selection};
 use super::stencil::{PadMode, Weights};
 use crate::error::syntax::{line_column, render_caret, Span};
 use crate::error::{Error, Result};
@@ -47,8 +48,11 @@ pub enum Value {
     /// `unique(x)` of an array, with counts or not: its length is known only once
     /// it has run, so it can only be an expression's result.
     Unique(Array, bool),
-    /// A method bound to its array.
-    Method(Array, String),
+    /// `x[mask]`: the elements a boolean mask selects, of a length only the mask's
+    /// values tell.
+    Selected(Selection),
+    /// A method bound to its array (or selection).
+    Method(Box<Value>, String),
 }
 
 impl Value {
@@ -70,6 +74,10 @@ impl Value {
             Value::Unique(..) => "the result of unique(), whose length is known only once it \
                                   has run (it can only be the expression's result)"
                 .into(),
+            Value::Selected(s) => format!(
+                "a boolean selection of shape {} (its length is known only once it has run)",
+                s.shape_text()
+            ),
         }
     }
 }
@@ -85,6 +93,7 @@ pub const FUNCTIONS: &[&str] = &[
     "angle",
     "any",
     "arange",
+    "around",
     "arccos",
     "arcsin",
     "arctan",
@@ -323,7 +332,7 @@ impl Evaluator<'_> {
                 let out = match f {
                     Value::Function(name) => self.call(&name, &mut call)?,
                     Value::Method(a, name) => {
-                        call.args.insert(0, Value::Array(a));
+                        call.args.insert(0, *a);
                         self.call(&name, &mut call)?
                     }
                     other => {
@@ -354,6 +363,16 @@ impl Evaluator<'_> {
                             )
                         });
                 }
+                if let Value::Selected(sel) = &v {
+                    return Err(usage(
+                        "index",
+                        &format!(
+                            "{} cannot be indexed further; compute it first, or index the \
+                             array before selecting",
+                            Value::Selected(sel.clone()).describe()
+                        ),
+                    ));
+                }
                 let a = to_array(v)?;
                 let index = match index.kind() {
                     ExprKind::Tuple(items) => {
@@ -361,7 +380,7 @@ impl Evaluator<'_> {
                     }
                     _ => vec![self.eval(index)?],
                 };
-                Value::Array(subscript(&a, &index)?)
+                subscript(&a, &index)?
             }
             ExprKind::Slice { lower, upper, step } => {
                 let part = |p: &Option<Box<Expr>>| -> Result<Option<i64>> {
@@ -377,12 +396,15 @@ impl Evaluator<'_> {
             }
             ExprKind::Unary { op, operand } => {
                 let v = self.eval(operand)?;
-                unary(*op, v)?
+                lifted(vec![v], |mut v| unary(*op, v.remove(0)))?
             }
             ExprKind::Binary { op, left, right } => {
                 let a = self.eval(left)?;
                 let b = self.eval(right)?;
-                binary(*op, a, b)?
+                lifted(vec![a, b], |mut v| {
+                    let b = v.remove(1);
+                    binary(*op, v.remove(0), b)
+                })?
             }
             ExprKind::Compare { left, rest } => {
                 let mut lhs = self.eval(left)?;
@@ -397,10 +419,16 @@ impl Evaluator<'_> {
                         ast::CompareOp::Eq => BinaryOp::Equal,
                         ast::CompareOp::Ne => BinaryOp::NotEqual,
                     };
-                    let r = apply_binary(bop, lhs, rhs.clone())?;
+                    let r = lifted(vec![lhs, rhs.clone()], |mut v| {
+                        let b = v.remove(1);
+                        apply_binary(bop, v.remove(0), b)
+                    })?;
                     out = Some(match out {
                         None => r,
-                        Some(prev) => apply_binary(BinaryOp::BitwiseAnd, prev, r)?,
+                        Some(prev) => lifted(vec![prev, r], |mut v| {
+                            let b = v.remove(1);
+                            apply_binary(BinaryOp::BitwiseAnd, v.remove(0), b)
+                        })?,
                     });
                     lhs = rhs;
                 }
@@ -443,6 +471,9 @@ impl Evaluator<'_> {
             return Err(Error::bug("a name that is not a dotted path", ""));
         };
         let v = self.eval(value)?;
+        if let Value::Selected(sel) = v {
+            return selected_attribute(sel, name, self.names);
+        }
         let Value::Array(a) = v else {
             return Err(Error::ArrayArgument {
                 op: format!(".{name}"),
@@ -458,12 +489,62 @@ impl Evaluator<'_> {
             "dtype" => Value::DType(a.dtype()),
             "real" => Value::Array(a.unary(UnaryOp::Real)?),
             "imag" => Value::Array(a.unary(UnaryOp::Imag)?),
-            m if FUNCTIONS.contains(&m) => Value::Method(a, m.to_string()),
+            m if FUNCTIONS.contains(&m) => Value::Method(Box::new(Value::Array(a)), m.to_string()),
             m => return Err(unknown(&format!(".{m}"), self.names)),
         })
     }
 
+    /// A function given a boolean selection: elementwise work and reductions.
+    fn call_selected(&self, name: &str, c: &mut Call) -> Result<Value> {
+        if let Some(r) = reducer(name) {
+            let Value::Selected(sel) = c.arg(0, "a")? else {
+                return Err(usage(
+                    name,
+                    "only its first operand may be a boolean selection",
+                ));
+            };
+            let (axes, keepdims, ddof) = reduction_options(c)?;
+            return Ok(match sel.reduce(r, axes.as_deref(), keepdims, ddof)? {
+                Reduced::Array(a) => Value::Array(with_split_every(c, a)?),
+                Reduced::Selection(s) => Value::Selected(s),
+            });
+        }
+        if unary_ufunc(name).is_some()
+            || binary_ufunc(name).is_some()
+            || ELEMENTWISE.contains(&name)
+        {
+            let sel = unselect(c.args.iter_mut().chain(c.kw.values_mut()))?;
+            let out = self.call(name, c)?;
+            return match sel {
+                Some(sel) => reselect(&sel, out),
+                None => Ok(out),
+            };
+        }
+        Err(usage(
+            name,
+            "cannot take a boolean selection (x[mask]), whose length is known only once it \
+             has run: compute it first, reduce it (x[mask].sum()), or keep the shape with \
+             where(mask, x, fill)",
+        ))
+    }
+
     fn call(&self, name: &str, c: &mut Call) -> Result<Value> {
+        let selected = c
+            .args
+            .iter()
+            .chain(c.kw.values())
+            .any(|v| matches!(v, Value::Selected(_)));
+        if selected {
+            return self.call_selected(name, c);
+        }
+        if matches!(name, "round" | "around") {
+            let x = to_array(c.arg(0, "a")?)?;
+            let decimals = match c.opt(1, "decimals")? {
+                None => 0,
+                Some(v) => to_i64(&v, "decimals")?,
+            };
+            return Ok(Value::Array(round(&x, decimals)?));
+        }
         if let Some(op) = unary_ufunc(name) {
             let x = c.arg(0, "x")?;
             return Ok(Value::Array(apply_unary_fn(op, x)?));
@@ -475,30 +556,9 @@ impl Evaluator<'_> {
         }
         if let Some(r) = reducer(name) {
             let x = to_array(c.arg(0, "a")?)?;
-            let axis = c.opt(1, "axis")?;
-            let axes = match axis {
-                None | Some(Value::None) => None,
-                Some(v) => Some(int_list(&v, "axis")?),
-            };
-            let keepdims = c.opt_kw("keepdims")?.map_or(Ok(false), |v| to_bool(&v))?;
-            let ddof = match c.opt_kw("ddof")? {
-                None => 0.0,
-                Some(v) => to_f64(&v, "ddof")?,
-            };
+            let (axes, keepdims, ddof) = reduction_options(c)?;
             let reduced = x.reduce(r, axes.as_deref(), keepdims, ddof)?;
-            return Ok(Value::Array(match c.opt_kw("split_every")? {
-                None | Some(Value::None) => reduced,
-                Some(v) => {
-                    let n = to_i64(&v, "split_every")?;
-                    let n = u64::try_from(n).map_err(|_| {
-                        usage(
-                            "split_every",
-                            &format!("split_every must be at least 2, not {n}"),
-                        )
-                    })?;
-                    reduced.with_split_every(n)?
-                }
-            }));
+            return Ok(Value::Array(with_split_every(c, reduced)?));
         }
         Ok(match name {
             "astype" => {
@@ -1669,8 +1729,9 @@ fn binary(op: ast::BinaryOp, a: Value, b: Value) -> Result<Value> {
     apply_binary(bop, a, b)
 }
 
-/// Basic indexing from subscript values.
-fn subscript(a: &Array, index: &[Value]) -> Result<Array> {
+/// Indexing from subscript values: basic indices, and one list, integer array or
+/// boolean mask.
+fn subscript(a: &Array, index: &[Value]) -> Result<Value> {
     let ellipses = index
         .iter()
         .filter(|v| matches!(v, Value::Ellipsis))
@@ -1681,34 +1742,48 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Array> {
             "an index can only have a single ellipsis ('...')",
         ));
     }
-    let consumed = index
+    let advanced: Vec<Option<Array>> = index
         .iter()
-        .filter(|v| !matches!(v, Value::None | Value::Ellipsis))
-        .count();
-    // One array of indices (a list, or an integer array) may stand for an axis:
-    // the basic index runs first with a whole slice there, then the rows are taken.
-    let mut fancy: Option<(usize, Array)> = None;
-    let mut out = Vec::new();
-    for v in index {
-        let advanced = match v {
+        .map(|v| match v {
             Value::Tuple(_) => {
                 let (shape, values, dtype) = literal_values(v)?;
-                Some(Array::literal(&shape, values, dtype)?)
+                Ok(Some(Array::literal(&shape, values, dtype)?))
             }
-            Value::Array(x) if x.ndim() > 0 || x.dtype() == DType::Bool => Some(x.clone()),
-            _ => None,
-        };
-        if let Some(x) = advanced {
-            if fancy.is_some() {
-                return Err(usage(
-                    "index",
-                    "only one array (or list) of indices per subscript is supported",
-                ));
-            }
+            Value::Array(x) if x.ndim() > 0 || x.dtype() == DType::Bool => Ok(Some(x.clone())),
+            _ => Ok(None),
+        })
+        .collect::<Result<_>>()?;
+    if advanced.iter().flatten().count() > 1 {
+        return Err(usage(
+            "index",
+            "only one array (or list) of indices per subscript is supported",
+        ));
+    }
+    // A mask stands for as many axes as it has.
+    let consumed: usize = index
+        .iter()
+        .zip(&advanced)
+        .map(|(v, x)| match (v, x) {
+            (_, Some(x)) if x.dtype() == DType::Bool => x.ndim(),
+            (Value::None | Value::Ellipsis, _) => 0,
+            _ => 1,
+        })
+        .sum();
+    // The array of indices stands for whole slices in a basic index that runs
+    // first; its rows are then taken, or its mask applied.
+    let mut fancy: Option<(usize, Array)> = None;
+    let mut out = Vec::new();
+    for (v, x) in index.iter().zip(&advanced) {
+        if let Some(x) = x {
             // The result axis it becomes: those the entries before it give.
             let before = out.iter().filter(|i| !matches!(i, Index::Int(_))).count();
-            fancy = Some((before, x));
-            out.push(Index::Slice(None, None, None));
+            fancy = Some((before, x.clone()));
+            let axes = if x.dtype() == DType::Bool {
+                x.ndim()
+            } else {
+                1
+            };
+            out.extend((0..axes).map(|_| Index::Slice(None, None, None)));
             continue;
         }
         out.push(match v {
@@ -1725,8 +1800,8 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Array> {
                 return Err(usage(
                     "index",
                     &format!(
-                        "{} cannot index an array (integers, slices, None, ..., and a list or \
-                         array of integers can)",
+                        "{} cannot index an array (integers, slices, None, ..., a list or \
+                         array of integers, and a boolean mask can)",
                         other.describe()
                     ),
                 ))
@@ -1734,10 +1809,239 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Array> {
         });
     }
     let basic = a.index(&out)?;
-    match fancy {
-        None => Ok(basic),
-        Some((axis, indices)) => basic.take(&indices, axis as i64),
+    let Some((axis, indices)) = fancy else {
+        return Ok(Value::Array(basic));
+    };
+    // Integers are advanced indices too, to numpy: when they and the array are
+    // not side by side, the array's result axes come first.
+    let positions: Vec<usize> = index
+        .iter()
+        .zip(&advanced)
+        .enumerate()
+        .filter(|(_, (v, x))| x.is_some() || matches!(v, Value::Int(_) | Value::Bool(_)))
+        .map(|(k, _)| k)
+        .collect();
+    let apart = positions
+        .last()
+        .zip(positions.first())
+        .is_some_and(|(l, f)| l - f + 1 != positions.len());
+    if indices.dtype() == DType::Bool {
+        let k = indices.ndim();
+        let values = if apart && axis > 0 {
+            let from: Vec<i64> = (axis..axis + k).map(|a| a as i64).collect();
+            let to: Vec<i64> = (0..k as i64).collect();
+            basic.moveaxis(&from, &to)?
+        } else {
+            basic
+        };
+        let at = if apart { 0 } else { axis };
+        return Ok(Value::Selected(Selection::new(values, indices, at)?));
     }
+    let taken = basic.take(&indices, axis as i64)?;
+    Ok(Value::Array(if apart && axis > 0 {
+        taken.moveaxis(&[axis as i64], &[0])?
+    } else {
+        taken
+    }))
+}
+
+/// numpy's `round(x, decimals)`: scaled by a power of ten, rounded half to even,
+/// scaled back, in the array's own precision (as numpy computes it); integers are
+/// unchanged by non-negative decimals.
+fn round(x: &Array, decimals: i64) -> Result<Array> {
+    if x.dtype().is_complex() {
+        // Each part rounded, as numpy does.
+        let re = round(&x.unary(UnaryOp::Real)?, decimals)?;
+        let im = round(&x.unary(UnaryOp::Imag)?, decimals)?;
+        let i = Array::scalar(
+            Scalar::Complex(0.0, 1.0),
+            DType::Complex128,
+            Some(Operand::PyComplex(0.0, 1.0)),
+        );
+        return re.binary(BinaryOp::Add, &im.binary(BinaryOp::Multiply, &i)?);
+    }
+    if decimals == 0 {
+        return x.unary(UnaryOp::Rint);
+    }
+    if !x.dtype().is_float() {
+        if decimals > 0 {
+            return Ok(x.clone());
+        }
+        return Err(usage(
+            "round",
+            &format!(
+                "rounding {} values to {decimals} decimals is not supported",
+                x.dtype().name()
+            ),
+        ));
+    }
+    let f = 10f64.powi(i32::try_from(decimals.unsigned_abs()).unwrap_or(i32::MAX));
+    let factor = Array::scalar(Scalar::Float(f), DType::Float64, Some(Operand::PyFloat(f)));
+    let (into, back) = if decimals > 0 {
+        (BinaryOp::Multiply, BinaryOp::TrueDivide)
+    } else {
+        (BinaryOp::TrueDivide, BinaryOp::Multiply)
+    };
+    x.binary(into, &factor)?
+        .unary(UnaryOp::Rint)?
+        .binary(back, &factor)
+}
+
+/// A reduction's `axis`, `keepdims` and `ddof`.
+fn reduction_options(c: &mut Call) -> Result<(Option<Vec<i64>>, bool, f64)> {
+    let axes = match c.opt(1, "axis")? {
+        None | Some(Value::None) => None,
+        Some(v) => Some(int_list(&v, "axis")?),
+    };
+    let keepdims = c.opt_kw("keepdims")?.map_or(Ok(false), |v| to_bool(&v))?;
+    let ddof = match c.opt_kw("ddof")? {
+        None => 0.0,
+        Some(v) => to_f64(&v, "ddof")?,
+    };
+    Ok((axes, keepdims, ddof))
+}
+
+/// `reduced` with the tree's fan-in `split_every=`, when given.
+fn with_split_every(c: &mut Call, reduced: Array) -> Result<Array> {
+    Ok(match c.opt_kw("split_every")? {
+        None | Some(Value::None) => reduced,
+        Some(v) => {
+            let n = to_i64(&v, "split_every")?;
+            let n = u64::try_from(n).map_err(|_| {
+                usage(
+                    "split_every",
+                    &format!("split_every must be at least 2, not {n}"),
+                )
+            })?;
+            reduced.with_split_every(n)?
+        }
+    })
+}
+
+/// Functions that work element by element, so that on a boolean selection they
+/// are the same work on its whole array, the mask kept (beside the ufuncs).
+const ELEMENTWISE: &[&str] = &[
+    "astype",
+    "round",
+    "around",
+    "where",
+    "clip",
+    "logical_not",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+];
+
+/// `op` on `values`, where a boolean selection stands for its whole array
+/// (elementwise work commutes with the mask) and the result is selected again.
+fn lifted(mut values: Vec<Value>, op: impl FnOnce(Vec<Value>) -> Result<Value>) -> Result<Value> {
+    match unselect(values.iter_mut())? {
+        None => op(values),
+        Some(sel) => reselect(&sel, op(values)?),
+    }
+}
+
+/// Replaces the boolean selections among `values` by their whole arrays, and
+/// returns their selection.
+///
+/// # Errors
+/// Selections by different masks, or an array operand that would broadcast
+/// against the unknown axis.
+fn unselect<'a>(values: impl Iterator<Item = &'a mut Value>) -> Result<Option<Selection>> {
+    let values: Vec<&mut Value> = values.collect();
+    let mut common: Option<Selection> = None;
+    for v in &values {
+        if let Value::Selected(s) = &**v {
+            match &common {
+                None => common = Some(s.clone()),
+                Some(c) if c.same_mask(s) => {}
+                Some(_) => {
+                    return Err(usage(
+                        "index",
+                        "boolean selections by different masks cannot be combined: their \
+                         lengths are known only once they have run",
+                    ))
+                }
+            }
+        }
+    }
+    let Some(sel) = common else {
+        return Ok(None);
+    };
+    for v in values {
+        let ndim = match &*v {
+            Value::Selected(s) => {
+                *v = Value::Array(s.values().clone());
+                continue;
+            }
+            Value::Array(a) => a.ndim(),
+            Value::Tuple(_) => literal_values(v)?.0.len(),
+            _ => 0,
+        };
+        if ndim > sel.trailing_axes() {
+            return Err(usage(
+                "broadcast",
+                &format!(
+                    "operands could not be broadcast together: a boolean selection of shape \
+                     {} and {}-dimensional operand (an operand may only broadcast over the \
+                     axes after the selected one)",
+                    sel.shape_text(),
+                    ndim
+                ),
+            ));
+        }
+    }
+    Ok(Some(sel))
+}
+
+/// `v`, the result of elementwise work on a selection's whole array, selected.
+fn reselect(sel: &Selection, v: Value) -> Result<Value> {
+    match v {
+        Value::Array(a) => Ok(Value::Selected(sel.with_values(a)?)),
+        other => Ok(other),
+    }
+}
+
+/// An attribute of a boolean selection: what is known before it runs.
+fn selected_attribute(
+    sel: Selection,
+    name: &str,
+    names: &BTreeMap<String, Array>,
+) -> Result<Value> {
+    let nan = Value::Float(f64::NAN);
+    Ok(match name {
+        "T" if sel.ndim() == 1 => Value::Selected(sel),
+        "shape" => Value::Tuple(
+            sel.shape()
+                .iter()
+                .map(|d| d.map_or(nan.clone(), |n| Value::Int(n.into())))
+                .collect(),
+        ),
+        "ndim" => Value::Int(sel.ndim() as i128),
+        "size" | "nbytes" => nan,
+        "dtype" => Value::DType(sel.dtype()),
+        "real" | "imag" => {
+            let op = if name == "real" {
+                UnaryOp::Real
+            } else {
+                UnaryOp::Imag
+            };
+            Value::Selected(sel.with_values(sel.values().unary(op)?)?)
+        }
+        m if FUNCTIONS.contains(&m) => Value::Method(Box::new(Value::Selected(sel)), m.into()),
+        m => {
+            return Err(match unknown(&format!(".{m}"), names) {
+                e if m == "T" => {
+                    let _ = e;
+                    usage(
+                        ".T",
+                        "transposing a boolean selection of more than one axis is not supported",
+                    )
+                }
+                e => e,
+            })
+        }
+    })
 }
 
 fn to_i64(v: &Value, what: &str) -> Result<i64> {

@@ -21,6 +21,7 @@ use super::kernel::rows::BlockFunc;
 use super::kernel::values::{Phys, Values};
 use super::layout::{open_sink, open_source, write_region, ArrayLayout};
 use super::program::{LeafSource, Node, Program, ReduceSpec, View};
+use super::select::Selection;
 use crate::error::{Error, Result};
 use crate::grid::{copy_region, indices_c_order, AxisChunks, ChunkGrid, Subset};
 use crate::plan::{
@@ -128,6 +129,14 @@ pub enum StageWork {
         /// The program.
         program: Program,
     },
+    /// Each block's values where the mask's are true, in C order (a boolean
+    /// selection, `x[mask]`): a run of values whose length only the mask tells.
+    Compress {
+        /// The values' program.
+        program: Program,
+        /// The mask's program, of the values' shape.
+        mask: Program,
+    },
     /// Distinct values and counts merged (`unique`'s tree); the last level's one
     /// task holds the result.
     UniqueMerge {
@@ -215,6 +224,7 @@ impl StageMeta {
             StageWork::Values { program }
             | StageWork::Partials { program, .. }
             | StageWork::Unique { program }
+            | StageWork::Compress { program, .. }
             | StageWork::Scan { program, .. } => Ok((program, block.clone())),
             // Any row along the axis may be read.
             StageWork::Take {
@@ -394,6 +404,29 @@ impl Operation for ArrayBlock {
                 let (values, counts) = super::kernel::rows::unique_merge(vec![(values, ones)])?;
                 let bytes = encode_unique(&values, &counts, dtype);
                 env.store.put(&task.output, Entry::Bytes(bytes.into()))
+            }
+            StageWork::Compress { mask, .. } => {
+                let item = program.dtype().size();
+                let values = program.eval_block(&local, &read)?;
+                let keep = mask.eval_block(&local, &read)?;
+                if values.len() != keep.len() * item {
+                    return Err(Error::BadPlan {
+                        reason: format!(
+                            "task {}: {} bytes of values under a mask of {} elements",
+                            task.id,
+                            values.len(),
+                            keep.len()
+                        ),
+                    });
+                }
+                let kept = keep.iter().filter(|&&m| m != 0).count();
+                let mut out = Vec::with_capacity(kept * item);
+                for (m, v) in keep.iter().zip(values.chunks_exact(item)) {
+                    if *m != 0 {
+                        out.extend_from_slice(v);
+                    }
+                }
+                env.store.put(&task.output, Entry::Bytes(out.into()))
             }
             StageWork::Counts { weights, bins, .. } => {
                 let values = Values::decode(program.dtype(), &program.eval_block(&local, &read)?)?;
@@ -1604,6 +1637,33 @@ impl<'p> PlanBuilder<'p> {
         }
     }
 
+    /// Adds the stage laying out a boolean selection's elements: one task a slab
+    /// of whole rows keeps its selected values, in C order. Returns the stage's
+    /// dataset and the slabs' keys, in order.
+    ///
+    /// # Errors
+    /// As [`PlanBuilder::add`].
+    pub fn add_selection(&mut self, selection: &Selection) -> Result<(String, Vec<Vec<u64>>)> {
+        let values = selection.values();
+        let mask = selection.full_mask()?;
+        let (program, inputs) = values.program();
+        let (mask_program, mask_inputs) = mask.program();
+        self.add_input_map(&inputs)?;
+        self.add_input_map(&mask_inputs)?;
+        let id = format!("{}s", values.expr().id);
+        let meta = StageMeta {
+            chunks: selection.slabs(),
+            work: StageWork::Compress {
+                program,
+                mask: mask_program,
+            },
+            write_to: None,
+        };
+        let keys = meta.grid().chunk_indices().collect();
+        self.add_block_stage(&id, meta, &Target::Store)?;
+        Ok((id, keys))
+    }
+
     /// Adds the datasets and stages of what `array`'s program reads.
     fn add_inputs(&mut self, array: &Array) -> Result<()> {
         self.add_input_map(&array.expr().inputs)
@@ -1663,6 +1723,7 @@ impl<'p> PlanBuilder<'p> {
                 StageWork::Counts {
                     weights: Some(w), ..
                 } => Some((w, local.clone())),
+                StageWork::Compress { mask, .. } => Some((mask, local.clone())),
                 StageWork::Take { indices, axis, .. } => {
                     // A window of rows is evaluated at a time, not the whole axis.
                     read_bytes = block.num_elements() * 3 * 16;
@@ -1697,6 +1758,8 @@ impl<'p> PlanBuilder<'p> {
                 }
                 // The block's values decoded, their order, and the distinct ones.
                 StageWork::Unique { .. } => local.num_elements() * (24 + 2 * item),
+                // The block's values, its mask, and the values kept.
+                StageWork::Compress { .. } => local.num_elements() * (2 * item + 1),
                 // The block's values decoded and its weights, then the bins' state.
                 StageWork::Counts { bins, .. } => local.num_elements() * 32 + bins.len() * 24,
                 // The input block's values decoded (16 bytes an element at most) and

@@ -22,6 +22,7 @@ pub mod program;
 pub mod promote;
 pub mod random;
 mod rechunk;
+pub mod select;
 pub mod stencil;
 
 pub use create::{CreateArray, FinishArray};

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::create::{CreateArray, FinishArray};
 use super::layout::{mark_written, open_sink, open_source, write_region, ArrayLayout};
 use crate::error::{Error, Result};
-use crate::grid::rechunk::{plan_stages, stage_block, stage_task_bytes};
+use crate::grid::rechunk::{
+    block_task_bytes, fitting_block, plan_stages, stage_block, stage_task_bytes,
+};
 use crate::grid::{indices_c_order, num_elements, ChunkGrid};
 use crate::plan::{
     DataRef, Dataset, DatasetRole, Event, OpSpec, Operation, Plan, Task, TaskEnv, TaskId, TaskKind,
@@ -123,6 +125,7 @@ pub struct Rechunk {
     shape: Vec<u64>,
     item: u64,
     path: Vec<Vec<u64>>,
+    budget: u64,
 }
 
 impl Rechunk {
@@ -151,6 +154,7 @@ impl Rechunk {
             shape: shape.to_vec(),
             item,
             path,
+            budget,
         })
     }
 
@@ -161,7 +165,9 @@ impl Rechunk {
 
     /// The grid of blocks of stage `k`.
     fn blocks(&self, k: usize) -> Result<ChunkGrid> {
-        let block = stage_block(&self.shape, &self.path[k], &self.path[k + 1]);
+        let (a, b) = (&self.path[k], &self.path[k + 1]);
+        let block = fitting_block(&self.shape, a, b, self.item, self.budget)
+            .unwrap_or_else(|| stage_block(&self.shape, a, b));
         ChunkGrid::regular(&self.shape, &block)
     }
 
@@ -230,7 +236,13 @@ impl Rechunk {
         for k in 0..self.stages() {
             let blocks = self.blocks(k)?;
             let block_shape = blocks.max_chunk_shape();
-            let block_bytes = num_elements(&block_shape) * self.item;
+            let task_bytes = block_task_bytes(
+                &self.shape,
+                &block_shape,
+                &self.path[k],
+                &self.path[k + 1],
+                self.item,
+            );
             let chunk_bytes = num_elements(&self.path[k + 1]) * self.item;
             let first = plan.tasks.len() as TaskId;
             for index in blocks.chunk_indices() {
@@ -258,9 +270,7 @@ impl Rechunk {
                 plan.push(Task {
                     inputs,
                     deps,
-                    // The block read, and the chunks cut out of it (at most the block
-                    // again).
-                    memory_bytes: 2 * block_bytes,
+                    memory_bytes: task_bytes,
                     unit_bytes: chunk_bytes,
                     ..Task::new(
                         spec(&CopyBlock {

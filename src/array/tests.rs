@@ -263,6 +263,38 @@ const EXACT: &[&str] = &[
     "b[2, [0, 8, 4]]",
     "(z * 0).any(axis=0)",
     "z.all()",
+    // Integers are advanced indices too: apart from the array, its axis goes first.
+    "b[2, :, [0, 3]]",
+    "a[:, 1, :][[4, 0], 2]",
+    // Boolean masks: the unknown length is known once run.
+    "a[m]",
+    "b[b > 0]",
+    "a[a[:, 0, 0] > 0]",
+    "a[:, m[0, :, 0]]",
+    "b[:, :, [True, False, True, False, True]]",
+    "a[:, m[0]]",
+    "b[m[:, 0, 0], :, 2]",
+    "b[:, m[0, :, 0], 2]",
+    "b[2, :, m[0, 0, :]]",
+    "a[1:, ::-2][a[1:, ::-2] > 0.5]",
+    "z[z.real > 0]",
+    "u[u > 100] + 1",
+    "abs(b[b < 0]) * 2",
+    "where(b[m] > 0, b[m], -1)",
+    "b[m].astype('float32')",
+    "b[m].sum()",
+    "b[m].min()",
+    "b[m].max()",
+    "m[a > 0].sum()",
+    "u[m].any()",
+    "b[b[:, 0, 0] > 0].max(axis=0)",
+    "b[b[:, 0, 0] > 0].sum(axis=(0, 1))",
+    "b[b[:, 0, 0] > 0].sum(axis=2)",
+    "a[a > 100]",
+    "a[a > 100].sum()",
+    "a[:, a[0, :, 0] > 100]",
+    "b.round(2)",
+    "round(a)",
 ];
 
 /// Expressions whose float results must equal numpy's to 1e-12 relative.
@@ -338,6 +370,25 @@ const CLOSE: &[&str] = &[
     "y.mean(axis=0)",
     "z.var(axis=1, ddof=1)",
     "y.std()",
+    "a[m].mean()",
+    "a[m].std()",
+    "a[m].var(ddof=1)",
+    "f[m].mean()",
+    "b[m].mean()",
+    "z[m].var()",
+    "nanmean(w[m])",
+    "nanstd(w[m])",
+    "w[m].min()",
+    "w[m].max()",
+    "a[a[:, 0, 0] > 0].mean(axis=0)",
+    "a[a[:, 0, 0] > 0].std(axis=(0, 2))",
+    "a[a[:, 0, 0] > 0].mean(axis=1)",
+    "sqrt(p[m]) * 2",
+    "a[m].sum(keepdims=True)",
+    "round(a, 2)",
+    "f.round(3)",
+    "around(a * 1000, -2)",
+    "round(z, 1)",
 ];
 
 fn context() -> JobContext {
@@ -369,10 +420,12 @@ fn inputs(dir: &Path, chunks: &dyn Fn(&[u64]) -> Chunks) -> BTreeMap<String, Arr
 
 fn compute(expr: &str, names: &BTreeMap<String, Array>, ctx: &JobContext) -> ComputedArray {
     let value = evaluate(expr, names).unwrap_or_else(|e| panic!("{expr}: {e}"));
-    let Value::Array(array) = value else {
-        panic!("{expr}: not an array")
-    };
-    compute_array(&array, ctx).unwrap_or_else(|e| panic!("{expr}: {e}"))
+    match value {
+        Value::Array(array) => compute_array(&array, ctx),
+        Value::Selected(selection) => crate::convert::compute_selected(&selection, ctx),
+        _ => panic!("{expr}: not an array"),
+    }
+    .unwrap_or_else(|e| panic!("{expr}: {e}"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -1187,6 +1240,54 @@ fn unique_values_and_counts_equal_numpys_under_every_chunking() {
                 hex(&c),
                 wc["hex"].as_str().unwrap(),
                 "{expr} counts ({label})"
+            );
+        }
+    }
+}
+
+#[test]
+fn boolean_selections_stay_under_a_quarter_of_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.npy");
+    // 8 MiB of float64 written by numpy; the selection and its reductions run
+    // under 2 MiB.
+    let want = crate::reference::json(
+        "import json, sys, numpy as np\n\
+         x = np.random.default_rng(3).standard_normal((256, 4096))\n\
+         np.save(sys.argv[1], x)\n\
+         print(json.dumps({\n\
+           'tail': x[x > 2.5].tobytes().hex(),\n\
+           'std': np.array(x[x > 0].std()).tobytes().hex(),\n\
+           'rows': x[x[:, 0] > 1.5, ::64].tobytes().hex()}))",
+        &[&src.display().to_string()],
+    );
+    let limit = 2 << 20;
+    let x = Array::open(
+        &src,
+        Some(regular_chunks(&[256, 4096], &[16, 1024]).unwrap()),
+    )
+    .unwrap();
+    let mut names = BTreeMap::new();
+    names.insert("x".to_string(), x);
+    for (expr, key) in [
+        ("x[x > 2.5]", "tail"),
+        ("x[x > 0].std()", "std"),
+        ("x[x[:, 0] > 1.5, ::64]", "rows"),
+    ] {
+        let ctx = budget(limit);
+        let got = compute(expr, &names, &ctx);
+        let peak = ctx.pool.peak_reserved();
+        assert!(
+            peak > 0 && peak <= limit,
+            "{expr}: peak reserved {peak} of {limit}"
+        );
+        let (g, w) = (floats(DType::Float64, &got.bytes), hex_floats(&want[key]));
+        assert!(!w.is_empty(), "{expr}: numpy selected nothing");
+        assert_eq!(g.len(), w.len(), "{expr}");
+        for (a, b) in g.iter().zip(&w) {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                "{expr}: {a} vs {b}"
             );
         }
     }

@@ -20,6 +20,7 @@ use std::time::Instant;
 use super::common::JobArgs;
 use crate::array::eval::{evaluate, Value};
 use crate::array::graph::Array;
+use crate::array::select::Selection;
 use crate::convert::{compute_array, write_array, ChunkSpec, Compression, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::exec::CancelToken;
@@ -104,7 +105,7 @@ impl Args {
         Ok(names)
     }
 
-    fn options(&self) -> Result<ConvertOptions> {
+    pub(super) fn options(&self) -> Result<ConvertOptions> {
         Ok(ConvertOptions {
             to: self
                 .to
@@ -167,6 +168,18 @@ impl Args {
         })
     }
 
+    /// The boolean selection the expression is (`x[mask]`, and elementwise work on
+    /// it); `None` for any other expression.
+    ///
+    /// # Errors
+    /// The inputs' and the expression's errors.
+    pub(super) fn selected(&self) -> Result<Option<Selection>> {
+        Ok(match evaluate(&self.expr, &self.names()?)? {
+            Value::Selected(s) => Some(s),
+            _ => None,
+        })
+    }
+
     /// The array the expression computes, in the chunks asked for, and the output
     /// options.
     ///
@@ -200,6 +213,9 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
     if let Some((array, counts)) = args.unique()? {
         return run_unique(&args, &array, counts, cancel, started);
     }
+    if let Some(selection) = args.selected()? {
+        return run_selected(&args, &selection, cancel, started);
+    }
     let (array, options) = args.array()?;
     let mut paths: Vec<&std::path::Path> = Vec::new();
     let inputs = array.input_paths();
@@ -215,6 +231,48 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
         }
         None => {
             let outcome = compute_array(&array, &ctx);
+            let computed = args.job.finish(&ctx, started, report_file, outcome, |_| {
+                serde_json::json!({})
+            })?;
+            println!(
+                "{}",
+                crate::array::print::numpy_str(&computed.shape, computed.dtype, &computed.bytes)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `x[mask]`: the selected elements printed as numpy prints them, or written to
+/// the output.
+fn run_selected(
+    args: &Args,
+    selection: &Selection,
+    cancel: CancelToken,
+    started: Instant,
+) -> Result<ExitCode> {
+    let options = args.options()?;
+    if options.chunks.is_some() {
+        return Err(Error::ArrayArgument {
+            op: "array".into(),
+            reason: "--chunks cannot apply to a boolean selection, whose length is known \
+                     only once it has run; write it, then rechunk the file"
+                .into(),
+        });
+    }
+    let mut paths = selection.values().input_paths();
+    paths.extend(args.output.iter().cloned());
+    let refs: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
+    let (ctx, report_file) = args.job.start(cancel, &refs, args.overwrite)?;
+    match &args.output {
+        Some(out) => {
+            let outcome = crate::convert::write_selected(selection, out, &options, &ctx);
+            args.job.finish(&ctx, started, report_file, outcome, |_| {
+                serde_json::json!({})
+            })?;
+        }
+        None => {
+            let outcome = crate::convert::compute_selected(selection, &ctx);
             let computed = args.job.finish(&ctx, started, report_file, outcome, |_| {
                 serde_json::json!({})
             })?;

@@ -9,6 +9,8 @@ use std::time::Instant;
 use clap::Parser;
 
 use super::common::JobArgs;
+use crate::array::graph::Array;
+use crate::array::select::Selection;
 use crate::convert::{
     already_published, convert as convert_job, create_workdir, directory_store, finish_if_complete,
     plan_convert as plan_convert_job, registry, run_plan as run_plan_job, OnFailure,
@@ -72,6 +74,17 @@ impl ArrayRequest {
 /// The inputs' and the expression's errors.
 pub fn array_info(request: &ArrayRequest) -> Result<serde_json::Value> {
     let args = request.args(None, &[])?;
+    if let Some(selection) = args.selected()? {
+        // Dask's unknown lengths: `nan` in Python, `null` here.
+        let (plan, _, _) = crate::convert::plan_selection(&selection, args.job.sizing()?)?;
+        return Ok(serde_json::json!({
+            "shape": selection.shape(),
+            "dtype": selection.dtype().name(),
+            "chunks": selection.chunks(),
+            "nbytes": null,
+            "tasks": plan.tasks.len(),
+        }));
+    }
     let (array, _) = args.array()?;
     let (plan, _) = crate::convert::plan_array_compute(&array, args.job.sizing()?)?;
     Ok(serde_json::json!({
@@ -81,6 +94,14 @@ pub fn array_info(request: &ArrayRequest) -> Result<serde_json::Value> {
         "nbytes": array.nbytes(),
         "tasks": plan.tasks.len(),
     }))
+}
+
+/// What an expression computes: an array, or a result whose length only the run
+/// tells.
+enum Deferred {
+    Array(Array),
+    Unique(Array),
+    Selected(Selection),
 }
 
 /// An expression's array computed into memory, with the job's statistics.
@@ -99,29 +120,29 @@ pub fn array_compute(
 ) -> ComputedWatched {
     let started = Instant::now();
     let prepared = request.args(None, flags).and_then(|args| {
-        let unique = args.unique()?.map(|(a, _)| a);
-        let array = match &unique {
-            Some(a) => a.clone(),
-            None => args.array()?.0,
+        let what = if let Some((a, _)) = args.unique()? {
+            Deferred::Unique(a)
+        } else if let Some(s) = args.selected()? {
+            Deferred::Selected(s)
+        } else {
+            Deferred::Array(args.array()?.0)
         };
-        Ok((
-            array,
-            unique.is_some(),
-            context(&args.job, cancel.clone(), watch)?,
-        ))
+        Ok((what, context(&args.job, cancel.clone(), watch)?))
     });
-    let (array, unique, ctx) = match prepared {
+    let (what, ctx) = match prepared {
         Ok(p) => p,
         Err(e) => return (Err(e), None),
     };
-    // `unique(x)`: its values, and their counts after them as int64.
-    let result = if unique {
-        crate::convert::compute_unique(&array, &ctx).map(|(mut values, counts)| {
-            values.counts = Some(counts);
-            values
-        })
-    } else {
-        crate::convert::compute_array(&array, &ctx)
+    let result = match &what {
+        // `unique(x)`: its values, and their counts after them as int64.
+        Deferred::Unique(array) => {
+            crate::convert::compute_unique(array, &ctx).map(|(mut values, counts)| {
+                values.counts = Some(counts);
+                values
+            })
+        }
+        Deferred::Selected(selection) => crate::convert::compute_selected(selection, &ctx),
+        Deferred::Array(array) => crate::convert::compute_array(array, &ctx),
     }
     .map_err(|e| cancel.explain(e));
     let out = stats(&ctx, started);
@@ -145,15 +166,25 @@ pub fn array_write(
 ) -> Watched {
     let started = Instant::now();
     let prepared = request.args(Some(dst), flags).and_then(|args| {
-        let (array, options) = args.array()?;
-        Ok((array, options, context(&args.job, cancel.clone(), watch)?))
+        let (what, options) = match args.selected()? {
+            Some(s) => (Deferred::Selected(s), args.options()?),
+            None => {
+                let (array, options) = args.array()?;
+                (Deferred::Array(array), options)
+            }
+        };
+        Ok((what, options, context(&args.job, cancel.clone(), watch)?))
     });
-    let (array, options, ctx) = match prepared {
+    let (what, options, ctx) = match prepared {
         Ok(p) => p,
         Err(e) => return (Err(e), None),
     };
-    let result =
-        crate::convert::write_array(&array, dst, &options, &ctx).map_err(|e| cancel.explain(e));
+    let result = match &what {
+        Deferred::Selected(s) => crate::convert::write_selected(s, dst, &options, &ctx),
+        Deferred::Array(a) => crate::convert::write_array(a, dst, &options, &ctx),
+        Deferred::Unique(_) => Err(Error::bug("unique() written to a file", "")),
+    }
+    .map_err(|e| cancel.explain(e));
     let out = stats(&ctx, started);
     let part = part(
         &ctx,

@@ -8,6 +8,7 @@ use super::job::{finish_with_publish, run_plan_then, OnFailure, PlanSizing, STAG
 use super::{output_spec, sinks, ConvertOptions};
 use crate::array::graph::{regular_chunks, Array, Chunks};
 use crate::array::lower::{collect, PlanBuilder, Target};
+use crate::array::select::Selection;
 use crate::array::CreateArray;
 use crate::array::FinishArray;
 use crate::error::{Error, Result};
@@ -111,6 +112,118 @@ pub fn compute_unique(array: &Array, ctx: &JobContext) -> Result<(ComputedArray,
         },
         counts,
     ))
+}
+
+/// The elements a boolean mask selects (`x[mask]`), computed into memory: each
+/// slab of whole rows keeps its selected values, and the slabs are joined in order,
+/// held on the pool as they are read. The unknown length is known then.
+///
+/// # Errors
+/// As [`compute`]; the pool's error when the selected values do not fit the
+/// memory limit.
+pub fn compute_selected(selection: &Selection, ctx: &JobContext) -> Result<ComputedArray> {
+    let sizing = PlanSizing::of(ctx);
+    let (mut plan, dataset, keys) = plan_selection(selection, sizing)?;
+    plan.workdir = scratch_workdir(ctx).display().to_string();
+    check_memory(&plan, sizing.memory_limit)?;
+    std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
+    let dtype = selection.dtype();
+    let limit = ctx.pool.limit();
+    let mut held = ctx.pool.reserve("selected values");
+    let (_, bytes) = run_plan_then(&plan, ctx, OnFailure::RemoveAll, |store| {
+        let mut out: Vec<u8> = Vec::new();
+        for key in keys {
+            let entry = store.get(&DataRef::chunk(&dataset, key))?;
+            let crate::plan::Entry::Bytes(part) = &*entry else {
+                return Err(Error::bug("a selection's slab that is not bytes", ""));
+            };
+            let total = out.len() as u64 + part.len() as u64;
+            if total > limit / 2 {
+                return Err(Error::ArrayArgument {
+                    op: "compute".into(),
+                    reason: format!(
+                        "the boolean selection of shape {} and dtype {} takes more than {total} \
+                         bytes, more than half the {limit}-byte memory limit; reduce it \
+                         (x[mask].sum()), or use where(mask, x, fill) to keep its shape",
+                        selection.shape_text(),
+                        dtype.name()
+                    ),
+                });
+            }
+            held.try_grow(part.len() as u64)?;
+            out.extend_from_slice(part);
+        }
+        Ok(out)
+    })?;
+    drop(held);
+    let length = if selection.per_position() == 0 {
+        // The selection holds no element whatever the mask: the mask's count is its
+        // length.
+        let count = compute(&selection.mask_count()?, ctx)?;
+        let raw: [u8; 8] =
+            count.bytes.as_slice().try_into().map_err(|_| {
+                Error::bug("a mask's count that is not one int64", count.bytes.len())
+            })?;
+        u64::try_from(i64::from_ne_bytes(raw)).unwrap_or(0)
+    } else {
+        bytes.len() as u64 / dtype.size() as u64 / selection.per_position()
+    };
+    let shape = selection.shape_for(length);
+    Ok(ComputedArray {
+        shape,
+        dtype,
+        bytes,
+        counts: None,
+    })
+}
+
+/// The plan laying out a boolean selection's elements (no working directory yet):
+/// the stage's dataset and its slabs' keys, in order.
+///
+/// # Errors
+/// As [`PlanBuilder::add_selection`].
+pub fn plan_selection(
+    selection: &Selection,
+    sizing: PlanSizing,
+) -> Result<(Plan, String, Vec<Vec<u64>>)> {
+    let mut plan = Plan::new();
+    let (dataset, keys) = PlanBuilder::new(&mut plan)
+        .with_task_budget(task_budget(sizing))
+        .add_selection(selection)?;
+    Ok((plan, dataset, keys))
+}
+
+/// Writes the elements a boolean mask selects to `dst`: they are computed into
+/// memory (so they must fit it, as Dask's `compute_chunk_sizes` needs them
+/// counted), staged as a `.npy` file in the spill directory, and written from
+/// there as any array is; the staged file is removed whatever happens.
+///
+/// # Errors
+/// As [`compute_selected`] and [`write`].
+pub fn write_selected(
+    selection: &Selection,
+    dst: &Path,
+    options: &ConvertOptions,
+    ctx: &JobContext,
+) -> Result<u64> {
+    let computed = compute_selected(selection, ctx)?;
+    let staged = scratch_workdir(ctx).with_extension("npy");
+    let header = crate::storage::npy::header::encode(computed.dtype, &computed.shape, false);
+    let staged_write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&staged)?;
+        file.write_all(&header)?;
+        file.write_all(&computed.bytes)
+    };
+    let written = staged_write()
+        .map_err(|e| Error::io(&staged, e))
+        .and_then(|()| {
+            drop(computed);
+            let array = Array::open(&staged, None)?;
+            write(&array, dst, options, ctx)
+        });
+    let _ = std::fs::remove_file(&staged);
+    written
 }
 
 /// The plan computing `array` into the store (no working directory yet), and where

@@ -19,8 +19,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use self::array_job::{
-    compute as compute_array, compute_unique, plan_compute as plan_array_compute,
-    plan_file as plan_array, write as write_array, ComputedArray,
+    compute as compute_array, compute_selected, compute_unique, plan_compute as plan_array_compute,
+    plan_file as plan_array, plan_selection, write as write_array, write_selected, ComputedArray,
 };
 use self::job::Conversion;
 pub use self::job::{
