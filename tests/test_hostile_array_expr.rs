@@ -158,8 +158,8 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
     refused("sort(arange(3), axis=2)", &["axis 2 is out of bounds"]);
     refused("pad(arange(4), 2**62)", &["too big"]);
     refused(
-        "pad(arange(4), 5, mode='reflect')",
-        &["wider than this mode"],
+        "pad(arange(4), 10**6, mode='reflect')",
+        &["repeat the axis more than 256 times"],
     );
     refused("pad(arange(4), 1, mode='bogus')", &["mode \"bogus\""]);
     refused("pad(arange(4), -1)", &["negative"]);
@@ -181,7 +181,7 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
         &["invalid origin 2"],
     );
     refused("convolve(ones((3, 3)), [1, 2])", &["two 1-d arrays"]);
-    refused("convolve(ones(2), [1, 2, 3])", &["longer than the first"]);
+    refused("convolve(ones(3000), ones(2000))", &["more than", "1024"]);
     refused("convolve(ones(5), [[1, 2], [3]])", &["ragged"]);
     refused(
         "einsum('ij,jk->ik', ones((2, 3)), ones((4, 5)))",

@@ -840,8 +840,7 @@ impl Evaluator<'_> {
                 }
             }
             "convolve" | "correlate" => {
-                let a = to_array(c.arg(0, "a")?)?;
-                let v = weights_arg(c.arg(1, "v")?, name)?;
+                let (a_value, v_value) = (c.arg(0, "a")?, c.arg(1, "v")?);
                 let mode = match c.opt(2, "mode")? {
                     None if name == "convolve" => "full".to_string(),
                     None => "valid".to_string(),
@@ -853,7 +852,25 @@ impl Evaluator<'_> {
                         ))
                     }
                 };
-                Value::Array(a.convolve_1d(&v, &mode, name == "convolve")?)
+                let a = to_array(a_value.clone())?;
+                let v = to_array(v_value.clone())?;
+                let convolve = name == "convolve";
+                if a.ndim() == 1 && v.ndim() == 1 && a.shape()[0] < v.shape()[0] {
+                    // numpy swaps the operands so that the longer is the data: a
+                    // convolution is the same either way; a correlation comes out
+                    // reversed (and conjugated, the conjugate having moved).
+                    let swapped = v.convolve_1d(&weights_arg(a_value, name)?, &mode, convolve)?;
+                    if convolve {
+                        return Ok(Value::Array(swapped));
+                    }
+                    let reversed = swapped.index(&[Index::Slice(None, None, Some(-1))])?;
+                    return Ok(Value::Array(if reversed.dtype().is_complex() {
+                        reversed.unary(UnaryOp::Conjugate)?
+                    } else {
+                        reversed
+                    }));
+                }
+                Value::Array(a.convolve_1d(&weights_arg(v_value, name)?, &mode, convolve)?)
             }
             "ndimage.convolve" | "ndimage.correlate" => {
                 let x = to_array(c.arg(0, "input")?)?;
@@ -1045,18 +1062,22 @@ impl Evaluator<'_> {
             }
             "take" => {
                 let x = to_array(c.arg(0, "a")?)?;
-                let v = c.arg(1, "indices")?;
-                let indices = match v {
-                    Value::Tuple(_) => {
-                        let (shape, values, dtype) = literal_values(&v)?;
-                        Array::literal(&shape, values, dtype)?
-                    }
-                    other => to_array(other)?,
+                let indices = to_array(c.arg(1, "indices")?)?;
+                let (x, axis) = match c.opt(2, "axis")? {
+                    None | Some(Value::None) => (x.ravel()?, 0),
+                    Some(v) => (x, to_i64(&v, "axis")?),
                 };
-                Value::Array(match c.opt(2, "axis")? {
-                    None | Some(Value::None) => x.ravel()?.take(&indices, 0)?,
-                    Some(v) => x.take(&indices, to_i64(&v, "axis")?)?,
-                })
+                if indices.ndim() == 0 && indices.dtype().is_integer() {
+                    // One index: its row, the axis gone (numpy's scalar `take`).
+                    let taken = x.take(&indices.expand_dims(&[0])?, axis)?;
+                    let axis = if axis < 0 {
+                        axis + x.ndim() as i64
+                    } else {
+                        axis
+                    };
+                    return Ok(Value::Array(taken.squeeze(Some(&[axis]))?));
+                }
+                Value::Array(x.take(&indices, axis)?)
             }
             "unique" => {
                 let x = to_array(c.arg(0, "ar")?)?;
@@ -1599,7 +1620,13 @@ fn scalar_or_array(v: Value) -> Result<Array> {
     }
 }
 
+/// An operand as an array: numbers as 0-d arrays, and a list or tuple of numbers
+/// as numpy's `array(...)` of it (`convolve([1, 2, 3], x)`, `x + [1, 2]`).
 fn to_array(v: Value) -> Result<Array> {
+    if let Value::Tuple(_) = &v {
+        let (shape, values, dtype) = literal_values(&v)?;
+        return Array::literal(&shape, values, dtype);
+    }
     scalar_or_array(v)
 }
 

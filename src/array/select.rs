@@ -176,11 +176,13 @@ impl Selection {
             .reduce(Reducer::Sum, None, false, 0.0)
     }
 
-    /// Whether `other` selects with the same mask the same positions.
+    /// Whether `other` selects with the same mask the same positions: the same
+    /// mask, or one computed the same way (`x[x > 0] * y[x > 0]`).
     pub fn same_mask(&self, other: &Selection) -> bool {
         self.axis == other.axis
             && self.values.shape() == other.values.shape()
-            && self.mask.expr().id == other.mask.expr().id
+            && (self.mask.expr().id == other.mask.expr().id
+                || self.mask.program().0 == other.mask.program().0)
     }
 
     /// The same selection of other values, of the same shape.

@@ -137,6 +137,59 @@ impl Weights {
 }
 
 /// The slice `start..start + len` of `axis`, other axes whole.
+/// How many pieces (runs of the axis, forward or reversed) one side of a periodic
+/// pad may take: a pad many times its axis' length is refused past this.
+const MAX_PAD_PIECES: usize = 256;
+
+fn too_wide(width: u64, axis: usize, n: u64) -> Error {
+    Error::ArrayArgument {
+        op: "pad".into(),
+        reason: format!(
+            "a pad of {width} along axis {axis} of length {n} would repeat the axis more \
+             than {MAX_PAD_PIECES} times"
+        ),
+    }
+}
+
+/// The runs of axis indices (start, length, step ±1) that padded positions
+/// `lo..hi` (relative to the axis' start, of length `n` > 1) take in a periodic
+/// mode: `wrap` repeats the axis, `reflect` mirrors it without repeating its edge
+/// (period 2n - 2), `symmetric` with it (period 2n).
+fn periodic_runs(mode: PadMode, n: i64, lo: i64, hi: i64) -> Vec<(i64, i64, i64)> {
+    let mut runs = Vec::new();
+    let mut p = lo;
+    while p < hi && runs.len() <= MAX_PAD_PIECES {
+        let (j, step, room) = match mode {
+            PadMode::Reflect => {
+                let phase = p.rem_euclid(2 * n - 2);
+                if phase < n - 1 {
+                    (phase, 1, n - 1 - phase)
+                } else {
+                    let j = 2 * n - 2 - phase;
+                    (j, -1, j)
+                }
+            }
+            PadMode::Symmetric => {
+                let phase = p.rem_euclid(2 * n);
+                if phase < n {
+                    (phase, 1, n - phase)
+                } else {
+                    let j = 2 * n - 1 - phase;
+                    (j, -1, j + 1)
+                }
+            }
+            _ => {
+                let j = p.rem_euclid(n);
+                (j, 1, n - j)
+            }
+        };
+        let len = room.min(hi - p);
+        runs.push((j, len, step));
+        p += len;
+    }
+    runs
+}
+
 fn slab(a: &Array, axis: usize, start: i64, stop: Option<i64>, step: i64) -> Result<Array> {
     let mut index = vec![Index::Slice(None, None, None); a.ndim()];
     index[axis] = Index::Slice(Some(start), stop, Some(step));
@@ -147,8 +200,8 @@ impl Array {
     /// The array padded by `widths` (before, after) along each axis (numpy's `pad`).
     ///
     /// # Errors
-    /// [`Error::ArrayArgument`] for widths of another rank, or a reflection or wrap
-    /// wider than its axis (numpy repeats those; here they are refused).
+    /// [`Error::ArrayArgument`] for widths of another rank, a non-constant pad of
+    /// an empty axis, or a periodic pad more than 256 times its axis' length.
     pub fn pad(&self, widths: &[(u64, u64)], mode: PadMode) -> Result<Array> {
         if widths.len() != self.ndim() {
             return Err(Error::ArrayArgument {
@@ -172,31 +225,28 @@ impl Array {
 
     fn pad_axis(&self, axis: usize, before: u64, after: u64, mode: PadMode) -> Result<Array> {
         let n = self.shape()[axis];
-        let most = match mode {
-            PadMode::Constant(_) => u64::MAX,
-            PadMode::Reflect => n.saturating_sub(1),
-            PadMode::Edge | PadMode::Symmetric | PadMode::Wrap => n,
-        };
-        if before.max(after) > most || (n == 0 && !matches!(mode, PadMode::Constant(_))) {
+        if n == 0 && !matches!(mode, PadMode::Constant(_)) {
             return Err(Error::ArrayArgument {
                 op: "pad".into(),
                 reason: format!(
-                    "a pad of {} along axis {axis} of length {n} is wider than this mode can \
-                     take ({most} at most)",
-                    before.max(after)
+                    "can't extend empty axis {axis} using modes other than 'constant' or 'empty'"
                 ),
             });
         }
         let ni = n as i64;
+        // numpy pads a length-1 axis by its edge whatever the mode.
+        let mode = match mode {
+            PadMode::Reflect | PadMode::Symmetric | PadMode::Wrap if n == 1 => PadMode::Edge,
+            m => m,
+        };
         let side = |width: u64, first: bool| -> Result<Option<Array>> {
             if width == 0 {
                 return Ok(None);
             }
-            let w = width as i64;
+            let mut shape = self.shape().to_vec();
+            shape[axis] = width;
             let part = match mode {
                 PadMode::Constant(value) => {
-                    let mut shape = self.shape().to_vec();
-                    shape[axis] = width;
                     let mut chunks = self.chunks().clone();
                     chunks[axis] = vec![width];
                     Array::full(&shape, chunks, value, self.dtype())?
@@ -207,24 +257,30 @@ impl Array {
                     } else {
                         slab(self, axis, ni - 1, None, 1)?
                     };
-                    let mut shape = self.shape().to_vec();
-                    shape[axis] = width;
                     edge.broadcast_to(&shape)?
                 }
-                // Indices w..1 before, n-2..n-1-w after.
-                PadMode::Reflect if first => slab(self, axis, w, Some(0), -1)?,
-                PadMode::Reflect => {
-                    let stop = ni - 2 - w;
-                    slab(self, axis, ni - 2, (stop >= 0).then_some(stop), -1)?
+                PadMode::Reflect | PadMode::Symmetric | PadMode::Wrap => {
+                    // Positions relative to the axis' start, mapped back into it
+                    // periodically as numpy does for widths of any size.
+                    let w = i64::try_from(width).map_err(|_| too_wide(width, axis, n))?;
+                    let (lo, hi) = if first { (-w, 0) } else { (ni, ni + w) };
+                    let runs = periodic_runs(mode, ni, lo, hi);
+                    if runs.len() > MAX_PAD_PIECES {
+                        return Err(too_wide(width, axis, n));
+                    }
+                    let parts = runs
+                        .into_iter()
+                        .map(|(j, len, step)| {
+                            let stop = j + step * len;
+                            slab(self, axis, j, (stop >= 0).then_some(stop), step)
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    if parts.len() == 1 {
+                        parts.into_iter().next().unwrap_or_else(|| self.clone())
+                    } else {
+                        Array::concatenate(&parts, axis as i64)?
+                    }
                 }
-                // Indices w-1..0 before, n-1..n-w after.
-                PadMode::Symmetric if first => slab(self, axis, w - 1, None, -1)?,
-                PadMode::Symmetric => {
-                    let stop = ni - 1 - w;
-                    slab(self, axis, ni - 1, (stop >= 0).then_some(stop), -1)?
-                }
-                PadMode::Wrap if first => slab(self, axis, ni - w, None, 1)?,
-                PadMode::Wrap => slab(self, axis, 0, Some(w), 1)?,
             };
             Ok(Some(part))
         };

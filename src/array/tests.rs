@@ -293,8 +293,26 @@ const EXACT: &[&str] = &[
     "a[a > 100]",
     "a[a > 100].sum()",
     "a[:, a[0, :, 0] > 100]",
+    "b[b > 0] * a[b > 0] - b[b > 0]",
     "b.round(2)",
     "round(a)",
+    // numpy repeats periodic pads wider than their axis.
+    "pad(b[0, 0], 12, mode='reflect')",
+    "pad(b[0], ((0, 0), (11, 13)), mode='wrap')",
+    "pad(b[:, 0, :2], (7, 9), mode='symmetric')",
+    "pad(b[0, :3], 10, mode='edge')",
+    "pad(b[0, :1], 3, mode='reflect')",
+    "pad(b[0, :2], (5, 4), mode='reflect')",
+    // Lists are arrays as operands; a second operand longer than the first.
+    "convolve([1, 2, 3], [1, 2, 3, 4, 5])",
+    "convolve([1, 2, 3], [1, 2, 3, 4, 5], mode='same')",
+    "b[0] + [1, 2, 3, 4, 5]",
+    "take(b, 3)",
+    "take(b, -2, axis=1)",
+    // scipy leaves bool results as raw casts of their sums (bytes 2, 3, 255):
+    // compared as truth values.
+    "ndimage.convolve(m[0], [[1, -1], [1, 1]]) != 0",
+    "ndimage.correlate(m, ones((2, 2, 2)), mode='constant') != 0",
 ];
 
 /// Expressions whose float results must equal numpy's to 1e-12 relative.
@@ -389,6 +407,11 @@ const CLOSE: &[&str] = &[
     "f.round(3)",
     "around(a * 1000, -2)",
     "round(z, 1)",
+    "correlate([1.0, 2, 3], c[:, 0], mode='same')",
+    "convolve(c[:3, 0], c[:, 1], mode='valid')",
+    "correlate(c[:2, 0], c[:, 1])",
+    "correlate(z[0, 0, :2], z[0, :, 1], mode='same')",
+    "convolve(z[0, 0, :2], z[0, :, 1], mode='same')",
 ];
 
 fn context() -> JobContext {

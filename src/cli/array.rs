@@ -140,6 +140,16 @@ fn result_array(value: Value) -> Result<Array> {
             // A constant expression: numpy prints it as a scalar; so do we.
             crate::array::eval::scalar_array(&value)
         }
+        Value::Tuple(items) if items.iter().all(|v| matches!(v, Value::Array(_))) => {
+            Err(Error::ArrayArgument {
+                op: "array".into(),
+                reason: format!(
+                    "the expression's value is a tuple of {} arrays (as histogram and \
+                     gradient give); compute one at a time: add [0], [1], ... to it",
+                    items.len()
+                ),
+            })
+        }
         other => Err(Error::ArrayArgument {
             op: "array".into(),
             reason: format!(

@@ -175,8 +175,9 @@ pub fn plan_stages(
     None
 }
 
-/// The largest intermediate chunk shape (fewest tasks) for a two-stage plan whose
-/// stages both fit `budget`. Per axis the candidates are the smaller chunk size
+/// The intermediate chunk shape for a two-stage plan whose stages both fit
+/// `budget`: the one whose stages decode their chunks fewest times, and of those
+/// the largest (fewest tasks). Per axis the candidates are the smaller chunk size
 /// times powers of two, up to the larger one; arrays have few axes, so trying every
 /// combination is cheap (at most a few thousand for four axes).
 fn best_intermediate(
@@ -207,11 +208,15 @@ fn best_intermediate(
                 .map(|(axis, &i)| candidates[axis][i as usize])
                 .collect::<Vec<u64>>()
         })
-        .filter(|mid| {
-            fitting_block(shape, a, mid, item, budget).is_some()
-                && fitting_block(shape, mid, b, item, budget).is_some()
+        .filter_map(|mid| {
+            // Decodes of the source and of the intermediate, over one each.
+            let first = fitting_block(shape, a, &mid, item, budget)?;
+            let second = fitting_block(shape, &mid, b, item, budget)?;
+            let decodes = rereads(shape, &first, a) + rereads(shape, &second, &mid);
+            Some((decodes, mid))
         })
-        .max_by_key(|mid| mid.iter().product::<u64>())
+        .min_by_key(|(decodes, mid)| (*decodes, std::cmp::Reverse(mid.iter().product::<u64>())))
+        .map(|(_, mid)| mid)
 }
 
 /// A chunk size between `x` and `y` at fraction `t` (geometric), rounded to a
