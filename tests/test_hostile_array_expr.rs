@@ -150,11 +150,16 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
     refused("arange(24).reshape(-1, -1)", &["one unknown dimension"]);
     refused("arange(24).reshape(2**62, 2**62)", &["too big"]);
     refused("arange(24).reshape(3, 8, order='F')", &["order='C'"]);
-    refused(
-        "topk(arange(10), 11)",
-        &["between 1 and the axis length 10"],
-    );
     refused("topk(arange(10), 0)", &["k = 0"]);
+    refused("topk(zeros(0), 3)", &["empty"]);
+    refused(
+        "pad(ones((2, 2)), 1, constant_values=((1, 2), (3, 4), (5, 6)))",
+        &["constant_values has 3 entries for an array of 2 dimensions"],
+    );
+    refused(
+        "pad(arange(3, dtype='uint8'), 1, constant_values=((0, 300),))",
+        &["300", "uint8"],
+    );
     refused("sort(arange(3), axis=2)", &["axis 2 is out of bounds"]);
     refused("pad(arange(4), 2**62)", &["too big"]);
     refused(

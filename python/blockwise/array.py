@@ -269,6 +269,11 @@ class Array:
         ``executor`` (whose workers must see the temporary directory), then loads it."""
         from . import Plan, _flags, _with_config
 
+        if self._unknown():
+            raise NotImplementedError(
+                "a boolean selection (x[mask]) is laid out where it is computed: call "
+                ".compute() without an executor, or reduce it (x[mask].sum()) to run on "
+                "the cluster")
         with tempfile.TemporaryDirectory(prefix="blockwise-array-") as d:
             out = os.path.join(d, "result.npy")
             flags = _flags(_with_config(options))

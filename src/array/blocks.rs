@@ -272,15 +272,26 @@ impl Array {
             });
         }
         let n = self.shape()[normalize_axis("topk", axis, self.ndim())?];
-        if k == 0 || k.unsigned_abs() > n {
+        // As Dask's: more than the axis holds is the whole axis, in order.
+        let k = if k.unsigned_abs() > n && n > 0 {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            if k > 0 {
+                n
+            } else {
+                -n
+            }
+        } else {
+            k
+        };
+        if k == 0 || n == 0 {
             return Err(Error::ArrayArgument {
                 op: "topk".into(),
                 reason: if n == 0 {
                     format!("k = {k}: the axis is empty")
                 } else {
                     format!(
-                        "k = {k}: it must be between 1 and the axis length {n}, or between \
-                         -{n} and -1 for the smallest"
+                        "k = {k}: it must be positive for the largest, or negative for the \
+                         smallest"
                     )
                 },
             });

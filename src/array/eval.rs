@@ -740,21 +740,32 @@ impl Evaluator<'_> {
                         ))
                     }
                 };
-                let value = match c.opt_kw("constant_values")? {
-                    None => Scalar::Int(0),
-                    Some(v @ Value::Tuple(_)) => {
-                        return Err(usage(
-                            "pad",
-                            &format!(
-                                "constant_values must be one number here, not {}",
-                                v.describe()
-                            ),
-                        ))
-                    }
-                    Some(v) => to_scalar(&v)?,
+                let values = match c.opt_kw("constant_values")? {
+                    None => vec![(Scalar::Int(0), Scalar::Int(0)); x.ndim()],
+                    Some(v) => per_axis_pairs(&v, x.ndim(), "constant_values", &to_scalar)?,
                 };
-                check_fits(value, x.dtype())?;
-                Value::Array(x.pad(&widths, PadMode::numpy(&mode, value)?)?)
+                let uniform = values.iter().all(|&(b, a)| b == values[0].0 && a == b);
+                if mode != "constant" || uniform {
+                    let value = values.first().map_or(Scalar::Int(0), |p| p.0);
+                    check_fits(value, x.dtype())?;
+                    return Ok(Value::Array(x.pad(&widths, PadMode::numpy(&mode, value)?)?));
+                }
+                // Values that differ by axis or side: one side of one axis at a time,
+                // in numpy's order (a corner takes the last axis' value).
+                let mut out = x;
+                for (axis, (&(before, after), &(vb, va))) in widths.iter().zip(&values).enumerate()
+                {
+                    for (side, value) in [((before, 0), vb), ((0, after), va)] {
+                        if side == (0, 0) {
+                            continue;
+                        }
+                        check_fits(value, out.dtype())?;
+                        let mut w = vec![(0, 0); out.ndim()];
+                        w[axis] = side;
+                        out = out.pad(&w, PadMode::Constant(value))?;
+                    }
+                }
+                Value::Array(out)
             }
             "diff" => {
                 let x = to_array(c.arg(0, "a")?)?;
@@ -2220,38 +2231,48 @@ fn tensordot_last(a: &Array, n: i64) -> Result<(Vec<i64>, Vec<i64>)> {
 /// numpy's `pad_width`: a number, `(n,)`, `(before, after)`, or one of those an
 /// axis.
 fn pad_widths(v: &Value, ndim: usize) -> Result<Vec<(u64, u64)>> {
-    let width = |v: &Value| -> Result<u64> {
+    per_axis_pairs(v, ndim, "pad_width", &|v| {
         u64::try_from(to_i64(v, "pad_width")?)
             .map_err(|_| usage("pad", "index can't contain negative values"))
-    };
-    let pair = |v: &Value| -> Result<Option<(u64, u64)>> {
+    })
+}
+
+/// numpy's per-axis (before, after) pairs, as `pad` takes its widths and constant
+/// values: one value, `(v,)`, `(before, after)`, or one of those for each axis.
+fn per_axis_pairs<T: Copy>(
+    v: &Value,
+    ndim: usize,
+    what: &str,
+    item: &dyn Fn(&Value) -> Result<T>,
+) -> Result<Vec<(T, T)>> {
+    let pair = |v: &Value| -> Result<Option<(T, T)>> {
         Ok(match v {
             Value::Tuple(items) => match items.as_slice() {
-                [n] if !matches!(n, Value::Tuple(_)) => Some((width(n)?, width(n)?)),
+                [n] if !matches!(n, Value::Tuple(_)) => Some((item(n)?, item(n)?)),
                 [b, a] if !matches!(b, Value::Tuple(_)) && !matches!(a, Value::Tuple(_)) => {
-                    Some((width(b)?, width(a)?))
+                    Some((item(b)?, item(a)?))
                 }
                 _ => None,
             },
-            n => Some((width(n)?, width(n)?)),
+            n => Some((item(n)?, item(n)?)),
         })
     };
     if let Some(p) = pair(v)? {
         return Ok(vec![p; ndim]);
     }
     let Value::Tuple(items) = v else {
-        return Err(usage("pad", "pad_width must be a number or a tuple"));
+        return Err(usage("pad", &format!("{what} must be a number or a tuple")));
     };
-    let per_axis: Vec<(u64, u64)> = items
+    let per_axis: Vec<(T, T)> = items
         .iter()
-        .map(|i| pair(i)?.ok_or_else(|| usage("pad", "pad_width is nested too deeply")))
+        .map(|i| pair(i)?.ok_or_else(|| usage("pad", &format!("{what} is nested too deeply"))))
         .collect::<Result<_>>()?;
     match per_axis.len() {
         1 => Ok(vec![per_axis[0]; ndim]),
         n if n == ndim => Ok(per_axis),
         n => Err(usage(
             "pad",
-            &format!("pad_width has {n} entries for an array of {ndim} dimensions"),
+            &format!("{what} has {n} entries for an array of {ndim} dimensions"),
         )),
     }
 }
