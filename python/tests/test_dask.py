@@ -61,15 +61,15 @@ def test_a_staged_rechunk_on_dask_equals_the_local_run(cluster, tmp_path):
     data = np.random.default_rng(1).random((400, 400))
     z = zarr.create_array(src, shape=data.shape, chunks=(400, 5), dtype="f8")
     z[...] = data
-    # 1.28 MB of data under a 128 KB limit: no task may hold a source column band and
+    # 1.28 MB of data under a 160 KB limit: no task may hold a source column band and
     # a target row band at once, so the plan goes through an intermediate array.
     # (RSS thresholds off: the limit is for the plan's sizing, not this process.)
-    plan = bw.Plan.convert(src, tmp_path / "probe.zarr", chunks="5,400", memory_limit="128000")
+    plan = bw.Plan.convert(src, tmp_path / "probe.zarr", chunks="5,400", memory_limit="160000")
     assert any(t["op"]["name"] == "create_array" for t in plan._data["tasks"][:-1])
     assert len([d for d in plan._data["datasets"] if d["role"] == "intermediate"]) >= 1
     os.rmdir(plan.workdir)  # made with the plan (empty); this probe never runs
     run_both(cluster, src, tmp_path / "local.zarr", tmp_path / "dask.zarr",
-             chunks="5,400", memory_limit="128000", memory_spill="off", memory_pause="off",
+             chunks="5,400", memory_limit="160000", memory_spill="off", memory_pause="off",
              memory_terminate="off")
     got = zarr.open_array(tmp_path / "dask.zarr", mode="r")
     assert got.chunks == (5, 400)
