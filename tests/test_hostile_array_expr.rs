@@ -270,6 +270,15 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
         "ones((3, 4))[ones(3) > 0].T",
         &["transposing a boolean selection"],
     );
+    // What only the values tell fails when it runs, as numpy's would.
+    refused(
+        "arange(5)[arange(5) > 9].max()",
+        &["zero-size array to reduction operation maximum", "selection is empty"],
+    );
+    refused(
+        "ones((3, 4))[ones(3) > 0] @ ones((4, 2))",
+        &["matmul", "cannot take a boolean selection"],
+    );
     refused("ones((3, 3))[[0], [1]]", &["only one array"]);
     refused(
         "pad(arange(3, dtype='int8'), 1, constant_values=300)",

@@ -401,6 +401,10 @@ impl Evaluator<'_> {
             ExprKind::Binary { op, left, right } => {
                 let a = self.eval(left)?;
                 let b = self.eval(right)?;
+                let selected = [&a, &b].iter().any(|v| matches!(v, Value::Selected(_)));
+                if selected && *op == ast::BinaryOp::MatMul {
+                    return Err(usage("matmul", SELECTION_ADVICE));
+                }
                 lifted(vec![a, b], |mut v| {
                     let b = v.remove(1);
                     binary(*op, v.remove(0), b)
@@ -520,12 +524,7 @@ impl Evaluator<'_> {
                 None => Ok(out),
             };
         }
-        Err(usage(
-            name,
-            "cannot take a boolean selection (x[mask]), whose length is known only once it \
-             has run: compute it first, reduce it (x[mask].sum()), or keep the shape with \
-             where(mask, x, fill)",
-        ))
+        Err(usage(name, SELECTION_ADVICE))
     }
 
     fn call(&self, name: &str, c: &mut Call) -> Result<Value> {
@@ -1803,7 +1802,8 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Value> {
         .zip(&advanced)
         .map(|(v, x)| match (v, x) {
             (_, Some(x)) if x.dtype() == DType::Bool => x.ndim(),
-            (Value::None | Value::Ellipsis, _) => 0,
+            // `True` and `False` are masks of no axes: they add one, as `None`.
+            (Value::None | Value::Ellipsis | Value::Bool(_), _) => 0,
             _ => 1,
         })
         .sum();
@@ -1811,6 +1811,8 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Value> {
     // first; its rows are then taken, or its mask applied.
     let mut fancy: Option<(usize, Array)> = None;
     let mut out = Vec::new();
+    // The axes `False` adds, which then select nothing.
+    let mut empty = Vec::new();
     for (v, x) in index.iter().zip(&advanced) {
         if let Some(x) = x {
             // The result axis it becomes: those the entries before it give.
@@ -1825,7 +1827,13 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Value> {
             continue;
         }
         out.push(match v {
-            Value::Int(_) | Value::Bool(_) => Index::Int(to_i64(v, "index")?),
+            Value::Bool(b) => {
+                if !b {
+                    empty.push(out.iter().filter(|i| !matches!(i, Index::Int(_))).count());
+                }
+                Index::NewAxis
+            }
+            Value::Int(_) => Index::Int(to_i64(v, "index")?),
             Value::Slice(s, e, st) => Index::Slice(*s, *e, *st),
             Value::None => Index::NewAxis,
             Value::Ellipsis => {
@@ -1846,7 +1854,12 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Value> {
             }
         });
     }
-    let basic = a.index(&out)?;
+    let mut basic = a.index(&out)?;
+    for axis in empty {
+        let mut none = vec![Index::Slice(None, None, None); basic.ndim()];
+        none[axis] = Index::Slice(Some(0), Some(0), None);
+        basic = basic.index(&none)?;
+    }
     let Some((axis, indices)) = fancy else {
         return Ok(Value::Array(basic));
     };
@@ -1856,7 +1869,7 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Value> {
         .iter()
         .zip(&advanced)
         .enumerate()
-        .filter(|(_, (v, x))| x.is_some() || matches!(v, Value::Int(_) | Value::Bool(_)))
+        .filter(|(_, (v, x))| x.is_some() || matches!(v, Value::Int(_)))
         .map(|(k, _)| k)
         .collect();
     let apart = positions
@@ -1955,6 +1968,11 @@ fn with_split_every(c: &mut Call, reduced: Array) -> Result<Array> {
         }
     })
 }
+
+/// What a function that needs a boolean selection's length says.
+const SELECTION_ADVICE: &str = "cannot take a boolean selection (x[mask]), whose length is \
+                                known only once it has run: compute it first, reduce it \
+                                (x[mask].sum()), or keep the shape with where(mask, x, fill)";
 
 /// Functions that work element by element, so that on a boolean selection they
 /// are the same work on its whole array, the mask kept (beside the ufuncs).
@@ -2082,7 +2100,33 @@ fn selected_attribute(
     })
 }
 
+/// The number a constant 0-d array holds (a numpy scalar from Python is
+/// `full((), 2, dtype="int64")`), as a Python number, for where a parameter is
+/// expected.
+fn constant_of(v: &Value) -> Option<Value> {
+    let Value::Array(a) = v else {
+        return None;
+    };
+    if a.ndim() != 0 {
+        return None;
+    }
+    let (program, _) = a.program();
+    match program.nodes.as_slice() {
+        [super::program::Node::Scalar { value, .. }] => match *value {
+            Scalar::Int(i) => Some(Value::Int(i.into())),
+            Scalar::UInt(u) => Some(Value::Int(u.into())),
+            Scalar::Float(f) => Some(Value::Float(f)),
+            Scalar::Bool(b) => Some(Value::Bool(b)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn to_i64(v: &Value, what: &str) -> Result<i64> {
+    if let Some(c) = constant_of(v) {
+        return to_i64(&c, what);
+    }
     match v {
         Value::Int(i) => {
             i64::try_from(*i).map_err(|_| usage(what, &format!("{i} is out of range")))
@@ -2102,6 +2146,9 @@ fn to_u64(v: &Value, what: &str) -> Result<u64> {
 }
 
 fn to_f64(v: &Value, what: &str) -> Result<f64> {
+    if let Some(c) = constant_of(v) {
+        return to_f64(&c, what);
+    }
     match v {
         Value::Int(i) => Ok(*i as f64),
         Value::Float(f) => Ok(*f),
@@ -2125,6 +2172,9 @@ fn to_bool(v: &Value) -> Result<bool> {
 }
 
 fn to_scalar(v: &Value) -> Result<Scalar> {
+    if let Some(c) = constant_of(v) {
+        return to_scalar(&c);
+    }
     Ok(match v {
         Value::Bool(b) => Scalar::Bool(*b),
         Value::Int(i) if *i < 0 => {
@@ -2299,6 +2349,9 @@ fn literal_values(v: &Value) -> Result<(Vec<u64>, Vec<Scalar>, DType)> {
             }
             Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
                 Err(usage("array", "the nested lists are ragged"))
+            }
+            Value::Array(_) if constant_of(v).is_some() => {
+                walk(&constant_of(v).unwrap_or(Value::None), depth, shape, out)
             }
             other => Err(usage(
                 "array",

@@ -890,6 +890,25 @@ impl Array {
         })
     }
 
+    /// `value` where `cond` holds everywhere; computing it fails with `message`
+    /// where `cond` does not (an error only the values can tell).
+    ///
+    /// # Errors
+    /// [`Error::Broadcast`] when the shapes do not broadcast.
+    pub fn require(cond: &Array, value: &Array, message: &str) -> Result<Array> {
+        let dtype = value.dtype();
+        Array::combine("require", &[cond, value], |nodes, roots| {
+            let c = cast_node(nodes, roots[0], DType::Bool);
+            nodes.push(Node::Require {
+                cond: c,
+                value: roots[1],
+                message: message.to_string(),
+                dtype,
+            });
+            Ok(())
+        })
+    }
+
     /// The array cast to `dtype` (numpy's `astype`, unsafe casting).
     ///
     /// # Errors
@@ -936,24 +955,7 @@ impl Array {
         ddof: f64,
     ) -> Result<Array> {
         let name = reducer.name();
-        let axes: Vec<usize> = match axes {
-            None => (0..self.ndim()).collect(),
-            Some(list) => {
-                let mut out = Vec::new();
-                for &a in list {
-                    let k = normalize_axis(&name, a, self.ndim())?;
-                    if out.contains(&k) {
-                        return Err(Error::ArrayArgument {
-                            op: name,
-                            reason: format!("axis {a} is given twice"),
-                        });
-                    }
-                    out.push(k);
-                }
-                out.sort_unstable();
-                out
-            }
-        };
+        let axes = reduced_axes(&name, axes, self.ndim())?;
         if reducer.is_arg() && axes.len() > 1 && axes.len() < self.ndim() {
             return Err(Error::ArrayArgument {
                 op: name,
@@ -1760,6 +1762,30 @@ pub(crate) fn check_chunks(shape: &[u64], chunks: &Chunks) -> Result<()> {
 }
 
 /// Axis `a` (negative from the end) of an array of `ndim` axes.
+/// The axes a reduction named `op` reduces, in order: `axes` normalized (all when
+/// `None`).
+///
+/// # Errors
+/// [`Error::ArrayArgument`] for an axis out of range or given twice.
+pub(crate) fn reduced_axes(op: &str, axes: Option<&[i64]>, ndim: usize) -> Result<Vec<usize>> {
+    let Some(list) = axes else {
+        return Ok((0..ndim).collect());
+    };
+    let mut out = Vec::new();
+    for &a in list {
+        let k = normalize_axis(op, a, ndim)?;
+        if out.contains(&k) {
+            return Err(Error::ArrayArgument {
+                op: op.into(),
+                reason: format!("axis {a} is given twice"),
+            });
+        }
+        out.push(k);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
 pub(crate) fn normalize_axis(op: &str, a: i64, ndim: usize) -> Result<usize> {
     let n = ndim as i64;
     let k = if a < 0 { a + n } else { a };

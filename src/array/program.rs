@@ -353,6 +353,19 @@ pub enum Node {
         /// The dtype cast to.
         dtype: DType,
     },
+    /// `value`, where the boolean `cond` holds everywhere; anywhere it does not,
+    /// the evaluation fails with `message` (numpy's errors that only the values
+    /// can tell, such as the maximum of an empty boolean selection).
+    Require {
+        /// A boolean operand.
+        cond: usize,
+        /// The value passed through.
+        value: usize,
+        /// What the failure says.
+        message: String,
+        /// The value's dtype.
+        dtype: DType,
+    },
 }
 
 impl Node {
@@ -364,6 +377,7 @@ impl Node {
             | Node::Unary { dtype, .. }
             | Node::Binary { dtype, .. }
             | Node::Where { dtype, .. }
+            | Node::Require { dtype, .. }
             | Node::Cast { dtype, .. } => *dtype,
         }
     }
@@ -401,6 +415,17 @@ impl Node {
                 dtype,
             },
             Node::Cast { arg, dtype } => Node::Cast { arg: f(arg), dtype },
+            Node::Require {
+                cond,
+                value,
+                message,
+                dtype,
+            } => Node::Require {
+                cond: f(cond),
+                value: f(value),
+                message,
+                dtype,
+            },
         }
     }
 
@@ -416,6 +441,7 @@ impl Node {
                 otherwise,
                 ..
             } => vec![*cond, *then, *otherwise],
+            Node::Require { cond, value, .. } => vec![*cond, *value],
         }
     }
 }
@@ -908,6 +934,22 @@ impl<'p> BlockEval<'p> {
                 t(*arg).cast_into(*dtype, &mut tile);
                 Ok(())
             }
+            Node::Require {
+                cond,
+                value,
+                message,
+                ..
+            } => match t(*cond) {
+                Values::Bool(c) if c.iter().all(|&b| b) => {
+                    tile.clone_from(t(*value));
+                    Ok(())
+                }
+                Values::Bool(_) => Err(Error::ArrayArgument {
+                    op: "compute".into(),
+                    reason: message.clone(),
+                }),
+                _ => Err(Error::bug("a requirement that is not boolean", "")),
+            },
         };
         self.tiles[self.slot[i]] = tile;
         result

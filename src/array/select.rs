@@ -17,7 +17,7 @@
 //! rows keeps its selected elements in C order (`array_block`'s compress), and
 //! the slabs' results are joined in order ([`crate::convert::compute_selected`]).
 
-use super::graph::{normalize_axis, Array, Chunks};
+use super::graph::{reduced_axes, Array, Chunks};
 use super::kernel::ops::{BinaryOp, UnaryOp};
 use super::kernel::reduce::Reducer;
 use super::program::Scalar;
@@ -178,19 +178,29 @@ impl Selection {
 
     /// Whether `other` selects with the same mask the same positions: the same
     /// mask, or one computed the same way (`x[x > 0] * y[x > 0]`).
+    ///
+    /// Their values may differ along the axes after the selected one, where they
+    /// broadcast (`x[m] - x[m].mean(axis=1, keepdims=True)`).
     pub fn same_mask(&self, other: &Selection) -> bool {
+        let end = self.axis + self.mask.ndim();
         self.axis == other.axis
-            && self.values.shape() == other.values.shape()
+            && self.values.ndim() == other.values.ndim()
+            && self.values.shape()[..end] == other.values.shape()[..end]
             && (self.mask.expr().id == other.mask.expr().id
                 || self.mask.program().0 == other.mask.program().0)
     }
 
-    /// The same selection of other values, of the same shape.
+    /// The same selection of other values, of the same shape up to the axes after
+    /// the selected one.
     ///
     /// # Errors
-    /// [`Error::ArrayArgument`] when `values` has another shape.
+    /// [`Error::ArrayArgument`] when `values` has another shape where the mask
+    /// applies or before.
     pub fn with_values(&self, values: Array) -> Result<Selection> {
-        if values.shape() != self.values.shape() {
+        let end = self.axis + self.mask.ndim();
+        let kept = values.ndim() == self.values.ndim()
+            && values.shape()[..end] == self.values.shape()[..end];
+        if !kept {
             return Err(Error::ArrayArgument {
                 op: "index".into(),
                 reason: format!(
@@ -260,26 +270,7 @@ impl Selection {
         keepdims: bool,
         ddof: f64,
     ) -> Result<Reduced> {
-        let name = reducer.name();
-        let n = self.ndim();
-        let mut picked: Vec<usize> = match axes {
-            None => (0..n).collect(),
-            Some(list) => {
-                let mut out = Vec::new();
-                for &a in list {
-                    let k = normalize_axis(&name, a, n)?;
-                    if out.contains(&k) {
-                        return Err(Error::ArrayArgument {
-                            op: name,
-                            reason: format!("axis {a} is given twice"),
-                        });
-                    }
-                    out.push(k);
-                }
-                out
-            }
-        };
-        picked.sort_unstable();
+        let picked = reduced_axes(&reducer.name(), axes, self.ndim())?;
         let k = self.mask.ndim();
         // The values' axes of each of the selection's.
         let to_values = |j: usize| -> Vec<i64> {
@@ -349,15 +340,25 @@ impl Selection {
             R::All => sum(&fill(Scalar::Bool(true), Operand::PyBool)?, reducer, false)?,
             R::Min | R::Nanmin | R::Max | R::Nanmax => {
                 let top = matches!(reducer, R::Min | R::Nanmin);
-                let r = sum(&bound(top)?, reducer, false)?;
-                if dtype.is_float() || dtype.is_complex() {
-                    // An empty selection has no extreme: NaN, not the identity.
-                    let n = self.count(&mask, axes, false)?;
-                    let any = n.binary(BinaryOp::Greater, &weak_int(0))?;
-                    Array::select(&any, &r, &weak_nan())?
+                let filled = if matches!(reducer, R::Nanmin | R::Nanmax) && dtype.is_float() {
+                    // Skipped as NaN: all-NaN selections stay NaN, as numpy's.
+                    fill(Scalar::Float(f64::NAN), Operand::PyFloat(f64::NAN))?
                 } else {
-                    r
-                }
+                    bound(top)?
+                };
+                let r = sum(&filled, reducer, false)?;
+                // An empty selection has no extreme: numpy's error when it runs.
+                let n = self.count(&mask, axes, false)?;
+                let any = n.binary(BinaryOp::Greater, &weak_int(0))?;
+                let op = if top { "minimum" } else { "maximum" };
+                Array::require(
+                    &any,
+                    &r,
+                    &format!(
+                        "zero-size array to reduction operation {op} which has no identity \
+                         (the boolean selection is empty)"
+                    ),
+                )?
             }
             R::Mean | R::Nanmean | R::Var | R::Std | R::Nanvar | R::Nanstd => {
                 self.moments(reducer, &mask, axes, ddof)?
@@ -421,7 +422,14 @@ impl Selection {
             BinaryOp::Subtract,
             &Array::scalar(Scalar::Float(ddof), real, Some(Operand::PyFloat(ddof))),
         )?;
-        let var = ss.binary(BinaryOp::TrueDivide, &dof)?;
+        // numpy divides by max(n - ddof, 0) (inf, or NaN for 0/0); the NaN-skipping
+        // ones give NaN when no degree of freedom is left.
+        let var = if skip_nan {
+            let positive = dof.binary(BinaryOp::Greater, &weak_int(0))?;
+            Array::select(&positive, &ss.binary(BinaryOp::TrueDivide, &dof)?, &weak_nan())?
+        } else {
+            ss.binary(BinaryOp::TrueDivide, &dof.binary(BinaryOp::Maximum, &weak_int(0))?)?
+        };
         if matches!(reducer, R::Std | R::Nanstd) {
             var.unary(UnaryOp::Sqrt)
         } else {

@@ -297,6 +297,14 @@ const EXACT: &[&str] = &[
     "a[a > 100].sum()",
     "a[:, a[0, :, 0] > 100]",
     "b[b > 0] * a[b > 0] - b[b > 0]",
+    // `True` and `False` index as masks of no axes.
+    "b[True]",
+    "b[False]",
+    "b[:, True, 1]",
+    "b[0][True].sum()",
+    // One mask, values broadcasting along the axes after it.
+    "b[m[:, 0, 0]] - b[m[:, 0, 0]].max(axis=1, keepdims=True)",
+    "b[m[:, 0, 0]] + b[:, :1, :][m[:, 0, 0]]",
     "b.round(2)",
     "round(a)",
     // numpy repeats periodic pads wider than their axis.
@@ -409,6 +417,11 @@ const CLOSE: &[&str] = &[
     "a[a[:, 0, 0] > 0].mean(axis=1)",
     "sqrt(p[m]) * 2",
     "a[m].sum(keepdims=True)",
+    "a[a > 0].var(ddof=1000)",
+    "nanvar(w[m], ddof=1000)",
+    "nanmax(w[isnan(w)])",
+    "nanmin(a[m] * nan, axis=0)",
+    "a[a[:, 0, 0] > 0] - a[a[:, 0, 0] > 0].mean(axis=(1, 2), keepdims=True)",
     "round(a, 2)",
     "f.round(3)",
     "around(a * 1000, -2)",

@@ -224,65 +224,55 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
         return run_unique(&args, &array, counts, cancel, started);
     }
     if let Some(selection) = args.selected()? {
-        return run_selected(&args, &selection, cancel, started);
+        let options = args.options()?;
+        if options.chunks.is_some() {
+            return Err(Error::ArrayArgument {
+                op: "array".into(),
+                reason: "--chunks cannot apply to a boolean selection, whose length is known \
+                         only once it has run; write it, then rechunk the file"
+                    .into(),
+            });
+        }
+        return run_job(
+            &args,
+            selection.values().input_paths(),
+            (cancel, started),
+            |out, ctx| crate::convert::write_selected(&selection, out, &options, ctx),
+            |ctx| crate::convert::compute_selected(&selection, ctx),
+        );
     }
     let (array, options) = args.array()?;
-    let mut paths: Vec<&std::path::Path> = Vec::new();
-    let inputs = array.input_paths();
-    paths.extend(inputs.iter().map(PathBuf::as_path));
+    run_job(
+        &args,
+        array.input_paths(),
+        (cancel, started),
+        |out, ctx| write_array(&array, out, &options, ctx),
+        |ctx| compute_array(&array, ctx),
+    )
+}
+
+/// The job of an expression reading `inputs`: its result written to the output by
+/// `write`, or, without one, computed into memory by `compute` and printed as numpy
+/// prints it.
+fn run_job(
+    args: &Args,
+    inputs: Vec<PathBuf>,
+    (cancel, started): (CancelToken, Instant),
+    write: impl FnOnce(&std::path::Path, &crate::exec::JobContext) -> Result<u64>,
+    compute: impl FnOnce(&crate::exec::JobContext) -> Result<crate::convert::ComputedArray>,
+) -> Result<ExitCode> {
+    let mut paths: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
     paths.extend(args.output.as_deref());
     let (ctx, report_file) = args.job.start(cancel, &paths, args.overwrite)?;
     match &args.output {
         Some(out) => {
-            let outcome = write_array(&array, out, &options, &ctx);
+            let outcome = write(out, &ctx);
             args.job.finish(&ctx, started, report_file, outcome, |_| {
                 serde_json::json!({})
             })?;
         }
         None => {
-            let outcome = compute_array(&array, &ctx);
-            let computed = args.job.finish(&ctx, started, report_file, outcome, |_| {
-                serde_json::json!({})
-            })?;
-            println!(
-                "{}",
-                crate::array::print::numpy_str(&computed.shape, computed.dtype, &computed.bytes)
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `x[mask]`: the selected elements printed as numpy prints them, or written to
-/// the output.
-fn run_selected(
-    args: &Args,
-    selection: &Selection,
-    cancel: CancelToken,
-    started: Instant,
-) -> Result<ExitCode> {
-    let options = args.options()?;
-    if options.chunks.is_some() {
-        return Err(Error::ArrayArgument {
-            op: "array".into(),
-            reason: "--chunks cannot apply to a boolean selection, whose length is known \
-                     only once it has run; write it, then rechunk the file"
-                .into(),
-        });
-    }
-    let mut paths = selection.values().input_paths();
-    paths.extend(args.output.iter().cloned());
-    let refs: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
-    let (ctx, report_file) = args.job.start(cancel, &refs, args.overwrite)?;
-    match &args.output {
-        Some(out) => {
-            let outcome = crate::convert::write_selected(selection, out, &options, &ctx);
-            args.job.finish(&ctx, started, report_file, outcome, |_| {
-                serde_json::json!({})
-            })?;
-        }
-        None => {
-            let outcome = crate::convert::compute_selected(selection, &ctx);
+            let outcome = compute(&ctx);
             let computed = args.job.finish(&ctx, started, report_file, outcome, |_| {
                 serde_json::json!({})
             })?;

@@ -102,23 +102,9 @@ pub fn fitting_block(
         .iter()
         .zip(b)
         .zip(shape)
-        .map(|((&whole, &y), &len)| {
-            let y = y.min(len.max(1)).max(1);
-            let mut c: Vec<u64> = std::iter::successors(Some(y), |v| v.checked_mul(2))
-                .take_while(|&v| v < whole)
-                .collect();
-            c.push(whole);
-            c
-        })
+        .map(|((&whole, &y), &len)| doublings(y.min(len.max(1)).max(1), whole))
         .collect();
-    let extents: Vec<u64> = candidates.iter().map(|c| c.len() as u64).collect();
-    super::indices_c_order(&extents)
-        .map(|pick| {
-            pick.iter()
-                .enumerate()
-                .map(|(axis, &i)| candidates[axis][i as usize])
-                .collect::<Vec<u64>>()
-        })
+    combinations(&candidates)
         .filter(|block| {
             rereads(shape, block, a) <= MAX_REREADS
                 && block_task_bytes(shape, block, a, b, item) <= budget
@@ -192,22 +178,11 @@ fn best_intermediate(
         .zip(b)
         .zip(shape)
         .map(|((&x, &y), &len)| {
-            let (lo, hi) = (x.min(y).max(1), x.max(y).min(len.max(1)));
-            let mut c: Vec<u64> = std::iter::successors(Some(lo), |v| v.checked_mul(2))
-                .take_while(|&v| v < hi)
-                .collect();
-            c.push(hi.max(lo));
-            c
+            let lo = x.min(y).max(1);
+            doublings(lo, x.max(y).min(len.max(1)).max(lo))
         })
         .collect();
-    let extents: Vec<u64> = candidates.iter().map(|c| c.len() as u64).collect();
-    super::indices_c_order(&extents)
-        .map(|pick| {
-            pick.iter()
-                .enumerate()
-                .map(|(axis, &i)| candidates[axis][i as usize])
-                .collect::<Vec<u64>>()
-        })
+    combinations(&candidates)
         .filter_map(|mid| {
             // Decodes of the source and of the intermediate, over one each.
             let first = fitting_block(shape, a, &mid, item, budget)?;
@@ -217,6 +192,27 @@ fn best_intermediate(
         })
         .min_by_key(|(decodes, mid)| (*decodes, std::cmp::Reverse(mid.iter().product::<u64>())))
         .map(|(_, mid)| mid)
+}
+
+/// `lo`, twice `lo`, four times, ... below `hi`, then `hi`: the sizes tried along
+/// an axis.
+fn doublings(lo: u64, hi: u64) -> Vec<u64> {
+    let mut c: Vec<u64> = std::iter::successors(Some(lo), |v| v.checked_mul(2))
+        .take_while(|&v| v < hi)
+        .collect();
+    c.push(hi);
+    c
+}
+
+/// Every shape that takes one of `candidates[axis]` along each axis.
+fn combinations(candidates: &[Vec<u64>]) -> impl Iterator<Item = Vec<u64>> + '_ {
+    let extents: Vec<u64> = candidates.iter().map(|c| c.len() as u64).collect();
+    super::indices_c_order(&extents).map(move |pick| {
+        pick.iter()
+            .enumerate()
+            .map(|(axis, &i)| candidates[axis][i as usize])
+            .collect()
+    })
 }
 
 /// A chunk size between `x` and `y` at fraction `t` (geometric), rounded to a
