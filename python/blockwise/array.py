@@ -19,6 +19,7 @@ import itertools
 import json
 import numbers
 import os
+import secrets
 import tempfile
 import weakref
 from typing import Any
@@ -114,10 +115,16 @@ def _index_operand(i: Any) -> Any:
             raise IndexError("arrays used as indices must be of integer (or boolean) type")
         if a.size == 0:
             a = a.astype(np.int64)
-        if a.size <= _LITERAL_INDEX:
-            return _call("array", a.tolist(), dtype=a.dtype.name)
-        return from_array(a)
+        return _array_operand(a)
     return i
+
+
+def _array_operand(a: np.ndarray) -> "Array":
+    """A numpy array as an operand: written into the expression when small (and
+    not complex, which the language's lists do not hold), stored otherwise."""
+    if a.size <= _LITERAL_INDEX and a.dtype.kind in "biuf":
+        return _call("array", a.tolist(), dtype=a.dtype.name)
+    return from_array(a)
 
 
 def _call_index(a: "Array", index: tuple) -> "Array":
@@ -354,7 +361,8 @@ class Array:
     # Building expressions.
     def _binary(self, op: str, other: Any, reflected: bool = False) -> "Array":
         if isinstance(other, np.ndarray):
-            return NotImplemented
+            # A small one is written into the expression; a larger one is stored.
+            other = _array_operand(other) if other.ndim else other[()]
         try:
             lit = _literal(other)
         except TypeError:
@@ -417,7 +425,10 @@ class Array:
                     raise IndexError(f"index {int(i)} is out of bounds for axis 0 with size {self.shape[0]}")
         out = _call_index(self, index)
         if any(isinstance(i, Array) for i in index):
-            out._info()  # numpy refuses a bad index array at once; so do we
+            try:
+                out._info()  # numpy refuses a bad index array at once; so do we
+            except ValueError as e:
+                raise IndexError(str(e)) from None
         return out
 
     @property
@@ -478,6 +489,10 @@ class Array:
         if isinstance(index, (list, np.ndarray)) and np.asarray(index).dtype == np.bool_:
             index = _index_operand(index)
         if isinstance(index, Array) and index.dtype == np.bool_:
+            if index.shape != self.shape[:index.ndim]:
+                raise IndexError(
+                    f"boolean index of shape {index.shape} did not match the indexed array "
+                    f"of shape {self.shape}")
             # A mask of the leading axes selects whole rows.
             extra = self.ndim - index.ndim
             mask = index[(Ellipsis,) + (None,) * extra] if extra > 0 else index
@@ -486,6 +501,10 @@ class Array:
             mask = self._region_mask(index)
             if isinstance(value, Array) and value.shape != self.shape:
                 value = self._placed(index, value)
+        if self.dtype.kind != "c" and (
+                isinstance(value, complex) and not isinstance(value, (float, int))
+                or getattr(value, "dtype", np.dtype("f8")).kind == "c"):
+            raise TypeError(f"cannot assign complex values into a {self.dtype} array")
         new = where(mask, value, self).astype(self.dtype)
         self.__dict__.update(new.__dict__)
 
@@ -658,6 +677,10 @@ def from_array(a: Any, chunks: Any = "auto") -> Array:
 
 def _constructor(name: str):
     def build(*args: Any, **kwargs: Any) -> Array:
+        if name.startswith("random.") and kwargs.get("seed") is None:
+            # Drawn once, when the array is made: it is the same array at every
+            # compute, and two arrays made alike differ (as Dask's do).
+            kwargs["seed"] = secrets.randbits(63)
         return _call(name, *args, **kwargs)
 
     build.__name__ = name.replace(".", "_")

@@ -242,6 +242,25 @@ def test_boolean_masks_and_index_arrays_as_numpy_and_dask_give_them(tmp_path):
         x[np.ones(4, bool)]
 
 
+def test_numpy_operands_scalars_and_unseeded_randoms_as_numpy_users_expect():
+    a = np.arange(12.0).reshape(3, 4)
+    x = bw.from_array(a, chunks=2)
+    np.testing.assert_array_equal(np.asarray(x + np.arange(4.0)), a + np.arange(4.0))
+    np.testing.assert_array_equal(np.asarray(np.pad(x, np.int64(2))), np.pad(a, 2))
+    np.testing.assert_array_equal(np.asarray(np.round(x / 7, np.int64(2))), np.round(a / 7, 2))
+    with pytest.raises(IndexError, match="out of bounds"):
+        x[[10]]
+    with pytest.raises(IndexError, match="did not match"):
+        x[np.array([True])] = 0
+    with pytest.raises(TypeError, match="complex"):
+        x[x > 0] = 1 + 2j
+    # An unseeded random array is one array: the same at every compute, and
+    # another from the next call.
+    r = bw.random.random((3, 3), chunks=2)
+    np.testing.assert_array_equal(np.asarray(r), np.asarray(r))
+    assert np.asarray(r - bw.random.random((3, 3), chunks=2)).any()
+
+
 def test_mandelbrot_as_numpy_users_write_it():
     # A complex128 grid from linspace and meshgrid, z = z**2 + c where |z| <= 2
     # (masked assignment), 20 iterations, and the count of steps each point stayed.

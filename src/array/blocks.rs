@@ -11,7 +11,7 @@
 
 use super::graph::{check_blocks, check_size, normalize_axis, Array, Body, Chunks};
 use super::kernel::rows::BlockFunc;
-use super::program::Scalar;
+use super::program::{LeafSource, Node, Scalar};
 use crate::error::{Error, Result};
 use crate::storage::array::DType;
 
@@ -164,6 +164,28 @@ impl Array {
                     crate::grid::tuple_text(indices.shape())
                 ),
             });
+        }
+        // Indices written out are checked now, as numpy checks them.
+        let (program, _) = indices.program();
+        if let [Node::Leaf {
+            source: LeafSource::Literal { values, .. },
+            ..
+        }] = program.nodes.as_slice()
+        {
+            let n = self.shape()[axis];
+            for v in values {
+                let i = match *v {
+                    Scalar::Int(i) => i128::from(i),
+                    Scalar::UInt(u) => i128::from(u),
+                    _ => continue,
+                };
+                if i >= i128::from(n) || i < -i128::from(n) {
+                    return Err(Error::ArrayArgument {
+                        op: "index".into(),
+                        reason: format!("index {i} is out of bounds for axis {axis} with size {n}"),
+                    });
+                }
+            }
         }
         let mut shape = self.shape().to_vec();
         shape[axis] = indices.shape()[0];

@@ -260,6 +260,27 @@ fn constant(name: &str) -> Option<Value> {
 pub struct Evaluator<'a> {
     text: &'a str,
     names: &'a BTreeMap<String, Array>,
+    /// Random constructors without a seed met so far: each takes its own.
+    unseeded: std::sync::atomic::AtomicU64,
+}
+
+/// The seed of the `n`-th random constructor without one in an expression: drawn
+/// afresh for each process, as numpy's and Dask's are, and the same for every
+/// evaluation of the text in the process (so that what is planned is what runs;
+/// a plan records the seeds it uses).
+fn unseeded_seed(n: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    });
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write_u64(base);
+    h.write_u64(n);
+    // Seeds are non-negative integers to numpy's Philox key.
+    h.finish() >> 1
 }
 
 /// Evaluates `text` with `names` bound to arrays.
@@ -269,7 +290,11 @@ pub struct Evaluator<'a> {
 /// what went wrong where.
 pub fn evaluate(text: &str, names: &BTreeMap<String, Array>) -> Result<Value> {
     let expr = super::expr::parse(text)?;
-    let ev = Evaluator { text, names };
+    let ev = Evaluator {
+        text,
+        names,
+        unseeded: std::sync::atomic::AtomicU64::new(0),
+    };
     // Deep expressions recurse; the parser bounds their depth, and this runs on a
     // stack sized for that bound as the parser does.
     std::thread::scope(|s| {
@@ -1357,7 +1382,12 @@ impl Evaluator<'_> {
             Some(v) => shape_arg(&v)?,
         };
         let seed = match c.opt_kw("seed")? {
-            None | Some(Value::None) => 0,
+            None | Some(Value::None) => {
+                let n = self
+                    .unseeded
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                unseeded_seed(n)
+            }
             Some(v) => to_u64(&v, "seed")?,
         };
         let dtype = match dist {
