@@ -273,7 +273,10 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
     // What only the values tell fails when it runs, as numpy's would.
     refused(
         "arange(5)[arange(5) > 9].max()",
-        &["zero-size array to reduction operation maximum", "selection is empty"],
+        &[
+            "zero-size array to reduction operation maximum",
+            "selection is empty",
+        ],
     );
     refused(
         "ones((3, 4))[ones(3) > 0] @ ones((4, 2))",

@@ -499,6 +499,11 @@ class Array:
         else:
             index = index if isinstance(index, tuple) else (index,)
             mask = self._region_mask(index)
+            listed = any(isinstance(i, (list, np.ndarray)) for i in index)
+            if listed and isinstance(value, (Array, np.ndarray)) and np.ndim(value) > 0:
+                raise NotImplementedError(
+                    "assigning an array through a list of indices is not supported; assign a "
+                    "number, or an array through slices")
             if isinstance(value, Array) and value.shape != self.shape:
                 value = self._placed(index, value)
         if self.dtype.kind != "c" and (
@@ -574,6 +579,23 @@ class Array:
                 if not 0 <= j < n:
                     raise IndexError(f"index {int(i)} is out of bounds for axis {axis} with size {n}")
                 inside = pos == j
+            elif isinstance(i, (list, np.ndarray)) and np.asarray(i).ndim == 1:
+                # Rows named by a list of indices or a 1-d mask along this axis.
+                picked = np.asarray(i)
+                if picked.dtype == np.bool_:
+                    if picked.shape != (n,):
+                        raise IndexError(f"boolean index did not match indexed array along axis "
+                                         f"{axis}; size of axis is {n} but size of corresponding "
+                                         f"boolean axis is {picked.shape[0]}")
+                    rows = picked
+                else:
+                    rows = np.zeros(n, dtype=bool)
+                    rows[picked.astype(np.int64) if picked.size else []] = True
+                inside = _array_operand(rows).rechunk((self.chunks[axis],))
+                for _ in range(axis):
+                    inside = expand_dims_(inside, 0)
+                for _ in range(self.ndim - axis - 1):
+                    inside = expand_dims_(inside, -1)
             else:
                 raise TypeError(f"{type(i).__name__} cannot index an assignment yet")
             mask = inside if mask is True else (mask & inside)

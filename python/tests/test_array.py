@@ -147,7 +147,7 @@ def test_what_numpy_would_not_ignore_is_not_ignored():
     x = bw.from_array(a, chunks=(2, 3))
     with pytest.raises(IndexError, match="integer"):
         x[[0.5, 2]]
-    with pytest.raises(ValueError, match="only one array"):
+    with pytest.raises(IndexError, match="only one array"):
         x[[0, 2], [1, 3]]
     with pytest.raises(TypeError):
         np.add(x, 1, dtype=np.float32)
@@ -238,7 +238,7 @@ def test_boolean_masks_and_index_arrays_as_numpy_and_dask_give_them(tmp_path):
     want = a.copy()
     want[a[:, 0] > 0] = 0
     np.testing.assert_array_equal(x.compute(progress=False), want)
-    with pytest.raises(ValueError, match="boolean index did not match"):
+    with pytest.raises(IndexError, match="boolean index did not match"):
         x[np.ones(4, bool)]
 
 
@@ -254,6 +254,12 @@ def test_numpy_operands_scalars_and_unseeded_randoms_as_numpy_users_expect():
         x[np.array([True])] = 0
     with pytest.raises(TypeError, match="complex"):
         x[x > 0] = 1 + 2j
+    want = a.copy()
+    x[[2, 0]] = 9
+    want[[2, 0]] = 9
+    x[:, np.array([True, False, False, True])] = -1
+    want[:, np.array([True, False, False, True])] = -1
+    np.testing.assert_array_equal(np.asarray(x), want)
     # An unseeded random array is one array: the same at every compute, and
     # another from the next call.
     r = bw.random.random((3, 3), chunks=2)

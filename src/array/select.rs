@@ -426,9 +426,16 @@ impl Selection {
         // ones give NaN when no degree of freedom is left.
         let var = if skip_nan {
             let positive = dof.binary(BinaryOp::Greater, &weak_int(0))?;
-            Array::select(&positive, &ss.binary(BinaryOp::TrueDivide, &dof)?, &weak_nan())?
+            Array::select(
+                &positive,
+                &ss.binary(BinaryOp::TrueDivide, &dof)?,
+                &weak_nan(),
+            )?
         } else {
-            ss.binary(BinaryOp::TrueDivide, &dof.binary(BinaryOp::Maximum, &weak_int(0))?)?
+            ss.binary(
+                BinaryOp::TrueDivide,
+                &dof.binary(BinaryOp::Maximum, &weak_int(0))?,
+            )?
         };
         if matches!(reducer, R::Std | R::Nanstd) {
             var.unary(UnaryOp::Sqrt)
