@@ -490,3 +490,36 @@ fn sort_under_a_tenth_of_the_data_spills_and_matches_a_stable_sort() {
         }
     }
 }
+
+#[test]
+fn an_npy_many_times_the_memory_limit_is_copied_in_bands_of_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("a.npy");
+    common::python_eval(&format!(
+        "import numpy as np\n\
+         np.save({:?}, np.random.default_rng(3).standard_normal((1000, 1000)))\n\
+         np.save({:?}, np.arange(1_000_000, dtype=np.int64))\n\
+         print('ok')",
+        src.display().to_string(),
+        dir.path().join("b.npy").display().to_string()
+    ));
+    // 8 MB each under a 2 MiB limit: the output takes any region, so a task copies a
+    // band of rows that fits.
+    for name in ["a.npy", "b.npy"] {
+        let src = dir.path().join(name);
+        let out = dir.path().join(format!("copy-{name}"));
+        let run = common::convert_ok(
+            &src,
+            &out,
+            &[
+                &["--memory-limit", "2MiB", "--stats"][..],
+                &common::RSS_THRESHOLDS_OFF,
+            ]
+            .concat(),
+        );
+        assert_same("array", &src, &out, &[]);
+        let stats: serde_json::Value = serde_json::from_slice(&run.stderr).unwrap();
+        let peak = stats["peak_reserved_bytes"].as_u64().unwrap();
+        assert!(peak > 0 && peak <= 2 << 20, "{stats}");
+    }
+}

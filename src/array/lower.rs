@@ -136,6 +136,15 @@ pub enum StageWork {
         program: Program,
         /// The mask's program, of the values' shape.
         mask: Program,
+        /// Where the kept values go in a file, when not into the store.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        into: Option<Placement>,
+    },
+    /// Each block's count of true values of a boolean program, as 8 bytes (the
+    /// lengths a selection's slabs keep, counted before they are placed).
+    CountTrue {
+        /// The boolean program.
+        program: Program,
     },
     /// Distinct values and counts merged (`unique`'s tree); the last level's one
     /// task holds the result.
@@ -167,6 +176,18 @@ pub enum StageWork {
         #[serde(default)]
         ddof: f64,
     },
+}
+
+/// Where a selection's slabs are placed: one after the other in a file of raw
+/// values, slab `i` from element `offsets[i]` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// The file (an `.npy` whose header is written).
+    pub path: String,
+    /// Where its values start.
+    pub data_offset: u64,
+    /// The first element of each slab.
+    pub offsets: Vec<u64>,
 }
 
 /// How the tasks of a matrix product's stage make their blocks from their inputs.
@@ -225,6 +246,7 @@ impl StageMeta {
             | StageWork::Partials { program, .. }
             | StageWork::Unique { program }
             | StageWork::Compress { program, .. }
+            | StageWork::CountTrue { program }
             | StageWork::Scan { program, .. } => Ok((program, block.clone())),
             // Any row along the axis may be read.
             StageWork::Take {
@@ -405,7 +427,13 @@ impl Operation for ArrayBlock {
                 let bytes = encode_unique(&values, &counts, dtype);
                 env.store.put(&task.output, Entry::Bytes(bytes.into()))
             }
-            StageWork::Compress { mask, .. } => {
+            StageWork::CountTrue { .. } => {
+                let keep = program.eval_block(&local, &read)?;
+                let n = keep.iter().filter(|&&m| m != 0).count() as u64;
+                env.store
+                    .put(&task.output, Entry::Bytes(n.to_le_bytes().to_vec().into()))
+            }
+            StageWork::Compress { mask, into, .. } => {
                 let item = program.dtype().size();
                 let values = program.eval_block(&local, &read)?;
                 let keep = mask.eval_block(&local, &read)?;
@@ -426,7 +454,14 @@ impl Operation for ArrayBlock {
                         out.extend_from_slice(v);
                     }
                 }
-                env.store.put(&task.output, Entry::Bytes(out.into()))
+                match into {
+                    None => env.store.put(&task.output, Entry::Bytes(out.into())),
+                    Some(place) => {
+                        place_slab(place, key, &out, item, task)?;
+                        // Done, for the executor; the values are in the file.
+                        env.store.put(&task.output, Entry::Bytes(Vec::new().into()))
+                    }
+                }
             }
             StageWork::Counts { weights, bins, .. } => {
                 let values = Values::decode(program.dtype(), &program.eval_block(&local, &read)?)?;
@@ -504,6 +539,44 @@ impl Operation for ArrayCombine {
             }
         }
     }
+}
+
+/// Writes slab `key[0]`'s kept values where `place` says. Each slab has its own
+/// range of the file, so tasks write side by side and a repeated task writes the
+/// same bytes again.
+fn place_slab(
+    place: &Placement,
+    key: &[u64],
+    values: &[u8],
+    item: usize,
+    task: &Task,
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let slab = key.first().copied().unwrap_or(0);
+    let (Some(&at), next) = (
+        place.offsets.get(slab as usize),
+        place.offsets.get(slab as usize + 1),
+    ) else {
+        return Err(Error::BadPlan {
+            reason: format!("task {}: slab {slab} has no place", task.id),
+        });
+    };
+    if next.is_some_and(|&n| n - at != (values.len() / item) as u64) {
+        return Err(Error::BadPlan {
+            reason: format!(
+                "task {}: slab {slab} kept {} values where {} were counted",
+                task.id,
+                values.len() / item,
+                next.map_or(0, |&n| n - at)
+            ),
+        });
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&place.path)
+        .map_err(|e| Error::io(&place.path, e))?;
+    file.write_all_at(values, place.data_offset + at * item as u64)
+        .map_err(|e| Error::io(&place.path, e))
 }
 
 /// Merges the distinct values and counts of its inputs (`unique`'s tree).
@@ -1643,7 +1716,11 @@ impl<'p> PlanBuilder<'p> {
     ///
     /// # Errors
     /// As [`PlanBuilder::add`].
-    pub fn add_selection(&mut self, selection: &Selection) -> Result<(String, Vec<Vec<u64>>)> {
+    pub fn add_selection(
+        &mut self,
+        selection: &Selection,
+        into: Option<Placement>,
+    ) -> Result<(String, Vec<Vec<u64>>)> {
         let values = selection.values();
         let mask = selection.full_mask()?;
         let (program, inputs) = values.program();
@@ -1656,7 +1733,31 @@ impl<'p> PlanBuilder<'p> {
             work: StageWork::Compress {
                 program,
                 mask: mask_program,
+                into,
             },
+            write_to: None,
+        };
+        let keys = meta.grid().chunk_indices().collect();
+        self.add_block_stage(&id, meta, &Target::Store)?;
+        Ok((id, keys))
+    }
+
+    /// Adds the stage counting what each slab of a boolean selection keeps (8 bytes
+    /// a slab, in the store). Returns the stage's dataset and the slabs' keys.
+    ///
+    /// # Errors
+    /// As [`PlanBuilder::add`].
+    pub fn add_selection_count(
+        &mut self,
+        selection: &Selection,
+    ) -> Result<(String, Vec<Vec<u64>>)> {
+        let mask = selection.full_mask()?;
+        let (program, inputs) = mask.program();
+        self.add_input_map(&inputs)?;
+        let id = format!("{}n", selection.values().expr().id);
+        let meta = StageMeta {
+            chunks: selection.slabs(),
+            work: StageWork::CountTrue { program },
             write_to: None,
         };
         let keys = meta.grid().chunk_indices().collect();
@@ -1760,6 +1861,8 @@ impl<'p> PlanBuilder<'p> {
                 StageWork::Unique { .. } => local.num_elements() * (24 + 2 * item),
                 // The block's values, its mask, and the values kept.
                 StageWork::Compress { .. } => local.num_elements() * (2 * item + 1),
+                // The block's mask, then its count.
+                StageWork::CountTrue { .. } => local.num_elements() + 8,
                 // The block's values decoded and its weights, then the bins' state.
                 StageWork::Counts { bins, .. } => local.num_elements() * 32 + bins.len() * 24,
                 // The input block's values decoded (16 bytes an element at most) and

@@ -1325,6 +1325,11 @@ fn boolean_selections_stay_under_a_quarter_of_the_data() {
         );
         let (g, w) = (floats(DType::Float64, &got.bytes), hex_floats(&want[key]));
         assert!(!w.is_empty(), "{expr}: numpy selected nothing");
+        assert_eq!(
+            got.shape.iter().product::<u64>() as usize,
+            w.len(),
+            "{expr}"
+        );
         assert_eq!(g.len(), w.len(), "{expr}");
         for (a, b) in g.iter().zip(&w) {
             assert!(
@@ -1333,4 +1338,50 @@ fn boolean_selections_stay_under_a_quarter_of_the_data() {
             );
         }
     }
+}
+
+#[test]
+fn a_selection_larger_than_memory_is_written_slab_by_slab() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x.npy");
+    crate::reference::json(
+        "import json, sys, numpy as np\n\
+         np.save(sys.argv[1], np.random.default_rng(4).standard_normal((256, 4096)))\n\
+         print(json.dumps({}))",
+        &[&src.display().to_string()],
+    );
+    // Nine tenths of the 8 MiB array are kept, under a 2 MiB limit: the slabs are
+    // counted, then placed side by side in a staged file, never all in memory.
+    let limit = 2 << 20;
+    let x = Array::open(
+        &src,
+        Some(regular_chunks(&[256, 4096], &[16, 1024]).unwrap()),
+    )
+    .unwrap();
+    let mut names = BTreeMap::new();
+    names.insert("x".to_string(), x);
+    let Value::Selected(selection) = evaluate("x[x > -1.28]", &names).unwrap() else {
+        panic!("not a selection")
+    };
+    let ctx = budget(limit);
+    let out = dir.path().join("kept.npy");
+    crate::convert::write_selected(&selection, &out, &Default::default(), &ctx).unwrap();
+    let peak = ctx.pool.peak_reserved();
+    assert!(peak > 0 && peak <= limit, "peak reserved {peak} of {limit}");
+    let want: Vec<f64> = npy_floats(&src)
+        .into_iter()
+        .filter(|&v| v > -1.28)
+        .collect();
+    assert!(want.len() > 7 << 17, "{} kept", want.len());
+    assert_eq!(npy_floats(&out), want);
+    // Nothing is left in the spill directory (but its lock).
+    let left: Vec<_> = std::fs::read_dir(ctx.spill.disk().dir())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .filter(|n| n != ".lock")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::job::{finish_with_publish, run_plan_then, OnFailure, PlanSizing, STAGED_OUTPUT};
 use super::{output_spec, sinks, ConvertOptions};
 use crate::array::graph::{regular_chunks, Array, Chunks};
-use crate::array::lower::{collect, PlanBuilder, Target};
+use crate::array::lower::{collect, Placement, PlanBuilder, Target};
 use crate::array::select::Selection;
 use crate::array::CreateArray;
 use crate::array::FinishArray;
@@ -189,41 +189,117 @@ pub fn plan_selection(
     let mut plan = Plan::new();
     let (dataset, keys) = PlanBuilder::new(&mut plan)
         .with_task_budget(task_budget(sizing))
-        .add_selection(selection)?;
+        .add_selection(selection, None)?;
     Ok((plan, dataset, keys))
 }
 
-/// Writes the elements a boolean mask selects to `dst`: they are computed into
-/// memory (so they must fit it, as Dask's `compute_chunk_sizes` needs them
-/// counted), staged as a `.npy` file in the spill directory, and written from
-/// there as any array is; the staged file is removed whatever happens.
+/// Writes the elements a boolean mask selects to `dst`, out of core, as Dask's
+/// `compute_chunk_sizes` then `to_zarr` do: a first plan counts what each slab of
+/// rows keeps; the counts place each slab in a staged `.npy` in the spill
+/// directory, which a second plan's tasks write side by side; the staged file is
+/// then written to `dst` as any array is, and removed whatever happens.
 ///
 /// # Errors
-/// As [`compute_selected`] and [`write`].
+/// The plans' and the runs' errors; as [`write`].
 pub fn write_selected(
     selection: &Selection,
     dst: &Path,
     options: &ConvertOptions,
     ctx: &JobContext,
 ) -> Result<u64> {
-    let computed = compute_selected(selection, ctx)?;
-    let staged = scratch_workdir(ctx).with_extension("npy");
-    let header = crate::storage::npy::header::encode(computed.dtype, &computed.shape, false);
-    let staged_write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut file = std::fs::File::create(&staged)?;
-        file.write_all(&header)?;
-        file.write_all(&computed.bytes)
+    let sizing = PlanSizing::of(ctx);
+    let counts = count_selected(selection, ctx)?;
+    let dtype = selection.dtype();
+    let item = dtype.size() as u64;
+    let mut offsets = Vec::with_capacity(counts.len() + 1);
+    let mut total = 0u64;
+    for n in &counts {
+        offsets.push(total);
+        total = total
+            .checked_add(*n)
+            .ok_or_else(|| Error::bug("a selection's count overflows", total))?;
+    }
+    offsets.push(total);
+    let length = if selection.per_position() == 0 {
+        // The selection holds no element whatever the mask: the mask's count is its
+        // length.
+        let count = compute(&selection.mask_count()?, ctx)?;
+        let raw: [u8; 8] =
+            count.bytes.as_slice().try_into().map_err(|_| {
+                Error::bug("a mask's count that is not one int64", count.bytes.len())
+            })?;
+        u64::try_from(i64::from_ne_bytes(raw)).unwrap_or(0)
+    } else {
+        total / selection.per_position()
     };
-    let written = staged_write()
-        .map_err(|e| Error::io(&staged, e))
-        .and_then(|()| {
-            drop(computed);
-            let array = Array::open(&staged, None)?;
-            write(&array, dst, options, ctx)
-        });
+    let shape = selection.shape_for(length);
+    let staged = scratch_workdir(ctx).with_extension("npy");
+    let header = crate::storage::npy::header::encode(dtype, &shape, false);
+    let written = (|| -> Result<u64> {
+        let bytes = total
+            .checked_mul(item)
+            .and_then(|b| b.checked_add(header.len() as u64))
+            .ok_or_else(|| Error::bug("a selection's size overflows", total))?;
+        // The staged file counts against the spill quota while it exists.
+        let charge = ctx.spill.disk().charge();
+        charge.add(bytes)?;
+        {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&staged).map_err(|e| Error::io(&staged, e))?;
+            file.write_all(&header).map_err(|e| Error::io(&staged, e))?;
+            file.set_len(bytes).map_err(|e| Error::io(&staged, e))?;
+        }
+        let mut plan = Plan::new();
+        PlanBuilder::new(&mut plan)
+            .with_task_budget(task_budget(sizing))
+            .add_selection(
+                selection,
+                Some(Placement {
+                    path: staged.display().to_string(),
+                    data_offset: header.len() as u64,
+                    offsets,
+                }),
+            )?;
+        plan.workdir = scratch_workdir(ctx).display().to_string();
+        check_memory(&plan, sizing.memory_limit)?;
+        std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
+        run_plan_then(&plan, ctx, OnFailure::RemoveAll, |_| Ok(()))
+            .map_err(|e| ctx.spill.disk().map_full(e, bytes))?;
+        let array = Array::open(&staged, None)?;
+        let written = write(&array, dst, options, ctx);
+        drop(charge);
+        written
+    })();
     let _ = std::fs::remove_file(&staged);
     written
+}
+
+/// What each slab of a boolean selection keeps, counted by a plan of its own.
+fn count_selected(selection: &Selection, ctx: &JobContext) -> Result<Vec<u64>> {
+    let sizing = PlanSizing::of(ctx);
+    let mut plan = Plan::new();
+    let (dataset, keys) = PlanBuilder::new(&mut plan)
+        .with_task_budget(task_budget(sizing))
+        .add_selection_count(selection)?;
+    plan.workdir = scratch_workdir(ctx).display().to_string();
+    check_memory(&plan, sizing.memory_limit)?;
+    std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
+    let (_, counts) = run_plan_then(&plan, ctx, OnFailure::RemoveAll, |store| {
+        keys.into_iter()
+            .map(|key| {
+                let entry = store.get(&DataRef::chunk(&dataset, key))?;
+                match &*entry {
+                    crate::plan::Entry::Bytes(b) if b.len() == 8 => {
+                        let mut raw = [0u8; 8];
+                        raw.copy_from_slice(b);
+                        Ok(u64::from_le_bytes(raw))
+                    }
+                    _ => Err(Error::bug("a slab's count that is not 8 bytes", "")),
+                }
+            })
+            .collect::<Result<Vec<u64>>>()
+    })?;
+    Ok(counts)
 }
 
 /// The plan computing `array` into the store (no working directory yet), and where

@@ -62,13 +62,18 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     };
     // An .npy output takes any region in place: blocks follow the Zarr source's
     // chunks instead of bands of whole rows, so a task holds about one chunk.
-    let target = match (c.from, c.to) {
-        (Format::Zarr, Format::Npy) => npy_blocks(&shape, &read_chunks, item),
-        _ => target,
-    };
     // Tasks run `threads` at a time; together they may use half the limit.
     let limit = c.sizing.memory_limit;
     let budget = limit / (2 * c.sizing.threads as u64).max(1);
+    let (target, read_chunks) = match (c.from, c.to) {
+        (Format::Zarr, Format::Npy) => (npy_blocks(&shape, &read_chunks, item), read_chunks),
+        // Both sides take any region in place: bands of rows that fit a task.
+        (_, Format::Npy) => {
+            let bands = npy_bands(&shape, item, budget);
+            (bands.clone(), bands)
+        }
+        _ => (target, read_chunks),
+    };
     let rechunk = Rechunk::new(&shape, item, &read_chunks, &target, budget, limit)?;
     check_task_count(rechunk.tasks()?, &target, limit)?;
     let src = c.src_dataset(
@@ -104,6 +109,22 @@ fn npy_blocks(shape: &[u64], read_chunks: &[u64], item: u64) -> Vec<u64> {
         block[axis] = block[axis].saturating_mul(factor).min(shape[axis].max(1));
     }
     block
+}
+
+/// Bands of whole rows of an `.npy` copied from a source read in place: as many
+/// rows as let a task (its block read, held and written: three times its bytes in
+/// [`crate::grid::rechunk::block_task_bytes`]'s count) fit `budget`, at least one.
+fn npy_bands(shape: &[u64], item: u64, budget: u64) -> Vec<u64> {
+    let mut band: Vec<u64> = shape.iter().map(|&n| n.max(1)).collect();
+    if let Some(first) = band.first_mut() {
+        let row = shape[1..]
+            .iter()
+            .product::<u64>()
+            .max(1)
+            .saturating_mul(item);
+        *first = (budget / 3 / row.max(1)).clamp(1, (*first).max(1));
+    }
+    band
 }
 
 /// Bytes a plan holds for each task it lists (its operation, parameters, inputs,
