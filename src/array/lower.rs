@@ -1729,7 +1729,7 @@ impl<'p> PlanBuilder<'p> {
         self.add_input_map(&mask_inputs)?;
         let id = format!("{}s", values.expr().id);
         let meta = StageMeta {
-            chunks: selection.slabs(),
+            chunks: selection.slabs(self.slab_elements(selection.dtype())),
             work: StageWork::Compress {
                 program,
                 mask: mask_program,
@@ -1740,6 +1740,12 @@ impl<'p> PlanBuilder<'p> {
         let keys = meta.grid().chunk_indices().collect();
         self.add_block_stage(&id, meta, &Target::Store)?;
         Ok((id, keys))
+    }
+
+    /// The most elements of `dtype` a selection's slab may hold: its values, its
+    /// mask and what it keeps, with room for the tiles, within a task's budget.
+    fn slab_elements(&self, dtype: DType) -> u64 {
+        self.task_budget / (4 * dtype.size() as u64 + 2)
     }
 
     /// Adds the stage counting what each slab of a boolean selection keeps (8 bytes
@@ -1756,7 +1762,7 @@ impl<'p> PlanBuilder<'p> {
         self.add_input_map(&inputs)?;
         let id = format!("{}n", selection.values().expr().id);
         let meta = StageMeta {
-            chunks: selection.slabs(),
+            chunks: selection.slabs(self.slab_elements(selection.dtype())),
             work: StageWork::CountTrue { program },
             write_to: None,
         };

@@ -240,15 +240,17 @@ impl Selection {
 
     /// The blocks the selection is laid out in: slabs of whole rows of the values
     /// (so that each slab's selected elements, in C order, follow the previous
-    /// slab's), each of about the values' largest block.
-    pub fn slabs(&self) -> Chunks {
+    /// slab's), each of about the values' largest block and at most `most`
+    /// elements (but one row at least).
+    pub fn slabs(&self, most: u64) -> Chunks {
         let shape = self.values.shape();
         let block: u64 = self
             .values
             .chunks()
             .iter()
             .map(|c| c.iter().copied().max().unwrap_or(1).max(1))
-            .product();
+            .product::<u64>()
+            .min(most.max(1));
         let row: u64 = shape[1..].iter().product::<u64>().max(1);
         let rows = (block / row).max(1);
         let mut chunks: Chunks = shape.iter().map(|&n| vec![n]).collect();
