@@ -388,23 +388,16 @@ impl Evaluator<'_> {
                             )
                         });
                 }
-                if let Value::Selected(sel) = &v {
-                    return Err(usage(
-                        "index",
-                        &format!(
-                            "{} cannot be indexed further; compute it first, or index the \
-                             array before selecting",
-                            Value::Selected(sel.clone()).describe()
-                        ),
-                    ));
-                }
-                let a = to_array(v)?;
-                let index = match index.kind() {
+                let index: Vec<Value> = match index.kind() {
                     ExprKind::Tuple(items) => {
                         items.iter().map(|i| self.eval(i)).collect::<Result<_>>()?
                     }
                     _ => vec![self.eval(index)?],
                 };
+                if let Value::Selected(sel) = v {
+                    return index_selection(&sel, &index);
+                }
+                let a = to_array(v)?;
                 subscript(&a, &index)?
             }
             ExprKind::Slice { lower, upper, step } => {
@@ -2086,6 +2079,73 @@ fn reselect(sel: &Selection, v: Value) -> Result<Value> {
         Value::Array(a) => Ok(Value::Selected(sel.with_values(a)?)),
         other => Ok(other),
     }
+}
+
+/// A basic index of a boolean selection along its known axes (`x[m][:, 0]`): the
+/// same index of its whole array, the mask kept. The unknown axis may only be
+/// taken whole.
+fn index_selection(sel: &Selection, index: &[Value]) -> Result<Value> {
+    let refuse = || {
+        usage(
+            "index",
+            &format!(
+                "{} can only be indexed along its known axes, taking the selected one whole \
+                 (x[m][:, 0]); compute it first, or index the array before selecting",
+                Value::Selected(sel.clone()).describe()
+            ),
+        )
+    };
+    let n = sel.ndim();
+    let basic = index
+        .iter()
+        .all(|v| matches!(v, Value::Int(_) | Value::Slice(..) | Value::Ellipsis));
+    let ellipses = index
+        .iter()
+        .filter(|v| matches!(v, Value::Ellipsis))
+        .count();
+    if !basic || ellipses > 1 || index.len() - ellipses > n {
+        return Err(refuse());
+    }
+    // One entry an axis of the selection, `...` spelled out.
+    let mut entries: Vec<Value> = Vec::with_capacity(n);
+    for v in index {
+        if matches!(v, Value::Ellipsis) {
+            for _ in 0..n + 1 - index.len() {
+                entries.push(Value::Slice(None, None, None));
+            }
+        } else {
+            entries.push(v.clone());
+        }
+    }
+    entries.resize(n, Value::Slice(None, None, None));
+    if !matches!(
+        entries[sel.axis()],
+        Value::Slice(None, None, None) | Value::Slice(None, None, Some(1))
+    ) {
+        return Err(refuse());
+    }
+    // The whole array's index: the masked axes whole, the others as given.
+    let masked = sel.values().ndim() + 1 - n;
+    let mut out = Vec::new();
+    let mut axis = sel.axis();
+    for (j, v) in entries.iter().enumerate() {
+        if j == sel.axis() {
+            out.extend((0..masked).map(|_| Index::Slice(None, None, None)));
+            continue;
+        }
+        out.push(match v {
+            Value::Int(_) => {
+                if j < sel.axis() {
+                    axis -= 1;
+                }
+                Index::Int(to_i64(v, "index")?)
+            }
+            Value::Slice(a, b, c) => Index::Slice(*a, *b, *c),
+            _ => return Err(refuse()),
+        });
+    }
+    let values = sel.values().index(&out)?;
+    Ok(Value::Selected(sel.reindexed(values, axis)?))
 }
 
 /// An attribute of a boolean selection: what is known before it runs.

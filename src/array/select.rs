@@ -219,6 +219,15 @@ impl Selection {
         })
     }
 
+    /// The same mask over `values`, the selected axes from `axis` on (the array
+    /// indexed along its other axes).
+    ///
+    /// # Errors
+    /// As [`Selection::new`].
+    pub fn reindexed(&self, values: Array, axis: usize) -> Result<Selection> {
+        Selection::new(values, self.mask.clone(), axis)
+    }
+
     /// How many trailing axes an operand combined with the selection may have: it
     /// broadcasts against the values only over the axes after the selected one.
     pub fn trailing_axes(&self) -> usize {

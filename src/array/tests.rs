@@ -305,6 +305,11 @@ const EXACT: &[&str] = &[
     // One mask, values broadcasting along the axes after it.
     "b[m[:, 0, 0]] - b[m[:, 0, 0]].max(axis=1, keepdims=True)",
     "b[m[:, 0, 0]] + b[:, :1, :][m[:, 0, 0]]",
+    // Basic indices along a selection's known axes.
+    "a[a[:, 0, 0] > 0][:, 2]",
+    "a[a[:, 0, 0] > 0][..., 1:3]",
+    "b[:, m[0, :, 0]][3]",
+    "b[:, m[0, :, 0]][-1, :, ::2]",
     "b.round(2)",
     "round(a)",
     // numpy repeats periodic pads wider than their axis.
