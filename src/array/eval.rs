@@ -2048,27 +2048,40 @@ fn unselect<'a>(values: impl Iterator<Item = &'a mut Value>) -> Result<Option<Se
         return Ok(None);
     };
     for v in values {
-        let ndim = match &*v {
+        let operand = match &*v {
             Value::Selected(s) => {
                 *v = Value::Array(s.values().clone());
                 continue;
             }
-            Value::Array(a) => a.ndim(),
-            Value::Tuple(_) => literal_values(v)?.0.len(),
-            _ => 0,
+            Value::Array(_) | Value::Tuple(_) => to_array(v.clone())?,
+            _ => continue,
         };
-        if ndim > sel.trailing_axes() {
+        if operand.ndim() <= sel.trailing_axes() {
+            continue;
+        }
+        // Aligned from the right with the selection, an operand reaching the
+        // selected axis must be 1 there (and not reach past the selection); it then
+        // stands for one along each of the masked axes of the whole array.
+        let (n, d) = (sel.ndim(), operand.ndim());
+        let at = (d + sel.axis()).checked_sub(n);
+        let fits = d <= n && at.is_some_and(|at| operand.shape()[at] == 1);
+        let Some(at) = at.filter(|_| fits) else {
             return Err(usage(
                 "broadcast",
                 &format!(
                     "operands could not be broadcast together: a boolean selection of shape \
-                     {} and {}-dimensional operand (an operand may only broadcast over the \
-                     axes after the selected one)",
+                     {} and an operand of shape {} (along the selected axis an operand must \
+                     have length 1)",
                     sel.shape_text(),
-                    ndim
+                    crate::grid::tuple_text(operand.shape())
                 ),
             ));
-        }
+        };
+        let masked = sel.values().ndim() + 1 - n;
+        let extra: Vec<i64> = (0..masked.saturating_sub(1))
+            .map(|k| (at + 1 + k) as i64)
+            .collect();
+        *v = Value::Array(operand.expand_dims(&extra)?);
     }
     Ok(Some(sel))
 }

@@ -305,6 +305,10 @@ const EXACT: &[&str] = &[
     // One mask, values broadcasting along the axes after it.
     "b[m[:, 0, 0]] - b[m[:, 0, 0]].max(axis=1, keepdims=True)",
     "b[m[:, 0, 0]] + b[:, :1, :][m[:, 0, 0]]",
+    // Operands of length 1 along the selected axis broadcast over it.
+    "b[m[:, 0, 0]] * b[:1]",
+    "a[:, m[0]] - a[:, :1, 0]",
+    "b[m[:, 0, 0]] + b[0][None]",
     // Basic indices along a selection's known axes.
     "a[a[:, 0, 0] > 0][:, 2]",
     "a[a[:, 0, 0] > 0][..., 1:3]",
