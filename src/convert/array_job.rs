@@ -156,19 +156,7 @@ pub fn compute_selected(selection: &Selection, ctx: &JobContext) -> Result<Compu
         Ok(out)
     })?;
     drop(held);
-    let length = if selection.per_position() == 0 {
-        // The selection holds no element whatever the mask: the mask's count is its
-        // length.
-        let count = compute(&selection.mask_count()?, ctx)?;
-        let raw: [u8; 8] =
-            count.bytes.as_slice().try_into().map_err(|_| {
-                Error::bug("a mask's count that is not one int64", count.bytes.len())
-            })?;
-        u64::try_from(i64::from_ne_bytes(raw)).unwrap_or(0)
-    } else {
-        bytes.len() as u64 / dtype.size() as u64 / selection.per_position()
-    };
-    let shape = selection.shape_for(length);
+    let shape = selected_shape(selection, bytes.len() as u64 / dtype.size() as u64, ctx)?;
     Ok(ComputedArray {
         shape,
         dtype,
@@ -220,19 +208,7 @@ pub fn write_selected(
             .ok_or_else(|| Error::bug("a selection's count overflows", total))?;
     }
     offsets.push(total);
-    let length = if selection.per_position() == 0 {
-        // The selection holds no element whatever the mask: the mask's count is its
-        // length.
-        let count = compute(&selection.mask_count()?, ctx)?;
-        let raw: [u8; 8] =
-            count.bytes.as_slice().try_into().map_err(|_| {
-                Error::bug("a mask's count that is not one int64", count.bytes.len())
-            })?;
-        u64::try_from(i64::from_ne_bytes(raw)).unwrap_or(0)
-    } else {
-        total / selection.per_position()
-    };
-    let shape = selection.shape_for(length);
+    let shape = selected_shape(selection, total, ctx)?;
     let staged = scratch_workdir(ctx).with_extension("npy");
     let header = crate::storage::npy::header::encode(dtype, &shape, false);
     let written = (|| -> Result<u64> {
@@ -272,6 +248,23 @@ pub fn write_selected(
     })();
     let _ = std::fs::remove_file(&staged);
     written
+}
+
+/// The shape of a selection that kept `elements` values: its unknown length is
+/// their count over what each selected position holds, or, when a position holds
+/// none (an empty axis), the mask's own count.
+fn selected_shape(selection: &Selection, elements: u64, ctx: &JobContext) -> Result<Vec<u64>> {
+    let length = if selection.per_position() == 0 {
+        let count = compute(&selection.mask_count()?, ctx)?;
+        let raw: [u8; 8] =
+            count.bytes.as_slice().try_into().map_err(|_| {
+                Error::bug("a mask's count that is not one int64", count.bytes.len())
+            })?;
+        u64::try_from(i64::from_ne_bytes(raw)).unwrap_or(0)
+    } else {
+        elements / selection.per_position()
+    };
+    Ok(selection.shape_for(length))
 }
 
 /// What each slab of a boolean selection keeps, counted by a plan of its own.
