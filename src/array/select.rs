@@ -13,9 +13,13 @@
 //!   where(m, x, 0).sum()`); means divide by the count of selected elements, and
 //!   variances take a second pass about that mean.
 //!
-//! Only computing the selection itself lays its elements out: each slab of whole
-//! rows keeps its selected elements in C order (`array_block`'s compress), and
-//! the slabs' results are joined in order ([`crate::convert::compute_selected`]).
+//! - a basic index along the known axes (`x[m][:, 0]`) indexes the whole array.
+//!
+//! Only computing or writing the selection lays its elements out: each slab of
+//! whole rows keeps its selected elements in C order (`array_block`'s compress).
+//! Computed, the slabs are joined in memory
+//! ([`crate::convert::compute_selected`]); written, they are counted first and
+//! then placed side by side in a staged file ([`crate::convert::write_selected`]).
 
 use super::graph::{reduced_axes, Array, Chunks};
 use super::kernel::ops::{BinaryOp, UnaryOp};
