@@ -499,13 +499,15 @@ fn an_npy_many_times_the_memory_limit_is_copied_in_bands_of_rows() {
         "import numpy as np\n\
          np.save({:?}, np.random.default_rng(3).standard_normal((1000, 1000)))\n\
          np.save({:?}, np.arange(1_000_000, dtype=np.int64))\n\
+         np.save({:?}, np.random.default_rng(4).standard_normal((4, 500_000)))\n\
          print('ok')",
         src.display().to_string(),
-        dir.path().join("b.npy").display().to_string()
+        dir.path().join("b.npy").display().to_string(),
+        dir.path().join("c.npy").display().to_string()
     ));
-    // 8 MB each under a 2 MiB limit: the output takes any region, so a task copies a
-    // band of rows that fits.
-    for name in ["a.npy", "b.npy"] {
+    // 8 to 16 MB each under a 2 MiB limit: the output takes any region, so a task
+    // copies a band of rows that fits, or part of a row too large.
+    for name in ["a.npy", "b.npy", "c.npy"] {
         let src = dir.path().join(name);
         let out = dir.path().join(format!("copy-{name}"));
         let run = common::convert_ok(

@@ -1742,10 +1742,12 @@ impl<'p> PlanBuilder<'p> {
         Ok((id, keys))
     }
 
-    /// The most elements of `dtype` a selection's slab may hold: its values, its
-    /// mask and what it keeps, with room for the tiles, within a task's budget.
+    /// The most elements of `dtype` a selection's slab may hold within a task's
+    /// budget.
     fn slab_elements(&self, dtype: DType) -> u64 {
-        self.task_budget / (4 * dtype.size() as u64 + 2)
+        // Per element: the values and the mask each read and decoded (up to 16
+        // bytes each), what is kept, and the evaluation's tiles.
+        self.task_budget / (64 + 4 * dtype.size() as u64)
     }
 
     /// Adds the stage counting what each slab of a boolean selection keeps (8 bytes

@@ -224,15 +224,8 @@ pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {
         return run_unique(&args, &array, counts, cancel, started);
     }
     if let Some(selection) = args.selected()? {
+        // `--chunks` applies to the file written, once the length is known.
         let options = args.options()?;
-        if options.chunks.is_some() {
-            return Err(Error::ArrayArgument {
-                op: "array".into(),
-                reason: "--chunks cannot apply to a boolean selection, whose length is known \
-                         only once it has run; write it, then rechunk the file"
-                    .into(),
-            });
-        }
         return run_job(
             &args,
             selection.values().input_paths(),

@@ -241,8 +241,8 @@ pub fn write_selected(
         std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
         run_plan_then(&plan, ctx, OnFailure::RemoveAll, |_| Ok(()))
             .map_err(|e| ctx.spill.disk().map_full(e, bytes))?;
-        let array = Array::open(&staged, None)?;
-        let written = write(&array, dst, options, ctx);
+        // Converted as a file, so that chunks not asked for are chosen to fit.
+        let written = super::convert(&staged, dst, options, ctx).map(|s| s.written_bytes);
         drop(charge);
         written
     })();

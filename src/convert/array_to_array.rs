@@ -31,7 +31,12 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     drop(source);
     let shape = meta.shape();
     let item = meta.dtype.size() as u64;
-    let chunk_shape = output_chunks(&meta, c.options.chunks.as_ref(), c.from);
+    // Tasks run `threads` at a time; together they may use half the limit.
+    let limit = c.sizing.memory_limit;
+    let budget = limit / (2 * c.sizing.threads as u64).max(1);
+    // Chosen chunks fit a task: a block of them is copied, held and written.
+    let auto_bytes = AUTO_CHUNK_BYTES.min(budget / 4).max(1);
+    let chunk_shape = output_chunks(&meta, c.options.chunks.as_ref(), c.from, auto_bytes);
     let layout = sinks::array_layout(
         c.to,
         c.dst,
@@ -62,9 +67,6 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     };
     // An .npy output takes any region in place: blocks follow the Zarr source's
     // chunks instead of bands of whole rows, so a task holds about one chunk.
-    // Tasks run `threads` at a time; together they may use half the limit.
-    let limit = c.sizing.memory_limit;
-    let budget = limit / (2 * c.sizing.threads as u64).max(1);
     let (target, read_chunks) = match (c.from, c.to) {
         (Format::Zarr, Format::Npy) => (npy_blocks(&shape, &read_chunks, item), read_chunks),
         // Both sides take any region in place: bands of rows that fit a task.
@@ -116,13 +118,18 @@ fn npy_blocks(shape: &[u64], read_chunks: &[u64], item: u64) -> Vec<u64> {
 /// [`crate::grid::rechunk::block_task_bytes`]'s count) fit `budget`, at least one.
 fn npy_bands(shape: &[u64], item: u64, budget: u64) -> Vec<u64> {
     let mut band: Vec<u64> = shape.iter().map(|&n| n.max(1)).collect();
-    if let Some(first) = band.first_mut() {
-        let row = shape[1..]
+    // Axis by axis from the first, as many as fit; a row too large for a task is
+    // cut along the next axes in turn.
+    for axis in 0..band.len() {
+        let inner = band[axis + 1..]
             .iter()
             .product::<u64>()
             .max(1)
             .saturating_mul(item);
-        *first = (budget / 3 / row.max(1)).clamp(1, (*first).max(1));
+        band[axis] = (budget / 3 / inner.max(1)).clamp(1, band[axis]);
+        if band[axis] > 1 || inner.saturating_mul(3) <= budget {
+            break;
+        }
     }
     band
 }
@@ -162,11 +169,16 @@ fn check_task_count(tasks: u64, target: &[u64], limit: u64) -> Result<()> {
 
 /// The output chunk shape: as asked, or the source's own chunks when it has a
 /// regular grid of real chunks, or about 64 MiB chunks.
-fn output_chunks(meta: &ArrayMeta, spec: Option<&ChunkSpec>, from: Format) -> Vec<u64> {
+fn output_chunks(
+    meta: &ArrayMeta,
+    spec: Option<&ChunkSpec>,
+    from: Format,
+    auto_bytes: u64,
+) -> Vec<u64> {
     let shape = meta.shape();
     match spec {
         Some(ChunkSpec::Shape(s)) => s.clone(),
-        Some(ChunkSpec::Auto) => auto_chunks(&shape, meta.dtype.size() as u64, AUTO_CHUNK_BYTES),
+        Some(ChunkSpec::Auto) => auto_chunks(&shape, meta.dtype.size() as u64, auto_bytes),
         None => match (from, meta.grid.regular_chunk_shape()) {
             (Format::Zarr, Some(c)) => c,
             _ => {
@@ -177,7 +189,7 @@ fn output_chunks(meta: &ArrayMeta, spec: Option<&ChunkSpec>, from: Format) -> Ve
                     .iter()
                     .map(|&c| c.max(1))
                     .collect();
-                let auto = auto_chunks(&shape, meta.dtype.size() as u64, AUTO_CHUNK_BYTES);
+                let auto = auto_chunks(&shape, meta.dtype.size() as u64, auto_bytes);
                 along.iter().zip(auto).map(|(&a, b)| a.min(b)).collect()
             }
         },

@@ -540,11 +540,18 @@ impl Accum {
             }
             (R::Var | R::Std | R::Nanvar | R::Nanstd, [Values::F64(n), _, Values::F64(m2)]) => {
                 let sqrt = matches!(self.reducer, R::Std | R::Nanstd);
+                let skips_nan = self.reducer.skips_nan();
                 Values::F64(
                     n.iter()
                         .zip(m2)
                         .map(|(&k, &d)| {
-                            let v = d / (k - ddof).max(0.0);
+                            // numpy divides by max(n - ddof, 0) (inf, or NaN for 0/0);
+                            // its nanvar gives NaN when no degree of freedom is left.
+                            let v = if skips_nan && k - ddof <= 0.0 {
+                                f64::NAN
+                            } else {
+                                d / (k - ddof).max(0.0)
+                            };
                             if sqrt {
                                 v.sqrt()
                             } else {
