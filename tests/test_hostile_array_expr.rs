@@ -279,6 +279,14 @@ fn shapes_orders_stencils_and_counts_refuse_what_cannot_be() {
         ],
     );
     refused(
+        "nanargmax(array([[1, nan], [nan, nan]]), axis=1)",
+        &["All-NaN slice encountered"],
+    );
+    refused(
+        "clip(arange(4, dtype='uint8'), 300, 400)",
+        &["300", "uint8"],
+    );
+    refused(
         "ones((3, 4))[ones(3) > 0] @ ones((4, 2))",
         &["matmul", "cannot take a boolean selection"],
     );

@@ -170,6 +170,8 @@ pub const FUNCTIONS: &[&str] = &[
     "multiply",
     "ndimage.convolve",
     "ndimage.correlate",
+    "nanargmax",
+    "nanargmin",
     "nanmax",
     "nanmean",
     "nanmin",
@@ -575,6 +577,12 @@ impl Evaluator<'_> {
             let x = to_array(c.arg(0, "a")?)?;
             let (axes, keepdims, ddof) = reduction_options(c)?;
             let reduced = x.reduce(r, axes.as_deref(), keepdims, ddof)?;
+            return Ok(Value::Array(with_split_every(c, reduced)?));
+        }
+        if matches!(name, "nanargmax" | "nanargmin") {
+            let x = to_array(c.arg(0, "a")?)?;
+            let (axes, keepdims, _) = reduction_options(c)?;
+            let reduced = nan_arg(&x, name == "nanargmax", axes.as_deref(), keepdims)?;
             return Ok(Value::Array(with_split_every(c, reduced)?));
         }
         Ok(match name {
@@ -1194,6 +1202,7 @@ impl Evaluator<'_> {
                 let x = c.arg(0, "a")?;
                 let lo = c.opt(1, "a_min")?.unwrap_or(Value::None);
                 let hi = c.opt(2, "a_max")?.unwrap_or(Value::None);
+                let (lo, hi) = clip_bounds(&x, lo, hi);
                 let mut out = x;
                 if !matches!(lo, Value::None) {
                     out = apply_binary(BinaryOp::Maximum, out, lo)?;
@@ -1777,7 +1786,17 @@ fn binary(op: ast::BinaryOp, a: Value, b: Value) -> Result<Value> {
         A::Div => BinaryOp::TrueDivide,
         A::FloorDiv => BinaryOp::FloorDivide,
         A::Mod => BinaryOp::Remainder,
-        A::Pow => BinaryOp::Power,
+        A::Pow => {
+            // numpy's `**` takes a Python 2 as `square`, which has no boolean
+            // loop: booleans square as int8 (`power` itself gives int64).
+            if let (Value::Array(x), Value::Int(2)) = (&a, &b) {
+                if x.dtype() == DType::Bool {
+                    let x = Value::Array(x.astype(DType::Int8)?);
+                    return apply_binary(BinaryOp::Power, x, b);
+                }
+            }
+            BinaryOp::Power
+        }
         A::BitAnd => BinaryOp::BitwiseAnd,
         A::BitOr => BinaryOp::BitwiseOr,
         A::BitXor => BinaryOp::BitwiseXor,
@@ -1919,6 +1938,54 @@ fn subscript(a: &Array, index: &[Value]) -> Result<Value> {
     }))
 }
 
+/// numpy's `nanargmax` / `nanargmin`: NaNs become the infinity that never wins
+/// (so a tie with a real infinity goes to the first, as numpy's does), and a slice
+/// of NaNs only fails when computed, with numpy's message.
+fn nan_arg(x: &Array, max: bool, axes: Option<&[i64]>, keepdims: bool) -> Result<Array> {
+    let reducer = if max {
+        Reducer::Argmax
+    } else {
+        Reducer::Argmin
+    };
+    if !x.dtype().is_float() {
+        return x.reduce(reducer, axes, keepdims, 0.0);
+    }
+    let fill = if max {
+        f64::NEG_INFINITY
+    } else {
+        f64::INFINITY
+    };
+    let fill = Array::scalar(Scalar::Float(fill), DType::Float64, Some(Operand::PyFloat(fill)));
+    let nan = x.unary(UnaryOp::Isnan)?;
+    let found = Array::select(&nan, &fill, x)?.reduce(reducer, axes, keepdims, 0.0)?;
+    let some = nan
+        .reduce(Reducer::All, axes, keepdims, 0.0)?
+        .unary(UnaryOp::Invert)?;
+    Array::require(&some, &found, "All-NaN slice encountered")
+}
+
+/// numpy 2's `clip` of an integer array drops a Python-integer bound outside the
+/// dtype's range on the side where it cannot bind (`clip(uint8, -5, 5)`); one on
+/// the other side stays, and is refused as out of bounds.
+fn clip_bounds(x: &Value, lo: Value, hi: Value) -> (Value, Value) {
+    let dtype = match x {
+        Value::Array(a) => a.dtype(),
+        _ => return (lo, hi),
+    };
+    let Some(range) = super::promote::int_range(dtype) else {
+        return (lo, hi);
+    };
+    let lo = match lo {
+        Value::Int(v) if v < *range.start() => Value::None,
+        other => other,
+    };
+    let hi = match hi {
+        Value::Int(v) if v > *range.end() => Value::None,
+        other => other,
+    };
+    (lo, hi)
+}
+
 /// numpy's `round(x, decimals)`: scaled by a power of ten, rounded half to even,
 /// scaled back, in the array's own precision (as numpy computes it); integers are
 /// unchanged by non-negative decimals.
@@ -1941,13 +2008,15 @@ fn round(x: &Array, decimals: i64) -> Result<Array> {
         if decimals > 0 {
             return Ok(x.clone());
         }
-        return Err(usage(
-            "round",
-            &format!(
-                "rounding {} values to {decimals} decimals is not supported",
-                x.dtype().name()
-            ),
-        ));
+        if x.dtype() == DType::Bool {
+            return Err(usage(
+                "round",
+                "booleans cannot be rounded to negative decimals (numpy cannot cast \
+                 the float64 quotient back to bool)",
+            ));
+        }
+        // numpy rounds integers in float64 and casts back to their own type.
+        return round(&x.astype(DType::Float64)?, decimals)?.astype(x.dtype());
     }
     let f = 10f64.powi(i32::try_from(decimals.unsigned_abs()).unwrap_or(i32::MAX));
     let factor = Array::scalar(Scalar::Float(f), DType::Float64, Some(Operand::PyFloat(f)));
