@@ -1955,7 +1955,11 @@ fn nan_arg(x: &Array, max: bool, axes: Option<&[i64]>, keepdims: bool) -> Result
     } else {
         f64::INFINITY
     };
-    let fill = Array::scalar(Scalar::Float(fill), DType::Float64, Some(Operand::PyFloat(fill)));
+    let fill = Array::scalar(
+        Scalar::Float(fill),
+        DType::Float64,
+        Some(Operand::PyFloat(fill)),
+    );
     let nan = x.unary(UnaryOp::Isnan)?;
     let found = Array::select(&nan, &fill, x)?.reduce(reducer, axes, keepdims, 0.0)?;
     let some = nan

@@ -257,6 +257,14 @@ pub fn regular_chunks(shape: &[u64], chunk: &[u64]) -> Result<Chunks> {
 /// # Errors
 /// As [`regular_chunks`], for an array so large that even these chunks are too many.
 pub fn auto_chunks(shape: &[u64], item: u64) -> Result<Chunks> {
+    auto_chunks_of(shape, item, AUTO_CHUNK_BYTES)
+}
+
+/// Chunks of about `target` bytes, as [`auto_chunks`].
+///
+/// # Errors
+/// As [`auto_chunks`].
+pub fn auto_chunks_of(shape: &[u64], item: u64, target: u64) -> Result<Chunks> {
     if crate::grid::size::checked_extent_bytes(shape, item).is_none() {
         return Err(Error::ArrayArgument {
             op: "chunks".into(),
@@ -267,7 +275,7 @@ pub fn auto_chunks(shape: &[u64], item: u64) -> Result<Chunks> {
             ),
         });
     }
-    let chunk = crate::grid::auto_chunks(shape, item, AUTO_CHUNK_BYTES);
+    let chunk = crate::grid::auto_chunks(shape, item, target.max(1));
     regular_chunks(shape, &chunk)
 }
 
@@ -511,6 +519,20 @@ impl Array {
     /// # Errors
     /// What opening it fails with.
     pub fn open(path: &std::path::Path, chunks: Option<Chunks>) -> Result<Array> {
+        Array::open_sized(path, chunks, AUTO_CHUNK_BYTES)
+    }
+
+    /// As [`Array::open`], cutting a file that has no chunks of its own (`.npy`,
+    /// an npy stack) into chunks of about `auto_bytes`: what a job sizes to its
+    /// memory limit.
+    ///
+    /// # Errors
+    /// What opening it fails with.
+    pub fn open_sized(
+        path: &std::path::Path,
+        chunks: Option<Chunks>,
+        auto_bytes: u64,
+    ) -> Result<Array> {
         // A plan may run in another directory: its paths are absolute.
         let path = &std::path::absolute(path).map_err(|e| Error::io(path, e))?;
         let format = crate::storage::detect(path)?;
@@ -522,9 +544,9 @@ impl Array {
         let chunks = match chunks {
             Some(c) => c,
             None => match meta.grid.regular_chunk_shape() {
-                // A Zarr array's own chunks; an `.npy` cut into about 128 MiB.
+                // A Zarr array's own chunks; an `.npy` cut into about `auto_bytes`.
                 Some(c) if format == Format::Zarr => regular_chunks(&shape, &c)?,
-                _ => auto_chunks(&shape, meta.dtype.size() as u64)?,
+                _ => auto_chunks_of(&shape, meta.dtype.size() as u64, auto_bytes)?,
             },
         };
         let id = next_id();

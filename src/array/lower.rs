@@ -1893,7 +1893,9 @@ impl<'p> PlanBuilder<'p> {
                 inputs,
                 deps,
                 memory_bytes: read_bytes + out_bytes + tiles,
-                unit_bytes: out_bytes,
+                // The block evaluated is what a user's chunks size (a reduction's
+                // output is far smaller than what it reads).
+                unit_bytes: out_bytes.max(local.num_elements() * item),
                 ..Task::new(OpSpec::of(&ArrayBlock {}), DataRef::chunk(id, key), kind)
             }));
         }

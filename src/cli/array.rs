@@ -63,6 +63,11 @@ impl Args {
     /// The arrays the `--input` options bind, by name.
     fn names(&self) -> Result<BTreeMap<String, Array>> {
         let mut names = BTreeMap::new();
+        // A file without chunks of its own is cut as `convert` cuts its output:
+        // chunks a quarter of one task's share of the limit, 128 MiB at most.
+        let sizing = self.job.planned_sizing()?;
+        let budget = sizing.memory_limit / (2 * sizing.threads as u64);
+        let auto_bytes = crate::array::graph::AUTO_CHUNK_BYTES.min(budget / 4);
         for item in &self.inputs {
             let invalid = |reason: String| Error::InvalidOption {
                 option: "input",
@@ -80,7 +85,8 @@ impl Args {
             if names.contains_key(name) {
                 return Err(invalid(format!("the name {name:?} is bound twice")));
             }
-            names.insert(name.to_string(), Array::open(path.as_ref(), None)?);
+            let array = Array::open_sized(path.as_ref(), None, auto_bytes)?;
+            names.insert(name.to_string(), array);
         }
         for item in &self.lets {
             let invalid = |reason: String| Error::InvalidOption {

@@ -230,6 +230,14 @@ impl JobArgs {
                 reason: "reports a run; pass it to `blockwise run` with the plan".into(),
             });
         }
+        self.planned_sizing()
+    }
+
+    /// What a plan is sized for, whatever else the options say.
+    ///
+    /// # Errors
+    /// As [`JobArgs::memory_limit`].
+    pub fn planned_sizing(&self) -> Result<crate::convert::PlanSizing> {
         Ok(crate::convert::PlanSizing {
             threads: self
                 .threads

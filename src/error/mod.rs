@@ -182,8 +182,9 @@ pub enum Error {
     /// Process memory passed the terminate threshold; the job was cancelled cleanly.
     #[error(
         "memory: the process used {rss} bytes, past the terminate threshold of {threshold} bytes \
-         ({fraction} of the {limit}-byte limit); the job was cancelled and its outputs removed. \
-         Top consumers: {top}"
+         ({fraction} of the {limit}-byte limit{}); the job was cancelled and its outputs removed. \
+         Top consumers: {top}",
+        if *allowance > 0 { format!(", plus {allowance} bytes for the threads' own memory") } else { String::new() }
     )]
     MemoryTerminated {
         /// Resident set size when the threshold was crossed.
@@ -192,6 +193,8 @@ pub enum Error {
         threshold: u64,
         /// The threshold as a fraction of the limit.
         fraction: f64,
+        /// Bytes added to the threshold for the threads' own memory.
+        allowance: u64,
         /// The memory limit.
         limit: u64,
         /// The largest consumers and their bytes.

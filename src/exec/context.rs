@@ -180,7 +180,10 @@ impl JobContext {
         let spill = SpillStore::new(disk, options.spill_compression);
         let monitor = MemoryMonitor::new(pool.clone(), options.thresholds)
             .with_spill_store(spill.clone())
-            .with_baseline(unreclaimable_rss_bytes());
+            .with_baseline(unreclaimable_rss_bytes())
+            .with_allowance(
+                crate::memory::RUNTIME_ALLOWANCE_PER_THREAD * options.threads.max(1) as u64,
+            );
         let ctx = JobContext {
             threads: options.threads.max(1),
             workers: super::thread_pool(options.threads)?,

@@ -15,6 +15,7 @@ pub use disk::{reclaim_stale_spill_dirs, remove_all_spill_dirs, DiskCharge, Disk
 pub use gate::{Admission, MemoryGate};
 pub use monitor::{
     parse_threshold, MemoryEvent, MemoryListener, MemoryMonitor, RssSource, Thresholds,
+    RUNTIME_ALLOWANCE_PER_THREAD,
 };
 pub use pool::{human_bytes, MemoryPool, Reservation};
 pub use rss::{current_rss_bytes, peak_rss_bytes, physical_memory_bytes, unreclaimable_rss_bytes};

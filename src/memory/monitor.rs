@@ -16,7 +16,11 @@
 //! RSS is counted from a baseline taken when the job starts ([`MemoryMonitor::with_baseline`]):
 //! what the job added to the process, so that a host process's own memory (a Python
 //! interpreter embedding blockwise, a Dask worker) does not count against the job's
-//! limit. RSS is read through a seam ([`MemoryMonitor::with_rss_source`]) so tests can drive
+//! limit. The RSS thresholds also leave a fixed allowance per worker thread
+//! ([`RUNTIME_ALLOWANCE_PER_THREAD`], [`MemoryMonitor::with_allowance`]) for what a
+//! thread needs whatever the data: its stack, its allocator arena, codec contexts.
+//! Without it, a limit of a few MiB was passed by the threads starting, and jobs
+//! that reserved kilobytes were cancelled. RSS is read through a seam ([`MemoryMonitor::with_rss_source`]) so tests can drive
 //! every threshold without allocating gigabytes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +31,10 @@ use super::spill::{SpillStore, Spillable};
 use super::{unreclaimable_rss_bytes, MemoryPool};
 use super::{Admission, MemoryGate};
 use crate::error::{Error, Result};
+
+/// What a worker thread holds resident that no reservation covers: its stack, its
+/// allocator arena, a zstd context (about 1.3 MiB at level 3 for 8 MiB inputs).
+pub const RUNTIME_ALLOWANCE_PER_THREAD: u64 = 4 << 20;
 
 /// How often RSS is sampled between task boundaries, at most.
 const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
@@ -204,6 +212,7 @@ pub struct MemoryMonitor {
     last_sample: Mutex<Option<(Instant, u64)>>,
     spilled_bytes: AtomicU64,
     baseline: u64,
+    allowance: u64,
     last_trim: Mutex<Option<Instant>>,
 }
 
@@ -221,6 +230,7 @@ impl MemoryMonitor {
             last_sample: Mutex::new(None),
             spilled_bytes: AtomicU64::new(0),
             baseline: 0,
+            allowance: 0,
             last_trim: Mutex::new(None),
         }
     }
@@ -228,6 +238,13 @@ impl MemoryMonitor {
     /// Counts RSS above `bytes` (the process's RSS when the job started).
     pub fn with_baseline(mut self, bytes: u64) -> Self {
         self.baseline = bytes;
+        self
+    }
+
+    /// Raises each RSS threshold by `bytes`: what the job's threads hold resident
+    /// whatever the data (see [`RUNTIME_ALLOWANCE_PER_THREAD`]).
+    pub fn with_allowance(mut self, bytes: u64) -> Self {
+        self.allowance = bytes;
         self
     }
 
@@ -308,16 +325,17 @@ impl MemoryMonitor {
         let over_target =
             |pool: &MemoryPool| pool.reserved() as f64 > self.thresholds.target * limit;
         let mut rss = self.rss(true);
-        if rss as f64 >= self.thresholds.terminate * limit {
+        if rss >= self.rss_threshold(self.thresholds.terminate) {
             return Err(self.terminated(rss));
         }
-        if rss as f64 > self.thresholds.spill * limit && self.may_trim() {
+        let spill = self.rss_threshold(self.thresholds.spill);
+        if rss > spill && self.may_trim() {
             // Memory the pool cannot see is often the allocator holding freed pages;
             // hand them back before spilling anything.
             release_free_heap();
             rss = self.rss(true);
         }
-        while over_target(&self.pool) || rss as f64 > self.thresholds.spill * limit {
+        while over_target(&self.pool) || rss > spill {
             if self.spill_least_recently_used()? == 0 {
                 break;
             }
@@ -329,14 +347,25 @@ impl MemoryMonitor {
                 reserved_bytes: self.pool.reserved(),
             });
         }
-        if rss as f64 >= self.thresholds.terminate * limit {
+        if rss >= self.rss_threshold(self.thresholds.terminate) {
             return Err(self.terminated(rss));
         }
-        Ok(if rss as f64 > self.thresholds.pause * limit {
+        Ok(if rss > self.rss_threshold(self.thresholds.pause) {
             Admission::Pause
         } else {
             Admission::Run
         })
+    }
+
+    /// An RSS threshold in bytes: its fraction of the limit, plus the threads'
+    /// allowance (`u64::MAX` for a threshold turned off).
+    fn rss_threshold(&self, fraction: f64) -> u64 {
+        let bytes = fraction * self.pool.limit() as f64 + self.allowance as f64;
+        if bytes >= u64::MAX as f64 {
+            u64::MAX
+        } else {
+            bytes as u64
+        }
     }
 
     /// Grows `reservation` by `bytes`, spilling least recently used blocks first if
@@ -373,8 +402,9 @@ impl MemoryMonitor {
     fn terminated(&self, rss: u64) -> Error {
         Error::MemoryTerminated {
             rss,
-            threshold: (self.thresholds.terminate * self.pool.limit() as f64) as u64,
+            threshold: self.rss_threshold(self.thresholds.terminate),
             fraction: self.thresholds.terminate,
+            allowance: self.allowance,
             limit: self.pool.limit(),
             top: self.pool.top_consumers(),
         }
