@@ -318,7 +318,7 @@ fn task_budget(sizing: PlanSizing) -> u64 {
 
 /// A fresh working directory for a plan whose output stays in memory, under the
 /// job's spill directory (where a killed run's leftovers are reclaimed).
-fn scratch_workdir(ctx: &JobContext) -> PathBuf {
+pub(super) fn scratch_workdir(ctx: &JobContext) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     ctx.spill.disk().dir().join(format!(
         ".array.blockwise-{}-{}",

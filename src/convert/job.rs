@@ -188,6 +188,8 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::frame::ops::sort::SortRun>();
         r.register::<crate::frame::ops::sort::CutRanges>();
         r.register::<crate::frame::ops::sort::MergeRange>();
+        r.register::<crate::frame::ops::aggregate::GroupPartial>();
+        r.register::<crate::frame::ops::aggregate::GroupFinal>();
         r.register::<crate::array::lower::ArrayBlock>();
         r.register::<crate::array::lower::ArrayCombine>();
         r.register::<crate::array::lower::ArrayMatMul>();

@@ -107,3 +107,12 @@ pub trait DataStore: Send + Sync {
     /// The directory entries are published in.
     fn dir(&self) -> &Path;
 }
+
+/// The file of the record-batch entry `key` in `store`'s directory, if it is there:
+/// `NAME.arrow` under the directory, as every store names it
+/// ([`DataRef::store_name`]). An operation that reads part of a large entry opens
+/// it directly, at the batch it needs, rather than streaming it from the start.
+pub fn entry_file(store: &dyn DataStore, key: &DataRef) -> Option<std::path::PathBuf> {
+    let path = store.dir().join(format!("{}.arrow", key.store_name()));
+    path.is_file().then_some(path)
+}

@@ -1,3 +1,4 @@
 //! Streaming and blocking operators over record batches.
 
+pub mod aggregate;
 pub mod sort;

@@ -213,7 +213,7 @@ pub fn open_runs(store: &dyn DataStore, keys: &[DataRef]) -> Result<(SchemaRef, 
         // The file is looked for after the entry is opened: an entry spilled
         // meanwhile has its file by then, so a stream from memory is never one
         // from disk read whole.
-        let file = entry_file(store, key);
+        let file = crate::plan::entry_file(store, key);
         let data = match file {
             Some(path) => {
                 drop(stream);
@@ -242,14 +242,6 @@ pub fn open_runs(store: &dyn DataStore, keys: &[DataRef]) -> Result<(SchemaRef, 
         reason: "a sort merge reads no sorted run".into(),
     })?;
     Ok((schema, runs))
-}
-
-/// The file of the record-batch entry `key` in `store`'s directory, if it is there:
-/// `NAME.arrow` under the directory, as every store names it
-/// ([`DataRef::store_name`]).
-fn entry_file(store: &dyn DataStore, key: &DataRef) -> Option<PathBuf> {
-    let path = store.dir().join(format!("{}.arrow", key.store_name()));
-    path.is_file().then_some(path)
 }
 
 /// Opens the IPC file at `path` at a batch index, its batches given `schema`.

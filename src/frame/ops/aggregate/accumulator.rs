@@ -1,0 +1,969 @@
+//! Aggregate functions over groups, vectorized: each accumulator holds one state a
+//! group, in vectors indexed by group number, and takes a whole batch with the
+//! group number of each row.
+//!
+//! A state can leave the task that made it ([`GroupsAccumulator::state`]: one row
+//! a group, Arrow columns) and be merged into another accumulator
+//! ([`GroupsAccumulator::merge`]), so a partial aggregation in one task finishes in
+//! another. Moments merge with Chan's formulas, so that partial variances and
+//! correlations combine without the cancellation of sums of squares.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Float64Array, Int64Array, ListArray,
+    StringArray,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type};
+
+use super::AggFunc;
+use crate::error::{Error, Result};
+
+/// One aggregate over groups.
+pub trait GroupsAccumulator: Send {
+    /// Adds each row `i` of `args` to group `groups[i]`; `total` groups exist now
+    /// (the states grow to hold them).
+    ///
+    /// # Errors
+    /// An integer sum that overflows; arguments of the wrong type.
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()>;
+
+    /// Merges partial states (columns as [`GroupsAccumulator::state`] gives them),
+    /// row `i` into group `groups[i]`.
+    ///
+    /// # Errors
+    /// As [`GroupsAccumulator::update`].
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()>;
+
+    /// Every group's partial state, in group order, as columns of
+    /// [`AggFunc::state_fields`]; the accumulator is empty afterwards.
+    ///
+    /// # Errors
+    /// Arrow errors building the columns.
+    fn state(&mut self) -> Result<Vec<ArrayRef>>;
+
+    /// Every group's final value, in group order; the accumulator is empty
+    /// afterwards.
+    ///
+    /// # Errors
+    /// Arrow errors building the column.
+    fn evaluate(&mut self) -> Result<ArrayRef>;
+
+    /// Bytes the states hold.
+    fn size(&self) -> usize;
+}
+
+/// The accumulator of `func` over arguments of `types`.
+///
+/// # Errors
+/// [`Error::FrameAggregate`]-like usage errors for a function that does not take
+/// these types.
+pub fn accumulator(func: &AggFunc, types: &[DataType]) -> Result<Box<dyn GroupsAccumulator>> {
+    let arg = types.first().cloned().unwrap_or(DataType::Null);
+    Ok(match func {
+        AggFunc::Size => Box::new(Count::default()),
+        AggFunc::Count => Box::new(Count::default()),
+        AggFunc::Sum if is_integer(&arg) => Box::new(SumInt::default()),
+        AggFunc::Sum => Box::new(SumFloat::default()),
+        AggFunc::Mean => Box::new(Mean::default()),
+        AggFunc::Min | AggFunc::Max => {
+            let max = matches!(func, AggFunc::Max);
+            match Physical::of(&arg) {
+                Physical::Int => Box::new(Extreme::<i64>::new(max, arg)),
+                Physical::Float => Box::new(Extreme::<f64>::new(max, arg)),
+                Physical::Text => Box::new(TextExtreme::new(max)),
+            }
+        }
+        AggFunc::Var { ddof } | AggFunc::Std { ddof } => Box::new(Moments {
+            ddof: *ddof,
+            root: matches!(func, AggFunc::Std { .. }),
+            ..Moments::default()
+        }),
+        AggFunc::Corr | AggFunc::Cov { .. } => Box::new(CoMoments {
+            func: func.clone(),
+            ..CoMoments::default()
+        }),
+        AggFunc::Median => Box::new(Quantile::new(0.5)),
+        AggFunc::Quantile { q } => Box::new(Quantile::new(*q)),
+        AggFunc::Any | AggFunc::All => Box::new(Truth {
+            any: matches!(func, AggFunc::Any),
+            values: Vec::new(),
+        }),
+    })
+}
+
+/// Whether `t` sums as integers.
+pub(super) fn is_integer(t: &DataType) -> bool {
+    t.is_integer() || matches!(t, DataType::Boolean)
+}
+
+/// How a min or max holds its values.
+enum Physical {
+    Int,
+    Float,
+    Text,
+}
+
+impl Physical {
+    fn of(t: &DataType) -> Physical {
+        match t {
+            DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal128(..) => Physical::Float,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Physical::Text,
+            DataType::Dictionary(_, v) => Physical::of(v),
+            _ => Physical::Int,
+        }
+    }
+}
+
+/// `a` cast to `to` (nothing done when it is already).
+fn as_type(a: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
+    if a.data_type() == to {
+        return Ok(a.clone());
+    }
+    Ok(cast(a, to)?)
+}
+
+fn ints(a: &ArrayRef) -> Result<ArrayRef> {
+    as_type(a, &DataType::Int64)
+}
+
+fn floats(a: &ArrayRef) -> Result<ArrayRef> {
+    as_type(a, &DataType::Float64)
+}
+
+/// The argument `i`, or a bug in the plan.
+fn arg(args: &[ArrayRef], i: usize) -> Result<&ArrayRef> {
+    args.get(i)
+        .ok_or_else(|| Error::bug("an aggregate given too few columns", i))
+}
+
+/// Calls `f(group, value)` for each non-null row.
+fn each<T: Copy>(
+    values: &[T],
+    nulls: Option<&NullBuffer>,
+    groups: &[u32],
+    mut f: impl FnMut(usize, T),
+) {
+    match nulls {
+        None => {
+            for (&g, &v) in groups.iter().zip(values) {
+                f(g as usize, v);
+            }
+        }
+        Some(n) => {
+            for (i, (&g, &v)) in groups.iter().zip(values).enumerate() {
+                if n.is_valid(i) {
+                    f(g as usize, v);
+                }
+            }
+        }
+    }
+}
+
+/// Nulls where `seen` is false.
+fn nulls_unless(seen: &[bool]) -> Option<NullBuffer> {
+    if seen.iter().all(|&s| s) {
+        None
+    } else {
+        Some(NullBuffer::from(seen.to_vec()))
+    }
+}
+
+/// `count(x)` (non-null rows) or `count(*)` (rows: given no argument, or the
+/// grouping's own row count).
+#[derive(Default)]
+struct Count {
+    counts: Vec<i64>,
+}
+
+impl GroupsAccumulator for Count {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.counts.resize(total, 0);
+        match args.first().and_then(|a| a.logical_nulls()) {
+            Some(nulls) => {
+                for (i, &g) in groups.iter().enumerate() {
+                    if nulls.is_valid(i) {
+                        self.counts[g as usize] += 1;
+                    }
+                }
+            }
+            None => {
+                for &g in groups {
+                    self.counts[g as usize] += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.counts.resize(total, 0);
+        let c = ints(arg(states, 0)?)?;
+        let c = c.as_primitive::<Int64Type>();
+        each(c.values(), c.nulls(), groups, |g, v| self.counts[g] += v);
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        Ok(Arc::new(Int64Array::from(std::mem::take(&mut self.counts))))
+    }
+
+    fn size(&self) -> usize {
+        self.counts.capacity() * 8
+    }
+}
+
+/// `sum` of integers, in 64 bits, an overflow an error (as DuckDB's `BIGINT` sum
+/// would be past its 128 bits).
+#[derive(Default)]
+struct SumInt {
+    sums: Vec<i64>,
+    seen: Vec<bool>,
+}
+
+impl SumInt {
+    fn add(&mut self, a: &ArrayRef, groups: &[u32], total: usize) -> Result<()> {
+        self.sums.resize(total, 0);
+        self.seen.resize(total, false);
+        let a = ints(a)?;
+        let a = a.as_primitive::<Int64Type>();
+        let mut overflow = false;
+        let (sums, seen) = (&mut self.sums, &mut self.seen);
+        each(a.values(), a.nulls(), groups, |g, v| {
+            let (s, o) = sums[g].overflowing_add(v);
+            sums[g] = s;
+            overflow |= o;
+            seen[g] = true;
+        });
+        if overflow {
+            return Err(Error::Usage(
+                "sum: a group's integer sum overflows 64 bits; cast the column to a float \
+                 (CAST(x AS DOUBLE)) to sum it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl GroupsAccumulator for SumInt {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(args, 0)?, groups, total)
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(states, 0)?, groups, total)
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let nulls = nulls_unless(&self.seen);
+        self.seen.clear();
+        Ok(Arc::new(Int64Array::new(
+            std::mem::take(&mut self.sums).into(),
+            nulls,
+        )))
+    }
+
+    fn size(&self) -> usize {
+        self.sums.capacity() * 9
+    }
+}
+
+/// `sum` of floats.
+#[derive(Default)]
+struct SumFloat {
+    sums: Vec<f64>,
+    seen: Vec<bool>,
+}
+
+impl SumFloat {
+    fn add(&mut self, a: &ArrayRef, groups: &[u32], total: usize) -> Result<()> {
+        self.sums.resize(total, 0.0);
+        self.seen.resize(total, false);
+        let a = floats(a)?;
+        let a = a.as_primitive::<Float64Type>();
+        let (sums, seen) = (&mut self.sums, &mut self.seen);
+        each(a.values(), a.nulls(), groups, |g, v| {
+            sums[g] += v;
+            seen[g] = true;
+        });
+        Ok(())
+    }
+}
+
+impl GroupsAccumulator for SumFloat {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(args, 0)?, groups, total)
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(states, 0)?, groups, total)
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let nulls = nulls_unless(&self.seen);
+        self.seen.clear();
+        Ok(Arc::new(Float64Array::new(
+            std::mem::take(&mut self.sums).into(),
+            nulls,
+        )))
+    }
+
+    fn size(&self) -> usize {
+        self.sums.capacity() * 9
+    }
+}
+
+/// `mean`: a float sum and a count.
+#[derive(Default)]
+struct Mean {
+    sums: Vec<f64>,
+    counts: Vec<i64>,
+}
+
+impl GroupsAccumulator for Mean {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.sums.resize(total, 0.0);
+        self.counts.resize(total, 0);
+        let a = floats(arg(args, 0)?)?;
+        let a = a.as_primitive::<Float64Type>();
+        let (sums, counts) = (&mut self.sums, &mut self.counts);
+        each(a.values(), a.nulls(), groups, |g, v| {
+            sums[g] += v;
+            counts[g] += 1;
+        });
+        Ok(())
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.sums.resize(total, 0.0);
+        self.counts.resize(total, 0);
+        let s = floats(arg(states, 0)?)?;
+        let c = ints(arg(states, 1)?)?;
+        let (s, c) = (
+            s.as_primitive::<Float64Type>(),
+            c.as_primitive::<Int64Type>(),
+        );
+        for (i, &g) in groups.iter().enumerate() {
+            self.sums[g as usize] += s.value(i);
+            self.counts[g as usize] += c.value(i);
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok(vec![
+            Arc::new(Float64Array::from(std::mem::take(&mut self.sums))),
+            Arc::new(Int64Array::from(std::mem::take(&mut self.counts))),
+        ])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let counts = std::mem::take(&mut self.counts);
+        let sums = std::mem::take(&mut self.sums);
+        Ok(Arc::new(
+            sums.iter()
+                .zip(&counts)
+                .map(|(&s, &n)| (n > 0).then(|| s / n as f64))
+                .collect::<Float64Array>(),
+        ))
+    }
+
+    fn size(&self) -> usize {
+        self.sums.capacity() * 16
+    }
+}
+
+/// A value a min or max keeps natively.
+trait Ordered: Copy + Default + Send + 'static {
+    /// Whether `a` comes after `b` (NaN after everything, as DuckDB orders it).
+    fn after(a: Self, b: Self) -> bool;
+    fn values(a: &ArrayRef) -> Result<(Vec<Self>, Option<NullBuffer>)>;
+    fn column(values: Vec<Self>, nulls: Option<NullBuffer>) -> ArrayRef;
+}
+
+impl Ordered for i64 {
+    fn after(a: i64, b: i64) -> bool {
+        a > b
+    }
+    fn values(a: &ArrayRef) -> Result<(Vec<i64>, Option<NullBuffer>)> {
+        let a = ints(a)?;
+        let a = a.as_primitive::<Int64Type>();
+        Ok((a.values().to_vec(), a.nulls().cloned()))
+    }
+    fn column(values: Vec<i64>, nulls: Option<NullBuffer>) -> ArrayRef {
+        Arc::new(Int64Array::new(values.into(), nulls))
+    }
+}
+
+impl Ordered for f64 {
+    fn after(a: f64, b: f64) -> bool {
+        match (a.is_nan(), b.is_nan()) {
+            (true, nan) => !nan,
+            (false, _) => a > b,
+        }
+    }
+    fn values(a: &ArrayRef) -> Result<(Vec<f64>, Option<NullBuffer>)> {
+        let a = floats(a)?;
+        let a = a.as_primitive::<Float64Type>();
+        Ok((a.values().to_vec(), a.nulls().cloned()))
+    }
+    fn column(values: Vec<f64>, nulls: Option<NullBuffer>) -> ArrayRef {
+        Arc::new(Float64Array::new(values.into(), nulls))
+    }
+}
+
+/// `min` or `max` of numbers, dates and times (held as 64-bit integers or floats
+/// and cast back to the argument's type).
+struct Extreme<T: Ordered> {
+    max: bool,
+    output: DataType,
+    values: Vec<T>,
+    seen: Vec<bool>,
+}
+
+impl<T: Ordered> Extreme<T> {
+    fn new(max: bool, output: DataType) -> Self {
+        let output = match output {
+            DataType::Dictionary(_, v) => *v,
+            DataType::Decimal128(..) | DataType::Float16 => DataType::Float64,
+            other => other,
+        };
+        Extreme {
+            max,
+            output,
+            values: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, a: &ArrayRef, groups: &[u32], total: usize) -> Result<()> {
+        self.values.resize(total, T::default());
+        self.seen.resize(total, false);
+        let (v, nulls) = T::values(a)?;
+        let max = self.max;
+        let (values, seen) = (&mut self.values, &mut self.seen);
+        each(&v, nulls.as_ref(), groups, |g, x| {
+            let better = if max {
+                T::after(x, values[g])
+            } else {
+                T::after(values[g], x)
+            };
+            if !seen[g] || better {
+                values[g] = x;
+                seen[g] = true;
+            }
+        });
+        Ok(())
+    }
+
+    fn take(&mut self) -> ArrayRef {
+        let nulls = nulls_unless(&self.seen);
+        self.seen.clear();
+        T::column(std::mem::take(&mut self.values), nulls)
+    }
+}
+
+impl<T: Ordered> GroupsAccumulator for Extreme<T> {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(args, 0)?, groups, total)
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(states, 0)?, groups, total)
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.take()])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let held = self.take();
+        as_type(&held, &self.output)
+    }
+
+    fn size(&self) -> usize {
+        self.values.capacity() * (std::mem::size_of::<T>() + 1)
+    }
+}
+
+/// `min` or `max` of strings.
+struct TextExtreme {
+    max: bool,
+    values: Vec<Option<String>>,
+}
+
+impl TextExtreme {
+    fn new(max: bool) -> Self {
+        TextExtreme {
+            max,
+            values: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, a: &ArrayRef, groups: &[u32], total: usize) -> Result<()> {
+        self.values.resize(total, None);
+        let a = as_type(a, &DataType::Utf8)?;
+        let a = a.as_string::<i32>();
+        for (i, &g) in groups.iter().enumerate() {
+            if a.is_null(i) {
+                continue;
+            }
+            let x = a.value(i);
+            let slot = &mut self.values[g as usize];
+            let better = match slot {
+                None => true,
+                Some(cur) => {
+                    if self.max {
+                        x > cur.as_str()
+                    } else {
+                        x < cur.as_str()
+                    }
+                }
+            };
+            if better {
+                *slot = Some(x.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GroupsAccumulator for TextExtreme {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(args, 0)?, groups, total)
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(states, 0)?, groups, total)
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let values = std::mem::take(&mut self.values);
+        Ok(Arc::new(values.into_iter().collect::<StringArray>()))
+    }
+
+    fn size(&self) -> usize {
+        self.values.capacity() * 24
+            + self
+                .values
+                .iter()
+                .map(|v| v.as_ref().map_or(0, String::capacity))
+                .sum::<usize>()
+    }
+}
+
+/// `var` / `std` (sample or population): count, mean and sum of squared
+/// deviations per group, updated by Welford's method and merged by Chan's.
+#[derive(Default)]
+struct Moments {
+    ddof: u8,
+    root: bool,
+    n: Vec<f64>,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl Moments {
+    fn grow(&mut self, total: usize) {
+        self.n.resize(total, 0.0);
+        self.mean.resize(total, 0.0);
+        self.m2.resize(total, 0.0);
+    }
+
+    /// Merges a group's partial (`n`, `mean`, `m2`) into group `g`.
+    fn combine(&mut self, g: usize, n: f64, mean: f64, m2: f64) {
+        if n == 0.0 {
+            return;
+        }
+        let na = self.n[g];
+        let total = na + n;
+        let d = mean - self.mean[g];
+        self.mean[g] += d * n / total;
+        self.m2[g] += m2 + d * d * na * n / total;
+        self.n[g] = total;
+    }
+}
+
+impl GroupsAccumulator for Moments {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.grow(total);
+        let a = floats(arg(args, 0)?)?;
+        let a = a.as_primitive::<Float64Type>();
+        let (n, mean, m2) = (&mut self.n, &mut self.mean, &mut self.m2);
+        each(a.values(), a.nulls(), groups, |g, x| {
+            n[g] += 1.0;
+            let d = x - mean[g];
+            mean[g] += d / n[g];
+            m2[g] += d * (x - mean[g]);
+        });
+        Ok(())
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.grow(total);
+        let cols = (0..3)
+            .map(|i| floats(arg(states, i)?))
+            .collect::<Result<Vec<_>>>()?;
+        let [n, mean, m2] = [0, 1, 2].map(|i| cols[i].as_primitive::<Float64Type>());
+        for (i, &g) in groups.iter().enumerate() {
+            self.combine(g as usize, n.value(i), mean.value(i), m2.value(i));
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok([&mut self.n, &mut self.mean, &mut self.m2]
+            .into_iter()
+            .map(|v| Arc::new(Float64Array::from(std::mem::take(v))) as ArrayRef)
+            .collect())
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let ddof = f64::from(self.ddof);
+        let out: Float64Array = self
+            .n
+            .iter()
+            .zip(&self.m2)
+            .map(|(&n, &m2)| {
+                (n > ddof).then(|| {
+                    let var = m2 / (n - ddof);
+                    if self.root {
+                        var.sqrt()
+                    } else {
+                        var
+                    }
+                })
+            })
+            .collect();
+        self.state()?;
+        Ok(Arc::new(out))
+    }
+
+    fn size(&self) -> usize {
+        self.n.capacity() * 24
+    }
+}
+
+/// `corr` and `covar_*` of two columns: count, means, and the sums of squared
+/// deviations and of their products, per group, merged by Chan's formulas.
+#[derive(Default)]
+struct CoMoments {
+    func: AggFunc,
+    /// n, mean x, mean y, m2 x, m2 y, c xy.
+    v: [Vec<f64>; 6],
+}
+
+impl CoMoments {
+    fn grow(&mut self, total: usize) {
+        for v in &mut self.v {
+            v.resize(total, 0.0);
+        }
+    }
+
+    fn combine(&mut self, g: usize, p: [f64; 6]) {
+        let [nb, mxb, myb, m2xb, m2yb, cb] = p;
+        if nb == 0.0 {
+            return;
+        }
+        let v = &mut self.v;
+        let na = v[0][g];
+        let n = na + nb;
+        let dx = mxb - v[1][g];
+        let dy = myb - v[2][g];
+        let w = na * nb / n;
+        v[1][g] += dx * nb / n;
+        v[2][g] += dy * nb / n;
+        v[3][g] += m2xb + dx * dx * w;
+        v[4][g] += m2yb + dy * dy * w;
+        v[5][g] += cb + dx * dy * w;
+        v[0][g] = n;
+    }
+}
+
+impl GroupsAccumulator for CoMoments {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.grow(total);
+        let x = floats(arg(args, 0)?)?;
+        let y = floats(arg(args, 1)?)?;
+        let (x, y) = (
+            x.as_primitive::<Float64Type>(),
+            y.as_primitive::<Float64Type>(),
+        );
+        let nulls = NullBuffer::union(x.nulls(), y.nulls());
+        for (i, &g) in groups.iter().enumerate() {
+            if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                continue;
+            }
+            let g = g as usize;
+            let (xv, yv) = (x.value(i), y.value(i));
+            let v = &mut self.v;
+            v[0][g] += 1.0;
+            let n = v[0][g];
+            let dx = xv - v[1][g];
+            let dy = yv - v[2][g];
+            v[1][g] += dx / n;
+            v[2][g] += dy / n;
+            v[3][g] += dx * (xv - v[1][g]);
+            v[4][g] += dy * (yv - v[2][g]);
+            v[5][g] += dx * (yv - v[2][g]);
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.grow(total);
+        let cols = (0..6)
+            .map(|i| floats(arg(states, i)?))
+            .collect::<Result<Vec<_>>>()?;
+        let cols: Vec<&Float64Array> = cols.iter().map(|c| c.as_primitive()).collect();
+        for (i, &g) in groups.iter().enumerate() {
+            let p = [0, 1, 2, 3, 4, 5].map(|k| cols[k].value(i));
+            self.combine(g as usize, p);
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok(self
+            .v
+            .iter_mut()
+            .map(|v| Arc::new(Float64Array::from(std::mem::take(v))) as ArrayRef)
+            .collect())
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let v = &self.v;
+        let out: Float64Array = (0..v[0].len())
+            .map(|g| {
+                let n = v[0][g];
+                match self.func {
+                    // DuckDB: NaN for one row or a constant column, NULL for none.
+                    AggFunc::Corr => (n > 0.0).then(|| v[5][g] / (v[3][g] * v[4][g]).sqrt()),
+                    AggFunc::Cov { ddof } => {
+                        let ddof = f64::from(ddof);
+                        (n > ddof).then(|| v[5][g] / (n - ddof))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        self.state()?;
+        Ok(Arc::new(out))
+    }
+
+    fn size(&self) -> usize {
+        self.v[0].capacity() * 48
+    }
+}
+
+/// `median` and `quantile_cont`: every value of the group, kept (the state grows
+/// with the group; the aggregation's reservation covers it), interpolated linearly
+/// between the two closest ranks, as DuckDB's `quantile_cont`.
+struct Quantile {
+    q: f64,
+    values: Vec<Vec<f64>>,
+    held: usize,
+}
+
+impl Quantile {
+    fn new(q: f64) -> Self {
+        Quantile {
+            q,
+            values: Vec::new(),
+            held: 0,
+        }
+    }
+}
+
+impl GroupsAccumulator for Quantile {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.values.resize_with(total, Vec::new);
+        let a = floats(arg(args, 0)?)?;
+        let a = a.as_primitive::<Float64Type>();
+        let (values, held) = (&mut self.values, &mut self.held);
+        each(a.values(), a.nulls(), groups, |g, x| {
+            values[g].push(x);
+            *held += 1;
+        });
+        Ok(())
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.values.resize_with(total, Vec::new);
+        let lists = arg(states, 0)?.as_list::<i32>();
+        for (i, &g) in groups.iter().enumerate() {
+            if lists.is_null(i) {
+                continue;
+            }
+            let inner = lists.value(i);
+            let inner = inner.as_primitive::<Float64Type>();
+            self.values[g as usize].extend_from_slice(inner.values());
+            self.held += inner.len();
+        }
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        let values = std::mem::take(&mut self.values);
+        self.held = 0;
+        let offsets = OffsetBuffer::from_lengths(values.iter().map(Vec::len));
+        let flat: Float64Array = values.into_iter().flatten().collect::<Vec<f64>>().into();
+        let field = Arc::new(Field::new("item", DataType::Float64, false));
+        Ok(vec![Arc::new(ListArray::try_new(
+            field,
+            offsets,
+            Arc::new(flat),
+            None,
+        )?)])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let values = std::mem::take(&mut self.values);
+        self.held = 0;
+        let q = self.q;
+        Ok(Arc::new(
+            values
+                .into_iter()
+                .map(|mut v| quantile_cont(&mut v, q))
+                .collect::<Float64Array>(),
+        ))
+    }
+
+    fn size(&self) -> usize {
+        self.values.capacity() * 24 + self.held * 8
+    }
+}
+
+/// The `q` quantile of `v` interpolated between ranks (`None` for no values);
+/// reorders `v`.
+fn quantile_cont(v: &mut [f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let pos = q * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let (_, &mut a, rest) = v.select_nth_unstable_by(lo, f64::total_cmp);
+    if hi == lo {
+        return Some(a);
+    }
+    // The next rank is the smallest of what follows.
+    let b = rest.iter().copied().fold(f64::INFINITY, f64::min);
+    Some(a + (b - a) * (pos - lo as f64))
+}
+
+/// `any` / `all` (SQL's `bool_or` / `bool_and`): NULL for a group of nulls.
+struct Truth {
+    any: bool,
+    values: Vec<Option<bool>>,
+}
+
+impl Truth {
+    fn add(&mut self, a: &ArrayRef, groups: &[u32], total: usize) -> Result<()> {
+        self.values.resize(total, None);
+        let a = as_type(a, &DataType::Boolean)?;
+        let a = a.as_boolean();
+        for (i, &g) in groups.iter().enumerate() {
+            if a.is_null(i) {
+                continue;
+            }
+            let x = a.value(i);
+            let slot = &mut self.values[g as usize];
+            *slot = Some(match *slot {
+                None => x,
+                Some(cur) if self.any => cur || x,
+                Some(cur) => cur && x,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl GroupsAccumulator for Truth {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(args, 0)?, groups, total)
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(states, 0)?, groups, total)
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        let mut b = BooleanBuilder::with_capacity(self.values.len());
+        for v in self.values.drain(..) {
+            b.append_option(v);
+        }
+        let out: BooleanArray = b.finish();
+        Ok(Arc::new(out))
+    }
+
+    fn size(&self) -> usize {
+        self.values.capacity() * 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_between_ranks() {
+        assert_eq!(quantile_cont(&mut [3.0, 1.0, 2.0, 4.0], 0.5), Some(2.5));
+        assert_eq!(quantile_cont(&mut [3.0, 1.0, 2.0], 0.5), Some(2.0));
+        assert_eq!(
+            quantile_cont(&mut [5.0, 1.0, 2.0, 4.0, 3.0], 0.25),
+            Some(2.0)
+        );
+        assert_eq!(quantile_cont(&mut [], 0.5), None);
+    }
+
+    #[test]
+    fn partial_moments_merge_to_the_whole() {
+        let xs: Vec<f64> = (0..100).map(|i| f64::from(i).sin() * 10.0 + 3.0).collect();
+        let whole = {
+            let mut m = accumulator(&AggFunc::Var { ddof: 1 }, &[DataType::Float64]).unwrap();
+            let a: ArrayRef = Arc::new(Float64Array::from(xs.clone()));
+            m.update(&[a], &[0; 100], 1).unwrap();
+            m.evaluate().unwrap()
+        };
+        let mut merged = accumulator(&AggFunc::Var { ddof: 1 }, &[DataType::Float64]).unwrap();
+        for part in xs.chunks(30) {
+            let mut p = accumulator(&AggFunc::Var { ddof: 1 }, &[DataType::Float64]).unwrap();
+            let a: ArrayRef = Arc::new(Float64Array::from(part.to_vec()));
+            p.update(&[a], &vec![0; part.len()], 1).unwrap();
+            merged.merge(&p.state().unwrap(), &[0], 1).unwrap();
+        }
+        let merged = merged.evaluate().unwrap();
+        let (w, m) = (
+            whole.as_primitive::<Float64Type>().value(0),
+            merged.as_primitive::<Float64Type>().value(0),
+        );
+        assert!((w - m).abs() <= 1e-12 * w.abs(), "{w} {m}");
+    }
+}

@@ -1,0 +1,273 @@
+//! Groupings against DuckDB: the db-benchmark questions and the aggregates' edge
+//! cases over a small generated table (nulls in keys and values, NaN), through the
+//! whole plan (partials, buckets, finals) under a budget that makes partial tables
+//! flush, compared row by row after sorting by the keys.
+
+use std::path::Path;
+
+use arrow::record_batch::RecordBatch;
+
+use super::{AggCall, AggFunc, GroupBy};
+use crate::convert::group_table;
+use crate::exec::{JobContext, JobOptions};
+use crate::storage::frame::FrameReadOptions;
+
+/// Writes the table (CSV and Parquet) into `argv[1]`, or compares the results
+/// written as `NAME.parquet` in `argv[1]` with DuckDB's answers to the queries in
+/// `argv[2]` (JSON: name → SQL over `t`), printing the mismatches.
+const SCRIPT: &str = r#"
+import json, math, sys
+import duckdb, numpy as np, pyarrow as pa, pyarrow.csv, pyarrow.parquet as pq
+out = sys.argv[1]
+if len(sys.argv) == 2:
+    rng = np.random.default_rng(11)
+    n = 20000
+    def ids(k, fmt):
+        return pa.array([fmt % v for v in rng.integers(1, k + 1, n)])
+    def nulled(a, every):
+        mask = np.zeros(n, bool); mask[::every] = True
+        return pa.array(a.to_pylist(), mask=mask, type=a.type)
+    t = pa.table({
+        "id1": nulled(ids(20, "id%03d"), 97),
+        "id2": ids(30, "id%03d"),
+        "id3": ids(2000, "id%010d"),
+        "id4": nulled(pa.array(rng.integers(1, 21, n)), 89),
+        "id5": pa.array(rng.integers(1, 31, n)),
+        "id6": pa.array(rng.integers(1, 2000, n)),
+        "v1": nulled(pa.array(rng.integers(1, 6, n)), 13),
+        "v2": pa.array(rng.integers(1, 16, n)),
+        "v3": pa.array(np.round(rng.random(n) * 100, 6)),
+    })
+    pq.write_table(t, f"{out}/t.parquet")
+    pa.csv.write_csv(t, f"{out}/t.csv")
+    print("{}")
+    sys.exit()
+con = duckdb.connect()
+con.execute(f"create view t as select * from read_parquet('{out}/t.parquet')")
+bad = {}
+def same(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        a, b = float(a), float(b)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+for name, sql in json.loads(sys.argv[2]).items():
+    want = con.execute(sql).fetchall()
+    ours = pq.read_table(f"{out}/{name}.parquet")
+    got = [tuple(r.values()) for r in ours.to_pylist()]
+    key = lambda r: tuple((x is None, str(x)) for x in r)
+    want.sort(key=key); got.sort(key=key)
+    if len(want) != len(got):
+        bad[name] = f"{len(got)} rows, DuckDB {len(want)}"
+        continue
+    for w, g in zip(want, got):
+        if len(w) != len(g) or not all(same(x, y) for x, y in zip(w, g)):
+            bad[name] = f"ours {g} DuckDB {w}"
+            break
+print(json.dumps(bad))
+"#;
+
+fn call(func: AggFunc, args: &[&str], name: &str) -> AggCall {
+    AggCall {
+        func,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        name: name.into(),
+    }
+}
+
+fn spec(keys: &[&str], aggs: Vec<AggCall>) -> GroupBy {
+    GroupBy {
+        keys: keys.iter().map(|s| s.to_string()).collect(),
+        aggs,
+    }
+}
+
+/// Each grouping and the SQL DuckDB answers it with.
+fn cases() -> Vec<(&'static str, GroupBy, &'static str)> {
+    use AggFunc as F;
+    vec![
+        (
+            "q1",
+            spec(&["id1"], vec![call(F::Sum, &["v1"], "v1")]),
+            "select id1, sum(v1) from t group by id1",
+        ),
+        (
+            "q2",
+            spec(&["id1", "id2"], vec![call(F::Sum, &["v1"], "v1")]),
+            "select id1, id2, sum(v1) from t group by id1, id2",
+        ),
+        (
+            "q3",
+            spec(
+                &["id3"],
+                vec![call(F::Sum, &["v1"], "v1"), call(F::Mean, &["v3"], "v3")],
+            ),
+            "select id3, sum(v1), avg(v3) from t group by id3",
+        ),
+        (
+            "q4",
+            spec(
+                &["id4"],
+                vec![
+                    call(F::Mean, &["v1"], "v1"),
+                    call(F::Mean, &["v2"], "v2"),
+                    call(F::Mean, &["v3"], "v3"),
+                ],
+            ),
+            "select id4, avg(v1), avg(v2), avg(v3) from t group by id4",
+        ),
+        (
+            "q6",
+            spec(
+                &["id4", "id5"],
+                vec![
+                    call(F::Median, &["v3"], "median_v3"),
+                    call(F::Std { ddof: 1 }, &["v3"], "sd_v3"),
+                ],
+            ),
+            "select id4, id5, median(v3), stddev(v3) from t group by id4, id5",
+        ),
+        (
+            "q7",
+            spec(
+                &["id3"],
+                vec![
+                    call(F::Max, &["v1"], "max_v1"),
+                    call(F::Min, &["v2"], "min_v2"),
+                ],
+            ),
+            "select id3, max(v1), min(v2) from t group by id3",
+        ),
+        (
+            "q9",
+            spec(&["id2", "id4"], vec![call(F::Corr, &["v1", "v2"], "r")]),
+            "select id2, id4, corr(v1, v2) from t group by id2, id4",
+        ),
+        (
+            "q10",
+            spec(
+                &["id1", "id2", "id3", "id4", "id5", "id6"],
+                vec![call(F::Sum, &["v3"], "v3"), call(F::Size, &[], "count")],
+            ),
+            "select id1, id2, id3, id4, id5, id6, sum(v3), count(*) from t \
+             group by id1, id2, id3, id4, id5, id6",
+        ),
+        (
+            "whole",
+            spec(
+                &[],
+                vec![
+                    call(F::Size, &[], "n"),
+                    call(F::Count, &["v1"], "c"),
+                    call(F::Sum, &["v1"], "s"),
+                    call(F::Min, &["id1"], "lo"),
+                    call(F::Max, &["id3"], "hi"),
+                    call(F::Var { ddof: 0 }, &["v3"], "vp"),
+                    call(F::Quantile { q: 0.9 }, &["v2"], "p90"),
+                    call(F::Cov { ddof: 1 }, &["v2", "v3"], "cov"),
+                ],
+            ),
+            "select count(*), count(v1), sum(v1), min(id1), max(id3), var_pop(v3), \
+             quantile_cont(v2, 0.9), covar_samp(v2, v3) from t",
+        ),
+        (
+            "sparse",
+            spec(
+                &["id6", "id5"],
+                vec![
+                    call(F::Var { ddof: 1 }, &["v1"], "v"),
+                    call(F::Count, &["v1"], "c"),
+                    call(F::Max, &["id1"], "m"),
+                ],
+            ),
+            "select id6, id5, var_samp(v1), count(v1), max(id1) from t group by id6, id5",
+        ),
+    ]
+}
+
+/// A two-thread job whose pool holds `limit`. The RSS thresholds are off: the
+/// test process's own RSS (other tests, the allocator's retention) dwarfs such a
+/// limit; the pool's reservations are what these tests check.
+fn context(limit: u64) -> JobContext {
+    let options = JobOptions {
+        threads: 2,
+        memory_limit: limit,
+        thresholds: crate::memory::Thresholds {
+            spill: f64::INFINITY,
+            pause: f64::INFINITY,
+            terminate: f64::INFINITY,
+            ..crate::memory::Thresholds::default()
+        },
+        ..JobOptions::default()
+    };
+    JobContext::new(&options, crate::sys::CancelToken::new()).unwrap()
+}
+
+fn write(path: &Path, batches: &[RecordBatch], schema: arrow::datatypes::SchemaRef) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+}
+
+#[test]
+fn the_db_benchmark_questions_equal_duckdbs_from_csv_and_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(SCRIPT, &[&d]);
+    let cases = cases();
+    // A limit small enough that the partial tables flush and the buckets are many.
+    for (source, limit) in [("t.csv", 4u64 << 20), ("t.parquet", 64 << 20)] {
+        let ctx = context(limit);
+        let mut queries = serde_json::Map::new();
+        for (name, spec, sql) in &cases {
+            let read = FrameReadOptions::default().with_blocksize(64 << 10);
+            let (schema, batches) = group_table(&dir.path().join(source), spec, &read, &ctx)
+                .unwrap_or_else(|e| panic!("{name} from {source}: {e}"));
+            write(
+                &dir.path().join(format!("{name}.parquet")),
+                &batches,
+                schema,
+            );
+            queries.insert(name.to_string(), (*sql).into());
+        }
+        let bad = crate::reference::json(
+            SCRIPT,
+            &[&d, &serde_json::Value::Object(queries).to_string()],
+        );
+        assert_eq!(bad, serde_json::json!({}), "from {source}");
+    }
+}
+
+#[test]
+fn bad_groupings_are_refused_naming_the_column_or_type() {
+    let schema = arrow::datatypes::Schema::new(vec![
+        arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Utf8, true),
+        arrow::datatypes::Field::new("v", arrow::datatypes::DataType::Float64, true),
+    ]);
+    let e = spec(&["idx"], vec![])
+        .check(&schema)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"idx\"") && e.contains("id, v"), "{e}");
+    let e = spec(&["id"], vec![call(AggFunc::Sum, &["id"], "s")])
+        .check(&schema)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sum") && e.contains("utf8"), "{e}");
+    let e = spec(&["id"], vec![call(AggFunc::Corr, &["v"], "r")])
+        .check(&schema)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2 arguments"), "{e}");
+    let e = spec(&["id"], vec![call(AggFunc::Sum, &["v"], "id")])
+        .check(&schema)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("two columns named \"id\""), "{e}");
+}
