@@ -1501,34 +1501,14 @@ fn usage(op: &str, reason: &str) -> Error {
 /// The error for an unknown name, with the close matches among functions and inputs.
 fn unknown(name: &str, names: &BTreeMap<String, Array>) -> Error {
     let bare = name.trim_start_matches('.');
-    let mut scored: Vec<(usize, String)> = FUNCTIONS
+    let candidates = FUNCTIONS
         .iter()
         .map(|f| f.to_string())
-        .chain(names.keys().cloned())
-        .map(|f| (edit_distance(bare, &f), f))
-        .filter(|(d, f)| *d <= 2.max(f.len() / 3))
-        .collect();
-    scored.sort();
+        .chain(names.keys().cloned());
     Error::UnknownFunction {
         name: name.into(),
-        close: scored.into_iter().take(3).map(|(_, f)| f).collect(),
+        close: crate::error::close_names(bare, candidates),
     }
-}
-
-/// Levenshtein distance.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 fn unary_ufunc(name: &str) -> Option<UnaryOp> {

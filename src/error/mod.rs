@@ -593,6 +593,33 @@ pub enum Error {
         max: i128,
     },
 
+    /// A frame expression names a column its input does not have.
+    #[error(
+        "unknown column {}{}{}",
+        quoted(column),
+        did_you_mean(close),
+        columns_are(available)
+    )]
+    UnknownColumn {
+        /// The column named.
+        column: String,
+        /// The input's columns closest to it (see [`close_names`]).
+        close: Vec<String>,
+        /// The input's columns.
+        available: Vec<String>,
+    },
+
+    /// A frame expression whose operands, arguments or values do not fit its
+    /// operation: types that do not mix (both named), a wrong number of arguments,
+    /// a pattern that does not compile, an integer overflow.
+    #[error("{op}: {reason}")]
+    FrameType {
+        /// The operation, as the expression's SQL text (`(v1 + 1)`) or a function name.
+        op: String,
+        /// What does not fit, with the types and values involved.
+        reason: String,
+    },
+
     /// Any other I/O error, with the path it happened on.
     #[error("{path}: {source}")]
     Io {
@@ -685,6 +712,59 @@ fn sort_keys_given(keys: Option<&str>) -> String {
             Spelling::Python => "sort_by".into(),
         },
     }
+}
+
+/// `; did you mean a, b?`, or nothing when no name is close.
+fn did_you_mean(close: &[String]) -> String {
+    match close {
+        [] => String::new(),
+        _ => format!("; did you mean {}?", close.join(", ")),
+    }
+}
+
+/// ` (the columns are a, b, c)`, cut after the first 20 so that a wide table does
+/// not bury the message.
+fn columns_are(available: &[String]) -> String {
+    const SHOWN: usize = 20;
+    if available.is_empty() {
+        return " (the input has no columns)".into();
+    }
+    let mut list = available[..available.len().min(SHOWN)].join(", ");
+    if available.len() > SHOWN {
+        list.push_str(&format!(" and {} more", available.len() - SHOWN));
+    }
+    format!(" (the columns are {list})")
+}
+
+/// The candidates close to `name`, for "did you mean" suggestions: those within a
+/// Levenshtein distance of `max(2, len / 3)` (of the candidate's length, so longer
+/// names tolerate more typos), nearest first (ties by name), at most three.
+pub fn close_names(name: &str, candidates: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut scored: Vec<(usize, String)> = candidates
+        .into_iter()
+        .map(|c| (edit_distance(name, &c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .collect();
+    scored.sort();
+    scored.dedup();
+    scored.into_iter().take(3).map(|(_, c)| c).collect()
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
 }
 
 /// `: detail`, or nothing when there is no detail.
@@ -815,6 +895,7 @@ impl Error {
             | Error::ArrayType { .. }
             | Error::ArrayArgument { .. }
             | Error::UnknownFunction { .. } => 2,
+            Error::UnknownColumn { .. } | Error::FrameType { .. } => 2,
             Error::InExpression { error, .. } => error.exit_code(),
             Error::BadSortKey { .. } | Error::WrongEntry { .. } | Error::Unpublished { .. } => 2,
             Error::TaskPanicked { .. } | Error::ThreadsRefused { .. } | Error::Bug { .. } => 1,

@@ -2,6 +2,7 @@
 //! `ops/`. The lazy `Frame` API comes with the frame issue; the operators the
 //! execution core needs live here already.
 
+pub mod expr;
 pub mod ops;
 pub mod read;
 pub mod write;
