@@ -3,6 +3,7 @@
 //! execution core needs live here already.
 
 pub mod expr;
+pub mod logical;
 pub mod ops;
 pub mod read;
 pub mod write;

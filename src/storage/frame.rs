@@ -20,7 +20,7 @@ pub const DEFAULT_BLOCKSIZE: u64 = 64 << 20;
 pub const DEFAULT_BATCH_ROWS: usize = 64 * 1024;
 
 /// How to read a table: which columns, which types, how to cut it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FrameReadOptions {
     /// Read only these columns, in this order (all when `None`).
     pub columns: Option<Vec<String>>,

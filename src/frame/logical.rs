@@ -1,0 +1,237 @@
+//! The logical plan of a frame query: what the SQL front end and the lazy `Frame`
+//! API build, and what [`super::physical`] lowers to tasks.
+//!
+//! A [`LogicalPlan`] is a tree of relational operators over [`Expr`]s. Every node
+//! knows its output schema ([`LogicalPlan::schema`]), resolved when the tree is
+//! built: a scan carries its file's schema (read once, when the query is planned),
+//! so a column that does not exist is refused before anything runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::expr::Expr;
+use super::ops::aggregate::AggFunc;
+use crate::error::{Error, Result};
+use crate::storage::frame::FrameReadOptions;
+use crate::storage::{detect, open_frame, Format};
+
+/// A table file a query reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// How to read it (delimiter, types forced, ...).
+    pub read: FrameReadOptions,
+    /// Its columns and their types.
+    pub schema: SchemaRef,
+}
+
+impl Source {
+    /// The table at `path` read with `read`, its format from its contents and
+    /// extension unless `format` says it, its schema read now.
+    ///
+    /// # Errors
+    /// What opening it fails with (a missing file, a CSV that does not parse).
+    pub fn open(path: PathBuf, format: Option<Format>, read: FrameReadOptions) -> Result<Source> {
+        let format = match format {
+            Some(f) => f,
+            None => detect(&path)?,
+        };
+        let schema = open_frame(&path, format, &read)?.schema();
+        Ok(Source {
+            path,
+            format,
+            read,
+            schema,
+        })
+    }
+}
+
+/// An aggregate of a grouping: a function of expressions, and its output name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggExpr {
+    /// The function.
+    pub func: AggFunc,
+    /// Its arguments (none for `count(*)`).
+    pub args: Vec<Expr>,
+    /// Over distinct values only (`count(DISTINCT x)`).
+    pub distinct: bool,
+    /// The output column's name.
+    pub name: String,
+}
+
+/// A sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortExpr {
+    /// What is compared.
+    pub expr: Expr,
+    /// Largest first.
+    pub descending: bool,
+    /// Nulls before the other values (SQL's default: last ascending, first
+    /// descending, as DuckDB and Postgres).
+    pub nulls_first: bool,
+}
+
+/// A window function (`OVER (PARTITION BY ... ORDER BY ...)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFunc {
+    /// 1, 2, 3, ... within the partition, in order.
+    RowNumber,
+    /// Ties share a rank, and leave a gap after them.
+    Rank,
+    /// Ties share a rank, without gaps.
+    DenseRank,
+}
+
+/// A window column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowExpr {
+    /// The function.
+    pub func: WindowFunc,
+    /// The partitions it restarts in.
+    pub partition_by: Vec<Expr>,
+    /// The order within a partition.
+    pub order_by: Vec<SortExpr>,
+    /// The output column's name.
+    pub name: String,
+}
+
+/// A relational operator tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogicalPlan {
+    /// Every row of a table file.
+    Scan(Source),
+    /// The rows where `predicate` is true (not false, not NULL).
+    Filter {
+        /// The rows filtered.
+        input: Box<LogicalPlan>,
+        /// A boolean expression over the input's columns.
+        predicate: Expr,
+    },
+    /// New columns computed from each row, in order, with their names.
+    Project {
+        /// The rows.
+        input: Box<LogicalPlan>,
+        /// Each output column and its name.
+        exprs: Vec<(Expr, String)>,
+    },
+    /// A row a distinct value of the keys (one row for no keys), with the keys,
+    /// then each aggregate.
+    Aggregate {
+        /// The rows grouped.
+        input: Box<LogicalPlan>,
+        /// The key expressions and their names.
+        keys: Vec<(Expr, String)>,
+        /// The aggregates.
+        aggs: Vec<AggExpr>,
+    },
+    /// The input's columns and one column a window function.
+    Window {
+        /// The rows.
+        input: Box<LogicalPlan>,
+        /// The window columns, appended in order.
+        windows: Vec<WindowExpr>,
+    },
+    /// The rows in order.
+    Sort {
+        /// The rows.
+        input: Box<LogicalPlan>,
+        /// The keys, most significant first.
+        keys: Vec<SortExpr>,
+    },
+    /// `fetch` rows (all when `None`) after skipping `offset`.
+    Limit {
+        /// The rows.
+        input: Box<LogicalPlan>,
+        /// Rows skipped.
+        offset: u64,
+        /// Rows kept.
+        fetch: Option<u64>,
+    },
+    /// Each distinct row once.
+    Distinct {
+        /// The rows.
+        input: Box<LogicalPlan>,
+    },
+}
+
+impl LogicalPlan {
+    /// The columns and types of the rows this operator yields.
+    ///
+    /// # Errors
+    /// An expression that does not type against its input (an unknown column, a
+    /// type mismatch); a boolean filter that is not boolean.
+    pub fn schema(&self) -> Result<SchemaRef> {
+        Ok(match self {
+            LogicalPlan::Scan(source) => source.schema.clone(),
+            LogicalPlan::Filter { input, predicate } => {
+                let schema = input.schema()?;
+                let t = predicate.data_type(&schema)?;
+                if !matches!(t, DataType::Boolean | DataType::Null) {
+                    return Err(Error::FrameType {
+                        op: "WHERE".into(),
+                        reason: format!(
+                            "the condition {predicate} is {}, not boolean",
+                            crate::storage::type_name(&t)
+                        ),
+                    });
+                }
+                schema
+            }
+            LogicalPlan::Project { input, exprs } => {
+                let schema = input.schema()?;
+                let fields = exprs
+                    .iter()
+                    .map(|(e, name)| Ok(Field::new(name, e.data_type(&schema)?, true)))
+                    .collect::<Result<Vec<_>>>()?;
+                Arc::new(Schema::new(fields))
+            }
+            LogicalPlan::Aggregate { input, keys, aggs } => {
+                let schema = input.schema()?;
+                let mut fields = keys
+                    .iter()
+                    .map(|(e, name)| Ok(Field::new(name, e.data_type(&schema)?, true)))
+                    .collect::<Result<Vec<_>>>()?;
+                for a in aggs {
+                    let types = a
+                        .args
+                        .iter()
+                        .map(|e| e.data_type(&schema))
+                        .collect::<Result<Vec<_>>>()?;
+                    a.func.check(&types)?;
+                    let t = if a.distinct {
+                        DataType::Int64
+                    } else {
+                        a.func.output_type(&types)
+                    };
+                    fields.push(Field::new(&a.name, t, true));
+                }
+                Arc::new(Schema::new(fields))
+            }
+            LogicalPlan::Window { input, windows } => {
+                let schema = input.schema()?;
+                let mut fields: Vec<Field> =
+                    schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                for w in windows {
+                    for e in w.partition_by.iter().chain(w.order_by.iter().map(|s| &s.expr)) {
+                        e.data_type(&schema)?;
+                    }
+                    fields.push(Field::new(&w.name, DataType::Int64, false));
+                }
+                Arc::new(Schema::new(fields))
+            }
+            LogicalPlan::Sort { input, keys } => {
+                let schema = input.schema()?;
+                for k in keys {
+                    k.expr.data_type(&schema)?;
+                }
+                schema
+            }
+            LogicalPlan::Limit { input, .. } | LogicalPlan::Distinct { input } => input.schema()?,
+        })
+    }
+}
