@@ -1,85 +1,57 @@
-//! Frame jobs computed into memory: a grouping of a table file, its result held on
-//! the pool and handed back as record batches.
+//! Frame queries as jobs: a [`LogicalPlan`] lowered to tasks
+//! ([`crate::frame::physical`]) and run, its result either held on the pool and
+//! handed back as record batches, or written to a table file, published
+//! atomically.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
 use super::array_job::scratch_workdir;
-use super::job::{run_plan_then, OnFailure, PlanSizing};
+use super::job::{finish_with_publish, run_plan_then, OnFailure, PlanSizing, STAGED_OUTPUT};
+use super::{output_spec, sinks, ConvertOptions};
 use crate::error::{Error, Result};
-use crate::exec::JobContext;
-use crate::frame::ops::aggregate::{add_group_by, GroupBy, GroupSizing};
-use crate::plan::{check_memory, DataRef, Dataset, DatasetRole, Entry, Plan};
-use crate::storage::frame::FrameReadOptions;
-use crate::storage::{detect, open_frame_described};
+use crate::exec::{JobContext, JobStats};
+use crate::frame::logical::LogicalPlan;
+use crate::frame::physical::{lower, Lowered, QuerySizing};
+use crate::frame::write::{add_table_output, read_window};
+use crate::plan::{check_memory, Entry, Plan};
+use crate::storage::atomic::{plan_workdir, AtomicOutput};
+use crate::storage::Format;
 
-/// The plan of `spec` over the table at `path` read with `read`, and the entries
-/// of its result in order.
-///
-/// # Errors
-/// What opening the table fails with; what [`GroupBy::check`] finds wrong.
-pub fn plan_group_table(
-    path: &Path,
-    spec: &GroupBy,
-    read: &FrameReadOptions,
-    sizing: PlanSizing,
-) -> Result<(Plan, Vec<DataRef>, SchemaRef)> {
-    let format = detect(path)?;
-    // Only the columns the grouping uses are read.
-    let mut read = read.clone();
-    let columns = spec.columns();
-    read.columns = (!columns.is_empty()).then_some(columns);
-    let (mut source, mut meta) = open_frame_described(path, format, &read)?;
-    if read.columns.is_none() && source.schema().fields().len() > 1 {
-        // A `count(*)` alone reads the first column, for the rows: decoding every
-        // column to count them would cost all of them.
-        read.columns = Some(vec![source.schema().field(0).name().clone()]);
-        (source, meta) = open_frame_described(path, format, &read)?;
+fn sizing(s: PlanSizing) -> QuerySizing {
+    QuerySizing {
+        threads: s.threads,
+        memory_limit: s.memory_limit,
     }
-    let schema = source.schema();
-    let units: Vec<u64> = (0..source.num_partitions())
-        .map(|i| source.partition_bytes(i))
-        .collect();
-    let meta =
-        serde_json::to_value(&meta).map_err(|e| Error::bug("source description to JSON", e))?;
-    let mut plan = Plan::new();
-    plan.datasets.push(
-        Dataset::new("src", path.display(), format.name(), DatasetRole::Input).with_meta(meta),
-    );
-    let sizing = GroupSizing {
-        threads: sizing.threads,
-        memory_limit: sizing.memory_limit,
-    };
-    let parts = add_group_by(&mut plan, "src", &units, &schema, spec, sizing)?;
-    Ok((
-        plan,
-        parts.into_iter().map(|(r, _)| r).collect(),
-        spec.output_schema(&schema)?,
-    ))
 }
 
-/// The grouping `spec` of the table at `path`, computed into memory.
+/// The plan computing `query` into the store, and its result's parts.
 ///
 /// # Errors
-/// As [`plan_group_table`]; [`Error::PlanTooLarge`]; the run's errors; the result
-/// not fitting half the memory limit.
-pub fn group_table(
-    path: &Path,
-    spec: &GroupBy,
-    read: &FrameReadOptions,
-    ctx: &JobContext,
-) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let (mut plan, parts, schema) = plan_group_table(path, spec, read, PlanSizing::of(ctx))?;
+/// As [`lower`].
+pub fn plan_query(query: &LogicalPlan, s: PlanSizing) -> Result<(Plan, Lowered)> {
+    let mut plan = Plan::new();
+    let lowered = lower(&mut plan, query, sizing(s))?;
+    Ok((plan, lowered))
+}
+
+/// `query`'s rows, computed into memory: at most half the memory limit.
+///
+/// # Errors
+/// As [`plan_query`]; [`Error::PlanTooLarge`]; the run's errors; a result that
+/// does not fit ([`Error::MemoryLimit`]: write it to a file instead).
+pub fn query(query: &LogicalPlan, ctx: &JobContext) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let (mut plan, lowered) = plan_query(query, PlanSizing::of(ctx))?;
     plan.workdir = scratch_workdir(ctx).display().to_string();
     check_memory(&plan, ctx.pool.limit())?;
     std::fs::create_dir_all(&plan.workdir).map_err(|e| Error::io(&plan.workdir, e))?;
-    let mut held = ctx.pool.reserve("group by result");
+    let mut held = ctx.pool.reserve("query result");
     let (_, batches) = run_plan_then(&plan, ctx, OnFailure::RemoveAll, |store| {
         let mut out = Vec::new();
-        for part in &parts {
-            match store.get(part)?.as_ref() {
+        for part in &lowered.parts {
+            match store.get(&part.data)?.as_ref() {
                 Entry::Batches { batches, .. } => {
                     for b in batches {
                         held.try_grow(crate::memory::batch_memory(b))?;
@@ -88,7 +60,7 @@ pub fn group_table(
                 }
                 other => {
                     return Err(Error::WrongEntry {
-                        key: part.to_string(),
+                        key: part.data.to_string(),
                         holds: other.kind(),
                         wanted: "record batches",
                     })
@@ -98,5 +70,119 @@ pub fn group_table(
         Ok(out)
     })?;
     drop(held);
-    Ok((schema, batches))
+    Ok((lowered.schema, batches))
+}
+
+/// The table format of `dst`: as `options.to` says, or by its extension.
+fn output_format(dst: &Path, options: &ConvertOptions) -> Result<Format> {
+    let to = match options.to {
+        Some(f) => f,
+        None => Format::from_extension(dst).ok_or_else(|| Error::UnknownFormat {
+            path: dst.to_path_buf(),
+            hint: "name it .parquet, .csv or .arrow, or pass --to FORMAT".into(),
+        })?,
+    };
+    if !matches!(
+        to,
+        Format::Parquet | Format::ParquetDir | Format::Csv | Format::Ipc
+    ) {
+        return Err(Error::WrongKind {
+            format: to.name(),
+            is: "an array format",
+            wanted: "a table format (.parquet, .csv, .arrow)",
+        });
+    }
+    Ok(to)
+}
+
+/// The files `query` reads.
+fn inputs(query: &LogicalPlan, out: &mut Vec<PathBuf>) {
+    match query {
+        LogicalPlan::Scan(s) => out.push(s.path.clone()),
+        LogicalPlan::Filter { input, .. }
+        | LogicalPlan::Project { input, .. }
+        | LogicalPlan::Aggregate { input, .. }
+        | LogicalPlan::Window { input, .. }
+        | LogicalPlan::Sort { input, .. }
+        | LogicalPlan::Limit { input, .. }
+        | LogicalPlan::Distinct { input } => inputs(input, out),
+    }
+}
+
+/// The plan writing `query`'s rows to `dst` (staged at `staged`, published at the
+/// end).
+fn plan_write(
+    query: &LogicalPlan,
+    dst: &Path,
+    to: Format,
+    staged: &Path,
+    options: &ConvertOptions,
+    s: PlanSizing,
+) -> Result<Plan> {
+    let (mut plan, lowered) = plan_query(query, s)?;
+    let output = sinks::table_output(to, staged, &lowered.schema, options)?;
+    let parts: Vec<_> = lowered
+        .parts
+        .iter()
+        .map(|p| {
+            p.task
+                .map(|t| (p.data.clone(), t))
+                .ok_or_else(|| Error::bug("a query's part without a task", &p.data))
+        })
+        .collect::<Result<_>>()?;
+    add_table_output(&mut plan, &output, &parts, read_window(s.threads))?;
+    finish_with_publish(&mut plan, staged, dst, to, options.overwrite);
+    Ok(plan)
+}
+
+/// The plan writing `query`'s rows to `dst`, in a fresh working directory beside
+/// it: what `blockwise plan sql` writes.
+///
+/// # Errors
+/// As [`write_query`], before anything runs.
+pub fn plan_query_file(
+    query: &LogicalPlan,
+    dst: &Path,
+    options: &ConvertOptions,
+    s: PlanSizing,
+) -> Result<Plan> {
+    let to = output_format(dst, options)?;
+    let mut paths = Vec::new();
+    inputs(query, &mut paths);
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    drop(AtomicOutput::new(dst, &output_spec(&refs, to, options))?);
+    let dst = &std::path::absolute(dst).map_err(|e| Error::io(dst, e))?;
+    let workdir = plan_workdir(dst, &super::fresh_plan_id())?;
+    let mut plan = plan_write(query, dst, to, &workdir.join(STAGED_OUTPUT), options, s)?;
+    plan.workdir = workdir.display().to_string();
+    Ok(plan)
+}
+
+/// Writes `query`'s rows to `dst` (its format from the name or `options.to`),
+/// atomically; returns the bytes written.
+///
+/// # Errors
+/// As [`plan_query`]; the destination's checks, made before anything runs; the
+/// run's errors.
+pub fn write_query(
+    query: &LogicalPlan,
+    dst: &Path,
+    options: &ConvertOptions,
+    ctx: &JobContext,
+) -> Result<u64> {
+    let to = output_format(dst, options)?;
+    let mut paths = Vec::new();
+    inputs(query, &mut paths);
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let out = AtomicOutput::new(dst, &output_spec(&refs, to, options))?;
+    ctx.note_reclaimed(out.reclaimed());
+    let staged = out.path().join(STAGED_OUTPUT);
+    let mut plan = plan_write(query, dst, to, &staged, options, PlanSizing::of(ctx))?;
+    plan.workdir = out.path().display().to_string();
+    check_memory(&plan, ctx.pool.limit())?;
+    std::fs::create_dir(out.path()).map_err(|e| Error::io(out.path(), e))?;
+    run_plan_then(&plan, ctx, OnFailure::RemoveAll, |_| Ok(()))?;
+    let written = crate::sys::tree_bytes(dst);
+    JobStats::add(&ctx.stats.written_bytes, written);
+    Ok(written)
 }

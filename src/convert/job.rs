@@ -190,6 +190,9 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::frame::ops::sort::MergeRange>();
         r.register::<crate::frame::ops::aggregate::GroupPartial>();
         r.register::<crate::frame::ops::aggregate::GroupFinal>();
+        r.register::<crate::frame::ops::stream::FramePipeline>();
+        r.register::<crate::frame::ops::stream::FrameLimit>();
+        r.register::<crate::frame::ops::stream::FrameSort>();
         r.register::<crate::array::lower::ArrayBlock>();
         r.register::<crate::array::lower::ArrayCombine>();
         r.register::<crate::array::lower::ArrayMatMul>();

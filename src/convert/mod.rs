@@ -23,7 +23,7 @@ pub use self::array_job::{
     compute as compute_array, compute_selected, compute_unique, plan_compute as plan_array_compute,
     plan_file as plan_array, plan_selection, write as write_array, write_selected, ComputedArray,
 };
-pub use self::frame_job::{group_table, plan_group_table};
+pub use self::frame_job::{plan_query, plan_query_file, query, write_query};
 use self::job::Conversion;
 pub use self::job::{
     already_published, create_workdir, directory_store, finish_if_complete, op_spec, registry,

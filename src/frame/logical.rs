@@ -65,7 +65,7 @@ pub struct AggExpr {
 }
 
 /// A sort key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SortExpr {
     /// What is compared.
     pub expr: Expr,
@@ -217,7 +217,11 @@ impl LogicalPlan {
                 let mut fields: Vec<Field> =
                     schema.fields().iter().map(|f| f.as_ref().clone()).collect();
                 for w in windows {
-                    for e in w.partition_by.iter().chain(w.order_by.iter().map(|s| &s.expr)) {
+                    for e in w
+                        .partition_by
+                        .iter()
+                        .chain(w.order_by.iter().map(|s| &s.expr))
+                    {
                         e.data_type(&schema)?;
                     }
                     fields.push(Field::new(&w.name, DataType::Int64, false));

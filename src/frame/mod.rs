@@ -5,5 +5,6 @@
 pub mod expr;
 pub mod logical;
 pub mod ops;
+pub mod physical;
 pub mod read;
 pub mod write;

@@ -4,10 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::plan::{DataRef, Event, Operation, Task, TaskEnv};
+use crate::plan::{DataRef, DatasetRole, Event, Operation, Task, TaskEnv};
 use crate::storage::frame::FrameSource;
 use crate::storage::{open_frame_meta, Format, SourceMeta};
 
@@ -67,4 +68,49 @@ impl Operation for ReadTablePartition {
         env.emit(Event::BytesRead(source.partition_bytes(partition)));
         Ok(())
     }
+}
+
+/// Calls `f` on each record batch of the input `r`, in order, while it returns
+/// true: partition K of a table source the plan lists as an input, or the
+/// record-batch entry an earlier task published. Counts the bytes a source
+/// partition covers as read.
+///
+/// # Errors
+/// The source's and the store's errors; `f`'s; [`Error::Cancelled`] when the job
+/// is cancelled between batches.
+pub fn for_each_batch(
+    env: &TaskEnv<'_>,
+    r: &DataRef,
+    mut f: impl FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    let dataset = env.dataset(r.dataset())?;
+    if dataset.role == DatasetRole::Input {
+        let DataRef::Partition { index, .. } = r else {
+            return Err(Error::BadPlan {
+                reason: format!("{r} is not a partition of the table it names"),
+            });
+        };
+        let source = open_source(env, r.dataset())?;
+        let index = *index as usize;
+        // A table without partitions (an empty file) is read as one empty one.
+        if index >= source.num_partitions() {
+            return Ok(());
+        }
+        for batch in source.read_partition(index)? {
+            env.cancel.check()?;
+            if !f(batch?)? {
+                break;
+            }
+        }
+        env.emit(Event::BytesRead(source.partition_bytes(index)));
+        return Ok(());
+    }
+    let (_, batches) = env.store.batches(r)?;
+    for batch in batches {
+        env.cancel.check()?;
+        if !f(batch?)? {
+            break;
+        }
+    }
+    Ok(())
 }

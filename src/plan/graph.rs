@@ -155,6 +155,20 @@ impl Plan {
         plan
     }
 
+    /// `base`, or `base` with the first number that makes it an id no dataset of
+    /// the plan has yet (`groups`, `groups.1`, ...): a plan with two stages of one
+    /// kind names their datasets apart.
+    pub fn fresh_id(&self, base: &str) -> String {
+        let taken = |id: &str| self.datasets.iter().any(|d| d.id == id);
+        if !taken(base) {
+            return base.to_string();
+        }
+        (1..)
+            .map(|k| format!("{base}.{k}"))
+            .find(|id| !taken(id))
+            .unwrap_or_default()
+    }
+
     /// Adds a task, setting its id; returns the id.
     pub fn push(&mut self, mut task: Task) -> TaskId {
         let id = self.tasks.len() as TaskId;

@@ -19,20 +19,28 @@ use serde::{Deserialize, Serialize};
 use super::keys::bucket_of;
 use super::{GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
-use crate::frame::read::open_source;
+use crate::frame::ops::pipeline::Pipeline;
+use crate::frame::read::for_each_batch;
 use crate::memory::{batch_memory, Reservation};
-use crate::plan::{entry_file, DataRef, DataStore, Entry, Event, Operation, Task, TaskEnv};
+use crate::plan::{entry_file, DataRef, DataStore, Entry, Operation, Task, TaskEnv};
+use crate::storage::frame::SerializedSchema;
 
 /// The schema metadata key of a partial entry's batches a bucket (JSON list).
 pub const BUCKETS: &str = "blockwise.group.buckets";
 
-/// Aggregates one partition of a table source partially: reads partition `i`
-/// (its only input), groups its rows within `table_bytes`, and publishes the
-/// groups' states cut into `buckets` by key hash (see the module).
+/// Aggregates one part of the input partially: reads its only input (a table
+/// source's partition, or an earlier task's entry) through `pre` (the filters and
+/// the key and argument columns computed), groups the rows within `table_bytes`,
+/// and publishes the groups' states cut into `buckets` by key hash (see the
+/// module).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupPartial {
-    /// The grouping.
+    /// The grouping, over the columns `pre` yields.
     pub spec: GroupBy,
+    /// The row-wise steps before the grouping.
+    pub pre: Pipeline,
+    /// The schema `pre` yields: the grouping's input.
+    pub input: SerializedSchema,
     /// Buckets the states are cut into.
     pub buckets: u32,
     /// Bytes the table of groups may hold before it is flushed.
@@ -44,13 +52,11 @@ impl Operation for GroupPartial {
     const VERSION: u32 = 1;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
-        let Some(DataRef::Partition { dataset, index }) = task.inputs.first() else {
-            return Err(Error::BadPlan {
-                reason: format!("task {}: {} reads one table partition", task.id, Self::NAME),
-            });
-        };
-        let source = open_source(env, dataset)?;
-        let mut grouping = Grouping::new(&self.spec, &source.schema())?;
+        let input = task.inputs.first().ok_or_else(|| Error::BadPlan {
+            reason: format!("task {}: {} reads one input", task.id, Self::NAME),
+        })?;
+        let schema = self.input.decode()?;
+        let mut grouping = Grouping::new(&self.spec, &schema)?;
         let buckets = self.buckets.max(1) as usize;
         let mut table = env.pool.reserve(format!("group_partial {}", task.id));
         let mut flushed = Flushed {
@@ -59,21 +65,18 @@ impl Operation for GroupPartial {
                 .pool
                 .reserve(format!("group_partial {} states", task.id)),
         };
-        let index = *index as usize;
-        if index < source.num_partitions() {
-            for batch in source.read_partition(index)? {
-                env.cancel.check()?;
-                grouping.update(&batch?)?;
-                let size = grouping.size() as u64;
-                let fits = size <= self.table_bytes
-                    && table.try_grow(size.saturating_sub(table.size())).is_ok();
-                if !fits {
-                    flushed.add(&mut grouping, self.buckets, env)?;
-                    table.resize(grouping.size() as u64);
-                }
+        for_each_batch(env, input, |batch| {
+            let batch = self.pre.apply(batch, &schema)?;
+            grouping.update(&batch)?;
+            let size = grouping.size() as u64;
+            let fits = size <= self.table_bytes
+                && table.try_grow(size.saturating_sub(table.size())).is_ok();
+            if !fits {
+                flushed.add(&mut grouping, self.buckets, env)?;
+                table.resize(grouping.size() as u64);
             }
-            env.emit(Event::BytesRead(source.partition_bytes(index)));
-        }
+            Ok(true)
+        })?;
         flushed.add(&mut grouping, self.buckets, env)?;
         drop(table);
         let counts: Vec<usize> = flushed.buckets.iter().map(Vec::len).collect();
@@ -123,11 +126,7 @@ impl Flushed {
         } else {
             take_record_batch(&states, &UInt32Array::from(order))?
         };
-        let bytes = batch_memory(&sorted);
-        match env.monitor {
-            Some(m) => m.grow_or_spill(&mut self.held, bytes)?,
-            None => self.held.try_grow(bytes)?,
-        }
+        env.reserve(&mut self.held, batch_memory(&sorted))?;
         for b in 0..buckets as usize {
             let n = starts[b + 1] - starts[b];
             if n > 0 {
@@ -188,16 +187,18 @@ fn bucket_batches(store: &dyn DataStore, key: &DataRef, bucket: u32) -> Result<V
 }
 
 /// Finishes one bucket of an aggregation: merges the bucket's partial states from
-/// every input (the partial entries) and publishes the groups' results.
+/// every input (the partial entries), and publishes the groups' results through
+/// `post` (a `HAVING` filter, the projection of the aggregates).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupFinal {
     /// The grouping.
     pub spec: GroupBy,
-    /// The table source the partial tasks read (its schema is the grouping's
-    /// input).
-    pub source: String,
+    /// The grouping's input schema.
+    pub input: SerializedSchema,
     /// The bucket.
     pub bucket: u32,
+    /// The row-wise steps after the grouping.
+    pub post: Pipeline,
 }
 
 impl Operation for GroupFinal {
@@ -205,27 +206,25 @@ impl Operation for GroupFinal {
     const VERSION: u32 = 1;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
-        let source = open_source(env, &self.source)?;
-        let mut grouping = Grouping::new(&self.spec, &source.schema())?;
+        let input = self.input.decode()?;
+        let mut grouping = Grouping::new(&self.spec, &input)?;
         let mut table = env.pool.reserve(format!("group_final {}", task.id));
         for key in &task.inputs {
             for batch in bucket_batches(env.store, key, self.bucket)? {
                 env.cancel.check()?;
                 grouping.merge(&batch)?;
-                let size = grouping.size() as u64;
-                let more = size.saturating_sub(table.size());
-                match env.monitor {
-                    Some(m) => m.grow_or_spill(&mut table, more)?,
-                    None => table.try_grow(more)?,
-                }
+                let more = (grouping.size() as u64).saturating_sub(table.size());
+                env.reserve(&mut table, more)?;
             }
         }
         let result = grouping.finish()?;
         drop(table);
+        let schema = self.post.schema(grouping.output_schema())?;
+        let result = self.post.apply(result, &schema)?;
         env.store.put(
             &task.output,
             Entry::Batches {
-                schema: grouping.output_schema().clone(),
+                schema,
                 batches: vec![result],
             },
         )

@@ -10,7 +10,10 @@ use arrow::datatypes::SchemaRef;
 
 use super::{GroupBy, GroupFinal, GroupPartial};
 use crate::error::Result;
+use crate::frame::ops::pipeline::Pipeline;
+use crate::frame::ops::Part;
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
+use crate::storage::frame::SerializedSchema;
 
 /// The intermediate dataset of partial states.
 pub const PARTIALS: &str = "partials";
@@ -58,28 +61,31 @@ impl GroupSizing {
     }
 }
 
-/// Adds to `plan` the aggregation `spec` of the table dataset `src` (listed, its
-/// meta a [`crate::storage::SourceMeta`] reading the columns `spec` uses, whose
-/// schema is `input`), whose partitions cover `units` bytes of input each. Returns
-/// the result's parts, in order: each bucket's entry and the task that publishes
-/// it.
+/// Adds to `plan` the aggregation `spec` of the rows of `inputs` (of schema
+/// `input`) passed through `pre`, whose results pass through `post`. Returns the
+/// result's parts, in order: each bucket's entry and the task that publishes it.
 ///
 /// # Errors
-/// What [`GroupBy::check`] finds wrong with `spec` over `input`.
+/// What [`GroupBy::check`] finds wrong with `spec` over what `pre` yields; steps
+/// that do not type.
 pub fn add_group_by(
     plan: &mut Plan,
-    src: &str,
-    units: &[u64],
+    inputs: &[Part],
     input: &SchemaRef,
+    pre: &Pipeline,
     spec: &GroupBy,
+    post: &Pipeline,
     sizing: GroupSizing,
-) -> Result<Vec<(DataRef, TaskId)>> {
-    spec.check(input)?;
-    for id in [PARTIALS, GROUPS] {
+) -> Result<Vec<Part>> {
+    let grouped = pre.schema(input)?;
+    spec.check(&grouped)?;
+    post.schema(&spec.output_schema(&grouped)?)?;
+    let (partials_id, groups_id) = (plan.fresh_id(PARTIALS), plan.fresh_id(GROUPS));
+    for id in [&partials_id, &groups_id] {
         plan.datasets
             .push(Dataset::new(id, "", "memory", DatasetRole::Intermediate));
     }
-    let input_bytes: u64 = units.iter().sum();
+    let input_bytes: u64 = inputs.iter().map(|p| p.bytes).sum();
     // Without keys there is one group: one bucket.
     let buckets = if spec.keys.is_empty() {
         1
@@ -89,18 +95,21 @@ pub fn add_group_by(
     let table_bytes = sizing.table_bytes();
     let partial = GroupPartial {
         spec: spec.clone(),
+        pre: pre.clone(),
+        input: SerializedSchema::new(&grouped),
         buckets,
         table_bytes,
     };
-    // An empty table still makes one partial, which carries the schema.
-    let partials: Vec<(DataRef, TaskId)> = (0..units.len().max(1))
-        .map(|i| {
-            let unit = units.get(i).copied().unwrap_or(0);
-            let output = DataRef::partition(PARTIALS, i as u64);
+    let partials: Vec<(DataRef, TaskId)> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let output = DataRef::partition(&partials_id, i as u64);
             let id = plan.push(Task {
-                inputs: vec![DataRef::partition(src, i as u64)],
+                inputs: vec![part.data.clone()],
+                deps: part.task.into_iter().collect(),
                 memory_bytes: 2 * table_bytes,
-                unit_bytes: unit,
+                unit_bytes: part.bytes,
                 ..Task::new(OpSpec::of(&partial), output.clone(), TaskKind::Load)
             });
             (output, id)
@@ -111,10 +120,11 @@ pub fn add_group_by(
         .map(|b| {
             let op = GroupFinal {
                 spec: spec.clone(),
-                source: src.to_string(),
+                input: SerializedSchema::new(&grouped),
                 bucket: b,
+                post: post.clone(),
             };
-            let output = DataRef::partition(GROUPS, u64::from(b));
+            let output = DataRef::partition(&groups_id, u64::from(b));
             let id = plan.push(Task {
                 inputs: partials.iter().map(|(r, _)| r.clone()).collect(),
                 deps: partials.iter().map(|(_, t)| *t).collect(),
@@ -124,7 +134,11 @@ pub fn add_group_by(
                 unit_bytes: per_bucket,
                 ..Task::new(OpSpec::of(&op), output.clone(), TaskKind::Compute)
             });
-            (output, id)
+            Part {
+                data: output,
+                task: Some(id),
+                bytes: per_bucket,
+            }
         })
         .collect())
 }

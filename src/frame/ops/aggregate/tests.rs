@@ -8,9 +8,33 @@ use std::path::Path;
 use arrow::record_batch::RecordBatch;
 
 use super::{AggCall, AggFunc, GroupBy};
-use crate::convert::group_table;
+use crate::convert::query;
 use crate::exec::{JobContext, JobOptions};
+use crate::frame::expr::Expr;
+use crate::frame::logical::{AggExpr, LogicalPlan, Source};
 use crate::storage::frame::FrameReadOptions;
+
+/// `spec` over the rows of `source`, as a query.
+fn grouping(source: &Source, spec: &GroupBy) -> LogicalPlan {
+    LogicalPlan::Aggregate {
+        input: Box::new(LogicalPlan::Scan(source.clone())),
+        keys: spec
+            .keys
+            .iter()
+            .map(|k| (Expr::col(k), k.clone()))
+            .collect(),
+        aggs: spec
+            .aggs
+            .iter()
+            .map(|a| AggExpr {
+                func: a.func.clone(),
+                args: a.args.iter().map(|c| Expr::col(c)).collect(),
+                distinct: false,
+                name: a.name.clone(),
+            })
+            .collect(),
+    }
+}
 
 /// Writes the table (CSV and Parquet) into `argv[1]`, or compares the results
 /// written as `NAME.parquet` in `argv[1]` with DuckDB's answers to the queries in
@@ -227,7 +251,8 @@ fn the_db_benchmark_questions_equal_duckdbs_from_csv_and_parquet() {
         let mut queries = serde_json::Map::new();
         for (name, spec, sql) in &cases {
             let read = FrameReadOptions::default().with_blocksize(64 << 10);
-            let (schema, batches) = group_table(&dir.path().join(source), spec, &read, &ctx)
+            let table = Source::open(dir.path().join(source), None, read).unwrap();
+            let (schema, batches) = query(&grouping(&table, spec), &ctx)
                 .unwrap_or_else(|e| panic!("{name} from {source}: {e}"));
             write(
                 &dir.path().join(format!("{name}.parquet")),

@@ -1,0 +1,207 @@
+//! Operations over a query's rows that hold little: a part's rows through a
+//! pipeline (`frame_pipeline`), the first rows of the parts in order
+//! (`frame_limit`), and every part's rows sorted in memory, or their first rows
+//! in order (`frame_sort`).
+
+use arrow::array::RecordBatch;
+use arrow::compute::{
+    concat_batches, lexsort_to_indices, take_record_batch, SortColumn, SortOptions,
+};
+use serde::{Deserialize, Serialize};
+
+use super::pipeline::Pipeline;
+use crate::error::{Error, Result};
+use crate::frame::logical::SortExpr;
+use crate::frame::read::for_each_batch;
+use crate::memory::batch_memory;
+use crate::plan::{Entry, Operation, Task, TaskEnv};
+use crate::storage::frame::SerializedSchema;
+
+/// The rows of one input through `pre`, published as they come.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FramePipeline {
+    /// The steps.
+    pub pre: Pipeline,
+    /// The schema the steps yield.
+    pub schema: SerializedSchema,
+}
+
+impl Operation for FramePipeline {
+    const NAME: &'static str = "frame_pipeline";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let input = only_input(task)?;
+        let schema = self.schema.decode()?;
+        let mut held = env.pool.reserve(format!("frame_pipeline {}", task.id));
+        let mut out = Vec::new();
+        for_each_batch(env, input, |batch| {
+            let batch = self.pre.apply(batch, &schema)?;
+            if batch.num_rows() > 0 {
+                env.reserve(&mut held, batch_memory(&batch))?;
+                out.push(batch);
+            }
+            Ok(true)
+        })?;
+        // The store takes over what was held.
+        drop(held);
+        env.store.put(
+            &task.output,
+            Entry::Batches {
+                schema,
+                batches: out,
+            },
+        )
+    }
+}
+
+/// The first `fetch` rows after `offset` of the inputs read in order through
+/// `pre`; reading stops once they are found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameLimit {
+    /// The steps before the limit.
+    pub pre: Pipeline,
+    /// The schema the steps yield.
+    pub schema: SerializedSchema,
+    /// Rows skipped.
+    pub offset: u64,
+    /// Rows kept (all when `None`).
+    pub fetch: Option<u64>,
+}
+
+impl Operation for FrameLimit {
+    const NAME: &'static str = "frame_limit";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let schema = self.schema.decode()?;
+        let mut skip = self.offset as usize;
+        let mut left = self.fetch.map_or(usize::MAX, |f| f as usize);
+        let mut held = env.pool.reserve(format!("frame_limit {}", task.id));
+        let mut out = Vec::new();
+        for input in &task.inputs {
+            if left == 0 {
+                break;
+            }
+            for_each_batch(env, input, |batch| {
+                let batch = self.pre.apply(batch, &schema)?;
+                let n = batch.num_rows();
+                if skip >= n {
+                    skip -= n;
+                    return Ok(true);
+                }
+                let kept = batch.slice(skip, (n - skip).min(left));
+                skip = 0;
+                left -= kept.num_rows();
+                env.reserve(&mut held, batch_memory(&kept))?;
+                out.push(kept);
+                Ok(left > 0)
+            })?;
+        }
+        drop(held);
+        env.store.put(
+            &task.output,
+            Entry::Batches {
+                schema,
+                batches: out,
+            },
+        )
+    }
+}
+
+/// Every input's rows through `pre`, sorted by `keys` in memory (held on the
+/// pool: a result larger than the budget is refused), then `offset` and `fetch`
+/// applied. With `fetch`, only that many rows are kept at any time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameSort {
+    /// The steps before the sort.
+    pub pre: Pipeline,
+    /// The schema the steps yield.
+    pub schema: SerializedSchema,
+    /// The sort keys.
+    pub keys: Vec<SortExpr>,
+    /// Rows skipped after sorting.
+    pub offset: u64,
+    /// Rows kept (all when `None`).
+    pub fetch: Option<u64>,
+}
+
+impl FrameSort {
+    /// `batch` sorted, cut to `limit` rows.
+    fn sort(&self, batch: &RecordBatch, limit: Option<usize>) -> Result<RecordBatch> {
+        let columns = self
+            .keys
+            .iter()
+            .map(|k| {
+                Ok(SortColumn {
+                    values: k.expr.evaluate(batch)?,
+                    options: Some(SortOptions {
+                        descending: k.descending,
+                        nulls_first: k.nulls_first,
+                    }),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let order = lexsort_to_indices(&columns, limit)?;
+        Ok(take_record_batch(batch, &order)?)
+    }
+}
+
+impl Operation for FrameSort {
+    const NAME: &'static str = "frame_sort";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let schema = self.schema.decode()?;
+        let limit = self
+            .fetch
+            .map(|f| usize::try_from(f.saturating_add(self.offset)).unwrap_or(usize::MAX));
+        let mut held = env.pool.reserve(format!("frame_sort {}", task.id));
+        let mut rows: Vec<RecordBatch> = Vec::new();
+        for input in &task.inputs {
+            for_each_batch(env, input, |batch| {
+                let batch = self.pre.apply(batch, &schema)?;
+                env.reserve(&mut held, batch_memory(&batch))?;
+                rows.push(batch);
+                // With a limit, what is held is cut back to it as it grows.
+                if let Some(limit) = limit {
+                    let n: usize = rows.iter().map(RecordBatch::num_rows).sum();
+                    if n > limit.saturating_mul(2).max(8192) {
+                        let all = concat_batches(&schema, &rows)?;
+                        rows = vec![self.sort(&all, Some(limit))?];
+                        held.resize(batch_memory(&rows[0]));
+                    }
+                }
+                Ok(true)
+            })?;
+        }
+        let all = concat_batches(&schema, &rows)?;
+        drop(rows);
+        // The sorted copy is held beside the rows until they go.
+        env.reserve(&mut held, batch_memory(&all))?;
+        let sorted = self.sort(&all, limit)?;
+        drop(all);
+        let skip = usize::try_from(self.offset)
+            .unwrap_or(usize::MAX)
+            .min(sorted.num_rows());
+        let kept = sorted.slice(skip, sorted.num_rows() - skip);
+        drop(held);
+        env.store.put(
+            &task.output,
+            Entry::Batches {
+                schema,
+                batches: vec![kept],
+            },
+        )
+    }
+}
+
+/// The one input of `task`.
+fn only_input(task: &Task) -> Result<&crate::plan::DataRef> {
+    match task.inputs.as_slice() {
+        [one] => Ok(one),
+        other => Err(Error::BadPlan {
+            reason: format!("task {} reads {} inputs, not one", task.id, other.len()),
+        }),
+    }
+}

@@ -1,0 +1,388 @@
+//! A [`LogicalPlan`] as tasks of a [`Plan`].
+//!
+//! Row-wise operators (filters, projections) do not become tasks of their own:
+//! they gather into the [`Pipeline`] that the next task reading the rows applies
+//! as it reads them, so a scan, its filter and the key columns of a grouping run
+//! in one pass over each partition. A scan reads only the columns its pipeline
+//! uses. Blocking operators become stages:
+//!
+//! | operator | tasks |
+//! |---|---|
+//! | aggregate, distinct | `group_partial` a part, `group_final` a bucket ([`crate::frame::ops::aggregate`]) |
+//! | sort (with a limit: top k) | `frame_sort` a part when limited, then one `frame_sort` of them all |
+//! | limit | one `frame_limit`, which stops reading once it has its rows |
+//!
+//! What is not built yet is refused when the plan is made: window functions and
+//! aggregates over distinct values.
+
+use arrow::datatypes::SchemaRef;
+
+use super::expr::Expr;
+use super::logical::{LogicalPlan, SortExpr, Source};
+use super::ops::aggregate::{add_group_by, AggCall, GroupBy, GroupSizing};
+use super::ops::pipeline::{Pipeline, Step};
+use super::ops::stream::{FrameLimit, FramePipeline, FrameSort};
+use super::ops::Part;
+use crate::error::{Error, Result};
+use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
+use crate::storage::frame::SerializedSchema;
+use crate::storage::open_frame_described;
+
+/// What a query's plan is sized for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuerySizing {
+    /// Tasks running at once.
+    pub threads: usize,
+    /// The memory budget in bytes.
+    pub memory_limit: u64,
+}
+
+/// Rows as the plan has them so far: where they are read from, and the steps
+/// still to apply to them.
+struct Rows {
+    input: Input,
+    pre: Pipeline,
+}
+
+enum Input {
+    /// A table file, not yet listed in the plan: the columns it is read with
+    /// depend on what reads it.
+    Source(Source),
+    /// Parts published by tasks, of this schema.
+    Parts(Vec<Part>, SchemaRef),
+}
+
+impl Rows {
+    /// The schema of the rows before `pre`.
+    fn input_schema(&self) -> SchemaRef {
+        match &self.input {
+            Input::Source(s) => s.schema.clone(),
+            Input::Parts(_, schema) => schema.clone(),
+        }
+    }
+
+    /// The schema of the rows after `pre`.
+    fn schema(&self) -> Result<SchemaRef> {
+        self.pre.schema(&self.input_schema())
+    }
+}
+
+/// The query's result: its parts, in order, and their schema.
+pub struct Lowered {
+    /// Every part is a task's entry.
+    pub parts: Vec<Part>,
+    /// The rows' schema.
+    pub schema: SchemaRef,
+}
+
+/// Adds `query`'s tasks to `plan`.
+///
+/// # Errors
+/// Expressions that do not type; operators not built yet; what opening a table
+/// fails with.
+pub fn lower(plan: &mut Plan, query: &LogicalPlan, sizing: QuerySizing) -> Result<Lowered> {
+    let rows = Lowering { plan, sizing }.rows(query)?;
+    let mut lowering = Lowering { plan, sizing };
+    lowering.finish(rows)
+}
+
+struct Lowering<'p> {
+    plan: &'p mut Plan,
+    sizing: QuerySizing,
+}
+
+impl Lowering<'_> {
+    fn rows(&mut self, query: &LogicalPlan) -> Result<Rows> {
+        Ok(match query {
+            LogicalPlan::Scan(source) => Rows {
+                input: Input::Source(source.clone()),
+                pre: Pipeline::default(),
+            },
+            LogicalPlan::Filter { input, predicate } => {
+                let mut rows = self.rows(input)?;
+                rows.pre.steps.push(Step::Filter(predicate.clone()));
+                rows
+            }
+            LogicalPlan::Project { input, exprs } => {
+                let mut rows = self.rows(input)?;
+                rows.pre.steps.push(Step::Project(exprs.clone()));
+                rows
+            }
+            LogicalPlan::Aggregate { input, keys, aggs } => {
+                let rows = self.rows(input)?;
+                if let Some(a) = aggs.iter().find(|a| a.distinct) {
+                    return Err(Error::Usage(format!(
+                        "{}(DISTINCT ...) is not supported yet ({}); group by the column \
+                         first, then count the groups",
+                        a.func.name(),
+                        a.name
+                    )));
+                }
+                // The keys and the aggregates' arguments are computed into columns
+                // of their own by the partial tasks' pipeline.
+                let mut computed: Vec<(Expr, String)> = keys.clone();
+                let mut calls = Vec::new();
+                for (i, a) in aggs.iter().enumerate() {
+                    let mut args = Vec::new();
+                    for (j, e) in a.args.iter().enumerate() {
+                        let name = format!("#{i}.{j}");
+                        computed.push((e.clone(), name.clone()));
+                        args.push(name);
+                    }
+                    calls.push(AggCall {
+                        func: a.func.clone(),
+                        args,
+                        name: a.name.clone(),
+                    });
+                }
+                let spec = GroupBy {
+                    keys: keys.iter().map(|(_, n)| n.clone()).collect(),
+                    aggs: calls,
+                };
+                self.group(rows, computed, spec)?
+            }
+            LogicalPlan::Distinct { input } => {
+                let rows = self.rows(input)?;
+                let schema = rows.schema()?;
+                let keys: Vec<(Expr, String)> = schema
+                    .fields()
+                    .iter()
+                    .map(|f| (Expr::col(f.name()), f.name().clone()))
+                    .collect();
+                let spec = GroupBy {
+                    keys: keys.iter().map(|(_, n)| n.clone()).collect(),
+                    aggs: Vec::new(),
+                };
+                self.group(rows, keys, spec)?
+            }
+            LogicalPlan::Sort { input, keys } => {
+                let rows = self.rows(input)?;
+                self.sort(rows, keys, 0, None)?
+            }
+            LogicalPlan::Limit {
+                input,
+                offset,
+                fetch,
+            } => match input.as_ref() {
+                // A limit on sorted rows is a top k: no part holds more than it.
+                LogicalPlan::Sort { input, keys } => {
+                    let rows = self.rows(input)?;
+                    self.sort(rows, keys, *offset, *fetch)?
+                }
+                _ => {
+                    let rows = self.rows(input)?;
+                    self.limit(rows, *offset, *fetch)?
+                }
+            },
+            LogicalPlan::Window { .. } => {
+                return Err(Error::Usage(
+                    "window functions (OVER ...) are not supported yet".into(),
+                ))
+            }
+        })
+    }
+
+    /// The parts `rows` are read from, and their schema: a source is listed in
+    /// the plan now, reading the columns `pre` uses.
+    fn parts(&mut self, rows: &Rows) -> Result<(Vec<Part>, SchemaRef)> {
+        match &rows.input {
+            Input::Parts(parts, schema) => Ok((parts.clone(), schema.clone())),
+            Input::Source(source) => {
+                let mut read = source.read.clone();
+                if let Some(used) = rows.pre.columns() {
+                    // In the file's order; a pipeline using no column (`count(*)`)
+                    // reads the first, for the rows.
+                    let mut columns: Vec<String> = source
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .filter(|n| used.contains(n))
+                        .collect();
+                    if columns.is_empty() {
+                        columns.extend(source.schema.fields().first().map(|f| f.name().clone()));
+                    }
+                    read.columns = Some(columns);
+                }
+                let (opened, meta) = open_frame_described(&source.path, source.format, &read)?;
+                let id = self.plan.fresh_id("src");
+                let meta = serde_json::to_value(&meta)
+                    .map_err(|e| Error::bug("source description to JSON", e))?;
+                self.plan.datasets.push(
+                    Dataset::new(
+                        &id,
+                        source.path.display(),
+                        source.format.name(),
+                        DatasetRole::Input,
+                    )
+                    .with_meta(meta),
+                );
+                // An empty table is read as one empty partition, which carries
+                // nothing but keeps every stage's shape.
+                let parts = (0..opened.num_partitions().max(1))
+                    .map(|i| {
+                        let bytes = if i < opened.num_partitions() {
+                            opened.partition_bytes(i)
+                        } else {
+                            0
+                        };
+                        Part::source(&id, i as u64, bytes)
+                    })
+                    .collect();
+                Ok((parts, opened.schema()))
+            }
+        }
+    }
+
+    /// A grouping of `rows`, its keys and arguments computed by `computed`.
+    fn group(
+        &mut self,
+        mut rows: Rows,
+        computed: Vec<(Expr, String)>,
+        spec: GroupBy,
+    ) -> Result<Rows> {
+        rows.pre.steps.push(Step::Project(computed));
+        let (parts, schema) = self.parts(&rows)?;
+        let sizing = GroupSizing {
+            threads: self.sizing.threads,
+            memory_limit: self.sizing.memory_limit,
+        };
+        let grouped = rows.pre.schema(&schema)?;
+        let output = spec.output_schema(&grouped)?;
+        let parts = add_group_by(
+            self.plan,
+            &parts,
+            &schema,
+            &rows.pre,
+            &spec,
+            &Pipeline::default(),
+            sizing,
+        )?;
+        Ok(Rows {
+            input: Input::Parts(parts, output),
+            pre: Pipeline::default(),
+        })
+    }
+
+    /// `rows` sorted by `keys`, then `offset` and `fetch`: a top k in every part
+    /// first when limited.
+    fn sort(
+        &mut self,
+        rows: Rows,
+        keys: &[SortExpr],
+        offset: u64,
+        fetch: Option<u64>,
+    ) -> Result<Rows> {
+        let schema = rows.schema()?;
+        for k in keys {
+            k.expr.data_type(&schema)?;
+        }
+        let (mut parts, _) = self.parts(&rows)?;
+        let mut pre = rows.pre.clone();
+        if let Some(f) = fetch {
+            let each = FrameSort {
+                pre: pre.clone(),
+                schema: SerializedSchema::new(&schema),
+                keys: keys.to_vec(),
+                offset: 0,
+                fetch: Some(f.saturating_add(offset)),
+            };
+            let id = self.plan.fresh_id("topk");
+            self.intermediate(&id);
+            parts = parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| self.task(&id, i as u64, vec![p.clone()], OpSpec::of(&each), p.bytes))
+                .collect();
+            pre = Pipeline::default();
+        }
+        let all = FrameSort {
+            pre,
+            schema: SerializedSchema::new(&schema),
+            keys: keys.to_vec(),
+            offset,
+            fetch,
+        };
+        let id = self.plan.fresh_id("sorted");
+        self.intermediate(&id);
+        let bytes = parts.iter().map(|p| p.bytes).sum();
+        let part = self.task(&id, 0, parts, OpSpec::of(&all), bytes);
+        Ok(Rows {
+            input: Input::Parts(vec![part], schema),
+            pre: Pipeline::default(),
+        })
+    }
+
+    /// The first `fetch` rows of `rows` after `offset`.
+    fn limit(&mut self, rows: Rows, offset: u64, fetch: Option<u64>) -> Result<Rows> {
+        let schema = rows.schema()?;
+        let (parts, _) = self.parts(&rows)?;
+        let op = FrameLimit {
+            pre: rows.pre.clone(),
+            schema: SerializedSchema::new(&schema),
+            offset,
+            fetch,
+        };
+        let id = self.plan.fresh_id("limited");
+        self.intermediate(&id);
+        let part = self.task(&id, 0, parts, OpSpec::of(&op), 0);
+        Ok(Rows {
+            input: Input::Parts(vec![part], schema),
+            pre: Pipeline::default(),
+        })
+    }
+
+    /// The result's parts: every part a task's entry with the pipeline applied.
+    fn finish(&mut self, rows: Rows) -> Result<Lowered> {
+        let schema = rows.schema()?;
+        let (parts, _) = self.parts(&rows)?;
+        let done = rows.pre.is_empty() && parts.iter().all(|p| p.task.is_some());
+        if done {
+            return Ok(Lowered { parts, schema });
+        }
+        let op = FramePipeline {
+            pre: rows.pre.clone(),
+            schema: SerializedSchema::new(&schema),
+        };
+        let id = self.plan.fresh_id("rows");
+        self.intermediate(&id);
+        let parts = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.task(&id, i as u64, vec![p.clone()], OpSpec::of(&op), p.bytes))
+            .collect();
+        Ok(Lowered { parts, schema })
+    }
+
+    fn intermediate(&mut self, id: &str) {
+        self.plan
+            .datasets
+            .push(Dataset::new(id, "", "memory", DatasetRole::Intermediate));
+    }
+
+    /// A task reading `inputs` into partition `k` of `id`.
+    fn task(&mut self, id: &str, k: u64, inputs: Vec<Part>, op: OpSpec, bytes: u64) -> Part {
+        let output = DataRef::partition(id, k);
+        let deps = inputs.iter().filter_map(|p| p.task).collect();
+        let kind = if inputs.iter().any(|p| p.task.is_none()) {
+            TaskKind::Load
+        } else {
+            TaskKind::Compute
+        };
+        let task = self.plan.push(Task {
+            inputs: inputs.into_iter().map(|p| p.data).collect(),
+            deps,
+            // What a task of these holds is about what it reads, at most a
+            // task's share of the limit (the pool decides the rest).
+            memory_bytes: bytes
+                .min(self.sizing.memory_limit / (2 * self.sizing.threads.max(1) as u64)),
+            unit_bytes: bytes,
+            ..Task::new(op, output.clone(), kind)
+        });
+        Part {
+            data: output,
+            task: Some(task),
+            bytes,
+        }
+    }
+}
