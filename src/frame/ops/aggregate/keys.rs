@@ -33,6 +33,37 @@ pub fn bucket_of(hash: u64, buckets: u32) -> u32 {
     ((u128::from(hash) * u128::from(buckets)) >> 64) as u32
 }
 
+/// Hashes of keys given as columns, at a level of partitioning: how a final task
+/// whose bucket does not fit cuts its rows again.
+pub struct KeyHasher {
+    converter: RowConverter,
+}
+
+impl KeyHasher {
+    /// A hasher of keys of `types`.
+    ///
+    /// # Errors
+    /// Types the row format cannot encode.
+    pub fn new(types: &[DataType]) -> Result<KeyHasher> {
+        let fields = types.iter().map(|t| SortField::new(t.clone())).collect();
+        Ok(KeyHasher {
+            converter: RowConverter::new(fields)?,
+        })
+    }
+
+    /// Which of `buckets` each row of `columns` goes to at `level`.
+    ///
+    /// # Errors
+    /// Columns the row format cannot encode.
+    pub fn buckets(&self, columns: &[ArrayRef], level: u32, buckets: u32) -> Result<Vec<u32>> {
+        let rows = self.converter.convert_columns(columns)?;
+        Ok(rows
+            .iter()
+            .map(|r| bucket_of(key_hash(r.as_ref(), level), buckets))
+            .collect())
+    }
+}
+
 /// The distinct keys seen, numbered in order of first appearance.
 pub struct GroupKeys {
     converter: RowConverter,

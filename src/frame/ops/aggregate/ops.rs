@@ -10,19 +10,19 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt32Array};
-use arrow::compute::take_record_batch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::ipc::reader::FileReader;
 use serde::{Deserialize, Serialize};
 
-use super::keys::bucket_of;
+use super::buckets::{BucketPart, Buckets};
+use super::keys::{bucket_of, KeyHasher};
 use super::{GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
 use crate::frame::ops::pipeline::Pipeline;
 use crate::frame::read::for_each_batch;
-use crate::memory::{batch_memory, Reservation};
-use crate::plan::{entry_file, DataRef, DataStore, Entry, Operation, Task, TaskEnv};
+use crate::memory::SpillFile;
+use crate::plan::{entry_file, DataRef, DataStore, Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
 
 /// The schema metadata key of a partial entry's batches a bucket (JSON list).
@@ -57,13 +57,22 @@ impl Operation for GroupPartial {
         })?;
         let schema = self.input.decode()?;
         let mut grouping = Grouping::new(&self.spec, &schema)?;
-        let buckets = self.buckets.max(1) as usize;
         let mut table = env.pool.reserve(format!("group_partial {}", task.id));
-        let mut flushed = Flushed {
-            buckets: vec![Vec::new(); buckets],
-            held: env
-                .pool
-                .reserve(format!("group_partial {} states", task.id)),
+        let mut flushed = Buckets::new(
+            env,
+            format!("group_partial {} states", task.id),
+            grouping.state_schema().clone(),
+            self.buckets.max(1) as usize,
+        );
+        let flush = |grouping: &mut Grouping, flushed: &mut Buckets| -> Result<()> {
+            if grouping.is_empty() {
+                return Ok(());
+            }
+            let of: Vec<u32> = (0..grouping.len())
+                .map(|g| bucket_of(grouping.hash(g), self.buckets.max(1)))
+                .collect();
+            let states = grouping.take_states()?;
+            flushed.add(env, &states, &of)
         };
         for_each_batch(env, input, |batch| {
             let batch = self.pre.apply(batch, &schema)?;
@@ -72,68 +81,19 @@ impl Operation for GroupPartial {
             let fits = size <= self.table_bytes
                 && table.try_grow(size.saturating_sub(table.size())).is_ok();
             if !fits {
-                flushed.add(&mut grouping, self.buckets, env)?;
+                flush(&mut grouping, &mut flushed)?;
                 table.resize(grouping.size() as u64);
             }
             Ok(true)
         })?;
-        flushed.add(&mut grouping, self.buckets, env)?;
+        flush(&mut grouping, &mut flushed)?;
         drop(table);
-        let counts: Vec<usize> = flushed.buckets.iter().map(Vec::len).collect();
-        let schema = with_buckets(grouping.state_schema(), &counts)?;
+        let schema = with_buckets(grouping.state_schema(), &flushed.counts())?;
         let mut batches = flushed
-            .buckets
-            .into_iter()
-            .flatten()
-            .map(|b| Ok(RecordBatch::try_new(schema.clone(), b.columns().to_vec())?));
+            .into_batches(env)
+            .map(|b| Ok(RecordBatch::try_new(schema.clone(), b?.columns().to_vec())?));
         env.store
             .put_batches(&task.output, schema.clone(), &mut batches)
-    }
-}
-
-/// States flushed from a partial table, by bucket, held under a reservation.
-struct Flushed {
-    buckets: Vec<Vec<RecordBatch>>,
-    held: Reservation,
-}
-
-impl Flushed {
-    /// Moves the grouping's states here, cut by bucket.
-    fn add(&mut self, grouping: &mut Grouping, buckets: u32, env: &TaskEnv<'_>) -> Result<()> {
-        if grouping.is_empty() {
-            return Ok(());
-        }
-        // Counting sort of the groups by bucket.
-        let of: Vec<u32> = (0..grouping.len())
-            .map(|g| bucket_of(grouping.hash(g), buckets))
-            .collect();
-        let states = grouping.take_states()?;
-        let mut starts = vec![0usize; buckets as usize + 1];
-        for &b in &of {
-            starts[b as usize + 1] += 1;
-        }
-        for b in 0..buckets as usize {
-            starts[b + 1] += starts[b];
-        }
-        let mut next = starts.clone();
-        let mut order = vec![0u32; of.len()];
-        for (g, &b) in of.iter().enumerate() {
-            order[next[b as usize]] = g as u32;
-            next[b as usize] += 1;
-        }
-        let sorted = if buckets == 1 {
-            states
-        } else {
-            take_record_batch(&states, &UInt32Array::from(order))?
-        };
-        env.reserve(&mut self.held, batch_memory(&sorted))?;
-        for b in 0..buckets as usize {
-            let n = starts[b + 1] - starts[b];
-            if n > 0 {
-                self.buckets[b].push(sorted.slice(starts[b], n));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -189,6 +149,10 @@ fn bucket_batches(store: &dyn DataStore, key: &DataRef, bucket: u32) -> Result<V
 /// Finishes one bucket of an aggregation: merges the bucket's partial states from
 /// every input (the partial entries), and publishes the groups' results through
 /// `post` (a `HAVING` filter, the projection of the aggregates).
+///
+/// A bucket whose groups outgrow `table_bytes` (or what the pool has) is cut
+/// again, on the next level's hash, into [`SUB_BUCKETS`] parts held in spill
+/// files, each finished in turn, and cut again if it still does not fit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupFinal {
     /// The grouping.
@@ -199,34 +163,165 @@ pub struct GroupFinal {
     pub bucket: u32,
     /// The row-wise steps after the grouping.
     pub post: Pipeline,
+    /// Bytes the groups may hold before the bucket is cut again.
+    pub table_bytes: u64,
+}
+
+/// Parts a bucket that does not fit is cut into, at each level.
+pub const SUB_BUCKETS: u32 = 16;
+
+/// Levels of cutting at most: 16⁸ parts of a bucket.
+const MAX_LEVELS: u32 = 8;
+
+/// A finished part of a bucket's groups.
+enum Finished {
+    Memory(RecordBatch),
+    Spilled(SpillFile),
 }
 
 impl Operation for GroupFinal {
     const NAME: &'static str = "group_final";
     const VERSION: u32 = 1;
+    const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let input = self.input.decode()?;
-        let mut grouping = Grouping::new(&self.spec, &input)?;
-        let mut table = env.pool.reserve(format!("group_final {}", task.id));
-        for key in &task.inputs {
-            for batch in bucket_batches(env.store, key, self.bucket)? {
-                env.cancel.check()?;
-                grouping.merge(&batch)?;
-                let more = (grouping.size() as u64).saturating_sub(table.size());
-                env.reserve(&mut table, more)?;
+        let grouping = Grouping::new(&self.spec, &input)?;
+        let output = grouping.output_schema().clone();
+        let key_types: Vec<DataType> = grouping.state_schema().fields()[..self.spec.keys.len()]
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let mut finisher = Finisher {
+            op: self,
+            env,
+            input,
+            hasher: KeyHasher::new(&key_types)?,
+            finished: Vec::new(),
+            task: task.id,
+        };
+        let mut batches = task
+            .inputs
+            .iter()
+            .map(|key| bucket_batches(env.store, key, self.bucket))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .map(Ok);
+        finisher.finish(&mut batches, 0)?;
+        let schema = self.post.schema(&output)?;
+        let finished = std::mem::take(&mut finisher.finished);
+        let mut results = finished.into_iter().flat_map(|f| {
+            let batches: Vec<Result<RecordBatch>> = match f {
+                Finished::Memory(b) => vec![Ok(b)],
+                Finished::Spilled(file) => match env.spill.read_batches(&file) {
+                    Ok(list) => list.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                },
+            };
+            batches
+                .into_iter()
+                .map(|b| b.and_then(|b| self.post.apply(b, &schema)))
+        });
+        env.store
+            .put_batches(&task.output, schema.clone(), &mut results)
+    }
+}
+
+/// Finishes a bucket's groups, cutting what does not fit.
+struct Finisher<'a, 'e> {
+    op: &'a GroupFinal,
+    env: &'a TaskEnv<'e>,
+    input: SchemaRef,
+    hasher: KeyHasher,
+    finished: Vec<Finished>,
+    task: u32,
+}
+
+impl Finisher<'_, '_> {
+    /// Merges `batches` (states) and finishes their groups, at `level` of cutting.
+    fn finish(
+        &mut self,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        level: u32,
+    ) -> Result<()> {
+        let env = self.env;
+        let mut grouping = Grouping::new(&self.op.spec, &self.input)?;
+        let mut table = env
+            .pool
+            .reserve(format!("group_final {} level {level}", self.task));
+        while let Some(batch) = batches.next() {
+            env.cancel.check()?;
+            grouping.merge(&batch?)?;
+            let size = grouping.size() as u64;
+            let fits = size <= self.op.table_bytes
+                && table.try_grow(size.saturating_sub(table.size())).is_ok();
+            if fits || self.op.spec.keys.is_empty() {
+                continue;
             }
+            if level + 1 >= MAX_LEVELS {
+                return Err(Error::MemoryLimit {
+                    requested: size,
+                    reserved: env.pool.reserved(),
+                    limit: env.pool.limit(),
+                    consumer: format!(
+                        "group_final {}: a bucket cut {MAX_LEVELS} times over still does not                          fit; the groups' states alone are larger than the limit allows",
+                        self.task
+                    ),
+                    top: env.pool.top_consumers(),
+                });
+            }
+            // Cut what is held and what is still to come by the next level's hash.
+            let mut parts = Buckets::new(
+                env,
+                format!("group_final {} cut at level {}", self.task, level + 1),
+                grouping.state_schema().clone(),
+                SUB_BUCKETS as usize,
+            );
+            let nkeys = self.op.spec.keys.len();
+            let states = grouping.take_states()?;
+            drop(table);
+            let cut = |batch: &RecordBatch, parts: &mut Buckets| -> Result<()> {
+                let of = self
+                    .hasher
+                    .buckets(&batch.columns()[..nkeys], level + 1, SUB_BUCKETS)?;
+                parts.add(env, batch, &of)
+            };
+            cut(&states, &mut parts)?;
+            drop(states);
+            for batch in &mut *batches {
+                env.cancel.check()?;
+                cut(&batch?, &mut parts)?;
+            }
+            let (buckets, held) = parts.into_buckets();
+            drop(held);
+            for bucket in buckets {
+                let mut rows = bucket.into_iter().flat_map(|p| {
+                    let list: Vec<Result<RecordBatch>> = match p {
+                        BucketPart::Memory(list) => list.into_iter().map(Ok).collect(),
+                        BucketPart::Spilled(file) => match env.spill.read_batches(&file) {
+                            Ok(list) => list.into_iter().map(Ok).collect(),
+                            Err(e) => vec![Err(e)],
+                        },
+                    };
+                    list
+                });
+                self.finish(&mut rows, level + 1)?;
+            }
+            return Ok(());
         }
         let result = grouping.finish()?;
         drop(table);
-        let schema = self.post.schema(grouping.output_schema())?;
-        let result = self.post.apply(result, &schema)?;
-        env.store.put(
-            &task.output,
-            Entry::Batches {
-                schema,
-                batches: vec![result],
-            },
-        )
+        // A part of a cut bucket goes to disk: the parts together are the bucket,
+        // which did not fit.
+        self.finished.push(if level == 0 {
+            Finished::Memory(result)
+        } else {
+            Finished::Spilled(
+                env.spill
+                    .write_batches(grouping.output_schema(), &[result])?,
+            )
+        });
+        Ok(())
     }
 }

@@ -123,6 +123,7 @@ pub fn add_group_by(
                 input: SerializedSchema::new(&grouped),
                 bucket: b,
                 post: post.clone(),
+                table_bytes: sizing.final_bytes(),
             };
             let output = DataRef::partition(&groups_id, u64::from(b));
             let id = plan.push(Task {

@@ -296,3 +296,36 @@ fn bad_groupings_are_refused_naming_the_column_or_type() {
         .to_string();
     assert!(e.contains("two columns named \"id\""), "{e}");
 }
+
+#[test]
+fn a_grouping_of_distinct_keys_under_a_tenth_of_its_data_spills_and_equals_duckdbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(SCRIPT, &[&d]);
+    let all = cases();
+    let picked: Vec<_> = all
+        .iter()
+        .filter(|(name, ..)| ["q10", "q3", "sparse"].contains(name))
+        .collect();
+    // The table is about 1.4 MB of CSV; its groups' states about 2 MB.
+    let limit = 160 << 10;
+    let ctx = context(limit);
+    let mut queries = serde_json::Map::new();
+    for (name, spec, sql) in picked {
+        let read = FrameReadOptions::default().with_blocksize(32 << 10);
+        let table = Source::open(dir.path().join("t.csv"), None, read).unwrap();
+        // The result is as large as the table: it is written, not held.
+        let dst = dir.path().join(format!("{name}.parquet"));
+        crate::convert::write_query(&grouping(&table, spec), &dst, &Default::default(), &ctx)
+            .unwrap_or_else(|e| panic!("{name} under {limit} bytes: {e}"));
+        queries.insert(name.to_string(), (*sql).into());
+    }
+    let bad = crate::reference::json(
+        SCRIPT,
+        &[&d, &serde_json::Value::Object(queries).to_string()],
+    );
+    assert_eq!(bad, serde_json::json!({}));
+    let peak = ctx.pool.peak_reserved();
+    assert!(peak <= limit, "peak reserved {peak} > {limit}");
+    assert!(ctx.spill.spilled_bytes() > 0, "nothing was spilled");
+}
