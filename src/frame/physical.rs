@@ -11,17 +11,20 @@
 //! | aggregate, distinct | `group_partial` a part, `group_final` a bucket ([`crate::frame::ops::aggregate`]) |
 //! | sort (with a limit: top k) | `frame_sort` a part when limited, then one `frame_sort` of them all |
 //! | limit | one `frame_limit`, which stops reading once it has its rows |
+//! | window | `frame_shuffle` a part (rows by partition-key hash), `frame_window` a bucket ([`crate::frame::ops::window`]) |
 //!
-//! What is not built yet is refused when the plan is made: window functions and
-//! aggregates over distinct values.
+//! `count(DISTINCT x)` is two groupings (by the keys and `x`, then by the keys).
+//! What is not built yet is refused when the plan is made: other aggregates over
+//! distinct values, window functions over different partitions in one query.
 
 use arrow::datatypes::SchemaRef;
 
 use super::expr::Expr;
-use super::logical::{LogicalPlan, SortExpr, Source};
-use super::ops::aggregate::{add_group_by, AggCall, GroupBy, GroupSizing};
+use super::logical::{AggExpr, LogicalPlan, SortExpr, Source, WindowExpr};
+use super::ops::aggregate::{add_group_by, AggCall, AggFunc, GroupBy, GroupSizing};
 use super::ops::pipeline::{Pipeline, Step};
 use super::ops::stream::{FrameLimit, FramePipeline, FrameSort};
+use super::ops::window::{FrameShuffle, FrameWindow, WindowColumn};
 use super::ops::Part;
 use crate::error::{Error, Result};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
@@ -108,16 +111,12 @@ impl Lowering<'_> {
                 rows.pre.steps.push(Step::Project(exprs.clone()));
                 rows
             }
+            LogicalPlan::Aggregate { input, keys, aggs } if aggs.iter().any(|a| a.distinct) => {
+                let distinct = Self::distinct_count(input, keys, aggs)?;
+                self.rows(&distinct)?
+            }
             LogicalPlan::Aggregate { input, keys, aggs } => {
                 let rows = self.rows(input)?;
-                if let Some(a) = aggs.iter().find(|a| a.distinct) {
-                    return Err(Error::Usage(format!(
-                        "{}(DISTINCT ...) is not supported yet ({}); group by the column \
-                         first, then count the groups",
-                        a.func.name(),
-                        a.name
-                    )));
-                }
                 // The keys and the aggregates' arguments are computed into columns
                 // of their own by the partial tasks' pipeline.
                 let mut computed: Vec<(Expr, String)> = keys.clone();
@@ -174,10 +173,9 @@ impl Lowering<'_> {
                     self.limit(rows, *offset, *fetch)?
                 }
             },
-            LogicalPlan::Window { .. } => {
-                return Err(Error::Usage(
-                    "window functions (OVER ...) are not supported yet".into(),
-                ))
+            LogicalPlan::Window { input, windows } => {
+                let rows = self.rows(input)?;
+                self.window(rows, windows)?
             }
         })
     }
@@ -313,6 +311,95 @@ impl Lowering<'_> {
         })
     }
 
+    /// `rows` with window columns: shuffled by the partition keys into buckets,
+    /// each bucket numbered.
+    fn window(&mut self, rows: Rows, windows: &[WindowExpr]) -> Result<Rows> {
+        let Some(first) = windows.first() else {
+            return Ok(rows);
+        };
+        let keys = first.partition_by.clone();
+        if let Some(w) = windows.iter().find(|w| w.partition_by != keys) {
+            return Err(Error::Usage(format!(
+                "window functions over different partitions in one query are not supported \
+                 yet ({} and {})",
+                first.name, w.name
+            )));
+        }
+        let schema = rows.schema()?;
+        for k in &keys {
+            k.data_type(&schema)?;
+        }
+        let columns: Vec<WindowColumn> = windows
+            .iter()
+            .map(|w| WindowColumn {
+                func: w.func.into(),
+                order_by: w.order_by.clone(),
+                name: w.name.clone(),
+            })
+            .collect();
+        for c in &columns {
+            for o in &c.order_by {
+                o.expr.data_type(&schema)?;
+            }
+        }
+        let (parts, _) = self.parts(&rows)?;
+        let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
+        let buckets = if keys.is_empty() {
+            1
+        } else {
+            GroupSizing {
+                threads: self.sizing.threads,
+                memory_limit: self.sizing.memory_limit,
+            }
+            .buckets(bytes)
+        };
+        let shuffle = FrameShuffle {
+            pre: rows.pre.clone(),
+            schema: SerializedSchema::new(&schema),
+            keys: keys.clone(),
+            buckets,
+        };
+        let id = self.plan.fresh_id("shuffled");
+        self.intermediate(&id);
+        let shuffled: Vec<Part> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                self.task(
+                    &id,
+                    i as u64,
+                    vec![p.clone()],
+                    OpSpec::of(&shuffle),
+                    p.bytes,
+                )
+            })
+            .collect();
+        let id = self.plan.fresh_id("windows");
+        self.intermediate(&id);
+        let per_bucket = bytes / u64::from(buckets);
+        let numbered = (0..buckets)
+            .map(|b| {
+                let op = FrameWindow {
+                    schema: SerializedSchema::new(&schema),
+                    keys: keys.clone(),
+                    windows: columns.clone(),
+                    bucket: b,
+                };
+                self.task(
+                    &id,
+                    u64::from(b),
+                    shuffled.clone(),
+                    OpSpec::of(&op),
+                    per_bucket,
+                )
+            })
+            .collect();
+        Ok(Rows {
+            input: Input::Parts(numbered, FrameWindow::output_schema(&schema, &columns)),
+            pre: Pipeline::default(),
+        })
+    }
+
     /// The first `fetch` rows of `rows` after `offset`.
     fn limit(&mut self, rows: Rows, offset: u64, fetch: Option<u64>) -> Result<Rows> {
         let schema = rows.schema()?;
@@ -329,6 +416,52 @@ impl Lowering<'_> {
         Ok(Rows {
             input: Input::Parts(vec![part], schema),
             pre: Pipeline::default(),
+        })
+    }
+
+    /// `count(DISTINCT x)` as two groupings: by the keys and `x`, then by the keys
+    /// counting the `x` that are not NULL. Only that form is built: other aggregates of
+    /// distinct values, or beside others, are refused.
+    fn distinct_count(
+        input: &LogicalPlan,
+        keys: &[(Expr, String)],
+        aggs: &[AggExpr],
+    ) -> Result<LogicalPlan> {
+        let first = &aggs[0];
+        let same = aggs.iter().all(|a| {
+            a.distinct && a.func == AggFunc::Count && a.args == first.args && a.args.len() == 1
+        });
+        if !same {
+            let a = aggs.iter().find(|a| a.distinct).unwrap_or(first);
+            return Err(Error::Usage(format!(
+                "{} is not supported yet: of aggregates over distinct values, only \
+             count(DISTINCT x) is, alone or repeated on one column",
+                a.name
+            )));
+        }
+        const VALUE: &str = "#distinct";
+        let mut inner_keys = keys.to_vec();
+        inner_keys.push((first.args[0].clone(), VALUE.into()));
+        let inner = LogicalPlan::Aggregate {
+            input: Box::new(input.clone()),
+            keys: inner_keys,
+            aggs: Vec::new(),
+        };
+        Ok(LogicalPlan::Aggregate {
+            input: Box::new(inner),
+            keys: keys
+                .iter()
+                .map(|(_, name)| (Expr::col(name), name.clone()))
+                .collect(),
+            aggs: aggs
+                .iter()
+                .map(|a| AggExpr {
+                    func: AggFunc::Count,
+                    args: vec![Expr::col(VALUE)],
+                    distinct: false,
+                    name: a.name.clone(),
+                })
+                .collect(),
         })
     }
 

@@ -156,7 +156,7 @@ impl Plan {
     }
 
     /// `base`, or `base` with the first number that makes it an id no dataset of
-    /// the plan has yet (`groups`, `groups.1`, ...): a plan with two stages of one
+    /// the plan has yet (`groups`, `groups-1`, ...): a plan with two stages of one
     /// kind names their datasets apart.
     pub fn fresh_id(&self, base: &str) -> String {
         let taken = |id: &str| self.datasets.iter().any(|d| d.id == id);
@@ -164,7 +164,7 @@ impl Plan {
             return base.to_string();
         }
         (1..)
-            .map(|k| format!("{base}.{k}"))
+            .map(|k| format!("{base}-{k}"))
             .find(|id| !taken(id))
             .unwrap_or_default()
     }

@@ -4,6 +4,7 @@ pub mod aggregate;
 pub mod pipeline;
 pub mod sort;
 pub mod stream;
+pub mod window;
 
 use crate::plan::{DataRef, TaskId};
 

@@ -23,7 +23,7 @@
 //! degree of freedom, `corr` is NaN for a constant column, `median` interpolates.
 
 pub mod accumulator;
-mod buckets;
+pub(crate) mod buckets;
 pub mod keys;
 pub mod ops;
 pub mod plan;

@@ -98,7 +98,7 @@ impl Operation for GroupPartial {
 }
 
 /// `schema` carrying the batches a bucket has.
-fn with_buckets(schema: &SchemaRef, counts: &[usize]) -> Result<SchemaRef> {
+pub(crate) fn with_buckets(schema: &SchemaRef, counts: &[usize]) -> Result<SchemaRef> {
     let text = serde_json::to_string(counts).map_err(|e| Error::bug("bucket counts to JSON", e))?;
     let mut meta = schema.metadata().clone();
     meta.insert(BUCKETS.to_string(), text);
@@ -109,7 +109,11 @@ fn with_buckets(schema: &SchemaRef, counts: &[usize]) -> Result<SchemaRef> {
 ///
 /// # Errors
 /// [`Error::Corrupt`] for an entry without its bucket counts; store and IPC errors.
-fn bucket_batches(store: &dyn DataStore, key: &DataRef, bucket: u32) -> Result<Vec<RecordBatch>> {
+pub(crate) fn bucket_batches(
+    store: &dyn DataStore,
+    key: &DataRef,
+    bucket: u32,
+) -> Result<Vec<RecordBatch>> {
     let (schema, stream) = store.batches(key)?;
     let counts: Vec<usize> = schema
         .metadata()

@@ -329,3 +329,119 @@ fn a_grouping_of_distinct_keys_under_a_tenth_of_its_data_spills_and_equals_duckd
     assert!(peak <= limit, "peak reserved {peak} > {limit}");
     assert!(ctx.spill.spilled_bytes() > 0, "nothing was spilled");
 }
+
+#[test]
+fn windows_and_distinct_counts_equal_duckdbs() {
+    use crate::frame::logical::{SortExpr, WindowExpr, WindowFunc};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(SCRIPT, &[&d]);
+    let ctx = context(8 << 20);
+    let read = FrameReadOptions::default().with_blocksize(64 << 10);
+    let table = Source::open(dir.path().join("t.csv"), None, read).unwrap();
+    let scan = || Box::new(LogicalPlan::Scan(table.clone()));
+    let by = |c: &str, descending: bool| SortExpr {
+        expr: Expr::col(c),
+        descending,
+        nulls_first: descending,
+    };
+    let window = |func, part: &[&str], order: Vec<SortExpr>, name: &str| WindowExpr {
+        func,
+        partition_by: part.iter().map(|c| Expr::col(c)).collect(),
+        order_by: order,
+        name: name.into(),
+    };
+    // db-benchmark's q8: the two largest v3 of each id6.
+    let q8 = LogicalPlan::Project {
+        input: Box::new(LogicalPlan::Filter {
+            input: Box::new(LogicalPlan::Window {
+                input: Box::new(LogicalPlan::Filter {
+                    input: scan(),
+                    predicate: Expr::col("v3").is_not_null(),
+                }),
+                windows: vec![window(
+                    WindowFunc::RowNumber,
+                    &["id6"],
+                    vec![by("v3", true)],
+                    "order_v3",
+                )],
+            }),
+            predicate: Expr::col("order_v3").lt_eq(Expr::lit(2i64)),
+        }),
+        exprs: vec![
+            (Expr::col("id6"), "id6".into()),
+            (Expr::col("v3"), "largest2_v3".into()),
+        ],
+    };
+    // Ties: ranks over a few small values, nulls among the keys and values.
+    let ranks = LogicalPlan::Window {
+        input: scan(),
+        windows: vec![
+            window(
+                WindowFunc::Rank,
+                &["id1", "id4"],
+                vec![by("v1", false)],
+                "r",
+            ),
+            window(
+                WindowFunc::DenseRank,
+                &["id1", "id4"],
+                vec![by("v1", true)],
+                "dr",
+            ),
+            window(
+                WindowFunc::RowNumber,
+                &["id1", "id4"],
+                vec![by("v1", false), by("v3", false)],
+                "rn",
+            ),
+        ],
+    };
+    let distinct = LogicalPlan::Aggregate {
+        input: scan(),
+        keys: vec![(Expr::col("id4"), "id4".into())],
+        aggs: ["n1", "n2"]
+            .iter()
+            .map(|name| AggExpr {
+                func: AggFunc::Count,
+                args: vec![Expr::col("id1")],
+                distinct: true,
+                name: name.to_string(),
+            })
+            .collect(),
+    };
+    let cases = [
+        (
+            "distinct",
+            distinct,
+            "select id4, count(distinct id1), count(distinct id1) from t group by id4",
+        ),
+        (
+            "q8",
+            q8,
+            "select id6, largest2_v3 from (select id6, v3 as largest2_v3, row_number() \
+             over (partition by id6 order by v3 desc) as order_v3 from t where v3 is not \
+             null) sub where order_v3 <= 2",
+        ),
+        (
+            "ranks",
+            ranks,
+            "select *, rank() over (partition by id1, id4 order by v1 asc nulls last) as r, \
+             dense_rank() over (partition by id1, id4 order by v1 desc nulls first) as dr, \
+             row_number() over (partition by id1, id4 order by v1 asc nulls last, v3) as rn \
+             from t",
+        ),
+    ];
+    let mut queries = serde_json::Map::new();
+    for (name, plan, sql) in cases {
+        let dst = dir.path().join(format!("{name}.parquet"));
+        crate::convert::write_query(&plan, &dst, &Default::default(), &ctx)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        queries.insert(name.to_string(), sql.into());
+    }
+    let bad = crate::reference::json(
+        SCRIPT,
+        &[&d, &serde_json::Value::Object(queries).to_string()],
+    );
+    assert_eq!(bad, serde_json::json!({}));
+}
