@@ -6,6 +6,7 @@ use super::job::Conversion;
 use super::sinks;
 use crate::error::{Error, Result};
 use crate::frame::ops::sort::{add_sort, read_batch_rows, SortSizing};
+use crate::frame::ops::Part;
 use crate::frame::write::add_table_output;
 use crate::plan::Plan;
 use crate::storage::{open_frame_described, Format};
@@ -43,14 +44,22 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     if let Some(csv) = &mut meta.csv {
         csv.batch_rows = batch_rows;
     }
-    let units: Vec<u64> = (0..source.num_partitions())
-        .map(|i| source.partition_bytes(i))
+    // An empty table still makes one (empty) run, which carries the schema.
+    let inputs: Vec<Part> = (0..source.num_partitions().max(1))
+        .map(|i| {
+            let bytes = if i < source.num_partitions() {
+                source.partition_bytes(i)
+            } else {
+                0
+            };
+            Part::source("src", i as u64, bytes)
+        })
         .collect();
     let meta =
         serde_json::to_value(&meta).map_err(|e| Error::bug("source description to JSON", e))?;
     let mut plan = Plan::new();
     plan.datasets.push(c.src_dataset(meta));
-    let parts = add_sort(&mut plan, "src", &units, &schema, &keys, batch_rows, sizing)?;
+    let parts = add_sort(&mut plan, &inputs, &schema, &keys, batch_rows, sizing)?;
     // Merged ranges are the budget's largest entries: fewer of them ahead of the
     // writer than read parts (see `read_window`), or they spill.
     add_table_output(&mut plan, &output, &parts, c.sizing.threads + 1)?;

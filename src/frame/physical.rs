@@ -9,7 +9,8 @@
 //! | operator | tasks |
 //! |---|---|
 //! | aggregate, distinct | `group_partial` a part, `group_final` a bucket ([`crate::frame::ops::aggregate`]) |
-//! | sort (with a limit: top k) | `frame_sort` a part when limited, then one `frame_sort` of them all |
+//! | sort | the external merge sort ([`crate::frame::ops::sort`]): sorted runs a part, merges by key range |
+//! | sort with a limit (top k) | `frame_sort` a part, then one `frame_sort` of them all |
 //! | limit | one `frame_limit`, which stops reading once it has its rows |
 //! | window | `frame_shuffle` a part (rows by partition-key hash), `frame_window` a bucket ([`crate::frame::ops::window`]) |
 //!
@@ -23,6 +24,7 @@ use super::expr::Expr;
 use super::logical::{AggExpr, LogicalPlan, SortExpr, Source, WindowExpr};
 use super::ops::aggregate::{add_group_by, AggCall, AggFunc, GroupBy, GroupSizing};
 use super::ops::pipeline::{Pipeline, Step};
+use super::ops::sort::{add_sort, read_batch_rows, SortKey, SortSizing};
 use super::ops::stream::{FrameLimit, FramePipeline, FrameSort};
 use super::ops::window::{FrameShuffle, FrameWindow, WindowColumn};
 use super::ops::Part;
@@ -263,7 +265,7 @@ impl Lowering<'_> {
     }
 
     /// `rows` sorted by `keys`, then `offset` and `fetch`: a top k in every part
-    /// first when limited.
+    /// first when limited, the external merge sort otherwise.
     fn sort(
         &mut self,
         rows: Rows,
@@ -274,6 +276,9 @@ impl Lowering<'_> {
         let schema = rows.schema()?;
         for k in keys {
             k.expr.data_type(&schema)?;
+        }
+        if fetch.is_none() && offset == 0 {
+            return self.external_sort(rows, keys);
         }
         let (mut parts, _) = self.parts(&rows)?;
         let mut pre = rows.pre.clone();
@@ -303,7 +308,10 @@ impl Lowering<'_> {
         };
         let id = self.plan.fresh_id("sorted");
         self.intermediate(&id);
-        let bytes = parts.iter().map(|p| p.bytes).sum();
+        // A limited sort's output is its rows, a few hundred bytes each at most
+        // for what the plan knows.
+        let total: u64 = parts.iter().map(|p| p.bytes).sum();
+        let bytes = fetch.map_or(total, |f| total.min(f.saturating_mul(256)));
         let part = self.task(&id, 0, parts, OpSpec::of(&all), bytes);
         Ok(Rows {
             input: Input::Parts(vec![part], schema),
@@ -400,6 +408,74 @@ impl Lowering<'_> {
         })
     }
 
+    /// `rows` sorted by the external merge sort ([`add_sort`]): the keys computed
+    /// into columns of their own (the sort orders columns, nulls last), sorted
+    /// runs of every part, merged by key range; the key columns dropped after.
+    fn external_sort(&mut self, mut rows: Rows, keys: &[SortExpr]) -> Result<Rows> {
+        let schema = rows.schema()?;
+        let mut exprs: Vec<(Expr, String)> = schema
+            .fields()
+            .iter()
+            .map(|f| (Expr::col(f.name()), f.name().clone()))
+            .collect();
+        let mut sort_keys = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            if k.nulls_first {
+                // NULLS FIRST: a key saying whether there is a value, false first.
+                let name = format!("#n{i}");
+                exprs.push((k.expr.clone().is_not_null(), name.clone()));
+                sort_keys.push(SortKey {
+                    column: name,
+                    descending: false,
+                });
+            }
+            let name = format!("#k{i}");
+            exprs.push((k.expr.clone(), name.clone()));
+            sort_keys.push(SortKey {
+                column: name,
+                descending: k.descending,
+            });
+        }
+        rows.pre.steps.push(Step::Project(exprs));
+        let keyed = rows.schema()?;
+        let sizing = SortSizing {
+            threads: self.sizing.threads,
+            memory_limit: self.sizing.memory_limit,
+        };
+        // Batches small enough that a run holds several.
+        let batch_rows = read_batch_rows(&keyed, &sort_keys, sizing.run_bytes())?;
+        let staged = self.stage(rows, Some(batch_rows))?;
+        let ranges = add_sort(
+            self.plan,
+            &staged.parts,
+            &keyed,
+            &sort_keys,
+            batch_rows,
+            sizing,
+        )?;
+        let bytes: u64 = staged.parts.iter().map(|p| p.bytes).sum();
+        let per_range = bytes / ranges.len().max(1) as u64;
+        let parts = ranges
+            .into_iter()
+            .map(|(data, task)| Part {
+                data,
+                task: Some(task),
+                bytes: per_range,
+            })
+            .collect();
+        let back: Vec<(Expr, String)> = schema
+            .fields()
+            .iter()
+            .map(|f| (Expr::col(f.name()), f.name().clone()))
+            .collect();
+        Ok(Rows {
+            input: Input::Parts(parts, keyed),
+            pre: Pipeline {
+                steps: vec![Step::Project(back)],
+            },
+        })
+    }
+
     /// The first `fetch` rows of `rows` after `offset`.
     fn limit(&mut self, rows: Rows, offset: u64, fetch: Option<u64>) -> Result<Rows> {
         let schema = rows.schema()?;
@@ -467,15 +543,23 @@ impl Lowering<'_> {
 
     /// The result's parts: every part a task's entry with the pipeline applied.
     fn finish(&mut self, rows: Rows) -> Result<Lowered> {
+        self.stage(rows, None)
+    }
+
+    /// `rows` as entries of tasks, the pipeline applied, in compact batches of at
+    /// most `batch_rows` rows when given.
+    fn stage(&mut self, rows: Rows, batch_rows: Option<usize>) -> Result<Lowered> {
         let schema = rows.schema()?;
         let (parts, _) = self.parts(&rows)?;
-        let done = rows.pre.is_empty() && parts.iter().all(|p| p.task.is_some());
+        let done =
+            rows.pre.is_empty() && batch_rows.is_none() && parts.iter().all(|p| p.task.is_some());
         if done {
             return Ok(Lowered { parts, schema });
         }
         let op = FramePipeline {
             pre: rows.pre.clone(),
             schema: SerializedSchema::new(&schema),
+            batch_rows,
         };
         let id = self.plan.fresh_id("rows");
         self.intermediate(&id);

@@ -3,7 +3,7 @@
 //! (`frame_limit`), and every part's rows sorted in memory, or their first rows
 //! in order (`frame_sort`).
 
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{
     concat_batches, lexsort_to_indices, take_record_batch, SortColumn, SortOptions,
 };
@@ -24,6 +24,24 @@ pub struct FramePipeline {
     pub pre: Pipeline,
     /// The schema the steps yield.
     pub schema: SerializedSchema,
+    /// Rows a published batch holds at most, each batch compact (its own
+    /// buffers): what a sort run sizes its work by. As they come when `None`.
+    #[serde(default)]
+    pub batch_rows: Option<usize>,
+}
+
+/// `batch` cut into compact batches of at most `rows` rows: copies, so that
+/// what each holds is its own rows (a slice would hold the whole batch's buffers).
+fn compact(batch: &RecordBatch, rows: usize) -> Result<Vec<RecordBatch>> {
+    let n = batch.num_rows();
+    (0..n)
+        .step_by(rows.max(1))
+        .map(|start| {
+            let end = (start + rows.max(1)).min(n);
+            let picks = UInt32Array::from_iter_values(start as u32..end as u32);
+            Ok(take_record_batch(batch, &picks)?)
+        })
+        .collect()
 }
 
 impl Operation for FramePipeline {
@@ -37,9 +55,16 @@ impl Operation for FramePipeline {
         let mut out = Vec::new();
         for_each_batch(env, input, |batch| {
             let batch = self.pre.apply(batch, &schema)?;
-            if batch.num_rows() > 0 {
-                env.reserve(&mut held, batch_memory(&batch))?;
-                out.push(batch);
+            if batch.num_rows() == 0 {
+                return Ok(true);
+            }
+            let pieces = match self.batch_rows {
+                Some(rows) => compact(&batch, rows)?,
+                None => vec![batch],
+            };
+            for piece in pieces {
+                env.reserve(&mut held, batch_memory(&piece))?;
+                out.push(piece);
             }
             Ok(true)
         })?;

@@ -11,7 +11,7 @@ use super::stored::{open_runs, run_info, RunInfo};
 use super::{ExternalSort, KeyRange, Run, RunData, SortKey};
 use crate::error::{Error, Result};
 use crate::frame::read::open_source;
-use crate::plan::{DataRef, Entry, Event, Operation, Task, TaskEnv};
+use crate::plan::{DataRef, DatasetRole, Entry, Event, Operation, Task, TaskEnv};
 
 /// The key ranges of a sort's merge: the `cut_ranges` entry (JSON). One unbounded
 /// range means one merge of everything.
@@ -76,6 +76,27 @@ impl Operation for SortRun {
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let part = input(task, 0)?;
+        if env.dataset(part.dataset())?.role != DatasetRole::Input {
+            // An earlier task's rows (a query's filtered and projected input).
+            let (schema, batches) = env.store.batches(part)?;
+            let sorter = sorter(
+                schema,
+                &self.keys,
+                self.run_bytes,
+                self.batch_rows,
+                self.merge_bytes,
+                env,
+            )?;
+            let runs = sorter.make_runs(
+                batches.map(|b| {
+                    env.cancel.check()?;
+                    b
+                }),
+                true,
+            )?;
+            sorter.publish_runs(env.store, &task.output, runs, self.max_fences)?;
+            return Ok(());
+        }
         let source = open_source(env, part.dataset())?;
         let DataRef::Partition { index, .. } = part else {
             return Err(Error::BadPlan {

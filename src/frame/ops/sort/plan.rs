@@ -15,6 +15,7 @@ use arrow::datatypes::SchemaRef;
 use super::ops::{CutRanges, MergeRange, SortRun};
 use super::{merge_batch_rows, SortKey};
 use crate::error::Result;
+use crate::frame::ops::Part;
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Operation, Plan, Task, TaskId, TaskKind};
 
 /// Key ranges a thread at least: small ranges keep what waits for the output small
@@ -118,18 +119,17 @@ impl SortSizing {
     }
 }
 
-/// Adds to `plan` the sort by `keys` of the table dataset `src` of `schema`
-/// (already listed, its `meta` a [`crate::storage::SourceMeta`]), whose partitions
-/// cover `units` bytes of input each, read in batches of `read_rows` rows; adds the
-/// intermediate datasets `runs`, `fences` and `ranges`. Returns the sorted output's
-/// parts, in order: each range's entry and the task that publishes it.
+/// Adds to `plan` the sort by `keys` of the rows of `inputs` (partitions of a
+/// table source the plan lists, or entries of earlier tasks), of `schema`, read in
+/// batches of `read_rows` rows; adds the intermediate datasets `runs`, `fences`
+/// and `ranges`. Returns the sorted output's parts, in order: each range's entry
+/// and the task that publishes it.
 ///
 /// # Errors
 /// Usage errors for unknown key columns; keys the row format cannot order.
 pub fn add_sort(
     plan: &mut Plan,
-    src: &str,
-    units: &[u64],
+    inputs: &[Part],
     schema: &SchemaRef,
     keys: &[SortKey],
     read_rows: usize,
@@ -140,8 +140,8 @@ pub fn add_sort(
             .push(Dataset::new(id, id, "entries", DatasetRole::Intermediate));
     }
     let run_bytes = sizing.run_bytes();
-    // An empty table still makes one (empty) run, which carries the schema.
-    let partitions = units.len().max(1);
+    let units: Vec<u64> = inputs.iter().map(|p| p.bytes).collect();
+    let partitions = inputs.len();
     let largest = units.iter().copied().max().unwrap_or(0);
     let max_fences = sizing.max_fences(partitions, largest, read_rows);
     // What the runs' descriptions take where they are all read.
@@ -166,12 +166,15 @@ pub fn add_sort(
         merge_bytes,
         max_fences,
     };
-    let runs: Vec<(DataRef, TaskId)> = (0..partitions)
-        .map(|i| {
-            let unit = units.get(i).copied().unwrap_or(0);
+    let runs: Vec<(DataRef, TaskId)> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let unit = part.bytes;
             let output = DataRef::partition("runs", i as u64);
             let id = plan.push(Task {
-                inputs: vec![DataRef::partition(src, i as u64)],
+                inputs: vec![part.data.clone()],
+                deps: part.task.into_iter().collect(),
                 memory_bytes: run_bytes,
                 unit_bytes: unit,
                 ..Task::new(op_spec(&sort_run), output.clone(), TaskKind::Load)
@@ -234,16 +237,12 @@ mod tests {
         let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
             arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, true),
         ]));
-        let parts = add_sort(
-            &mut plan,
-            "src",
-            &[10, 20, 30],
-            &schema,
-            &keys,
-            1024,
-            sizing,
-        )
-        .unwrap();
+        let inputs: Vec<Part> = [10, 20, 30]
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| Part::source("src", i as u64, b))
+            .collect();
+        let parts = add_sort(&mut plan, &inputs, &schema, &keys, 1024, sizing).unwrap();
         plan.validate().unwrap();
         assert_eq!(parts.len(), 16);
         assert_eq!(plan.tasks.len(), 3 + 1 + 16);
