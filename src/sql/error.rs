@@ -1,0 +1,383 @@
+//! What is wrong with a query, and where: [`SqlProblem`] (the problems the planner
+//! finds itself, a value with fields, its message made by `Display` here and
+//! nowhere else) and the conversion of sqlparser's errors, each placed at its line
+//! and column of the query with a caret line under it.
+//!
+//! The crate's error enum has no SQL variant yet, so a problem reaches the user as
+//! [`Error::Usage`] holding its message, wrapped in [`Error::InExpression`] for the
+//! place; errors of the layers below (an unknown column, a type mismatch, a missing
+//! file) keep their own variant inside the same wrapper.
+
+use std::fmt;
+
+use sqlparser::parser::ParserError;
+use sqlparser::tokenizer::{Location, Span as SqlSpan};
+
+use crate::error::syntax::{line_column, render_caret, Span};
+use crate::error::Error;
+
+/// A problem with a query that the layers below cannot name.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SqlProblem {
+    /// The parser's complaint: what it expected and what it found.
+    Syntax {
+        /// `an expression`, `end of statement`, ...
+        expected: String,
+        /// The token found, or `the end of the query`.
+        found: String,
+    },
+    /// A syntax error the parser words otherwise (an unterminated string).
+    SyntaxOther {
+        /// The parser's message, without its place.
+        message: String,
+    },
+    /// More nesting than the parser or the planner follows.
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// Nothing but whitespace, comments or semicolons.
+    Empty,
+    /// More than one statement.
+    SeveralStatements {
+        /// How many.
+        count: usize,
+    },
+    /// A statement that is not a query.
+    NotAQuery {
+        /// Its first keyword(s).
+        kind: String,
+    },
+    /// A construct of SQL the planner does not handle (yet).
+    Unsupported {
+        /// The construct: `JOIN`, `UNION`, `a window frame`.
+        construct: String,
+        /// Advice, starting with "; " (or empty).
+        hint: String,
+    },
+    /// A function that is neither a scalar function, an aggregate nor a window function.
+    UnknownFunction {
+        /// The name as written.
+        name: String,
+        /// Known names close to it.
+        close: Vec<String>,
+    },
+    /// `t.col` where no table in FROM is called `t`.
+    UnknownTable {
+        /// The qualifier.
+        name: String,
+        /// The names the FROM clause gives.
+        known: Vec<String>,
+    },
+    /// A column outside the GROUP BY keys and outside any aggregate.
+    NotGrouped {
+        /// The column.
+        column: String,
+    },
+    /// An aggregate or a window function where none may be.
+    NotAllowedHere {
+        /// `aggregate functions`, `window functions`.
+        what: &'static str,
+        /// `WHERE`, `GROUP BY`, `an aggregate's arguments`.
+        place: &'static str,
+    },
+    /// A wrong argument of a function or table function.
+    BadArgument {
+        /// The function.
+        function: String,
+        /// What is wrong, with the values given.
+        reason: String,
+    },
+    /// `ORDER BY 3` or `GROUP BY 0` outside the select list.
+    PositionOutOfRange {
+        /// `ORDER BY` or `GROUP BY`.
+        clause: &'static str,
+        /// The position given.
+        position: String,
+        /// The select list's length.
+        count: usize,
+    },
+    /// A LIMIT or OFFSET that is not a non-negative integer constant.
+    BadLimit {
+        /// `LIMIT` or `OFFSET`.
+        clause: &'static str,
+        /// The value as written.
+        value: String,
+    },
+    /// A literal that does not hold a value of its type.
+    BadLiteral {
+        /// `DATE`, `TIMESTAMP`, `INTERVAL`, `number`.
+        kind: String,
+        /// The literal's text.
+        value: String,
+    },
+    /// A type name that DuckDB has and blockwise does not convert to.
+    UnknownType {
+        /// The type as written.
+        name: String,
+    },
+    /// A name in FROM that is neither a file, a CTE nor a table function.
+    UnknownRelation {
+        /// The name.
+        name: String,
+        /// The CTEs in scope.
+        ctes: Vec<String>,
+    },
+    /// A table alias's column list of the wrong length.
+    AliasColumns {
+        /// The alias.
+        alias: String,
+        /// Names given.
+        given: usize,
+        /// Columns of the relation.
+        columns: usize,
+    },
+    /// An ORDER BY term of a SELECT DISTINCT that is not an output column.
+    DistinctOrderBy,
+    /// A column name that more than one column matches (differing in case only).
+    AmbiguousColumn {
+        /// The name as written.
+        name: String,
+        /// The columns it matches.
+        matches: Vec<String>,
+    },
+    /// A CTE name defined twice in one WITH.
+    DuplicateCte {
+        /// The name.
+        name: String,
+    },
+}
+
+impl fmt::Display for SqlProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use SqlProblem as P;
+        match self {
+            P::Syntax { expected, found } => {
+                write!(f, "syntax error: expected {expected}, found {found}")
+            }
+            P::SyntaxOther { message } => write!(f, "syntax error: {message}"),
+            P::TooDeep { limit } => write!(
+                f,
+                "the query is nested too deeply: more than {limit} levels of \
+                 brackets, operators or subqueries"
+            ),
+            P::Empty => f.write_str("the query is empty: expected a SELECT statement"),
+            P::SeveralStatements { count } => write!(
+                f,
+                "expected one statement, found {count}; run them one at a time"
+            ),
+            P::NotAQuery { kind } => write!(
+                f,
+                "{kind} is not supported: only queries (SELECT, WITH, FROM ...) are"
+            ),
+            P::Unsupported { construct, hint } => {
+                write!(f, "{construct} is not supported yet{hint}")
+            }
+            P::UnknownFunction { name, close } => {
+                write!(f, "unknown function \"{name}\"")?;
+                match close.as_slice() {
+                    [] => Ok(()),
+                    close => write!(f, "; did you mean {}?", close.join(", ")),
+                }
+            }
+            P::UnknownTable { name, known } => {
+                write!(f, "table \"{name}\" is not in the FROM clause")?;
+                match known.as_slice() {
+                    [] => Ok(()),
+                    known => write!(f, " (it names {})", quote_all(known)),
+                }
+            }
+            P::NotGrouped { column } => write!(
+                f,
+                "column \"{column}\" must appear in the GROUP BY clause or be used in an \
+                 aggregate function"
+            ),
+            P::NotAllowedHere { what, place } => write!(f, "{what} are not allowed in {place}"),
+            P::BadArgument { function, reason } => write!(f, "{function}: {reason}"),
+            P::PositionOutOfRange {
+                clause,
+                position,
+                count,
+            } => write!(
+                f,
+                "{clause} position {position} is not in the select list (1 to {count})"
+            ),
+            P::BadLimit { clause, value } => write!(
+                f,
+                "{clause} must be a non-negative integer constant, not {value}"
+            ),
+            P::BadLiteral { kind, value } => write!(f, "{value} is not a valid {kind}"),
+            P::UnknownType { name } => write!(f, "type {name} is not supported"),
+            P::UnknownRelation { name, ctes } => {
+                write!(
+                    f,
+                    "\"{name}\" is not a file, a CTE or a table function; \
+                     a file is named in single quotes ('{name}.csv')"
+                )?;
+                match ctes.as_slice() {
+                    [] => Ok(()),
+                    ctes => write!(f, "; the CTEs are {}", quote_all(ctes)),
+                }
+            }
+            P::AliasColumns {
+                alias,
+                given,
+                columns,
+            } => write!(
+                f,
+                "table alias {alias} names {given} columns, but the table has {columns}"
+            ),
+            P::DistinctOrderBy => f.write_str(
+                "with SELECT DISTINCT, ORDER BY expressions must appear in the select list",
+            ),
+            P::AmbiguousColumn { name, matches } => write!(
+                f,
+                "column name \"{name}\" is ambiguous: it matches {}",
+                quote_all(matches)
+            ),
+            P::DuplicateCte { name } => {
+                write!(f, "the WITH clause defines \"{name}\" more than once")
+            }
+        }
+    }
+}
+
+fn quote_all(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl From<SqlProblem> for Error {
+    fn from(p: SqlProblem) -> Error {
+        Error::Usage(p.to_string())
+    }
+}
+
+/// The byte offset in `sql` of sqlparser's `loc` (1-based line, 1-based column in
+/// characters); past the end for a location beyond it.
+pub(crate) fn offset_of(sql: &str, loc: Location) -> usize {
+    let mut line = 1u64;
+    let mut offset = 0usize;
+    if loc.line > 1 {
+        for (i, b) in sql.bytes().enumerate() {
+            if b == b'\n' {
+                line += 1;
+                if line == loc.line {
+                    offset = i + 1;
+                    break;
+                }
+            }
+        }
+        if line < loc.line {
+            return sql.len();
+        }
+    }
+    let rest = &sql[offset..];
+    let skip = usize::try_from(loc.column.saturating_sub(1)).unwrap_or(usize::MAX);
+    offset + rest.char_indices().nth(skip).map_or(rest.len(), |(i, _)| i)
+}
+
+/// `span` of the query as byte offsets (`None` for sqlparser's empty span, which
+/// nodes built without tokens carry).
+pub(crate) fn byte_span(sql: &str, span: SqlSpan) -> Option<Span> {
+    if span.start.line == 0 {
+        return None;
+    }
+    let start = offset_of(sql, span.start);
+    let end = offset_of(sql, span.end).max(start);
+    Some(Span::new(start, end))
+}
+
+/// `error` placed at `span` of `sql`: its line, column and caret line. An error
+/// already placed keeps its (innermost) place; an empty span leaves it as it is.
+pub(crate) fn at(sql: &str, span: SqlSpan, error: impl Into<Error>) -> Error {
+    let error = error.into();
+    match (byte_span(sql, span), &error) {
+        (_, Error::InExpression { .. }) | (None, _) => error,
+        (Some(span), _) => at_bytes(sql, span, error),
+    }
+}
+
+/// `error` placed at byte `span` of `sql`.
+pub(crate) fn at_bytes(sql: &str, span: Span, error: Error) -> Error {
+    let (line, column) = line_column(sql, span.start);
+    Error::InExpression {
+        error: Box::new(error),
+        line,
+        column,
+        caret: render_caret(sql, span),
+    }
+}
+
+/// sqlparser's error as ours: the problem without sqlparser's wording of the place,
+/// placed at its line and column (the end of the query when it found the end).
+pub(crate) fn from_parser(sql: &str, e: ParserError) -> Error {
+    let message = match e {
+        ParserError::RecursionLimitExceeded => {
+            return SqlProblem::TooDeep {
+                limit: super::MAX_DEPTH,
+            }
+            .into()
+        }
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m,
+    };
+    let (message, place) = split_place(&message);
+    let problem = match message
+        .strip_prefix("Expected: ")
+        .and_then(|m| m.split_once(", found: "))
+    {
+        Some((expected, found)) => SqlProblem::Syntax {
+            expected: expected.to_string(),
+            found: match found {
+                "EOF" => "the end of the query".to_string(),
+                found => format!("'{found}'"),
+            },
+        },
+        None => SqlProblem::SyntaxOther {
+            message: lower_first(message),
+        },
+    };
+    let span = match place {
+        Some(loc) => {
+            let start = offset_of(sql, loc);
+            // One character under the caret, or the end.
+            let end = sql[start..]
+                .chars()
+                .next()
+                .map_or(start, |c| start + c.len_utf8());
+            Span::new(start, end)
+        }
+        // sqlparser gives no place for the end of the input.
+        None => Span::new(sql.trim_end().len(), sql.trim_end().len()),
+    };
+    at_bytes(sql, span, problem.into())
+}
+
+/// The message without its trailing ` at Line: L, Column: C`, and that place.
+fn split_place(message: &str) -> (&str, Option<Location>) {
+    let Some(i) = message.rfind(" at Line: ") else {
+        return (message, None);
+    };
+    let place = &message[i + " at Line: ".len()..];
+    let parsed = place.split_once(", Column: ").and_then(|(l, c)| {
+        Some(Location {
+            line: l.trim().parse().ok()?,
+            column: c.trim().parse().ok()?,
+        })
+    });
+    match parsed {
+        Some(loc) => (&message[..i], Some(loc)),
+        None => (message, None),
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,514 @@
+//! The FROM clause: one relation, which is a table file (`'data.csv'`, a directory
+//! of Parquet parts, `'dir/*.parquet'`), a table function (`read_csv`,
+//! `read_csv_auto`, `read_parquet`), a CTE (its plan inlined), or a subquery; with
+//! its alias and the alias's column names. Joins and lists of tables are refused
+//! here, each at its place.
+
+use std::path::{Path, PathBuf};
+
+use sqlparser::ast::{
+    self, Expr as Ast, FunctionArg, FunctionArgExpr, FunctionArgOperator, Spanned, TableFactor,
+    TableWithJoins, Value,
+};
+use sqlparser::tokenizer::Span as SqlSpan;
+
+use super::error::{at, SqlProblem};
+use super::expr::Scope;
+use super::query::{NamedPlan, QueryPlanner};
+use crate::error::Result;
+use crate::frame::expr::Expr;
+use crate::frame::logical::{LogicalPlan, Source};
+use crate::storage::frame::FrameReadOptions;
+use crate::storage::Format;
+
+/// The table functions FROM may call.
+const TABLE_FUNCTIONS: &[&str] = &[
+    "read_csv",
+    "read_csv_auto",
+    "read_parquet",
+    "parquet_scan",
+    "read_arrow",
+];
+
+impl QueryPlanner<'_> {
+    /// The FROM clause's relation and the names its columns are seen under.
+    pub(crate) fn from(
+        &mut self,
+        from: &[TableWithJoins],
+        ctes: &[NamedPlan],
+        select_span: SqlSpan,
+    ) -> Result<(LogicalPlan, Scope)> {
+        let first = match from {
+            [] => {
+                return Err(at(
+                    self.sql,
+                    select_span,
+                    SqlProblem::Unsupported {
+                        construct: "a SELECT without FROM".into(),
+                        hint: "; blockwise queries read a table: add FROM 'file.csv'".into(),
+                    },
+                ))
+            }
+            [first, rest @ ..] => {
+                if let Some(second) = rest.first() {
+                    return Err(self.unsupported(
+                        second.relation.span(),
+                        "a list of tables in FROM (a cross join)",
+                    ));
+                }
+                first
+            }
+        };
+        if let Some(join) = first.joins.first() {
+            return Err(self.unsupported(join.span(), "JOIN"));
+        }
+        self.table_factor(&first.relation, ctes)
+    }
+
+    fn unsupported(&self, span: SqlSpan, construct: &str) -> crate::Error {
+        at(
+            self.sql,
+            span,
+            SqlProblem::Unsupported {
+                construct: construct.into(),
+                hint: String::new(),
+            },
+        )
+    }
+
+    fn table_factor(
+        &mut self,
+        factor: &TableFactor,
+        ctes: &[NamedPlan],
+    ) -> Result<(LogicalPlan, Scope)> {
+        let span = factor.span();
+        let (plan, default_name, alias) = match factor {
+            TableFactor::Table {
+                name,
+                alias,
+                args,
+                with_hints,
+                version,
+                with_ordinality,
+                partitions,
+                json_path,
+                sample,
+                index_directives,
+                inheritance,
+            } => {
+                if sample.is_some() {
+                    return Err(self.unsupported(span, "TABLESAMPLE"));
+                }
+                if !with_hints.is_empty()
+                    || version.is_some()
+                    || *with_ordinality
+                    || !partitions.is_empty()
+                    || json_path.is_some()
+                    || !index_directives.is_empty()
+                    || inheritance.is_some()
+                {
+                    return Err(self.unsupported(span, "this table modifier"));
+                }
+                let ident = match name.0.as_slice() {
+                    [ast::ObjectNamePart::Identifier(id)] => id,
+                    _ => {
+                        return Err(self.unsupported(
+                            span,
+                            &format!("the qualified table name {name} (schema.table)"),
+                        ))
+                    }
+                };
+                match args {
+                    Some(args) => {
+                        if args.settings.is_some() {
+                            return Err(self.unsupported(span, "SETTINGS of a table function"));
+                        }
+                        let plan = self.table_function(&ident.value, &args.args, span)?;
+                        (plan, Some(ident.value.clone()), alias)
+                    }
+                    None => {
+                        let (plan, default) = self.named_table(ident, ctes, span)?;
+                        (plan, default, alias)
+                    }
+                }
+            }
+            TableFactor::Derived {
+                lateral,
+                subquery,
+                alias,
+                sample,
+            } => {
+                if *lateral {
+                    return Err(self.unsupported(span, "LATERAL"));
+                }
+                if sample.is_some() {
+                    return Err(self.unsupported(span, "TABLESAMPLE"));
+                }
+                (self.query(subquery, ctes)?, None, alias)
+            }
+            TableFactor::NestedJoin { .. } => {
+                return Err(self.unsupported(span, "a parenthesized join"))
+            }
+            TableFactor::UNNEST { .. } => return Err(self.unsupported(span, "UNNEST")),
+            TableFactor::Pivot { .. } => return Err(self.unsupported(span, "PIVOT")),
+            TableFactor::Unpivot { .. } => return Err(self.unsupported(span, "UNPIVOT")),
+            _ => return Err(self.unsupported(span, "this kind of FROM item")),
+        };
+        self.aliased(plan, default_name, alias.as_ref(), span)
+    }
+
+    /// A table named without arguments: a CTE, else a file.
+    fn named_table(
+        &mut self,
+        ident: &ast::Ident,
+        ctes: &[NamedPlan],
+        span: SqlSpan,
+    ) -> Result<(LogicalPlan, Option<String>)> {
+        let quoted_as_string = ident.quote_style == Some('\'');
+        if !quoted_as_string {
+            // The innermost CTE of the name wins, as in SQL scoping.
+            if let Some(cte) = ctes
+                .iter()
+                .rev()
+                .find(|c| c.name.eq_ignore_ascii_case(&ident.value))
+            {
+                return Ok((cte.plan.clone(), Some(cte.name.clone())));
+            }
+        }
+        let looks_like_file = quoted_as_string
+            || ident.value.contains(['.', '/', '\\'])
+            || self.path(&ident.value).exists();
+        if !looks_like_file {
+            return Err(at(
+                self.sql,
+                span,
+                SqlProblem::UnknownRelation {
+                    name: ident.value.clone(),
+                    ctes: ctes.iter().map(|c| c.name.clone()).collect(),
+                },
+            ));
+        }
+        let plan = self.scan(&ident.value, None, FrameReadOptions::default(), span)?;
+        Ok((plan, Some(stem(&ident.value))))
+    }
+
+    /// `read_csv('path', delim=';', header=true)`, `read_parquet('path')`.
+    fn table_function(
+        &mut self,
+        name: &str,
+        args: &[FunctionArg],
+        span: SqlSpan,
+    ) -> Result<LogicalPlan> {
+        let lower = name.to_ascii_lowercase();
+        let format = match lower.as_str() {
+            "read_csv" | "read_csv_auto" => Format::Csv,
+            "read_parquet" | "parquet_scan" => Format::Parquet,
+            "read_arrow" => Format::Ipc,
+            _ => {
+                return Err(at(
+                    self.sql,
+                    span,
+                    SqlProblem::UnknownFunction {
+                        name: name.into(),
+                        close: crate::error::close_names(
+                            &lower,
+                            TABLE_FUNCTIONS.iter().map(|s| s.to_string()),
+                        ),
+                    },
+                ))
+            }
+        };
+        let bad = |span: SqlSpan, reason: String| {
+            at(
+                self.sql,
+                span,
+                SqlProblem::BadArgument {
+                    function: lower.clone(),
+                    reason,
+                },
+            )
+        };
+        let mut path = None;
+        let mut read = FrameReadOptions::default();
+        for arg in args {
+            let (key, value) = match arg {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (None, e),
+                FunctionArg::Named {
+                    name,
+                    arg: FunctionArgExpr::Expr(e),
+                    operator:
+                        FunctionArgOperator::Equals
+                        | FunctionArgOperator::Assignment
+                        | FunctionArgOperator::RightArrow,
+                } => (Some(name.value.to_ascii_lowercase()), e),
+                other => {
+                    return Err(bad(span, format!("cannot read the argument {other}")));
+                }
+            };
+            let vspan = value.span();
+            match key.as_deref() {
+                None if path.is_none() => match string(value) {
+                    Some(p) => path = Some(p),
+                    None => {
+                        return Err(bad(
+                            vspan,
+                            format!("the path must be a string in single quotes, not {value}"),
+                        ))
+                    }
+                },
+                None => return Err(bad(vspan, "takes one path; options are named".into())),
+                Some("delim" | "sep" | "delimiter") if format == Format::Csv => {
+                    match string(value).map(|s| s.into_bytes()).as_deref() {
+                        Some([b]) => read.delimiter = *b,
+                        _ => {
+                            return Err(bad(
+                                vspan,
+                                format!("the delimiter must be one ASCII character, not {value}"),
+                            ))
+                        }
+                    }
+                }
+                Some("header") if format == Format::Csv => match boolean(value) {
+                    Some(true) => {}
+                    Some(false) => {
+                        return Err(at(
+                            self.sql,
+                            vspan,
+                            SqlProblem::Unsupported {
+                                construct: "header=false".into(),
+                                hint: "; the CSV reader takes the first line as the header".into(),
+                            },
+                        ))
+                    }
+                    None => {
+                        return Err(bad(
+                            vspan,
+                            format!("header must be true or false, not {value}"),
+                        ))
+                    }
+                },
+                Some("auto_detect") if format == Format::Csv => match boolean(value) {
+                    Some(true) => {}
+                    _ => {
+                        return Err(at(
+                            self.sql,
+                            vspan,
+                            SqlProblem::Unsupported {
+                                construct: format!("auto_detect={value}"),
+                                hint: "; column types are always inferred".into(),
+                            },
+                        ))
+                    }
+                },
+                Some("sample_size") if format == Format::Csv => {
+                    match integer(value).and_then(|n| usize::try_from(n).ok()) {
+                        Some(n) if n > 0 => read.infer_rows = n,
+                        _ => {
+                            return Err(bad(
+                                vspan,
+                                format!("sample_size must be a positive integer, not {value}"),
+                            ))
+                        }
+                    }
+                }
+                Some(other) => {
+                    let known = if format == Format::Csv {
+                        "delim (or sep), header, auto_detect, sample_size"
+                    } else {
+                        "none"
+                    };
+                    return Err(bad(
+                        vspan,
+                        format!("unknown option {other}; the options read are {known}"),
+                    ));
+                }
+            }
+        }
+        let Some(path) = path else {
+            return Err(bad(span, "needs the path of the file to read".into()));
+        };
+        self.scan(&path, Some(format), read, span)
+    }
+
+    /// The file (or directory, or glob of Parquet parts) at `text`.
+    fn scan(
+        &self,
+        text: &str,
+        format: Option<Format>,
+        read: FrameReadOptions,
+        span: SqlSpan,
+    ) -> Result<LogicalPlan> {
+        let path = self.path(text);
+        let path = match glob_dir(&path) {
+            GlobDir::NotGlob => path,
+            GlobDir::Dir(dir) => dir,
+            GlobDir::Unsupported => {
+                return Err(at(
+                    self.sql,
+                    span,
+                    SqlProblem::Unsupported {
+                        construct: format!("the glob '{text}'"),
+                        hint: "; globs are not supported yet, except 'dir/*.parquet' (all the \
+                               Parquet parts of a directory): name the directory instead"
+                            .into(),
+                    },
+                ))
+            }
+        };
+        let source = Source::open(path, format, read).map_err(|e| at(self.sql, span, e))?;
+        Ok(LogicalPlan::Scan(source))
+    }
+
+    fn path(&self, text: &str) -> PathBuf {
+        let p = Path::new(text);
+        match self.base_dir {
+            Some(base) if p.is_relative() => base.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    /// `plan` seen under its alias (or `default`), its columns renamed by the
+    /// alias's column list.
+    fn aliased(
+        &self,
+        plan: LogicalPlan,
+        default: Option<String>,
+        alias: Option<&ast::TableAlias>,
+        span: SqlSpan,
+    ) -> Result<(LogicalPlan, Scope)> {
+        let schema = plan.schema().map_err(|e| at(self.sql, span, e))?;
+        let Some(alias) = alias else {
+            let scope = Scope {
+                names: default.into_iter().collect(),
+                schema,
+            };
+            return Ok((plan, scope));
+        };
+        if alias.at.is_some() {
+            return Err(self.unsupported(span, "AT in a table alias"));
+        }
+        if alias.columns.iter().any(|c| c.data_type.is_some()) {
+            return Err(self.unsupported(span, "types in a table alias's column list"));
+        }
+        let scope_names = vec![alias.name.value.clone()];
+        if alias.columns.is_empty() {
+            return Ok((
+                plan,
+                Scope {
+                    names: scope_names,
+                    schema,
+                },
+            ));
+        }
+        let fields = schema.fields();
+        if alias.columns.len() > fields.len() {
+            return Err(at(
+                self.sql,
+                alias.name.span,
+                SqlProblem::AliasColumns {
+                    alias: alias.name.value.clone(),
+                    given: alias.columns.len(),
+                    columns: fields.len(),
+                },
+            ));
+        }
+        // DuckDB renames the first columns and keeps the others' names.
+        let exprs = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let name = alias
+                    .columns
+                    .get(i)
+                    .map_or_else(|| f.name().clone(), |c| c.name.value.clone());
+                (Expr::Column(f.name().clone()), name)
+            })
+            .collect();
+        let plan = LogicalPlan::Project {
+            input: Box::new(plan),
+            exprs,
+        };
+        let schema = plan.schema().map_err(|e| at(self.sql, span, e))?;
+        Ok((
+            plan,
+            Scope {
+                names: scope_names,
+                schema,
+            },
+        ))
+    }
+}
+
+enum GlobDir {
+    NotGlob,
+    Dir(PathBuf),
+    Unsupported,
+}
+
+/// `dir/*.parquet` (or `dir/*`) as the directory `dir`, which the Parquet reader
+/// reads part by part; any other glob is refused.
+fn glob_dir(path: &Path) -> GlobDir {
+    let text = path.to_string_lossy();
+    if !text.contains(['*', '?', '[']) {
+        return GlobDir::NotGlob;
+    }
+    let (Some(parent), Some(pattern)) = (path.parent(), path.file_name()) else {
+        return GlobDir::Unsupported;
+    };
+    let parent_text = parent.to_string_lossy();
+    let pattern = pattern.to_string_lossy();
+    if parent_text.contains(['*', '?', '[']) || !matches!(&*pattern, "*.parquet" | "*") {
+        return GlobDir::Unsupported;
+    }
+    let dir = if parent_text.is_empty() {
+        PathBuf::from(".")
+    } else {
+        parent.to_path_buf()
+    };
+    GlobDir::Dir(dir)
+}
+
+/// The name a file's table is known by without an alias: its stem (`x` for
+/// `dir/x.csv`), as DuckDB binds it.
+fn stem(text: &str) -> String {
+    Path::new(text)
+        .file_stem()
+        .map_or_else(|| text.to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+fn string(e: &Ast) -> Option<String> {
+    match e {
+        Ast::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn boolean(e: &Ast) -> Option<bool> {
+    match e {
+        Ast::Value(v) => match &v.value {
+            Value::Boolean(b) => Some(*b),
+            Value::Number(n, _) if n == "1" => Some(true),
+            Value::Number(n, _) if n == "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn integer(e: &Ast) -> Option<u64> {
+    match e {
+        Ast::Value(v) => match &v.value {
+            Value::Number(n, _) => n.replace('_', "").parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The constant of a LIMIT or OFFSET.
+pub(crate) fn constant_count(e: &Ast) -> Option<u64> {
+    integer(e)
+}
