@@ -50,13 +50,13 @@ pub struct Args {
 
 /// Where `head` prints; a reader that went away (a closed pipe) ends the output
 /// early and successfully, as `head` and `xsv` do.
-struct Out<W: Write> {
-    w: W,
-    closed: bool,
+pub(super) struct Out<W: Write> {
+    pub(super) w: W,
+    pub(super) closed: bool,
 }
 
 impl<W: Write> Out<W> {
-    fn print(&mut self, text: &str) -> Result<()> {
+    pub(super) fn print(&mut self, text: &str) -> Result<()> {
         if self.closed {
             return Ok(());
         }
@@ -70,7 +70,7 @@ impl<W: Write> Out<W> {
         }
     }
 
-    fn flush(&mut self) -> Result<()> {
+    pub(super) fn flush(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
         }
@@ -160,7 +160,7 @@ fn print_table<W: Write>(source: &dyn FrameSource, n: usize, out: &mut Out<W>) -
 
 /// Prints batches as table rows: the first piece with the table's header, later
 /// ones without (each closes with a border line).
-fn print_piece<W: Write>(
+pub(super) fn print_piece<W: Write>(
     piece: &[RecordBatch],
     printed_header: &mut bool,
     out: &mut Out<W>,

@@ -12,6 +12,7 @@ pub use info::describe;
 mod plan;
 mod run;
 mod run_task;
+mod sql;
 mod tasks;
 
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ enum Command {
     Plan(plan::Args),
     Run(run::Args),
     RunTask(run_task::Args),
+    Sql(sql::Args),
     Tasks(tasks::Args),
 }
 
@@ -68,6 +70,7 @@ pub fn run(cancel: CancelToken) -> Result<ExitCode> {
         Command::Plan(args) => plan::run(args),
         Command::Run(args) => run::run(args, cancel),
         Command::RunTask(args) => run_task::run(args, cancel),
+        Command::Sql(args) => sql::run(args, cancel),
         Command::Tasks(args) => tasks::run(args),
     }
 }

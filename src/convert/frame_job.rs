@@ -95,20 +95,6 @@ fn output_format(dst: &Path, options: &ConvertOptions) -> Result<Format> {
     Ok(to)
 }
 
-/// The files `query` reads.
-fn inputs(query: &LogicalPlan, out: &mut Vec<PathBuf>) {
-    match query {
-        LogicalPlan::Scan(s) => out.push(s.path.clone()),
-        LogicalPlan::Filter { input, .. }
-        | LogicalPlan::Project { input, .. }
-        | LogicalPlan::Aggregate { input, .. }
-        | LogicalPlan::Window { input, .. }
-        | LogicalPlan::Sort { input, .. }
-        | LogicalPlan::Limit { input, .. }
-        | LogicalPlan::Distinct { input } => inputs(input, out),
-    }
-}
-
 /// The plan writing `query`'s rows to `dst` (staged at `staged`, published at the
 /// end).
 fn plan_write(
@@ -147,8 +133,7 @@ pub fn plan_query_file(
     s: PlanSizing,
 ) -> Result<Plan> {
     let to = output_format(dst, options)?;
-    let mut paths = Vec::new();
-    inputs(query, &mut paths);
+    let paths = query.inputs();
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     drop(AtomicOutput::new(dst, &output_spec(&refs, to, options))?);
     let dst = &std::path::absolute(dst).map_err(|e| Error::io(dst, e))?;
@@ -171,8 +156,7 @@ pub fn write_query(
     ctx: &JobContext,
 ) -> Result<u64> {
     let to = output_format(dst, options)?;
-    let mut paths = Vec::new();
-    inputs(query, &mut paths);
+    let paths = query.inputs();
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let out = AtomicOutput::new(dst, &output_spec(&refs, to, options))?;
     ctx.note_reclaimed(out.reclaimed());

@@ -160,6 +160,26 @@ pub enum LogicalPlan {
 }
 
 impl LogicalPlan {
+    /// The files the plan reads, in the order it names them.
+    pub fn inputs(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        self.collect_inputs(&mut out);
+        out
+    }
+
+    fn collect_inputs(&self, out: &mut Vec<PathBuf>) {
+        match self {
+            LogicalPlan::Scan(s) => out.push(s.path.clone()),
+            LogicalPlan::Filter { input, .. }
+            | LogicalPlan::Project { input, .. }
+            | LogicalPlan::Aggregate { input, .. }
+            | LogicalPlan::Window { input, .. }
+            | LogicalPlan::Sort { input, .. }
+            | LogicalPlan::Limit { input, .. }
+            | LogicalPlan::Distinct { input } => input.collect_inputs(out),
+        }
+    }
+
     /// The columns and types of the rows this operator yields.
     ///
     /// # Errors
