@@ -34,6 +34,7 @@ from ._config import config
 from ._report import performance_report
 from ._blockwise import BlockwiseMemoryError
 from . import array as _array
+from .frame import Column, Frame, GroupBy, read_csv, read_ipc, read_parquet, sql
 from .array import (
     Array,
     from_array,
@@ -45,6 +46,13 @@ from .array import (
 
 __all__ = [
     "Array",
+    "Column",
+    "Frame",
+    "GroupBy",
+    "read_csv",
+    "read_ipc",
+    "read_parquet",
+    "sql",
     "BlockwiseMemoryError",
     "DaskExecutor",
     "Plan",

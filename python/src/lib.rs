@@ -406,6 +406,63 @@ fn plan_array(
     run_blocking(py, |_| embed::plan_array(&req, &dst, &flags))
 }
 
+/// A SQL query's rows computed into memory: the statistics (JSON) and the rows
+/// as an Arrow IPC stream in a `bytearray` (`pyarrow.ipc.open_stream` reads it
+/// without another copy).
+#[pyfunction]
+#[pyo3(signature = (query, flags, progress=None, report=None))]
+fn sql_compute<'py>(
+    py: Python<'py>,
+    query: String,
+    flags: Vec<String>,
+    progress: Option<Py<PyAny>>,
+    report: Option<Py<PyAny>>,
+) -> PyResult<(String, Bound<'py, pyo3::types::PyByteArray>)> {
+    let watch = embed::Watch {
+        record: report.is_some(),
+        ..embed::Watch::default()
+    };
+    let (result, part) = run_watched(
+        py,
+        |cancel| Ok(embed::sql_compute(&query, &flags, cancel, &watch)),
+        progress_tick(&watch.progress, progress.as_ref()),
+    )?;
+    if let (Some(report), Some(part)) = (report.as_ref(), ReportPart::wrap(part)) {
+        report.call_method1(py, "add", (part,))?;
+    }
+    let (stats, bytes) = result.map_err(to_py)?;
+    Ok((stats.to_string(), pyo3::types::PyByteArray::new(py, &bytes)))
+}
+
+/// Writes a SQL query's rows to `dst`; returns the statistics as JSON.
+#[pyfunction]
+#[pyo3(signature = (query, dst, flags, progress=None, report=None))]
+fn sql_write(
+    py: Python<'_>,
+    query: String,
+    dst: PathBuf,
+    flags: Vec<String>,
+    progress: Option<Py<PyAny>>,
+    report: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let watch = embed::Watch {
+        record: report.is_some(),
+        ..embed::Watch::default()
+    };
+    let watched = run_watched(
+        py,
+        |cancel| Ok(embed::sql_write(&query, &dst, &flags, cancel, &watch)),
+        progress_tick(&watch.progress, progress.as_ref()),
+    )?;
+    finish_watched(py, watched, report.as_ref())
+}
+
+/// What a SQL query yields, without running it (JSON: columns, partitions, tasks).
+#[pyfunction]
+fn sql_info(py: Python<'_>, query: String, flags: Vec<String>) -> PyResult<String> {
+    run_blocking(py, |_| embed::sql_info(&query, &flags)).map(|v| v.to_string())
+}
+
 /// The version of blockwise.
 #[pyfunction]
 fn version() -> &'static str {
@@ -425,6 +482,9 @@ fn _blockwise(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(array_compute, m)?)?;
     m.add_function(wrap_pyfunction!(array_write, m)?)?;
     m.add_function(wrap_pyfunction!(plan_array, m)?)?;
+    m.add_function(wrap_pyfunction!(sql_compute, m)?)?;
+    m.add_function(wrap_pyfunction!(sql_write, m)?)?;
+    m.add_function(wrap_pyfunction!(sql_info, m)?)?;
     m.add_function(wrap_pyfunction!(report_from_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(write_report, m)?)?;
     m.add_function(wrap_pyfunction!(check_report_path, m)?)?;

@@ -36,6 +36,111 @@ struct ArrayFlags {
     args: super::array::Args,
 }
 
+/// `blockwise sql`'s arguments, parsed from flags.
+#[derive(Debug, Parser)]
+#[command(name = "sql", no_binary_name = true)]
+struct SqlFlags {
+    #[command(flatten)]
+    args: super::sql::Args,
+}
+
+fn sql_args(query: &str, output: Option<&Path>, flags: &[String]) -> Result<super::sql::Args> {
+    let mut argv = vec![query.to_string()];
+    if let Some(out) = output {
+        argv.push("-o".into());
+        argv.push(out.display().to_string());
+    }
+    argv.extend(flags.iter().cloned());
+    Ok(parse::<SqlFlags>(argv)?.args)
+}
+
+/// A SQL query's rows computed into memory, as an Arrow IPC stream (what
+/// `pyarrow.ipc.open_stream` reads without copying), with the job's statistics.
+pub type QueryWatched = (Result<(serde_json::Value, Vec<u8>)>, Option<ReportPart>);
+
+/// Computes a SQL query's rows into memory with job `flags`, watched as `watch`
+/// says.
+pub fn sql_compute(query: &str, flags: &[String], cancel: CancelToken, watch: &Watch) -> QueryWatched {
+    let started = Instant::now();
+    let prepared = sql_args(query, None, flags)
+        .and_then(|args| Ok((args.plan()?, context(&args.job, cancel.clone(), watch)?)));
+    let (plan, ctx) = match prepared {
+        Ok(p) => p,
+        Err(e) => return (Err(e), None),
+    };
+    let result = crate::convert::query(&plan, &ctx)
+        .and_then(|(schema, batches)| {
+            let mut out = Vec::new();
+            let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, &schema)?;
+            for b in &batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+            drop(w);
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            JobStats::add(&ctx.stats.rows, rows as u64);
+            Ok(out)
+        })
+        .map_err(|e| cancel.explain(e));
+    let out = stats(&ctx, started);
+    let part = part(&ctx, &out, format!("sql({query})"), result.as_ref().err());
+    (result.map(|bytes| (out, bytes)), part)
+}
+
+/// Writes a SQL query's rows to `dst` with `flags`, watched as `watch` says.
+pub fn sql_write(
+    query: &str,
+    dst: &Path,
+    flags: &[String],
+    cancel: CancelToken,
+    watch: &Watch,
+) -> Watched {
+    let started = Instant::now();
+    let prepared = sql_args(query, Some(dst), flags).and_then(|args| {
+        Ok((
+            args.plan()?,
+            args.options()?,
+            context(&args.job, cancel.clone(), watch)?,
+        ))
+    });
+    let (plan, options, ctx) = match prepared {
+        Ok(p) => p,
+        Err(e) => return (Err(e), None),
+    };
+    let result =
+        crate::convert::write_query(&plan, dst, &options, &ctx).map_err(|e| cancel.explain(e));
+    let out = stats(&ctx, started);
+    let part = part(
+        &ctx,
+        &out,
+        format!("sql({query}) to {}", dst.display()),
+        result.as_ref().err(),
+    );
+    (result.map(|_| out), part)
+}
+
+/// What a SQL query yields, without running it: its columns and their types, and
+/// the tasks of its plan.
+///
+/// # Errors
+/// The query's errors.
+pub fn sql_info(query: &str, flags: &[String]) -> Result<serde_json::Value> {
+    let args = sql_args(query, None, flags)?;
+    let plan = args.plan()?;
+    let (tasks, lowered) = crate::convert::plan_query(&plan, args.job.sizing()?)?;
+    let columns: Vec<serde_json::Value> = lowered
+        .schema
+        .fields()
+        .iter()
+        .map(|f| serde_json::json!([f.name(), crate::storage::type_name(f.data_type())]))
+        .collect();
+    Ok(serde_json::json!({
+        "columns": columns,
+        "partitions": lowered.parts.len(),
+        "tasks": tasks.tasks.len(),
+    }))
+}
+
 /// An `array` expression and the array files its names are bound to.
 #[derive(Debug, Clone)]
 pub struct ArrayRequest {

@@ -495,49 +495,103 @@ impl Lowering<'_> {
         })
     }
 
-    /// `count(DISTINCT x)` as two groupings: by the keys and `x`, then by the keys
-    /// counting the `x` that are not NULL. Only that form is built: other aggregates of
-    /// distinct values, or beside others, are refused.
+    /// `count(DISTINCT x)` as two groupings: by the keys and `x`, then by the keys,
+    /// counting the `x` that are not NULL. The other aggregates of the query go
+    /// through the two groupings as partial results merged again (a sum of sums, a
+    /// sum of counts, a min of mins; a mean as its sum and count), so only
+    /// aggregates that merge so can stand beside it, and every distinct one must
+    /// be a count of one same column.
     fn distinct_count(
         input: &LogicalPlan,
         keys: &[(Expr, String)],
         aggs: &[AggExpr],
     ) -> Result<LogicalPlan> {
-        let first = &aggs[0];
-        let same = aggs.iter().all(|a| {
-            a.distinct && a.func == AggFunc::Count && a.args == first.args && a.args.len() == 1
-        });
-        if !same {
-            let a = aggs.iter().find(|a| a.distinct).unwrap_or(first);
-            return Err(Error::Usage(format!(
-                "{} is not supported yet: of aggregates over distinct values, only \
-             count(DISTINCT x) is, alone or repeated on one column",
+        let distinct: Vec<&AggExpr> = aggs.iter().filter(|a| a.distinct).collect();
+        let value = &distinct[0].args;
+        let refused = |a: &AggExpr, why: &str| {
+            Err(Error::Usage(format!(
+                "{} is not supported yet: {why}",
                 a.name
-            )));
+            )))
+        };
+        for a in &distinct {
+            if a.func != AggFunc::Count || &a.args != value || a.args.len() != 1 {
+                return refused(
+                    a,
+                    "of aggregates over distinct values, only count(DISTINCT x) is, on one \
+                     column per query",
+                );
+            }
         }
         const VALUE: &str = "#distinct";
         let mut inner_keys = keys.to_vec();
-        inner_keys.push((first.args[0].clone(), VALUE.into()));
-        let inner = LogicalPlan::Aggregate {
-            input: Box::new(input.clone()),
-            keys: inner_keys,
-            aggs: Vec::new(),
+        inner_keys.push((value[0].clone(), VALUE.into()));
+        let agg = |func: AggFunc, arg: Option<Expr>, name: String| AggExpr {
+            func,
+            args: arg.into_iter().collect(),
+            distinct: false,
+            name,
         };
-        Ok(LogicalPlan::Aggregate {
-            input: Box::new(inner),
-            keys: keys
-                .iter()
-                .map(|(_, name)| (Expr::col(name), name.clone()))
-                .collect(),
-            aggs: aggs
-                .iter()
-                .map(|a| AggExpr {
-                    func: AggFunc::Count,
-                    args: vec![Expr::col(VALUE)],
-                    distinct: false,
-                    name: a.name.clone(),
-                })
-                .collect(),
+        let (mut inner, mut outer, mut project) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, a) in aggs.iter().enumerate() {
+            let part = format!("#p{i}");
+            let out = |suffix: &str| format!("#o{i}{suffix}");
+            let arg = a.args.first().cloned();
+            let merged = match &a.func {
+                _ if a.distinct => {
+                    outer.push(agg(AggFunc::Count, Some(Expr::col(VALUE)), out("")));
+                    Expr::col(&out(""))
+                }
+                AggFunc::Size | AggFunc::Count | AggFunc::Sum => {
+                    inner.push(agg(a.func.clone(), arg, part.clone()));
+                    outer.push(agg(AggFunc::Sum, Some(Expr::col(&part)), out("")));
+                    Expr::col(&out(""))
+                }
+                AggFunc::Min | AggFunc::Max | AggFunc::Any | AggFunc::All => {
+                    inner.push(agg(a.func.clone(), arg, part.clone()));
+                    outer.push(agg(a.func.clone(), Some(Expr::col(&part)), out("")));
+                    Expr::col(&out(""))
+                }
+                AggFunc::Mean => {
+                    inner.push(agg(AggFunc::Sum, arg.clone(), format!("{part}s")));
+                    inner.push(agg(AggFunc::Count, arg, format!("{part}c")));
+                    outer.push(agg(AggFunc::Sum, Some(Expr::col(&format!("{part}s"))), out("s")));
+                    outer.push(agg(AggFunc::Sum, Some(Expr::col(&format!("{part}c"))), out("c")));
+                    // A mean of no value is NULL, not a division by zero.
+                    Expr::col(&out("s")).cast(arrow::datatypes::DataType::Float64).div(Expr::call(
+                        "nullif",
+                        vec![Expr::col(&out("c")), Expr::lit(0i64)],
+                    ))
+                }
+                other => {
+                    return refused(
+                        a,
+                        &format!(
+                            "{} beside count(DISTINCT ...) (only sum, count, min, max, avg, \
+                             bool_or and bool_and are)",
+                            other.name()
+                        ),
+                    )
+                }
+            };
+            project.push((merged, a.name.clone()));
+        }
+        let key_cols: Vec<(Expr, String)> = keys
+            .iter()
+            .map(|(_, name)| (Expr::col(name), name.clone()))
+            .collect();
+        let grouped = LogicalPlan::Aggregate {
+            input: Box::new(LogicalPlan::Aggregate {
+                input: Box::new(input.clone()),
+                keys: inner_keys,
+                aggs: inner,
+            }),
+            keys: key_cols.clone(),
+            aggs: outer,
+        };
+        Ok(LogicalPlan::Project {
+            input: Box::new(grouped),
+            exprs: key_cols.into_iter().chain(project).collect(),
         })
     }
 

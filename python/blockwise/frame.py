@@ -1,0 +1,695 @@
+"""Lazy data frames over CSV, Parquet and Arrow IPC files, pandas-style.
+
+A :class:`Frame` is a SQL query (DuckDB's dialect, as ``blockwise sql`` runs
+it): each method wraps the frame's query in another, so nothing is read until
+``compute()``, ``to_parquet()`` or ``head()``. The query runs as a plan of
+tasks under the memory limit: group-bys and sorts spill rather than fail.
+Results come back as ``pyarrow.Table`` objects, which pandas, Polars and DuckDB
+take through the Arrow PyCapsule interface without a copy.
+
+    >>> df = bw.read_csv("data.csv")
+    >>> df[df.v1 > 2].groupby("id1").agg({"v1": "sum"}).compute()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+from . import _blockwise
+
+__all__ = ["Column", "Frame", "GroupBy", "read_csv", "read_ipc", "read_parquet", "sql"]
+
+
+def _flags(options: dict[str, Any]) -> list[str]:
+    from . import _flags as flags, _with_config
+
+    return flags(_with_config(options))
+
+
+def _quote_name(name: str) -> str:
+    """A column name as a SQL identifier."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _literal(value: Any) -> str:
+    """A Python value as a SQL literal."""
+    if isinstance(value, Column):
+        return value._sql
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return "CAST('nan' AS DOUBLE)"
+        if value in (float("inf"), float("-inf")):
+            return f"CAST('{'-' if value < 0 else ''}inf' AS DOUBLE)"
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    try:
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return _literal(value.item())
+    except ImportError:  # pragma: no cover - numpy is a dependency of the tests
+        pass
+    raise TypeError(f"cannot use a {type(value).__name__} as a value in a frame expression")
+
+
+def _path_literal(path: str | os.PathLike) -> str:
+    return _literal(os.fspath(path))
+
+
+def sql(query: str, **options: Any):
+    """Runs a SQL query over table files and returns its rows as a
+    ``pyarrow.Table``. ``options`` are the job's (``memory_limit="1GiB"``,
+    ``threads=2``, ...)."""
+    import pyarrow as pa
+
+    _, data = _blockwise.sql_compute(query, _flags(options))
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+class Column:
+    """An expression over a frame's columns: arithmetic, comparisons, ``&``,
+    ``|``, ``~``, and methods; used to filter, assign and aggregate."""
+
+    def __init__(self, frame: "Frame", sql_text: str, name: str | None = None):
+        self._frame = frame
+        self._sql = sql_text
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"Column({self._sql})"
+
+    def __bool__(self):
+        raise TypeError(
+            "a frame column has no single truth value: combine conditions with & and |, "
+            "not `and` and `or`"
+        )
+
+    def _binary(self, op: str, other: Any, reverse: bool = False) -> "Column":
+        a, b = self._sql, _literal(other)
+        if reverse:
+            a, b = b, a
+        return Column(self._frame, f"({a} {op} {b})")
+
+    def __add__(self, o):
+        return self._binary("+", o)
+
+    def __radd__(self, o):
+        return self._binary("+", o, True)
+
+    def __sub__(self, o):
+        return self._binary("-", o)
+
+    def __rsub__(self, o):
+        return self._binary("-", o, True)
+
+    def __mul__(self, o):
+        return self._binary("*", o)
+
+    def __rmul__(self, o):
+        return self._binary("*", o, True)
+
+    def __truediv__(self, o):
+        return self._binary("/", o)
+
+    def __rtruediv__(self, o):
+        return self._binary("/", o, True)
+
+    def __floordiv__(self, o):
+        return Column(self._frame, f"floor({self._sql} / {_literal(o)})")
+
+    def __mod__(self, o):
+        return self._binary("%", o)
+
+    def __pow__(self, o):
+        return Column(self._frame, f"power({self._sql}, {_literal(o)})")
+
+    def __neg__(self):
+        return Column(self._frame, f"(-{self._sql})")
+
+    def __abs__(self):
+        return Column(self._frame, f"abs({self._sql})")
+
+    def __eq__(self, o):  # type: ignore[override]
+        if o is None:
+            return self.isna()
+        return self._binary("=", o)
+
+    def __ne__(self, o):  # type: ignore[override]
+        if o is None:
+            return self.notna()
+        return self._binary("<>", o)
+
+    def __lt__(self, o):
+        return self._binary("<", o)
+
+    def __le__(self, o):
+        return self._binary("<=", o)
+
+    def __gt__(self, o):
+        return self._binary(">", o)
+
+    def __ge__(self, o):
+        return self._binary(">=", o)
+
+    def __and__(self, o):
+        return self._binary("AND", o)
+
+    def __or__(self, o):
+        return self._binary("OR", o)
+
+    def __invert__(self):
+        return Column(self._frame, f"(NOT {self._sql})")
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def isin(self, values: Iterable[Any]) -> "Column":
+        values = list(values)
+        if not values:
+            return Column(self._frame, "FALSE")
+        return Column(self._frame, f"({self._sql} IN ({', '.join(_literal(v) for v in values)}))")
+
+    def isna(self) -> "Column":
+        return Column(self._frame, f"({self._sql} IS NULL)")
+
+    isnull = is_null = isna
+
+    def notna(self) -> "Column":
+        return Column(self._frame, f"({self._sql} IS NOT NULL)")
+
+    notnull = is_not_null = notna
+
+    def between(self, low: Any, high: Any) -> "Column":
+        return Column(self._frame, f"({self._sql} BETWEEN {_literal(low)} AND {_literal(high)})")
+
+    def fillna(self, value: Any) -> "Column":
+        return Column(self._frame, f"coalesce({self._sql}, {_literal(value)})")
+
+    fill_null = fillna
+
+    def astype(self, dtype: str) -> "Column":
+        names = {
+            "int64": "BIGINT", "int32": "INTEGER", "int16": "SMALLINT", "int8": "TINYINT",
+            "float64": "DOUBLE", "float32": "FLOAT", "str": "VARCHAR", "string": "VARCHAR",
+            "bool": "BOOLEAN", "date": "DATE", "datetime64[ns]": "TIMESTAMP",
+        }
+        return Column(self._frame, f"CAST({self._sql} AS {names.get(str(dtype), str(dtype))})")
+
+    def round(self, decimals: int = 0) -> "Column":
+        return Column(self._frame, f"round({self._sql}, {int(decimals)})")
+
+    @property
+    def str(self) -> "_Strings":
+        return _Strings(self)
+
+    @property
+    def dt(self) -> "_Dates":
+        return _Dates(self)
+
+    def _aggregate(self, func: str) -> Any:
+        frame = Frame(f"SELECT {func}({self._sql}) AS x FROM ({self._frame._query}) AS t")
+        return frame.compute().column(0)[0].as_py()
+
+    def sum(self):
+        return self._aggregate("sum")
+
+    def mean(self):
+        return self._aggregate("avg")
+
+    def min(self):
+        return self._aggregate("min")
+
+    def max(self):
+        return self._aggregate("max")
+
+    def count(self):
+        return self._aggregate("count")
+
+    def std(self):
+        return self._aggregate("stddev_samp")
+
+    def var(self):
+        return self._aggregate("var_samp")
+
+    def median(self):
+        return self._aggregate("median")
+
+    def nunique(self):
+        frame = Frame(f"SELECT count(DISTINCT {self._sql}) AS x FROM ({self._frame._query}) AS t")
+        return frame.compute().column(0)[0].as_py()
+
+    def compute(self):
+        """The column's values, as a ``pyarrow.ChunkedArray``."""
+        name = self._name or "value"
+        return Frame(
+            f"SELECT {self._sql} AS {_quote_name(name)} FROM ({self._frame._query}) AS t"
+        ).compute().column(0)
+
+
+class _Strings:
+    def __init__(self, col: Column):
+        self._c = col
+
+    def _call(self, func: str, *args: Any) -> Column:
+        rest = "".join(", " + _literal(a) for a in args)
+        return Column(self._c._frame, f"{func}({self._c._sql}{rest})")
+
+    def contains(self, pat: str, regex: bool = True) -> Column:
+        return self._call("regexp_matches", pat) if regex else self._call("contains", pat)
+
+    def startswith(self, prefix: str) -> Column:
+        return self._call("starts_with", prefix)
+
+    def endswith(self, suffix: str) -> Column:
+        return self._call("ends_with", suffix)
+
+    def lower(self) -> Column:
+        return self._call("lower")
+
+    def upper(self) -> Column:
+        return self._call("upper")
+
+    def len(self) -> Column:
+        return self._call("length")
+
+    def strip(self) -> Column:
+        return self._call("trim")
+
+    def replace(self, old: str, new: str) -> Column:
+        return self._call("replace", old, new)
+
+    def slice(self, start: int = 0, stop: int | None = None) -> Column:
+        if stop is None:
+            return self._call("substr", start + 1)
+        return self._call("substr", start + 1, max(stop - start, 0))
+
+
+class _Dates:
+    def __init__(self, col: Column):
+        self._c = col
+
+    def _part(self, func: str) -> Column:
+        return Column(self._c._frame, f"{func}({self._c._sql})")
+
+    @property
+    def year(self):
+        return self._part("year")
+
+    @property
+    def month(self):
+        return self._part("month")
+
+    @property
+    def day(self):
+        return self._part("day")
+
+    @property
+    def hour(self):
+        return self._part("hour")
+
+    @property
+    def minute(self):
+        return self._part("minute")
+
+    @property
+    def second(self):
+        return self._part("second")
+
+    @property
+    def dayofweek(self):
+        # pandas: Monday=0; DuckDB's isodow: Monday=1.
+        return Column(self._c._frame, f"(isodow({self._c._sql}) - 1)")
+
+    @property
+    def dayofyear(self):
+        return self._part("dayofyear")
+
+
+# pandas' aggregation names and the SQL functions they are.
+_AGGREGATES = {
+    "sum": "sum", "mean": "avg", "count": "count", "min": "min", "max": "max",
+    "std": "stddev_samp", "var": "var_samp", "median": "median", "any": "bool_or",
+    "all": "bool_and", "nunique": "count_distinct", "size": "count_star",
+}
+
+
+def _aggregate_sql(func: str, column: str | None) -> str:
+    try:
+        sql_func = _AGGREGATES[func]
+    except KeyError:
+        raise ValueError(
+            f"unknown aggregation {func!r}; the aggregations are {', '.join(_AGGREGATES)}"
+        ) from None
+    if sql_func == "count_star":
+        return "count(*)"
+    if column is None:
+        raise ValueError(f"{func} needs a column")
+    if sql_func == "count_distinct":
+        return f"count(DISTINCT {_quote_name(column)})"
+    return f"{sql_func}({_quote_name(column)})"
+
+
+class GroupBy:
+    """A frame grouped by key columns: ``agg``, and pandas' aggregation methods."""
+
+    def __init__(self, frame: "Frame", keys: list[str], column: str | None = None):
+        self._frame = frame
+        self._keys = keys
+        self._column = column
+
+    def __getitem__(self, column: str) -> "GroupBy":
+        return GroupBy(self._frame, self._keys, column)
+
+    def __getattr__(self, name: str) -> "GroupBy":
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._frame.columns:
+            return GroupBy(self._frame, self._keys, name)
+        raise AttributeError(name)
+
+    def agg(self, spec: Any = None, **named: Any) -> "Frame":
+        """``agg({"v1": "sum", "v3": ["mean", "max"]})``, ``agg("sum")`` on a
+        selected column, or ``agg(total=("v1", "sum"))``."""
+        items: list[tuple[str, str]] = []  # (sql, output name)
+        if isinstance(spec, str):
+            if self._column is None:
+                columns = [c for c in self._frame.columns if c not in self._keys]
+            else:
+                columns = [self._column]
+            items = [(_aggregate_sql(spec, c), c) for c in columns]
+        elif isinstance(spec, dict):
+            for column, funcs in spec.items():
+                funcs = [funcs] if isinstance(funcs, str) else list(funcs)
+                for f in funcs:
+                    name = column if len(funcs) == 1 else f"{column}_{f}"
+                    items.append((_aggregate_sql(f, column), name))
+        for name, value in named.items():
+            column, func = value
+            items.append((_aggregate_sql(func, column), name))
+        if not items:
+            raise ValueError("agg: give the aggregations, e.g. agg({'v1': 'sum'})")
+        keys = ", ".join(_quote_name(k) for k in self._keys)
+        select = ", ".join([keys] + [f"{s} AS {_quote_name(n)}" for s, n in items])
+        return Frame(
+            f"SELECT {select} FROM ({self._frame._query}) AS t GROUP BY {keys} ORDER BY {keys}"
+        )
+
+    def _one(self, func: str) -> "Frame":
+        if func == "size":
+            keys = ", ".join(_quote_name(k) for k in self._keys)
+            return Frame(
+                f"SELECT {keys}, count(*) AS size FROM ({self._frame._query}) AS t "
+                f"GROUP BY {keys} ORDER BY {keys}"
+            )
+        return self.agg(func)
+
+    def sum(self):
+        return self._one("sum")
+
+    def mean(self):
+        return self._one("mean")
+
+    def count(self):
+        return self._one("count")
+
+    def min(self):
+        return self._one("min")
+
+    def max(self):
+        return self._one("max")
+
+    def std(self):
+        return self._one("std")
+
+    def var(self):
+        return self._one("var")
+
+    def median(self):
+        return self._one("median")
+
+    def nunique(self):
+        return self._one("nunique")
+
+    def size(self):
+        return self._one("size")
+
+    def nlargest(self, n: int, column: str | None = None) -> "Frame":
+        """The ``n`` rows with the largest ``column`` in each group (a top k per
+        group: never a sort of everything)."""
+        return self._top(n, column, "DESC")
+
+    def nsmallest(self, n: int, column: str | None = None) -> "Frame":
+        return self._top(n, column, "ASC")
+
+    def _top(self, n: int, column: str | None, order: str) -> "Frame":
+        column = column or self._column
+        if column is None:
+            raise ValueError("nlargest: name the column")
+        keys = ", ".join(_quote_name(k) for k in self._keys)
+        cols = ", ".join(_quote_name(c) for c in self._frame.columns)
+        return Frame(
+            f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {keys} "
+            f"ORDER BY {_quote_name(column)} {order}) AS \"#rank\" FROM ({self._frame._query}) AS t) "
+            f"AS r WHERE \"#rank\" <= {int(n)}"
+        )
+
+
+class Frame:
+    """A lazy table: a query over files, computed on demand."""
+
+    def __init__(self, query: str, **options: Any):
+        self._query = query
+        self._options = options
+        self._info: dict | None = None
+
+    def _describe(self) -> dict:
+        if self._info is None:
+            self._info = json.loads(_blockwise.sql_info(self._query, _flags(self._options)))
+        return self._info
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c, _ in self._describe()["columns"]]
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        return {c: t for c, t in self._describe()["columns"]}
+
+    @property
+    def npartitions(self) -> int:
+        return self._describe()["partitions"]
+
+    def __repr__(self) -> str:
+        info = self._describe()
+        cols = ", ".join(f"{c}: {t}" for c, t in info["columns"])
+        return (
+            f"blockwise.Frame<{len(info['columns'])} columns ({cols}); "
+            f"{info['partitions']} partitions, {info['tasks']} tasks>"
+        )
+
+    def _wrap(self, query: str) -> "Frame":
+        return Frame(query, **self._options)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key not in self.columns:
+                raise KeyError(key)
+            return Column(self, _quote_name(key), key)
+        if isinstance(key, Column):
+            return self._wrap(f"SELECT * FROM ({self._query}) AS t WHERE {key._sql}")
+        if isinstance(key, (list, tuple)):
+            missing = [k for k in key if k not in self.columns]
+            if missing:
+                raise KeyError(f"no columns {missing}; the columns are {self.columns}")
+            cols = ", ".join(_quote_name(k) for k in key)
+            return self._wrap(f"SELECT {cols} FROM ({self._query}) AS t")
+        raise TypeError(f"a frame is indexed by a column name, a list of names or a condition, not {key!r}")
+
+    def __getattr__(self, name: str) -> Column:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self.columns:
+            return Column(self, _quote_name(name), name)
+        raise AttributeError(f"the frame has no column {name!r}; its columns are {self.columns}")
+
+    def filter(self, condition: Column) -> "Frame":
+        return self[condition]
+
+    def select(self, *columns: str) -> "Frame":
+        return self[list(columns)]
+
+    def assign(self, **columns: Any) -> "Frame":
+        """New or replaced columns, computed from the frame's."""
+        items = []
+        for c in self.columns:
+            if c in columns:
+                items.append(f"{_literal(columns[c])} AS {_quote_name(c)}")
+            else:
+                items.append(_quote_name(c))
+        for name, value in columns.items():
+            if name not in self.columns:
+                items.append(f"{_literal(value)} AS {_quote_name(name)}")
+        return self._wrap(f"SELECT {', '.join(items)} FROM ({self._query}) AS t")
+
+    with_columns = assign
+
+    def rename(self, columns: dict[str, str]) -> "Frame":
+        items = [
+            f"{_quote_name(c)} AS {_quote_name(columns.get(c, c))}" for c in self.columns
+        ]
+        return self._wrap(f"SELECT {', '.join(items)} FROM ({self._query}) AS t")
+
+    def drop(self, columns: str | list[str]) -> "Frame":
+        drop = {columns} if isinstance(columns, str) else set(columns)
+        return self[[c for c in self.columns if c not in drop]]
+
+    def groupby(self, by: str | list[str]) -> GroupBy:
+        keys = [by] if isinstance(by, str) else list(by)
+        missing = [k for k in keys if k not in self.columns]
+        if missing:
+            raise KeyError(f"no columns {missing}; the columns are {self.columns}")
+        return GroupBy(self, keys)
+
+    def sort_values(self, by: str | list[str], ascending: bool | list[bool] = True,
+                    na_position: str = "last") -> "Frame":
+        keys = [by] if isinstance(by, str) else list(by)
+        asc = [ascending] * len(keys) if isinstance(ascending, bool) else list(ascending)
+        nulls = "NULLS FIRST" if na_position == "first" else "NULLS LAST"
+        order = ", ".join(
+            f"{_quote_name(k)} {'ASC' if a else 'DESC'} {nulls}" for k, a in zip(keys, asc)
+        )
+        return self._wrap(f"SELECT * FROM ({self._query}) AS t ORDER BY {order}")
+
+    def nlargest(self, n: int, columns: str | list[str]) -> "Frame":
+        cols = [columns] if isinstance(columns, str) else list(columns)
+        order = ", ".join(f"{_quote_name(c)} DESC" for c in cols)
+        return self._wrap(f"SELECT * FROM ({self._query}) AS t ORDER BY {order} LIMIT {int(n)}")
+
+    def nsmallest(self, n: int, columns: str | list[str]) -> "Frame":
+        cols = [columns] if isinstance(columns, str) else list(columns)
+        order = ", ".join(f"{_quote_name(c)} ASC" for c in cols)
+        return self._wrap(f"SELECT * FROM ({self._query}) AS t ORDER BY {order} LIMIT {int(n)}")
+
+    def drop_duplicates(self) -> "Frame":
+        return self._wrap(f"SELECT DISTINCT * FROM ({self._query}) AS t")
+
+    def value_counts(self, column: str) -> "Frame":
+        c = _quote_name(column)
+        return self._wrap(
+            f"SELECT {c}, count(*) AS count FROM ({self._query}) AS t GROUP BY {c} "
+            f"ORDER BY count DESC, {c}"
+        )
+
+    def describe(self):
+        """count, mean, std, min, quartiles and max of each numeric column, as a
+        ``pyarrow.Table`` with a ``statistic`` column (as pandas' ``describe``)."""
+        import pyarrow as pa
+
+        numeric = [
+            c for c, t in self.dtypes.items()
+            if t.startswith(("int", "uint", "float", "double", "decimal"))
+        ]
+        if not numeric:
+            raise ValueError("describe: the frame has no numeric column")
+        stats = [("count", "count"), ("mean", "avg"), ("std", "stddev_samp"), ("min", "min"),
+                 ("25%", "q25"), ("50%", "median"), ("75%", "q75"), ("max", "max")]
+        items = []
+        for c in numeric:
+            q = _quote_name(c)
+            for label, f in stats:
+                if f == "q25":
+                    e = f"quantile_cont({q}, 0.25)"
+                elif f == "q75":
+                    e = f"quantile_cont({q}, 0.75)"
+                else:
+                    e = f"{f}({q})"
+                items.append(f"CAST({e} AS DOUBLE) AS {_quote_name(c + '|' + label)}")
+        row = self._wrap(f"SELECT {', '.join(items)} FROM ({self._query}) AS t").compute()
+        columns = {"statistic": [label for label, _ in stats]}
+        for c in numeric:
+            columns[c] = [row.column(f"{c}|{label}")[0].as_py() for label, _ in stats]
+        return pa.table(columns)
+
+    def head(self, n: int = 5):
+        return self._wrap(f"SELECT * FROM ({self._query}) AS t LIMIT {int(n)}").compute()
+
+    def __len__(self) -> int:
+        return int(
+            self._wrap(f"SELECT count(*) AS n FROM ({self._query}) AS t").compute().column(0)[0].as_py()
+        )
+
+    def compute(self, **options: Any):
+        """The rows, as a ``pyarrow.Table`` (it must fit half the memory limit;
+        write larger results with ``to_parquet``)."""
+        merged = dict(self._options)
+        merged.update(options)
+        if merged.get("executor") is not None:
+            raise NotImplementedError(
+                "a frame query runs on the local executor; executor= is for arrays and plans"
+            )
+        merged.pop("executor", None)
+        return sql(self._query, **merged)
+
+    collect = compute
+
+    def to_pandas(self, **options: Any):
+        return self.compute(**options).to_pandas()
+
+    def _write(self, path: str | os.PathLike, to: str | None, options: dict[str, Any]) -> dict:
+        merged = dict(self._options)
+        merged.update(options)
+        if to is not None:
+            merged["to"] = to
+        stats = _blockwise.sql_write(self._query, os.fspath(path), _flags(merged))
+        return json.loads(stats)
+
+    def to_parquet(self, path: str | os.PathLike, **options: Any) -> dict:
+        return self._write(path, None, options)
+
+    def to_csv(self, path: str | os.PathLike, **options: Any) -> dict:
+        return self._write(path, "csv", options)
+
+    def to_ipc(self, path: str | os.PathLike, **options: Any) -> dict:
+        return self._write(path, "ipc", options)
+
+
+def read_csv(path: str | os.PathLike, delimiter: str = ",", header: bool = True,
+             **options: Any) -> Frame:
+    """A CSV file as a lazy frame (types inferred from a sample)."""
+    args = [_path_literal(path), f"delim={_literal(delimiter)}", f"header={'true' if header else 'false'}"]
+    return Frame(f"SELECT * FROM read_csv({', '.join(args)})", **options)
+
+
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None,
+                 filters: list[tuple[str, str, Any]] | None = None, **options: Any) -> Frame:
+    """A Parquet file (or a directory of parts) as a lazy frame; ``columns`` and
+    ``filters`` (``[("v1", ">", 2)]``, as pyarrow's) are applied as it is read."""
+    select = "*" if not columns else ", ".join(_quote_name(c) for c in columns)
+    query = f"SELECT {select} FROM read_parquet({_path_literal(path)})"
+    if filters:
+        ops = {"=": "=", "==": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">=",
+               "in": "IN", "not in": "NOT IN"}
+        conds = []
+        for column, op, value in filters:
+            if op not in ops:
+                raise ValueError(f"filter operator {op!r}; the operators are {', '.join(ops)}")
+            if ops[op] in ("IN", "NOT IN"):
+                vals = ", ".join(_literal(v) for v in value)
+                conds.append(f"{_quote_name(column)} {ops[op]} ({vals})")
+            else:
+                conds.append(f"{_quote_name(column)} {ops[op]} {_literal(value)}")
+        query += " WHERE " + " AND ".join(conds)
+    return Frame(query, **options)
+
+
+def read_ipc(path: str | os.PathLike, **options: Any) -> Frame:
+    """An Arrow IPC file as a lazy frame."""
+    return Frame(f"SELECT * FROM {_path_literal(path)}", **options)

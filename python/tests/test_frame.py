@@ -1,0 +1,165 @@
+"""Frames and SQL from Python, against DuckDB on the same files: the db-benchmark
+questions through ``bw.sql`` and the pandas-style API, results as pyarrow tables."""
+
+from __future__ import annotations
+
+import math
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+import blockwise as bw
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """A db-benchmark-like table of 5000 rows, with NULLs, as CSV and Parquet."""
+    root = tmp_path_factory.mktemp("frames")
+    rng = np.random.default_rng(3)
+    n = 5000
+    v1 = rng.integers(1, 6, n).astype(float)
+    v1[::17] = np.nan
+    t = pa.table({
+        "id1": [f"id{v:03d}" for v in rng.integers(1, 11, n)],
+        "id2": [f"id{v:03d}" for v in rng.integers(1, 21, n)],
+        "id4": rng.integers(1, 11, n),
+        "id6": rng.integers(1, 300, n),
+        "v1": pa.array(v1, mask=np.isnan(v1)).cast(pa.int64()),
+        "v2": rng.integers(1, 16, n),
+        "v3": np.round(rng.random(n) * 100, 6),
+    })
+    pacsv.write_csv(t, root / "t.csv")
+    pq.write_table(t, root / "t.parquet")
+    return root
+
+
+def rows(t: pa.Table, sort: bool = True) -> list[tuple]:
+    out = [tuple(r.values()) for r in t.to_pylist()]
+    return sorted(out, key=lambda r: tuple((x is None, str(x)) for x in r)) if sort else out
+
+
+def same(a: list[tuple], b: list[tuple]) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        for u, v in zip(x, y):
+            if isinstance(u, float) or isinstance(v, float):
+                if u is None or v is None:
+                    if u is not v:
+                        return False
+                elif not math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-12):
+                    return False
+            elif u != v:
+                return False
+    return True
+
+
+QUESTIONS = {
+    "q1": "SELECT id1, sum(v1) AS v1 FROM '{f}' GROUP BY id1",
+    "q2": "SELECT id1, id2, sum(v1) AS v1 FROM '{f}' GROUP BY id1, id2",
+    "q4": "SELECT id4, avg(v1) AS v1, avg(v2) AS v2, avg(v3) AS v3 FROM '{f}' GROUP BY id4",
+    "q6": "SELECT id4, id2, median(v3) AS median_v3, stddev(v3) AS sd_v3 FROM '{f}' GROUP BY id4, id2",
+    "q7": "SELECT id2, max(v1) - min(v2) AS range_v1_v2 FROM '{f}' GROUP BY id2",
+    "q8": "SELECT id6, largest2_v3 FROM (SELECT id6, v3 AS largest2_v3, row_number() OVER "
+          "(PARTITION BY id6 ORDER BY v3 DESC) AS order_v3 FROM '{f}' WHERE v3 IS NOT NULL) "
+          "sub_query WHERE order_v3 <= 2",
+    "q9": "SELECT id2, id4, pow(corr(v1, v2), 2) AS r2 FROM '{f}' GROUP BY id2, id4",
+    "q10": "SELECT id1, id2, id4, id6, sum(v3) AS v3, count(*) AS count FROM '{f}' "
+           "GROUP BY id1, id2, id4, id6",
+}
+
+
+@pytest.mark.parametrize("question", sorted(QUESTIONS))
+@pytest.mark.parametrize("source", ["t.csv", "t.parquet"])
+def test_sql_answers_the_db_benchmark_questions_as_duckdb(table, question, source):
+    query = QUESTIONS[question].format(f=table / source)
+    ours = bw.sql(query, memory_limit="64MiB")
+    assert isinstance(ours, pa.Table)
+    want = duckdb.sql(query).arrow()
+    if hasattr(want, "read_all"):
+        want = want.read_all()
+    assert ours.column_names == want.column_names
+    assert same(rows(ours), rows(want))
+
+
+def test_an_ordered_query_keeps_duckdbs_order(table):
+    query = f"SELECT id1, v3 FROM '{table / 't.parquet'}' WHERE v2 > 10 ORDER BY v3 DESC LIMIT 7"
+    want = duckdb.sql(query).fetchall()
+    assert same(rows(bw.sql(query), sort=False), want)
+
+
+def test_the_pandas_api_equals_duckdb(table):
+    df = bw.read_csv(table / "t.csv")
+    assert df.columns == ["id1", "id2", "id4", "id6", "v1", "v2", "v3"]
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW t AS SELECT * FROM read_csv('{table / 't.csv'}')")
+
+    got = df[df.v1 > 2].groupby("id1").agg({"v1": "sum"}).compute()
+    want = con.execute("SELECT id1, sum(v1) FROM t WHERE v1 > 2 GROUP BY id1 ORDER BY id1").fetchall()
+    assert same(rows(got, sort=False), want)
+
+    got = df.groupby(["id1", "id4"]).v3.mean().compute()
+    want = con.execute("SELECT id1, id4, avg(v3) FROM t GROUP BY id1, id4 ORDER BY 1, 2").fetchall()
+    assert same(rows(got, sort=False), want)
+
+    got = df.assign(w=df.v3 * 2 + df["v2"]).nlargest(5, "w")[["id1", "w"]].compute()
+    want = con.execute("SELECT id1, v3 * 2 + v2 AS w FROM t ORDER BY w DESC LIMIT 5").fetchall()
+    assert same(rows(got, sort=False), want)
+
+    got = df[(df.id1.isin(["id001", "id002"])) & ~df.v1.isna()].sort_values(["v3"], ascending=False).head(4)
+    want = con.execute(
+        "SELECT * FROM t WHERE id1 IN ('id001', 'id002') AND v1 IS NOT NULL ORDER BY v3 DESC LIMIT 4"
+    ).fetchall()
+    assert same(rows(got, sort=False), want)
+
+    got = df.groupby("id6").nlargest(2, "v3").compute()
+    want = con.execute(
+        "SELECT * FROM t QUALIFY row_number() OVER (PARTITION BY id6 ORDER BY v3 DESC) <= 2"
+    ).fetchall()
+    assert same(rows(got), sorted(want, key=lambda r: tuple((x is None, str(x)) for x in r)))
+
+    assert len(df) == 5000
+    assert df.v2.sum() == con.execute("SELECT sum(v2) FROM t").fetchone()[0]
+    assert df.id2.nunique() == 20
+    described = df.describe()
+    assert described.column("statistic").to_pylist()[0] == "count"
+    assert math.isclose(
+        described.column("v3")[1].as_py(), con.execute("SELECT avg(v3) FROM t").fetchone()[0]
+    )
+    # pandas takes the result without a copy through the Arrow interface.
+    assert df.head(3).to_pandas().shape == (3, 7)
+
+
+def test_frames_write_files_that_duckdb_reads(table, tmp_path):
+    df = bw.read_parquet(table / "t.parquet", columns=["id1", "v3"], filters=[("v3", ">", 50.0)])
+    out = tmp_path / "out.parquet"
+    df.groupby("id1").agg(total=("v3", "sum"), n=("v3", "size")).to_parquet(out)
+    got = duckdb.sql(f"SELECT * FROM '{out}' ORDER BY id1").fetchall()
+    want = duckdb.sql(
+        f"SELECT id1, sum(v3), count(*) FROM '{table / 't.parquet'}' WHERE v3 > 50 GROUP BY id1 ORDER BY id1"
+    ).fetchall()
+    assert same(got, want)
+    assert "partitions" in repr(df)
+
+
+def test_bad_frames_raise_clear_errors(table):
+    df = bw.read_csv(table / "t.csv")
+    with pytest.raises(AttributeError, match="no column 'v9'"):
+        df.v9
+    with pytest.raises(KeyError):
+        df[["id1", "nope"]]
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        df.groupby("id1").agg({"v1": "total"})
+    with pytest.raises(TypeError, match="truth value"):
+        if df.v1 > 2:
+            pass
+    with pytest.raises(ValueError, match="unknown column"):
+        bw.sql(f"SELECT v9 FROM '{table / 't.csv'}'")
+    with pytest.raises(ValueError, match="syntax"):
+        bw.sql("SELEC 1")
+    with pytest.raises(FileNotFoundError):
+        bw.sql("SELECT * FROM 'no/such/file.csv'")
