@@ -476,7 +476,7 @@ impl<'a> ExprPlanner<'a> {
                 .iter()
                 .find(|a| a.name.eq_ignore_ascii_case(name))
             {
-                if a.computed && !(self.allow_aggs && !self.in_aggregate) {
+                if a.computed && (!self.allow_aggs || self.in_aggregate) {
                     let what = if self.in_aggregate {
                         "aggregate functions"
                     } else {

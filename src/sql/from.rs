@@ -60,7 +60,24 @@ impl QueryPlanner<'_> {
             }
         };
         if let Some(join) = first.joins.first() {
-            return Err(self.unsupported(join.span(), "JOIN"));
+            // The join's span is its table's: the caret goes back to the keyword.
+            let err = self.unsupported(join.span(), "JOIN");
+            let Some(table) = super::error::byte_span(self.sql, join.relation.span()) else {
+                return Err(err);
+            };
+            let before = self.sql[..table.start].to_ascii_lowercase();
+            return Err(match before.rfind("join") {
+                Some(k) => super::error::at_bytes(
+                    self.sql,
+                    crate::error::syntax::Span::new(k, table.end),
+                    SqlProblem::Unsupported {
+                        construct: "JOIN".into(),
+                        hint: String::new(),
+                    }
+                    .into(),
+                ),
+                None => err,
+            });
         }
         self.table_factor(&first.relation, ctes)
     }

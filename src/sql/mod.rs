@@ -68,6 +68,7 @@
 mod error;
 mod expr;
 mod from;
+mod keywords;
 mod name;
 mod query;
 #[cfg(test)]

@@ -14,6 +14,7 @@ use sqlparser::ast::{
 };
 
 use super::error::offset_of;
+use super::keywords::is_keyword;
 
 /// The result column's name for `e`, when the select list gives no alias.
 pub(crate) fn column_name(sql: &str, e: &Ast) -> String {
@@ -193,6 +194,59 @@ fn write_expr(o: &mut String, sql: &str, e: &Ast) {
             o.push(')');
         }
         Ast::Function(f) => write_function(o, sql, f),
+        // sqlparser's special forms of ordinary functions, printed as calls.
+        Ast::Ceil { expr, .. } => wrap(o, "ceil(", sql, expr, ")"),
+        Ast::Floor { expr, .. } => wrap(o, "floor(", sql, expr, ")"),
+        Ast::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            o.push_str("\"substring\"(");
+            write_expr(o, sql, expr);
+            o.push_str(", ");
+            match substring_from {
+                Some(from) => write_expr(o, sql, from),
+                None => o.push('1'),
+            }
+            if let Some(n) = substring_for {
+                o.push_str(", ");
+                write_expr(o, sql, n);
+            }
+            o.push(')');
+        }
+        Ast::Trim {
+            expr,
+            trim_where,
+            trim_what,
+            trim_characters,
+        } => {
+            o.push_str(match trim_where {
+                None | Some(ast::TrimWhereField::Both) => "\"trim\"(",
+                Some(ast::TrimWhereField::Leading) => "ltrim(",
+                Some(ast::TrimWhereField::Trailing) => "rtrim(",
+            });
+            write_expr(o, sql, expr);
+            for e in trim_what
+                .iter()
+                .map(|b| &**b)
+                .chain(trim_characters.iter().flatten())
+            {
+                o.push_str(", ");
+                write_expr(o, sql, e);
+            }
+            o.push(')');
+        }
+        Ast::Extract { field, expr, .. } => {
+            let _ = write!(
+                o,
+                "date_part('{}', ",
+                field.to_string().to_ascii_uppercase()
+            );
+            write_expr(o, sql, expr);
+            o.push(')');
+        }
         other => {
             let _ = write!(o, "{other}");
         }
@@ -231,10 +285,10 @@ fn write_function(o: &mut String, sql: &str, f: &ast::Function) {
     if name == "count" && (star || empty) {
         o.push_str("count_star()");
     } else {
-        o.push_str(match name.as_str() {
-            "coalesce" => "COALESCE",
-            other => other,
-        });
+        match name.as_str() {
+            "coalesce" => o.push_str("COALESCE"),
+            other => write_ident(o, other),
+        }
         o.push('(');
         if let Some(list) = list {
             if matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct)) {
@@ -336,14 +390,15 @@ fn write_value(o: &mut String, v: &Value) {
     }
 }
 
-/// A column name inside an expression: bare when it is a plain identifier, else in
-/// double quotes (doubled inside), as DuckDB prints it.
+/// A name inside an expression: bare when it is a plain ASCII identifier and no
+/// keyword, else in double quotes (doubled inside), as DuckDB prints it.
 fn write_ident(o: &mut String, name: &str) {
     let plain = name
         .chars()
         .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !is_keyword(name);
     if plain {
         o.push_str(name);
     } else {

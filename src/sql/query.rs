@@ -425,6 +425,10 @@ impl QueryPlanner<'_> {
                 }
                 grouped = !list.is_empty();
                 for g in list {
+                    // `GROUP BY ()`: one group of every row.
+                    if matches!(g, Ast::Tuple(t) if t.is_empty()) {
+                        continue;
+                    }
                     let (expr, name) = self.group_key(g, &scope, &aliases, &mut calls, &items)?;
                     add_key(&mut keys, expr, name, g.span());
                 }
@@ -456,7 +460,6 @@ impl QueryPlanner<'_> {
             plan = self.filter(plan, predicate, wspan, "WHERE")?;
         }
         let aggregating = grouped || !calls.aggs.is_empty() || having.is_some();
-        let mut items = items;
         let mut having = having;
         let mut qualify = qualify;
         let mut windows = std::mem::take(&mut calls.windows);
