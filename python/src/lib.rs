@@ -31,7 +31,13 @@ const SIGNAL_POLL: Duration = Duration::from_millis(100);
 /// The Python exception for `e`, carrying blockwise's message.
 fn to_py(e: Error) -> PyErr {
     let message = e.to_string();
-    match &e {
+    // An error placed in an expression or query is raised as what it is (a missing
+    // file a FileNotFoundError), with the place in its message.
+    let mut inner = &e;
+    while let Error::InExpression { error, .. } = inner {
+        inner = error;
+    }
+    match inner {
         Error::NotFound { .. } => PyFileNotFoundError::new_err(message),
         Error::OutputExists { .. } => PyFileExistsError::new_err(message),
         Error::PermissionDenied { .. } => PyPermissionError::new_err(message),
@@ -40,7 +46,7 @@ fn to_py(e: Error) -> PyErr {
         | Error::Io { .. }
         | Error::NameTooLong { .. } => PyOSError::new_err(message),
         Error::Cancelled | Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(message),
-        _ => match e.exit_code() {
+        _ => match inner.exit_code() {
             2 => PyValueError::new_err(message),
             3 => BlockwiseMemoryError::new_err(message),
             _ => PyRuntimeError::new_err(message),

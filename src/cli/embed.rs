@@ -60,7 +60,12 @@ pub type QueryWatched = (Result<(serde_json::Value, Vec<u8>)>, Option<ReportPart
 
 /// Computes a SQL query's rows into memory with job `flags`, watched as `watch`
 /// says.
-pub fn sql_compute(query: &str, flags: &[String], cancel: CancelToken, watch: &Watch) -> QueryWatched {
+pub fn sql_compute(
+    query: &str,
+    flags: &[String],
+    cancel: CancelToken,
+    watch: &Watch,
+) -> QueryWatched {
     let started = Instant::now();
     let prepared = sql_args(query, None, flags)
         .and_then(|args| Ok((args.plan()?, context(&args.job, cancel.clone(), watch)?)));

@@ -71,8 +71,8 @@ pub struct SortExpr {
     pub expr: Expr,
     /// Largest first.
     pub descending: bool,
-    /// Nulls before the other values (SQL's default: last ascending, first
-    /// descending, as DuckDB and Postgres).
+    /// Nulls before the other values (DuckDB's default is last, ascending or
+    /// descending; Postgres puts them first descending).
     pub nulls_first: bool,
 }
 

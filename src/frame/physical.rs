@@ -555,13 +555,23 @@ impl Lowering<'_> {
                 AggFunc::Mean => {
                     inner.push(agg(AggFunc::Sum, arg.clone(), format!("{part}s")));
                     inner.push(agg(AggFunc::Count, arg, format!("{part}c")));
-                    outer.push(agg(AggFunc::Sum, Some(Expr::col(&format!("{part}s"))), out("s")));
-                    outer.push(agg(AggFunc::Sum, Some(Expr::col(&format!("{part}c"))), out("c")));
+                    outer.push(agg(
+                        AggFunc::Sum,
+                        Some(Expr::col(&format!("{part}s"))),
+                        out("s"),
+                    ));
+                    outer.push(agg(
+                        AggFunc::Sum,
+                        Some(Expr::col(&format!("{part}c"))),
+                        out("c"),
+                    ));
                     // A mean of no value is NULL, not a division by zero.
-                    Expr::col(&out("s")).cast(arrow::datatypes::DataType::Float64).div(Expr::call(
-                        "nullif",
-                        vec![Expr::col(&out("c")), Expr::lit(0i64)],
-                    ))
+                    Expr::col(&out("s"))
+                        .cast(arrow::datatypes::DataType::Float64)
+                        .div(Expr::call(
+                            "nullif",
+                            vec![Expr::col(&out("c")), Expr::lit(0i64)],
+                        ))
                 }
                 other => {
                     return refused(

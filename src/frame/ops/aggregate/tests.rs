@@ -522,3 +522,68 @@ fn sorts_equal_duckdbs_in_order_and_spill_under_a_small_budget() {
     assert!(peak <= limit, "peak reserved {peak} > {limit}");
     assert!(ctx.spill.spilled_bytes() > 0, "nothing was spilled");
 }
+
+#[test]
+fn sql_queries_equal_duckdbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(SCRIPT, &[&d]);
+    let ctx = context(16 << 20);
+    // Each is DuckDB's over the view `t`, ours over the CSV file (`T`).
+    let cases = [
+        (
+            "mixed_distinct",
+            "select id4, count(*) as n, count(distinct id1) as d, avg(v3) as m, sum(v1) as s, \
+             min(id2) as lo, max(v2) as hi from T group by id4",
+        ),
+        (
+            "whole_distinct",
+            "select count(distinct id3) as d, count(v1) as c, avg(v1) as m from T where v2 > 3",
+        ),
+        (
+            "having",
+            "select id1, id2, sum(v3) as s from T where id5 < 20 group by id1, id2 \
+             having count(*) > 40 and sum(v1) > 100",
+        ),
+        (
+            "o_ordered",
+            "select id2, avg(v3) as m, max(v1) - min(v2) as r from T group by id2 \
+             order by m desc, id2 limit 7 offset 2",
+        ),
+        (
+            "expressions",
+            "select id1, lower(id2) || '-' || cast(id4 as varchar) as k, v3 * 2 + v2 as w, \
+             case when v1 is null then 'none' when v1 > 3 then 'big' else 'small' end as c \
+             from T where id1 like 'id00%' and v3 between 10 and 20",
+        ),
+        (
+            "distinct_rows",
+            "select distinct id1, id4 from T where id4 is not null",
+        ),
+        (
+            "with",
+            "with a as (select id1, sum(v1) as s from T group by id1), \
+             b as (select * from a where s > 0) select id1, s * 2 as s2 from b",
+        ),
+        (
+            "qualify",
+            "select id2, v3, rank() over (partition by id2 order by v1 desc, v3) as r from T \
+             qualify r <= 3",
+        ),
+    ];
+    let csv = dir.path().join("t.csv");
+    let mut queries = serde_json::Map::new();
+    for (name, sql) in cases {
+        let ours = sql.replace(" T", &format!(" '{}'", csv.display()));
+        let plan = crate::sql::plan_query(&ours).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dst = dir.path().join(format!("{name}.parquet"));
+        crate::convert::write_query(&plan, &dst, &Default::default(), &ctx)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        queries.insert(name.to_string(), sql.replace(" T", " t").into());
+    }
+    let bad = crate::reference::json(
+        SCRIPT,
+        &[&d, &serde_json::Value::Object(queries).to_string()],
+    );
+    assert_eq!(bad, serde_json::json!({}));
+}
