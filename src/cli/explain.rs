@@ -49,6 +49,16 @@ enum What {
     Convert(ConvertArgs),
     /// Explain `blockwise array EXPR ...` (with -o OUT, the plan writing it)
     Array(ArrayArgs),
+    /// Explain `blockwise sql QUERY ...` (with -o OUT, the plan writing it)
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SqlArgs {
+    #[command(flatten)]
+    sql: super::sql::Args,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +103,16 @@ pub(super) fn run(args: Args) -> Result<ExitCode> {
             let plan = match args.array.output() {
                 Some(dst) => crate::convert::plan_array(&array, dst, &options, sizing)?,
                 None => crate::convert::plan_array_compute(&array, sizing)?.0,
+            };
+            (plan, sizing, args.output)
+        }
+        Some(What::Sql(args)) => {
+            let query = args.sql.plan()?;
+            let options = args.sql.options()?;
+            let sizing = args.sql.job.sizing()?;
+            let plan = match args.sql.output() {
+                Some(dst) => crate::convert::plan_query_file(&query, dst, &options, sizing)?,
+                None => crate::convert::plan_query(&query, sizing)?.0,
             };
             (plan, sizing, args.output)
         }

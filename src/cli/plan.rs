@@ -36,6 +36,17 @@ enum What {
     Convert(ConvertArgs),
     /// The plan of `blockwise array EXPR -o OUT ...` (the output is required)
     Array(ArrayArgs),
+    /// The plan of `blockwise sql QUERY -o OUT ...` (the output is required)
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SqlArgs {
+    #[command(flatten)]
+    sql: super::sql::Args,
+    /// Write the plan to this file (JSON) instead of standard output
+    #[arg(long = "plan", value_name = "PLAN.json")]
+    plan: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +71,7 @@ pub(super) fn run(args: Args) -> Result<ExitCode> {
     let args = match args.what {
         What::Convert(args) => args,
         What::Array(args) => return run_array(args),
+        What::Sql(args) => return run_sql(args),
     };
     let options = args.convert.options()?;
     let sizing = args.convert.job.sizing()?;
@@ -84,6 +96,24 @@ fn run_array(args: ArrayArgs) -> Result<ExitCode> {
     let sizing = args.array.job.sizing()?;
     let plan = crate::convert::plan_array(&array, dst, &options, sizing)?;
     let inputs = array.input_paths();
+    let inputs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
+    write_plan(&plan, args.plan.as_deref(), options.overwrite, &inputs)
+}
+
+/// `plan sql`: the plan of writing a query's rows to its output.
+fn run_sql(args: SqlArgs) -> Result<ExitCode> {
+    let Some(dst) = args.sql.output() else {
+        return Err(Error::Usage(
+            "a plan writes its result to a file: give the output with -o OUT.parquet (or .csv, \
+             .arrow)"
+                .into(),
+        ));
+    };
+    let query = args.sql.plan()?;
+    let options = args.sql.options()?;
+    let sizing = args.sql.job.sizing()?;
+    let plan = crate::convert::plan_query_file(&query, dst, &options, sizing)?;
+    let inputs = query.inputs();
     let inputs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
     write_plan(&plan, args.plan.as_deref(), options.overwrite, &inputs)
 }

@@ -75,6 +75,11 @@ impl Args {
             ..ConvertOptions::default()
         })
     }
+
+    /// The output path, when one is given.
+    pub(super) fn output(&self) -> Option<&std::path::Path> {
+        self.output.as_deref()
+    }
 }
 
 pub(super) fn run(args: Args, cancel: CancelToken) -> Result<ExitCode> {

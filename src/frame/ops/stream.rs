@@ -194,7 +194,13 @@ impl Operation for FrameSort {
                     if n > limit.saturating_mul(2).max(8192) {
                         let all = concat_batches(&schema, &rows)?;
                         rows = vec![self.sort(&all, Some(limit))?];
-                        held.resize(batch_memory(&rows[0]));
+                        let kept = batch_memory(&rows[0]);
+                        if kept <= held.size() {
+                            held.resize(kept);
+                        } else {
+                            let more = kept - held.size();
+                            env.reserve(&mut held, more)?;
+                        }
                     }
                 }
                 Ok(true)

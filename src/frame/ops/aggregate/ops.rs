@@ -50,6 +50,7 @@ pub struct GroupPartial {
 impl Operation for GroupPartial {
     const NAME: &'static str = "group_partial";
     const VERSION: u32 = 1;
+    const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let input = task.inputs.first().ok_or_else(|| Error::BadPlan {
@@ -82,7 +83,10 @@ impl Operation for GroupPartial {
                 && table.try_grow(size.saturating_sub(table.size())).is_ok();
             if !fits {
                 flush(&mut grouping, &mut flushed)?;
-                table.resize(grouping.size() as u64);
+                // What the emptied table still holds (its converter, its buffers)
+                // stays reserved; the reservation only shrinks here, never past
+                // the pool.
+                table.resize(table.size().min(grouping.size() as u64));
             }
             Ok(true)
         })?;

@@ -1,0 +1,167 @@
+//! `blockwise sql`, `plan sql`, `explain sql` through the binary: results equal
+//! DuckDB's on the same file, a plan run task by task (each task again, as a retried
+//! one) writes what the local run writes, and bad queries and outputs are refused
+//! with what and where, leaving nothing behind.
+
+mod common;
+
+use std::path::Path;
+
+use common::{
+    assert_no_temps, assert_refused, blockwise, blockwise_ok, python_eval, run_by_tasks, table_csv,
+};
+
+const QUERY: &str = "SELECT id1, sum(v1) AS s, avg(v3) AS m, count(*) AS n FROM '{t}' \
+                     WHERE v3 > 10 GROUP BY id1 HAVING count(*) > 5 ORDER BY s DESC, id1";
+
+fn query(csv: &Path) -> String {
+    QUERY.replace("{t}", &csv.display().to_string())
+}
+
+/// DuckDB's rows of `sql` against ours in `out` (Parquet), in order: "same" or the
+/// first difference.
+fn compare(sql: &str, out: &Path) -> String {
+    python_eval(&format!(
+        "import duckdb, math\n\
+         want = duckdb.sql({sql:?}).fetchall()\n\
+         got = duckdb.sql(\"select * from '{o}'\").fetchall()\n\
+         def same(a, b):\n\
+         \x20   if isinstance(a, float) or isinstance(b, float):\n\
+         \x20       return math.isclose(a, b, rel_tol=1e-9)\n\
+         \x20   return a == b\n\
+         ok = len(want) == len(got) and all(all(same(x, y) for x, y in zip(w, g)) for w, g in zip(want, got))\n\
+         print('same' if ok else f'ours {{got[:3]}} DuckDB {{want[:3]}}')",
+        o = out.display()
+    ))
+}
+
+#[test]
+fn a_query_prints_its_first_rows_and_writes_duckdbs_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 3000);
+    let out = dir.path().join("out.parquet");
+    blockwise_ok(["sql", &query(&csv), "-o", out.to_str().unwrap()]);
+    assert_eq!(compare(&query(&csv), &out).trim(), "same");
+    // Printed: a table of the first rows, and a line saying there are more.
+    let printed = blockwise_ok(["sql", &query(&csv), "--max-rows", "3"]);
+    let text = String::from_utf8_lossy(&printed.stdout).to_string();
+    assert!(text.contains("| id1"), "{text}");
+    assert_eq!(text.matches("| id0").count(), 3, "{text}");
+    assert!(text.contains("the first 3 rows"), "{text}");
+    // CSV and IPC by extension.
+    for name in ["out.csv", "out.arrow"] {
+        let path = dir.path().join(name);
+        blockwise_ok(["sql", &query(&csv), "-o", path.to_str().unwrap()]);
+        assert!(path.is_file());
+    }
+    assert_no_temps(dir.path());
+}
+
+#[test]
+fn a_planned_query_run_task_by_task_writes_what_the_local_run_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 5000);
+    let sql = "SELECT id4, count(DISTINCT id1) AS d, max(v3) AS hi FROM '{t}' GROUP BY id4 \
+               ORDER BY id4"
+        .replace("{t}", &csv.display().to_string());
+    // Through `plan` and `run`, in separate processes.
+    let out = dir.path().join("planned.parquet");
+    let plan_file = dir.path().join("plan.json");
+    blockwise_ok([
+        "plan",
+        "sql",
+        &sql,
+        "-o",
+        out.to_str().unwrap(),
+        "--plan",
+        plan_file.to_str().unwrap(),
+        "--memory-limit",
+        "8MiB",
+    ]);
+    blockwise_ok(["run", plan_file.to_str().unwrap()]);
+    assert_eq!(compare(&sql, &out).trim(), "same");
+    // Task by task in this process, each task run twice: the same file.
+    let again = dir.path().join("by_tasks.parquet");
+    let plan = blockwise::convert::plan_query_file(
+        &blockwise::sql::plan_query(&sql).unwrap(),
+        &again,
+        &Default::default(),
+        blockwise::convert::PlanSizing {
+            threads: 2,
+            memory_limit: 8 << 20,
+        },
+    )
+    .unwrap();
+    std::fs::create_dir_all(&plan.workdir).unwrap();
+    run_by_tasks(&plan, 8 << 20, blockwise::memory::SpillCompression::None);
+    assert_eq!(compare(&sql, &again).trim(), "same");
+}
+
+#[test]
+fn explain_names_the_stages_and_what_spills() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 1000);
+    let out = blockwise_ok(["explain", "sql", &query(&csv)]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for stage in ["group_partial", "group_final", "spill"] {
+        assert!(text.contains(stage), "{stage} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn bad_queries_and_outputs_are_refused_with_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 100);
+    let c = csv.display().to_string();
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (String::new(), vec!["empty"]),
+        ("SELECT".into(), vec!["expected", "line 1, column 7"]),
+        (
+            format!("SELECT v9 FROM '{c}'"),
+            vec!["unknown column \"v9\"", "v1"],
+        ),
+        (format!("SELECT id1 + 1 FROM '{c}'"), vec!["utf8", "int64"]),
+        (format!("SELECT sum(id1) FROM '{c}'"), vec!["sum", "utf8"]),
+        ("SELECT * FROM 'no/such.csv'".into(), vec!["no/such.csv"]),
+        (
+            format!("SELECT * FROM '{c}' a JOIN '{c}' b ON a.id1 = b.id1"),
+            vec!["JOIN", "not supported"],
+        ),
+        (
+            format!("SELECT id1, v1 FROM '{c}' GROUP BY id1"),
+            vec!["GROUP BY", "v1"],
+        ),
+        (
+            format!("SELECT median(id1) FROM '{c}'"),
+            vec!["median", "utf8"],
+        ),
+        (format!("SELECT 1; SELECT 2 FROM '{c}'"), vec!["one"]),
+    ];
+    for (sql, facts) in cases {
+        let out = blockwise(["sql", &sql]);
+        assert_refused(&out, 2, &facts);
+    }
+    // Outputs: not a table format, an existing file, the input itself.
+    let q = format!("SELECT * FROM '{c}'");
+    let zarr = dir.path().join("o.zarr");
+    assert_refused(
+        &blockwise(["sql", &q, "-o", zarr.to_str().unwrap()]),
+        2,
+        &["table format"],
+    );
+    let existing = dir.path().join("exists.parquet");
+    std::fs::write(&existing, b"keep me").unwrap();
+    assert_refused(
+        &blockwise(["sql", &q, "-o", existing.to_str().unwrap()]),
+        2,
+        &["exists"],
+    );
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    let out = blockwise(["sql", &q, "-o", &c, "--overwrite"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+    assert!(
+        std::fs::metadata(&csv).unwrap().len() > 100,
+        "the input was replaced"
+    );
+    assert_no_temps(dir.path());
+}
