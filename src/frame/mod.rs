@@ -6,5 +6,6 @@ pub mod expr;
 pub mod logical;
 pub mod ops;
 pub mod physical;
+pub mod prune;
 pub mod read;
 pub mod write;

@@ -28,6 +28,7 @@ use super::ops::sort::{add_sort, read_batch_rows, SortKey, SortSizing};
 use super::ops::stream::{FrameLimit, FramePipeline, FrameSort};
 use super::ops::window::{FrameShuffle, FrameWindow, WindowColumn};
 use super::ops::Part;
+use super::prune::partitions_to_read;
 use crate::error::{Error, Result};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
 use crate::storage::frame::SerializedSchema;
@@ -204,7 +205,15 @@ impl Lowering<'_> {
                     }
                     read.columns = Some(columns);
                 }
-                let (opened, meta) = open_frame_described(&source.path, source.format, &read)?;
+                let (mut opened, mut meta) =
+                    open_frame_described(&source.path, source.format, &read)?;
+                // Row groups whose statistics rule the filters out are not read.
+                if read.row_groups.is_none() {
+                    if let Some(keep) = partitions_to_read(opened.as_ref(), &rows.pre) {
+                        read.row_groups = Some(keep);
+                        (opened, meta) = open_frame_described(&source.path, source.format, &read)?;
+                    }
+                }
                 let id = self.plan.fresh_id("src");
                 let meta = serde_json::to_value(&meta)
                     .map_err(|e| Error::bug("source description to JSON", e))?;

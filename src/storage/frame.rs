@@ -109,6 +109,27 @@ pub trait FrameSource: Send + Sync {
     fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
         Vec::new()
     }
+
+    /// What the file's statistics say of `column` in each partition (Parquet's
+    /// row-group statistics): bounds a filter can be tested against before the
+    /// partition is read. `None` when the format or the file keeps none.
+    fn column_stats(&self, _column: &str) -> Option<ColumnStats> {
+        None
+    }
+}
+
+/// A column's statistics, one entry a partition, in partition order.
+#[derive(Debug, Clone)]
+pub struct ColumnStats {
+    /// The smallest value (NULL when unknown), of the column's type.
+    pub mins: arrow::array::ArrayRef,
+    /// The largest value (NULL when unknown); NaN is not counted (Parquet's
+    /// statistics leave it out).
+    pub maxes: arrow::array::ArrayRef,
+    /// NULLs in the partition, when known.
+    pub null_counts: Vec<Option<u64>>,
+    /// Rows in the partition.
+    pub rows: Vec<u64>,
 }
 
 /// The index of column `name` in `schema`.

@@ -13,9 +13,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, ArrayRef, Int32Array, Int64Array, StringArray};
+use arrow::array::{new_null_array, Array, ArrayRef, Int32Array, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
@@ -24,7 +25,7 @@ use parquet::errors::ParquetError;
 
 pub use self::writer::{ParquetSink, ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS, ROW_GROUP_BYTES};
 use crate::error::{Error, IoResultExt, Result};
-use crate::storage::frame::{project, BatchIter, FrameReadOptions, FrameSource};
+use crate::storage::frame::{project, BatchIter, ColumnStats, FrameReadOptions, FrameSource};
 use crate::storage::{decoder_detail, guard_decoder, type_name, unique_schema};
 
 /// The value a Hive partition directory holds for a null key (Spark, pyarrow).
@@ -60,6 +61,9 @@ pub struct ParquetSource {
     /// Whether batches must be rebuilt (columns renamed, reordered or added) rather
     /// than passed on as the reader yields them.
     rebuild: bool,
+    /// Whether columns were renamed to make the names unique: the statistics
+    /// are then under other names.
+    renamed: bool,
 }
 
 /// Lists the part files of a directory dataset: `*.parquet` files, in it and in its
@@ -431,6 +435,7 @@ impl ParquetSource {
             file_columns,
             keys,
             rebuild,
+            renamed,
         })
     }
 
@@ -466,6 +471,41 @@ impl ParquetSource {
 impl FrameSource for ParquetSource {
     fn format(&self) -> &'static str {
         "parquet"
+    }
+
+    fn column_stats(&self, column: &str) -> Option<ColumnStats> {
+        if self.renamed {
+            return None;
+        }
+        let file_schema = self.files.first()?.meta.schema();
+        let (mut mins, mut maxes) = (Vec::new(), Vec::new());
+        let (mut null_counts, mut rows) = (Vec::new(), Vec::new());
+        for &(f, rg) in &self.partitions {
+            let meta = self.files[f].meta.metadata();
+            // A partition key, or a column the file lacks, has no statistics.
+            let converter = StatisticsConverter::try_new(
+                column,
+                file_schema.as_ref(),
+                meta.file_metadata().schema_descr(),
+            )
+            .ok()?;
+            let group = std::iter::once(meta.row_group(rg));
+            mins.push(converter.row_group_mins(group.clone()).ok()?);
+            maxes.push(converter.row_group_maxes(group.clone()).ok()?);
+            let nulls = converter.row_group_null_counts(group).ok()?;
+            null_counts.push(nulls.is_valid(0).then(|| nulls.value(0)));
+            rows.push(meta.row_group(rg).num_rows().max(0) as u64);
+        }
+        let joined = |parts: Vec<ArrayRef>| {
+            let refs: Vec<&dyn arrow::array::Array> = parts.iter().map(|a| a.as_ref()).collect();
+            arrow::compute::concat(&refs).ok()
+        };
+        Some(ColumnStats {
+            mins: joined(mins)?,
+            maxes: joined(maxes)?,
+            null_counts,
+            rows,
+        })
     }
 
     fn schema(&self) -> SchemaRef {
