@@ -114,3 +114,21 @@ pub fn for_each_batch(
     }
     Ok(())
 }
+
+/// The one input of `task`.
+///
+/// # Errors
+/// [`Error::BadPlan`] for a task with more or fewer inputs.
+pub(crate) fn only_input(task: &Task) -> Result<&DataRef> {
+    match task.inputs.as_slice() {
+        [one] => Ok(one),
+        other => Err(Error::BadPlan {
+            reason: format!(
+                "task {} ({}) reads {} inputs, not one",
+                task.id,
+                task.op.name,
+                other.len()
+            ),
+        }),
+    }
+}

@@ -10,9 +10,9 @@ use arrow::compute::{
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::Pipeline;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::frame::logical::SortExpr;
-use crate::frame::read::for_each_batch;
+use crate::frame::read::{for_each_batch, only_input};
 use crate::memory::batch_memory;
 use crate::plan::{Entry, Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
@@ -224,15 +224,5 @@ impl Operation for FrameSort {
                 batches: vec![kept],
             },
         )
-    }
-}
-
-/// The one input of `task`.
-fn only_input(task: &Task) -> Result<&crate::plan::DataRef> {
-    match task.inputs.as_slice() {
-        [one] => Ok(one),
-        other => Err(Error::BadPlan {
-            reason: format!("task {} reads {} inputs, not one", task.id, other.len()),
-        }),
     }
 }

@@ -17,10 +17,10 @@ use super::aggregate::buckets::Buckets;
 use super::aggregate::keys::KeyHasher;
 use super::aggregate::ops::{bucket_batches, with_buckets};
 use super::pipeline::Pipeline;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::frame::expr::Expr;
 use crate::frame::logical::{SortExpr, WindowFunc};
-use crate::frame::read::for_each_batch;
+use crate::frame::read::{for_each_batch, only_input};
 use crate::memory::batch_memory;
 use crate::plan::{Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
@@ -79,9 +79,7 @@ impl Operation for FrameShuffle {
     const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
-        let input = task.inputs.first().ok_or_else(|| Error::BadPlan {
-            reason: format!("task {}: {} reads one input", task.id, Self::NAME),
-        })?;
+        let input = only_input(task)?;
         let schema = self.schema.decode()?;
         let types = self
             .keys

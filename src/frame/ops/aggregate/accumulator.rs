@@ -65,8 +65,8 @@ pub fn accumulator(func: &AggFunc, types: &[DataType]) -> Result<Box<dyn GroupsA
     Ok(match func {
         AggFunc::Size => Box::new(Count::default()),
         AggFunc::Count => Box::new(Count::default()),
-        AggFunc::Sum if is_integer(&arg) => Box::new(SumInt::default()),
-        AggFunc::Sum => Box::new(SumFloat::default()),
+        AggFunc::Sum if is_integer(&arg) => Box::new(Sum::<i64>::default()),
+        AggFunc::Sum => Box::new(Sum::<f64>::default()),
         AggFunc::Mean => Box::new(Mean::default()),
         AggFunc::Min | AggFunc::Max => {
             let max = matches!(func, AggFunc::Max);
@@ -222,24 +222,23 @@ impl GroupsAccumulator for Count {
     }
 }
 
-/// `sum` of integers, in 64 bits, an overflow an error (as DuckDB's `BIGINT` sum
-/// would be past its 128 bits).
+/// `sum` of integers in 64 bits (an overflow an error, as DuckDB's `BIGINT` sum
+/// would be past its 128 bits) or of floats; NULL for a group of no value.
 #[derive(Default)]
-struct SumInt {
-    sums: Vec<i64>,
+struct Sum<T: Ordered> {
+    sums: Vec<T>,
     seen: Vec<bool>,
 }
 
-impl SumInt {
+impl<T: Ordered> Sum<T> {
     fn add(&mut self, a: &ArrayRef, groups: &[u32], total: usize) -> Result<()> {
-        self.sums.resize(total, 0);
+        self.sums.resize(total, T::default());
         self.seen.resize(total, false);
-        let a = ints(a)?;
-        let a = a.as_primitive::<Int64Type>();
+        let (values, nulls) = T::values(a)?;
         let mut overflow = false;
         let (sums, seen) = (&mut self.sums, &mut self.seen);
-        each(a.values(), a.nulls(), groups, |g, v| {
-            let (s, o) = sums[g].overflowing_add(v);
+        each(&values, nulls.as_ref(), groups, |g, v| {
+            let (s, o) = T::plus(sums[g], v);
             sums[g] = s;
             overflow |= o;
             seen[g] = true;
@@ -255,7 +254,7 @@ impl SumInt {
     }
 }
 
-impl GroupsAccumulator for SumInt {
+impl<T: Ordered> GroupsAccumulator for Sum<T> {
     fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
         self.add(arg(args, 0)?, groups, total)
     }
@@ -271,63 +270,11 @@ impl GroupsAccumulator for SumInt {
     fn evaluate(&mut self) -> Result<ArrayRef> {
         let nulls = nulls_unless(&self.seen);
         self.seen.clear();
-        Ok(Arc::new(Int64Array::new(
-            std::mem::take(&mut self.sums).into(),
-            nulls,
-        )))
+        Ok(T::column(std::mem::take(&mut self.sums), nulls))
     }
 
     fn size(&self) -> usize {
-        self.sums.capacity() * 9
-    }
-}
-
-/// `sum` of floats.
-#[derive(Default)]
-struct SumFloat {
-    sums: Vec<f64>,
-    seen: Vec<bool>,
-}
-
-impl SumFloat {
-    fn add(&mut self, a: &ArrayRef, groups: &[u32], total: usize) -> Result<()> {
-        self.sums.resize(total, 0.0);
-        self.seen.resize(total, false);
-        let a = floats(a)?;
-        let a = a.as_primitive::<Float64Type>();
-        let (sums, seen) = (&mut self.sums, &mut self.seen);
-        each(a.values(), a.nulls(), groups, |g, v| {
-            sums[g] += v;
-            seen[g] = true;
-        });
-        Ok(())
-    }
-}
-
-impl GroupsAccumulator for SumFloat {
-    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
-        self.add(arg(args, 0)?, groups, total)
-    }
-
-    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
-        self.add(arg(states, 0)?, groups, total)
-    }
-
-    fn state(&mut self) -> Result<Vec<ArrayRef>> {
-        Ok(vec![self.evaluate()?])
-    }
-
-    fn evaluate(&mut self) -> Result<ArrayRef> {
-        let nulls = nulls_unless(&self.seen);
-        self.seen.clear();
-        Ok(Arc::new(Float64Array::new(
-            std::mem::take(&mut self.sums).into(),
-            nulls,
-        )))
-    }
-
-    fn size(&self) -> usize {
-        self.sums.capacity() * 9
+        self.sums.capacity() * (std::mem::size_of::<T>() + 1)
     }
 }
 
@@ -391,8 +338,10 @@ impl GroupsAccumulator for Mean {
     }
 }
 
-/// A value a min or max keeps natively.
+/// A value a sum, min or max keeps natively.
 trait Ordered: Copy + Default + Send + 'static {
+    /// `a + b`, and whether it overflowed.
+    fn plus(a: Self, b: Self) -> (Self, bool);
     /// Whether `a` comes after `b` (NaN after everything, as DuckDB orders it).
     fn after(a: Self, b: Self) -> bool;
     fn values(a: &ArrayRef) -> Result<(Vec<Self>, Option<NullBuffer>)>;
@@ -400,6 +349,9 @@ trait Ordered: Copy + Default + Send + 'static {
 }
 
 impl Ordered for i64 {
+    fn plus(a: i64, b: i64) -> (i64, bool) {
+        a.overflowing_add(b)
+    }
     fn after(a: i64, b: i64) -> bool {
         a > b
     }
@@ -414,6 +366,9 @@ impl Ordered for i64 {
 }
 
 impl Ordered for f64 {
+    fn plus(a: f64, b: f64) -> (f64, bool) {
+        (a + b, false)
+    }
     fn after(a: f64, b: f64) -> bool {
         match (a.is_nan(), b.is_nan()) {
             (true, nan) => !nan,

@@ -20,7 +20,7 @@ use super::keys::{bucket_of, KeyHasher};
 use super::{GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
 use crate::frame::ops::pipeline::Pipeline;
-use crate::frame::read::for_each_batch;
+use crate::frame::read::{for_each_batch, only_input};
 use crate::memory::SpillFile;
 use crate::plan::{entry_file, DataRef, DataStore, Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
@@ -53,9 +53,7 @@ impl Operation for GroupPartial {
     const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
-        let input = task.inputs.first().ok_or_else(|| Error::BadPlan {
-            reason: format!("task {}: {} reads one input", task.id, Self::NAME),
-        })?;
+        let input = only_input(task)?;
         let schema = self.input.decode()?;
         let mut grouping = Grouping::new(&self.spec, &schema)?;
         let mut table = env.pool.reserve(format!("group_partial {}", task.id));
