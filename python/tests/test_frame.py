@@ -61,6 +61,8 @@ def same(a: list[tuple], b: list[tuple]) -> bool:
 QUESTIONS = {
     "q1": "SELECT id1, sum(v1) AS v1 FROM '{f}' GROUP BY id1",
     "q2": "SELECT id1, id2, sum(v1) AS v1 FROM '{f}' GROUP BY id1, id2",
+    "q3": "SELECT id6, sum(v1) AS v1, avg(v3) AS v3 FROM '{f}' GROUP BY id6",
+    "q5": "SELECT id6, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 FROM '{f}' GROUP BY id6",
     "q4": "SELECT id4, avg(v1) AS v1, avg(v2) AS v2, avg(v3) AS v3 FROM '{f}' GROUP BY id4",
     "q6": "SELECT id4, id2, median(v3) AS median_v3, stddev(v3) AS sd_v3 FROM '{f}' GROUP BY id4, id2",
     "q7": "SELECT id2, max(v1) - min(v2) AS range_v1_v2 FROM '{f}' GROUP BY id2",

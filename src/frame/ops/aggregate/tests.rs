@@ -146,6 +146,18 @@ fn cases() -> Vec<(&'static str, GroupBy, &'static str)> {
             "select id4, avg(v1), avg(v2), avg(v3) from t group by id4",
         ),
         (
+            "q5",
+            spec(
+                &["id6"],
+                vec![
+                    call(F::Sum, &["v1"], "v1"),
+                    call(F::Sum, &["v2"], "v2"),
+                    call(F::Sum, &["v3"], "v3"),
+                ],
+            ),
+            "select id6, sum(v1), sum(v2), sum(v3) from t group by id6",
+        ),
+        (
             "q6",
             spec(
                 &["id4", "id5"],
