@@ -13,6 +13,7 @@
 //! | sort with a limit (top k) | `frame_sort` a part, then one `frame_sort` of them all |
 //! | limit | one `frame_limit`, which stops reading once it has its rows |
 //! | window | `frame_shuffle` a part (rows by partition-key hash), `frame_window` a bucket ([`crate::frame::ops::window`]) |
+//! | `row_number() ... <= k` (a top k per group) | the same, each shuffle keeping only the first k rows of every window partition of its part (a table of partitions, not a sort) |
 //!
 //! `count(DISTINCT x)` is two groupings (by the keys and `x`, then by the keys).
 //! What is not built yet is refused when the plan is made: other aggregates over
@@ -26,7 +27,7 @@ use super::ops::aggregate::{add_group_by, AggCall, AggFunc, GroupBy, GroupSizing
 use super::ops::pipeline::{Pipeline, Step};
 use super::ops::sort::{add_sort, read_batch_rows, SortKey, SortSizing};
 use super::ops::stream::{FrameLimit, FramePipeline, FrameSort};
-use super::ops::window::{FrameShuffle, FrameWindow, WindowColumn};
+use super::ops::window::{FrameShuffle, FrameWindow, TopPerGroup, WindowColumn};
 use super::ops::Part;
 use super::prune::partitions_to_read;
 use crate::error::{Error, Result};
@@ -105,7 +106,21 @@ impl Lowering<'_> {
                 pre: Pipeline::default(),
             },
             LogicalPlan::Filter { input, predicate } => {
-                let mut rows = self.rows(input)?;
+                let mut rows = match (input.as_ref(), Self::top_rows(input, predicate)) {
+                    // `row_number() ... <= k`: each part keeps its k first rows of
+                    // every window partition before the shuffle.
+                    (
+                        LogicalPlan::Window {
+                            input: inner,
+                            windows,
+                        },
+                        Some(k),
+                    ) => {
+                        let rows = self.rows(inner.as_ref())?;
+                        self.window(rows, windows.as_slice(), Some(k))?
+                    }
+                    _ => self.rows(input)?,
+                };
                 rows.pre.steps.push(Step::Filter(predicate.clone()));
                 rows
             }
@@ -178,7 +193,7 @@ impl Lowering<'_> {
             },
             LogicalPlan::Window { input, windows } => {
                 let rows = self.rows(input)?;
-                self.window(rows, windows)?
+                self.window(rows, windows, None)?
             }
         })
     }
@@ -330,7 +345,7 @@ impl Lowering<'_> {
 
     /// `rows` with window columns: shuffled by the partition keys into buckets,
     /// each bucket numbered.
-    fn window(&mut self, rows: Rows, windows: &[WindowExpr]) -> Result<Rows> {
+    fn window(&mut self, rows: Rows, windows: &[WindowExpr], top: Option<usize>) -> Result<Rows> {
         let Some(first) = windows.first() else {
             return Ok(rows);
         };
@@ -375,6 +390,10 @@ impl Lowering<'_> {
             schema: SerializedSchema::new(&schema),
             keys: keys.clone(),
             buckets,
+            top: top.map(|k| TopPerGroup {
+                order_by: first.order_by.clone(),
+                k,
+            }),
         };
         let id = self.plan.fresh_id("shuffled");
         self.intermediate(&id);
@@ -612,6 +631,37 @@ impl Lowering<'_> {
             input: Box::new(grouped),
             exprs: key_cols.into_iter().chain(project).collect(),
         })
+    }
+
+    /// The `k` of `predicate` over `input` when it keeps the first `k` rows of each
+    /// window partition: one `row_number()` window, filtered by `rn <= k` or `rn < k`.
+    fn top_rows(input: &LogicalPlan, predicate: &Expr) -> Option<usize> {
+        let LogicalPlan::Window { windows, .. } = input else {
+            return None;
+        };
+        let [w] = windows.as_slice() else {
+            return None;
+        };
+        if w.func != crate::frame::logical::WindowFunc::RowNumber {
+            return None;
+        }
+        let Expr::Binary { op, left, right } = predicate else {
+            return None;
+        };
+        let (Expr::Column(c), Expr::Literal(crate::frame::expr::Literal::Int64(k))) =
+            (left.as_ref(), right.as_ref())
+        else {
+            return None;
+        };
+        if *c != w.name {
+            return None;
+        }
+        let k = match op {
+            crate::frame::expr::BinaryOp::LtEq => *k,
+            crate::frame::expr::BinaryOp::Lt => k.checked_sub(1)?,
+            _ => return None,
+        };
+        usize::try_from(k).ok().filter(|&k| k <= 1 << 20)
     }
 
     /// The result's parts: every part a task's entry with the pipeline applied.

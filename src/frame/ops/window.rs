@@ -14,7 +14,7 @@ use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::buckets::Buckets;
-use super::aggregate::keys::KeyHasher;
+use super::aggregate::keys::{GroupKeys, KeyHasher};
 use super::aggregate::ops::{bucket_batches, with_buckets};
 use super::pipeline::Pipeline;
 use crate::error::Result;
@@ -71,6 +71,111 @@ pub struct FrameShuffle {
     pub keys: Vec<Expr>,
     /// Buckets.
     pub buckets: u32,
+    /// Keep only the first rows of each window partition (a `row_number() <= k`
+    /// filter follows): what the shuffle moves is then k rows a partition a part.
+    #[serde(default)]
+    pub top: Option<TopPerGroup>,
+}
+
+/// The first `k` rows by `order_by` of each window partition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopPerGroup {
+    /// The order within a partition.
+    pub order_by: Vec<SortExpr>,
+    /// Rows kept a partition.
+    pub k: usize,
+}
+
+impl TopPerGroup {
+    /// The rows of `batches` among the first `k` of their partition (by `keys`),
+    /// without sorting them: a table of partitions, each keeping its k best rows'
+    /// order keys as row-format bytes (compared as bytes, as sorted).
+    fn keep(
+        &self,
+        schema: &SchemaRef,
+        keys: &[Expr],
+        batches: &[RecordBatch],
+    ) -> Result<RecordBatch> {
+        let key_types = keys
+            .iter()
+            .map(|k| k.data_type(schema))
+            .collect::<Result<Vec<_>>>()?;
+        let mut groups = if key_types.is_empty() {
+            None
+        } else {
+            Some(GroupKeys::new(&key_types)?)
+        };
+        let order_fields = self
+            .order_by
+            .iter()
+            .map(|s| {
+                Ok(SortField::new_with_options(
+                    s.expr.data_type(schema)?,
+                    SortOptions {
+                        descending: s.descending,
+                        nulls_first: s.nulls_first,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let order_rows = RowConverter::new(order_fields)?;
+        // Per partition, its best rows so far: (order bytes, batch, row).
+        let mut best: Vec<Vec<(Vec<u8>, usize, usize)>> = Vec::new();
+        let mut ids = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let n = batch.num_rows();
+            match &mut groups {
+                Some(g) => {
+                    let cols = keys
+                        .iter()
+                        .map(|k| k.evaluate(batch))
+                        .collect::<Result<Vec<ArrayRef>>>()?;
+                    g.intern(&cols, &mut ids)?;
+                }
+                None => {
+                    ids.clear();
+                    ids.resize(n, 0);
+                }
+            }
+            let order = self
+                .order_by
+                .iter()
+                .map(|s| s.expr.evaluate(batch))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            let encoded = if order.is_empty() {
+                None
+            } else {
+                Some(order_rows.convert_columns(&order)?)
+            };
+            for (row, &g) in ids.iter().enumerate() {
+                let g = g as usize;
+                if g >= best.len() {
+                    best.resize_with(g + 1, Vec::new);
+                }
+                let row_key = encoded.as_ref().map(|r| r.row(row));
+                let key: &[u8] = row_key.as_ref().map_or(&[], |r| r.as_ref());
+                let kept = &mut best[g];
+                if kept.len() < self.k {
+                    kept.push((key.to_vec(), b, row));
+                } else if let Some(worst) = kept
+                    .iter()
+                    .enumerate()
+                    .max_by(|x, y| x.1 .0.cmp(&y.1 .0))
+                    .map(|(i, _)| i)
+                {
+                    // A later row replaces the worst only when strictly better:
+                    // ties keep the rows that came first. Only a row kept is copied.
+                    if key < kept[worst].0.as_slice() {
+                        kept[worst] = (key.to_vec(), b, row);
+                    }
+                }
+            }
+        }
+        let picks: Vec<(usize, usize)> =
+            best.into_iter().flatten().map(|(_, b, r)| (b, r)).collect();
+        let refs: Vec<&RecordBatch> = batches.iter().collect();
+        Ok(arrow::compute::interleave_record_batch(&refs, &picks)?)
+    }
 }
 
 impl Operation for FrameShuffle {
@@ -93,21 +198,48 @@ impl Operation for FrameShuffle {
             schema.clone(),
             self.buckets.max(1) as usize,
         );
-        for_each_batch(env, input, |batch| {
-            let batch = self.pre.apply(batch, &schema)?;
+        if let Some(top) = &self.top {
+            // The part's rows are held, then only each window partition's first k
+            // go on.
+            let mut held = env.pool.reserve(format!("frame_shuffle {} rows", task.id));
+            let mut rows = Vec::new();
+            for_each_batch(env, input, |batch| {
+                let batch = self.pre.apply(batch, &schema)?;
+                env.reserve(&mut held, batch_memory(&batch))?;
+                rows.push(batch);
+                Ok(true)
+            })?;
+            let kept = top.keep(&schema, &self.keys, &rows)?;
+            drop(rows);
+            drop(held);
             let keys = self
                 .keys
                 .iter()
-                .map(|k| k.evaluate(&batch))
+                .map(|k| k.evaluate(&kept))
                 .collect::<Result<Vec<ArrayRef>>>()?;
             let of = if keys.is_empty() {
-                vec![0; batch.num_rows()]
+                vec![0; kept.num_rows()]
             } else {
                 hasher.buckets(&keys, 0, self.buckets.max(1))?
             };
-            out.add(env, &batch, &of)?;
-            Ok(true)
-        })?;
+            out.add(env, &kept, &of)?;
+        } else {
+            for_each_batch(env, input, |batch| {
+                let batch = self.pre.apply(batch, &schema)?;
+                let keys = self
+                    .keys
+                    .iter()
+                    .map(|k| k.evaluate(&batch))
+                    .collect::<Result<Vec<ArrayRef>>>()?;
+                let of = if keys.is_empty() {
+                    vec![0; batch.num_rows()]
+                } else {
+                    hasher.buckets(&keys, 0, self.buckets.max(1))?
+                };
+                out.add(env, &batch, &of)?;
+                Ok(true)
+            })?;
+        }
         let published = with_buckets(&schema, &out.counts())?;
         let mut batches = out.into_batches(env).map(|b| {
             Ok(RecordBatch::try_new(

@@ -582,12 +582,33 @@ fn sql_queries_equal_duckdbs() {
             "select id2, v3, rank() over (partition by id2 order by v1 desc, v3) as r from T \
              qualify r <= 3",
         ),
+        (
+            "top_per_group",
+            "select id2, id4, v3 from T \
+             qualify row_number() over (partition by id2, id4 order by v3 desc) < 3",
+        ),
     ];
     let csv = dir.path().join("t.csv");
     let mut queries = serde_json::Map::new();
     for (name, sql) in cases {
         let ours = sql.replace(" T", &format!(" '{}'", csv.display()));
         let plan = crate::sql::plan_query(&ours).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name == "top_per_group" {
+            // Each part keeps its first rows of every window partition before the
+            // shuffle.
+            let sizing = crate::convert::PlanSizing {
+                threads: 2,
+                memory_limit: 16 << 20,
+            };
+            let (tasks, _) = crate::convert::plan_query(&plan, sizing).unwrap();
+            assert!(
+                tasks
+                    .tasks
+                    .iter()
+                    .any(|t| t.op.name == "frame_shuffle" && t.op.params["top"]["k"] == 2),
+                "no shuffle keeps the top rows"
+            );
+        }
         let dst = dir.path().join(format!("{name}.parquet"));
         crate::convert::write_query(&plan, &dst, &Default::default(), &ctx)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
