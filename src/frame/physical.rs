@@ -119,6 +119,27 @@ impl Lowering<'_> {
                         let rows = self.rows(inner.as_ref())?;
                         self.window(rows, windows.as_slice(), Some(k))?
                     }
+                    // The same through a projection that passes the number on (a
+                    // subquery selecting it under an alias, as db-benchmark's q8).
+                    (
+                        LogicalPlan::Project {
+                            input: window,
+                            exprs,
+                        },
+                        Some(k),
+                    ) => {
+                        let LogicalPlan::Window {
+                            input: inner,
+                            windows,
+                        } = window.as_ref()
+                        else {
+                            return Err(Error::bug("a top k without its window", ""));
+                        };
+                        let rows = self.rows(inner.as_ref())?;
+                        let mut rows = self.window(rows, windows.as_slice(), Some(k))?;
+                        rows.pre.steps.push(Step::Project(exprs.clone()));
+                        rows
+                    }
                     _ => self.rows(input)?,
                 };
                 rows.pre.steps.push(Step::Filter(predicate.clone()));
@@ -636,8 +657,15 @@ impl Lowering<'_> {
     /// The `k` of `predicate` over `input` when it keeps the first `k` rows of each
     /// window partition: one `row_number()` window, filtered by `rn <= k` or `rn < k`.
     fn top_rows(input: &LogicalPlan, predicate: &Expr) -> Option<usize> {
-        let LogicalPlan::Window { windows, .. } = input else {
-            return None;
+        // The filtered column: the window's own, or its alias in a projection
+        // directly above it.
+        let (windows, alias) = match input {
+            LogicalPlan::Window { windows, .. } => (windows, None),
+            LogicalPlan::Project { input, exprs } => match input.as_ref() {
+                LogicalPlan::Window { windows, .. } => (windows, Some(exprs)),
+                _ => return None,
+            },
+            _ => return None,
         };
         let [w] = windows.as_slice() else {
             return None;
@@ -653,7 +681,13 @@ impl Lowering<'_> {
         else {
             return None;
         };
-        if *c != w.name {
+        let passes = match alias {
+            None => *c == w.name,
+            Some(exprs) => exprs
+                .iter()
+                .any(|(e, name)| name == c && *e == Expr::Column(w.name.clone())),
+        };
+        if !passes {
             return None;
         }
         let k = match op {
