@@ -16,7 +16,7 @@
 //! RSS is counted from a baseline taken when the job starts ([`MemoryMonitor::with_baseline`]):
 //! what the job added to the process, so that a host process's own memory (a Python
 //! interpreter embedding blockwise, a Dask worker) does not count against the job's
-//! limit. The RSS thresholds also leave a fixed allowance per worker thread
+//! limit. The pause and terminate thresholds also leave a fixed allowance per worker thread
 //! ([`RUNTIME_ALLOWANCE_PER_THREAD`], [`MemoryMonitor::with_allowance`]) for what a
 //! thread needs whatever the data: its stack, its allocator arena, codec contexts.
 //! Without it, a limit of a few MiB was passed by the threads starting, and jobs
@@ -241,8 +241,8 @@ impl MemoryMonitor {
         self
     }
 
-    /// Raises each RSS threshold by `bytes`: what the job's threads hold resident
-    /// whatever the data (see [`RUNTIME_ALLOWANCE_PER_THREAD`]).
+    /// Raises the pause and terminate thresholds by `bytes`: what the job's threads
+    /// hold resident whatever the data (see [`RUNTIME_ALLOWANCE_PER_THREAD`]).
     pub fn with_allowance(mut self, bytes: u64) -> Self {
         self.allowance = bytes;
         self
@@ -328,7 +328,12 @@ impl MemoryMonitor {
         if rss >= self.rss_threshold(self.thresholds.terminate) {
             return Err(self.terminated(rss));
         }
-        let spill = self.rss_threshold(self.thresholds.spill);
+        // Spilling starts at the bare fraction: trimming the heap and spilling early
+        // costs little, and keeps RSS near the limit. Only pausing and terminating,
+        // which stop work, leave the threads their allowance.
+        let spill = self
+            .rss_threshold(self.thresholds.spill)
+            .saturating_sub(self.allowance);
         if rss > spill && self.may_trim() {
             // Memory the pool cannot see is often the allocator holding freed pages;
             // hand them back before spilling anything.
