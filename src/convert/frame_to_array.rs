@@ -143,7 +143,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     for i in 0..source.num_partitions() {
         // A partition's rows as array elements are about as large as its input
         // (numbers as text take a few bytes each); they are reserved as they grow.
-        let unit = source.partition_bytes(i);
+        let unit = source.partition_memory_bytes(i);
         let produce = plan.push(Task {
             inputs: vec![DataRef::partition("src", i as u64)],
             deps: i

@@ -32,7 +32,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
         .push(Dataset::new(PARTS, "", "memory", DatasetRole::Intermediate));
     let parts: Vec<(DataRef, TaskId)> = (0..source.num_partitions())
         .map(|i| {
-            let unit = source.partition_bytes(i);
+            let unit = source.partition_memory_bytes(i);
             let part = DataRef::partition(PARTS, i as u64);
             let id = plan.push(Task {
                 inputs: vec![DataRef::partition("src", i as u64)],

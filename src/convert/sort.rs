@@ -48,7 +48,7 @@ pub(super) fn plan(c: &Conversion<'_>) -> Result<Option<Plan>> {
     let inputs: Vec<Part> = (0..source.num_partitions().max(1))
         .map(|i| {
             let bytes = if i < source.num_partitions() {
-                source.partition_bytes(i)
+                source.partition_memory_bytes(i)
             } else {
                 0
             };

@@ -5,6 +5,7 @@
 pub mod expr;
 pub mod logical;
 pub mod ops;
+pub mod optimize;
 pub mod physical;
 pub mod prune;
 pub mod read;

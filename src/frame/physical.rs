@@ -88,7 +88,8 @@ pub struct Lowered {
 /// Expressions that do not type; operators not built yet; what opening a table
 /// fails with.
 pub fn lower(plan: &mut Plan, query: &LogicalPlan, sizing: QuerySizing) -> Result<Lowered> {
-    let rows = Lowering { plan, sizing }.rows(query)?;
+    let query = super::optimize::prune_columns(query.clone());
+    let rows = Lowering { plan, sizing }.rows(&query)?;
     let mut lowering = Lowering { plan, sizing };
     lowering.finish(rows)
 }
@@ -267,7 +268,7 @@ impl Lowering<'_> {
                 let parts = (0..opened.num_partitions().max(1))
                     .map(|i| {
                         let bytes = if i < opened.num_partitions() {
-                            opened.partition_bytes(i)
+                            opened.partition_memory_bytes(i)
                         } else {
                             0
                         };
@@ -395,6 +396,10 @@ impl Lowering<'_> {
                 o.expr.data_type(&schema)?;
             }
         }
+        let top = top.map(|k| TopPerGroup {
+            order_by: first.order_by.clone(),
+            k,
+        });
         let (parts, _) = self.parts(&rows)?;
         let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
         let buckets = if keys.is_empty() {
@@ -411,10 +416,7 @@ impl Lowering<'_> {
             schema: SerializedSchema::new(&schema),
             keys: keys.clone(),
             buckets,
-            top: top.map(|k| TopPerGroup {
-                order_by: first.order_by.clone(),
-                k,
-            }),
+            top: top.clone(),
         };
         let id = self.plan.fresh_id("shuffled");
         self.intermediate(&id);
@@ -441,6 +443,7 @@ impl Lowering<'_> {
                     keys: keys.clone(),
                     windows: columns.clone(),
                     bucket: b,
+                    top: top.clone(),
                 };
                 self.task(
                     &id,

@@ -24,8 +24,18 @@ pub fn partitions_to_read(source: &dyn FrameSource, pre: &Pipeline) -> Option<Ve
     let mut keep = vec![true; n];
     let mut pruned = false;
     for step in &pre.steps {
-        let Step::Filter(predicate) = step else {
-            break;
+        let predicate = match step {
+            Step::Filter(predicate) => predicate,
+            // A projection that only selects columns under their names (the
+            // scan's column list) leaves the filters after it on the file's.
+            Step::Project(exprs)
+                if exprs
+                    .iter()
+                    .all(|(e, name)| matches!(e, Expr::Column(c) if c == name)) =>
+            {
+                continue
+            }
+            Step::Project(_) => break,
         };
         let mut conjuncts = Vec::new();
         split_and(predicate, &mut conjuncts);

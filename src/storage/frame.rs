@@ -98,6 +98,13 @@ pub trait FrameSource: Send + Sync {
     /// Bytes of input the partition covers (for progress and statistics).
     fn partition_bytes(&self, partition: usize) -> u64;
 
+    /// About what the partition's rows take decoded, in Arrow's layout: what the
+    /// tasks holding them are sized by. The bytes read, unless the format
+    /// compresses or encodes them (Parquet).
+    fn partition_memory_bytes(&self, partition: usize) -> u64 {
+        self.partition_bytes(partition)
+    }
+
     /// Reads partition `partition`'s batches in order.
     ///
     /// # Errors

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, UInt32Array};
-use arrow::compute::{concat_batches, lexsort_to_indices, SortColumn, SortOptions};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use arrow::compute::{concat_batches, SortOptions};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{RowConverter, Rows, SortField};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::buckets::Buckets;
@@ -95,6 +95,7 @@ impl TopPerGroup {
         schema: &SchemaRef,
         keys: &[Expr],
         batches: &[RecordBatch],
+        reserve: &mut dyn FnMut(usize) -> Result<()>,
     ) -> Result<RecordBatch> {
         let key_types = keys
             .iter()
@@ -119,60 +120,79 @@ impl TopPerGroup {
             })
             .collect::<Result<Vec<_>>>()?;
         let order_rows = RowConverter::new(order_fields)?;
-        // Per partition, its best rows so far: (order bytes, batch, row).
-        let mut best: Vec<Vec<(Vec<u8>, usize, usize)>> = Vec::new();
-        let mut ids = Vec::new();
-        for (b, batch) in batches.iter().enumerate() {
-            let n = batch.num_rows();
+        // Every batch's group ids and order keys (row-format bytes, compared as
+        // sorted), kept while the best rows are chosen: a best row is then just
+        // its (batch, row), and nothing is allocated a row.
+        let mut ids: Vec<Vec<u32>> = Vec::with_capacity(batches.len());
+        let mut encoded: Vec<Option<Rows>> = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let mut batch_ids = Vec::new();
             match &mut groups {
                 Some(g) => {
                     let cols = keys
                         .iter()
                         .map(|k| k.evaluate(batch))
                         .collect::<Result<Vec<ArrayRef>>>()?;
-                    g.intern(&cols, &mut ids)?;
+                    g.intern(&cols, &mut batch_ids)?;
                 }
-                None => {
-                    ids.clear();
-                    ids.resize(n, 0);
-                }
+                None => batch_ids.resize(batch.num_rows(), 0),
             }
+            ids.push(batch_ids);
             let order = self
                 .order_by
                 .iter()
                 .map(|s| s.expr.evaluate(batch))
                 .collect::<Result<Vec<ArrayRef>>>()?;
-            let encoded = if order.is_empty() {
+            let rows = if order.is_empty() {
                 None
             } else {
                 Some(order_rows.convert_columns(&order)?)
             };
-            for (row, &g) in ids.iter().enumerate() {
+            reserve(
+                rows.as_ref().map_or(0, Rows::size) + ids.last().map_or(0, |i| i.capacity() * 4),
+            )?;
+            encoded.push(rows);
+        }
+        let key = |(b, r): (u32, u32)| -> &[u8] {
+            encoded[b as usize]
+                .as_ref()
+                .map_or(&[], |rows| rows.row(r as usize).data())
+        };
+        // Group g's best rows are slots[g * k .. g * k + filled[g]].
+        let k = self.k.max(1);
+        let mut slots: Vec<(u32, u32)> = Vec::new();
+        let mut filled: Vec<u32> = Vec::new();
+        for (b, batch_ids) in ids.iter().enumerate() {
+            for (r, &g) in batch_ids.iter().enumerate() {
                 let g = g as usize;
-                if g >= best.len() {
-                    best.resize_with(g + 1, Vec::new);
+                if g >= filled.len() {
+                    filled.resize(g + 1, 0);
+                    slots.resize((g + 1) * k, (0, 0));
                 }
-                let row_key = encoded.as_ref().map(|r| r.row(row));
-                let key: &[u8] = row_key.as_ref().map_or(&[], |r| r.as_ref());
-                let kept = &mut best[g];
-                if kept.len() < self.k {
-                    kept.push((key.to_vec(), b, row));
-                } else if let Some(worst) = kept
-                    .iter()
-                    .enumerate()
-                    .max_by(|x, y| x.1 .0.cmp(&y.1 .0))
-                    .map(|(i, _)| i)
-                {
-                    // A later row replaces the worst only when strictly better:
-                    // ties keep the rows that came first. Only a row kept is copied.
-                    if key < kept[worst].0.as_slice() {
-                        kept[worst] = (key.to_vec(), b, row);
-                    }
+                let row = (b as u32, r as u32);
+                let kept = &mut slots[g * k..(g + 1) * k];
+                let count = filled[g] as usize;
+                if count < self.k {
+                    kept[count] = row;
+                    filled[g] += 1;
+                    continue;
+                }
+                let Some(worst) = (0..count).max_by(|&x, &y| key(kept[x]).cmp(key(kept[y]))) else {
+                    continue;
+                };
+                // A later row replaces the worst only when strictly better: ties
+                // keep the rows that came first.
+                if key(row) < key(kept[worst]) {
+                    kept[worst] = row;
                 }
             }
         }
-        let picks: Vec<(usize, usize)> =
-            best.into_iter().flatten().map(|(_, b, r)| (b, r)).collect();
+        let picks: Vec<(usize, usize)> = filled
+            .iter()
+            .enumerate()
+            .flat_map(|(g, &count)| slots[g * k..g * k + count as usize].iter())
+            .map(|&(b, r)| (b as usize, r as usize))
+            .collect();
         let refs: Vec<&RecordBatch> = batches.iter().collect();
         Ok(arrow::compute::interleave_record_batch(&refs, &picks)?)
     }
@@ -209,7 +229,9 @@ impl Operation for FrameShuffle {
                 rows.push(batch);
                 Ok(true)
             })?;
-            let kept = top.keep(&schema, &self.keys, &rows)?;
+            let kept = top.keep(&schema, &self.keys, &rows, &mut |bytes| {
+                env.reserve(&mut held, bytes as u64)
+            })?;
             drop(rows);
             drop(held);
             let keys = self
@@ -264,6 +286,11 @@ pub struct FrameWindow {
     pub windows: Vec<WindowColumn>,
     /// The bucket.
     pub bucket: u32,
+    /// Only the first rows of each window partition are wanted (the one window
+    /// is a `row_number()` filtered by `<= k`): the bucket keeps those before it
+    /// is sorted, so a top k per group never sorts everything.
+    #[serde(default)]
+    pub top: Option<TopPerGroup>,
 }
 
 impl FrameWindow {
@@ -277,6 +304,13 @@ impl FrameWindow {
     }
 
     /// `batch`'s rows numbered by `window`, in the batch's row order.
+    ///
+    /// The partition and order keys are encoded once in Arrow's row format and
+    /// the row indices sorted by those bytes: comparing bytes is several times
+    /// faster than a lexicographic sort's per-column comparators, and the same
+    /// bytes then find the partitions' starts and the ties. The sort is stable,
+    /// so tied rows are numbered in the order the bucket gathered them, the same
+    /// in every run.
     fn number(
         &self,
         batch: &RecordBatch,
@@ -284,67 +318,61 @@ impl FrameWindow {
         window: &WindowColumn,
     ) -> Result<ArrayRef> {
         let n = batch.num_rows();
-        let mut sort: Vec<SortColumn> = keys
-            .iter()
-            .map(|k| SortColumn {
-                values: k.clone(),
-                options: Some(SortOptions::default()),
-            })
-            .collect();
         let order = window
             .order_by
             .iter()
             .map(|s| s.expr.evaluate(batch))
             .collect::<Result<Vec<ArrayRef>>>()?;
-        for (o, s) in order.iter().zip(&window.order_by) {
-            sort.push(SortColumn {
-                values: o.clone(),
-                options: Some(SortOptions {
-                    descending: s.descending,
-                    nulls_first: s.nulls_first,
-                }),
-            });
-        }
-        let perm = if sort.is_empty() {
-            UInt32Array::from_iter_values(0..n as u32)
-        } else {
-            lexsort_to_indices(&sort, None)?
-        };
-        // Partition and order keys compared as row bytes, in the sorted order.
-        let encode = |cols: &[ArrayRef]| -> Result<Option<arrow::row::Rows>> {
+        let encode = |cols: &[ArrayRef], options: &[SortOptions]| -> Result<Option<Rows>> {
             if cols.is_empty() {
                 return Ok(None);
             }
-            let taken = cols
+            let fields = cols
                 .iter()
-                .map(|c| Ok(arrow::compute::take(c, &perm, None)?))
-                .collect::<Result<Vec<_>>>()?;
-            let fields = taken
-                .iter()
-                .map(|c| SortField::new(c.data_type().clone()))
+                .zip(options)
+                .map(|(c, &o)| SortField::new_with_options(c.data_type().clone(), o))
                 .collect();
-            Ok(Some(RowConverter::new(fields)?.convert_columns(&taken)?))
+            Ok(Some(RowConverter::new(fields)?.convert_columns(cols)?))
         };
-        let part_rows = encode(keys)?;
-        let order_rows = encode(&order)?;
+        let part_rows = encode(keys, &vec![SortOptions::default(); keys.len()])?;
+        let order_options: Vec<SortOptions> = window
+            .order_by
+            .iter()
+            .map(|s| SortOptions {
+                descending: s.descending,
+                nulls_first: s.nulls_first,
+            })
+            .collect();
+        let order_rows = encode(&order, &order_options)?;
+        let same = |rows: &Option<Rows>, a: usize, b: usize| {
+            rows.as_ref().is_none_or(|r| r.row(a) == r.row(b))
+        };
+        let mut all: Vec<ArrayRef> = keys.to_vec();
+        all.extend(order.iter().cloned());
+        let mut options = vec![SortOptions::default(); keys.len()];
+        options.extend(&order_options);
+        let perm: Vec<u32> = match encode(&all, &options)? {
+            Some(rows) => sorted_by_rows(&rows),
+            None => (0..n as u32).collect(),
+        };
         let mut values = vec![0i64; n];
         let (mut number, mut rank, mut dense) = (0i64, 0i64, 0i64);
-        for i in 0..n {
-            let new_partition =
-                i == 0 || part_rows.as_ref().is_some_and(|r| r.row(i) != r.row(i - 1));
+        for (i, &row) in perm.iter().enumerate() {
+            let row = row as usize;
+            let previous = i.checked_sub(1).map(|p| perm[p] as usize);
+            let new_partition = previous.is_none_or(|p| !same(&part_rows, row, p));
             if new_partition {
                 number = 0;
                 rank = 0;
                 dense = 0;
             }
             number += 1;
-            let tie =
-                !new_partition && order_rows.as_ref().is_none_or(|r| r.row(i) == r.row(i - 1));
+            let tie = !new_partition && previous.is_some_and(|p| same(&order_rows, row, p));
             if !tie {
                 rank = number;
                 dense += 1;
             }
-            values[perm.value(i) as usize] = match window.func {
+            values[row] = match window.func {
                 WindowFuncName::RowNumber => number,
                 WindowFuncName::Rank => rank,
                 WindowFuncName::DenseRank => dense,
@@ -352,6 +380,43 @@ impl FrameWindow {
         }
         Ok(Arc::new(Int64Array::from(values)))
     }
+}
+
+/// The row indices in the order of `rows`' bytes, ties by index (so the order
+/// is the same in every run).
+///
+/// Each row is sorted by its first 16 bytes as one integer, and only rows whose
+/// first 16 bytes are equal compare the rest: most keys (an integer and a float
+/// of a window's partition and order) fit in them, and comparing integers is
+/// far cheaper than `memcmp` calls on short slices (DuckDB sorts normalized key
+/// prefixes for the same reason).
+fn sorted_by_rows(rows: &Rows) -> Vec<u32> {
+    const PREFIX: usize = 16;
+    let mut keyed: Vec<(u128, u32)> = (0..rows.num_rows())
+        .map(|i| {
+            let data = rows.row(i).data();
+            let mut prefix = [0u8; PREFIX];
+            let len = data.len().min(PREFIX);
+            prefix[..len].copy_from_slice(&data[..len]);
+            (u128::from_be_bytes(prefix), i as u32)
+        })
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| {
+                let (x, y) = (rows.row(a.1 as usize), rows.row(b.1 as usize));
+                if x.data().len() <= PREFIX && y.data().len() <= PREFIX {
+                    // Equal prefixes of whole rows: the shorter (padded) row
+                    // first, as comparing the bytes would put it.
+                    x.data().len().cmp(&y.data().len())
+                } else {
+                    x.data()[PREFIX.min(x.data().len())..]
+                        .cmp(&y.data()[PREFIX.min(y.data().len())..])
+                }
+            })
+            .then(a.1.cmp(&b.1))
+    });
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 impl Operation for FrameWindow {
@@ -372,8 +437,18 @@ impl Operation for FrameWindow {
                 )?);
             }
         }
-        let batch = concat_batches(&schema, &rows)?;
+        // The bucket as one batch: a copy, held beside the pieces until they go.
+        let gathered = held.size();
+        env.reserve(&mut held, gathered)?;
+        let batch = match &self.top {
+            // Ties keep the rows gathered first, as the stable sort numbers them.
+            Some(top) => top.keep(&schema, &self.keys, &rows, &mut |bytes| {
+                env.reserve(&mut held, bytes as u64)
+            })?,
+            None => concat_batches(&schema, &rows)?,
+        };
         drop(rows);
+        held.shrink(gathered);
         let keys = self
             .keys
             .iter()

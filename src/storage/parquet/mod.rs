@@ -540,6 +540,29 @@ impl FrameSource for ParquetSource {
         }
     }
 
+    fn partition_memory_bytes(&self, partition: usize) -> u64 {
+        let (f, rg) = self.partitions[partition];
+        let group = self.files[f].meta.metadata().row_group(rg);
+        let rows = group.num_rows().max(0) as u64;
+        let flat = group.num_columns() == self.file_columns;
+        let wanted: Vec<usize> = match &self.projection {
+            Some(cols) => cols.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        // The schema's fields are the wanted columns, in order.
+        wanted
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(&c, field)| {
+                let chunk = (flat && c < self.file_columns)
+                    .then(|| group.columns().get(c))
+                    .flatten();
+                decoded_bytes(field.data_type(), rows, chunk)
+            })
+            .sum::<u64>()
+            .max(self.partition_bytes(partition))
+    }
+
     fn read_partition(&self, partition: usize) -> Result<BatchIter<'_>> {
         let (f, rg) = self.partitions[partition];
         let part = &self.files[f];
@@ -617,6 +640,39 @@ impl FrameSource for ParquetSource {
             details.push(("partition_keys", names.into()));
         }
         details
+    }
+}
+
+/// About what `rows` values of `dtype` take decoded: the fixed width, or for
+/// byte arrays the offsets plus the values' bytes (Parquet's unencoded size when
+/// the writer recorded it; dictionary pages understate it, so at least 8 a value).
+/// Other types count the chunk's uncompressed size.
+fn decoded_bytes(
+    dtype: &DataType,
+    rows: u64,
+    chunk: Option<&parquet::file::metadata::ColumnChunkMetaData>,
+) -> u64 {
+    let uncompressed = chunk.map_or(0, |c| c.uncompressed_size().max(0) as u64);
+    let validity = rows.div_ceil(8);
+    if let Some(width) = dtype.primitive_width() {
+        return rows * width as u64 + validity;
+    }
+    match dtype {
+        DataType::Boolean => 2 * validity,
+        DataType::Utf8 | DataType::Binary | DataType::LargeUtf8 | DataType::LargeBinary => {
+            let values = chunk
+                .and_then(|c| c.unencoded_byte_array_data_bytes())
+                .map_or(0, |b| b.max(0) as u64)
+                .max(uncompressed)
+                .max(8 * rows);
+            let offsets = if matches!(dtype, DataType::Utf8 | DataType::Binary) {
+                4
+            } else {
+                8
+            };
+            rows * offsets + values + validity
+        }
+        _ => uncompressed.max(rows),
     }
 }
 
