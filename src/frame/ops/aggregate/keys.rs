@@ -1,30 +1,63 @@
-//! Group keys: the key columns of a row encoded as bytes (Arrow's row format, so
-//! any number of columns of any type, nulls included, compare as one slice), and
-//! the table that numbers each distinct key in order of first appearance.
+//! Group keys, and the table that numbers each distinct key in order of first
+//! appearance.
+//!
+//! A key is held in one of three layouts, chosen by the key columns' types
+//! ([`Layout::of`]):
+//! - one integer-like column (integers, dates, times, timestamps, durations):
+//!   the value's 64 bits;
+//! - one string or binary column: the value's bytes;
+//! - anything else (several columns, floats, nested types): the columns
+//!   encoded as bytes in Arrow's row format, so any number of columns of any
+//!   type compare as one slice.
+//!
+//! The first two skip the row encoding, which costs more than the hash table
+//! itself for db-benchmark's one-key questions. A NULL key is a group of its
+//! own in every layout.
 //!
 //! The hash of a key is fixed (a seeded hasher, the same in every process), so the
 //! bucket a key goes to is the same in the task that aggregates it partially and in
-//! the one that finishes it, wherever they run.
+//! the one that finishes it, wherever they run. It is a function of the layout's
+//! bytes, so [`KeyHasher`] and [`GroupKeys`] hash alike because they choose the
+//! layout alike.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
-use arrow::array::ArrayRef;
-use arrow::datatypes::DataType;
-use arrow::row::{RowConverter, SortField};
+use arrow::array::{
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, GenericByteArray, PrimitiveArray,
+};
+use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{
+    ArrowNativeType, ByteArrayType, DataType, GenericBinaryType, GenericStringType, IntervalUnit,
+};
+use arrow::row::{RowConverter, Rows, SortField};
 use hashbrown::HashTable;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The seed of every key hash: fixed, so that every process agrees.
 const SEED: u64 = 0x6a09_e667_f3bc_c908;
 
-/// The hash of an encoded key, with `level` mixed in: each level of recursive
-/// partitioning cuts on hash values independent of the levels above it.
-pub fn key_hash(bytes: &[u8], level: u32) -> u64 {
+fn hasher(level: u32) -> foldhash::fast::FixedState {
     foldhash::fast::FixedState::with_seed(
         SEED ^ u64::from(level).wrapping_mul(0x9e37_79b9_7f4a_7c15),
     )
-    .hash_one(bytes)
+}
+
+/// The hash of an encoded key, with `level` mixed in: each level of recursive
+/// partitioning cuts on hash values independent of the levels above it.
+pub fn key_hash(bytes: &[u8], level: u32) -> u64 {
+    hasher(level).hash_one(bytes)
+}
+
+/// The hash of an integer key at `level`.
+fn int_hash(value: u64, level: u32) -> u64 {
+    hasher(level).hash_one(value)
+}
+
+/// The hash of the NULL key at `level` (of a one-column layout).
+fn null_hash(level: u32) -> u64 {
+    hasher(level).hash_one(b"\xffNULL".as_slice()) ^ 0x5bd1_e995
 }
 
 /// Which of `buckets` a hash goes to: the high bits, scaled (not a modulo, so that
@@ -33,10 +66,132 @@ pub fn bucket_of(hash: u64, buckets: u32) -> u32 {
     ((u128::from(hash) * u128::from(buckets)) >> 64) as u32
 }
 
+/// How keys of some types are held and hashed.
+enum Layout {
+    /// One integer-like column, as 64 bits.
+    Int(DataType),
+    /// One string or binary column, as its bytes.
+    Bytes(DataType),
+    /// Arrow's row format.
+    Rows(RowConverter),
+}
+
+impl Layout {
+    fn of(types: &[DataType]) -> Result<Layout> {
+        Ok(match types {
+            [t] if int_like(t) => Layout::Int(t.clone()),
+            [t @ (DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Binary
+            | DataType::LargeBinary)] => Layout::Bytes(t.clone()),
+            _ => Layout::Rows(RowConverter::new(
+                types.iter().map(|t| SortField::new(t.clone())).collect(),
+            )?),
+        })
+    }
+}
+
+/// Types whose values are integers of at most 64 bits, compared as such.
+fn int_like(t: &DataType) -> bool {
+    t.is_integer()
+        || matches!(
+            t,
+            DataType::Date32
+                | DataType::Date64
+                | DataType::Time32(_)
+                | DataType::Time64(_)
+                | DataType::Timestamp(_, _)
+                | DataType::Duration(_)
+                | DataType::Interval(IntervalUnit::YearMonth)
+        )
+}
+
+/// A one-column key's values as 64 bits (sign-extended: distinct values stay
+/// distinct within a type), with `None` where the value is NULL.
+fn int_values(column: &dyn Array) -> Result<Vec<Option<u64>>> {
+    fn bits<T: ArrowPrimitiveType>(a: &dyn Array) -> Vec<Option<u64>> {
+        a.as_primitive::<T>()
+            .iter()
+            .map(|v| v.map(|v| v.as_usize() as u64))
+            .collect()
+    }
+    use arrow::datatypes as t;
+    Ok(match column.data_type() {
+        DataType::Int8 => bits::<t::Int8Type>(column),
+        DataType::Int16 => bits::<t::Int16Type>(column),
+        DataType::Int32 => bits::<t::Int32Type>(column),
+        DataType::Int64 => bits::<t::Int64Type>(column),
+        DataType::UInt8 => bits::<t::UInt8Type>(column),
+        DataType::UInt16 => bits::<t::UInt16Type>(column),
+        DataType::UInt32 => bits::<t::UInt32Type>(column),
+        DataType::UInt64 => bits::<t::UInt64Type>(column),
+        other => {
+            // Dates, times, timestamps, durations and year-month intervals are
+            // stored as 32- or 64-bit integers.
+            let storage = match other.primitive_width() {
+                Some(4) => DataType::Int32,
+                Some(8) => DataType::Int64,
+                _ => return Err(Error::bug("an integer-like key of another width", other)),
+            };
+            let data = column.to_data().into_builder().data_type(storage).build()?;
+            return int_values(arrow::array::make_array(data).as_ref());
+        }
+    })
+}
+
+/// A column of `dtype` from 64-bit values (the inverse of [`int_values`]).
+fn int_column(dtype: &DataType, values: &[Option<u64>]) -> Result<ArrayRef> {
+    fn build<T: ArrowPrimitiveType>(values: &[Option<u64>]) -> ArrayRef {
+        let array: PrimitiveArray<T> = values
+            .iter()
+            .map(|v| v.map(|v| T::Native::usize_as(v as usize)))
+            .collect();
+        Arc::new(array)
+    }
+    use arrow::datatypes as t;
+    let storage = match dtype {
+        DataType::Int8 => return Ok(build::<t::Int8Type>(values)),
+        DataType::Int16 => return Ok(build::<t::Int16Type>(values)),
+        DataType::Int32 => return Ok(build::<t::Int32Type>(values)),
+        DataType::Int64 => return Ok(build::<t::Int64Type>(values)),
+        DataType::UInt8 => return Ok(build::<t::UInt8Type>(values)),
+        DataType::UInt16 => return Ok(build::<t::UInt16Type>(values)),
+        DataType::UInt32 => return Ok(build::<t::UInt32Type>(values)),
+        DataType::UInt64 => return Ok(build::<t::UInt64Type>(values)),
+        other => match other.primitive_width() {
+            Some(4) => build::<t::Int32Type>(values),
+            Some(8) => build::<t::Int64Type>(values),
+            _ => return Err(Error::bug("an integer-like key of another width", other)),
+        },
+    };
+    let data = storage
+        .to_data()
+        .into_builder()
+        .data_type(dtype.clone())
+        .build()?;
+    Ok(arrow::array::make_array(data))
+}
+
+/// A string or binary column's values as byte slices.
+fn byte_values(column: &dyn Array) -> Vec<Option<&[u8]>> {
+    fn slices<T: ByteArrayType>(a: &dyn Array) -> Vec<Option<&[u8]>> {
+        a.as_bytes::<T>()
+            .iter()
+            .map(|v| v.map(|v| -> &[u8] { v.as_ref() }))
+            .collect()
+    }
+    match column.data_type() {
+        DataType::Utf8 => slices::<GenericStringType<i32>>(column),
+        DataType::LargeUtf8 => slices::<GenericStringType<i64>>(column),
+        DataType::Binary => slices::<GenericBinaryType<i32>>(column),
+        _ => slices::<GenericBinaryType<i64>>(column),
+    }
+}
+
 /// Hashes of keys given as columns, at a level of partitioning: how a final task
-/// whose bucket does not fit cuts its rows again.
+/// whose bucket does not fit cuts its rows again, and how a shuffle cuts its.
 pub struct KeyHasher {
-    converter: RowConverter,
+    layout: Layout,
 }
 
 impl KeyHasher {
@@ -45,9 +200,8 @@ impl KeyHasher {
     /// # Errors
     /// Types the row format cannot encode.
     pub fn new(types: &[DataType]) -> Result<KeyHasher> {
-        let fields = types.iter().map(|t| SortField::new(t.clone())).collect();
         Ok(KeyHasher {
-            converter: RowConverter::new(fields)?,
+            layout: Layout::of(types)?,
         })
     }
 
@@ -56,23 +210,44 @@ impl KeyHasher {
     /// # Errors
     /// Columns the row format cannot encode.
     pub fn buckets(&self, columns: &[ArrayRef], level: u32, buckets: u32) -> Result<Vec<u32>> {
-        let rows = self.converter.convert_columns(columns)?;
-        Ok(rows
-            .iter()
-            .map(|r| bucket_of(key_hash(r.as_ref(), level), buckets))
-            .collect())
+        let of = |h: u64| bucket_of(h, buckets);
+        Ok(match &self.layout {
+            Layout::Int(_) => int_values(columns[0].as_ref())?
+                .into_iter()
+                .map(|v| of(v.map_or_else(|| null_hash(level), |v| int_hash(v, level))))
+                .collect(),
+            Layout::Bytes(_) => byte_values(columns[0].as_ref())
+                .into_iter()
+                .map(|v| of(v.map_or_else(|| null_hash(level), |v| key_hash(v, level))))
+                .collect(),
+            Layout::Rows(converter) => converter
+                .convert_columns(columns)?
+                .iter()
+                .map(|r| of(key_hash(r.as_ref(), level)))
+                .collect(),
+        })
     }
 }
 
 /// The distinct keys seen, numbered in order of first appearance.
 pub struct GroupKeys {
-    converter: RowConverter,
+    layout: Layout,
+    /// The row format's keys, by group number.
     table: HashTable<u32>,
+    /// One-column keys, with their hash and first bytes in the slot: most
+    /// probes then touch only the slot, not the key bytes.
+    short: HashTable<Slot>,
     hashes: Vec<u64>,
-    /// `ends[g]`: where group `g`'s key ends in `arena` (it starts where `g - 1`'s
-    /// ends).
+    /// Every group's key as bytes (the row format's, a string's, or an
+    /// integer's 8 bytes little-endian; empty for NULL): `ends[g]` is where
+    /// group `g`'s key ends in `arena` (it starts where `g - 1`'s ends).
     ends: Vec<usize>,
     arena: Vec<u8>,
+    /// The group of the NULL key, in one-column layouts (in the row format a
+    /// NULL is bytes like any value).
+    null: Option<u32>,
+    /// The row format's buffer, reused batch after batch.
+    rows: Option<Rows>,
 }
 
 impl GroupKeys {
@@ -81,38 +256,118 @@ impl GroupKeys {
     /// # Errors
     /// Types the row format cannot encode.
     pub fn new(types: &[DataType]) -> Result<GroupKeys> {
-        let fields = types.iter().map(|t| SortField::new(t.clone())).collect();
         Ok(GroupKeys {
-            converter: RowConverter::new(fields)?,
+            layout: Layout::of(types)?,
             table: HashTable::new(),
+            short: HashTable::new(),
             hashes: Vec::new(),
             ends: Vec::new(),
             arena: Vec::new(),
+            null: None,
+            rows: None,
         })
     }
 
     /// Distinct keys held.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.hashes.len()
     }
 
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.hashes.is_empty()
     }
 
     /// Bytes held: the keys, their hashes and ends, and the table's slots.
     pub fn size(&self) -> usize {
+        let converter = match &self.layout {
+            Layout::Rows(c) => c.size(),
+            _ => 0,
+        };
         self.arena.capacity()
             + self.hashes.capacity() * 8
             + self.ends.capacity() * 8
             + self.table.capacity() * 5
-            + self.converter.size()
+            + self.short.capacity() * (std::mem::size_of::<Slot>() + 1)
+            + self.rows.as_ref().map_or(0, Rows::size)
+            + converter
     }
 
     /// The hash of group `g`'s key.
     pub fn hash(&self, g: usize) -> u64 {
         self.hashes[g]
+    }
+
+    /// The next group's number.
+    fn next_group(&self) -> Result<u32> {
+        u32::try_from(self.hashes.len()).map_err(|_| {
+            Error::Usage("group by: more than 4 294 967 295 groups in one task".into())
+        })
+    }
+
+    /// The group of the NULL key, numbered now if it is new.
+    fn null_group(&mut self) -> Result<u32> {
+        if let Some(g) = self.null {
+            return Ok(g);
+        }
+        let g = self.next_group()?;
+        self.null = Some(g);
+        self.hashes.push(null_hash(0));
+        self.ends.push(self.arena.len());
+        Ok(g)
+    }
+
+    /// Numbers a new group of key `bytes` (hash `h`).
+    fn push_group(&mut self, bytes: &[u8], h: u64) -> Result<u32> {
+        let g = self.next_group()?;
+        self.arena.extend_from_slice(bytes);
+        self.ends.push(self.arena.len());
+        self.hashes.push(h);
+        Ok(g)
+    }
+
+    /// The group of one-column key `bytes` (hash `h`), numbered now if it is new.
+    fn short_group(&mut self, bytes: &[u8], h: u64) -> Result<u32> {
+        let slot = Slot::new(bytes, h, 0)?;
+        let (arena, ends) = (&self.arena, &self.ends);
+        let found = self.short.find(h, |s| {
+            s.hash == h
+                && s.len == slot.len
+                && s.head == slot.head
+                && (bytes.len() <= SLOT_BYTES || {
+                    let g = s.group as usize;
+                    let start = if g == 0 { 0 } else { ends[g - 1] };
+                    &arena[start..ends[g]] == bytes
+                })
+        });
+        if let Some(s) = found {
+            return Ok(s.group);
+        }
+        let g = self.push_group(bytes, h)?;
+        self.short
+            .insert_unique(h, Slot { group: g, ..slot }, |s| s.hash);
+        Ok(g)
+    }
+
+    /// The group of row-format key `bytes` (hash `h`), numbered now if it is new.
+    fn byte_group(&mut self, bytes: &[u8], h: u64) -> Result<u32> {
+        let (arena, ends, hashes) = (&self.arena, &self.ends, &self.hashes);
+        let key_of = |g: u32| {
+            let g = g as usize;
+            let start = if g == 0 { 0 } else { ends[g - 1] };
+            &arena[start..ends[g]]
+        };
+        let found = self
+            .table
+            .find(h, |&g| hashes[g as usize] == h && key_of(g) == bytes)
+            .copied();
+        if let Some(g) = found {
+            return Ok(g);
+        }
+        let g = self.push_group(bytes, h)?;
+        let hashes = &self.hashes;
+        self.table.insert_unique(h, g, |&k| hashes[k as usize]);
+        Ok(g)
     }
 
     /// The group number of each row of `columns` (the key columns), numbering
@@ -121,41 +376,48 @@ impl GroupKeys {
     /// # Errors
     /// Columns the row format cannot encode.
     pub fn intern(&mut self, columns: &[ArrayRef], out: &mut Vec<u32>) -> Result<()> {
-        let rows = self.converter.convert_columns(columns)?;
+        let n = columns.first().map_or(0, |c| c.len());
         out.clear();
-        out.reserve(rows.num_rows());
-        self.table
-            .reserve(rows.num_rows().min(1 << 16), |&g| self.hashes[g as usize]);
-        for row in rows.iter() {
-            let bytes = row.as_ref();
-            let h = key_hash(bytes, 0);
-            let (arena, ends, hashes) = (&self.arena, &self.ends, &self.hashes);
-            let key_of = |g: u32| {
-                let g = g as usize;
-                let start = if g == 0 { 0 } else { ends[g - 1] };
-                &arena[start..ends[g]]
-            };
-            let found = self
-                .table
-                .find(h, |&g| hashes[g as usize] == h && key_of(g) == bytes)
-                .copied();
-            let g = match found {
-                Some(g) => g,
-                None => {
-                    let g = u32::try_from(self.ends.len()).map_err(|_| {
-                        crate::error::Error::Usage(
-                            "group by: more than 4 294 967 295 groups in one task".into(),
-                        )
-                    })?;
-                    self.arena.extend_from_slice(bytes);
-                    self.ends.push(self.arena.len());
-                    self.hashes.push(h);
-                    let hashes = &self.hashes;
-                    self.table.insert_unique(h, g, |&k| hashes[k as usize]);
-                    g
+        out.reserve(n);
+        match &self.layout {
+            Layout::Int(_) => {
+                self.short.reserve(n.min(1 << 16), |s| s.hash);
+                for v in int_values(columns[0].as_ref())? {
+                    let g = match v {
+                        None => self.null_group()?,
+                        Some(v) => self.short_group(&v.to_le_bytes(), int_hash(v, 0))?,
+                    };
+                    out.push(g);
                 }
-            };
-            out.push(g);
+            }
+            Layout::Bytes(_) => {
+                self.short.reserve(n.min(1 << 16), |s| s.hash);
+                let column = columns[0].clone();
+                for v in byte_values(column.as_ref()) {
+                    let g = match v {
+                        None => self.null_group()?,
+                        Some(bytes) => self.short_group(bytes, key_hash(bytes, 0))?,
+                    };
+                    out.push(g);
+                }
+            }
+            Layout::Rows(converter) => {
+                self.table
+                    .reserve(n.min(1 << 16), |&g| self.hashes[g as usize]);
+                let mut rows = match self.rows.take() {
+                    Some(mut rows) => {
+                        rows.clear();
+                        rows
+                    }
+                    None => converter.empty_rows(n, 0),
+                };
+                converter.append(&mut rows, columns)?;
+                for row in rows.iter() {
+                    let bytes = row.as_ref();
+                    out.push(self.byte_group(bytes, key_hash(bytes, 0))?);
+                }
+                self.rows = Some(rows);
+            }
         }
         Ok(())
     }
@@ -165,25 +427,127 @@ impl GroupKeys {
     /// # Errors
     /// Row decoding errors.
     pub fn columns(&self, order: Option<&[u32]>) -> Result<Vec<ArrayRef>> {
-        let parser = self.converter.parser();
-        let key = |g: usize| {
+        let all: Vec<u32>;
+        let order = match order {
+            Some(order) => order,
+            None => {
+                all = (0..self.len() as u32).collect();
+                &all
+            }
+        };
+        let slice = |g: u32| {
+            let g = g as usize;
             let start = if g == 0 { 0 } else { self.ends[g - 1] };
-            parser.parse(&self.arena[start..self.ends[g]])
+            &self.arena[start..self.ends[g]]
         };
-        let rows: Vec<_> = match order {
-            Some(order) => order.iter().map(|&g| key(g as usize)).collect(),
-            None => (0..self.len()).map(key).collect(),
-        };
-        Ok(self.converter.convert_rows(rows)?)
+        Ok(match &self.layout {
+            Layout::Int(dtype) => {
+                let values: Vec<Option<u64>> = order
+                    .iter()
+                    .map(|&g| {
+                        let bytes: [u8; 8] = slice(g).try_into().ok()?;
+                        Some(u64::from_le_bytes(bytes))
+                    })
+                    .collect();
+                vec![int_column(dtype, &values)?]
+            }
+            Layout::Bytes(dtype) => {
+                let mut data = Vec::new();
+                let mut offsets = vec![0usize];
+                let mut valid = Vec::with_capacity(order.len());
+                for &g in order {
+                    if Some(g) != self.null {
+                        data.extend_from_slice(slice(g));
+                    }
+                    offsets.push(data.len());
+                    valid.push(Some(g) != self.null);
+                }
+                vec![bytes_column(dtype, data, &offsets, valid)?]
+            }
+            Layout::Rows(converter) => {
+                let parser = converter.parser();
+                let rows: Vec<_> = order.iter().map(|&g| parser.parse(slice(g))).collect();
+                converter.convert_rows(rows)?
+            }
+        })
     }
 
     /// Forgets every key, keeping the allocations' capacity for the next ones
     /// only up to what a fresh table would grow to soon.
     pub fn clear(&mut self) {
         self.table = HashTable::new();
+        self.short = HashTable::new();
         self.hashes = Vec::new();
         self.ends = Vec::new();
         self.arena = Vec::new();
+        self.null = None;
+        self.rows = None;
+    }
+}
+
+/// Key bytes a [`Slot`] holds.
+const SLOT_BYTES: usize = 16;
+
+/// A one-column key in the table: its hash, group, length and first bytes
+/// (all of an integer's, and of strings up to 16 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    group: u32,
+    len: u32,
+    head: [u8; SLOT_BYTES],
+}
+
+impl Slot {
+    fn new(bytes: &[u8], hash: u64, group: u32) -> Result<Slot> {
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| Error::Usage("group by: a key of more than 4 GiB".into()))?;
+        let mut head = [0u8; SLOT_BYTES];
+        let n = bytes.len().min(SLOT_BYTES);
+        head[..n].copy_from_slice(&bytes[..n]);
+        Ok(Slot {
+            hash,
+            group,
+            len,
+            head,
+        })
+    }
+}
+
+/// A string or binary column of `dtype` from its values' bytes, their offsets
+/// and which are valid.
+fn bytes_column(
+    dtype: &DataType,
+    data: Vec<u8>,
+    offsets: &[usize],
+    valid: Vec<bool>,
+) -> Result<ArrayRef> {
+    fn build<T: ByteArrayType>(
+        data: Vec<u8>,
+        offsets: &[usize],
+        nulls: Option<NullBuffer>,
+    ) -> Result<ArrayRef> {
+        let offsets = offsets
+            .iter()
+            .map(|&o| {
+                T::Offset::from_usize(o).ok_or_else(|| {
+                    Error::Usage("group by: string keys over 2 GiB in one batch".into())
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        Ok(Arc::new(GenericByteArray::<T>::try_new(
+            offsets,
+            data.into(),
+            nulls,
+        )?))
+    }
+    let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
+    match dtype {
+        DataType::Utf8 => build::<GenericStringType<i32>>(data, offsets, nulls),
+        DataType::LargeUtf8 => build::<GenericStringType<i64>>(data, offsets, nulls),
+        DataType::Binary => build::<GenericBinaryType<i32>>(data, offsets, nulls),
+        _ => build::<GenericBinaryType<i64>>(data, offsets, nulls),
     }
 }
 
@@ -210,6 +574,96 @@ mod tests {
         let cols = keys.columns(Some(&[2, 1])).unwrap();
         let s = cols[0].as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!((s.value(0), s.is_null(1)), ("y", true));
+    }
+
+    /// Every layout numbers its keys by first appearance, gives NULL a group of
+    /// its own, gives the keys back with their type, and hashes a key as the
+    /// [`KeyHasher`] of the same types does (which the buckets rely on).
+    #[test]
+    fn each_layout_round_trips_its_keys_and_hashes_as_the_hasher_does() {
+        use arrow::array::{
+            BinaryArray, Date32Array, LargeStringArray, TimestampMicrosecondArray, UInt64Array,
+        };
+        let long = "a string longer than sixteen bytes";
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![
+                Some(-1),
+                None,
+                Some(7),
+                Some(-1),
+                None,
+            ])),
+            Arc::new(UInt64Array::from(vec![
+                Some(u64::MAX),
+                Some(0),
+                None,
+                Some(u64::MAX),
+                Some(0),
+            ])),
+            Arc::new(Date32Array::from(vec![
+                Some(19000),
+                Some(-3),
+                Some(19000),
+                None,
+                Some(-3),
+            ])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![Some(1), Some(2), Some(1), None, None])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(vec![
+                Some(""),
+                None,
+                Some(long),
+                Some(""),
+                Some(long),
+            ])),
+            Arc::new(LargeStringArray::from(vec![
+                Some("x"),
+                Some("x"),
+                None,
+                Some("y"),
+                None,
+            ])),
+            Arc::new(BinaryArray::from(vec![
+                Some(b"\0".as_slice()),
+                None,
+                Some(b"".as_slice()),
+                Some(b"\0".as_slice()),
+                None,
+            ])),
+        ];
+        let expected: [&[u32]; 7] = [
+            &[0, 1, 2, 0, 1],
+            &[0, 1, 2, 0, 1],
+            &[0, 1, 0, 2, 1],
+            &[0, 1, 0, 2, 2],
+            &[0, 1, 2, 0, 2],
+            &[0, 0, 1, 2, 1],
+            &[0, 1, 2, 0, 1],
+        ];
+        for (column, expected) in columns.iter().zip(expected) {
+            let types = [column.data_type().clone()];
+            let mut keys = GroupKeys::new(&types).unwrap();
+            let mut out = Vec::new();
+            keys.intern(std::slice::from_ref(column), &mut out).unwrap();
+            assert_eq!(out, expected, "{:?}", column.data_type());
+            // The groups' keys are the column's distinct values, in first order.
+            let back = keys.columns(None).unwrap();
+            let firsts: Vec<u32> = (0..keys.len() as u32)
+                .map(|g| out.iter().position(|&o| o == g).unwrap() as u32)
+                .collect();
+            let want = arrow::compute::take(column, &arrow::array::UInt32Array::from(firsts), None)
+                .unwrap();
+            assert_eq!(back[0].as_ref(), want.as_ref(), "{:?}", column.data_type());
+            let hasher = KeyHasher::new(&types).unwrap();
+            let buckets = hasher
+                .buckets(std::slice::from_ref(column), 0, 1 << 20)
+                .unwrap();
+            for (row, &g) in out.iter().enumerate() {
+                assert_eq!(buckets[row], bucket_of(keys.hash(g as usize), 1 << 20));
+            }
+        }
     }
 
     #[test]
