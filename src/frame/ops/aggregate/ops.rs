@@ -25,6 +25,15 @@ use crate::memory::SpillFile;
 use crate::plan::{entry_file, DataRef, DataStore, Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
 
+/// Rows a partial task groups before it looks at how much grouping reduces them.
+const PROBE_ROWS: usize = 100_000;
+
+/// Groups per row above which a partial task's table does not pay for itself
+/// (nearly every key distinct, as db-benchmark's q10): it is then flushed after
+/// every batch, so that it stays small enough for the cache, and the final tasks
+/// do the grouping (DataFusion skips the partial aggregation the same way).
+const DISTINCT_RATIO: f64 = 0.5;
+
 /// The schema metadata key of a partial entry's batches a bucket (JSON list).
 pub const BUCKETS: &str = "blockwise.group.buckets";
 
@@ -73,11 +82,23 @@ impl Operation for GroupPartial {
             let states = grouping.take_states()?;
             flushed.add(env, &states, &of)
         };
+        // Rows grouped so far, while it is not yet decided whether grouping
+        // them reduces anything.
+        let mut probed: Option<usize> = Some(0);
+        let mut distinct = false;
         for_each_batch(env, input, |batch| {
             let batch = self.pre.apply(batch, &schema)?;
             grouping.update(&batch)?;
+            if let Some(rows) = &mut probed {
+                *rows += batch.num_rows();
+                if *rows >= PROBE_ROWS {
+                    distinct = grouping.len() as f64 > DISTINCT_RATIO * *rows as f64;
+                    probed = None;
+                }
+            }
             let size = grouping.size() as u64;
-            let fits = size <= self.table_bytes
+            let fits = !distinct
+                && size <= self.table_bytes
                 && table.try_grow(size.saturating_sub(table.size())).is_ok();
             if !fits {
                 flush(&mut grouping, &mut flushed)?;

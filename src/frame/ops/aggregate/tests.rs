@@ -709,3 +709,42 @@ print("{}")
     );
     assert_eq!(bad, serde_json::json!({}));
 }
+
+/// Keys that are nearly all distinct make the partial tasks flush after every
+/// batch (their tables would not reduce anything); the keys that do repeat, in
+/// other batches and other parts, still meet in the final tasks.
+#[test]
+fn nearly_distinct_keys_flush_partial_tables_and_still_meet_in_the_final_ones() {
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::Int64Type;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("distinct.csv");
+    let keys = 150_000i64;
+    let mut text = String::from("k,v\n");
+    // Every key twice, a table apart: in other batches, most in other parts.
+    for round in 0..2 {
+        for k in 0..keys {
+            text.push_str(&format!("{k},{}\n", k * 10 + round));
+        }
+    }
+    std::fs::write(&csv, text).unwrap();
+    let sql = format!(
+        "select k, count(*) as n, sum(v) as s from '{}' group by k",
+        csv.display()
+    );
+    let plan = crate::sql::plan_query(&sql).unwrap();
+    let (_, batches) = crate::convert::query(&plan, &context(256 << 20)).unwrap();
+    let mut seen = vec![false; keys as usize];
+    for b in &batches {
+        let k = b.column(0).as_primitive::<Int64Type>();
+        let n = b.column(1).as_primitive::<Int64Type>();
+        let s = b.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+        for i in 0..b.num_rows() {
+            let key = k.value(i);
+            assert!(!seen[key as usize], "key {key} twice in the result");
+            seen[key as usize] = true;
+            assert_eq!((n.value(i), s.value(i)), (2, key * 20 + 1), "key {key}");
+        }
+    }
+    assert!(seen.iter().all(|&s| s), "keys missing");
+}
