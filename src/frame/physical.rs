@@ -29,9 +29,10 @@ use super::ops::sort::{add_sort, read_batch_rows, SortKey, SortSizing};
 use super::ops::stream::{FrameLimit, FramePipeline, FrameSort};
 use super::ops::window::{FrameShuffle, FrameWindow, TopPerGroup, WindowColumn};
 use super::ops::Part;
-use super::prune::partitions_to_read;
+use super::prune::{self, partitions_to_read};
 use crate::error::{Error, Result};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
+use crate::storage::frame::FrameReadOptions;
 use crate::storage::frame::SerializedSchema;
 use crate::storage::open_frame_described;
 
@@ -244,11 +245,25 @@ impl Lowering<'_> {
                 }
                 let (mut opened, mut meta) =
                     open_frame_described(&source.path, source.format, &read)?;
-                // Row groups whose statistics rule the filters out are not read.
-                if read.row_groups.is_none() {
+                // Row groups whose statistics rule the filters out are not read,
+                // nor the pages of the others whose page index does.
+                if read.row_groups.is_none() && prune::has_filters(&rows.pre) {
                     if let Some(keep) = partitions_to_read(opened.as_ref(), &rows.pre) {
                         read.row_groups = Some(keep);
                         (opened, meta) = open_frame_described(&source.path, source.format, &read)?;
+                    }
+                    if source.format == crate::storage::Format::Parquet {
+                        let indexed = FrameReadOptions {
+                            page_index: true,
+                            ..read.clone()
+                        };
+                        let (with_index, _) =
+                            open_frame_described(&source.path, source.format, &indexed)?;
+                        if let Some(ranges) = prune::pages_to_read(with_index.as_ref(), &rows.pre) {
+                            read.row_ranges = Some(ranges);
+                            (opened, meta) =
+                                open_frame_described(&source.path, source.format, &read)?;
+                        }
                     }
                 }
                 let id = self.plan.fresh_id("src");

@@ -36,6 +36,11 @@ pub struct FrameReadOptions {
     pub infer_rows: usize,
     /// Read only these row groups (Parquet).
     pub row_groups: Option<Vec<usize>>,
+    /// Parquet: of each partition (each row group read), only these row ranges
+    /// (`start..end` within the row group, in order), from its page index.
+    pub row_ranges: Option<Vec<Vec<(u64, u64)>>>,
+    /// Parquet: load the page index, for [`FrameSource::page_stats`].
+    pub page_index: bool,
 }
 
 impl Default for FrameReadOptions {
@@ -48,6 +53,8 @@ impl Default for FrameReadOptions {
             batch_rows: DEFAULT_BATCH_ROWS,
             infer_rows: 1000,
             row_groups: None,
+            row_ranges: None,
+            page_index: false,
         }
     }
 }
@@ -123,6 +130,23 @@ pub trait FrameSource: Send + Sync {
     fn column_stats(&self, _column: &str) -> Option<ColumnStats> {
         None
     }
+
+    /// What the file's page index says of `column` in partition `partition`:
+    /// a [`ColumnStats`] entry a page, and where each page's rows start in the
+    /// partition. `None` when the file has no page index for it, or the source
+    /// was opened without loading it ([`FrameReadOptions::page_index`]).
+    fn page_stats(&self, _column: &str, _partition: usize) -> Option<PageStats> {
+        None
+    }
+}
+
+/// A column's pages in one partition.
+#[derive(Debug, Clone)]
+pub struct PageStats {
+    /// A page an entry (its `rows` are the page's rows).
+    pub stats: ColumnStats,
+    /// The row of the partition each page starts at.
+    pub first_rows: Vec<u64>,
 }
 
 /// A column's statistics, one entry a partition, in partition order.

@@ -435,6 +435,9 @@ pub struct SourceMeta {
     /// Parquet: the row groups read (all when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_groups: Option<Vec<usize>>,
+    /// Parquet: the row ranges read of each row group read (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_ranges: Option<Vec<Vec<(u64, u64)>>>,
     /// CSV: the partitions' byte ranges, the types and the quote state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<csv::CsvLayout>,
@@ -453,6 +456,7 @@ pub fn open_frame_described(
         columns: options.columns.clone(),
         batch_rows: options.batch_rows,
         row_groups: options.row_groups.clone(),
+        row_ranges: options.row_ranges.clone(),
         csv: None,
     };
     if format != Format::Csv {
@@ -490,6 +494,7 @@ pub fn open_frame_meta(
         columns: meta.columns.clone(),
         batch_rows: meta.batch_rows,
         row_groups: meta.row_groups.clone(),
+        row_ranges: meta.row_ranges.clone(),
         ..FrameReadOptions::default()
     };
     open_frame(path, format, &options)

@@ -18,14 +18,17 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
+use parquet::file::metadata::PageIndexPolicy;
 
 pub use self::writer::{ParquetSink, ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS, ROW_GROUP_BYTES};
 use crate::error::{Error, IoResultExt, Result};
-use crate::storage::frame::{project, BatchIter, ColumnStats, FrameReadOptions, FrameSource};
+use crate::storage::frame::{
+    project, BatchIter, ColumnStats, FrameReadOptions, FrameSource, PageStats,
+};
 use crate::storage::{decoder_detail, guard_decoder, type_name, unique_schema};
 
 /// The value a Hive partition directory holds for a null key (Spark, pyarrow).
@@ -64,6 +67,8 @@ pub struct ParquetSource {
     /// Whether columns were renamed to make the names unique: the statistics
     /// are then under other names.
     renamed: bool,
+    /// The row ranges read of each partition (all rows when `None`).
+    row_ranges: Option<Vec<Vec<(u64, u64)>>>,
 }
 
 /// Lists the part files of a directory dataset: `*.parquet` files, in it and in its
@@ -330,9 +335,19 @@ impl ParquetSource {
         for p in paths {
             let file = File::open(&p).at(&p)?;
             let len = file.metadata().at(&p)?.len();
+            // The page index is read only where pages are chosen (when a query
+            // is planned) or skipped (by the tasks reading row ranges).
+            let policy = if options.page_index || options.row_ranges.is_some() {
+                PageIndexPolicy::Optional
+            } else {
+                PageIndexPolicy::Skip
+            };
             let meta = guard_decoder(&p, "parquet", || {
-                ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-                    .map_err(|e| parquet_error(&p, e))
+                ArrowReaderMetadata::load(
+                    &file,
+                    ArrowReaderOptions::new().with_page_index_policy(policy),
+                )
+                .map_err(|e| parquet_error(&p, e))
             })?;
             check_footer(&p, &meta, len)?;
             if let Some(first) = files.first() {
@@ -425,8 +440,12 @@ impl ParquetSource {
             }
             partitions = groups.iter().map(|&g| partitions[g]).collect();
         }
+        if let Some(ranges) = &options.row_ranges {
+            check_row_ranges(path, &files, &partitions, ranges)?;
+        }
         let rebuild = renamed || !keys.is_empty() || projection.is_some();
         Ok(ParquetSource {
+            row_ranges: options.row_ranges.clone(),
             files,
             partitions,
             projection,
@@ -508,6 +527,54 @@ impl FrameSource for ParquetSource {
         })
     }
 
+    fn page_stats(&self, column: &str, partition: usize) -> Option<PageStats> {
+        if self.renamed {
+            return None;
+        }
+        let (f, rg) = *self.partitions.get(partition)?;
+        let file = &self.files[f];
+        let meta = file.meta.metadata();
+        let index = meta.page_index()?;
+        let converter = StatisticsConverter::try_new(
+            column,
+            file.meta.schema().as_ref(),
+            meta.file_metadata().schema_descr(),
+        )
+        .ok()?;
+        let groups = [rg];
+        let mins = converter.data_page_mins(index.as_ref(), &groups).ok()?;
+        let maxes = converter.data_page_maxes(index.as_ref(), &groups).ok()?;
+        let nulls = converter
+            .data_page_null_counts(index.as_ref(), &groups)
+            .ok()?;
+        let rows = converter
+            .data_page_row_counts(index.as_ref(), meta.row_groups(), &groups)
+            .ok()??;
+        if rows.is_empty() || rows.null_count() > 0 || rows.len() != mins.len() {
+            return None;
+        }
+        let rows: Vec<u64> = rows.values().to_vec();
+        let first_rows = rows
+            .iter()
+            .scan(0u64, |at, &n| {
+                let first = *at;
+                *at += n;
+                Some(first)
+            })
+            .collect();
+        Some(PageStats {
+            stats: ColumnStats {
+                mins,
+                maxes,
+                null_counts: (0..nulls.len())
+                    .map(|i| nulls.is_valid(i).then(|| nulls.value(i)))
+                    .collect(),
+                rows,
+            },
+            first_rows,
+        })
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -517,6 +584,9 @@ impl FrameSource for ParquetSource {
     }
 
     fn num_rows(&self) -> Option<u64> {
+        if let Some(ranges) = &self.row_ranges {
+            return Some(ranges.iter().flatten().map(|(a, b)| b - a).sum());
+        }
         Some(
             self.partitions
                 .iter()
@@ -571,6 +641,12 @@ impl FrameSource for ParquetSource {
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, part.meta.clone())
                 .with_row_groups(vec![rg])
                 .with_batch_size(self.batch_rows);
+        if let Some(ranges) = self.row_ranges.as_ref().and_then(|r| r.get(partition)) {
+            let rows = part.meta.metadata().row_group(rg).num_rows().max(0) as usize;
+            let ranges = ranges.iter().map(|&(a, b)| a as usize..b as usize);
+            builder =
+                builder.with_row_selection(RowSelection::from_consecutive_ranges(ranges, rows));
+        }
         // The output columns, as indices into the full schema (file columns, then
         // partition keys).
         let wanted: Vec<usize> = match &self.projection {
@@ -641,6 +717,41 @@ impl FrameSource for ParquetSource {
         }
         details
     }
+}
+
+/// Row ranges that fit their row groups: one list a partition, each range
+/// non-empty, in order and apart from the others (a plan is input like any other).
+fn check_row_ranges(
+    path: &Path,
+    files: &[PartFile],
+    partitions: &[(usize, usize)],
+    ranges: &[Vec<(u64, u64)>],
+) -> Result<()> {
+    let bad = |reason: String| Error::InvalidOption {
+        option: "row_ranges",
+        value: format!("{} lists", ranges.len()),
+        reason,
+    };
+    if ranges.len() != partitions.len() {
+        return Err(bad(format!(
+            "{} reads {} row groups",
+            path.display(),
+            partitions.len()
+        )));
+    }
+    for (p, (&(f, rg), list)) in partitions.iter().zip(ranges).enumerate() {
+        let rows = files[f].meta.metadata().row_group(rg).num_rows().max(0) as u64;
+        let mut end = 0;
+        for &(a, b) in list {
+            if a < end || b <= a || b > rows {
+                return Err(bad(format!(
+                    "partition {p}: rows {a}..{b} after row {end}, of {rows} rows"
+                )));
+            }
+            end = b;
+        }
+    }
+    Ok(())
 }
 
 /// About what `rows` values of `dtype` take decoded: the fixed width, or for

@@ -748,3 +748,92 @@ fn nearly_distinct_keys_flush_partial_tables_and_still_meet_in_the_final_ones() 
     }
     assert!(seen.iter().all(|&s| s), "keys missing");
 }
+
+/// A file with one row group and a page index (as arrow-rs and Spark write
+/// them): the pages whose bounds rule a filter out are skipped, the rows read
+/// are fewer, and the answers are DuckDB's.
+#[test]
+fn pages_the_page_index_rules_out_are_not_read_and_the_answer_is_duckdbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(SCRIPT, &[&d]);
+    crate::reference::json(
+        r#"
+import sys, pyarrow.parquet as pq
+out = sys.argv[1]
+t = pq.read_table(f"{out}/t.parquet").sort_by([("id4", "ascending"), ("v2", "ascending")])
+pq.write_table(t, f"{out}/paged.parquet", row_group_size=len(t), data_page_size=2048,
+               write_page_index=True, use_dictionary=False)
+m = pq.ParquetFile(f"{out}/paged.parquet").metadata
+assert m.num_row_groups == 1, m.num_row_groups
+print("{}")
+"#,
+        &[&d],
+    );
+    let path = dir.path().join("paged.parquet");
+    let ctx = context(64 << 20);
+    let cases = [
+        (
+            "by_key",
+            "select id4, count(*) as n, sum(v1) as s from T where id4 = 7 group by id4",
+        ),
+        (
+            "two_columns",
+            "select count(*) as n, sum(v3) as s from T where id4 between 3 and 4 and v2 >= 9",
+        ),
+        ("nulls", "select count(*) as n from T where id4 is null"),
+        (
+            "rows",
+            "select id4, v2, v1 from T where id4 = 12 and v2 < 3 order by all",
+        ),
+    ];
+    let mut queries = serde_json::Map::new();
+    for (name, sql) in cases {
+        let ours = sql.replace(" T", &format!(" '{}'", path.display()));
+        let plan = crate::sql::plan_query(&ours).unwrap();
+        let (tasks, _) = crate::convert::plan_query(
+            &plan,
+            crate::convert::PlanSizing {
+                threads: 2,
+                memory_limit: 64 << 20,
+            },
+        )
+        .unwrap();
+        let ranges = tasks
+            .datasets
+            .iter()
+            .find(|d| d.role == crate::plan::DatasetRole::Input)
+            .and_then(|d| d.meta.get("row_ranges").cloned())
+            .unwrap_or_else(|| panic!("{name}: no page pruned"));
+        let kept: u64 = ranges[0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap())
+            .sum();
+        assert!(kept < 20_000 / 2, "{name}: {kept} rows of 20000 read");
+        // The reader yields only those rows.
+        let read = crate::storage::frame::FrameReadOptions {
+            row_ranges: Some(serde_json::from_value(ranges.clone()).unwrap()),
+            ..Default::default()
+        };
+        let source =
+            crate::storage::open_frame(&path, crate::storage::Format::Parquet, &read).unwrap();
+        let rows: usize = source
+            .read_partition(0)
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum();
+        assert_eq!(rows as u64, kept, "{name}");
+        let dst = dir.path().join(format!("{name}.parquet"));
+        crate::convert::write_query(&plan, &dst, &Default::default(), &ctx)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let duck = sql.replace(" T", &format!(" read_parquet('{}')", path.display()));
+        queries.insert(name.to_string(), duck.into());
+    }
+    let bad = crate::reference::json(
+        SCRIPT,
+        &[&d, &serde_json::Value::Object(queries).to_string()],
+    );
+    assert_eq!(bad, serde_json::json!({}));
+}
