@@ -127,6 +127,34 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A scalar subquery returned more than one row (DuckDB's error too).
+    #[error(
+        "more than one row returned by the subquery ({subquery}) used as an expression: \
+         a scalar subquery returns a single row (add LIMIT 1, or an aggregate)"
+    )]
+    SubqueryRows {
+        /// The subquery's SQL text.
+        subquery: String,
+    },
+
+    /// The values of `x IN (subquery)` do not fit in the memory left.
+    #[error(
+        "the subquery ({subquery}) of IN returns {rows} rows, {bytes} bytes as a set in \
+         memory, more than the memory limit leaves: {source}. IN (subquery) holds its values \
+         in memory; for a subquery this large, a join is the way (joins are not supported \
+         yet)"
+    )]
+    SubqueryTooLarge {
+        /// The subquery's SQL text.
+        subquery: String,
+        /// Its rows.
+        rows: u64,
+        /// The bytes its set would hold.
+        bytes: u64,
+        /// The pool's refusal.
+        source: Box<Error>,
+    },
+
     /// A reservation did not fit in the memory pool.
     #[error(
         "memory limit: {consumer} asked for {requested} more bytes with {reserved} of {limit} \
@@ -876,6 +904,7 @@ impl Error {
             | Error::NotADirectory { .. }
             | Error::PermissionDenied { .. } => 2,
             Error::MemoryLimit { .. }
+            | Error::SubqueryTooLarge { .. }
             | Error::MemoryTerminated { .. }
             | Error::PlanTooLarge { .. } => 3,
             Error::Cancelled => 130,
@@ -896,6 +925,7 @@ impl Error {
             | Error::ArrayArgument { .. }
             | Error::UnknownFunction { .. } => 2,
             Error::UnknownColumn { .. } | Error::FrameType { .. } => 2,
+            Error::SubqueryRows { .. } => 2,
             Error::InExpression { error, .. } => error.exit_code(),
             Error::BadSortKey { .. } | Error::WrongEntry { .. } | Error::Unpublished { .. } => 2,
             Error::TaskPanicked { .. } | Error::ThreadsRefused { .. } | Error::Bug { .. } => 1,

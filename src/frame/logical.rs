@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use super::expr::Expr;
+use super::expr::{Expr, Subquery, SubqueryKind};
 use super::ops::aggregate::AggFunc;
 use crate::error::{Error, Result};
 use crate::storage::frame::FrameReadOptions;
@@ -100,6 +100,16 @@ pub struct WindowExpr {
     pub name: String,
 }
 
+/// An uncorrelated subquery that expressions of a query read: its plan (one
+/// column), and how they use its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubqueryPlan {
+    /// What it computes.
+    pub plan: LogicalPlan,
+    /// One value, or the set of `IN`.
+    pub kind: SubqueryKind,
+}
+
 /// A relational operator tree.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogicalPlan {
@@ -157,6 +167,15 @@ pub enum LogicalPlan {
         /// The rows.
         input: Box<LogicalPlan>,
     },
+    /// The rows of `input`, whose expressions read the subqueries' values
+    /// ([`Expr::ScalarSubquery`], [`Expr::InSubquery`], by their number: the
+    /// index here). A subquery may read those before it, never those after.
+    WithSubqueries {
+        /// The rows.
+        input: Box<LogicalPlan>,
+        /// The subqueries, each computed before what reads it.
+        subqueries: Vec<SubqueryPlan>,
+    },
 }
 
 impl LogicalPlan {
@@ -177,7 +196,105 @@ impl LogicalPlan {
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Limit { input, .. }
             | LogicalPlan::Distinct { input } => input.collect_inputs(out),
+            LogicalPlan::WithSubqueries { input, subqueries } => {
+                for s in subqueries {
+                    s.plan.collect_inputs(out);
+                }
+                input.collect_inputs(out);
+            }
         }
+    }
+
+    /// The plan with every subquery of its expressions replaced by what `f` makes
+    /// of it (the subqueries' own plans are left as they are).
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn map_subqueries(
+        &self,
+        f: &mut dyn FnMut(&Subquery) -> Result<Subquery>,
+    ) -> Result<LogicalPlan> {
+        let named = |exprs: &[(Expr, String)], f: &mut dyn FnMut(&Subquery) -> Result<Subquery>| {
+            exprs
+                .iter()
+                .map(|(e, n)| Ok((e.map_subqueries(f)?, n.clone())))
+                .collect::<Result<Vec<_>>>()
+        };
+        let sorts = |keys: &[SortExpr], f: &mut dyn FnMut(&Subquery) -> Result<Subquery>| {
+            keys.iter()
+                .map(|k| {
+                    Ok(SortExpr {
+                        expr: k.expr.map_subqueries(f)?,
+                        ..k.clone()
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok(match self {
+            LogicalPlan::Scan(_) => self.clone(),
+            LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
+                input: Box::new(input.map_subqueries(f)?),
+                predicate: predicate.map_subqueries(f)?,
+            },
+            LogicalPlan::Project { input, exprs } => LogicalPlan::Project {
+                input: Box::new(input.map_subqueries(f)?),
+                exprs: named(exprs, f)?,
+            },
+            LogicalPlan::Aggregate { input, keys, aggs } => LogicalPlan::Aggregate {
+                input: Box::new(input.map_subqueries(f)?),
+                keys: named(keys, f)?,
+                aggs: aggs
+                    .iter()
+                    .map(|a| {
+                        Ok(AggExpr {
+                            args: a
+                                .args
+                                .iter()
+                                .map(|e| e.map_subqueries(f))
+                                .collect::<Result<_>>()?,
+                            ..a.clone()
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            },
+            LogicalPlan::Window { input, windows } => LogicalPlan::Window {
+                input: Box::new(input.map_subqueries(f)?),
+                windows: windows
+                    .iter()
+                    .map(|w| {
+                        Ok(WindowExpr {
+                            partition_by: w
+                                .partition_by
+                                .iter()
+                                .map(|e| e.map_subqueries(f))
+                                .collect::<Result<_>>()?,
+                            order_by: sorts(&w.order_by, f)?,
+                            ..w.clone()
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            },
+            LogicalPlan::Sort { input, keys } => LogicalPlan::Sort {
+                input: Box::new(input.map_subqueries(f)?),
+                keys: sorts(keys, f)?,
+            },
+            LogicalPlan::Limit {
+                input,
+                offset,
+                fetch,
+            } => LogicalPlan::Limit {
+                input: Box::new(input.map_subqueries(f)?),
+                offset: *offset,
+                fetch: *fetch,
+            },
+            LogicalPlan::Distinct { input } => LogicalPlan::Distinct {
+                input: Box::new(input.map_subqueries(f)?),
+            },
+            LogicalPlan::WithSubqueries { input, subqueries } => LogicalPlan::WithSubqueries {
+                input: Box::new(input.map_subqueries(f)?),
+                subqueries: subqueries.clone(),
+            },
+        })
     }
 
     /// The columns and types of the rows this operator yields.
@@ -256,6 +373,12 @@ impl LogicalPlan {
                 schema
             }
             LogicalPlan::Limit { input, .. } | LogicalPlan::Distinct { input } => input.schema()?,
+            LogicalPlan::WithSubqueries { input, subqueries } => {
+                for s in subqueries {
+                    s.plan.schema()?;
+                }
+                input.schema()?
+            }
         })
     }
 }

@@ -15,20 +15,30 @@
 //! | window | `frame_shuffle` a part (rows by partition-key hash), `frame_window` a bucket ([`crate::frame::ops::window`]) |
 //! | `row_number() ... <= k` (a top k per group) | the same, each shuffle keeping only the first k rows of every window partition of its part (a table of partitions, not a sort) |
 //!
+//! | scalar subquery | its own stages, then one `frame_limit` of 2 rows (enough to tell one from several) |
+//! | `IN` subquery | its own stages, then one `frame_concat` of all its rows |
+//!
+//! A subquery's entry is written into the expressions that read it
+//! ([`crate::frame::expr::Subquery::entry`]); every task whose pipeline reads
+//! one lists the entry after its inputs and depends on its task
+//! ([`crate::frame::ops::reading_inputs`]), and binds the value before it reads
+//! a row ([`crate::frame::read::reading`]), so `run-task`, a resumed run and the
+//! Dask executor order them as they order any other input.
+//!
 //! `count(DISTINCT x)` is two groupings (by the keys and `x`, then by the keys).
 //! What is not built yet is refused when the plan is made: other aggregates over
 //! distinct values, window functions over different partitions in one query.
 
 use arrow::datatypes::SchemaRef;
 
-use super::expr::Expr;
-use super::logical::{AggExpr, LogicalPlan, SortExpr, Source, WindowExpr};
+use super::expr::{Expr, Subquery, SubqueryEntry, SubqueryKind};
+use super::logical::{AggExpr, LogicalPlan, SortExpr, Source, SubqueryPlan, WindowExpr};
 use super::ops::aggregate::{add_group_by, AggCall, AggFunc, GroupBy, GroupSizing};
 use super::ops::pipeline::{Pipeline, Step};
 use super::ops::sort::{add_sort, read_batch_rows, SortKey, SortSizing};
-use super::ops::stream::{FrameLimit, FramePipeline, FrameSort};
+use super::ops::stream::{FrameConcat, FrameLimit, FramePipeline, FrameSort};
 use super::ops::window::{FrameShuffle, FrameWindow, TopPerGroup, WindowColumn};
-use super::ops::Part;
+use super::ops::{reading_inputs, Part};
 use super::prune::partitions_to_read;
 use crate::error::{Error, Result};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
@@ -216,7 +226,54 @@ impl Lowering<'_> {
                 let rows = self.rows(input)?;
                 self.window(rows, windows, None)?
             }
+            LogicalPlan::WithSubqueries { input, subqueries } => {
+                let entries = self.subqueries(subqueries)?;
+                let input = with_entries(input, &entries)?;
+                self.rows(&input)?
+            }
         })
+    }
+
+    /// Each subquery as a stage of its own, in order (one may read the entries of
+    /// those before it), ending in one entry: at most two rows for a scalar
+    /// subquery (enough to tell one row from several), every row for `IN`.
+    fn subqueries(&mut self, subqueries: &[SubqueryPlan]) -> Result<Vec<SubqueryEntry>> {
+        let mut entries: Vec<SubqueryEntry> = Vec::with_capacity(subqueries.len());
+        for s in subqueries {
+            let plan = with_entries(&s.plan, &entries)?;
+            let rows = self.rows(&plan)?;
+            let schema = rows.schema()?;
+            let (parts, _) = self.parts(&rows)?;
+            let (id, op, bytes) = match s.kind {
+                SubqueryKind::Scalar => {
+                    let op = FrameLimit {
+                        pre: rows.pre.clone(),
+                        schema: SerializedSchema::new(&schema),
+                        offset: 0,
+                        fetch: Some(2),
+                    };
+                    (self.plan.fresh_id("scalar"), OpSpec::of(&op), 0)
+                }
+                SubqueryKind::Set => {
+                    let op = FrameConcat {
+                        pre: rows.pre.clone(),
+                        schema: SerializedSchema::new(&schema),
+                    };
+                    let bytes = parts.iter().map(|p| p.bytes).sum();
+                    (self.plan.fresh_id("in_set"), OpSpec::of(&op), bytes)
+                }
+            };
+            self.intermediate(&id);
+            let part = self.task(&id, 0, parts, &rows.pre, op, bytes);
+            let task = part
+                .task
+                .ok_or_else(|| Error::bug("a subquery's entry without its task", ""))?;
+            entries.push(SubqueryEntry {
+                data: part.data,
+                task,
+            });
+        }
+        Ok(entries)
     }
 
     /// The parts `rows` are read from, and their schema: a source is listed in
@@ -340,7 +397,10 @@ impl Lowering<'_> {
             parts = parts
                 .iter()
                 .enumerate()
-                .map(|(i, p)| self.task(&id, i as u64, vec![p.clone()], OpSpec::of(&each), p.bytes))
+                .map(|(i, p)| {
+                    let op = OpSpec::of(&each);
+                    self.task(&id, i as u64, vec![p.clone()], &each.pre, op, p.bytes)
+                })
                 .collect();
             pre = Pipeline::default();
         }
@@ -357,7 +417,7 @@ impl Lowering<'_> {
         // for what the plan knows.
         let total: u64 = parts.iter().map(|p| p.bytes).sum();
         let bytes = fetch.map_or(total, |f| total.min(f.saturating_mul(256)));
-        let part = self.task(&id, 0, parts, OpSpec::of(&all), bytes);
+        let part = self.task(&id, 0, parts, &all.pre, OpSpec::of(&all), bytes);
         Ok(Rows {
             input: Input::Parts(vec![part], schema),
             pre: Pipeline::default(),
@@ -426,6 +486,7 @@ impl Lowering<'_> {
                     &id,
                     i as u64,
                     vec![p.clone()],
+                    &shuffle.pre,
                     OpSpec::of(&shuffle),
                     p.bytes,
                 )
@@ -446,6 +507,7 @@ impl Lowering<'_> {
                     &id,
                     u64::from(b),
                     shuffled.clone(),
+                    &Pipeline::default(),
                     OpSpec::of(&op),
                     per_bucket,
                 )
@@ -537,7 +599,7 @@ impl Lowering<'_> {
         };
         let id = self.plan.fresh_id("limited");
         self.intermediate(&id);
-        let part = self.task(&id, 0, parts, OpSpec::of(&op), 0);
+        let part = self.task(&id, 0, parts, &op.pre, OpSpec::of(&op), 0);
         Ok(Rows {
             input: Input::Parts(vec![part], schema),
             pre: Pipeline::default(),
@@ -723,7 +785,16 @@ impl Lowering<'_> {
         let parts = parts
             .iter()
             .enumerate()
-            .map(|(i, p)| self.task(&id, i as u64, vec![p.clone()], OpSpec::of(&op), p.bytes))
+            .map(|(i, p)| {
+                self.task(
+                    &id,
+                    i as u64,
+                    vec![p.clone()],
+                    &op.pre,
+                    OpSpec::of(&op),
+                    p.bytes,
+                )
+            })
             .collect();
         Ok(Lowered { parts, schema })
     }
@@ -734,17 +805,26 @@ impl Lowering<'_> {
             .push(Dataset::new(id, "", "memory", DatasetRole::Intermediate));
     }
 
-    /// A task reading `inputs` into partition `k` of `id`.
-    fn task(&mut self, id: &str, k: u64, inputs: Vec<Part>, op: OpSpec, bytes: u64) -> Part {
+    /// A task reading `inputs` through `pre` into partition `k` of `id` (the
+    /// entries of the subqueries `pre` reads listed after the inputs).
+    fn task(
+        &mut self,
+        id: &str,
+        k: u64,
+        inputs: Vec<Part>,
+        pre: &Pipeline,
+        op: OpSpec,
+        bytes: u64,
+    ) -> Part {
         let output = DataRef::partition(id, k);
-        let deps = inputs.iter().filter_map(|p| p.task).collect();
         let kind = if inputs.iter().any(|p| p.task.is_none()) {
             TaskKind::Load
         } else {
             TaskKind::Compute
         };
+        let (inputs, deps) = reading_inputs(&inputs, pre);
         let task = self.plan.push(Task {
-            inputs: inputs.into_iter().map(|p| p.data).collect(),
+            inputs,
             deps,
             // What a task of these holds is about what it reads, at most a
             // task's share of the limit (the pool decides the rest).
@@ -759,4 +839,19 @@ impl Lowering<'_> {
             bytes,
         }
     }
+}
+
+/// `plan` with the entries of the subqueries lowered so far written into the
+/// expressions that read them.
+fn with_entries(plan: &LogicalPlan, entries: &[SubqueryEntry]) -> Result<LogicalPlan> {
+    plan.map_subqueries(&mut |s| {
+        let entry = entries.get(s.id).ok_or_else(|| Error::Bug {
+            what: "a subquery read before it is computed",
+            detail: s.text.clone(),
+        })?;
+        Ok(Subquery {
+            entry: Some(entry.clone()),
+            ..s.clone()
+        })
+    })
 }

@@ -146,6 +146,11 @@ pub(crate) enum SqlProblem {
         /// The name.
         name: String,
     },
+    /// A subquery used as a value, or by IN, that returns other than one column.
+    SubqueryColumns {
+        /// The columns it returns.
+        count: usize,
+    },
 }
 
 impl fmt::Display for SqlProblem {
@@ -237,6 +242,10 @@ impl fmt::Display for SqlProblem {
             ),
             P::DuplicateCte { name } => {
                 write!(f, "the WITH clause defines \"{name}\" more than once")
+            }
+            // DuckDB's words.
+            P::SubqueryColumns { count } => {
+                write!(f, "subquery returns {count} columns - expected 1")
             }
         }
     }

@@ -18,9 +18,12 @@ use sqlparser::tokenizer::Span as SqlSpan;
 
 use super::error::{at, SqlProblem};
 use super::name::render;
+use super::query::{NamedPlan, QueryPlanner};
 use crate::error::{close_names, Error, Result};
-use crate::frame::expr::{function_names, BinaryOp, DataTypeName, Expr, Literal};
-use crate::frame::logical::{AggExpr, SortExpr, WindowExpr, WindowFunc};
+use crate::frame::expr::{
+    function_names, BinaryOp, DataTypeName, Expr, Literal, Subquery, SubqueryKind,
+};
+use crate::frame::logical::{AggExpr, SortExpr, SubqueryPlan, WindowExpr, WindowFunc};
 use crate::frame::ops::aggregate::AggFunc;
 
 /// The columns an expression may name: one relation of the FROM clause.
@@ -145,8 +148,20 @@ pub(crate) struct ExprPlanner<'a> {
     pub seen: Vec<(String, SqlSpan)>,
     /// Whether an aggregate or window call was planned.
     pub used_calls: bool,
+    /// How subqueries are planned, when the clause may hold them.
+    pub queries: Option<Queries<'a>>,
     in_aggregate: bool,
     depth: usize,
+}
+
+/// What planning a subquery inside an expression needs: the query planner (which
+/// collects the subqueries) and the CTEs the subquery may name.
+#[derive(Clone, Copy)]
+pub(crate) struct Queries<'a> {
+    /// The planner.
+    pub planner: QueryPlanner<'a>,
+    /// The CTEs in scope.
+    pub ctes: &'a [NamedPlan],
 }
 
 impl<'a> ExprPlanner<'a> {
@@ -169,9 +184,44 @@ impl<'a> ExprPlanner<'a> {
             place,
             seen: Vec::new(),
             used_calls: false,
+            queries: None,
             in_aggregate: false,
             depth: 0,
         }
+    }
+
+    /// Lets uncorrelated subqueries appear, planned by `queries`.
+    pub fn with_subqueries(mut self, queries: Queries<'a>) -> Self {
+        self.queries = Some(queries);
+        self
+    }
+
+    /// Plans the subquery `q` (written at `span`) used as `kind`: its plan goes
+    /// to the query's list, the expression gets its number, text and type.
+    fn subquery(&mut self, q: &ast::Query, kind: SubqueryKind, span: SqlSpan) -> Result<Subquery> {
+        let Some(queries) = self.queries else {
+            return Err(self.unsupported(span, format!("a subquery in {}", self.place), ""));
+        };
+        let mut planner = queries.planner;
+        let plan = planner.query(q, queries.ctes)?;
+        let schema = plan.schema().map_err(|e| self.err(span, e))?;
+        let [field] = schema.fields().as_ref() else {
+            return Err(self.err(
+                span,
+                SqlProblem::SubqueryColumns {
+                    count: schema.fields().len(),
+                },
+            ));
+        };
+        let data_type = field.data_type().clone();
+        let id = planner.add_subquery(SubqueryPlan { plan, kind });
+        Ok(Subquery {
+            id,
+            text: q.to_string(),
+            data_type: DataTypeName(data_type),
+            entry: None,
+            value: None,
+        })
     }
 
     /// Lets aggregates and window functions appear.
@@ -417,17 +467,27 @@ impl<'a> ExprPlanner<'a> {
                 }
                 Expr::call(&part, vec![self.plan(expr)?])
             }
-            Ast::Subquery(_) => {
+            Ast::Subquery(q) => {
+                Expr::ScalarSubquery(Box::new(self.subquery(q, SubqueryKind::Scalar, span)?))
+            }
+            Ast::In {
+                expr,
+                target: ast::InTarget::Subquery(q),
+                negated,
+                ..
+            } => Expr::InSubquery {
+                expr: Box::new(self.plan(expr)?),
+                subquery: Box::new(self.subquery(q, SubqueryKind::Set, span)?),
+                negated: *negated,
+            },
+            Ast::In { .. } => return Err(self.unsupported(span, "IN UNNEST, IN table", "")),
+            Ast::Exists { .. } => {
                 return Err(self.unsupported(
                     span,
-                    "a scalar subquery",
-                    "; compute the value in a separate query",
+                    "EXISTS (subquery)",
+                    "; a scalar subquery or IN (subquery) is: (SELECT count(*) FROM ...) > 0",
                 ))
             }
-            Ast::In { .. } => {
-                return Err(self.unsupported(span, "IN (subquery), IN UNNEST, IN table", ""))
-            }
-            Ast::Exists { .. } => return Err(self.unsupported(span, "EXISTS (subquery)", "")),
             Ast::IsTrue(_) | Ast::IsFalse(_) | Ast::IsNotTrue(_) | Ast::IsNotFalse(_) => {
                 return Err(self.unsupported(
                     span,

@@ -35,6 +35,11 @@
 //!   aggregates not selected), `ORDER BY ALL`, `ASC`/`DESC`, `NULLS FIRST/LAST`
 //!   (DuckDB 2.0's default: nulls last in both directions); `LIMIT`, `OFFSET`.
 //! - `WITH` (CTEs, inlined at each use; a CTE's column list), subqueries in FROM.
+//! - Uncorrelated subqueries in expressions of the select list, WHERE and HAVING:
+//!   scalar (`v1 > (SELECT avg(v1) FROM t)`: NULL for no row, an error at run time
+//!   for more than one, as DuckDB 2.0) and `x [NOT] IN (SELECT ..)` (with SQL's
+//!   NULL rules; the values are held in memory, reserved on the pool). Each is
+//!   listed once in the plan's `WithSubqueries` and runs before what reads it.
 //! - Expressions: arithmetic, `%`, `//` (DuckDB's: truncating), `^` and `**`
 //!   (power), `||`, comparisons, `AND`/`OR`/`NOT`, `IS [NOT] NULL`, `[NOT] IN
 //!   (list)`, `[NOT] BETWEEN`, `[NOT] LIKE`/`ILIKE`, `CASE`, `CAST`/`TRY_CAST`/`::`
@@ -48,7 +53,8 @@
 //!
 //! # Not supported (an error saying so, at the construct's line and column)
 //! JOIN and lists of tables; UNION/EXCEPT/INTERSECT; VALUES; a SELECT without
-//! FROM; scalar subqueries, `IN (subquery)`, `EXISTS`; window frames, named
+//! FROM; correlated subqueries, `EXISTS`, subqueries in GROUP BY, ORDER BY and
+//! QUALIFY; window frames, named
 //! windows, window functions other than the three, aggregates over windows;
 //! `FILTER (WHERE ..)`; `DISTINCT` in aggregates other than count (min, max,
 //! bool_or and bool_and ignore it); `quantile`/`quantile_disc` (DuckDB's are
@@ -63,7 +69,9 @@
 //! (`CAST(v1 AS DOUBLE)` where DuckDB echoes `double` as written). Types are
 //! blockwise's: a decimal literal (`1.5`) is a DOUBLE, integer literals and sums
 //! of integers are BIGINT (DuckDB: INTEGER, HUGEINT). With SELECT DISTINCT,
-//! ORDER BY must name output columns (DuckDB also takes other columns).
+//! ORDER BY must name output columns (DuckDB also takes other columns). A
+//! subquery's column is named by its text as written (DuckDB prints it again:
+//! `(SELECT avg(i) FROM x."csv")`, and `x IN (..)` as `(x = ANY(..))`).
 
 mod error;
 mod expr;
@@ -71,6 +79,8 @@ mod from;
 mod keywords;
 mod name;
 mod query;
+#[cfg(test)]
+mod result_tests;
 #[cfg(test)]
 mod tests;
 
@@ -184,8 +194,22 @@ fn plan_here(sql: &str, base_dir: Option<&Path>) -> Result<LogicalPlan> {
             .join(" ");
         return Err(at(sql, statement.span(), SqlProblem::NotAQuery { kind }));
     };
-    let mut planner = QueryPlanner { sql, base_dir };
+    let subqueries = std::cell::RefCell::new(Vec::new());
+    let mut planner = QueryPlanner {
+        sql,
+        base_dir,
+        subqueries: &subqueries,
+    };
     let plan = planner.query(q, &[])?;
+    let subqueries = subqueries.into_inner();
+    let plan = if subqueries.is_empty() {
+        plan
+    } else {
+        LogicalPlan::WithSubqueries {
+            input: Box::new(plan),
+            subqueries,
+        }
+    };
     // Every node checked once more as a whole: nothing should fail here that did
     // not fail at its place above.
     plan.schema()?;

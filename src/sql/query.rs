@@ -10,6 +10,7 @@
 //! input that is neither a key nor inside an aggregate is refused there, as
 //! DuckDB refuses it.
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use arrow::datatypes::{DataType, SchemaRef};
@@ -20,12 +21,12 @@ use sqlparser::ast::{
 use sqlparser::tokenizer::Span as SqlSpan;
 
 use super::error::{at, SqlProblem};
-use super::expr::{columns, resolve, sort_options, Alias, Calls, ExprPlanner, Scope};
+use super::expr::{columns, resolve, sort_options, Alias, Calls, ExprPlanner, Queries, Scope};
 use super::from::constant_count;
 use super::name::column_name;
 use crate::error::{Error, Result};
 use crate::frame::expr::Expr;
-use crate::frame::logical::{LogicalPlan, SortExpr};
+use crate::frame::logical::{LogicalPlan, SortExpr, SubqueryPlan};
 
 /// A CTE: its name and its plan.
 #[derive(Debug, Clone)]
@@ -37,11 +38,15 @@ pub(crate) struct NamedPlan {
 }
 
 /// Plans the queries of one SQL text.
+#[derive(Clone, Copy)]
 pub(crate) struct QueryPlanner<'a> {
     /// The text, for error places and names.
     pub sql: &'a str,
     /// Where relative paths are read from (the working directory when `None`).
     pub base_dir: Option<&'a Path>,
+    /// The subqueries of expressions, numbered in the order they are planned
+    /// (one inside another comes first), for `LogicalPlan::WithSubqueries`.
+    pub subqueries: &'a RefCell<Vec<SubqueryPlan>>,
 }
 
 /// A select-list column: its expression over the SELECT's input (aggregates and
@@ -61,7 +66,22 @@ enum SortTarget {
     Hidden(Expr, Vec<(String, SqlSpan)>, SqlSpan),
 }
 
-impl QueryPlanner<'_> {
+impl<'a> QueryPlanner<'a> {
+    /// Adds a subquery of an expression; its number.
+    pub(crate) fn add_subquery(&self, s: SubqueryPlan) -> usize {
+        let mut list = self.subqueries.borrow_mut();
+        list.push(s);
+        list.len() - 1
+    }
+
+    /// How the expressions of a clause plan their subqueries.
+    fn queries(&self, ctes: &'a [NamedPlan]) -> Queries<'a> {
+        Queries {
+            planner: *self,
+            ctes,
+        }
+    }
+
     /// The plan of `q`, with the CTEs of enclosing queries in `ctes`.
     pub(crate) fn query(&mut self, q: &Query, ctes: &[NamedPlan]) -> Result<LogicalPlan> {
         let span = q.span();
@@ -330,7 +350,8 @@ impl QueryPlanner<'_> {
                 }
                 SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
                     let mut p = ExprPlanner::new(self.sql, &scope, &aliases, &mut calls, "SELECT")
-                        .with_calls(true, true);
+                        .with_calls(true, true)
+                        .with_subqueries(self.queries(ctes));
                     let expr = p.plan(e)?;
                     let (computed, seen) = (p.used_calls, p.seen);
                     let name = match item {
@@ -394,7 +415,8 @@ impl QueryPlanner<'_> {
 
         let where_ = match &s.selection {
             Some(e) => {
-                let mut p = ExprPlanner::new(self.sql, &scope, &aliases, &mut calls, "WHERE");
+                let mut p = ExprPlanner::new(self.sql, &scope, &aliases, &mut calls, "WHERE")
+                    .with_subqueries(self.queries(ctes));
                 Some((p.plan(e)?, e.span()))
             }
             None => None,
@@ -438,7 +460,8 @@ impl QueryPlanner<'_> {
         let having = match &s.having {
             Some(e) => {
                 let mut p = ExprPlanner::new(self.sql, &scope, &aliases, &mut calls, "HAVING")
-                    .with_calls(true, false);
+                    .with_calls(true, false)
+                    .with_subqueries(self.queries(ctes));
                 let expr = p.plan(e)?;
                 Some((expr, p.seen, e.span()))
             }
@@ -970,6 +993,17 @@ impl Grouping<'_> {
             Expr::Function { name, args } => Expr::Function {
                 name: name.clone(),
                 args: args.iter().map(r).collect::<Result<_>>()?,
+            },
+            // An uncorrelated subquery reads none of the SELECT's columns.
+            Expr::ScalarSubquery(_) => e.clone(),
+            Expr::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } => Expr::InSubquery {
+                expr: rb(expr)?,
+                subquery: subquery.clone(),
+                negated: *negated,
             },
         })
     }

@@ -138,6 +138,9 @@ fn names_and_types_match_duckdb() {
         "SELECT a, b FROM 'x.csv' t(a, b)",
         "SELECT x.v1, x.v3 FROM 'x.csv'",
         "SELECT count(*) FROM 'x.csv'",
+        "SELECT v1, (SELECT max(v3) FROM 'x.csv') AS m, v1 + (SELECT min(v2) FROM 'x.csv') AS s, \
+         v1 IN (SELECT v2 FROM 'x.csv') AS i, v3 NOT IN (SELECT v1 FROM 'x.csv') AS n, \
+         (SELECT max(id1) FROM 'x.csv') AS t FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv')",
         "SELECT id1, count(*) AS n FROM 'x.csv' GROUP BY ALL ORDER BY n DESC, id1 NULLS FIRST",
         "SELECT v1 + 1 FROM 'x.csv' GROUP BY v1",
         "SELECT \"V1\", V3 FROM 'x.csv'",
@@ -212,6 +215,10 @@ fn shape(plan: &LogicalPlan) -> String {
         LogicalPlan::Sort { input, .. } => ("Sort", input),
         LogicalPlan::Limit { input, .. } => ("Limit", input),
         LogicalPlan::Distinct { input } => ("Distinct", input),
+        LogicalPlan::WithSubqueries { input, subqueries } => {
+            let inner: Vec<String> = subqueries.iter().map(|s| shape(&s.plan)).collect();
+            return format!("With[{}]({})", inner.join(", "), shape(input));
+        }
     };
     format!("{name}({})", shape(input))
 }
@@ -243,6 +250,12 @@ fn plans_have_the_expected_shape() {
             "WITH t AS (SELECT v1 FROM 'x.csv') SELECT * FROM t",
             "Project(Project(Scan))",
         ),
+        // The subqueries listed at the top, inner ones first.
+        (
+            "SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv' WHERE v2 IN \
+             (SELECT v2 FROM 'x.csv'))",
+            "With[Project(Scan), Project(Aggregate(Filter(Scan)))](Project(Filter(Scan)))",
+        ),
     ];
     for (q, want) in cases {
         let plan = p.plan(q).unwrap_or_else(|e| panic!("{q}: {e}"));
@@ -260,7 +273,8 @@ fn aggregate(plan: &LogicalPlan) -> &LogicalPlan {
         | LogicalPlan::Window { input, .. }
         | LogicalPlan::Sort { input, .. }
         | LogicalPlan::Limit { input, .. }
-        | LogicalPlan::Distinct { input } => aggregate(input),
+        | LogicalPlan::Distinct { input }
+        | LogicalPlan::WithSubqueries { input, .. } => aggregate(input),
     }
 }
 
@@ -365,7 +379,16 @@ fn errors_say_what_and_where() {
         ("SELECT sum(v1) OVER (PARTITION BY id1) FROM 'x.csv'", &["over a window is not supported"]),
         ("SELECT row_number() OVER (ORDER BY v1 ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM 'x.csv'", &["window frame"]),
         ("SELECT row_number() FROM 'x.csv'", &["OVER"]),
-        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv')", &["scalar subquery is not supported yet", "column 36"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT v1, v2 FROM 'x.csv')", &["subquery returns 2 columns - expected 1", "column 36"]),
+        ("SELECT v1 FROM 'x.csv'\nWHERE v1 IN (SELECT * FROM 'x.csv')", &["subquery returns 5 columns - expected 1", "line 2, column 7"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 IN (SELECT d FROM 'x.parquet')", &["cannot compare int64 column \"v1\" with the subquery's date column", "column 30"]),
+        ("SELECT v1 + (SELECT max(id1) FROM 'x.csv') FROM 'x.csv'", &["int64", "utf8", "column 8"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'nope.csv')", &["nope.csv", "no such file", "column 56"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv' WHERE v2 IN (SELECT vv FROM 'x.csv'))", &["unknown column \"vv\"", "column 84"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv' WHERE v2 > (SELECT v1, v2 FROM 'x.csv'))", &["subquery returns 2 columns", "column 76"]),
+        ("SELECT v1 FROM 'x.csv' WHERE EXISTS (SELECT v1 FROM 'x.csv')", &["EXISTS (subquery) is not supported yet", "count(*)"]),
+        ("SELECT v1 FROM 'x.csv' GROUP BY (SELECT 1 FROM 'x.csv')", &["a subquery in GROUP BY is not supported yet"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 IN UNNEST([1])", &["IN UNNEST"]),
         ("SELECT DATE 'not a date' FROM 'x.csv'", &["'not a date' is not a valid DATE"]),
         ("SELECT v1::BLOB FROM 'x.csv'", &["type BLOB is not supported"]),
         ("SELECT * FROM 'x*.csv'", &["glob", "not supported yet"]),

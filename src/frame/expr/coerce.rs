@@ -580,7 +580,37 @@ pub(super) fn data_type(expr: &Expr, schema: &Schema) -> Result<DataType> {
             let types = args.iter().map(ty).collect::<Result<Vec<_>>>()?;
             functions::return_type(expr, name, args, &types)
         }
+        Expr::ScalarSubquery(s) => Ok(s.data_type.0.clone()),
+        Expr::InSubquery {
+            expr: e, subquery, ..
+        } => {
+            let t = ty(e)?;
+            in_subquery_type(expr, e, &t, subquery)?;
+            Ok(DataType::Boolean)
+        }
     }
+}
+
+/// The type `x IN (subquery)` compares in: the common type of `x` and the
+/// subquery's column.
+pub(super) fn in_subquery_type(
+    whole: &Expr,
+    e: &Expr,
+    t: &DataType,
+    subquery: &super::Subquery,
+) -> Result<DataType> {
+    let s = &subquery.data_type.0;
+    let column = Expr::ScalarSubquery(Box::new(subquery.clone()));
+    comparable(e, t, &column, s).ok_or_else(|| {
+        type_error(
+            whole,
+            format!(
+                "cannot compare {} with the subquery's {} column",
+                describe(e, t),
+                type_name(s)
+            ),
+        )
+    })
 }
 
 pub(super) fn check_boolean(whole: &Expr, e: &Expr, t: &DataType) -> Result<()> {

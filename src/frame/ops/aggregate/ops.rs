@@ -20,7 +20,7 @@ use super::keys::{bucket_of, KeyHasher};
 use super::{GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
 use crate::frame::ops::pipeline::Pipeline;
-use crate::frame::read::{for_each_batch, only_input};
+use crate::frame::read::{for_each_batch, reading};
 use crate::memory::SpillFile;
 use crate::plan::{entry_file, DataRef, DataStore, Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
@@ -53,7 +53,8 @@ impl Operation for GroupPartial {
     const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
-        let input = only_input(task)?;
+        let reading = reading(env, task, &self.pre)?;
+        let input = reading.only_input(task)?;
         let schema = self.input.decode()?;
         let mut grouping = Grouping::new(&self.spec, &schema)?;
         let mut table = env.pool.reserve(format!("group_partial {}", task.id));
@@ -74,7 +75,7 @@ impl Operation for GroupPartial {
             flushed.add(env, &states, &of)
         };
         for_each_batch(env, input, |batch| {
-            let batch = self.pre.apply(batch, &schema)?;
+            let batch = reading.pre.apply(batch, &schema)?;
             grouping.update(&batch)?;
             let size = grouping.size() as u64;
             let fits = size <= self.table_bytes

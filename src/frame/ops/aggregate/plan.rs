@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use super::{GroupBy, GroupFinal, GroupPartial};
 use crate::error::Result;
 use crate::frame::ops::pipeline::Pipeline;
-use crate::frame::ops::Part;
+use crate::frame::ops::{reading_inputs, Part};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
 use crate::storage::frame::SerializedSchema;
 
@@ -105,9 +105,10 @@ pub fn add_group_by(
         .enumerate()
         .map(|(i, part)| {
             let output = DataRef::partition(&partials_id, i as u64);
+            let (inputs, deps) = reading_inputs(std::slice::from_ref(part), pre);
             let id = plan.push(Task {
-                inputs: vec![part.data.clone()],
-                deps: part.task.into_iter().collect(),
+                inputs,
+                deps,
                 memory_bytes: 2 * table_bytes,
                 unit_bytes: part.bytes,
                 ..Task::new(OpSpec::of(&partial), output.clone(), TaskKind::Load)
