@@ -250,3 +250,36 @@ fn subquery_errors_say_what_and_where_at_plan_and_run_time() {
     }
     assert_no_temps(dir.path());
 }
+
+#[test]
+fn unions_write_duckdbs_answer_and_mismatched_columns_are_refused_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 3000);
+    let t = csv.display().to_string();
+    // Int and float unified to float, ORDER BY and LIMIT over the whole union.
+    let sql = format!(
+        "SELECT id1, v1 AS v FROM '{t}' WHERE v1 = 5 UNION ALL SELECT id1, v3 FROM '{t}' \
+         WHERE v3 > 99 UNION SELECT id1, id4 FROM '{t}' WHERE id4 < 3 ORDER BY v DESC, id1 \
+         LIMIT 40"
+    );
+    let out = dir.path().join("union.parquet");
+    blockwise_ok(["sql", &sql, "-o", out.to_str().unwrap()]);
+    assert_eq!(compare(&sql, &out).trim(), "same");
+    let shown = blockwise_ok(["explain", "sql", &sql]);
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.contains("group_partial"), "no distinct in:\n{shown}");
+    let bad = format!(
+        "SELECT id1, v1 FROM '{t}' UNION ALL SELECT id1, v1 FROM '{t}'\nUNION ALL SELECT id1, \
+         v1, v3 FROM '{t}'"
+    );
+    assert_refused(
+        &blockwise(["sql", &bad]),
+        2,
+        &[
+            "same number of result columns",
+            "UNION ALL of 2 and 3 columns",
+            "line 2, column 11",
+        ],
+    );
+    assert_no_temps(dir.path());
+}

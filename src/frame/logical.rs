@@ -167,6 +167,13 @@ pub enum LogicalPlan {
         /// The rows.
         input: Box<LogicalPlan>,
     },
+    /// The rows of every input, one after the other (`UNION ALL`): the inputs'
+    /// columns agree in number, names and types ([`LogicalPlan::union`] makes
+    /// them so).
+    Union {
+        /// The queries, in order.
+        inputs: Vec<LogicalPlan>,
+    },
     /// The rows of `input`, whose expressions read the subqueries' values
     /// ([`Expr::ScalarSubquery`], [`Expr::InSubquery`], by their number: the
     /// index here). A subquery may read those before it, never those after.
@@ -202,7 +209,90 @@ impl LogicalPlan {
                 }
                 input.collect_inputs(out);
             }
+            LogicalPlan::Union { inputs } => inputs.iter().for_each(|i| i.collect_inputs(out)),
         }
+    }
+
+    /// `UNION ALL` of `inputs` (at least one): each column takes the type its
+    /// queries' types unify to ([`Expr::union_type`]) and the first query's name;
+    /// a query whose columns differ in name or type is projected to them.
+    ///
+    /// # Errors
+    /// [`Error::FrameType`] for queries of different numbers of columns, or a
+    /// column whose types do not mix (naming its position and both types); the
+    /// inputs' schema errors.
+    pub fn union(inputs: Vec<LogicalPlan>) -> Result<LogicalPlan> {
+        let schemas = inputs
+            .iter()
+            .map(LogicalPlan::schema)
+            .collect::<Result<Vec<_>>>()?;
+        let Some(first) = schemas.first() else {
+            return Err(Error::bug("a UNION of no query", ""));
+        };
+        let mut types: Vec<DataType> = first
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        for s in &schemas[1..] {
+            if s.fields().len() != types.len() {
+                return Err(Error::FrameType {
+                    op: "UNION".into(),
+                    reason: format!(
+                        "set operations can only apply to expressions with the same number \
+                         of result columns ({} and {})",
+                        types.len(),
+                        s.fields().len()
+                    ),
+                });
+            }
+            for (i, (t, f)) in types.iter_mut().zip(s.fields()).enumerate() {
+                *t = Expr::union_type(t, f.data_type()).ok_or_else(|| Error::FrameType {
+                    op: "UNION".into(),
+                    reason: format!(
+                        "column {} is {} in one query and {} in another, which have no \
+                         common type",
+                        i + 1,
+                        crate::storage::type_name(t),
+                        crate::storage::type_name(f.data_type())
+                    ),
+                })?;
+            }
+        }
+        let names: Vec<String> = first.fields().iter().map(|f| f.name().clone()).collect();
+        let inputs = inputs
+            .into_iter()
+            .zip(&schemas)
+            .map(|(input, schema)| {
+                let agrees = schema
+                    .fields()
+                    .iter()
+                    .zip(names.iter().zip(&types))
+                    .all(|(f, (n, t))| f.name() == n && f.data_type() == t);
+                if agrees {
+                    return input;
+                }
+                let exprs = schema
+                    .fields()
+                    .iter()
+                    .zip(names.iter().zip(&types))
+                    .map(|(f, (n, t))| {
+                        let column = Expr::col(f.name());
+                        let e = if f.data_type() == t {
+                            column
+                        } else {
+                            column.cast(t.clone())
+                        };
+                        (e, n.clone())
+                    })
+                    .collect();
+                LogicalPlan::Project {
+                    input: Box::new(input),
+                    exprs,
+                }
+            })
+            .collect();
+        Ok(LogicalPlan::Union { inputs })
     }
 
     /// The plan with every subquery of its expressions replaced by what `f` makes
@@ -294,6 +384,12 @@ impl LogicalPlan {
                 input: Box::new(input.map_subqueries(f)?),
                 subqueries: subqueries.clone(),
             },
+            LogicalPlan::Union { inputs } => LogicalPlan::Union {
+                inputs: inputs
+                    .iter()
+                    .map(|i| i.map_subqueries(f))
+                    .collect::<Result<_>>()?,
+            },
         })
     }
 
@@ -378,6 +474,35 @@ impl LogicalPlan {
                     s.plan.schema()?;
                 }
                 input.schema()?
+            }
+            LogicalPlan::Union { inputs } => {
+                let mut schemas = inputs.iter().map(LogicalPlan::schema);
+                let first = schemas
+                    .next()
+                    .ok_or_else(|| Error::bug("a UNION of no query", ""))??;
+                for s in schemas {
+                    let s = s?;
+                    let agrees = s.fields().len() == first.fields().len()
+                        && s.fields()
+                            .iter()
+                            .zip(first.fields())
+                            .all(|(a, b)| a.data_type() == b.data_type());
+                    if !agrees {
+                        return Err(Error::FrameType {
+                            op: "UNION".into(),
+                            reason: "the queries' columns differ (build it with \
+                                     LogicalPlan::union)"
+                                .into(),
+                        });
+                    }
+                }
+                // Any query may hold the NULLs of a column.
+                let fields: Vec<Field> = first
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect();
+                Arc::new(Schema::new(fields))
             }
         })
     }

@@ -15,6 +15,7 @@
 //! | window | `frame_shuffle` a part (rows by partition-key hash), `frame_window` a bucket ([`crate::frame::ops::window`]) |
 //! | `row_number() ... <= k` (a top k per group) | the same, each shuffle keeping only the first k rows of every window partition of its part (a table of partitions, not a sort) |
 //!
+//! | union all | none: each query's parts one after the other (a query whose rows still go through a pipeline is staged by `frame_pipeline` first); `UNION` is that under a distinct |
 //! | scalar subquery | its own stages, then one `frame_limit` of 2 rows (enough to tell one from several) |
 //! | `IN` subquery | its own stages, then one `frame_concat` of all its rows |
 //!
@@ -225,6 +226,20 @@ impl Lowering<'_> {
             LogicalPlan::Window { input, windows } => {
                 let rows = self.rows(input)?;
                 self.window(rows, windows, None)?
+            }
+            LogicalPlan::Union { inputs } => {
+                // Each query's rows as entries (none copied when they already
+                // are), one after the other.
+                let schema = query.schema()?;
+                let mut parts = Vec::new();
+                for input in inputs {
+                    let rows = self.rows(input)?;
+                    parts.extend(self.stage(rows, None)?.parts);
+                }
+                Rows {
+                    input: Input::Parts(parts, schema),
+                    pre: Pipeline::default(),
+                }
             }
             LogicalPlan::WithSubqueries { input, subqueries } => {
                 let entries = self.subqueries(subqueries)?;

@@ -151,6 +151,15 @@ pub(crate) enum SqlProblem {
         /// The columns it returns.
         count: usize,
     },
+    /// The queries of a UNION return different numbers of columns.
+    SetColumns {
+        /// `UNION`, `UNION ALL`.
+        op: String,
+        /// The left query's columns.
+        left: usize,
+        /// The right query's columns.
+        right: usize,
+    },
 }
 
 impl fmt::Display for SqlProblem {
@@ -247,6 +256,11 @@ impl fmt::Display for SqlProblem {
             P::SubqueryColumns { count } => {
                 write!(f, "subquery returns {count} columns - expected 1")
             }
+            P::SetColumns { op, left, right } => write!(
+                f,
+                "set operations can only apply to expressions with the same number of result \
+                 columns ({op} of {left} and {right} columns)"
+            ),
         }
     }
 }

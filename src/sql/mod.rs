@@ -40,6 +40,11 @@
 //!   for more than one, as DuckDB 2.0) and `x [NOT] IN (SELECT ..)` (with SQL's
 //!   NULL rules; the values are held in memory, reserved on the pool). Each is
 //!   listed once in the plan's `WithSubqueries` and runs before what reads it.
+//! - `UNION ALL` and `UNION` of any number of queries (a query in brackets may
+//!   have its own ORDER BY and LIMIT); columns by position, named by the first
+//!   query, of the type DuckDB unifies them to (the wider number; VARCHAR when
+//!   either is a string); ORDER BY, LIMIT and OFFSET after the last query apply
+//!   to the whole union.
 //! - Expressions: arithmetic, `%`, `//` (DuckDB's: truncating), `^` and `**`
 //!   (power), `||`, comparisons, `AND`/`OR`/`NOT`, `IS [NOT] NULL`, `[NOT] IN
 //!   (list)`, `[NOT] BETWEEN`, `[NOT] LIKE`/`ILIKE`, `CASE`, `CAST`/`TRY_CAST`/`::`
@@ -52,7 +57,7 @@
 //!   ORDER BY or a later select item where no column has its name.
 //!
 //! # Not supported (an error saying so, at the construct's line and column)
-//! JOIN and lists of tables; UNION/EXCEPT/INTERSECT; VALUES; a SELECT without
+//! JOIN and lists of tables; EXCEPT, INTERSECT, UNION BY NAME; VALUES; a SELECT without
 //! FROM; correlated subqueries, `EXISTS`, subqueries in GROUP BY, ORDER BY and
 //! QUALIFY; window frames, named
 //! windows, window functions other than the three, aggregates over windows;

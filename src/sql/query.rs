@@ -1,5 +1,5 @@
 //! Queries as [`LogicalPlan`]s: WITH (each CTE planned once and inlined where it is
-//! named), the SELECT body, ORDER BY, LIMIT and OFFSET.
+//! named), the SELECT body or a UNION of bodies, ORDER BY, LIMIT and OFFSET.
 //!
 //! A SELECT becomes, bottom up: the FROM relation, `Filter` (WHERE), `Aggregate`
 //! (the GROUP BY keys and every distinct aggregate call, named by its SQL text)
@@ -138,8 +138,12 @@ impl<'a> QueryPlanner<'a> {
                     None => plan,
                 }
             }
-            SetExpr::SetOperation { op, .. } => {
-                return Err(self.unsupported_at(q.body.span(), &op.to_string().to_uppercase()))
+            SetExpr::SetOperation { .. } => {
+                let plan = self.set_operation(&q.body, &scope)?;
+                match order_by {
+                    Some(kind) => self.sort_output(plan, kind, span)?,
+                    None => plan,
+                }
             }
             SetExpr::Values(_) => return Err(self.unsupported_at(q.body.span(), "VALUES")),
             SetExpr::Table(_) => return Err(self.unsupported_at(q.body.span(), "TABLE t")),
@@ -154,6 +158,73 @@ impl<'a> QueryPlanner<'a> {
             }
         };
         self.limit(plan, q.limit_clause.as_ref())
+    }
+
+    /// A set operation's operand, or the set operation itself: `UNION ALL` of any
+    /// number of queries is one `Union` (flattened from the left), `UNION` that
+    /// under `Distinct`; columns unified by position, named by the first query.
+    fn set_operation(&mut self, body: &SetExpr, ctes: &[NamedPlan]) -> Result<LogicalPlan> {
+        let (left, op, quantifier, right) = match body {
+            SetExpr::Select(s) => return self.select(s, None, ctes),
+            SetExpr::Query(q) => return self.query(q, ctes),
+            SetExpr::SetOperation {
+                left,
+                op,
+                set_quantifier,
+                right,
+            } => (left, op, set_quantifier, right),
+            SetExpr::Values(_) => return Err(self.unsupported_at(body.span(), "VALUES")),
+            other => return Err(self.unsupported_at(other.span(), "this query in a set operation")),
+        };
+        let distinct = match (op, quantifier) {
+            (ast::SetOperator::Union, ast::SetQuantifier::All) => false,
+            (ast::SetOperator::Union, ast::SetQuantifier::Distinct | ast::SetQuantifier::None) => {
+                true
+            }
+            (ast::SetOperator::Union, _) => {
+                return Err(self.unsupported_at(body.span(), "UNION BY NAME"));
+            }
+            (op, _) => return Err(self.unsupported_at(body.span(), &op.to_string().to_uppercase())),
+        };
+        let name = if distinct { "UNION" } else { "UNION ALL" };
+        // `a UNION ALL b UNION ALL c` is one union of the three; so is
+        // `a UNION ALL b UNION c`, under one Distinct.
+        let mut operands = Vec::new();
+        union_operands(left, distinct, &mut operands);
+        operands.push(right);
+        let mut inputs: Vec<LogicalPlan> = Vec::with_capacity(operands.len());
+        let mut first_columns = 0;
+        for (i, operand) in operands.iter().enumerate() {
+            let plan = self.set_operation(operand, ctes)?;
+            let columns = plan
+                .schema()
+                .map_err(|e| at(self.sql, operand.span(), e))?
+                .fields()
+                .len();
+            if i == 0 {
+                first_columns = columns;
+            } else if columns != first_columns {
+                return Err(at(
+                    self.sql,
+                    operand.span(),
+                    SqlProblem::SetColumns {
+                        op: name.into(),
+                        left: first_columns,
+                        right: columns,
+                    },
+                ));
+            }
+            inputs.push(plan);
+        }
+        // A type clash is found at the last query: its types meet the others'.
+        let plan = LogicalPlan::union(inputs).map_err(|e| at(self.sql, right.span(), e))?;
+        Ok(if distinct {
+            LogicalPlan::Distinct {
+                input: Box::new(plan),
+            }
+        } else {
+            plan
+        })
     }
 
     fn unsupported_at(&self, span: SqlSpan, construct: &str) -> Error {
@@ -866,6 +937,25 @@ impl<'a> QueryPlanner<'a> {
             input: Box::new(plan),
             predicate,
         })
+    }
+}
+
+/// The operands of the unions nested to the left of `body` that one union (a
+/// distinct one when `distinct`) can read at once: `UNION ALL`s, and under a
+/// distinct union any plain union too.
+fn union_operands<'b>(body: &'b SetExpr, distinct: bool, out: &mut Vec<&'b SetExpr>) {
+    match body {
+        SetExpr::SetOperation {
+            left,
+            op: ast::SetOperator::Union,
+            set_quantifier:
+                q @ (ast::SetQuantifier::All | ast::SetQuantifier::Distinct | ast::SetQuantifier::None),
+            right,
+        } if distinct || matches!(q, ast::SetQuantifier::All) => {
+            union_operands(left, distinct, out);
+            out.push(right);
+        }
+        other => out.push(other),
     }
 }
 

@@ -280,3 +280,56 @@ fn an_in_set_larger_than_the_memory_left_says_its_size_and_the_way_out() {
     assert!(text.contains("join"), "{text}");
     assert_eq!(e.exit_code(), 3);
 }
+
+#[test]
+fn unions_equal_duckdbs() {
+    equal_duckdbs(&[
+        (
+            "all",
+            "select k, v from T where w = 1 union all select sk, sv from S",
+        ),
+        (
+            "three",
+            "select k from T where w = 2 union all select sk from S union all \
+             select w from T where w = 9",
+        ),
+        // Types unified by position: int and float give float, int and string a
+        // string; the names are the first query's.
+        (
+            "widened",
+            "select k as a, id1 as b from T union all select sv, sk from S",
+        ),
+        (
+            "distinct",
+            "select id1, w from T union select sid, sk from S",
+        ),
+        (
+            "distinct_nan",
+            "select v from T where w = 3 union select v from T where w = 4",
+        ),
+        (
+            "o_ordered",
+            "select k, id1 from T where w = 5 union all select sk, sid from S \
+             order by k desc nulls first, id1 limit 15 offset 3",
+        ),
+        (
+            "grouped",
+            "select w, count(*) as n, sum(k) as s from (select w, k from T where w < 5 \
+             union all select w, k from T where w > 6) u group by w",
+        ),
+        (
+            "mixed",
+            "select w from T where w < 3 union select sk from S union all select w from T \
+             where w = 8",
+        ),
+        (
+            "with_subquery",
+            "select k from T where k > (select avg(k) from T) and w = 1 \
+             union all select sk from S where sk in (select k from T)",
+        ),
+        (
+            "in_union",
+            "select k, w from T where k in (select sk from S union all select 50 from S)",
+        ),
+    ]);
+}

@@ -138,6 +138,9 @@ fn names_and_types_match_duckdb() {
         "SELECT a, b FROM 'x.csv' t(a, b)",
         "SELECT x.v1, x.v3 FROM 'x.csv'",
         "SELECT count(*) FROM 'x.csv'",
+        "SELECT v1, id1 FROM 'x.csv' UNION ALL SELECT v3, v2 FROM 'x.csv' UNION ALL \
+         SELECT NULL, d FROM 'x.parquet'",
+        "SELECT v1 AS a FROM 'x.csv' UNION SELECT v2 FROM 'x.csv' ORDER BY a",
         "SELECT v1, (SELECT max(v3) FROM 'x.csv') AS m, v1 + (SELECT min(v2) FROM 'x.csv') AS s, \
          v1 IN (SELECT v2 FROM 'x.csv') AS i, v3 NOT IN (SELECT v1 FROM 'x.csv') AS n, \
          (SELECT max(id1) FROM 'x.csv') AS t FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv')",
@@ -219,6 +222,10 @@ fn shape(plan: &LogicalPlan) -> String {
             let inner: Vec<String> = subqueries.iter().map(|s| shape(&s.plan)).collect();
             return format!("With[{}]({})", inner.join(", "), shape(input));
         }
+        LogicalPlan::Union { inputs } => {
+            let inner: Vec<String> = inputs.iter().map(shape).collect();
+            return format!("Union({})", inner.join(", "));
+        }
     };
     format!("{name}({})", shape(input))
 }
@@ -250,6 +257,20 @@ fn plans_have_the_expected_shape() {
             "WITH t AS (SELECT v1 FROM 'x.csv') SELECT * FROM t",
             "Project(Project(Scan))",
         ),
+        // One union of any number of queries; a query whose types differ is cast.
+        (
+            "SELECT v1 FROM 'x.csv' UNION ALL SELECT v2 FROM 'x.csv' UNION ALL SELECT v3 FROM \
+             'x.csv' ORDER BY 1 LIMIT 2",
+            "Limit(Sort(Union(Project(Project(Scan)), Project(Project(Scan)), Project(Project(Scan)))))",
+        ),
+        (
+            "SELECT v1 FROM 'x.csv' UNION SELECT v1 FROM 'x.csv' UNION ALL SELECT v1 FROM 'x.csv'",
+            "Union(Distinct(Union(Project(Scan), Project(Scan))), Project(Scan))",
+        ),
+        (
+            "SELECT v1 FROM 'x.csv' UNION ALL SELECT v1 FROM 'x.csv' UNION SELECT v1 FROM 'x.csv'",
+            "Distinct(Union(Project(Scan), Project(Scan), Project(Scan)))",
+        ),
         // The subqueries listed at the top, inner ones first.
         (
             "SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv' WHERE v2 IN \
@@ -275,6 +296,7 @@ fn aggregate(plan: &LogicalPlan) -> &LogicalPlan {
         | LogicalPlan::Limit { input, .. }
         | LogicalPlan::Distinct { input }
         | LogicalPlan::WithSubqueries { input, .. } => aggregate(input),
+        LogicalPlan::Union { .. } => panic!("no aggregate above a union"),
     }
 }
 
@@ -361,7 +383,14 @@ fn errors_say_what_and_where() {
         ("SELECT v1 FROM 'missing.csv'", &["missing.csv", "no such file", "column 16"]),
         ("SELECT * FROM 'x.csv' JOIN 'y.csv' ON x.v1 = y.v1", &["JOIN is not supported yet", "column 23"]),
         ("SELECT * FROM 'x.csv', 'y.csv'", &["cross join", "not supported"]),
-        ("SELECT v1 FROM 'x.csv' UNION SELECT v1 FROM 'x.csv'", &["UNION is not supported yet"]),
+        ("SELECT v1 FROM 'x.csv' UNION SELECT v1, v2 FROM 'x.csv'", &["set operations can only apply to expressions with the same number of result columns", "UNION of 1 and 2 columns", "column 30"]),
+        ("SELECT v1, v2 FROM 'x.csv' UNION ALL SELECT v1, v2 FROM 'x.csv'\nUNION ALL SELECT v1, v2, v3 FROM 'x.csv'", &["UNION ALL of 2 and 3 columns", "line 2, column 11"]),
+        ("SELECT v1 FROM 'x.csv' UNION ALL SELECT d FROM 'x.parquet'", &["UNION", "column 1 is int64 in one query and date in another", "column 34"]),
+        ("SELECT v1 FROM 'x.csv' EXCEPT SELECT v1 FROM 'x.csv'", &["EXCEPT is not supported yet"]),
+        ("SELECT v1 FROM 'x.csv' UNION BY NAME SELECT v1 FROM 'x.csv'", &["UNION BY NAME is not supported yet"]),
+        ("SELECT v1 FROM 'x.csv' UNION ALL SELECT vv FROM 'x.csv'", &["unknown column \"vv\"", "column 41"]),
+        ("SELECT v1 FROM 'x.csv' UNION ALL SELECT v1 FROM 'nope.csv'", &["nope.csv", "no such file"]),
+        ("SELECT v1 FROM 'x.csv' UNION ALL SELECT v1 FROM 'x.csv' ORDER BY v9", &["unknown column \"v9\""]),
         ("SELECT id1, v1 FROM 'x.csv' GROUP BY id1", &["column \"v1\" must appear in the GROUP BY clause or be used in an aggregate function", "column 13"]),
         ("SELECT id1 FROM 'x.csv' GROUP BY id1 HAVING v1 > 1", &["column \"v1\" must appear in the GROUP BY"]),
         ("SELECT v1 + sum(v1) FROM 'x.csv'", &["column \"v1\" must appear in the GROUP BY"]),

@@ -591,6 +591,23 @@ pub(super) fn data_type(expr: &Expr, schema: &Schema) -> Result<DataType> {
     }
 }
 
+/// The type a column of a set operation (`UNION`) takes when its queries give it
+/// types `a` and `b`, as DuckDB decides it: the wider number, a string when
+/// either is one (the other's values become their text), the finer of dates and
+/// timestamps; `None` when the two do not mix.
+pub(super) fn union_type(a: &DataType, b: &DataType) -> Option<DataType> {
+    let (l, r) = (logical(a), logical(b));
+    if is_string(l) || is_string(r) {
+        return Some(if is_string(l) && is_string(r) {
+            string_common(l, r)
+        } else {
+            DataType::Utf8
+        });
+    }
+    let column = Expr::Column(String::new());
+    comparable(&column, l, &column, r)
+}
+
 /// The type `x IN (subquery)` compares in: the common type of `x` and the
 /// subquery's column.
 pub(super) fn in_subquery_type(

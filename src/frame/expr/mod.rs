@@ -686,6 +686,13 @@ impl Expr {
         eval::evaluate(self, batch)?.into_array(batch.num_rows())
     }
 
+    /// The type a column of `UNION` takes when its queries give it types `a` and
+    /// `b` (DuckDB's rules: the wider number, a string over anything else);
+    /// `None` when they do not mix.
+    pub fn union_type(a: &DataType, b: &DataType) -> Option<DataType> {
+        coerce::union_type(a, b)
+    }
+
     /// The default name of the expression's output column: its SQL text as
     /// DuckDB gives it (`(v1 + 1)`, `lower(id1)`, `v1`).
     pub fn name(&self) -> String {
