@@ -283,3 +283,29 @@ fn unions_write_duckdbs_answer_and_mismatched_columns_are_refused_where_they_are
     );
     assert_no_temps(dir.path());
 }
+
+#[test]
+fn discrete_quantiles_write_duckdbs_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 3000);
+    let t = csv.display().to_string();
+    let sql = format!(
+        "SELECT v1, quantile_disc(id4, 0.5) AS a, quantile(v3, 0) AS b, quantile(v3, 1) AS c, \
+         quantile_disc(v3, 0.37) AS d, quantile_cont(id4, 0.5) AS e FROM '{t}' GROUP BY v1 \
+         ORDER BY v1"
+    );
+    let out = dir.path().join("q.parquet");
+    blockwise_ok(["sql", &sql, "-o", out.to_str().unwrap()]);
+    assert_eq!(compare(&sql, &out).trim(), "same");
+    assert_refused(
+        &blockwise([
+            "sql",
+            &format!("SELECT quantile(v3, [0.5, 0.9]) FROM '{t}'"),
+        ]),
+        2,
+        &[
+            "a list of quantiles in quantile is not supported yet",
+            "line 1, column",
+        ],
+    );
+}

@@ -62,7 +62,7 @@ pub(crate) struct Calls {
 }
 
 /// The aggregate functions, by SQL name, and what they compute (`None` for a
-/// quantile, whose fraction is an argument).
+/// quantile, whose fraction is an argument: see [`quantile`]).
 const AGGREGATES: &[(&str, Option<AggFunc>)] = &[
     ("count", Some(AggFunc::Count)),
     ("count_star", Some(AggFunc::Size)),
@@ -73,6 +73,8 @@ const AGGREGATES: &[(&str, Option<AggFunc>)] = &[
     ("max", Some(AggFunc::Max)),
     ("median", Some(AggFunc::Median)),
     ("quantile_cont", None),
+    ("quantile_disc", None),
+    ("quantile", None),
     ("stddev", Some(AggFunc::Std { ddof: 1 })),
     ("stddev_samp", Some(AggFunc::Std { ddof: 1 })),
     ("stddev_pop", Some(AggFunc::Std { ddof: 0 })),
@@ -90,15 +92,6 @@ const AGGREGATES: &[(&str, Option<AggFunc>)] = &[
 
 /// DuckDB aggregates that are not planned, and why.
 const OTHER_AGGREGATES: &[(&str, &str)] = &[
-    (
-        "quantile",
-        "; DuckDB's quantile is quantile_disc (an input value); quantile_cont(x, q) \
-         interpolates and is supported",
-    ),
-    (
-        "quantile_disc",
-        "; quantile_cont(x, q) interpolates and is supported",
-    ),
     ("mode", ""),
     ("first", ""),
     ("last", ""),
@@ -117,6 +110,15 @@ const OTHER_AGGREGATES: &[(&str, &str)] = &[
     ("mad", ""),
     ("histogram", ""),
 ];
+
+/// The quantile aggregate `name` computes at fraction `q`: DuckDB's `quantile` is
+/// `quantile_disc`, an input value; `quantile_cont` interpolates.
+fn quantile(name: &str, q: f64) -> AggFunc {
+    match name {
+        "quantile_cont" => AggFunc::Quantile { q },
+        _ => AggFunc::QuantileDisc { q },
+    }
+}
 
 const WINDOWS: &[(&str, WindowFunc)] = &[
     ("row_number", WindowFunc::RowNumber),
@@ -735,13 +737,21 @@ impl<'a> ExprPlanner<'a> {
         let (func, args) = match func {
             Some(AggFunc::Count) if star || args.is_empty() => (AggFunc::Size, &args[..0]),
             None => {
-                // quantile_cont(x, q): the fraction is a constant of the function.
+                // quantile_cont(x, q), quantile_disc(x, q): the fraction is a
+                // constant of the function.
                 let [x, q] = args else {
                     return Err(self.err(
                         span,
                         bad(format!("takes 2 arguments (x, q), not {}", args.len())),
                     ));
                 };
+                if matches!(q, Ast::Array(_)) {
+                    return Err(self.unsupported(
+                        q.span(),
+                        format!("a list of quantiles in {name}"),
+                        &format!("; call {name}(x, q) once for each fraction"),
+                    ));
+                }
                 let q = constant_fraction(q).ok_or_else(|| {
                     self.err(
                         q.span(),
@@ -750,7 +760,7 @@ impl<'a> ExprPlanner<'a> {
                         )),
                     )
                 })?;
-                (AggFunc::Quantile { q }, std::slice::from_ref(x))
+                (quantile(name, q), std::slice::from_ref(x))
             }
             Some(func) => (func, args),
         };

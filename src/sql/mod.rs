@@ -24,7 +24,8 @@
 //! - `WHERE`; `GROUP BY` names (input columns first, then select aliases),
 //!   positions, expressions, `GROUP BY ALL`; `HAVING`; aggregates `count(*)`,
 //!   `count(x)`, `count(DISTINCT x)`, `sum`, `avg`/`mean`, `min`, `max`, `median`,
-//!   `quantile_cont(x, q)`, `stddev`/`stddev_samp`, `stddev_pop`,
+//!   `quantile_cont(x, q)`, `quantile_disc(x, q)` and `quantile(x, q)` (DuckDB's
+//!   is discrete: an input value, of the input's type), `stddev`/`stddev_samp`, `stddev_pop`,
 //!   `variance`/`var_samp`, `var_pop`, `corr`, `covar_samp`, `covar_pop`,
 //!   `bool_or`/`any`, `bool_and`/`every`, with expressions as arguments and
 //!   expressions of aggregates around them; a column neither grouped nor aggregated
@@ -62,8 +63,9 @@
 //! QUALIFY; window frames, named
 //! windows, window functions other than the three, aggregates over windows;
 //! `FILTER (WHERE ..)`; `DISTINCT` in aggregates other than count (min, max,
-//! bool_or and bool_and ignore it); `quantile`/`quantile_disc` (DuckDB's are
-//! discrete) and the other DuckDB aggregates (`mode`, `first`, `string_agg`, ..);
+//! bool_or and bool_and ignore it); lists of quantiles (`quantile_disc(x, [0.5,
+//! 0.9])`), quantiles of strings and dates, and the other DuckDB aggregates
+//! (`mode`, `first`, `string_agg`, ..);
 //! `DISTINCT ON`; ROLLUP, CUBE, GROUPING SETS; `SELECT * REPLACE/RENAME`; `IS
 //! [NOT] DISTINCT FROM`, `IS TRUE`; globs other than `dir/*.parquet` and `dir/*`;
 //! `read_csv(header=false)` and options beyond those above; `WITH RECURSIVE`;

@@ -333,3 +333,37 @@ fn unions_equal_duckdbs() {
         ),
     ]);
 }
+
+#[test]
+fn discrete_quantiles_equal_duckdbs() {
+    equal_duckdbs(&[
+        (
+            "whole",
+            "select quantile_disc(k, 0) as a, quantile_disc(k, 0.5) as b, \
+             quantile_disc(k, 1) as c, quantile(v, 0) as d, quantile(v, 0.5) as e, \
+             quantile(v, 1) as f, quantile_disc(w, 0.3) as g, quantile_cont(k, 0.5) as h \
+             from T",
+        ),
+        (
+            "grouped",
+            "select w, quantile_disc(k, 0.5) as a, quantile(v, 0.9) as b, \
+             quantile_disc(v, 0.99) as c, median(v) as d from T group by w",
+        ),
+        // Groups of NULLs only, and groups without NaN.
+        (
+            "sparse",
+            "select id1, quantile_disc(case when w = 0 then k end, 0.5) as a, \
+             quantile(case when v < 50 then v end, 0.25) as b from T group by id1",
+        ),
+        (
+            "none",
+            "select quantile_disc(k, 0.5) as a from T where w > 100",
+        ),
+        (
+            "small",
+            "select quantile_disc(sk, 0) as a, quantile_disc(sk, 0.5) as b, \
+             quantile_disc(sk, 1) as c, quantile(sv, 0.5) as d, quantile(sv, 0.75) as e \
+             from S",
+        ),
+    ]);
+}

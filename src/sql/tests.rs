@@ -138,6 +138,8 @@ fn names_and_types_match_duckdb() {
         "SELECT a, b FROM 'x.csv' t(a, b)",
         "SELECT x.v1, x.v3 FROM 'x.csv'",
         "SELECT count(*) FROM 'x.csv'",
+        "SELECT quantile_disc(v1, 0.5), quantile(v3, 0.25), quantile_disc(v3, 1), \
+         quantile(id6, 0) FROM 'x.csv'",
         "SELECT v1, id1 FROM 'x.csv' UNION ALL SELECT v3, v2 FROM 'x.csv' UNION ALL \
          SELECT NULL, d FROM 'x.parquet'",
         "SELECT v1 AS a FROM 'x.csv' UNION SELECT v2 FROM 'x.csv' ORDER BY a",
@@ -403,7 +405,11 @@ fn errors_say_what_and_where() {
         ("SELECT v1 FROM 'x.csv' LIMIT v1", &["LIMIT must be a non-negative integer"]),
         ("SELECT u.v1 FROM 'x.csv' t", &["table \"u\" is not in the FROM clause", "\"t\""]),
         ("SELECT v1 FROM t", &["\"t\" is not a file, a CTE or a table function"]),
-        ("SELECT quantile(v1, 0.5) FROM 'x.csv'", &["quantile", "quantile_disc"]),
+        ("SELECT quantile_disc(v1, [0.5, 0.9]) FROM 'x.csv'", &["a list of quantiles in quantile_disc is not supported yet", "once for each fraction", "column 27"]),
+        ("SELECT quantile(v1) FROM 'x.csv'", &["quantile: takes 2 arguments (x, q), not 1"]),
+        ("SELECT quantile_disc(v1, 1.5) FROM 'x.csv'", &["quantile must be a number from 0 to 1, not 1.5", "column 26"]),
+        ("SELECT quantile_disc(id1, 0.5) FROM 'x.csv'", &["quantile_disc", "utf8"]),
+        ("SELECT quantile_disc(v1, v2) FROM 'x.csv'", &["quantile must be a number from 0 to 1, not v2"]),
         ("SELECT quantile_cont(v1, 2) FROM 'x.csv'", &["quantile must be a number from 0 to 1"]),
         ("SELECT sum(v1) OVER (PARTITION BY id1) FROM 'x.csv'", &["over a window is not supported"]),
         ("SELECT row_number() OVER (ORDER BY v1 ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM 'x.csv'", &["window frame"]),
