@@ -8,7 +8,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`error`] | the one error enum; its variants carry the values a user needs; `syntax`: where an expression does not parse, with a caret display |
+//! | [`error`] | the one error enum; its variants carry the values a user needs; `syntax`: where an expression does not parse, with a caret display; `sql`: what is wrong with a SQL query |
 //! | [`sys`] | what is asked of the OS beyond `std`: process liveness, tree sizes, removal, the account of reclaimed temporaries, the cancel token and its signals |
 //! | [`grid`] | shapes, chunk grids, subsets, rechunk stages, `auto` chunks, checked sizes (`size`): pure, no I/O |
 //! | [`memory`] | the pool and reservations, the threshold monitor and its memory gate, RSS readings, glibc retention (`allocator`), the spill store and its disk manager (quota, stale directories) |

@@ -9,8 +9,10 @@
 //! that did not fit its memory limit (3), a cancelled job (130), and internal
 //! failures (1).
 
+pub mod sql;
 pub mod syntax;
 
+pub use sql::SqlProblem;
 use std::path::{Path, PathBuf};
 pub use syntax::{SyntaxError, SyntaxProblem};
 
@@ -126,6 +128,12 @@ pub enum Error {
         /// The file being written.
         path: PathBuf,
     },
+
+    /// A SQL query the planner refuses: a syntax error, a construct not supported,
+    /// an unknown function or table (placed at its line and column by the SQL
+    /// front end).
+    #[error(transparent)]
+    Sql(#[from] SqlProblem),
 
     /// A scalar subquery returned more than one row (DuckDB's error too).
     #[error(
@@ -925,7 +933,7 @@ impl Error {
             | Error::ArrayArgument { .. }
             | Error::UnknownFunction { .. } => 2,
             Error::UnknownColumn { .. } | Error::FrameType { .. } => 2,
-            Error::SubqueryRows { .. } => 2,
+            Error::SubqueryRows { .. } | Error::Sql(_) => 2,
             Error::InExpression { error, .. } => error.exit_code(),
             Error::BadSortKey { .. } | Error::WrongEntry { .. } | Error::Unpublished { .. } => 2,
             Error::TaskPanicked { .. } | Error::ThreadsRefused { .. } | Error::Bug { .. } => 1,

@@ -562,3 +562,61 @@ fn keywords_are_duckdbs() {
     let ours: Vec<&str> = super::keywords::KEYWORDS.to_vec();
     assert_eq!(duck, serde_json::json!(ours));
 }
+
+#[test]
+fn problems_are_typed_sql_errors_placed_at_their_line_and_column() {
+    use crate::error::{Error, SqlProblem};
+    let dir = fixture();
+    let p = planner(&dir);
+    type Is = fn(&SqlProblem) -> bool;
+    let cases: Vec<(&str, Is)> = vec![
+        (
+            "SELECT v1 FROM 'x.csv' EXCEPT SELECT v1 FROM 'x.csv'",
+            |p| matches!(p, SqlProblem::Unsupported { construct, .. } if construct == "EXCEPT"),
+        ),
+        (
+            "SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT v1, v2 FROM 'x.csv')",
+            |p| matches!(p, SqlProblem::SubqueryColumns { count: 2 }),
+        ),
+        (
+            "SELECT v1 FROM 'x.csv' UNION SELECT v1, v2 FROM 'x.csv'",
+            |p| {
+                matches!(
+                    p,
+                    SqlProblem::SetColumns {
+                        left: 1,
+                        right: 2,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "SELECT lowr(id1) FROM 'x.csv'",
+            |p| matches!(p, SqlProblem::UnknownFunction { name, .. } if name == "lowr"),
+        ),
+        ("SELECT FROM WHERE", |p| {
+            matches!(
+                p,
+                SqlProblem::Syntax { .. } | SqlProblem::SyntaxOther { .. }
+            )
+        }),
+    ];
+    for (q, is) in cases {
+        let e = p.plan(q).expect_err(q);
+        assert_eq!(e.exit_code(), 2, "{q}");
+        let Error::InExpression { error, line, .. } = &e else {
+            panic!("{q}: not placed: {e:?}");
+        };
+        assert_eq!(*line, 1, "{q}");
+        match error.as_ref() {
+            Error::Sql(problem) => assert!(is(problem), "{q}: {problem:?}"),
+            other => panic!("{q}: not a SQL problem: {other:?}"),
+        }
+        // The message is the problem's, placed.
+        assert!(e.to_string().starts_with(&error.to_string()), "{q}: {e}");
+    }
+    // Those without a place are typed too.
+    let e = p.plan("").expect_err("empty");
+    assert!(matches!(e, Error::Sql(SqlProblem::Empty)), "{e:?}");
+}
