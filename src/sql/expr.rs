@@ -198,6 +198,52 @@ impl<'a> ExprPlanner<'a> {
         self
     }
 
+    /// `e`, a subquery's error, said as what it is when the subquery names a
+    /// table or column that only the query around it has: a correlated subquery.
+    fn correlated(&self, e: Error) -> Error {
+        let Error::InExpression {
+            error,
+            line,
+            column,
+            caret,
+        } = e
+        else {
+            return e;
+        };
+        let outer = match error.as_ref() {
+            Error::Sql(SqlProblem::UnknownTable { name, .. })
+                if self
+                    .scope
+                    .names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(name)) =>
+            {
+                Some(format!("table \"{name}\""))
+            }
+            Error::UnknownColumn { column, .. }
+                if matches!(resolve(&self.scope.schema, column), Ok(Some(_))) =>
+            {
+                Some(format!("column \"{column}\""))
+            }
+            _ => None,
+        };
+        let error = match outer {
+            Some(what) => Box::new(Error::Sql(SqlProblem::Unsupported {
+                construct: format!(
+                    "a correlated subquery (one naming the {what} of the query around it)"
+                ),
+                hint: "; compute what it reads in the subquery, or join (not supported yet)".into(),
+            })),
+            None => error,
+        };
+        Error::InExpression {
+            error,
+            line,
+            column,
+            caret,
+        }
+    }
+
     /// Plans the subquery `q` (written at `span`) used as `kind`: its plan goes
     /// to the query's list, the expression gets its number, text and type.
     fn subquery(&mut self, q: &ast::Query, kind: SubqueryKind, span: SqlSpan) -> Result<Subquery> {
@@ -205,7 +251,9 @@ impl<'a> ExprPlanner<'a> {
             return Err(self.unsupported(span, format!("a subquery in {}", self.place), ""));
         };
         let mut planner = queries.planner;
-        let plan = planner.query(q, queries.ctes)?;
+        let plan = planner
+            .query(q, queries.ctes)
+            .map_err(|e| self.correlated(e))?;
         let schema = plan.schema().map_err(|e| self.err(span, e))?;
         let [field] = schema.fields().as_ref() else {
             return Err(self.err(
