@@ -190,6 +190,12 @@ fn scalar_subqueries_equal_duckdbs() {
             "string",
             "select id1, count(*) as n from T where id1 = (select min(sid) from S) group by id1",
         ),
+        // The first row of a sorted, limited subquery.
+        (
+            "top",
+            "select k, w from T where k = (select k from T where w = 9 order by k desc \
+             limit 1)",
+        ),
         (
             "cte",
             "with m as (select avg(k) as a from T) \
