@@ -15,7 +15,7 @@
 //! | window | `frame_shuffle` a part (rows by partition-key hash), `frame_window` a bucket ([`crate::frame::ops::window`]) |
 //! | `row_number() ... <= k` (a top k per group) | the same, each shuffle keeping only the first k rows of every window partition of its part (a table of partitions, not a sort) |
 //!
-//! | union all | none: each query's parts one after the other (a query whose rows still go through a pipeline is staged by `frame_pipeline` first); `UNION` is that under a distinct |
+//! | union all | none: each query's parts one after the other, read through that query's steps and then the union's by the task that reads them (the grouping's, the result's); a sort, limit or window first stages each query by `frame_pipeline`; `UNION` is a union under a distinct |
 //! | scalar subquery | its own stages, then one `frame_limit` of 2 rows (enough to tell one from several) |
 //! | `IN` subquery | its own stages, then one `frame_concat` of all its rows |
 //!
@@ -57,17 +57,23 @@ pub struct QuerySizing {
 
 /// Rows as the plan has them so far: where they are read from, and the steps
 /// still to apply to them.
+#[derive(Clone)]
 struct Rows {
     input: Input,
     pre: Pipeline,
 }
 
+#[derive(Clone)]
 enum Input {
     /// A table file, not yet listed in the plan: the columns it is read with
     /// depend on what reads it.
     Source(Source),
     /// Parts published by tasks, of this schema.
     Parts(Vec<Part>, SchemaRef),
+    /// The queries of a `UNION ALL`, each its rows and steps, yielding this
+    /// schema (the queries agree in names and types): a task reading one of
+    /// their parts applies that query's steps, then the union's.
+    Union(Vec<Rows>, SchemaRef),
 }
 
 impl Rows {
@@ -75,7 +81,7 @@ impl Rows {
     fn input_schema(&self) -> SchemaRef {
         match &self.input {
             Input::Source(s) => s.schema.clone(),
-            Input::Parts(_, schema) => schema.clone(),
+            Input::Parts(_, schema) | Input::Union(_, schema) => schema.clone(),
         }
     }
 
@@ -228,16 +234,15 @@ impl Lowering<'_> {
                 self.window(rows, windows, None)?
             }
             LogicalPlan::Union { inputs } => {
-                // Each query's rows as entries (none copied when they already
-                // are), one after the other.
+                // Each query's rows with its own steps, read one after the other
+                // by whatever reads the union.
                 let schema = query.schema()?;
-                let mut parts = Vec::new();
-                for input in inputs {
-                    let rows = self.rows(input)?;
-                    parts.extend(self.stage(rows, None)?.parts);
-                }
+                let members = inputs
+                    .iter()
+                    .map(|input| self.rows(input))
+                    .collect::<Result<Vec<_>>>()?;
                 Rows {
-                    input: Input::Parts(parts, schema),
+                    input: Input::Union(members, schema),
                     pre: Pipeline::default(),
                 }
             }
@@ -296,6 +301,15 @@ impl Lowering<'_> {
     fn parts(&mut self, rows: &Rows) -> Result<(Vec<Part>, SchemaRef)> {
         match &rows.input {
             Input::Parts(parts, schema) => Ok((parts.clone(), schema.clone())),
+            // For the operators that read every part with one pipeline, each
+            // query's rows staged through its own steps first.
+            Input::Union(members, schema) => {
+                let mut parts = Vec::new();
+                for m in members {
+                    parts.extend(self.stage(m.clone(), None)?.parts);
+                }
+                Ok((parts, schema.clone()))
+            }
             Input::Source(source) => {
                 let mut read = source.read.clone();
                 if let Some(used) = rows.pre.columns() {
@@ -351,6 +365,31 @@ impl Lowering<'_> {
         }
     }
 
+    /// The parts `rows` are read from, each with the steps a task reading it
+    /// applies: `rows.pre`, after a union's query's own steps for its parts (so
+    /// that a union's rows go straight into the task that reads them).
+    /// Each with the schema of the part's rows before its steps (a source's as
+    /// opened with the columns they read).
+    fn reads(&mut self, rows: &Rows) -> Result<Vec<(Part, Pipeline, SchemaRef)>> {
+        let Input::Union(members, _) = &rows.input else {
+            let (parts, schema) = self.parts(rows)?;
+            return Ok(parts
+                .into_iter()
+                .map(|p| (p, rows.pre.clone(), schema.clone()))
+                .collect());
+        };
+        let mut out = Vec::new();
+        for m in members {
+            let mut steps = m.pre.steps.clone();
+            steps.extend(rows.pre.steps.iter().cloned());
+            out.extend(self.reads(&Rows {
+                input: m.input.clone(),
+                pre: Pipeline { steps },
+            })?);
+        }
+        Ok(out)
+    }
+
     /// A grouping of `rows`, its keys and arguments computed by `computed`.
     fn group(
         &mut self,
@@ -359,18 +398,22 @@ impl Lowering<'_> {
         spec: GroupBy,
     ) -> Result<Rows> {
         rows.pre.steps.push(Step::Project(computed));
-        let (parts, schema) = self.parts(&rows)?;
+        let reads = self.reads(&rows)?;
+        // What the steps yield from the rows as read (every part's the same).
+        let grouped = match reads.first() {
+            Some((_, pre, input)) => pre.schema(input)?,
+            None => rows.schema()?,
+        };
+        let reads: Vec<(Part, Pipeline)> = reads.into_iter().map(|(p, pre, _)| (p, pre)).collect();
         let sizing = GroupSizing {
             threads: self.sizing.threads,
             memory_limit: self.sizing.memory_limit,
         };
-        let grouped = rows.pre.schema(&schema)?;
         let output = spec.output_schema(&grouped)?;
         let parts = add_group_by(
             self.plan,
-            &parts,
-            &schema,
-            &rows.pre,
+            &reads,
+            &grouped,
             &spec,
             &Pipeline::default(),
             sizing,
@@ -784,31 +827,30 @@ impl Lowering<'_> {
     /// most `batch_rows` rows when given.
     fn stage(&mut self, rows: Rows, batch_rows: Option<usize>) -> Result<Lowered> {
         let schema = rows.schema()?;
-        let (parts, _) = self.parts(&rows)?;
-        let done =
-            rows.pre.is_empty() && batch_rows.is_none() && parts.iter().all(|p| p.task.is_some());
+        let reads = self.reads(&rows)?;
+        // Entries already as they should be (a union's queries' too: they agree
+        // in names and types) are not copied.
+        let done = batch_rows.is_none()
+            && reads
+                .iter()
+                .all(|(p, pre, _)| pre.is_empty() && p.task.is_some());
         if done {
+            let parts = reads.into_iter().map(|(p, _, _)| p).collect();
             return Ok(Lowered { parts, schema });
         }
-        let op = FramePipeline {
-            pre: rows.pre.clone(),
-            schema: SerializedSchema::new(&schema),
-            batch_rows,
-        };
         let id = self.plan.fresh_id("rows");
         self.intermediate(&id);
-        let parts = parts
-            .iter()
+        let parts = reads
+            .into_iter()
             .enumerate()
-            .map(|(i, p)| {
-                self.task(
-                    &id,
-                    i as u64,
-                    vec![p.clone()],
-                    &op.pre,
-                    OpSpec::of(&op),
-                    p.bytes,
-                )
+            .map(|(i, (p, pre, _))| {
+                let op = FramePipeline {
+                    pre,
+                    schema: SerializedSchema::new(&schema),
+                    batch_rows,
+                };
+                let bytes = p.bytes;
+                self.task(&id, i as u64, vec![p], &op.pre, OpSpec::of(&op), bytes)
             })
             .collect();
         Ok(Lowered { parts, schema })

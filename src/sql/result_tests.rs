@@ -373,3 +373,38 @@ fn discrete_quantiles_equal_duckdbs() {
         ),
     ]);
 }
+
+#[test]
+fn a_union_goes_straight_into_the_tasks_that_read_it() {
+    let dir = fixture();
+    let sql = "select w, count(*) as n from (select w, k from T where w < 5 union all \
+               select sk, sk * 2 from S) u group by w";
+    let plan = crate::sql::plan_query(&ours(sql, dir.path(), "parquet")).unwrap();
+    let sizing = crate::convert::PlanSizing {
+        threads: 2,
+        memory_limit: 64 << 20,
+    };
+    let (tasks, _) = crate::convert::plan_query(&plan, sizing).unwrap();
+    let partials: Vec<_> = tasks
+        .tasks
+        .iter()
+        .filter(|t| t.op.name == "group_partial")
+        .collect();
+    // `t` has 6 row groups, `s` one: each read by its grouping task, through its
+    // own query's steps, with no task copying the rows first.
+    assert_eq!(partials.len(), 7);
+    for t in &partials {
+        let dataset = tasks.dataset(t.inputs[0].dataset()).unwrap();
+        assert_eq!(dataset.role, crate::plan::DatasetRole::Input, "{t:?}");
+    }
+    let steps: std::collections::BTreeSet<String> = partials
+        .iter()
+        .map(|t| t.op.params["pre"].to_string())
+        .collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(!tasks.tasks.iter().any(|t| t.op.name == "frame_pipeline"
+        && tasks
+            .tasks
+            .iter()
+            .any(|g| g.op.name == "group_partial" && g.deps.contains(&t.id))));
+}
