@@ -309,6 +309,12 @@ fn unions_equal_duckdbs() {
             "distinct",
             "select id1, w from T union select sid, sk from S",
         ),
+        // A boolean beside numbers is a number.
+        (
+            "booleans",
+            "select w > 4 as a, k > 10 as b from T where w = 1 union all \
+             select sk, sv from S",
+        ),
         (
             "distinct_nan",
             "select v from T where w = 3 union select v from T where w = 4",

@@ -592,9 +592,10 @@ pub(super) fn data_type(expr: &Expr, schema: &Schema) -> Result<DataType> {
 }
 
 /// The type a column of a set operation (`UNION`) takes when its queries give it
-/// types `a` and `b`, as DuckDB decides it: the wider number, a string when
-/// either is one (the other's values become their text), the finer of dates and
-/// timestamps; `None` when the two do not mix.
+/// types `a` and `b`, as DuckDB decides it: the wider number (a boolean beside a
+/// number is that number), a string when either is one (the other's values
+/// become their text), the finer of dates and timestamps; `None` when the two do
+/// not mix.
 pub(super) fn union_type(a: &DataType, b: &DataType) -> Option<DataType> {
     let (l, r) = (logical(a), logical(b));
     if is_string(l) || is_string(r) {
@@ -603,6 +604,11 @@ pub(super) fn union_type(a: &DataType, b: &DataType) -> Option<DataType> {
         } else {
             DataType::Utf8
         });
+    }
+    // A boolean beside numbers is a number (true is 1).
+    match (l, r) {
+        (DataType::Boolean, t) | (t, DataType::Boolean) if is_numeric(t) => return Some(t.clone()),
+        _ => {}
     }
     let column = Expr::Column(String::new());
     comparable(&column, l, &column, r)
