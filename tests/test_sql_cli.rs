@@ -165,3 +165,147 @@ fn bad_queries_and_outputs_are_refused_with_what_and_where() {
     );
     assert_no_temps(dir.path());
 }
+
+#[test]
+fn subqueries_run_as_stages_of_their_own_locally_planned_and_task_by_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 4000);
+    let t = csv.display().to_string();
+    let sql = format!(
+        "SELECT id1, count(*) AS n, avg(v3) - (SELECT avg(v3) FROM '{t}') AS d FROM '{t}' \
+         WHERE v3 > (SELECT avg(v3) FROM '{t}' WHERE v1 IN (SELECT v1 FROM '{t}' WHERE v1 < 3)) \
+         AND id4 NOT IN (SELECT id4 FROM '{t}' WHERE v1 = 5) GROUP BY id1 ORDER BY id1"
+    );
+    // Locally.
+    let out = dir.path().join("local.parquet");
+    blockwise_ok(["sql", &sql, "-o", out.to_str().unwrap()]);
+    assert_eq!(compare(&sql, &out).trim(), "same");
+    // Through `plan` and `run`, in separate processes.
+    let planned = dir.path().join("planned.parquet");
+    let plan_file = dir.path().join("plan.json");
+    blockwise_ok([
+        "plan",
+        "sql",
+        &sql,
+        "-o",
+        planned.to_str().unwrap(),
+        "--plan",
+        plan_file.to_str().unwrap(),
+    ]);
+    // The tasks reading rows through a subquery's value list its entry.
+    let text = std::fs::read_to_string(&plan_file).unwrap();
+    assert!(text.contains("\"scalar\""), "no scalar subquery stage");
+    assert!(text.contains("frame_concat"), "no IN subquery stage");
+    blockwise_ok(["run", plan_file.to_str().unwrap()]);
+    assert_eq!(compare(&sql, &planned).trim(), "same");
+    // Task by task in this process, each task run twice.
+    let again = dir.path().join("by_tasks.parquet");
+    let plan = blockwise::convert::plan_query_file(
+        &blockwise::sql::plan_query(&sql).unwrap(),
+        &again,
+        &Default::default(),
+        blockwise::convert::PlanSizing {
+            threads: 2,
+            memory_limit: 8 << 20,
+        },
+    )
+    .unwrap();
+    std::fs::create_dir_all(&plan.workdir).unwrap();
+    run_by_tasks(&plan, 8 << 20, blockwise::memory::SpillCompression::None);
+    assert_eq!(compare(&sql, &again).trim(), "same");
+    // `explain` shows the subqueries' stages and what reads them.
+    let shown = blockwise_ok(["explain", "sql", &sql]);
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    for stage in ["frame_limit", "frame_concat", "scalar", "in_set"] {
+        assert!(shown.contains(stage), "{stage} missing from:\n{shown}");
+    }
+}
+
+#[test]
+fn subquery_errors_say_what_and_where_at_plan_and_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 200);
+    let c = csv.display().to_string();
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            format!("SELECT v1 FROM '{c}' WHERE v1 > (SELECT v1, v3 FROM '{c}')"),
+            vec!["subquery returns 2 columns - expected 1", "line 1, column"],
+        ),
+        (
+            format!("SELECT v1 FROM '{c}' WHERE v1 = (SELECT v1 FROM 'no/such.csv')"),
+            vec!["no/such.csv", "line 1, column"],
+        ),
+        (
+            format!("SELECT v1 FROM '{c}' WHERE v1 = (SELECT v1 FROM '{c}')"),
+            vec!["more than one row returned by the subquery", "single row"],
+        ),
+        (
+            format!("SELECT v1 FROM '{c}' WHERE id1 IN (SELECT v3 FROM '{c}')"),
+            vec!["cannot compare utf8 column \"id1\"", "float64 column"],
+        ),
+    ];
+    for (sql, facts) in cases {
+        let out = blockwise(["sql", &sql]);
+        assert_refused(&out, 2, &facts);
+    }
+    assert_no_temps(dir.path());
+}
+
+#[test]
+fn unions_write_duckdbs_answer_and_mismatched_columns_are_refused_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 3000);
+    let t = csv.display().to_string();
+    // Int and float unified to float, ORDER BY and LIMIT over the whole union.
+    let sql = format!(
+        "SELECT id1, v1 AS v FROM '{t}' WHERE v1 = 5 UNION ALL SELECT id1, v3 FROM '{t}' \
+         WHERE v3 > 99 UNION SELECT id1, id4 FROM '{t}' WHERE id4 < 3 ORDER BY v DESC, id1 \
+         LIMIT 40"
+    );
+    let out = dir.path().join("union.parquet");
+    blockwise_ok(["sql", &sql, "-o", out.to_str().unwrap()]);
+    assert_eq!(compare(&sql, &out).trim(), "same");
+    let shown = blockwise_ok(["explain", "sql", &sql]);
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(shown.contains("group_partial"), "no distinct in:\n{shown}");
+    let bad = format!(
+        "SELECT id1, v1 FROM '{t}' UNION ALL SELECT id1, v1 FROM '{t}'\nUNION ALL SELECT id1, \
+         v1, v3 FROM '{t}'"
+    );
+    assert_refused(
+        &blockwise(["sql", &bad]),
+        2,
+        &[
+            "same number of result columns",
+            "UNION ALL of 2 and 3 columns",
+            "line 2, column 11",
+        ],
+    );
+    assert_no_temps(dir.path());
+}
+
+#[test]
+fn discrete_quantiles_write_duckdbs_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 3000);
+    let t = csv.display().to_string();
+    let sql = format!(
+        "SELECT v1, quantile_disc(id4, 0.5) AS a, quantile(v3, 0) AS b, quantile(v3, 1) AS c, \
+         quantile_disc(v3, 0.37) AS d, quantile_cont(id4, 0.5) AS e FROM '{t}' GROUP BY v1 \
+         ORDER BY v1"
+    );
+    let out = dir.path().join("q.parquet");
+    blockwise_ok(["sql", &sql, "-o", out.to_str().unwrap()]);
+    assert_eq!(compare(&sql, &out).trim(), "same");
+    assert_refused(
+        &blockwise([
+            "sql",
+            &format!("SELECT quantile(v3, [0.5, 0.9]) FROM '{t}'"),
+        ]),
+        2,
+        &[
+            "a list of quantiles in quantile is not supported yet",
+            "line 1, column",
+        ],
+    );
+}

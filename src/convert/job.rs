@@ -192,6 +192,7 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::frame::ops::aggregate::GroupFinal>();
         r.register::<crate::frame::ops::stream::FramePipeline>();
         r.register::<crate::frame::ops::stream::FrameLimit>();
+        r.register::<crate::frame::ops::stream::FrameConcat>();
         r.register::<crate::frame::ops::stream::FrameSort>();
         r.register::<crate::frame::ops::window::FrameShuffle>();
         r.register::<crate::frame::ops::window::FrameWindow>();

@@ -9,8 +9,10 @@
 //! that did not fit its memory limit (3), a cancelled job (130), and internal
 //! failures (1).
 
+pub mod sql;
 pub mod syntax;
 
+pub use sql::SqlProblem;
 use std::path::{Path, PathBuf};
 pub use syntax::{SyntaxError, SyntaxProblem};
 
@@ -125,6 +127,40 @@ pub enum Error {
     DiskFull {
         /// The file being written.
         path: PathBuf,
+    },
+
+    /// A SQL query the planner refuses: a syntax error, a construct not supported,
+    /// an unknown function or table (placed at its line and column by the SQL
+    /// front end).
+    #[error(transparent)]
+    Sql(#[from] SqlProblem),
+
+    /// A scalar subquery returned more than one row (DuckDB's error too).
+    #[error(
+        "more than one row returned by the subquery ({subquery}) used as an expression: \
+         a scalar subquery returns a single row (add LIMIT 1, or an aggregate)"
+    )]
+    SubqueryRows {
+        /// The subquery's SQL text.
+        subquery: String,
+    },
+
+    /// The values of `x IN (subquery)` do not fit in the memory left.
+    #[error(
+        "the subquery ({subquery}) of IN returns {rows} rows, {bytes} bytes as a set in \
+         memory, more than the memory limit leaves: {source}. IN (subquery) holds its values \
+         in memory; for a subquery this large, a join is the way (joins are not supported \
+         yet)"
+    )]
+    SubqueryTooLarge {
+        /// The subquery's SQL text.
+        subquery: String,
+        /// Its rows.
+        rows: u64,
+        /// The bytes its set would hold.
+        bytes: u64,
+        /// The pool's refusal.
+        source: Box<Error>,
     },
 
     /// A reservation did not fit in the memory pool.
@@ -876,6 +912,7 @@ impl Error {
             | Error::NotADirectory { .. }
             | Error::PermissionDenied { .. } => 2,
             Error::MemoryLimit { .. }
+            | Error::SubqueryTooLarge { .. }
             | Error::MemoryTerminated { .. }
             | Error::PlanTooLarge { .. } => 3,
             Error::Cancelled => 130,
@@ -896,6 +933,7 @@ impl Error {
             | Error::ArrayArgument { .. }
             | Error::UnknownFunction { .. } => 2,
             Error::UnknownColumn { .. } | Error::FrameType { .. } => 2,
+            Error::SubqueryRows { .. } | Error::Sql(_) => 2,
             Error::InExpression { error, .. } => error.exit_code(),
             Error::BadSortKey { .. } | Error::WrongEntry { .. } | Error::Unpublished { .. } => 2,
             Error::TaskPanicked { .. } | Error::ThreadsRefused { .. } | Error::Bug { .. } => 1,

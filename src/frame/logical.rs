@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use super::expr::Expr;
+use super::expr::{Expr, Subquery, SubqueryKind};
 use super::ops::aggregate::AggFunc;
 use crate::error::{Error, Result};
 use crate::storage::frame::FrameReadOptions;
@@ -100,6 +100,16 @@ pub struct WindowExpr {
     pub name: String,
 }
 
+/// An uncorrelated subquery that expressions of a query read: its plan (one
+/// column), and how they use its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubqueryPlan {
+    /// What it computes.
+    pub plan: LogicalPlan,
+    /// One value, or the set of `IN`.
+    pub kind: SubqueryKind,
+}
+
 /// A relational operator tree.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogicalPlan {
@@ -157,6 +167,22 @@ pub enum LogicalPlan {
         /// The rows.
         input: Box<LogicalPlan>,
     },
+    /// The rows of every input, one after the other (`UNION ALL`): the inputs'
+    /// columns agree in number, names and types ([`LogicalPlan::union`] makes
+    /// them so).
+    Union {
+        /// The queries, in order.
+        inputs: Vec<LogicalPlan>,
+    },
+    /// The rows of `input`, whose expressions read the subqueries' values
+    /// ([`Expr::ScalarSubquery`], [`Expr::InSubquery`], by their number: the
+    /// index here). A subquery may read those before it, never those after.
+    WithSubqueries {
+        /// The rows.
+        input: Box<LogicalPlan>,
+        /// The subqueries, each computed before what reads it.
+        subqueries: Vec<SubqueryPlan>,
+    },
 }
 
 impl LogicalPlan {
@@ -177,7 +203,194 @@ impl LogicalPlan {
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Limit { input, .. }
             | LogicalPlan::Distinct { input } => input.collect_inputs(out),
+            LogicalPlan::WithSubqueries { input, subqueries } => {
+                for s in subqueries {
+                    s.plan.collect_inputs(out);
+                }
+                input.collect_inputs(out);
+            }
+            LogicalPlan::Union { inputs } => inputs.iter().for_each(|i| i.collect_inputs(out)),
         }
+    }
+
+    /// `UNION ALL` of `inputs` (at least one): each column takes the type its
+    /// queries' types unify to ([`Expr::union_type`]) and the first query's name;
+    /// a query whose columns differ in name or type is projected to them.
+    ///
+    /// # Errors
+    /// [`Error::FrameType`] for queries of different numbers of columns, or a
+    /// column whose types do not mix (naming its position and both types); the
+    /// inputs' schema errors.
+    pub fn union(inputs: Vec<LogicalPlan>) -> Result<LogicalPlan> {
+        let schemas = inputs
+            .iter()
+            .map(LogicalPlan::schema)
+            .collect::<Result<Vec<_>>>()?;
+        let Some(first) = schemas.first() else {
+            return Err(Error::bug("a UNION of no query", ""));
+        };
+        let mut types: Vec<DataType> = first
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        for s in &schemas[1..] {
+            if s.fields().len() != types.len() {
+                return Err(Error::FrameType {
+                    op: "UNION".into(),
+                    reason: format!(
+                        "set operations can only apply to expressions with the same number \
+                         of result columns ({} and {})",
+                        types.len(),
+                        s.fields().len()
+                    ),
+                });
+            }
+            for (i, (t, f)) in types.iter_mut().zip(s.fields()).enumerate() {
+                *t = Expr::union_type(t, f.data_type()).ok_or_else(|| Error::FrameType {
+                    op: "UNION".into(),
+                    reason: format!(
+                        "column {} is {} in one query and {} in another, which have no \
+                         common type",
+                        i + 1,
+                        crate::storage::type_name(t),
+                        crate::storage::type_name(f.data_type())
+                    ),
+                })?;
+            }
+        }
+        let names: Vec<String> = first.fields().iter().map(|f| f.name().clone()).collect();
+        let inputs = inputs
+            .into_iter()
+            .zip(&schemas)
+            .map(|(input, schema)| {
+                let agrees = schema
+                    .fields()
+                    .iter()
+                    .zip(names.iter().zip(&types))
+                    .all(|(f, (n, t))| f.name() == n && f.data_type() == t);
+                if agrees {
+                    return input;
+                }
+                let exprs = schema
+                    .fields()
+                    .iter()
+                    .zip(names.iter().zip(&types))
+                    .map(|(f, (n, t))| {
+                        let column = Expr::col(f.name());
+                        let e = if f.data_type() == t {
+                            column
+                        } else {
+                            column.cast(t.clone())
+                        };
+                        (e, n.clone())
+                    })
+                    .collect();
+                LogicalPlan::Project {
+                    input: Box::new(input),
+                    exprs,
+                }
+            })
+            .collect();
+        Ok(LogicalPlan::Union { inputs })
+    }
+
+    /// The plan with every subquery of its expressions replaced by what `f` makes
+    /// of it (the subqueries' own plans are left as they are).
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn map_subqueries(
+        &self,
+        f: &mut dyn FnMut(&Subquery) -> Result<Subquery>,
+    ) -> Result<LogicalPlan> {
+        let named = |exprs: &[(Expr, String)], f: &mut dyn FnMut(&Subquery) -> Result<Subquery>| {
+            exprs
+                .iter()
+                .map(|(e, n)| Ok((e.map_subqueries(f)?, n.clone())))
+                .collect::<Result<Vec<_>>>()
+        };
+        let sorts = |keys: &[SortExpr], f: &mut dyn FnMut(&Subquery) -> Result<Subquery>| {
+            keys.iter()
+                .map(|k| {
+                    Ok(SortExpr {
+                        expr: k.expr.map_subqueries(f)?,
+                        ..k.clone()
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok(match self {
+            LogicalPlan::Scan(_) => self.clone(),
+            LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
+                input: Box::new(input.map_subqueries(f)?),
+                predicate: predicate.map_subqueries(f)?,
+            },
+            LogicalPlan::Project { input, exprs } => LogicalPlan::Project {
+                input: Box::new(input.map_subqueries(f)?),
+                exprs: named(exprs, f)?,
+            },
+            LogicalPlan::Aggregate { input, keys, aggs } => LogicalPlan::Aggregate {
+                input: Box::new(input.map_subqueries(f)?),
+                keys: named(keys, f)?,
+                aggs: aggs
+                    .iter()
+                    .map(|a| {
+                        Ok(AggExpr {
+                            args: a
+                                .args
+                                .iter()
+                                .map(|e| e.map_subqueries(f))
+                                .collect::<Result<_>>()?,
+                            ..a.clone()
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            },
+            LogicalPlan::Window { input, windows } => LogicalPlan::Window {
+                input: Box::new(input.map_subqueries(f)?),
+                windows: windows
+                    .iter()
+                    .map(|w| {
+                        Ok(WindowExpr {
+                            partition_by: w
+                                .partition_by
+                                .iter()
+                                .map(|e| e.map_subqueries(f))
+                                .collect::<Result<_>>()?,
+                            order_by: sorts(&w.order_by, f)?,
+                            ..w.clone()
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            },
+            LogicalPlan::Sort { input, keys } => LogicalPlan::Sort {
+                input: Box::new(input.map_subqueries(f)?),
+                keys: sorts(keys, f)?,
+            },
+            LogicalPlan::Limit {
+                input,
+                offset,
+                fetch,
+            } => LogicalPlan::Limit {
+                input: Box::new(input.map_subqueries(f)?),
+                offset: *offset,
+                fetch: *fetch,
+            },
+            LogicalPlan::Distinct { input } => LogicalPlan::Distinct {
+                input: Box::new(input.map_subqueries(f)?),
+            },
+            LogicalPlan::WithSubqueries { input, subqueries } => LogicalPlan::WithSubqueries {
+                input: Box::new(input.map_subqueries(f)?),
+                subqueries: subqueries.clone(),
+            },
+            LogicalPlan::Union { inputs } => LogicalPlan::Union {
+                inputs: inputs
+                    .iter()
+                    .map(|i| i.map_subqueries(f))
+                    .collect::<Result<_>>()?,
+            },
+        })
     }
 
     /// The columns and types of the rows this operator yields.
@@ -256,6 +469,41 @@ impl LogicalPlan {
                 schema
             }
             LogicalPlan::Limit { input, .. } | LogicalPlan::Distinct { input } => input.schema()?,
+            LogicalPlan::WithSubqueries { input, subqueries } => {
+                for s in subqueries {
+                    s.plan.schema()?;
+                }
+                input.schema()?
+            }
+            LogicalPlan::Union { inputs } => {
+                let mut schemas = inputs.iter().map(LogicalPlan::schema);
+                let first = schemas
+                    .next()
+                    .ok_or_else(|| Error::bug("a UNION of no query", ""))??;
+                for s in schemas {
+                    let s = s?;
+                    let agrees = s.fields().len() == first.fields().len()
+                        && s.fields()
+                            .iter()
+                            .zip(first.fields())
+                            .all(|(a, b)| a.data_type() == b.data_type());
+                    if !agrees {
+                        return Err(Error::FrameType {
+                            op: "UNION".into(),
+                            reason: "the queries' columns differ (build it with \
+                                     LogicalPlan::union)"
+                                .into(),
+                        });
+                    }
+                }
+                // Any query may hold the NULLs of a column.
+                let fields: Vec<Field> = first
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect();
+                Arc::new(Schema::new(fields))
+            }
         })
     }
 }

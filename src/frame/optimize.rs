@@ -148,6 +148,21 @@ fn prune(plan: LogicalPlan, required: Required) -> LogicalPlan {
         LogicalPlan::Distinct { input } => LogicalPlan::Distinct {
             input: Box::new(prune(*input, None)),
         },
+        // A union's queries keep every column: they line up by position (each
+        // is still pruned within).
+        LogicalPlan::Union { inputs } => LogicalPlan::Union {
+            inputs: inputs.into_iter().map(|i| prune(i, None)).collect(),
+        },
+        LogicalPlan::WithSubqueries { input, subqueries } => LogicalPlan::WithSubqueries {
+            input: Box::new(prune(*input, required)),
+            subqueries: subqueries
+                .into_iter()
+                .map(|mut s| {
+                    s.plan = prune(s.plan, None);
+                    s
+                })
+                .collect(),
+        },
     }
 }
 
@@ -176,7 +191,9 @@ mod tests {
             | LogicalPlan::Window { input, .. }
             | LogicalPlan::Sort { input, .. }
             | LogicalPlan::Limit { input, .. }
-            | LogicalPlan::Distinct { input } => scan_columns(input),
+            | LogicalPlan::Distinct { input }
+            | LogicalPlan::WithSubqueries { input, .. } => scan_columns(input),
+            LogicalPlan::Union { inputs } => scan_columns(&inputs[0]),
         }
     }
 

@@ -15,20 +15,31 @@
 //! | window | `frame_shuffle` a part (rows by partition-key hash), `frame_window` a bucket ([`crate::frame::ops::window`]) |
 //! | `row_number() ... <= k` (a top k per group) | the same, each shuffle keeping only the first k rows of every window partition of its part (a table of partitions, not a sort) |
 //!
+//! | union all | none: each query's parts one after the other, read through that query's steps and then the union's by the task that reads them (the grouping's, the result's); a sort, limit or window first stages each query by `frame_pipeline`; `UNION` is a union under a distinct |
+//! | scalar subquery | its own stages, then one `frame_limit` of 2 rows (enough to tell one from several) |
+//! | `IN` subquery | its own stages, then one `frame_concat` of all its rows |
+//!
+//! A subquery's entry is written into the expressions that read it
+//! ([`crate::frame::expr::Subquery::entry`]); every task whose pipeline reads
+//! one lists the entry after its inputs and depends on its task
+//! ([`crate::frame::ops::reading_inputs`]), and binds the value before it reads
+//! a row ([`crate::frame::read::reading`]), so `run-task`, a resumed run and the
+//! Dask executor order them as they order any other input.
+//!
 //! `count(DISTINCT x)` is two groupings (by the keys and `x`, then by the keys).
 //! What is not built yet is refused when the plan is made: other aggregates over
 //! distinct values, window functions over different partitions in one query.
 
 use arrow::datatypes::SchemaRef;
 
-use super::expr::Expr;
-use super::logical::{AggExpr, LogicalPlan, SortExpr, Source, WindowExpr};
+use super::expr::{Expr, Subquery, SubqueryEntry, SubqueryKind};
+use super::logical::{AggExpr, LogicalPlan, SortExpr, Source, SubqueryPlan, WindowExpr};
 use super::ops::aggregate::{add_group_by, AggCall, AggFunc, GroupBy, GroupSizing};
 use super::ops::pipeline::{Pipeline, Step};
 use super::ops::sort::{add_sort, read_batch_rows, SortKey, SortSizing};
-use super::ops::stream::{FrameLimit, FramePipeline, FrameSort};
+use super::ops::stream::{FrameConcat, FrameLimit, FramePipeline, FrameSort};
 use super::ops::window::{FrameShuffle, FrameWindow, TopPerGroup, WindowColumn};
-use super::ops::Part;
+use super::ops::{reading_inputs, Part};
 use super::prune::{self, partitions_to_read};
 use crate::error::{Error, Result};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
@@ -47,17 +58,23 @@ pub struct QuerySizing {
 
 /// Rows as the plan has them so far: where they are read from, and the steps
 /// still to apply to them.
+#[derive(Clone)]
 struct Rows {
     input: Input,
     pre: Pipeline,
 }
 
+#[derive(Clone)]
 enum Input {
     /// A table file, not yet listed in the plan: the columns it is read with
     /// depend on what reads it.
     Source(Source),
     /// Parts published by tasks, of this schema.
     Parts(Vec<Part>, SchemaRef),
+    /// The queries of a `UNION ALL`, each its rows and steps, yielding this
+    /// schema (the queries agree in names and types): a task reading one of
+    /// their parts applies that query's steps, then the union's.
+    Union(Vec<Rows>, SchemaRef),
 }
 
 impl Rows {
@@ -65,7 +82,7 @@ impl Rows {
     fn input_schema(&self) -> SchemaRef {
         match &self.input {
             Input::Source(s) => s.schema.clone(),
-            Input::Parts(_, schema) => schema.clone(),
+            Input::Parts(_, schema) | Input::Union(_, schema) => schema.clone(),
         }
     }
 
@@ -218,7 +235,67 @@ impl Lowering<'_> {
                 let rows = self.rows(input)?;
                 self.window(rows, windows, None)?
             }
+            LogicalPlan::Union { inputs } => {
+                // Each query's rows with its own steps, read one after the other
+                // by whatever reads the union.
+                let schema = query.schema()?;
+                let members = inputs
+                    .iter()
+                    .map(|input| self.rows(input))
+                    .collect::<Result<Vec<_>>>()?;
+                Rows {
+                    input: Input::Union(members, schema),
+                    pre: Pipeline::default(),
+                }
+            }
+            LogicalPlan::WithSubqueries { input, subqueries } => {
+                let entries = self.subqueries(subqueries)?;
+                let input = with_entries(input, &entries)?;
+                self.rows(&input)?
+            }
         })
+    }
+
+    /// Each subquery as a stage of its own, in order (one may read the entries of
+    /// those before it), ending in one entry: at most two rows for a scalar
+    /// subquery (enough to tell one row from several), every row for `IN`.
+    fn subqueries(&mut self, subqueries: &[SubqueryPlan]) -> Result<Vec<SubqueryEntry>> {
+        let mut entries: Vec<SubqueryEntry> = Vec::with_capacity(subqueries.len());
+        for s in subqueries {
+            let plan = with_entries(&s.plan, &entries)?;
+            let rows = self.rows(&plan)?;
+            let schema = rows.schema()?;
+            let (parts, _) = self.parts(&rows)?;
+            let (id, op, bytes) = match s.kind {
+                SubqueryKind::Scalar => {
+                    let op = FrameLimit {
+                        pre: rows.pre.clone(),
+                        schema: SerializedSchema::new(&schema),
+                        offset: 0,
+                        fetch: Some(2),
+                    };
+                    (self.plan.fresh_id("scalar"), OpSpec::of(&op), 0)
+                }
+                SubqueryKind::Set => {
+                    let op = FrameConcat {
+                        pre: rows.pre.clone(),
+                        schema: SerializedSchema::new(&schema),
+                    };
+                    let bytes = parts.iter().map(|p| p.bytes).sum();
+                    (self.plan.fresh_id("in_set"), OpSpec::of(&op), bytes)
+                }
+            };
+            self.intermediate(&id);
+            let part = self.task(&id, 0, parts, &rows.pre, op, bytes);
+            let task = part
+                .task
+                .ok_or_else(|| Error::bug("a subquery's entry without its task", ""))?;
+            entries.push(SubqueryEntry {
+                data: part.data,
+                task,
+            });
+        }
+        Ok(entries)
     }
 
     /// The parts `rows` are read from, and their schema: a source is listed in
@@ -226,6 +303,15 @@ impl Lowering<'_> {
     fn parts(&mut self, rows: &Rows) -> Result<(Vec<Part>, SchemaRef)> {
         match &rows.input {
             Input::Parts(parts, schema) => Ok((parts.clone(), schema.clone())),
+            // For the operators that read every part with one pipeline, each
+            // query's rows staged through its own steps first.
+            Input::Union(members, schema) => {
+                let mut parts = Vec::new();
+                for m in members {
+                    parts.extend(self.stage(m.clone(), None)?.parts);
+                }
+                Ok((parts, schema.clone()))
+            }
             Input::Source(source) => {
                 let mut read = source.read.clone();
                 if let Some(used) = rows.pre.columns() {
@@ -295,6 +381,31 @@ impl Lowering<'_> {
         }
     }
 
+    /// The parts `rows` are read from, each with the steps a task reading it
+    /// applies: `rows.pre`, after a union's query's own steps for its parts (so
+    /// that a union's rows go straight into the task that reads them).
+    /// Each with the schema of the part's rows before its steps (a source's as
+    /// opened with the columns they read).
+    fn reads(&mut self, rows: &Rows) -> Result<Vec<(Part, Pipeline, SchemaRef)>> {
+        let Input::Union(members, _) = &rows.input else {
+            let (parts, schema) = self.parts(rows)?;
+            return Ok(parts
+                .into_iter()
+                .map(|p| (p, rows.pre.clone(), schema.clone()))
+                .collect());
+        };
+        let mut out = Vec::new();
+        for m in members {
+            let mut steps = m.pre.steps.clone();
+            steps.extend(rows.pre.steps.iter().cloned());
+            out.extend(self.reads(&Rows {
+                input: m.input.clone(),
+                pre: Pipeline { steps },
+            })?);
+        }
+        Ok(out)
+    }
+
     /// A grouping of `rows`, its keys and arguments computed by `computed`.
     fn group(
         &mut self,
@@ -303,18 +414,22 @@ impl Lowering<'_> {
         spec: GroupBy,
     ) -> Result<Rows> {
         rows.pre.steps.push(Step::Project(computed));
-        let (parts, schema) = self.parts(&rows)?;
+        let reads = self.reads(&rows)?;
+        // What the steps yield from the rows as read (every part's the same).
+        let grouped = match reads.first() {
+            Some((_, pre, input)) => pre.schema(input)?,
+            None => rows.schema()?,
+        };
+        let reads: Vec<(Part, Pipeline)> = reads.into_iter().map(|(p, pre, _)| (p, pre)).collect();
         let sizing = GroupSizing {
             threads: self.sizing.threads,
             memory_limit: self.sizing.memory_limit,
         };
-        let grouped = rows.pre.schema(&schema)?;
         let output = spec.output_schema(&grouped)?;
         let parts = add_group_by(
             self.plan,
-            &parts,
-            &schema,
-            &rows.pre,
+            &reads,
+            &grouped,
             &spec,
             &Pipeline::default(),
             sizing,
@@ -356,7 +471,10 @@ impl Lowering<'_> {
             parts = parts
                 .iter()
                 .enumerate()
-                .map(|(i, p)| self.task(&id, i as u64, vec![p.clone()], OpSpec::of(&each), p.bytes))
+                .map(|(i, p)| {
+                    let op = OpSpec::of(&each);
+                    self.task(&id, i as u64, vec![p.clone()], &each.pre, op, p.bytes)
+                })
                 .collect();
             pre = Pipeline::default();
         }
@@ -373,7 +491,7 @@ impl Lowering<'_> {
         // for what the plan knows.
         let total: u64 = parts.iter().map(|p| p.bytes).sum();
         let bytes = fetch.map_or(total, |f| total.min(f.saturating_mul(256)));
-        let part = self.task(&id, 0, parts, OpSpec::of(&all), bytes);
+        let part = self.task(&id, 0, parts, &all.pre, OpSpec::of(&all), bytes);
         Ok(Rows {
             input: Input::Parts(vec![part], schema),
             pre: Pipeline::default(),
@@ -443,6 +561,7 @@ impl Lowering<'_> {
                     &id,
                     i as u64,
                     vec![p.clone()],
+                    &shuffle.pre,
                     OpSpec::of(&shuffle),
                     p.bytes,
                 )
@@ -464,6 +583,7 @@ impl Lowering<'_> {
                     &id,
                     u64::from(b),
                     shuffled.clone(),
+                    &Pipeline::default(),
                     OpSpec::of(&op),
                     per_bucket,
                 )
@@ -555,7 +675,7 @@ impl Lowering<'_> {
         };
         let id = self.plan.fresh_id("limited");
         self.intermediate(&id);
-        let part = self.task(&id, 0, parts, OpSpec::of(&op), 0);
+        let part = self.task(&id, 0, parts, &op.pre, OpSpec::of(&op), 0);
         Ok(Rows {
             input: Input::Parts(vec![part], schema),
             pre: Pipeline::default(),
@@ -725,23 +845,31 @@ impl Lowering<'_> {
     /// most `batch_rows` rows when given.
     fn stage(&mut self, rows: Rows, batch_rows: Option<usize>) -> Result<Lowered> {
         let schema = rows.schema()?;
-        let (parts, _) = self.parts(&rows)?;
-        let done =
-            rows.pre.is_empty() && batch_rows.is_none() && parts.iter().all(|p| p.task.is_some());
+        let reads = self.reads(&rows)?;
+        // Entries already as they should be (a union's queries' too: they agree
+        // in names and types) are not copied.
+        let done = batch_rows.is_none()
+            && reads
+                .iter()
+                .all(|(p, pre, _)| pre.is_empty() && p.task.is_some());
         if done {
+            let parts = reads.into_iter().map(|(p, _, _)| p).collect();
             return Ok(Lowered { parts, schema });
         }
-        let op = FramePipeline {
-            pre: rows.pre.clone(),
-            schema: SerializedSchema::new(&schema),
-            batch_rows,
-        };
         let id = self.plan.fresh_id("rows");
         self.intermediate(&id);
-        let parts = parts
-            .iter()
+        let parts = reads
+            .into_iter()
             .enumerate()
-            .map(|(i, p)| self.task(&id, i as u64, vec![p.clone()], OpSpec::of(&op), p.bytes))
+            .map(|(i, (p, pre, _))| {
+                let op = FramePipeline {
+                    pre,
+                    schema: SerializedSchema::new(&schema),
+                    batch_rows,
+                };
+                let bytes = p.bytes;
+                self.task(&id, i as u64, vec![p], &op.pre, OpSpec::of(&op), bytes)
+            })
             .collect();
         Ok(Lowered { parts, schema })
     }
@@ -752,17 +880,26 @@ impl Lowering<'_> {
             .push(Dataset::new(id, "", "memory", DatasetRole::Intermediate));
     }
 
-    /// A task reading `inputs` into partition `k` of `id`.
-    fn task(&mut self, id: &str, k: u64, inputs: Vec<Part>, op: OpSpec, bytes: u64) -> Part {
+    /// A task reading `inputs` through `pre` into partition `k` of `id` (the
+    /// entries of the subqueries `pre` reads listed after the inputs).
+    fn task(
+        &mut self,
+        id: &str,
+        k: u64,
+        inputs: Vec<Part>,
+        pre: &Pipeline,
+        op: OpSpec,
+        bytes: u64,
+    ) -> Part {
         let output = DataRef::partition(id, k);
-        let deps = inputs.iter().filter_map(|p| p.task).collect();
         let kind = if inputs.iter().any(|p| p.task.is_none()) {
             TaskKind::Load
         } else {
             TaskKind::Compute
         };
+        let (inputs, deps) = reading_inputs(&inputs, pre);
         let task = self.plan.push(Task {
-            inputs: inputs.into_iter().map(|p| p.data).collect(),
+            inputs,
             deps,
             // What a task of these holds is about what it reads, at most a
             // task's share of the limit (the pool decides the rest).
@@ -777,4 +914,19 @@ impl Lowering<'_> {
             bytes,
         }
     }
+}
+
+/// `plan` with the entries of the subqueries lowered so far written into the
+/// expressions that read them.
+fn with_entries(plan: &LogicalPlan, entries: &[SubqueryEntry]) -> Result<LogicalPlan> {
+    plan.map_subqueries(&mut |s| {
+        let entry = entries.get(s.id).ok_or_else(|| Error::Bug {
+            what: "a subquery read before it is computed",
+            detail: s.text.clone(),
+        })?;
+        Ok(Subquery {
+            entry: Some(entry.clone()),
+            ..s.clone()
+        })
+    })
 }

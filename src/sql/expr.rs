@@ -18,9 +18,12 @@ use sqlparser::tokenizer::Span as SqlSpan;
 
 use super::error::{at, SqlProblem};
 use super::name::render;
+use super::query::{NamedPlan, QueryPlanner};
 use crate::error::{close_names, Error, Result};
-use crate::frame::expr::{function_names, BinaryOp, DataTypeName, Expr, Literal};
-use crate::frame::logical::{AggExpr, SortExpr, WindowExpr, WindowFunc};
+use crate::frame::expr::{
+    function_names, BinaryOp, DataTypeName, Expr, Literal, Subquery, SubqueryKind,
+};
+use crate::frame::logical::{AggExpr, SortExpr, SubqueryPlan, WindowExpr, WindowFunc};
 use crate::frame::ops::aggregate::AggFunc;
 
 /// The columns an expression may name: one relation of the FROM clause.
@@ -59,7 +62,7 @@ pub(crate) struct Calls {
 }
 
 /// The aggregate functions, by SQL name, and what they compute (`None` for a
-/// quantile, whose fraction is an argument).
+/// quantile, whose fraction is an argument: see [`quantile`]).
 const AGGREGATES: &[(&str, Option<AggFunc>)] = &[
     ("count", Some(AggFunc::Count)),
     ("count_star", Some(AggFunc::Size)),
@@ -70,6 +73,8 @@ const AGGREGATES: &[(&str, Option<AggFunc>)] = &[
     ("max", Some(AggFunc::Max)),
     ("median", Some(AggFunc::Median)),
     ("quantile_cont", None),
+    ("quantile_disc", None),
+    ("quantile", None),
     ("stddev", Some(AggFunc::Std { ddof: 1 })),
     ("stddev_samp", Some(AggFunc::Std { ddof: 1 })),
     ("stddev_pop", Some(AggFunc::Std { ddof: 0 })),
@@ -87,15 +92,6 @@ const AGGREGATES: &[(&str, Option<AggFunc>)] = &[
 
 /// DuckDB aggregates that are not planned, and why.
 const OTHER_AGGREGATES: &[(&str, &str)] = &[
-    (
-        "quantile",
-        "; DuckDB's quantile is quantile_disc (an input value); quantile_cont(x, q) \
-         interpolates and is supported",
-    ),
-    (
-        "quantile_disc",
-        "; quantile_cont(x, q) interpolates and is supported",
-    ),
     ("mode", ""),
     ("first", ""),
     ("last", ""),
@@ -114,6 +110,15 @@ const OTHER_AGGREGATES: &[(&str, &str)] = &[
     ("mad", ""),
     ("histogram", ""),
 ];
+
+/// The quantile aggregate `name` computes at fraction `q`: DuckDB's `quantile` is
+/// `quantile_disc`, an input value; `quantile_cont` interpolates.
+fn quantile(name: &str, q: f64) -> AggFunc {
+    match name {
+        "quantile_cont" => AggFunc::Quantile { q },
+        _ => AggFunc::QuantileDisc { q },
+    }
+}
 
 const WINDOWS: &[(&str, WindowFunc)] = &[
     ("row_number", WindowFunc::RowNumber),
@@ -145,8 +150,20 @@ pub(crate) struct ExprPlanner<'a> {
     pub seen: Vec<(String, SqlSpan)>,
     /// Whether an aggregate or window call was planned.
     pub used_calls: bool,
+    /// How subqueries are planned, when the clause may hold them.
+    pub queries: Option<Queries<'a>>,
     in_aggregate: bool,
     depth: usize,
+}
+
+/// What planning a subquery inside an expression needs: the query planner (which
+/// collects the subqueries) and the CTEs the subquery may name.
+#[derive(Clone, Copy)]
+pub(crate) struct Queries<'a> {
+    /// The planner.
+    pub planner: QueryPlanner<'a>,
+    /// The CTEs in scope.
+    pub ctes: &'a [NamedPlan],
 }
 
 impl<'a> ExprPlanner<'a> {
@@ -169,9 +186,92 @@ impl<'a> ExprPlanner<'a> {
             place,
             seen: Vec::new(),
             used_calls: false,
+            queries: None,
             in_aggregate: false,
             depth: 0,
         }
+    }
+
+    /// Lets uncorrelated subqueries appear, planned by `queries`.
+    pub fn with_subqueries(mut self, queries: Queries<'a>) -> Self {
+        self.queries = Some(queries);
+        self
+    }
+
+    /// `e`, a subquery's error, said as what it is when the subquery names a
+    /// table or column that only the query around it has: a correlated subquery.
+    fn correlated(&self, e: Error) -> Error {
+        let Error::InExpression {
+            error,
+            line,
+            column,
+            caret,
+        } = e
+        else {
+            return e;
+        };
+        let outer = match error.as_ref() {
+            Error::Sql(SqlProblem::UnknownTable { name, .. })
+                if self
+                    .scope
+                    .names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(name)) =>
+            {
+                Some(format!("table \"{name}\""))
+            }
+            Error::UnknownColumn { column, .. }
+                if matches!(resolve(&self.scope.schema, column), Ok(Some(_))) =>
+            {
+                Some(format!("column \"{column}\""))
+            }
+            _ => None,
+        };
+        let error = match outer {
+            Some(what) => Box::new(Error::Sql(SqlProblem::Unsupported {
+                construct: format!(
+                    "a correlated subquery (one naming the {what} of the query around it)"
+                ),
+                hint: "; compute what it reads in the subquery, or join (not supported yet)".into(),
+            })),
+            None => error,
+        };
+        Error::InExpression {
+            error,
+            line,
+            column,
+            caret,
+        }
+    }
+
+    /// Plans the subquery `q` (written at `span`) used as `kind`: its plan goes
+    /// to the query's list, the expression gets its number, text and type.
+    fn subquery(&mut self, q: &ast::Query, kind: SubqueryKind, span: SqlSpan) -> Result<Subquery> {
+        let Some(queries) = self.queries else {
+            return Err(self.unsupported(span, format!("a subquery in {}", self.place), ""));
+        };
+        let mut planner = queries.planner;
+        let plan = planner
+            .query(q, queries.ctes)
+            .map_err(|e| self.correlated(e))?;
+        let schema = plan.schema().map_err(|e| self.err(span, e))?;
+        let [field] = schema.fields().as_ref() else {
+            return Err(self.err(
+                span,
+                SqlProblem::SubqueryColumns {
+                    count: schema.fields().len(),
+                },
+            ));
+        };
+        let data_type = field.data_type().clone();
+        let id = planner.add_subquery(SubqueryPlan { plan, kind });
+        Ok(Subquery {
+            id,
+            text: q.to_string(),
+            data_type: DataTypeName(data_type),
+            entry: None,
+            value: None,
+        })
     }
 
     /// Lets aggregates and window functions appear.
@@ -417,17 +517,27 @@ impl<'a> ExprPlanner<'a> {
                 }
                 Expr::call(&part, vec![self.plan(expr)?])
             }
-            Ast::Subquery(_) => {
+            Ast::Subquery(q) => {
+                Expr::ScalarSubquery(Box::new(self.subquery(q, SubqueryKind::Scalar, span)?))
+            }
+            Ast::In {
+                expr,
+                target: ast::InTarget::Subquery(q),
+                negated,
+                ..
+            } => Expr::InSubquery {
+                expr: Box::new(self.plan(expr)?),
+                subquery: Box::new(self.subquery(q, SubqueryKind::Set, span)?),
+                negated: *negated,
+            },
+            Ast::In { .. } => return Err(self.unsupported(span, "IN UNNEST, IN table", "")),
+            Ast::Exists { .. } => {
                 return Err(self.unsupported(
                     span,
-                    "a scalar subquery",
-                    "; compute the value in a separate query",
+                    "EXISTS (subquery)",
+                    "; a scalar subquery or IN (subquery) is: (SELECT count(*) FROM ...) > 0",
                 ))
             }
-            Ast::In { .. } => {
-                return Err(self.unsupported(span, "IN (subquery), IN UNNEST, IN table", ""))
-            }
-            Ast::Exists { .. } => return Err(self.unsupported(span, "EXISTS (subquery)", "")),
             Ast::IsTrue(_) | Ast::IsFalse(_) | Ast::IsNotTrue(_) | Ast::IsNotFalse(_) => {
                 return Err(self.unsupported(
                     span,
@@ -675,13 +785,21 @@ impl<'a> ExprPlanner<'a> {
         let (func, args) = match func {
             Some(AggFunc::Count) if star || args.is_empty() => (AggFunc::Size, &args[..0]),
             None => {
-                // quantile_cont(x, q): the fraction is a constant of the function.
+                // quantile_cont(x, q), quantile_disc(x, q): the fraction is a
+                // constant of the function.
                 let [x, q] = args else {
                     return Err(self.err(
                         span,
                         bad(format!("takes 2 arguments (x, q), not {}", args.len())),
                     ));
                 };
+                if matches!(q, Ast::Array(_)) {
+                    return Err(self.unsupported(
+                        q.span(),
+                        format!("a list of quantiles in {name}"),
+                        &format!("; call {name}(x, q) once for each fraction"),
+                    ));
+                }
                 let q = constant_fraction(q).ok_or_else(|| {
                     self.err(
                         q.span(),
@@ -690,7 +808,7 @@ impl<'a> ExprPlanner<'a> {
                         )),
                     )
                 })?;
-                (AggFunc::Quantile { q }, std::slice::from_ref(x))
+                (quantile(name, q), std::slice::from_ref(x))
             }
             Some(func) => (func, args),
         };

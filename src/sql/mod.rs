@@ -24,7 +24,8 @@
 //! - `WHERE`; `GROUP BY` names (input columns first, then select aliases),
 //!   positions, expressions, `GROUP BY ALL`; `HAVING`; aggregates `count(*)`,
 //!   `count(x)`, `count(DISTINCT x)`, `sum`, `avg`/`mean`, `min`, `max`, `median`,
-//!   `quantile_cont(x, q)`, `stddev`/`stddev_samp`, `stddev_pop`,
+//!   `quantile_cont(x, q)`, `quantile_disc(x, q)` and `quantile(x, q)` (DuckDB's
+//!   is discrete: an input value, of the input's type), `stddev`/`stddev_samp`, `stddev_pop`,
 //!   `variance`/`var_samp`, `var_pop`, `corr`, `covar_samp`, `covar_pop`,
 //!   `bool_or`/`any`, `bool_and`/`every`, with expressions as arguments and
 //!   expressions of aggregates around them; a column neither grouped nor aggregated
@@ -35,6 +36,16 @@
 //!   aggregates not selected), `ORDER BY ALL`, `ASC`/`DESC`, `NULLS FIRST/LAST`
 //!   (DuckDB 2.0's default: nulls last in both directions); `LIMIT`, `OFFSET`.
 //! - `WITH` (CTEs, inlined at each use; a CTE's column list), subqueries in FROM.
+//! - Uncorrelated subqueries in expressions of the select list, WHERE and HAVING:
+//!   scalar (`v1 > (SELECT avg(v1) FROM t)`: NULL for no row, an error at run time
+//!   for more than one, as DuckDB 2.0) and `x [NOT] IN (SELECT ..)` (with SQL's
+//!   NULL rules; the values are held in memory, reserved on the pool). Each is
+//!   listed once in the plan's `WithSubqueries` and runs before what reads it.
+//! - `UNION ALL` and `UNION` of any number of queries (a query in brackets may
+//!   have its own ORDER BY and LIMIT); columns by position, named by the first
+//!   query, of the type DuckDB unifies them to (the wider number; VARCHAR when
+//!   either is a string); ORDER BY, LIMIT and OFFSET after the last query apply
+//!   to the whole union.
 //! - Expressions: arithmetic, `%`, `//` (DuckDB's: truncating), `^` and `**`
 //!   (power), `||`, comparisons, `AND`/`OR`/`NOT`, `IS [NOT] NULL`, `[NOT] IN
 //!   (list)`, `[NOT] BETWEEN`, `[NOT] LIKE`/`ILIKE`, `CASE`, `CAST`/`TRY_CAST`/`::`
@@ -47,12 +58,14 @@
 //!   ORDER BY or a later select item where no column has its name.
 //!
 //! # Not supported (an error saying so, at the construct's line and column)
-//! JOIN and lists of tables; UNION/EXCEPT/INTERSECT; VALUES; a SELECT without
-//! FROM; scalar subqueries, `IN (subquery)`, `EXISTS`; window frames, named
+//! JOIN and lists of tables; EXCEPT, INTERSECT, UNION BY NAME; VALUES; a SELECT without
+//! FROM; correlated subqueries, `EXISTS`, subqueries in GROUP BY, ORDER BY and
+//! QUALIFY; window frames, named
 //! windows, window functions other than the three, aggregates over windows;
 //! `FILTER (WHERE ..)`; `DISTINCT` in aggregates other than count (min, max,
-//! bool_or and bool_and ignore it); `quantile`/`quantile_disc` (DuckDB's are
-//! discrete) and the other DuckDB aggregates (`mode`, `first`, `string_agg`, ..);
+//! bool_or and bool_and ignore it); lists of quantiles (`quantile_disc(x, [0.5,
+//! 0.9])`), quantiles of strings and dates, and the other DuckDB aggregates
+//! (`mode`, `first`, `string_agg`, ..);
 //! `DISTINCT ON`; ROLLUP, CUBE, GROUPING SETS; `SELECT * REPLACE/RENAME`; `IS
 //! [NOT] DISTINCT FROM`, `IS TRUE`; globs other than `dir/*.parquet` and `dir/*`;
 //! `read_csv(header=false)` and options beyond those above; `WITH RECURSIVE`;
@@ -63,7 +76,9 @@
 //! (`CAST(v1 AS DOUBLE)` where DuckDB echoes `double` as written). Types are
 //! blockwise's: a decimal literal (`1.5`) is a DOUBLE, integer literals and sums
 //! of integers are BIGINT (DuckDB: INTEGER, HUGEINT). With SELECT DISTINCT,
-//! ORDER BY must name output columns (DuckDB also takes other columns).
+//! ORDER BY must name output columns (DuckDB also takes other columns). A
+//! subquery's column is named by its text as written (DuckDB prints it again:
+//! `(SELECT avg(i) FROM x."csv")`, and `x IN (..)` as `(x = ANY(..))`).
 
 mod error;
 mod expr;
@@ -71,6 +86,8 @@ mod from;
 mod keywords;
 mod name;
 mod query;
+#[cfg(test)]
+mod result_tests;
 #[cfg(test)]
 mod tests;
 
@@ -184,8 +201,22 @@ fn plan_here(sql: &str, base_dir: Option<&Path>) -> Result<LogicalPlan> {
             .join(" ");
         return Err(at(sql, statement.span(), SqlProblem::NotAQuery { kind }));
     };
-    let mut planner = QueryPlanner { sql, base_dir };
+    let subqueries = std::cell::RefCell::new(Vec::new());
+    let mut planner = QueryPlanner {
+        sql,
+        base_dir,
+        subqueries: &subqueries,
+    };
     let plan = planner.query(q, &[])?;
+    let subqueries = subqueries.into_inner();
+    let plan = if subqueries.is_empty() {
+        plan
+    } else {
+        LogicalPlan::WithSubqueries {
+            input: Box::new(plan),
+            subqueries,
+        }
+    };
     // Every node checked once more as a whole: nothing should fail here that did
     // not fail at its place above.
     plan.schema()?;

@@ -1,5 +1,5 @@
 //! Queries as [`LogicalPlan`]s: WITH (each CTE planned once and inlined where it is
-//! named), the SELECT body, ORDER BY, LIMIT and OFFSET.
+//! named), the SELECT body or a UNION of bodies, ORDER BY, LIMIT and OFFSET.
 //!
 //! A SELECT becomes, bottom up: the FROM relation, `Filter` (WHERE), `Aggregate`
 //! (the GROUP BY keys and every distinct aggregate call, named by its SQL text)
@@ -10,6 +10,7 @@
 //! input that is neither a key nor inside an aggregate is refused there, as
 //! DuckDB refuses it.
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use arrow::datatypes::{DataType, SchemaRef};
@@ -20,12 +21,12 @@ use sqlparser::ast::{
 use sqlparser::tokenizer::Span as SqlSpan;
 
 use super::error::{at, SqlProblem};
-use super::expr::{columns, resolve, sort_options, Alias, Calls, ExprPlanner, Scope};
+use super::expr::{columns, resolve, sort_options, Alias, Calls, ExprPlanner, Queries, Scope};
 use super::from::constant_count;
 use super::name::column_name;
 use crate::error::{Error, Result};
 use crate::frame::expr::Expr;
-use crate::frame::logical::{LogicalPlan, SortExpr};
+use crate::frame::logical::{LogicalPlan, SortExpr, SubqueryPlan};
 
 /// A CTE: its name and its plan.
 #[derive(Debug, Clone)]
@@ -37,11 +38,15 @@ pub(crate) struct NamedPlan {
 }
 
 /// Plans the queries of one SQL text.
+#[derive(Clone, Copy)]
 pub(crate) struct QueryPlanner<'a> {
     /// The text, for error places and names.
     pub sql: &'a str,
     /// Where relative paths are read from (the working directory when `None`).
     pub base_dir: Option<&'a Path>,
+    /// The subqueries of expressions, numbered in the order they are planned
+    /// (one inside another comes first), for `LogicalPlan::WithSubqueries`.
+    pub subqueries: &'a RefCell<Vec<SubqueryPlan>>,
 }
 
 /// A select-list column: its expression over the SELECT's input (aggregates and
@@ -61,7 +66,22 @@ enum SortTarget {
     Hidden(Expr, Vec<(String, SqlSpan)>, SqlSpan),
 }
 
-impl QueryPlanner<'_> {
+impl<'a> QueryPlanner<'a> {
+    /// Adds a subquery of an expression; its number.
+    pub(crate) fn add_subquery(&self, s: SubqueryPlan) -> usize {
+        let mut list = self.subqueries.borrow_mut();
+        list.push(s);
+        list.len() - 1
+    }
+
+    /// How the expressions of a clause plan their subqueries.
+    fn queries(&self, ctes: &'a [NamedPlan]) -> Queries<'a> {
+        Queries {
+            planner: *self,
+            ctes,
+        }
+    }
+
     /// The plan of `q`, with the CTEs of enclosing queries in `ctes`.
     pub(crate) fn query(&mut self, q: &Query, ctes: &[NamedPlan]) -> Result<LogicalPlan> {
         let span = q.span();
@@ -118,8 +138,12 @@ impl QueryPlanner<'_> {
                     None => plan,
                 }
             }
-            SetExpr::SetOperation { op, .. } => {
-                return Err(self.unsupported_at(q.body.span(), &op.to_string().to_uppercase()))
+            SetExpr::SetOperation { .. } => {
+                let plan = self.set_operation(&q.body, &scope)?;
+                match order_by {
+                    Some(kind) => self.sort_output(plan, kind, span)?,
+                    None => plan,
+                }
             }
             SetExpr::Values(_) => return Err(self.unsupported_at(q.body.span(), "VALUES")),
             SetExpr::Table(_) => return Err(self.unsupported_at(q.body.span(), "TABLE t")),
@@ -134,6 +158,73 @@ impl QueryPlanner<'_> {
             }
         };
         self.limit(plan, q.limit_clause.as_ref())
+    }
+
+    /// A set operation's operand, or the set operation itself: `UNION ALL` of any
+    /// number of queries is one `Union` (flattened from the left), `UNION` that
+    /// under `Distinct`; columns unified by position, named by the first query.
+    fn set_operation(&mut self, body: &SetExpr, ctes: &[NamedPlan]) -> Result<LogicalPlan> {
+        let (left, op, quantifier, right) = match body {
+            SetExpr::Select(s) => return self.select(s, None, ctes),
+            SetExpr::Query(q) => return self.query(q, ctes),
+            SetExpr::SetOperation {
+                left,
+                op,
+                set_quantifier,
+                right,
+            } => (left, op, set_quantifier, right),
+            SetExpr::Values(_) => return Err(self.unsupported_at(body.span(), "VALUES")),
+            other => return Err(self.unsupported_at(other.span(), "this query in a set operation")),
+        };
+        let distinct = match (op, quantifier) {
+            (ast::SetOperator::Union, ast::SetQuantifier::All) => false,
+            (ast::SetOperator::Union, ast::SetQuantifier::Distinct | ast::SetQuantifier::None) => {
+                true
+            }
+            (ast::SetOperator::Union, _) => {
+                return Err(self.unsupported_at(body.span(), "UNION BY NAME"));
+            }
+            (op, _) => return Err(self.unsupported_at(body.span(), &op.to_string().to_uppercase())),
+        };
+        let name = if distinct { "UNION" } else { "UNION ALL" };
+        // `a UNION ALL b UNION ALL c` is one union of the three; so is
+        // `a UNION ALL b UNION c`, under one Distinct.
+        let mut operands = Vec::new();
+        union_operands(left, distinct, &mut operands);
+        operands.push(right);
+        let mut inputs: Vec<LogicalPlan> = Vec::with_capacity(operands.len());
+        let mut first_columns = 0;
+        for (i, operand) in operands.iter().enumerate() {
+            let plan = self.set_operation(operand, ctes)?;
+            let columns = plan
+                .schema()
+                .map_err(|e| at(self.sql, operand.span(), e))?
+                .fields()
+                .len();
+            if i == 0 {
+                first_columns = columns;
+            } else if columns != first_columns {
+                return Err(at(
+                    self.sql,
+                    operand.span(),
+                    SqlProblem::SetColumns {
+                        op: name.into(),
+                        left: first_columns,
+                        right: columns,
+                    },
+                ));
+            }
+            inputs.push(plan);
+        }
+        // A type clash is found at the last query: its types meet the others'.
+        let plan = LogicalPlan::union(inputs).map_err(|e| at(self.sql, right.span(), e))?;
+        Ok(if distinct {
+            LogicalPlan::Distinct {
+                input: Box::new(plan),
+            }
+        } else {
+            plan
+        })
     }
 
     fn unsupported_at(&self, span: SqlSpan, construct: &str) -> Error {
@@ -330,7 +421,8 @@ impl QueryPlanner<'_> {
                 }
                 SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
                     let mut p = ExprPlanner::new(self.sql, &scope, &aliases, &mut calls, "SELECT")
-                        .with_calls(true, true);
+                        .with_calls(true, true)
+                        .with_subqueries(self.queries(ctes));
                     let expr = p.plan(e)?;
                     let (computed, seen) = (p.used_calls, p.seen);
                     let name = match item {
@@ -394,7 +486,8 @@ impl QueryPlanner<'_> {
 
         let where_ = match &s.selection {
             Some(e) => {
-                let mut p = ExprPlanner::new(self.sql, &scope, &aliases, &mut calls, "WHERE");
+                let mut p = ExprPlanner::new(self.sql, &scope, &aliases, &mut calls, "WHERE")
+                    .with_subqueries(self.queries(ctes));
                 Some((p.plan(e)?, e.span()))
             }
             None => None,
@@ -438,7 +531,8 @@ impl QueryPlanner<'_> {
         let having = match &s.having {
             Some(e) => {
                 let mut p = ExprPlanner::new(self.sql, &scope, &aliases, &mut calls, "HAVING")
-                    .with_calls(true, false);
+                    .with_calls(true, false)
+                    .with_subqueries(self.queries(ctes));
                 let expr = p.plan(e)?;
                 Some((expr, p.seen, e.span()))
             }
@@ -846,6 +940,25 @@ impl QueryPlanner<'_> {
     }
 }
 
+/// The operands of the unions nested to the left of `body` that one union (a
+/// distinct one when `distinct`) can read at once: `UNION ALL`s, and under a
+/// distinct union any plain union too.
+fn union_operands<'b>(body: &'b SetExpr, distinct: bool, out: &mut Vec<&'b SetExpr>) {
+    match body {
+        SetExpr::SetOperation {
+            left,
+            op: ast::SetOperator::Union,
+            set_quantifier:
+                q @ (ast::SetQuantifier::All | ast::SetQuantifier::Distinct | ast::SetQuantifier::None),
+            right,
+        } if distinct || matches!(q, ast::SetQuantifier::All) => {
+            union_operands(left, distinct, out);
+            out.push(right);
+        }
+        other => out.push(other),
+    }
+}
+
 /// An integer constant used as a position (`ORDER BY 2`, `GROUP BY 1`).
 fn position(e: &Ast) -> Option<u64> {
     match e {
@@ -970,6 +1083,17 @@ impl Grouping<'_> {
             Expr::Function { name, args } => Expr::Function {
                 name: name.clone(),
                 args: args.iter().map(r).collect::<Result<_>>()?,
+            },
+            // An uncorrelated subquery reads none of the SELECT's columns.
+            Expr::ScalarSubquery(_) => e.clone(),
+            Expr::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } => Expr::InSubquery {
+                expr: rb(expr)?,
+                subquery: subquery.clone(),
+                negated: *negated,
             },
         })
     }

@@ -138,6 +138,14 @@ fn names_and_types_match_duckdb() {
         "SELECT a, b FROM 'x.csv' t(a, b)",
         "SELECT x.v1, x.v3 FROM 'x.csv'",
         "SELECT count(*) FROM 'x.csv'",
+        "SELECT quantile_disc(v1, 0.5), quantile(v3, 0.25), quantile_disc(v3, 1), \
+         quantile(id6, 0) FROM 'x.csv'",
+        "SELECT v1, id1 FROM 'x.csv' UNION ALL SELECT v3, v2 FROM 'x.csv' UNION ALL \
+         SELECT NULL, d FROM 'x.parquet'",
+        "SELECT v1 AS a FROM 'x.csv' UNION SELECT v2 FROM 'x.csv' ORDER BY a",
+        "SELECT v1, (SELECT max(v3) FROM 'x.csv') AS m, v1 + (SELECT min(v2) FROM 'x.csv') AS s, \
+         v1 IN (SELECT v2 FROM 'x.csv') AS i, v3 NOT IN (SELECT v1 FROM 'x.csv') AS n, \
+         (SELECT max(id1) FROM 'x.csv') AS t FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv')",
         "SELECT id1, count(*) AS n FROM 'x.csv' GROUP BY ALL ORDER BY n DESC, id1 NULLS FIRST",
         "SELECT v1 + 1 FROM 'x.csv' GROUP BY v1",
         "SELECT \"V1\", V3 FROM 'x.csv'",
@@ -212,6 +220,14 @@ fn shape(plan: &LogicalPlan) -> String {
         LogicalPlan::Sort { input, .. } => ("Sort", input),
         LogicalPlan::Limit { input, .. } => ("Limit", input),
         LogicalPlan::Distinct { input } => ("Distinct", input),
+        LogicalPlan::WithSubqueries { input, subqueries } => {
+            let inner: Vec<String> = subqueries.iter().map(|s| shape(&s.plan)).collect();
+            return format!("With[{}]({})", inner.join(", "), shape(input));
+        }
+        LogicalPlan::Union { inputs } => {
+            let inner: Vec<String> = inputs.iter().map(shape).collect();
+            return format!("Union({})", inner.join(", "));
+        }
     };
     format!("{name}({})", shape(input))
 }
@@ -243,6 +259,26 @@ fn plans_have_the_expected_shape() {
             "WITH t AS (SELECT v1 FROM 'x.csv') SELECT * FROM t",
             "Project(Project(Scan))",
         ),
+        // One union of any number of queries; a query whose types differ is cast.
+        (
+            "SELECT v1 FROM 'x.csv' UNION ALL SELECT v2 FROM 'x.csv' UNION ALL SELECT v3 FROM \
+             'x.csv' ORDER BY 1 LIMIT 2",
+            "Limit(Sort(Union(Project(Project(Scan)), Project(Project(Scan)), Project(Project(Scan)))))",
+        ),
+        (
+            "SELECT v1 FROM 'x.csv' UNION SELECT v1 FROM 'x.csv' UNION ALL SELECT v1 FROM 'x.csv'",
+            "Union(Distinct(Union(Project(Scan), Project(Scan))), Project(Scan))",
+        ),
+        (
+            "SELECT v1 FROM 'x.csv' UNION ALL SELECT v1 FROM 'x.csv' UNION SELECT v1 FROM 'x.csv'",
+            "Distinct(Union(Project(Scan), Project(Scan), Project(Scan)))",
+        ),
+        // The subqueries listed at the top, inner ones first.
+        (
+            "SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv' WHERE v2 IN \
+             (SELECT v2 FROM 'x.csv'))",
+            "With[Project(Scan), Project(Aggregate(Filter(Scan)))](Project(Filter(Scan)))",
+        ),
     ];
     for (q, want) in cases {
         let plan = p.plan(q).unwrap_or_else(|e| panic!("{q}: {e}"));
@@ -260,7 +296,9 @@ fn aggregate(plan: &LogicalPlan) -> &LogicalPlan {
         | LogicalPlan::Window { input, .. }
         | LogicalPlan::Sort { input, .. }
         | LogicalPlan::Limit { input, .. }
-        | LogicalPlan::Distinct { input } => aggregate(input),
+        | LogicalPlan::Distinct { input }
+        | LogicalPlan::WithSubqueries { input, .. } => aggregate(input),
+        LogicalPlan::Union { .. } => panic!("no aggregate above a union"),
     }
 }
 
@@ -347,7 +385,14 @@ fn errors_say_what_and_where() {
         ("SELECT v1 FROM 'missing.csv'", &["missing.csv", "no such file", "column 16"]),
         ("SELECT * FROM 'x.csv' JOIN 'y.csv' ON x.v1 = y.v1", &["JOIN is not supported yet", "column 23"]),
         ("SELECT * FROM 'x.csv', 'y.csv'", &["cross join", "not supported"]),
-        ("SELECT v1 FROM 'x.csv' UNION SELECT v1 FROM 'x.csv'", &["UNION is not supported yet"]),
+        ("SELECT v1 FROM 'x.csv' UNION SELECT v1, v2 FROM 'x.csv'", &["set operations can only apply to expressions with the same number of result columns", "UNION of 1 and 2 columns", "column 30"]),
+        ("SELECT v1, v2 FROM 'x.csv' UNION ALL SELECT v1, v2 FROM 'x.csv'\nUNION ALL SELECT v1, v2, v3 FROM 'x.csv'", &["UNION ALL of 2 and 3 columns", "line 2, column 11"]),
+        ("SELECT v1 FROM 'x.csv' UNION ALL SELECT d FROM 'x.parquet'", &["UNION", "column 1 is int64 in one query and date in another", "column 34"]),
+        ("SELECT v1 FROM 'x.csv' EXCEPT SELECT v1 FROM 'x.csv'", &["EXCEPT is not supported yet"]),
+        ("SELECT v1 FROM 'x.csv' UNION BY NAME SELECT v1 FROM 'x.csv'", &["UNION BY NAME is not supported yet"]),
+        ("SELECT v1 FROM 'x.csv' UNION ALL SELECT vv FROM 'x.csv'", &["unknown column \"vv\"", "column 41"]),
+        ("SELECT v1 FROM 'x.csv' UNION ALL SELECT v1 FROM 'nope.csv'", &["nope.csv", "no such file"]),
+        ("SELECT v1 FROM 'x.csv' UNION ALL SELECT v1 FROM 'x.csv' ORDER BY v9", &["unknown column \"v9\""]),
         ("SELECT id1, v1 FROM 'x.csv' GROUP BY id1", &["column \"v1\" must appear in the GROUP BY clause or be used in an aggregate function", "column 13"]),
         ("SELECT id1 FROM 'x.csv' GROUP BY id1 HAVING v1 > 1", &["column \"v1\" must appear in the GROUP BY"]),
         ("SELECT v1 + sum(v1) FROM 'x.csv'", &["column \"v1\" must appear in the GROUP BY"]),
@@ -360,12 +405,28 @@ fn errors_say_what_and_where() {
         ("SELECT v1 FROM 'x.csv' LIMIT v1", &["LIMIT must be a non-negative integer"]),
         ("SELECT u.v1 FROM 'x.csv' t", &["table \"u\" is not in the FROM clause", "\"t\""]),
         ("SELECT v1 FROM t", &["\"t\" is not a file, a CTE or a table function"]),
-        ("SELECT quantile(v1, 0.5) FROM 'x.csv'", &["quantile", "quantile_disc"]),
+        ("SELECT quantile_disc(v1, [0.5, 0.9]) FROM 'x.csv'", &["a list of quantiles in quantile_disc is not supported yet", "once for each fraction", "column 27"]),
+        ("SELECT quantile(v1) FROM 'x.csv'", &["quantile: takes 2 arguments (x, q), not 1"]),
+        ("SELECT quantile_disc(v1, 1.5) FROM 'x.csv'", &["quantile must be a number from 0 to 1, not 1.5", "column 26"]),
+        ("SELECT quantile_disc(id1, 0.5) FROM 'x.csv'", &["quantile_disc", "utf8"]),
+        ("SELECT quantile_disc(v1, v2) FROM 'x.csv'", &["quantile must be a number from 0 to 1, not v2"]),
         ("SELECT quantile_cont(v1, 2) FROM 'x.csv'", &["quantile must be a number from 0 to 1"]),
         ("SELECT sum(v1) OVER (PARTITION BY id1) FROM 'x.csv'", &["over a window is not supported"]),
         ("SELECT row_number() OVER (ORDER BY v1 ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM 'x.csv'", &["window frame"]),
         ("SELECT row_number() FROM 'x.csv'", &["OVER"]),
-        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv')", &["scalar subquery is not supported yet", "column 36"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT v1, v2 FROM 'x.csv')", &["subquery returns 2 columns - expected 1", "column 36"]),
+        ("SELECT v1 FROM 'x.csv'\nWHERE v1 IN (SELECT * FROM 'x.csv')", &["subquery returns 5 columns - expected 1", "line 2, column 7"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 IN (SELECT d FROM 'x.parquet')", &["cannot compare int64 column \"v1\" with the subquery's date column", "column 30"]),
+        ("SELECT v1 + (SELECT max(id1) FROM 'x.csv') FROM 'x.csv'", &["int64", "utf8", "column 8"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'nope.csv')", &["nope.csv", "no such file", "column 56"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv' WHERE v2 IN (SELECT vv FROM 'x.csv'))", &["unknown column \"vv\"", "column 84"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT avg(v1) FROM 'x.csv' WHERE v2 > (SELECT v1, v2 FROM 'x.csv'))", &["subquery returns 2 columns", "column 76"]),
+        ("SELECT v1 FROM 'x.csv' t WHERE v1 > (SELECT avg(v3) FROM 'x.csv' u WHERE u.id1 = t.id1)", &["a correlated subquery (one naming the table \"t\" of the query around it) is not supported yet", "column 82"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 IN (SELECT a FROM 'x.csv' t(a, b, c, e, f) WHERE a = v2)", &["a correlated subquery (one naming the column \"v2\" of the query around it)", "column 86"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 IN (SELECT zz FROM 'x.csv')", &["unknown column \"zz\"", "column 44"]),
+        ("SELECT v1 FROM 'x.csv' WHERE EXISTS (SELECT v1 FROM 'x.csv')", &["EXISTS (subquery) is not supported yet", "count(*)"]),
+        ("SELECT v1 FROM 'x.csv' GROUP BY (SELECT 1 FROM 'x.csv')", &["a subquery in GROUP BY is not supported yet"]),
+        ("SELECT v1 FROM 'x.csv' WHERE v1 IN UNNEST([1])", &["IN UNNEST"]),
         ("SELECT DATE 'not a date' FROM 'x.csv'", &["'not a date' is not a valid DATE"]),
         ("SELECT v1::BLOB FROM 'x.csv'", &["type BLOB is not supported"]),
         ("SELECT * FROM 'x*.csv'", &["glob", "not supported yet"]),
@@ -503,4 +564,62 @@ fn keywords_are_duckdbs() {
     );
     let ours: Vec<&str> = super::keywords::KEYWORDS.to_vec();
     assert_eq!(duck, serde_json::json!(ours));
+}
+
+#[test]
+fn problems_are_typed_sql_errors_placed_at_their_line_and_column() {
+    use crate::error::{Error, SqlProblem};
+    let dir = fixture();
+    let p = planner(&dir);
+    type Is = fn(&SqlProblem) -> bool;
+    let cases: Vec<(&str, Is)> = vec![
+        (
+            "SELECT v1 FROM 'x.csv' EXCEPT SELECT v1 FROM 'x.csv'",
+            |p| matches!(p, SqlProblem::Unsupported { construct, .. } if construct == "EXCEPT"),
+        ),
+        (
+            "SELECT v1 FROM 'x.csv' WHERE v1 > (SELECT v1, v2 FROM 'x.csv')",
+            |p| matches!(p, SqlProblem::SubqueryColumns { count: 2 }),
+        ),
+        (
+            "SELECT v1 FROM 'x.csv' UNION SELECT v1, v2 FROM 'x.csv'",
+            |p| {
+                matches!(
+                    p,
+                    SqlProblem::SetColumns {
+                        left: 1,
+                        right: 2,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "SELECT lowr(id1) FROM 'x.csv'",
+            |p| matches!(p, SqlProblem::UnknownFunction { name, .. } if name == "lowr"),
+        ),
+        ("SELECT FROM WHERE", |p| {
+            matches!(
+                p,
+                SqlProblem::Syntax { .. } | SqlProblem::SyntaxOther { .. }
+            )
+        }),
+    ];
+    for (q, is) in cases {
+        let e = p.plan(q).expect_err(q);
+        assert_eq!(e.exit_code(), 2, "{q}");
+        let Error::InExpression { error, line, .. } = &e else {
+            panic!("{q}: not placed: {e:?}");
+        };
+        assert_eq!(*line, 1, "{q}");
+        match error.as_ref() {
+            Error::Sql(problem) => assert!(is(problem), "{q}: {problem:?}"),
+            other => panic!("{q}: not a SQL problem: {other:?}"),
+        }
+        // The message is the problem's, placed.
+        assert!(e.to_string().starts_with(&error.to_string()), "{q}: {e}");
+    }
+    // Those without a place are typed too.
+    let e = p.plan("").expect_err("empty");
+    assert!(matches!(e, Error::Sql(SqlProblem::Empty)), "{e:?}");
 }

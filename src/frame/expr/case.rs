@@ -62,6 +62,7 @@ fn cannot_fail(e: &Expr) -> bool {
         | Expr::IsNull(_)
         | Expr::IsNotNull(_) => true,
         Expr::InList { .. } | Expr::Between { .. } | Expr::Like { .. } => true,
+        Expr::ScalarSubquery(_) | Expr::InSubquery { .. } => true,
         Expr::Binary { op, .. } => {
             op.is_comparison()
                 || matches!(

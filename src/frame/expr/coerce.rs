@@ -580,7 +580,60 @@ pub(super) fn data_type(expr: &Expr, schema: &Schema) -> Result<DataType> {
             let types = args.iter().map(ty).collect::<Result<Vec<_>>>()?;
             functions::return_type(expr, name, args, &types)
         }
+        Expr::ScalarSubquery(s) => Ok(s.data_type.0.clone()),
+        Expr::InSubquery {
+            expr: e, subquery, ..
+        } => {
+            let t = ty(e)?;
+            in_subquery_type(expr, e, &t, subquery)?;
+            Ok(DataType::Boolean)
+        }
     }
+}
+
+/// The type a column of a set operation (`UNION`) takes when its queries give it
+/// types `a` and `b`, as DuckDB decides it: the wider number (a boolean beside a
+/// number is that number), a string when either is one (the other's values
+/// become their text), the finer of dates and timestamps; `None` when the two do
+/// not mix.
+pub(super) fn union_type(a: &DataType, b: &DataType) -> Option<DataType> {
+    let (l, r) = (logical(a), logical(b));
+    if is_string(l) || is_string(r) {
+        return Some(if is_string(l) && is_string(r) {
+            string_common(l, r)
+        } else {
+            DataType::Utf8
+        });
+    }
+    // A boolean beside numbers is a number (true is 1).
+    match (l, r) {
+        (DataType::Boolean, t) | (t, DataType::Boolean) if is_numeric(t) => return Some(t.clone()),
+        _ => {}
+    }
+    let column = Expr::Column(String::new());
+    comparable(&column, l, &column, r)
+}
+
+/// The type `x IN (subquery)` compares in: the common type of `x` and the
+/// subquery's column.
+pub(super) fn in_subquery_type(
+    whole: &Expr,
+    e: &Expr,
+    t: &DataType,
+    subquery: &super::Subquery,
+) -> Result<DataType> {
+    let s = &subquery.data_type.0;
+    let column = Expr::ScalarSubquery(Box::new(subquery.clone()));
+    comparable(e, t, &column, s).ok_or_else(|| {
+        type_error(
+            whole,
+            format!(
+                "cannot compare {} with the subquery's {} column",
+                describe(e, t),
+                type_name(s)
+            ),
+        )
+    })
 }
 
 pub(super) fn check_boolean(whole: &Expr, e: &Expr, t: &DataType) -> Result<()> {

@@ -94,6 +94,16 @@ impl Display for Expr {
                 write_list(f, args)?;
                 f.write_char(')')
             }
+            Expr::ScalarSubquery(s) => write!(f, "({})", s.text),
+            // DuckDB rewrites `x IN (SELECT ..)` as a comparison with ANY.
+            Expr::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } => match negated {
+                false => write!(f, "({expr} = ANY({}))", subquery.text),
+                true => write!(f, "(NOT ({expr} = ANY({})))", subquery.text),
+            },
         }
     }
 }

@@ -9,15 +9,14 @@ use arrow::array::{
     IntervalMonthDayNanoArray, NullArray, RecordBatch, StringArray, TimestampMicrosecondArray,
     UInt64Array,
 };
-use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::{boolean, cmp};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, IntervalMonthDayNano};
-use hashbrown::HashSet;
 
 use super::coerce::{self, describe, logical, type_error};
+use super::in_set::KeySet;
 use super::value::{bools, Value};
-use super::{arith, case, functions, BinaryOp, Expr, Literal};
+use super::{arith, case, functions, BinaryOp, Expr, Literal, SubqueryValue};
 use crate::{Error, Result};
 
 /// The value of `expr` on `batch`.
@@ -169,6 +168,43 @@ pub(super) fn evaluate(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
                 .collect::<Result<Vec<_>>>()?;
             functions::evaluate(expr, name, args, values, batch)
         }
+        Expr::ScalarSubquery(s) => match &s.value {
+            Some(SubqueryValue::Scalar(v)) => Ok(Value::Scalar(v.clone())),
+            _ => Err(Error::bug(
+                "a subquery evaluated before its value is bound",
+                &s.text,
+            )),
+        },
+        Expr::InSubquery {
+            expr: e,
+            subquery,
+            negated,
+        } => {
+            let Some(SubqueryValue::Set(set)) = &subquery.value else {
+                return Err(Error::bug(
+                    "a subquery evaluated before its values are bound",
+                    &subquery.text,
+                ));
+            };
+            let v = evaluate(e, batch)?;
+            let common = coerce::in_subquery_type(expr, e, v.data_type(), subquery)?;
+            let scalar = v.is_scalar();
+            let values = v.cast(&common, expr)?;
+            let found = if coerce::logical(set.data_type()) == &common {
+                set.probe(values.array())?
+            } else {
+                // The subquery's column compared in a wider type (an integer
+                // column with a float): its values converted for this batch.
+                let keys = set.keys_as(&common, expr)?;
+                keys.probe(values.array())?
+            };
+            let found = if *negated {
+                boolean::not(&found)?
+            } else {
+                found
+            };
+            Ok(bools(found, scalar))
+        }
     }
 }
 
@@ -272,133 +308,11 @@ fn in_list(
 }
 
 /// Membership of each row of `values` among the one-row `keys` (all of the
-/// values' type): true, false, or NULL for a NULL row or a miss when a key is
-/// NULL.
+/// values' type), through a [`KeySet`] built for the batch.
 fn hashed_in(values: &ArrayRef, keys: &[ArrayRef]) -> Result<Value> {
-    let has_null_key = keys.iter().any(|k| k.is_null(0));
-    let keys: Vec<&ArrayRef> = keys.iter().filter(|k| !k.is_null(0)).collect();
-    let hits: BooleanBuffer = match values.data_type() {
-        t if t.is_primitive() => {
-            // Compare bit patterns at the physical width: integers, dates,
-            // timestamps; floats with -0.0 folded into 0.0 and one NaN, as SQL's
-            // equality has them.
-            macro_rules! lookup {
-                ($t:ty) => {{
-                    let norm =
-                        |x: <$t as arrow::datatypes::ArrowPrimitiveType>::Native| normalize(x);
-                    let set: HashSet<_> = keys
-                        .iter()
-                        .map(|k| norm(k.as_primitive::<$t>().value(0)))
-                        .collect();
-                    let values = values.as_primitive::<$t>();
-                    BooleanBuffer::collect_bool(values.len(), |i| {
-                        set.contains(&norm(values.value(i)))
-                    })
-                }};
-            }
-            use arrow::datatypes as dt;
-            match t.primitive_width() {
-                Some(1) => lookup_bits::<1>(values, &keys),
-                Some(2) => lookup_bits::<2>(values, &keys),
-                Some(4) if t.is_floating() => lookup!(dt::Float32Type),
-                Some(8) if t.is_floating() => lookup!(dt::Float64Type),
-                Some(4) => lookup_bits::<4>(values, &keys),
-                Some(8) => lookup_bits::<8>(values, &keys),
-                Some(16) => lookup_bits::<16>(values, &keys),
-                _ => return Err(Error::bug("IN over a primitive type", t)),
-            }
-        }
-        DataType::Boolean => {
-            let values = values.as_boolean();
-            let (mut t, mut f) = (false, false);
-            for k in &keys {
-                if k.as_boolean().value(0) {
-                    t = true
-                } else {
-                    f = true
-                }
-            }
-            BooleanBuffer::collect_bool(values.len(), |i| if values.value(i) { t } else { f })
-        }
-        t if coerce::is_string(t) => {
-            let set: HashSet<&str> = keys
-                .iter()
-                .filter_map(|k| super::strings::str_at(k, 0))
-                .collect();
-            super::strings::collect_str(values, |s| set.contains(s))?
-        }
-        t => return Err(Error::bug("IN over this type", t)),
-    };
-    let out = match (has_null_key, values.nulls()) {
-        // A miss is NULL when the list holds a NULL; a NULL row is NULL anyway.
-        (true, nulls) => {
-            let valid = match nulls {
-                Some(n) => &hits & n.inner(),
-                None => hits.clone(),
-            };
-            BooleanArray::new(hits, Some(valid.into()))
-        }
-        (false, nulls) => BooleanArray::new(hits, nulls.cloned()),
-    };
-    Ok(bools(out, false))
-}
-
-/// Folds the float values that SQL's equality does not tell apart.
-trait Normalize {
-    type Key: std::hash::Hash + Eq;
-    fn key(self) -> Self::Key;
-}
-impl Normalize for f32 {
-    type Key = u32;
-    fn key(self) -> u32 {
-        if self == 0.0 {
-            0
-        } else if self.is_nan() {
-            f32::NAN.to_bits()
-        } else {
-            self.to_bits()
-        }
-    }
-}
-impl Normalize for f64 {
-    type Key = u64;
-    fn key(self) -> u64 {
-        if self == 0.0 {
-            0
-        } else if self.is_nan() {
-            f64::NAN.to_bits()
-        } else {
-            self.to_bits()
-        }
-    }
-}
-fn normalize<T: Normalize>(x: T) -> T::Key {
-    x.key()
-}
-
-/// IN over a fixed-width type by its bytes (equal values have equal bytes).
-fn lookup_bits<const N: usize>(values: &ArrayRef, keys: &[&ArrayRef]) -> BooleanBuffer {
-    // The values' bytes at the array's offset, `len * N` of them.
-    fn bytes<const N: usize>(data: &arrow::array::ArrayData) -> &[u8] {
-        let start = data.offset() * N;
-        &data.buffers()[0].as_slice()[start..start + data.len() * N]
-    }
-    let set: HashSet<[u8; N]> = keys
-        .iter()
-        .map(|k| {
-            let data = k.to_data();
-            let mut key = [0u8; N];
-            key.copy_from_slice(bytes::<N>(&data));
-            key
-        })
-        .collect();
-    let data = values.to_data();
-    let raw = bytes::<N>(&data);
-    BooleanBuffer::collect_bool(data.len(), |i| {
-        let mut key = [0u8; N];
-        key.copy_from_slice(&raw[i * N..i * N + N]);
-        set.contains(&key)
-    })
+    let keys: Vec<&dyn Array> = keys.iter().map(|k| k.as_ref()).collect();
+    let keys = arrow::compute::concat(&keys)?;
+    Ok(bools(KeySet::build(&keys)?.probe(values)?, false))
 }
 
 /// Expands a boolean value used as a filter: NULL counts as false.

@@ -16,9 +16,11 @@
 //! The module holds the types and their builders (here), the SQL text
 //! (`display`), the typing rules (`coerce`), evaluation (`eval`, with `value`
 //! for constants kept as one-row [`Scalar`](arrow::array::Scalar)s, `arith` for
-//! the kernels arrow lacks, `case` for `CASE`), and the functions (`functions`,
-//! `strings`, `temporal`, `math`). It does not plan, optimize or fold constants:
-//! that is the frame's and the SQL front end's business.
+//! the kernels arrow lacks, `case` for `CASE`, `in_set` for the hash sets of
+//! `IN`), the functions (`functions`, `strings`, `temporal`, `math`), and
+//! uncorrelated subqueries (`subquery`: what an expression knows of one, and the
+//! value a task binds in before evaluating it). It does not plan, optimize or
+//! fold constants: that is the frame's and the SQL front end's business.
 
 mod arith;
 mod case;
@@ -26,8 +28,10 @@ mod coerce;
 mod display;
 mod eval;
 mod functions;
+pub mod in_set;
 mod math;
 mod strings;
+pub mod subquery;
 mod temporal;
 #[cfg(test)]
 mod tests;
@@ -43,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use crate::Result;
 
 pub use functions::function_names;
+pub use subquery::{Subquery, SubqueryEntry, SubqueryKind, SubqueryValue};
 
 /// A column expression: what a frame's `select`, `filter` and `with_columns`
 /// compute, and what a SQL `SELECT` list or `WHERE` clause becomes.
@@ -127,6 +132,20 @@ pub enum Expr {
         name: String,
         /// Its arguments.
         args: Vec<Expr>,
+    },
+    /// `(SELECT ...)`: the one value of an uncorrelated subquery of one column,
+    /// NULL when it has no row (more than one row is an error when the value is
+    /// bound). Evaluates only once bound ([`subquery`]).
+    ScalarSubquery(Box<Subquery>),
+    /// `x [NOT] IN (SELECT ...)` over an uncorrelated subquery's one column, with
+    /// the NULL rules of `IN (list)`. Evaluates only once bound.
+    InSubquery {
+        /// The value looked up.
+        expr: Box<Expr>,
+        /// The subquery whose values are looked in.
+        subquery: Box<Subquery>,
+        /// `NOT IN`.
+        negated: bool,
     },
 }
 
@@ -514,7 +533,127 @@ impl Expr {
             } => Box::new([&**expr, &**low, &**high].into_iter()),
             Expr::Like { expr, pattern, .. } => Box::new([&**expr, &**pattern].into_iter()),
             Expr::Function { args, .. } => Box::new(args.iter()),
+            Expr::ScalarSubquery(_) => Box::new(std::iter::empty()),
+            Expr::InSubquery { expr, .. } => Box::new(std::iter::once(&**expr)),
         }
+    }
+
+    /// The expression with each direct sub-expression replaced by what `f` makes
+    /// of it (the rest of the node as it is).
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn map_children(&self, f: &mut dyn FnMut(&Expr) -> Result<Expr>) -> Result<Expr> {
+        let mut b = |e: &Expr| f(e).map(Box::new);
+        Ok(match self {
+            Expr::Column(_) | Expr::Literal(_) | Expr::ScalarSubquery(_) => self.clone(),
+            Expr::Binary { op, left, right } => Expr::Binary {
+                op: *op,
+                left: b(left)?,
+                right: b(right)?,
+            },
+            Expr::Not(e) => Expr::Not(b(e)?),
+            Expr::Negative(e) => Expr::Negative(b(e)?),
+            Expr::IsNull(e) => Expr::IsNull(b(e)?),
+            Expr::IsNotNull(e) => Expr::IsNotNull(b(e)?),
+            Expr::Cast { expr, to, try_cast } => Expr::Cast {
+                expr: b(expr)?,
+                to: to.clone(),
+                try_cast: *try_cast,
+            },
+            Expr::Case {
+                operand,
+                when_then,
+                otherwise,
+            } => Expr::Case {
+                operand: operand.as_deref().map(&mut b).transpose()?,
+                when_then: when_then
+                    .iter()
+                    .map(|(w, t)| Ok((f(w)?, f(t)?)))
+                    .collect::<Result<_>>()?,
+                otherwise: otherwise
+                    .as_deref()
+                    .map(|e| f(e).map(Box::new))
+                    .transpose()?,
+            },
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => Expr::InList {
+                expr: b(expr)?,
+                list: list.iter().map(&mut *f).collect::<Result<_>>()?,
+                negated: *negated,
+            },
+            Expr::Between {
+                expr,
+                low,
+                high,
+                negated,
+            } => Expr::Between {
+                expr: b(expr)?,
+                low: b(low)?,
+                high: b(high)?,
+                negated: *negated,
+            },
+            Expr::Like {
+                expr,
+                pattern,
+                case_insensitive,
+                negated,
+            } => Expr::Like {
+                expr: b(expr)?,
+                pattern: b(pattern)?,
+                case_insensitive: *case_insensitive,
+                negated: *negated,
+            },
+            Expr::Function { name, args } => Expr::Function {
+                name: name.clone(),
+                args: args.iter().map(&mut *f).collect::<Result<_>>()?,
+            },
+            Expr::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } => Expr::InSubquery {
+                expr: b(expr)?,
+                subquery: subquery.clone(),
+                negated: *negated,
+            },
+        })
+    }
+
+    /// Adds the subqueries the expression reads to `out`, in order, each with how
+    /// it is used.
+    pub fn subqueries<'e>(&'e self, out: &mut Vec<(SubqueryKind, &'e Subquery)>) {
+        match self {
+            Expr::ScalarSubquery(s) => out.push((SubqueryKind::Scalar, s)),
+            Expr::InSubquery { expr, subquery, .. } => {
+                expr.subqueries(out);
+                out.push((SubqueryKind::Set, subquery));
+            }
+            _ => self.children().for_each(|c| c.subqueries(out)),
+        }
+    }
+
+    /// The expression with every subquery replaced by what `f` makes of it.
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn map_subqueries(&self, f: &mut dyn FnMut(&Subquery) -> Result<Subquery>) -> Result<Expr> {
+        Ok(match self {
+            Expr::ScalarSubquery(s) => Expr::ScalarSubquery(Box::new(f(s)?)),
+            Expr::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } => Expr::InSubquery {
+                expr: Box::new(expr.map_subqueries(f)?),
+                subquery: Box::new(f(subquery)?),
+                negated: *negated,
+            },
+            _ => self.map_children(&mut |c| c.map_subqueries(f))?,
+        })
     }
 
     /// Computes the expression on `batch`: an array of `batch.num_rows()` rows,
@@ -545,6 +684,13 @@ impl Expr {
     /// ```
     pub fn evaluate(&self, batch: &RecordBatch) -> Result<ArrayRef> {
         eval::evaluate(self, batch)?.into_array(batch.num_rows())
+    }
+
+    /// The type a column of `UNION` takes when its queries give it types `a` and
+    /// `b` (DuckDB's rules: the wider number, a string over anything else);
+    /// `None` when they do not mix.
+    pub fn union_type(a: &DataType, b: &DataType) -> Option<DataType> {
+        coerce::union_type(a, b)
     }
 
     /// The default name of the expression's output column: its SQL text as

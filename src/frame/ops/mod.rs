@@ -7,6 +7,7 @@ pub mod stream;
 pub mod window;
 
 use crate::plan::{DataRef, TaskId};
+use pipeline::Pipeline;
 
 /// One part of an operator's input as a plan lays it out: a partition of a table
 /// source (no task makes it), or the entry an earlier task publishes.
@@ -30,4 +31,23 @@ impl Part {
             bytes,
         }
     }
+}
+
+/// The inputs and dependencies of a task that reads `parts` through `pre`: the
+/// parts, then the entries of the subqueries `pre` uses, in the order
+/// [`Pipeline::subqueries`] lists them (what [`crate::frame::read::reading`]
+/// expects), so that every executor runs the subqueries first and keeps their
+/// entries until the task has read them.
+pub fn reading_inputs(parts: &[Part], pre: &Pipeline) -> (Vec<DataRef>, Vec<TaskId>) {
+    let mut inputs: Vec<DataRef> = parts.iter().map(|p| p.data.clone()).collect();
+    let mut deps: Vec<TaskId> = parts.iter().filter_map(|p| p.task).collect();
+    for (_, s) in pre.subqueries() {
+        if let Some(e) = &s.entry {
+            inputs.push(e.data.clone());
+            if !deps.contains(&e.task) {
+                deps.push(e.task);
+            }
+        }
+    }
+    (inputs, deps)
 }

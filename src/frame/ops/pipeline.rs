@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::frame::expr::Expr;
+use crate::frame::expr::{Expr, Subquery, SubqueryKind};
 
 /// One streaming step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +70,52 @@ impl Pipeline {
             }
         }
         None
+    }
+
+    /// The subqueries the steps read, each once (by its entry, or its number
+    /// while not lowered), in order, with how they are used.
+    pub fn subqueries(&self) -> Vec<(SubqueryKind, &Subquery)> {
+        let mut all = Vec::new();
+        for step in &self.steps {
+            match step {
+                Step::Filter(e) => e.subqueries(&mut all),
+                Step::Project(exprs) => exprs.iter().for_each(|(e, _)| e.subqueries(&mut all)),
+            }
+        }
+        let mut out: Vec<(SubqueryKind, &Subquery)> = Vec::new();
+        for (kind, s) in all {
+            if !out.iter().any(|(_, o)| o.id == s.id && o.entry == s.entry) {
+                out.push((kind, s));
+            }
+        }
+        out
+    }
+
+    /// The pipeline with every subquery replaced by what `f` makes of it (an
+    /// entry written in, a value bound).
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn map_subqueries(
+        &self,
+        f: &mut dyn FnMut(&Subquery) -> Result<Subquery>,
+    ) -> Result<Pipeline> {
+        let steps = self
+            .steps
+            .iter()
+            .map(|step| {
+                Ok(match step {
+                    Step::Filter(e) => Step::Filter(e.map_subqueries(f)?),
+                    Step::Project(exprs) => Step::Project(
+                        exprs
+                            .iter()
+                            .map(|(e, n)| Ok((e.map_subqueries(f)?, n.clone())))
+                            .collect::<Result<_>>()?,
+                    ),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Pipeline { steps })
     }
 
     /// The steps applied to `batch`, whose output has `schema` (from

@@ -1,7 +1,8 @@
 //! Operations over a query's rows that hold little: a part's rows through a
 //! pipeline (`frame_pipeline`), the first rows of the parts in order
-//! (`frame_limit`), and every part's rows sorted in memory, or their first rows
-//! in order (`frame_sort`).
+//! (`frame_limit`), every part's rows in one entry as they come (`frame_concat`),
+//! and every part's rows sorted in memory, or their first rows in order
+//! (`frame_sort`).
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{
@@ -10,11 +11,11 @@ use arrow::compute::{
 use serde::{Deserialize, Serialize};
 
 use super::pipeline::Pipeline;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::frame::logical::SortExpr;
-use crate::frame::read::{for_each_batch, only_input};
+use crate::frame::read::{for_each_batch, open_source, reading};
 use crate::memory::batch_memory;
-use crate::plan::{Entry, Operation, Task, TaskEnv};
+use crate::plan::{DataRef, DatasetRole, Entry, Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
 
 /// The rows of one input through `pre`, published as they come.
@@ -49,12 +50,13 @@ impl Operation for FramePipeline {
     const VERSION: u32 = 1;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
-        let input = only_input(task)?;
+        let reading = reading(env, task, &self.pre)?;
+        let input = reading.only_input(task)?;
         let schema = self.schema.decode()?;
         let mut held = env.pool.reserve(format!("frame_pipeline {}", task.id));
         let mut out = Vec::new();
         for_each_batch(env, input, |batch| {
-            let batch = self.pre.apply(batch, &schema)?;
+            let batch = reading.pre.apply(batch, &schema)?;
             if batch.num_rows() == 0 {
                 return Ok(true);
             }
@@ -80,6 +82,69 @@ impl Operation for FramePipeline {
     }
 }
 
+/// Every input's rows through `pre`, in order, published as one entry as they
+/// come (the store writes an entry too large for memory to disk as it arrives):
+/// the rows of an `IN` subquery gathered for the tasks that bind them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameConcat {
+    /// The steps.
+    pub pre: Pipeline,
+    /// The schema the steps yield.
+    pub schema: SerializedSchema,
+}
+
+impl Operation for FrameConcat {
+    const NAME: &'static str = "frame_concat";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let reading = reading(env, task, &self.pre)?;
+        let schema = self.schema.decode()?;
+        // The sources are opened first: their partitions' readers borrow them.
+        let sources = reading
+            .inputs
+            .iter()
+            .map(|r| {
+                Ok(match env.dataset(r.dataset())?.role {
+                    DatasetRole::Input => Some(open_source(env, r.dataset())?),
+                    _ => None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        type Batches<'a> = Box<dyn Iterator<Item = Result<RecordBatch>> + 'a>;
+        let streams = reading.inputs.iter().zip(&sources).map(|(r, source)| {
+            let stream: Result<Batches<'_>> = match (source, r) {
+                (Some(source), DataRef::Partition { index, .. }) => {
+                    // A table without partitions (an empty file) is one empty one.
+                    match usize::try_from(*index) {
+                        Ok(i) if i < source.num_partitions() => {
+                            source.read_partition(i).map(|b| Box::new(b) as Batches<'_>)
+                        }
+                        _ => Ok(Box::new(std::iter::empty())),
+                    }
+                }
+                (Some(_), other) => Err(Error::BadPlan {
+                    reason: format!("{other} is not a partition of the table it names"),
+                }),
+                (None, r) => env
+                    .store
+                    .batches(r)
+                    .map(|(_, b)| Box::new(b) as Batches<'_>),
+            };
+            match stream {
+                Ok(s) => s,
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            }
+        });
+        let mut batches = streams.flatten().map(|b| {
+            env.cancel.check()?;
+            reading.pre.apply(b?, &schema)
+        });
+        env.store
+            .put_batches(&task.output, schema.clone(), &mut batches)
+    }
+}
+
 /// The first `fetch` rows after `offset` of the inputs read in order through
 /// `pre`; reading stops once they are found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,14 +167,15 @@ impl Operation for FrameLimit {
         let schema = self.schema.decode()?;
         let mut skip = self.offset as usize;
         let mut left = self.fetch.map_or(usize::MAX, |f| f as usize);
+        let reading = reading(env, task, &self.pre)?;
         let mut held = env.pool.reserve(format!("frame_limit {}", task.id));
         let mut out = Vec::new();
-        for input in &task.inputs {
+        for input in reading.inputs {
             if left == 0 {
                 break;
             }
             for_each_batch(env, input, |batch| {
-                let batch = self.pre.apply(batch, &schema)?;
+                let batch = reading.pre.apply(batch, &schema)?;
                 let n = batch.num_rows();
                 if skip >= n {
                     skip -= n;
@@ -181,11 +247,12 @@ impl Operation for FrameSort {
         let limit = self
             .fetch
             .map(|f| usize::try_from(f.saturating_add(self.offset)).unwrap_or(usize::MAX));
+        let reading = reading(env, task, &self.pre)?;
         let mut held = env.pool.reserve(format!("frame_sort {}", task.id));
         let mut rows: Vec<RecordBatch> = Vec::new();
-        for input in &task.inputs {
+        for input in reading.inputs {
             for_each_batch(env, input, |batch| {
-                let batch = self.pre.apply(batch, &schema)?;
+                let batch = reading.pre.apply(batch, &schema)?;
                 env.reserve(&mut held, batch_memory(&batch))?;
                 rows.push(batch);
                 // With a limit, what is held is cut back to it as it grows.

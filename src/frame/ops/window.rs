@@ -20,7 +20,7 @@ use super::pipeline::Pipeline;
 use crate::error::Result;
 use crate::frame::expr::Expr;
 use crate::frame::logical::{SortExpr, WindowFunc};
-use crate::frame::read::{for_each_batch, only_input};
+use crate::frame::read::{for_each_batch, reading};
 use crate::memory::batch_memory;
 use crate::plan::{Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
@@ -204,7 +204,8 @@ impl Operation for FrameShuffle {
     const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
-        let input = only_input(task)?;
+        let reading = reading(env, task, &self.pre)?;
+        let input = reading.only_input(task)?;
         let schema = self.schema.decode()?;
         let types = self
             .keys
@@ -224,7 +225,7 @@ impl Operation for FrameShuffle {
             let mut held = env.pool.reserve(format!("frame_shuffle {} rows", task.id));
             let mut rows = Vec::new();
             for_each_batch(env, input, |batch| {
-                let batch = self.pre.apply(batch, &schema)?;
+                let batch = reading.pre.apply(batch, &schema)?;
                 env.reserve(&mut held, batch_memory(&batch))?;
                 rows.push(batch);
                 Ok(true)
@@ -247,7 +248,7 @@ impl Operation for FrameShuffle {
             out.add(env, &kept, &of)?;
         } else {
             for_each_batch(env, input, |batch| {
-                let batch = self.pre.apply(batch, &schema)?;
+                let batch = reading.pre.apply(batch, &schema)?;
                 let keys = self
                     .keys
                     .iter()

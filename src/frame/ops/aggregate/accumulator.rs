@@ -85,8 +85,9 @@ pub fn accumulator(func: &AggFunc, types: &[DataType]) -> Result<Box<dyn GroupsA
             func: func.clone(),
             ..CoMoments::default()
         }),
-        AggFunc::Median => Box::new(Quantile::new(0.5)),
-        AggFunc::Quantile { q } => Box::new(Quantile::new(*q)),
+        AggFunc::Median => Box::new(Quantile::new(0.5, false)),
+        AggFunc::Quantile { q } => Box::new(Quantile::new(*q, false)),
+        AggFunc::QuantileDisc { q } => Box::new(Quantile::new(*q, true)),
         AggFunc::Any | AggFunc::All => Box::new(Truth {
             any: matches!(func, AggFunc::Any),
             values: Vec::new(),
@@ -733,19 +734,22 @@ impl GroupsAccumulator for CoMoments {
     }
 }
 
-/// `median` and `quantile_cont`: every value of the group, kept (the state grows
-/// with the group; the aggregation's reservation covers it), interpolated linearly
-/// between the two closest ranks, as DuckDB's `quantile_cont`.
+/// `median`, `quantile_cont` and `quantile_disc`: every value of the group, kept
+/// (the state grows with the group; the aggregation's reservation covers it),
+/// interpolated linearly between the two closest ranks as DuckDB's
+/// `quantile_cont`, or the value at one rank as its `quantile_disc`.
 struct Quantile {
     q: f64,
+    discrete: bool,
     values: Vec<Vec<f64>>,
     held: usize,
 }
 
 impl Quantile {
-    fn new(q: f64) -> Self {
+    fn new(q: f64, discrete: bool) -> Self {
         Quantile {
             q,
+            discrete,
             values: Vec::new(),
             held: 0,
         }
@@ -798,10 +802,15 @@ impl GroupsAccumulator for Quantile {
         let values = std::mem::take(&mut self.values);
         self.held = 0;
         let q = self.q;
+        let pick = if self.discrete {
+            quantile_disc
+        } else {
+            quantile_cont
+        };
         Ok(Arc::new(
             values
                 .into_iter()
-                .map(|mut v| quantile_cont(&mut v, q))
+                .map(|mut v| pick(&mut v, q))
                 .collect::<Float64Array>(),
         ))
     }
@@ -827,6 +836,20 @@ fn quantile_cont(v: &mut [f64], q: f64) -> Option<f64> {
     // The next rank is the smallest of what follows.
     let b = rest.iter().copied().fold(f64::INFINITY, f64::min);
     Some(a + (b - a) * (pos - lo as f64))
+}
+
+/// The value at rank `ceil(n * q)` of `v` (1-based; the first for `q = 0`), as
+/// DuckDB's `quantile_disc` picks it (`None` for no values); reorders `v`.
+fn quantile_disc(v: &mut [f64], q: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len();
+    // Computed in floats as DuckDB does (`10 * 0.3` is just above 3: rank 4).
+    let rank = (n as f64 * q).ceil() as usize;
+    let index = rank.saturating_sub(1).min(n - 1);
+    let (_, &mut x, _) = v.select_nth_unstable_by(index, f64::total_cmp);
+    Some(x)
 }
 
 /// `any` / `all` (SQL's `bool_or` / `bool_and`): NULL for a group of nulls.

@@ -75,6 +75,13 @@ pub enum AggFunc {
         /// The quantile.
         q: f64,
     },
+    /// Quantile `q` in [0, 1], discrete (`quantile_disc`, DuckDB's `quantile`):
+    /// the value at rank `ceil(n * q)` (the first for `q = 0`), of the input's
+    /// type.
+    QuantileDisc {
+        /// The quantile.
+        q: f64,
+    },
     /// Pearson correlation of two columns.
     Corr,
     /// Covariance of two columns with `ddof`.
@@ -104,6 +111,7 @@ impl AggFunc {
             AggFunc::Std { .. } => "stddev_samp",
             AggFunc::Median => "median",
             AggFunc::Quantile { .. } => "quantile_cont",
+            AggFunc::QuantileDisc { .. } => "quantile_disc",
             AggFunc::Corr => "corr",
             AggFunc::Cov { ddof: 0 } => "covar_pop",
             AggFunc::Cov { .. } => "covar_samp",
@@ -178,6 +186,16 @@ impl AggFunc {
                 other => other,
             },
             AggFunc::Any | AggFunc::All => DataType::Boolean,
+            // An input value, of the input's type (its values are held as floats:
+            // integers beyond 2^53 come back rounded).
+            AggFunc::QuantileDisc { .. } => match arg {
+                DataType::Dictionary(_, v) => *v,
+                DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Float16 => {
+                    DataType::Float64
+                }
+                DataType::Null => DataType::Int64,
+                other => other,
+            },
             _ => DataType::Float64,
         }
     }
@@ -207,7 +225,7 @@ impl AggFunc {
                     .map(|s| f(s, DataType::Float64))
                     .collect()
             }
-            AggFunc::Median | AggFunc::Quantile { .. } => vec![f(
+            AggFunc::Median | AggFunc::Quantile { .. } | AggFunc::QuantileDisc { .. } => vec![f(
                 "values",
                 DataType::List(Arc::new(Field::new("item", DataType::Float64, false))),
             )],
@@ -502,9 +520,14 @@ impl Grouping {
     /// Arrow errors building the columns.
     pub fn finish(&mut self) -> Result<RecordBatch> {
         if self.keys.is_none() && self.total == 0 {
-            // No row: every aggregate over no value.
-            for acc in &mut self.accs {
-                acc.update(&[], &[], 1)?;
+            // No row: every aggregate over no value, as merging no state (empty
+            // columns of the state's types, so that each finds its columns).
+            for (acc, cols) in self.accs.iter_mut().zip(&self.state_cols) {
+                let empty: Vec<ArrayRef> = cols
+                    .clone()
+                    .map(|i| arrow::array::new_empty_array(self.state_schema.field(i).data_type()))
+                    .collect();
+                acc.merge(&empty, &[], 1)?;
             }
             self.total = 1;
         }

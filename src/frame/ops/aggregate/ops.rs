@@ -20,7 +20,7 @@ use super::keys::{bucket_of, KeyHasher};
 use super::{GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
 use crate::frame::ops::pipeline::Pipeline;
-use crate::frame::read::{for_each_batch, only_input};
+use crate::frame::read::{for_each_batch, reading};
 use crate::memory::SpillFile;
 use crate::plan::{entry_file, DataRef, DataStore, Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
@@ -62,7 +62,8 @@ impl Operation for GroupPartial {
     const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
-        let input = only_input(task)?;
+        let reading = reading(env, task, &self.pre)?;
+        let input = reading.only_input(task)?;
         let schema = self.input.decode()?;
         let mut grouping = Grouping::new(&self.spec, &schema)?;
         let mut table = env.pool.reserve(format!("group_partial {}", task.id));
@@ -87,7 +88,7 @@ impl Operation for GroupPartial {
         let mut probed: Option<usize> = Some(0);
         let mut distinct = false;
         for_each_batch(env, input, |batch| {
-            let batch = self.pre.apply(batch, &schema)?;
+            let batch = reading.pre.apply(batch, &schema)?;
             grouping.update(&batch)?;
             if let Some(rows) = &mut probed {
                 *rows += batch.num_rows();

@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use super::{GroupBy, GroupFinal, GroupPartial};
 use crate::error::Result;
 use crate::frame::ops::pipeline::Pipeline;
-use crate::frame::ops::Part;
+use crate::frame::ops::{reading_inputs, Part};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
 use crate::storage::frame::SerializedSchema;
 
@@ -61,23 +61,23 @@ impl GroupSizing {
     }
 }
 
-/// Adds to `plan` the aggregation `spec` of the rows of `inputs` (of schema
-/// `input`) passed through `pre`, whose results pass through `post`. Returns the
+/// Adds to `plan` the aggregation `spec` of the rows of `inputs`, each part
+/// passed through its pipeline (the parts of a union's queries have their own)
+/// to rows of schema `grouped`, whose results pass through `post`. Returns the
 /// result's parts, in order: each bucket's entry and the task that publishes it.
 ///
 /// # Errors
-/// What [`GroupBy::check`] finds wrong with `spec` over what `pre` yields; steps
-/// that do not type.
+/// What [`GroupBy::check`] finds wrong with `spec` over `grouped`; steps that do
+/// not type.
 pub fn add_group_by(
     plan: &mut Plan,
-    inputs: &[Part],
-    input: &SchemaRef,
-    pre: &Pipeline,
+    inputs: &[(Part, Pipeline)],
+    grouped: &SchemaRef,
     spec: &GroupBy,
     post: &Pipeline,
     sizing: GroupSizing,
 ) -> Result<Vec<Part>> {
-    let grouped = pre.schema(input)?;
+    let grouped = grouped.clone();
     spec.check(&grouped)?;
     post.schema(&spec.output_schema(&grouped)?)?;
     let (partials_id, groups_id) = (plan.fresh_id(PARTIALS), plan.fresh_id(GROUPS));
@@ -85,7 +85,7 @@ pub fn add_group_by(
         plan.datasets
             .push(Dataset::new(id, "", "memory", DatasetRole::Intermediate));
     }
-    let input_bytes: u64 = inputs.iter().map(|p| p.bytes).sum();
+    let input_bytes: u64 = inputs.iter().map(|(p, _)| p.bytes).sum();
     // Without keys there is one group: one bucket.
     let buckets = if spec.keys.is_empty() {
         1
@@ -93,21 +93,22 @@ pub fn add_group_by(
         sizing.buckets(input_bytes)
     };
     let table_bytes = sizing.table_bytes();
-    let partial = GroupPartial {
-        spec: spec.clone(),
-        pre: pre.clone(),
-        input: SerializedSchema::new(&grouped),
-        buckets,
-        table_bytes,
-    };
     let partials: Vec<(DataRef, TaskId)> = inputs
         .iter()
         .enumerate()
-        .map(|(i, part)| {
+        .map(|(i, (part, pre))| {
+            let partial = GroupPartial {
+                spec: spec.clone(),
+                pre: pre.clone(),
+                input: SerializedSchema::new(&grouped),
+                buckets,
+                table_bytes,
+            };
             let output = DataRef::partition(&partials_id, i as u64);
+            let (inputs, deps) = reading_inputs(std::slice::from_ref(part), pre);
             let id = plan.push(Task {
-                inputs: vec![part.data.clone()],
-                deps: part.task.into_iter().collect(),
+                inputs,
+                deps,
                 memory_bytes: 2 * table_bytes,
                 unit_bytes: part.bytes,
                 ..Task::new(OpSpec::of(&partial), output.clone(), TaskKind::Load)
