@@ -5,7 +5,9 @@ it): each method wraps the frame's query in another, so nothing is read until
 ``compute()``, ``to_parquet()`` or ``head()``. The query runs as a plan of
 tasks under the memory limit: group-bys and sorts spill rather than fail.
 Results come back as ``pyarrow.Table`` objects, which pandas, Polars and DuckDB
-take through the Arrow PyCapsule interface without a copy.
+take through the Arrow PyCapsule interface without a copy. With
+``executor=bw.DaskExecutor(client)``, ``compute()`` and the writers run the
+query's plan on a Dask cluster instead.
 
     >>> df = bw.read_csv("data.csv")
     >>> df[df.v1 > 2].groupby("id1").agg({"v1": "sum"}).compute()
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import Any, Iterable
 
 from . import _blockwise
@@ -628,36 +631,79 @@ class Frame:
 
     def compute(self, **options: Any):
         """The rows, as a ``pyarrow.Table`` (it must fit half the memory limit;
-        write larger results with ``to_parquet``)."""
+        write larger results with ``to_parquet``).
+
+        ``executor=bw.DaskExecutor(client)`` runs the query's plan on a Dask
+        cluster instead: the rows are written to an Arrow IPC file in a temporary
+        directory (which the workers must see, as for arrays: one machine or a
+        shared file system), read back, and the directory removed. ``options``:
+        job flags (``memory_limit``, ``threads``, ...); on an executor they size
+        the plan, and each worker runs its tasks under its own memory limit."""
         merged = dict(self._options)
         merged.update(options)
-        if merged.get("executor") is not None:
-            raise NotImplementedError(
-                "a frame query runs on the local executor; executor= is for arrays and plans"
-            )
-        merged.pop("executor", None)
+        executor = merged.pop("executor", None)
+        if executor is not None:
+            return self._compute_on(executor, merged)
         return sql(self._query, **merged)
 
     collect = compute
 
+    def _compute_on(self, executor: Any, options: dict[str, Any]):
+        """The rows computed by ``executor`` into a temporary Arrow IPC file, read
+        back into memory before the file is removed."""
+        import pyarrow as pa
+
+        with tempfile.TemporaryDirectory(prefix="blockwise-frame-",
+                                         ignore_cleanup_errors=True) as d:
+            out = os.path.join(d, "result.arrow")
+            self._run_on(executor, out, "ipc", options)
+            with pa.OSFile(out, "rb") as f:
+                # Read, not mapped: the file goes with the directory.
+                return pa.ipc.open_file(f).read_all()
+
+    def _run_on(self, executor: Any, path: str | os.PathLike, to: str | None,
+                options: dict[str, Any]) -> dict:
+        """Plans writing the rows to ``path`` and runs the plan on ``executor``;
+        returns what the executor's ``run`` returns."""
+        from . import Plan
+
+        options = dict(options)
+        options.pop("progress", None)  # an executor reports its own progress
+        if to is not None:
+            options["to"] = to
+        text = _blockwise.plan_sql(self._query, os.fspath(path), _flags(options))
+        return executor.run(Plan(text))
+
     def to_pandas(self, **options: Any):
+        """The rows as a ``pandas.DataFrame`` (``compute()``, then pyarrow's
+        conversion); ``options`` as for ``compute``."""
         return self.compute(**options).to_pandas()
 
     def _write(self, path: str | os.PathLike, to: str | None, options: dict[str, Any]) -> dict:
         merged = dict(self._options)
         merged.update(options)
+        executor = merged.pop("executor", None)
+        if executor is not None:
+            return self._run_on(executor, path, to, merged)
         if to is not None:
             merged["to"] = to
         stats = _blockwise.sql_write(self._query, os.fspath(path), _flags(merged))
         return json.loads(stats)
 
     def to_parquet(self, path: str | os.PathLike, **options: Any) -> dict:
+        """Writes the rows to a Parquet file (or a directory of parts with
+        ``to="parquet-dir"``), atomically; returns the job's statistics.
+        ``options``: ``compression``, ``overwrite`` and job flags;
+        ``executor=bw.DaskExecutor(client)`` runs the plan on Dask workers (which
+        must see ``path``) and returns the executor's report instead."""
         return self._write(path, None, options)
 
     def to_csv(self, path: str | os.PathLike, **options: Any) -> dict:
+        """Writes the rows to a CSV file, as ``to_parquet`` does."""
         return self._write(path, "csv", options)
 
     def to_ipc(self, path: str | os.PathLike, **options: Any) -> dict:
+        """Writes the rows to an Arrow IPC file, as ``to_parquet`` does."""
         return self._write(path, "ipc", options)
 
 

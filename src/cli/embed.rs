@@ -146,6 +146,24 @@ pub fn sql_info(query: &str, flags: &[String]) -> Result<serde_json::Value> {
     }))
 }
 
+/// The plan of writing a SQL query's rows to `dst` with `flags` (`--to`,
+/// `--compression`, `--overwrite` and the job's), as JSON: what `blockwise plan sql
+/// QUERY -o DST` writes. Its working directory is made beside `dst`; the plan's
+/// last task publishes `dst` and removes it.
+///
+/// # Errors
+/// As `blockwise plan sql`: the query's errors and the destination's checks, before
+/// anything runs.
+pub fn plan_sql(query: &str, dst: &Path, flags: &[String]) -> Result<String> {
+    let args = sql_args(query, Some(dst), flags)?;
+    let logical = args.plan()?;
+    let options = args.options()?;
+    let plan = crate::convert::plan_query_file(&logical, dst, &options, args.job.sizing()?)?;
+    let json = plan.to_json()?;
+    create_workdir(&plan)?;
+    Ok(json)
+}
+
 /// An `array` expression and the array files its names are bound to.
 #[derive(Debug, Clone)]
 pub struct ArrayRequest {
