@@ -64,6 +64,31 @@ def _literal(value: Any) -> str:
     raise TypeError(f"cannot use a {type(value).__name__} as a value in a frame expression")
 
 
+# numpy's and pandas' type names and the DuckDB types they are.
+_SQL_TYPES = {
+    "int64": "BIGINT", "int32": "INTEGER", "int16": "SMALLINT", "int8": "TINYINT",
+    "uint64": "UBIGINT", "uint32": "UINTEGER", "uint16": "USMALLINT", "uint8": "UTINYINT",
+    "float64": "DOUBLE", "float32": "FLOAT", "str": "VARCHAR", "string": "VARCHAR",
+    "object": "VARCHAR", "bool": "BOOLEAN", "boolean": "BOOLEAN", "date": "DATE",
+    "datetime64[ns]": "TIMESTAMP", "datetime64[us]": "TIMESTAMP",
+}
+
+
+def _sql_type(dtype: Any) -> str:
+    """A numpy or pandas dtype (or a Python type: ``float``, ``str``) as a DuckDB
+    type name; any other text is taken as a DuckDB type name already."""
+    if isinstance(dtype, str):
+        return _SQL_TYPES.get(dtype.lower(), dtype)
+    if dtype is str:
+        return "VARCHAR"
+    try:
+        import numpy as np
+
+        return _SQL_TYPES.get(np.dtype(dtype).name, str(dtype))
+    except TypeError:
+        return _SQL_TYPES.get(str(dtype).lower(), str(dtype))
+
+
 def _path_literal(path: str | os.PathLike) -> str:
     return _literal(os.fspath(path))
 
@@ -198,13 +223,10 @@ class Column:
 
     fill_null = fillna
 
-    def astype(self, dtype: str) -> "Column":
-        names = {
-            "int64": "BIGINT", "int32": "INTEGER", "int16": "SMALLINT", "int8": "TINYINT",
-            "float64": "DOUBLE", "float32": "FLOAT", "str": "VARCHAR", "string": "VARCHAR",
-            "bool": "BOOLEAN", "date": "DATE", "datetime64[ns]": "TIMESTAMP",
-        }
-        return Column(self._frame, f"CAST({self._sql} AS {names.get(str(dtype), str(dtype))})")
+    def astype(self, dtype: Any) -> "Column":
+        """The column cast to ``dtype``: a numpy or pandas dtype (``"int64"``,
+        ``float``, ``"string"``) or a DuckDB type name (``"DOUBLE"``)."""
+        return Column(self._frame, f"CAST({self._sql} AS {_sql_type(dtype)})")
 
     def round(self, decimals: int = 0) -> "Column":
         return Column(self._frame, f"round({self._sql}, {int(decimals)})")
@@ -708,9 +730,33 @@ class Frame:
 
 
 def read_csv(path: str | os.PathLike, delimiter: str = ",", header: bool = True,
+             blocksize: int | str | None = None, dtypes: dict[str, Any] | None = None,
              **options: Any) -> Frame:
-    """A CSV file as a lazy frame (types inferred from a sample)."""
-    args = [_path_literal(path), f"delim={_literal(delimiter)}", f"header={'true' if header else 'false'}"]
+    """A CSV file as a lazy frame: ``read_csv('path', ...)`` in SQL.
+
+    Types are inferred from a sample of rows; ``dtypes={"v1": "float64"}``
+    overrides them by column name (numpy or pandas dtypes, Python types, or
+    DuckDB type names such as ``"DOUBLE"``; ``dtype=`` is taken too, as pandas
+    spells it). A value that does not parse as its column's type fails the
+    computation with an error naming the file, line, column, value and type.
+    ``blocksize`` (bytes, or a size such as ``"64MiB"``) is the size of the
+    partitions the file is cut into (64 MiB by default; a file is cut into at
+    most 4096). ``options``: job flags (``memory_limit``, ``threads``, ...)."""
+    if "dtype" in options:
+        if dtypes is not None:
+            raise TypeError("read_csv: give dtypes or dtype, not both")
+        dtypes = options.pop("dtype")
+    args = [_path_literal(path), f"delim={_literal(delimiter)}",
+            f"header={'true' if header else 'false'}"]
+    if blocksize is not None:
+        if isinstance(blocksize, bool) or not isinstance(blocksize, (int, str)):
+            raise TypeError(f"read_csv: blocksize is bytes or a size such as '64MiB', not {blocksize!r}")
+        args.append(f"blocksize={_literal(blocksize)}")
+    if dtypes:
+        if not isinstance(dtypes, dict):
+            raise TypeError(f"read_csv: dtypes maps column names to types, not {dtypes!r}")
+        items = ", ".join(f"{_literal(str(c))}: {_literal(_sql_type(t))}" for c, t in dtypes.items())
+        args.append(f"types={{{items}}}")
     return Frame(f"SELECT * FROM read_csv({', '.join(args)})", **options)
 
 

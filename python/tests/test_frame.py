@@ -165,3 +165,70 @@ def test_bad_frames_raise_clear_errors(table):
         bw.sql("SELEC 1")
     with pytest.raises(FileNotFoundError):
         bw.sql("SELECT * FROM 'no/such/file.csv'")
+
+
+def test_read_csv_blocksize_cuts_the_file_into_partitions(table):
+    path = table / "t.csv"
+    size = path.stat().st_size
+    whole = bw.read_csv(path)
+    assert whole.npartitions == 1
+    cut = bw.read_csv(path, blocksize=size // 8)
+    # Row starts every few dozen bytes: each block of size // 8 bytes holds one.
+    assert cut.npartitions in (8, 9)
+    assert bw.read_csv(path, blocksize="32KiB").npartitions == -(-size // (32 << 10))
+    assert bw.read_csv(path, blocksize="32KiB").npartitions > 1
+    # The same rows, in the same order, however the file is cut.
+    assert cut.compute().equals(whole.compute())
+    # SQL takes it too.
+    info = bw.Frame(f"SELECT * FROM read_csv('{path}', blocksize={size // 8})")
+    assert info.npartitions == cut.npartitions
+
+
+def test_read_csv_dtypes_change_the_schema_and_values_as_duckdb(table):
+    path = table / "t.csv"
+    df = bw.read_csv(path, dtypes={"v1": "float64", "id4": "VARCHAR", "v2": np.int32})
+    assert df.dtypes["v1"] == "float64" and df.dtypes["id4"] == "utf8"
+    assert df.dtypes["v2"] == "int32" and df.dtypes["v3"] == "float64"
+    ours = df.compute()
+    want = duckdb.sql(
+        f"SELECT * FROM read_csv('{path}', types={{'v1': 'DOUBLE', 'id4': 'VARCHAR', "
+        f"'v2': 'INTEGER'}})"
+    ).arrow()
+    want = want.read_all() if hasattr(want, "read_all") else want
+    assert ours.schema.field("v1").type == pa.float64() == want.schema.field("v1").type
+    assert ours.schema.field("id4").type == pa.string()
+    assert ours.schema.field("v2").type == pa.int32() == want.schema.field("v2").type
+    assert same(rows(ours), rows(want))
+    # pandas' spelling, and SQL's three names of the map.
+    assert bw.read_csv(path, dtype={"v1": float}).dtypes["v1"] == "float64"
+    for key in ("types", "dtypes", "column_types"):
+        got = bw.sql(f"SELECT sum(v1) AS s FROM read_csv('{path}', {key}={{'v1': 'DOUBLE'}})")
+        assert got.schema.field("s").type == pa.float64()
+        assert got.column(0)[0].as_py() == duckdb.sql(f"SELECT sum(v1) FROM '{path}'").fetchall()[0][0]
+
+
+def test_read_csv_refuses_hostile_arguments_cleanly(table, tmp_path):
+    path = table / "t.csv"
+    for blocksize, message in [(0, "must be at least 1 byte"), (-5, "must be at least 1 byte"),
+                               ("12XB", 'unknown unit "XB"'), ("lots", "not a size"),
+                               ("99999999TiB", "larger than 2")]:
+        with pytest.raises(ValueError, match=message):
+            bw.read_csv(path, blocksize=blocksize).npartitions
+    with pytest.raises(TypeError, match="blocksize"):
+        bw.read_csv(path, blocksize=1.5)
+    with pytest.raises(ValueError, match="nope"):
+        bw.read_csv(path, dtypes={"nope": "float64"}).columns
+    with pytest.raises(ValueError, match="'DOUBL' is not a type blockwise reads"):
+        bw.read_csv(path, dtypes={"v1": "DOUBL"}).columns
+    with pytest.raises(ValueError, match=r"unknown option buffer_size; .* blocksize, types"):
+        bw.sql(f"SELECT * FROM read_csv('{path}', buffer_size=100)")
+    # A value that is not of the forced type: the file, line, column, value and type.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,x\n2,y\n3.5,z\n")
+    frame = bw.read_csv(bad, dtypes={"a": "int64"})
+    assert frame.dtypes["a"] == "int64"
+    with pytest.raises(ValueError) as e:
+        frame.compute()
+    message = str(e.value)
+    for part in ["bad.csv", "line 4", '"a"', "3.5", "int64"]:
+        assert part in message, (part, message)

@@ -23,6 +23,12 @@ use crate::error::{IoResultExt, Result};
 use crate::storage::frame::SerializedSchema;
 use crate::storage::frame::{column_index, BatchIter, FrameReadOptions, FrameSource};
 
+/// Most partitions a CSV file is cut into, whatever blocksize is asked for: at 16
+/// MiB a partition, a 64 GiB file (larger ones get larger partitions). Each costs
+/// tasks and their bookkeeping; one-byte partitions of a 200 MB file once grew past
+/// 23 GB.
+pub const MAX_PARTITIONS: u64 = 1 << 12;
+
 /// Bytes of CSV text a batch holds at most (a single longer row excepted).
 const MAX_BATCH_BYTES: usize = 8 << 20;
 /// Bytes of CSV text a batch may hold at least, however small `batch_rows` is.
