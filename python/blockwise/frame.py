@@ -22,7 +22,10 @@ from typing import Any, Iterable
 
 from . import _blockwise
 
-__all__ = ["Column", "Frame", "GroupBy", "read_csv", "read_ipc", "read_parquet", "sql"]
+__all__ = [
+    "Column", "Frame", "GroupBy", "from_arrow", "from_pandas", "read_csv", "read_ipc",
+    "read_parquet", "sql",
+]
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
@@ -240,7 +243,7 @@ class Column:
         return _Dates(self)
 
     def _aggregate(self, func: str) -> Any:
-        frame = Frame(f"SELECT {func}({self._sql}) AS x FROM ({self._frame._query}) AS t")
+        frame = self._frame._wrap(f"SELECT {func}({self._sql}) AS x FROM ({self._frame._query}) AS t")
         return frame.compute().column(0)[0].as_py()
 
     def sum(self):
@@ -268,13 +271,15 @@ class Column:
         return self._aggregate("median")
 
     def nunique(self):
-        frame = Frame(f"SELECT count(DISTINCT {self._sql}) AS x FROM ({self._frame._query}) AS t")
+        frame = self._frame._wrap(
+            f"SELECT count(DISTINCT {self._sql}) AS x FROM ({self._frame._query}) AS t"
+        )
         return frame.compute().column(0)[0].as_py()
 
     def compute(self):
         """The column's values, as a ``pyarrow.ChunkedArray``."""
         name = self._name or "value"
-        return Frame(
+        return self._frame._wrap(
             f"SELECT {self._sql} AS {_quote_name(name)} FROM ({self._frame._query}) AS t"
         ).compute().column(0)
 
@@ -423,14 +428,14 @@ class GroupBy:
             raise ValueError("agg: give the aggregations, e.g. agg({'v1': 'sum'})")
         keys = ", ".join(_quote_name(k) for k in self._keys)
         select = ", ".join([keys] + [f"{s} AS {_quote_name(n)}" for s, n in items])
-        return Frame(
+        return self._frame._wrap(
             f"SELECT {select} FROM ({self._frame._query}) AS t GROUP BY {keys} ORDER BY {keys}"
         )
 
     def _one(self, func: str) -> "Frame":
         if func == "size":
             keys = ", ".join(_quote_name(k) for k in self._keys)
-            return Frame(
+            return self._frame._wrap(
                 f"SELECT {keys}, count(*) AS size FROM ({self._frame._query}) AS t "
                 f"GROUP BY {keys} ORDER BY {keys}"
             )
@@ -480,7 +485,7 @@ class GroupBy:
             raise ValueError("nlargest: name the column")
         keys = ", ".join(_quote_name(k) for k in self._keys)
         cols = ", ".join(_quote_name(c) for c in self._frame.columns)
-        return Frame(
+        return self._frame._wrap(
             f"SELECT {cols} FROM (SELECT *, row_number() OVER (PARTITION BY {keys} "
             f"ORDER BY {_quote_name(column)} {order}) AS \"#rank\" FROM ({self._frame._query}) AS t) "
             f"AS r WHERE \"#rank\" <= {int(n)}"
@@ -494,6 +499,9 @@ class Frame:
         self._query = query
         self._options = options
         self._info: dict | None = None
+        # What the query's files need kept alive (from_arrow's temporary
+        # directory): shared with every frame derived from this one.
+        self._keep: list[Any] = []
 
     def _describe(self) -> dict:
         if self._info is None:
@@ -521,7 +529,10 @@ class Frame:
         )
 
     def _wrap(self, query: str) -> "Frame":
-        return Frame(query, **self._options)
+        """A frame of ``query`` over this one: its options, and what it keeps alive."""
+        frame = Frame(query, **self._options)
+        frame._keep = self._keep
+        return frame
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
@@ -785,3 +796,74 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None,
 def read_ipc(path: str | os.PathLike, **options: Any) -> Frame:
     """An Arrow IPC file as a lazy frame."""
     return Frame(f"SELECT * FROM {_path_literal(path)}", **options)
+
+
+# Rows a record batch of from_arrow's file holds at most: the IPC reader's
+# partitions are made of whole batches.
+_FROM_ARROW_BATCH_ROWS = 1 << 16
+
+
+def from_arrow(data: Any, **options: Any) -> Frame:
+    """A frame of in-memory Arrow data: a ``pyarrow.Table``, a ``RecordBatch``, a
+    list of record batches, a ``RecordBatchReader``, or anything with
+    ``__arrow_c_stream__`` (a Polars frame, a DuckDB result).
+
+    The data is written once to an Arrow IPC file in a temporary directory
+    (``tempfile``'s, or ``TMPDIR``'s), which the frame reads as it reads any
+    file: so it must fit on disk, and workers of a Dask executor must see that
+    directory (one machine, or a ``TMPDIR`` on a shared file system). The
+    directory belongs to the frame and to every frame derived from it, and is
+    removed when the last of them is garbage-collected. A stream is written batch
+    by batch, never held whole. ``options``: job flags, as ``read_csv``'s."""
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        reader = data.to_reader(max_chunksize=_FROM_ARROW_BATCH_ROWS)
+    elif isinstance(data, pa.RecordBatch):
+        reader = pa.Table.from_batches([data]).to_reader(max_chunksize=_FROM_ARROW_BATCH_ROWS)
+    elif isinstance(data, pa.RecordBatchReader):
+        reader = data
+    elif hasattr(data, "__arrow_c_stream__"):
+        reader = pa.RecordBatchReader.from_stream(data)
+    elif isinstance(data, (list, tuple)):
+        if not data:
+            raise ValueError("from_arrow: no record batch, so no schema: give a pyarrow.Table")
+        if not all(isinstance(b, pa.RecordBatch) for b in data):
+            kinds = sorted({type(b).__name__ for b in data})
+            raise TypeError(f"from_arrow: a list of pyarrow.RecordBatch, not of {', '.join(kinds)}")
+        reader = pa.Table.from_batches(list(data)).to_reader(max_chunksize=_FROM_ARROW_BATCH_ROWS)
+    else:
+        raise TypeError(
+            "from_arrow takes a pyarrow Table, RecordBatch, list of RecordBatches, "
+            f"RecordBatchReader or an object with __arrow_c_stream__, not {type(data).__name__}"
+        )
+    directory = tempfile.TemporaryDirectory(prefix="blockwise-frame-")
+    path = os.path.join(directory.name, "data.arrow")
+    try:
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+    except BaseException:
+        directory.cleanup()
+        raise
+    frame = Frame(f"SELECT * FROM read_arrow({_path_literal(path)})", **options)
+    frame._keep = [directory]
+    return frame
+
+
+def from_pandas(df: Any, preserve_index: bool | None = None, **options: Any) -> Frame:
+    """A frame of a ``pandas.DataFrame``: converted by ``pyarrow.Table.from_pandas``
+    (``preserve_index`` as there: by default a RangeIndex is dropped and any
+    other index becomes columns), then written as :func:`from_arrow` writes it,
+    to a temporary file that lives as long as the frames using it."""
+    import pyarrow as pa
+
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is in the test environment
+        raise TypeError("from_pandas needs pandas installed") from None
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"from_pandas takes a pandas.DataFrame, not {type(df).__name__}")
+    table = pa.Table.from_pandas(df, preserve_index=preserve_index)
+    # pandas' own metadata would come back on compute() and rebuild its index.
+    return from_arrow(table.replace_schema_metadata(None), **options)

@@ -268,3 +268,13 @@ def test_a_failing_frame_raises_the_same_error_on_dask(cluster, frame_parquet, f
     # At once: the tasks running when the first one failed were waited for.
     assert list(temp.rglob("*")) == []
     assert leftovers(frame_parquet.parent) == []
+
+
+def test_a_frame_from_memory_runs_on_dask(cluster, tmp_path):
+    import pandas as pd
+
+    table = write_table_csv(tmp_path / "t.csv", 5_000, seed=7)
+    frame = bw.from_pandas(table.to_pandas())
+    got = frame.groupby("id1").agg({"v3": "max"}).compute(executor=bw.DaskExecutor(cluster))
+    want = table.to_pandas().groupby("id1").agg({"v3": "max"}).reset_index()
+    pd.testing.assert_frame_equal(got.to_pandas(), want)

@@ -232,3 +232,76 @@ def test_read_csv_refuses_hostile_arguments_cleanly(table, tmp_path):
     message = str(e.value)
     for part in ["bad.csv", "line 4", '"a"', "3.5", "int64"]:
         assert part in message, (part, message)
+
+
+def _temp_dir_of(frame) -> "Path":
+    from pathlib import Path
+
+    (directory,) = frame._keep
+    return Path(directory.name)
+
+
+def test_from_arrow_frames_equal_duckdb_and_keep_their_file_while_used(table):
+    import gc
+
+    t = pq.read_table(table / "t.parquet")
+    one = t.slice(0, 999).to_batches()[0]
+    for data, want in [(t, t), (t.to_batches(max_chunksize=700), t),
+                       (t.to_reader(max_chunksize=1000), t), (one, pa.Table.from_batches([one])),
+                       (t.select(["id1", "v3"]), t.select(["id1", "v3"]))]:
+        got = bw.from_arrow(data).compute()
+        # The same rows in the same order, of the same types.
+        assert got.schema == want.schema
+        assert got.equals(want), type(data)
+    frame = bw.from_arrow(t)
+    got = frame[frame.v2 > 10].groupby("id1").agg({"v3": "sum", "v1": "max"}).compute()
+    con = duckdb.connect()
+    con.register("t", t)
+    want = con.execute(
+        "SELECT id1, sum(v3), max(v1) FROM t WHERE v2 > 10 GROUP BY id1 ORDER BY id1"
+    ).fetchall()
+    assert same(rows(got, sort=False), want)
+    # The file lives as long as a frame uses it, the first one or one derived.
+    directory = _temp_dir_of(frame)
+    derived = frame[frame.v1 > 2].groupby("id1").v3
+    del frame
+    gc.collect()
+    assert directory.exists()
+    assert derived.sum().compute().num_rows == 10
+    del derived
+    gc.collect()
+    assert not directory.exists()
+
+
+def test_from_arrow_refuses_what_is_not_arrow_data():
+    with pytest.raises(TypeError, match="from_arrow takes"):
+        bw.from_arrow({"a": [1, 2]})
+    with pytest.raises(ValueError, match="no record batch"):
+        bw.from_arrow([])
+    with pytest.raises(TypeError, match="RecordBatch, not of int"):
+        bw.from_arrow([1, 2])
+    with pytest.raises(TypeError, match="pandas.DataFrame"):
+        bw.from_pandas(pa.table({"a": [1]}))
+
+
+def test_from_pandas_frames_equal_pandas(table):
+    import gc
+
+    import pandas as pd
+
+    pdf = pd.read_parquet(table / "t.parquet")
+    frame = bw.from_pandas(pdf)
+    assert frame.columns == list(pdf.columns)
+    got = frame.groupby(["id1", "id4"]).agg({"v3": "mean", "v2": "sum"}).to_pandas()
+    want = pdf.groupby(["id1", "id4"]).agg({"v3": "mean", "v2": "sum"}).reset_index()
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert frame.v1.sum() == pdf.v1.sum()
+    assert frame.v1.count() == pdf.v1.count()
+    # An index that is not a RangeIndex comes along as a column, as pyarrow keeps it.
+    indexed = bw.from_pandas(pdf.set_index("id6"))
+    assert indexed.columns[-1] == "id6"
+    assert sorted(indexed.id6.compute().to_pylist()) == sorted(pdf.id6.tolist())
+    directory = _temp_dir_of(frame)
+    del frame, indexed
+    gc.collect()
+    assert not directory.exists()
