@@ -242,8 +242,9 @@ class Column:
     def dt(self) -> "_Dates":
         return _Dates(self)
 
-    def _aggregate(self, func: str) -> Any:
-        frame = self._frame._wrap(f"SELECT {func}({self._sql}) AS x FROM ({self._frame._query}) AS t")
+    def _aggregate(self, func: str, raw: bool = False) -> Any:
+        expr = func if raw else f"{func}({self._sql})"
+        frame = self._frame._wrap(f"SELECT {expr} AS x FROM ({self._frame._query}) AS t")
         return frame.compute().column(0)[0].as_py()
 
     def sum(self):
@@ -269,6 +270,54 @@ class Column:
 
     def median(self):
         return self._aggregate("median")
+
+    def quantile(self, q: float | Iterable[float] = 0.5):
+        """pandas' ``Series.quantile`` (linear interpolation: ``quantile_cont``):
+        a number for one ``q``, a ``pandas.Series`` indexed by ``q`` for a list."""
+        if isinstance(q, (int, float)):
+            return self._aggregate(f"quantile_cont({self._sql}, {_quantile(q)})", raw=True)
+        qs = [_quantile(x) for x in q]
+        items = ", ".join(
+            f"quantile_cont({self._sql}, {x}) AS {_quote_name(str(i))}" for i, x in enumerate(qs)
+        )
+        row = self._frame._wrap(f"SELECT {items} FROM ({self._frame._query}) AS t").compute()
+        import pandas as pd
+
+        return pd.Series([c[0].as_py() for c in row.columns], index=qs, name=self._name)
+
+    def any(self):
+        """Whether any value is true (non-zero), NULLs left out; ``False`` when there
+        is none, as pandas."""
+        return self._aggregate(f"coalesce(bool_or(CAST({self._sql} AS BOOLEAN)), FALSE)", raw=True)
+
+    def all(self):
+        """Whether every value is true (non-zero), NULLs left out; ``True`` when there
+        is none, as pandas."""
+        return self._aggregate(f"coalesce(bool_and(CAST({self._sql} AS BOOLEAN)), TRUE)", raw=True)
+
+    def corr(self, other: "Column", method: str = "pearson"):
+        """Pearson's correlation with ``other``, a column of the same frame, over
+        the rows where both are not NULL (pandas' ``Series.corr``)."""
+        if method != "pearson":
+            raise ValueError(f"corr: method {method!r}; only 'pearson' is computed")
+        return self._aggregate(f"corr({self._sql}, {self._same_frame(other, 'corr')})", raw=True)
+
+    def cov(self, other: "Column", ddof: int = 1):
+        """The covariance with ``other``, a column of the same frame, over the rows
+        where both are not NULL; ``ddof=1`` (pandas' default) is the sample one."""
+        funcs = {1: "covar_samp", 0: "covar_pop"}
+        if ddof not in funcs:
+            raise ValueError(f"cov: ddof={ddof!r}; ddof is 1 (sample) or 0 (population)")
+        return self._aggregate(
+            f"{funcs[ddof]}({self._sql}, {self._same_frame(other, 'cov')})", raw=True
+        )
+
+    def _same_frame(self, other: Any, what: str) -> str:
+        if not isinstance(other, Column):
+            raise TypeError(f"{what}: the other column is a column of the frame, not {other!r}")
+        if other._frame._query != self._frame._query:
+            raise ValueError(f"{what}: both columns must be of the same frame")
+        return other._sql
 
     def nunique(self):
         frame = self._frame._wrap(
@@ -371,6 +420,13 @@ _AGGREGATES = {
 }
 
 
+def _quantile(q: Any) -> float:
+    """``q`` as a quantile, refused unless a number from 0 to 1."""
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 1:
+        raise ValueError(f"quantile: q must be a number from 0 to 1, not {q!r}")
+    return float(q)
+
+
 def _aggregate_sql(func: str, column: str | None) -> str:
     try:
         sql_func = _AGGREGATES[func]
@@ -384,6 +440,9 @@ def _aggregate_sql(func: str, column: str | None) -> str:
         raise ValueError(f"{func} needs a column")
     if sql_func == "count_distinct":
         return f"count(DISTINCT {_quote_name(column)})"
+    if sql_func in ("bool_or", "bool_and"):
+        # pandas' truth of numbers: non-zero.
+        return f"{sql_func}(CAST({_quote_name(column)} AS BOOLEAN))"
     return f"{sql_func}({_quote_name(column)})"
 
 
@@ -470,6 +529,34 @@ class GroupBy:
 
     def size(self):
         return self._one("size")
+
+    def any(self):
+        """Whether any value of each group is true (non-zero), NULLs left out."""
+        return self._one("any")
+
+    def all(self):
+        """Whether every value of each group is true (non-zero), NULLs left out."""
+        return self._one("all")
+
+    def quantile(self, q: float = 0.5) -> "Frame":
+        """The ``q`` quantile of each group (pandas' default linear interpolation:
+        ``quantile_cont``), of the selected column or of every other column."""
+        q = _quantile(q)
+        columns = self._value_columns()
+        items = [(f"quantile_cont({_quote_name(c)}, {q})", c) for c in columns]
+        return self._grouped(items)
+
+    def _value_columns(self) -> list[str]:
+        if self._column is not None:
+            return [self._column]
+        return [c for c in self._frame.columns if c not in self._keys]
+
+    def _grouped(self, items: list[tuple[str, str]]) -> "Frame":
+        keys = ", ".join(_quote_name(k) for k in self._keys)
+        select = ", ".join([keys] + [f"{e} AS {_quote_name(n)}" for e, n in items])
+        return self._frame._wrap(
+            f"SELECT {select} FROM ({self._frame._query}) AS t GROUP BY {keys} ORDER BY {keys}"
+        )
 
     def nlargest(self, n: int, column: str | None = None) -> "Frame":
         """The ``n`` rows with the largest ``column`` in each group (a top k per
@@ -614,8 +701,123 @@ class Frame:
         order = ", ".join(f"{_quote_name(c)} ASC" for c in cols)
         return self._wrap(f"SELECT * FROM ({self._query}) AS t ORDER BY {order} LIMIT {int(n)}")
 
-    def drop_duplicates(self) -> "Frame":
-        return self._wrap(f"SELECT DISTINCT * FROM ({self._query}) AS t")
+    def drop_duplicates(self, subset: str | list[str] | None = None,
+                        keep: str | bool = "first") -> "Frame":
+        """The rows without duplicates, as pandas' ``drop_duplicates``, except
+        that the rows' order is not kept (as SQL's ``DISTINCT``).
+
+        Without ``subset`` duplicates are whole rows, all alike: ``keep="first"``
+        or ``"last"`` keeps one of each, ``keep=False`` drops every row that has a
+        duplicate. With ``subset`` (the columns compared) only ``keep=False`` is
+        computed: which row came first is the file's order, which a frame does
+        not track across its partitions, so ``keep="first"``/``"last"`` are
+        refused rather than answered with an arbitrary row."""
+        if keep not in ("first", "last", False):
+            raise ValueError(f"drop_duplicates: keep is 'first', 'last' or False, not {keep!r}")
+        columns = self.columns
+        keys = columns if subset is None else [subset] if isinstance(subset, str) else list(subset)
+        missing = [k for k in keys if k not in columns]
+        if missing:
+            raise KeyError(f"no columns {missing}; the columns are {columns}")
+        if keep is not False:
+            if subset is not None and set(keys) != set(columns):
+                raise NotImplementedError(
+                    f"drop_duplicates(subset=..., keep={keep!r}) keeps the {keep} row of each "
+                    "key in file order, which a frame does not track across its partitions; "
+                    "use keep=False (drop every duplicated row), or choose the row kept by a "
+                    "column: df.groupby(subset).nsmallest(1, column)"
+                )
+            return self._wrap(f"SELECT DISTINCT * FROM ({self._query}) AS t")
+        # Keys seen once: their group's one row, its other values as min() of one.
+        group = ", ".join(_quote_name(k) for k in keys)
+        items = [
+            _quote_name(c) if c in keys else f"min({_quote_name(c)}) AS {_quote_name(c)}"
+            for c in columns
+        ]
+        return self._wrap(
+            f"SELECT {', '.join(items)} FROM ({self._query}) AS t GROUP BY {group} "
+            f"HAVING count(*) = 1"
+        )
+
+    # Whole-frame reductions: (SQL function, whether it needs numbers).
+    _REDUCTIONS = {
+        "sum": ("sum", True), "mean": ("avg", True), "std": ("stddev_samp", True),
+        "var": ("var_samp", True), "median": ("median", True), "min": ("min", False),
+        "max": ("max", False), "count": ("count", False),
+    }
+
+    def _reduce(self, name: str, numeric_only: bool):
+        """One value a column, as pandas' ``DataFrame.sum()`` and its kin: a
+        ``pandas.Series`` indexed by the column names."""
+        import pandas as pd
+
+        func, needs_numbers = self._REDUCTIONS[name]
+        numeric = ("int", "uint", "float", "double", "decimal")
+        items, names, refused = [], [], []
+        for c, t in self.dtypes.items():
+            q = _quote_name(c)
+            if t == "bool":
+                if name in ("min", "max"):
+                    expr = f"{'bool_and' if name == 'min' else 'bool_or'}({q})"
+                elif name == "count":
+                    expr = f"count({q})"
+                else:  # pandas counts True as 1
+                    expr = f"{func}(CAST({q} AS BIGINT))"
+            elif needs_numbers and not t.startswith(numeric):
+                if numeric_only:
+                    continue
+                refused.append(f"{c} ({t})")
+                continue
+            elif numeric_only and not t.startswith(numeric):
+                continue
+            else:
+                expr = f"{func}({q})"
+            items.append(f"{expr} AS {_quote_name(str(len(names)))}")
+            names.append(c)
+        if refused:
+            raise TypeError(
+                f"{name}() of the non-numeric columns {', '.join(refused)}: pass "
+                "numeric_only=True to leave them out, or select the columns first"
+            )
+        if not items:
+            return pd.Series([], dtype="float64")
+        row = self._wrap(f"SELECT {', '.join(items)} FROM ({self._query}) AS t").compute()
+        return pd.Series([col[0].as_py() for col in row.columns], index=names)
+
+    def sum(self, numeric_only: bool = False):
+        """The sum of each column, as a ``pandas.Series`` indexed by column name
+        (pandas' ``DataFrame.sum()``); NULLs are left out. Non-numeric columns
+        are refused unless ``numeric_only=True`` leaves them out."""
+        return self._reduce("sum", numeric_only)
+
+    def mean(self, numeric_only: bool = False):
+        """The mean of each column, as ``sum()`` returns it."""
+        return self._reduce("mean", numeric_only)
+
+    def std(self, numeric_only: bool = False):
+        """The sample standard deviation (ddof=1) of each column, as ``sum()``."""
+        return self._reduce("std", numeric_only)
+
+    def var(self, numeric_only: bool = False):
+        """The sample variance (ddof=1) of each column, as ``sum()``."""
+        return self._reduce("var", numeric_only)
+
+    def median(self, numeric_only: bool = False):
+        """The median of each column, as ``sum()``."""
+        return self._reduce("median", numeric_only)
+
+    def min(self, numeric_only: bool = False):
+        """The smallest value of each column (strings and dates too), as a
+        ``pandas.Series`` indexed by column name."""
+        return self._reduce("min", numeric_only)
+
+    def max(self, numeric_only: bool = False):
+        """The largest value of each column, as ``min()``."""
+        return self._reduce("max", numeric_only)
+
+    def count(self, numeric_only: bool = False):
+        """The non-NULL values of each column, as a ``pandas.Series`` of ints."""
+        return self._reduce("count", numeric_only)
 
     def value_counts(self, column: str) -> "Frame":
         c = _quote_name(column)
@@ -653,6 +855,20 @@ class Frame:
         for c in numeric:
             columns[c] = [row.column(f"{c}|{label}")[0].as_py() for label, _ in stats]
         return pa.table(columns)
+
+    def tail(self, n: int = 5):
+        """The last ``n`` rows in the frame's order (the file's, for a frame that
+        does not sort), as a ``pyarrow.Table``. It counts the rows first, then
+        skips all but the last ``n``: two passes over the data, the second read
+        in order by one task. A negative ``n`` gives every row but the first
+        ``-n``, as pandas."""
+        n = int(n)
+        if n < 0:
+            return self._wrap(f"SELECT * FROM ({self._query}) AS t OFFSET {-n}").compute()
+        skip = max(len(self) - n, 0)
+        return self._wrap(
+            f"SELECT * FROM ({self._query}) AS t LIMIT {n} OFFSET {skip}"
+        ).compute()
 
     def head(self, n: int = 5):
         return self._wrap(f"SELECT * FROM ({self._query}) AS t LIMIT {int(n)}").compute()

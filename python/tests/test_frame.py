@@ -305,3 +305,165 @@ def test_from_pandas_frames_equal_pandas(table):
     del frame, indexed
     gc.collect()
     assert not directory.exists()
+
+
+@pytest.fixture(scope="module")
+def pdf(table):
+    return pq.read_table(table / "t.parquet").to_pandas()
+
+
+@pytest.mark.parametrize("blocksize", [None, "8KiB"])
+def test_tail_is_the_last_rows_in_file_order_as_pandas(table, pdf, blocksize):
+    import pandas as pd
+
+    df = bw.read_csv(table / "t.csv", blocksize=blocksize)
+    if blocksize:
+        assert df.npartitions > 10
+
+    def check(got, want):
+        pd.testing.assert_frame_equal(got.to_pandas(), want.reset_index(drop=True),
+                                      check_dtype=False)
+
+    check(df.tail(7), pdf.tail(7))
+    check(df.tail(), pdf.tail())
+    check(df.tail(0), pdf.tail(0))
+    check(df.tail(6000), pdf.tail(6000))
+    check(df.tail(-4990), pdf.tail(-4990))
+    check(df[df.v2 > 10].tail(9), pdf[pdf.v2 > 10].tail(9))
+    check(df.sort_values("v3").tail(4), pdf.sort_values("v3").tail(4))
+
+
+def test_quantiles_equal_pandas_linear_interpolation(table, pdf):
+    import pandas as pd
+
+    df = bw.read_csv(table / "t.csv")
+    for q in (0, 0.1, 0.5, 0.9, 1):
+        assert math.isclose(df.v3.quantile(q), pdf.v3.quantile(q), rel_tol=1e-12)
+    assert math.isclose(df.v1.quantile(), pdf.v1.quantile())  # NULLs left out
+    pd.testing.assert_series_equal(df.v3.quantile([0.25, 0.75]), pdf.v3.quantile([0.25, 0.75]))
+    got = df.groupby("id1").v3.quantile(0.3).to_pandas()
+    want = pdf.groupby("id1").v3.quantile(0.3).reset_index()
+    pd.testing.assert_frame_equal(got, want)
+    got = df[["id4", "v1", "v3"]].groupby("id4").quantile(0.8).to_pandas()
+    want = pdf[["id4", "v1", "v3"]].groupby("id4").quantile(0.8).reset_index()
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    for bad in (1.5, -0.1, "0.5", True):
+        with pytest.raises(ValueError, match="q must be a number from 0 to 1"):
+            df.v3.quantile(bad)
+        with pytest.raises(ValueError, match="q must be a number from 0 to 1"):
+            df.groupby("id1").quantile(bad)
+
+
+def test_any_and_all_equal_pandas(table, pdf):
+    import pandas as pd
+
+    df = bw.read_csv(table / "t.csv")
+    for col, p in [(df.v2 > 14, pdf.v2 > 14), (df.v2 > 15, pdf.v2 > 15), (df.v2 > 0, pdf.v2 > 0),
+                   (df.v2 % 3, pdf.v2 % 3), (df.v1, pdf.v1), (df.v3 * 0, pdf.v3 * 0)]:
+        assert col.any() is bool(p.any()) and col.all() is bool(p.all()), col
+    frame = df.assign(b=df.v2 > 13, z=df.v2 % 4)[["id1", "b", "z", "v1"]]
+    pframe = pdf.assign(b=pdf.v2 > 13, z=pdf.v2 % 4)[["id1", "b", "z", "v1"]]
+    for how in ("any", "all"):
+        got = getattr(frame.groupby("id1"), how)().to_pandas()
+        want = getattr(pframe.groupby("id1"), how)().reset_index()
+        pd.testing.assert_frame_equal(got, want)
+        got = frame.groupby("id1").agg({"z": how}).to_pandas()
+        pd.testing.assert_frame_equal(got, want[["id1", "z"]])
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
+    "the engine's global aggregate over no rows fails ('internal error: an aggregate "
+    "given too few columns: 0', src/frame/ops/aggregate/accumulator.rs), not the frame's"))
+def test_any_and_all_of_no_rows_are_pandas_false_and_true(table):
+    df = bw.read_csv(table / "t.csv")
+    empty = df[df.v2 > 99]
+    assert empty.v2.any() is False and empty.v2.all() is True
+
+
+def test_whole_frame_reductions_are_pandas_series(table, pdf):
+    import pandas as pd
+
+    df = bw.read_csv(table / "t.csv")
+    for how in ("sum", "mean", "std", "var", "median", "min", "max", "count"):
+        got = getattr(df, how)(numeric_only=True)
+        want = getattr(pdf, how)(numeric_only=True)
+        assert isinstance(got, pd.Series)
+        pd.testing.assert_series_equal(got, want, check_dtype=False, rtol=1e-9)
+    # Strings have a min, a max and a count, and no sum.
+    for how in ("min", "max", "count"):
+        pd.testing.assert_series_equal(getattr(df, how)(), getattr(pdf, how)(), check_dtype=False)
+    for how in ("sum", "mean", "std"):
+        with pytest.raises(TypeError, match=r"non-numeric columns id1 \(utf8\), id2 \(utf8\)"):
+            getattr(df, how)()
+    flags = df.assign(b=df.v2 > 10)[["b", "v2"]]
+    pflags = pdf.assign(b=pdf.v2 > 10)[["b", "v2"]]
+    for how in ("sum", "mean", "min", "max", "count"):
+        pd.testing.assert_series_equal(getattr(flags, how)(), getattr(pflags, how)(),
+                                       check_dtype=False)
+    want = duckdb.sql(f"SELECT sum(v3), count(v1) FROM '{table / 't.csv'}'").fetchall()[0]
+    assert math.isclose(df.sum(numeric_only=True)["v3"], want[0]) and df.count()["v1"] == want[1]
+
+
+def test_drop_duplicates_equals_pandas_or_refuses_what_needs_file_order(table, pdf):
+    df = bw.read_csv(table / "t.csv")
+
+    def as_set(t) -> set:
+        """The rows of a table or a pandas frame, NaN as None: the order is not kept."""
+        records = t.to_pylist() if isinstance(t, pa.Table) else t.to_dict("records")
+        return {tuple(None if isinstance(v, float) and v != v else v for v in r.values())
+                for r in records}
+
+    keys = ["id1", "id4", "v2"]
+    got = df.drop_duplicates(subset=keys, keep=False).compute()
+    want = pdf.drop_duplicates(subset=keys, keep=False)
+    assert 0 < len(want) < len(pdf)
+    assert got.column_names == list(pdf.columns)
+    assert as_set(got) == as_set(want)
+    got = df[["id1", "id4"]].drop_duplicates().compute()
+    assert as_set(got) == as_set(pdf[["id1", "id4"]].drop_duplicates()) and got.num_rows == 100
+    got = df[["id1", "id4", "v2"]].drop_duplicates(keep=False).compute()
+    assert as_set(got) == as_set(pdf[keys].drop_duplicates(keep=False))
+    # The whole row as the subset: any duplicate is the same row.
+    assert df[["id1", "id4"]].drop_duplicates(subset=["id4", "id1"], keep="last").compute().num_rows == 100
+    with pytest.raises(NotImplementedError, match="file order"):
+        df.drop_duplicates(subset="id1")
+    with pytest.raises(NotImplementedError, match="keep=False"):
+        df.drop_duplicates(subset=["id1", "id4"], keep="last")
+    with pytest.raises(ValueError, match="keep is 'first', 'last' or False"):
+        df.drop_duplicates(keep="middle")
+    with pytest.raises(KeyError, match="nope"):
+        df.drop_duplicates(subset=["nope"], keep=False)
+
+
+def test_corr_and_cov_equal_pandas_and_duckdb(table, pdf):
+    df = bw.read_csv(table / "t.csv")
+    duck = duckdb.sql(
+        f"SELECT corr(v1, v3), covar_samp(v1, v3), covar_pop(v2, v3) FROM '{table / 't.csv'}'"
+    ).fetchall()[0]
+    assert math.isclose(df.v1.corr(df.v3), pdf.v1.corr(pdf.v3), rel_tol=1e-9)
+    assert math.isclose(df.v1.corr(df.v3), duck[0], rel_tol=1e-9)
+    assert math.isclose(df.v1.cov(df.v3), pdf.v1.cov(pdf.v3), rel_tol=1e-9)
+    assert math.isclose(df.v1.cov(df.v3), duck[1], rel_tol=1e-9)
+    assert math.isclose(df.v2.cov(df.v3, ddof=0), pdf.v2.cov(pdf.v3, ddof=0), rel_tol=1e-9)
+    assert math.isclose(df.v2.cov(df.v3, ddof=0), duck[2], rel_tol=1e-9)
+    assert math.isclose((df.v3 * 2).corr(df.v3), 1.0)
+    with pytest.raises(ValueError, match="only 'pearson'"):
+        df.v1.corr(df.v3, method="spearman")
+    with pytest.raises(ValueError, match="ddof is 1"):
+        df.v1.cov(df.v3, ddof=2)
+    with pytest.raises(ValueError, match="same frame"):
+        df.v1.corr(df[df.v2 > 3].v3)
+    with pytest.raises(TypeError, match="column of the frame"):
+        df.v1.corr([1, 2, 3])
+
+
+def test_nsmallest_per_group_equals_duckdb(table, pdf):
+    df = bw.read_csv(table / "t.csv")
+    got = df.groupby("id6").nsmallest(2, "v3").compute()
+    want = duckdb.sql(
+        f"SELECT * FROM '{table / 't.csv'}' "
+        "QUALIFY row_number() OVER (PARTITION BY id6 ORDER BY v3 ASC) <= 2"
+    ).fetchall()
+    assert same(rows(got), sorted(want, key=lambda r: tuple((x is None, str(x)) for x in r)))
+    smallest = pdf.sort_values("v3").groupby("id6").head(2)
+    assert sorted(got.column("v3").to_pylist()) == sorted(smallest.v3.tolist())
