@@ -232,6 +232,8 @@ def test_read_csv_refuses_hostile_arguments_cleanly(table, tmp_path):
     message = str(e.value)
     for part in ["bad.csv", "line 4", '"a"', "3.5", "int64"]:
         assert part in message, (part, message)
+    # The type was forced: no advice to force another.
+    assert "inferred" not in message, message
 
 
 def _temp_dir_of(frame) -> "Path":

@@ -209,6 +209,7 @@ impl CsvSource {
             projection: self.projection.clone(),
             ranges: self.ranges.clone(),
             quotes_checked: self.quotes_checked,
+            forced: self.options.dtypes.iter().map(|(n, _)| n.clone()).collect(),
         }
     }
 
@@ -232,9 +233,16 @@ impl CsvSource {
             });
         }
         check_ranges(path, &layout.ranges)?;
+        let dtypes = full_schema
+            .fields()
+            .iter()
+            .filter(|f| layout.forced.contains(f.name()))
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
         let options = FrameReadOptions {
             delimiter: layout.delimiter,
             batch_rows: layout.batch_rows,
+            dtypes,
             ..FrameReadOptions::default()
         };
         Self::assemble(
@@ -295,6 +303,11 @@ pub struct CsvLayout {
     pub ranges: Vec<(u64, u64)>,
     /// Whether every quoted field is known to close.
     pub quotes_checked: bool,
+    /// The columns whose type was forced rather than inferred: a value that does
+    /// not parse is then the file's fault, and its error gives no advice to force
+    /// another type. Absent (no column) in plans written before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced: Vec<String>,
 }
 
 /// The name blockwise uses for a column type in messages and `info`.
@@ -452,5 +465,44 @@ mod tests {
             rows += batch.num_rows();
         }
         assert_eq!(rows, 50);
+    }
+
+    #[test]
+    fn a_forced_type_travels_with_the_layout_and_its_error_gives_no_inference_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.csv");
+        std::fs::write(&p, "a,b\n1,x\n2,y\n3.5,z\n").unwrap();
+        let first_error = |source: &CsvSource| {
+            source
+                .read_partition(0)
+                .unwrap()
+                .find_map(|b| b.err())
+                .unwrap()
+                .to_string()
+        };
+        let forced = FrameReadOptions::default().with_dtype("a", DataType::Int64);
+        let here = CsvSource::open(&p, &forced).unwrap();
+        let layout = here.layout();
+        assert_eq!(layout.forced, vec!["a".to_string()]);
+        let json = serde_json::to_string(&layout).unwrap();
+        let there = CsvSource::from_layout(&p, &serde_json::from_str(&json).unwrap()).unwrap();
+        for source in [&here, &there] {
+            let message = first_error(source);
+            assert!(
+                message.contains("line 4") && message.contains("3.5"),
+                "{message}"
+            );
+            assert!(!message.contains("inferred"), "{message}");
+        }
+        // A plan written before `forced`: no column forced, as it was read then.
+        let mut old: serde_json::Value = serde_json::to_value(&layout).unwrap();
+        old.as_object_mut().unwrap().remove("forced");
+        let old: CsvLayout = serde_json::from_value(old).unwrap();
+        assert!(old.forced.is_empty());
+        // Nothing forced: nothing written.
+        let inferred = CsvSource::open(&p, &FrameReadOptions::default()).unwrap();
+        assert!(!serde_json::to_string(&inferred.layout())
+            .unwrap()
+            .contains("forced"));
     }
 }
