@@ -968,7 +968,9 @@ def read_csv(path: str | os.PathLike, delimiter: str = ",", header: bool = True,
     computation with an error naming the file, line, column, value and type.
     ``blocksize`` (bytes, or a size such as ``"64MiB"``) is the size of the
     partitions the file is cut into (64 MiB by default; a file is cut into at
-    most 4096). ``options``: job flags (``memory_limit``, ``threads``, ...)."""
+    most 4096). With ``header=False`` the first row is data and the columns are
+    named ``column0``, ``column1``, ... as DuckDB names them. ``options``: job
+    flags (``memory_limit``, ``threads``, ...)."""
     if "dtype" in options:
         if dtypes is not None:
             raise TypeError("read_csv: give dtypes or dtype, not both")

@@ -469,3 +469,27 @@ def test_nsmallest_per_group_equals_duckdb(table, pdf):
     assert same(rows(got), sorted(want, key=lambda r: tuple((x is None, str(x)) for x in r)))
     smallest = pdf.sort_values("v3").groupby("id6").head(2)
     assert sorted(got.column("v3").to_pylist()) == sorted(smallest.v3.tolist())
+
+
+@pytest.mark.parametrize("blocksize", [None, "16KiB"])
+def test_read_csv_without_a_header_equals_duckdb_and_pandas(table, tmp_path, blocksize):
+    import pandas as pd
+
+    t = pq.read_table(table / "t.parquet")
+    path = tmp_path / "headerless.csv"
+    pacsv.write_csv(t, path, pacsv.WriteOptions(include_header=False))
+    df = bw.read_csv(path, header=False, blocksize=blocksize)
+    if blocksize:
+        assert df.npartitions > 5
+    assert df.columns == [f"column{i}" for i in range(7)]
+    got = df.compute()
+    want = duckdb.sql(f"SELECT * FROM read_csv('{path}', header=false)").arrow()
+    want = want.read_all() if hasattr(want, "read_all") else want
+    assert got.column_names == want.column_names
+    assert same(rows(got, sort=False), rows(want, sort=False))
+    assert got.num_rows == t.num_rows == len(df)
+    pdf = pd.read_csv(path, header=None)
+    assert got.column("column6").to_pylist() == pdf[6].tolist()
+    # Forced types and headerless names together.
+    typed = bw.read_csv(path, header=False, dtypes={"column2": "VARCHAR"})
+    assert typed.dtypes["column2"] == "utf8"

@@ -294,17 +294,7 @@ impl QueryPlanner<'_> {
                     }
                 }
                 Some("header") if format == Format::Csv => match boolean(value) {
-                    Some(true) => {}
-                    Some(false) => {
-                        return Err(at(
-                            self.sql,
-                            vspan,
-                            SqlProblem::Unsupported {
-                                construct: "header=false".into(),
-                                hint: "; the CSV reader takes the first line as the header".into(),
-                            },
-                        ))
-                    }
+                    Some(header) => read.header = header,
                     None => {
                         return Err(bad(
                             vspan,

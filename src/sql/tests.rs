@@ -10,7 +10,7 @@ use crate::frame::logical::LogicalPlan;
 use crate::frame::ops::aggregate::AggFunc;
 
 /// Writes the fixtures into `sys.argv[1]`: `x.csv` (nulls in every column but v2),
-/// `y.csv` (`;`-separated), `x.parquet` (with a date and a timestamp), `parts/`
+/// `y.csv` (`;`-separated), `h.csv` (no header), `x.parquet` (with a date and a timestamp), `parts/`
 /// (two Parquet parts), `x.arrow` (Arrow IPC), an empty directory `empty/`.
 const FIXTURES: &str = r#"
 import sys, os, datetime
@@ -25,6 +25,7 @@ t = pa.table({
 })
 pc.write_csv(t, os.path.join(d, 'x.csv'))
 pc.write_csv(t, os.path.join(d, 'y.csv'), pc.WriteOptions(delimiter=';'))
+pc.write_csv(t, os.path.join(d, 'h.csv'), pc.WriteOptions(include_header=False))
 p = t.append_column('d', pa.array([datetime.date(2020, 1, i + 1) for i in range(6)]))
 p = p.append_column('ts', pa.array([datetime.datetime(2020, 1, 1, i) for i in range(6)], pa.timestamp('us')))
 pq.write_table(p, os.path.join(d, 'x.parquet'))
@@ -121,6 +122,9 @@ fn names_and_types_match_duckdb() {
         "SELECT * FROM read_csv('x.csv', dtypes={'v2': 'INTEGER', 'v3': 'FLOAT'})",
         "SELECT * FROM read_csv('x.csv', column_types={'v1': 'INT8', 'v2': 'REAL'})",
         "SELECT * FROM read_csv('x.csv', types=['VARCHAR', 'DOUBLE'])",
+        "SELECT * FROM read_csv('h.csv', header=false)",
+        "SELECT * FROM read_csv('x.csv', header=false)",
+        "SELECT column2 + 1 FROM read_csv('h.csv', header=false, types={'column4': 'VARCHAR'})",
         "SELECT * FROM 'x.parquet'",
         "SELECT * FROM read_parquet('x.parquet')",
         "SELECT * FROM 'parts/*.parquet'",
@@ -374,7 +378,7 @@ fn errors_say_what_and_where() {
         ("SELECT v1::BLOB FROM 'x.csv'", &["type BLOB is not supported"]),
         ("SELECT * FROM 'x*.csv'", &["glob", "not supported yet"]),
         ("SELECT * FROM read_csv('x.csv', delim=';;')", &["delimiter must be one ASCII character"]),
-        ("SELECT * FROM read_csv('x.csv', header=false)", &["header=false is not supported yet"]),
+        ("SELECT * FROM read_csv('x.csv', header='no')", &["header must be true or false, not 'no'"]),
         ("SELECT * FROM read_csv('x.csv', nosuch=1)", &["unknown option nosuch", "blocksize", "types (or dtypes, column_types)", "sample_size"]),
         ("SELECT * FROM read_csv('x.csv', blocksize=0)", &["blocksize 0 must be at least 1 byte", "column 43"]),
         ("SELECT * FROM read_csv('x.csv', blocksize=-5)", &["blocksize -5 must be at least 1 byte"]),

@@ -1,4 +1,5 @@
-//! CSV: a header row, a chosen delimiter, RFC 4180 quoting (commas, quotes and
+//! CSV: a header row (or none: the columns are then `column0`, `column1`, ... as
+//! DuckDB names them), a chosen delimiter, RFC 4180 quoting (commas, quotes and
 //! newlines inside quoted fields), empty fields read as null.
 //!
 //! Types are inferred from a sample of rows (int64, float64, bool, utf8, date,
@@ -111,7 +112,7 @@ impl CsvSource {
     /// row has the wrong number of fields.
     pub fn open(path: &Path, options: &FrameReadOptions) -> Result<Self> {
         let len = std::fs::metadata(path).at(path)?.len();
-        let header = header::read_header(path, len, options.delimiter)?;
+        let header = header::read_header(path, len, options.delimiter, options.header)?;
         // Splitting first: it proves every quote closes before a sample is parsed.
         let ranges = split::split_ranges(
             path,
