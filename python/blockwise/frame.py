@@ -861,7 +861,9 @@ class Frame:
         does not sort), as a ``pyarrow.Table``. It counts the rows first, then
         skips all but the last ``n``: two passes over the data, the second read
         in order by one task. A negative ``n`` gives every row but the first
-        ``-n``, as pandas."""
+        ``-n``, as pandas. On a sorted frame the rows skipped are sorted too, in
+        one task's memory: ``sort_values`` the other way round and ``head(n)``
+        cost only ``n`` rows a partition."""
         n = int(n)
         if n < 0:
             return self._wrap(f"SELECT * FROM ({self._query}) AS t OFFSET {-n}").compute()

@@ -278,3 +278,22 @@ def test_a_frame_from_memory_runs_on_dask(cluster, tmp_path):
     got = frame.groupby("id1").agg({"v3": "max"}).compute(executor=bw.DaskExecutor(cluster))
     want = table.to_pandas().groupby("id1").agg({"v3": "max"}).reset_index()
     pd.testing.assert_frame_equal(got.to_pandas(), want)
+
+
+def test_a_frame_written_on_dask_refuses_an_existing_output_unless_overwrite(cluster, frame_parquet,
+                                                                            tmp_path):
+    df = bw.read_parquet(frame_parquet)
+    out = tmp_path / "exists.parquet"
+    out.write_bytes(b"keep me")
+    executor = bw.DaskExecutor(cluster)
+    with pytest.raises(FileExistsError):
+        df.to_parquet(out, executor=executor)
+    assert out.read_bytes() == b"keep me"
+    assert leftovers(tmp_path) == []
+    df[df.v1 > 4].to_parquet(out, executor=executor, overwrite=True)
+    assert pq.read_table(out).num_rows == duckdb_count(frame_parquet, "v1 > 4")
+    assert leftovers(tmp_path) == []
+
+
+def duckdb_count(path: Path, where: str) -> int:
+    return _duck(f"SELECT count(*) AS n FROM '{path}' WHERE {where}").column(0)[0].as_py()
