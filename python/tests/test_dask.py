@@ -174,6 +174,11 @@ def _frame_cases(path: Path) -> dict:
             df.groupby("id1").agg({"v1": "sum", "v3": "mean"}),
             f"SELECT id1, sum(v1) AS v1, avg(v3) AS v3 FROM {f} GROUP BY id1 ORDER BY id1",
         ),
+        # Few groups, many buckets: sorted runs of no rows on the workers' disk.
+        "group-by, sorted": (
+            df.groupby("v1").agg({"v3": "sum"}).sort_values("v3", ascending=False),
+            f"SELECT v1, sum(v3) AS v3 FROM {f} GROUP BY v1 ORDER BY v3 DESC",
+        ),
         "sort": (
             df.sort_values(["v3", "id4"], ascending=[False, True]),
             f"SELECT * FROM {f} ORDER BY v3 DESC, id4 ASC",
@@ -199,7 +204,7 @@ def frame_parquet(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("case", ["group-by", "sort", "top-k", "filter"])
+@pytest.mark.parametrize("case", ["group-by", "group-by, sorted", "sort", "top-k", "filter"])
 def test_a_frame_on_dask_equals_the_local_compute_and_duckdb(cluster, frame_parquet, case,
                                                              monkeypatch):
     import tempfile
