@@ -203,25 +203,30 @@ class Column:
     __hash__ = None  # type: ignore[assignment]
 
     def isin(self, values: Iterable[Any]) -> "Column":
+        """Whether each value is one of ``values`` (SQL ``IN``)."""
         values = list(values)
         if not values:
             return Column(self._frame, "FALSE")
         return Column(self._frame, f"({self._sql} IN ({', '.join(_literal(v) for v in values)}))")
 
     def isna(self) -> "Column":
+        """Whether each value is NULL (pandas' NA)."""
         return Column(self._frame, f"({self._sql} IS NULL)")
 
     isnull = is_null = isna
 
     def notna(self) -> "Column":
+        """Whether each value is not NULL."""
         return Column(self._frame, f"({self._sql} IS NOT NULL)")
 
     notnull = is_not_null = notna
 
     def between(self, low: Any, high: Any) -> "Column":
+        """Whether each value is from ``low`` to ``high``, both included."""
         return Column(self._frame, f"({self._sql} BETWEEN {_literal(low)} AND {_literal(high)})")
 
     def fillna(self, value: Any) -> "Column":
+        """The values with NULLs replaced by ``value`` (``coalesce``)."""
         return Column(self._frame, f"coalesce({self._sql}, {_literal(value)})")
 
     fill_null = fillna
@@ -232,14 +237,17 @@ class Column:
         return Column(self._frame, f"CAST({self._sql} AS {_sql_type(dtype)})")
 
     def round(self, decimals: int = 0) -> "Column":
+        """The values rounded to ``decimals`` places."""
         return Column(self._frame, f"round({self._sql}, {int(decimals)})")
 
     @property
     def str(self) -> "_Strings":
+        """String methods (pandas' ``.str``): ``contains``, ``lower``, ``slice``, ..."""
         return _Strings(self)
 
     @property
     def dt(self) -> "_Dates":
+        """Date parts (pandas' ``.dt``): ``year``, ``month``, ``dayofweek``, ..."""
         return _Dates(self)
 
     def _aggregate(self, func: str, raw: bool = False) -> Any:
@@ -248,27 +256,35 @@ class Column:
         return frame.compute().column(0)[0].as_py()
 
     def sum(self):
+        """The sum of the non-NULL values, computed now."""
         return self._aggregate("sum")
 
     def mean(self):
+        """The mean of the non-NULL values, computed now."""
         return self._aggregate("avg")
 
     def min(self):
+        """The smallest value, computed now."""
         return self._aggregate("min")
 
     def max(self):
+        """The largest value, computed now."""
         return self._aggregate("max")
 
     def count(self):
+        """The number of non-NULL values, computed now."""
         return self._aggregate("count")
 
     def std(self):
+        """The sample standard deviation (ddof=1), computed now."""
         return self._aggregate("stddev_samp")
 
     def var(self):
+        """The sample variance (ddof=1), computed now."""
         return self._aggregate("var_samp")
 
     def median(self):
+        """The median (interpolated between the middle two values), computed now."""
         return self._aggregate("median")
 
     def quantile(self, q: float | Iterable[float] = 0.5):
@@ -320,6 +336,7 @@ class Column:
         return other._sql
 
     def nunique(self):
+        """The number of distinct non-NULL values, computed now."""
         frame = self._frame._wrap(
             f"SELECT count(DISTINCT {self._sql}) AS x FROM ({self._frame._query}) AS t"
         )
@@ -342,30 +359,39 @@ class _Strings:
         return Column(self._c._frame, f"{func}({self._c._sql}{rest})")
 
     def contains(self, pat: str, regex: bool = True) -> Column:
+        """Whether each string matches ``pat`` (a regular expression unless ``regex=False``)."""
         return self._call("regexp_matches", pat) if regex else self._call("contains", pat)
 
     def startswith(self, prefix: str) -> Column:
+        """Whether each string starts with ``prefix``."""
         return self._call("starts_with", prefix)
 
     def endswith(self, suffix: str) -> Column:
+        """Whether each string ends with ``suffix``."""
         return self._call("ends_with", suffix)
 
     def lower(self) -> Column:
+        """The strings in lower case."""
         return self._call("lower")
 
     def upper(self) -> Column:
+        """The strings in upper case."""
         return self._call("upper")
 
     def len(self) -> Column:
+        """The strings' lengths in characters."""
         return self._call("length")
 
     def strip(self) -> Column:
+        """The strings without leading and trailing spaces."""
         return self._call("trim")
 
     def replace(self, old: str, new: str) -> Column:
+        """The strings with every ``old`` replaced by ``new``."""
         return self._call("replace", old, new)
 
     def slice(self, start: int = 0, stop: int | None = None) -> Column:
+        """The characters from ``start`` to ``stop`` (Python's slice, 0-based)."""
         if stop is None:
             return self._call("substr", start + 1)
         return self._call("substr", start + 1, max(stop - start, 0))
@@ -380,35 +406,43 @@ class _Dates:
 
     @property
     def year(self):
+        """The year."""
         return self._part("year")
 
     @property
     def month(self):
+        """The month, 1 to 12."""
         return self._part("month")
 
     @property
     def day(self):
+        """The day of the month."""
         return self._part("day")
 
     @property
     def hour(self):
+        """The hour."""
         return self._part("hour")
 
     @property
     def minute(self):
+        """The minute."""
         return self._part("minute")
 
     @property
     def second(self):
+        """The second."""
         return self._part("second")
 
     @property
     def dayofweek(self):
         # pandas: Monday=0; DuckDB's isodow: Monday=1.
+        """The day of the week, Monday 0 to Sunday 6 (pandas')."""
         return Column(self._c._frame, f"(isodow({self._c._sql}) - 1)")
 
     @property
     def dayofyear(self):
+        """The day of the year, from 1."""
         return self._part("dayofyear")
 
 
@@ -501,33 +535,43 @@ class GroupBy:
         return self.agg(func)
 
     def sum(self):
+        """The sum of each group's values, a frame sorted by the keys."""
         return self._one("sum")
 
     def mean(self):
+        """The mean of each group's values, a frame sorted by the keys."""
         return self._one("mean")
 
     def count(self):
+        """The non-NULL values of each group, a frame sorted by the keys."""
         return self._one("count")
 
     def min(self):
+        """The smallest value of each group, a frame sorted by the keys."""
         return self._one("min")
 
     def max(self):
+        """The largest value of each group, a frame sorted by the keys."""
         return self._one("max")
 
     def std(self):
+        """The sample standard deviation of each group, a frame sorted by the keys."""
         return self._one("std")
 
     def var(self):
+        """The sample variance of each group, a frame sorted by the keys."""
         return self._one("var")
 
     def median(self):
+        """The median of each group, a frame sorted by the keys."""
         return self._one("median")
 
     def nunique(self):
+        """The distinct non-NULL values of each group, a frame sorted by the keys."""
         return self._one("nunique")
 
     def size(self):
+        """The rows of each group (column ``size``), a frame sorted by the keys."""
         return self._one("size")
 
     def any(self):
@@ -564,6 +608,8 @@ class GroupBy:
         return self._top(n, column, "DESC")
 
     def nsmallest(self, n: int, column: str | None = None) -> "Frame":
+        """The ``n`` rows with the smallest ``column`` in each group (a top k per
+        group: never a sort of everything)."""
         return self._top(n, column, "ASC")
 
     def _top(self, n: int, column: str | None, order: str) -> "Frame":
@@ -597,14 +643,17 @@ class Frame:
 
     @property
     def columns(self) -> list[str]:
+        """The column names, read from the files' metadata (nothing is computed)."""
         return [c for c, _ in self._describe()["columns"]]
 
     @property
     def dtypes(self) -> dict[str, str]:
+        """Each column's type (blockwise's names: ``int64``, ``utf8``, ...)."""
         return {c: t for c, t in self._describe()["columns"]}
 
     @property
     def npartitions(self) -> int:
+        """The partitions the first step of the plan reads."""
         return self._describe()["partitions"]
 
     def __repr__(self) -> str:
@@ -644,9 +693,11 @@ class Frame:
         raise AttributeError(f"the frame has no column {name!r}; its columns are {self.columns}")
 
     def filter(self, condition: Column) -> "Frame":
+        """The rows where ``condition`` holds (``df[condition]``)."""
         return self[condition]
 
     def select(self, *columns: str) -> "Frame":
+        """Only ``columns``, in that order."""
         return self[list(columns)]
 
     def assign(self, **columns: Any) -> "Frame":
@@ -665,16 +716,19 @@ class Frame:
     with_columns = assign
 
     def rename(self, columns: dict[str, str]) -> "Frame":
+        """The columns renamed by the mapping ``columns``."""
         items = [
             f"{_quote_name(c)} AS {_quote_name(columns.get(c, c))}" for c in self.columns
         ]
         return self._wrap(f"SELECT {', '.join(items)} FROM ({self._query}) AS t")
 
     def drop(self, columns: str | list[str]) -> "Frame":
+        """The frame without ``columns``."""
         drop = {columns} if isinstance(columns, str) else set(columns)
         return self[[c for c in self.columns if c not in drop]]
 
     def groupby(self, by: str | list[str]) -> GroupBy:
+        """The frame grouped by the key columns ``by``."""
         keys = [by] if isinstance(by, str) else list(by)
         missing = [k for k in keys if k not in self.columns]
         if missing:
@@ -683,6 +737,7 @@ class Frame:
 
     def sort_values(self, by: str | list[str], ascending: bool | list[bool] = True,
                     na_position: str = "last") -> "Frame":
+        """The rows sorted by ``by`` (an external sort: larger than memory is fine)."""
         keys = [by] if isinstance(by, str) else list(by)
         asc = [ascending] * len(keys) if isinstance(ascending, bool) else list(ascending)
         nulls = "NULLS FIRST" if na_position == "first" else "NULLS LAST"
@@ -692,11 +747,13 @@ class Frame:
         return self._wrap(f"SELECT * FROM ({self._query}) AS t ORDER BY {order}")
 
     def nlargest(self, n: int, columns: str | list[str]) -> "Frame":
+        """The ``n`` rows with the largest ``columns`` (a top k, not a sort)."""
         cols = [columns] if isinstance(columns, str) else list(columns)
         order = ", ".join(f"{_quote_name(c)} DESC" for c in cols)
         return self._wrap(f"SELECT * FROM ({self._query}) AS t ORDER BY {order} LIMIT {int(n)}")
 
     def nsmallest(self, n: int, columns: str | list[str]) -> "Frame":
+        """The ``n`` rows with the smallest ``columns`` (a top k, not a sort)."""
         cols = [columns] if isinstance(columns, str) else list(columns)
         order = ", ".join(f"{_quote_name(c)} ASC" for c in cols)
         return self._wrap(f"SELECT * FROM ({self._query}) AS t ORDER BY {order} LIMIT {int(n)}")
@@ -820,6 +877,7 @@ class Frame:
         return self._reduce("count", numeric_only)
 
     def value_counts(self, column: str) -> "Frame":
+        """How often each value of ``column`` occurs, most frequent first."""
         c = _quote_name(column)
         return self._wrap(
             f"SELECT {c}, count(*) AS count FROM ({self._query}) AS t GROUP BY {c} "
@@ -873,6 +931,8 @@ class Frame:
         ).compute()
 
     def head(self, n: int = 5):
+        """The first ``n`` rows, as a ``pyarrow.Table`` (only they are read when the
+        query allows it)."""
         return self._wrap(f"SELECT * FROM ({self._query}) AS t LIMIT {int(n)}").compute()
 
     def __len__(self) -> int:
@@ -981,12 +1041,16 @@ def read_csv(path: str | os.PathLike, delimiter: str = ",", header: bool = True,
             f"header={'true' if header else 'false'}"]
     if blocksize is not None:
         if isinstance(blocksize, bool) or not isinstance(blocksize, (int, str)):
-            raise TypeError(f"read_csv: blocksize is bytes or a size such as '64MiB', not {blocksize!r}")
+            raise TypeError(
+                f"read_csv: blocksize is bytes or a size such as '64MiB', not {blocksize!r}"
+            )
         args.append(f"blocksize={_literal(blocksize)}")
     if dtypes:
         if not isinstance(dtypes, dict):
             raise TypeError(f"read_csv: dtypes maps column names to types, not {dtypes!r}")
-        items = ", ".join(f"{_literal(str(c))}: {_literal(_sql_type(t))}" for c, t in dtypes.items())
+        items = ", ".join(
+            f"{_literal(str(c))}: {_literal(_sql_type(t))}" for c, t in dtypes.items()
+        )
         args.append(f"types={{{items}}}")
     return Frame(f"SELECT * FROM read_csv({', '.join(args)})", **options)
 
