@@ -99,8 +99,13 @@ def _path_literal(path: str | os.PathLike) -> str:
 def sql(query: str, **options: Any):
     """Runs a SQL query over table files and returns its rows as a
     ``pyarrow.Table``. ``options`` are the job's (``memory_limit="1GiB"``,
-    ``threads=2``, ...)."""
+    ``threads=2``, ...); ``executor=bw.DaskExecutor(client)`` runs it on Dask
+    workers, as ``Frame.compute`` does."""
     import pyarrow as pa
+
+    if options.get("executor") is not None:
+        return Frame(query).compute(**options)
+    options.pop("executor", None)
 
     _, data = _blockwise.sql_compute(query, _flags(options))
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()

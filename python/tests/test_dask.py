@@ -217,6 +217,7 @@ def test_a_frame_on_dask_equals_the_local_compute_and_duckdb(cluster, frame_parq
     local = frame.compute()
     remote = frame.compute(executor=bw.DaskExecutor(cluster))
     assert remote.equals(local), (remote.slice(0, 5), local.slice(0, 5))
+    assert bw.sql(frame._query, executor=bw.DaskExecutor(cluster)).equals(local)
     want = _duck(query)
     assert remote.column_names == want.column_names
     if case == "filter":  # no order asked: compared as sets, and in file order
