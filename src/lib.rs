@@ -10,7 +10,7 @@
 //! |---|---|
 //! | [`error`] | the one error enum; its variants carry the values a user needs; `syntax`: where an expression does not parse, with a caret display; `sql`: what is wrong with a SQL query |
 //! | [`sys`] | what is asked of the OS beyond `std`: process liveness, tree sizes, removal, the account of reclaimed temporaries, the cancel token and its signals |
-//! | [`grid`] | shapes, chunk grids, subsets, rechunk stages, `auto` chunks, checked sizes (`size`): pure, no I/O |
+//! | [`grid`] | shapes, chunk grids, subsets, rechunk stages, `auto` chunks, checked sizes and sizes as users write them (`size`: `64MiB`): pure, no I/O |
 //! | [`memory`] | the pool and reservations, the threshold monitor and its memory gate, RSS readings, glibc retention (`allocator`), the spill store and its disk manager (quota, stale directories) |
 //! | [`storage`] | one module per format (`csv` split by role: `header`, `scan`, `split`, `infer`, `reader`, `diagnose`, `writer`; `parquet` with its part assembly `parts`, `ipc`, `npy`, `npy_stack` with its `pickle` reader, `zarr` with `direct`: its `bytes` + `zstd` chunks coded without zarrs), format detection, the table descriptions a plan carries (`open_frame_described`), and `atomic` outputs (destination checks, no-clobber renames, stale temporaries, publishing a plan's staged output) |
 //! | [`plan`] | tasks, data references, plans and their JSON (format 2: working directory, dataset `meta`, waves, what a resumed run needs), the `Operation` trait and the `Registry`, the task environment and its `Resources` cache, the `DataStore` trait and its `Entry`, events, the memory projection, the plan's summary by stage (`summary`, what `explain` prints) |

@@ -34,7 +34,9 @@ from ._config import config
 from ._report import performance_report
 from ._blockwise import BlockwiseMemoryError
 from . import array as _array
-from .frame import Column, Frame, GroupBy, read_csv, read_ipc, read_parquet, sql
+from .frame import (
+    Column, Frame, GroupBy, from_arrow, from_pandas, read_csv, read_ipc, read_parquet, sql,
+)
 from .array import (
     Array,
     from_array,
@@ -49,6 +51,8 @@ __all__ = [
     "Column",
     "Frame",
     "GroupBy",
+    "from_arrow",
+    "from_pandas",
     "read_csv",
     "read_ipc",
     "read_parquet",

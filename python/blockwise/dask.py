@@ -105,7 +105,15 @@ class DaskExecutor:
                     pure=False,
                 )
         ordered = [futures[t] for t in sorted(futures)]
-        reports = self.client.gather(ordered)
+        try:
+            reports = self.client.gather(ordered)
+        except BaseException:
+            # The caller may remove the directories the plan writes in as soon as
+            # this raises: what has not started never will, and what runs is
+            # waited for (a cancelled Dask task runs on to its end).
+            self.client.cancel(ordered)
+            self._wait_for_running(f"blockwise-{token}-")
+            raise
         if report is not None:
             report.add(_blockwise.report_from_tasks(
                 text, json.dumps(reports), f"DaskExecutor.run({len(reports)} tasks)"
@@ -115,6 +123,32 @@ class DaskExecutor:
             "skipped_tasks": sum(1 for r in reports if r["skipped"]),
             "reports": reports,
         }
+
+
+    def _wait_for_running(self, prefix: str, timeout: float = 120.0) -> None:
+        """Waits until no worker runs a task whose key starts with ``prefix`` (or
+        ``timeout`` seconds); a worker that cannot be asked is not waited for."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                running = self.client.run(_running_here, prefix)
+            except Exception:  # noqa: BLE001 - a lost worker runs nothing of ours
+                return
+            if not any(running.values()):
+                return
+            time.sleep(0.05)
+
+
+def _running_here(prefix: str, dask_worker: Any = None) -> list[str]:
+    """The keys starting with ``prefix`` this worker is still running (cancelled
+    ones too: their thread goes on until the task returns)."""
+    if dask_worker is None:
+        return []
+    busy = {"executing", "long-running", "cancelled", "resumed"}
+    return [
+        str(key) for key, ts in dask_worker.state.tasks.items()
+        if str(key).startswith(prefix) and ts.state in busy
+    ]
 
 
 def _publish_plan(text: str, workdir: str, token: str) -> str:

@@ -463,6 +463,13 @@ fn sql_write(
     finish_watched(py, watched, report.as_ref())
 }
 
+/// The plan of writing a SQL query's rows to `dst` (Parquet, CSV or Arrow IPC by
+/// its extension or `--to`), as JSON: to run on any executor.
+#[pyfunction]
+fn plan_sql(py: Python<'_>, query: String, dst: PathBuf, flags: Vec<String>) -> PyResult<String> {
+    run_blocking(py, |_| embed::plan_sql(&query, &dst, &flags))
+}
+
 /// What a SQL query yields, without running it (JSON: columns, partitions, tasks).
 #[pyfunction]
 fn sql_info(py: Python<'_>, query: String, flags: Vec<String>) -> PyResult<String> {
@@ -491,6 +498,7 @@ fn _blockwise(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sql_compute, m)?)?;
     m.add_function(wrap_pyfunction!(sql_write, m)?)?;
     m.add_function(wrap_pyfunction!(sql_info, m)?)?;
+    m.add_function(wrap_pyfunction!(plan_sql, m)?)?;
     m.add_function(wrap_pyfunction!(report_from_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(write_report, m)?)?;
     m.add_function(wrap_pyfunction!(check_report_path, m)?)?;

@@ -140,3 +140,166 @@ def test_a_dask_run_in_a_performance_report_has_a_row_a_worker_thread(cluster, t
         for (_, end), (start, _) in zip(bars, bars[1:]):
             assert end <= start + 1e-3, bars
     assert sum(o["tasks"] for o in data["ops"]) == result["tasks"]
+
+
+# Frames on the cluster: the same rows as the local compute() and as DuckDB.
+
+def _duck(query: str):
+    import duckdb
+
+    got = duckdb.sql(query).arrow()
+    return got.read_all() if hasattr(got, "read_all") else got
+
+
+def _close(got, want) -> bool:
+    """Tables equal in names, order and values, floats to 1e-9 (DuckDB sums in
+    another order)."""
+    if got.column_names != want.column_names or got.num_rows != want.num_rows:
+        return False
+    for a, b in zip(got.columns, want.columns):
+        a, b = a.to_pylist(), b.to_pylist()
+        if any(isinstance(x, float) for x in a + b):
+            if not np.allclose(np.array(a, float), np.array(b, float), rtol=1e-9, equal_nan=True):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
+def _frame_cases(path: Path) -> dict:
+    df = bw.read_parquet(path)
+    f = f"'{path}'"
+    return {
+        "group-by": (
+            df.groupby("id1").agg({"v1": "sum", "v3": "mean"}),
+            f"SELECT id1, sum(v1) AS v1, avg(v3) AS v3 FROM {f} GROUP BY id1 ORDER BY id1",
+        ),
+        # Few groups, many buckets: sorted runs of no rows on the workers' disk.
+        "group-by, sorted": (
+            df.groupby("v1").agg({"v3": "sum"}).sort_values("v3", ascending=False),
+            f"SELECT v1, sum(v3) AS v3 FROM {f} GROUP BY v1 ORDER BY v3 DESC",
+        ),
+        "sort": (
+            df.sort_values(["v3", "id4"], ascending=[False, True]),
+            f"SELECT * FROM {f} ORDER BY v3 DESC, id4 ASC",
+        ),
+        "top-k": (
+            df.nsmallest(25, "v3"),
+            f"SELECT * FROM {f} ORDER BY v3 ASC LIMIT 25",
+        ),
+        "filter": (
+            df[(df.v1 > 3) & (df.id4 < 500)],
+            f"SELECT * FROM {f} WHERE v1 > 3 AND id4 < 500",
+        ),
+    }
+
+
+@pytest.fixture
+def frame_parquet(tmp_path):
+    """The db-benchmark-like table in Parquet with small row groups: a frame of many
+    partitions."""
+    table = write_table_csv(tmp_path / "t.csv", 20_000, seed=5)
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=2_000)
+    return path
+
+
+@pytest.mark.parametrize("case", ["group-by", "group-by, sorted", "sort", "top-k", "filter"])
+def test_a_frame_on_dask_equals_the_local_compute_and_duckdb(cluster, frame_parquet, case,
+                                                             monkeypatch):
+    import tempfile
+
+    frame, query = _frame_cases(frame_parquet)[case]
+    # The result's temporary directory goes where this test can look for it.
+    temp = frame_parquet.parent / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    local = frame.compute()
+    remote = frame.compute(executor=bw.DaskExecutor(cluster))
+    assert remote.equals(local), (remote.slice(0, 5), local.slice(0, 5))
+    assert bw.sql(frame._query, executor=bw.DaskExecutor(cluster)).equals(local)
+    want = _duck(query)
+    assert remote.column_names == want.column_names
+    if case == "filter":  # no order asked: compared as sets, and in file order
+        assert remote.num_rows > 0
+        key = [(c, "ascending") for c in remote.column_names]
+        assert _close(remote.sort_by(key), want.sort_by(key))
+    else:
+        assert _close(remote, want)
+    assert list(temp.iterdir()) == []
+    assert leftovers(frame_parquet.parent) == []
+
+
+def test_a_frame_written_on_dask_equals_the_local_file(cluster, frame_parquet, tmp_path):
+    df = bw.read_parquet(frame_parquet)
+    grouped = df[df.v1 >= 2].groupby(["id1", "v1"]).agg(total=("v3", "sum"), n=("v3", "size"))
+    executor = bw.DaskExecutor(cluster)
+    for writer, read in [("to_parquet", pq.read_table),
+                         ("to_ipc", lambda p: __import__("pyarrow").ipc.open_file(p).read_all()),
+                         ("to_csv", lambda p: __import__("pyarrow.csv").csv.read_csv(p))]:
+        ext = {"to_parquet": "parquet", "to_ipc": "arrow", "to_csv": "csv"}[writer]
+        local, remote = tmp_path / f"local.{ext}", tmp_path / f"dask.{ext}"
+        getattr(grouped, writer)(local)
+        result = getattr(grouped, writer)(remote, executor=executor)
+        assert result["tasks"] > 1
+        assert read(remote).equals(read(local)), writer
+    want = _duck(f"SELECT id1, v1, sum(v3) AS total, count(*) AS n FROM '{frame_parquet}' "
+                 "WHERE v1 >= 2 GROUP BY id1, v1 ORDER BY id1, v1")
+    assert _close(pq.read_table(tmp_path / "dask.parquet"), want)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("failure", ["missing column", "run time"])
+def test_a_failing_frame_raises_the_same_error_on_dask(cluster, frame_parquet, failure,
+                                                        monkeypatch):
+    import tempfile
+
+    df = bw.read_parquet(frame_parquet)
+    if failure == "missing column":
+        frame = bw.Frame(f"SELECT v9 FROM '{frame_parquet}'")
+    else:  # refused only when the rows are read: a string that is no integer
+        frame = df.assign(x=df.id1.astype("int64")).groupby("id4").x.sum()
+    temp = frame_parquet.parent / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    with pytest.raises(Exception) as here:
+        frame.compute()
+    with pytest.raises(Exception) as there:
+        frame.compute(executor=bw.DaskExecutor(cluster))
+    assert type(there.value) is type(here.value) is ValueError
+    if failure == "missing column":
+        assert "v9" in str(there.value) and str(there.value) == str(here.value)
+    else:
+        assert "cannot cast" in str(there.value) and "id1" in str(there.value)
+    # At once: the tasks running when the first one failed were waited for.
+    assert list(temp.rglob("*")) == []
+    assert leftovers(frame_parquet.parent) == []
+
+
+def test_a_frame_from_memory_runs_on_dask(cluster, tmp_path):
+    import pandas as pd
+
+    table = write_table_csv(tmp_path / "t.csv", 5_000, seed=7)
+    frame = bw.from_pandas(table.to_pandas())
+    got = frame.groupby("id1").agg({"v3": "max"}).compute(executor=bw.DaskExecutor(cluster))
+    want = table.to_pandas().groupby("id1").agg({"v3": "max"}).reset_index()
+    pd.testing.assert_frame_equal(got.to_pandas(), want)
+
+
+def test_a_frame_written_on_dask_refuses_an_existing_output_unless_overwrite(cluster, frame_parquet,
+                                                                            tmp_path):
+    df = bw.read_parquet(frame_parquet)
+    out = tmp_path / "exists.parquet"
+    out.write_bytes(b"keep me")
+    executor = bw.DaskExecutor(cluster)
+    with pytest.raises(FileExistsError):
+        df.to_parquet(out, executor=executor)
+    assert out.read_bytes() == b"keep me"
+    assert leftovers(tmp_path) == []
+    df[df.v1 > 4].to_parquet(out, executor=executor, overwrite=True)
+    assert pq.read_table(out).num_rows == duckdb_count(frame_parquet, "v1 > 4")
+    assert leftovers(tmp_path) == []
+
+
+def duckdb_count(path: Path, where: str) -> int:
+    return _duck(f"SELECT count(*) AS n FROM '{path}' WHERE {where}").column(0)[0].as_py()

@@ -165,3 +165,331 @@ def test_bad_frames_raise_clear_errors(table):
         bw.sql("SELEC 1")
     with pytest.raises(FileNotFoundError):
         bw.sql("SELECT * FROM 'no/such/file.csv'")
+
+
+def test_read_csv_blocksize_cuts_the_file_into_partitions(table):
+    path = table / "t.csv"
+    size = path.stat().st_size
+    whole = bw.read_csv(path)
+    assert whole.npartitions == 1
+    cut = bw.read_csv(path, blocksize=size // 8)
+    # Row starts every few dozen bytes: each block of size // 8 bytes holds one.
+    assert cut.npartitions in (8, 9)
+    assert bw.read_csv(path, blocksize="32KiB").npartitions == -(-size // (32 << 10))
+    assert bw.read_csv(path, blocksize="32KiB").npartitions > 1
+    # The same rows, in the same order, however the file is cut.
+    assert cut.compute().equals(whole.compute())
+    # SQL takes it too.
+    info = bw.Frame(f"SELECT * FROM read_csv('{path}', blocksize={size // 8})")
+    assert info.npartitions == cut.npartitions
+
+
+def test_read_csv_dtypes_change_the_schema_and_values_as_duckdb(table):
+    path = table / "t.csv"
+    df = bw.read_csv(path, dtypes={"v1": "float64", "id4": "VARCHAR", "v2": np.int32})
+    assert df.dtypes["v1"] == "float64" and df.dtypes["id4"] == "utf8"
+    assert df.dtypes["v2"] == "int32" and df.dtypes["v3"] == "float64"
+    ours = df.compute()
+    want = duckdb.sql(
+        f"SELECT * FROM read_csv('{path}', types={{'v1': 'DOUBLE', 'id4': 'VARCHAR', "
+        f"'v2': 'INTEGER'}})"
+    ).arrow()
+    want = want.read_all() if hasattr(want, "read_all") else want
+    assert ours.schema.field("v1").type == pa.float64() == want.schema.field("v1").type
+    assert ours.schema.field("id4").type == pa.string()
+    assert ours.schema.field("v2").type == pa.int32() == want.schema.field("v2").type
+    assert same(rows(ours), rows(want))
+    # pandas' spelling, and SQL's three names of the map.
+    assert bw.read_csv(path, dtype={"v1": float}).dtypes["v1"] == "float64"
+    for key in ("types", "dtypes", "column_types"):
+        got = bw.sql(f"SELECT sum(v1) AS s FROM read_csv('{path}', {key}={{'v1': 'DOUBLE'}})")
+        assert got.schema.field("s").type == pa.float64()
+        assert got.column(0)[0].as_py() == duckdb.sql(f"SELECT sum(v1) FROM '{path}'").fetchall()[0][0]
+
+
+def test_read_csv_refuses_hostile_arguments_cleanly(table, tmp_path):
+    path = table / "t.csv"
+    for blocksize, message in [(0, "must be at least 1 byte"), (-5, "must be at least 1 byte"),
+                               ("12XB", 'unknown unit "XB"'), ("lots", "not a size"),
+                               ("99999999TiB", "larger than 2")]:
+        with pytest.raises(ValueError, match=message):
+            bw.read_csv(path, blocksize=blocksize).npartitions
+    with pytest.raises(TypeError, match="blocksize"):
+        bw.read_csv(path, blocksize=1.5)
+    with pytest.raises(ValueError, match="nope"):
+        bw.read_csv(path, dtypes={"nope": "float64"}).columns
+    with pytest.raises(ValueError, match="'DOUBL' is not a type blockwise reads"):
+        bw.read_csv(path, dtypes={"v1": "DOUBL"}).columns
+    with pytest.raises(ValueError, match=r"unknown option buffer_size; .* blocksize, types"):
+        bw.sql(f"SELECT * FROM read_csv('{path}', buffer_size=100)")
+    # A value that is not of the forced type: the file, line, column, value and type.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,x\n2,y\n3.5,z\n")
+    frame = bw.read_csv(bad, dtypes={"a": "int64"})
+    assert frame.dtypes["a"] == "int64"
+    with pytest.raises(ValueError) as e:
+        frame.compute()
+    message = str(e.value)
+    for part in ["bad.csv", "line 4", '"a"', "3.5", "int64"]:
+        assert part in message, (part, message)
+    # The type was forced: no advice to force another.
+    assert "inferred" not in message, message
+
+
+def _temp_dir_of(frame) -> "Path":
+    from pathlib import Path
+
+    (directory,) = frame._keep
+    return Path(directory.name)
+
+
+def test_from_arrow_frames_equal_duckdb_and_keep_their_file_while_used(table):
+    import gc
+
+    t = pq.read_table(table / "t.parquet")
+    one = t.slice(0, 999).to_batches()[0]
+    for data, want in [(t, t), (t.to_batches(max_chunksize=700), t),
+                       (t.to_reader(max_chunksize=1000), t), (one, pa.Table.from_batches([one])),
+                       (t.select(["id1", "v3"]), t.select(["id1", "v3"]))]:
+        got = bw.from_arrow(data).compute()
+        # The same rows in the same order, of the same types.
+        assert got.schema == want.schema
+        assert got.equals(want), type(data)
+    frame = bw.from_arrow(t)
+    got = frame[frame.v2 > 10].groupby("id1").agg({"v3": "sum", "v1": "max"}).compute()
+    con = duckdb.connect()
+    con.register("t", t)
+    want = con.execute(
+        "SELECT id1, sum(v3), max(v1) FROM t WHERE v2 > 10 GROUP BY id1 ORDER BY id1"
+    ).fetchall()
+    assert same(rows(got, sort=False), want)
+    # The file lives as long as a frame uses it, the first one or one derived.
+    directory = _temp_dir_of(frame)
+    derived = frame[frame.v1 > 2].groupby("id1").v3
+    del frame
+    gc.collect()
+    assert directory.exists()
+    assert derived.sum().compute().num_rows == 10
+    del derived
+    gc.collect()
+    assert not directory.exists()
+
+
+def test_from_arrow_refuses_what_is_not_arrow_data():
+    with pytest.raises(TypeError, match="from_arrow takes"):
+        bw.from_arrow({"a": [1, 2]})
+    with pytest.raises(ValueError, match="no record batch"):
+        bw.from_arrow([])
+    with pytest.raises(TypeError, match="RecordBatch, not of int"):
+        bw.from_arrow([1, 2])
+    with pytest.raises(TypeError, match="pandas.DataFrame"):
+        bw.from_pandas(pa.table({"a": [1]}))
+
+
+def test_from_pandas_frames_equal_pandas(table):
+    import gc
+
+    import pandas as pd
+
+    pdf = pd.read_parquet(table / "t.parquet")
+    frame = bw.from_pandas(pdf)
+    assert frame.columns == list(pdf.columns)
+    got = frame.groupby(["id1", "id4"]).agg({"v3": "mean", "v2": "sum"}).to_pandas()
+    want = pdf.groupby(["id1", "id4"]).agg({"v3": "mean", "v2": "sum"}).reset_index()
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert frame.v1.sum() == pdf.v1.sum()
+    assert frame.v1.count() == pdf.v1.count()
+    # An index that is not a RangeIndex comes along as a column, as pyarrow keeps it.
+    indexed = bw.from_pandas(pdf.set_index("id6"))
+    assert indexed.columns[-1] == "id6"
+    assert sorted(indexed.id6.compute().to_pylist()) == sorted(pdf.id6.tolist())
+    directory = _temp_dir_of(frame)
+    del frame, indexed
+    gc.collect()
+    assert not directory.exists()
+
+
+@pytest.fixture(scope="module")
+def pdf(table):
+    return pq.read_table(table / "t.parquet").to_pandas()
+
+
+@pytest.mark.parametrize("blocksize", [None, "8KiB"])
+def test_tail_is_the_last_rows_in_file_order_as_pandas(table, pdf, blocksize):
+    import pandas as pd
+
+    df = bw.read_csv(table / "t.csv", blocksize=blocksize)
+    if blocksize:
+        assert df.npartitions > 10
+
+    def check(got, want):
+        pd.testing.assert_frame_equal(got.to_pandas(), want.reset_index(drop=True),
+                                      check_dtype=False)
+
+    check(df.tail(7), pdf.tail(7))
+    check(df.tail(), pdf.tail())
+    check(df.tail(0), pdf.tail(0))
+    check(df.tail(6000), pdf.tail(6000))
+    check(df.tail(-4990), pdf.tail(-4990))
+    check(df[df.v2 > 10].tail(9), pdf[pdf.v2 > 10].tail(9))
+    check(df.sort_values("v3").tail(4), pdf.sort_values("v3").tail(4))
+
+
+def test_quantiles_equal_pandas_linear_interpolation(table, pdf):
+    import pandas as pd
+
+    df = bw.read_csv(table / "t.csv")
+    for q in (0, 0.1, 0.5, 0.9, 1):
+        assert math.isclose(df.v3.quantile(q), pdf.v3.quantile(q), rel_tol=1e-12)
+    assert math.isclose(df.v1.quantile(), pdf.v1.quantile())  # NULLs left out
+    pd.testing.assert_series_equal(df.v3.quantile([0.25, 0.75]), pdf.v3.quantile([0.25, 0.75]))
+    got = df.groupby("id1").v3.quantile(0.3).to_pandas()
+    want = pdf.groupby("id1").v3.quantile(0.3).reset_index()
+    pd.testing.assert_frame_equal(got, want)
+    got = df[["id4", "v1", "v3"]].groupby("id4").quantile(0.8).to_pandas()
+    want = pdf[["id4", "v1", "v3"]].groupby("id4").quantile(0.8).reset_index()
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    for bad in (1.5, -0.1, "0.5", True):
+        with pytest.raises(ValueError, match="q must be a number from 0 to 1"):
+            df.v3.quantile(bad)
+        with pytest.raises(ValueError, match="q must be a number from 0 to 1"):
+            df.groupby("id1").quantile(bad)
+
+
+def test_any_and_all_equal_pandas(table, pdf):
+    import pandas as pd
+
+    df = bw.read_csv(table / "t.csv")
+    for col, p in [(df.v2 > 14, pdf.v2 > 14), (df.v2 > 15, pdf.v2 > 15), (df.v2 > 0, pdf.v2 > 0),
+                   (df.v2 % 3, pdf.v2 % 3), (df.v1, pdf.v1), (df.v3 * 0, pdf.v3 * 0)]:
+        assert col.any() is bool(p.any()) and col.all() is bool(p.all()), col
+    frame = df.assign(b=df.v2 > 13, z=df.v2 % 4)[["id1", "b", "z", "v1"]]
+    pframe = pdf.assign(b=pdf.v2 > 13, z=pdf.v2 % 4)[["id1", "b", "z", "v1"]]
+    for how in ("any", "all"):
+        got = getattr(frame.groupby("id1"), how)().to_pandas()
+        want = getattr(pframe.groupby("id1"), how)().reset_index()
+        pd.testing.assert_frame_equal(got, want)
+        got = frame.groupby("id1").agg({"z": how}).to_pandas()
+        pd.testing.assert_frame_equal(got, want[["id1", "z"]])
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
+    "the engine's global aggregate over no rows fails ('internal error: an aggregate "
+    "given too few columns: 0', src/frame/ops/aggregate/accumulator.rs), not the frame's"))
+def test_any_and_all_of_no_rows_are_pandas_false_and_true(table):
+    df = bw.read_csv(table / "t.csv")
+    empty = df[df.v2 > 99]
+    assert empty.v2.any() is False and empty.v2.all() is True
+
+
+def test_whole_frame_reductions_are_pandas_series(table, pdf):
+    import pandas as pd
+
+    df = bw.read_csv(table / "t.csv")
+    for how in ("sum", "mean", "std", "var", "median", "min", "max", "count"):
+        got = getattr(df, how)(numeric_only=True)
+        want = getattr(pdf, how)(numeric_only=True)
+        assert isinstance(got, pd.Series)
+        pd.testing.assert_series_equal(got, want, check_dtype=False, rtol=1e-9)
+    # Strings have a min, a max and a count, and no sum.
+    for how in ("min", "max", "count"):
+        pd.testing.assert_series_equal(getattr(df, how)(), getattr(pdf, how)(), check_dtype=False)
+    for how in ("sum", "mean", "std"):
+        with pytest.raises(TypeError, match=r"non-numeric columns id1 \(utf8\), id2 \(utf8\)"):
+            getattr(df, how)()
+    flags = df.assign(b=df.v2 > 10)[["b", "v2"]]
+    pflags = pdf.assign(b=pdf.v2 > 10)[["b", "v2"]]
+    for how in ("sum", "mean", "min", "max", "count"):
+        pd.testing.assert_series_equal(getattr(flags, how)(), getattr(pflags, how)(),
+                                       check_dtype=False)
+    want = duckdb.sql(f"SELECT sum(v3), count(v1) FROM '{table / 't.csv'}'").fetchall()[0]
+    assert math.isclose(df.sum(numeric_only=True)["v3"], want[0]) and df.count()["v1"] == want[1]
+
+
+def test_drop_duplicates_equals_pandas_or_refuses_what_needs_file_order(table, pdf):
+    df = bw.read_csv(table / "t.csv")
+
+    def as_set(t) -> set:
+        """The rows of a table or a pandas frame, NaN as None: the order is not kept."""
+        records = t.to_pylist() if isinstance(t, pa.Table) else t.to_dict("records")
+        return {tuple(None if isinstance(v, float) and v != v else v for v in r.values())
+                for r in records}
+
+    keys = ["id1", "id4", "v2"]
+    got = df.drop_duplicates(subset=keys, keep=False).compute()
+    want = pdf.drop_duplicates(subset=keys, keep=False)
+    assert 0 < len(want) < len(pdf)
+    assert got.column_names == list(pdf.columns)
+    assert as_set(got) == as_set(want)
+    got = df[["id1", "id4"]].drop_duplicates().compute()
+    assert as_set(got) == as_set(pdf[["id1", "id4"]].drop_duplicates()) and got.num_rows == 100
+    got = df[["id1", "id4", "v2"]].drop_duplicates(keep=False).compute()
+    assert as_set(got) == as_set(pdf[keys].drop_duplicates(keep=False))
+    # The whole row as the subset: any duplicate is the same row.
+    assert df[["id1", "id4"]].drop_duplicates(subset=["id4", "id1"], keep="last").compute().num_rows == 100
+    with pytest.raises(NotImplementedError, match="file order"):
+        df.drop_duplicates(subset="id1")
+    with pytest.raises(NotImplementedError, match="keep=False"):
+        df.drop_duplicates(subset=["id1", "id4"], keep="last")
+    with pytest.raises(ValueError, match="keep is 'first', 'last' or False"):
+        df.drop_duplicates(keep="middle")
+    with pytest.raises(KeyError, match="nope"):
+        df.drop_duplicates(subset=["nope"], keep=False)
+
+
+def test_corr_and_cov_equal_pandas_and_duckdb(table, pdf):
+    df = bw.read_csv(table / "t.csv")
+    duck = duckdb.sql(
+        f"SELECT corr(v1, v3), covar_samp(v1, v3), covar_pop(v2, v3) FROM '{table / 't.csv'}'"
+    ).fetchall()[0]
+    assert math.isclose(df.v1.corr(df.v3), pdf.v1.corr(pdf.v3), rel_tol=1e-9)
+    assert math.isclose(df.v1.corr(df.v3), duck[0], rel_tol=1e-9)
+    assert math.isclose(df.v1.cov(df.v3), pdf.v1.cov(pdf.v3), rel_tol=1e-9)
+    assert math.isclose(df.v1.cov(df.v3), duck[1], rel_tol=1e-9)
+    assert math.isclose(df.v2.cov(df.v3, ddof=0), pdf.v2.cov(pdf.v3, ddof=0), rel_tol=1e-9)
+    assert math.isclose(df.v2.cov(df.v3, ddof=0), duck[2], rel_tol=1e-9)
+    assert math.isclose((df.v3 * 2).corr(df.v3), 1.0)
+    with pytest.raises(ValueError, match="only 'pearson'"):
+        df.v1.corr(df.v3, method="spearman")
+    with pytest.raises(ValueError, match="ddof is 1"):
+        df.v1.cov(df.v3, ddof=2)
+    with pytest.raises(ValueError, match="same frame"):
+        df.v1.corr(df[df.v2 > 3].v3)
+    with pytest.raises(TypeError, match="column of the frame"):
+        df.v1.corr([1, 2, 3])
+
+
+def test_nsmallest_per_group_equals_duckdb(table, pdf):
+    df = bw.read_csv(table / "t.csv")
+    got = df.groupby("id6").nsmallest(2, "v3").compute()
+    want = duckdb.sql(
+        f"SELECT * FROM '{table / 't.csv'}' "
+        "QUALIFY row_number() OVER (PARTITION BY id6 ORDER BY v3 ASC) <= 2"
+    ).fetchall()
+    assert same(rows(got), sorted(want, key=lambda r: tuple((x is None, str(x)) for x in r)))
+    smallest = pdf.sort_values("v3").groupby("id6").head(2)
+    assert sorted(got.column("v3").to_pylist()) == sorted(smallest.v3.tolist())
+
+
+@pytest.mark.parametrize("blocksize", [None, "16KiB"])
+def test_read_csv_without_a_header_equals_duckdb_and_pandas(table, tmp_path, blocksize):
+    import pandas as pd
+
+    t = pq.read_table(table / "t.parquet")
+    path = tmp_path / "headerless.csv"
+    pacsv.write_csv(t, path, pacsv.WriteOptions(include_header=False))
+    df = bw.read_csv(path, header=False, blocksize=blocksize)
+    if blocksize:
+        assert df.npartitions > 5
+    assert df.columns == [f"column{i}" for i in range(7)]
+    got = df.compute()
+    want = duckdb.sql(f"SELECT * FROM read_csv('{path}', header=false)").arrow()
+    want = want.read_all() if hasattr(want, "read_all") else want
+    assert got.column_names == want.column_names
+    assert same(rows(got, sort=False), rows(want, sort=False))
+    assert got.num_rows == t.num_rows == len(df)
+    pdf = pd.read_csv(path, header=None)
+    assert got.column("column6").to_pylist() == pdf[6].tolist()
+    # Forced types and headerless names together.
+    typed = bw.read_csv(path, header=False, dtypes={"column2": "VARCHAR"})
+    assert typed.dtypes["column2"] == "utf8"

@@ -146,6 +146,24 @@ pub fn sql_info(query: &str, flags: &[String]) -> Result<serde_json::Value> {
     }))
 }
 
+/// The plan of writing a SQL query's rows to `dst` with `flags` (`--to`,
+/// `--compression`, `--overwrite` and the job's), as JSON: what `blockwise plan sql
+/// QUERY -o DST` writes. Its working directory is made beside `dst`; the plan's
+/// last task publishes `dst` and removes it.
+///
+/// # Errors
+/// As `blockwise plan sql`: the query's errors and the destination's checks, before
+/// anything runs.
+pub fn plan_sql(query: &str, dst: &Path, flags: &[String]) -> Result<String> {
+    let args = sql_args(query, Some(dst), flags)?;
+    let logical = args.plan()?;
+    let options = args.options()?;
+    let plan = crate::convert::plan_query_file(&logical, dst, &options, args.job.sizing()?)?;
+    let json = plan.to_json()?;
+    create_workdir(&plan)?;
+    Ok(json)
+}
+
 /// An `array` expression and the array files its names are bound to.
 #[derive(Debug, Clone)]
 pub struct ArrayRequest {
@@ -537,4 +555,68 @@ pub fn check_report_path(report: &Path, plan: Option<&Plan>, paths: &[&Path]) ->
         all.extend(super::common::plan_paths(plan));
     }
     super::common::refuse_job_path(report, &all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `plan_sql`'s plan, run task by task as a Dask worker runs it (each task's
+    /// output published in the working directory), writes what `sql_write` writes,
+    /// and leaves no working directory.
+    #[test]
+    fn a_planned_query_run_task_by_task_equals_the_written_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("t.csv");
+        let mut text = String::from("k,v\n");
+        for i in 0..3000 {
+            text.push_str(&format!("k{},{}\n", i % 7, i));
+        }
+        std::fs::write(&csv, text).unwrap();
+        let table = format!("read_csv('{}', blocksize=4000)", csv.display());
+        let grouped = format!("SELECT k, sum(v) AS s, count(*) AS n FROM {table} GROUP BY k");
+        let queries = [
+            // Few groups in many buckets: sorted runs of no rows.
+            format!("{grouped} ORDER BY s DESC"),
+            // Two sorts in one plan: their runs are not one dataset.
+            format!("SELECT * FROM ({grouped} ORDER BY k) AS t ORDER BY s DESC"),
+            format!("SELECT * FROM {table} WHERE v % 3 = 0 ORDER BY k, v DESC"),
+        ];
+        for (i, query) in queries.iter().enumerate() {
+            let planned = dir.path().join(format!("planned{i}.csv"));
+            let plan = Plan::from_json(&plan_sql(query, &planned, &[]).unwrap()).unwrap();
+            assert!(plan.tasks.len() > 3, "{} tasks", plan.tasks.len());
+            assert!(Path::new(&plan.workdir).is_dir());
+            for wave in plan.waves().unwrap() {
+                for id in wave {
+                    run_task(&plan, id, &[], CancelToken::new())
+                        .unwrap_or_else(|e| panic!("{query}: task {id}: {e}"));
+                }
+            }
+            assert!(!Path::new(&plan.workdir).exists());
+            let written = dir.path().join(format!("written{i}.csv"));
+            let (stats, _) = sql_write(query, &written, &[], CancelToken::new(), &Watch::default());
+            stats.unwrap();
+            let planned = std::fs::read_to_string(&planned).unwrap();
+            assert_eq!(
+                planned,
+                std::fs::read_to_string(&written).unwrap(),
+                "{query}"
+            );
+            assert_eq!(
+                planned.lines().count(),
+                if i < 2 { 8 } else { 1001 },
+                "{query}"
+            );
+        }
+        // The query's errors come before any directory is made.
+        let bad = dir.path().join("bad.csv");
+        let e = plan_sql("SELECT nope FROM 'missing.csv'", &bad, &[]).unwrap_err();
+        assert!(e.to_string().contains("missing.csv"), "{e}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1 + 2 * queries.len(), "{names:?}");
+    }
 }

@@ -45,11 +45,8 @@ pub const AUTO_CHUNK_BYTES: u64 = 64 << 20;
 /// Arrow IPC in 2.8 s; 16 MiB ones held about 100 MB and took 1.1 s.
 const STREAM_PARTITION_BYTES: u64 = 16 << 20;
 
-/// Most partitions a CSV input is cut into, whatever `--blocksize` says: at the
-/// streaming partition size, a 64 GiB file (larger ones get larger partitions).
-/// Each costs about four tasks (read, regroup, encode, append) and a part of the
-/// output; one-byte partitions of a 200 MB file once grew past 23 GB.
-const MAX_CSV_PARTITIONS: u64 = 1 << 12;
+// Most partitions a CSV input is cut into, whatever `--blocksize` says.
+use crate::storage::csv::MAX_PARTITIONS as MAX_CSV_PARTITIONS;
 
 /// What a conversion did.
 #[derive(Debug, Clone, PartialEq, Eq)]

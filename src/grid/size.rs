@@ -264,6 +264,49 @@ pub fn alloc_zeroed(path: &Path, shape: &[u64], item: u64) -> Result<Vec<u8>> {
     }
 }
 
+/// Parses a byte size: `1024`, `64KiB`, `256MiB`, `2GiB`, `1.5GB`, `512M`. Zero, a
+/// negative or non-finite number, and a size past 2^64 bytes are refused.
+///
+/// # Errors
+/// What is wrong and the accepted forms, as a reason for [`Error::InvalidOption`].
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| "not a size; write e.g. 512MiB or 2GB".to_string())?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "unknown unit \"{}\"; use B, KB, KiB, MB, MiB, GB, GiB, TB or TiB",
+                unit.trim()
+            ))
+        }
+    };
+    let bytes = value * scale as f64;
+    // `as u64` would saturate a huge value and turn NaN into 0: check first.
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err("is larger than 2^64 bytes".into());
+    }
+    let bytes = bytes as u64;
+    if bytes == 0 {
+        return Err("must be at least 1 byte".into());
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,6 +20,11 @@ use crate::frame::expr::Expr;
 use crate::frame::logical::{LogicalPlan, Source};
 use crate::storage::frame::FrameReadOptions;
 use crate::storage::Format;
+use arrow::datatypes::DataType;
+
+/// The options `read_csv` takes, as an error lists them.
+const CSV_OPTIONS: &str = "delim (or sep, delimiter), header, auto_detect, sample_size, \
+                           blocksize, types (or dtypes, column_types)";
 
 /// The table functions FROM may call.
 const TABLE_FUNCTIONS: &[&str] = &[
@@ -209,7 +214,8 @@ impl QueryPlanner<'_> {
         Ok((plan, Some(stem(&ident.value))))
     }
 
-    /// `read_csv('path', delim=';', header=true)`, `read_parquet('path')`.
+    /// `read_csv('path', delim=';', header=true, blocksize='16MiB', types={'v1':
+    /// 'DOUBLE'})`, `read_parquet('path')`.
     fn table_function(
         &mut self,
         name: &str,
@@ -247,6 +253,8 @@ impl QueryPlanner<'_> {
         };
         let mut path = None;
         let mut read = FrameReadOptions::default();
+        let mut blocksize_given = false;
+        let mut types = None;
         for arg in args {
             let (key, value) = match arg {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (None, e),
@@ -286,17 +294,7 @@ impl QueryPlanner<'_> {
                     }
                 }
                 Some("header") if format == Format::Csv => match boolean(value) {
-                    Some(true) => {}
-                    Some(false) => {
-                        return Err(at(
-                            self.sql,
-                            vspan,
-                            SqlProblem::Unsupported {
-                                construct: "header=false".into(),
-                                hint: "; the CSV reader takes the first line as the header".into(),
-                            },
-                        ))
-                    }
+                    Some(header) => read.header = header,
                     None => {
                         return Err(bad(
                             vspan,
@@ -328,9 +326,30 @@ impl QueryPlanner<'_> {
                         }
                     }
                 }
+                Some("blocksize") if format == Format::Csv => {
+                    read.blocksize = blocksize(value).map_err(|reason| bad(vspan, reason))?;
+                    blocksize_given = true;
+                }
+                Some(key @ ("types" | "dtypes" | "column_types")) if format == Format::Csv => {
+                    if types.is_some() {
+                        return Err(bad(
+                            vspan,
+                            format!("{key}: the column types are given twice"),
+                        ));
+                    }
+                    // (A struct literal has no span of its own: the call's then.)
+                    let whole = if vspan == SqlSpan::empty() {
+                        span
+                    } else {
+                        vspan
+                    };
+                    let parsed = column_types(key, value)
+                        .map_err(|(at, reason)| bad(at.unwrap_or(whole), reason))?;
+                    types = Some(parsed);
+                }
                 Some(other) => {
                     let known = if format == Format::Csv {
-                        "delim (or sep), header, auto_detect, sample_size"
+                        CSV_OPTIONS
                     } else {
                         "none"
                     };
@@ -344,6 +363,47 @@ impl QueryPlanner<'_> {
         let Some(path) = path else {
             return Err(bad(span, "needs the path of the file to read".into()));
         };
+        if blocksize_given {
+            // A tiny blocksize on a large file would make millions of partitions:
+            // they are bounded as a conversion bounds them.
+            let len = std::fs::metadata(self.path(&path)).map_or(0, |m| m.len());
+            read.blocksize = read
+                .blocksize
+                .max(len.div_ceil(crate::storage::csv::MAX_PARTITIONS));
+        }
+        match types {
+            None => {}
+            Some(ColumnTypes::ByName(named)) => read.dtypes = named,
+            Some(ColumnTypes::ByPosition(list)) => {
+                // By position: the header's names are needed first.
+                let LogicalPlan::Scan(plain) =
+                    self.scan(&path, Some(format), read.clone(), span)?
+                else {
+                    return Err(crate::Error::bug(
+                        "a file scan planned as something else",
+                        "",
+                    ));
+                };
+                let names: Vec<String> = plain
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                if list.len() > names.len() {
+                    return Err(bad(
+                        span,
+                        format!(
+                            "{} column types given by position, but the file has {} columns ({})",
+                            list.len(),
+                            names.len(),
+                            names.join(", ")
+                        ),
+                    ));
+                }
+                read.dtypes = names.into_iter().zip(list).collect();
+            }
+        }
         self.scan(&path, Some(format), read, span)
     }
 
@@ -491,6 +551,93 @@ fn stem(text: &str) -> String {
     Path::new(text)
         .file_stem()
         .map_or_else(|| text.to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+/// `read_csv`'s `blocksize`: bytes (`1048576`) or a size (`'64MiB'`, as
+/// `--blocksize` reads it).
+fn blocksize(value: &Ast) -> std::result::Result<u64, String> {
+    let given = match (string(value), integer(value)) {
+        (Some(text), _) => crate::grid::size::parse_bytes(&text),
+        (None, Some(n)) if n > 0 => Ok(n),
+        _ => Err("must be at least 1 byte".into()),
+    };
+    given.map_err(|reason| {
+        format!("blocksize {value} {reason} (give bytes, or a size such as '64MiB')")
+    })
+}
+
+/// Column types given to `read_csv`: by name (a struct) or by position (a list).
+enum ColumnTypes {
+    ByName(Vec<(String, DataType)>),
+    ByPosition(Vec<DataType>),
+}
+
+/// `types={'v1': 'DOUBLE'}` or `types=['VARCHAR', 'DOUBLE']`, DuckDB's type names.
+/// An error carries the span of the type at fault when it has one.
+fn column_types(
+    key: &str,
+    value: &Ast,
+) -> std::result::Result<ColumnTypes, (Option<SqlSpan>, String)> {
+    let type_of = |e: &Ast| -> std::result::Result<DataType, (Option<SqlSpan>, String)> {
+        let here = Some(e.span()).filter(|s| *s != SqlSpan::empty());
+        let Some(text) = string(e) else {
+            return Err((
+                here,
+                format!("{key}: a type is a name in single quotes, not {e}"),
+            ));
+        };
+        sql_type_name(&text).ok_or_else(|| {
+            let reason =
+                format!("{key}: '{text}' is not a type blockwise reads; the types are {SQL_TYPES}");
+            (here, reason)
+        })
+    };
+    match value {
+        Ast::Dictionary(fields) => {
+            let mut named: Vec<(String, DataType)> = Vec::with_capacity(fields.len());
+            for field in fields {
+                let name = field.key.value.clone();
+                if named.iter().any(|(n, _)| *n == name) {
+                    let reason = format!("{key}: the column {name} is given twice");
+                    return Err((Some(field.key.span), reason));
+                }
+                named.push((name, type_of(&field.value)?));
+            }
+            Ok(ColumnTypes::ByName(named))
+        }
+        Ast::Array(list) => list
+            .elem
+            .iter()
+            .map(type_of)
+            .collect::<std::result::Result<_, _>>()
+            .map(ColumnTypes::ByPosition),
+        other => Err((
+            None,
+            format!(
+                "{key} is a struct of column names and types ({{'v1': 'DOUBLE'}}) or a list \
+                 of types by position (['VARCHAR', 'DOUBLE']), not {other}"
+            ),
+        )),
+    }
+}
+
+/// DuckDB's type names a CSV column can be read as.
+const SQL_TYPES: &str = "BOOLEAN, TINYINT, SMALLINT, INTEGER, BIGINT, UTINYINT, USMALLINT, \
+                         UINTEGER, UBIGINT, FLOAT, DOUBLE, VARCHAR, DATE, TIMESTAMP (and their \
+                         aliases: INT, INT8, REAL, TEXT, ...)";
+
+/// The Arrow type of a DuckDB type name, as `CAST(x AS name)` reads it.
+fn sql_type_name(text: &str) -> Option<DataType> {
+    let dialect = sqlparser::dialect::DuckDbDialect {};
+    let mut parser = sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(text)
+        .ok()?;
+    let parsed = parser.parse_data_type().ok()?;
+    // The whole text is the type: `'DOUBLE x'` is not one.
+    if parser.peek_token().token != sqlparser::tokenizer::Token::EOF {
+        return None;
+    }
+    super::expr::sql_type(&parsed).ok().map(|(t, _)| t)
 }
 
 fn string(e: &Ast) -> Option<String> {

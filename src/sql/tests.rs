@@ -10,7 +10,7 @@ use crate::frame::logical::LogicalPlan;
 use crate::frame::ops::aggregate::AggFunc;
 
 /// Writes the fixtures into `sys.argv[1]`: `x.csv` (nulls in every column but v2),
-/// `y.csv` (`;`-separated), `x.parquet` (with a date and a timestamp), `parts/`
+/// `y.csv` (`;`-separated), `h.csv` (no header), `x.parquet` (with a date and a timestamp), `parts/`
 /// (two Parquet parts), `x.arrow` (Arrow IPC), an empty directory `empty/`.
 const FIXTURES: &str = r#"
 import sys, os, datetime
@@ -25,6 +25,7 @@ t = pa.table({
 })
 pc.write_csv(t, os.path.join(d, 'x.csv'))
 pc.write_csv(t, os.path.join(d, 'y.csv'), pc.WriteOptions(delimiter=';'))
+pc.write_csv(t, os.path.join(d, 'h.csv'), pc.WriteOptions(include_header=False))
 p = t.append_column('d', pa.array([datetime.date(2020, 1, i + 1) for i in range(6)]))
 p = p.append_column('ts', pa.array([datetime.datetime(2020, 1, 1, i) for i in range(6)], pa.timestamp('us')))
 pq.write_table(p, os.path.join(d, 'x.parquet'))
@@ -117,6 +118,13 @@ fn names_and_types_match_duckdb() {
         "SELECT DISTINCT id1 FROM 'x.csv' ORDER BY id1",
         "SELECT * FROM read_csv('y.csv', delim=';', header=true)",
         "SELECT * FROM read_csv_auto('x.csv')",
+        "SELECT * FROM read_csv('x.csv', types={'v1': 'DOUBLE', 'id6': 'VARCHAR'})",
+        "SELECT * FROM read_csv('x.csv', dtypes={'v2': 'INTEGER', 'v3': 'FLOAT'})",
+        "SELECT * FROM read_csv('x.csv', column_types={'v1': 'INT8', 'v2': 'REAL'})",
+        "SELECT * FROM read_csv('x.csv', types=['VARCHAR', 'DOUBLE'])",
+        "SELECT * FROM read_csv('h.csv', header=false)",
+        "SELECT * FROM read_csv('x.csv', header=false)",
+        "SELECT column2 + 1 FROM read_csv('h.csv', header=false, types={'column4': 'VARCHAR'})",
         "SELECT * FROM 'x.parquet'",
         "SELECT * FROM read_parquet('x.parquet')",
         "SELECT * FROM 'parts/*.parquet'",
@@ -431,8 +439,24 @@ fn errors_say_what_and_where() {
         ("SELECT v1::BLOB FROM 'x.csv'", &["type BLOB is not supported"]),
         ("SELECT * FROM 'x*.csv'", &["glob", "not supported yet"]),
         ("SELECT * FROM read_csv('x.csv', delim=';;')", &["delimiter must be one ASCII character"]),
-        ("SELECT * FROM read_csv('x.csv', header=false)", &["header=false is not supported yet"]),
-        ("SELECT * FROM read_csv('x.csv', nosuch=1)", &["unknown option nosuch"]),
+        ("SELECT * FROM read_csv('x.csv', header='no')", &["header must be true or false, not 'no'"]),
+        ("SELECT * FROM read_csv('x.csv', nosuch=1)", &["unknown option nosuch", "blocksize", "types (or dtypes, column_types)", "sample_size"]),
+        ("SELECT * FROM read_csv('x.csv', blocksize=0)", &["blocksize 0 must be at least 1 byte", "column 43"]),
+        ("SELECT * FROM read_csv('x.csv', blocksize=-5)", &["blocksize -5 must be at least 1 byte"]),
+        ("SELECT * FROM read_csv('x.csv', blocksize='12XB')", &["blocksize '12XB' unknown unit \"XB\"", "'64MiB'"]),
+        ("SELECT * FROM read_csv('x.csv', blocksize='0KiB')", &["must be at least 1 byte"]),
+        ("SELECT * FROM read_csv('x.csv', blocksize=1.5)", &["blocksize 1.5"]),
+        ("SELECT * FROM read_csv('x.csv', blocksize='99999999TiB')", &["larger than 2^64 bytes"]),
+        ("SELECT * FROM read_parquet('x.parquet', blocksize=10)", &["unknown option blocksize", "the options read are none"]),
+        ("SELECT * FROM read_csv('x.csv', types={'nope': 'DOUBLE'})", &["nope", "x.csv"]),
+        ("SELECT * FROM read_csv('x.csv', types={'v1': 'DOUBL'})", &["'DOUBL' is not a type blockwise reads", "BIGINT", "column 46"]),
+        ("SELECT * FROM read_csv('x.csv', types={'v1': 'DOUBLE PRECISION x'})", &["is not a type blockwise reads"]),
+        ("SELECT * FROM read_csv('x.csv', types={'v1': 'BLOB'})", &["'BLOB' is not a type blockwise reads"]),
+        ("SELECT * FROM read_csv('x.csv', types={'v1': 3})", &["a type is a name in single quotes, not 3"]),
+        ("SELECT * FROM read_csv('x.csv', types='DOUBLE')", &["types is a struct of column names and types"]),
+        ("SELECT * FROM read_csv('x.csv', types={'v1': 'DOUBLE', 'v1': 'BIGINT'})", &["the column v1 is given twice"]),
+        ("SELECT * FROM read_csv('x.csv', types={'v1': 'DOUBLE'}, dtypes={'v2': 'DOUBLE'})", &["the column types are given twice"]),
+        ("SELECT * FROM read_csv('x.csv', types=['VARCHAR', 'BIGINT', 'BIGINT', 'BIGINT', 'BIGINT', 'DOUBLE'])", &["6 column types given by position, but the file has 5 columns (id1, id6, v1, v2, v3)"]),
         ("SELECT * FROM read_csvv('x.csv')", &["unknown function \"read_csvv\"", "read_csv"]),
         ("SELECT * FROM 'empty'", &["empty", "cannot tell the format"]),
         ("SELECT DISTINCT id1 FROM 'x.csv' ORDER BY v1", &["SELECT DISTINCT, ORDER BY expressions must appear in the select list"]),
@@ -622,4 +646,52 @@ fn problems_are_typed_sql_errors_placed_at_their_line_and_column() {
     // Those without a place are typed too.
     let e = p.plan("").expect_err("empty");
     assert!(matches!(e, Error::Sql(SqlProblem::Empty)), "{e:?}");
+}
+
+#[test]
+fn read_csv_blocksize_and_types_reach_the_scan() {
+    let dir = fixture();
+    let p = planner(&dir);
+    let scan = |q: &str| {
+        let mut plan = p.plan(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        loop {
+            plan = match plan {
+                LogicalPlan::Scan(source) => return source,
+                LogicalPlan::Project { input, .. } => *input,
+                other => panic!("{q}: planned {}", shape(&other)),
+            }
+        }
+    };
+    let parts = |source: &crate::frame::logical::Source| {
+        crate::storage::open_frame(&source.path, source.format, &source.read)
+            .unwrap()
+            .num_partitions()
+    };
+    let whole = scan("SELECT * FROM read_csv('x.csv')");
+    assert_eq!(parts(&whole), 1);
+    for (arg, bytes) in [("40", 40), ("'40'", 40), ("'1KiB'", 1024), ("'0.5kb'", 500)] {
+        let source = scan(&format!("SELECT * FROM read_csv('x.csv', blocksize={arg})"));
+        assert_eq!(source.read.blocksize, bytes, "blocksize={arg}");
+    }
+    // 74 bytes of rows after the header, a row start in every 20 bytes.
+    let cut = scan("SELECT * FROM read_csv('x.csv', blocksize=40)");
+    assert_eq!(parts(&cut), 2);
+    let cut = scan("SELECT * FROM read_csv('x.csv', blocksize='20B')");
+    assert_eq!(parts(&cut), 4);
+    let typed = scan("SELECT * FROM read_csv('x.csv', types={'v1': 'DOUBLE', 'id6': 'VARCHAR'})");
+    assert_eq!(
+        typed.schema.field_with_name("v1").unwrap().data_type(),
+        &DataType::Float64
+    );
+    assert_eq!(
+        typed.schema.field_with_name("id6").unwrap().data_type(),
+        &DataType::Utf8
+    );
+    assert_eq!(
+        typed.schema.field_with_name("v2").unwrap().data_type(),
+        &DataType::Int64
+    );
+    let by_position = scan("SELECT * FROM read_csv('x.csv', types=['VARCHAR', 'INTEGER'])");
+    assert_eq!(by_position.schema.field(1).data_type(), &DataType::Int32);
+    assert_eq!(by_position.schema.field(2).data_type(), &DataType::Int64);
 }

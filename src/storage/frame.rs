@@ -28,6 +28,9 @@ pub struct FrameReadOptions {
     pub dtypes: Vec<(String, DataType)>,
     /// Field delimiter (CSV).
     pub delimiter: u8,
+    /// Whether the first row names the columns (CSV); without it they are
+    /// `column0`, `column1`, ... as DuckDB names them.
+    pub header: bool,
     /// Target bytes per partition (CSV).
     pub blocksize: u64,
     /// Rows per record batch.
@@ -49,6 +52,7 @@ impl Default for FrameReadOptions {
             columns: None,
             dtypes: Vec::new(),
             delimiter: b',',
+            header: true,
             blocksize: DEFAULT_BLOCKSIZE,
             batch_rows: DEFAULT_BATCH_ROWS,
             infer_rows: 1000,

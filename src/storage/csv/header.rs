@@ -34,13 +34,16 @@ pub(super) struct Header {
     pub names: Vec<String>,
 }
 
-/// Reads the header of the `len`-byte file at `path`.
+/// Reads the header of the `len`-byte file at `path`: its first row, which names
+/// the columns when `header`; otherwise the first row is data, the columns are
+/// named `column0`, `column1`, ... as DuckDB names them, and the data starts at
+/// that row.
 ///
 /// # Errors
 /// [`Error::Corrupt`] for an empty file or one with no header row;
 /// [`Error::Unsupported`] for UTF-16; [`Error::UnterminatedQuote`] when a quote in
 /// the header never closes; I/O errors.
-pub(super) fn read_header(path: &Path, len: u64, delimiter: u8) -> Result<Header> {
+pub(super) fn read_header(path: &Path, len: u64, delimiter: u8, header: bool) -> Result<Header> {
     let file = File::open(path).at(path)?;
     let mut head = vec![0u8; len.min(4096) as usize];
     file.read_exact_at(&mut head, 0).at(path)?;
@@ -61,6 +64,7 @@ pub(super) fn read_header(path: &Path, len: u64, delimiter: u8) -> Result<Header
     let mut buf = vec![0u8; len.min(64 * 1024) as usize];
     let mut pos = if head.starts_with(UTF8_BOM) { 3 } else { 0 };
     let mut end = None;
+    let mut row_start = None;
     while pos < len && end.is_none() {
         let n = (len - pos).min(buf.len() as u64) as usize;
         file.read_exact_at(&mut buf[..n], pos).at(path)?;
@@ -77,6 +81,7 @@ pub(super) fn read_header(path: &Path, len: u64, delimiter: u8) -> Result<Header
             }
         }
         let base = pos - bytes.len() as u64;
+        row_start.get_or_insert(base);
         let from = bytes.len();
         bytes.extend_from_slice(chunk);
         if let Some(p) = scanner.next_terminator(&bytes, from, base) {
@@ -107,6 +112,12 @@ pub(super) fn read_header(path: &Path, len: u64, delimiter: u8) -> Result<Header
         return Err(scan::unterminated(path, scanner.open_at));
     }
     let names = parse_names(path, &bytes, delimiter)?;
+    if !header {
+        return Ok(Header {
+            data_start: row_start.unwrap_or(0),
+            names: (0..names.len()).map(|i| format!("column{i}")).collect(),
+        });
+    }
     Ok(Header {
         data_start: end.unwrap_or(len),
         names: unique_names(names),
@@ -203,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("h.csv");
         std::fs::write(&p, bytes).unwrap();
-        read_header(&p, bytes.len() as u64, b',')
+        read_header(&p, bytes.len() as u64, b',', true)
     }
 
     #[test]
@@ -216,6 +227,22 @@ mod tests {
         assert_eq!(h.data_start, 11);
         let h = header_of(b"a,b").unwrap();
         assert_eq!((h.data_start, h.names.len()), (3, 2));
+    }
+
+    #[test]
+    fn a_headerless_file_starts_at_its_first_row_with_duckdbs_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, start) in [
+            (&b"1,\"x\ny\",3\n4,5,6\n"[..], 0),
+            (b"\xEF\xBB\xBF\n\n1,2,3\n", 5),
+            (b"a,a,\n", 0),
+        ] {
+            let p = dir.path().join("n.csv");
+            std::fs::write(&p, text).unwrap();
+            let h = read_header(&p, text.len() as u64, b',', false).unwrap();
+            assert_eq!(h.names, ["column0", "column1", "column2"]);
+            assert_eq!(h.data_start, start);
+        }
     }
 
     #[test]

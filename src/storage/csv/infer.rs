@@ -311,7 +311,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.csv");
         std::fs::write(&p, text).unwrap();
-        let h = super::super::header::read_header(&p, text.len() as u64, b',').unwrap();
+        let h = super::super::header::read_header(&p, text.len() as u64, b',', true).unwrap();
         infer_schema(&p, text.len() as u64, h.data_start, b',', &h.names, 1000)
             .unwrap()
             .fields()

@@ -1,4 +1,5 @@
-//! CSV: a header row, a chosen delimiter, RFC 4180 quoting (commas, quotes and
+//! CSV: a header row (or none: the columns are then `column0`, `column1`, ... as
+//! DuckDB names them), a chosen delimiter, RFC 4180 quoting (commas, quotes and
 //! newlines inside quoted fields), empty fields read as null.
 //!
 //! Types are inferred from a sample of rows (int64, float64, bool, utf8, date,
@@ -22,6 +23,12 @@ pub use self::writer::{encode_part, header_line};
 use crate::error::{IoResultExt, Result};
 use crate::storage::frame::SerializedSchema;
 use crate::storage::frame::{column_index, BatchIter, FrameReadOptions, FrameSource};
+
+/// Most partitions a CSV file is cut into, whatever blocksize is asked for: at 16
+/// MiB a partition, a 64 GiB file (larger ones get larger partitions). Each costs
+/// tasks and their bookkeeping; one-byte partitions of a 200 MB file once grew past
+/// 23 GB.
+pub const MAX_PARTITIONS: u64 = 1 << 12;
 
 /// Bytes of CSV text a batch holds at most (a single longer row excepted).
 const MAX_BATCH_BYTES: usize = 8 << 20;
@@ -105,7 +112,7 @@ impl CsvSource {
     /// row has the wrong number of fields.
     pub fn open(path: &Path, options: &FrameReadOptions) -> Result<Self> {
         let len = std::fs::metadata(path).at(path)?.len();
-        let header = header::read_header(path, len, options.delimiter)?;
+        let header = header::read_header(path, len, options.delimiter, options.header)?;
         // Splitting first: it proves every quote closes before a sample is parsed.
         let ranges = split::split_ranges(
             path,
@@ -203,6 +210,7 @@ impl CsvSource {
             projection: self.projection.clone(),
             ranges: self.ranges.clone(),
             quotes_checked: self.quotes_checked,
+            forced: self.options.dtypes.iter().map(|(n, _)| n.clone()).collect(),
         }
     }
 
@@ -226,9 +234,16 @@ impl CsvSource {
             });
         }
         check_ranges(path, &layout.ranges)?;
+        let dtypes = full_schema
+            .fields()
+            .iter()
+            .filter(|f| layout.forced.contains(f.name()))
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
         let options = FrameReadOptions {
             delimiter: layout.delimiter,
             batch_rows: layout.batch_rows,
+            dtypes,
             ..FrameReadOptions::default()
         };
         Self::assemble(
@@ -289,6 +304,11 @@ pub struct CsvLayout {
     pub ranges: Vec<(u64, u64)>,
     /// Whether every quoted field is known to close.
     pub quotes_checked: bool,
+    /// The columns whose type was forced rather than inferred: a value that does
+    /// not parse is then the file's fault, and its error gives no advice to force
+    /// another type. Absent (no column) in plans written before it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forced: Vec<String>,
 }
 
 /// The name blockwise uses for a column type in messages and `info`.
@@ -446,5 +466,44 @@ mod tests {
             rows += batch.num_rows();
         }
         assert_eq!(rows, 50);
+    }
+
+    #[test]
+    fn a_forced_type_travels_with_the_layout_and_its_error_gives_no_inference_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.csv");
+        std::fs::write(&p, "a,b\n1,x\n2,y\n3.5,z\n").unwrap();
+        let first_error = |source: &CsvSource| {
+            source
+                .read_partition(0)
+                .unwrap()
+                .find_map(|b| b.err())
+                .unwrap()
+                .to_string()
+        };
+        let forced = FrameReadOptions::default().with_dtype("a", DataType::Int64);
+        let here = CsvSource::open(&p, &forced).unwrap();
+        let layout = here.layout();
+        assert_eq!(layout.forced, vec!["a".to_string()]);
+        let json = serde_json::to_string(&layout).unwrap();
+        let there = CsvSource::from_layout(&p, &serde_json::from_str(&json).unwrap()).unwrap();
+        for source in [&here, &there] {
+            let message = first_error(source);
+            assert!(
+                message.contains("line 4") && message.contains("3.5"),
+                "{message}"
+            );
+            assert!(!message.contains("inferred"), "{message}");
+        }
+        // A plan written before `forced`: no column forced, as it was read then.
+        let mut old: serde_json::Value = serde_json::to_value(&layout).unwrap();
+        old.as_object_mut().unwrap().remove("forced");
+        let old: CsvLayout = serde_json::from_value(old).unwrap();
+        assert!(old.forced.is_empty());
+        // Nothing forced: nothing written.
+        let inferred = CsvSource::open(&p, &FrameReadOptions::default()).unwrap();
+        assert!(!serde_json::to_string(&inferred.layout())
+            .unwrap()
+            .contains("forced"));
     }
 }

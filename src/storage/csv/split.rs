@@ -203,7 +203,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.csv");
         std::fs::write(&p, text).unwrap();
-        let h = super::super::header::read_header(&p, text.len() as u64, b',').unwrap();
+        let h = super::super::header::read_header(&p, text.len() as u64, b',', true).unwrap();
         Ok(
             split_ranges(&p, h.data_start, text.len() as u64, blocksize, b',', b'"')?
                 .into_iter()

@@ -135,10 +135,14 @@ pub fn add_sort(
     read_rows: usize,
     sizing: SortSizing,
 ) -> Result<Vec<(DataRef, TaskId)>> {
-    for id in ["runs", "fences", "ranges"] {
+    // Fresh ids: a plan may sort twice (a sorted subquery sorted again), and two
+    // sorts' runs under one name would be one set of entries.
+    let [runs_id, fences_id, ranges_id] = ["runs", "fences", "ranges"].map(|base| {
+        let id = plan.fresh_id(base);
         plan.datasets
-            .push(Dataset::new(id, id, "entries", DatasetRole::Intermediate));
-    }
+            .push(Dataset::new(&id, &id, "entries", DatasetRole::Intermediate));
+        id
+    });
     let run_bytes = sizing.run_bytes();
     let units: Vec<u64> = inputs.iter().map(|p| p.bytes).collect();
     let partitions = inputs.len();
@@ -171,7 +175,7 @@ pub fn add_sort(
         .enumerate()
         .map(|(i, part)| {
             let unit = part.bytes;
-            let output = DataRef::partition("runs", i as u64);
+            let output = DataRef::partition(&runs_id, i as u64);
             let id = plan.push(Task {
                 inputs: vec![part.data.clone()],
                 deps: part.task.into_iter().collect(),
@@ -190,7 +194,7 @@ pub fn add_sort(
         inputs: runs.iter().map(|(r, _)| r.clone()).collect(),
         deps: runs.iter().map(|(_, t)| *t).collect(),
         memory_bytes: descriptions,
-        ..Task::new(op_spec(&cut), DataRef::whole("fences"), TaskKind::Compute)
+        ..Task::new(op_spec(&cut), DataRef::whole(&fences_id), TaskKind::Compute)
     });
     // What a range's part takes, when the keys spread evenly.
     let range_bytes = input_bytes / ranges as u64;
@@ -202,9 +206,9 @@ pub fn add_sort(
                 batch_rows,
                 merge_bytes,
             };
-            let output = DataRef::partition("ranges", p as u64);
+            let output = DataRef::partition(&ranges_id, p as u64);
             let id = plan.push(Task {
-                inputs: std::iter::once(DataRef::whole("fences"))
+                inputs: std::iter::once(DataRef::whole(&fences_id))
                     .chain(runs.iter().map(|(r, _)| r.clone()))
                     .collect(),
                 deps: vec![cut],
