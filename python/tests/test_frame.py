@@ -373,9 +373,6 @@ def test_any_and_all_equal_pandas(table, pdf):
         pd.testing.assert_frame_equal(got, want[["id1", "z"]])
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "the engine's global aggregate over no rows fails ('internal error: an aggregate "
-    "given too few columns: 0', src/frame/ops/aggregate/accumulator.rs), not the frame's"))
 def test_any_and_all_of_no_rows_are_pandas_false_and_true(table):
     df = bw.read_csv(table / "t.csv")
     empty = df[df.v2 > 99]
