@@ -1007,94 +1007,22 @@ impl Grouping<'_> {
         if let Some((_, name, _)) = self.keys.iter().find(|(k, _, _)| k == e) {
             return Ok(Expr::Column(name.clone()));
         }
-        let r = |x: &Expr| self.rewrite(x, seen);
-        let rb = |x: &Expr| self.rewrite(x, seen).map(Box::new);
-        Ok(match e {
-            Expr::Column(c) if self.outputs.contains(c) => e.clone(),
+        match e {
+            Expr::Column(c) if self.outputs.contains(c) => Ok(e.clone()),
             Expr::Column(c) => {
                 let span = seen
                     .iter()
                     .find(|(n, _)| n == c)
                     .map_or(SqlSpan::empty(), |(_, s)| *s);
-                return Err(at(
+                Err(at(
                     self.sql,
                     span,
                     SqlProblem::NotGrouped { column: c.clone() },
-                ));
+                ))
             }
-            Expr::Literal(_) => e.clone(),
-            Expr::Binary { op, left, right } => Expr::Binary {
-                op: *op,
-                left: rb(left)?,
-                right: rb(right)?,
-            },
-            Expr::Not(x) => Expr::Not(rb(x)?),
-            Expr::Negative(x) => Expr::Negative(rb(x)?),
-            Expr::IsNull(x) => Expr::IsNull(rb(x)?),
-            Expr::IsNotNull(x) => Expr::IsNotNull(rb(x)?),
-            Expr::Cast { expr, to, try_cast } => Expr::Cast {
-                expr: rb(expr)?,
-                to: to.clone(),
-                try_cast: *try_cast,
-            },
-            Expr::Case {
-                operand,
-                when_then,
-                otherwise,
-            } => Expr::Case {
-                operand: operand.as_deref().map(rb).transpose()?,
-                when_then: when_then
-                    .iter()
-                    .map(|(w, t)| Ok((r(w)?, r(t)?)))
-                    .collect::<Result<_>>()?,
-                otherwise: otherwise.as_deref().map(rb).transpose()?,
-            },
-            Expr::InList {
-                expr,
-                list,
-                negated,
-            } => Expr::InList {
-                expr: rb(expr)?,
-                list: list.iter().map(r).collect::<Result<_>>()?,
-                negated: *negated,
-            },
-            Expr::Between {
-                expr,
-                low,
-                high,
-                negated,
-            } => Expr::Between {
-                expr: rb(expr)?,
-                low: rb(low)?,
-                high: rb(high)?,
-                negated: *negated,
-            },
-            Expr::Like {
-                expr,
-                pattern,
-                case_insensitive,
-                negated,
-            } => Expr::Like {
-                expr: rb(expr)?,
-                pattern: rb(pattern)?,
-                case_insensitive: *case_insensitive,
-                negated: *negated,
-            },
-            Expr::Function { name, args } => Expr::Function {
-                name: name.clone(),
-                args: args.iter().map(r).collect::<Result<_>>()?,
-            },
-            // An uncorrelated subquery reads none of the SELECT's columns.
-            Expr::ScalarSubquery(_) => e.clone(),
-            Expr::InSubquery {
-                expr,
-                subquery,
-                negated,
-            } => Expr::InSubquery {
-                expr: rb(expr)?,
-                subquery: subquery.clone(),
-                negated: *negated,
-            },
-        })
+            // Literals and uncorrelated subqueries read none of the SELECT's
+            // columns; the rest is rewritten child by child.
+            _ => e.map_children(&mut |x| self.rewrite(x, seen)),
+        }
     }
 }

@@ -627,6 +627,31 @@ fn sql_queries_equal_duckdbs() {
     assert_eq!(bad, serde_json::json!({}));
 }
 
+/// `sql` over the table at `path` (named `T` in it) planned, and what its plan
+/// says of the input under `key` (`row_groups`, `row_ranges`).
+fn planned_read(
+    sql: &str,
+    path: &std::path::Path,
+    key: &str,
+) -> (
+    crate::frame::logical::LogicalPlan,
+    Option<serde_json::Value>,
+) {
+    let ours = sql.replace(" T", &format!(" '{}'", path.display()));
+    let plan = crate::sql::plan_query(&ours).unwrap();
+    let sizing = crate::convert::PlanSizing {
+        threads: 2,
+        memory_limit: 64 << 20,
+    };
+    let (tasks, _) = crate::convert::plan_query(&plan, sizing).unwrap();
+    let read = tasks
+        .datasets
+        .iter()
+        .find(|d| d.role == crate::plan::DatasetRole::Input)
+        .and_then(|d| d.meta.get(key).cloned());
+    (plan, read)
+}
+
 #[test]
 fn row_groups_the_statistics_rule_out_are_not_read_and_the_answer_is_duckdbs() {
     let dir = tempfile::tempdir().unwrap();
@@ -663,21 +688,7 @@ print("{}")
     let path = dir.path().join("sorted.parquet");
     let mut queries = serde_json::Map::new();
     for (name, sql) in cases {
-        let ours = sql.replace(" T", &format!(" '{}'", path.display()));
-        let plan = crate::sql::plan_query(&ours).unwrap();
-        let (tasks, _) = crate::convert::plan_query(
-            &plan,
-            crate::convert::PlanSizing {
-                threads: 2,
-                memory_limit: 64 << 20,
-            },
-        )
-        .unwrap();
-        let read = tasks
-            .datasets
-            .iter()
-            .find(|d| d.role == crate::plan::DatasetRole::Input)
-            .and_then(|d| d.meta.get("row_groups").cloned());
+        let (plan, read) = planned_read(sql, &path, "row_groups");
         match name {
             // id4 = 7 is a twentieth of the rows: most groups are left out.
             "by_key" | "range" | "flipped" | "none" => {
@@ -789,22 +800,8 @@ print("{}")
     ];
     let mut queries = serde_json::Map::new();
     for (name, sql) in cases {
-        let ours = sql.replace(" T", &format!(" '{}'", path.display()));
-        let plan = crate::sql::plan_query(&ours).unwrap();
-        let (tasks, _) = crate::convert::plan_query(
-            &plan,
-            crate::convert::PlanSizing {
-                threads: 2,
-                memory_limit: 64 << 20,
-            },
-        )
-        .unwrap();
-        let ranges = tasks
-            .datasets
-            .iter()
-            .find(|d| d.role == crate::plan::DatasetRole::Input)
-            .and_then(|d| d.meta.get("row_ranges").cloned())
-            .unwrap_or_else(|| panic!("{name}: no page pruned"));
+        let (plan, ranges) = planned_read(sql, &path, "row_ranges");
+        let ranges = ranges.unwrap_or_else(|| panic!("{name}: no page pruned"));
         let kept: u64 = ranges[0]
             .as_array()
             .unwrap()
