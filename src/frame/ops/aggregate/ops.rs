@@ -228,14 +228,16 @@ impl Operation for GroupFinal {
             finished: Vec::new(),
             task: task.id,
         };
-        let mut batches = task
-            .inputs
-            .iter()
-            .map(|key| bucket_batches(env.store, key, self.bucket))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .map(Ok);
+        // One input's batches of the bucket at a time: read all at once, a
+        // bucket of nearly distinct keys (q10) is as large as the table it is
+        // merged into, and held outside its reservation.
+        let mut batches =
+            task.inputs
+                .iter()
+                .flat_map(|key| match bucket_batches(env.store, key, self.bucket) {
+                    Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                });
         finisher.finish(&mut batches, 0)?;
         let schema = self.post.schema(&output)?;
         let finished = std::mem::take(&mut finisher.finished);
