@@ -645,6 +645,16 @@ pub enum Error {
         available: Vec<String>,
     },
 
+    /// A query that uses what the frame layer does not do yet (it says what,
+    /// and what it does instead).
+    #[error("{what} is not supported yet: {reason}")]
+    NotYet {
+        /// The construct, as the query names it.
+        what: String,
+        /// Why, and what is supported.
+        reason: String,
+    },
+
     /// A frame expression whose operands, arguments or values do not fit its
     /// operation: types that do not mix (both named), a wrong number of arguments,
     /// a pattern that does not compile, an integer overflow.
@@ -932,7 +942,7 @@ impl Error {
             | Error::ArrayType { .. }
             | Error::ArrayArgument { .. }
             | Error::UnknownFunction { .. } => 2,
-            Error::UnknownColumn { .. } | Error::FrameType { .. } => 2,
+            Error::UnknownColumn { .. } | Error::FrameType { .. } | Error::NotYet { .. } => 2,
             Error::SubqueryRows { .. } | Error::Sql(_) => 2,
             Error::InExpression { error, .. } => error.exit_code(),
             Error::BadSortKey { .. } | Error::WrongEntry { .. } | Error::Unpublished { .. } => 2,

@@ -506,11 +506,13 @@ impl Lowering<'_> {
         };
         let keys = first.partition_by.clone();
         if let Some(w) = windows.iter().find(|w| w.partition_by != keys) {
-            return Err(Error::Usage(format!(
-                "window functions over different partitions in one query are not supported \
-                 yet ({} and {})",
-                first.name, w.name
-            )));
+            return Err(Error::NotYet {
+                what: "window functions over different partitions in one query".into(),
+                reason: format!(
+                    "{} and {} partition differently; compute them in two queries",
+                    first.name, w.name
+                ),
+            });
         }
         let schema = rows.schema()?;
         for k in &keys {
@@ -696,10 +698,10 @@ impl Lowering<'_> {
         let distinct: Vec<&AggExpr> = aggs.iter().filter(|a| a.distinct).collect();
         let value = &distinct[0].args;
         let refused = |a: &AggExpr, why: &str| {
-            Err(Error::Usage(format!(
-                "{} is not supported yet: {why}",
-                a.name
-            )))
+            Err(Error::NotYet {
+                what: a.name.clone(),
+                reason: why.to_string(),
+            })
         };
         for a in &distinct {
             if a.func != AggFunc::Count || &a.args != value || a.args.len() != 1 {

@@ -132,16 +132,18 @@ impl AggFunc {
     /// Checks that the function takes arguments of `types`.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming the function and the type it does not take.
+    /// [`Error::FrameType`] naming the function and the type it does not take.
     pub fn check(&self, types: &[DataType]) -> Result<()> {
         if types.len() != self.arity() {
-            return Err(Error::Usage(format!(
-                "{}: takes {} argument{}, got {}",
-                self.name(),
-                self.arity(),
-                if self.arity() == 1 { "" } else { "s" },
-                types.len()
-            )));
+            return Err(Error::FrameType {
+                op: self.name().to_string(),
+                reason: format!(
+                    "takes {} argument{}, got {}",
+                    self.arity(),
+                    if self.arity() == 1 { "" } else { "s" },
+                    types.len()
+                ),
+            });
         }
         let numeric =
             |t: &DataType| t.is_numeric() || matches!(t, DataType::Boolean | DataType::Null);
@@ -164,11 +166,13 @@ impl AggFunc {
         if ok {
             Ok(())
         } else {
-            Err(Error::Usage(format!(
-                "{}: does not take a {} column",
-                self.name(),
-                crate::storage::type_name(&types[0])
-            )))
+            Err(Error::FrameType {
+                op: self.name().to_string(),
+                reason: format!(
+                    "does not take a {} column",
+                    crate::storage::type_name(&types[0])
+                ),
+            })
         }
     }
 
@@ -287,7 +291,7 @@ impl GroupBy {
     /// take their columns' types, output names given once.
     ///
     /// # Errors
-    /// [`Error::Usage`] naming what does not fit.
+    /// [`Error::FrameType`] naming what does not fit.
     pub fn check(&self, input: &Schema) -> Result<()> {
         for (a, types) in self.aggs.iter().zip(self.arg_types(input)?) {
             a.func.check(&types)?;
@@ -296,10 +300,13 @@ impl GroupBy {
         let mut names: Vec<&str> = out.fields().iter().map(|f| f.name().as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::Usage(format!(
-                "group by: the output has two columns named {:?}; give one an alias",
-                w[0]
-            )));
+            return Err(Error::FrameType {
+                op: "group by".into(),
+                reason: format!(
+                    "the output has two columns named {:?}; give one an alias",
+                    w[0]
+                ),
+            });
         }
         Ok(())
     }
@@ -307,7 +314,7 @@ impl GroupBy {
     /// The result's schema: the keys, then each aggregate.
     ///
     /// # Errors
-    /// [`Error::Usage`] for a column not in `input`.
+    /// [`Error::UnknownColumn`] for a column not in `input`.
     pub fn output_schema(&self, input: &Schema) -> Result<SchemaRef> {
         let mut fields = self.key_fields(input)?;
         for (a, types) in self.aggs.iter().zip(self.arg_types(input)?) {
@@ -339,15 +346,12 @@ impl GroupBy {
 /// The field `name` of `schema`.
 fn field<'s>(schema: &'s Schema, name: &str) -> Result<&'s Field> {
     schema.field_with_name(name).map_err(|_| {
-        Error::Usage(format!(
-            "group by: no column {name:?}; the columns are {}",
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        let available: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        Error::UnknownColumn {
+            column: name.to_string(),
+            close: crate::error::close_names(name, available.iter().cloned()),
+            available,
+        }
     })
 }
 
