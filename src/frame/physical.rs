@@ -34,7 +34,7 @@ use arrow::datatypes::SchemaRef;
 
 use super::expr::{Expr, Subquery, SubqueryEntry, SubqueryKind};
 use super::logical::{AggExpr, LogicalPlan, SortExpr, Source, SubqueryPlan, WindowExpr};
-use super::ops::aggregate::{add_group_by, AggCall, AggFunc, GroupBy, GroupSizing};
+use super::ops::aggregate::{add_partials, AggCall, AggFunc, GroupBy, GroupSizing, Partials};
 use super::ops::pipeline::{Pipeline, Step};
 use super::ops::sort::{add_sort, read_batch_rows, SortKey, SortSizing};
 use super::ops::stream::{FrameConcat, FrameLimit, FramePipeline, FrameSort};
@@ -75,6 +75,10 @@ enum Input {
     /// schema (the queries agree in names and types): a task reading one of
     /// their parts applies that query's steps, then the union's.
     Union(Vec<Rows>, SchemaRef),
+    /// An aggregation whose final tasks are added by what reads it, with the
+    /// reader's steps as their `post` where they can be (see [`Partials`]), of
+    /// this schema.
+    Grouped(Box<Partials>, SchemaRef),
 }
 
 impl Rows {
@@ -82,7 +86,9 @@ impl Rows {
     fn input_schema(&self) -> SchemaRef {
         match &self.input {
             Input::Source(s) => s.schema.clone(),
-            Input::Parts(_, schema) | Input::Union(_, schema) => schema.clone(),
+            Input::Parts(_, schema) | Input::Union(_, schema) | Input::Grouped(_, schema) => {
+                schema.clone()
+            }
         }
     }
 
@@ -303,6 +309,10 @@ impl Lowering<'_> {
     fn parts(&mut self, rows: &Rows) -> Result<(Vec<Part>, SchemaRef)> {
         match &rows.input {
             Input::Parts(parts, schema) => Ok((parts.clone(), schema.clone())),
+            Input::Grouped(partials, schema) => Ok((
+                partials.finals(self.plan, &Pipeline::default())?,
+                schema.clone(),
+            )),
             // For the operators that read every part with one pipeline, each
             // query's rows staged through its own steps first.
             Input::Union(members, schema) => {
@@ -387,6 +397,18 @@ impl Lowering<'_> {
     /// Each with the schema of the part's rows before its steps (a source's as
     /// opened with the columns they read).
     fn reads(&mut self, rows: &Rows) -> Result<Vec<(Part, Pipeline, SchemaRef)>> {
+        if let Input::Grouped(partials, _) = &rows.input {
+            // The steps after a grouping run in its final tasks, unless they read
+            // a subquery's entry (which a final task does not take as input).
+            if rows.pre.subqueries().is_empty() {
+                let schema = rows.schema()?;
+                let parts = partials.finals(self.plan, &rows.pre)?;
+                return Ok(parts
+                    .into_iter()
+                    .map(|p| (p, Pipeline::default(), schema.clone()))
+                    .collect());
+            }
+        }
         let Input::Union(members, _) = &rows.input else {
             let (parts, schema) = self.parts(rows)?;
             return Ok(parts
@@ -426,16 +448,9 @@ impl Lowering<'_> {
             memory_limit: self.sizing.memory_limit,
         };
         let output = spec.output_schema(&grouped)?;
-        let parts = add_group_by(
-            self.plan,
-            &reads,
-            &grouped,
-            &spec,
-            &Pipeline::default(),
-            sizing,
-        )?;
+        let partials = add_partials(self.plan, &reads, &grouped, &spec, sizing)?;
         Ok(Rows {
-            input: Input::Parts(parts, output),
+            input: Input::Grouped(Box::new(partials), output),
             pre: Pipeline::default(),
         })
     }

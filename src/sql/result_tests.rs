@@ -414,3 +414,47 @@ fn a_union_goes_straight_into_the_tasks_that_read_it() {
             .iter()
             .any(|g| g.op.name == "group_partial" && g.deps.contains(&t.id))));
 }
+
+#[test]
+fn steps_after_a_grouping_run_in_its_final_tasks() {
+    let cases = [
+        (
+            "renamed",
+            "select id1 as key, k, sum(v) as total, count(*) as n from T group by id1, k",
+        ),
+        (
+            "having_and_expressions",
+            "select k, sum(v) / count(*) as ratio, max(w) - min(w) as spread from T \
+             group by k having count(*) > 100 and sum(v) is not null",
+        ),
+        (
+            "o_sorted_after",
+            "select w, count(*) as n from T group by w order by n desc, w",
+        ),
+    ];
+    let dir = fixture();
+    let sizing = crate::convert::PlanSizing {
+        threads: 2,
+        memory_limit: 64 << 20,
+    };
+    for (name, sql) in &cases[..2] {
+        let plan = crate::sql::plan_query(&ours(sql, dir.path(), "parquet")).unwrap();
+        let (tasks, lowered) = crate::convert::plan_query(&plan, sizing).unwrap();
+        // No task copies the groups through the steps: the final tasks apply
+        // them, and publish the result's parts.
+        assert!(
+            !tasks.tasks.iter().any(|t| t.op.name == "frame_pipeline"),
+            "{name}"
+        );
+        for part in &lowered.parts {
+            let t = &tasks.tasks[part.task.unwrap() as usize];
+            assert_eq!(t.op.name, "group_final", "{name}");
+            assert_ne!(
+                t.op.params["post"]["steps"],
+                serde_json::json!([]),
+                "{name}"
+            );
+        }
+    }
+    equal_duckdbs(&cases);
+}

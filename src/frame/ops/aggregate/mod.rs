@@ -1,6 +1,6 @@
 //! Hash aggregation: `GROUP BY` keys with aggregate functions, out of core.
 //!
-//! A plan aggregates in two steps ([`plan::add_group_by`]):
+//! A plan aggregates in two steps ([`plan::add_partials`], [`plan::Partials::finals`]):
 //!
 //! 1. `group_partial`, a task per input partition: its rows go into a table of
 //!    groups (keys encoded in Arrow's row format, [`keys::GroupKeys`]) with one
@@ -39,7 +39,7 @@ use self::keys::GroupKeys;
 use crate::error::{Error, Result};
 
 pub use self::ops::{GroupFinal, GroupPartial};
-pub use self::plan::{add_group_by, GroupSizing};
+pub use self::plan::{add_partials, GroupSizing, Partials};
 
 /// An aggregate function.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -488,6 +488,33 @@ impl Grouping {
             acc.update(&args, &self.groups, total)?;
         }
         Ok(())
+    }
+
+    /// The rows of `batch`, each as a group of its own, as partial states:
+    /// what grouping the batch alone and taking the states gives when no two of
+    /// its rows share a key, without a table. Rows that do share one stay apart
+    /// (the final grouping merges them). The grouping must be empty.
+    ///
+    /// # Errors
+    /// As [`Grouping::update`].
+    pub fn row_states(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if !self.is_empty() {
+            return Err(Error::bug("row states", "the grouping holds groups"));
+        }
+        let rows = batch.num_rows();
+        self.groups.clear();
+        self.groups.extend(0..rows as u32);
+        let mut columns: Vec<ArrayRef> = self
+            .key_cols
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        for (acc, cols) in self.accs.iter_mut().zip(&self.arg_cols) {
+            let args: Vec<ArrayRef> = cols.iter().map(|&i| batch.column(i).clone()).collect();
+            acc.update(&args, &self.groups, rows)?;
+            columns.extend(acc.state()?);
+        }
+        self.batch(&self.state_schema.clone(), columns)
     }
 
     /// Merges partial states (a batch of [`Grouping::state_schema`]).

@@ -21,7 +21,7 @@ use super::{GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
 use crate::frame::ops::pipeline::Pipeline;
 use crate::frame::read::{for_each_batch, reading};
-use crate::memory::SpillFile;
+use crate::memory::{Reservation, SpillFile};
 use crate::plan::{entry_file, DataRef, DataStore, Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
 
@@ -29,9 +29,10 @@ use crate::storage::frame::SerializedSchema;
 const PROBE_ROWS: usize = 100_000;
 
 /// Groups per row above which a partial task's table does not pay for itself
-/// (nearly every key distinct, as db-benchmark's q10): it is then flushed after
-/// every batch, so that it stays small enough for the cache, and the final tasks
-/// do the grouping (DataFusion skips the partial aggregation the same way).
+/// (nearly every key distinct, as db-benchmark's q10): the task then stops
+/// grouping, and passes each later row on as its own group's states (no hash
+/// table, no copy of the keys into it and out again); the final tasks do the
+/// grouping. DataFusion skips the partial aggregation the same way.
 const DISTINCT_RATIO: f64 = 0.5;
 
 /// The schema metadata key of a partial entry's batches a bucket (JSON list).
@@ -87,8 +88,23 @@ impl Operation for GroupPartial {
         // them reduces anything.
         let mut probed: Option<usize> = Some(0);
         let mut distinct = false;
+        let nkeys = self.spec.keys.len();
+        // Without keys there is one group, never nearly distinct ones.
+        let hasher = match nkeys {
+            0 => None,
+            _ => Some(KeyHasher::new(&key_types(grouping.state_schema(), nkeys))?),
+        };
         for_each_batch(env, input, |batch| {
             let batch = reading.pre.apply(batch, &schema)?;
+            if let (true, Some(hasher)) = (distinct, &hasher) {
+                // Nearly every key distinct: each row goes on as its own group's
+                // states, without a table.
+                env.cancel.check()?;
+                let states = grouping.row_states(&batch)?;
+                let of = hasher.buckets(&states.columns()[..nkeys], 0, self.buckets.max(1))?;
+                flushed.add(env, &states, &of)?;
+                return Ok(true);
+            }
             grouping.update(&batch)?;
             if let Some(rows) = &mut probed {
                 *rows += batch.num_rows();
@@ -119,6 +135,14 @@ impl Operation for GroupPartial {
         env.store
             .put_batches(&task.output, schema.clone(), &mut batches)
     }
+}
+
+/// The types of the `n` key columns that lead a state schema.
+fn key_types(states: &SchemaRef, n: usize) -> Vec<DataType> {
+    states.fields()[..n]
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect()
 }
 
 /// `schema` carrying the batches a bucket has.
@@ -203,7 +227,8 @@ const MAX_LEVELS: u32 = 8;
 
 /// A finished part of a bucket's groups.
 enum Finished {
-    Memory(RecordBatch),
+    /// Results and their reservation.
+    Memory(RecordBatch, Reservation),
     Spilled(SpillFile),
 }
 
@@ -216,10 +241,7 @@ impl Operation for GroupFinal {
         let input = self.input.decode()?;
         let grouping = Grouping::new(&self.spec, &input)?;
         let output = grouping.output_schema().clone();
-        let key_types: Vec<DataType> = grouping.state_schema().fields()[..self.spec.keys.len()]
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
+        let key_types = key_types(grouping.state_schema(), self.spec.keys.len());
         let mut finisher = Finisher {
             op: self,
             env,
@@ -243,7 +265,12 @@ impl Operation for GroupFinal {
         let finished = std::mem::take(&mut finisher.finished);
         let mut results = finished.into_iter().flat_map(|f| {
             let batches: Vec<Result<RecordBatch>> = match f {
-                Finished::Memory(b) => vec![Ok(b)],
+                // The batch's reservation passes to the store, which reserves
+                // what it holds as the batch arrives.
+                Finished::Memory(b, held) => {
+                    drop(held);
+                    vec![Ok(b)]
+                }
                 Finished::Spilled(file) => match env.spill.read_batches(&file) {
                     Ok(list) => list.into_iter().map(Ok).collect(),
                     Err(e) => vec![Err(e)],
@@ -341,16 +368,17 @@ impl Finisher<'_, '_> {
             return Ok(());
         }
         let result = grouping.finish()?;
-        drop(table);
+        drop(grouping);
         // A part of a cut bucket goes to disk: the parts together are the bucket,
-        // which did not fit.
+        // which did not fit. A whole bucket's results stay reserved until they are
+        // published (the table's reservation becomes theirs: they were built from
+        // it, and are about its size).
         self.finished.push(if level == 0 {
-            Finished::Memory(result)
+            table.resize(crate::memory::batch_memory(&result));
+            Finished::Memory(result, table)
         } else {
-            Finished::Spilled(
-                env.spill
-                    .write_batches(grouping.output_schema(), &[result])?,
-            )
+            drop(table);
+            Finished::Spilled(env.spill.write_batches(&result.schema(), &[result])?)
         });
         Ok(())
     }

@@ -61,30 +61,99 @@ impl GroupSizing {
     }
 }
 
-/// Adds to `plan` the aggregation `spec` of the rows of `inputs`, each part
-/// passed through its pipeline (the parts of a union's queries have their own)
-/// to rows of schema `grouped`, whose results pass through `post`. Returns the
-/// result's parts, in order: each bucket's entry and the task that publishes it.
+/// An aggregation whose partial tasks are in a plan and whose final tasks are
+/// not yet: what reads its result adds them ([`Partials::finals`]), with its own
+/// row-wise steps as their `post`, so that a projection or a filter after the
+/// grouping costs no stage (and no copy of the groups) of its own.
+#[derive(Debug, Clone)]
+pub struct Partials {
+    spec: GroupBy,
+    grouped: SchemaRef,
+    partials: Vec<(DataRef, TaskId)>,
+    buckets: u32,
+    per_bucket: u64,
+    sizing: GroupSizing,
+}
+
+impl Partials {
+    /// The schema of the groups' results, before any `post`.
+    ///
+    /// # Errors
+    /// None in practice: the spec was checked over the schema when planned.
+    pub fn output_schema(&self) -> Result<SchemaRef> {
+        self.spec.output_schema(&self.grouped)
+    }
+
+    /// Adds the final tasks, one a bucket, whose results pass through `post`.
+    /// Returns the result's parts, in order: each bucket's entry and the task
+    /// that publishes it.
+    ///
+    /// # Errors
+    /// Steps of `post` that do not type over the groups' results.
+    pub fn finals(&self, plan: &mut Plan, post: &Pipeline) -> Result<Vec<Part>> {
+        post.schema(&self.output_schema()?)?;
+        // A dataset of its own each time: rows read twice (a query used twice)
+        // get finals twice, never two tasks publishing one entry.
+        let groups_id = plan.fresh_id(GROUPS);
+        plan.datasets.push(Dataset::new(
+            &groups_id,
+            "",
+            "memory",
+            DatasetRole::Intermediate,
+        ));
+        Ok((0..self.buckets)
+            .map(|b| {
+                let op = GroupFinal {
+                    spec: self.spec.clone(),
+                    input: SerializedSchema::new(&self.grouped),
+                    bucket: b,
+                    post: post.clone(),
+                    table_bytes: self.sizing.final_bytes(),
+                };
+                let output = DataRef::partition(&groups_id, u64::from(b));
+                let id = plan.push(Task {
+                    inputs: self.partials.iter().map(|(r, _)| r.clone()).collect(),
+                    deps: self.partials.iter().map(|(_, t)| *t).collect(),
+                    memory_bytes: self
+                        .sizing
+                        .final_bytes()
+                        .min(self.per_bucket.saturating_mul(GROUP_BYTES_PER_INPUT_BYTE)),
+                    unit_bytes: self.per_bucket,
+                    ..Task::new(OpSpec::of(&op), output.clone(), TaskKind::Compute)
+                });
+                Part {
+                    data: output,
+                    task: Some(id),
+                    bytes: self.per_bucket,
+                }
+            })
+            .collect())
+    }
+}
+
+/// Adds to `plan` the partial tasks of the aggregation `spec` of the rows of
+/// `inputs`, each part passed through its pipeline (the parts of a union's
+/// queries have their own) to rows of schema `grouped`. The final tasks come
+/// from [`Partials::finals`].
 ///
 /// # Errors
-/// What [`GroupBy::check`] finds wrong with `spec` over `grouped`; steps that do
-/// not type.
-pub fn add_group_by(
+/// What [`GroupBy::check`] finds wrong with `spec` over `grouped`.
+pub fn add_partials(
     plan: &mut Plan,
     inputs: &[(Part, Pipeline)],
     grouped: &SchemaRef,
     spec: &GroupBy,
-    post: &Pipeline,
     sizing: GroupSizing,
-) -> Result<Vec<Part>> {
+) -> Result<Partials> {
     let grouped = grouped.clone();
     spec.check(&grouped)?;
-    post.schema(&spec.output_schema(&grouped)?)?;
-    let (partials_id, groups_id) = (plan.fresh_id(PARTIALS), plan.fresh_id(GROUPS));
-    for id in [&partials_id, &groups_id] {
-        plan.datasets
-            .push(Dataset::new(id, "", "memory", DatasetRole::Intermediate));
-    }
+    let partials_id = plan.fresh_id(PARTIALS);
+    plan.datasets.push(Dataset::new(
+        &partials_id,
+        "",
+        "memory",
+        DatasetRole::Intermediate,
+    ));
     let input_bytes: u64 = inputs.iter().map(|(p, _)| p.bytes).sum();
     // Without keys there is one group: one bucket.
     let buckets = if spec.keys.is_empty() {
@@ -116,31 +185,12 @@ pub fn add_group_by(
             (output, id)
         })
         .collect();
-    let per_bucket = input_bytes / u64::from(buckets);
-    Ok((0..buckets)
-        .map(|b| {
-            let op = GroupFinal {
-                spec: spec.clone(),
-                input: SerializedSchema::new(&grouped),
-                bucket: b,
-                post: post.clone(),
-                table_bytes: sizing.final_bytes(),
-            };
-            let output = DataRef::partition(&groups_id, u64::from(b));
-            let id = plan.push(Task {
-                inputs: partials.iter().map(|(r, _)| r.clone()).collect(),
-                deps: partials.iter().map(|(_, t)| *t).collect(),
-                memory_bytes: sizing
-                    .final_bytes()
-                    .min(per_bucket.saturating_mul(GROUP_BYTES_PER_INPUT_BYTE)),
-                unit_bytes: per_bucket,
-                ..Task::new(OpSpec::of(&op), output.clone(), TaskKind::Compute)
-            });
-            Part {
-                data: output,
-                task: Some(id),
-                bytes: per_bucket,
-            }
-        })
-        .collect())
+    Ok(Partials {
+        spec: spec.clone(),
+        grouped,
+        partials,
+        buckets,
+        per_bucket: input_bytes / u64::from(buckets),
+        sizing,
+    })
 }
