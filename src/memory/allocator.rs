@@ -19,7 +19,13 @@
 use std::sync::Once;
 
 /// Blocks of at least this many bytes are mapped and unmapped on their own.
-const MMAP_THRESHOLD: i32 = 256 << 10;
+///
+/// A final grouping task reads its bucket's share of each partial entry as a
+/// batch of a few tens of thousands of rows, whose buffers are 100-250 KB: at a
+/// 256 KiB threshold they came from the heap, and db-benchmark's q10 at 1e8 rows
+/// under a 1 GiB limit peaked at 1.02 GB of RSS with 0.5-0.7 GB of it freed but
+/// retained; at 128 KiB it peaked at 0.94 GB, for 1-2% more system time.
+const MMAP_THRESHOLD: i32 = 128 << 10;
 
 /// Memory limits from this size up keep glibc's defaults (see the module docs).
 pub const TIGHT_LIMIT: u64 = 2 << 30;

@@ -38,8 +38,8 @@ impl Buckets {
     }
 
     /// Adds `batch`'s rows to the buckets `of` names, one a row (rows keep their
-    /// order within a bucket). Spills the buckets' batches when the pool has no
-    /// room for these.
+    /// order within a bucket). When the pool has no room for these, spills the
+    /// store's least recently used entries, then the buckets' batches.
     ///
     /// # Errors
     /// Spill errors (a full disk, the quota).
@@ -68,7 +68,10 @@ impl Buckets {
             take_record_batch(batch, &UInt32Array::from(order))?
         };
         let bytes = batch_memory(&sorted);
-        if self.held.try_grow(bytes).is_err() {
+        // Entries of the store go to disk first: each is written once and read
+        // once, where buckets spilled here would be written again when the task
+        // publishes them.
+        if env.reserve(&mut self.held, bytes).is_err() {
             self.spill(env)?;
             env.reserve(&mut self.held, bytes)?;
         }
@@ -111,7 +114,7 @@ impl Buckets {
             .map(|b| {
                 b.iter()
                     .map(|h| match h {
-                        Held::Memory(list) => list.len(),
+                        Held::Memory(list) => usize::from(!list.is_empty()),
                         Held::Spilled(_) => 1,
                     })
                     .sum()
@@ -120,8 +123,11 @@ impl Buckets {
     }
 
     /// Every bucket's batches, in bucket order, read back from the spill files as
-    /// the iterator goes, each spill file as one batch (so that [`Buckets::counts`]
-    /// describes what it yields).
+    /// the iterator goes; what a bucket holds in memory and each spill file come
+    /// as one batch each (so that [`Buckets::counts`] describes what it yields).
+    /// A bucket's slices of many batches are small: whole, a reader of the bucket
+    /// reads a few large batches, not thousands of small ones (which cost it a
+    /// message each, and fragment the heap).
     pub fn into_batches<'e>(
         self,
         env: &'e TaskEnv<'_>,
@@ -131,7 +137,10 @@ impl Buckets {
         self.buckets.into_iter().flatten().flat_map(move |h| {
             let _ = &held;
             let out: Vec<Result<RecordBatch>> = match h {
-                Held::Memory(list) => list.into_iter().map(Ok).collect(),
+                Held::Memory(list) if list.is_empty() => Vec::new(),
+                Held::Memory(list) => {
+                    vec![arrow::compute::concat_batches(&schema, &list).map_err(Into::into)]
+                }
                 Held::Spilled(file) => vec![env
                     .spill
                     .read_batches(&file)

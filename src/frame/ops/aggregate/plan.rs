@@ -94,13 +94,7 @@ impl Partials {
         post.schema(&self.output_schema()?)?;
         // A dataset of its own each time: rows read twice (a query used twice)
         // get finals twice, never two tasks publishing one entry.
-        let groups_id = plan.fresh_id(GROUPS);
-        plan.datasets.push(Dataset::new(
-            &groups_id,
-            "",
-            "memory",
-            DatasetRole::Intermediate,
-        ));
+        let groups_id = intermediate(plan, GROUPS);
         Ok((0..self.buckets)
             .map(|b| {
                 let op = GroupFinal {
@@ -147,13 +141,7 @@ pub fn add_partials(
 ) -> Result<Partials> {
     let grouped = grouped.clone();
     spec.check(&grouped)?;
-    let partials_id = plan.fresh_id(PARTIALS);
-    plan.datasets.push(Dataset::new(
-        &partials_id,
-        "",
-        "memory",
-        DatasetRole::Intermediate,
-    ));
+    let partials_id = intermediate(plan, PARTIALS);
     let input_bytes: u64 = inputs.iter().map(|(p, _)| p.bytes).sum();
     // Without keys there is one group: one bucket.
     let buckets = if spec.keys.is_empty() {
@@ -193,4 +181,12 @@ pub fn add_partials(
         per_bucket: input_bytes / u64::from(buckets),
         sizing,
     })
+}
+
+/// A fresh intermediate dataset of `plan`, named after `name`.
+fn intermediate(plan: &mut Plan, name: &str) -> String {
+    let id = plan.fresh_id(name);
+    plan.datasets
+        .push(Dataset::new(&id, "", "memory", DatasetRole::Intermediate));
+    id
 }
