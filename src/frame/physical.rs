@@ -39,7 +39,7 @@ use super::ops::pipeline::{Pipeline, Step};
 use super::ops::sort::{add_sort, read_batch_rows, SortKey, SortSizing};
 use super::ops::stream::{FrameConcat, FrameLimit, FramePipeline, FrameSort};
 use super::ops::window::{FrameShuffle, FrameWindow, TopPerGroup, WindowColumn};
-use super::ops::{reading_inputs, Part};
+use super::ops::{gather, gather_target, reading_inputs, Part};
 use super::prune::{self, partitions_to_read};
 use crate::error::{Error, Result};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskKind};
@@ -570,18 +570,21 @@ impl Lowering<'_> {
         };
         let id = self.plan.fresh_id("shuffled");
         self.intermediate(&id);
-        let shuffled: Vec<Part> = parts
-            .iter()
+        // Small parts read together: each keeps its top k of more rows.
+        let target = gather_target(bytes, self.sizing.threads, self.sizing.memory_limit);
+        let runs = gather(
+            parts
+                .iter()
+                .map(|p| (p.clone(), shuffle.pre.clone()))
+                .collect(),
+            target,
+        );
+        let shuffled: Vec<Part> = runs
+            .into_iter()
             .enumerate()
-            .map(|(i, p)| {
-                self.task(
-                    &id,
-                    i as u64,
-                    vec![p.clone()],
-                    &shuffle.pre,
-                    OpSpec::of(&shuffle),
-                    p.bytes,
-                )
+            .map(|(i, (run, pre))| {
+                let bytes = run.iter().map(|p| p.bytes).sum();
+                self.task(&id, i as u64, run, &pre, OpSpec::of(&shuffle), bytes)
             })
             .collect();
         let id = self.plan.fresh_id("windows");

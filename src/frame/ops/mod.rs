@@ -51,3 +51,76 @@ pub fn reading_inputs(parts: &[Part], pre: &Pipeline) -> (Vec<DataRef>, Vec<Task
     }
     (inputs, deps)
 }
+
+/// Bytes of input a task that reduces its rows (a partial grouping, a top k per
+/// group) reads at most when its parts are small: about a CSV block's worth.
+pub const GATHER_BYTES: u64 = 64 << 20;
+
+/// Consecutive parts read through the same steps, gathered into runs of about
+/// `target` bytes (one part at least, `GATHER_BYTES` at most), each run for one
+/// task. A Parquet file's row groups are often a few MB each, and a grouping of
+/// a few MB of rows hardly reduces keys of medium cardinality (db-benchmark's
+/// `id6`: 100,000 values in a 123,000-row row group); read together, they do.
+pub fn gather(parts: Vec<(Part, Pipeline)>, target: u64) -> Vec<(Vec<Part>, Pipeline)> {
+    let target = target.clamp(1, GATHER_BYTES);
+    let mut runs: Vec<(Vec<Part>, Pipeline, u64)> = Vec::new();
+    for (part, pre) in parts {
+        match runs.last_mut() {
+            Some((run, steps, bytes)) if *steps == pre && *bytes + part.bytes <= target => {
+                *bytes += part.bytes;
+                run.push(part);
+            }
+            _ => {
+                let bytes = part.bytes;
+                runs.push((vec![part], pre, bytes));
+            }
+        }
+    }
+    runs.into_iter().map(|(run, pre, _)| (run, pre)).collect()
+}
+
+/// The bytes [`gather`] aims at for `total` bytes of input on `threads` threads
+/// under `memory_limit`: four runs a thread at least, so that the threads end
+/// together, and a run a small part of a task's share of the limit (its rows
+/// may be held whole, as a top k's are).
+pub fn gather_target(total: u64, threads: usize, memory_limit: u64) -> u64 {
+    let threads = threads.max(1) as u64;
+    (total / (4 * threads)).min(memory_limit / (8 * threads))
+}
+
+#[cfg(test)]
+mod gather_tests {
+    use super::*;
+
+    fn part(i: u64, bytes: u64) -> (Part, Pipeline) {
+        (Part::source("src", i, bytes), Pipeline::default())
+    }
+
+    #[test]
+    fn consecutive_parts_of_the_same_steps_gather_up_to_the_target() {
+        let parts: Vec<_> = (0..10).map(|i| part(i, 3)).collect();
+        let runs = gather(parts, 10);
+        let sizes: Vec<usize> = runs.iter().map(|(r, _)| r.len()).collect();
+        assert_eq!(sizes, [3, 3, 3, 1]);
+        let order: Vec<DataRef> = runs
+            .iter()
+            .flat_map(|(r, _)| r.iter().map(|p| p.data.clone()))
+            .collect();
+        let want: Vec<DataRef> = (0..10).map(|i| DataRef::partition("src", i)).collect();
+        assert_eq!(order, want);
+        // A part larger than the target is a run of its own; other steps never
+        // share a run.
+        let mut parts = vec![part(0, 50), part(1, 2), part(2, 2)];
+        parts[2].1 = Pipeline {
+            steps: vec![pipeline::Step::Filter(crate::frame::expr::Expr::col("x"))],
+        };
+        assert_eq!(gather(parts, 10).len(), 3);
+    }
+
+    #[test]
+    fn the_target_leaves_every_thread_work_and_fits_the_limit() {
+        assert_eq!(gather_target(1 << 30, 2, 64 << 30), 128 << 20);
+        assert_eq!(gather_target(1 << 30, 2, 1 << 30), 64 << 20);
+        assert_eq!(gather_target(100, 2, 1 << 30), 12);
+    }
+}

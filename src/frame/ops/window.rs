@@ -5,6 +5,7 @@
 //! a task a bucket). Every row of a window partition lands in one bucket, so a
 //! bucket is numbered alone.
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
@@ -153,45 +154,49 @@ impl TopPerGroup {
             )?;
             encoded.push(rows);
         }
-        let key = |(b, r): (u32, u32)| -> &[u8] {
+        let key = |b: u32, r: u32| -> &[u8] {
             encoded[b as usize]
                 .as_ref()
                 .map_or(&[], |rows| rows.row(r as usize).data())
         };
-        // Group g's best rows are slots[g * k .. g * k + filled[g]].
+        // Group g's best rows, best first, are slots[g * k .. g * k + filled[g]],
+        // each with its key's prefix: most comparisons are of two integers.
         let k = self.k.max(1);
-        let mut slots: Vec<(u32, u32)> = Vec::new();
+        let mut slots: Vec<(u128, u32, u32)> = Vec::new();
         let mut filled: Vec<u32> = Vec::new();
         for (b, batch_ids) in ids.iter().enumerate() {
+            let b = b as u32;
             for (r, &g) in batch_ids.iter().enumerate() {
-                let g = g as usize;
+                let (g, r) = (g as usize, r as u32);
                 if g >= filled.len() {
                     filled.resize(g + 1, 0);
-                    slots.resize((g + 1) * k, (0, 0));
+                    slots.resize((g + 1) * k, (0, 0, 0));
                 }
-                let row = (b as u32, r as u32);
+                let data = key(b, r);
+                let row = (key_prefix(data), b, r);
                 let kept = &mut slots[g * k..(g + 1) * k];
                 let count = filled[g] as usize;
-                if count < self.k {
-                    kept[count] = row;
+                // After every kept row at least as good: ties keep the rows that
+                // came first.
+                let at = kept[..count].partition_point(|&(p, kb, kr)| {
+                    cmp_keys(p, || key(kb, kr), row.0, || data) != Ordering::Greater
+                });
+                if at == k {
+                    continue;
+                }
+                if count < k {
                     filled[g] += 1;
-                    continue;
                 }
-                let Some(worst) = (0..count).max_by(|&x, &y| key(kept[x]).cmp(key(kept[y]))) else {
-                    continue;
-                };
-                // A later row replaces the worst only when strictly better: ties
-                // keep the rows that came first.
-                if key(row) < key(kept[worst]) {
-                    kept[worst] = row;
-                }
+                let end = count.min(k - 1);
+                kept.copy_within(at..end, at + 1);
+                kept[at] = row;
             }
         }
         let picks: Vec<(usize, usize)> = filled
             .iter()
             .enumerate()
             .flat_map(|(g, &count)| slots[g * k..g * k + count as usize].iter())
-            .map(|&(b, r)| (b as usize, r as usize))
+            .map(|&(_, b, r)| (b as usize, r as usize))
             .collect();
         let refs: Vec<&RecordBatch> = batches.iter().collect();
         Ok(arrow::compute::interleave_record_batch(&refs, &picks)?)
@@ -205,7 +210,6 @@ impl Operation for FrameShuffle {
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let reading = reading(env, task, &self.pre)?;
-        let input = reading.only_input(task)?;
         let schema = self.schema.decode()?;
         let types = self
             .keys
@@ -224,12 +228,14 @@ impl Operation for FrameShuffle {
             // go on.
             let mut held = env.pool.reserve(format!("frame_shuffle {} rows", task.id));
             let mut rows = Vec::new();
-            for_each_batch(env, input, |batch| {
-                let batch = reading.pre.apply(batch, &schema)?;
-                env.reserve(&mut held, batch_memory(&batch))?;
-                rows.push(batch);
-                Ok(true)
-            })?;
+            for input in reading.inputs {
+                for_each_batch(env, input, |batch| {
+                    let batch = reading.pre.apply(batch, &schema)?;
+                    env.reserve(&mut held, batch_memory(&batch))?;
+                    rows.push(batch);
+                    Ok(true)
+                })?;
+            }
             let kept = top.keep(&schema, &self.keys, &rows, &mut |bytes| {
                 env.reserve(&mut held, bytes as u64)
             })?;
@@ -247,7 +253,7 @@ impl Operation for FrameShuffle {
             };
             out.add(env, &kept, &of)?;
         } else {
-            for_each_batch(env, input, |batch| {
+            let mut shuffle = |batch: RecordBatch| -> Result<bool> {
                 let batch = reading.pre.apply(batch, &schema)?;
                 let keys = self
                     .keys
@@ -261,7 +267,10 @@ impl Operation for FrameShuffle {
                 };
                 out.add(env, &batch, &of)?;
                 Ok(true)
-            })?;
+            };
+            for input in reading.inputs {
+                for_each_batch(env, input, &mut shuffle)?;
+            }
         }
         let published = with_buckets(&schema, &out.counts())?;
         let mut batches = out.into_batches(env).map(|b| {
@@ -392,32 +401,49 @@ impl FrameWindow {
 /// far cheaper than `memcmp` calls on short slices (DuckDB sorts normalized key
 /// prefixes for the same reason).
 fn sorted_by_rows(rows: &Rows) -> Vec<u32> {
-    const PREFIX: usize = 16;
     let mut keyed: Vec<(u128, u32)> = (0..rows.num_rows())
-        .map(|i| {
-            let data = rows.row(i).data();
-            let mut prefix = [0u8; PREFIX];
-            let len = data.len().min(PREFIX);
-            prefix[..len].copy_from_slice(&data[..len]);
-            (u128::from_be_bytes(prefix), i as u32)
-        })
+        .map(|i| (key_prefix(rows.row(i).data()), i as u32))
         .collect();
     keyed.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then_with(|| {
-                let (x, y) = (rows.row(a.1 as usize), rows.row(b.1 as usize));
-                if x.data().len() <= PREFIX && y.data().len() <= PREFIX {
-                    // Equal prefixes of whole rows: the shorter (padded) row
-                    // first, as comparing the bytes would put it.
-                    x.data().len().cmp(&y.data().len())
-                } else {
-                    x.data()[PREFIX.min(x.data().len())..]
-                        .cmp(&y.data()[PREFIX.min(y.data().len())..])
-                }
-            })
-            .then(a.1.cmp(&b.1))
+        let (x, y) = (
+            || rows.row(a.1 as usize).data(),
+            || rows.row(b.1 as usize).data(),
+        );
+        cmp_keys(a.0, x, b.0, y).then(a.1.cmp(&b.1))
     });
     keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Bytes of a row-format key compared as one integer.
+const PREFIX: usize = 16;
+
+/// The first [`PREFIX`] bytes of a row-format key as one big-endian integer,
+/// zero-padded: ordered as the bytes are, up to ties.
+fn key_prefix(data: &[u8]) -> u128 {
+    let mut prefix = [0u8; PREFIX];
+    let len = data.len().min(PREFIX);
+    prefix[..len].copy_from_slice(&data[..len]);
+    u128::from_be_bytes(prefix)
+}
+
+/// Two row-format keys in the order of their bytes, given their prefixes
+/// ([`key_prefix`]): the rest of the bytes are compared only on a tie.
+fn cmp_keys<'a>(
+    pa: u128,
+    a: impl FnOnce() -> &'a [u8],
+    pb: u128,
+    b: impl FnOnce() -> &'a [u8],
+) -> Ordering {
+    pa.cmp(&pb).then_with(|| {
+        let (a, b) = (a(), b());
+        if a.len() <= PREFIX && b.len() <= PREFIX {
+            // Equal prefixes of whole keys: the shorter (padded) key first, as
+            // comparing the bytes would put it.
+            a.len().cmp(&b.len())
+        } else {
+            a[PREFIX.min(a.len())..].cmp(&b[PREFIX.min(b.len())..])
+        }
+    })
 }
 
 impl Operation for FrameWindow {

@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use super::{GroupBy, GroupFinal, GroupPartial};
 use crate::error::Result;
 use crate::frame::ops::pipeline::Pipeline;
-use crate::frame::ops::{reading_inputs, Part};
+use crate::frame::ops::{gather, gather_target, reading_inputs, Part};
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
 use crate::storage::frame::SerializedSchema;
 
@@ -150,10 +150,11 @@ pub fn add_partials(
         sizing.buckets(input_bytes)
     };
     let table_bytes = sizing.table_bytes();
-    let partials: Vec<(DataRef, TaskId)> = inputs
+    let target = gather_target(input_bytes, sizing.threads, sizing.memory_limit);
+    let partials: Vec<(DataRef, TaskId)> = gather(inputs.to_vec(), target)
         .iter()
         .enumerate()
-        .map(|(i, (part, pre))| {
+        .map(|(i, (run, pre))| {
             let partial = GroupPartial {
                 spec: spec.clone(),
                 pre: pre.clone(),
@@ -162,12 +163,12 @@ pub fn add_partials(
                 table_bytes,
             };
             let output = DataRef::partition(&partials_id, i as u64);
-            let (inputs, deps) = reading_inputs(std::slice::from_ref(part), pre);
+            let (inputs, deps) = reading_inputs(run, pre);
             let id = plan.push(Task {
                 inputs,
                 deps,
                 memory_bytes: 2 * table_bytes,
-                unit_bytes: part.bytes,
+                unit_bytes: run.iter().map(|p| p.bytes).sum(),
                 ..Task::new(OpSpec::of(&partial), output.clone(), TaskKind::Load)
             });
             (output, id)
