@@ -41,10 +41,10 @@ const DISTINCT_RATIO: f64 = 0.8;
 pub const BUCKETS: &str = "blockwise.group.buckets";
 
 /// Aggregates one part of the input partially: reads its inputs (table source
-/// partitions, or earlier tasks' entries), one after the other, through `pre` (the filters and
-/// the key and argument columns computed), groups the rows within `table_bytes`,
-/// and publishes the groups' states cut into `buckets` by key hash (see the
-/// module).
+/// partitions, or earlier tasks' entries), one after the other, through `pre`
+/// (the filters and the key and argument columns computed), groups the rows
+/// within `table_bytes`, and publishes the groups' states cut into `buckets` by
+/// key hash (see the module).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupPartial {
     /// The grouping, over the columns `pre` yields.
