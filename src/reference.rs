@@ -39,3 +39,61 @@ pub(crate) fn json(code: &str, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("the reference script prints JSON")
 }
+
+/// Compares the results written as `NAME.parquet` in `argv[1]` with DuckDB's
+/// answers to the queries of `argv[2]` (JSON: name → SQL over the views named in
+/// `argv[3]`, a JSON list, each read from `VIEW.parquet` in `argv[1]`), and prints
+/// the mismatches (JSON: name → what differs). Rows are compared sorted, except
+/// for results named `o_...` (a sort's), whose order counts; floats to 1e-9
+/// relative (1e-12 absolute), NULL equal to NULL and NaN to NaN.
+const DUCKDB_SAME: &str = r#"
+import json, math, sys
+import duckdb, pyarrow.parquet as pq
+out = sys.argv[1]
+con = duckdb.connect()
+for view in json.loads(sys.argv[3]):
+    con.execute(f"create view {view} as select * from read_parquet('{out}/{view}.parquet')")
+bad = {}
+def same(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        a, b = float(a), float(b)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+for name, sql in json.loads(sys.argv[2]).items():
+    want = con.execute(sql).fetchall()
+    ours = pq.read_table(f"{out}/{name}.parquet")
+    got = [tuple(r.values()) for r in ours.to_pylist()]
+    key = lambda r: tuple((x is None, str(x)) for x in r)
+    if not name.startswith("o_"):
+        want.sort(key=key); got.sort(key=key)
+    if len(want) != len(got):
+        bad[name] = f"{len(got)} rows, DuckDB {len(want)}: ours {got[:3]} DuckDB {want[:3]}"
+        continue
+    for w, g in zip(want, got):
+        if len(w) != len(g) or not all(same(x, y) for x, y in zip(w, g)):
+            bad[name] = f"ours {g} DuckDB {w}"
+            break
+print(json.dumps(bad))
+"#;
+
+/// What differs between the results written as `NAME.parquet` in `dir` and
+/// DuckDB's answers to `queries` (name → SQL over `views`, each read from
+/// `VIEW.parquet` in `dir`): an empty JSON object when nothing does.
+pub(crate) fn duckdb_mismatches(
+    dir: &str,
+    queries: serde_json::Map<String, serde_json::Value>,
+    views: &[&str],
+) -> serde_json::Value {
+    json(
+        DUCKDB_SAME,
+        &[
+            dir,
+            &serde_json::Value::Object(queries).to_string(),
+            &serde_json::json!(views).to_string(),
+        ],
+    )
+}

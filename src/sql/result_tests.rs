@@ -9,67 +9,35 @@ use crate::convert::query;
 use crate::exec::{JobContext, JobOptions};
 
 /// Writes `t` (CSV and Parquet) and `s` (a small table of keys, one NULL) into
-/// `argv[1]`; or compares the results written as `NAME.parquet` in `argv[1]`
-/// with DuckDB's answers to the queries of `argv[2]` (JSON: name → SQL over the
-/// views `t` and `s`), printing the mismatches. Results named `o_...` are
-/// compared in order.
+/// `argv[1]`; results are compared with DuckDB's over them by
+/// [`crate::reference::duckdb_mismatches`] (results named `o_...` in order).
 const SCRIPT: &str = r#"
-import json, math, sys
-import duckdb, numpy as np, pyarrow as pa, pyarrow.csv, pyarrow.parquet as pq
+import sys
+import numpy as np, pyarrow as pa, pyarrow.csv, pyarrow.parquet as pq
 out = sys.argv[1]
-if len(sys.argv) == 2:
-    rng = np.random.default_rng(5)
-    n = 6000
-    def nulled(a, every, t=None):
-        mask = np.zeros(n, bool); mask[::every] = True
-        return pa.array(list(a), mask=mask, type=t)
-    v = np.round(rng.random(n) * 100, 3)
-    v[::53] = np.nan
-    t = pa.table({
-        "id1": nulled(["id%02d" % x for x in rng.integers(1, 31, n)], 37),
-        "k": nulled(rng.integers(1, 51, n), 29, pa.int64()),
-        "v": nulled(v, 41, pa.float64()),
-        "w": pa.array(rng.integers(0, 10, n)),
-    })
-    pq.write_table(t, f"{out}/t.parquet", row_group_size=1000)
-    pa.csv.write_csv(t, f"{out}/t.csv")
-    s = pa.table({
-        "sk": pa.array([3, 7, None, 11, 3, 49], pa.int64()),
-        "sid": pa.array(["id01", "id05", None, "id07", "zz", "id01"]),
-        "sv": pa.array([1.5, 2.0, 7.25, None, 3.0, 2.0]),
-    })
-    pq.write_table(s, f"{out}/s.parquet")
-    pa.csv.write_csv(s, f"{out}/s.csv")
-    print("{}")
-    sys.exit()
-con = duckdb.connect()
-con.execute(f"create view t as select * from read_parquet('{out}/t.parquet')")
-con.execute(f"create view s as select * from read_parquet('{out}/s.parquet')")
-bad = {}
-def same(a, b):
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float):
-        a, b = float(a), float(b)
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-for name, sql in json.loads(sys.argv[2]).items():
-    want = con.execute(sql).fetchall()
-    ours = pq.read_table(f"{out}/{name}.parquet")
-    got = [tuple(r.values()) for r in ours.to_pylist()]
-    key = lambda r: tuple((x is None, str(x)) for x in r)
-    if not name.startswith("o_"):
-        want.sort(key=key); got.sort(key=key)
-    if len(want) != len(got):
-        bad[name] = f"{len(got)} rows, DuckDB {len(want)}: ours {got[:3]} DuckDB {want[:3]}"
-        continue
-    for w, g in zip(want, got):
-        if len(w) != len(g) or not all(same(x, y) for x, y in zip(w, g)):
-            bad[name] = f"ours {g} DuckDB {w}"
-            break
-print(json.dumps(bad))
+rng = np.random.default_rng(5)
+n = 6000
+def nulled(a, every, t=None):
+    mask = np.zeros(n, bool); mask[::every] = True
+    return pa.array(list(a), mask=mask, type=t)
+v = np.round(rng.random(n) * 100, 3)
+v[::53] = np.nan
+t = pa.table({
+    "id1": nulled(["id%02d" % x for x in rng.integers(1, 31, n)], 37),
+    "k": nulled(rng.integers(1, 51, n), 29, pa.int64()),
+    "v": nulled(v, 41, pa.float64()),
+    "w": pa.array(rng.integers(0, 10, n)),
+})
+pq.write_table(t, f"{out}/t.parquet", row_group_size=1000)
+pa.csv.write_csv(t, f"{out}/t.csv")
+s = pa.table({
+    "sk": pa.array([3, 7, None, 11, 3, 49], pa.int64()),
+    "sid": pa.array(["id01", "id05", None, "id07", "zz", "id01"]),
+    "sv": pa.array([1.5, 2.0, 7.25, None, 3.0, 2.0]),
+})
+pq.write_table(s, f"{out}/s.parquet")
+pa.csv.write_csv(s, f"{out}/s.csv")
+print("{}")
 "#;
 
 /// A job context of `limit` bytes whose RSS thresholds never fire (the test
@@ -129,10 +97,7 @@ fn equal_duckdbs(cases: &[(&str, &str)]) {
             let duck = sql.replace(" T", " t").replace(" S", " s");
             queries.insert(name.to_string(), duck.into());
         }
-        let bad = crate::reference::json(
-            SCRIPT,
-            &[&d, &serde_json::Value::Object(queries).to_string()],
-        );
+        let bad = crate::reference::duckdb_mismatches(&d, queries, &["t", "s"]);
         assert_eq!(bad, serde_json::json!({}), "from {ext}");
     }
 }

@@ -36,64 +36,33 @@ fn grouping(source: &Source, spec: &GroupBy) -> LogicalPlan {
     }
 }
 
-/// Writes the table (CSV and Parquet) into `argv[1]`, or compares the results
-/// written as `NAME.parquet` in `argv[1]` with DuckDB's answers to the queries in
-/// `argv[2]` (JSON: name → SQL over `t`), printing the mismatches.
+/// Writes the table `t` (CSV and Parquet) into `argv[1]`; results are compared
+/// with DuckDB's over it by [`crate::reference::duckdb_mismatches`].
 const SCRIPT: &str = r#"
-import json, math, sys
-import duckdb, numpy as np, pyarrow as pa, pyarrow.csv, pyarrow.parquet as pq
+import sys
+import numpy as np, pyarrow as pa, pyarrow.csv, pyarrow.parquet as pq
 out = sys.argv[1]
-if len(sys.argv) == 2:
-    rng = np.random.default_rng(11)
-    n = 20000
-    def ids(k, fmt):
-        return pa.array([fmt % v for v in rng.integers(1, k + 1, n)])
-    def nulled(a, every):
-        mask = np.zeros(n, bool); mask[::every] = True
-        return pa.array(a.to_pylist(), mask=mask, type=a.type)
-    t = pa.table({
-        "id1": nulled(ids(20, "id%03d"), 97),
-        "id2": ids(30, "id%03d"),
-        "id3": ids(2000, "id%010d"),
-        "id4": nulled(pa.array(rng.integers(1, 21, n)), 89),
-        "id5": pa.array(rng.integers(1, 31, n)),
-        "id6": pa.array(rng.integers(1, 2000, n)),
-        "v1": nulled(pa.array(rng.integers(1, 6, n)), 13),
-        "v2": pa.array(rng.integers(1, 16, n)),
-        "v3": pa.array(np.round(rng.random(n) * 100, 6)),
-    })
-    pq.write_table(t, f"{out}/t.parquet")
-    pa.csv.write_csv(t, f"{out}/t.csv")
-    print("{}")
-    sys.exit()
-con = duckdb.connect()
-con.execute(f"create view t as select * from read_parquet('{out}/t.parquet')")
-bad = {}
-def same(a, b):
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) or isinstance(b, float):
-        a, b = float(a), float(b)
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-for name, sql in json.loads(sys.argv[2]).items():
-    want = con.execute(sql).fetchall()
-    ours = pq.read_table(f"{out}/{name}.parquet")
-    got = [tuple(r.values()) for r in ours.to_pylist()]
-    key = lambda r: tuple((x is None, str(x)) for x in r)
-    # Results named "o_..." are compared in order (a sort's).
-    if not name.startswith("o_"):
-        want.sort(key=key); got.sort(key=key)
-    if len(want) != len(got):
-        bad[name] = f"{len(got)} rows, DuckDB {len(want)}"
-        continue
-    for w, g in zip(want, got):
-        if len(w) != len(g) or not all(same(x, y) for x, y in zip(w, g)):
-            bad[name] = f"ours {g} DuckDB {w}"
-            break
-print(json.dumps(bad))
+rng = np.random.default_rng(11)
+n = 20000
+def ids(k, fmt):
+    return pa.array([fmt % v for v in rng.integers(1, k + 1, n)])
+def nulled(a, every):
+    mask = np.zeros(n, bool); mask[::every] = True
+    return pa.array(a.to_pylist(), mask=mask, type=a.type)
+t = pa.table({
+    "id1": nulled(ids(20, "id%03d"), 97),
+    "id2": ids(30, "id%03d"),
+    "id3": ids(2000, "id%010d"),
+    "id4": nulled(pa.array(rng.integers(1, 21, n)), 89),
+    "id5": pa.array(rng.integers(1, 31, n)),
+    "id6": pa.array(rng.integers(1, 2000, n)),
+    "v1": nulled(pa.array(rng.integers(1, 6, n)), 13),
+    "v2": pa.array(rng.integers(1, 16, n)),
+    "v3": pa.array(np.round(rng.random(n) * 100, 6)),
+})
+pq.write_table(t, f"{out}/t.parquet")
+pa.csv.write_csv(t, f"{out}/t.csv")
+print("{}")
 "#;
 
 fn call(func: AggFunc, args: &[&str], name: &str) -> AggCall {
@@ -275,10 +244,7 @@ fn the_db_benchmark_questions_equal_duckdbs_from_csv_and_parquet() {
             );
             queries.insert(name.to_string(), (*sql).into());
         }
-        let bad = crate::reference::json(
-            SCRIPT,
-            &[&d, &serde_json::Value::Object(queries).to_string()],
-        );
+        let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
         assert_eq!(bad, serde_json::json!({}), "from {source}");
     }
 }
@@ -334,10 +300,7 @@ fn a_grouping_of_distinct_keys_under_a_tenth_of_its_data_spills_and_equals_duckd
             .unwrap_or_else(|e| panic!("{name} under {limit} bytes: {e}"));
         queries.insert(name.to_string(), (*sql).into());
     }
-    let bad = crate::reference::json(
-        SCRIPT,
-        &[&d, &serde_json::Value::Object(queries).to_string()],
-    );
+    let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
     assert_eq!(bad, serde_json::json!({}));
     let peak = ctx.pool.peak_reserved();
     assert!(peak <= limit, "peak reserved {peak} > {limit}");
@@ -453,10 +416,7 @@ fn windows_and_distinct_counts_equal_duckdbs() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         queries.insert(name.to_string(), sql.into());
     }
-    let bad = crate::reference::json(
-        SCRIPT,
-        &[&d, &serde_json::Value::Object(queries).to_string()],
-    );
+    let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
     assert_eq!(bad, serde_json::json!({}));
 }
 
@@ -525,10 +485,7 @@ fn sorts_equal_duckdbs_in_order_and_spill_under_a_small_budget() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         queries.insert(name.to_string(), sql.into());
     }
-    let bad = crate::reference::json(
-        SCRIPT,
-        &[&d, &serde_json::Value::Object(queries).to_string()],
-    );
+    let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
     assert_eq!(bad, serde_json::json!({}));
     let peak = ctx.pool.peak_reserved();
     assert!(peak <= limit, "peak reserved {peak} > {limit}");
@@ -620,10 +577,7 @@ fn sql_queries_equal_duckdbs() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         queries.insert(name.to_string(), sql.replace(" T", " t").into());
     }
-    let bad = crate::reference::json(
-        SCRIPT,
-        &[&d, &serde_json::Value::Object(queries).to_string()],
-    );
+    let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
     assert_eq!(bad, serde_json::json!({}));
 }
 
@@ -714,10 +668,7 @@ print("{}")
         let duck = sql.replace(" T", &table);
         queries.insert(name.to_string(), duck.into());
     }
-    let bad = crate::reference::json(
-        SCRIPT,
-        &[&d, &serde_json::Value::Object(queries).to_string()],
-    );
+    let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
     assert_eq!(bad, serde_json::json!({}));
 }
 
@@ -828,9 +779,6 @@ print("{}")
         let duck = sql.replace(" T", &format!(" read_parquet('{}')", path.display()));
         queries.insert(name.to_string(), duck.into());
     }
-    let bad = crate::reference::json(
-        SCRIPT,
-        &[&d, &serde_json::Value::Object(queries).to_string()],
-    );
+    let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
     assert_eq!(bad, serde_json::json!({}));
 }
