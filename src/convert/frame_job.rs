@@ -14,8 +14,9 @@ use super::{output_spec, sinks, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::exec::{JobContext, JobStats};
 use crate::frame::logical::LogicalPlan;
+use crate::frame::ops::aggregate::write_in_finals;
 use crate::frame::physical::{lower, Lowered, QuerySizing};
-use crate::frame::write::{add_table_output, read_window};
+use crate::frame::write::{add_published_output, add_table_output, read_window, OUTPUT};
 use crate::plan::{check_memory, Entry, Plan};
 use crate::storage::atomic::{plan_workdir, AtomicOutput};
 use crate::storage::Format;
@@ -116,7 +117,12 @@ fn plan_write(
                 .ok_or_else(|| Error::bug("a query's part without a task", &p.data))
         })
         .collect::<Result<_>>()?;
-    add_table_output(&mut plan, &output, &parts, read_window(s.threads))?;
+    let window = read_window(s.threads);
+    if to != Format::ParquetDir && write_in_finals(&mut plan, &parts, OUTPUT)? {
+        add_published_output(&mut plan, &output, &parts, window)?;
+    } else {
+        add_table_output(&mut plan, &output, &parts, window)?;
+    }
     finish_with_publish(&mut plan, staged, dst, to, options.overwrite);
     Ok(plan)
 }

@@ -8,7 +8,7 @@
 //!
 //! | operator | tasks |
 //! |---|---|
-//! | aggregate, distinct | `group_partial` a part, `group_final` a bucket, which applies the steps after the grouping too ([`crate::frame::ops::aggregate`]) |
+//! | aggregate, distinct | `group_partial` a part, `group_final` a bucket, which applies the steps after the grouping too, and encodes its part when the result goes to a file ([`crate::frame::ops::aggregate::write_in_finals`]) |
 //! | sort | the external merge sort ([`crate::frame::ops::sort`]): sorted runs a part, merges by key range |
 //! | sort with a limit (top k) | `frame_sort` a part, then one `frame_sort` of them all |
 //! | limit | one `frame_limit`, which stops reading once it has its rows |

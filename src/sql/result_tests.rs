@@ -423,3 +423,105 @@ fn steps_after_a_grouping_run_in_its_final_tasks() {
     }
     equal_duckdbs(&cases);
 }
+
+/// The rows of a table file read back by our own reader, each as text, sorted.
+fn sorted_rows(path: &Path) -> Vec<String> {
+    let format = crate::storage::detect(path).unwrap();
+    let frame = crate::storage::open_frame(path, format, &Default::default()).unwrap();
+    let mut rows = Vec::new();
+    let batches = (0..frame.num_partitions()).flat_map(|p| frame.read_partition(p).unwrap());
+    for batch in batches {
+        let batch = batch.unwrap();
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| arrow::util::display::ArrayFormatter::try_new(c, &Default::default()).unwrap())
+            .collect();
+        for r in 0..batch.num_rows() {
+            let row: Vec<String> = columns.iter().map(|c| c.value(r).to_string()).collect();
+            rows.push(row.join("|"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_grouping_written_to_a_file_encodes_its_parts_in_its_final_tasks() {
+    // Nearly distinct groups (15,000 possible keys, 6,000 rows): every bucket
+    // holds more than a quarter of a 1,000-row row group, and is encoded by its
+    // final task. Ten groups: each bucket a few rows, gathered into one row group.
+    let cases = [
+        (
+            "many",
+            "select id1, k, w, sum(v) as v, count(*) as n from T group by id1, k, w",
+        ),
+        (
+            "few",
+            "select w, count(*) as n, min(id1) as lo from T group by w",
+        ),
+    ];
+    let dir = fixture();
+    let d = dir.path();
+    let ctx = context(64 << 20);
+    let options = crate::convert::ConvertOptions {
+        row_group_rows: Some(1000),
+        ..Default::default()
+    };
+    let mut queries = serde_json::Map::new();
+    for (name, sql) in cases {
+        let plan = crate::sql::plan_query(&ours(sql, d, "parquet")).unwrap();
+        let dst = d.join(format!("{name}.parquet"));
+        let tasks = crate::convert::plan_query_file(
+            &plan,
+            &d.join(format!("planned-{name}.parquet")),
+            &options,
+            crate::convert::PlanSizing::of(&ctx),
+        )
+        .unwrap();
+        // The finals publish the output's parts; only the chain copies them.
+        let ops: Vec<&str> = tasks.tasks.iter().map(|t| t.op.name.as_str()).collect();
+        assert!(
+            !ops.iter()
+                .any(|o| ["encode_table_part", "regroup_rows"].contains(o)),
+            "{name}: {ops:?}"
+        );
+        let finals: Vec<_> = tasks
+            .tasks
+            .iter()
+            .filter(|t| t.op.name == "group_final")
+            .collect();
+        assert!(finals.len() >= 4, "{name}: {} buckets", finals.len());
+        assert!(
+            finals.iter().all(|t| t.op.params["sink"] == "dst"),
+            "{name}"
+        );
+
+        crate::convert::write_query(&plan, &dst, &options, &ctx).unwrap();
+        let file =
+            parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&dst).unwrap())
+                .unwrap();
+        let groups: Vec<i64> = parquet::file::reader::FileReader::metadata(&file)
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        match name {
+            "few" => assert_eq!(groups, [10], "{name}"),
+            _ => {
+                assert!(groups.len() > finals.len(), "{name}: {groups:?}");
+                assert!(groups.iter().all(|&n| n <= 1000), "{name}: {groups:?}");
+            }
+        }
+        // The other single-file formats hold the same rows.
+        let want = sorted_rows(&dst);
+        for ext in ["csv", "arrow"] {
+            let other = d.join(format!("{name}.{ext}"));
+            crate::convert::write_query(&plan, &other, &options, &ctx).unwrap();
+            assert_eq!(sorted_rows(&other), want, "{name}.{ext}");
+        }
+        queries.insert(name.into(), sql.replace(" T", " t").into());
+    }
+    let bad = crate::reference::duckdb_mismatches(&d.display().to_string(), queries, &["t"]);
+    assert_eq!(bad, serde_json::json!({}));
+}

@@ -19,6 +19,11 @@
 //! place, and a rerun after a crash continues from the last published state. The
 //! finishing task writes the footer (Parquet, IPC) and sets the file's length.
 //!
+//! A producer may encode its part itself ([`publish_part`], as a grouping's final
+//! tasks do when the result goes to a file): [`add_published_output`] then adds
+//! only the chain, whose links copy encoded parts and gather parts too small for a
+//! row group of their own into one.
+//!
 //! A Parquet directory has no chain: each part is its own file, `part.K.parquet` as
 //! Dask names them, written by its own task, fully parallel.
 
@@ -33,7 +38,7 @@ use crate::storage::ipc::IpcCompression;
 use crate::storage::parquet::{ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS};
 
 pub use self::ops::{
-    AppendTablePart, EncodeTablePart, FinishTableOutput, RegroupRows, WriteTablePart,
+    publish_part, AppendTablePart, EncodeTablePart, FinishTableOutput, RegroupRows, WriteTablePart,
 };
 
 /// The dataset id of the output a plan writes.
@@ -199,6 +204,39 @@ pub fn add_table_output(
     parts: &[(DataRef, TaskId)],
     window: usize,
 ) -> Result<Vec<TaskId>> {
+    add_output(plan, output, parts, window, false)
+}
+
+/// As [`add_table_output`], for parts whose producers publish them as parts of the
+/// output themselves ([`ops::publish_part`]): encoded, or small record batches
+/// that the chain gathers into row groups. No encoding tasks are added, only the
+/// `append_table_part` chain and `finish_table_output`.
+///
+/// # Errors
+/// As [`add_table_output`]; [`Error::BadPlan`] for a Parquet directory, whose
+/// parts are written by tasks of their own.
+pub fn add_published_output(
+    plan: &mut Plan,
+    output: &TableOutput,
+    parts: &[(DataRef, TaskId)],
+    window: usize,
+) -> Result<Vec<TaskId>> {
+    if output.format == TableFormat::ParquetDir {
+        return Err(Error::BadPlan {
+            reason: "the parts of a Parquet directory are written by tasks of their own".into(),
+        });
+    }
+    add_output(plan, output, parts, window, true)
+}
+
+/// [`add_table_output`], or with `published` [`add_published_output`].
+fn add_output(
+    plan: &mut Plan,
+    output: &TableOutput,
+    parts: &[(DataRef, TaskId)],
+    window: usize,
+    published: bool,
+) -> Result<Vec<TaskId>> {
     if let Some(&(_, bad)) = parts.iter().find(|(_, p)| *p as usize >= plan.tasks.len()) {
         return Err(Error::BadPlan {
             reason: format!("part producer {bad} is not a task of the plan"),
@@ -266,7 +304,7 @@ pub fn add_table_output(
     // A Parquet file's row groups hold `row_group_rows` rows whatever the parts
     // hold: the parts pass through a chain that carries the rows past the last
     // whole group to the next part.
-    let regroup = output.format == TableFormat::Parquet && parts.len() > 1;
+    let regroup = !published && output.format == TableFormat::Parquet && parts.len() > 1;
     if regroup && !plan.datasets.iter().any(|d| d.id == GROUPED) {
         plan.datasets.push(Dataset::new(
             GROUPED,
@@ -279,6 +317,20 @@ pub fn add_table_output(
     let mut previous_group: Option<TaskId> = None;
     for (k, (part, producer)) in parts.iter().enumerate() {
         let bytes = unit(plan, *producer);
+        if published {
+            let append = push_link(
+                plan,
+                crate::convert::op_spec(&AppendTablePart {
+                    output: OUTPUT.into(),
+                }),
+                (part.clone(), *producer),
+                (APPENDED, k, previous),
+                bytes,
+            );
+            add_window_dep(plan, parts, k, window, append);
+            previous = Some(append);
+            continue;
+        }
         let mut encoded_input = part.clone();
         let mut encode_deps = vec![*producer];
         if regroup {

@@ -77,14 +77,30 @@ fn encode(
     format: TableFormat,
     whole_groups_only: bool,
 ) -> Result<(Bytes, u64)> {
-    let (schema, mut batches) = env.store.batches(key)?;
+    let (schema, batches) = env.store.batches(key)?;
+    encode_batches(env, out, key, (&schema, batches), format, whole_groups_only)
+}
+
+/// Encodes `batches` (of `schema`, which may mark a regrouped entry's cut) in
+/// `out`'s format; returns the bytes and the rows. `key` names the reservations.
+fn encode_batches(
+    env: &TaskEnv<'_>,
+    out: &OpenOutput,
+    key: &DataRef,
+    (schema, mut batches): (
+        &SchemaRef,
+        Box<dyn Iterator<Item = Result<RecordBatch>> + '_>,
+    ),
+    format: TableFormat,
+    whole_groups_only: bool,
+) -> Result<(Bytes, u64)> {
     let options = &out.output.options;
     match format {
         TableFormat::Csv => crate::storage::csv::encode_part(options.delimiter, &mut batches),
         TableFormat::Parquet | TableFormat::ParquetDir => {
             let mut parquet = options.parquet();
-            let grouped = Grouped::of(&schema);
-            let mut rows: Box<dyn Iterator<Item = Result<RecordBatch>>> = batches;
+            let grouped = Grouped::of(schema);
+            let mut rows = batches;
             if let Some(g) = grouped {
                 parquet.row_group_rows = usize::try_from(g.group_rows.max(1)).unwrap_or(usize::MAX);
                 if whole_groups_only {
@@ -430,7 +446,8 @@ impl Operation for EncodeTablePart {
 pub struct AppendedPart {
     /// Where the part's bytes start in the file.
     pub start: u64,
-    /// Where they end (where the next part starts).
+    /// Where they end (where the next part starts). A link that wrote nothing (it
+    /// only gathered a small part) starts and ends where the one before it ended.
     pub end: u64,
     /// Parquet: how far the part's offsets moved.
     #[serde(default)]
@@ -444,22 +461,61 @@ pub struct AppendedPart {
     /// neither decoded nor written again. 0 otherwise.
     #[serde(default)]
     pub whole: u64,
+    /// Bytes of the part's footer metadata in the state entry (see [`state_entry`]).
+    #[serde(default)]
+    pub footer_bytes: u64,
+    /// Parquet: rows of small parts gathered so far and not yet written, carried
+    /// to the next link (see [`AppendTablePart`]).
+    #[serde(default)]
+    pub pending_rows: u64,
+}
+
+/// A chain link's state as read back from the store.
+struct ChainState {
+    state: AppendedPart,
+    /// The part's footer metadata (Parquet).
+    footer: Bytes,
+    /// The gathered rows not yet written.
+    pending: Vec<RecordBatch>,
 }
 
 /// The chain state as a store entry: the length of the JSON of `state` (8 bytes,
 /// little-endian), that JSON, then `footer` (a Parquet part's footer metadata, which
-/// for a wide table holds a few hundred bytes a column: raw, not in JSON).
-fn state_entry(state: &AppendedPart, footer: &[u8]) -> Result<Entry> {
-    let json = serde_json::to_vec(state).map_err(|e| Error::bug("chain state to JSON", e))?;
+/// for a wide table holds a few hundred bytes a column: raw, not in JSON), then the
+/// pending rows as an Arrow IPC stream (none when there are none).
+fn state_entry(
+    state: &AppendedPart,
+    footer: &[u8],
+    pending: &[RecordBatch],
+    schema: &SchemaRef,
+) -> Result<Entry> {
+    let state = AppendedPart {
+        footer_bytes: footer.len() as u64,
+        pending_rows: pending.iter().map(|b| b.num_rows() as u64).sum(),
+        ..state.clone()
+    };
+    let json = serde_json::to_vec(&state).map_err(|e| Error::bug("chain state to JSON", e))?;
     let mut bytes = Vec::with_capacity(8 + json.len() + footer.len());
     bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&json);
     bytes.extend_from_slice(footer);
+    if !pending.is_empty() {
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut bytes, schema)?;
+        for batch in pending {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+    }
     Ok(Entry::Bytes(Bytes::from(bytes)))
 }
 
-/// The chain state at `key` and the footer it carries (see [`state_entry`]).
-fn appended(env: &TaskEnv<'_>, key: &DataRef) -> Result<(AppendedPart, Bytes)> {
+/// The chain state at `key` (see [`state_entry`]), with its pending rows when
+/// `held` is given, on which they are reserved before they are decoded.
+fn appended(
+    env: &TaskEnv<'_>,
+    key: &DataRef,
+    held: Option<&mut crate::memory::Reservation>,
+) -> Result<ChainState> {
     let bytes = bytes_entry(env, key)?;
     let bad =
         |detail: String| Error::corrupt(env.store.dir(), "store entry", format!("{key}: {detail}"));
@@ -470,8 +526,28 @@ fn appended(env: &TaskEnv<'_>, key: &DataRef) -> Result<(AppendedPart, Bytes)> {
         .and_then(|n| usize::try_from(n).ok())
         .filter(|&n| n <= bytes.len() - 8)
         .ok_or_else(|| bad("not a chain state".into()))?;
-    let state = serde_json::from_slice(&bytes[8..8 + len]).map_err(|e| bad(e.to_string()))?;
-    Ok((state, bytes.slice(8 + len..)))
+    let state: AppendedPart =
+        serde_json::from_slice(&bytes[8..8 + len]).map_err(|e| bad(e.to_string()))?;
+    let footer_end = usize::try_from(state.footer_bytes)
+        .ok()
+        .and_then(|n| (8 + len).checked_add(n))
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| bad("the footer runs past the entry".into()))?;
+    let rest = bytes.slice(footer_end..);
+    let mut pending = Vec::new();
+    if let Some(held) = held.filter(|_| !rest.is_empty()) {
+        env.reserve(held, rest.len() as u64)?;
+        let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(rest), None)
+            .map_err(|e| bad(e.to_string()))?;
+        for batch in reader {
+            pending.push(batch.map_err(|e| bad(e.to_string()))?);
+        }
+    }
+    Ok(ChainState {
+        footer: bytes.slice(8 + len..footer_end),
+        state,
+        pending,
+    })
 }
 
 /// Writes `bytes` at `offset` of the file at `path` (created if missing, never
@@ -486,12 +562,85 @@ fn write_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
     file.write_all_at(bytes, offset).at(path)
 }
 
-/// Copies one encoded part (input 0) into a single-file output behind the part
-/// before it (whose state is input 1; the first part has none and writes the file's
-/// header too), and publishes where it landed ([`AppendedPart`]).
+/// Writes the encoded `part` into `out`'s file at `start`, with the file's header
+/// when it is the first thing written there (`start` 0). Returns where it lies and
+/// its footer metadata (Parquet).
+fn write_part(out: &OpenOutput, start: u64, part: &Bytes) -> Result<(AppendedPart, Bytes)> {
+    let path = out.path();
+    let first = start == 0;
+    let mut state = AppendedPart {
+        start,
+        ..AppendedPart::default()
+    };
+    let mut footer = Bytes::new();
+    let (header, data): (Bytes, Bytes) = match out.output.format {
+        TableFormat::Csv => {
+            let header = if first {
+                crate::storage::csv::header_line(&out.schema, out.output.options.delimiter)
+            } else {
+                Vec::new()
+            };
+            (Bytes::from(header), part.clone())
+        }
+        TableFormat::Parquet => {
+            let layout = parquet_parts::part_layout(path, part)?;
+            let header = if first {
+                Bytes::from_static(parquet_parts::header())
+            } else {
+                Bytes::new()
+            };
+            let data_at = start + header.len() as u64;
+            state.shift = data_at as i64 - layout.data.start as i64;
+            footer = part.slice(layout.footer);
+            (header, part.slice(layout.data))
+        }
+        TableFormat::Ipc => {
+            let layout = ipc_parts::part_layout(path, part)?;
+            let header = if first {
+                part.slice(layout.header.clone())
+            } else {
+                Bytes::new()
+            };
+            let data_at = start + header.len() as u64;
+            let shift = data_at as i64 - layout.data.start as i64;
+            state.blocks = layout
+                .blocks
+                .iter()
+                .map(|&(offset, meta, body)| (offset + shift, meta, body))
+                .collect();
+            (header, part.slice(layout.data))
+        }
+        TableFormat::ParquetDir => {
+            return Err(Error::BadPlan {
+                reason: "a Parquet directory is written part by part, not appended".into(),
+            })
+        }
+    };
+    if first && out.output.format != TableFormat::Csv {
+        // The header and data are the part's own first bytes, at the same offsets.
+        write_at(path, 0, part)?;
+        state.whole = part.len() as u64;
+    } else {
+        write_at(path, start, &header)?;
+        write_at(path, start + header.len() as u64, &data)?;
+    }
+    state.end = start + (header.len() + data.len()) as u64;
+    Ok((state, footer))
+}
+
+/// Copies one part (input 0) into a single-file output behind the parts before it
+/// (whose state is input 1; the first link has none), and publishes where it landed
+/// ([`AppendedPart`]).
 ///
-/// Only copies: the bytes go where the previous state says, so a rerun writes the
-/// same bytes at the same place.
+/// A part is either encoded bytes (an encoding task's, or a producer's that encodes
+/// its own part: [`publish_part`]) or, for a Parquet file, the record batches of a
+/// part too small to be a row group of its own. Those are gathered: carried in the
+/// state to the next link until the next small part would make more than a row
+/// group, then encoded as one (the last ones by [`FinishTableOutput`]). Parts that
+/// come in any order (a grouping's buckets) are written in that order.
+///
+/// Copies, or encodes what its inputs hold: a rerun writes the same bytes at the
+/// same place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendTablePart {
     /// The id of the output dataset.
@@ -500,89 +649,168 @@ pub struct AppendTablePart {
 
 impl Operation for AppendTablePart {
     const NAME: &'static str = "append_table_part";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let out = open_output(env, &self.output)?;
-        let part = bytes_entry(env, input(task, 0)?)?;
+        let mut held = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
         let previous = match task.inputs.get(1) {
-            Some(key) => Some(appended(env, key)?.0),
+            Some(key) => Some(appended(env, key, Some(&mut held))?),
             None => None,
         };
-        let start = previous.as_ref().map_or(0, |p| p.end);
-        let first = previous.is_none();
-        let path = out.path();
-        let mut state = AppendedPart {
-            start,
-            ..AppendedPart::default()
-        };
-        let mut footer = Bytes::new();
-        let (header, data): (Bytes, Bytes) = match out.output.format {
-            TableFormat::Csv => {
-                let header = if first {
-                    crate::storage::csv::header_line(&out.schema, out.output.options.delimiter)
+        let start = previous.as_ref().map_or(0, |p| p.state.end);
+        let mut pending = previous.map(|p| p.pending).unwrap_or_default();
+        let key = input(task, 0)?;
+        let entry = env.store.get(key)?;
+        let part = match &*entry {
+            Entry::Bytes(bytes) => Some(bytes.clone()),
+            Entry::Batches { batches, .. } => {
+                let batches = batches.iter().filter(|b| b.num_rows() > 0).cloned();
+                if out.output.format == TableFormat::Parquet {
+                    let batches: Vec<RecordBatch> = batches.collect();
+                    if fits_group(env, &out, &pending, &batches) {
+                        pending.extend(batches);
+                        None
+                    } else {
+                        let full = std::mem::replace(&mut pending, batches);
+                        Some(encode_gathered(env, &out, key, full)?)
+                    }
                 } else {
-                    Vec::new()
-                };
-                (Bytes::from(header), part.clone())
+                    let (bytes, rows) = encode_batches(
+                        env,
+                        &out,
+                        key,
+                        (&out.schema, Box::new(batches.map(Ok))),
+                        out.output.format,
+                        false,
+                    )?;
+                    env.emit(Event::RowsWritten(rows));
+                    Some(bytes)
+                }
             }
-            TableFormat::Parquet => {
-                let layout = parquet_parts::part_layout(path, &part)?;
-                let header = if first {
-                    Bytes::from_static(parquet_parts::header())
-                } else {
-                    Bytes::new()
-                };
-                let data_at = start + header.len() as u64;
-                state.shift = data_at as i64 - layout.data.start as i64;
-                footer = part.slice(layout.footer);
-                (header, part.slice(layout.data))
-            }
-            TableFormat::Ipc => {
-                let layout = ipc_parts::part_layout(path, &part)?;
-                let header = if first {
-                    part.slice(layout.header.clone())
-                } else {
-                    Bytes::new()
-                };
-                let data_at = start + header.len() as u64;
-                let shift = data_at as i64 - layout.data.start as i64;
-                state.blocks = layout
-                    .blocks
-                    .iter()
-                    .map(|&(offset, meta, body)| (offset + shift, meta, body))
-                    .collect();
-                (header, part.slice(layout.data))
-            }
-            TableFormat::ParquetDir => {
-                return Err(Error::BadPlan {
-                    reason: format!(
-                        "task {}: a Parquet directory is written part by part, not appended",
-                        task.id
-                    ),
-                })
+            other => {
+                return Err(Error::corrupt(
+                    env.store.dir(),
+                    "store entry",
+                    format!("{key} holds {}, not a table part", other.kind()),
+                ))
             }
         };
-        let whole_part = first && out.output.format != TableFormat::Csv;
-        if whole_part {
-            // The header and data are the part's own first bytes, at the same offsets.
-            write_at(path, 0, &part)?;
-            state.whole = part.len() as u64;
-        } else {
-            write_at(path, start, &header)?;
-            write_at(path, start + header.len() as u64, &data)?;
-        }
-        state.end = start + (header.len() + data.len()) as u64;
-        env.store.put(&task.output, state_entry(&state, &footer)?)?;
-        env.emit(Event::BytesWritten((header.len() + data.len()) as u64));
-        Ok(())
+        drop(entry);
+        let (state, footer) = match part {
+            Some(part) => {
+                let (state, footer) = write_part(&out, start, &part)?;
+                env.emit(Event::BytesWritten(state.end - state.start));
+                (state, footer)
+            }
+            None => (
+                AppendedPart {
+                    start,
+                    end: start,
+                    ..AppendedPart::default()
+                },
+                Bytes::new(),
+            ),
+        };
+        let entry = state_entry(&state, &footer, &pending, &out.schema)?;
+        drop(pending);
+        drop(held);
+        env.store.put(&task.output, entry)
     }
 }
 
+/// Whether `more` small batches join the gathered `pending` rows in one row group.
+fn fits_group(
+    env: &TaskEnv<'_>,
+    out: &OpenOutput,
+    pending: &[RecordBatch],
+    more: &[RecordBatch],
+) -> bool {
+    let (rows, bytes) = pending.iter().chain(more).fold((0u64, 0u64), |(r, m), b| {
+        (r + b.num_rows() as u64, m + crate::memory::batch_memory(b))
+    });
+    rows <= out.output.options.row_group_rows && bytes <= out.row_group_bytes(env) as u64
+}
+
+/// Encodes gathered rows as one Parquet part (a row group); reports the rows.
+fn encode_gathered(
+    env: &TaskEnv<'_>,
+    out: &OpenOutput,
+    key: &DataRef,
+    batches: Vec<RecordBatch>,
+) -> Result<Bytes> {
+    let (bytes, rows) = encode_parquet(
+        env,
+        out,
+        key,
+        out.output.options.parquet(),
+        &mut batches.into_iter().map(Ok),
+    )?;
+    env.emit(Event::RowsWritten(rows));
+    Ok(bytes)
+}
+
+/// A part smaller than this share of a row group (in rows, or in bytes of
+/// [`OpenOutput::row_group_bytes`]) is published as its batches by
+/// [`publish_part`], to be gathered with others into one row group.
+const SMALL_PART_SHARE: u64 = 4;
+
+/// Publishes at `key` one part of the table output `output`, of `schema`: encoded,
+/// as an encoding task would ([`AppendTablePart`] then only copies it), by a
+/// producer that writes its part itself instead of handing its batches to an
+/// encoding task through the store. A part of a Parquet file smaller than a
+/// quarter of a row group is published as its batches, to be gathered with others
+/// by the chain: a grouping of 100 groups in 59 buckets writes one row group, not
+/// 59.
+///
+/// # Errors
+/// The batches' errors; encoding errors; the store's.
+pub fn publish_part(
+    env: &TaskEnv<'_>,
+    output: &str,
+    key: &DataRef,
+    schema: SchemaRef,
+    batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+) -> Result<()> {
+    let out = open_output(env, output)?;
+    let mut head = Vec::new();
+    if out.output.format == TableFormat::Parquet {
+        let small_rows = out.output.options.row_group_rows / SMALL_PART_SHARE;
+        let small_bytes = out.row_group_bytes(env) as u64 / SMALL_PART_SHARE;
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        while rows < small_rows && bytes < small_bytes {
+            let Some(batch) = batches.next() else {
+                return env.store.put(
+                    key,
+                    Entry::Batches {
+                        schema,
+                        batches: head,
+                    },
+                );
+            };
+            let batch = batch?;
+            rows += batch.num_rows() as u64;
+            bytes += crate::memory::batch_memory(&batch);
+            head.push(batch);
+        }
+    }
+    let mut rows = head.into_iter().map(Ok).chain(batches);
+    let (bytes, written) = encode_batches(
+        env,
+        &out,
+        key,
+        (&schema, Box::new(&mut rows)),
+        out.output.format,
+        false,
+    )?;
+    env.emit(Event::RowsWritten(written));
+    env.store.put(key, Entry::Bytes(bytes))
+}
+
 /// Ends a single-file output: after the last appended part (the states of every part
-/// are the inputs), writes the footer (Parquet, IPC) and sets the file's length; with
-/// no parts, writes the empty output (a CSV header, a Parquet or IPC file without
-/// rows).
+/// are the inputs), writes the rows still gathered, then the footer (Parquet, IPC),
+/// and sets the file's length; with nothing written, writes the empty output (a CSV
+/// header, a Parquet or IPC file without rows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinishTableOutput {
     /// The id of the output dataset.
@@ -591,38 +819,57 @@ pub struct FinishTableOutput {
 
 impl Operation for FinishTableOutput {
     const NAME: &'static str = "finish_table_output";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let out = open_output(env, &self.output)?;
         let path = out.path();
-        let states = task
-            .inputs
-            .iter()
-            .map(|key| appended(env, key))
-            .collect::<Result<Vec<_>>>()?;
-        let Some((last, _)) = states.last() else {
+        let mut held = env.pool.reserve(format!("{} {}", Self::NAME, task.output));
+        let mut states = Vec::with_capacity(task.inputs.len());
+        for (i, key) in task.inputs.iter().enumerate() {
+            // Only the last link's pending rows are still to write.
+            let last = i + 1 == task.inputs.len();
+            let mut state = appended(env, key, last.then_some(&mut held))?;
+            let pending = std::mem::take(&mut state.pending);
+            states.push(state);
+            if !pending.is_empty() {
+                let start = states.last().map_or(0, |s| s.state.end);
+                let part = encode_gathered(env, &out, key, pending)?;
+                let (state, footer) = write_part(&out, start, &part)?;
+                env.emit(Event::BytesWritten(state.end - state.start));
+                states.push(ChainState {
+                    state,
+                    footer,
+                    pending: Vec::new(),
+                });
+            }
+        }
+        drop(held);
+        // Links that only gathered rows wrote nothing.
+        states.retain(|s| s.state.end > s.state.start);
+        let Some(last) = states.last() else {
             let bytes = empty_output(&out)?;
             std::fs::write(path, &bytes).at(path)?;
             env.emit(Event::BytesWritten(bytes.len() as u64));
             return Ok(());
         };
-        let mut tail = Vec::new();
-        if let [(only, _)] = states.as_slice() {
-            if only.whole > 0 {
+        let end = last.state.end;
+        if let [only] = states.as_slice() {
+            if only.state.whole > 0 {
                 // The one part is the whole file, footer included.
                 let file = OpenOptions::new().write(true).open(path).at(path)?;
-                return file.set_len(only.whole).at(path);
+                return file.set_len(only.state.whole).at(path);
             }
         }
+        let mut tail = Vec::new();
         match out.output.format {
             TableFormat::Csv | TableFormat::ParquetDir => {}
             TableFormat::Parquet => {
                 let placed: Vec<parquet_parts::PlacedPart<'_>> = states
                     .iter()
-                    .map(|(s, footer)| parquet_parts::PlacedPart {
-                        footer,
-                        shift: s.shift,
+                    .map(|s| parquet_parts::PlacedPart {
+                        footer: &s.footer,
+                        shift: s.state.shift,
                     })
                     .collect();
                 parquet_parts::write_footer(path, &placed, &mut tail)?;
@@ -630,15 +877,15 @@ impl Operation for FinishTableOutput {
             TableFormat::Ipc => {
                 let blocks: Vec<_> = states
                     .iter()
-                    .flat_map(|(s, _)| s.blocks.iter().copied())
+                    .flat_map(|s| s.state.blocks.iter().copied())
                     .collect();
                 ipc_parts::write_footer(path, &out.schema, &blocks, &mut tail)?;
             }
         }
-        write_at(path, last.end, &tail)?;
+        write_at(path, end, &tail)?;
         // Whatever an interrupted earlier run left past the end goes.
         let file = OpenOptions::new().write(true).open(path).at(path)?;
-        file.set_len(last.end + tail.len() as u64).at(path)?;
+        file.set_len(end + tail.len() as u64).at(path)?;
         env.emit(Event::BytesWritten(tail.len() as u64));
         Ok(())
     }

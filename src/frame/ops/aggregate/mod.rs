@@ -39,7 +39,7 @@ use self::keys::GroupKeys;
 use crate::error::{Error, Result};
 
 pub use self::ops::{GroupFinal, GroupPartial};
-pub use self::plan::{add_partials, GroupSizing, Partials};
+pub use self::plan::{add_partials, write_in_finals, GroupSizing, Partials};
 
 /// An aggregate function.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,7 @@ use super::{GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
 use crate::frame::ops::pipeline::Pipeline;
 use crate::frame::read::{for_each_batch, reading};
+use crate::frame::write::ops::publish_part;
 use crate::memory::{Reservation, SpillFile};
 use crate::plan::{entry_file, DataRef, DataStore, Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
@@ -221,6 +222,11 @@ pub struct GroupFinal {
     pub post: Pipeline,
     /// Bytes the groups may hold before the bucket is cut again.
     pub table_bytes: u64,
+    /// The table output this bucket is a part of, when the task writes its part
+    /// itself ([`publish_part`]): the groups go out encoded, not through the store
+    /// to an encoding task (see [`super::write_in_finals`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sink: Option<String>,
 }
 
 /// Parts a bucket that does not fit is cut into, at each level.
@@ -284,8 +290,12 @@ impl Operation for GroupFinal {
                 .into_iter()
                 .map(|b| b.and_then(|b| self.post.apply(b, &schema)))
         });
-        env.store
-            .put_batches(&task.output, schema.clone(), &mut results)
+        match &self.sink {
+            Some(output) => publish_part(env, output, &task.output, schema.clone(), &mut results),
+            None => env
+                .store
+                .put_batches(&task.output, schema.clone(), &mut results),
+        }
     }
 }
 
