@@ -159,23 +159,24 @@ impl TopPerGroup {
                 .as_ref()
                 .map_or(&[], |rows| rows.row(r as usize).data())
         };
-        // Group g's best rows, best first, are slots[g * k .. g * k + filled[g]],
-        // each with its key's prefix: most comparisons are of two integers.
+        // Group g's best rows, best first, are slots[g * k ..][..k], each with its
+        // key's prefix (most comparisons are of two integers), the unused ones
+        // marked EMPTY: a row touches its group's slots only (for k = 2, one
+        // cache line), not a count kept apart.
+        const EMPTY: u32 = u32::MAX;
         let k = self.k.max(1);
         let mut slots: Vec<(u128, u32, u32)> = Vec::new();
-        let mut filled: Vec<u32> = Vec::new();
         for (b, batch_ids) in ids.iter().enumerate() {
             let b = b as u32;
             for (r, &g) in batch_ids.iter().enumerate() {
                 let (g, r) = (g as usize, r as u32);
-                if g >= filled.len() {
-                    filled.resize(g + 1, 0);
-                    slots.resize((g + 1) * k, (0, 0, 0));
+                if (g + 1) * k > slots.len() {
+                    slots.resize((g + 1) * k, (0, EMPTY, 0));
                 }
                 let data = key(b, r);
                 let row = (key_prefix(data), b, r);
                 let kept = &mut slots[g * k..(g + 1) * k];
-                let count = filled[g] as usize;
+                let count = kept.partition_point(|&(_, kb, _)| kb != EMPTY);
                 // After every kept row at least as good: ties keep the rows that
                 // came first.
                 let at = kept[..count].partition_point(|&(p, kb, kr)| {
@@ -184,18 +185,14 @@ impl TopPerGroup {
                 if at == k {
                     continue;
                 }
-                if count < k {
-                    filled[g] += 1;
-                }
                 let end = count.min(k - 1);
                 kept.copy_within(at..end, at + 1);
                 kept[at] = row;
             }
         }
-        let picks: Vec<(usize, usize)> = filled
+        let picks: Vec<(usize, usize)> = slots
             .iter()
-            .enumerate()
-            .flat_map(|(g, &count)| slots[g * k..g * k + count as usize].iter())
+            .filter(|&&(_, b, _)| b != EMPTY)
             .map(|&(_, b, r)| (b as usize, r as usize))
             .collect();
         let refs: Vec<&RecordBatch> = batches.iter().collect();
