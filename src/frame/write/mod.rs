@@ -255,18 +255,10 @@ fn add_output(
             .with_meta(meta),
         ),
     }
-    let unit = |plan: &Plan, producer: TaskId| {
-        let t = &plan.tasks[producer as usize];
-        if t.unit_bytes > 0 {
-            t.unit_bytes
-        } else {
-            t.memory_bytes
-        }
-    };
     if output.format == TableFormat::ParquetDir {
         let mut writers = Vec::with_capacity(parts.len().max(1));
         for (k, (part, producer)) in parts.iter().enumerate() {
-            let bytes = unit(plan, *producer);
+            let bytes = part_bytes(plan, *producer);
             let id = plan.push(Task {
                 inputs: vec![part.clone()],
                 deps: vec![*producer],
@@ -316,64 +308,26 @@ fn add_output(
     let mut previous: Option<TaskId> = None;
     let mut previous_group: Option<TaskId> = None;
     for (k, (part, producer)) in parts.iter().enumerate() {
-        let bytes = unit(plan, *producer);
-        if published {
-            let append = push_link(
+        let bytes = part_bytes(plan, *producer);
+        // What the chain copies: the published part, or what encodes it.
+        let to_append = if published {
+            (part.clone(), *producer)
+        } else {
+            add_encoding(
                 plan,
-                crate::convert::op_spec(&AppendTablePart {
-                    output: OUTPUT.into(),
-                }),
-                (part.clone(), *producer),
-                (APPENDED, k, previous),
-                bytes,
-            );
-            add_window_dep(plan, parts, k, window, append);
-            previous = Some(append);
-            continue;
-        }
-        let mut encoded_input = part.clone();
-        let mut encode_deps = vec![*producer];
-        if regroup {
-            // Slices of batches already in the store.
-            let id = push_link(
-                plan,
-                crate::convert::op_spec(&RegroupRows {
-                    output: OUTPUT.into(),
-                }),
-                (part.clone(), *producer),
-                (GROUPED, k, previous_group),
-                bytes,
-            );
-            previous_group = Some(id);
-            encoded_input = DataRef::partition(GROUPED, k as u64);
-            encode_deps = vec![id];
-        }
-        // A release task: it turns the part's batches into pages several times
-        // smaller, so it goes before work that would make more batches (a sort's
-        // next merge); as compute work it waited behind them, and their batches
-        // spilled meanwhile (a fifth to a third of the 256 MiB sort's spill).
-        let encode = plan.push(Task {
-            inputs: vec![encoded_input],
-            deps: encode_deps,
-            // The part (and rows carried into it), and its encoded pages.
-            memory_bytes: if regroup { 4 * bytes } else { 2 * bytes },
-            unit_bytes: bytes,
-            ..Task::new(
-                crate::convert::op_spec(&EncodeTablePart {
-                    output: OUTPUT.into(),
-                    whole_groups: regroup && k + 1 < parts.len(),
-                }),
-                DataRef::partition(ENCODED, k as u64),
-                TaskKind::Release,
+                (part, *producer),
+                (k, parts.len()),
+                regroup,
+                &mut previous_group,
             )
-        });
+        };
         // The encoded part, already in the store: copied, not grown.
         let append = push_link(
             plan,
             crate::convert::op_spec(&AppendTablePart {
                 output: OUTPUT.into(),
             }),
-            (DataRef::partition(ENCODED, k as u64), encode),
+            to_append,
             (APPENDED, k, previous),
             bytes,
         );
@@ -394,6 +348,67 @@ fn add_output(
         )
     });
     Ok(vec![finish])
+}
+
+/// Adds the tasks encoding part `k` of `count` (made by `producer`): with
+/// `regroup`, a link of the regrouping chain (the last one `previous_group`)
+/// first. Returns the encoded part and its task.
+fn add_encoding(
+    plan: &mut Plan,
+    (part, producer): (&DataRef, TaskId),
+    (k, count): (usize, usize),
+    regroup: bool,
+    previous_group: &mut Option<TaskId>,
+) -> (DataRef, TaskId) {
+    let bytes = part_bytes(plan, producer);
+    let mut encoded_input = part.clone();
+    let mut encode_deps = vec![producer];
+    if regroup {
+        // Slices of batches already in the store.
+        let id = push_link(
+            plan,
+            crate::convert::op_spec(&RegroupRows {
+                output: OUTPUT.into(),
+            }),
+            (part.clone(), producer),
+            (GROUPED, k, *previous_group),
+            bytes,
+        );
+        *previous_group = Some(id);
+        encoded_input = DataRef::partition(GROUPED, k as u64);
+        encode_deps = vec![id];
+    }
+    // A release task: it turns the part's batches into pages several times
+    // smaller, so it goes before work that would make more batches (a sort's
+    // next merge); as compute work it waited behind them, and their batches
+    // spilled meanwhile (a fifth to a third of the 256 MiB sort's spill).
+    let encode = plan.push(Task {
+        inputs: vec![encoded_input],
+        deps: encode_deps,
+        // The part (and rows carried into it), and its encoded pages.
+        memory_bytes: if regroup { 4 * bytes } else { 2 * bytes },
+        unit_bytes: bytes,
+        ..Task::new(
+            crate::convert::op_spec(&EncodeTablePart {
+                output: OUTPUT.into(),
+                whole_groups: regroup && k + 1 < count,
+            }),
+            DataRef::partition(ENCODED, k as u64),
+            TaskKind::Release,
+        )
+    });
+    (DataRef::partition(ENCODED, k as u64), encode)
+}
+
+/// The size of the part `producer` publishes: its `unit_bytes`, or else its
+/// `memory_bytes`.
+fn part_bytes(plan: &Plan, producer: TaskId) -> u64 {
+    let t = &plan.tasks[producer as usize];
+    if t.unit_bytes > 0 {
+        t.unit_bytes
+    } else {
+        t.memory_bytes
+    }
 }
 
 /// Pushes link `k` of a chain whose state is the `chain` dataset: a release task
