@@ -97,3 +97,65 @@ pub(crate) fn duckdb_mismatches(
         ],
     )
 }
+
+/// Writes db-benchmark's groupby table `t` (`id1..id6`, `v1..v3`; 20,000 rows,
+/// NULLs in keys and values) as `t.csv` and `t.parquet` into `argv[1]`; results
+/// are compared with DuckDB's over it by [`duckdb_mismatches`].
+pub(crate) const GROUPBY_TABLE: &str = r#"
+import sys
+import numpy as np, pyarrow as pa, pyarrow.csv, pyarrow.parquet as pq
+out = sys.argv[1]
+rng = np.random.default_rng(11)
+n = 20000
+def ids(k, fmt):
+    return pa.array([fmt % v for v in rng.integers(1, k + 1, n)])
+def nulled(a, every):
+    mask = np.zeros(n, bool); mask[::every] = True
+    return pa.array(a.to_pylist(), mask=mask, type=a.type)
+t = pa.table({
+    "id1": nulled(ids(20, "id%03d"), 97),
+    "id2": ids(30, "id%03d"),
+    "id3": ids(2000, "id%010d"),
+    "id4": nulled(pa.array(rng.integers(1, 21, n)), 89),
+    "id5": pa.array(rng.integers(1, 31, n)),
+    "id6": pa.array(rng.integers(1, 2000, n)),
+    "v1": nulled(pa.array(rng.integers(1, 6, n)), 13),
+    "v2": pa.array(rng.integers(1, 16, n)),
+    "v3": pa.array(np.round(rng.random(n) * 100, 6)),
+})
+pq.write_table(t, f"{out}/t.parquet")
+pa.csv.write_csv(t, f"{out}/t.csv")
+print("{}")
+"#;
+
+/// A two-thread job whose pool holds `limit`. The RSS thresholds are off: the
+/// test process's own RSS (other tests, the allocator's retention) dwarfs such a
+/// limit; the pool's reservations are what these tests check.
+pub(crate) fn context(limit: u64) -> crate::exec::JobContext {
+    let options = crate::exec::JobOptions {
+        threads: 2,
+        memory_limit: limit,
+        thresholds: crate::memory::Thresholds {
+            spill: f64::INFINITY,
+            pause: f64::INFINITY,
+            terminate: f64::INFINITY,
+            ..crate::memory::Thresholds::default()
+        },
+        ..crate::exec::JobOptions::default()
+    };
+    crate::exec::JobContext::new(&options, crate::sys::CancelToken::new()).unwrap()
+}
+
+/// Writes `batches` to `path` as Parquet, for [`duckdb_mismatches`] to read.
+pub(crate) fn write_parquet(
+    path: &std::path::Path,
+    batches: &[arrow::record_batch::RecordBatch],
+    schema: arrow::datatypes::SchemaRef,
+) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    for b in batches {
+        w.write(b).unwrap();
+    }
+    w.close().unwrap();
+}

@@ -76,6 +76,34 @@ pub struct SortExpr {
     pub nulls_first: bool,
 }
 
+impl SortExpr {
+    /// `expr` smallest first, NULLs last (SQL's `ASC`).
+    pub fn asc(expr: Expr) -> SortExpr {
+        SortExpr {
+            expr,
+            descending: false,
+            nulls_first: false,
+        }
+    }
+
+    /// `expr` largest first, NULLs last (DuckDB's `DESC`).
+    pub fn desc(expr: Expr) -> SortExpr {
+        SortExpr {
+            expr,
+            descending: true,
+            nulls_first: false,
+        }
+    }
+
+    /// The same key with NULLs first (`NULLS FIRST`) or last.
+    pub fn nulls_first(self, first: bool) -> SortExpr {
+        SortExpr {
+            nulls_first: first,
+            ..self
+        }
+    }
+}
+
 /// A window function (`OVER (PARTITION BY ... ORDER BY ...)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowFunc {

@@ -1,6 +1,7 @@
-//! Frames: operators over streams of Arrow record batches, one operator a file in
-//! `ops/`. The lazy `Frame` API comes with the frame issue; the operators the
-//! execution core needs live here already.
+//! Frames: expressions, the logical plan, its lowering to tasks, and the
+//! operators over streams of Arrow record batches (one operator a file in `ops/`).
+//! The SQL front end ([`crate::sql`]) and the lazy `Frame` ([`crate::dataframe`])
+//! both build a [`logical::LogicalPlan`].
 
 pub mod expr;
 pub mod logical;

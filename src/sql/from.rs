@@ -416,10 +416,10 @@ impl QueryPlanner<'_> {
         span: SqlSpan,
     ) -> Result<LogicalPlan> {
         let path = self.path(text);
-        let path = match glob_dir(&path) {
-            GlobDir::NotGlob => path,
-            GlobDir::Dir(dir) => dir,
-            GlobDir::Unsupported => {
+        let path = match crate::storage::glob_dir(&path) {
+            crate::storage::GlobDir::NotGlob => path,
+            crate::storage::GlobDir::Dir(dir) => dir,
+            crate::storage::GlobDir::Unsupported => {
                 return Err(at(
                     self.sql,
                     span,
@@ -514,35 +514,6 @@ impl QueryPlanner<'_> {
             },
         ))
     }
-}
-
-enum GlobDir {
-    NotGlob,
-    Dir(PathBuf),
-    Unsupported,
-}
-
-/// `dir/*.parquet` (or `dir/*`) as the directory `dir`, which the Parquet reader
-/// reads part by part; any other glob is refused.
-fn glob_dir(path: &Path) -> GlobDir {
-    let text = path.to_string_lossy();
-    if !text.contains(['*', '?', '[']) {
-        return GlobDir::NotGlob;
-    }
-    let (Some(parent), Some(pattern)) = (path.parent(), path.file_name()) else {
-        return GlobDir::Unsupported;
-    };
-    let parent_text = parent.to_string_lossy();
-    let pattern = pattern.to_string_lossy();
-    if parent_text.contains(['*', '?', '[']) || !matches!(&*pattern, "*.parquet" | "*") {
-        return GlobDir::Unsupported;
-    }
-    let dir = if parent_text.is_empty() {
-        PathBuf::from(".")
-    } else {
-        parent.to_path_buf()
-    };
-    GlobDir::Dir(dir)
 }
 
 /// The name a file's table is known by without an alias: its stem (`x` for

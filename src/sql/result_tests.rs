@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use crate::convert::query;
-use crate::exec::{JobContext, JobOptions};
 
 /// Writes `t` (CSV and Parquet) and `s` (a small table of keys, one NULL) into
 /// `argv[1]`; results are compared with DuckDB's over them by
@@ -40,23 +39,6 @@ pa.csv.write_csv(s, f"{out}/s.csv")
 print("{}")
 "#;
 
-/// A job context of `limit` bytes whose RSS thresholds never fire (the test
-/// process's RSS is not the pool's business here).
-fn context(limit: u64) -> JobContext {
-    let options = JobOptions {
-        threads: 2,
-        memory_limit: limit,
-        thresholds: crate::memory::Thresholds {
-            spill: f64::INFINITY,
-            pause: f64::INFINITY,
-            terminate: f64::INFINITY,
-            ..crate::memory::Thresholds::default()
-        },
-        ..JobOptions::default()
-    };
-    JobContext::new(&options, crate::sys::CancelToken::new()).unwrap()
-}
-
 fn fixture() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     crate::reference::json(SCRIPT, &[dir.path().to_str().unwrap()]);
@@ -79,7 +61,7 @@ fn ours(sql: &str, dir: &Path, ext: &str) -> String {
 fn equal_duckdbs(cases: &[(&str, &str)]) {
     let dir = fixture();
     let d = dir.path().display().to_string();
-    let ctx = context(64 << 20);
+    let ctx = crate::reference::context(64 << 20);
     for ext in ["csv", "parquet"] {
         let mut queries = serde_json::Map::new();
         for (name, sql) in cases {
@@ -88,12 +70,8 @@ fn equal_duckdbs(cases: &[(&str, &str)]) {
                 crate::sql::plan_query(&text).unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
             let (schema, batches) =
                 query(&plan, &ctx).unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
-            let file = std::fs::File::create(dir.path().join(format!("{name}.parquet"))).unwrap();
-            let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
-            for b in &batches {
-                w.write(b).unwrap();
-            }
-            w.close().unwrap();
+            let path = dir.path().join(format!("{name}.parquet"));
+            crate::reference::write_parquet(&path, &batches, schema);
             let duck = sql.replace(" T", " t").replace(" S", " s");
             queries.insert(name.to_string(), duck.into());
         }
@@ -105,7 +83,7 @@ fn equal_duckdbs(cases: &[(&str, &str)]) {
 /// The message of the error `sql` (over `T` and `S`, from CSV) ends in when run.
 fn run_error(dir: &Path, sql: &str, limit: u64) -> crate::Error {
     let plan = crate::sql::plan_query(&ours(sql, dir, "csv")).unwrap();
-    match query(&plan, &context(limit)) {
+    match query(&plan, &crate::reference::context(limit)) {
         Ok(_) => panic!("{sql} ran"),
         Err(e) => e,
     }
@@ -463,7 +441,7 @@ fn a_grouping_written_to_a_file_encodes_its_parts_in_its_final_tasks() {
     ];
     let dir = fixture();
     let d = dir.path();
-    let ctx = context(64 << 20);
+    let ctx = crate::reference::context(64 << 20);
     let options = crate::convert::ConvertOptions {
         row_group_rows: Some(1000),
         ..Default::default()

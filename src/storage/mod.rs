@@ -11,7 +11,7 @@ pub mod npy_stack;
 pub mod parquet;
 pub mod zarr;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::datatypes::DataType;
 
@@ -121,6 +121,39 @@ impl Format {
 
 /// The formats a source can be named with, for messages.
 const FORMAT_NAMES: &str = "csv, parquet, ipc, npy, npy-stack, zarr";
+
+/// What a path with glob characters names.
+pub enum GlobDir {
+    /// The path has none: it is itself.
+    NotGlob,
+    /// `dir/*.parquet` or `dir/*`: every part of the directory.
+    Dir(PathBuf),
+    /// Any other glob, which is not read.
+    Unsupported,
+}
+
+/// `dir/*.parquet` (or `dir/*`) as the directory `dir`, which the Parquet reader
+/// reads part by part; any other glob is refused.
+pub fn glob_dir(path: &Path) -> GlobDir {
+    let text = path.to_string_lossy();
+    if !text.contains(['*', '?', '[']) {
+        return GlobDir::NotGlob;
+    }
+    let (Some(parent), Some(pattern)) = (path.parent(), path.file_name()) else {
+        return GlobDir::Unsupported;
+    };
+    let parent_text = parent.to_string_lossy();
+    let pattern = pattern.to_string_lossy();
+    if parent_text.contains(['*', '?', '[']) || !matches!(&*pattern, "*.parquet" | "*") {
+        return GlobDir::Unsupported;
+    }
+    let dir = if parent_text.is_empty() {
+        PathBuf::from(".")
+    } else {
+        parent.to_path_buf()
+    };
+    GlobDir::Dir(dir)
+}
 
 /// Tells the format of an existing path from its contents, then its name.
 ///

@@ -3,13 +3,8 @@
 //! whole plan (partials, buckets, finals) under a budget that makes partial tables
 //! flush, compared row by row after sorting by the keys.
 
-use std::path::Path;
-
-use arrow::record_batch::RecordBatch;
-
 use super::{AggCall, AggFunc, GroupBy};
 use crate::convert::query;
-use crate::exec::{JobContext, JobOptions};
 use crate::frame::expr::Expr;
 use crate::frame::logical::{AggExpr, LogicalPlan, Source};
 use crate::storage::frame::FrameReadOptions;
@@ -35,35 +30,6 @@ fn grouping(source: &Source, spec: &GroupBy) -> LogicalPlan {
             .collect(),
     }
 }
-
-/// Writes the table `t` (CSV and Parquet) into `argv[1]`; results are compared
-/// with DuckDB's over it by [`crate::reference::duckdb_mismatches`].
-const SCRIPT: &str = r#"
-import sys
-import numpy as np, pyarrow as pa, pyarrow.csv, pyarrow.parquet as pq
-out = sys.argv[1]
-rng = np.random.default_rng(11)
-n = 20000
-def ids(k, fmt):
-    return pa.array([fmt % v for v in rng.integers(1, k + 1, n)])
-def nulled(a, every):
-    mask = np.zeros(n, bool); mask[::every] = True
-    return pa.array(a.to_pylist(), mask=mask, type=a.type)
-t = pa.table({
-    "id1": nulled(ids(20, "id%03d"), 97),
-    "id2": ids(30, "id%03d"),
-    "id3": ids(2000, "id%010d"),
-    "id4": nulled(pa.array(rng.integers(1, 21, n)), 89),
-    "id5": pa.array(rng.integers(1, 31, n)),
-    "id6": pa.array(rng.integers(1, 2000, n)),
-    "v1": nulled(pa.array(rng.integers(1, 6, n)), 13),
-    "v2": pa.array(rng.integers(1, 16, n)),
-    "v3": pa.array(np.round(rng.random(n) * 100, 6)),
-})
-pq.write_table(t, f"{out}/t.parquet")
-pa.csv.write_csv(t, f"{out}/t.csv")
-print("{}")
-"#;
 
 fn call(func: AggFunc, args: &[&str], name: &str) -> AggCall {
     AggCall {
@@ -195,49 +161,22 @@ fn cases() -> Vec<(&'static str, GroupBy, &'static str)> {
     ]
 }
 
-/// A two-thread job whose pool holds `limit`. The RSS thresholds are off: the
-/// test process's own RSS (other tests, the allocator's retention) dwarfs such a
-/// limit; the pool's reservations are what these tests check.
-fn context(limit: u64) -> JobContext {
-    let options = JobOptions {
-        threads: 2,
-        memory_limit: limit,
-        thresholds: crate::memory::Thresholds {
-            spill: f64::INFINITY,
-            pause: f64::INFINITY,
-            terminate: f64::INFINITY,
-            ..crate::memory::Thresholds::default()
-        },
-        ..JobOptions::default()
-    };
-    JobContext::new(&options, crate::sys::CancelToken::new()).unwrap()
-}
-
-fn write(path: &Path, batches: &[RecordBatch], schema: arrow::datatypes::SchemaRef) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
-    for b in batches {
-        w.write(b).unwrap();
-    }
-    w.close().unwrap();
-}
-
 #[test]
 fn the_db_benchmark_questions_equal_duckdbs_from_csv_and_parquet() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    crate::reference::json(SCRIPT, &[&d]);
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
     let cases = cases();
     // A limit small enough that the partial tables flush and the buckets are many.
     for (source, limit) in [("t.csv", 4u64 << 20), ("t.parquet", 64 << 20)] {
-        let ctx = context(limit);
+        let ctx = crate::reference::context(limit);
         let mut queries = serde_json::Map::new();
         for (name, spec, sql) in &cases {
             let read = FrameReadOptions::default().with_blocksize(64 << 10);
             let table = Source::open(dir.path().join(source), None, read).unwrap();
             let (schema, batches) = query(&grouping(&table, spec), &ctx)
                 .unwrap_or_else(|e| panic!("{name} from {source}: {e}"));
-            write(
+            crate::reference::write_parquet(
                 &dir.path().join(format!("{name}.parquet")),
                 &batches,
                 schema,
@@ -281,7 +220,7 @@ fn bad_groupings_are_refused_naming_the_column_or_type() {
 fn a_grouping_of_distinct_keys_under_a_tenth_of_its_data_spills_and_equals_duckdbs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    crate::reference::json(SCRIPT, &[&d]);
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
     let all = cases();
     let picked: Vec<_> = all
         .iter()
@@ -289,7 +228,7 @@ fn a_grouping_of_distinct_keys_under_a_tenth_of_its_data_spills_and_equals_duckd
         .collect();
     // The table is about 1.4 MB of CSV; its groups' states about 2 MB.
     let limit = 160 << 10;
-    let ctx = context(limit);
+    let ctx = crate::reference::context(limit);
     let mut queries = serde_json::Map::new();
     for (name, spec, sql) in picked {
         let read = FrameReadOptions::default().with_blocksize(32 << 10);
@@ -312,8 +251,8 @@ fn windows_and_distinct_counts_equal_duckdbs() {
     use crate::frame::logical::{SortExpr, WindowExpr, WindowFunc};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    crate::reference::json(SCRIPT, &[&d]);
-    let ctx = context(8 << 20);
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    let ctx = crate::reference::context(8 << 20);
     let read = FrameReadOptions::default().with_blocksize(64 << 10);
     let table = Source::open(dir.path().join("t.csv"), None, read).unwrap();
     let scan = || Box::new(LogicalPlan::Scan(table.clone()));
@@ -425,10 +364,10 @@ fn sorts_equal_duckdbs_in_order_and_spill_under_a_small_budget() {
     use crate::frame::logical::SortExpr;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    crate::reference::json(SCRIPT, &[&d]);
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
     // About a tenth of the table's decoded rows.
     let limit = 1 << 20;
-    let ctx = context(limit);
+    let ctx = crate::reference::context(limit);
     let read = FrameReadOptions::default().with_blocksize(64 << 10);
     let table = Source::open(dir.path().join("t.csv"), None, read).unwrap();
     let key = |c: &str, descending: bool, nulls_first: bool| SortExpr {
@@ -496,8 +435,8 @@ fn sorts_equal_duckdbs_in_order_and_spill_under_a_small_budget() {
 fn sql_queries_equal_duckdbs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    crate::reference::json(SCRIPT, &[&d]);
-    let ctx = context(16 << 20);
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    let ctx = crate::reference::context(16 << 20);
     // Each is DuckDB's over the view `t`, ours over the CSV file (`T`).
     let cases = [
         (
@@ -610,7 +549,7 @@ fn planned_read(
 fn row_groups_the_statistics_rule_out_are_not_read_and_the_answer_is_duckdbs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    crate::reference::json(SCRIPT, &[&d]);
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
     // The table sorted by id4 and v3, in row groups of 1000 rows; NaN in some v3.
     crate::reference::json(
         r#"
@@ -625,7 +564,7 @@ print("{}")
 "#,
         &[&d],
     );
-    let ctx = context(64 << 20);
+    let ctx = crate::reference::context(64 << 20);
     let cases = [
         (
             "by_key",
@@ -695,7 +634,7 @@ fn nearly_distinct_keys_flush_partial_tables_and_still_meet_in_the_final_ones() 
         csv.display()
     );
     let plan = crate::sql::plan_query(&sql).unwrap();
-    let (_, batches) = crate::convert::query(&plan, &context(256 << 20)).unwrap();
+    let (_, batches) = crate::convert::query(&plan, &crate::reference::context(256 << 20)).unwrap();
     let mut seen = vec![false; keys as usize];
     for b in &batches {
         let k = b.column(0).as_primitive::<Int64Type>();
@@ -718,7 +657,7 @@ fn nearly_distinct_keys_flush_partial_tables_and_still_meet_in_the_final_ones() 
 fn pages_the_page_index_rules_out_are_not_read_and_the_answer_is_duckdbs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    crate::reference::json(SCRIPT, &[&d]);
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
     crate::reference::json(
         r#"
 import sys, pyarrow.parquet as pq
@@ -733,7 +672,7 @@ print("{}")
         &[&d],
     );
     let path = dir.path().join("paged.parquet");
-    let ctx = context(64 << 20);
+    let ctx = crate::reference::context(64 << 20);
     let cases = [
         (
             "by_key",

@@ -1,0 +1,358 @@
+//! The `Frame` API against DuckDB: db-benchmark's ten groupby questions and the
+//! pandas-style methods, written as a user of the crate writes them, from CSV and
+//! from Parquet, under a budget small enough that groupings flush and spill; and
+//! the errors a careless caller meets, each at the call that is wrong.
+
+use std::path::Path;
+
+use super::{Agg, Frame, Keep};
+use crate::convert::ConvertOptions;
+use crate::frame::expr::Expr;
+use crate::frame::logical::SortExpr;
+use crate::storage::frame::FrameReadOptions;
+use crate::Error;
+
+fn col(name: &str) -> Expr {
+    Expr::col(name)
+}
+
+fn open(dir: &Path, ext: &str) -> Frame {
+    let read = FrameReadOptions::default().with_blocksize(64 << 10);
+    let path = dir.join(format!("t.{ext}"));
+    match ext {
+        "csv" => Frame::read_csv(path, read),
+        _ => Frame::read_parquet(path, read),
+    }
+    .unwrap()
+}
+
+/// Each question as frame calls over `t`, and DuckDB's SQL for it (db-benchmark's
+/// text).
+type Case = (
+    &'static str,
+    fn(&Frame) -> crate::Result<Frame>,
+    &'static str,
+);
+
+fn questions() -> Vec<Case> {
+    vec![
+        (
+            "q1",
+            |t| t.groupby(["id1"])?.agg([Agg::sum("v1")]),
+            "SELECT id1, sum(v1) AS v1 FROM t GROUP BY id1",
+        ),
+        (
+            "q2",
+            |t| t.groupby(["id1", "id2"])?.agg([Agg::sum("v1")]),
+            "SELECT id1, id2, sum(v1) AS v1 FROM t GROUP BY id1, id2",
+        ),
+        (
+            "q3",
+            |t| t.groupby(["id3"])?.agg([Agg::sum("v1"), Agg::mean("v3")]),
+            "SELECT id3, sum(v1) AS v1, avg(v3) AS v3 FROM t GROUP BY id3",
+        ),
+        (
+            "q4",
+            |t| {
+                t.groupby(["id4"])?
+                    .agg([Agg::mean("v1"), Agg::mean("v2"), Agg::mean("v3")])
+            },
+            "SELECT id4, avg(v1) AS v1, avg(v2) AS v2, avg(v3) AS v3 FROM t GROUP BY id4",
+        ),
+        (
+            "q5",
+            |t| {
+                t.groupby(["id6"])?
+                    .agg([Agg::sum("v1"), Agg::sum("v2"), Agg::sum("v3")])
+            },
+            "SELECT id6, sum(v1) AS v1, sum(v2) AS v2, sum(v3) AS v3 FROM t GROUP BY id6",
+        ),
+        (
+            "q6",
+            |t| {
+                t.groupby(["id4", "id5"])?.agg([
+                    Agg::median("v3").alias("median_v3"),
+                    Agg::std("v3").alias("sd_v3"),
+                ])
+            },
+            "SELECT id4, id5, quantile_cont(v3, 0.5) AS median_v3, stddev(v3) AS sd_v3 \
+             FROM t GROUP BY id4, id5",
+        ),
+        (
+            "q7",
+            |t| {
+                t.groupby(["id3"])?
+                    .agg([Agg::max("v1"), Agg::min("v2")])?
+                    .select_exprs([
+                        ("id3", col("id3")),
+                        ("range_v1_v2", col("v1").sub(col("v2"))),
+                    ])
+            },
+            "SELECT id3, max(v1) - min(v2) AS range_v1_v2 FROM t GROUP BY id3",
+        ),
+        (
+            "q8",
+            |t| {
+                t.filter(col("v3").is_not_null())?
+                    .groupby(["id6"])?
+                    .nlargest(2, "v3")?
+                    .select(["id6", "v3"])
+            },
+            "SELECT id6, v3 AS largest2_v3 FROM (SELECT id6, v3, row_number() OVER \
+             (PARTITION BY id6 ORDER BY v3 DESC) AS order_v3 FROM t WHERE v3 IS NOT NULL) \
+             sub_query WHERE order_v3 <= 2",
+        ),
+        (
+            "q9",
+            |t| {
+                t.groupby(["id2", "id4"])?
+                    .agg([Agg::corr("v1", "v2").alias("r")])?
+                    .with_columns([("r", col("r").pow(Expr::lit(2i64)))])
+            },
+            "SELECT id2, id4, pow(corr(v1, v2), 2) AS r2 FROM t GROUP BY id2, id4",
+        ),
+        (
+            "q10",
+            |t| {
+                t.groupby(["id1", "id2", "id3", "id4", "id5", "id6"])?
+                    .agg([Agg::sum("v3"), Agg::size().alias("count")])
+            },
+            "SELECT id1, id2, id3, id4, id5, id6, sum(v3) AS v3, count(*) AS count FROM t \
+             GROUP BY id1, id2, id3, id4, id5, id6",
+        ),
+    ]
+}
+
+/// The pandas-style methods, and what DuckDB answers (`o_...`: in order).
+fn methods() -> Vec<Case> {
+    vec![
+        (
+            "assign_filter_rename_drop",
+            |t| {
+                t.with_columns([
+                    ("v1", col("v1").mul(Expr::lit(10i64))),
+                    ("w", col("v2").add(col("v3"))),
+                ])?
+                .filter(col("w").gt(Expr::lit(50.0)).and(col("id1").is_not_null()))?
+                .rename([("id1", "key")])?
+                .drop(["id2", "id3", "id5", "id6"])
+            },
+            "SELECT id1 AS key, id4, v1 * 10 AS v1, v2, v3, v2 + v3 AS w FROM t \
+             WHERE v2 + v3 > 50 AND id1 IS NOT NULL",
+        ),
+        (
+            "o_sorted_head",
+            |t| {
+                Ok(t.select(["id6", "v3", "id2"])?
+                    .sort([
+                        SortExpr::asc(col("id2")),
+                        SortExpr::desc(col("v3")),
+                        SortExpr::asc(col("id6")),
+                    ])?
+                    .head(50))
+            },
+            "SELECT id6, v3, id2 FROM t ORDER BY id2, v3 DESC, id6 LIMIT 50",
+        ),
+        (
+            "o_nsmallest",
+            |t| t.nsmallest(7, ["v2", "v3"]),
+            "SELECT * FROM t ORDER BY v2, v3 LIMIT 7",
+        ),
+        (
+            "o_value_counts",
+            |t| t.value_counts("id4"),
+            "SELECT id4, count(*) AS count FROM t GROUP BY id4 ORDER BY count DESC, id4",
+        ),
+        (
+            "unique_rows",
+            |t| t.select(["id1", "id4"])?.drop_duplicates(None, Keep::First),
+            "SELECT DISTINCT id1, id4 FROM t",
+        ),
+        (
+            "keys_seen_once",
+            |t| t.drop_duplicates(Some(&["id3", "id5"]), Keep::None),
+            "SELECT * EXCLUDE (c) FROM (SELECT *, count(*) OVER (PARTITION BY id3, id5) AS c \
+             FROM t) WHERE c = 1",
+        ),
+        (
+            "whole",
+            |t| {
+                t.agg([
+                    Agg::size().alias("n"),
+                    Agg::quantile("v3", 0.9).alias("p90"),
+                    Agg::cov("v2", "v3"),
+                    Agg::var("v1"),
+                ])
+            },
+            "SELECT count(*), quantile_cont(v3, 0.9), covar_samp(v2, v3), var_samp(v1) FROM t",
+        ),
+        (
+            "distinct_counts",
+            |t| {
+                t.groupby(["id4"])?
+                    .agg([Agg::nunique("id3"), Agg::sum("v1")])
+            },
+            "SELECT id4, count(DISTINCT id3), sum(v1) FROM t GROUP BY id4",
+        ),
+        (
+            "concat",
+            |t| {
+                let a = t
+                    .filter(col("v2").lt(Expr::lit(3i64)))?
+                    .select(["id4", "v2"])?;
+                let b = t
+                    .filter(col("v2").gt(Expr::lit(13i64)))?
+                    .select(["id5", "v3"])?;
+                a.concat([b])
+            },
+            "SELECT id4, v2 FROM t WHERE v2 < 3 UNION ALL SELECT id5, v3 FROM t WHERE v2 > 13",
+        ),
+    ]
+}
+
+#[test]
+fn the_db_benchmark_questions_and_pandas_methods_equal_duckdbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    let cases: Vec<Case> = questions().into_iter().chain(methods()).collect();
+    // Small enough that partial tables flush and the final buckets are many.
+    let ctx = crate::reference::context(4 << 20);
+    for ext in ["csv", "parquet"] {
+        let t = open(dir.path(), ext);
+        let mut queries = serde_json::Map::new();
+        for (name, build, sql) in &cases {
+            let frame = build(&t).unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
+            let (schema, batches) = frame
+                .collect(&ctx)
+                .unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
+            assert_eq!(&schema, frame.schema(), "{name}: the schema it said it has");
+            let path = dir.path().join(format!("{name}.parquet"));
+            crate::reference::write_parquet(&path, &batches, schema);
+            queries.insert(name.to_string(), (*sql).into());
+        }
+        let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
+        assert_eq!(bad, serde_json::json!({}), "from {ext}");
+    }
+}
+
+#[test]
+fn writers_publish_by_format_and_keep_what_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    let ctx = crate::reference::context(64 << 20);
+    let q = open(dir.path(), "parquet")
+        .groupby(["id4"])
+        .unwrap()
+        .agg([Agg::sum("v2")])
+        .unwrap();
+    let plain = ConvertOptions::default();
+    let out = |n: &str| dir.path().join(n);
+    assert!(q.to_parquet(out("q.parquet"), &plain, &ctx).unwrap() > 0);
+    assert!(q.to_csv(out("q.csv"), &plain, &ctx).unwrap() > 0);
+    assert!(q.to_ipc(out("q.arrow"), &plain, &ctx).unwrap() > 0);
+    // Each reads back as its format, with the grouping's rows.
+    for name in ["q.parquet", "q.csv", "q.arrow"] {
+        let (_, batches) = Frame::read(out(name), FrameReadOptions::default())
+            .unwrap()
+            .collect(&ctx)
+            .unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 21, "{name}: 20 keys and NULL");
+    }
+    // An existing file is kept unless replacing it is asked for.
+    let before = std::fs::read(out("q.csv")).unwrap();
+    let e = q.to_csv(out("q.csv"), &plain, &ctx).unwrap_err();
+    assert!(e.to_string().contains("exists"), "{e}");
+    assert_eq!(std::fs::read(out("q.csv")).unwrap(), before);
+    let overwrite = ConvertOptions {
+        overwrite: true,
+        ..ConvertOptions::default()
+    };
+    q.head(3).to_csv(out("q.csv"), &overwrite, &ctx).unwrap();
+    assert_ne!(std::fs::read(out("q.csv")).unwrap(), before);
+}
+
+/// The error `r` ends in (it must be one).
+fn error<T: std::fmt::Debug>(r: crate::Result<T>) -> Error {
+    r.expect_err("a careless call must fail")
+}
+
+#[test]
+fn careless_calls_fail_where_they_are_made_naming_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    let t = open(dir.path(), "csv");
+    let unknown = |e: Error, close: &str| match e {
+        Error::UnknownColumn { close: c, .. } => {
+            assert!(c.iter().any(|n| n == close), "{c:?} lacks {close}")
+        }
+        other => panic!("not an unknown column: {other}"),
+    };
+    unknown(error(t.filter(col("v4").gt(Expr::lit(1i64)))), "v1");
+    unknown(error(t.select(["id7"])), "id1");
+    unknown(error(t.groupby(["idd1"])), "id1");
+    unknown(error(t.rename([("V1", "x")])), "v1");
+    unknown(error(t.drop(["v33"])), "v3");
+    unknown(
+        error(t.groupby(["id1"]).unwrap().agg([Agg::sum("v9")])),
+        "v1",
+    );
+    unknown(error(t.groupby(["id1"]).unwrap().nlargest(2, "v0")), "v1");
+    unknown(error(t.value_counts("id9")), "id1");
+    let type_error = |e: Error, what: &str| match &e {
+        Error::FrameType { .. } => assert!(e.to_string().contains(what), "{e}"),
+        other => panic!("not a type error: {other}"),
+    };
+    type_error(
+        error(t.filter(col("v1").add(Expr::lit(1i64)))),
+        "not boolean",
+    );
+    type_error(error(t.agg([Agg::sum("id1")])), "does not take");
+    type_error(error(t.agg([Agg::quantile("v3", 1.5)])), "1.5");
+    type_error(error(t.rename([("v1", "v2")])), "\"v2\" is named twice");
+    type_error(
+        error(t.with_columns([("x", col("v1")), ("x", col("v2"))])),
+        "named twice",
+    );
+    type_error(
+        error(
+            t.groupby(["id1"])
+                .unwrap()
+                .agg([Agg::sum("v1"), Agg::mean("v1")]),
+        ),
+        "\"v1\" is named twice",
+    );
+    type_error(
+        error(t.groupby(["id1"]).unwrap().nlargest(0, "v1")),
+        "not 0",
+    );
+    assert!(matches!(
+        error(t.drop_duplicates(Some(&["id1"]), Keep::First)),
+        Error::NotYet { .. }
+    ));
+    assert!(matches!(
+        error(Frame::read_parquet(
+            dir.path().join("t*.parquet"),
+            FrameReadOptions::default()
+        )),
+        Error::NotYet { .. }
+    ));
+    assert!(error(Frame::read_csv(
+        dir.path().join("none.csv"),
+        FrameReadOptions::default()
+    ))
+    .to_string()
+    .contains("none.csv"));
+    // A frame's helper columns never shadow the user's own.
+    let named = t
+        .with_columns([("__rank", col("v1"))])
+        .unwrap()
+        .groupby(["id4"])
+        .unwrap()
+        .nlargest(1, "v3")
+        .unwrap();
+    assert!(named.columns().contains(&"__rank".to_string()));
+}
