@@ -495,6 +495,105 @@ impl Frame {
         crate::convert::query(&self.plan, ctx)
     }
 
+    /// The last `n` rows in the frame's order, computed: the rows are counted
+    /// first, then all but the last `n` skipped (two passes over the data).
+    ///
+    /// # Errors
+    /// As [`Frame::collect`].
+    pub fn tail(&self, n: u64, ctx: &JobContext) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let rows = self.count_rows(ctx)?;
+        self.slice(rows.saturating_sub(n), Some(n)).collect(ctx)
+    }
+
+    /// The frame's rows, counted.
+    ///
+    /// # Errors
+    /// As [`Frame::collect`].
+    pub fn count_rows(&self, ctx: &JobContext) -> Result<u64> {
+        let (_, batches) = self.agg([Agg::size()])?.collect(ctx)?;
+        let count = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .and_then(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .map(|a| a.value(0))
+            })
+            .ok_or_else(|| Error::bug("a count of rows without its one value", ""))?;
+        u64::try_from(count).map_err(|_| Error::bug("a negative count of rows", count))
+    }
+
+    /// count, mean, std, min, quartiles and max of each numeric column (pandas'
+    /// `describe`), computed in one pass: a `statistic` column naming each row,
+    /// then one float column a numeric column of the frame.
+    ///
+    /// # Errors
+    /// A frame without a numeric column ([`Error::FrameType`]); as
+    /// [`Frame::collect`].
+    pub fn describe(&self, ctx: &JobContext) -> Result<RecordBatch> {
+        use arrow::array::{Array, ArrayRef, Float64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+
+        let numeric: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| f.data_type().is_numeric())
+            .map(|f| f.name().clone())
+            .collect();
+        if numeric.is_empty() {
+            return Err(Error::FrameType {
+                op: "describe".into(),
+                reason: "the frame has no numeric column".into(),
+            });
+        }
+        let stats: [(&str, fn(&str) -> Agg); 8] = [
+            ("count", Agg::count),
+            ("mean", Agg::mean),
+            ("std", Agg::std),
+            ("min", Agg::min),
+            ("25%", |c| Agg::quantile(c, 0.25)),
+            ("50%", |c| Agg::quantile(c, 0.5)),
+            ("75%", |c| Agg::quantile(c, 0.75)),
+            ("max", Agg::max),
+        ];
+        let aggs = numeric.iter().enumerate().flat_map(|(i, c)| {
+            stats
+                .iter()
+                .enumerate()
+                .map(move |(j, (_, agg))| agg(c).alias(format!("{i}.{j}")))
+        });
+        // Every statistic as a double, as pandas gives them.
+        let row = self.agg(aggs)?;
+        let cast = row
+            .columns()
+            .into_iter()
+            .map(|n| (n.clone(), Expr::col(&n).cast(DataType::Float64)));
+        let (_, batches) = row.select_exprs(cast)?.collect(ctx)?;
+        let batch = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .ok_or_else(|| Error::bug("a whole-frame aggregate without its row", ""))?;
+        let mut fields = vec![Field::new("statistic", DataType::Utf8, false)];
+        let mut columns: Vec<ArrayRef> = vec![std::sync::Arc::new(StringArray::from_iter_values(
+            stats.iter().map(|(label, _)| *label),
+        ))];
+        for (i, c) in numeric.iter().enumerate() {
+            let values = (0..stats.len()).map(|j| {
+                let a = batch.column(i * stats.len() + j);
+                let a = a.as_any().downcast_ref::<Float64Array>()?;
+                a.is_valid(0).then(|| a.value(0))
+            });
+            fields.push(Field::new(c, DataType::Float64, true));
+            columns.push(std::sync::Arc::new(values.collect::<Float64Array>()));
+        }
+        Ok(RecordBatch::try_new(
+            std::sync::Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+
     /// Writes the rows to `path` as Parquet, atomically (a file, or a directory
     /// of parts when `options.to` is [`Format::ParquetDir`]); returns the bytes
     /// written. `options` gives the compression, row-group size and whether an

@@ -231,9 +231,52 @@ fn the_db_benchmark_questions_and_pandas_methods_equal_duckdbs() {
             crate::reference::write_parquet(&path, &batches, schema);
             queries.insert(name.to_string(), (*sql).into());
         }
+        // The methods that compute at once.
+        let (schema, tail) = t.tail(7, &ctx).unwrap();
+        crate::reference::write_parquet(&dir.path().join("o_tail.parquet"), &tail, schema);
+        queries.insert(
+            "o_tail".into(),
+            "SELECT * FROM t LIMIT 7 OFFSET 19993".into(),
+        );
+        let described = t.describe(&ctx).unwrap();
+        let path = dir.path().join("o_describe.parquet");
+        crate::reference::write_parquet(&path, &[described.clone()], described.schema());
+        queries.insert("o_describe".into(), describe_sql().into());
         let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
         assert_eq!(bad, serde_json::json!({}), "from {ext}");
     }
+}
+
+/// pandas' `describe` of `t`'s numeric columns in DuckDB's SQL: a row a
+/// statistic, in order.
+fn describe_sql() -> String {
+    let columns = ["id4", "id5", "id6", "v1", "v2", "v3"];
+    let stats = [
+        ("count", "count({})"),
+        ("mean", "avg({})"),
+        ("std", "stddev_samp({})"),
+        ("min", "min({})"),
+        ("25%", "quantile_cont({}, 0.25)"),
+        ("50%", "quantile_cont({}, 0.5)"),
+        ("75%", "quantile_cont({}, 0.75)"),
+        ("max", "max({})"),
+    ];
+    let rows = stats
+        .iter()
+        .enumerate()
+        .map(|(i, (label, f))| {
+            let values: Vec<String> = columns
+                .iter()
+                .map(|c| format!("CAST({} AS DOUBLE)", f.replace("{}", c)))
+                .collect();
+            format!("SELECT {i} AS i, '{label}', {} FROM t", values.join(", "))
+        })
+        .collect::<Vec<_>>();
+    // UNION ALL does not promise its inputs' order: the rows are put in order.
+    format!(
+        "SELECT * EXCLUDE (i) FROM ({}) ORDER BY i",
+        rows.join(" UNION ALL ")
+    )
 }
 
 #[test]
