@@ -6,9 +6,10 @@
 //! until the heap's top is free; and it gives each thread its own arena (up to eight a
 //! core), each retaining its own freed memory. Under a spilling sort at a 32 MiB limit
 //! that doubled the peak RSS (86 MB against a 30 MB peak of live heap). A fixed
-//! threshold returns every large buffer to the kernel when it is freed, and a few
-//! arenas keep the retained small blocks few; both cost a little speed (page faults
-//! for fresh mappings) and hold the memory limit.
+//! threshold, a small share of the limit, returns every larger buffer to the kernel
+//! when it is freed, and a few arenas keep the retained small blocks few; both cost
+//! some speed (page faults for fresh mappings: see [`mmap_threshold`]) and hold the
+//! memory limit.
 //!
 //! The cost is not small on a fast path: a 500 MB CSV to Parquet spends about 1.5 s
 //! more in the kernel (15-20% of its wall time) mapping and unmapping batch buffers.
@@ -18,19 +19,32 @@
 
 use std::sync::Once;
 
-/// Blocks of at least this many bytes are mapped and unmapped on their own.
+/// The smallest and largest mmap threshold, and the share of the memory limit it
+/// is between them.
 ///
-/// A final grouping task reads its bucket's share of each partial entry as a
-/// batch of a few tens of thousands of rows, whose buffers are 100-250 KB: at a
-/// 256 KiB threshold they came from the heap, and db-benchmark's q10 at 1e8 rows
-/// under a 1 GiB limit peaked at 1.02 GB of RSS with 0.5-0.7 GB of it freed but
-/// retained; at 128 KiB it peaked at 0.94 GB, for 1-2% more system time.
-const MMAP_THRESHOLD: i32 = 128 << 10;
+/// A block at or above the threshold is mapped when allocated and unmapped when
+/// freed, so the kernel hands out fresh zeroed pages every time: at 128 KiB the
+/// batch buffers (128 KiB-4 MiB) of db-benchmark's q1 from the 1e8-row CSV took
+/// 1.03 million page faults and 11.6 s; at 4 MiB, 0.27 million and 8.2 s (glibc's
+/// own, growing threshold: 7.2 s). Below it, freed blocks stay in the heap for the
+/// next batch, and the monitor's `malloc_trim` hands back what is retained when the
+/// RSS nears the limit. The largest retained block is then the threshold, so it
+/// grows with the limit: 128 KiB under a 32 MiB limit (where a sort's RSS had
+/// doubled with glibc's defaults), 4 MiB from a 1 GiB limit up (q10 at 1e8 rows
+/// under 1 GiB peaked at 0.95 GB of RSS at 128 KiB, 1.11 GB at 4 MiB).
+const MMAP_THRESHOLD_MIN: u64 = 128 << 10;
+const MMAP_THRESHOLD_MAX: u64 = 4 << 20;
+const MMAP_THRESHOLD_SHARE: u64 = 256;
+
+/// The mmap threshold under a memory limit of `memory_limit` bytes.
+fn mmap_threshold(memory_limit: u64) -> u64 {
+    (memory_limit / MMAP_THRESHOLD_SHARE).clamp(MMAP_THRESHOLD_MIN, MMAP_THRESHOLD_MAX)
+}
 
 /// Memory limits from this size up keep glibc's defaults (see the module docs).
 pub const TIGHT_LIMIT: u64 = 2 << 30;
 
-/// Sets glibc's mmap threshold and arena count for a job of `threads` threads under
+/// Sets glibc's mmap threshold (see [`mmap_threshold`]) and arena count for a job of `threads` threads under
 /// a memory limit of `memory_limit` bytes, once per process, when the limit is below
 /// [`TIGHT_LIMIT`] and the user did not set either through `MALLOC_MMAP_THRESHOLD_`,
 /// `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` (then their choice stands). Elsewhere than
@@ -52,13 +66,13 @@ pub fn bound_allocator_retention(threads: usize, memory_limit: u64) {
         .iter()
         .any(|v| std::env::var_os(v).is_some());
         if !set_by_user {
-            apply(threads);
+            apply(threads, mmap_threshold(memory_limit));
         }
     });
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn apply(threads: usize) {
+fn apply(threads: usize, mmap_threshold: u64) {
     // The job's workers, the main thread and a writer thread: more arenas would only
     // hold more freed memory; fewer would make the workers contend for one lock.
     let arenas = i32::try_from(threads.saturating_add(1))
@@ -67,10 +81,27 @@ fn apply(threads: usize) {
     // SAFETY: mallopt only changes allocator parameters; it may be called at any time
     // and leaves live allocations alone.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(
+            libc::M_MMAP_THRESHOLD,
+            i32::try_from(mmap_threshold).unwrap_or(i32::MAX),
+        );
         libc::mallopt(libc::M_ARENA_MAX, arenas);
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn apply(_threads: usize) {}
+fn apply(_threads: usize, _mmap_threshold: u64) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mmap_threshold_grows_with_the_limit_between_its_bounds() {
+        assert_eq!(mmap_threshold(8 << 20), 128 << 10);
+        assert_eq!(mmap_threshold(32 << 20), 128 << 10);
+        assert_eq!(mmap_threshold(256 << 20), 1 << 20);
+        assert_eq!(mmap_threshold(1 << 30), 4 << 20);
+        assert_eq!(mmap_threshold(TIGHT_LIMIT - 1), 4 << 20);
+    }
+}
