@@ -548,7 +548,7 @@ impl Frame {
                 reason: "the frame has no numeric column".into(),
             });
         }
-        let stats: [(&str, fn(&str) -> Agg); 8] = [
+        let stats: [(&str, AggOf); 8] = [
             ("count", Agg::count),
             ("mean", Agg::mean),
             ("std", Agg::std),
@@ -883,6 +883,9 @@ impl Agg {
     }
 }
 
+/// An aggregate of a named column.
+type AggOf = fn(&str) -> Agg;
+
 /// Refuses a list of output names with one twice: later steps could not tell
 /// the columns apart.
 fn distinct_names<'a>(op: &str, names: impl IntoIterator<Item = &'a str>) -> Result<()> {
@@ -902,7 +905,7 @@ fn distinct_names<'a>(op: &str, names: impl IntoIterator<Item = &'a str>) -> Res
 /// the name of a helper column that must not shadow the user's.
 fn unused_name(columns: &[String], base: &str) -> String {
     let mut name = base.to_string();
-    while columns.iter().any(|c| *c == name) {
+    while columns.contains(&name) {
         name.push('_');
     }
     name

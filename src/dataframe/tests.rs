@@ -240,7 +240,11 @@ fn the_db_benchmark_questions_and_pandas_methods_equal_duckdbs() {
         );
         let described = t.describe(&ctx).unwrap();
         let path = dir.path().join("o_describe.parquet");
-        crate::reference::write_parquet(&path, &[described.clone()], described.schema());
+        crate::reference::write_parquet(
+            &path,
+            std::slice::from_ref(&described),
+            described.schema(),
+        );
         queries.insert("o_describe".into(), describe_sql().into());
         let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
         assert_eq!(bad, serde_json::json!({}), "from {ext}");
