@@ -319,6 +319,64 @@ fn writers_publish_by_format_and_keep_what_is_there() {
     };
     q.head(3).to_csv(out("q.csv"), &overwrite, &ctx).unwrap();
     assert_ne!(std::fs::read(out("q.csv")).unwrap(), before);
+    // A directory of Parquet parts, read back whole and through its glob.
+    let parts = ConvertOptions {
+        to: Some(crate::storage::Format::ParquetDir),
+        ..ConvertOptions::default()
+    };
+    open(dir.path(), "csv")
+        .to_parquet(out("parts"), &parts, &ctx)
+        .unwrap();
+    assert!(out("parts").is_dir());
+    for path in [out("parts"), out("parts").join("*.parquet")] {
+        let rows = Frame::read_parquet(&path, FrameReadOptions::default())
+            .unwrap()
+            .count_rows(&ctx)
+            .unwrap();
+        assert_eq!(rows, 20_000, "{}", path.display());
+    }
+}
+
+#[test]
+fn a_top_k_per_group_keeps_a_table_of_each_groups_best_rows_and_never_sorts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    let sizing = crate::convert::PlanSizing {
+        threads: 2,
+        memory_limit: 64 << 20,
+    };
+    let t = open(dir.path(), "parquet");
+    // The `top` of each window task: what it keeps instead of sorting.
+    let tops = |f: &Frame| -> Vec<serde_json::Value> {
+        let (plan, _) = crate::convert::plan_query(f.plan(), sizing).unwrap();
+        let windows: Vec<_> = plan
+            .tasks
+            .iter()
+            .filter(|t| t.op.name == "frame_window")
+            .map(|t| t.op.params["top"].clone())
+            .collect();
+        assert!(!windows.is_empty(), "no window tasks");
+        windows
+    };
+    let best = t.groupby(["id6"]).unwrap().nlargest(2, "v3").unwrap();
+    assert!(
+        tops(&best).iter().all(|top| top["k"] == 2),
+        "{:?}",
+        tops(&best)
+    );
+    // A window the frame does not filter to its first rows numbers every row.
+    let numbered = Frame::from_plan(crate::frame::logical::LogicalPlan::Window {
+        input: Box::new(t.plan().clone()),
+        windows: vec![crate::frame::logical::WindowExpr {
+            func: crate::frame::logical::WindowFunc::RowNumber,
+            partition_by: vec![col("id6")],
+            order_by: vec![SortExpr::desc(col("v3"))],
+            name: "rn".into(),
+        }],
+    })
+    .unwrap();
+    assert!(tops(&numbered).iter().all(serde_json::Value::is_null));
 }
 
 /// The error `r` ends in (it must be one).
