@@ -15,7 +15,7 @@ use arrow::row::{RowConverter, Rows, SortField};
 use serde::{Deserialize, Serialize};
 
 use super::aggregate::buckets::Buckets;
-use super::aggregate::keys::{GroupKeys, KeyHasher};
+use super::aggregate::keys::{estimated_keys, expected_distinct, GroupKeys, KeyHasher};
 use super::aggregate::ops::{bucket_batches, with_buckets};
 use super::pipeline::Pipeline;
 use crate::error::Result;
@@ -87,7 +87,47 @@ pub struct TopPerGroup {
     pub k: usize,
 }
 
+/// Rows a shuffle groups to tell whether its part's top k per group pays.
+const PROBE_ROWS: usize = 100_000;
+
+/// A top k in a shuffle task pays when it keeps at most this share of the part's
+/// rows. db-benchmark's q8 at 1e8 rows (1e6 groups, k = 2, parts of 4 million
+/// rows) keeps half: the table of a million groups' best rows misses the cache on
+/// every row, and cost 18 s of the shuffle's 31 s, where the window tasks finish
+/// the same rows in a few seconds a bucket at a time.
+const TOP_PAYS_SHARE: f64 = 1.0 / 3.0;
+
 impl TopPerGroup {
+    /// Whether keeping each partition's first k rows of the part `batches`
+    /// (before the shuffle) is worth it: at most [`TOP_PAYS_SHARE`] of its rows
+    /// expected to be kept, the groups estimated from its first rows.
+    fn pays(&self, schema: &SchemaRef, keys: &[Expr], batches: &[RecordBatch]) -> Result<bool> {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if keys.is_empty() || rows == 0 {
+            return Ok(true);
+        }
+        let types = keys
+            .iter()
+            .map(|k| k.data_type(schema))
+            .collect::<Result<Vec<_>>>()?;
+        let mut groups = GroupKeys::new(&types)?;
+        let (mut probed, mut ids) = (0, Vec::new());
+        for batch in batches {
+            if probed >= PROBE_ROWS {
+                break;
+            }
+            let batch = batch.slice(0, batch.num_rows().min(PROBE_ROWS - probed));
+            let cols = keys
+                .iter()
+                .map(|k| k.evaluate(&batch))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            groups.intern(&cols, &mut ids)?;
+            probed += batch.num_rows();
+        }
+        let expected = expected_distinct(estimated_keys(groups.len(), probed), rows);
+        Ok(expected * self.k as f64 <= TOP_PAYS_SHARE * rows as f64)
+    }
+
     /// The rows of `batches` among the first `k` of their partition (by `keys`),
     /// without sorting them: a table of partitions, each keeping its k best rows'
     /// order keys as row-format bytes (compared as bytes, as sorted).
@@ -233,22 +273,28 @@ impl Operation for FrameShuffle {
                     Ok(true)
                 })?;
             }
-            let kept = top.keep(&schema, &self.keys, &rows, &mut |bytes| {
-                env.reserve(&mut held, bytes as u64)
-            })?;
-            drop(rows);
-            drop(held);
-            let keys = self
-                .keys
-                .iter()
-                .map(|k| k.evaluate(&kept))
-                .collect::<Result<Vec<ArrayRef>>>()?;
-            let of = if keys.is_empty() {
-                vec![0; kept.num_rows()]
+            let kept = if top.pays(&schema, &self.keys, &rows)? {
+                vec![top.keep(&schema, &self.keys, &rows, &mut |bytes| {
+                    env.reserve(&mut held, bytes as u64)
+                })?]
             } else {
-                hasher.buckets(&keys, 0, self.buckets.max(1))?
+                rows
             };
-            out.add(env, &kept, &of)?;
+            for batch in &kept {
+                let keys = self
+                    .keys
+                    .iter()
+                    .map(|k| k.evaluate(batch))
+                    .collect::<Result<Vec<ArrayRef>>>()?;
+                let of = if keys.is_empty() {
+                    vec![0; batch.num_rows()]
+                } else {
+                    hasher.buckets(&keys, 0, self.buckets.max(1))?
+                };
+                out.add(env, batch, &of)?;
+            }
+            drop(kept);
+            drop(held);
         } else {
             let mut shuffle = |batch: RecordBatch| -> Result<bool> {
                 let batch = reading.pre.apply(batch, &schema)?;
@@ -492,5 +538,46 @@ impl Operation for FrameWindow {
                 batches: vec![result],
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `rows` rows whose key `g` cycles through `keys` values, and an order column.
+    fn part(rows: i64, keys: i64) -> (SchemaRef, Vec<RecordBatch>) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        let g = Int64Array::from_iter_values((0..rows).map(|i| (i * 7919) % keys));
+        let v = Int64Array::from_iter_values(0..rows);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(g), Arc::new(v)]).unwrap();
+        let batches = (0..rows as usize)
+            .step_by(10_000)
+            .map(|at| batch.slice(at, 10_000.min(rows as usize - at)))
+            .collect();
+        (schema, batches)
+    }
+
+    #[test]
+    fn a_shuffles_top_k_runs_only_where_it_keeps_few_of_its_rows() {
+        let top = TopPerGroup {
+            order_by: vec![SortExpr::desc(Expr::col("v"))],
+            k: 2,
+        };
+        let keys = [Expr::col("g")];
+        // 300,000 rows of 100 keys: 200 kept.
+        let (schema, few) = part(300_000, 100);
+        assert!(top.pays(&schema, &keys, &few).unwrap());
+        // Of 1e6 keys: each row nearly its own group, all kept.
+        let (schema, many) = part(300_000, 1_000_000);
+        assert!(!top.pays(&schema, &keys, &many).unwrap());
+        // 150,000 keys over 300,000 rows: 130,000 groups seen, 87% of the rows kept.
+        let (schema, half) = part(300_000, 150_000);
+        assert!(!top.pays(&schema, &keys, &half).unwrap());
+        // Without keys, one partition: always.
+        assert!(top.pays(&schema, &[], &half).unwrap());
     }
 }
