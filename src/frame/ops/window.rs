@@ -274,26 +274,30 @@ impl Operation for FrameShuffle {
                 })?;
             }
             let kept = if top.pays(&schema, &self.keys, &rows)? {
-                vec![top.keep(&schema, &self.keys, &rows, &mut |bytes| {
+                let kept = top.keep(&schema, &self.keys, &rows, &mut |bytes| {
                     env.reserve(&mut held, bytes as u64)
-                })?]
+                })?;
+                drop(rows);
+                held.resize(batch_memory(&kept).min(held.size()));
+                vec![kept]
             } else {
                 rows
             };
-            for batch in &kept {
+            // Each batch's reservation passes to the buckets as it goes into them.
+            for batch in kept {
                 let keys = self
                     .keys
                     .iter()
-                    .map(|k| k.evaluate(batch))
+                    .map(|k| k.evaluate(&batch))
                     .collect::<Result<Vec<ArrayRef>>>()?;
                 let of = if keys.is_empty() {
                     vec![0; batch.num_rows()]
                 } else {
                     hasher.buckets(&keys, 0, self.buckets.max(1))?
                 };
-                out.add(env, batch, &of)?;
+                out.add(env, &batch, &of)?;
+                held.shrink(batch_memory(&batch));
             }
-            drop(kept);
             drop(held);
         } else {
             let mut shuffle = |batch: RecordBatch| -> Result<bool> {
