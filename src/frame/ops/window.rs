@@ -260,6 +260,18 @@ impl Operation for FrameShuffle {
             schema.clone(),
             self.buckets.max(1) as usize,
         );
+        // Each row's bucket, by the hash of its partition keys.
+        let bucket_of = |batch: &RecordBatch| -> Result<Vec<u32>> {
+            if self.keys.is_empty() {
+                return Ok(vec![0; batch.num_rows()]);
+            }
+            let keys = self
+                .keys
+                .iter()
+                .map(|k| k.evaluate(batch))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            hasher.buckets(&keys, 0, self.buckets.max(1))
+        };
         if let Some(top) = &self.top {
             // The part's rows are held, then only each window partition's first k
             // go on.
@@ -285,34 +297,14 @@ impl Operation for FrameShuffle {
             };
             // Each batch's reservation passes to the buckets as it goes into them.
             for batch in kept {
-                let keys = self
-                    .keys
-                    .iter()
-                    .map(|k| k.evaluate(&batch))
-                    .collect::<Result<Vec<ArrayRef>>>()?;
-                let of = if keys.is_empty() {
-                    vec![0; batch.num_rows()]
-                } else {
-                    hasher.buckets(&keys, 0, self.buckets.max(1))?
-                };
-                out.add(env, &batch, &of)?;
+                out.add(env, &batch, &bucket_of(&batch)?)?;
                 held.shrink(batch_memory(&batch));
             }
             drop(held);
         } else {
             let mut shuffle = |batch: RecordBatch| -> Result<bool> {
                 let batch = reading.pre.apply(batch, &schema)?;
-                let keys = self
-                    .keys
-                    .iter()
-                    .map(|k| k.evaluate(&batch))
-                    .collect::<Result<Vec<ArrayRef>>>()?;
-                let of = if keys.is_empty() {
-                    vec![0; batch.num_rows()]
-                } else {
-                    hasher.buckets(&keys, 0, self.buckets.max(1))?
-                };
-                out.add(env, &batch, &of)?;
+                out.add(env, &batch, &bucket_of(&batch)?)?;
                 Ok(true)
             };
             for input in reading.inputs {
