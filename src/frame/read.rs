@@ -89,6 +89,22 @@ impl Operation for ReadTablePartition {
 pub fn for_each_batch(
     env: &TaskEnv<'_>,
     r: &DataRef,
+    f: impl FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    for_each_batch_as(env, r, &[], f)
+}
+
+/// As [`for_each_batch`], with the string columns named `dictionaries` read
+/// as Arrow dictionaries where the source stores them so
+/// ([`FrameSource::read_partition_as`]); entries of earlier tasks come as
+/// they were published.
+///
+/// # Errors
+/// As [`for_each_batch`].
+pub fn for_each_batch_as(
+    env: &TaskEnv<'_>,
+    r: &DataRef,
+    dictionaries: &[String],
     mut f: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
     let dataset = env.dataset(r.dataset())?;
@@ -104,7 +120,12 @@ pub fn for_each_batch(
         if index >= source.num_partitions() {
             return Ok(());
         }
-        for batch in source.read_partition(index)? {
+        let schema = source.schema();
+        let dictionaries: Vec<usize> = dictionaries
+            .iter()
+            .filter_map(|name| schema.index_of(name).ok())
+            .collect();
+        for batch in source.read_partition_as(index, &dictionaries)? {
             env.cancel.check()?;
             if !f(batch?)? {
                 break;

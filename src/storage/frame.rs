@@ -123,6 +123,21 @@ pub trait FrameSource: Send + Sync {
     /// the partition fails when its file cannot be opened.
     fn read_partition(&self, partition: usize) -> Result<BatchIter<'_>>;
 
+    /// Reads partition `partition` as [`FrameSource::read_partition`] does, but
+    /// the string or binary columns `dictionaries` (indices into
+    /// [`FrameSource::schema`]) come as Arrow dictionaries of their type
+    /// (`Int32` keys) wherever the partition stores them dictionary-encoded:
+    /// a grouping then reads each distinct value once, not once a row. The
+    /// batches' schema has the dictionary types of the columns that came so.
+    /// Formats without dictionaries read as `read_partition`.
+    ///
+    /// # Errors
+    /// As [`FrameSource::read_partition`].
+    fn read_partition_as(&self, partition: usize, dictionaries: &[usize]) -> Result<BatchIter<'_>> {
+        let _ = dictionaries;
+        self.read_partition(partition)
+    }
+
     /// Extra facts for `info` (row groups, ...), as key and JSON value.
     fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
         Vec::new()

@@ -21,8 +21,9 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::arrow::ProjectionMask;
+use parquet::basic::{Encoding, PageType};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::metadata::{ColumnChunkMetaData, PageIndexPolicy};
 
 pub use self::writer::{ParquetSink, ParquetWriteOptions, DEFAULT_ROW_GROUP_ROWS, ROW_GROUP_BYTES};
 use crate::error::{Error, IoResultExt, Result};
@@ -458,6 +459,86 @@ impl ParquetSource {
         })
     }
 
+    /// The reader metadata and output schema of partition `partition` read with
+    /// the output columns `dictionaries` as Arrow dictionaries: those of them
+    /// that are string or binary columns of the file and whose every data page
+    /// in the partition's row group is dictionary-encoded. (A plain page would
+    /// make the reader hash every value to build a dictionary, which costs more
+    /// than the expansion it spares.) The file's own metadata and the planned
+    /// schema when none is.
+    fn dictionary_reading(
+        &self,
+        partition: usize,
+        dictionaries: &[usize],
+    ) -> (ArrowReaderMetadata, SchemaRef) {
+        let (f, rg) = self.partitions[partition];
+        let part = &self.files[f];
+        let plain = (part.meta.clone(), self.schema.clone());
+        let group = part.meta.metadata().row_group(rg);
+        if dictionaries.is_empty() || group.num_columns() != self.file_columns {
+            return plain;
+        }
+        let mut file_fields: Vec<Arc<Field>> = part.meta.schema().fields().to_vec();
+        let mut out_fields: Vec<Arc<Field>> = self.schema.fields().to_vec();
+        let mut any = false;
+        for &c in dictionaries {
+            let column = match &self.projection {
+                Some(p) => p.get(c).copied(),
+                None => Some(c),
+            };
+            let Some(column) = column.filter(|&column| column < self.file_columns) else {
+                continue;
+            };
+            let (Some(field), Some(chunk)) = (out_fields.get(c), group.columns().get(column))
+            else {
+                continue;
+            };
+            let bytes = matches!(
+                field.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+            );
+            if !bytes
+                || file_fields[column].data_type() != field.data_type()
+                || !all_dictionary(chunk)
+            {
+                continue;
+            }
+            let dictionary = DataType::Dictionary(
+                Box::new(DataType::Int32),
+                Box::new(field.data_type().clone()),
+            );
+            file_fields[column] = Arc::new(
+                file_fields[column]
+                    .as_ref()
+                    .clone()
+                    .with_data_type(dictionary.clone()),
+            );
+            out_fields[c] = Arc::new(field.as_ref().clone().with_data_type(dictionary));
+            any = true;
+        }
+        if !any {
+            return plain;
+        }
+        let hint = Arc::new(Schema::new_with_metadata(
+            file_fields,
+            part.meta.schema().metadata().clone(),
+        ));
+        // A hint the reader refuses only costs the saving: read as planned.
+        match ArrowReaderMetadata::try_new(
+            part.meta.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(hint),
+        ) {
+            Ok(meta) => (
+                meta,
+                Arc::new(Schema::new_with_metadata(
+                    out_fields,
+                    self.schema.metadata().clone(),
+                )),
+            ),
+            Err(_) => plain,
+        }
+    }
+
     /// A column of `rows` copies of part `file`'s value for partition key `key`.
     fn key_column(&self, file: usize, key: usize, rows: usize) -> Result<ArrayRef> {
         let k = &self.keys[key];
@@ -634,13 +715,17 @@ impl FrameSource for ParquetSource {
     }
 
     fn read_partition(&self, partition: usize) -> Result<BatchIter<'_>> {
+        self.read_partition_as(partition, &[])
+    }
+
+    fn read_partition_as(&self, partition: usize, dictionaries: &[usize]) -> Result<BatchIter<'_>> {
         let (f, rg) = self.partitions[partition];
         let part = &self.files[f];
         let file = File::open(&part.path).at(&part.path)?;
-        let mut builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(file, part.meta.clone())
-                .with_row_groups(vec![rg])
-                .with_batch_size(self.batch_rows);
+        let (meta, schema) = self.dictionary_reading(partition, dictionaries);
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+            .with_row_groups(vec![rg])
+            .with_batch_size(self.batch_rows);
         if let Some(ranges) = self.row_ranges.as_ref().and_then(|r| r.get(partition)) {
             let rows = part.meta.metadata().row_group(rg).num_rows().max(0) as usize;
             let ranges = ranges.iter().map(|&(a, b)| a as usize..b as usize);
@@ -696,7 +781,7 @@ impl FrameSource for ParquetSource {
                     .collect::<Result<Vec<_>>>()?;
                 let options = RecordBatchOptions::new().with_row_count(Some(rows));
                 Ok(RecordBatch::try_new_with_options(
-                    self.schema.clone(),
+                    schema.clone(),
                     columns,
                     &options,
                 )?)
@@ -717,6 +802,30 @@ impl FrameSource for ParquetSource {
         }
         details
     }
+}
+
+/// Whether every data page of a column chunk is dictionary-encoded, by its page
+/// encoding statistics where the writer kept them, else by its list of
+/// encodings (DuckDB lists only the dictionary's; writers that also list
+/// `PLAIN`, for the dictionary page, keep the statistics).
+fn all_dictionary(chunk: &ColumnChunkMetaData) -> bool {
+    let dictionary =
+        |e: Encoding| matches!(e, Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY);
+    if chunk.dictionary_page_offset().is_none() {
+        return false;
+    }
+    if let Some(mask) = chunk.page_encoding_stats_mask() {
+        return mask.is_only(Encoding::PLAIN_DICTIONARY) || mask.is_only(Encoding::RLE_DICTIONARY);
+    }
+    if let Some(stats) = chunk.page_encoding_stats() {
+        return stats
+            .iter()
+            .filter(|s| matches!(s.page_type, PageType::DATA_PAGE | PageType::DATA_PAGE_V2))
+            .all(|s| dictionary(s.encoding));
+    }
+    chunk
+        .encodings()
+        .all(|e| dictionary(e) || e == Encoding::RLE)
 }
 
 /// Row ranges that fit their row groups: one list a partition, each range

@@ -11,16 +11,16 @@ use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::ipc::reader::FileReader;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{BucketPart, Buckets};
-use super::keys::{bucket_of, KeyHasher};
+use super::keys::{bucket_of, KeyHasher, CODED_COLUMNS};
 use super::{GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
 use crate::frame::ops::pipeline::Pipeline;
-use crate::frame::read::{for_each_batch, reading};
+use crate::frame::read::{for_each_batch_as, reading};
 use crate::frame::write::ops::publish_part;
 use crate::memory::{Reservation, SpillFile};
 use crate::plan::{entry_file, DataRef, DataStore, Operation, Task, TaskEnv};
@@ -96,8 +96,11 @@ impl Operation for GroupPartial {
             0 => None,
             _ => Some(KeyHasher::new(&key_types(grouping.state_schema(), nkeys))?),
         };
+        let dictionaries = self.dictionary_keys(&schema, &reading.pre);
         let mut group = |batch: RecordBatch| -> Result<bool> {
-            let batch = reading.pre.apply(batch, &schema)?;
+            let batch = reading
+                .pre
+                .apply_as(batch, &schema, !dictionaries.is_empty())?;
             if let (true, Some(hasher)) = (distinct, &hasher) {
                 // Nearly every key distinct: each row goes on as its own group's
                 // states, without a table.
@@ -129,7 +132,7 @@ impl Operation for GroupPartial {
             Ok(true)
         };
         for input in reading.inputs {
-            for_each_batch(env, input, &mut group)?;
+            for_each_batch_as(env, input, &dictionaries, &mut group)?;
         }
         flush(&mut grouping, &mut flushed)?;
         drop(table);
@@ -139,6 +142,38 @@ impl Operation for GroupPartial {
             .map(|b| Ok(RecordBatch::try_new(schema.clone(), b?.columns().to_vec())?));
         env.store
             .put_batches(&task.output, schema.clone(), &mut batches)
+    }
+}
+
+impl GroupPartial {
+    /// The source columns this grouping may read as dictionaries: its string
+    /// keys (at most [`CODED_COLUMNS`] of them) that `pre` passes through
+    /// untouched and no aggregate reads. Their rows are then grouped on the
+    /// dictionaries' codes, each distinct value hashed once a dictionary, not
+    /// once a row.
+    fn dictionary_keys(&self, input: &Schema, pre: &Pipeline) -> Vec<String> {
+        if self.spec.keys.len() > CODED_COLUMNS {
+            return Vec::new();
+        }
+        let read_by_aggregates: Vec<&String> =
+            self.spec.aggs.iter().flat_map(|a| &a.args).collect();
+        self.spec
+            .keys
+            .iter()
+            .filter(|k| !read_by_aggregates.contains(k))
+            .filter(|k| {
+                input.field_with_name(k).is_ok_and(|f| {
+                    matches!(
+                        f.data_type(),
+                        DataType::Utf8
+                            | DataType::LargeUtf8
+                            | DataType::Binary
+                            | DataType::LargeBinary
+                    )
+                })
+            })
+            .filter_map(|k| pre.passed_through(k))
+            .collect()
     }
 }
 

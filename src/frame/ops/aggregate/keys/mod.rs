@@ -14,6 +14,12 @@
 //! itself for db-benchmark's one-key questions. A NULL key is a group of its
 //! own in every layout.
 //!
+//! String keys may come as dictionaries (a Parquet chunk's, read so for the
+//! grouping): a lone key then finds each dictionary value's group once, and
+//! up to [`CODED_COLUMNS`] keys are grouped on their values' codes
+//! ([`codes`]). Either way a group gets the number and hash its key decoded
+//! would get.
+//!
 //! The hash of a key is fixed (a seeded hasher, the same in every process), so the
 //! bucket a key goes to is the same in the task that aggregates it partially and in
 //! the one that finishes it, wherever they run. It is a function of the layout's
@@ -32,6 +38,11 @@ use arrow::datatypes::{
 };
 use arrow::row::{RowConverter, Rows, SortField};
 use hashbrown::HashTable;
+
+mod codes;
+
+use self::codes::Codes;
+pub use self::codes::CODED_COLUMNS;
 
 use crate::error::{Error, Result};
 
@@ -223,6 +234,19 @@ fn byte_values(column: &dyn Array) -> Vec<Option<&[u8]>> {
     }
 }
 
+/// Value `i` of a string or binary column (`None` for NULL).
+fn byte_value(column: &dyn Array, i: usize) -> Option<&[u8]> {
+    if column.is_null(i) {
+        return None;
+    }
+    Some(match column.data_type() {
+        DataType::Utf8 => column.as_string::<i32>().value(i).as_bytes(),
+        DataType::LargeUtf8 => column.as_string::<i64>().value(i).as_bytes(),
+        DataType::Binary => column.as_binary::<i32>().value(i),
+        _ => column.as_binary::<i64>().value(i),
+    })
+}
+
 /// Hashes of keys given as columns, at a level of partitioning: how a final task
 /// whose bucket does not fit cuts its rows again, and how a shuffle cuts its.
 pub struct KeyHasher {
@@ -287,6 +311,18 @@ pub struct GroupKeys {
     null: Option<u32>,
     /// The row format's buffer, reused batch after batch.
     rows: Option<Rows>,
+    /// The key columns' types, as planned (a batch may hold a string column as
+    /// a dictionary of it).
+    types: Vec<DataType>,
+    /// One string key read as dictionaries: the group of each value of the
+    /// last dictionary seen (a Parquet column chunk's, shared by its batches).
+    remap: Option<(ArrayRef, Vec<u32>)>,
+    /// Several keys, some read as dictionaries: see [`Codes`]. `None` until
+    /// such a batch comes, or once the columns have too many values to pack.
+    codes: Option<Codes>,
+    /// Whether the keys outgrew what [`Codes`] packs; they are then grouped
+    /// as rows from there on.
+    uncoded: bool,
 }
 
 impl GroupKeys {
@@ -305,6 +341,10 @@ impl GroupKeys {
             arena: Vec::new(),
             null: None,
             rows: None,
+            types: types.to_vec(),
+            remap: None,
+            codes: None,
+            uncoded: false,
         })
     }
 
@@ -332,6 +372,8 @@ impl GroupKeys {
             + self.ints.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
             + self.rows.as_ref().map_or(0, Rows::size)
             + converter
+            + self.remap.as_ref().map_or(0, |(_, r)| r.capacity() * 4)
+            + self.codes.as_ref().map_or(0, Codes::size)
     }
 
     /// The hash of group `g`'s key.
@@ -432,6 +474,25 @@ impl GroupKeys {
     /// # Errors
     /// Columns the row format cannot encode.
     pub fn intern(&mut self, columns: &[ArrayRef], out: &mut Vec<u32>) -> Result<()> {
+        let planned = columns
+            .iter()
+            .zip(&self.types)
+            .all(|(c, t)| c.data_type() == t);
+        if !planned {
+            if self.intern_coded(columns, out)? {
+                return Ok(());
+            }
+            // Dictionaries that cannot be grouped on their codes: decoded.
+            let decoded = columns
+                .iter()
+                .zip(&self.types)
+                .map(|(c, t)| match c.data_type() == t {
+                    true => Ok(c.clone()),
+                    false => Ok(arrow::compute::cast(c, t)?),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return self.intern(&decoded, out);
+        }
         let n = columns.first().map_or(0, |c| c.len());
         out.clear();
         out.reserve(n);
@@ -538,6 +599,11 @@ impl GroupKeys {
         self.arena = Vec::new();
         self.null = None;
         self.rows = None;
+        // Codes lead to groups that are gone; the column's values keep their codes.
+        self.remap = None;
+        if let Some(codes) = &mut self.codes {
+            codes.forget_groups();
+        }
     }
 }
 
@@ -766,6 +832,113 @@ mod tests {
                 .unwrap();
             for (row, &g) in out.iter().enumerate() {
                 assert_eq!(buckets[row], bucket_of(keys.hash(g as usize), 1 << 20));
+            }
+        }
+    }
+
+    /// Keys that come as dictionaries (several dictionaries, nulls in the keys
+    /// and in the values, a table cleared between batches) get the groups, the
+    /// hashes and the key columns that the same keys decoded get, alone and
+    /// beside an integer key, mixed with batches that come decoded.
+    #[test]
+    fn dictionary_keys_group_as_their_values_do() {
+        use arrow::array::{DictionaryArray, Int32Array};
+        use arrow::datatypes::Int32Type;
+        let dictionary = |keys: Vec<Option<i32>>, values: Vec<Option<&str>>| -> ArrayRef {
+            Arc::new(DictionaryArray::<Int32Type>::new(
+                Int32Array::from(keys),
+                Arc::new(StringArray::from(values)),
+            ))
+        };
+        let shared = dictionary(vec![], vec![Some("b"), Some("a"), None, Some("c")]);
+        let shared = shared.as_any_dictionary().values().clone();
+        let with_shared = |keys: Vec<Option<i32>>| -> ArrayRef {
+            Arc::new(DictionaryArray::<Int32Type>::new(
+                Int32Array::from(keys),
+                shared.clone(),
+            ))
+        };
+        let strings = [
+            with_shared(vec![Some(0), Some(1), None, Some(2), Some(0)]),
+            with_shared(vec![Some(3), Some(3), Some(1), None, Some(2)]),
+            dictionary(
+                vec![Some(1), Some(0), Some(2), Some(1), None],
+                vec![Some("c"), Some("d"), Some("a")],
+            ),
+            Arc::new(StringArray::from(vec![
+                Some("d"),
+                None,
+                Some("e"),
+                Some("b"),
+                Some("a"),
+            ])),
+        ];
+        let ints: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![
+                Some(1),
+                Some(1),
+                Some(2),
+                None,
+                Some(1),
+            ])),
+            Arc::new(Int64Array::from(vec![
+                Some(2),
+                Some(1),
+                Some(1),
+                Some(1),
+                None,
+            ])),
+            Arc::new(Int64Array::from(vec![
+                Some(1),
+                Some(1),
+                Some(1),
+                Some(1),
+                Some(1),
+            ])),
+            Arc::new(Int64Array::from(vec![
+                None,
+                Some(3),
+                Some(1),
+                Some(2),
+                Some(1),
+            ])),
+        ];
+        let decode = |c: &ArrayRef| arrow::compute::cast(c, &DataType::Utf8).unwrap();
+        for with_ints in [false, true] {
+            for clear_after in [None, Some(1)] {
+                let mut types = vec![DataType::Utf8];
+                if with_ints {
+                    types.push(DataType::Int64);
+                }
+                let (mut coded, mut plain) = (
+                    GroupKeys::new(&types).unwrap(),
+                    GroupKeys::new(&types).unwrap(),
+                );
+                let hasher = KeyHasher::new(&types).unwrap();
+                for (b, (s, i)) in strings.iter().zip(&ints).enumerate() {
+                    let mut columns = vec![s.clone()];
+                    let mut decoded = vec![decode(s)];
+                    if with_ints {
+                        columns.push(i.clone());
+                        decoded.push(i.clone());
+                    }
+                    let (mut a, mut b_out) = (Vec::new(), Vec::new());
+                    coded.intern(&columns, &mut a).unwrap();
+                    plain.intern(&decoded, &mut b_out).unwrap();
+                    let case = format!("batch {b}, ints {with_ints}, clear {clear_after:?}");
+                    assert_eq!(a, b_out, "{case}");
+                    assert_eq!(coded.len(), plain.len(), "{case}");
+                    let buckets = hasher.buckets(&decoded, 0, 1 << 20).unwrap();
+                    for (row, &g) in a.iter().enumerate() {
+                        assert_eq!(coded.hash(g as usize), plain.hash(g as usize), "{case}");
+                        assert_eq!(buckets[row], bucket_of(coded.hash(g as usize), 1 << 20));
+                    }
+                    assert_eq!(coded.columns(None).unwrap(), plain.columns(None).unwrap());
+                    if clear_after == Some(b) {
+                        coded.clear();
+                        plain.clear();
+                    }
+                }
             }
         }
     }
