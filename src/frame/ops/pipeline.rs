@@ -278,7 +278,10 @@ mod tests {
             (vec![on_a, rename.clone()], None),
             (vec![upper], None),
             (vec![computed], None),
-            (vec![rename, project(vec![(Expr::col("v"), "k")])], Some("v")),
+            (
+                vec![rename, project(vec![(Expr::col("v"), "k")])],
+                Some("v"),
+            ),
         ];
         for (steps, want) in cases {
             let pipeline = Pipeline { steps };

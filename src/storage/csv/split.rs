@@ -15,7 +15,9 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 use rayon::prelude::*;
 
@@ -59,6 +61,88 @@ pub fn split_ranges(
     if !quotes_checked(data_start, len, blocksize) {
         return Ok(vec![(data_start, len)]);
     }
+    let file = File::open(path).at(path)?;
+    let key = SplitKey::of(&file, path, data_start, len, blocksize, delimiter, quote)?;
+    if let Some(ranges) = key.recalled() {
+        return Ok(ranges);
+    }
+    let ranges = scan_ranges(&file, path, data_start, len, blocksize, delimiter, quote)?;
+    key.remember(&ranges);
+    Ok(ranges)
+}
+
+/// What a split depends on: the file (its device, inode, length, and the
+/// times of its last change, which no user sets back) and the arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SplitKey {
+    path: PathBuf,
+    file: (u64, u64, u64, Option<SystemTime>, (i64, i64)),
+    arguments: (u64, u64, u8, u8),
+}
+
+/// Splits made in this process, the latest last. A query opens its CSV source
+/// twice, to learn its schema and to plan its reading, and a split reads the
+/// whole file: 5 GB read again for db-benchmark's 1e8-row table.
+static SPLITS: Mutex<Vec<(SplitKey, Vec<(u64, u64)>)>> = Mutex::new(Vec::new());
+
+/// Splits remembered at most.
+const REMEMBERED: usize = 16;
+
+impl SplitKey {
+    fn of(
+        file: &File,
+        path: &Path,
+        data_start: u64,
+        len: u64,
+        blocksize: u64,
+        delimiter: u8,
+        quote: u8,
+    ) -> Result<SplitKey> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata().at(path)?;
+        Ok(SplitKey {
+            path: path.to_path_buf(),
+            file: (
+                meta.dev(),
+                meta.ino(),
+                len,
+                meta.modified().ok(),
+                (meta.ctime(), meta.ctime_nsec()),
+            ),
+            arguments: (data_start, blocksize, delimiter, quote),
+        })
+    }
+
+    fn recalled(&self) -> Option<Vec<(u64, u64)>> {
+        // A poisoned lock only loses the memo: split again.
+        let splits = SPLITS.lock().ok()?;
+        splits
+            .iter()
+            .find(|(key, _)| key == self)
+            .map(|(_, ranges)| ranges.clone())
+    }
+
+    fn remember(self, ranges: &[(u64, u64)]) {
+        if let Ok(mut splits) = SPLITS.lock() {
+            splits.retain(|(key, _)| key.path != self.path);
+            if splits.len() >= REMEMBERED {
+                splits.remove(0);
+            }
+            splits.push((self, ranges.to_vec()));
+        }
+    }
+}
+
+/// The ranges of [`split_ranges`], found by scanning the whole file.
+fn scan_ranges(
+    file: &File,
+    path: &Path,
+    data_start: u64,
+    len: u64,
+    blocksize: u64,
+    delimiter: u8,
+    quote: u8,
+) -> Result<Vec<(u64, u64)>> {
     let blocksize = blocksize.max(1);
     let blocks: Vec<(u64, u64)> = (0..(len - data_start).div_ceil(blocksize))
         .map(|k| {
@@ -66,10 +150,9 @@ pub fn split_ranges(
             (s, s.saturating_add(blocksize).min(len))
         })
         .collect();
-    let file = File::open(path).at(path)?;
     let summaries: Vec<BlockSummary> = blocks
         .par_iter()
-        .map(|&(s, e)| summarize(&file, s, e, delimiter, quote))
+        .map(|&(s, e)| summarize(file, s, e, delimiter, quote))
         .collect::<std::io::Result<_>>()
         .at(path)?;
     let mut state = State::FieldStart;
@@ -225,6 +308,34 @@ mod tests {
                     "bs {bs}: {parts:?}"
                 );
             }
+        }
+    }
+
+    /// A file split once is not scanned again while it is unchanged; changed
+    /// in place, even to the same length, it is split anew.
+    #[test]
+    fn a_split_is_remembered_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        let ranges = |p: &Path| split_ranges(p, 4, 24, 6, b',', b'"').unwrap();
+        std::fs::write(&p, "a,b\n1,2\n3,4\n5,6\n7,8\n9,0\n").unwrap();
+        let first = ranges(&p);
+        assert!(SPLITS
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(key, r)| key.path == p && *r == first));
+        assert_eq!(ranges(&p), first);
+        // The same length, the rows now cut elsewhere: quoted line breaks.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&p, "a,b\n\"1\n2\n3\",456\n5,6\n7,8\n").unwrap();
+        let second = ranges(&p);
+        assert_ne!(second, first);
+        let text = std::fs::read_to_string(&p).unwrap();
+        for (s, _) in &second {
+            assert!(["\"1", "5", "7"]
+                .iter()
+                .any(|r| text[*s as usize..].starts_with(r)));
         }
     }
 
