@@ -78,6 +78,10 @@ impl Operation for ReadTablePartition {
     }
 }
 
+/// The largest fraction of the pool (one part in this many) a source
+/// partition's reader reserves for its own buffers.
+const READER_SHARE: u64 = 16;
+
 /// Calls `f` on each record batch of the input `r`, in order, while it returns
 /// true: partition K of a table source the plan lists as an input, or the
 /// record-batch entry an earlier task published. Counts the bytes a source
@@ -120,6 +124,11 @@ pub fn for_each_batch_as(
         if index >= source.num_partitions() {
             return Ok(());
         }
+        // The reader's own buffers, bounded: counted, never refused. A budget
+        // of a few MiB cannot make room for them by spilling; of such a pool a
+        // reader takes a sixteenth, so that small budgets still run as before.
+        let mut reader = env.pool.reserve(format!("{} reader", source.format()));
+        reader.grow(source.reader_bytes().min(env.pool.limit() / READER_SHARE));
         let schema = source.schema();
         let dictionaries: Vec<usize> = dictionaries
             .iter()

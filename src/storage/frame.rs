@@ -123,6 +123,15 @@ pub trait FrameSource: Send + Sync {
     /// the partition fails when its file cannot be opened.
     fn read_partition(&self, partition: usize) -> Result<BatchIter<'_>>;
 
+    /// Bytes a reader of one partition holds whatever the data, beyond the
+    /// batches it yields: its read buffer and its decoder's. Bounded by
+    /// construction, they are not refused, but a task reading a partition
+    /// reserves them (past the limit if need be) so that what it buffers beside
+    /// them spills sooner, and the process's memory stays near the pool's.
+    fn reader_bytes(&self) -> u64 {
+        0
+    }
+
     /// Reads partition `partition` as [`FrameSource::read_partition`] does, but
     /// the string or binary columns `dictionaries` (indices into
     /// [`FrameSource::schema`]) come as Arrow dictionaries of their type

@@ -321,6 +321,14 @@ impl FrameSource for CsvSource {
         "csv"
     }
 
+    fn reader_bytes(&self) -> u64 {
+        // The text read and not yet decoded (a batch's, and a read ahead), the
+        // decoder's offsets and copy of the text, and the batch it builds.
+        let text = self.budget.bytes as u64;
+        let values = (self.budget.rows * self.full_schema.fields().len() * BYTES_PER_VALUE) as u64;
+        2 * text + reader::READ + values
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }

@@ -37,7 +37,7 @@ use super::{diagnose, infer, CsvSource};
 use crate::error::{IoResultExt, Result};
 
 /// Bytes read from the file at a time.
-const READ: u64 = 1 << 20;
+pub(super) const READ: u64 = 1 << 20;
 
 /// A partial row longer than this, inside a quoted field, makes the reader check
 /// (by scanning ahead, without buffering) that the field closes before the end of

@@ -83,7 +83,10 @@ struct SplitKey {
 /// Splits made in this process, the latest last. A query opens its CSV source
 /// twice, to learn its schema and to plan its reading, and a split reads the
 /// whole file: 5 GB read again for db-benchmark's 1e8-row table.
-static SPLITS: Mutex<Vec<(SplitKey, Vec<(u64, u64)>)>> = Mutex::new(Vec::new());
+static SPLITS: Mutex<Vec<(SplitKey, Ranges)>> = Mutex::new(Vec::new());
+
+/// Byte ranges `[start, end)`.
+type Ranges = Vec<(u64, u64)>;
 
 /// Splits remembered at most.
 const REMEMBERED: usize = 16;

@@ -881,3 +881,24 @@ print("{}")
     let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
     assert_eq!(bad, serde_json::json!({}));
 }
+
+/// A task reading a CSV partition reserves its reader's buffers: the
+/// grouping of 20,000 rows reserves little itself, the reader tens of MB.
+#[test]
+fn a_csv_partitions_reader_holds_a_reservation() {
+    use crate::storage::frame::FrameSource;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    let path = dir.path().join("t.csv");
+    let reader = crate::storage::csv::CsvSource::open(&path, &FrameReadOptions::default())
+        .unwrap()
+        .reader_bytes();
+    assert!(reader > 8 << 20, "{reader}");
+    let ctx = crate::reference::context(1 << 30);
+    let table = Source::open(path, None, FrameReadOptions::default()).unwrap();
+    let q1 = spec(&["id1"], vec![call(AggFunc::Sum, &["v1"], "v1")]);
+    query(&grouping(&table, &q1), &ctx).unwrap();
+    let peak = ctx.pool.peak_reserved();
+    assert!(peak >= reader, "peak {peak}, reader {reader}");
+}
