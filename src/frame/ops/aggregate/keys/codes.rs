@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::{RowConverter, SortField};
 use hashbrown::HashTable;
 
@@ -24,6 +24,14 @@ pub const CODED_COLUMNS: usize = 4;
 /// than the row format they spare.
 const CODED_VALUES: usize = 1 << 16;
 
+/// The most combinations of key values grouped through a table indexed by
+/// their codes (1 MiB of group numbers; db-benchmark's q2 and q9 have 10,000).
+const DENSE_GROUPS: usize = 1 << 18;
+
+/// The widest span of values an integer key column is coded through a table
+/// indexed by value (256 KiB of codes).
+const DENSE_SPAN: i64 = 1 << 16;
+
 /// Several key columns grouped on codes: each column numbers its distinct
 /// values (a dictionary's values once per dictionary, an integer column's row
 /// by row), a row's codes pack into 64 bits, and the packed codes find their
@@ -37,6 +45,10 @@ pub(super) struct Codes {
     groups: HashTable<(u64, u32)>,
     /// Bits of each column's code in the packed key.
     bits: u32,
+    /// Where the columns' numbers of values multiply to at most
+    /// [`DENSE_GROUPS`]: those numbers, and the group of each combination of
+    /// codes (mixed radix, the first column's code changing fastest).
+    dense: Option<(Vec<usize>, Vec<u32>)>,
 }
 
 impl Codes {
@@ -44,12 +56,14 @@ impl Codes {
     pub(super) fn size(&self) -> usize {
         self.columns.iter().map(ColumnCodes::size).sum::<usize>()
             + self.groups.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+            + self.dense.as_ref().map_or(0, |(_, t)| t.capacity() * 4)
     }
 
     /// Forgets the groups the codes led to (the groups are gone); the
     /// columns' values keep their codes.
     pub(super) fn forget_groups(&mut self) {
         self.groups = HashTable::new();
+        self.dense = None;
     }
 }
 
@@ -67,6 +81,9 @@ struct ColumnCodes {
     by_int: HashTable<(Option<u64>, u32)>,
     /// The code of each value of the last dictionary seen.
     remap: Option<(ArrayRef, Vec<u32>)>,
+    /// Integer columns of small span: the lowest value covered, and the code
+    /// of each value from it (see [`ColumnCodes::dense_codes`]).
+    dense: Option<(i64, Vec<u32>)>,
 }
 
 impl ColumnCodes {
@@ -78,6 +95,7 @@ impl ColumnCodes {
             by_bytes: HashTable::new(),
             by_int: HashTable::new(),
             remap: None,
+            dense: None,
         })
     }
 
@@ -92,6 +110,7 @@ impl ColumnCodes {
             + self.by_bytes.capacity() * 13
             + self.by_int.capacity() * 25
             + self.remap.as_ref().map_or(0, |(_, r)| r.capacity() * 4)
+            + self.dense.as_ref().map_or(0, |(_, t)| t.capacity() * 4)
     }
 
     fn bytes(&self, code: u32) -> &[u8] {
@@ -165,23 +184,79 @@ impl ColumnCodes {
     /// The codes of an integer-like column's rows into `out`.
     fn int_codes(&mut self, column: &ArrayRef, out: &mut Vec<u32>) -> Result<()> {
         out.clear();
+        if self.dense_codes(column, out)? {
+            return Ok(());
+        }
         for (i, v) in int_values(column.as_ref())?.into_iter().enumerate() {
-            let h = int_hash(v.unwrap_or(u64::MAX), u32::from(v.is_none()));
-            let found = self.by_int.find(h, |&(seen, _)| seen == v).map(|&(_, c)| c);
-            let c = match found {
-                Some(c) => c,
-                None => {
-                    let row = self.converter.convert_columns(&[column.slice(i, 1)])?;
-                    let c = self.code(row.row(0).as_ref());
-                    self.by_int.insert_unique(h, (v, c), |&(v, _)| {
-                        int_hash(v.unwrap_or(u64::MAX), u32::from(v.is_none()))
-                    });
-                    c
-                }
-            };
+            let c = self.int_code(v, column, i)?;
             out.push(c);
         }
         Ok(())
+    }
+
+    /// The code of integer value `v` (`None` for NULL), row `i` of `column`,
+    /// numbered now if new.
+    fn int_code(&mut self, v: Option<u64>, column: &ArrayRef, i: usize) -> Result<u32> {
+        let hash = |v: Option<u64>| int_hash(v.unwrap_or(u64::MAX), u32::from(v.is_none()));
+        let h = hash(v);
+        if let Some(&(_, c)) = self.by_int.find(h, |&(seen, _)| seen == v) {
+            return Ok(c);
+        }
+        let row = self.converter.convert_columns(&[column.slice(i, 1)])?;
+        let c = self.code(row.row(0).as_ref());
+        self.by_int.insert_unique(h, (v, c), |&(v, _)| hash(v));
+        Ok(c)
+    }
+
+    /// The codes of a 64-bit integer column whose values span fewer than
+    /// [`DENSE_SPAN`] (db-benchmark's `id4`: 1 to 100), by a table indexed by
+    /// value: no hash a row. False, with nothing done, for other columns.
+    fn dense_codes(&mut self, column: &ArrayRef, out: &mut Vec<u32>) -> Result<bool> {
+        let Some(values) = column.as_primitive_opt::<Int64Type>() else {
+            return Ok(false);
+        };
+        let (Some(lo), Some(hi)) = (arrow::compute::min(values), arrow::compute::max(values))
+        else {
+            return Ok(false);
+        };
+        let (base, mut table) = self.dense.take().unwrap_or((lo, Vec::new()));
+        let end = base.saturating_add(table.len() as i64);
+        let (start, stop) = (base.min(lo), end.max(hi.saturating_add(1)));
+        if stop.saturating_sub(start) > DENSE_SPAN {
+            self.dense = Some((base, table));
+            return Ok(false);
+        }
+        if start < base || stop > end {
+            let mut wider = vec![UNSEEN; (stop - start) as usize];
+            let at = (base - start) as usize;
+            wider[at..at + table.len()].copy_from_slice(&table);
+            table = wider;
+        }
+        let found = (|| -> Result<()> {
+            let null = match column.null_count() {
+                0 => UNSEEN,
+                _ => {
+                    let i = (0..column.len()).find(|&i| column.is_null(i)).unwrap_or(0);
+                    self.int_code(None, column, i)?
+                }
+            };
+            let nulls = column.nulls().filter(|n| n.null_count() > 0);
+            for (i, &v) in values.values().iter().enumerate() {
+                if nulls.is_some_and(|n| n.is_null(i)) {
+                    out.push(null);
+                    continue;
+                }
+                let slot = &mut table[(v - start) as usize];
+                if *slot == UNSEEN {
+                    *slot = self.int_code(Some(v as u64), column, i)?;
+                }
+                out.push(*slot);
+            }
+            Ok(())
+        })();
+        self.dense = Some((start, table));
+        found?;
+        Ok(true)
     }
 }
 
@@ -261,6 +336,7 @@ impl GroupKeys {
                     .collect::<Result<_>>()?,
                 groups: HashTable::new(),
                 bits: 64 / columns.len() as u32,
+                dense: None,
             },
         };
         let mut column_codes: Vec<Vec<u32>> = vec![Vec::new(); columns.len()];
@@ -285,30 +361,118 @@ impl GroupKeys {
             .reserve(n.min(1 << 16), |&(k, _)| int_hash(k, 0));
         out.clear();
         out.reserve(n);
-        let bits = codes.bits;
-        let mut key = Vec::new();
-        for row in 0..n {
-            let packed = column_codes.iter().enumerate().fold(0u64, |p, (c, of)| {
-                p | u64::from(of[row]) << (bits * c as u32)
-            });
-            let h = int_hash(packed, 0);
-            let g = match codes.groups.find(h, |&(k, _)| k == packed) {
-                Some(&(_, g)) => g,
-                None => {
-                    key.clear();
-                    for (column, of) in codes.columns.iter().zip(&column_codes) {
-                        key.extend_from_slice(column.bytes(of[row]));
-                    }
-                    let g = self.byte_group(&key, key_hash(&key, 0))?;
-                    codes
-                        .groups
-                        .insert_unique(h, (packed, g), |&(k, _)| int_hash(k, 0));
-                    g
+        let found = self.coded_groups(&mut codes, &column_codes, n, out);
+        self.codes = Some(codes);
+        found?;
+        Ok(true)
+    }
+
+    /// The groups of `n` rows of the columns' codes `column_codes`, into
+    /// `out`: through a table indexed by the codes where the columns' values
+    /// are few enough that every combination has a slot, else by hashing the
+    /// packed codes.
+    fn coded_groups(
+        &mut self,
+        codes: &mut Codes,
+        column_codes: &[Vec<u32>],
+        n: usize,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        let Codes {
+            columns,
+            groups,
+            bits,
+            dense,
+        } = codes;
+        let bits = *bits;
+        let pack = |row_codes: &mut dyn Iterator<Item = u32>| {
+            row_codes.enumerate().fold(0u64, |p, (c, code)| {
+                p | u64::from(code) << (bits * c as u32)
+            })
+        };
+        let radices: Vec<usize> = columns.iter().map(|c| c.len().max(1)).collect();
+        let slots = radices
+            .iter()
+            .try_fold(1usize, |p, &r| p.checked_mul(r))
+            .filter(|&p| p <= DENSE_GROUPS);
+        let strides: Vec<usize> = radices
+            .iter()
+            .scan(1usize, |stride, &r| {
+                let s = *stride;
+                *stride = stride.saturating_mul(r);
+                Some(s)
+            })
+            .collect();
+        if let Some(slots) = slots {
+            if dense.as_ref().is_none_or(|(seen, _)| *seen != radices) {
+                // New values widened a column: place the groups known so far.
+                let mut table = vec![UNSEEN; slots];
+                for &(packed, g) in groups.iter() {
+                    let slot: usize = strides
+                        .iter()
+                        .enumerate()
+                        .map(|(c, s)| {
+                            ((packed >> (bits * c as u32)) as u32 & mask(bits)) as usize * s
+                        })
+                        .sum();
+                    table[slot] = g;
                 }
-            };
+                *dense = Some((radices.clone(), table));
+            }
+        } else {
+            *dense = None;
+        }
+        let mut key = Vec::new();
+        // The group of packed codes, numbered now if new.
+        let mut group_of = |keys: &mut GroupKeys, packed: u64| -> Result<u32> {
+            let h = int_hash(packed, 0);
+            if let Some(&(_, g)) = groups.find(h, |&(k, _)| k == packed) {
+                return Ok(g);
+            }
+            key.clear();
+            for (c, column) in columns.iter().enumerate() {
+                let code = (packed >> (bits * c as u32)) as u32 & mask(bits);
+                key.extend_from_slice(column.bytes(code));
+            }
+            let g = keys.byte_group(&key, key_hash(&key, 0))?;
+            groups.insert_unique(h, (packed, g), |&(k, _)| int_hash(k, 0));
+            Ok(g)
+        };
+        out.clear();
+        out.reserve(n);
+        let Some(_) = slots else {
+            for row in 0..n {
+                let packed = pack(&mut column_codes.iter().map(|of| of[row]));
+                out.push(group_of(self, packed)?);
+            }
+            return Ok(());
+        };
+        let Some((_, table)) = dense.as_mut() else {
+            return Err(Error::bug("coded groups", "no table"));
+        };
+        for row in 0..n {
+            let slot: usize = column_codes
+                .iter()
+                .zip(&strides)
+                .map(|(of, s)| of[row] as usize * s)
+                .sum();
+            let mut g = table[slot];
+            if g == UNSEEN {
+                let packed = pack(&mut column_codes.iter().map(|of| of[row]));
+                g = group_of(self, packed)?;
+                table[slot] = g;
+            }
             out.push(g);
         }
-        self.codes = Some(codes);
-        Ok(true)
+        Ok(())
+    }
+}
+
+/// The low `bits` bits.
+fn mask(bits: u32) -> u32 {
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
     }
 }

@@ -888,19 +888,21 @@ mod tests {
                 Some(1),
                 None,
             ])),
+            // Below the values seen so far: the table of small values widens.
             Arc::new(Int64Array::from(vec![
+                Some(-5),
                 Some(1),
                 Some(1),
-                Some(1),
-                Some(1),
+                Some(-5),
                 Some(1),
             ])),
+            // A span too wide for the table: the values are hashed.
             Arc::new(Int64Array::from(vec![
                 None,
                 Some(3),
-                Some(1),
+                Some(1 << 40),
                 Some(2),
-                Some(1),
+                Some(-5),
             ])),
         ];
         let decode = |c: &ArrayRef| arrow::compute::cast(c, &DataType::Utf8).unwrap();
@@ -941,6 +943,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Keys whose combinations are too many for a table of every one (ten
+    /// strings beside 60,000 integers spread wide) are grouped on hashed
+    /// codes, as their values decoded are.
+    #[test]
+    fn many_combinations_of_dictionary_and_integer_keys_group_as_decoded() {
+        use arrow::array::{DictionaryArray, Int32Array};
+        use arrow::datatypes::Int32Type;
+        let n = 120_000;
+        let values: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..10).map(|i| format!("v{i}")),
+        ));
+        let strings: ArrayRef = Arc::new(DictionaryArray::<Int32Type>::new(
+            Int32Array::from_iter_values((0..n).map(|i| i * 7 % 10)),
+            values,
+        ));
+        let ints: ArrayRef = Arc::new(Int64Array::from_iter_values(
+            (0..n).map(|i| (i % 60_001) as i64 * 3),
+        ));
+        let types = [DataType::Utf8, DataType::Int64];
+        let (mut coded, mut plain) = (
+            GroupKeys::new(&types).unwrap(),
+            GroupKeys::new(&types).unwrap(),
+        );
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        coded
+            .intern(&[strings.clone(), ints.clone()], &mut a)
+            .unwrap();
+        let decoded = arrow::compute::cast(&strings, &DataType::Utf8).unwrap();
+        plain.intern(&[decoded, ints], &mut b).unwrap();
+        assert_eq!(a, b);
+        assert!(coded.len() > 60_000, "{}", coded.len());
+        assert_eq!(coded.columns(None).unwrap(), plain.columns(None).unwrap());
     }
 
     #[test]
