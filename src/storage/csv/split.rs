@@ -61,14 +61,32 @@ pub fn split_ranges(
     if !quotes_checked(data_start, len, blocksize) {
         return Ok(vec![(data_start, len)]);
     }
+    let cut = Cut {
+        data_start,
+        len,
+        blocksize: blocksize.max(1),
+        delimiter,
+        quote,
+    };
     let file = File::open(path).at(path)?;
-    let key = SplitKey::of(&file, path, data_start, len, blocksize, delimiter, quote)?;
+    let key = SplitKey::of(&file, path, cut)?;
     if let Some(ranges) = key.recalled() {
         return Ok(ranges);
     }
-    let ranges = scan_ranges(&file, path, data_start, len, blocksize, delimiter, quote)?;
+    let ranges = scan_ranges(&file, path, cut)?;
     key.remember(&ranges);
     Ok(ranges)
+}
+
+/// How a file is cut: the bytes cut (from `data_start` to `len`), the size
+/// of a block, and the characters that delimit fields and quote them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cut {
+    data_start: u64,
+    len: u64,
+    blocksize: u64,
+    delimiter: u8,
+    quote: u8,
 }
 
 /// What a split depends on: the file (its device, inode, length, and the
@@ -76,8 +94,8 @@ pub fn split_ranges(
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SplitKey {
     path: PathBuf,
-    file: (u64, u64, u64, Option<SystemTime>, (i64, i64)),
-    arguments: (u64, u64, u8, u8),
+    file: (u64, u64, Option<SystemTime>, (i64, i64)),
+    cut: Cut,
 }
 
 /// Splits made in this process, the latest last. A query opens its CSV source
@@ -92,15 +110,7 @@ type Ranges = Vec<(u64, u64)>;
 const REMEMBERED: usize = 16;
 
 impl SplitKey {
-    fn of(
-        file: &File,
-        path: &Path,
-        data_start: u64,
-        len: u64,
-        blocksize: u64,
-        delimiter: u8,
-        quote: u8,
-    ) -> Result<SplitKey> {
+    fn of(file: &File, path: &Path, cut: Cut) -> Result<SplitKey> {
         use std::os::unix::fs::MetadataExt;
         let meta = file.metadata().at(path)?;
         Ok(SplitKey {
@@ -108,11 +118,10 @@ impl SplitKey {
             file: (
                 meta.dev(),
                 meta.ino(),
-                len,
                 meta.modified().ok(),
                 (meta.ctime(), meta.ctime_nsec()),
             ),
-            arguments: (data_start, blocksize, delimiter, quote),
+            cut,
         })
     }
 
@@ -137,16 +146,14 @@ impl SplitKey {
 }
 
 /// The ranges of [`split_ranges`], found by scanning the whole file.
-fn scan_ranges(
-    file: &File,
-    path: &Path,
-    data_start: u64,
-    len: u64,
-    blocksize: u64,
-    delimiter: u8,
-    quote: u8,
-) -> Result<Vec<(u64, u64)>> {
-    let blocksize = blocksize.max(1);
+fn scan_ranges(file: &File, path: &Path, cut: Cut) -> Result<Ranges> {
+    let Cut {
+        data_start,
+        len,
+        blocksize,
+        delimiter,
+        quote,
+    } = cut;
     let blocks: Vec<(u64, u64)> = (0..(len - data_start).div_ceil(blocksize))
         .map(|k| {
             let s = data_start + k * blocksize;

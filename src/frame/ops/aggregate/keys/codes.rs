@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{AnyDictionaryArray, Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::row::{RowConverter, SortField};
 use hashbrown::HashTable;
@@ -141,14 +141,8 @@ impl ColumnCodes {
     /// The codes of a dictionary column's rows into `out`: its values
     /// numbered once per dictionary.
     fn dictionary_codes(&mut self, column: &dyn Array, out: &mut Vec<u32>) -> Result<()> {
-        let dictionary = column
-            .as_any_dictionary_opt()
-            .ok_or_else(|| Error::bug("dictionary codes", column.data_type()))?;
+        let (dictionary, cached) = dictionary_of(column, &self.remap)?;
         let values = dictionary.values();
-        let cached = self
-            .remap
-            .as_ref()
-            .is_some_and(|(seen, _)| Arc::ptr_eq(seen, values));
         if !cached {
             let rows = self
                 .converter
@@ -275,14 +269,8 @@ impl GroupKeys {
                 return Ok(false);
             }
             // One key: each dictionary value's group, found once.
-            let dictionary = column
-                .as_any_dictionary_opt()
-                .ok_or_else(|| Error::bug("dictionary keys", column.data_type()))?;
+            let (dictionary, cached) = dictionary_of(column.as_ref(), &self.remap)?;
             let values = dictionary.values();
-            let cached = self
-                .remap
-                .as_ref()
-                .is_some_and(|(seen, _)| Arc::ptr_eq(seen, values));
             if !cached {
                 // Each value's group is found when a row first holds it: a
                 // value no row holds makes no group.
@@ -466,6 +454,22 @@ impl GroupKeys {
         }
         Ok(())
     }
+}
+
+/// A dictionary column's dictionary, and whether `remap` was made for its
+/// values (a Parquet column chunk's batches share them).
+fn dictionary_of<'a>(
+    column: &'a dyn Array,
+    remap: &Option<(ArrayRef, Vec<u32>)>,
+) -> Result<(&'a dyn AnyDictionaryArray, bool)> {
+    let dictionary = column
+        .as_any_dictionary_opt()
+        .ok_or_else(|| Error::bug("dictionary keys", column.data_type()))?;
+    let values = dictionary.values();
+    let cached = remap
+        .as_ref()
+        .is_some_and(|(seen, _)| Arc::ptr_eq(seen, values));
+    Ok((dictionary, cached))
 }
 
 /// The low `bits` bits.
