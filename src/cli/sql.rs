@@ -33,7 +33,7 @@ pub struct Args {
     /// Output format: parquet, parquet-dir, csv, ipc [default: from OUT's extension]
     #[arg(long)]
     to: Option<String>,
-    /// Output compression: zstd[:LEVEL], snappy, lz4, none [default: zstd:3 for parquet]
+    /// Output compression: zstd[:LEVEL], lz4 (ipc) or none [default: zstd:3 for parquet]
     #[arg(long)]
     compression: Option<String>,
     /// Replace OUT if it exists
