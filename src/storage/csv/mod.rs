@@ -4,11 +4,14 @@
 //!
 //! Types are inferred from a sample of rows (int64, float64, bool, utf8, date,
 //! timestamp) and can be forced per column. The file is cut into byte ranges aligned
-//! to row starts (see [`split`]) that are decoded in parallel.
+//! to row starts (see [`split`]) that are decoded in parallel: rows without a
+//! quote by [`plain`], found by their delimiters and line feeds alone, and the
+//! rest by Arrow's decoder.
 
 mod diagnose;
 mod header;
 mod infer;
+mod plain;
 mod reader;
 mod scan;
 pub mod split;
@@ -357,6 +360,7 @@ impl FrameSource for CsvSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::record_batch::RecordBatch;
 
     #[test]
     fn batch_budget_follows_the_row_width() {
@@ -451,6 +455,106 @@ mod tests {
             }
             assert_eq!(ids, (0..2000).collect::<Vec<_>>(), "blocksize {blocksize}");
             assert_eq!(texts, expected, "blocksize {blocksize}");
+        }
+    }
+
+    /// Every row of `path` read by `source`, as one batch.
+    fn read_whole(source: &CsvSource) -> Result<RecordBatch> {
+        let mut batches = Vec::new();
+        for part in 0..source.num_partitions() {
+            for batch in source.read_partition(part)? {
+                batches.push(batch?);
+            }
+        }
+        Ok(arrow::compute::concat_batches(&source.schema, &batches)?)
+    }
+
+    #[test]
+    fn plain_and_quoted_rows_read_as_arrows_reader_reads_them() {
+        // Plain rows (the plain decoder's), then quoted ones with delimiters and
+        // line breaks inside (Arrow's decoder's), then plain again, with CRLF
+        // rows, NULLs, and no line break after the last row: every cutting of
+        // ranges and batches gives what Arrow's reader gives for the whole file.
+        let mut text = String::from("s,i,f,t\n");
+        for k in 0..3000 {
+            let s = match k % 7 {
+                0 => String::new(),
+                3 => format!("\"q,{k}\n\"\"x\"\"\""),
+                _ => format!("v{k}"),
+            };
+            let s = if (1000..1500).contains(&k) || k % 7 != 3 {
+                s
+            } else {
+                format!("w{k}")
+            };
+            let i = if k % 11 == 0 {
+                String::new()
+            } else {
+                (k as i64 * 37 - 500).to_string()
+            };
+            let end = if k % 5 == 0 { "\r\n" } else { "\n" };
+            text.push_str(&format!(
+                "{s},{i},{}.25,{}{end}",
+                k % 13,
+                ["a", "", "c"][k % 3]
+            ));
+        }
+        text.push_str("last,1,2.5,z");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mixed.csv");
+        std::fs::write(&p, &text).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("i", DataType::Int64, true),
+            Field::new("f", DataType::Float64, true),
+            Field::new("t", DataType::Utf8, true),
+        ]));
+        let mut arrow_reader = arrow::csv::ReaderBuilder::new(schema.clone())
+            .with_header(true)
+            .build(std::fs::File::open(&p).unwrap())
+            .unwrap();
+        let want: Vec<RecordBatch> = arrow_reader.by_ref().map(|b| b.unwrap()).collect();
+        let want = arrow::compute::concat_batches(&schema, &want).unwrap();
+        assert_eq!(want.num_rows(), 3001);
+        for (blocksize, batch_rows) in [(u64::MAX, 65536), (16 << 10, 100), (1000, 7)] {
+            let mut options = FrameReadOptions::default().with_blocksize(blocksize);
+            options.batch_rows = batch_rows;
+            let source = CsvSource::open(&p, &options).unwrap();
+            assert_eq!(source.schema, schema);
+            let got = read_whole(&source).unwrap();
+            assert_eq!(
+                got, want,
+                "blocksize {blocksize}, {batch_rows} rows a batch"
+            );
+            // Only some columns, in another order.
+            let mut options = options.clone();
+            options.columns = Some(vec!["t".into(), "i".into()]);
+            let source = CsvSource::open(&p, &options).unwrap();
+            let got = read_whole(&source).unwrap();
+            assert_eq!(
+                got.columns(),
+                &[want.column(3).clone(), want.column(1).clone()]
+            );
+        }
+    }
+
+    #[test]
+    fn rows_the_plain_decoder_refuses_fail_as_before() {
+        // A row short of a field after plain rows: Arrow's decoder's error, with
+        // its line; a value that does not parse, likewise.
+        let dir = tempfile::tempdir().unwrap();
+        for (bad, line) in [("1,2\n3\n", 203), ("1,2\nx,4\n", 203)] {
+            let p = dir.path().join("bad.csv");
+            let text = format!("a,b\n{}{bad}", "5,6\n".repeat(200));
+            std::fs::write(&p, &text).unwrap();
+            let options = FrameReadOptions {
+                columns: Some(vec!["a".into()]),
+                infer_rows: 10,
+                ..Default::default()
+            };
+            let source = CsvSource::open(&p, &options).unwrap();
+            let err = read_whole(&source).unwrap_err().to_string();
+            assert!(err.contains(&format!("line {line}")), "{bad:?}: {err}");
         }
     }
 

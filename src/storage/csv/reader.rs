@@ -32,6 +32,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
+use super::plain::PlainDecoder;
 use super::scan::{self, RowScanner, State};
 use super::{diagnose, infer, CsvSource};
 use crate::error::{IoResultExt, Result};
@@ -79,6 +80,15 @@ pub(super) struct PartitionReader<'a> {
     max_rows: usize,
     /// Whether the careful mode has taken over for the rest of the range.
     careful: bool,
+    /// The plain mode's decoder, tried first (see [`PlainDecoder`]): `None` for
+    /// the rest of the range once it gives up, and for columns it does not
+    /// parse.
+    plain: Option<PlainDecoder>,
+    /// Plain mode: how much of `pending` was searched for line feeds, how many
+    /// it holds, and where the last one counted ends.
+    plain_searched: usize,
+    plain_rows: usize,
+    plain_end: usize,
     /// Fast mode: whether the scanner follows every byte fed. Not needed when the
     /// splitter has already followed the quotes of the whole file (it refuses a
     /// quote that never closes): then the scanner is brought to `fed` only when a
@@ -120,6 +130,15 @@ impl<'a> PartitionReader<'a> {
                     .saturating_add(1),
             ),
             careful: false,
+            plain: PlainDecoder::new(
+                &source.decode_schema,
+                &source.projection,
+                source.options.delimiter,
+                b'"',
+            ),
+            plain_searched: 0,
+            plain_rows: 0,
+            plain_end: 0,
             track: !source.quotes_checked,
             synced: true,
             done: false,
@@ -127,6 +146,13 @@ impl<'a> PartitionReader<'a> {
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if self.plain.is_some() {
+            match self.next_plain()? {
+                Some(batch) => return Ok(batch),
+                // `pending` starts at a row start, as the fast mode starts.
+                None => self.plain = None,
+            }
+        }
         if !self.careful {
             match self.next_fast()? {
                 Fast::Batch(batch) => return Ok(Some(batch)),
@@ -145,6 +171,66 @@ impl<'a> PartitionReader<'a> {
             }
         }
         self.next_careful()
+    }
+
+    /// The next batch in plain mode (`Some(None)` at the end of the range), or
+    /// `None` when the plain decoder gives up on the rows at hand.
+    fn next_plain(&mut self) -> Result<Option<Option<RecordBatch>>> {
+        let budget = self.source.budget;
+        loop {
+            let full = |rows: usize, end: usize| {
+                rows >= self.max_rows || (rows > 0 && end >= budget.bytes)
+            };
+            if !full(self.plain_rows, self.plain_end) {
+                let from = self.plain_searched;
+                for p in memchr::memchr_iter(b'\n', &self.pending[from..self.filled]) {
+                    self.plain_rows += 1;
+                    self.plain_end = from + p + 1;
+                    if full(self.plain_rows, self.plain_end) {
+                        break;
+                    }
+                }
+                self.plain_searched = if full(self.plain_rows, self.plain_end) {
+                    self.plain_end
+                } else {
+                    self.filled
+                };
+            }
+            let at_end = self.pos >= self.range.1;
+            if full(self.plain_rows, self.plain_end) || at_end {
+                let (cut, rows) = match at_end && !full(self.plain_rows, self.plain_end) {
+                    true => (
+                        self.filled,
+                        self.plain_rows + usize::from(self.plain_end < self.filled),
+                    ),
+                    false => (self.plain_end, self.plain_rows),
+                };
+                if cut == 0 {
+                    return Ok(Some(None));
+                }
+                let last = cut == self.filled && at_end;
+                let Some(decoder) = &self.plain else {
+                    return Ok(None);
+                };
+                let Some(batch) = decoder
+                    .decode(&self.pending[..cut], rows, last)
+                    .and_then(|b| to_schema(self.source, &b))
+                else {
+                    return Ok(None);
+                };
+                self.pending.copy_within(cut..self.filled, 0);
+                self.filled -= cut;
+                self.pending_at += cut as u64;
+                (self.plain_searched, self.plain_rows, self.plain_end) = (0, 0, 0);
+                return Ok(Some(Some(batch)));
+            }
+            // A row far longer than a batch's bytes: Arrow's decoder and its
+            // checks take it from here.
+            if self.filled > 2 * budget.bytes {
+                return Ok(None);
+            }
+            self.read_more()?;
+        }
     }
 
     /// The next batch in fast mode: the decoder finds the rows.

@@ -113,14 +113,14 @@ impl RowScanner {
         max_rows: usize,
         max_end: usize,
     ) -> (usize, usize, usize) {
-        let hits = Hits::new(buf, from, self.quote, true);
+        let hits = Hits::new(buf, from, [self.quote, b'\n', b'\r']);
         self.follow(buf, from, base, hits, max_rows, max_end)
     }
 
     /// Scans all of `buf[from..]`, following quotes only (faster than
     /// [`RowScanner::scan_rows`] when row boundaries do not matter).
     pub(super) fn advance(&mut self, buf: &[u8], from: usize, base: u64) {
-        let hits = Hits::new(buf, from, self.quote, false);
+        let hits = Hits::new(buf, from, [self.quote; 3]);
         self.follow(buf, from, base, hits, usize::MAX, usize::MAX);
     }
 
@@ -192,41 +192,40 @@ impl RowScanner {
     }
 }
 
-/// The indices of the quotes (and, when rows are counted, the line breaks) in
-/// `buf[from..]`, in order.
+/// The indices of the bytes equal to one of three `needles` in `buf[from..]`,
+/// in order: the quotes (and, when rows are counted, the line breaks), or a plain
+/// row's delimiters and line feeds. A needle repeated looks for fewer bytes.
 ///
 /// Found 64 bytes at a time as a bit mask, then read off bit by bit: on dense
 /// CSV (a quote or line break every few bytes) this costs a small fraction of a
 /// `memchr` call per hit, and the mask loop compiles to vector compares.
-struct Hits<'a> {
+pub(super) struct Hits<'a> {
     buf: &'a [u8],
     /// Index of the 64-byte window `mask` describes.
     at: usize,
     /// Where the next window starts.
     next_at: usize,
     mask: u64,
-    quote: u8,
-    rows: bool,
+    needles: [u8; 3],
 }
 
 impl<'a> Hits<'a> {
-    fn new(buf: &'a [u8], from: usize, quote: u8, rows: bool) -> Self {
+    pub(super) fn new(buf: &'a [u8], from: usize, needles: [u8; 3]) -> Self {
         Hits {
             buf,
             at: from,
             next_at: from,
             mask: 0,
-            quote,
-            rows,
+            needles,
         }
     }
 
-    /// Bit j set when `window[j]` is a quote or (when counting rows) a line break.
+    /// Bit j set when `window[j]` is one of `needles`.
     #[inline]
-    fn window_mask(window: &[u8], quote: u8, rows: bool) -> u64 {
+    fn window_mask(window: &[u8], needles: [u8; 3]) -> u64 {
         let mut mask = 0u64;
         for (j, &b) in window.iter().enumerate() {
-            let hit = b == quote || (rows && (b == b'\n' || b == b'\r'));
+            let hit = b == needles[0] || b == needles[1] || b == needles[2];
             mask |= u64::from(hit) << j;
         }
         mask
@@ -236,7 +235,7 @@ impl<'a> Hits<'a> {
     /// CPU): four 16-byte compares and a movemask each, instead of a loop a byte.
     #[cfg(target_arch = "x86_64")]
     #[inline]
-    fn full_mask(window: &[u8; 64], quote: u8, rows: bool) -> u64 {
+    fn full_mask(window: &[u8; 64], needles: [u8; 3]) -> u64 {
         use std::arch::x86_64::{
             __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
             _mm_set1_epi8,
@@ -246,16 +245,13 @@ impl<'a> Hits<'a> {
         // CPU this code runs on; each unaligned load reads the 16 bytes at offset
         // 16 * k < 64 of `window`, all inside it.
         unsafe {
-            let q = _mm_set1_epi8(quote as i8);
-            let lf = _mm_set1_epi8(b'\n' as i8);
-            let cr = _mm_set1_epi8(b'\r' as i8);
+            let [a, b, c] = needles.map(|n| _mm_set1_epi8(n as i8));
             for k in 0..4 {
                 let v = _mm_loadu_si128(window.as_ptr().add(16 * k).cast::<__m128i>());
-                let mut hit = _mm_cmpeq_epi8(v, q);
-                if rows {
-                    let breaks = _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr));
-                    hit = _mm_or_si128(hit, breaks);
-                }
+                let hit = _mm_or_si128(
+                    _mm_cmpeq_epi8(v, a),
+                    _mm_or_si128(_mm_cmpeq_epi8(v, b), _mm_cmpeq_epi8(v, c)),
+                );
                 mask |= u64::from(_mm_movemask_epi8(hit) as u16) << (16 * k);
             }
         }
@@ -265,8 +261,8 @@ impl<'a> Hits<'a> {
     /// [`Hits::window_mask`] of a whole window.
     #[cfg(not(target_arch = "x86_64"))]
     #[inline]
-    fn full_mask(window: &[u8; 64], quote: u8, rows: bool) -> u64 {
-        Self::window_mask(window, quote, rows)
+    fn full_mask(window: &[u8; 64], needles: [u8; 3]) -> u64 {
+        Self::window_mask(window, needles)
     }
 }
 
@@ -282,8 +278,8 @@ impl Iterator for Hits<'_> {
             let end = self.next_at.saturating_add(64).min(self.buf.len());
             let window = &self.buf[self.next_at..end];
             self.mask = match <&[u8; 64]>::try_from(window) {
-                Ok(full) => Self::full_mask(full, self.quote, self.rows),
-                Err(_) => Self::window_mask(window, self.quote, self.rows),
+                Ok(full) => Self::full_mask(full, self.needles),
+                Err(_) => Self::window_mask(window, self.needles),
             };
             self.at = self.next_at;
             self.next_at = end;
