@@ -5,7 +5,7 @@
 //! Types are inferred from a sample of rows (int64, float64, bool, utf8, date,
 //! timestamp) and can be forced per column. The file is cut into byte ranges aligned
 //! to row starts (see [`split`]) that are decoded in parallel: rows without a
-//! quote by [`plain`], found by their delimiters and line feeds alone, and the
+//! quote by `plain`, found by their delimiters and line feeds alone, and the
 //! rest by Arrow's decoder.
 
 mod diagnose;
