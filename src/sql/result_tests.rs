@@ -429,6 +429,7 @@ fn a_grouping_written_to_a_file_encodes_its_parts_in_its_final_tasks() {
     // Nearly distinct groups (15,000 possible keys, 6,000 rows): every bucket
     // holds more than a quarter of a 1,000-row row group, and is encoded by its
     // final task. Ten groups: each bucket a few rows, gathered into one row group.
+    // About 510 groups: buckets gathered into row groups of at least a quarter.
     let cases = [
         (
             "many",
@@ -438,6 +439,7 @@ fn a_grouping_written_to_a_file_encodes_its_parts_in_its_final_tasks() {
             "few",
             "select w, count(*) as n, min(id1) as lo from T group by w",
         ),
+        ("some", "select k, w, count(*) as n from T group by k, w"),
     ];
     let dir = fixture();
     let d = dir.path();
@@ -486,6 +488,12 @@ fn a_grouping_written_to_a_file_encodes_its_parts_in_its_final_tasks() {
             .collect();
         match name {
             "few" => assert_eq!(groups, [10], "{name}"),
+            // Buckets of about 130 groups: gathered until they are a quarter of
+            // a row group, then written, not carried to the last task.
+            "some" => {
+                assert_eq!(groups.len(), 2, "{name}: {groups:?}");
+                assert!(groups[0] >= 250, "{name}: {groups:?}");
+            }
             _ => {
                 assert!(groups.len() > finals.len(), "{name}: {groups:?}");
                 assert!(groups.iter().all(|&n| n <= 1000), "{name}: {groups:?}");
