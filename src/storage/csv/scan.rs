@@ -120,6 +120,19 @@ impl RowScanner {
     /// Scans all of `buf[from..]`, following quotes only (faster than
     /// [`RowScanner::scan_rows`] when row boundaries do not matter).
     pub(super) fn advance(&mut self, buf: &[u8], from: usize, base: u64) {
+        let rest = buf.get(from..).unwrap_or_default();
+        if memchr::memchr(self.quote, rest).is_none() {
+            // No quote (most files have none): only the last byte can change
+            // the state, as `follow` finds it, and `memchr` finds that there is
+            // none several times faster than the masks would.
+            if let (Some(&last), false) = (rest.last(), self.state == State::Quoted) {
+                self.state = match self.ends_field(last) {
+                    true => State::FieldStart,
+                    false => State::Unquoted,
+                };
+            }
+            return;
+        }
         let hits = Hits::new(buf, from, [self.quote; 3]);
         self.follow(buf, from, base, hits, usize::MAX, usize::MAX);
     }
