@@ -22,41 +22,6 @@ use arrow::datatypes::{
 
 use super::scan::Hits;
 
-/// The types this decoder parses; others leave the file to Arrow's decoder.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Utf8,
-    Int8,
-    Int16,
-    Int32,
-    Int64,
-    UInt8,
-    UInt16,
-    UInt32,
-    UInt64,
-    Float32,
-    Float64,
-}
-
-impl Kind {
-    fn of(t: &DataType) -> Option<Kind> {
-        Some(match t {
-            DataType::Utf8 => Kind::Utf8,
-            DataType::Int8 => Kind::Int8,
-            DataType::Int16 => Kind::Int16,
-            DataType::Int32 => Kind::Int32,
-            DataType::Int64 => Kind::Int64,
-            DataType::UInt8 => Kind::UInt8,
-            DataType::UInt16 => Kind::UInt16,
-            DataType::UInt32 => Kind::UInt32,
-            DataType::UInt64 => Kind::UInt64,
-            DataType::Float32 => Kind::Float32,
-            DataType::Float64 => Kind::Float64,
-            _ => return None,
-        })
-    }
-}
-
 /// A column being built.
 enum Column {
     Utf8(StringBuilder),
@@ -83,20 +48,23 @@ fn push<T: ArrowPrimitiveType + Parser>(b: &mut PrimitiveBuilder<T>, s: &str) ->
 }
 
 impl Column {
-    fn new(kind: Kind, rows: usize, bytes: usize) -> Column {
-        match kind {
-            Kind::Utf8 => Column::Utf8(StringBuilder::with_capacity(rows, bytes)),
-            Kind::Int8 => Column::Int8(PrimitiveBuilder::with_capacity(rows)),
-            Kind::Int16 => Column::Int16(PrimitiveBuilder::with_capacity(rows)),
-            Kind::Int32 => Column::Int32(PrimitiveBuilder::with_capacity(rows)),
-            Kind::Int64 => Column::Int64(PrimitiveBuilder::with_capacity(rows)),
-            Kind::UInt8 => Column::UInt8(PrimitiveBuilder::with_capacity(rows)),
-            Kind::UInt16 => Column::UInt16(PrimitiveBuilder::with_capacity(rows)),
-            Kind::UInt32 => Column::UInt32(PrimitiveBuilder::with_capacity(rows)),
-            Kind::UInt64 => Column::UInt64(PrimitiveBuilder::with_capacity(rows)),
-            Kind::Float32 => Column::Float32(PrimitiveBuilder::with_capacity(rows)),
-            Kind::Float64 => Column::Float64(PrimitiveBuilder::with_capacity(rows)),
-        }
+    /// An empty column of type `t` for `rows` rows of about `bytes` bytes;
+    /// `None` for a type this decoder leaves to Arrow's.
+    fn new(t: &DataType, rows: usize, bytes: usize) -> Option<Column> {
+        Some(match t {
+            DataType::Utf8 => Column::Utf8(StringBuilder::with_capacity(rows, bytes)),
+            DataType::Int8 => Column::Int8(PrimitiveBuilder::with_capacity(rows)),
+            DataType::Int16 => Column::Int16(PrimitiveBuilder::with_capacity(rows)),
+            DataType::Int32 => Column::Int32(PrimitiveBuilder::with_capacity(rows)),
+            DataType::Int64 => Column::Int64(PrimitiveBuilder::with_capacity(rows)),
+            DataType::UInt8 => Column::UInt8(PrimitiveBuilder::with_capacity(rows)),
+            DataType::UInt16 => Column::UInt16(PrimitiveBuilder::with_capacity(rows)),
+            DataType::UInt32 => Column::UInt32(PrimitiveBuilder::with_capacity(rows)),
+            DataType::UInt64 => Column::UInt64(PrimitiveBuilder::with_capacity(rows)),
+            DataType::Float32 => Column::Float32(PrimitiveBuilder::with_capacity(rows)),
+            DataType::Float64 => Column::Float64(PrimitiveBuilder::with_capacity(rows)),
+            _ => return None,
+        })
     }
 
     fn push(&mut self, s: &str) -> Option<()> {
@@ -142,7 +110,6 @@ pub(super) struct PlainDecoder {
     fields: usize,
     /// For each field of a row, the output column it goes to, if read.
     column_of: Vec<Option<usize>>,
-    kinds: Vec<Kind>,
     /// The projected schema the batches have.
     schema: SchemaRef,
 }
@@ -160,10 +127,9 @@ impl PlainDecoder {
         if !delimiter.is_ascii() || matches!(delimiter, b'\n' | b'\r') || delimiter == quote {
             return None;
         }
-        let kinds = projection
-            .iter()
-            .map(|&i| Kind::of(schema.fields().get(i)?.data_type()))
-            .collect::<Option<Vec<_>>>()?;
+        for &i in projection {
+            Column::new(schema.fields().get(i)?.data_type(), 0, 0)?;
+        }
         let mut column_of = vec![None; schema.fields().len()];
         for (c, &i) in projection.iter().enumerate() {
             // A column projected twice is left to Arrow's decoder.
@@ -176,7 +142,6 @@ impl PlainDecoder {
             quote,
             fields: schema.fields().len(),
             column_of,
-            kinds,
             schema: Arc::new(schema.project(projection).ok()?),
         })
     }
@@ -190,10 +155,11 @@ impl PlainDecoder {
         }
         let text = std::str::from_utf8(bytes).ok()?;
         let mut columns: Vec<Column> = self
-            .kinds
+            .schema
+            .fields()
             .iter()
-            .map(|&k| Column::new(k, rows, bytes.len() / self.fields.max(1)))
-            .collect();
+            .map(|f| Column::new(f.data_type(), rows, bytes.len() / self.fields.max(1)))
+            .collect::<Option<_>>()?;
         let (mut field, mut start, mut line_start, mut lines, mut returns) = (0, 0, 0, 0, 0);
         let column_of = &self.column_of[..];
         for p in Hits::new(bytes, 0, [self.delimiter, b'\n', b'\n']) {
