@@ -218,9 +218,7 @@ impl<'a> PartitionReader<'a> {
                 else {
                     return Ok(None);
                 };
-                self.pending.copy_within(cut..self.filled, 0);
-                self.filled -= cut;
-                self.pending_at += cut as u64;
+                self.consume(cut);
                 (self.plain_searched, self.plain_rows, self.plain_end) = (0, 0, 0);
                 return Ok(Some(Some(batch)));
             }
@@ -339,12 +337,16 @@ impl<'a> PartitionReader<'a> {
             Some(b) => Some(to_schema(self.source, &b)?),
             None => None,
         };
-        let end = self.fed;
+        self.consume(self.fed);
+        self.fed = 0;
+        Some(batch)
+    }
+
+    /// Drops the decoded `pending[..end]`: the rest moves to the buffer's start.
+    fn consume(&mut self, end: usize) {
         self.pending.copy_within(end..self.filled, 0);
         self.filled -= end;
         self.pending_at += end as u64;
-        self.fed = 0;
-        Some(batch)
     }
 
     fn read_more(&mut self) -> Result<()> {
@@ -419,9 +421,7 @@ impl<'a> PartitionReader<'a> {
             last,
             self.max_rows,
         );
-        self.pending.copy_within(end..self.filled, 0);
-        self.filled -= end;
-        self.pending_at += end as u64;
+        self.consume(end);
         // `end` is the last counted row's end or all of `pending`: what was scanned
         // beyond it holds no terminator, so no row is counted there.
         self.scanned = self.scanned.saturating_sub(end);
