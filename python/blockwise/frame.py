@@ -456,6 +456,7 @@ _AGGREGATES = {
     "sum": "sum", "mean": "avg", "count": "count", "min": "min", "max": "max",
     "std": "stddev_samp", "var": "var_samp", "median": "median", "any": "bool_or",
     "all": "bool_and", "nunique": "count_distinct", "size": "count_star",
+    "first": "first", "last": "last",
 }
 
 
@@ -479,6 +480,9 @@ def _aggregate_sql(func: str, column: str | None) -> str:
         raise ValueError(f"{func} needs a column")
     if sql_func == "count_distinct":
         return f"count(DISTINCT {_quote_name(column)})"
+    if sql_func in ("first", "last"):
+        # pandas' first and last skip NULLs; in the file's order.
+        return f"{sql_func}({_quote_name(column)}) IGNORE NULLS"
     if sql_func in ("bool_or", "bool_and"):
         # pandas' truth of numbers: non-zero.
         return f"{sql_func}(CAST({_quote_name(column)} AS BOOLEAN))"
@@ -582,6 +586,16 @@ class GroupBy:
     def any(self):
         """Whether any value of each group is true (non-zero), NULLs left out."""
         return self._one("any")
+
+    def first(self):
+        """Each group's first non-NULL value in the file's order, a frame sorted by
+        the keys."""
+        return self._one("first")
+
+    def last(self):
+        """Each group's last non-NULL value in the file's order, a frame sorted by
+        the keys."""
+        return self._one("last")
 
     def all(self):
         """Whether every value of each group is true (non-zero), NULLs left out."""
@@ -768,12 +782,11 @@ class Frame:
         """The rows without duplicates, as pandas' ``drop_duplicates``, except
         that the rows' order is not kept (as SQL's ``DISTINCT``).
 
-        Without ``subset`` duplicates are whole rows, all alike: ``keep="first"``
-        or ``"last"`` keeps one of each, ``keep=False`` drops every row that has a
-        duplicate. With ``subset`` (the columns compared) only ``keep=False`` is
-        computed: which row came first is the file's order, which a frame does
-        not track across its partitions, so ``keep="first"``/``"last"`` are
-        refused rather than answered with an arbitrary row."""
+        ``subset`` names the columns compared (all by default). ``keep="first"``
+        keeps the first row of each set of duplicates in the file's order,
+        ``"last"`` the last, ``False`` drops every row that has a duplicate. The
+        file's order is lost after a sort or a grouping: ``first`` and ``last``
+        are refused there."""
         if keep not in ("first", "last", False):
             raise ValueError(f"drop_duplicates: keep is 'first', 'last' or False, not {keep!r}")
         columns = self.columns
@@ -781,17 +794,20 @@ class Frame:
         missing = [k for k in keys if k not in columns]
         if missing:
             raise KeyError(f"no columns {missing}; the columns are {columns}")
-        if keep is not False:
-            if subset is not None and set(keys) != set(columns):
-                raise NotImplementedError(
-                    f"drop_duplicates(subset=..., keep={keep!r}) keeps the {keep} row of each "
-                    "key in file order, which a frame does not track across its partitions; "
-                    "use keep=False (drop every duplicated row), or choose the row kept by a "
-                    "column: df.groupby(subset).nsmallest(1, column)"
-                )
-            return self._wrap(f"SELECT DISTINCT * FROM ({self._query}) AS t")
-        # Keys seen once: their group's one row, its other values as min() of one.
         group = ", ".join(_quote_name(k) for k in keys)
+        if keep is not False:
+            if set(keys) == set(columns):
+                # The whole row as the key: every duplicate is the same row.
+                return self._wrap(f"SELECT DISTINCT * FROM ({self._query}) AS t")
+            # The other values of each key's first (last) row, NULLs included.
+            items = [
+                _quote_name(c) if c in keys else f"{keep}({_quote_name(c)}) AS {_quote_name(c)}"
+                for c in columns
+            ]
+            return self._wrap(
+                f"SELECT {', '.join(items)} FROM ({self._query}) AS t GROUP BY {group}"
+            )
+        # Keys seen once: their group's one row, its other values as min() of one.
         items = [
             _quote_name(c) if c in keys else f"min({_quote_name(c)}) AS {_quote_name(c)}"
             for c in columns
@@ -934,6 +950,41 @@ class Frame:
         return self._wrap(
             f"SELECT * FROM ({self._query}) AS t LIMIT {n} OFFSET {skip}"
         ).compute()
+
+    def sample(self, n: int | None = None, frac: float | None = None,
+               replace: bool = False, random_state: int | None = None) -> "Frame":
+        """A random sample of the rows, as pandas' ``sample``: ``n`` rows (all when
+        there are fewer; 1 when neither ``n`` nor ``frac`` is given), in random
+        order, or each row kept with probability ``frac`` (about that fraction,
+        in the frame's order, as Dask's ``sample(frac=...)``). The same
+        ``random_state`` gives the same rows, whatever the threads or memory;
+        without it each call draws another seed. Sampling with replacement is not
+        built, and the file's order it draws from is lost after a sort or a
+        grouping (refused there)."""
+        if replace:
+            raise NotImplementedError("sample(replace=True) is not supported")
+        if n is not None and frac is not None:
+            raise ValueError("sample: give n or frac, not both")
+        if random_state is None:
+            import random
+            random_state = random.getrandbits(63)
+        if isinstance(random_state, bool) or not isinstance(random_state, int) \
+                or not -2**63 <= random_state < 2**64:
+            raise ValueError(f"sample: random_state must be a 64-bit integer, not {random_state!r}")
+        if frac is not None:
+            if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac <= 1:
+                raise ValueError(f"sample: frac must be a number from 0 to 1, not {frac!r}")
+            size = f"{float(frac) * 100!r} PERCENT"
+        else:
+            n = 1 if n is None else n
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise ValueError(f"sample: n must be an integer of at least 0, not {n!r}")
+            size = f"{n} ROWS"
+        # SQL's seed is written unsigned: the same 64 bits.
+        seed = random_state % 2**64
+        return self._wrap(
+            f"SELECT * FROM ({self._query}) AS t TABLESAMPLE ({size}) REPEATABLE ({seed})"
+        )
 
     def head(self, n: int = 5):
         """The first ``n`` rows, as a ``pyarrow.Table`` (only they are read when the

@@ -7,6 +7,7 @@ import math
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -424,14 +425,54 @@ def test_drop_duplicates_equals_pandas_or_refuses_what_needs_file_order(table, p
     assert as_set(got) == as_set(pdf[keys].drop_duplicates(keep=False))
     # The whole row as the subset: any duplicate is the same row.
     assert df[["id1", "id4"]].drop_duplicates(subset=["id4", "id1"], keep="last").compute().num_rows == 100
-    with pytest.raises(NotImplementedError, match="file order"):
-        df.drop_duplicates(subset="id1")
-    with pytest.raises(NotImplementedError, match="keep=False"):
-        df.drop_duplicates(subset=["id1", "id4"], keep="last")
+    # A subset keeps the first (last) row of each key in the file's order, from
+    # byte ranges of the CSV file and from Parquet.
+    for source in (bw.read_csv(table / "t.csv", blocksize=20_000), bw.read_parquet(table / "t.parquet")):
+        for subset, keep in (("id1", "first"), (["id4", "id1"], "last"), (["id6", "v2"], "first")):
+            got = source.drop_duplicates(subset=subset, keep=keep).compute()
+            want = pdf.drop_duplicates(subset=subset, keep=keep)
+            assert got.column_names == list(pdf.columns)
+            assert as_set(got) == as_set(want), (subset, keep)
+    with pytest.raises(Exception, match="after a sort"):
+        df.sort_values("v3").drop_duplicates(subset="id1").compute()
     with pytest.raises(ValueError, match="keep is 'first', 'last' or False"):
         df.drop_duplicates(keep="middle")
     with pytest.raises(KeyError, match="nope"):
         df.drop_duplicates(subset=["nope"], keep=False)
+
+
+def test_first_and_last_equal_pandas_in_the_files_order(table, pdf):
+    for source in (bw.read_csv(table / "t.csv", blocksize=20_000), bw.read_parquet(table / "t.parquet")):
+        got = source.groupby("id4").agg({"v1": "first", "v3": "last", "id1": "last"}).to_pandas()
+        want = pdf.groupby("id4").agg({"v1": "first", "v3": "last", "id1": "last"}).reset_index()
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+        got = source.groupby(["id1", "id2"]).v1.last().to_pandas()
+        want = pdf.groupby(["id1", "id2"]).v1.last().reset_index()
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_a_seeded_sample_is_the_same_whatever_runs_it(table, pdf):
+    everything = set(rows(pa.Table.from_pandas(pdf, preserve_index=False)))
+    df = bw.read_parquet(table / "t.parquet")
+    a = df.sample(n=40, random_state=5).compute()
+    b = df.sample(n=40, random_state=5).compute(threads=1, memory_limit="64MiB")
+    assert rows(a, sort=False) == rows(b, sort=False) and a.num_rows == 40
+    assert set(rows(a)) <= everything and len(set(rows(a))) == 40
+    assert rows(df.sample(n=40, random_state=6).compute()) != rows(a)
+    assert df.sample(n=10**6, random_state=1).compute().num_rows == 5000
+    assert df.sample(random_state=1).compute().num_rows == 1
+    # A fraction: about that many, in the file's order.
+    kept = df.sample(frac=0.3, random_state=-7).compute()
+    assert abs(kept.num_rows - 1500) < 5 * math.sqrt(5000 * 0.3 * 0.7)
+    order = {r: i for i, r in enumerate(rows(pa.Table.from_pandas(pdf, preserve_index=False), sort=False))}
+    places = [order[r] for r in rows(kept, sort=False)]
+    assert places == sorted(places)
+    assert rows(df.sample(frac=0.3, random_state=-7).compute(), sort=False) == rows(kept, sort=False)
+    for bad in (dict(frac=1.5), dict(n=-1), dict(n=2, frac=0.1), dict(n=2.5), dict(random_state="x")):
+        with pytest.raises(ValueError):
+            df.sample(**bad)
+    with pytest.raises(NotImplementedError):
+        df.sample(n=3, replace=True)
 
 
 def test_corr_and_cov_equal_pandas_and_duckdb(table, pdf):

@@ -29,6 +29,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -37,6 +38,7 @@ use crate::convert::{ConvertOptions, PlanSizing};
 use crate::error::{Error, Result};
 use crate::exec::JobContext;
 use crate::frame::expr::{BinaryOp, Expr};
+pub use crate::frame::logical::SampleSize;
 use crate::frame::logical::{AggExpr, LogicalPlan, SortExpr, Source, WindowExpr, WindowFunc};
 use crate::frame::ops::aggregate::AggFunc;
 use crate::plan::PlanSummary;
@@ -48,6 +50,9 @@ use crate::storage::{glob_dir, Format, GlobDir};
 pub struct Frame {
     plan: LogicalPlan,
     schema: SchemaRef,
+    /// The temporary files the plan reads ([`Frame::from_batches`]), removed
+    /// when the last frame reading them is dropped.
+    held: Vec<Arc<tempfile::TempDir>>,
 }
 
 /// Which row of each set of duplicates [`Frame::drop_duplicates`] keeps.
@@ -124,6 +129,42 @@ impl Frame {
         Frame::from_plan(LogicalPlan::Scan(source))
     }
 
+    /// A frame of record batches in memory (Polars' and DataFusion's
+    /// `from_batches`). They are written once to an Arrow IPC file in a
+    /// temporary directory, which the frame's plans read like any table (so that
+    /// every task can, in this process or another), and which is removed when the
+    /// last frame reading it is dropped.
+    ///
+    /// # Errors
+    /// A batch whose schema is not `schema`; writing the file.
+    pub fn from_batches(
+        schema: SchemaRef,
+        batches: impl IntoIterator<Item = RecordBatch>,
+    ) -> Result<Frame> {
+        let dir = tempfile::Builder::new()
+            .prefix("blockwise-frame-")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let path = dir.path().join("batches.arrow");
+        let file = std::fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut writer =
+            arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &schema)?;
+        for (i, batch) in batches.into_iter().enumerate() {
+            if batch.schema().fields() != schema.fields() {
+                return Err(Error::Usage(format!(
+                    "from_batches: batch {i} has the columns {}, not the schema's {}",
+                    batch.schema(),
+                    schema
+                )));
+            }
+            writer.write(&batch)?;
+        }
+        writer.finish()?;
+        let mut frame = Frame::read_ipc(&path, FrameReadOptions::default())?;
+        frame.held.push(Arc::new(dir));
+        Ok(frame)
+    }
+
     /// The rows of a SQL query (DuckDB's dialect, as `blockwise sql` reads it).
     ///
     /// # Errors
@@ -138,7 +179,11 @@ impl Frame {
     /// The plan's expressions do not type against their inputs.
     pub fn from_plan(plan: LogicalPlan) -> Result<Frame> {
         let schema = plan.schema()?;
-        Ok(Frame { plan, schema })
+        Ok(Frame {
+            plan,
+            schema,
+            held: Vec::new(),
+        })
     }
 
     /// The frame's plan.
@@ -160,8 +205,12 @@ impl Frame {
             .collect()
     }
 
+    /// The frame of `plan`, which reads this one's plan.
     fn wrap(&self, plan: LogicalPlan) -> Result<Frame> {
-        Frame::from_plan(plan)
+        Ok(Frame {
+            held: self.held.clone(),
+            ..Frame::from_plan(plan)?
+        })
     }
 
     fn input(&self) -> Box<LogicalPlan> {
@@ -301,6 +350,7 @@ impl Frame {
                 fetch,
             },
             schema: self.schema.clone(),
+            held: self.held.clone(),
         }
     }
 
@@ -361,6 +411,15 @@ impl Frame {
         Ok(self.sort_values(columns, true)?.head(n))
     }
 
+    /// A seeded random sample of the rows: pandas' `sample(n=...)` or
+    /// `sample(frac=...)` with `random_state`, as [`LogicalPlan::sample`] draws it.
+    ///
+    /// # Errors
+    /// As [`LogicalPlan::sample`].
+    pub fn sample(&self, size: SampleSize, seed: u64) -> Result<Frame> {
+        self.wrap(LogicalPlan::sample(self.plan.clone(), size, seed)?)
+    }
+
     /// The frame grouped by the columns `keys` (a row a distinct combination;
     /// NULL keys form their own group).
     ///
@@ -412,16 +471,19 @@ impl Frame {
                 input: self.input(),
             },
             schema: self.schema.clone(),
+            held: self.held.clone(),
         }
     }
 
     /// The rows without duplicates of `subset` (every column when `None`), as
-    /// pandas' `drop_duplicates` except that the rows' order is not kept.
+    /// pandas' `drop_duplicates` except that the rows' order is not kept: of
+    /// each set of duplicates, the first row in the file's order, the last, or
+    /// none.
     ///
     /// # Errors
-    /// An unknown column; [`Error::NotYet`] for [`Keep::First`] or [`Keep::Last`]
-    /// with a subset of the columns: which row came first is the file's order,
-    /// which a frame does not track across its partitions.
+    /// An unknown column; [`Error::NotYet`] at planning when [`Keep::First`] or
+    /// [`Keep::Last`] with a subset follows an operator that loses the file's
+    /// order (a sort, a grouping).
     pub fn drop_duplicates(&self, subset: Option<&[&str]>, keep: Keep) -> Result<Frame> {
         let columns = self.columns();
         let keys: Vec<String> = match subset {
@@ -432,31 +494,33 @@ impl Frame {
             self.column(k)?;
         }
         let whole_rows = columns.iter().all(|c| keys.contains(c));
-        match keep {
-            Keep::First | Keep::Last if whole_rows => Ok(self.distinct()),
-            Keep::First | Keep::Last => Err(Error::NotYet {
-                what: format!(
-                    "drop_duplicates(subset, keep={})",
-                    if keep == Keep::First { "first" } else { "last" }
-                ),
-                reason: "which row of a key came first is the file's order, which a frame \
-                         does not track across its partitions; use Keep::None, or choose the \
-                         row kept by a column: groupby(subset).nsmallest(1, column)"
-                    .into(),
-            }),
+        let others: Vec<&String> = columns.iter().filter(|c| !keys.contains(c)).collect();
+        let grouped = match keep {
+            Keep::First | Keep::Last if whole_rows => return Ok(self.distinct()),
+            Keep::First | Keep::Last => {
+                // The other values of the key's first (last) row: one row, since
+                // the rows' ordinals are unique and every column takes the same.
+                let func = if keep == Keep::First {
+                    AggFunc::First { skip_nulls: false }
+                } else {
+                    AggFunc::Last { skip_nulls: false }
+                };
+                self.groupby(&keys)?
+                    .agg(others.iter().map(|c| Agg::of(func.clone(), c)))?
+            }
             Keep::None => {
                 // Keys seen once: their group's one row, its other values as the
-                // min() of one value, in the frame's column order.
-                let others: Vec<&String> = columns.iter().filter(|c| !keys.contains(c)).collect();
+                // min() of one value (which needs no order).
+                let rows = unused_name(&columns, "__rows");
                 let mut aggs: Vec<Agg> = others.iter().map(|c| Agg::min(c)).collect();
-                aggs.push(Agg::size().alias(unused_name(&columns, "__rows")));
-                let grouped = self
-                    .groupby(&keys)?
+                aggs.push(Agg::size().alias(&rows));
+                self.groupby(&keys)?
                     .agg(aggs)?
-                    .filter(Expr::col(&unused_name(&columns, "__rows")).eq(Expr::lit(1i64)))?;
-                grouped.select(&columns)
+                    .filter(Expr::col(&rows).eq(Expr::lit(1i64)))?
             }
-        }
+        };
+        // In the frame's column order.
+        grouped.select(&columns)
     }
 
     /// How often each value of `column` occurs, as the columns `column` and
@@ -479,10 +543,16 @@ impl Frame {
     /// # Errors
     /// Frames of different numbers of columns, or a column whose types do not mix.
     pub fn concat(&self, others: impl IntoIterator<Item = Frame>) -> Result<Frame> {
-        let inputs = std::iter::once(self.plan.clone())
-            .chain(others.into_iter().map(|f| f.plan))
-            .collect();
-        self.wrap(LogicalPlan::union(inputs)?)
+        let mut held = self.held.clone();
+        let mut inputs = vec![self.plan.clone()];
+        for f in others {
+            inputs.push(f.plan);
+            held.extend(f.held);
+        }
+        Ok(Frame {
+            held,
+            ..Frame::from_plan(LogicalPlan::union(inputs)?)?
+        })
     }
 
     /// The frame's rows, computed into memory as record batches: at most half the
@@ -847,6 +917,14 @@ impl Agg {
             distinct: true,
             ..Agg::of(AggFunc::Count, column)
         }
+    }
+    /// The group's first non-NULL value in the file's order (pandas' `first`).
+    pub fn first(column: &str) -> Agg {
+        Agg::of(AggFunc::First { skip_nulls: true }, column)
+    }
+    /// The group's last non-NULL value in the file's order (pandas' `last`).
+    pub fn last(column: &str) -> Agg {
+        Agg::of(AggFunc::Last { skip_nulls: true }, column)
     }
     /// Whether any value is true.
     pub fn any(column: &str) -> Agg {

@@ -283,6 +283,309 @@ fn describe_sql() -> String {
     )
 }
 
+/// A frame built from the table `t`.
+type Build = fn(&Frame) -> crate::Result<Frame>;
+
+#[test]
+fn first_last_and_drop_duplicates_follow_the_files_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    // DuckDB's rows in the file's order: `t.csv` holds `t.parquet`'s rows.
+    let r = format!("(SELECT * FROM read_parquet('{d}/t.parquet', file_row_number = true)) AS r");
+    let cases: Vec<(&str, Build, String)> = vec![
+        (
+            "firsts",
+            |t| {
+                t.groupby(["id4"])?.agg([
+                    Agg::first("v1").alias("f1"),
+                    Agg::last("v1").alias("l1"),
+                    Agg::first("id1").alias("f_id1"),
+                    Agg::last("v3").alias("l3"),
+                ])
+            },
+            // pandas' first and last skip NULLs.
+            format!(
+                "SELECT id4, first(v1 ORDER BY file_row_number) FILTER (WHERE v1 IS NOT NULL), \
+                 last(v1 ORDER BY file_row_number) FILTER (WHERE v1 IS NOT NULL), \
+                 first(id1 ORDER BY file_row_number) FILTER (WHERE id1 IS NOT NULL), \
+                 last(v3 ORDER BY file_row_number) FROM {r} GROUP BY id4"
+            ),
+        ),
+        (
+            "whole_first",
+            |t| {
+                t.filter(col("v2").gt(Expr::lit(7i64)))?
+                    .agg([Agg::first("v3"), Agg::last("id3")])
+            },
+            format!(
+                "SELECT first(v3 ORDER BY file_row_number), last(id3 ORDER BY file_row_number) \
+                 FROM {r} WHERE v2 > 7"
+            ),
+        ),
+        (
+            "keep_first",
+            |t| t.drop_duplicates(Some(&["id1", "id4"]), Keep::First),
+            format!(
+                "SELECT * EXCLUDE (file_row_number, n) FROM (SELECT *, row_number() OVER \
+                 (PARTITION BY id1, id4 ORDER BY file_row_number) AS n FROM {r}) WHERE n = 1"
+            ),
+        ),
+        (
+            // Nearly every key once: the rows pass the partial tables as their
+            // own states.
+            "keep_first_distinct",
+            |t| {
+                t.select(["id3", "id6", "v3", "id1"])?
+                    .drop_duplicates(Some(&["id3", "id1"]), Keep::First)
+            },
+            format!(
+                "SELECT id3, id6, v3, id1 FROM (SELECT *, row_number() OVER \
+                 (PARTITION BY id3, id1 ORDER BY file_row_number) AS n FROM {r}) WHERE n = 1"
+            ),
+        ),
+        (
+            "keep_last",
+            |t| {
+                t.select(["id6", "v1", "v3"])?
+                    .drop_duplicates(Some(&["id6"]), Keep::Last)
+            },
+            format!(
+                "SELECT id6, v1, v3 FROM (SELECT *, row_number() OVER \
+                 (PARTITION BY id6 ORDER BY file_row_number DESC) AS n FROM {r}) WHERE n = 1"
+            ),
+        ),
+    ];
+    // Small enough that partial tables flush and the final buckets are many.
+    let ctx = crate::reference::context(4 << 20);
+    for ext in ["csv", "parquet"] {
+        let t = open(dir.path(), ext);
+        let mut queries = serde_json::Map::new();
+        for (name, build, sql) in &cases {
+            let frame = build(&t).unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
+            let (schema, batches) = frame
+                .collect(&ctx)
+                .unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
+            let path = dir.path().join(format!("{name}.parquet"));
+            crate::reference::write_parquet(&path, &batches, schema);
+            queries.insert(name.to_string(), sql.clone().into());
+        }
+        // SQL's first (NULLs count), last and any_value (NULLs skipped).
+        let ours = Frame::sql(&format!(
+            "SELECT id5, first(v1), last(id1), any_value(v1), count(*) FROM '{d}/t.{ext}' \
+             WHERE v2 > 3 GROUP BY id5"
+        ))
+        .unwrap();
+        let (schema, batches) = ours.collect(&ctx).unwrap();
+        crate::reference::write_parquet(&dir.path().join("sql_first.parquet"), &batches, schema);
+        queries.insert(
+            "sql_first".into(),
+            format!(
+                "SELECT id5, first(v1 ORDER BY file_row_number), \
+                 last(id1 ORDER BY file_row_number), \
+                 first(v1 ORDER BY file_row_number) FILTER (WHERE v1 IS NOT NULL), count(*) \
+                 FROM {r} WHERE v2 > 3 GROUP BY id5"
+            )
+            .into(),
+        );
+        let bad = crate::reference::duckdb_mismatches(&d, queries, &[]);
+        assert_eq!(bad, serde_json::json!({}), "from {ext}");
+    }
+    // After a sort, the file's order is gone: refused when planned.
+    let t = open(dir.path(), "parquet");
+    let sorted = t
+        .sort_values(["v3"], true)
+        .unwrap()
+        .drop_duplicates(Some(&["id1"]), Keep::First)
+        .unwrap();
+    let e = error(sorted.collect(&crate::reference::context(64 << 20)));
+    assert!(
+        matches!(e, Error::NotYet { .. }) && e.to_string().contains("after a sort"),
+        "{e}"
+    );
+}
+
+/// Each row of `batches` as text, a column after another.
+fn rows_of(batches: &[arrow::array::RecordBatch]) -> Vec<String> {
+    use arrow::util::display::array_value_to_string;
+    let mut out = Vec::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            let row: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| array_value_to_string(c, i).unwrap())
+                .collect();
+            out.push(row.join("|"));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_seeded_sample_is_the_same_whatever_runs_it() {
+    use super::SampleSize;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    for ext in ["csv", "parquet"] {
+        let t = open(dir.path(), ext);
+        let all: std::collections::HashSet<String> =
+            rows_of(&t.collect(&crate::reference::context(64 << 20)).unwrap().1)
+                .into_iter()
+                .collect();
+        let take = |f: &Frame, limit: u64| {
+            let (schema, batches) = f.collect(&crate::reference::context(limit)).unwrap();
+            assert_eq!(
+                &schema,
+                t.schema(),
+                "{ext}: a sample has the frame's columns"
+            );
+            rows_of(&batches)
+        };
+        // n rows: distinct rows of the table, the same under another budget.
+        let n = t.sample(SampleSize::Rows(300), 7).unwrap();
+        let rows = take(&n, 64 << 20);
+        assert_eq!(rows.len(), 300, "{ext}");
+        assert!(
+            rows.iter().all(|r| all.contains(r)),
+            "{ext}: a row not in the table"
+        );
+        let distinct: std::collections::HashSet<&String> = rows.iter().collect();
+        assert_eq!(distinct.len(), 300, "{ext}: a row taken twice");
+        assert_eq!(take(&n, 2 << 20), rows, "{ext}: another budget, other rows");
+        // SQL's TABLESAMPLE draws the same rows from the same cutting of the file.
+        let from = match ext {
+            "csv" => format!("read_csv('{d}/t.csv', blocksize=65536)"),
+            _ => format!("'{d}/t.parquet'"),
+        };
+        let sql = Frame::sql(&format!(
+            "SELECT * FROM {from} TABLESAMPLE (300 ROWS) REPEATABLE (7)"
+        ))
+        .unwrap();
+        assert_eq!(take(&sql, 64 << 20), rows, "{ext}: TABLESAMPLE");
+        let other = take(&t.sample(SampleSize::Rows(300), 8).unwrap(), 64 << 20);
+        assert!(
+            other.iter().filter(|r| distinct.contains(r)).count() < 60,
+            "{ext}"
+        );
+        // More rows than there are: all of them.
+        assert_eq!(
+            take(&t.sample(SampleSize::Rows(50_000), 7).unwrap(), 64 << 20).len(),
+            20_000
+        );
+        // A fraction: about that many, spread over the file, in its order.
+        let f = t
+            .filter(col("v2").gt(Expr::lit(5i64)))
+            .unwrap()
+            .sample(SampleSize::Fraction(0.25), 3)
+            .unwrap();
+        let kept = take(&f, 64 << 20);
+        // v2 is the eighth column.
+        let eligible = all
+            .iter()
+            .filter(|r| r.split('|').nth(7).unwrap().parse::<i64>().unwrap() > 5)
+            .count();
+        let expected = eligible as f64 * 0.25;
+        let sd = (eligible as f64 * 0.25 * 0.75).sqrt();
+        assert!(
+            (kept.len() as f64 - expected).abs() < 5.0 * sd,
+            "{ext}: {} of {eligible} kept",
+            kept.len()
+        );
+        assert_eq!(take(&f, 2 << 20), kept, "{ext}: another budget, other rows");
+        let first_half: Vec<String> = rows_of(
+            &t.head(10_000)
+                .collect(&crate::reference::context(64 << 20))
+                .unwrap()
+                .1,
+        );
+        let first_half: std::collections::HashSet<String> = first_half.into_iter().collect();
+        let early = kept.iter().filter(|r| first_half.contains(*r)).count();
+        assert!(
+            early > kept.len() / 3 && early < kept.len() * 2 / 3,
+            "{ext}: {early} of {} from the first half",
+            kept.len()
+        );
+    }
+    let t = open(dir.path(), "parquet");
+    assert!(t.sample(SampleSize::Fraction(1.5), 1).is_err());
+    let sorted = t.sort_values(["v3"], true).unwrap();
+    assert!(matches!(
+        error(sorted.sample(SampleSize::Rows(3), 1)),
+        Error::NotYet { .. }
+    ));
+}
+
+#[test]
+fn frames_of_batches_in_memory_read_as_files_and_clean_up_after_the_last_frame() {
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    let batch = |keys: &[&str], values: &[i64]| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(keys.to_vec())),
+                Arc::new(Int64Array::from(values.to_vec())),
+            ],
+        )
+        .unwrap()
+    };
+    let t = Frame::from_batches(
+        schema.clone(),
+        [
+            batch(&["a", "b", "a"], &[1, 2, 3]),
+            batch(&["b", "c"], &[4, 5]),
+        ],
+    )
+    .unwrap();
+    let file = match t.plan() {
+        crate::frame::logical::LogicalPlan::Scan(s) => s.path.clone(),
+        other => panic!("not a scan: {other:?}"),
+    };
+    let sums = t
+        .groupby(["k"])
+        .unwrap()
+        .agg([Agg::sum("v"), Agg::first("v").alias("f")])
+        .unwrap()
+        .sort_values(["k"], true)
+        .unwrap();
+    let other = Frame::from_batches(schema.clone(), [batch(&["z"], &[9])]).unwrap();
+    let both = sums
+        .select(["k", "v"])
+        .unwrap()
+        .concat([other.select(["k", "v"]).unwrap()])
+        .unwrap();
+    drop((t, sums, other));
+    // The frames built on them keep the files.
+    let ctx = crate::reference::context(64 << 20);
+    let (_, batches) = both.collect(&ctx).unwrap();
+    assert_eq!(
+        rows_of(&batches),
+        ["a|4", "b|6", "c|5", "z|9"],
+        "grouped, sorted, then concatenated"
+    );
+    assert!(file.exists());
+    drop(both);
+    assert!(
+        !file.exists() && !file.parent().unwrap().exists(),
+        "left behind"
+    );
+    // A batch of other columns is refused.
+    let wrong = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("x", DataType::Int64, true)])),
+        vec![Arc::new(Int64Array::from(vec![1]))],
+    )
+    .unwrap();
+    let e = error(Frame::from_batches(schema, [wrong]));
+    assert!(e.to_string().contains("batch 0 has the columns"), "{e}");
+}
+
 #[test]
 fn writers_publish_by_format_and_keep_what_is_there() {
     let dir = tempfile::tempdir().unwrap();
@@ -434,10 +737,6 @@ fn careless_calls_fail_where_they_are_made_naming_what_is_wrong() {
         error(t.groupby(["id1"]).unwrap().nlargest(0, "v1")),
         "not 0",
     );
-    assert!(matches!(
-        error(t.drop_duplicates(Some(&["id1"]), Keep::First)),
-        Error::NotYet { .. }
-    ));
     assert!(matches!(
         error(Frame::read_parquet(
             dir.path().join("t*.parquet"),

@@ -128,6 +128,15 @@ pub struct WindowExpr {
     pub name: String,
 }
 
+/// How many rows a sample keeps ([`LogicalPlan::sample`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SampleSize {
+    /// This many (all when there are fewer).
+    Rows(u64),
+    /// Each row with this probability, from 0 to 1.
+    Fraction(f64),
+}
+
 /// An uncorrelated subquery that expressions of a query read: its plan (one
 /// column), and how they use its rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,6 +248,121 @@ impl LogicalPlan {
             }
             LogicalPlan::Union { inputs } => inputs.iter().for_each(|i| i.collect_inputs(out)),
         }
+    }
+
+    /// A random sample of `plan`'s rows, the same for the same `seed` and input
+    /// whatever runs it (threads, memory, the order of tasks): `n` rows (all of
+    /// them when there are fewer), in random order, a top k that never sorts
+    /// everything; or each row kept with probability `frac`, in the input's
+    /// order (a Bernoulli sample, as Dask's and DuckDB's: about `frac` of the
+    /// rows, not exactly).
+    ///
+    /// A row's chance comes from the seed and its place in the file (see
+    /// [`crate::storage::ordinal`]): a CSV file cut with another `blocksize`
+    /// gives another sample.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a fraction outside [0, 1]; [`Error::NotYet`] after
+    /// an operator that loses the file's order (a sort, a grouping).
+    pub fn sample(plan: LogicalPlan, size: SampleSize, seed: u64) -> Result<LogicalPlan> {
+        use crate::storage::ordinal::ORDINAL_COLUMN;
+        let columns: Vec<(Expr, String)> = plan
+            .schema()?
+            .fields()
+            .iter()
+            .map(|f| (Expr::col(f.name()), f.name().clone()))
+            .collect();
+        let numbered = Box::new(super::optimize::with_ordinals(plan, "a sample")?);
+        // Seeds are 64 bits, as numpy's; the expression takes them as i64.
+        let key = Expr::call(
+            super::expr::ROW_RANDOM,
+            vec![Expr::lit(seed as i64), Expr::col(ORDINAL_COLUMN)],
+        );
+        let picked = match size {
+            SampleSize::Fraction(f) if (0.0..=1.0).contains(&f) => LogicalPlan::Filter {
+                input: numbered,
+                predicate: key.lt(Expr::lit(f)),
+            },
+            SampleSize::Fraction(f) => {
+                return Err(Error::Usage(format!(
+                    "a sample's fraction must be from 0 to 1, not {f}"
+                )))
+            }
+            SampleSize::Rows(n) => LogicalPlan::Limit {
+                input: Box::new(LogicalPlan::Sort {
+                    input: numbered,
+                    keys: vec![SortExpr::asc(key)],
+                }),
+                offset: 0,
+                fetch: Some(n),
+            },
+        };
+        Ok(LogicalPlan::Project {
+            input: Box::new(picked),
+            exprs: columns,
+        })
+    }
+
+    /// The plan with each input (and each subquery's plan) replaced by what `f`
+    /// makes of it.
+    ///
+    /// # Errors
+    /// `f`'s.
+    pub fn map_inputs(
+        self,
+        f: &mut dyn FnMut(LogicalPlan) -> Result<LogicalPlan>,
+    ) -> Result<LogicalPlan> {
+        let mut one = |input: Box<LogicalPlan>| f(*input).map(Box::new);
+        Ok(match self {
+            LogicalPlan::Scan(_) => self,
+            LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
+                input: one(input)?,
+                predicate,
+            },
+            LogicalPlan::Project { input, exprs } => LogicalPlan::Project {
+                input: one(input)?,
+                exprs,
+            },
+            LogicalPlan::Aggregate { input, keys, aggs } => LogicalPlan::Aggregate {
+                input: one(input)?,
+                keys,
+                aggs,
+            },
+            LogicalPlan::Window { input, windows } => LogicalPlan::Window {
+                input: one(input)?,
+                windows,
+            },
+            LogicalPlan::Sort { input, keys } => LogicalPlan::Sort {
+                input: one(input)?,
+                keys,
+            },
+            LogicalPlan::Limit {
+                input,
+                offset,
+                fetch,
+            } => LogicalPlan::Limit {
+                input: one(input)?,
+                offset,
+                fetch,
+            },
+            LogicalPlan::Distinct { input } => LogicalPlan::Distinct { input: one(input)? },
+            LogicalPlan::WithSubqueries { input, subqueries } => {
+                let input = one(input)?;
+                let subqueries = subqueries
+                    .into_iter()
+                    .map(|s| {
+                        Ok(SubqueryPlan {
+                            plan: f(s.plan)?,
+                            kind: s.kind,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                LogicalPlan::WithSubqueries { input, subqueries }
+            }
+            LogicalPlan::Union { inputs } => LogicalPlan::Union {
+                inputs: inputs.into_iter().map(f).collect::<Result<_>>()?,
+            },
+        })
     }
 
     /// `UNION ALL` of `inputs` (at least one): each column takes the type its

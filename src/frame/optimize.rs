@@ -8,9 +8,122 @@
 //! uses: db-benchmark's q8 reads two of nine columns.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
 
 use super::expr::Expr;
 use super::logical::LogicalPlan;
+use crate::error::{Error, Result};
+use crate::storage::ordinal::ORDINAL_COLUMN;
+
+/// `plan` with the rows' ordinals (their places in the file, see
+/// [`crate::storage::ordinal`]) read for every aggregate that depends on the
+/// rows' order (`first`, `last`): its scan adds them, the operators between
+/// pass them up, and the aggregate takes them as its last argument.
+///
+/// # Errors
+/// [`Error::NotYet`] when an operator between the scan and the aggregate loses
+/// the file's order (a sort, a grouping, a window, `DISTINCT`, `UNION`).
+pub fn number_rows(plan: LogicalPlan) -> Result<LogicalPlan> {
+    match plan.map_inputs(&mut number_rows)? {
+        LogicalPlan::Aggregate {
+            input,
+            keys,
+            mut aggs,
+        } if aggs.iter().any(|a| a.func.positional()) => {
+            let what = aggs
+                .iter()
+                .find(|a| a.func.positional())
+                .map(|a| a.func.name());
+            let input = with_ordinals(*input, what.unwrap_or("first"))?;
+            for a in aggs.iter_mut().filter(|a| a.func.positional()) {
+                // The first of the distinct values is the first value.
+                a.distinct = false;
+                a.args.truncate(1);
+                a.args.push(Expr::col(ORDINAL_COLUMN));
+            }
+            Ok(LogicalPlan::Aggregate {
+                input: Box::new(input),
+                keys,
+                aggs,
+            })
+        }
+        other => Ok(other),
+    }
+}
+
+/// `plan` with the column of its rows' ordinals (named
+/// [`ORDINAL_COLUMN`], last) added, for `what`.
+///
+/// # Errors
+/// As [`number_rows`].
+pub fn with_ordinals(plan: LogicalPlan, what: &str) -> Result<LogicalPlan> {
+    let lost = |after: &str| Error::NotYet {
+        what: format!("{what} after {after}"),
+        reason: format!(
+            "it follows the file's order of the rows, which is lost after {after}; apply it \
+             before, or for the first row of each group in another order keep the rows where \
+             row_number() OVER (PARTITION BY ... ORDER BY ...) = 1"
+        ),
+    };
+    Ok(match plan {
+        LogicalPlan::Scan(mut source) => {
+            if source.read.row_ordinal.is_none() {
+                if source.schema.index_of(ORDINAL_COLUMN).is_ok() {
+                    return Err(Error::InvalidOption {
+                        option: "row_ordinal",
+                        value: ORDINAL_COLUMN.into(),
+                        reason: format!(
+                            "{} has a column of this name, which blockwise keeps for the \
+                             rows' places in the file",
+                            source.path.display()
+                        ),
+                    });
+                }
+                source.read.row_ordinal = Some(ORDINAL_COLUMN.into());
+                let mut fields: Vec<Arc<Field>> = source.schema.fields().iter().cloned().collect();
+                fields.push(Arc::new(Field::new(ORDINAL_COLUMN, DataType::Int64, false)));
+                source.schema = Arc::new(Schema::new_with_metadata(
+                    fields,
+                    source.schema.metadata().clone(),
+                ));
+            }
+            LogicalPlan::Scan(source)
+        }
+        LogicalPlan::Filter { input, predicate } => LogicalPlan::Filter {
+            input: Box::new(with_ordinals(*input, what)?),
+            predicate,
+        },
+        LogicalPlan::Project { input, mut exprs } => {
+            if !exprs.iter().any(|(_, n)| n == ORDINAL_COLUMN) {
+                exprs.push((Expr::col(ORDINAL_COLUMN), ORDINAL_COLUMN.into()));
+            }
+            LogicalPlan::Project {
+                input: Box::new(with_ordinals(*input, what)?),
+                exprs,
+            }
+        }
+        LogicalPlan::Limit {
+            input,
+            offset,
+            fetch,
+        } => LogicalPlan::Limit {
+            input: Box::new(with_ordinals(*input, what)?),
+            offset,
+            fetch,
+        },
+        LogicalPlan::WithSubqueries { input, subqueries } => LogicalPlan::WithSubqueries {
+            input: Box::new(with_ordinals(*input, what)?),
+            subqueries,
+        },
+        LogicalPlan::Aggregate { .. } => return Err(lost("a grouping")),
+        LogicalPlan::Window { .. } => return Err(lost("a window function")),
+        LogicalPlan::Sort { .. } => return Err(lost("a sort")),
+        LogicalPlan::Distinct { .. } => return Err(lost("DISTINCT")),
+        LogicalPlan::Union { .. } => return Err(lost("UNION")),
+    })
+}
 
 /// `plan` with every scan narrowed to the columns the operators above it use.
 /// The result's rows are the same.

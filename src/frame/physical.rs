@@ -112,7 +112,7 @@ pub struct Lowered {
 /// Expressions that do not type; operators not built yet; what opening a table
 /// fails with.
 pub fn lower(plan: &mut Plan, query: &LogicalPlan, sizing: QuerySizing) -> Result<Lowered> {
-    let query = super::optimize::prune_columns(query.clone());
+    let query = super::optimize::prune_columns(super::optimize::number_rows(query.clone())?);
     let rows = Lowering { plan, sizing }.rows(&query)?;
     let mut lowering = Lowering { plan, sizing };
     lowering.finish(rows)

@@ -12,7 +12,8 @@ use arrow::array::{Array, AsArray, StringArray};
 use arrow::datatypes::{DataType, Date32Type, IntervalMonthDayNanoType, SchemaRef, TimeUnit};
 use sqlparser::ast::{
     self, BinaryOperator as B, CastKind, DuplicateTreatment, Expr as Ast, FunctionArg,
-    FunctionArgExpr, FunctionArguments, OrderBySort, Spanned, UnaryOperator, Value, WindowType,
+    FunctionArgExpr, FunctionArgumentClause, FunctionArguments, NullTreatment, OrderBySort,
+    Spanned, UnaryOperator, Value, WindowType,
 };
 use sqlparser::tokenizer::Span as SqlSpan;
 
@@ -88,15 +89,16 @@ const AGGREGATES: &[(&str, Option<AggFunc>)] = &[
     ("any", Some(AggFunc::Any)),
     ("bool_and", Some(AggFunc::All)),
     ("every", Some(AggFunc::All)),
+    // In the file's order, where DuckDB's is any order of its threads.
+    ("first", Some(AggFunc::First { skip_nulls: false })),
+    ("arbitrary", Some(AggFunc::First { skip_nulls: false })),
+    ("last", Some(AggFunc::Last { skip_nulls: false })),
+    ("any_value", Some(AggFunc::First { skip_nulls: true })),
 ];
 
 /// DuckDB aggregates that are not planned, and why.
 const OTHER_AGGREGATES: &[(&str, &str)] = &[
     ("mode", ""),
-    ("first", ""),
-    ("last", ""),
-    ("any_value", ""),
-    ("arbitrary", ""),
     ("string_agg", ""),
     ("list", ""),
     ("array_agg", ""),
@@ -655,9 +657,6 @@ impl<'a> ExprPlanner<'a> {
         if !f.within_group.is_empty() {
             return Err(self.unsupported(span, "WITHIN GROUP", ""));
         }
-        if f.null_treatment.is_some() {
-            return Err(self.unsupported(span, "IGNORE/RESPECT NULLS", ""));
-        }
         if !matches!(f.parameters, FunctionArguments::None) {
             return Err(self.unsupported(span, "function parameters", ""));
         }
@@ -668,13 +667,16 @@ impl<'a> ExprPlanner<'a> {
                 return Err(self.unsupported(span, "a subquery as a function's argument", ""))
             }
         };
-        if let Some(l) = list {
-            if !l.clauses.is_empty() {
-                return Err(self.unsupported(
-                    span,
-                    format!("{} inside {name}(...)", l.clauses[0]),
-                    "",
-                ));
+        // `first(x) IGNORE NULLS`, or `first(x IGNORE NULLS)`.
+        let mut nulls = f.null_treatment;
+        for clause in list.iter().flat_map(|l| &l.clauses) {
+            match clause {
+                FunctionArgumentClause::IgnoreOrRespectNulls(n) if nulls.is_none() => {
+                    nulls = Some(*n)
+                }
+                other => {
+                    return Err(self.unsupported(span, format!("{other} inside {name}(...)"), ""))
+                }
             }
         }
         let distinct = list
@@ -705,7 +707,30 @@ impl<'a> ExprPlanner<'a> {
             return self.window(&name, &args, over, whole);
         }
         if let Some((_, func)) = AGGREGATES.iter().find(|(n, _)| *n == name) {
-            return self.aggregate(&name, func.clone(), &args, distinct, star, whole);
+            let func = match (func.clone(), nulls) {
+                (func, None) => func,
+                (Some(AggFunc::First { .. }), Some(n)) => Some(AggFunc::First {
+                    skip_nulls: n == NullTreatment::IgnoreNulls,
+                }),
+                (Some(AggFunc::Last { .. }), Some(n)) => Some(AggFunc::Last {
+                    skip_nulls: n == NullTreatment::IgnoreNulls,
+                }),
+                (_, Some(n)) => {
+                    return Err(self.unsupported(
+                        span,
+                        format!("{n} in {name}(...)"),
+                        "; first, last and any_value take it",
+                    ))
+                }
+            };
+            return self.aggregate(&name, func, &args, distinct, star, whole);
+        }
+        if let Some(n) = nulls {
+            return Err(self.unsupported(
+                span,
+                format!("{n} in {name}(...)"),
+                "; first, last and any_value take it",
+            ));
         }
         if let Some((_, hint)) = OTHER_AGGREGATES.iter().find(|(n, _)| *n == name) {
             return Err(self.unsupported(span, format!("the aggregate function {name}"), hint));
@@ -830,7 +855,12 @@ impl<'a> ExprPlanner<'a> {
             _ if !distinct => false,
             AggFunc::Count => true,
             // The same value with or without duplicates.
-            AggFunc::Min | AggFunc::Max | AggFunc::Any | AggFunc::All => false,
+            AggFunc::Min
+            | AggFunc::Max
+            | AggFunc::Any
+            | AggFunc::All
+            | AggFunc::First { .. }
+            | AggFunc::Last { .. } => false,
             _ => {
                 return Err(self.unsupported(
                     span,

@@ -17,7 +17,7 @@ use super::expr::Scope;
 use super::query::{NamedPlan, QueryPlanner};
 use crate::error::Result;
 use crate::frame::expr::Expr;
-use crate::frame::logical::{LogicalPlan, Source};
+use crate::frame::logical::{LogicalPlan, SampleSize, Source};
 use crate::storage::frame::FrameReadOptions;
 use crate::storage::Format;
 use arrow::datatypes::DataType;
@@ -118,9 +118,6 @@ impl QueryPlanner<'_> {
                 index_directives,
                 inheritance,
             } => {
-                if sample.is_some() {
-                    return Err(self.unsupported(span, "TABLESAMPLE"));
-                }
                 if !with_hints.is_empty()
                     || version.is_some()
                     || *with_ordinality
@@ -140,19 +137,17 @@ impl QueryPlanner<'_> {
                         ))
                     }
                 };
-                match args {
+                let (plan, default) = match args {
                     Some(args) => {
                         if args.settings.is_some() {
                             return Err(self.unsupported(span, "SETTINGS of a table function"));
                         }
                         let plan = self.table_function(&ident.value, &args.args, span)?;
-                        (plan, Some(ident.value.clone()), alias)
+                        (plan, Some(ident.value.clone()))
                     }
-                    None => {
-                        let (plan, default) = self.named_table(ident, ctes, span)?;
-                        (plan, default, alias)
-                    }
-                }
+                    None => self.named_table(ident, ctes, span)?,
+                };
+                (self.sampled(plan, sample.as_ref())?, default, alias)
             }
             TableFactor::Derived {
                 lateral,
@@ -163,10 +158,8 @@ impl QueryPlanner<'_> {
                 if *lateral {
                     return Err(self.unsupported(span, "LATERAL"));
                 }
-                if sample.is_some() {
-                    return Err(self.unsupported(span, "TABLESAMPLE"));
-                }
-                (self.query(subquery, ctes)?, None, alias)
+                let plan = self.query(subquery, ctes)?;
+                (self.sampled(plan, sample.as_ref())?, None, alias)
             }
             TableFactor::NestedJoin { .. } => {
                 return Err(self.unsupported(span, "a parenthesized join"))
@@ -177,6 +170,86 @@ impl QueryPlanner<'_> {
             _ => return Err(self.unsupported(span, "this kind of FROM item")),
         };
         self.aliased(plan, default_name, alias.as_ref(), span)
+    }
+
+    /// `plan` sampled as its `TABLESAMPLE` clause asks: `BERNOULLI (10)`,
+    /// `(10 PERCENT)` or `SYSTEM (10)` keep each row with probability 10%, `(100
+    /// ROWS)` 100 rows, `REPEATABLE (seed)` seeds it (0 without). Every method is
+    /// a sample of rows, drawn as [`LogicalPlan::sample`] draws it.
+    fn sampled(
+        &self,
+        plan: LogicalPlan,
+        sample: Option<&ast::TableSampleKind>,
+    ) -> Result<LogicalPlan> {
+        let sample = match sample {
+            None => return Ok(plan),
+            Some(ast::TableSampleKind::BeforeTableAlias(s))
+            | Some(ast::TableSampleKind::AfterTableAlias(s)) => s,
+        };
+        let span = sample
+            .quantity
+            .as_ref()
+            .map_or(SqlSpan::empty(), |q| q.value.span());
+        let bad = |reason: String| {
+            at(
+                self.sql,
+                span,
+                SqlProblem::BadArgument {
+                    function: "TABLESAMPLE".into(),
+                    reason,
+                },
+            )
+        };
+        if sample.bucket.is_some() || sample.offset.is_some() {
+            return Err(self.unsupported(span, "TABLESAMPLE with BUCKET or OFFSET"));
+        }
+        let Some(quantity) = &sample.quantity else {
+            return Err(bad(
+                "give the sample's size: TABLESAMPLE (10 PERCENT) or (100 ROWS)".into(),
+            ));
+        };
+        let number = match &quantity.value {
+            Ast::Value(v) => match &v.value {
+                Value::Number(n, _) => n.replace('_', "").parse::<f64>().ok(),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(number) = number.filter(|n| n.is_finite() && *n >= 0.0) else {
+            return Err(bad(format!(
+                "the size must be a number of at least 0, not {}",
+                quantity.value
+            )));
+        };
+        let rows = matches!(quantity.unit, Some(ast::TableSampleUnit::Rows))
+            || matches!(sample.name, Some(ast::TableSampleMethod::Row));
+        let size = if rows {
+            if number.fract() != 0.0 || number > u64::MAX as f64 {
+                return Err(bad(format!("a number of rows must be whole, not {number}")));
+            }
+            SampleSize::Rows(number as u64)
+        } else if number <= 100.0 {
+            SampleSize::Fraction(number / 100.0)
+        } else {
+            return Err(bad(format!(
+                "a percentage must be from 0 to 100, not {number}"
+            )));
+        };
+        let seed = match &sample.seed {
+            None => 0,
+            Some(seed) => match &seed.value.value {
+                Value::Number(n, _) => n
+                    .parse::<i64>()
+                    .map(|s| s as u64)
+                    .or_else(|_| n.parse::<u64>())
+                    .map_err(|_| bad(format!("the seed must be an integer, not {n}")))?,
+                other => return Err(bad(format!("the seed must be an integer, not {other}"))),
+            },
+        };
+        LogicalPlan::sample(plan, size, seed).map_err(|e| match e {
+            crate::Error::NotYet { what, reason } => bad(format!("{what}: {reason}")),
+            e => e,
+        })
     }
 
     /// A table named without arguments: a CTE, else a file.

@@ -308,6 +308,9 @@ fn write_function(o: &mut String, sql: &str, f: &ast::Function) {
         }
         o.push(')');
     }
+    if let Some(n) = &f.null_treatment {
+        let _ = write!(o, " {n}");
+    }
     if let Some(WindowType::WindowSpec(w)) = &f.over {
         o.push_str(" OVER (");
         if !w.partition_by.is_empty() {

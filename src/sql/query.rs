@@ -571,6 +571,12 @@ impl<'a> QueryPlanner<'a> {
                     .collect::<Result<Vec<_>>>()
                     .map_err(|e| at(self.sql, *aspan, e))?;
                 a.func.check(&types).map_err(|e| at(self.sql, *aspan, e))?;
+                if a.func.positional() {
+                    // Refused here, where the query can say where, rather than
+                    // when the plan is lowered.
+                    crate::frame::optimize::with_ordinals(plan.clone(), a.func.name())
+                        .map_err(|e| at(self.sql, *aspan, e))?;
+                }
             }
             let outputs: Vec<String> = calls
                 .aggs

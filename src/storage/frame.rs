@@ -44,6 +44,10 @@ pub struct FrameReadOptions {
     pub row_ranges: Option<Vec<Vec<(u64, u64)>>>,
     /// Parquet: load the page index, for [`FrameSource::page_stats`].
     pub page_index: bool,
+    /// Adds a column of this name (`Int64`, never NULL) numbering the rows in
+    /// the file's order (see [`super::ordinal`]), where `columns` puts it (last
+    /// without `columns`; not read when `columns` leaves it out).
+    pub row_ordinal: Option<String>,
 }
 
 impl Default for FrameReadOptions {
@@ -59,6 +63,7 @@ impl Default for FrameReadOptions {
             row_groups: None,
             row_ranges: None,
             page_index: false,
+            row_ordinal: None,
         }
     }
 }

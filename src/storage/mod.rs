@@ -8,6 +8,7 @@ pub mod frame;
 pub mod ipc;
 pub mod npy;
 pub mod npy_stack;
+pub mod ordinal;
 pub mod parquet;
 pub mod zarr;
 
@@ -435,6 +436,31 @@ pub fn open_frame(
     format: Format,
     options: &FrameReadOptions,
 ) -> Result<Box<dyn FrameSource>> {
+    let (inner, position) = ordinal::split_ordinal(options)?;
+    with_ordinals(open_format(path, format, &inner)?, position, options)
+}
+
+/// `source` with its rows' ordinals at `position` when they are asked for
+/// ([`FrameReadOptions::row_ordinal`]).
+fn with_ordinals(
+    source: Box<dyn FrameSource>,
+    position: Option<usize>,
+    options: &FrameReadOptions,
+) -> Result<Box<dyn FrameSource>> {
+    Ok(match (position, &options.row_ordinal) {
+        (Some(position), Some(name)) => {
+            Box::new(ordinal::WithOrdinals::new(source, name, position, options)?)
+        }
+        _ => source,
+    })
+}
+
+/// [`open_frame`] without the row ordinals.
+fn open_format(
+    path: &Path,
+    format: Format,
+    options: &FrameReadOptions,
+) -> Result<Box<dyn FrameSource>> {
     // `--from` skips `detect`, which would have refused a FIFO before it is opened.
     check_input_kind(
         path,
@@ -471,6 +497,9 @@ pub struct SourceMeta {
     /// Parquet: the row ranges read of each row group read (all when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_ranges: Option<Vec<Vec<(u64, u64)>>>,
+    /// The column of the rows' ordinals, when read ([`FrameReadOptions::row_ordinal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_ordinal: Option<String>,
     /// CSV: the partitions' byte ranges, the types and the quote state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv: Option<csv::CsvLayout>,
@@ -490,6 +519,7 @@ pub fn open_frame_described(
         batch_rows: options.batch_rows,
         row_groups: options.row_groups.clone(),
         row_ranges: options.row_ranges.clone(),
+        row_ordinal: options.row_ordinal.clone(),
         csv: None,
     };
     if format != Format::Csv {
@@ -499,9 +529,10 @@ pub fn open_frame_described(
         path,
         &std::fs::metadata(path).map_err(|e| Error::io(path, e))?,
     )?;
-    let source = csv::CsvSource::open(path, options)?;
+    let (inner, position) = ordinal::split_ordinal(options)?;
+    let source = csv::CsvSource::open(path, &inner)?;
     meta.csv = Some(source.layout());
-    Ok((Box::new(source), meta))
+    Ok((with_ordinals(Box::new(source), position, options)?, meta))
 }
 
 /// Opens the table a plan describes (see [`open_frame_described`]): a CSV file is
@@ -514,6 +545,14 @@ pub fn open_frame_meta(
     format: Format,
     meta: &SourceMeta,
 ) -> Result<Box<dyn FrameSource>> {
+    let options = FrameReadOptions {
+        columns: meta.columns.clone(),
+        batch_rows: meta.batch_rows,
+        row_groups: meta.row_groups.clone(),
+        row_ranges: meta.row_ranges.clone(),
+        row_ordinal: meta.row_ordinal.clone(),
+        ..FrameReadOptions::default()
+    };
     if format == Format::Csv {
         let layout = meta.csv.as_ref().ok_or_else(|| Error::BadPlan {
             reason: format!(
@@ -521,15 +560,10 @@ pub fn open_frame_meta(
                 path.display()
             ),
         })?;
-        return Ok(Box::new(csv::CsvSource::from_layout(path, layout)?));
+        let (_, position) = ordinal::split_ordinal(&options)?;
+        let source = csv::CsvSource::from_layout(path, layout)?;
+        return with_ordinals(Box::new(source), position, &options);
     }
-    let options = FrameReadOptions {
-        columns: meta.columns.clone(),
-        batch_rows: meta.batch_rows,
-        row_groups: meta.row_groups.clone(),
-        row_ranges: meta.row_ranges.clone(),
-        ..FrameReadOptions::default()
-    };
     open_frame(path, format, &options)
 }
 

@@ -4,7 +4,7 @@
 
 use arrow::array::AsArray;
 use arrow::compute::kernels::{boolean, zip::zip};
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 
 use super::coerce::{
     self, describe, is_date, is_numeric, is_string, is_timestamp, logical, type_error,
@@ -53,6 +53,7 @@ pub(super) enum Func {
     RegexpReplace,
     Part(temporal::Part),
     DateTrunc,
+    RowRandom,
 }
 
 /// A function's names (the first is the one messages use) and argument counts.
@@ -135,8 +136,14 @@ static FUNCTIONS: &[Spec] = {
         spec(&["minute"], 1, 1, F::Part(P::Minute)),
         spec(&["second"], 1, 1, F::Part(P::Second)),
         spec(&["date_trunc", "datetrunc"], 2, 2, F::DateTrunc),
+        spec(&[ROW_RANDOM], 2, 2, F::RowRandom),
     ]
 };
+
+/// `__row_random(seed, ordinal)`: a float in [0, 1) that depends only on the seed
+/// and the row's ordinal (its place in the file): what a seeded sample keeps or
+/// orders its rows by, the same whatever runs it.
+pub const ROW_RANDOM: &str = "__row_random";
 
 /// Every function name expressions accept (aliases included), sorted.
 pub fn function_names() -> Vec<&'static str> {
@@ -247,6 +254,7 @@ fn kinds(func: Func) -> &'static [Kind] {
         | F::Replace => &[K::Str, K::Str, K::Str],
         F::Substr | F::Slice => &[K::Str, K::Integer, K::Integer],
         F::SplitPart => &[K::Str, K::Str, K::Integer],
+        F::RowRandom => &[K::Integer, K::Integer],
         F::RegexpMatches => &[K::Str, K::Str, K::Str],
         F::RegexpExtract => &[K::Str, K::Str, K::Integer],
         F::RegexpReplace => &[K::Str, K::Str, K::Str, K::Str],
@@ -275,7 +283,9 @@ pub(super) fn return_type(
     let pairs = || args.iter().zip(types.iter().cloned()).collect::<Vec<_>>();
     Ok(match spec.func {
         F::Abs | F::Round | F::Floor | F::Ceil => math::same_numeric(&first),
-        F::Sqrt | F::Exp | F::Ln | F::Log | F::Log10 | F::Log2 | F::Pow => DataType::Float64,
+        F::Sqrt | F::Exp | F::Ln | F::Log | F::Log10 | F::Log2 | F::Pow | F::RowRandom => {
+            DataType::Float64
+        }
         F::Sign => DataType::Int8,
         F::IsNan | F::Contains | F::StartsWith | F::EndsWith | F::RegexpMatches => {
             if let F::RegexpMatches = spec.func {
@@ -387,6 +397,15 @@ pub(super) fn evaluate(
         | F::Log10
         | F::Log2
         | F::Pow => math::evaluate(whole, spec.func, v, all_scalar)?,
+        F::RowRandom => {
+            let int = |v: &Value| v.clone().cast(&DataType::Int64, whole)?.into_array(rows);
+            let (seed, rows) = (int(&v[0])?, int(&v[1])?);
+            let random = math::row_random(
+                seed.as_primitive::<Int64Type>(),
+                rows.as_primitive::<Int64Type>(),
+            )?;
+            Value::from_kernel(std::sync::Arc::new(random), all_scalar)
+        }
         F::Greatest | F::Least => {
             let mut acc = v[0].clone().cast(&out, whole)?;
             let op = if spec.func == F::Greatest {

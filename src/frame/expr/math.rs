@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, PrimitiveArray,
+};
 use arrow::compute::kernels::arity::{try_unary, unary};
 use arrow::datatypes::*;
 
@@ -254,4 +256,22 @@ fn round(whole: &Expr, a: &ArrayRef, t: &DataType, digits: Option<&Value>) -> Re
         float,
         return Err(Error::bug("round of", t))
     ))
+}
+
+/// `__row_random(seed, ordinal)` of each row: SplitMix64's mix of the two,
+/// its top 53 bits as a fraction. NULL where either is NULL.
+pub(super) fn row_random(seeds: &Int64Array, ordinals: &Int64Array) -> Result<Float64Array> {
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    Ok(arrow::compute::kernels::arity::binary(
+        seeds,
+        ordinals,
+        |seed, ordinal| {
+            let z = mix((seed as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ordinal as u64);
+            (mix(z.wrapping_add(0x9e37_79b9_7f4a_7c15)) >> 11) as f64 / (1u64 << 53) as f64
+        },
+    )?)
 }

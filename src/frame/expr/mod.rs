@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
-pub use functions::function_names;
+pub use functions::{function_names, ROW_RANDOM};
 pub use subquery::{Subquery, SubqueryEntry, SubqueryKind, SubqueryValue};
 
 /// A column expression: what a frame's `select`, `filter` and `with_columns`

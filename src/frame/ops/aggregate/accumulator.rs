@@ -88,6 +88,12 @@ pub fn accumulator(func: &AggFunc, types: &[DataType]) -> Result<Box<dyn GroupsA
         AggFunc::Median => Box::new(Quantile::new(0.5, false)),
         AggFunc::Quantile { q } => Box::new(Quantile::new(*q, false)),
         AggFunc::QuantileDisc { q } => Box::new(Quantile::new(*q, true)),
+        AggFunc::First { skip_nulls } | AggFunc::Last { skip_nulls } => Box::new(Positional::new(
+            matches!(func, AggFunc::Last { .. }),
+            *skip_nulls,
+            &arg,
+            func.output_type(types),
+        )),
         AggFunc::Any | AggFunc::All => Box::new(Truth {
             any: matches!(func, AggFunc::Any),
             values: Vec::new(),
@@ -527,6 +533,160 @@ impl GroupsAccumulator for TextExtreme {
                 .iter()
                 .map(|v| v.as_ref().map_or(0, String::capacity))
                 .sum::<usize>()
+    }
+}
+
+/// The values a positional aggregate keeps, one a group, natively: integers
+/// (also dates, times and booleans), floats or strings.
+enum Held {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Held {
+    fn of(t: &DataType) -> Held {
+        match Physical::of(t) {
+            Physical::Int => Held::Int(Vec::new()),
+            Physical::Float => Held::Float(Vec::new()),
+            Physical::Text => Held::Text(Vec::new()),
+        }
+    }
+
+    fn resize(&mut self, total: usize) {
+        match self {
+            Held::Int(v) => v.resize(total, None),
+            Held::Float(v) => v.resize(total, None),
+            Held::Text(v) => v.resize(total, None),
+        }
+    }
+
+    /// Sets the value of each group `g` of `rows` to row `i` of `a`.
+    fn set(&mut self, a: &ArrayRef, rows: &[(usize, usize)]) -> Result<()> {
+        match self {
+            Held::Int(v) => {
+                let a = ints(a)?;
+                let a = a.as_primitive::<Int64Type>();
+                for &(g, i) in rows {
+                    v[g] = a.is_valid(i).then(|| a.value(i));
+                }
+            }
+            Held::Float(v) => {
+                let a = floats(a)?;
+                let a = a.as_primitive::<Float64Type>();
+                for &(g, i) in rows {
+                    v[g] = a.is_valid(i).then(|| a.value(i));
+                }
+            }
+            Held::Text(v) => {
+                let a = as_type(a, &DataType::Utf8)?;
+                let a = a.as_string::<i32>();
+                for &(g, i) in rows {
+                    v[g] = a.is_valid(i).then(|| a.value(i).to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn take(&mut self) -> ArrayRef {
+        match self {
+            Held::Int(v) => Arc::new(std::mem::take(v).into_iter().collect::<Int64Array>()),
+            Held::Float(v) => Arc::new(std::mem::take(v).into_iter().collect::<Float64Array>()),
+            Held::Text(v) => Arc::new(std::mem::take(v).into_iter().collect::<StringArray>()),
+        }
+    }
+
+    fn size(&self) -> usize {
+        match self {
+            Held::Int(v) => v.capacity() * 16,
+            Held::Float(v) => v.capacity() * 16,
+            Held::Text(v) => {
+                v.capacity() * 24 + v.iter().flatten().map(String::capacity).sum::<usize>()
+            }
+        }
+    }
+}
+
+/// `first` or `last`: the value of the row with the smallest or largest
+/// ordinal (its place in the file, the last argument), NULLs skipped or not.
+/// Ordinals are unique, so partial states merge by the same rule in any order.
+struct Positional {
+    last: bool,
+    skip_nulls: bool,
+    output: DataType,
+    /// The ordinal of each group's row so far (-1: none yet).
+    ordinals: Vec<i64>,
+    values: Held,
+}
+
+impl Positional {
+    fn new(last: bool, skip_nulls: bool, arg: &DataType, output: DataType) -> Self {
+        Positional {
+            last,
+            skip_nulls,
+            output,
+            ordinals: Vec::new(),
+            values: Held::of(arg),
+        }
+    }
+
+    /// Adds rows with values `a` and ordinals `ords`; NULL ordinals (a partial
+    /// state of a group that had no value) are no row.
+    fn add(&mut self, a: &ArrayRef, ords: &ArrayRef, groups: &[u32], total: usize) -> Result<()> {
+        self.ordinals.resize(total, -1);
+        self.values.resize(total);
+        let ords = ints(ords)?;
+        let ords = ords.as_primitive::<Int64Type>();
+        let valid = if self.skip_nulls {
+            a.logical_nulls()
+        } else {
+            None
+        };
+        // The rows that beat what their group had; a group's row is set once a
+        // batch, from the last of them (ordinals are unique).
+        let mut better = Vec::new();
+        for (i, &g) in groups.iter().enumerate() {
+            if ords.is_null(i) || valid.as_ref().is_some_and(|n| n.is_null(i)) {
+                continue;
+            }
+            let (o, g) = (ords.value(i), g as usize);
+            let held = self.ordinals[g];
+            if held < 0 || (o > held) == self.last {
+                self.ordinals[g] = o;
+                better.push((g, i));
+            }
+        }
+        better.retain(|&(g, i)| self.ordinals[g] == ords.value(i));
+        self.values.set(a, &better)
+    }
+}
+
+impl GroupsAccumulator for Positional {
+    fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(args, 0)?, arg(args, 1)?, groups, total)
+    }
+
+    fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
+        self.add(arg(states, 1)?, arg(states, 0)?, groups, total)
+    }
+
+    fn state(&mut self) -> Result<Vec<ArrayRef>> {
+        let seen: Vec<bool> = self.ordinals.iter().map(|&o| o >= 0).collect();
+        let ordinals = Int64Array::new(
+            std::mem::take(&mut self.ordinals).into(),
+            nulls_unless(&seen),
+        );
+        Ok(vec![Arc::new(ordinals), self.values.take()])
+    }
+
+    fn evaluate(&mut self) -> Result<ArrayRef> {
+        self.ordinals.clear();
+        as_type(&self.values.take(), &self.output)
+    }
+
+    fn size(&self) -> usize {
+        self.ordinals.capacity() * 8 + self.values.size()
     }
 }
 

@@ -89,6 +89,20 @@ pub enum AggFunc {
         /// Delta degrees of freedom.
         ddof: u8,
     },
+    /// The value of the group's first row in the file's order (of its first
+    /// row with a value, skipping NULLs). Planned with one argument; the plan
+    /// adds the rows' ordinals as a second ([`ORDINAL`]).
+    First {
+        /// Rows whose value is NULL do not count (pandas' `first`, DuckDB's
+        /// `any_value`); otherwise the first row's NULL is the result (DuckDB's
+        /// `first`).
+        skip_nulls: bool,
+    },
+    /// The value of the group's last row in the file's order, as [`AggFunc::First`].
+    Last {
+        /// As for [`AggFunc::First`].
+        skip_nulls: bool,
+    },
     /// Whether any value is true.
     Any,
     /// Whether every value is true.
@@ -115,6 +129,9 @@ impl AggFunc {
             AggFunc::Corr => "corr",
             AggFunc::Cov { ddof: 0 } => "covar_pop",
             AggFunc::Cov { .. } => "covar_samp",
+            AggFunc::First { skip_nulls: true } => "any_value",
+            AggFunc::First { .. } => "first",
+            AggFunc::Last { .. } => "last",
             AggFunc::Any => "bool_or",
             AggFunc::All => "bool_and",
         }
@@ -129,11 +146,21 @@ impl AggFunc {
         }
     }
 
+    /// Whether the function reads the rows' order: its plan gives it their
+    /// ordinals as a last argument.
+    pub fn positional(&self) -> bool {
+        matches!(self, AggFunc::First { .. } | AggFunc::Last { .. })
+    }
+
     /// Checks that the function takes arguments of `types`.
     ///
     /// # Errors
     /// [`Error::FrameType`] naming the function and the type it does not take.
     pub fn check(&self, types: &[DataType]) -> Result<()> {
+        let types = match types {
+            [value, DataType::Int64] if self.positional() => std::slice::from_ref(value),
+            _ => types,
+        };
         if types.len() != self.arity() {
             return Err(Error::FrameType {
                 op: self.name().to_string(),
@@ -149,7 +176,7 @@ impl AggFunc {
             |t: &DataType| t.is_numeric() || matches!(t, DataType::Boolean | DataType::Null);
         let ok = match self {
             AggFunc::Size | AggFunc::Count => true,
-            AggFunc::Min | AggFunc::Max => types.iter().all(|t| {
+            AggFunc::Min | AggFunc::Max | AggFunc::First { .. } | AggFunc::Last { .. } => types.iter().all(|t| {
                 numeric(t)
                     || t.is_temporal()
                     || matches!(
@@ -182,7 +209,8 @@ impl AggFunc {
         match self {
             AggFunc::Size | AggFunc::Count => DataType::Int64,
             AggFunc::Sum if accumulator::is_integer(&arg) => DataType::Int64,
-            AggFunc::Min | AggFunc::Max => match arg {
+            AggFunc::Min | AggFunc::Max | AggFunc::First { .. } | AggFunc::Last { .. } => match arg
+            {
                 DataType::Dictionary(_, v) => *v,
                 DataType::Decimal128(..) | DataType::Float16 => DataType::Float64,
                 DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
@@ -204,6 +232,16 @@ impl AggFunc {
         }
     }
 
+    /// How a function that keeps one of its input values (`min`, `first`)
+    /// holds it in its state: a string, a float or an integer.
+    fn held_type(&self, types: &[DataType]) -> DataType {
+        match self.output_type(types) {
+            DataType::Utf8 => DataType::Utf8,
+            t if t.is_floating() => DataType::Float64,
+            _ => DataType::Int64,
+        }
+    }
+
     /// The columns of the function's partial state, named after `name`.
     pub fn state_fields(&self, name: &str, types: &[DataType]) -> Vec<Field> {
         let f = |suffix: &str, t: DataType| Field::new(format!("{name}.{suffix}"), t, true);
@@ -211,14 +249,7 @@ impl AggFunc {
             AggFunc::Size | AggFunc::Count => vec![f("count", DataType::Int64)],
             AggFunc::Sum => vec![f("sum", self.output_type(types))],
             AggFunc::Mean => vec![f("sum", DataType::Float64), f("count", DataType::Int64)],
-            AggFunc::Min | AggFunc::Max => {
-                let held = match self.output_type(types) {
-                    DataType::Utf8 => DataType::Utf8,
-                    t if t.is_floating() => DataType::Float64,
-                    _ => DataType::Int64,
-                };
-                vec![f("value", held)]
-            }
+            AggFunc::Min | AggFunc::Max => vec![f("value", self.held_type(types))],
             AggFunc::Var { .. } | AggFunc::Std { .. } => ["n", "mean", "m2"]
                 .iter()
                 .map(|s| f(s, DataType::Float64))
@@ -233,6 +264,10 @@ impl AggFunc {
                 "values",
                 DataType::List(Arc::new(Field::new("item", DataType::Float64, false))),
             )],
+            AggFunc::First { .. } | AggFunc::Last { .. } => vec![
+                f("ordinal", DataType::Int64),
+                f("value", self.held_type(types)),
+            ],
             AggFunc::Any | AggFunc::All => vec![f("value", DataType::Boolean)],
         }
     }
