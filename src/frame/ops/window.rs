@@ -18,6 +18,7 @@ use super::aggregate::buckets::Buckets;
 use super::aggregate::keys::{estimated_keys, expected_distinct, GroupKeys, KeyHasher};
 use super::aggregate::ops::{bucket_batches, with_buckets};
 use super::pipeline::Pipeline;
+use super::sort::{ExternalSort, KeyRange, SortKey};
 use crate::error::Result;
 use crate::frame::expr::Expr;
 use crate::frame::logical::{SortExpr, WindowFunc};
@@ -488,24 +489,49 @@ fn cmp_keys<'a>(
 impl Operation for FrameWindow {
     const NAME: &'static str = "frame_window";
     const VERSION: u32 = 1;
+    const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
         let schema = self.schema.decode()?;
         let mut held = env.pool.reserve(format!("frame_window {}", task.id));
-        let mut rows = Vec::new();
-        for key in &task.inputs {
-            for batch in bucket_batches(env.store, key, self.bucket)? {
+        let mut batches = task
+            .inputs
+            .iter()
+            .flat_map(|key| match bucket_batches(env.store, key, self.bucket) {
+                Ok(list) => list.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+            .map(|batch| {
                 env.cancel.check()?;
-                env.reserve(&mut held, batch_memory(&batch))?;
-                rows.push(RecordBatch::try_new(
+                Ok(RecordBatch::try_new(
                     schema.clone(),
-                    batch.columns().to_vec(),
-                )?);
+                    batch?.columns().to_vec(),
+                )?)
+            });
+        let mut rows = Vec::new();
+        while let Some(batch) = batches.next() {
+            let batch = batch?;
+            if let Err(e) = env.reserve(&mut held, batch_memory(&batch)) {
+                if !self.sorts_externally() {
+                    return Err(e);
+                }
+                // The bucket does not fit: sorted by the external merge sort
+                // and numbered as the sorted rows stream by.
+                drop(held);
+                let rest = rows.into_iter().map(Ok).chain([Ok(batch)]).chain(batches);
+                return self.run_sorted(task, env, &schema, rest);
             }
+            rows.push(batch);
         }
         // The bucket as one batch: a copy, held beside the pieces until they go.
         let gathered = held.size();
-        env.reserve(&mut held, gathered)?;
+        if let Err(e) = env.reserve(&mut held, gathered) {
+            if !self.sorts_externally() {
+                return Err(e);
+            }
+            drop(held);
+            return self.run_sorted(task, env, &schema, rows.into_iter().map(Ok));
+        }
         let batch = match &self.top {
             // Ties keep the rows gathered first, as the stable sort numbers them.
             Some(top) => top.keep(&schema, &self.keys, &rows, &mut |bytes| {
@@ -534,6 +560,176 @@ impl Operation for FrameWindow {
                 batches: vec![result],
             },
         )
+    }
+}
+
+impl FrameWindow {
+    /// Whether a bucket too large for memory can be numbered in sorted order: its
+    /// window columns share one order (a sort serves them all), and it is not a
+    /// top k (whose table of best rows holds little).
+    fn sorts_externally(&self) -> bool {
+        self.top.is_none()
+            && self
+                .windows
+                .iter()
+                .all(|w| w.order_by == self.windows[0].order_by)
+    }
+
+    /// Numbers the bucket's `batches` (of `schema`) through the external merge
+    /// sort: the partition and order keys computed into columns of their own
+    /// (NULLS FIRST as a key of whether there is a value, false first; the sort
+    /// puts NULLs last), sorted runs spilled, then merged, each merged batch
+    /// numbered where the last one stopped and published as it comes. The
+    /// bucket's rows come out in window order.
+    fn run_sorted(
+        &self,
+        task: &Task,
+        env: &TaskEnv<'_>,
+        schema: &SchemaRef,
+        batches: impl Iterator<Item = Result<RecordBatch>>,
+    ) -> Result<()> {
+        let order = self.windows.first().map_or(&[][..], |w| &w.order_by[..]);
+        let mut keys: Vec<(Expr, bool)> = self.keys.iter().map(|k| (k.clone(), false)).collect();
+        for o in order {
+            if o.nulls_first {
+                keys.push((o.expr.clone().is_not_null(), false));
+            }
+            keys.push((o.expr.clone(), o.descending));
+        }
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut sort_keys = Vec::new();
+        for (i, (e, descending)) in keys.iter().enumerate() {
+            let name = format!("#w{i}");
+            fields.push(Field::new(&name, e.data_type(schema)?, true));
+            sort_keys.push(SortKey {
+                column: name,
+                descending: *descending,
+            });
+        }
+        let keyed_schema = Arc::new(Schema::new(fields));
+        let sorter = ExternalSort::new(
+            keyed_schema.clone(),
+            &sort_keys,
+            env.pool.clone(),
+            env.spill.clone(),
+            (env.pool.limit() / 4).max(1),
+        )?
+        .with_monitor(env.monitor);
+        let keyed = batches.map(|batch| {
+            let batch = batch?;
+            let mut columns = batch.columns().to_vec();
+            for (e, _) in &keys {
+                columns.push(e.evaluate(&batch)?);
+            }
+            Ok(RecordBatch::try_new(keyed_schema.clone(), columns)?)
+        });
+        let runs = sorter.make_runs(keyed, true)?;
+        let width = schema.fields().len();
+        let partition = width..width + self.keys.len();
+        let ordered = partition.end..width + keys.len();
+        let output = Self::output_schema(schema, &self.windows);
+        let mut numbering = Numbering::default();
+        sorter.with_merge(runs, &KeyRange::all(), |stream| {
+            let mut numbered = stream.map(|batch| {
+                let batch = batch?;
+                let numbers = numbering.next(
+                    &batch.columns()[partition.clone()],
+                    &batch.columns()[ordered.clone()],
+                )?;
+                let mut columns = batch.columns()[..width].to_vec();
+                for w in &self.windows {
+                    columns.push(Arc::new(Int64Array::from(match w.func {
+                        WindowFuncName::RowNumber => numbers.number.clone(),
+                        WindowFuncName::Rank => numbers.rank.clone(),
+                        WindowFuncName::DenseRank => numbers.dense.clone(),
+                    })));
+                }
+                Ok(RecordBatch::try_new(output.clone(), columns)?)
+            });
+            env.store
+                .put_batches(&task.output, output.clone(), &mut numbered)
+        })
+    }
+}
+
+/// The numbers of rows in window order, batch after batch: where a batch's first
+/// rows continue the last batch's partition, they go on counting.
+#[derive(Default)]
+struct Numbering {
+    /// The last row's partition and order keys, in the row format.
+    last: Option<(Vec<u8>, Vec<u8>)>,
+    converters: Option<(RowConverter, RowConverter)>,
+    number: i64,
+    rank: i64,
+    dense: i64,
+}
+
+/// One batch's `row_number`, `rank` and `dense_rank`.
+struct Numbers {
+    number: Vec<i64>,
+    rank: Vec<i64>,
+    dense: Vec<i64>,
+}
+
+impl Numbering {
+    /// The numbers of the rows whose partition keys are `partition` and order
+    /// keys `order` (columns of one batch).
+    fn next(&mut self, partition: &[ArrayRef], order: &[ArrayRef]) -> Result<Numbers> {
+        let converter = |cols: &[ArrayRef]| {
+            RowConverter::new(
+                cols.iter()
+                    .map(|c| SortField::new(c.data_type().clone()))
+                    .collect(),
+            )
+        };
+        if self.converters.is_none() {
+            self.converters = Some((converter(partition)?, converter(order)?));
+        }
+        let Some((pc, oc)) = &self.converters else {
+            return Err(crate::error::Error::bug(
+                "window numbering",
+                "no converters",
+            ));
+        };
+        let (parts, orders) = (pc.convert_columns(partition)?, oc.convert_columns(order)?);
+        let n = parts.num_rows();
+        let mut out = Numbers {
+            number: Vec::with_capacity(n),
+            rank: Vec::with_capacity(n),
+            dense: Vec::with_capacity(n),
+        };
+        for i in 0..n {
+            let (p, o) = (parts.row(i), orders.row(i));
+            let (new_partition, tie) = match (i, &self.last) {
+                (0, None) => (true, false),
+                (0, Some((lp, lo))) => {
+                    let same = lp.as_slice() == p.as_ref();
+                    (!same, same && lo.as_slice() == o.as_ref())
+                }
+                _ => {
+                    let same = parts.row(i - 1) == p;
+                    (!same, same && orders.row(i - 1) == o)
+                }
+            };
+            if new_partition {
+                (self.number, self.rank, self.dense) = (0, 0, 0);
+            }
+            self.number += 1;
+            if !tie {
+                self.rank = self.number;
+                self.dense += 1;
+            }
+            out.number.push(self.number);
+            out.rank.push(self.rank);
+            out.dense.push(self.dense);
+        }
+        if n > 0 {
+            self.last = Some((
+                parts.row(n - 1).as_ref().to_vec(),
+                orders.row(n - 1).as_ref().to_vec(),
+            ));
+        }
+        Ok(out)
     }
 }
 

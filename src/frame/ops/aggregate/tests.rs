@@ -592,6 +592,51 @@ fn sorts_equal_duckdbs_in_order_and_spill_under_a_small_budget() {
 }
 
 #[test]
+fn a_window_bucket_larger_than_memory_is_sorted_externally_and_equals_duckdbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
+    // About a tenth of the table's decoded rows: no bucket fits.
+    let limit = 1 << 20;
+    let ctx = crate::reference::context(limit);
+    let cases = [
+        (
+            // Two window partitions, one of 29 rows in 30: its bucket holds
+            // nearly the whole table.
+            "skewed",
+            "select id3, id5, v1, v3, row_number() over (partition by id5 < 30 \
+             order by v3 desc nulls first, id3) as rn from T",
+        ),
+        (
+            // Ties, a NULL partition key and NULLs first, the columns sharing one
+            // order.
+            "ranks",
+            "select id1, id4, v1, v2, rank() over (partition by id4 > 1 \
+             order by v1 nulls first, v2 desc) as r, dense_rank() over (partition by id4 > 1 \
+             order by v1 nulls first, v2 desc) as dr from T",
+        ),
+    ];
+    let csv = dir.path().join("t.csv");
+    let mut queries = serde_json::Map::new();
+    for (name, sql) in cases {
+        let ours = sql.replace(
+            " T",
+            &format!(" read_csv('{}', blocksize=65536)", csv.display()),
+        );
+        let plan = crate::sql::plan_query(&ours).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let dst = dir.path().join(format!("{name}.parquet"));
+        crate::convert::write_query(&plan, &dst, &Default::default(), &ctx)
+            .unwrap_or_else(|e| panic!("{name} under {limit} bytes: {e}"));
+        queries.insert(name.to_string(), sql.replace(" T", " t").into());
+    }
+    let bad = crate::reference::duckdb_mismatches(&d, queries, &["t"]);
+    assert_eq!(bad, serde_json::json!({}));
+    let peak = ctx.pool.peak_reserved();
+    assert!(peak <= limit, "peak reserved {peak} > {limit}");
+    assert!(ctx.spill.spilled_bytes() > 0, "nothing was spilled");
+}
+
+#[test]
 fn sql_queries_equal_duckdbs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
