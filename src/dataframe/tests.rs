@@ -210,6 +210,16 @@ fn methods() -> Vec<Case> {
     ]
 }
 
+/// Computes `frame` (case `name`, read from `ext`) and writes its rows to
+/// `NAME.parquet` in `dir`, for [`crate::reference::duckdb_mismatches`].
+fn write_result(dir: &Path, name: &str, ext: &str, frame: &Frame, ctx: &crate::exec::JobContext) {
+    let (schema, batches) = frame
+        .collect(ctx)
+        .unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
+    assert_eq!(&schema, frame.schema(), "{name}: the schema it said it has");
+    crate::reference::write_parquet(&dir.join(format!("{name}.parquet")), &batches, schema);
+}
+
 #[test]
 fn the_db_benchmark_questions_and_pandas_methods_equal_duckdbs() {
     let dir = tempfile::tempdir().unwrap();
@@ -223,12 +233,7 @@ fn the_db_benchmark_questions_and_pandas_methods_equal_duckdbs() {
         let mut queries = serde_json::Map::new();
         for (name, build, sql) in &cases {
             let frame = build(&t).unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
-            let (schema, batches) = frame
-                .collect(&ctx)
-                .unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
-            assert_eq!(&schema, frame.schema(), "{name}: the schema it said it has");
-            let path = dir.path().join(format!("{name}.parquet"));
-            crate::reference::write_parquet(&path, &batches, schema);
+            write_result(dir.path(), name, ext, &frame, &ctx);
             queries.insert(name.to_string(), (*sql).into());
         }
         // The methods that compute at once.
@@ -363,11 +368,7 @@ fn first_last_and_drop_duplicates_follow_the_files_order() {
         let mut queries = serde_json::Map::new();
         for (name, build, sql) in &cases {
             let frame = build(&t).unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
-            let (schema, batches) = frame
-                .collect(&ctx)
-                .unwrap_or_else(|e| panic!("{name} from {ext}: {e}"));
-            let path = dir.path().join(format!("{name}.parquet"));
-            crate::reference::write_parquet(&path, &batches, schema);
+            write_result(dir.path(), name, ext, &frame, &ctx);
             queries.insert(name.to_string(), sql.clone().into());
         }
         // SQL's first (NULLs count), last and any_value (NULLs skipped).
@@ -376,8 +377,7 @@ fn first_last_and_drop_duplicates_follow_the_files_order() {
              WHERE v2 > 3 GROUP BY id5"
         ))
         .unwrap();
-        let (schema, batches) = ours.collect(&ctx).unwrap();
-        crate::reference::write_parquet(&dir.path().join("sql_first.parquet"), &batches, schema);
+        write_result(dir.path(), "sql_first", ext, &ours, &ctx);
         queries.insert(
             "sql_first".into(),
             format!(
