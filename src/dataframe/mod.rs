@@ -151,11 +151,15 @@ impl Frame {
             arrow::ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &schema)?;
         for (i, batch) in batches.into_iter().enumerate() {
             if batch.schema().fields() != schema.fields() {
-                return Err(Error::Usage(format!(
-                    "from_batches: batch {i} has the columns {}, not the schema's {}",
-                    batch.schema(),
-                    schema
-                )));
+                return Err(Error::InvalidOption {
+                    option: "batches",
+                    value: format!("batch {i}"),
+                    reason: format!(
+                        "its columns are {}, not the schema's {}",
+                        batch.schema(),
+                        schema
+                    ),
+                });
             }
             writer.write(&batch)?;
         }

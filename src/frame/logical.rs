@@ -262,7 +262,7 @@ impl LogicalPlan {
     /// gives another sample.
     ///
     /// # Errors
-    /// [`Error::Usage`] for a fraction outside [0, 1]; [`Error::NotYet`] after
+    /// [`Error::InvalidOption`] for a fraction outside [0, 1]; [`Error::NotYet`] after
     /// an operator that loses the file's order (a sort, a grouping).
     pub fn sample(plan: LogicalPlan, size: SampleSize, seed: u64) -> Result<LogicalPlan> {
         use crate::storage::ordinal::ORDINAL_COLUMN;
@@ -284,9 +284,11 @@ impl LogicalPlan {
                 predicate: key.lt(Expr::lit(f)),
             },
             SampleSize::Fraction(f) => {
-                return Err(Error::Usage(format!(
-                    "a sample's fraction must be from 0 to 1, not {f}"
-                )))
+                return Err(Error::InvalidOption {
+                    option: "frac",
+                    value: f.to_string(),
+                    reason: "a sample's fraction is from 0 to 1".into(),
+                })
             }
             SampleSize::Rows(n) => LogicalPlan::Limit {
                 input: Box::new(LogicalPlan::Sort {

@@ -29,12 +29,15 @@ pub const ROW_BITS: u32 = 40;
 fn ordinal(place: usize, row: u64) -> Result<i64> {
     let place = u64::try_from(place).unwrap_or(u64::MAX);
     if place >= 1 << (63 - ROW_BITS) || row >= 1 << ROW_BITS {
-        return Err(Error::Usage(format!(
-            "cannot number row {row} of partition {place} in the file's order: rows are \
-             numbered in at most {} partitions of {} rows each",
-            1u64 << (63 - ROW_BITS),
-            1u64 << ROW_BITS
-        )));
+        return Err(Error::InvalidOption {
+            option: "row_ordinal",
+            value: format!("row {row} of partition {place}"),
+            reason: format!(
+                "rows are numbered in the file's order in at most {} partitions of {} rows each",
+                1u64 << (63 - ROW_BITS),
+                1u64 << ROW_BITS
+            ),
+        });
     }
     Ok(((place << ROW_BITS) | row) as i64)
 }
