@@ -190,7 +190,7 @@ impl QueryPlanner<'_> {
             .quantity
             .as_ref()
             .map_or(SqlSpan::empty(), |q| q.value.span());
-        let bad = |reason: String| {
+        let bad_at = |span: SqlSpan, reason: String| {
             at(
                 self.sql,
                 span,
@@ -200,6 +200,7 @@ impl QueryPlanner<'_> {
                 },
             )
         };
+        let bad = |reason: String| bad_at(span, reason);
         if sample.bucket.is_some() || sample.offset.is_some() {
             return Err(self.unsupported(span, "TABLESAMPLE with BUCKET or OFFSET"));
         }
@@ -224,8 +225,11 @@ impl QueryPlanner<'_> {
         let rows = matches!(quantity.unit, Some(ast::TableSampleUnit::Rows))
             || matches!(sample.name, Some(ast::TableSampleMethod::Row));
         let size = if rows {
-            if number.fract() != 0.0 || number > u64::MAX as f64 {
-                return Err(bad(format!("a number of rows must be whole, not {number}")));
+            if number.fract() != 0.0 || number >= u64::MAX as f64 {
+                return Err(bad(format!(
+                    "a number of rows must be a whole number below 2^64, not {}",
+                    quantity.value
+                )));
             }
             SampleSize::Rows(number as u64)
         } else if number <= 100.0 {
@@ -237,14 +241,23 @@ impl QueryPlanner<'_> {
         };
         let seed = match &sample.seed {
             None => 0,
-            Some(seed) => match &seed.value.value {
-                Value::Number(n, _) => n
-                    .parse::<i64>()
-                    .map(|s| s as u64)
-                    .or_else(|_| n.parse::<u64>())
-                    .map_err(|_| bad(format!("the seed must be an integer, not {n}")))?,
-                other => return Err(bad(format!("the seed must be an integer, not {other}"))),
-            },
+            Some(seed) => {
+                let not = |v: &dyn std::fmt::Display| {
+                    bad_at(
+                        seed.value.span,
+                        format!("the seed must be an integer of 64 bits, not {v}"),
+                    )
+                };
+                match &seed.value.value {
+                    // Seeds are 64 bits, written signed or not.
+                    Value::Number(n, _) => n
+                        .parse::<i64>()
+                        .map(|s| s as u64)
+                        .or_else(|_| n.parse::<u64>())
+                        .map_err(|_| not(n))?,
+                    other => return Err(not(other)),
+                }
+            }
         };
         LogicalPlan::sample(plan, size, seed).map_err(|e| match e {
             crate::Error::NotYet { what, reason } => bad(format!("{what}: {reason}")),
