@@ -196,6 +196,7 @@ pub fn registry() -> &'static Registry {
         r.register::<crate::frame::ops::stream::FrameSort>();
         r.register::<crate::frame::ops::window::FrameShuffle>();
         r.register::<crate::frame::ops::window::FrameWindow>();
+        r.register::<crate::frame::ops::window::FrameNumber>();
         r.register::<crate::array::lower::ArrayBlock>();
         r.register::<crate::array::lower::ArrayCombine>();
         r.register::<crate::array::lower::ArrayMatMul>();

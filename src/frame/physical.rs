@@ -38,7 +38,7 @@ use super::ops::aggregate::{add_partials, AggCall, AggFunc, GroupBy, GroupSizing
 use super::ops::pipeline::{Pipeline, Step};
 use super::ops::sort::{add_sort, read_batch_rows, SortKey, SortSizing};
 use super::ops::stream::{FrameConcat, FrameLimit, FramePipeline, FrameSort};
-use super::ops::window::{FrameShuffle, FrameWindow, TopPerGroup, WindowColumn};
+use super::ops::window::{FrameNumber, FrameShuffle, FrameWindow, TopPerGroup, WindowColumn};
 use super::ops::{gather, gather_target, reading_inputs, Part};
 use super::prune::{self, partitions_to_read};
 use crate::error::{Error, Result};
@@ -550,8 +550,18 @@ impl Lowering<'_> {
             order_by: first.order_by.clone(),
             k,
         });
-        let (parts, _) = self.parts(&rows)?;
+        let (parts, read) = self.parts(&rows)?;
         let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
+        let one_order = columns.iter().all(|c| c.order_by == first.order_by);
+        if keys.is_empty() && top.is_none() && one_order && bytes > self.sizing.memory_limit / 8 {
+            // One window partition larger than a task holds well: sorted by the
+            // external merge sort and numbered range after range.
+            let rows = Rows {
+                input: Input::Parts(parts, read),
+                pre: rows.pre,
+            };
+            return self.window_in_order(rows, &schema, columns);
+        }
         let buckets = if keys.is_empty() {
             1
         } else {
@@ -611,6 +621,60 @@ impl Lowering<'_> {
             .collect();
         Ok(Rows {
             input: Input::Parts(numbered, FrameWindow::output_schema(&schema, &columns)),
+            pre: Pipeline::default(),
+        })
+    }
+
+    /// The window `columns` (of one order, no partition keys) over `rows` (of
+    /// `schema`): the rows sorted by the external merge sort, then numbered by a
+    /// chain of [`FrameNumber`] tasks, a key range each, each going on where the
+    /// range before it stopped.
+    fn window_in_order(
+        &mut self,
+        rows: Rows,
+        schema: &SchemaRef,
+        columns: Vec<WindowColumn>,
+    ) -> Result<Rows> {
+        let order = columns
+            .first()
+            .map(|c| c.order_by.clone())
+            .unwrap_or_default();
+        let sorted = self.external_sort(rows, &order)?;
+        let Input::Parts(parts, keyed) = &sorted.input else {
+            return Err(Error::bug("a window's sorted rows", "not parts of tasks"));
+        };
+        let op = FrameNumber {
+            input: SerializedSchema::new(keyed),
+            pre: sorted.pre.clone(),
+            windows: columns.clone(),
+        };
+        let id = self.plan.fresh_id("numbered");
+        self.intermediate(&id);
+        let share = self.sizing.memory_limit / (2 * self.sizing.threads.max(1) as u64);
+        let mut numbered: Vec<Part> = Vec::with_capacity(parts.len());
+        for (k, part) in parts.iter().enumerate() {
+            let mut inputs = vec![part.data.clone()];
+            let mut deps: Vec<_> = part.task.into_iter().collect();
+            if let Some(previous) = numbered.last() {
+                inputs.push(previous.data.clone());
+                deps.extend(previous.task);
+            }
+            let output = DataRef::partition(&id, k as u64);
+            let task = self.plan.push(Task {
+                inputs,
+                deps,
+                memory_bytes: part.bytes.min(share),
+                unit_bytes: part.bytes,
+                ..Task::new(OpSpec::of(&op), output.clone(), TaskKind::Compute)
+            });
+            numbered.push(Part {
+                data: output,
+                task: Some(task),
+                bytes: part.bytes,
+            });
+        }
+        Ok(Rows {
+            input: Input::Parts(numbered, FrameWindow::output_schema(schema, &columns)),
             pre: Pipeline::default(),
         })
     }

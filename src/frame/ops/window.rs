@@ -635,15 +635,10 @@ impl FrameWindow {
                 let numbers = numbering.next(
                     &batch.columns()[partition.clone()],
                     &batch.columns()[ordered.clone()],
+                    batch.num_rows(),
                 )?;
                 let mut columns = batch.columns()[..width].to_vec();
-                for w in &self.windows {
-                    columns.push(Arc::new(Int64Array::from(match w.func {
-                        WindowFuncName::RowNumber => numbers.number.clone(),
-                        WindowFuncName::Rank => numbers.rank.clone(),
-                        WindowFuncName::DenseRank => numbers.dense.clone(),
-                    })));
-                }
+                columns.extend(numbers.columns(&self.windows));
                 Ok(RecordBatch::try_new(output.clone(), columns)?)
             });
             env.store
@@ -652,13 +647,165 @@ impl FrameWindow {
     }
 }
 
+/// The schema metadata key under which a [`FrameNumber`] entry carries where its
+/// numbering stopped (JSON, [`NumberingState`]).
+pub const NUMBERING: &str = "blockwise.window.numbering";
+
+/// Numbers one range of rows already sorted in window order, for window
+/// functions without `PARTITION BY` over more rows than one task holds: the
+/// external merge sort cuts the rows into key ranges, and a chain of these tasks
+/// numbers them one range after the other, each going on where the range before
+/// it stopped. Its inputs are the range and, but for the first, the previous
+/// link's entry, whose schema carries that state.
+///
+/// The state at the range's end goes into the entry's schema before its rows,
+/// so the range is read twice: once to find it (keys only), once to number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrameNumber {
+    /// The sorted rows' schema (with the sort's key columns).
+    pub input: SerializedSchema,
+    /// The steps from the sorted rows to the rows numbered (the key columns
+    /// dropped).
+    pub pre: Pipeline,
+    /// The window columns, all of one order.
+    pub windows: Vec<WindowColumn>,
+}
+
+/// Where a numbering stopped: the last row's order key (row format, hex) and
+/// its numbers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct NumberingState {
+    last: Option<String>,
+    number: i64,
+    rank: i64,
+    dense: i64,
+}
+
+impl Numbering {
+    fn state(&self) -> NumberingState {
+        NumberingState {
+            last: self
+                .last
+                .as_ref()
+                .map(|(_, o)| o.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            number: self.number,
+            rank: self.rank,
+            dense: self.dense,
+        }
+    }
+
+    fn from_state(state: &NumberingState) -> Result<Numbering> {
+        let last = match &state.last {
+            None => None,
+            Some(hex) => {
+                let bytes = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    })
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| crate::error::Error::BadPlan {
+                        reason: format!("a window numbering's state {hex:?} is not hex"),
+                    })?;
+                Some((Vec::new(), bytes))
+            }
+        };
+        Ok(Numbering {
+            last,
+            number: state.number,
+            rank: state.rank,
+            dense: state.dense,
+            ..Numbering::default()
+        })
+    }
+}
+
+impl Operation for FrameNumber {
+    const NAME: &'static str = "frame_number";
+    const VERSION: u32 = 1;
+
+    fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
+        let input = self.input.decode()?;
+        let rows_schema = self.pre.schema(&input)?;
+        let Some(range) = task.inputs.first() else {
+            return Err(crate::error::Error::BadPlan {
+                reason: format!("task {}: {} reads a range of rows", task.id, Self::NAME),
+            });
+        };
+        let start = match task.inputs.get(1) {
+            None => NumberingState::default(),
+            Some(previous) => {
+                let (schema, _) = env.store.batches(previous)?;
+                let text = schema.metadata().get(NUMBERING).ok_or_else(|| {
+                    crate::error::Error::BadPlan {
+                        reason: format!("{previous} does not say where its numbering stopped"),
+                    }
+                })?;
+                serde_json::from_str(text).map_err(|e| crate::error::Error::BadPlan {
+                    reason: format!("{previous}: the numbering state does not decode: {e}"),
+                })?
+            }
+        };
+        let order = self.windows.first().map_or(&[][..], |w| &w.order_by[..]);
+        let rows = |batch: Result<RecordBatch>| -> Result<(RecordBatch, Vec<ArrayRef>)> {
+            env.cancel.check()?;
+            let batch = self.pre.apply(batch?, &rows_schema)?;
+            let keys = order
+                .iter()
+                .map(|o| o.expr.evaluate(&batch))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            Ok((batch, keys))
+        };
+        // Where this range stops, for the next link.
+        let mut ahead = Numbering::from_state(&start)?;
+        for batch in env.store.batches(range)?.1 {
+            let (batch, keys) = rows(batch)?;
+            ahead.next(&[], &keys, batch.num_rows())?;
+        }
+        let state = serde_json::to_string(&ahead.state())
+            .map_err(|e| crate::error::Error::bug("window numbering state", e))?;
+        let plain = FrameWindow::output_schema(&rows_schema, &self.windows);
+        let mut metadata = plain.metadata().clone();
+        metadata.insert(NUMBERING.to_string(), state);
+        let output = Arc::new(Schema::new_with_metadata(plain.fields().clone(), metadata));
+        let mut numbering = Numbering::from_state(&start)?;
+        let mut numbered = env.store.batches(range)?.1.map(|batch| {
+            let (batch, keys) = rows(batch)?;
+            let numbers = numbering.next(&[], &keys, batch.num_rows())?;
+            let mut columns = batch.columns().to_vec();
+            columns.extend(numbers.columns(&self.windows));
+            Ok(RecordBatch::try_new(output.clone(), columns)?)
+        });
+        env.store
+            .put_batches(&task.output, output.clone(), &mut numbered)
+    }
+}
+
+impl Numbers {
+    /// The column of each window function, in order.
+    fn columns(&self, windows: &[WindowColumn]) -> Vec<ArrayRef> {
+        windows
+            .iter()
+            .map(|w| -> ArrayRef {
+                Arc::new(Int64Array::from(match w.func {
+                    WindowFuncName::RowNumber => self.number.clone(),
+                    WindowFuncName::Rank => self.rank.clone(),
+                    WindowFuncName::DenseRank => self.dense.clone(),
+                }))
+            })
+            .collect()
+    }
+}
+
 /// The numbers of rows in window order, batch after batch: where a batch's first
 /// rows continue the last batch's partition, they go on counting.
 #[derive(Default)]
 struct Numbering {
-    /// The last row's partition and order keys, in the row format.
+    /// The last row's partition and order keys, in the row format (empty for
+    /// no keys: every row in one partition, every row a tie).
     last: Option<(Vec<u8>, Vec<u8>)>,
-    converters: Option<(RowConverter, RowConverter)>,
+    converters: [Option<RowConverter>; 2],
     number: i64,
     rank: i64,
     dense: i64,
@@ -671,45 +818,49 @@ struct Numbers {
     dense: Vec<i64>,
 }
 
+/// The key of row `i` in the row format, empty for no key columns.
+fn key_of(rows: &Option<Rows>, i: usize) -> &[u8] {
+    rows.as_ref().map_or(&[][..], |r| r.row(i).data())
+}
+
 impl Numbering {
-    /// The numbers of the rows whose partition keys are `partition` and order
-    /// keys `order` (columns of one batch).
-    fn next(&mut self, partition: &[ArrayRef], order: &[ArrayRef]) -> Result<Numbers> {
-        let converter = |cols: &[ArrayRef]| {
-            RowConverter::new(
-                cols.iter()
-                    .map(|c| SortField::new(c.data_type().clone()))
-                    .collect(),
-            )
-        };
-        if self.converters.is_none() {
-            self.converters = Some((converter(partition)?, converter(order)?));
+    /// The numbers of the `n` rows whose partition keys are `partition` and
+    /// order keys `order` (columns of one batch; either may be none).
+    fn next(&mut self, partition: &[ArrayRef], order: &[ArrayRef], n: usize) -> Result<Numbers> {
+        let mut encoded = [None, None];
+        for (slot, cols) in [partition, order].into_iter().enumerate() {
+            if cols.is_empty() {
+                continue;
+            }
+            if self.converters[slot].is_none() {
+                self.converters[slot] = Some(RowConverter::new(
+                    cols.iter()
+                        .map(|c| SortField::new(c.data_type().clone()))
+                        .collect(),
+                )?);
+            }
+            if let Some(c) = &self.converters[slot] {
+                encoded[slot] = Some(c.convert_columns(cols)?);
+            }
         }
-        let Some((pc, oc)) = &self.converters else {
-            return Err(crate::error::Error::bug(
-                "window numbering",
-                "no converters",
-            ));
-        };
-        let (parts, orders) = (pc.convert_columns(partition)?, oc.convert_columns(order)?);
-        let n = parts.num_rows();
+        let [parts, orders] = encoded;
         let mut out = Numbers {
             number: Vec::with_capacity(n),
             rank: Vec::with_capacity(n),
             dense: Vec::with_capacity(n),
         };
         for i in 0..n {
-            let (p, o) = (parts.row(i), orders.row(i));
-            let (new_partition, tie) = match (i, &self.last) {
-                (0, None) => (true, false),
-                (0, Some((lp, lo))) => {
-                    let same = lp.as_slice() == p.as_ref();
-                    (!same, same && lo.as_slice() == o.as_ref())
-                }
-                _ => {
-                    let same = parts.row(i - 1) == p;
-                    (!same, same && orders.row(i - 1) == o)
-                }
+            let (p, o) = (key_of(&parts, i), key_of(&orders, i));
+            let before = match i {
+                0 => self
+                    .last
+                    .as_ref()
+                    .map(|(lp, lo)| (lp.as_slice(), lo.as_slice())),
+                _ => Some((key_of(&parts, i - 1), key_of(&orders, i - 1))),
+            };
+            let (new_partition, tie) = match before {
+                None => (true, false),
+                Some((lp, lo)) => (lp != p, lp == p && lo == o),
             };
             if new_partition {
                 (self.number, self.rank, self.dense) = (0, 0, 0);
@@ -725,8 +876,8 @@ impl Numbering {
         }
         if n > 0 {
             self.last = Some((
-                parts.row(n - 1).as_ref().to_vec(),
-                orders.row(n - 1).as_ref().to_vec(),
+                key_of(&parts, n - 1).to_vec(),
+                key_of(&orders, n - 1).to_vec(),
             ));
         }
         Ok(out)
@@ -751,6 +902,24 @@ mod tests {
             .map(|at| batch.slice(at, 10_000.min(rows as usize - at)))
             .collect();
         (schema, batches)
+    }
+
+    #[test]
+    fn numbering_goes_on_across_batches_with_or_without_keys() {
+        let col = |v: &[i64]| -> ArrayRef { Arc::new(Int64Array::from(v.to_vec())) };
+        let all = |n: Numbers| (n.number, n.rank, n.dense);
+        // One partition ordered 1 1 2 | 2 3: ties across the batches' edge.
+        let mut n = Numbering::default();
+        let a = all(n.next(&[], &[col(&[1, 1, 2])], 3).unwrap());
+        assert_eq!(a, (vec![1, 2, 3], vec![1, 1, 3], vec![1, 1, 2]));
+        let b = all(n.next(&[], &[col(&[2, 3])], 2).unwrap());
+        assert_eq!(b, (vec![4, 5], vec![3, 5], vec![2, 3]));
+        // Partitions without an order: every row of a partition ties.
+        let mut m = Numbering::default();
+        let c = all(m.next(&[col(&[7, 7, 8])], &[], 3).unwrap());
+        assert_eq!(c, (vec![1, 2, 1], vec![1, 1, 1], vec![1, 1, 1]));
+        let d = all(m.next(&[col(&[8, 9])], &[], 2).unwrap());
+        assert_eq!(d, (vec![2, 1], vec![1, 1], vec![1, 1]));
     }
 
     #[test]

@@ -592,7 +592,7 @@ fn sorts_equal_duckdbs_in_order_and_spill_under_a_small_budget() {
 }
 
 #[test]
-fn a_window_bucket_larger_than_memory_is_sorted_externally_and_equals_duckdbs() {
+fn windows_larger_than_memory_are_sorted_externally_and_equal_duckdbs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     crate::reference::json(crate::reference::GROUPBY_TABLE, &[&d]);
@@ -615,6 +615,22 @@ fn a_window_bucket_larger_than_memory_is_sorted_externally_and_equals_duckdbs() 
              order by v1 nulls first, v2 desc) as r, dense_rank() over (partition by id4 > 1 \
              order by v1 nulls first, v2 desc) as dr from T",
         ),
+        (
+            // No partition: sorted by the external merge sort, then numbered a
+            // key range after another.
+            "whole",
+            "select id3, v1, v3, row_number() over (order by v3 desc nulls first, id3) as rn, \
+             dense_rank() over (order by v3 desc nulls first, id3) as dr from T",
+        ),
+        (
+            "whole_ties",
+            "select id4, v1, rank() over (order by v1 nulls first, id4 desc) as r from T",
+        ),
+        (
+            // No order: every row of a partition ties.
+            "unordered",
+            "select id3, id5, v3, rank() over (partition by id5 < 30) as r from T",
+        ),
     ];
     let csv = dir.path().join("t.csv");
     let mut queries = serde_json::Map::new();
@@ -624,6 +640,19 @@ fn a_window_bucket_larger_than_memory_is_sorted_externally_and_equals_duckdbs() 
             &format!(" read_csv('{}', blocksize=65536)", csv.display()),
         );
         let plan = crate::sql::plan_query(&ours).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name.starts_with("whole") {
+            let sizing = crate::convert::PlanSizing {
+                threads: 2,
+                memory_limit: limit,
+            };
+            let (tasks, _) = crate::convert::plan_query(&plan, sizing).unwrap();
+            let links = tasks
+                .tasks
+                .iter()
+                .filter(|t| t.op.name == "frame_number")
+                .count();
+            assert!(links > 1, "{name}: {links} numbering tasks");
+        }
         let dst = dir.path().join(format!("{name}.parquet"));
         crate::convert::write_query(&plan, &dst, &Default::default(), &ctx)
             .unwrap_or_else(|e| panic!("{name} under {limit} bytes: {e}"));
