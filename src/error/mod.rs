@@ -165,9 +165,9 @@ pub enum Error {
 
     /// A reservation did not fit in the memory pool.
     #[error(
-        "memory limit: {consumer} asked for {requested} more bytes with {reserved} of {limit} \
-         already reserved; top consumers: {top}. Raise --memory-limit or use smaller \
-         chunks or blocks"
+        "memory limit: {consumer} asked for {requested} more bytes with {reserved} of the \
+         {limit} bytes operators may reserve already reserved; top consumers: {top}. Raise \
+         --memory-limit or use smaller chunks or blocks"
     )]
     MemoryLimit {
         /// Who asked.
@@ -176,7 +176,8 @@ pub enum Error {
         requested: u64,
         /// Bytes reserved at the time.
         reserved: u64,
-        /// The pool's limit.
+        /// The bytes the pool lends (its capacity: the pause threshold's share of
+        /// the memory limit, for a job's pool).
         limit: u64,
         /// The largest consumers and their bytes.
         top: String,

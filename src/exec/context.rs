@@ -169,7 +169,13 @@ impl JobContext {
     /// Invalid thresholds; a spill directory that cannot be created.
     pub fn new(options: &JobOptions, cancel: CancelToken) -> Result<Self> {
         options.thresholds.validate()?;
-        let pool = MemoryPool::new(options.memory_limit);
+        // Operators reserve up to the pause threshold: past it RSS nears the
+        // terminate threshold, and what no reservation sees (freed pages the
+        // allocator holds, buffers in flight) needs room below it. At 1e7 rows
+        // under 256 MiB, q10 reserved 89% of the limit and was terminated.
+        let pool = MemoryPool::new(options.memory_limit).with_capacity(
+            (options.thresholds.pause.min(1.0) * options.memory_limit as f64) as u64,
+        );
         crate::memory::bound_allocator_retention(options.threads, options.memory_limit);
         let quota = match options.spill_quota {
             Some(q) => Some(q),
@@ -273,5 +279,31 @@ impl JobContext {
             Some(recorder) => executor.with_observer(recorder.clone()),
             None => executor,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jobs_pool_lends_up_to_the_pause_threshold() {
+        let job = |pause: f64| {
+            let options = JobOptions {
+                threads: 1,
+                memory_limit: 1000,
+                thresholds: Thresholds {
+                    pause,
+                    terminate: f64::INFINITY,
+                    ..Thresholds::default()
+                },
+                ..JobOptions::default()
+            };
+            let ctx = JobContext::new(&options, CancelToken::new()).unwrap();
+            (ctx.pool.limit(), ctx.pool.capacity())
+        };
+        assert_eq!(job(0.8), (1000, 800));
+        // Pausing turned off: the whole limit.
+        assert_eq!(job(f64::INFINITY), (1000, 1000));
     }
 }

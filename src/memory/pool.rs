@@ -2,8 +2,13 @@
 //!
 //! A reservation is bookkeeping, not an allocator: an operator grows it before it
 //! buffers data and shrinks it when it lets go. The pool refuses growth past its
-//! limit with an error naming the largest consumers, so the failing operation can
+//! capacity with an error naming the largest consumers, so the failing operation can
 //! flush, spill or report instead of the process being killed.
+//!
+//! The capacity may be less than the limit ([`MemoryPool::with_capacity`]): a job
+//! lends its operators up to the pause threshold, and the rest of the limit is
+//! headroom for what no reservation sees (the allocator's freed pages, the code,
+//! buffers in flight), below the RSS at which the job is terminated.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +27,7 @@ struct State {
 #[derive(Debug, Clone)]
 pub struct MemoryPool {
     limit: u64,
+    capacity: u64,
     state: Arc<Mutex<State>>,
 }
 
@@ -30,13 +36,26 @@ impl MemoryPool {
     pub fn new(limit: u64) -> Self {
         MemoryPool {
             limit,
+            capacity: limit,
             state: Arc::default(),
         }
     }
 
-    /// The limit in bytes.
+    /// This pool lending only `capacity` bytes (at most its limit) of reservations.
+    pub fn with_capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity.min(self.limit);
+        self
+    }
+
+    /// The limit in bytes: the job's memory limit, which thresholds and plans
+    /// are sized from.
     pub fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// The bytes reservations may hold together.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
     }
 
     /// Bytes reserved now.
@@ -101,13 +120,13 @@ impl Reservation {
         self.bytes
     }
 
-    /// Grows by `bytes` if the pool has room.
+    /// Grows by `bytes` if the pool's capacity has room.
     ///
     /// # Errors
     /// [`Error::MemoryLimit`] naming this consumer, the request and the top consumers.
     pub fn try_grow(&mut self, bytes: u64) -> Result<()> {
         let mut s = lock(&self.pool.state);
-        if s.reserved + bytes > self.pool.limit {
+        if s.reserved + bytes > self.pool.capacity {
             let name = s
                 .consumers
                 .get(&self.id)
@@ -117,7 +136,7 @@ impl Reservation {
                 consumer: name,
                 requested: bytes,
                 reserved: s.reserved,
-                limit: self.pool.limit,
+                limit: self.pool.capacity,
                 top: MemoryPool::top_of(&s),
             });
         }
@@ -125,7 +144,7 @@ impl Reservation {
         Ok(())
     }
 
-    /// Grows by `bytes` even past the limit (for memory already allocated, which the
+    /// Grows by `bytes` even past the capacity (for memory already allocated, which the
     /// pool must know about to report it).
     pub fn grow(&mut self, bytes: u64) {
         let mut s = lock(&self.pool.state);
@@ -189,6 +208,24 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_lends_its_capacity_and_keeps_its_limit() {
+        let pool = MemoryPool::new(100).with_capacity(80);
+        assert_eq!((pool.limit(), pool.capacity()), (100, 80));
+        let mut a = pool.reserve("table");
+        a.try_grow(80).unwrap();
+        match a.try_grow(1).unwrap_err() {
+            Error::MemoryLimit {
+                limit, reserved, ..
+            } => assert_eq!((limit, reserved), (80, 80)),
+            other => panic!("{other}"),
+        }
+        // Memory already allocated is still counted, past the capacity.
+        a.grow(30);
+        assert_eq!(pool.reserved(), 110);
+        assert_eq!(MemoryPool::new(10).with_capacity(20).capacity(), 10);
+    }
 
     #[test]
     fn reservations_count_against_the_limit_and_release_on_drop() {

@@ -323,8 +323,13 @@ impl DataStore for MemoryStore {
                 .map_err(|e| self.full_as_quota(e, 0));
         }
         // One entry may take a quarter of the budget in memory; a larger one (a
-        // whole merge under a small limit) goes to disk as it arrives.
-        let cap = self.pool.limit() / 4;
+        // whole merge under a small limit) goes to disk as it arrives. Past the
+        // target, every new entry does: the monitor would write some entry to disk
+        // to make room for it, and one written as it arrives is never held twice
+        // (at 1e8 rows under 1 GiB, q10's partial states, 7 GB of them, kept the
+        // monitor writing entries for 1.5 s at a stretch as the finals began).
+        let pressed = self.monitor.as_ref().is_some_and(|m| m.over_target());
+        let cap = if pressed { 0 } else { self.pool.limit() / 4 };
         let mut reservation = self.pool.reserve(format!("store: {key}"));
         let mut held = Vec::new();
         while let Some(batch) = batches.next() {

@@ -260,6 +260,32 @@ mod conformance {
     }
 
     #[test]
+    fn past_the_target_a_new_entry_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = schema();
+        let one = crate::memory::batch_memory(&batch(&schema, 0, 1000));
+        let (store, _) = memory_store(dir.path(), one * 8, 0.5);
+        let (small, big) = (
+            DataRef::partition("parts", 0),
+            DataRef::partition("parts", 1),
+        );
+        let mut it = (0..1).map(|i| Ok(batch(&schema, i * 1000, 1000)));
+        store.put_batches(&small, schema.clone(), &mut it).unwrap();
+        assert!(!store.disk().contains(&small), "under the target, kept");
+        // Past the target (5 of 8 parts reserved), the next entry goes to disk.
+        let mut held = store.pool.reserve("table");
+        held.try_grow(one * 5).unwrap();
+        let mut it = (0..1).map(|i| Ok(batch(&schema, i * 1000, 1000)));
+        store.put_batches(&big, schema.clone(), &mut it).unwrap();
+        assert!(store.disk().contains(&big), "past the target, written");
+        assert_eq!(store.pool.reserved(), one * 6);
+        match &*store.get(&big).unwrap() {
+            Entry::Batches { batches, .. } => assert_eq!(batches, &vec![batch(&schema, 0, 1000)]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn an_entry_larger_than_its_share_is_written_through() {
         let dir = tempfile::tempdir().unwrap();
         let schema = schema();

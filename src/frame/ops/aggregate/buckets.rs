@@ -1,17 +1,36 @@
 //! Rows cut into buckets and held until read back in bucket order, in memory
 //! while the pool has room and in spill files when it has not: what a partial
-//! task flushes, and what a final task whose bucket does not fit partitions again.
+//! task flushes, what a shuffle cuts, and what a final task whose bucket does not
+//! fit partitions again.
+//!
+//! Each batch added is sorted by bucket once, and each bucket keeps a slice of
+//! it. Slices share their batch, so no bucket's rows could be freed before every
+//! bucket's were: every few megabytes, each bucket's slices are copied into one
+//! chunk of its own ([`Buckets::compact`]). A bucket is then chunks, which go on
+//! to the reader (the store) as they are, one at a time, with their reservation,
+//! so publishing the buckets never holds their rows twice.
 
 use arrow::array::{RecordBatch, UInt32Array};
-use arrow::compute::take_record_batch;
+use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::SchemaRef;
 
 use crate::error::Result;
 use crate::memory::{batch_memory, Reservation, SpillFile};
 use crate::plan::TaskEnv;
 
+/// Bytes of fresh slices a bucket gathers, on average, before they are copied
+/// into a chunk: a reader of the bucket then reads batches of about this size,
+/// a message each.
+const CHUNK_BYTES: u64 = 256 << 10;
+
+/// Bounds on the bytes of fresh slices held before compacting: the copy holds
+/// them twice for a moment.
+const COMPACT_MIN: u64 = 4 << 20;
+const COMPACT_MAX: u64 = 32 << 20;
+
 /// What a bucket holds, in order.
 enum Held {
+    /// Chunks: batches of this bucket's rows alone.
     Memory(Vec<RecordBatch>),
     Spilled(SpillFile),
 }
@@ -20,8 +39,14 @@ enum Held {
 pub struct Buckets {
     schema: SchemaRef,
     buckets: Vec<Vec<Held>>,
-    /// Bytes each bucket holds in memory.
-    in_memory: Vec<u64>,
+    /// Each bucket's slices of the batches added since the last compaction
+    /// (which they share, so that none is freed before all are).
+    fresh: Vec<Vec<RecordBatch>>,
+    /// Bytes of the batches the fresh slices share.
+    fresh_bytes: u64,
+    /// Fresh bytes that start a compaction.
+    compact_at: u64,
+    /// Everything held in memory: chunks and the fresh batches.
     held: Reservation,
 }
 
@@ -32,7 +57,9 @@ impl Buckets {
         Buckets {
             schema,
             buckets: (0..n).map(|_| Vec::new()).collect(),
-            in_memory: vec![0; n],
+            fresh: (0..n).map(|_| Vec::new()).collect(),
+            fresh_bytes: 0,
+            compact_at: (n as u64 * CHUNK_BYTES).clamp(COMPACT_MIN, COMPACT_MAX),
             held: env.pool.reserve(name),
         }
     }
@@ -68,86 +95,137 @@ impl Buckets {
             take_record_batch(batch, &UInt32Array::from(order))?
         };
         let bytes = batch_memory(&sorted);
-        // Entries of the store go to disk first: each is written once and read
-        // once, where buckets spilled here would be written again when the task
-        // publishes them.
+        self.make_room(env, bytes)?;
+        for b in 0..n {
+            let rows = starts[b + 1] - starts[b];
+            if rows > 0 {
+                self.fresh[b].push(sorted.slice(starts[b], rows));
+            }
+        }
+        self.fresh_bytes += bytes;
+        if self.fresh_bytes >= self.compact_at {
+            self.compact(env)?;
+        }
+        Ok(())
+    }
+
+    /// Reserves `bytes` more. Entries of the store go to disk first: each is
+    /// written once and read once, where buckets spilled here would be written
+    /// again when the task publishes them.
+    fn make_room(&mut self, env: &TaskEnv<'_>, bytes: u64) -> Result<()> {
         if env.reserve(&mut self.held, bytes).is_err() {
             self.spill(env)?;
             env.reserve(&mut self.held, bytes)?;
         }
-        for b in 0..n {
-            let rows = starts[b + 1] - starts[b];
-            if rows == 0 {
+        Ok(())
+    }
+
+    /// Copies each bucket's fresh slices into a chunk of its own, freeing the
+    /// batches they shared; spills instead when the pool has no room for the
+    /// copy.
+    fn compact(&mut self, env: &TaskEnv<'_>) -> Result<()> {
+        if self.fresh_bytes == 0 {
+            return Ok(());
+        }
+        if env.reserve(&mut self.held, self.fresh_bytes).is_err() {
+            return self.spill(env);
+        }
+        for (bucket, fresh) in self.buckets.iter_mut().zip(&mut self.fresh) {
+            if fresh.is_empty() {
                 continue;
             }
-            let slice = sorted.slice(starts[b], rows);
-            // The slices share the sorted batch: a bucket's share is counted.
-            self.in_memory[b] += bytes * rows as u64 / sorted.num_rows() as u64;
-            match self.buckets[b].last_mut() {
-                Some(Held::Memory(list)) => list.push(slice),
-                _ => self.buckets[b].push(Held::Memory(vec![slice])),
+            let chunk = concat_batches(&self.schema, fresh.iter())?;
+            fresh.clear();
+            match bucket.last_mut() {
+                Some(Held::Memory(chunks)) => chunks.push(chunk),
+                _ => bucket.push(Held::Memory(vec![chunk])),
             }
         }
+        self.held.shrink(self.fresh_bytes);
+        self.fresh_bytes = 0;
         Ok(())
     }
 
     /// Writes every bucket's batches in memory to spill files.
     fn spill(&mut self, env: &TaskEnv<'_>) -> Result<()> {
-        for (b, bucket) in self.buckets.iter_mut().enumerate() {
-            let Some(Held::Memory(list)) = bucket.last_mut() else {
-                continue;
+        for (bucket, fresh) in self.buckets.iter_mut().zip(&mut self.fresh) {
+            let mut list = match bucket.last_mut() {
+                Some(Held::Memory(chunks)) => std::mem::take(chunks),
+                _ => Vec::new(),
             };
-            let list = std::mem::take(list);
+            list.append(fresh);
+            if list.is_empty() {
+                continue;
+            }
             let file = env.spill.write_batches(&self.schema, &list)?;
-            bucket.pop();
+            if matches!(bucket.last(), Some(Held::Memory(_))) {
+                bucket.pop();
+            }
             bucket.push(Held::Spilled(file));
-            self.in_memory[b] = 0;
         }
+        self.fresh_bytes = 0;
         self.held.resize(0);
         Ok(())
     }
 
-    /// Batches each bucket holds (a spill file counting as one).
+    /// Batches each bucket yields from [`Buckets::into_batches`]: its chunks, one
+    /// a spill file, and one of its fresh slices.
     pub fn counts(&self) -> Vec<usize> {
         self.buckets
             .iter()
-            .map(|b| {
-                b.iter()
+            .zip(&self.fresh)
+            .map(|(bucket, fresh)| {
+                let held: usize = bucket
+                    .iter()
                     .map(|h| match h {
-                        Held::Memory(list) => usize::from(!list.is_empty()),
+                        Held::Memory(chunks) => chunks.len(),
                         Held::Spilled(_) => 1,
                     })
-                    .sum()
+                    .sum();
+                held + usize::from(!fresh.is_empty())
             })
             .collect()
     }
 
-    /// Every bucket's batches, in bucket order, read back from the spill files as
-    /// the iterator goes; what a bucket holds in memory and each spill file come
-    /// as one batch each (so that [`Buckets::counts`] describes what it yields).
-    /// A bucket's slices of many batches are small: whole, a reader of the bucket
-    /// reads a few large batches, not thousands of small ones (which cost it a
-    /// message each, and fragment the heap).
+    /// Every bucket's batches, in bucket order (as [`Buckets::counts`] says),
+    /// read back from the spill files as the iterator goes. A chunk leaves with
+    /// its reservation: the caller holds it from there (the store reserves what
+    /// it keeps as a batch arrives).
     pub fn into_batches<'e>(
         self,
         env: &'e TaskEnv<'_>,
     ) -> impl Iterator<Item = Result<RecordBatch>> + 'e {
-        let schema = self.schema.clone();
-        let held = self.held;
-        self.buckets.into_iter().flatten().flat_map(move |h| {
-            let _ = &held;
-            let out: Vec<Result<RecordBatch>> = match h {
-                Held::Memory(list) if list.is_empty() => Vec::new(),
-                Held::Memory(list) => {
-                    vec![arrow::compute::concat_batches(&schema, &list).map_err(Into::into)]
+        let Buckets {
+            schema,
+            buckets,
+            fresh,
+            mut held,
+            ..
+        } = self;
+        buckets
+            .into_iter()
+            .zip(fresh)
+            .flat_map(|(bucket, fresh)| {
+                let fresh = (!fresh.is_empty()).then_some(Part::Fresh(fresh));
+                bucket
+                    .into_iter()
+                    .flat_map(|h| -> Vec<Part> {
+                        match h {
+                            Held::Memory(chunks) => chunks.into_iter().map(Part::Chunk).collect(),
+                            Held::Spilled(file) => vec![Part::File(file)],
+                        }
+                    })
+                    .chain(fresh)
+            })
+            .map(move |part| match part {
+                Part::Chunk(chunk) => {
+                    held.shrink(batch_memory(&chunk).min(held.size()));
+                    Ok(chunk)
                 }
-                Held::Spilled(file) => vec![env
-                    .spill
-                    .read_batches(&file)
-                    .and_then(|b| Ok(arrow::compute::concat_batches(&schema, &b)?))],
-            };
-            out
-        })
+                Part::File(file) => Ok(concat_batches(&schema, &env.spill.read_batches(&file)?)?),
+                // Held until the last bucket's: they share their batches.
+                Part::Fresh(slices) => Ok(concat_batches(&schema, &slices)?),
+            })
     }
 
     /// The batches of each bucket in turn: what a final task re-partitioning its
@@ -156,18 +234,30 @@ impl Buckets {
         let parts = self
             .buckets
             .into_iter()
-            .map(|bucket| {
-                bucket
+            .zip(self.fresh)
+            .map(|(bucket, fresh)| {
+                let mut parts: Vec<BucketPart> = bucket
                     .into_iter()
                     .map(|h| match h {
                         Held::Memory(list) => BucketPart::Memory(list),
                         Held::Spilled(file) => BucketPart::Spilled(file),
                     })
-                    .collect()
+                    .collect();
+                if !fresh.is_empty() {
+                    parts.push(BucketPart::Memory(fresh));
+                }
+                parts
             })
             .collect();
         (parts, self.held)
     }
+}
+
+/// One batch of [`Buckets::into_batches`], before it is read or copied.
+enum Part {
+    Chunk(RecordBatch),
+    File(SpillFile),
+    Fresh(Vec<RecordBatch>),
 }
 
 /// Part of one bucket's batches.
@@ -176,4 +266,101 @@ pub enum BucketPart {
     Memory(Vec<RecordBatch>),
     /// Batches in a spill file.
     Spilled(SpillFile),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+
+    use super::*;
+    use crate::exec::{DirStore, Environment};
+    use crate::memory::{DiskManager, MemoryPool, SpillCompression, SpillStore};
+    use crate::plan::{Plan, Resources};
+    use crate::sys::CancelToken;
+
+    /// Rows `from..from + rows`, with a name each (so a chunk has string bytes too).
+    fn batch(schema: &SchemaRef, from: i64, rows: i64) -> RecordBatch {
+        let ids = Int64Array::from_iter_values(from..from + rows);
+        let names = StringArray::from_iter_values((from..from + rows).map(|i| format!("r{i}")));
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(names)]).unwrap()
+    }
+
+    /// Cuts 60 batches of 20,000 rows into 5 buckets (by id modulo 5) under a pool
+    /// of `limit` bytes, checking what the pool holds as the buckets are read back;
+    /// returns each bucket's ids, in the order read, and whether anything spilled.
+    fn cut(limit: u64) -> (Vec<Vec<i64>>, bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let store = DirStore::new(&dir.path().join("work")).unwrap();
+        let pool = MemoryPool::new(limit);
+        let spill = SpillStore::new(
+            DiskManager::new(dir.path(), None).unwrap(),
+            SpillCompression::None,
+        );
+        let (resources, cancel, plan) = (Resources::default(), CancelToken::new(), Plan::new());
+        let env = Environment::new(&store, &pool, &spill, &resources);
+        let env = env.task_env(&plan, &cancel, 1, &[]);
+        let mut buckets = Buckets::new(&env, "cut".into(), schema.clone(), 5);
+        let mut added = 0;
+        for i in 0..60 {
+            let b = batch(&schema, i * 20_000, 20_000);
+            added += batch_memory(&b);
+            let of: Vec<u32> = (0..20_000).map(|r| ((i * 20_000 + r) % 5) as u32).collect();
+            buckets.add(&env, &b, &of).unwrap();
+            // The rows are held once, and the fresh slices' batches at most once
+            // more while they are copied into chunks.
+            assert!(
+                pool.reserved() <= added + COMPACT_MIN,
+                "{}",
+                pool.reserved()
+            );
+            assert!(pool.peak_reserved() <= limit);
+        }
+        let spilled = spill.spill_files() > 0;
+        let counts = buckets.counts();
+        let mut read: Vec<Vec<i64>> = vec![Vec::new(); 5];
+        let mut out = Vec::new();
+        let mut batches = buckets.into_batches(&env);
+        for (bucket, &n) in counts.iter().enumerate() {
+            for _ in 0..n {
+                let b = batches.next().unwrap().unwrap();
+                let ids = b.column(0).as_primitive::<Int64Type>();
+                read[bucket].extend(ids.values().iter());
+                // Kept, as the store keeps what it is given.
+                out.push(b);
+            }
+        }
+        assert!(batches.next().is_none(), "more batches than counted");
+        // Every chunk went on with its reservation: what the buckets still hold
+        // is at most the last fresh slices, though every row is held (in `out`).
+        assert!(
+            pool.reserved() <= COMPACT_MIN,
+            "{} still reserved with everything handed on",
+            pool.reserved()
+        );
+        drop(batches);
+        assert_eq!(pool.reserved(), 0);
+        (read, spilled)
+    }
+
+    #[test]
+    fn buckets_hold_rows_once_and_hand_each_chunk_on_with_its_reservation() {
+        let expected: Vec<Vec<i64>> = (0..5)
+            .map(|b| (0..1_200_000).filter(|i| i % 5 == b).collect())
+            .collect();
+        // In memory: compacted into chunks several times over (about 19 MB of rows).
+        let (read, spilled) = cut(1 << 30);
+        assert!(!spilled);
+        assert_eq!(read, expected, "rows in bucket order, in the order added");
+        // Under a tenth of the rows: spilled, and read back the same.
+        let (read, spilled) = cut(2 << 20);
+        assert!(spilled);
+        assert_eq!(read, expected);
+    }
 }

@@ -604,6 +604,42 @@ impl Grouping {
         self.batch(&self.output_schema.clone(), columns)
     }
 
+    /// Every group's result, as [`Grouping::finish`] gives it, in batches of at
+    /// most `rows` groups: the aggregates are evaluated at once (a column each),
+    /// the keys decoded a batch at a time as the iterator goes. The results of
+    /// a large table are then never held whole beside it (at 1e8 nearly distinct
+    /// groups under 1 GiB, two final tasks finishing at once held 0.5 GB more
+    /// than they had reserved).
+    ///
+    /// # Errors
+    /// As [`Grouping::finish`].
+    pub fn finish_in_batches(mut self, rows: usize) -> Result<FinishedGroups> {
+        let Some(keys) = self.keys.take() else {
+            return Ok(FinishedGroups {
+                keys: None,
+                values: self.finish()?.columns().to_vec(),
+                schema: self.output_schema.clone(),
+                rows: usize::MAX,
+                next: 0,
+                total: 1,
+            });
+        };
+        let values = self
+            .accs
+            .iter_mut()
+            .map(|acc| acc.evaluate())
+            .collect::<Result<Vec<_>>>()?;
+        self.accs.clear();
+        Ok(FinishedGroups {
+            total: keys.len(),
+            keys: Some(keys),
+            values,
+            schema: self.output_schema.clone(),
+            rows: rows.max(1),
+            next: 0,
+        })
+    }
+
     fn take_keys(&mut self) -> Result<Vec<ArrayRef>> {
         self.total = 0;
         Ok(match &mut self.keys {
@@ -618,25 +654,77 @@ impl Grouping {
 
     fn batch(&self, schema: &SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
         let rows = columns.first().map_or(0, |c| c.len());
-        let options = RecordBatchOptions::new().with_row_count(Some(rows));
-        // Key columns come back from the row format with their own types, which
-        // may differ from the input's only in nullability.
-        let columns = columns
-            .into_iter()
-            .zip(schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    Ok(arrow::compute::cast(&c, f.data_type())?)
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(RecordBatch::try_new_with_options(
-            schema.clone(),
-            columns,
-            &options,
-        )?)
+        batch_of(schema, columns, rows)
+    }
+}
+
+/// A batch of `schema` from `columns` of `rows` rows.
+fn batch_of(schema: &SchemaRef, columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    // Key columns come back from the row format with their own types, which
+    // may differ from the input's only in nullability.
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| match c.data_type() == f.data_type() {
+            true => Ok(c),
+            false => Ok(arrow::compute::cast(&c, f.data_type())?),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &options,
+    )?)
+}
+
+/// A grouping's results, a batch of groups at a time
+/// ([`Grouping::finish_in_batches`]).
+pub struct FinishedGroups {
+    /// The groups' keys, decoded a batch at a time (none: one group, whose
+    /// keys-less row is all of `values`).
+    keys: Option<GroupKeys>,
+    /// Each aggregate's results, every group's.
+    values: Vec<ArrayRef>,
+    schema: SchemaRef,
+    rows: usize,
+    next: usize,
+    total: usize,
+}
+
+impl FinishedGroups {
+    /// Bytes held: the keys and the evaluated aggregates.
+    pub fn size(&self) -> usize {
+        self.keys.as_ref().map_or(0, GroupKeys::size)
+            + self
+                .values
+                .iter()
+                .map(|v| v.get_array_memory_size())
+                .sum::<usize>()
+    }
+
+    fn batch(&self, start: usize, end: usize) -> Result<RecordBatch> {
+        let mut columns = match &self.keys {
+            Some(keys) => keys.columns_of(start..end)?,
+            None => Vec::new(),
+        };
+        columns.extend(self.values.iter().map(|v| v.slice(start, end - start)));
+        batch_of(&self.schema, columns, end - start)
+    }
+}
+
+impl Iterator for FinishedGroups {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        // A grouping without groups still gives one (empty) batch, as `finish`.
+        if self.next >= self.total && !(self.next == 0 && self.total == 0) {
+            return None;
+        }
+        let start = self.next;
+        let end = self.total.min(start.saturating_add(self.rows));
+        self.next = end.max(1);
+        Some(self.batch(start, end))
     }
 }
 

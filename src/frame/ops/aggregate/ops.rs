@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::buckets::{BucketPart, Buckets};
 use super::keys::{bucket_of, KeyHasher, CODED_COLUMNS};
-use super::{GroupBy, Grouping};
+use super::{FinishedGroups, GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
 use crate::frame::ops::pipeline::Pipeline;
 use crate::frame::read::{for_each_batch_as, reading};
@@ -270,10 +270,14 @@ pub const SUB_BUCKETS: u32 = 16;
 /// Levels of cutting at most: 16⁸ parts of a bucket.
 const MAX_LEVELS: u32 = 8;
 
+/// Groups a final task's results go out in a batch.
+const RESULT_ROWS: usize = 1 << 16;
+
 /// A finished part of a bucket's groups.
 enum Finished {
-    /// Results and their reservation.
-    Memory(RecordBatch, Reservation),
+    /// A whole bucket's groups, whose results are made a batch at a time as they
+    /// go out, and the table's reservation.
+    Memory(Box<FinishedGroups>, Reservation),
     Spilled(SpillFile),
 }
 
@@ -308,23 +312,22 @@ impl Operation for GroupFinal {
         finisher.finish(&mut batches, 0)?;
         let schema = self.post.schema(&output)?;
         let finished = std::mem::take(&mut finisher.finished);
-        let mut results = finished.into_iter().flat_map(|f| {
-            let batches: Vec<Result<RecordBatch>> = match f {
-                // The batch's reservation passes to the store, which reserves
-                // what it holds as the batch arrives.
-                Finished::Memory(b, held) => {
-                    drop(held);
-                    vec![Ok(b)]
+        let mut results = finished
+            .into_iter()
+            .flat_map(|f| -> Box<dyn Iterator<Item = Result<RecordBatch>>> {
+                match f {
+                    // The table stays reserved until its last batch is out: the
+                    // keys are decoded from it batch by batch.
+                    Finished::Memory(groups, held) => Box::new(groups.inspect(move |_| {
+                        let _ = &held;
+                    })),
+                    Finished::Spilled(file) => match env.spill.read_batches(&file) {
+                        Ok(list) => Box::new(list.into_iter().map(Ok)),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    },
                 }
-                Finished::Spilled(file) => match env.spill.read_batches(&file) {
-                    Ok(list) => list.into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(e)],
-                },
-            };
-            batches
-                .into_iter()
-                .map(|b| b.and_then(|b| self.post.apply(b, &schema)))
-        });
+            })
+            .map(|b| b.and_then(|b| self.post.apply(b, &schema)));
         match &self.sink {
             Some(output) => publish_part(env, output, &task.output, schema.clone(), &mut results),
             None => env
@@ -360,8 +363,11 @@ impl Finisher<'_, '_> {
             env.cancel.check()?;
             grouping.merge(&batch?)?;
             let size = grouping.size() as u64;
-            let fits = size <= self.op.table_bytes
-                && table.try_grow(size.saturating_sub(table.size())).is_ok();
+            // Entries of the store go to disk before the bucket is cut: what they
+            // hold is written once and read once either way, where a cut bucket
+            // is written and read again at each level.
+            let more = size.saturating_sub(table.size());
+            let fits = size <= self.op.table_bytes && env.reserve(&mut table, more).is_ok();
             if fits || self.op.spec.keys.is_empty() {
                 continue;
             }
@@ -369,9 +375,10 @@ impl Finisher<'_, '_> {
                 return Err(Error::MemoryLimit {
                     requested: size,
                     reserved: env.pool.reserved(),
-                    limit: env.pool.limit(),
+                    limit: env.pool.capacity(),
                     consumer: format!(
-                        "group_final {}: a bucket cut {MAX_LEVELS} times over still does not                          fit; the groups' states alone are larger than the limit allows",
+                        "group_final {}: a bucket cut {MAX_LEVELS} times over still does not \
+                         fit; the groups' states alone are larger than the limit allows",
                         self.task
                     ),
                     top: env.pool.top_consumers(),
@@ -416,16 +423,16 @@ impl Finisher<'_, '_> {
             }
             return Ok(());
         }
-        let result = grouping.finish()?;
-        drop(grouping);
         // A part of a cut bucket goes to disk: the parts together are the bucket,
-        // which did not fit. A whole bucket's results stay reserved until they are
-        // published (the table's reservation becomes theirs: they were built from
-        // it, and are about its size).
+        // which did not fit. A whole bucket's groups stay in their table, reserved,
+        // until their results are published.
         self.finished.push(if level == 0 {
-            table.resize(crate::memory::batch_memory(&result));
-            Finished::Memory(result, table)
+            let groups = grouping.finish_in_batches(RESULT_ROWS)?;
+            table.resize(groups.size() as u64);
+            Finished::Memory(Box::new(groups), table)
         } else {
+            let result = grouping.finish()?;
+            drop(grouping);
             drop(table);
             Finished::Spilled(env.spill.write_batches(&result.schema(), &[result])?)
         });

@@ -976,3 +976,57 @@ fn a_csv_partitions_reader_holds_a_reservation() {
     let peak = ctx.pool.peak_reserved();
     assert!(peak >= reader, "peak {peak}, reader {reader}");
 }
+
+#[test]
+fn a_finished_table_gives_its_results_a_batch_at_a_time_as_finish_does_at_once() {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::Grouping;
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("v", DataType::Float64, true),
+    ]));
+    let keys: Vec<Option<String>> = (0..1000)
+        .map(|i| (i % 7 != 0).then(|| format!("key {}", i % 300)))
+        .collect();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(keys)),
+            Arc::new(Float64Array::from_iter((0..1000).map(|i| Some(i as f64)))),
+        ],
+    )
+    .unwrap();
+    let aggs = vec![
+        call(AggFunc::Sum, &["v"], "s"),
+        call(AggFunc::Size, &[], "n"),
+        call(AggFunc::Median, &["v"], "m"),
+    ];
+    for keyed in [true, false] {
+        let spec = spec(if keyed { &["k"] } else { &[] }, aggs.clone());
+        for input in [Some(&batch), None] {
+            let grouped = || {
+                let mut g = Grouping::new(&spec, &schema).unwrap();
+                if let Some(b) = input {
+                    g.update(b).unwrap();
+                }
+                g
+            };
+            let whole = grouped().finish().unwrap();
+            let parts: Vec<RecordBatch> = grouped()
+                .finish_in_batches(37)
+                .unwrap()
+                .collect::<crate::Result<_>>()
+                .unwrap();
+            assert!(parts.iter().all(|p| p.num_rows() <= 37));
+            // No rows still give a batch: one row without keys, none with them.
+            assert!(!parts.is_empty());
+            let joined = arrow::compute::concat_batches(&whole.schema(), &parts).unwrap();
+            assert_eq!(joined, whole, "keyed {keyed}, input {}", input.is_some());
+        }
+    }
+}

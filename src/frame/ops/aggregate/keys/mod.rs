@@ -588,6 +588,15 @@ impl GroupKeys {
         })
     }
 
+    /// The keys of groups `range`, as columns.
+    ///
+    /// # Errors
+    /// Row decoding errors.
+    pub fn columns_of(&self, range: std::ops::Range<usize>) -> Result<Vec<ArrayRef>> {
+        let order: Vec<u32> = (range.start as u32..range.end as u32).collect();
+        self.columns(Some(&order))
+    }
+
     /// Forgets every key, keeping the allocations' capacity for the next ones
     /// only up to what a fresh table would grow to soon.
     pub fn clear(&mut self) {
