@@ -22,6 +22,14 @@
 //! Without it, a limit of a few MiB was passed by the threads starting, and jobs
 //! that reserved kilobytes were cancelled. RSS is read through a seam ([`MemoryMonitor::with_rss_source`]) so tests can drive
 //! every threshold without allocating gigabytes.
+//!
+//! Memory a task frees stays in RSS until the allocator hands it back, so the heap
+//! is trimmed ([`release_free_heap`], through the seam
+//! [`MemoryMonitor::with_heap_release`]): at a check past spill (at most once a
+//! second), after every entry the monitor spills (else RSS never shows what the
+//! spill freed, and entry after entry goes to disk), and when a reservation grows
+//! while RSS is past pause (at most once a second: a task runs for seconds between
+//! two checks).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
