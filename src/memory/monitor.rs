@@ -437,10 +437,11 @@ impl MemoryMonitor {
         // does not count twice in RSS. So is what a task freed since the last
         // admission, which the monitor would see only at the next one: a final
         // task of q10 at 1e8 rows runs for seconds, and between admissions RSS
-        // rose 0.25 GB past the spill threshold, to 0.96 of the limit. Only past
-        // the pause threshold: each trim makes the pages it hands back fault in
-        // again when reused, which cost q10 about a tenth of its time when a
-        // table's growth trimmed past the spill threshold.
+        // reached 0.9 of the limit (once past terminate) while every sample the
+        // monitor took stayed at the spill threshold. Only past the pause
+        // threshold: each trim makes the pages it hands back fault in again when
+        // reused; trimming past the spill threshold made q10 about a tenth
+        // slower.
         let pause = self.rss_threshold(self.thresholds.pause);
         if (spilled || self.rss(false) > pause) && self.may_trim() {
             (self.release_heap)();
