@@ -309,3 +309,25 @@ fn discrete_quantiles_write_duckdbs_answer() {
         ],
     );
 }
+
+#[test]
+fn a_whole_table_aggregate_of_an_input_larger_than_the_limit_writes_one_row() {
+    // Its one result row was once sized as its input: the task appending it to
+    // the output was refused as needing more than half the limit.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = table_csv(dir.path(), 200_000);
+    assert!(std::fs::metadata(&csv).unwrap().len() > 4 << 20);
+    let out = dir.path().join("out.parquet");
+    let sql = "SELECT count(*) AS n, sum(v1) AS s, max(id1) AS m, avg(v3) AS a FROM '{t}'"
+        .replace("{t}", &csv.display().to_string());
+    blockwise_ok([
+        "sql",
+        &sql,
+        "-o",
+        out.to_str().unwrap(),
+        "--memory-limit",
+        "4MiB",
+    ]);
+    assert_eq!(compare(&sql, &out).trim(), "same");
+    assert_no_temps(dir.path());
+}

@@ -152,6 +152,15 @@ impl AggFunc {
         matches!(self, AggFunc::First { .. } | AggFunc::Last { .. })
     }
 
+    /// Whether a group's state grows with its rows (it holds their values),
+    /// rather than being a few numbers.
+    pub fn state_grows(&self) -> bool {
+        matches!(
+            self,
+            AggFunc::Median | AggFunc::Quantile { .. } | AggFunc::QuantileDisc { .. }
+        )
+    }
+
     /// Checks that the function takes arguments of `types`.
     ///
     /// # Errors

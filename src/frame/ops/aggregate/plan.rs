@@ -29,6 +29,11 @@ const GROUP_BYTES_PER_INPUT_BYTE: u64 = 3;
 /// Buckets at most: each is a task reading a slice of every partial.
 const MAX_BUCKETS: u64 = 4096;
 
+/// What the final task of an aggregation without keys yields (one row), and
+/// holds when no state grows with the rows (one group, merged from one state
+/// row a partial).
+const ONE_GROUP_BYTES: u64 = 64 << 10;
+
 /// What an aggregation's plan is sized for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupSizing {
@@ -96,6 +101,22 @@ impl Partials {
         // A dataset of its own each time: rows read twice (a query used twice)
         // get finals twice, never two tasks publishing one entry.
         let groups_id = intermediate(plan, GROUPS);
+        // What a bucket's final task holds, and the part it yields (what a
+        // task writing that part sizes itself by). Without keys the result is
+        // one row whatever the input's size: sized as the input, `SELECT
+        // count(*)` of a 5 GB file was refused under a 1 GiB limit.
+        let keyless = self.spec.keys.is_empty();
+        let part_bytes = match keyless {
+            true => ONE_GROUP_BYTES,
+            false => self.per_bucket,
+        };
+        let memory_bytes = match keyless && !self.spec.aggs.iter().any(|a| a.func.state_grows()) {
+            true => ONE_GROUP_BYTES,
+            false => self
+                .sizing
+                .final_bytes()
+                .min(self.per_bucket.saturating_mul(GROUP_BYTES_PER_INPUT_BYTE)),
+        };
         Ok((0..self.buckets)
             .map(|b| {
                 let op = GroupFinal {
@@ -110,17 +131,14 @@ impl Partials {
                 let id = plan.push(Task {
                     inputs: self.partials.iter().map(|(r, _)| r.clone()).collect(),
                     deps: self.partials.iter().map(|(_, t)| *t).collect(),
-                    memory_bytes: self
-                        .sizing
-                        .final_bytes()
-                        .min(self.per_bucket.saturating_mul(GROUP_BYTES_PER_INPUT_BYTE)),
-                    unit_bytes: self.per_bucket,
+                    memory_bytes,
+                    unit_bytes: part_bytes,
                     ..Task::new(OpSpec::of(&op), output.clone(), TaskKind::Compute)
                 });
                 Part {
                     data: output,
                     task: Some(id),
-                    bytes: self.per_bucket,
+                    bytes: part_bytes,
                 }
             })
             .collect())
