@@ -32,7 +32,7 @@ const MAX_BUCKETS: u64 = 4096;
 /// What the final task of an aggregation without keys yields (one row), and
 /// holds when no state grows with the rows (one group, merged from one state
 /// row a partial).
-const ONE_GROUP_BYTES: u64 = 64 << 10;
+const ONE_GROUP_BYTES: u64 = 4 << 10;
 
 /// What an aggregation's plan is sized for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,11 +107,11 @@ impl Partials {
         // count(*)` of a 5 GB file was refused under a 1 GiB limit.
         let keyless = self.spec.keys.is_empty();
         let part_bytes = match keyless {
-            true => ONE_GROUP_BYTES,
+            true => ONE_GROUP_BYTES.min(self.sizing.final_bytes()),
             false => self.per_bucket,
         };
         let memory_bytes = match keyless && !self.spec.aggs.iter().any(|a| a.func.state_grows()) {
-            true => ONE_GROUP_BYTES,
+            true => part_bytes,
             false => self
                 .sizing
                 .final_bytes()

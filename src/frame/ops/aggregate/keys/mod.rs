@@ -37,12 +37,12 @@ use arrow::datatypes::{
     ArrowNativeType, ByteArrayType, DataType, GenericBinaryType, GenericStringType, IntervalUnit,
 };
 use arrow::row::{RowConverter, Rows, SortField};
-use hashbrown::HashTable;
-
 mod codes;
+mod table;
 
 use self::codes::Codes;
 pub use self::codes::CODED_COLUMNS;
+use self::table::{Entry, Probe, Table, AHEAD, VACANT};
 
 use crate::error::{Error, Result};
 
@@ -292,14 +292,14 @@ impl KeyHasher {
 pub struct GroupKeys {
     layout: Layout,
     /// The row format's keys: group numbers, tagged with their hash.
-    table: HashTable<Tagged>,
+    table: Table<Tagged>,
     /// One-column string keys, with their hash and first bytes in the slot:
     /// most probes then touch only the slot, not the key bytes.
-    short: HashTable<Slot>,
+    short: Table<Slot>,
     /// One-column integer keys with their group: 16 bytes a slot, half a
     /// string slot, as the table of 100,000 keys of db-benchmark's `id6`
     /// outgrows a core's cache.
-    ints: HashTable<(u64, u32)>,
+    ints: Table<IntSlot>,
     hashes: Vec<u64>,
     /// Every group's key as bytes (the row format's, a string's, or an
     /// integer's 8 bytes little-endian; empty for NULL): `ends[g]` is where
@@ -333,9 +333,9 @@ impl GroupKeys {
     pub fn new(types: &[DataType]) -> Result<GroupKeys> {
         Ok(GroupKeys {
             layout: Layout::of(types)?,
-            table: HashTable::new(),
-            short: HashTable::new(),
-            ints: HashTable::new(),
+            table: Table::new(),
+            short: Table::new(),
+            ints: Table::new(),
             hashes: Vec::new(),
             ends: Vec::new(),
             arena: Vec::new(),
@@ -367,9 +367,9 @@ impl GroupKeys {
         self.arena.capacity()
             + self.hashes.capacity() * 8
             + self.ends.capacity() * 8
-            + self.table.capacity() * (std::mem::size_of::<Tagged>() + 1)
-            + self.short.capacity() * (std::mem::size_of::<Slot>() + 1)
-            + self.ints.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+            + self.table.size()
+            + self.short.size()
+            + self.ints.size()
             + self.rows.as_ref().map_or(0, Rows::size)
             + converter
             + self.remap.as_ref().map_or(0, |(_, r)| r.capacity() * 4)
@@ -383,9 +383,13 @@ impl GroupKeys {
 
     /// The next group's number.
     fn next_group(&self) -> Result<u32> {
-        u32::try_from(self.hashes.len()).map_err(|_| {
-            Error::Usage("group by: more than 4 294 967 295 groups in one task".into())
-        })
+        // The last number marks a vacant slot.
+        match u32::try_from(self.hashes.len()) {
+            Ok(g) if g != VACANT => Ok(g),
+            _ => Err(Error::Usage(
+                "group by: more than 4 294 967 294 groups in one task".into(),
+            )),
+        }
     }
 
     /// The group of the NULL key, numbered now if it is new.
@@ -411,9 +415,9 @@ impl GroupKeys {
 
     /// The group of one-column key `bytes` (hash `h`), numbered now if it is new.
     fn short_group(&mut self, bytes: &[u8], h: u64) -> Result<u32> {
-        let slot = Slot::new(bytes, h, 0)?;
+        let slot = Slot::new(bytes, h, VACANT)?;
         let (arena, ends) = (&self.arena, &self.ends);
-        let found = self.short.find(h, |s| {
+        let probe = self.short.find(h, |s| {
             s.hash == h
                 && s.len == slot.len
                 && s.head == slot.head
@@ -423,25 +427,27 @@ impl GroupKeys {
                     &arena[start..ends[g]] == bytes
                 })
         });
-        if let Some(s) = found {
-            return Ok(s.group);
+        match probe {
+            Probe::Found(g) => Ok(g),
+            Probe::Vacant(at) => {
+                let g = self.push_group(bytes, h)?;
+                self.short.insert(at, Slot { group: g, ..slot });
+                Ok(g)
+            }
         }
-        let g = self.push_group(bytes, h)?;
-        self.short
-            .insert_unique(h, Slot { group: g, ..slot }, |s| s.hash);
-        Ok(g)
     }
 
-    /// The group of one-column integer key `value`, numbered now if it is new.
-    fn int_group(&mut self, value: u64) -> Result<u32> {
-        let h = int_hash(value, 0);
-        if let Some(&(_, g)) = self.ints.find(h, |&(v, _)| v == value) {
-            return Ok(g);
+    /// The group of one-column integer key `value` (hash `h`), numbered now if
+    /// it is new.
+    fn int_group(&mut self, value: u64, h: u64) -> Result<u32> {
+        match self.ints.find(h, |s| s.value == value) {
+            Probe::Found(g) => Ok(g),
+            Probe::Vacant(at) => {
+                let g = self.push_group(&value.to_le_bytes(), h)?;
+                self.ints.insert(at, IntSlot { value, group: g });
+                Ok(g)
+            }
         }
-        let g = self.push_group(&value.to_le_bytes(), h)?;
-        self.ints
-            .insert_unique(h, (value, g), |&(v, _)| int_hash(v, 0));
-        Ok(g)
     }
 
     /// The group of row-format key `bytes` (hash `h`), numbered now if it is new.
@@ -453,19 +459,16 @@ impl GroupKeys {
             &arena[start..ends[g]]
         };
         let tag = Tagged::tag(h);
-        let found = self
-            .table
-            .find(Tagged::spread(tag), |t| {
-                t.tag == tag && key_of(t.group) == bytes
-            })
-            .map(|t| t.group);
-        if let Some(g) = found {
-            return Ok(g);
+        match self.table.find(Tagged::spread(tag), |t| {
+            t.tag == tag && key_of(t.group) == bytes
+        }) {
+            Probe::Found(g) => Ok(g),
+            Probe::Vacant(at) => {
+                let g = self.push_group(bytes, h)?;
+                self.table.insert(at, Tagged { tag, group: g });
+                Ok(g)
+            }
         }
-        let g = self.push_group(bytes, h)?;
-        self.table
-            .insert_unique(Tagged::spread(tag), Tagged { tag, group: g }, Tagged::hash);
-        Ok(g)
     }
 
     /// The group number of each row of `columns` (the key columns), numbering
@@ -498,28 +501,41 @@ impl GroupKeys {
         out.reserve(n);
         match &self.layout {
             Layout::Int(_) => {
-                self.ints.reserve(n.min(1 << 16), |&(v, _)| int_hash(v, 0));
-                for v in int_values(columns[0].as_ref())? {
+                let values = int_values(columns[0].as_ref())?;
+                let hashes: Vec<u64> = values
+                    .iter()
+                    .map(|v| v.map_or(0, |v| int_hash(v, 0)))
+                    .collect();
+                for (i, (v, &h)) in values.iter().zip(&hashes).enumerate() {
+                    if let Some(&ahead) = hashes.get(i + AHEAD) {
+                        self.ints.prefetch(ahead);
+                    }
                     let g = match v {
                         None => self.null_group()?,
-                        Some(v) => self.int_group(v)?,
+                        Some(v) => self.int_group(*v, h)?,
                     };
                     out.push(g);
                 }
             }
             Layout::Bytes(_) => {
-                self.short.reserve(n.min(1 << 16), |s| s.hash);
                 let column = columns[0].clone();
-                for v in byte_values(column.as_ref()) {
+                let values = byte_values(column.as_ref());
+                let hashes: Vec<u64> = values
+                    .iter()
+                    .map(|v| v.map_or(0, |v| key_hash(v, 0)))
+                    .collect();
+                for (i, (v, &h)) in values.iter().zip(&hashes).enumerate() {
+                    if let Some(&ahead) = hashes.get(i + AHEAD) {
+                        self.short.prefetch(ahead);
+                    }
                     let g = match v {
                         None => self.null_group()?,
-                        Some(bytes) => self.short_group(bytes, key_hash(bytes, 0))?,
+                        Some(bytes) => self.short_group(bytes, h)?,
                     };
                     out.push(g);
                 }
             }
             Layout::Rows(converter) => {
-                self.table.reserve(n.min(1 << 16), Tagged::hash);
                 let mut rows = match self.rows.take() {
                     Some(mut rows) => {
                         rows.clear();
@@ -528,9 +544,12 @@ impl GroupKeys {
                     None => converter.empty_rows(n, 0),
                 };
                 converter.append(&mut rows, columns)?;
-                for row in rows.iter() {
-                    let bytes = row.as_ref();
-                    out.push(self.byte_group(bytes, key_hash(bytes, 0))?);
+                let hashes: Vec<u64> = rows.iter().map(|r| key_hash(r.as_ref(), 0)).collect();
+                for (i, (row, &h)) in rows.iter().zip(&hashes).enumerate() {
+                    if let Some(&ahead) = hashes.get(i + AHEAD) {
+                        self.table.prefetch(Tagged::spread(Tagged::tag(ahead)));
+                    }
+                    out.push(self.byte_group(row.as_ref(), h)?);
                 }
                 self.rows = Some(rows);
             }
@@ -600,9 +619,9 @@ impl GroupKeys {
     /// Forgets every key, keeping the allocations' capacity for the next ones
     /// only up to what a fresh table would grow to soon.
     pub fn clear(&mut self) {
-        self.table = HashTable::new();
-        self.short = HashTable::new();
-        self.ints = HashTable::new();
+        self.table = Table::new();
+        self.short = Table::new();
+        self.ints = Table::new();
         self.hashes = Vec::new();
         self.ends = Vec::new();
         self.arena = Vec::new();
@@ -632,9 +651,9 @@ struct Tagged {
 }
 
 impl Tagged {
-    /// The tag of a key of hash `h`: its high half (hashbrown places by the low
-    /// bits and filters by the top 7 of the hash it is given, made by
-    /// [`Tagged::spread`] from all 32).
+    /// The tag of a key of hash `h`: its high half. A final task's keys share
+    /// the top bits of their hash (their bucket's, [`bucket_of`]); the table
+    /// places by the low bits of [`Tagged::spread`], made from all 32.
     fn tag(h: u64) -> u32 {
         (h >> 32) as u32
     }
@@ -644,9 +663,43 @@ impl Tagged {
     fn spread(tag: u32) -> u64 {
         u64::from(tag).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
+}
+
+impl Entry for Tagged {
+    const EMPTY: Tagged = Tagged {
+        tag: 0,
+        group: VACANT,
+    };
+
+    fn group(&self) -> u32 {
+        self.group
+    }
 
     fn hash(&self) -> u64 {
         Self::spread(self.tag)
+    }
+}
+
+/// A one-column integer key in the table, with its group; its hash is made
+/// again when the table grows (cheaper than a slot half as large again).
+#[derive(Debug, Clone, Copy)]
+struct IntSlot {
+    value: u64,
+    group: u32,
+}
+
+impl Entry for IntSlot {
+    const EMPTY: IntSlot = IntSlot {
+        value: 0,
+        group: VACANT,
+    };
+
+    fn group(&self) -> u32 {
+        self.group
+    }
+
+    fn hash(&self) -> u64 {
+        int_hash(self.value, 0)
     }
 }
 
@@ -658,6 +711,23 @@ struct Slot {
     group: u32,
     len: u32,
     head: [u8; SLOT_BYTES],
+}
+
+impl Entry for Slot {
+    const EMPTY: Slot = Slot {
+        hash: 0,
+        group: VACANT,
+        len: 0,
+        head: [0; SLOT_BYTES],
+    };
+
+    fn group(&self) -> u32 {
+        self.group
+    }
+
+    fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 impl Slot {
