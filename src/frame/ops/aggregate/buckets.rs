@@ -48,6 +48,8 @@ pub struct Buckets {
     compact_at: u64,
     /// Everything held in memory: chunks and the fresh batches.
     held: Reservation,
+    /// Bytes held in memory at most, whatever the pool has.
+    budget: u64,
 }
 
 impl Buckets {
@@ -61,7 +63,21 @@ impl Buckets {
             fresh_bytes: 0,
             compact_at: (n as u64 * CHUNK_BYTES).clamp(COMPACT_MIN, COMPACT_MAX),
             held: env.pool.reserve(name),
+            budget: u64::MAX,
         }
+    }
+
+    /// The buckets spilling whenever they would hold more than `budget` bytes
+    /// in memory, not only when the pool is short: tasks running together then
+    /// each keep their share, and none is left unable to reserve because
+    /// another holds the pool in batches only it can spill.
+    pub fn set_budget(&mut self, budget: u64) {
+        self.budget = budget;
+    }
+
+    /// Whether holding `bytes` more would pass the budget.
+    fn over_budget(&self, bytes: u64) -> bool {
+        self.held.size().saturating_add(bytes) > self.budget
     }
 
     /// Adds `batch`'s rows to the buckets `of` names, one a row (rows keep their
@@ -113,7 +129,7 @@ impl Buckets {
     /// written once and read once, where buckets spilled here would be written
     /// again when the task publishes them.
     fn make_room(&mut self, env: &TaskEnv<'_>, bytes: u64) -> Result<()> {
-        if env.reserve(&mut self.held, bytes).is_err() {
+        if self.over_budget(bytes) || env.reserve(&mut self.held, bytes).is_err() {
             self.spill(env)?;
             env.reserve(&mut self.held, bytes)?;
         }
@@ -127,7 +143,9 @@ impl Buckets {
         if self.fresh_bytes == 0 {
             return Ok(());
         }
-        if env.reserve(&mut self.held, self.fresh_bytes).is_err() {
+        if self.over_budget(self.fresh_bytes)
+            || env.reserve(&mut self.held, self.fresh_bytes).is_err()
+        {
             return self.spill(env);
         }
         for (bucket, fresh) in self.buckets.iter_mut().zip(&mut self.fresh) {

@@ -2,13 +2,16 @@
 //!
 //! A plan aggregates in two steps ([`plan::add_partials`], [`plan::Partials::finals`]):
 //!
-//! 1. `group_partial`, a task per input partition: its rows go into a table of
-//!    groups (keys encoded in Arrow's row format, [`keys::GroupKeys`]) with one
-//!    state a group and aggregate ([`accumulator`]). When the table outgrows its
-//!    reservation it is flushed: its states, cut into buckets by key hash, are kept
-//!    and the table starts again. Low-cardinality keys flush once, at the end, a
-//!    row a group; high-cardinality keys flush often, and the partial step then
-//!    costs a hash and a copy, not memory.
+//! 1. `group_partial`, a task per run of input partitions (eight at least, up
+//!    to a GiB each: the more rows a table sees, the more it reduces): its rows
+//!    go into a table of groups ([`keys::GroupKeys`]) with one state a group and
+//!    aggregate ([`accumulator`]). When the table outgrows its reservation it is
+//!    flushed: its states, cut into buckets by key hash, are kept and the table
+//!    starts again. Low-cardinality keys flush once, at the end, a row a group.
+//!    Keys nearly all distinct in the first rows, from a domain larger than the
+//!    task's table holds (db-benchmark's q10), skip the table: each row goes on
+//!    as its own group's states, and the partial step costs a hash and a copy,
+//!    not memory.
 //! 2. `group_final`, a task per bucket: it merges that bucket's states from every
 //!    partition. A bucket holds about 1/B of the groups, B chosen from the input's
 //!    size so that one fits a task's share of the limit even when every row is its

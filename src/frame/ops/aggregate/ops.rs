@@ -16,7 +16,7 @@ use arrow::ipc::reader::FileReader;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::{BucketPart, Buckets};
-use super::keys::{bucket_of, KeyHasher, CODED_COLUMNS};
+use super::keys::{bucket_of, estimated_keys, KeyHasher, CODED_COLUMNS};
 use super::{FinishedGroups, GroupBy, Grouping};
 use crate::error::{Error, IoResultExt, Result};
 use crate::frame::ops::pipeline::Pipeline;
@@ -36,7 +36,19 @@ const PROBE_ROWS: usize = 100_000;
 /// grouping. DataFusion skips the partial aggregation the same way, at the same
 /// ratio: keys of medium cardinality (100,000 values, 63% of them seen in the
 /// first 100,000 rows) still pay for a table over a task's million rows.
+///
+/// Unless the keys, however many of the first rows they leave distinct, come
+/// from a domain whose table the task holds whole ([`DOMAIN_SLACK`]): every
+/// row past the first of its key is then one fewer for the final tasks.
 const DISTINCT_RATIO: f64 = 0.8;
+
+/// How much larger than the partial table's budget the table of every key of
+/// the domain may look, measured from the first rows' table (whose slots and
+/// state vectors are up to twice what they hold), and still be kept: a
+/// million keys of db-benchmark's `id3` look 160 MB from the first 100,000
+/// rows and take 115 MB. A table kept wrongly fills and is flushed with
+/// nearly as many groups as rows, and the task passes rows on from there.
+const DOMAIN_SLACK: f64 = 2.0;
 
 /// The schema metadata key of a partial entry's batches a bucket (JSON list).
 pub const BUCKETS: &str = "blockwise.group.buckets";
@@ -76,6 +88,10 @@ impl Operation for GroupPartial {
             grouping.state_schema().clone(),
             self.buckets.max(1) as usize,
         );
+        // The task's projection is the table and its flushed states as much
+        // again; without a table, the states alone. A task passing a GiB of
+        // rows on spills them as it goes.
+        flushed.set_budget(self.table_bytes);
         let flush = |grouping: &mut Grouping, flushed: &mut Buckets| -> Result<()> {
             if grouping.is_empty() {
                 return Ok(());
@@ -90,6 +106,8 @@ impl Operation for GroupPartial {
         // them reduces anything.
         let mut probed: Option<usize> = Some(0);
         let mut distinct = false;
+        // Rows grouped since the table was last flushed.
+        let mut since_flush = 0usize;
         let nkeys = self.spec.keys.len();
         // Without keys there is one group, never nearly distinct ones.
         let hasher = match nkeys {
@@ -105,16 +123,18 @@ impl Operation for GroupPartial {
                 // Nearly every key distinct: each row goes on as its own group's
                 // states, without a table.
                 env.cancel.check()?;
+                flushed.set_budget(2 * self.table_bytes);
                 let states = grouping.row_states(&batch)?;
                 let of = hasher.buckets(&states.columns()[..nkeys], 0, self.buckets.max(1))?;
                 flushed.add(env, &states, &of)?;
                 return Ok(true);
             }
             grouping.update(&batch)?;
+            since_flush += batch.num_rows();
             if let Some(rows) = &mut probed {
                 *rows += batch.num_rows();
                 if *rows >= PROBE_ROWS {
-                    distinct = grouping.len() as f64 > DISTINCT_RATIO * *rows as f64;
+                    distinct = !self.keeps_table(grouping.len(), *rows, grouping.size());
                     probed = None;
                 }
             }
@@ -123,6 +143,10 @@ impl Operation for GroupPartial {
                 && size <= self.table_bytes
                 && table.try_grow(size.saturating_sub(table.size())).is_ok();
             if !fits {
+                // A table full of nearly as many groups as rows: the keys come
+                // from a domain larger than it holds.
+                distinct |= grouping.len() as f64 > DISTINCT_RATIO * since_flush as f64;
+                since_flush = 0;
                 flush(&mut grouping, &mut flushed)?;
                 // What the emptied table still holds (its converter, its buffers)
                 // stays reserved; the reservation only shrinks here, never past
@@ -146,6 +170,18 @@ impl Operation for GroupPartial {
 }
 
 impl GroupPartial {
+    /// Whether the table of the first `rows` rows, holding `groups` groups in
+    /// `bytes`, is worth keeping: it reduces them, or the domain its keys
+    /// come from fits the task's budget (see [`DISTINCT_RATIO`]).
+    fn keeps_table(&self, groups: usize, rows: usize, bytes: usize) -> bool {
+        if groups as f64 <= DISTINCT_RATIO * rows as f64 {
+            return true;
+        }
+        let domain = estimated_keys(groups, rows);
+        let per_group = bytes as f64 / groups.max(1) as f64;
+        domain * per_group <= DOMAIN_SLACK * self.table_bytes as f64
+    }
+
     /// The source columns this grouping may read as dictionaries: its string
     /// keys (at most [`CODED_COLUMNS`] of them) that `pre` passes through
     /// untouched and no aggregate reads. Their rows are then grouped on the
@@ -437,5 +473,40 @@ impl Finisher<'_, '_> {
             Finished::Spilled(env.spill.write_batches(&result.schema(), &[result])?)
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::Field;
+
+    fn partial(table_bytes: u64) -> GroupPartial {
+        let schema = Schema::new(vec![Field::new("k", DataType::Utf8, true)]);
+        GroupPartial {
+            spec: GroupBy {
+                keys: vec!["k".into()],
+                aggs: Vec::new(),
+            },
+            pre: Pipeline::default(),
+            input: SerializedSchema::new(&schema),
+            buckets: 4,
+            table_bytes,
+        }
+    }
+
+    #[test]
+    fn a_partial_keeps_its_table_when_it_reduces_or_the_domain_fits() {
+        let mib = 1u64 << 20;
+        // Half the rows repeat a key: kept, whatever the budget.
+        assert!(partial(mib).keeps_table(50_000, 100_000, 10 << 20));
+        // q3 at 1e8 rows: 95% distinct in the first 100,000 rows, from a
+        // domain of a million keys, 160 bytes a group as the first rows'
+        // table holds them: kept under 128 MiB, not under 32 MiB.
+        assert!(partial(128 * mib).keeps_table(95_163, 100_000, 15_200_000));
+        assert!(!partial(32 * mib).keeps_table(95_163, 100_000, 15_200_000));
+        // q10: 50 repeats in 100,000 rows (a domain of 1e8 keys), or none.
+        assert!(!partial(128 * mib).keeps_table(99_950, 100_000, 16_000_000));
+        assert!(!partial(u64::MAX / 4).keeps_table(100_000, 100_000, 16_000_000));
     }
 }

@@ -11,7 +11,7 @@ use arrow::datatypes::SchemaRef;
 use super::{GroupBy, GroupFinal, GroupPartial};
 use crate::error::{Error, Result};
 use crate::frame::ops::pipeline::Pipeline;
-use crate::frame::ops::{gather, gather_target, reading_inputs, Part};
+use crate::frame::ops::{gather_evenly, partial_runs, reading_inputs, Part};
 use crate::plan::Operation;
 use crate::plan::{DataRef, Dataset, DatasetRole, OpSpec, Plan, Task, TaskId, TaskKind};
 use crate::storage::frame::SerializedSchema;
@@ -205,8 +205,8 @@ pub fn add_partials(
         sizing.buckets(input_bytes)
     };
     let table_bytes = sizing.table_bytes();
-    let target = gather_target(input_bytes, sizing.threads, sizing.memory_limit);
-    let partials: Vec<(DataRef, TaskId)> = gather(inputs.to_vec(), target)
+    let runs = partial_runs(input_bytes, sizing.threads);
+    let partials: Vec<(DataRef, TaskId)> = gather_evenly(inputs.to_vec(), runs)
         .iter()
         .enumerate()
         .map(|(i, (run, pre))| {
