@@ -18,6 +18,6 @@ pub use event::{Event, Observer};
 pub use graph::{Dataset, DatasetRole, FileStamp, Plan, PLAN_FORMAT_VERSION};
 pub use operation::{Operation, PreparedOperation, Registry, Resources, TaskEnv};
 pub use projection::check_memory;
-pub use store::{entry_file, BatchStream, DataStore, Entry};
+pub use store::{entry_file, with_metadata, BatchStream, BatchWriter, DataStore, Entry};
 pub use summary::PlanSummary;
 pub use task::{DataRef, OpSpec, Task, TaskId, TaskKind};

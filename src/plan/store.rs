@@ -3,6 +3,7 @@
 //! (in memory with spill for the local executor, a shared directory for `run-task` and
 //! remote workers), so an operation runs the same on either.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -56,6 +57,36 @@ impl Entry {
 /// A stream of record batches read from an entry, without holding them all.
 pub type BatchStream = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
 
+/// A record-batch entry being written: batches go in one at a time, as a task
+/// makes them, and [`BatchWriter::finish`] publishes the entry. Dropped
+/// unfinished, it publishes nothing and leaves no file.
+pub trait BatchWriter {
+    /// Appends `batch` (of the entry's schema, whatever its metadata).
+    ///
+    /// # Errors
+    /// I/O errors writing it (a full disk, a spill quota).
+    fn write(&mut self, batch: RecordBatch) -> Result<()>;
+
+    /// Publishes the entry, its schema's metadata extended by `metadata`: what is
+    /// known only once every batch is written (which batches each bucket has).
+    ///
+    /// # Errors
+    /// As [`BatchWriter::write`].
+    fn finish(self: Box<Self>, metadata: HashMap<String, String>) -> Result<()>;
+}
+
+/// `schema` with `extra` added to its metadata (the same schema when there is
+/// nothing to add): how an entry's schema reads once its writer's late metadata
+/// ([`BatchWriter::finish`]) is known.
+pub fn with_metadata(schema: &SchemaRef, extra: &HashMap<String, String>) -> SchemaRef {
+    if extra.is_empty() {
+        return schema.clone();
+    }
+    let mut meta = schema.metadata().clone();
+    meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Arc::new(schema.as_ref().clone().with_metadata(meta))
+}
+
 /// Where intermediates live while a plan runs.
 ///
 /// Every method takes `&self` and may be called from any thread. Publishing is
@@ -69,9 +100,22 @@ pub trait DataStore: Send + Sync {
     /// I/O errors writing it (a full disk, a spill quota).
     fn put(&self, key: &DataRef, entry: Entry) -> Result<()>;
 
+    /// A writer of an [`Entry::Batches`] of `schema` at `key`, published when it
+    /// finishes, that need not hold its batches: an entry too large to keep in
+    /// memory is written to disk as it arrives, and one `expected_bytes` says
+    /// will be (the caller knows more are coming) from its first batch.
+    ///
+    /// # Errors
+    /// As [`DataStore::put`].
+    fn batch_writer<'s>(
+        &'s self,
+        key: &DataRef,
+        schema: SchemaRef,
+        expected_bytes: u64,
+    ) -> Result<Box<dyn BatchWriter + 's>>;
+
     /// Publishes the batches `batches` yields, of `schema`, at `key` as one
-    /// [`Entry::Batches`], without necessarily holding them all: an entry too large
-    /// to keep in memory is written to disk as it arrives.
+    /// [`Entry::Batches`], through [`DataStore::batch_writer`].
     ///
     /// # Errors
     /// The iterator's errors (nothing is published then); as [`DataStore::put`].
@@ -80,7 +124,13 @@ pub trait DataStore: Send + Sync {
         key: &DataRef,
         schema: SchemaRef,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let mut writer = self.batch_writer(key, schema, 0)?;
+        for batch in batches {
+            writer.write(batch?)?;
+        }
+        writer.finish(HashMap::new())
+    }
 
     /// The entry at `key`.
     ///

@@ -8,6 +8,7 @@
 //! are raw files (`NAME.bin`), small values JSON (`NAME.json`); `NAME` is the
 //! reference's [`DataRef::store_name`].
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::{Error, IoResultExt, Result};
 use crate::memory::{DiskManager, SpillCompression};
-use crate::plan::{BatchStream, DataRef, DataStore, Entry};
+use crate::plan::{with_metadata, BatchStream, BatchWriter, DataRef, DataStore, Entry};
 
 /// Suffix of a file being written; never read as an entry.
 const TEMP_MARK: &str = ".tmp-";
@@ -133,29 +134,24 @@ impl DirStore {
         self.publish(key, ext, |temp| write_file(temp, entry, compression))
     }
 
-    /// Writes the batches `batches` yields as `key`'s entry, one at a time, and
-    /// publishes it; returns the bytes written.
+    /// A writer of `key`'s record-batch entry, of `schema`: a temporary file
+    /// beside the entry's, renamed into place when it finishes.
     ///
     /// # Errors
-    /// The iterator's errors and I/O errors; nothing is published then.
-    pub fn write_batches(
-        &self,
-        key: &DataRef,
-        schema: &SchemaRef,
-        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
-    ) -> Result<u64> {
+    /// I/O errors creating the file.
+    pub fn batch_writer(&self, key: &DataRef, schema: &SchemaRef) -> Result<DirBatchWriter<'_>> {
+        let (path, temp) = self.temp_for(key, "arrow")?;
         let compression = self.compression_now();
-        self.publish(key, "arrow", |temp| {
-            let file = File::create(temp).at(temp)?;
-            let mut out = BufWriter::with_capacity(1 << 20, file);
-            let mut writer = ipc_writer(&mut out, temp, schema, compression)?;
-            for b in batches {
-                writer.write(&b?).map_err(|e| arrow_io(temp, e))?;
-            }
-            writer.finish().map_err(|e| arrow_io(temp, e))?;
-            drop(writer);
-            finish_file(temp, out)
-        })
+        let mut writer = DirBatchWriter {
+            store: self,
+            path,
+            temp,
+            writer: None,
+        };
+        let file = File::create(&writer.temp).at(&writer.temp)?;
+        let out = BufWriter::with_capacity(1 << 20, file);
+        writer.writer = Some(ipc_writer(out, &writer.temp, schema, compression)?);
+        Ok(writer)
     }
 
     /// Runs `write` on a temporary file beside `key`'s entry file, then renames it
@@ -166,6 +162,17 @@ impl DirStore {
         ext: &str,
         write: impl FnOnce(&Path) -> Result<u64>,
     ) -> Result<u64> {
+        let (path, temp) = self.temp_for(key, ext)?;
+        let written = write(&temp).and_then(|n| self.commit(&temp, &path, n));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        written
+    }
+
+    /// The path of `key`'s entry file with extension `ext`, and a temporary path
+    /// beside it (its directory created).
+    fn temp_for(&self, key: &DataRef, ext: &str) -> Result<(PathBuf, PathBuf)> {
         let path = self.path(key, ext);
         let parent = path.parent().unwrap_or(&self.dir);
         std::fs::create_dir_all(parent).at(parent)?;
@@ -175,16 +182,14 @@ impl DirStore {
             std::process::id(),
             NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
         ));
-        let written = write(&temp).and_then(|n| {
-            // A rename replaces an entry another copy of the task published meanwhile:
-            // tasks are deterministic, so both are the same.
-            std::fs::rename(&temp, &path).at(&path)?;
-            Ok(n)
-        });
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        let n = written?;
+        Ok((path, temp))
+    }
+
+    /// Renames the written file `temp` (`n` bytes) into place at `path`.
+    fn commit(&self, temp: &Path, path: &Path, n: u64) -> Result<u64> {
+        // A rename replaces an entry another copy of the task published meanwhile:
+        // tasks are deterministic, so both are the same.
+        std::fs::rename(temp, path).at(path)?;
         self.written.fetch_add(n, Ordering::Relaxed);
         Ok(n)
     }
@@ -275,6 +280,70 @@ fn arrow_io(path: &Path, e: arrow::error::ArrowError) -> Error {
     }
 }
 
+/// A record-batch entry of a [`DirStore`] being written ([`DirStore::batch_writer`]).
+pub struct DirBatchWriter<'a> {
+    store: &'a DirStore,
+    path: PathBuf,
+    temp: PathBuf,
+    /// `None` once finished (or never opened): nothing left to remove.
+    writer: Option<FileWriter<BufWriter<File>>>,
+}
+
+impl DirBatchWriter<'_> {
+    /// Appends `batch`.
+    ///
+    /// # Errors
+    /// I/O errors ([`Error::DiskFull`] among them).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let Some(writer) = &mut self.writer else {
+            return Err(Error::bug("write to a finished entry", self.path.display()));
+        };
+        writer.write(batch).map_err(|e| arrow_io(&self.temp, e))
+    }
+
+    /// Writes the footer, carrying `metadata` (merged into the schema when the
+    /// entry is read: [`open_batches`]), and publishes the file; returns its bytes.
+    ///
+    /// # Errors
+    /// I/O errors; nothing is published then.
+    pub fn finish(mut self, metadata: HashMap<String, String>) -> Result<u64> {
+        let Some(mut writer) = self.writer.take() else {
+            return Err(Error::bug("finish a finished entry", self.path.display()));
+        };
+        let written = (|| {
+            for (k, v) in metadata {
+                writer.write_metadata(k, v);
+            }
+            writer.finish().map_err(|e| arrow_io(&self.temp, e))?;
+            let out = writer.into_inner().map_err(|e| arrow_io(&self.temp, e))?;
+            let n = finish_file(&self.temp, out)?;
+            self.store.commit(&self.temp, &self.path, n)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+        written
+    }
+}
+
+impl Drop for DirBatchWriter<'_> {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+impl BatchWriter for DirBatchWriter<'_> {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        DirBatchWriter::write(self, &batch)
+    }
+
+    fn finish(self: Box<Self>, metadata: HashMap<String, String>) -> Result<()> {
+        DirBatchWriter::finish(*self, metadata).map(|_| ())
+    }
+}
+
 /// An IPC file writer of `schema` with `compression`, into the file at `path`.
 fn ipc_writer<W: Write>(
     out: W,
@@ -303,7 +372,7 @@ fn open_batches(path: &Path) -> Result<(SchemaRef, BatchStream)> {
         detail: e.to_string(),
     };
     let reader = FileReader::try_new(file, None).map_err(corrupt)?;
-    let schema = reader.schema();
+    let schema = with_metadata(&reader.schema(), reader.custom_metadata());
     let path = Arc::new(path.to_path_buf());
     let stream = reader.map(move |b| {
         b.map_err(|e| Error::Corrupt {
@@ -320,13 +389,13 @@ impl DataStore for DirStore {
         self.write(key, &entry).map(|_| ())
     }
 
-    fn put_batches(
-        &self,
+    fn batch_writer<'s>(
+        &'s self,
         key: &DataRef,
         schema: SchemaRef,
-        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
-    ) -> Result<()> {
-        self.write_batches(key, &schema, batches).map(|_| ())
+        _expected_bytes: u64,
+    ) -> Result<Box<dyn BatchWriter + 's>> {
+        Ok(Box::new(DirStore::batch_writer(self, key, &schema)?))
     }
 
     fn get(&self, key: &DataRef) -> Result<Arc<Entry>> {

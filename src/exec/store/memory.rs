@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use super::dir::DirBatchWriter;
 use super::DirStore;
 use crate::error::{Error, Result};
 use crate::memory::{
     DiskManager, MemoryEvent, MemoryMonitor, MemoryPool, Reservation, SpillStore, Spillable,
 };
-use crate::plan::{BatchStream, DataRef, DataStore, Entry};
+use crate::plan::{with_metadata, BatchStream, BatchWriter, DataRef, DataStore, Entry};
 
 /// One entry, in memory or spilled.
 struct Slot {
@@ -274,6 +275,125 @@ impl MemoryStore {
     }
 }
 
+/// A record-batch entry of a [`MemoryStore`] being written: held in memory,
+/// reserved, while it fits its share of the pool; from the first batch that does
+/// not, written to disk (what it held first), as an entry spilled for want of
+/// memory.
+struct MemoryBatchWriter<'s> {
+    store: &'s MemoryStore,
+    key: DataRef,
+    schema: SchemaRef,
+    /// Bytes the entry may hold in memory.
+    cap: u64,
+    /// An entry of a dataset kept on disk: written through, neither charged to
+    /// the quota nor counted as spilled.
+    through: bool,
+    reservation: Reservation,
+    held: Vec<RecordBatch>,
+    disk: Option<DirBatchWriter<'s>>,
+    /// What the file was charged to the quota before its size is known (the
+    /// cap), released when it is.
+    estimate: u64,
+}
+
+impl MemoryBatchWriter<'_> {
+    /// The quota the entry's file is charged to: none for an entry written
+    /// through.
+    fn quota(&self) -> Option<&Arc<DiskManager>> {
+        self.store.quota.as_ref().filter(|_| !self.through)
+    }
+
+    /// Goes on on disk: opens the file and writes what is held to it.
+    fn go_to_disk(&mut self) -> Result<()> {
+        if let Some(quota) = self.quota() {
+            quota.reserve(self.cap)?;
+            self.estimate = self.cap;
+        }
+        let mut disk = self
+            .store
+            .disk
+            .batch_writer(&self.key, &self.schema)
+            .map_err(|e| self.store.full_as_quota(e, self.estimate))?;
+        for batch in std::mem::take(&mut self.held) {
+            disk.write(&batch)
+                .map_err(|e| self.store.full_as_quota(e, self.estimate))?;
+        }
+        self.reservation.resize(0);
+        self.disk = Some(disk);
+        Ok(())
+    }
+}
+
+impl BatchWriter for MemoryBatchWriter<'_> {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        if self.disk.is_none() {
+            let bytes = crate::memory::batch_memory(&batch);
+            let fits = self.reservation.size() + bytes <= self.cap
+                && match &self.store.monitor {
+                    Some(m) => m.grow_or_spill(&mut self.reservation, bytes).is_ok(),
+                    None => self.reservation.try_grow(bytes).is_ok(),
+                };
+            if fits {
+                self.held.push(batch);
+                return Ok(());
+            }
+            self.go_to_disk()?;
+        }
+        let estimate = self.estimate;
+        match &mut self.disk {
+            Some(disk) => disk
+                .write(&batch)
+                .map_err(|e| self.store.full_as_quota(e, estimate)),
+            None => Err(Error::bug("an entry on disk without its file", &self.key)),
+        }
+    }
+
+    fn finish(mut self: Box<Self>, metadata: HashMap<String, String>) -> Result<()> {
+        let store = self.store;
+        let Some(disk) = self.disk.take() else {
+            let entry = Entry::Batches {
+                schema: with_metadata(&self.schema, &metadata),
+                batches: std::mem::take(&mut self.held),
+            };
+            let reservation = std::mem::replace(&mut self.reservation, store.pool.reserve(""));
+            return store.put_slot(&self.key, Some(Arc::new(entry)), reservation);
+        };
+        let written = disk
+            .finish(metadata)
+            .map_err(|e| store.full_as_quota(e, self.estimate))?;
+        if self.through {
+            return Ok(());
+        }
+        // The file may be smaller (compressed) or larger than the estimate.
+        let charged = match self.quota().cloned() {
+            Some(quota) => {
+                quota.release(std::mem::take(&mut self.estimate));
+                if let Err(e) = quota.reserve(written) {
+                    store.disk.remove(&self.key);
+                    return Err(e);
+                }
+                written
+            }
+            None => 0,
+        };
+        store.note_spilled(written);
+        store.put_slot_charged(
+            &self.key,
+            None,
+            store.pool.reserve(format!("store: {}", self.key)),
+            charged,
+        )
+    }
+}
+
+impl Drop for MemoryBatchWriter<'_> {
+    fn drop(&mut self) {
+        if let Some(quota) = self.quota() {
+            quota.release(self.estimate);
+        }
+    }
+}
+
 impl DataStore for MemoryStore {
     fn put(&self, key: &DataRef, entry: Entry) -> Result<()> {
         if matches!(entry, Entry::Json(_)) || self.on_disk.contains(key.dataset()) {
@@ -310,18 +430,14 @@ impl DataStore for MemoryStore {
         }
     }
 
-    fn put_batches(
-        &self,
+    fn batch_writer<'s>(
+        &'s self,
         key: &DataRef,
         schema: SchemaRef,
-        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
-    ) -> Result<()> {
-        if self.on_disk.contains(key.dataset()) {
-            return self
-                .disk
-                .put_batches(key, schema, batches)
-                .map_err(|e| self.full_as_quota(e, 0));
-        }
+        expected_bytes: u64,
+    ) -> Result<Box<dyn BatchWriter + 's>> {
+        let through = self.on_disk.contains(key.dataset());
+        let share = self.pool.limit() / 4;
         // One entry may take a quarter of the budget in memory; a larger one (a
         // whole merge under a small limit) goes to disk as it arrives. Past the
         // target, every new entry does: the monitor would write some entry to disk
@@ -329,41 +445,26 @@ impl DataStore for MemoryStore {
         // (at 1e8 rows under 1 GiB, q10's partial states, 7 GB of them, kept the
         // monitor writing entries for 1.5 s at a stretch as the finals began).
         let pressed = self.monitor.as_ref().is_some_and(|m| m.over_target());
-        let cap = if pressed { 0 } else { self.pool.limit() / 4 };
-        let mut reservation = self.pool.reserve(format!("store: {key}"));
-        let mut held = Vec::new();
-        while let Some(batch) = batches.next() {
-            let batch = batch?;
-            let bytes = crate::memory::batch_memory(&batch);
-            let fits = reservation.size() + bytes <= cap
-                && match &self.monitor {
-                    Some(m) => m.grow_or_spill(&mut reservation, bytes).is_ok(),
-                    None => reservation.try_grow(bytes).is_ok(),
-                };
-            if !fits {
-                let mut rest = held.into_iter().map(Ok).chain([Ok(batch)]).chain(batches);
-                let (written, charged) = write_charged(
-                    &self.disk,
-                    self.quota.as_ref(),
-                    key,
-                    |d| d.write_batches(key, &schema, &mut rest),
-                    cap,
-                )?;
-                self.note_spilled(written);
-                return self.put_slot_charged(
-                    key,
-                    None,
-                    self.pool.reserve(format!("store: {key}")),
-                    charged,
-                );
-            }
-            held.push(batch);
-        }
-        let entry = Entry::Batches {
-            schema,
-            batches: held,
+        let cap = if pressed || through || expected_bytes > share {
+            0
+        } else {
+            share
         };
-        self.put_slot(key, Some(Arc::new(entry)), reservation)
+        let mut writer = MemoryBatchWriter {
+            store: self,
+            key: key.clone(),
+            reservation: self.pool.reserve(format!("store: {key}")),
+            schema,
+            cap,
+            through,
+            held: Vec::new(),
+            disk: None,
+            estimate: 0,
+        };
+        if through {
+            writer.go_to_disk()?;
+        }
+        Ok(Box::new(writer))
     }
 
     fn get(&self, key: &DataRef) -> Result<Arc<Entry>> {

@@ -12,7 +12,7 @@ pub use memory::MemoryStore;
 /// whichever store it is handed.
 #[cfg(test)]
 mod conformance {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
     use std::path::Path;
     use std::sync::Arc;
 
@@ -135,6 +135,40 @@ mod conformance {
         });
         assert!(store.put_batches(&failed, schema.clone(), &mut it).is_err());
         assert!(!store.contains(&failed));
+
+        // A writer's late metadata is in the entry's schema however it is read,
+        // held in memory or written through (`expected_bytes` says it is large);
+        // a writer dropped unfinished publishes nothing and leaves no file.
+        for (i, expected) in [(3, 0), (4, u64::MAX)] {
+            let late = DataRef::partition("runs", i);
+            let mut writer = store.batch_writer(&late, schema.clone(), expected).unwrap();
+            writer.write(batch(&schema, 0, 10)).unwrap();
+            writer.write(batch(&schema, 10, 10)).unwrap();
+            writer
+                .finish(HashMap::from([("index".to_string(), "[2]".to_string())]))
+                .unwrap();
+            let (s, stream) = store.batches(&late).unwrap();
+            assert_eq!(s.metadata()["index"], "[2]", "expected {expected}");
+            assert_eq!(s.fields(), schema.fields());
+            let rows: usize = stream.map(|b| b.unwrap().num_rows()).sum();
+            assert_eq!(rows, 20);
+            match &*store.get(&late).unwrap() {
+                Entry::Batches { schema: s, batches } => {
+                    assert_eq!(s.metadata()["index"], "[2]");
+                    assert_eq!(batches.len(), 2);
+                }
+                other => panic!("{other:?}"),
+            }
+            store.release(&late);
+            let dropped = DataRef::partition("runs", i + 10);
+            let mut writer = store
+                .batch_writer(&dropped, schema.clone(), expected)
+                .unwrap();
+            writer.write(batch(&schema, 0, 10)).unwrap();
+            drop(writer);
+            assert!(!store.contains(&dropped));
+            assert_eq!(temporaries(store.dir()), Vec::<String>::new());
+        }
 
         // Two copies of one task publishing at once: no error, one whole entry.
         let dup = DataRef::partition("dup", 7);

@@ -14,9 +14,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::buckets::Buckets;
+use super::aggregate::bucketed::{bucket_batches, BucketWriter};
 use super::aggregate::keys::{estimated_keys, expected_distinct, GroupKeys, KeyHasher};
-use super::aggregate::ops::{bucket_batches, with_buckets};
 use super::pipeline::Pipeline;
 use super::sort::{ExternalSort, KeyRange, SortKey};
 use crate::error::Result;
@@ -243,7 +242,8 @@ impl TopPerGroup {
 
 impl Operation for FrameShuffle {
     const NAME: &'static str = "frame_shuffle";
-    const VERSION: u32 = 1;
+    // 2: the entry is written in rounds, with its index at the end.
+    const VERSION: u32 = 2;
     const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
@@ -255,9 +255,10 @@ impl Operation for FrameShuffle {
             .map(|k| k.data_type(&schema))
             .collect::<Result<Vec<DataType>>>()?;
         let hasher = KeyHasher::new(&types)?;
-        let mut out = Buckets::new(
+        let mut out = BucketWriter::new(
             env,
             format!("frame_shuffle {}", task.id),
+            &task.output,
             schema.clone(),
             self.buckets.max(1) as usize,
         );
@@ -312,15 +313,7 @@ impl Operation for FrameShuffle {
                 for_each_batch(env, input, &mut shuffle)?;
             }
         }
-        let published = with_buckets(&schema, &out.counts())?;
-        let mut batches = out.into_batches(env).map(|b| {
-            Ok(RecordBatch::try_new(
-                published.clone(),
-                b?.columns().to_vec(),
-            )?)
-        });
-        env.store
-            .put_batches(&task.output, published.clone(), &mut batches)
+        out.finish(env)
     }
 }
 

@@ -1,14 +1,12 @@
-//! Rows cut into buckets and held until read back in bucket order, in memory
-//! while the pool has room and in spill files when it has not: what a partial
-//! task flushes, what a shuffle cuts, and what a final task whose bucket does not
-//! fit partitions again.
+//! Rows cut into buckets and held until read back a bucket at a time, in memory
+//! while the pool has room and in spill files when it has not: what a final task
+//! whose bucket does not fit partitions again. (What a task publishes cut into
+//! buckets goes through [`super::bucketed`] instead.)
 //!
 //! Each batch added is sorted by bucket once, and each bucket keeps a slice of
 //! it. Slices share their batch, so no bucket's rows could be freed before every
 //! bucket's were: every few megabytes, each bucket's slices are copied into one
-//! chunk of its own ([`Buckets::compact`]). A bucket is then chunks, which go on
-//! to the reader (the store) as they are, one at a time, with their reservation,
-//! so publishing the buckets never holds their rows twice.
+//! chunk of its own ([`Buckets::compact`]).
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
@@ -48,8 +46,6 @@ pub struct Buckets {
     compact_at: u64,
     /// Everything held in memory: chunks and the fresh batches.
     held: Reservation,
-    /// Bytes held in memory at most, whatever the pool has.
-    budget: u64,
 }
 
 impl Buckets {
@@ -63,21 +59,7 @@ impl Buckets {
             fresh_bytes: 0,
             compact_at: (n as u64 * CHUNK_BYTES).clamp(COMPACT_MIN, COMPACT_MAX),
             held: env.pool.reserve(name),
-            budget: u64::MAX,
         }
-    }
-
-    /// The buckets spilling whenever they would hold more than `budget` bytes
-    /// in memory, not only when the pool is short: tasks running together then
-    /// each keep their share, and none is left unable to reserve because
-    /// another holds the pool in batches only it can spill.
-    pub fn set_budget(&mut self, budget: u64) {
-        self.budget = budget;
-    }
-
-    /// Whether holding `bytes` more would pass the budget.
-    fn over_budget(&self, bytes: u64) -> bool {
-        self.held.size().saturating_add(bytes) > self.budget
     }
 
     /// Adds `batch`'s rows to the buckets `of` names, one a row (rows keep their
@@ -125,11 +107,12 @@ impl Buckets {
         Ok(())
     }
 
-    /// Reserves `bytes` more. Entries of the store go to disk first: each is
-    /// written once and read once, where buckets spilled here would be written
-    /// again when the task publishes them.
+    /// Reserves `bytes` more, spilling the buckets' batches when the pool has
+    /// no room even after the monitor spilled the store's entries (each of them
+    /// is written and read once, where a bucket spilled is read back again
+    /// within the task).
     fn make_room(&mut self, env: &TaskEnv<'_>, bytes: u64) -> Result<()> {
-        if self.over_budget(bytes) || env.reserve(&mut self.held, bytes).is_err() {
+        if env.reserve(&mut self.held, bytes).is_err() {
             self.spill(env)?;
             env.reserve(&mut self.held, bytes)?;
         }
@@ -143,9 +126,7 @@ impl Buckets {
         if self.fresh_bytes == 0 {
             return Ok(());
         }
-        if self.over_budget(self.fresh_bytes)
-            || env.reserve(&mut self.held, self.fresh_bytes).is_err()
-        {
+        if env.reserve(&mut self.held, self.fresh_bytes).is_err() {
             return self.spill(env);
         }
         for (bucket, fresh) in self.buckets.iter_mut().zip(&mut self.fresh) {
@@ -186,66 +167,6 @@ impl Buckets {
         Ok(())
     }
 
-    /// Batches each bucket yields from [`Buckets::into_batches`]: its chunks, one
-    /// a spill file, and one of its fresh slices.
-    pub fn counts(&self) -> Vec<usize> {
-        self.buckets
-            .iter()
-            .zip(&self.fresh)
-            .map(|(bucket, fresh)| {
-                let held: usize = bucket
-                    .iter()
-                    .map(|h| match h {
-                        Held::Memory(chunks) => chunks.len(),
-                        Held::Spilled(_) => 1,
-                    })
-                    .sum();
-                held + usize::from(!fresh.is_empty())
-            })
-            .collect()
-    }
-
-    /// Every bucket's batches, in bucket order (as [`Buckets::counts`] says),
-    /// read back from the spill files as the iterator goes. A chunk leaves with
-    /// its reservation: the caller holds it from there (the store reserves what
-    /// it keeps as a batch arrives).
-    pub fn into_batches<'e>(
-        self,
-        env: &'e TaskEnv<'_>,
-    ) -> impl Iterator<Item = Result<RecordBatch>> + 'e {
-        let Buckets {
-            schema,
-            buckets,
-            fresh,
-            mut held,
-            ..
-        } = self;
-        buckets
-            .into_iter()
-            .zip(fresh)
-            .flat_map(|(bucket, fresh)| {
-                let fresh = (!fresh.is_empty()).then_some(Part::Fresh(fresh));
-                bucket
-                    .into_iter()
-                    .flat_map(|h| -> Vec<Part> {
-                        match h {
-                            Held::Memory(chunks) => chunks.into_iter().map(Part::Chunk).collect(),
-                            Held::Spilled(file) => vec![Part::File(file)],
-                        }
-                    })
-                    .chain(fresh)
-            })
-            .map(move |part| match part {
-                Part::Chunk(chunk) => {
-                    held.shrink(batch_memory(&chunk).min(held.size()));
-                    Ok(chunk)
-                }
-                Part::File(file) => Ok(concat_batches(&schema, &env.spill.read_batches(&file)?)?),
-                // Held until the last bucket's: they share their batches.
-                Part::Fresh(slices) => Ok(concat_batches(&schema, &slices)?),
-            })
-    }
-
     /// The batches of each bucket in turn: what a final task re-partitioning its
     /// bucket finishes one part at a time.
     pub fn into_buckets(self) -> (Vec<Vec<BucketPart>>, Reservation) {
@@ -269,13 +190,6 @@ impl Buckets {
             .collect();
         (parts, self.held)
     }
-}
-
-/// One batch of [`Buckets::into_batches`], before it is read or copied.
-enum Part {
-    Chunk(RecordBatch),
-    File(SpillFile),
-    Fresh(Vec<RecordBatch>),
 }
 
 /// Part of one bucket's batches.
@@ -307,8 +221,8 @@ mod tests {
     }
 
     /// Cuts 60 batches of 20,000 rows into 5 buckets (by id modulo 5) under a pool
-    /// of `limit` bytes, checking what the pool holds as the buckets are read back;
-    /// returns each bucket's ids, in the order read, and whether anything spilled.
+    /// of `limit` bytes, then reads them back a bucket at a time; returns each
+    /// bucket's ids, in the order read, and whether anything spilled.
     fn cut(limit: u64) -> (Vec<Vec<i64>>, bool) {
         let dir = tempfile::tempdir().unwrap();
         let schema: SchemaRef = Arc::new(Schema::new(vec![
@@ -341,34 +255,28 @@ mod tests {
             assert!(pool.peak_reserved() <= limit);
         }
         let spilled = spill.spill_files() > 0;
-        let counts = buckets.counts();
+        let (parts, held) = buckets.into_buckets();
+        assert_eq!(parts.len(), 5);
         let mut read: Vec<Vec<i64>> = vec![Vec::new(); 5];
-        let mut out = Vec::new();
-        let mut batches = buckets.into_batches(&env);
-        for (bucket, &n) in counts.iter().enumerate() {
-            for _ in 0..n {
-                let b = batches.next().unwrap().unwrap();
-                let ids = b.column(0).as_primitive::<Int64Type>();
-                read[bucket].extend(ids.values().iter());
-                // Kept, as the store keeps what it is given.
-                out.push(b);
+        for (bucket, parts) in parts.into_iter().enumerate() {
+            for part in parts {
+                let list = match part {
+                    BucketPart::Memory(list) => list,
+                    BucketPart::Spilled(file) => env.spill.read_batches(&file).unwrap(),
+                };
+                for b in list {
+                    let ids = b.column(0).as_primitive::<Int64Type>();
+                    read[bucket].extend(ids.values().iter());
+                }
             }
         }
-        assert!(batches.next().is_none(), "more batches than counted");
-        // Every chunk went on with its reservation: what the buckets still hold
-        // is at most the last fresh slices, though every row is held (in `out`).
-        assert!(
-            pool.reserved() <= COMPACT_MIN,
-            "{} still reserved with everything handed on",
-            pool.reserved()
-        );
-        drop(batches);
+        drop(held);
         assert_eq!(pool.reserved(), 0);
         (read, spilled)
     }
 
     #[test]
-    fn buckets_hold_rows_once_and_hand_each_chunk_on_with_its_reservation() {
+    fn buckets_hold_rows_once_and_give_them_back_a_bucket_at_a_time() {
         let expected: Vec<Vec<i64>> = (0..5)
             .map(|b| (0..1_200_000).filter(|i| i % 5 == b).collect())
             .collect();

@@ -26,6 +26,7 @@
 //! degree of freedom, `corr` is NaN for a constant column, `median` interpolates.
 
 pub mod accumulator;
+pub(crate) mod bucketed;
 pub(crate) mod buckets;
 pub mod keys;
 pub mod ops;

@@ -2,28 +2,23 @@
 //! states, cut into buckets) and `group_final` (a bucket's states from every
 //! partition, merged into results).
 //!
-//! A partial entry is one record-batch entry whose batches are in bucket order;
-//! how many batches each bucket has travels in the schema's metadata under
-//! [`BUCKETS`], so a final task reads its bucket's batches alone (from a file on
-//! disk, by seeking to them).
-
-use std::fs::File;
-use std::sync::Arc;
+//! A partial entry is one bucketed entry ([`super::bucketed`]): a final task
+//! reads its bucket's batches alone (from a file on disk, by seeking to them).
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
-use arrow::ipc::reader::FileReader;
 use serde::{Deserialize, Serialize};
 
+use super::bucketed::{bucket_batches, BucketWriter};
 use super::buckets::{BucketPart, Buckets};
 use super::keys::{bucket_of, estimated_keys, KeyHasher, CODED_COLUMNS};
 use super::{FinishedGroups, GroupBy, Grouping};
-use crate::error::{Error, IoResultExt, Result};
+use crate::error::{Error, Result};
 use crate::frame::ops::pipeline::Pipeline;
 use crate::frame::read::{for_each_batch_as, reading};
 use crate::frame::write::ops::publish_part;
 use crate::memory::{Reservation, SpillFile};
-use crate::plan::{entry_file, DataRef, DataStore, Operation, Task, TaskEnv};
+use crate::plan::{Operation, Task, TaskEnv};
 use crate::storage::frame::SerializedSchema;
 
 /// Rows a partial task groups before it looks at how much grouping reduces them.
@@ -50,9 +45,6 @@ const DISTINCT_RATIO: f64 = 0.8;
 /// nearly as many groups as rows, and the task passes rows on from there.
 const DOMAIN_SLACK: f64 = 2.0;
 
-/// The schema metadata key of a partial entry's batches a bucket (JSON list).
-pub const BUCKETS: &str = "blockwise.group.buckets";
-
 /// Aggregates one part of the input partially: reads its inputs (table source
 /// partitions, or earlier tasks' entries), one after the other, through `pre`
 /// (the filters and the key and argument columns computed), groups the rows
@@ -74,7 +66,8 @@ pub struct GroupPartial {
 
 impl Operation for GroupPartial {
     const NAME: &'static str = "group_partial";
-    const VERSION: u32 = 1;
+    // 2: the entry is written in rounds, with its index at the end.
+    const VERSION: u32 = 2;
     const SPILLS: bool = true;
 
     fn run(&self, task: &Task, env: &TaskEnv<'_>) -> Result<()> {
@@ -82,9 +75,10 @@ impl Operation for GroupPartial {
         let schema = self.input.decode()?;
         let mut grouping = Grouping::new(&self.spec, &schema)?;
         let mut table = env.pool.reserve(format!("group_partial {}", task.id));
-        let mut flushed = Buckets::new(
+        let mut flushed = BucketWriter::new(
             env,
             format!("group_partial {} states", task.id),
+            &task.output,
             grouping.state_schema().clone(),
             self.buckets.max(1) as usize,
         );
@@ -92,7 +86,7 @@ impl Operation for GroupPartial {
         // again; without a table, the states alone. A task passing a GiB of
         // rows on spills them as it goes.
         flushed.set_budget(self.table_bytes);
-        let flush = |grouping: &mut Grouping, flushed: &mut Buckets| -> Result<()> {
+        let flush = |grouping: &mut Grouping, flushed: &mut BucketWriter| -> Result<()> {
             if grouping.is_empty() {
                 return Ok(());
             }
@@ -160,12 +154,7 @@ impl Operation for GroupPartial {
         }
         flush(&mut grouping, &mut flushed)?;
         drop(table);
-        let schema = with_buckets(grouping.state_schema(), &flushed.counts())?;
-        let mut batches = flushed
-            .into_batches(env)
-            .map(|b| Ok(RecordBatch::try_new(schema.clone(), b?.columns().to_vec())?));
-        env.store
-            .put_batches(&task.output, schema.clone(), &mut batches)
+        flushed.finish(env)
     }
 }
 
@@ -219,59 +208,6 @@ fn key_types(states: &SchemaRef, n: usize) -> Vec<DataType> {
         .iter()
         .map(|f| f.data_type().clone())
         .collect()
-}
-
-/// `schema` carrying the batches a bucket has.
-pub(crate) fn with_buckets(schema: &SchemaRef, counts: &[usize]) -> Result<SchemaRef> {
-    let text = serde_json::to_string(counts).map_err(|e| Error::bug("bucket counts to JSON", e))?;
-    let mut meta = schema.metadata().clone();
-    meta.insert(BUCKETS.to_string(), text);
-    Ok(Arc::new(schema.as_ref().clone().with_metadata(meta)))
-}
-
-/// The batches of bucket `bucket` in the partial entry `key`.
-///
-/// # Errors
-/// [`Error::Corrupt`] for an entry without its bucket counts; store and IPC errors.
-pub(crate) fn bucket_batches(
-    store: &dyn DataStore,
-    key: &DataRef,
-    bucket: u32,
-) -> Result<Vec<RecordBatch>> {
-    let (schema, stream) = store.batches(key)?;
-    let counts: Vec<usize> = schema
-        .metadata()
-        .get(BUCKETS)
-        .and_then(|t| serde_json::from_str(t).ok())
-        .ok_or_else(|| Error::Corrupt {
-            path: key.store_name().into(),
-            format: "partial aggregate",
-            detail: "the entry does not say which batches each bucket has".into(),
-        })?;
-    let b = bucket as usize;
-    let Some(&n) = counts.get(b) else {
-        return Err(Error::BadPlan {
-            reason: format!("bucket {b} of {} buckets", counts.len()),
-        });
-    };
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let first: usize = counts[..b].iter().sum();
-    // An entry on disk is opened at the bucket's first batch: the others are not
-    // read. One in memory is a list of batches already.
-    if let Some(path) = entry_file(store, key) {
-        drop(stream);
-        let file = File::open(&path).at(&path)?;
-        let mut reader = FileReader::try_new(file, None).map_err(|e| Error::Corrupt {
-            path: path.clone(),
-            format: "Arrow IPC",
-            detail: e.to_string(),
-        })?;
-        reader.set_index(first)?;
-        return reader.take(n).map(|b| Ok(b?)).collect();
-    }
-    stream.skip(first).take(n).collect()
 }
 
 /// Finishes one bucket of an aggregation: merges the bucket's partial states from
