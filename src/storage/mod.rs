@@ -4,6 +4,7 @@
 pub mod array;
 pub mod atomic;
 pub mod csv;
+pub mod distinct;
 pub mod frame;
 pub mod ipc;
 pub mod npy;

@@ -139,12 +139,18 @@ fn encode_parquet(
         refused: false,
     };
     let mut group = env.pool.reserve(format!("Parquet row group of {key}"));
+    let mut batches = batches.peekable();
+    let sample = match batches.peek() {
+        Some(Ok(first)) => Some(first.clone()),
+        _ => None,
+    };
     let encoded = (|| -> Result<u64> {
-        let mut sink = crate::storage::parquet::ParquetSink::create_in(
+        let mut sink = crate::storage::parquet::ParquetSink::create_sampled(
             &mut file,
             out.path(),
             out.schema.clone(),
             options,
+            sample.as_ref(),
         )?
         .with_row_group_bytes(out.row_group_bytes(env));
         let (mut rows, mut fed, mut largest) = (0u64, 0u64, 0u64);

@@ -37,7 +37,12 @@ pub fn encode_part(
     row_group_bytes: usize,
     batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
 ) -> Result<(Bytes, u64)> {
-    let mut sink = ParquetSink::create_in(Vec::new(), path, schema, options)?
+    let mut batches = batches.peekable();
+    let sample = match batches.peek() {
+        Some(Ok(first)) => Some(first.clone()),
+        _ => None,
+    };
+    let mut sink = ParquetSink::create_sampled(Vec::new(), path, schema, options, sample.as_ref())?
         .with_row_group_bytes(row_group_bytes);
     let mut rows = 0u64;
     for batch in batches {

@@ -36,6 +36,7 @@ use rayon::prelude::*;
 
 use super::parquet_error;
 use crate::error::{Error, Result};
+use crate::storage::distinct::{distinct_values, estimated_keys, expected_distinct};
 
 /// The row-group row limit used when none is given (pyarrow's default).
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 1 << 20;
@@ -420,6 +421,45 @@ pub struct ParquetSink<W: Write + Send> {
     open: Option<OpenRowGroup>,
 }
 
+/// parquet-rs's limit on a column chunk's dictionary page: past it, the chunk
+/// goes on in plain encoding, its dictionary and the values interned into it
+/// so far wasted.
+const DICTIONARY_PAGE_BYTES: f64 = (1 << 20) as f64;
+
+/// Rows of a sample a column's dictionary is judged by, at most and at least.
+const SAMPLE_ROWS: usize = 16 << 10;
+const MIN_SAMPLE_ROWS: usize = 4 << 10;
+
+/// The columns (indices) of `sample`, a file's first rows, whose dictionary
+/// would outgrow its page in a row group of `group_rows` rows, judged from the
+/// distinct values of its first rows: the values a row group holds, from the
+/// domain that many distinct in that many rows implies. Interning them until
+/// the page is full cost a part of q10's output (a million groups a part, a
+/// million distinct `id3` and `id6`) a tenth of its encoding. Clustered values
+/// (a sorted column) look fewer than they are, and keep their dictionary, as
+/// without a sample.
+fn overflowing_dictionaries(sample: &RecordBatch, group_rows: usize) -> Vec<usize> {
+    let rows = sample.num_rows().min(SAMPLE_ROWS);
+    if rows < MIN_SAMPLE_ROWS {
+        return Vec::new();
+    }
+    let in_group = group_rows.max(rows);
+    sample
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| {
+            let Some((distinct, bytes)) = distinct_values(&column.slice(0, rows)) else {
+                return false;
+            };
+            let per_value = bytes as f64 / distinct.max(1) as f64;
+            let domain = estimated_keys(distinct, rows);
+            expected_distinct(domain, in_group) * per_value > DICTIONARY_PAGE_BYTES
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// The writer properties of every Parquet file blockwise writes.
 ///
 /// Statistics are kept per column chunk, not per page, and no page index is written:
@@ -427,8 +467,13 @@ pub struct ParquetSink<W: Write + Send> {
 /// and rewrites only the footer, where a page index would point into the parts.
 /// Floating-point columns are written plain: their values rarely repeat, so a
 /// dictionary only adds pages that are later abandoned (15% larger than plain on
-/// db-benchmark's `v3`).
-fn writer_properties(schema: &Schema, options: &ParquetWriteOptions) -> Result<WriterProperties> {
+/// db-benchmark's `v3`). So are the columns `plain` names (their indices), whose
+/// dictionary a sample says would be abandoned ([`overflowing_dictionaries`]).
+fn writer_properties(
+    schema: &Schema,
+    options: &ParquetWriteOptions,
+    plain: &[usize],
+) -> Result<WriterProperties> {
     let compression = match options.zstd_level {
         Some(level) => {
             Compression::ZSTD(ZstdLevel::try_new(level).map_err(|e| Error::InvalidOption {
@@ -446,12 +491,13 @@ fn writer_properties(schema: &Schema, options: &ParquetWriteOptions) -> Result<W
         .set_offset_index_disabled(true);
     // (Per-column properties are looked up for every column of every slice a wide
     // schema is encoded in, so wide schemas keep the default.)
-    for field in schema
+    for (i, field) in schema
         .fields()
         .iter()
+        .enumerate()
         .filter(|_| schema.fields().len() <= WIDE_LEAVES)
     {
-        if field.data_type().is_floating() {
+        if field.data_type().is_floating() || plain.contains(&i) {
             builder = builder.set_column_dictionary_enabled(
                 parquet::schema::types::ColumnPath::from(field.name().as_str()),
                 false,
@@ -473,7 +519,26 @@ impl<W: Write + Send> ParquetSink<W> {
         schema: SchemaRef,
         options: ParquetWriteOptions,
     ) -> Result<Self> {
-        let props = writer_properties(&schema, &options)?;
+        Self::create_sampled(out, path, schema, options, None)
+    }
+
+    /// [`ParquetSink::create_in`] for rows whose first batch is `sample`: the
+    /// columns whose dictionary it says would outgrow its page are written
+    /// plain from the start ([`overflowing_dictionaries`]).
+    ///
+    /// # Errors
+    /// As [`ParquetSink::create_in`].
+    pub fn create_sampled(
+        out: W,
+        path: &Path,
+        schema: SchemaRef,
+        options: ParquetWriteOptions,
+        sample: Option<&RecordBatch>,
+    ) -> Result<Self> {
+        let plain = sample.map_or_else(Vec::new, |s| {
+            overflowing_dictionaries(s, options.row_group_rows)
+        });
+        let props = writer_properties(&schema, &options, &plain)?;
         let writer = ArrowWriter::try_new(out, schema.clone(), Some(props.clone()))
             .map_err(|e| parquet_error(path, e))?;
         let (writer, factory) = writer
@@ -650,5 +715,82 @@ mod tests {
         )
         .unwrap();
         assert!(sink.shared.slices.is_empty());
+    }
+
+    /// The encodings of each column's first chunk in the Parquet file `bytes`.
+    fn encodings(bytes: Vec<u8>) -> Vec<Vec<parquet::basic::Encoding>> {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+        let group = reader.metadata().row_group(0).clone();
+        group
+            .columns()
+            .iter()
+            .map(|c| c.encodings().collect())
+            .collect()
+    }
+
+    #[test]
+    fn columns_whose_dictionary_would_overflow_are_written_plain_from_the_start() {
+        use parquet::basic::Encoding;
+        let rows = 200_000i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("distinct", DataType::Utf8, false),
+            Field::new("few", DataType::Utf8, false),
+            Field::new("ids", DataType::Int64, false),
+            Field::new("small", DataType::Int64, false),
+        ]));
+        // Strings from a domain of a million, 100 strings, integers all
+        // distinct, integers from a domain of 50,000 (their dictionary, 400 KB,
+        // fits its page).
+        let spread = |r: i64| (r * 7_919) % 1_000_000;
+        // Uniform draws (splitmix64), as the sample's estimate assumes.
+        let draw = |r: i64, keys: u64| {
+            let mut x = (r as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((x ^ (x >> 31)) % keys) as i64
+        };
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|r| format!("id{:010}", spread(r))),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|r| format!("id{:03}", r % 100)),
+                )),
+                Arc::new(Int64Array::from_iter_values((0..rows).map(|r| r * 3))),
+                Arc::new(Int64Array::from_iter_values(
+                    (0..rows).map(|r| draw(r, 50_000)),
+                )),
+            ],
+        )
+        .unwrap();
+        assert_eq!(overflowing_dictionaries(&batch, 1 << 20), vec![0, 2]);
+        // A sample too small to judge: parquet's own rule.
+        assert!(overflowing_dictionaries(&batch.slice(0, 1000), 1 << 20).is_empty());
+        let write = |sample: Option<&RecordBatch>| {
+            let path = Path::new("d.parquet");
+            let mut sink = ParquetSink::create_sampled(
+                Vec::new(),
+                path,
+                schema.clone(),
+                ParquetWriteOptions::default(),
+                sample,
+            )
+            .unwrap();
+            sink.write(&batch).unwrap();
+            sink.into_inner().unwrap()
+        };
+        let dictionary = |e: &Vec<Encoding>| {
+            e.contains(&Encoding::RLE_DICTIONARY) || e.contains(&Encoding::PLAIN_DICTIONARY)
+        };
+        let sampled = encodings(write(Some(&batch)));
+        assert_eq!(
+            sampled.iter().map(dictionary).collect::<Vec<_>>(),
+            [false, true, false, true]
+        );
+        // Without the sample, parquet starts both on a dictionary it abandons.
+        let unsampled = encodings(write(None));
+        assert!(unsampled.iter().all(dictionary), "{unsampled:?}");
     }
 }

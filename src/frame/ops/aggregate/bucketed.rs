@@ -312,31 +312,22 @@ mod tests {
     use std::collections::HashSet;
     use std::sync::Arc;
 
-    use arrow::array::{AsArray, Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
 
+    use super::super::buckets::tests::{batches, expected, schema};
     use super::*;
     use crate::exec::{DirStore, Environment, MemoryStore};
     use crate::memory::{DiskManager, MemoryPool, SpillCompression, SpillStore};
     use crate::plan::{Plan, Resources};
     use crate::sys::CancelToken;
 
-    /// Rows `from..from + rows`, with a name each (so a piece has string bytes too).
-    fn batch(schema: &SchemaRef, from: i64, rows: i64) -> RecordBatch {
-        let ids = Int64Array::from_iter_values(from..from + rows);
-        let names = StringArray::from_iter_values((from..from + rows).map(|i| format!("r{i}")));
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(names)]).unwrap()
-    }
-
     /// Publishes 60 batches of 20,000 rows cut into 5 buckets (by id modulo 5)
     /// in `store`, holding at most `budget` bytes; returns each bucket's ids as
     /// `bucket_batches` reads them, and the rounds written.
     fn publish(store: &dyn DataStore, pool: &MemoryPool, budget: u64) -> (Vec<Vec<i64>>, usize) {
         let dir = tempfile::tempdir().unwrap();
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("name", DataType::Utf8, false),
-        ]));
+        let schema = schema();
         let spill = SpillStore::new(
             DiskManager::new(dir.path(), None).unwrap(),
             SpillCompression::None,
@@ -347,9 +338,7 @@ mod tests {
         let key = DataRef::partition("cut", 0);
         let mut out = BucketWriter::new(&env, "cut".into(), &key, schema.clone(), 5);
         out.set_budget(budget);
-        for i in 0..60 {
-            let b = batch(&schema, i * 20_000, 20_000);
-            let of: Vec<u32> = (0..20_000).map(|r| ((i * 20_000 + r) % 5) as u32).collect();
+        for (b, of) in batches(&schema) {
             out.add(&env, &b, &of).unwrap();
             assert!(out.reservation.size() <= budget);
         }
@@ -376,9 +365,7 @@ mod tests {
 
     #[test]
     fn a_bucketed_entry_written_in_rounds_gives_each_bucket_its_rows_in_order() {
-        let expected: Vec<Vec<i64>> = (0..5)
-            .map(|b| (0..1_200_000).filter(|i| i % 5 == b).collect())
-            .collect();
+        let expected = expected();
         let dir = tempfile::tempdir().unwrap();
         // In a directory (run-task, workers): one round, then several.
         let disk = DirStore::new(&dir.path().join("dir")).unwrap();

@@ -201,7 +201,7 @@ pub enum BucketPart {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use arrow::array::{AsArray, Int64Array, StringArray};
@@ -213,11 +213,37 @@ mod tests {
     use crate::plan::{Plan, Resources};
     use crate::sys::CancelToken;
 
-    /// Rows `from..from + rows`, with a name each (so a chunk has string bytes too).
-    fn batch(schema: &SchemaRef, from: i64, rows: i64) -> RecordBatch {
-        let ids = Int64Array::from_iter_values(from..from + rows);
-        let names = StringArray::from_iter_values((from..from + rows).map(|i| format!("r{i}")));
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(names)]).unwrap()
+    /// The rows cut in these tests: an id and a name (so a chunk has string
+    /// bytes too).
+    pub(in crate::frame::ops::aggregate) fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]))
+    }
+
+    /// 60 batches of 20,000 rows (ids 0 to 1.2 million), each with its rows'
+    /// buckets: the id modulo 5.
+    pub(in crate::frame::ops::aggregate) fn batches(
+        schema: &SchemaRef,
+    ) -> impl Iterator<Item = (RecordBatch, Vec<u32>)> + '_ {
+        (0..60i64).map(move |i| {
+            let from = i * 20_000;
+            let ids = Int64Array::from_iter_values(from..from + 20_000);
+            let names =
+                StringArray::from_iter_values((from..from + 20_000).map(|i| format!("r{i}")));
+            let batch =
+                RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(names)]).unwrap();
+            let of = (from..from + 20_000).map(|r| (r % 5) as u32).collect();
+            (batch, of)
+        })
+    }
+
+    /// Each bucket's ids, in the order added.
+    pub(in crate::frame::ops::aggregate) fn expected() -> Vec<Vec<i64>> {
+        (0..5)
+            .map(|b| (0..1_200_000).filter(|i| i % 5 == b).collect())
+            .collect()
     }
 
     /// Cuts 60 batches of 20,000 rows into 5 buckets (by id modulo 5) under a pool
@@ -225,10 +251,7 @@ mod tests {
     /// bucket's ids, in the order read, and whether anything spilled.
     fn cut(limit: u64) -> (Vec<Vec<i64>>, bool) {
         let dir = tempfile::tempdir().unwrap();
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("name", DataType::Utf8, false),
-        ]));
+        let schema = schema();
         let store = DirStore::new(&dir.path().join("work")).unwrap();
         let pool = MemoryPool::new(limit);
         let spill = SpillStore::new(
@@ -240,10 +263,8 @@ mod tests {
         let env = env.task_env(&plan, &cancel, 1, &[]);
         let mut buckets = Buckets::new(&env, "cut".into(), schema.clone(), 5);
         let mut added = 0;
-        for i in 0..60 {
-            let b = batch(&schema, i * 20_000, 20_000);
+        for (b, of) in batches(&schema) {
             added += batch_memory(&b);
-            let of: Vec<u32> = (0..20_000).map(|r| ((i * 20_000 + r) % 5) as u32).collect();
             buckets.add(&env, &b, &of).unwrap();
             // The rows are held once, and the fresh slices' batches at most once
             // more while they are copied into chunks.
@@ -277,9 +298,7 @@ mod tests {
 
     #[test]
     fn buckets_hold_rows_once_and_give_them_back_a_bucket_at_a_time() {
-        let expected: Vec<Vec<i64>> = (0..5)
-            .map(|b| (0..1_200_000).filter(|i| i % 5 == b).collect())
-            .collect();
+        let expected = expected();
         // In memory: compacted into chunks several times over (about 19 MB of rows).
         let (read, spilled) = cut(1 << 30);
         assert!(!spilled);

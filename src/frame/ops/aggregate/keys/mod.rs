@@ -71,40 +71,7 @@ fn null_hash(level: u32) -> u64 {
     hasher(level).hash_one(b"\xffNULL".as_slice()) ^ 0x5bd1_e995
 }
 
-/// The number of distinct keys `k` of a column drawn uniformly at random in which
-/// `rows` rows hold `distinct` distinct ones: the root of `k (1 - exp(-rows / k))
-/// = distinct`, infinite when every row is distinct. Keys in clusters (a sorted
-/// column) make it an underestimate.
-pub fn estimated_keys(distinct: usize, rows: usize) -> f64 {
-    let (d, n) = (distinct as f64, rows as f64);
-    if distinct >= rows {
-        return f64::INFINITY;
-    }
-    let seen = |k: f64| k * -(-n / k).exp_m1();
-    // `seen` grows with k, from d at k = d toward n: bisect between d and a k
-    // large enough.
-    let (mut lo, mut hi) = (d, d.max(1.0));
-    while seen(hi) < d {
-        hi *= 2.0;
-    }
-    for _ in 0..64 {
-        let mid = 0.5 * (lo + hi);
-        if seen(mid) < d {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    hi
-}
-
-/// The distinct keys `rows` rows drawn from `keys` keys are expected to hold.
-pub fn expected_distinct(keys: f64, rows: usize) -> f64 {
-    if keys.is_infinite() {
-        return rows as f64;
-    }
-    keys * -(-(rows as f64) / keys).exp_m1()
-}
+pub use crate::storage::distinct::{estimated_keys, expected_distinct};
 
 /// Which of `buckets` a hash goes to: the high bits, scaled (not a modulo, so that
 /// any number of buckets takes the hash's best bits).
@@ -788,23 +755,6 @@ mod tests {
     use super::*;
     use arrow::array::{Array, Int64Array, StringArray};
     use std::sync::Arc;
-
-    #[test]
-    fn the_number_of_keys_is_estimated_from_how_many_rows_repeat_one() {
-        for (keys, rows) in [(1e6, 100_000), (2000.0, 5000), (50.0, 100_000)] {
-            let seen = expected_distinct(keys, rows);
-            let estimate = estimated_keys(seen.round() as usize, rows);
-            assert!(
-                (estimate / keys - 1.0).abs() < 0.02,
-                "{keys} keys, {rows} rows: {seen} seen, estimated {estimate}"
-            );
-        }
-        // Rows all distinct: no bound on the keys; rows drawn from them, all distinct.
-        assert!(estimated_keys(10, 10).is_infinite());
-        assert_eq!(expected_distinct(f64::INFINITY, 10), 10.0);
-        // A uniform draw of a key space twice the rows sees 79% of the rows' count.
-        assert!((expected_distinct(2e6, 1_000_000) / 1e6 - 0.787).abs() < 1e-3);
-    }
 
     #[test]
     fn keys_are_numbered_by_first_appearance_nulls_included() {
