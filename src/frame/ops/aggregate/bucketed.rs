@@ -20,11 +20,12 @@
 use std::collections::HashMap;
 use std::fs::File;
 
-use arrow::array::{RecordBatch, UInt32Array};
-use arrow::compute::{concat_batches, take_record_batch};
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::FileReader;
 
+use super::buckets::sort_by_bucket;
 use crate::error::{Error, IoResultExt, Result};
 use crate::memory::{batch_memory, Reservation};
 use crate::plan::{entry_file, with_metadata, BatchWriter, DataRef, DataStore, TaskEnv};
@@ -97,26 +98,9 @@ impl<'s> BucketWriter<'s> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        // A counting sort of the rows by bucket, while the batch is in cache:
-        // each bucket is then a slice of it, copied out in bulk in the round.
-        let mut starts = vec![0u32; n + 1];
-        for &b in of {
-            starts[b as usize + 1] += 1;
-        }
-        for b in 0..n {
-            starts[b + 1] += starts[b];
-        }
-        let sorted = if n == 1 {
-            batch.clone()
-        } else {
-            let mut next = starts.clone();
-            let mut order = vec![0u32; of.len()];
-            for (row, &b) in of.iter().enumerate() {
-                order[next[b as usize] as usize] = row as u32;
-                next[b as usize] += 1;
-            }
-            take_record_batch(batch, &UInt32Array::from(order))?
-        };
+        // Sorted while the batch is in cache: each bucket is then a slice of
+        // it, copied out in bulk in the round.
+        let (sorted, starts) = sort_by_bucket(batch, of, n)?;
         let bytes = batch_memory(&sorted);
         // A round written is written once, where the store would write one of
         // its entries to make room and read it back later: the round goes first.

@@ -73,31 +73,13 @@ impl Buckets {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        // A counting sort of the rows by bucket, then one slice a bucket.
-        let mut starts = vec![0usize; n + 1];
-        for &b in of {
-            starts[b as usize + 1] += 1;
-        }
-        for b in 0..n {
-            starts[b + 1] += starts[b];
-        }
-        let sorted = if n == 1 {
-            batch.clone()
-        } else {
-            let mut next = starts.clone();
-            let mut order = vec![0u32; of.len()];
-            for (row, &b) in of.iter().enumerate() {
-                order[next[b as usize]] = row as u32;
-                next[b as usize] += 1;
-            }
-            take_record_batch(batch, &UInt32Array::from(order))?
-        };
+        let (sorted, starts) = sort_by_bucket(batch, of, n)?;
         let bytes = batch_memory(&sorted);
         self.make_room(env, bytes)?;
         for b in 0..n {
-            let rows = starts[b + 1] - starts[b];
+            let rows = (starts[b + 1] - starts[b]) as usize;
             if rows > 0 {
-                self.fresh[b].push(sorted.slice(starts[b], rows));
+                self.fresh[b].push(sorted.slice(starts[b] as usize, rows));
             }
         }
         self.fresh_bytes += bytes;
@@ -190,6 +172,36 @@ impl Buckets {
             .collect();
         (parts, self.held)
     }
+}
+
+/// `batch`'s rows sorted by the bucket `of` names for each (of `n`), in their
+/// order within a bucket (a counting sort), and where each bucket's rows start
+/// in the result (and where the last one's end): each bucket is a slice.
+///
+/// # Errors
+/// Arrow's, taking the rows.
+pub(super) fn sort_by_bucket(
+    batch: &RecordBatch,
+    of: &[u32],
+    n: usize,
+) -> Result<(RecordBatch, Vec<u32>)> {
+    let mut starts = vec![0u32; n + 1];
+    for &b in of {
+        starts[b as usize + 1] += 1;
+    }
+    for b in 0..n {
+        starts[b + 1] += starts[b];
+    }
+    if n == 1 {
+        return Ok((batch.clone(), starts));
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0u32; of.len()];
+    for (row, &b) in of.iter().enumerate() {
+        order[next[b as usize] as usize] = row as u32;
+        next[b as usize] += 1;
+    }
+    Ok((take_record_batch(batch, &UInt32Array::from(order))?, starts))
 }
 
 /// Part of one bucket's batches.
