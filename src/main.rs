@@ -6,6 +6,10 @@ use blockwise::exec::CancelToken;
 use blockwise::storage::atomic::remove_all_temps;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+/// Large blocks (group tables, sort runs) on huge pages: see `HugePageAlloc`.
+#[global_allocator]
+static ALLOCATOR: blockwise::memory::HugePageAlloc = blockwise::memory::HugePageAlloc;
+
 fn main() -> ExitCode {
     blockwise::error::set_spelling(blockwise::error::Spelling::CommandLine);
     let cancel = CancelToken::new();

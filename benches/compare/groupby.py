@@ -643,20 +643,26 @@ def main() -> int:
                 r, _ = run_timed(duckdb_cmd(q, src, ref_path, None, duck_tmp), 10 * args.timeout)
                 if r.returncode != 0:
                     print(f"   reference run FAILED: {r.stderr.strip()[-500:]}", flush=True)
-            if ref_path.exists() and ("duckdb" not in cells or cells["duckdb"].ok):
+            ref_tool = "DuckDB"
+            if not (ref_path.exists() and ("duckdb" not in cells or cells["duckdb"].ok)):
+                # DuckDB failed (q6 and q10 at 1e8 rows under 1 GiB): the first peer
+                # that finished is the reference, so blockwise's answer is still checked.
+                peer = next((c for c in cells.values() if c.tool in PEERS and c.ok and c.dst.exists()), None)
+                ref_path, ref_tool = (peer.dst, peer.tool) if peer else (None, None)
+            if ref_path is not None:
                 ref = load_sorted(ref_path, q)
-                print(f"verify {kind} {q.name}: DuckDB: {summary(ref, q)}", flush=True)
+                print(f"verify {kind} {q.name}: {ref_tool}: {summary(ref, q)}", flush=True)
                 for c in cells.values():
-                    if c.tool == "duckdb" or not c.ok:
+                    if c.dst == ref_path or not c.ok:
                         continue
                     if not c.dst.exists():
                         c.check = f"{c.dst} missing"
                     else:
                         c.check = compare(ref, load_sorted(c.dst, q), q)
-                    print(f"verify {kind} {q.name}: {c.tool} vs DuckDB -> {c.check}", flush=True)
+                    print(f"verify {kind} {q.name}: {c.tool} vs {ref_tool} -> {c.check}", flush=True)
                     ok &= c.check.startswith("OK")
             else:
-                print(f"verify {kind} {q.name}: no DuckDB reference, outputs not checked", flush=True)
+                print(f"verify {kind} {q.name}: no reference (every peer failed), outputs not checked", flush=True)
             if not args.keep_outputs:
                 for c in cells.values():
                     common.remove(c.dst)

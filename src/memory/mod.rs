@@ -10,7 +10,7 @@ mod pool;
 mod rss;
 pub mod spill;
 
-pub use allocator::bound_allocator_retention;
+pub use allocator::{bound_allocator_retention, HugePageAlloc};
 pub use disk::{reclaim_stale_spill_dirs, remove_all_spill_dirs, DiskCharge, DiskManager};
 pub use gate::{Admission, MemoryGate};
 pub use monitor::{
