@@ -889,113 +889,143 @@ impl GroupsAccumulator for Moments {
 
 /// `corr` and `covar_*` of two columns: count, means, and the sums of squared
 /// deviations and of their products, per group, merged by Chan's formulas.
+/// A group's six moments are one record: a row touches one cache line, not six.
 #[derive(Default)]
 struct CoMoments {
     func: AggFunc,
-    /// n, mean x, mean y, m2 x, m2 y, c xy.
-    v: [Vec<f64>; 6],
+    moments: Vec<Co>,
 }
 
-impl CoMoments {
-    fn grow(&mut self, total: usize) {
-        for v in &mut self.v {
-            v.resize(total, 0.0);
-        }
+/// One group's co-moments.
+#[derive(Clone, Copy, Default)]
+struct Co {
+    n: f64,
+    mean_x: f64,
+    mean_y: f64,
+    m2_x: f64,
+    m2_y: f64,
+    c_xy: f64,
+}
+
+impl Co {
+    /// Adds one row (Welford's update).
+    #[inline]
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1.0;
+        // One division a row, not two.
+        let r = 1.0 / self.n;
+        let dx = x - self.mean_x;
+        let dy = y - self.mean_y;
+        self.mean_x += dx * r;
+        self.mean_y += dy * r;
+        let ey = y - self.mean_y;
+        self.m2_x += dx * (x - self.mean_x);
+        self.m2_y += dy * ey;
+        self.c_xy += dx * ey;
     }
 
-    fn combine(&mut self, g: usize, p: [f64; 6]) {
-        let [nb, mxb, myb, m2xb, m2yb, cb] = p;
-        if nb == 0.0 {
+    /// Adds another part's moments (Chan's formulas).
+    fn combine(&mut self, b: Co) {
+        if b.n == 0.0 {
             return;
         }
-        let v = &mut self.v;
-        let na = v[0][g];
-        let n = na + nb;
-        let dx = mxb - v[1][g];
-        let dy = myb - v[2][g];
-        let w = na * nb / n;
-        v[1][g] += dx * nb / n;
-        v[2][g] += dy * nb / n;
-        v[3][g] += m2xb + dx * dx * w;
-        v[4][g] += m2yb + dy * dy * w;
-        v[5][g] += cb + dx * dy * w;
-        v[0][g] = n;
+        let n = self.n + b.n;
+        let dx = b.mean_x - self.mean_x;
+        let dy = b.mean_y - self.mean_y;
+        let w = self.n * b.n / n;
+        self.mean_x += dx * b.n / n;
+        self.mean_y += dy * b.n / n;
+        self.m2_x += b.m2_x + dx * dx * w;
+        self.m2_y += b.m2_y + dy * dy * w;
+        self.c_xy += b.c_xy + dx * dy * w;
+        self.n = n;
     }
 }
 
 impl GroupsAccumulator for CoMoments {
     fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
-        self.grow(total);
+        self.moments.resize(total, Co::default());
         let x = floats(arg(args, 0)?)?;
         let y = floats(arg(args, 1)?)?;
         let (x, y) = (
             x.as_primitive::<Float64Type>(),
             y.as_primitive::<Float64Type>(),
         );
-        let nulls = NullBuffer::union(x.nulls(), y.nulls());
-        for (i, &g) in groups.iter().enumerate() {
-            if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                continue;
+        let nulls = some_nulls(NullBuffer::union(x.nulls(), y.nulls()));
+        let rows = groups.iter().zip(x.values().iter().zip(y.values()));
+        let moments = &mut self.moments;
+        match nulls {
+            None => {
+                for (&g, (&x, &y)) in rows {
+                    moments[g as usize].add(x, y);
+                }
             }
-            let g = g as usize;
-            let (xv, yv) = (x.value(i), y.value(i));
-            let v = &mut self.v;
-            v[0][g] += 1.0;
-            let n = v[0][g];
-            let dx = xv - v[1][g];
-            let dy = yv - v[2][g];
-            v[1][g] += dx / n;
-            v[2][g] += dy / n;
-            v[3][g] += dx * (xv - v[1][g]);
-            v[4][g] += dy * (yv - v[2][g]);
-            v[5][g] += dx * (yv - v[2][g]);
+            Some(nulls) => {
+                for (i, (&g, (&x, &y))) in rows.enumerate() {
+                    if nulls.is_valid(i) {
+                        moments[g as usize].add(x, y);
+                    }
+                }
+            }
         }
         Ok(())
     }
 
     fn merge(&mut self, states: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
-        self.grow(total);
+        self.moments.resize(total, Co::default());
         let cols = (0..6)
             .map(|i| floats(arg(states, i)?))
             .collect::<Result<Vec<_>>>()?;
         let cols: Vec<&Float64Array> = cols.iter().map(|c| c.as_primitive()).collect();
         for (i, &g) in groups.iter().enumerate() {
-            let p = [0, 1, 2, 3, 4, 5].map(|k| cols[k].value(i));
-            self.combine(g as usize, p);
+            let [n, mean_x, mean_y, m2_x, m2_y, c_xy] =
+                [0, 1, 2, 3, 4, 5].map(|k| cols[k].value(i));
+            self.moments[g as usize].combine(Co {
+                n,
+                mean_x,
+                mean_y,
+                m2_x,
+                m2_y,
+                c_xy,
+            });
         }
         Ok(())
     }
 
     fn state(&mut self) -> Result<Vec<ArrayRef>> {
-        Ok(self
-            .v
-            .iter_mut()
-            .map(|v| Arc::new(Float64Array::from(std::mem::take(v))) as ArrayRef)
-            .collect())
+        let moments = std::mem::take(&mut self.moments);
+        let column = |f: fn(&Co) -> f64| -> ArrayRef {
+            Arc::new(Float64Array::from_iter_values(moments.iter().map(f)))
+        };
+        Ok(vec![
+            column(|c| c.n),
+            column(|c| c.mean_x),
+            column(|c| c.mean_y),
+            column(|c| c.m2_x),
+            column(|c| c.m2_y),
+            column(|c| c.c_xy),
+        ])
     }
 
     fn evaluate(&mut self) -> Result<ArrayRef> {
-        let v = &self.v;
-        let out: Float64Array = (0..v[0].len())
-            .map(|g| {
-                let n = v[0][g];
-                match self.func {
-                    // DuckDB: NaN for one row or a constant column, NULL for none.
-                    AggFunc::Corr => (n > 0.0).then(|| v[5][g] / (v[3][g] * v[4][g]).sqrt()),
-                    AggFunc::Cov { ddof } => {
-                        let ddof = f64::from(ddof);
-                        (n > ddof).then(|| v[5][g] / (n - ddof))
-                    }
-                    _ => None,
+        let moments = std::mem::take(&mut self.moments);
+        let out: Float64Array = moments
+            .iter()
+            .map(|c| match self.func {
+                // DuckDB: NaN for one row or a constant column, NULL for none.
+                AggFunc::Corr => (c.n > 0.0).then(|| c.c_xy / (c.m2_x * c.m2_y).sqrt()),
+                AggFunc::Cov { ddof } => {
+                    let ddof = f64::from(ddof);
+                    (c.n > ddof).then(|| c.c_xy / (c.n - ddof))
                 }
+                _ => None,
             })
             .collect();
-        self.state()?;
         Ok(Arc::new(out))
     }
 
     fn size(&self) -> usize {
-        self.v[0].capacity() * 48
+        self.moments.capacity() * std::mem::size_of::<Co>()
     }
 }
 
@@ -1007,6 +1037,10 @@ struct Quantile {
     q: f64,
     discrete: bool,
     values: Vec<Vec<f64>>,
+    /// The values' capacities summed: what they hold, with the room each
+    /// vector's doubling leaves (up to as much again, which counting the values
+    /// alone left out of the reservation: q6 at 1e8 rows had 0.5 GB reserved
+    /// and 0.9-1.15 GB resident).
     held: usize,
 }
 
@@ -1028,8 +1062,13 @@ impl GroupsAccumulator for Quantile {
         let a = a.as_primitive::<Float64Type>();
         let (values, held) = (&mut self.values, &mut self.held);
         each(a.values(), a.nulls(), groups, |g, x| {
-            values[g].push(x);
-            *held += 1;
+            let v = &mut values[g];
+            if v.len() == v.capacity() {
+                let before = v.capacity();
+                v.reserve(1);
+                *held += v.capacity() - before;
+            }
+            v.push(x);
         });
         Ok(())
     }
@@ -1043,8 +1082,10 @@ impl GroupsAccumulator for Quantile {
             }
             let inner = lists.value(i);
             let inner = inner.as_primitive::<Float64Type>();
-            self.values[g as usize].extend_from_slice(inner.values());
-            self.held += inner.len();
+            let v = &mut self.values[g as usize];
+            let before = v.capacity();
+            v.extend_from_slice(inner.values());
+            self.held += v.capacity() - before;
         }
         Ok(())
     }

@@ -208,7 +208,8 @@ pub fn add_partials(
         sizing.buckets(input_bytes)
     };
     let table_bytes = sizing.table_bytes();
-    let runs = partial_runs(input_bytes, sizing.threads);
+    let growing = spec.aggs.iter().any(|a| a.func.state_grows());
+    let runs = partial_runs(input_bytes, sizing.threads, growing);
     let partials: Vec<(DataRef, TaskId)> = gather_evenly(inputs.to_vec(), runs)
         .iter()
         .enumerate()
