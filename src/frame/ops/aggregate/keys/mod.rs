@@ -466,6 +466,34 @@ impl GroupKeys {
         Ok(true)
     }
 
+    /// The groups of a 64-bit integer column without NULLs into `out`, if the
+    /// dense front has every value: no copy of the values as options, and no
+    /// pass for their range first (q4 at 1e8 rows: a hundred values of `id4`,
+    /// known from the first batch on). False, with `out` as it was, otherwise.
+    fn known_dense(&self, column: &dyn Array, out: &mut Vec<u32>) -> bool {
+        let (Dense::On { base, groups }, Some(values)) = (
+            &self.dense,
+            column.as_primitive_opt::<arrow::datatypes::Int64Type>(),
+        ) else {
+            return false;
+        };
+        if values.null_count() > 0 {
+            return false;
+        }
+        let start = out.len();
+        for &v in values.values() {
+            // As `int_values` reads it; below the base wraps past the end.
+            match groups.get((v as u64).wrapping_sub(*base) as usize) {
+                Some(&g) if g != VACANT => out.push(g),
+                _ => {
+                    out.truncate(start);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Makes the dense front cover `lo..=hi` and every key grouped so far, if
     /// that span is small enough; turns it off for good otherwise.
     fn cover(&mut self, lo: u64, hi: u64) -> bool {
@@ -549,6 +577,9 @@ impl GroupKeys {
         out.reserve(n);
         match &self.layout {
             Layout::Int(_) => {
+                if self.known_dense(columns[0].as_ref(), out) {
+                    return Ok(());
+                }
                 let values = int_values(columns[0].as_ref())?;
                 if self.intern_dense(&values, out)? {
                     return Ok(());
