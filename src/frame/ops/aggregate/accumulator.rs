@@ -18,6 +18,7 @@ use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type};
 
+use super::keys::prefetch;
 use super::AggFunc;
 use crate::error::{Error, Result};
 
@@ -149,21 +150,73 @@ fn arg(args: &[ArrayRef], i: usize) -> Result<&ArrayRef> {
         .ok_or_else(|| Error::bug("an aggregate given too few columns", i))
 }
 
-/// Calls `f(group, value)` for each non-null row.
+/// Where the groups' states of an accumulator lie, so that a row's state can be
+/// fetched into the cache a few rows before the row comes to it: once the
+/// groups outgrow the caches (a million at q3 and q7 at 1e8 rows), each row's
+/// state is a miss to memory, and the misses of several rows then overlap
+/// rather than wait one after another, as the key table's slots do in
+/// [`keys`](super::keys).
+#[derive(Clone, Copy)]
+struct Ahead {
+    base: *const u8,
+    stride: usize,
+}
+
+impl Ahead {
+    /// States smaller than this stay in the caches: prefetching them would be
+    /// an instruction a row for nothing.
+    const FROM_BYTES: usize = 1 << 20;
+
+    /// Rows ahead whose state is fetched. Further than the key table looks
+    /// ahead, since a row's state is wanted only after the whole batch's keys
+    /// were looked up, by a loop that does little else a row: measured on q7
+    /// at 1e8 rows, 64 rows ahead took 10% off, 128 a further 8%, and 256 was
+    /// as fast as 128 or faster.
+    const ROWS: usize = 256;
+
+    /// The hint for `states`, if they are large enough to need it.
+    fn of<S>(states: &[S]) -> Option<Ahead> {
+        (std::mem::size_of_val(states) >= Ahead::FROM_BYTES).then(|| Ahead {
+            base: states.as_ptr().cast(),
+            stride: std::mem::size_of::<S>(),
+        })
+    }
+
+    #[inline(always)]
+    fn fetch(self, g: u32) {
+        prefetch(self.base.wrapping_add(g as usize * self.stride));
+    }
+}
+
+/// Calls `f(group, value)` for each non-null row, with the state of the group
+/// [`Ahead::ROWS`] rows on fetched first when `ahead` says where the states are.
 fn each<T: Copy>(
     values: &[T],
     nulls: Option<&NullBuffer>,
     groups: &[u32],
+    ahead: Option<Ahead>,
     mut f: impl FnMut(usize, T),
 ) {
-    match nulls {
-        None => {
+    let fetch = |i: usize| {
+        if let (Some(a), Some(&g)) = (ahead, groups.get(i + Ahead::ROWS)) {
+            a.fetch(g);
+        }
+    };
+    match (nulls, ahead.is_some()) {
+        (None, false) => {
             for (&g, &v) in groups.iter().zip(values) {
                 f(g as usize, v);
             }
         }
-        Some(n) => {
+        (None, true) => {
             for (i, (&g, &v)) in groups.iter().zip(values).enumerate() {
+                fetch(i);
+                f(g as usize, v);
+            }
+        }
+        (Some(n), _) => {
+            for (i, (&g, &v)) in groups.iter().zip(values).enumerate() {
+                fetch(i);
                 if n.is_valid(i) {
                     f(g as usize, v);
                 }
@@ -277,7 +330,10 @@ impl GroupsAccumulator for Count {
         self.counts.resize(total, 0);
         let c = ints(arg(states, 0)?)?;
         let c = c.as_primitive::<Int64Type>();
-        each(c.values(), c.nulls(), groups, |g, v| self.counts[g] += v);
+        let ahead = Ahead::of(&self.counts);
+        each(c.values(), c.nulls(), groups, ahead, |g, v| {
+            self.counts[g] += v
+        });
         Ok(())
     }
 
@@ -307,14 +363,15 @@ impl<T: Ordered> Sum<T> {
         self.sums.resize(total, T::default());
         let (values, nulls) = T::values(a)?;
         let mut overflow = false;
+        let ahead = Ahead::of(&self.sums);
         let sums = &mut self.sums;
         match self.seen.batch(nulls.as_ref(), groups, total) {
-            None => each(&values[..], None, groups, |g, v| {
+            None => each(&values[..], None, groups, ahead, |g, v| {
                 let (s, o) = T::plus(sums[g], v);
                 sums[g] = s;
                 overflow |= o;
             }),
-            Some(seen) => each(&values[..], nulls.as_ref(), groups, |g, v| {
+            Some(seen) => each(&values[..], nulls.as_ref(), groups, ahead, |g, v| {
                 let (s, o) = T::plus(sums[g], v);
                 sums[g] = s;
                 overflow |= o;
@@ -372,6 +429,7 @@ impl GroupsAccumulator for Mean {
     fn update(&mut self, args: &[ArrayRef], groups: &[u32], total: usize) -> Result<()> {
         self.states.resize(total, SumCount::default());
         let a = arg(args, 0)?;
+        let ahead = Ahead::of(&self.states);
         let states = &mut self.states;
         let mut add = |g: usize, v: f64| {
             states[g].sum += v;
@@ -381,7 +439,7 @@ impl GroupsAccumulator for Mean {
         // converted as a cast to floats would, without a cast column a batch.
         if let Some(ints) = a.as_primitive_opt::<Int64Type>() {
             let nulls = some_nulls(ints.nulls().cloned());
-            each(ints.values(), nulls.as_ref(), groups, |g, v| {
+            each(ints.values(), nulls.as_ref(), groups, ahead, |g, v| {
                 add(g, v as f64)
             });
             return Ok(());
@@ -389,7 +447,7 @@ impl GroupsAccumulator for Mean {
         let a = floats(a)?;
         let a = a.as_primitive::<Float64Type>();
         let nulls = some_nulls(a.nulls().cloned());
-        each(a.values(), nulls.as_ref(), groups, add);
+        each(a.values(), nulls.as_ref(), groups, ahead, add);
         Ok(())
     }
 
@@ -528,18 +586,19 @@ impl<T: Ordered> Extreme<T> {
         let max = self.max;
         self.values.resize(total, T::below_all(max));
         let (v, nulls) = T::values(a)?;
+        let ahead = Ahead::of(&self.values);
         let values = &mut self.values;
         let better = |x: T, cur: T| match max {
             true => T::after(x, cur),
             false => T::after(cur, x),
         };
         match self.seen.batch(nulls.as_ref(), groups, total) {
-            None => each(&v[..], None, groups, |g, x| {
+            None => each(&v[..], None, groups, ahead, |g, x| {
                 if better(x, values[g]) {
                     values[g] = x;
                 }
             }),
-            Some(seen) => each(&v[..], nulls.as_ref(), groups, |g, x| {
+            Some(seen) => each(&v[..], nulls.as_ref(), groups, ahead, |g, x| {
                 if better(x, values[g]) {
                     values[g] = x;
                 }
@@ -840,7 +899,7 @@ impl GroupsAccumulator for Moments {
         let a = floats(arg(args, 0)?)?;
         let a = a.as_primitive::<Float64Type>();
         let (n, mean, m2) = (&mut self.n, &mut self.mean, &mut self.m2);
-        each(a.values(), a.nulls(), groups, |g, x| {
+        each(a.values(), a.nulls(), groups, None, |g, x| {
             n[g] += 1.0;
             let d = x - mean[g];
             mean[g] += d / n[g];
@@ -1068,7 +1127,7 @@ impl GroupsAccumulator for Quantile {
         let a = floats(arg(args, 0)?)?;
         let a = a.as_primitive::<Float64Type>();
         let (values, held) = (&mut self.values, &mut self.held);
-        each(a.values(), a.nulls(), groups, |g, x| {
+        each(a.values(), a.nulls(), groups, None, |g, x| {
             let v = &mut values[g];
             if v.len() == v.capacity() {
                 let before = v.capacity();

@@ -42,6 +42,7 @@ mod table;
 
 use self::codes::Codes;
 pub use self::codes::CODED_COLUMNS;
+pub(super) use self::table::prefetch;
 use self::table::{Entry, Probe, Table, AHEAD, VACANT};
 
 use crate::error::{Error, Result};

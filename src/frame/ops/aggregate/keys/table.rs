@@ -68,7 +68,7 @@ impl<E: Entry> Table<E> {
             return;
         }
         let slot = &self.slots[h as usize & (self.slots.len() - 1)];
-        prefetch(slot);
+        prefetch(slot as *const E);
     }
 
     /// The group of the entry of hash `h` that `same` accepts, or the vacant
@@ -116,19 +116,18 @@ impl<E: Entry> Table<E> {
     }
 }
 
-/// A hint that `value` will be read soon; no effect on what the program does.
+/// A hint that what `at` points to will be read soon; no effect on what the
+/// program does. Any address will do: a prefetch never faults.
 #[inline(always)]
-fn prefetch<T>(value: &T) {
+pub(in crate::frame::ops::aggregate) fn prefetch<T>(at: *const T) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and changes no memory; the pointer comes
-    // from a reference, so it is valid anyway.
+    // SAFETY: a prefetch reads and changes no memory and never faults, whatever
+    // the address.
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast::<i8>(),
-        );
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast::<i8>());
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = at;
 }
 
 #[cfg(test)]
