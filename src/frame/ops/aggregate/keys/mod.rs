@@ -699,8 +699,8 @@ impl GroupKeys {
         self.columns(Some(&order))
     }
 
-    /// Forgets every key, keeping the allocations' capacity for the next ones
-    /// only up to what a fresh table would grow to soon.
+    /// Forgets every key and hands back what they held: the next keys' table
+    /// grows from nothing, within the reservation its task takes for it then.
     pub fn clear(&mut self) {
         self.table = Table::new();
         self.short = Table::new();
